@@ -1,0 +1,187 @@
+"""One exception hierarchy for the whole system, mapped to gRPC status codes here.
+
+Every error carries a stable machine-readable ``reason`` (sent as gRPC trailing
+metadata ``ensnif-reason``) and a message a person can act on. Servicers raise
+these; :func:`grpc_errors` turns them into aborts; the client turns ``RpcError``
+back into the same classes with :func:`from_rpc_error`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import ClassVar, NoReturn
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+REASON_KEY = "ensnif-reason"
+
+
+class EnsnifError(Exception):
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    reason: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason  # type: ignore[misc]  # instance override of a class default
+
+
+class InvalidArgument(EnsnifError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "invalid_argument"
+
+
+class InvalidJobSpec(InvalidArgument):
+    reason = "invalid_job_spec"
+
+
+class InvalidConfig(InvalidArgument):
+    reason = "invalid_config"
+
+
+class DataError(InvalidArgument):
+    """A data owner's rows do not match the declared schema (type or bounds)."""
+
+    reason = "data_out_of_schema"
+
+
+class NotFound(EnsnifError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "not_found"
+
+
+class UnknownProtocol(NotFound):
+    reason = "unknown_protocol"
+
+
+class UnknownParty(NotFound):
+    reason = "unknown_party"
+
+
+class UnknownDataset(NotFound):
+    reason = "unknown_dataset"
+
+
+class UnknownColumn(NotFound):
+    reason = "unknown_column"
+
+
+class UnknownJob(NotFound):
+    reason = "unknown_job"
+
+
+class PermissionDenied(EnsnifError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "permission_denied"
+
+
+class PolicyViolation(PermissionDenied):
+    reason = "policy_violation"
+
+
+class FailedPrecondition(EnsnifError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "failed_precondition"
+
+
+class ColumnTypeMismatch(FailedPrecondition):
+    reason = "column_type_mismatch"
+
+
+class NotEnoughParties(FailedPrecondition):
+    reason = "not_enough_parties"
+
+
+class InvalidTransition(FailedPrecondition):
+    reason = "invalid_transition"
+
+
+class ResultNotReady(FailedPrecondition):
+    reason = "result_not_ready"
+
+
+class BudgetExhausted(EnsnifError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "budget_exhausted"
+
+
+class Unavailable(EnsnifError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "unavailable"
+
+
+class Aborted(EnsnifError):
+    code = grpc.StatusCode.ABORTED
+    reason = "aborted"
+
+
+class CryptoError(EnsnifError):
+    """A certificate, signature or sealed blob failed verification."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "crypto_verification_failed"
+
+
+_BY_REASON: dict[str, type[EnsnifError]] = {}
+
+
+def _index(cls: type[EnsnifError]) -> None:
+    _BY_REASON.setdefault(cls.reason, cls)
+    for sub in cls.__subclasses__():
+        _index(sub)
+
+
+_index(EnsnifError)
+
+_BY_CODE: dict[grpc.StatusCode, type[EnsnifError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: BudgetExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+    grpc.StatusCode.ABORTED: Aborted,
+    grpc.StatusCode.CANCELLED: Aborted,
+}
+
+
+def abort(context: grpc.ServicerContext, err: EnsnifError) -> NoReturn:
+    context.set_trailing_metadata(((REASON_KEY, err.reason),))
+    context.abort(err.code, err.message)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def grpc_errors(context: grpc.ServicerContext, rpc: str) -> Iterator[None]:
+    """Translate domain errors into a gRPC abort; never leak internals of the unexpected."""
+    try:
+        yield
+    except EnsnifError as err:
+        log.info("%s refused: %s (%s)", rpc, err.message, err.reason)
+        abort(context, err)
+    except Exception:  # the one place where the unexpected becomes INTERNAL
+        log.exception("%s failed unexpectedly", rpc)
+        abort(context, EnsnifError(f"internal error in {rpc}; see the server log"))
+
+
+def from_rpc_error(exc: grpc.RpcError) -> EnsnifError:
+    """Rebuild the domain error a server sent (reason from trailing metadata)."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    reason = None
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == REASON_KEY:
+            reason = str(value)
+    cls = _BY_REASON.get(reason or "", None) or _BY_CODE.get(code, EnsnifError)
+    if code == grpc.StatusCode.UNAVAILABLE and reason is None:
+        details = f"cannot reach the server ({details})"
+        reason = "unavailable"
+    return cls(details or code.name, reason=reason)

@@ -1,0 +1,74 @@
+"""The contract between a party node and the worker process it launches for one job.
+
+The node writes ``session.json`` (and the owner's ``input.npy``) into the job's
+workspace; the worker writes ``status.json`` while it runs and ``result.sealed``
+when it has delivered. Both sides import only this module, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SESSION_FILE = "session.json"
+INPUT_FILE = "input.npy"
+STATUS_FILE = "status.json"
+RESULT_FILE = "result.sealed"
+LOG_FILE = "worker.log"
+
+# Exit codes of the worker, so the node can tell failures apart without parsing logs.
+EXIT_OK = 0
+EXIT_FAILED = 3
+EXIT_BAD_SESSION = 4
+
+
+@dataclass(frozen=True)
+class WorkerSession:
+    job_id: str
+    protocol: str
+    params: dict[str, Any]
+    index: int
+    threshold: int
+    addresses: list[str]  # host:port of every party, in session order
+    owners: list[int]  # indices that feed inputs; the rest are compute-only
+    bit_length: int
+    decimals: int
+    analyst_cert_pem: str
+    has_input: bool
+    sec_param: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, directory: Path) -> None:
+        atomic_write(directory / SESSION_FILE, json.dumps(asdict(self), indent=2).encode())
+
+    @staticmethod
+    def read(directory: Path) -> WorkerSession:
+        return WorkerSession(**json.loads((directory / SESSION_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    phase: str  # starting | loading | connecting | computing | delivering | done | failed
+    fraction: float = 0.0
+    message: str = ""
+    bytes_sent: int = 0
+    reason_code: str = ""
+
+    def write(self, directory: Path) -> None:
+        atomic_write(directory / STATUS_FILE, json.dumps(asdict(self)).encode())
+
+    @staticmethod
+    def read(directory: Path) -> WorkerStatus | None:
+        try:
+            return WorkerStatus(**json.loads((directory / STATUS_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,161 @@
+"""A job's worker process: runs one protocol as one MPyC party, then seals its output shares.
+
+Started by the party node as ``python -m protocols.worker JOB_DIR`` in a fresh
+process (MPyC keeps one global runtime per process; one job per process also
+bounds memory and crashes). MPyC is configured from the session the node wrote,
+never from a user's command line: ``sys.argv`` is replaced with the session's
+MPyC options before the first ``import mpyc``.
+
+Output delivery: after the program returns its secure outputs, every party adds
+a fresh sharing of zero (each party inputs a zero; their sum re-randomizes the
+polynomial), gathers its own share and seals it to the analyst. No party opens
+the result; the analyst interpolates the shares (``ensnif_mpc.shares``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from ensnif_mpc import sealing
+from ensnif_mpc.shares import OutputShare, PartyShares
+from ensnif_mpc.worker_session import (
+    EXIT_BAD_SESSION,
+    EXIT_FAILED,
+    EXIT_OK,
+    INPUT_FILE,
+    LOG_FILE,
+    RESULT_FILE,
+    WorkerSession,
+    WorkerStatus,
+    atomic_write,
+)
+
+log = logging.getLogger("ensnif.worker")
+
+
+def mpyc_argv(session: WorkerSession) -> list[str]:
+    argv = ["ensnif-worker", "--no-log", "-T", str(session.threshold), "-K", str(session.sec_param)]
+    if len(session.addresses) > 1:
+        argv += ["-I", str(session.index), "--ssl"]
+        for addr in session.addresses:
+            argv += ["-P", addr]
+    return argv
+
+
+class Reporter:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.bytes_sent = 0
+
+    def __call__(self, phase: str, fraction: float, message: str = "") -> None:
+        WorkerStatus(phase, fraction, message, self.bytes_sent).write(self.directory)
+
+
+def _bytes_sent(mpc) -> int:
+    total = 0
+    for peer in mpc.parties:
+        proto = getattr(peer, "protocol", None)
+        if peer.pid != mpc.pid and proto is not None and hasattr(proto, "nbytes_sent"):
+            total += proto.nbytes_sent
+    return total
+
+
+async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
+    from protocols import registry
+    from protocols.io import Context
+
+    definition = registry.get(session.protocol)
+    module_name, func_name = definition.program.split(":")
+    program = getattr(importlib.import_module(module_name), func_name)
+    values = np.load(directory / INPUT_FILE, allow_pickle=False) if session.has_input else None
+
+    report("connecting", 0.05)
+    await mpc.start()
+    try:
+        report("computing", 0.1)
+        ctx = Context(
+            mpc=mpc,
+            index=session.index,
+            owners=session.owners,
+            values=values,
+            params=session.params,
+            bit_length=session.bit_length,
+            decimals=session.decimals,
+            progress=lambda phase, frac: report(phase, frac),
+        )
+        outputs = await program(ctx)
+        report("delivering", 0.9)
+        shares = []
+        for out in outputs:
+            sectype = type(out.value)
+            zeros = mpc.input(sectype(0), senders=list(range(len(mpc.parties))))
+            fresh = out.value + mpc.sum(zeros)
+            share = await mpc.gather(fresh)
+            is_fixed = bool(getattr(sectype, "frac_length", 0))
+            shares.append(
+                OutputShare(
+                    name=out.name,
+                    share=int(share),
+                    kind="fixed" if is_fixed else "int",
+                    frac_bits=int(getattr(sectype, "frac_length", 0)),
+                    decimals=session.decimals,
+                )
+            )
+            modulus = int(sectype.field.modulus)
+        report.bytes_sent = _bytes_sent(mpc)
+    finally:
+        await mpc.shutdown()
+    payload = PartyShares(
+        job_id=session.job_id,
+        x=session.index + 1,
+        modulus=modulus,
+        threshold=session.threshold,
+        outputs=tuple(shares),
+    )
+    return sealing.seal(session.analyst_cert_pem, payload.to_bytes(), session.job_id.encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m protocols.worker JOB_DIR", file=sys.stderr)
+        return EXIT_BAD_SESSION
+    directory = Path(args[0]).resolve()
+    logging.basicConfig(
+        filename=directory / LOG_FILE,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        session = WorkerSession.read(directory)
+    except (OSError, ValueError, TypeError) as exc:
+        log.error("unreadable session: %s", exc)
+        return EXIT_BAD_SESSION
+    os.chdir(directory)  # MPyC reads its TLS material from ./.config
+    sys.argv = mpyc_argv(session)
+    report = Reporter(directory)
+    report("starting", 0.0)
+    try:
+        from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
+
+        sealed = mpc.run(_run(mpc, session, directory, report))
+    except Exception as exc:  # the worker's one boundary: record why, exit non-zero
+        log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
+        WorkerStatus("failed", 0.0, f"{type(exc).__name__}: {exc}", report.bytes_sent,
+                     "worker_failed").write(directory)
+        return EXIT_FAILED
+    atomic_write(directory / RESULT_FILE, sealed)
+    log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)
+    report("done", 1.0)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
