@@ -185,3 +185,11 @@ def from_rpc_error(exc: grpc.RpcError) -> EnsnifError:
         details = f"cannot reach the server ({details})"
         reason = "unavailable"
     return cls(details or code.name, reason=reason)
+
+
+class ResourceBusy(EnsnifError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "resource_busy"
+
+
+_index(ResourceBusy)

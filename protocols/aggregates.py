@@ -45,7 +45,7 @@ async def _owner_partials(ctx: Context, sectype) -> object:
 async def count(ctx: Context) -> list[SecureOutput]:
     secint = ctx.mpc.SecInt(ctx.bit_length)
     totals = await _owner_partials(ctx, secint)
-    return [SecureOutput("count", totals[1])]
+    return [SecureOutput("count", totals[1], on_value_scale=False)]
 
 
 async def total(ctx: Context) -> list[SecureOutput]:

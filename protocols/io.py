@@ -38,3 +38,5 @@ class Context:
 class SecureOutput:
     name: str
     value: Any  # a secure scalar (secint/secfxp) produced by the program
+    # True when the value is on the column's decimal scale (a sum, a mean), False for a count.
+    on_value_scale: bool = True

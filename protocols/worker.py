@@ -14,6 +14,7 @@ the result; the analyst interpolates the shares (``ensnif_mpc.shares``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ensnif_mpc import sealing
+from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.shares import OutputShare, PartyShares
 from ensnif_mpc.worker_session import (
     EXIT_BAD_SESSION,
@@ -67,6 +69,24 @@ def _bytes_sent(mpc) -> int:
     return total
 
 
+async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict) -> None:
+    """MPyC waits forever for a vanished peer; notice it and end this worker with a reason."""
+    while not state["finishing"]:
+        for peer in mpc.parties:
+            if peer.pid == mpc.pid:
+                continue
+            proto = peer.protocol
+            if proto is None or (hasattr(proto, "transport") and proto.transport.is_closing()):
+                if state["finishing"]:
+                    return
+                msg = f"lost the MPC connection to party {peer.pid} ({session.addresses[peer.pid]})"
+                log.error("job %s: %s", session.job_id, msg)
+                WorkerStatus("failed", 0.0, msg, 0, "peer_lost").write(directory)
+                logging.shutdown()
+                os._exit(EXIT_FAILED)
+        await asyncio.sleep(0.2)
+
+
 async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
     from protocols import registry
     from protocols.io import Context
@@ -78,6 +98,8 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
 
     report("connecting", 0.05)
     await mpc.start()
+    state = {"finishing": False}
+    watcher = asyncio.ensure_future(_watch_peers(mpc, session, directory, state))
     try:
         report("computing", 0.1)
         ctx = Context(
@@ -105,12 +127,14 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
                     share=int(share),
                     kind="fixed" if is_fixed else "int",
                     frac_bits=int(getattr(sectype, "frac_length", 0)),
-                    decimals=session.decimals,
+                    decimals=session.decimals if out.on_value_scale else 0,
                 )
             )
             modulus = int(sectype.field.modulus)
         report.bytes_sent = _bytes_sent(mpc)
     finally:
+        state["finishing"] = True
+        watcher.cancel()
         await mpc.shutdown()
     payload = PartyShares(
         job_id=session.job_id,
@@ -123,6 +147,7 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m protocols.worker JOB_DIR", file=sys.stderr)

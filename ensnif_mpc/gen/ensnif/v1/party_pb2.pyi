@@ -48,11 +48,18 @@ class ProposeRequest(_message.Message):
     PARTY_INDEX_FIELD_NUMBER: _builtins.int
     PARTY_ORDER_FIELD_NUMBER: _builtins.int
     ANALYST_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    BIT_LENGTH_FIELD_NUMBER: _builtins.int
+    DECIMALS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     party_index: _builtins.int
     """This node's index in the MPC session and the ordered party names."""
     analyst_certificate_pem: _builtins.str
     """The submitting analyst's certificate: results are sealed to its key."""
+    bit_length: _builtins.int
+    """Secure-type sizes for the whole session, derived from the published catalog;
+    the node checks its own data fits them.
+    """
+    decimals: _builtins.int
     @_builtins.property
     def spec(self) -> _common_pb2.JobSpec: ...
     @_builtins.property
@@ -65,10 +72,12 @@ class ProposeRequest(_message.Message):
         party_index: _builtins.int = ...,
         party_order: _abc.Iterable[_builtins.str] | None = ...,
         analyst_certificate_pem: _builtins.str = ...,
+        bit_length: _builtins.int = ...,
+        decimals: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst_certificate_pem", b"analyst_certificate_pem", "job_id", b"job_id", "party_index", b"party_index", "party_order", b"party_order", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst_certificate_pem", b"analyst_certificate_pem", "bit_length", b"bit_length", "decimals", b"decimals", "job_id", b"job_id", "party_index", b"party_index", "party_order", b"party_order", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,87 @@
+"""Coordinator domain operations: no gRPC here, only identities, the store and the scheduler."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from coordinator.scheduler import Scheduler
+from coordinator.store import JobRecord, PartyRecord, Store
+from coordinator.validation import validate
+from ensnif_mpc.errors import PermissionDenied, ResultNotReady
+from ensnif_mpc.jobspec import JobSpec
+from ensnif_mpc.jobstate import JobState
+from ensnif_mpc.pki import Identity
+from ensnif_mpc.schema import DatasetSchema
+
+
+@dataclass
+class Coordinator:
+    store: Store
+    scheduler: Scheduler
+
+    def register_party(self, who: Identity, address: str, cert_pem: str) -> PartyRecord:
+        if who.role != "party":
+            raise PermissionDenied(f"{who.name!r} is a {who.role}; only party nodes register")
+        if not address or ":" not in address:
+            raise PermissionDenied("address: expected host:port of the node's PartyService")
+        return self.store.upsert_party(who.name, who.role, address, cert_pem)
+
+    def publish_dataset(self, who: Identity, ds: DatasetSchema) -> DatasetSchema:
+        if who.role != "party":
+            raise PermissionDenied("only party nodes publish datasets")
+        if self.store.get_party(who.name) is None:
+            raise PermissionDenied(f"{who.name!r} must register before publishing datasets")
+        # The owner is whoever holds the certificate, whatever the message says.
+        owned = DatasetSchema(who.name, ds.name, ds.columns, ds.row_count, ds.description)
+        self.store.upsert_dataset(owned)
+        self.store.audit("dataset_published", {"party": who.name, "dataset": ds.name,
+                                               "rows": ds.row_count})
+        return owned
+
+    def party_kind(self, name: str) -> str | None:
+        if self.store.get_party(name) is None:
+            return None
+        return "data_owner" if self.store.list_datasets(name) else "compute"
+
+    def submit(self, who: Identity, spec: JobSpec, cert_pem: str) -> JobRecord:
+        if who.role != "analyst":
+            raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
+        datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
+        sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
+        job = self.store.create_job(uuid.uuid4().hex[:12], spec, who.name, cert_pem,
+                                    sizing.as_dict())
+        self.store.transition(job.id, JobState.SUBMITTED, JobState.VALIDATED)
+        self.scheduler.drive(job.id)
+        return self.store.get_job(job.id)
+
+    def job(self, who: Identity, job_id: str) -> JobRecord:
+        job = self.store.get_job(job_id)
+        self._may_see(who, job)
+        return job
+
+    def list_jobs(self, who: Identity, limit: int, states: frozenset[JobState]) -> list[JobRecord]:
+        jobs = self.store.list_jobs(limit, states)
+        return [j for j in jobs if who.role != "analyst" or j.submitter == who.name]
+
+    def cancel(self, who: Identity, job_id: str) -> JobRecord:
+        job = self.job(who, job_id)
+        if job.state.final:
+            return job
+        return self.scheduler.cancel(job_id, f"cancelled by {who.name}")
+
+    def result(self, who: Identity, job_id: str) -> dict[str, bytes]:
+        job = self.job(who, job_id)
+        if who.name != job.submitter:
+            raise PermissionDenied(f"only {job.submitter!r}, who submitted job {job_id}, may "
+                                   "fetch its result")
+        if job.state != JobState.SUCCEEDED:
+            extra = f": {job.reason}" if job.reason else ""
+            raise ResultNotReady(f"job {job_id} is {job.state.value}{extra}; a result exists "
+                                 "only once it has succeeded")
+        return self.store.get_shares(job_id)
+
+    @staticmethod
+    def _may_see(who: Identity, job: JobRecord) -> None:
+        if who.role == "analyst" and job.submitter != who.name:
+            raise PermissionDenied(f"job {job.id} belongs to another analyst")

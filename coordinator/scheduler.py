@@ -1,0 +1,293 @@
+"""Drives each job through approval, scheduling and running, and resumes after a restart.
+
+One driver thread per live job. Every step is idempotent at the nodes (Propose
+and Start are keyed by job id), so a restarted coordinator simply re-enters the
+step a job's persisted state names. Failure of any party fails the job for all:
+the others are told to abort, so no worker is left waiting on a dead peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from coordinator.nodes import NodeDialer
+from coordinator.store import JobRecord, Store
+from coordinator.validation import honest_majority_threshold
+from ensnif_mpc import convert
+from ensnif_mpc.errors import from_rpc_error
+from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
+from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
+from ensnif_mpc.jobstate import LIVE, JobState
+
+log = logging.getLogger(__name__)
+
+NODE_FINAL = {"succeeded", "failed", "aborted", "rejected"}
+
+
+class JobEnded(Exception):
+    """The job reached a final state (possibly by someone else); the driver stops."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        dialer: NodeDialer,
+        notify: Callable[[str], None],
+        propose_timeout_s: float = 30.0,
+        job_timeout_s: float = 3600.0,
+        node_lost_grace_s: float = 6.0,
+    ) -> None:
+        self.store = store
+        self.dialer = dialer
+        self.notify = notify
+        self.propose_timeout_s = propose_timeout_s
+        self.job_timeout_s = job_timeout_s
+        self.node_lost_grace_s = node_lost_grace_s
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- public --------------------------------------------------------------
+    def drive(self, job_id: str) -> None:
+        with self._lock:
+            t = self._threads.get(job_id)
+            if t is not None and t.is_alive():
+                return
+            t = threading.Thread(target=self._run, args=(job_id,), name=f"job-{job_id}", daemon=True)
+            self._threads[job_id] = t
+            t.start()
+
+    def resume(self) -> int:
+        jobs = self.store.list_jobs(limit=10_000, states=LIVE)
+        for job in jobs:
+            log.info("resuming job %s in state %s", job.id, job.state.value)
+            self.drive(job.id)
+        return len(jobs)
+
+    def cancel(self, job_id: str, reason: str = "cancelled by the analyst") -> JobRecord:
+        job = self.store.get_job(job_id)
+        while not job.state.final:
+            if self.store.transition(job_id, job.state, JobState.CANCELLED, reason, "cancelled"):
+                break
+            job = self.store.get_job(job_id)
+        self.notify(job_id)
+        self._abort_all(self.store.get_job(job_id), reason)
+        return self.store.get_job(job_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- driver --------------------------------------------------------------
+    def _run(self, job_id: str) -> None:
+        try:
+            job = self.store.get_job(job_id)
+            if job.state in (JobState.SUBMITTED, JobState.VALIDATED, JobState.AWAITING_APPROVAL):
+                job = self._approve(job)
+            if job.state in (JobState.APPROVED, JobState.SCHEDULED):
+                job = self._start(job)
+            if job.state == JobState.RUNNING:
+                self._follow(job)
+        except JobEnded:
+            pass
+        except Exception:  # a driver must never die silently with the job still live
+            log.exception("job %s: scheduler error", job_id)
+            self._fail(job_id, "internal scheduler error; see the coordinator log", "internal")
+        finally:
+            self.notify(job_id)
+
+    def _move(self, job: JobRecord, new: JobState, reason: str = "", code: str = "",
+              **fields: Any) -> JobRecord:
+        if not self.store.transition(job.id, job.state, new, reason, code, **fields):
+            raise JobEnded(job.id)
+        self.notify(job.id)
+        return self.store.get_job(job.id)
+
+    def _fail(self, job_id: str, reason: str, code: str, abort: bool = True) -> None:
+        job = self.store.get_job(job_id)
+        while not job.state.final:
+            if self.store.transition(job_id, job.state, JobState.FAILED, reason, code):
+                log.warning("job %s failed: %s", job_id, reason)
+                break
+            job = self.store.get_job(job_id)
+        self.notify(job_id)
+        if abort:
+            self._abort_all(self.store.get_job(job_id), reason)
+
+    def _stub(self, party: str) -> party_pb2_grpc.PartyServiceStub:
+        rec = self.store.get_party(party)
+        if rec is None:
+            raise JobEnded(party)
+        return self.dialer.stub(party, rec.address)
+
+    def _abort_all(self, job: JobRecord, reason: str) -> None:
+        for party in job.spec.party_order:
+            try:
+                self._stub(party).Abort(ppb.AbortRequest(job_id=job.id, reason=reason), timeout=5)
+            except (grpc.RpcError, JobEnded) as exc:
+                log.info("job %s: abort at %s not delivered (%s)", job.id, party, exc)
+
+    # -- phases --------------------------------------------------------------
+    def _approve(self, job: JobRecord) -> JobRecord:
+        if job.state == JobState.SUBMITTED:
+            job = self._move(job, JobState.VALIDATED)
+        if job.state == JobState.VALIDATED:
+            job = self._move(job, JobState.AWAITING_APPROVAL)
+        order = list(job.spec.party_order)
+        deadline = time.monotonic() + self.propose_timeout_s
+        while True:
+            answers = self._propose_all(job, order)
+            rejected = [(p, a) for p, a in answers.items() if a.decision == ppb.DECISION_REJECTED]
+            if rejected:
+                party, ans = rejected[0]
+                self._move(job, JobState.REJECTED, f"{party}: {ans.reason}",
+                           ans.reason_code or "rejected")
+                self._abort_all(job, "rejected by another party")
+                raise JobEnded(job.id)
+            if all(a.decision == ppb.DECISION_APPROVED for a in answers.values()):
+                break
+            if time.monotonic() > deadline:
+                waiting = sorted(p for p, a in answers.items() if a.decision != ppb.DECISION_APPROVED)
+                self._fail(job.id, f"no approval from {', '.join(waiting)} within "
+                           f"{self.propose_timeout_s:.0f}s", "approval_timeout")
+                raise JobEnded(job.id)
+            time.sleep(1.0)
+            job = self.store.get_job(job.id)
+            if job.state.final:
+                raise JobEnded(job.id)
+        peers = []
+        for i, party in enumerate(order):
+            ans = answers[party]
+            rec = self.store.get_party(party)
+            peers.append({
+                "index": i, "party": party, "mpc_address": ans.mpc_address,
+                "mpc_certificate_pem": ans.mpc_certificate_pem,
+                "binding_signature": ans.binding_signature.hex(),
+                "party_certificate_pem": rec.certificate_pem if rec else "",
+            })
+        session = {"party_order": order, "peers": peers,
+                   "threshold": honest_majority_threshold(len(order))}
+        job = self._move(job, JobState.APPROVED, session=session)
+        return job
+
+    def _propose_all(self, job: JobRecord, order: list[str]) -> dict[str, Any]:
+        def one(i_party: tuple[int, str]) -> tuple[str, Any]:
+            i, party = i_party
+            req = ppb.ProposeRequest(
+                job_id=job.id, spec=convert.spec_to_pb(job.spec), party_index=i,
+                party_order=order, analyst_certificate_pem=job.analyst_cert,
+                bit_length=int(job.sizing["bit_length"]), decimals=int(job.sizing["decimals"]),
+            )
+            try:
+                return party, self._stub(party).Propose(req, timeout=self.propose_timeout_s)
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                return party, ppb.ProposeResponse(
+                    decision=ppb.DECISION_REJECTED if exc.code() != grpc.StatusCode.UNAVAILABLE
+                    else ppb.DECISION_NEEDS_MANUAL,
+                    reason=err.message, reason_code=err.reason)
+
+        with ThreadPoolExecutor(max_workers=len(order)) as pool:
+            return dict(pool.map(one, enumerate(order)))
+
+    def _start(self, job: JobRecord) -> JobRecord:
+        if job.state == JobState.APPROVED:
+            job = self._move(job, JobState.SCHEDULED)
+        session = job.session
+        peers = [
+            ppb.SessionPeer(index=p["index"], party=p["party"], mpc_address=p["mpc_address"],
+                            mpc_certificate_pem=p["mpc_certificate_pem"],
+                            binding_signature=bytes.fromhex(p["binding_signature"]),
+                            party_certificate_pem=p["party_certificate_pem"])
+            for p in session["peers"]
+        ]
+        req = ppb.StartRequest(job_id=job.id, peers=peers, threshold=int(session["threshold"]))
+        for party in session["party_order"]:
+            try:
+                self._stub(party).Start(req, timeout=30)
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                self._fail(job.id, f"{party} could not start the job: {err.message}",
+                           err.reason or "start_failed")
+                raise JobEnded(job.id) from exc
+        return self._move(job, JobState.RUNNING)
+
+    def _follow(self, job: JobRecord) -> None:
+        """Watch every node until all delivered, one failed, or the job timed out."""
+        order: list[str] = job.session["party_order"]
+        done = threading.Event()
+        lock = threading.Lock()
+        statuses: dict[str, dict[str, Any]] = dict(job.progress)
+        outcome: dict[str, Any] = {}
+
+        def record(party: str, st: ppb.NodeJobStatus) -> None:
+            with lock:
+                statuses[party] = {
+                    "state": st.state, "phase": st.progress.phase,
+                    "fraction": st.progress.fraction, "message": st.progress.message,
+                    "bytes_sent": st.progress.bytes_sent, "reason": st.reason,
+                }
+                snapshot = dict(statuses)
+            if st.state == "succeeded" and st.sealed_share:
+                self.store.put_share(job.id, party, bytes(st.sealed_share))
+            self.store.update_job(job.id, progress=snapshot)
+            self.notify(job.id)
+            if st.state in ("failed", "aborted") and "fail" not in outcome:
+                outcome["fail"] = (f"{party}: {st.reason or st.state}", st.reason_code or "party_failed")
+                done.set()
+            elif all(statuses.get(p, {}).get("state") == "succeeded" for p in order):
+                done.set()
+
+        def watch(party: str) -> None:
+            lost_since: float | None = None
+            while not done.is_set() and not self._stopping.is_set():
+                try:
+                    for msg in self._stub(party).Watch(ppb.WatchRequest(job_id=job.id)):
+                        lost_since = None
+                        record(party, msg.status)
+                        if msg.status.state in NODE_FINAL or done.is_set():
+                            return
+                    if done.is_set():
+                        return
+                except grpc.RpcError as exc:
+                    if exc.code() == grpc.StatusCode.NOT_FOUND:
+                        outcome.setdefault("fail", (f"{party} does not know this job (its state "
+                                                    "was lost)", "party_lost_job"))
+                        done.set()
+                        return
+                    now = time.monotonic()
+                    lost_since = lost_since or now
+                    if now - lost_since > self.node_lost_grace_s:
+                        outcome.setdefault("fail", (f"party {party} is unreachable "
+                                                    f"({exc.code().name}); the job cannot finish",
+                                                    "party_unreachable"))
+                        done.set()
+                        return
+                    time.sleep(0.5)
+
+        threads = [threading.Thread(target=watch, args=(p,), daemon=True) for p in order]
+        for t in threads:
+            t.start()
+        remaining = self.job_timeout_s - (time.time() - job.created_at.timestamp())
+        finished = done.wait(timeout=max(remaining, 1.0))
+        if self._stopping.is_set():
+            return
+        if not finished:
+            self._fail(job.id, f"job exceeded its time limit of {self.job_timeout_s:.0f}s", "timeout")
+            return
+        if "fail" in outcome:
+            reason, code = outcome["fail"]
+            self._fail(job.id, reason, code)
+            return
+        missing = [p for p in order if p not in self.store.get_shares(job.id)]
+        if missing:
+            self._fail(job.id, f"no result share from {', '.join(missing)}", "result_incomplete")
+            return
+        self._move(job, JobState.SUCCEEDED)

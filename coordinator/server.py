@@ -1,0 +1,58 @@
+"""Assembles and runs the coordinator process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from coordinator.handlers import Coordinator
+from ensnif_mpc.hub import Hub
+from coordinator.nodes import NodeDialer
+from coordinator.scheduler import Scheduler
+from coordinator.servicer import CoordinatorServicer
+from coordinator.store import Store
+from ensnif_mpc.config import CoordinatorConfig
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
+from ensnif_mpc.serving import build_server, wait_for_signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningCoordinator:
+    server: grpc.Server
+    port: int
+    store: Store
+    scheduler: Scheduler
+    dialer: NodeDialer
+
+    def stop(self, grace: float = 2.0) -> None:
+        self.scheduler.stop()
+        self.server.stop(grace).wait()
+        self.dialer.close()
+        self.store.close()
+
+
+def start(cfg: CoordinatorConfig) -> RunningCoordinator:
+    store = Store(cfg.database)
+    hub = Hub()
+    dialer = NodeDialer(cfg.tls)
+    scheduler = Scheduler(store, dialer, hub.notify, cfg.propose_timeout_s, cfg.job_timeout_s)
+    servicer = CoordinatorServicer(Coordinator(store, scheduler), hub)
+    name = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name
+    server, port, _ = build_server(
+        cfg.listen, cfg.tls,
+        lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, s),
+        [name],
+    )
+    resumed = scheduler.resume()
+    log.info("coordinator %s listening on port %d (%d live jobs resumed)", cfg.name, port, resumed)
+    return RunningCoordinator(server, port, store, scheduler, dialer)
+
+
+def serve(cfg: CoordinatorConfig) -> None:
+    running = start(cfg)
+    print(f"coordinator listening on port {running.port}", flush=True)
+    wait_for_signal(running.stop)

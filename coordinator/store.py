@@ -1,0 +1,305 @@
+"""Coordinator state in SQLAlchemy 2 (SQLite file by default, PostgreSQL by URL).
+
+Job state changes are one conditional UPDATE (``WHERE state = :old``), checked
+against the transition table first, so two writers cannot race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from ensnif_mpc import audit, jobspec
+from ensnif_mpc.errors import UnknownJob
+from ensnif_mpc.jobspec import JobSpec
+from ensnif_mpc.jobstate import JobState, check_transition
+from ensnif_mpc.schema import Column, DatasetSchema
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PartyRow(Base):
+    __tablename__ = "parties"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(256))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    party: Mapped[str] = mapped_column(ForeignKey("parties.name"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    row_count: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    submitter: Mapped[str] = mapped_column(String(128))
+    analyst_cert: Mapped[str] = mapped_column(Text)
+    sizing: Mapped[dict[str, Any]] = mapped_column(JSON)
+    session: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reason_code: Mapped[str] = mapped_column(String(64), default="")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShareRow(Base):
+    __tablename__ = "result_shares"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    party: Mapped[str] = mapped_column(String(128), primary_key=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class PartyRecord:
+    name: str
+    role: str
+    address: str
+    certificate_pem: str
+    last_seen: dt.datetime
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    state: JobState
+    spec: JobSpec
+    submitter: str
+    analyst_cert: str
+    sizing: dict[str, Any]
+    session: dict[str, Any]
+    progress: dict[str, Any]
+    reason: str
+    reason_code: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec_dict(spec: JobSpec) -> dict[str, Any]:
+    return {
+        "protocol": spec.protocol,
+        "inputs": [{"party": i.party, "dataset": i.dataset, "column": i.column} for i in spec.inputs],
+        "helpers": list(spec.helpers),
+        "params": spec.params,
+        "name": spec.name,
+    }
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back without a zone; they were written in UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _job(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        state=JobState(row.state),
+        spec=jobspec.from_dict(dict(row.spec)),
+        submitter=row.submitter,
+        analyst_cert=row.analyst_cert,
+        sizing=dict(row.sizing),
+        session=dict(row.session or {}),
+        progress=dict(row.progress or {}),
+        reason=row.reason,
+        reason_code=row.reason_code,
+        version=row.version,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """The coordinator's persistent state. Thread-safe: one short session per call."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._audit_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- parties and catalog -------------------------------------------------
+    def upsert_party(self, name: str, role: str, address: str, cert_pem: str) -> PartyRecord:
+        with self._sessions.begin() as s:
+            row = s.get(PartyRow, name)
+            if row is None:
+                row = PartyRow(name=name)
+                s.add(row)
+            row.role, row.address, row.certificate_pem, row.last_seen = role, address, cert_pem, _now()
+            rec = PartyRecord(row.name, row.role, row.address, row.certificate_pem, _aware(row.last_seen))
+        self.audit("party_registered", {"party": name, "role": role, "address": address})
+        return rec
+
+    def list_parties(self) -> list[PartyRecord]:
+        with self._sessions() as s:
+            rows = s.scalars(select(PartyRow).order_by(PartyRow.name)).all()
+            return [PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
+                    for r in rows]
+
+    def get_party(self, name: str) -> PartyRecord | None:
+        with self._sessions() as s:
+            r = s.get(PartyRow, name)
+            if r is None:
+                return None
+            return PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
+
+    def upsert_dataset(self, d: DatasetSchema) -> None:
+        cols = [c.__dict__.copy() for c in d.columns]
+        with self._sessions.begin() as s:
+            row = s.get(DatasetRow, (d.party, d.name))
+            if row is None:
+                row = DatasetRow(party=d.party, name=d.name)
+                s.add(row)
+            row.columns, row.row_count, row.description = cols, d.row_count, d.description
+
+    def list_datasets(self, party: str = "") -> list[DatasetSchema]:
+        with self._sessions() as s:
+            q = select(DatasetRow).order_by(DatasetRow.party, DatasetRow.name)
+            if party:
+                q = q.where(DatasetRow.party == party)
+            return [
+                DatasetSchema(r.party, r.name, tuple(Column(**c) for c in r.columns), r.row_count,
+                              r.description)
+                for r in s.scalars(q).all()
+            ]
+
+    # -- jobs ----------------------------------------------------------------
+    def create_job(self, job_id: str, spec: JobSpec, submitter: str, analyst_cert: str,
+                   sizing: dict[str, Any]) -> JobRecord:
+        now = _now()
+        with self._sessions.begin() as s:
+            row = JobRow(id=job_id, state=JobState.SUBMITTED.value, spec=_spec_dict(spec),
+                         submitter=submitter, analyst_cert=analyst_cert, sizing=sizing,
+                         session={}, progress={}, reason="", reason_code="", version=0,
+                         created_at=now, updated_at=now)
+            s.add(row)
+            s.flush()
+            rec = _job(row)
+        self.audit("job_submitted", {"job": job_id, "by": submitter, "protocol": spec.protocol})
+        return rec
+
+    def get_job(self, job_id: str) -> JobRecord:
+        with self._sessions() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise UnknownJob(f"no job {job_id!r}; `ensnif job list` shows the jobs")
+            return _job(row)
+
+    def list_jobs(self, limit: int = 100, states: frozenset[JobState] | None = None) -> list[JobRecord]:
+        with self._sessions() as s:
+            q = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit or 100)
+            if states:
+                q = q.where(JobRow.state.in_([st.value for st in states]))
+            return [_job(r) for r in s.scalars(q).all()]
+
+    def transition(self, job_id: str, old: JobState, new: JobState, reason: str = "",
+                   reason_code: str = "", **fields: Any) -> bool:
+        """Move ``old → new`` atomically; False if the job was no longer in ``old``."""
+        check_transition(old, new)
+        values: dict[str, Any] = {"state": new.value, "updated_at": _now(),
+                                  "version": JobRow.version + 1}
+        if reason or new.final:
+            values.update(reason=reason, reason_code=reason_code)
+        values.update(fields)
+        with self._sessions.begin() as s:
+            res = s.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.state == old.value).values(**values)
+            )
+            changed = bool(res.rowcount)  # type: ignore[attr-defined]
+        if changed:
+            self.audit("job_state", {"job": job_id, "from": old.value, "to": new.value,
+                                     "reason_code": reason_code})
+        return changed
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Update non-state fields (progress, session) and bump the version watchers follow."""
+        with self._sessions.begin() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id).values(
+                updated_at=_now(), version=JobRow.version + 1, **fields))
+
+    def put_share(self, job_id: str, party: str, blob: bytes) -> None:
+        with self._sessions.begin() as s:
+            row = s.get(ShareRow, (job_id, party))
+            if row is None:
+                s.add(ShareRow(job_id=job_id, party=party, blob=blob))
+            else:
+                row.blob = blob
+
+    def get_shares(self, job_id: str) -> dict[str, bytes]:
+        with self._sessions() as s:
+            rows = s.scalars(select(ShareRow).where(ShareRow.job_id == job_id)).all()
+            return {r.party: r.blob for r in rows}
+
+    # -- audit ---------------------------------------------------------------
+    def audit(self, event_name: str, details: dict[str, Any]) -> None:
+        with self._audit_lock, self._sessions.begin() as s:
+            audit.append(s, AuditRow, event_name, details, _now().isoformat())
+
+    def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
+        with self._sessions() as s:
+            rows = s.scalars(select(AuditRow).order_by(AuditRow.seq)).all()
+            return [(r.seq, r.at, r.event, dict(r.details), r.prev_hash, r.hash) for r in rows]

@@ -1,0 +1,1 @@
+"""The ``ensnif`` command line: click commands over the client SDK and the servers."""

@@ -1,0 +1,107 @@
+"""``ensnif protocols|parties|datasets``: what the consortium offers."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from ensnif_mpc.cli.context import client_from
+from ensnif_mpc.cli.render import console, emit_json, to_dict
+
+_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group()
+def protocols() -> None:
+    """The protocol registry."""
+
+
+@protocols.command("list")
+@_json
+@click.pass_context
+def protocols_list(ctx: click.Context, as_json: bool) -> None:
+    """Name, inputs, parameters, outputs and leakage of every protocol."""
+    with client_from(ctx) as c:
+        items = c.protocols()
+    if as_json:
+        emit_json([to_dict(p) for p in items])
+        return
+    t = Table(title="Protocols", show_lines=True)
+    for col in ("name", "family", "inputs", "parameters", "outputs", "leakage"):
+        t.add_column(col, overflow="fold")
+    for p in items:
+        params = "\n".join(f"{x.name} ({x.type}{', required' if x.required else ''})"
+                           for x in p.parameters) or "-"
+        t.add_row(p.name, p.family, p.inputs, params, ", ".join(p.outputs), p.leakage)
+    console.print(t)
+
+
+@protocols.command("describe")
+@click.argument("name")
+@_json
+@click.pass_context
+def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Everything about one protocol."""
+    with client_from(ctx) as c:
+        p = c.describe(name)
+    if as_json:
+        emit_json(to_dict(p))
+        return
+    console.print(f"[bold]{p.name}[/] ({p.family}): {p.summary}")
+    console.print(f"inputs:  {p.inputs}")
+    for x in p.parameters:
+        default = json.loads(x.default_json) if x.default_json else None
+        console.print(f"param:   {x.name} ({x.type}) {x.description}"
+                      + (f" [default {default}]" if default is not None else ""))
+    console.print(f"outputs: {', '.join(p.outputs)}")
+    console.print(f"leakage: {p.leakage}")
+
+
+@click.group()
+def parties() -> None:
+    """Registered party nodes."""
+
+
+@parties.command("list")
+@_json
+@click.pass_context
+def parties_list(ctx: click.Context, as_json: bool) -> None:
+    with client_from(ctx) as c:
+        items = c.parties()
+    if as_json:
+        emit_json([{k: v for k, v in to_dict(p).items() if k != "certificate_pem"} for p in items])
+        return
+    t = Table(title="Parties")
+    for col in ("name", "role", "address", "last seen"):
+        t.add_column(col)
+    for p in items:
+        t.add_row(p.name, p.role, p.address, p.last_seen[:19].replace("T", " "))
+    console.print(t)
+
+
+@click.group()
+def datasets() -> None:
+    """The dataset catalog (schemas, bounds, row counts; never rows)."""
+
+
+@datasets.command("list")
+@click.option("--party", default="")
+@_json
+@click.pass_context
+def datasets_list(ctx: click.Context, party: str, as_json: bool) -> None:
+    with client_from(ctx) as c:
+        items = c.datasets(party)
+    if as_json:
+        emit_json([to_dict(d) for d in items])
+        return
+    t = Table(title="Datasets")
+    for col in ("party", "dataset", "rows", "columns"):
+        t.add_column(col)
+    for d in items:
+        cols = ", ".join(
+            f"{c.name}:{['?', 'int', 'float', 'string'][c.type]}[{c.lower:g},{c.upper:g}]"
+            for c in d.columns)
+        t.add_row(d.party, d.name, str(d.row_count), cols)
+    console.print(t)

@@ -1,0 +1,175 @@
+"""``ensnif job``: submit, follow, cancel and open jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from ensnif_mpc import jobspec
+from ensnif_mpc.cli.context import client_from
+from ensnif_mpc.cli.render import console, emit_json, job_dict, job_panel, jobs_table, result_dict
+from ensnif_mpc.client import Client, is_final, state_name
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+
+_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class JobDidNotSucceed(Exception):
+    """The followed job ended in FAILED, REJECTED or CANCELLED (exit code 9)."""
+
+
+@click.group()
+def job() -> None:
+    """Submit and follow consortium jobs."""
+
+
+def follow(client: Client, job_id: str, quiet: bool = False) -> pb.Job:
+    """Watch a job to its end with a progress bar per party (nothing printed if quiet)."""
+    if quiet:
+        return client.wait(job_id)
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        overall = progress.add_task("job", total=1.0, info="submitted")
+        bars: dict[str, TaskID] = {}
+
+        def update(j: pb.Job) -> None:
+            progress.update(overall, info=state_name(j),
+                            completed=1.0 if is_final(j) else 0.05 + 0.9 * _mean_fraction(j))
+            for p in j.parties:
+                if p.party not in bars:
+                    bars[p.party] = progress.add_task(p.party, total=1.0, info="")
+                info = p.progress.phase or p.state
+                if p.progress.bytes_sent:
+                    info += f" · {p.progress.bytes_sent:,} B sent"
+                progress.update(bars[p.party], completed=p.progress.fraction, info=info)
+
+        return client.wait(job_id, on_update=update)
+
+
+def _mean_fraction(j: pb.Job) -> float:
+    fr = [p.progress.fraction for p in j.parties]
+    return sum(fr) / len(fr) if fr else 0.0
+
+
+def _outcome(client: Client, final: pb.Job, as_json: bool) -> None:
+    state = state_name(final)
+    if state != "succeeded":
+        if as_json:
+            emit_json({"job": job_dict(final)})
+        else:
+            console.print(f"job {final.id} {state}: {final.reason} [{final.reason_code}]")
+        raise JobDidNotSucceed(state)
+    values = client.result(final.id)
+    if as_json:
+        emit_json({"job": job_dict(final), "result": result_dict(final.id, values)})
+    else:
+        _print_result(final.id, values)
+
+
+def _print_result(job_id: str, values: dict[str, Any]) -> None:
+    for name, v in values.items():
+        console.print(f"[bold]{name}[/] = {float(v):.6g}")
+
+
+@job.command("submit")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@click.option("--wait", is_flag=True, help="Follow the job and print its result.")
+@_json
+@click.pass_context
+def submit(ctx: click.Context, job_file: str, wait: bool, as_json: bool) -> None:
+    """Submit the job described by JOB_FILE (TOML)."""
+    spec = jobspec.load(Path(job_file))
+    with client_from(ctx) as c:
+        submitted = c.submit(spec)
+        if not wait:
+            if as_json:
+                emit_json({"job": job_dict(submitted)})
+            else:
+                console.print(f"submitted job [bold]{submitted.id}[/] ({state_name(submitted)}); "
+                              f"follow it with `ensnif job watch {submitted.id}`")
+            return
+        if not as_json:
+            console.print(f"submitted job [bold]{submitted.id}[/]")
+        final = follow(c, submitted.id, quiet=as_json)
+        _outcome(c, final, as_json)
+
+
+@job.command("list")
+@click.option("--limit", default=50, show_default=True)
+@_json
+@click.pass_context
+def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Your jobs, newest first."""
+    with client_from(ctx) as c:
+        jobs = c.jobs(limit)
+    if as_json:
+        emit_json([job_dict(j) for j in jobs])
+    else:
+        console.print(jobs_table(jobs))
+
+
+@job.command("status")
+@click.argument("job_id")
+@_json
+@click.pass_context
+def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """State, reason and per-party progress of one job."""
+    with client_from(ctx) as c:
+        j = c.job(job_id)
+    if as_json:
+        emit_json(job_dict(j))
+    else:
+        console.print(job_panel(j))
+
+
+@job.command("watch")
+@click.argument("job_id")
+@_json
+@click.pass_context
+def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Live progress until the job ends (JSON: one line per change)."""
+    with client_from(ctx) as c:
+        if as_json:
+            last = None
+            for j in c.watch(job_id):
+                emit_json(job_dict(j))
+                last = j
+            final = last or c.job(job_id)
+        else:
+            final = follow(c, job_id)
+            console.print(f"job {final.id}: {state_name(final)}"
+                          + (f" ({final.reason})" if final.reason else ""))
+    if state_name(final) != "succeeded":
+        raise JobDidNotSucceed(state_name(final))
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@_json
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Cancel a job; every party's worker is stopped."""
+    with client_from(ctx) as c:
+        j = c.cancel(job_id)
+    if as_json:
+        emit_json(job_dict(j))
+    else:
+        console.print(f"job {j.id}: {state_name(j)}")
+
+
+@job.command("result")
+@click.argument("job_id")
+@_json
+@click.pass_context
+def result(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Fetch the sealed result shares, open them with your key and combine them."""
+    with client_from(ctx) as c:
+        values = c.result(job_id)
+    if as_json:
+        emit_json(result_dict(job_id, values))
+    else:
+        _print_result(job_id, values)

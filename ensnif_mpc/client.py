@@ -1,0 +1,112 @@
+"""The Python client SDK for analysts (the CLI is a thin layer over it).
+
+Results are opened here, on the analyst's machine: every party's sealed share
+is decrypted with the analyst's key and the shares are interpolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import grpc
+
+from ensnif_mpc import convert, sealing, shares
+from ensnif_mpc.config import ClientProfile
+from ensnif_mpc.errors import from_rpc_error
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc
+from ensnif_mpc.jobspec import JobSpec
+from ensnif_mpc.jobstate import JobState
+from ensnif_mpc.tls import secure_channel
+
+T = TypeVar("T")
+
+
+class Client:
+    def __init__(self, profile: ClientProfile, timeout_s: float = 30.0) -> None:
+        self.profile = profile
+        self.timeout_s = timeout_s
+        self._channel = secure_channel(profile.coordinator, profile.tls, profile.coordinator_name)
+        self._stub = coordinator_pb2_grpc.CoordinatorServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., T], request: Any) -> T:
+        try:
+            return fn(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    # -- catalog -------------------------------------------------------------
+    def parties(self) -> list[pb.Party]:
+        return list(self._call(self._stub.ListParties, cpb.ListPartiesRequest()).parties)
+
+    def datasets(self, party: str = "") -> list[pb.Dataset]:
+        return list(self._call(self._stub.ListDatasets, cpb.ListDatasetsRequest(party=party)).datasets)
+
+    def protocols(self) -> list[pb.ProtocolInfo]:
+        return list(self._call(self._stub.ListProtocols, cpb.ListProtocolsRequest()).protocols)
+
+    def describe(self, name: str) -> pb.ProtocolInfo:
+        return self._call(self._stub.DescribeProtocol, cpb.DescribeProtocolRequest(name=name)).protocol
+
+    # -- jobs ----------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> pb.Job:
+        return self._call(self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(spec))).job
+
+    def job(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.GetJob, cpb.GetJobRequest(job_id=job_id)).job
+
+    def jobs(self, limit: int = 50) -> list[pb.Job]:
+        return list(self._call(self._stub.ListJobs, cpb.ListJobsRequest(limit=limit)).jobs)
+
+    def cancel(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.CancelJob, cpb.CancelJobRequest(job_id=job_id)).job
+
+    def watch(self, job_id: str, timeout_s: float | None = None) -> Iterator[pb.Job]:
+        """Yield the job at every change until it reaches a final state."""
+        try:
+            for msg in self._stub.WatchJob(cpb.WatchJobRequest(job_id=job_id), timeout=timeout_s):
+                yield msg.job
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def wait(self, job_id: str, on_update: Callable[[pb.Job], None] | None = None,
+             timeout_s: float | None = None) -> pb.Job:
+        last = self.job(job_id)
+        for job in self.watch(job_id, timeout_s):
+            last = job
+            if on_update:
+                on_update(job)
+        return last
+
+    def result(self, job_id: str) -> dict[str, Fraction]:
+        """Fetch, unseal and combine the result shares; exact values as fractions."""
+        resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
+        key = self.profile.tls.key.read_bytes()
+        parts = [
+            shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, job_id.encode()))
+            for s in resp.shares
+        ]
+        return shares.combine(parts)
+
+
+def state_name(job: pb.Job) -> str:
+    return convert.state_from_pb(job.state).value
+
+
+def is_final(job: pb.Job) -> bool:
+    return convert.state_from_pb(job.state).final
+
+
+__all__ = ["Client", "JobState", "state_name", "is_final"]

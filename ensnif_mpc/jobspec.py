@@ -1,0 +1,123 @@
+"""Job specifications: the TOML an analyst writes, parsed and checked for shape.
+
+Shape only: whether the parties, datasets and columns exist is the coordinator's
+check against its catalog (coordinator/validation.py). Errors name the field.
+
+    name = "mean basket"
+    protocol = "mean"
+    helpers = ["helper"]
+
+    [[inputs]]
+    party = "grocery"
+    dataset = "orders"
+    column = "basket_total"
+
+    [params]
+    min = 10
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ensnif_mpc.errors import InvalidJobSpec
+
+_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params"}
+_INPUT_KEYS = {"party", "dataset", "column"}
+
+
+@dataclass(frozen=True)
+class Input:
+    party: str
+    dataset: str
+    column: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    protocol: str
+    inputs: tuple[Input, ...]
+    helpers: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for i in self.inputs:
+            seen.setdefault(i.party)
+        return tuple(seen)
+
+    @property
+    def party_order(self) -> tuple[str, ...]:
+        """MPC session order: data owners as listed, then helpers."""
+        return self.owners + tuple(h for h in self.helpers if h not in self.owners)
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJobSpec(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def from_dict(raw: dict[str, Any]) -> JobSpec:
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise InvalidJobSpec(
+            f"{unknown[0]}: unknown key in job spec (allowed: {', '.join(sorted(_TOP_KEYS))})"
+        )
+    if "protocol" not in raw:
+        raise InvalidJobSpec("protocol: missing; name a protocol from `ensnif protocols list`")
+    protocol = _str(raw["protocol"], "protocol")
+    raw_inputs = raw.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidJobSpec("inputs: expected at least one [[inputs]] table")
+    inputs = []
+    for n, item in enumerate(raw_inputs):
+        where = f"inputs[{n}]"
+        if not isinstance(item, dict):
+            raise InvalidJobSpec(f"{where}: expected a table with party, dataset, column")
+        extra = sorted(set(item) - _INPUT_KEYS)
+        if extra:
+            raise InvalidJobSpec(f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column)")
+        for key in sorted(_INPUT_KEYS):
+            if key not in item:
+                raise InvalidJobSpec(f"{where}.{key}: missing")
+        inputs.append(Input(*(_str(item[k], f"{where}.{k}") for k in ("party", "dataset", "column"))))
+    if len({i.party for i in inputs}) != len(inputs):
+        raise InvalidJobSpec("inputs: each data owner may appear once")
+    helpers = raw.get("helpers", [])
+    if not isinstance(helpers, list):
+        raise InvalidJobSpec("helpers: expected a list of party names")
+    helper_names = tuple(_str(h, f"helpers[{n}]") for n, h in enumerate(helpers))
+    if len(set(helper_names)) != len(helper_names):
+        raise InvalidJobSpec("helpers: a party is listed twice")
+    overlap = set(helper_names) & {i.party for i in inputs}
+    if overlap:
+        raise InvalidJobSpec(f"helpers: {sorted(overlap)[0]!r} is already a data owner in inputs")
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise InvalidJobSpec("params: expected a table")
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidJobSpec("name: expected a string")
+    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name)
+
+
+def load(path: Path) -> JobSpec:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidJobSpec(f"cannot read job file {path}: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidJobSpec(f"{path}: not valid TOML ({exc})") from exc
+    return from_dict(raw)

@@ -1,0 +1,54 @@
+"""Dataset schemas as the catalog knows them: column names, types, bounds, row counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ensnif_mpc.errors import InvalidConfig
+
+COLUMN_TYPES = ("int", "float", "string")
+NUMERIC = frozenset({"int", "float"})
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    lower: float = 0.0
+    upper: float = 0.0
+    decimals: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"column {self.name!r}"
+        if self.type not in COLUMN_TYPES:
+            raise InvalidConfig(f"{where}: type must be one of {', '.join(COLUMN_TYPES)}")
+        if self.type in NUMERIC:
+            if not (math.isfinite(self.lower) and math.isfinite(self.upper)):
+                raise InvalidConfig(f"{where}: numeric columns need finite lower and upper bounds")
+            if self.lower > self.upper:
+                raise InvalidConfig(f"{where}: lower ({self.lower}) exceeds upper ({self.upper})")
+            if self.type == "int" and self.decimals:
+                raise InvalidConfig(f"{where}: int columns have no decimals")
+            if not 0 <= self.decimals <= 6:
+                raise InvalidConfig(f"{where}: decimals must be between 0 and 6")
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in NUMERIC
+
+    @property
+    def abs_bound(self) -> float:
+        return max(abs(self.lower), abs(self.upper))
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    party: str
+    name: str
+    columns: tuple[Column, ...]
+    row_count: int
+    description: str = ""
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)

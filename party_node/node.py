@@ -1,0 +1,309 @@
+"""The node's decisions and its jobs: propose (validate, policy, reserve), start, abort, monitor.
+
+No gRPC here. The coordinator asks; this module decides, using only the node's
+own configuration, data and store. Every refusal names the rule that refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ensnif_mpc import mpc_session
+from ensnif_mpc.config import DatasetConfig, PartyConfig
+from ensnif_mpc.errors import (
+    ColumnTypeMismatch,
+    CryptoError,
+    EnsnifError,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    PolicyViolation,
+    ResourceBusy,
+    UnknownDataset,
+)
+from ensnif_mpc.hub import Hub
+from ensnif_mpc.jobspec import JobSpec
+from ensnif_mpc.pki import Identity, verify_member
+from ensnif_mpc.worker_session import INPUT_FILE, RESULT_FILE, WorkerSession, WorkerStatus
+from party_node import datasets
+from party_node.executor import Executor, JobHandle, Workspace
+from party_node.store import NODE_LIVE, NodeJob, NodeStore
+from protocols import registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    job_id: str
+    spec: JobSpec
+    party_index: int
+    party_order: list[str]
+    analyst_cert_pem: str
+    bit_length: int
+    decimals: int
+
+
+class Node:
+    def __init__(self, cfg: PartyConfig, store: NodeStore, executor: Executor | None = None,
+                 monitor_interval_s: float = 0.2) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.hub = Hub()
+        self.workspace = Workspace(cfg.state_dir)
+        self.executor = executor or Executor()
+        self.ca_pem = cfg.tls.ca.read_bytes()
+        self.key_pem = cfg.tls.key.read_bytes()
+        self.datasets: dict[str, DatasetConfig] = {d.name: d for d in cfg.datasets}
+        self._handles: dict[str, JobHandle] = {}
+        self._started: dict[str, float] = {}
+        self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._interval = monitor_interval_s
+        self._monitor = threading.Thread(target=self._monitor_loop, name="job-monitor", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start_monitor(self) -> None:
+        for job in self.store.live():
+            if job.state in ("starting", "running"):
+                self._end(job, "failed", "the node restarted while the job ran", "node_restarted")
+        self._monitor.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._monitor.is_alive():
+            self._monitor.join(timeout=5)
+        with self._lock:
+            handles = dict(self._handles)
+        for job_id, handle in handles.items():
+            handle.terminate()
+            job = self.store.find(job_id)
+            if job and job.state in NODE_LIVE:
+                self._end(job, "failed", "the node was shut down", "node_shutdown")
+
+    def check_coordinator(self, caller: Identity) -> None:
+        if caller.role != "coordinator" or caller.name != self.cfg.coordinator_name:
+            raise PermissionDenied(f"{caller.name!r} ({caller.role}) is not this node's "
+                                   f"coordinator {self.cfg.coordinator_name!r}")
+
+    # -- propose -------------------------------------------------------------
+    def propose(self, caller: Identity, p: Proposal) -> NodeJob:
+        self.check_coordinator(caller)
+        existing = self.store.find(p.job_id)
+        if existing is not None:
+            return existing
+        if not p.job_id.isalnum():
+            raise InvalidArgument(f"job id {p.job_id!r} is not alphanumeric")
+        try:
+            values = self._evaluate(p)
+            port = self._allocate_port()
+        except EnsnifError as err:
+            log.info("job %s rejected: %s", p.job_id, err.message)
+            return self.store.create(p.job_id, "rejected", p.party_index, {}, 0, err.message,
+                                     err.reason)
+        cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
+        directory = self.workspace.create(p.job_id)
+        if values is not None:
+            np.save(directory / INPUT_FILE, values, allow_pickle=False)
+        data: dict[str, Any] = {
+            "spec": {"protocol": p.spec.protocol, "params": p.spec.params},
+            "party_order": p.party_order, "bit_length": p.bit_length, "decimals": p.decimals,
+            "analyst_cert": p.analyst_cert_pem, "has_input": values is not None,
+            "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
+            "mpc_cert": cred.cert_pem, "mpc_key": cred.key_pem,
+            "binding_signature": cred.binding_signature.hex(),
+        }
+        job = self.store.create(p.job_id, "approved", p.party_index, data, port)
+        self.hub.notify(p.job_id)
+        return job
+
+    def _evaluate(self, p: Proposal) -> np.ndarray | None:
+        """Validate the proposal against this node's data and policy; return its input column."""
+        me = self.cfg.name
+        if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
+            raise InvalidArgument(f"party_order[{p.party_index}] is not {me!r}")
+        if list(p.party_order) != list(p.spec.party_order):
+            raise InvalidArgument("party_order does not match the job's owners and helpers")
+        try:
+            verify_member(p.analyst_cert_pem, self.ca_pem, role="analyst")
+        except CryptoError as exc:
+            raise PolicyViolation(f"results would be sealed to an untrusted key: {exc.message}",
+                                  reason="untrusted_analyst") from exc
+        definition = registry.get(p.spec.protocol)
+        definition.check_params(p.spec.params)
+        if not 32 <= p.bit_length <= 4096 or not 0 <= p.decimals <= 6:
+            raise InvalidArgument(f"session sizes out of range (bit_length {p.bit_length}, "
+                                  f"decimals {p.decimals})")
+        mine = [i for i in p.spec.inputs if i.party == me]
+        if not mine:
+            if me in p.spec.helpers:
+                return None
+            raise InvalidArgument(f"job does not involve {me!r}")
+        inp = mine[0]
+        ds = self.datasets.get(inp.dataset)
+        if ds is None:
+            raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
+        if p.spec.protocol not in ds.allowed_protocols:
+            raise PolicyViolation(
+                f"policy of dataset {inp.dataset!r} allows only "
+                f"{', '.join(ds.allowed_protocols) or 'no protocols'}; not {p.spec.protocol!r}")
+        loaded = datasets.load_column(ds, inp.column)
+        col = loaded.column
+        if col.type not in definition.column_types:
+            raise ColumnTypeMismatch(f"column {inp.column!r} is {col.type}")
+        if p.decimals < col.decimals:
+            raise InvalidArgument(f"session keeps {p.decimals} decimals; column {inp.column!r} "
+                                  f"declares {col.decimals}")
+        need = loaded.values.size * math.ceil(col.abs_bound * 10**p.decimals)
+        if need.bit_length() + 2 > p.bit_length:
+            raise FailedPrecondition(
+                f"{inp.dataset}.{inp.column} has grown beyond what the catalog announced "
+                f"({loaded.values.size} rows); restart the node to republish it",
+                reason="catalog_stale")
+        return datasets.scaled_integers(loaded.values, p.decimals)
+
+    def _allocate_port(self) -> int:
+        lo, hi = self.cfg.mpc_ports
+        with self._lock:
+            used = self.store.ports_in_use() | self._reserved
+            for port in range(lo, hi + 1):
+                if port in used:
+                    continue
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    try:
+                        s.bind(("", port))
+                    except OSError:
+                        continue
+                self._reserved.add(port)
+                return port
+        raise ResourceBusy(f"no free MPC port in {lo}-{hi}; too many concurrent jobs")
+
+    # -- start ---------------------------------------------------------------
+    def start(self, caller: Identity, job_id: str, peers: list[mpc_session.PeerBinding],
+              threshold: int) -> NodeJob:
+        self.check_coordinator(caller)
+        job = self.store.get(job_id)
+        if job.state != "approved":
+            if job.state == "rejected":
+                raise FailedPrecondition(f"this node rejected job {job_id}: {job.reason}")
+            return job
+        order = job.data["party_order"]
+        peers = sorted(peers, key=lambda p: p.index)
+        if [p.party for p in peers] != order or [p.index for p in peers] != list(range(len(order))):
+            raise InvalidArgument("session peers do not match the approved party order")
+        if threshold != (len(order) - 1) // 2:
+            raise PolicyViolation(f"threshold {threshold} is not the honest-majority threshold "
+                                  f"{(len(order) - 1) // 2} for {len(order)} parties")
+        if peers[job.party_index].mpc_cert_pem != job.data["mpc_cert"]:
+            raise CryptoError("the session carries an MPC certificate for this node that it "
+                              "never issued")
+        for peer in peers:
+            mpc_session.verify_peer(job_id, peer, self.ca_pem)
+        own = mpc_session.MpcCredential(job.data["mpc_cert"], job.data["mpc_key"],
+                                        bytes.fromhex(job.data["binding_signature"]))
+        directory = self.workspace.create(job_id)
+        mpc_session.write_config(directory, job.party_index, own, peers)
+        addresses = [p.mpc_address for p in peers]
+        addresses[job.party_index] = f"{self.cfg.mpc_host}:{job.mpc_port}"
+        WorkerSession(
+            job_id=job_id, protocol=job.data["spec"]["protocol"],
+            params=job.data["spec"]["params"], index=job.party_index, threshold=threshold,
+            addresses=addresses, owners=job.data["owners"], bit_length=job.data["bit_length"],
+            decimals=job.data["decimals"], analyst_cert_pem=job.data["analyst_cert"],
+            has_input=job.data["has_input"],
+        ).write(directory)
+        self.store.transition(job_id, "approved", "starting")
+        self.hub.notify(job_id)
+        return self.store.get(job_id)
+
+    # -- abort ---------------------------------------------------------------
+    def abort(self, caller: Identity, job_id: str, reason: str) -> NodeJob:
+        self.check_coordinator(caller)
+        job = self.store.get(job_id)
+        with self._lock:
+            handle = self._handles.get(job_id)
+        if handle is not None:
+            handle.terminate()
+        if job.state in NODE_LIVE:
+            self._end(job, "aborted", reason or "aborted by the coordinator", "aborted")
+        return self.store.get(job_id)
+
+    # -- monitor -------------------------------------------------------------
+    def _end(self, job: NodeJob, state: str, reason: str, code: str, **fields: Any) -> None:
+        current = job
+        while current.state in NODE_LIVE:
+            if self.store.transition(job.job_id, current.state, state, reason, code, **fields):
+                break
+            current = self.store.get(job.job_id)
+        with self._lock:
+            self._handles.pop(job.job_id, None)
+            self._started.pop(job.job_id, None)
+            self._reserved.discard(job.mpc_port)
+        self.workspace.scrub_secrets(job.job_id)
+        self.hub.notify(job.job_id)
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for job in self.store.live():
+                    self._tick(job)
+            except Exception:  # keep watching the other jobs whatever one of them does
+                log.exception("job monitor error")
+            self._stop.wait(self._interval)
+
+    def _tick(self, job: NodeJob) -> None:
+        directory = self.workspace.path(job.job_id)
+        with self._lock:
+            handle = self._handles.get(job.job_id)
+        if job.state == "starting" and handle is None:
+            handle = self.executor.launch(directory)
+            with self._lock:
+                self._handles[job.job_id] = handle
+                self._started[job.job_id] = time.monotonic()
+            self.store.transition(job.job_id, "starting", "running")
+            self.hub.notify(job.job_id)
+            log.info("job %s: worker %d started", job.job_id, handle.pid)
+            return
+        if job.state != "running" or handle is None:
+            return
+        status = WorkerStatus.read(directory)
+        if status is not None:
+            progress = {"phase": status.phase, "fraction": status.fraction,
+                        "message": status.message, "bytes_sent": status.bytes_sent}
+            if progress != job.progress:
+                self.store.set_progress(job.job_id, progress)
+                self.hub.notify(job.job_id)
+        rc = handle.poll()
+        if rc is not None:
+            result = directory / RESULT_FILE
+            if rc == 0 and result.exists():
+                self._end(job, "succeeded", "", "", sealed_share=result.read_bytes())
+                log.info("job %s: delivered", job.job_id)
+            else:
+                msg = status.message if status and status.phase == "failed" else ""
+                code = status.reason_code if status and status.reason_code else "worker_failed"
+                self._end(job, "failed", msg or f"worker exited with code {rc}", code)
+            return
+        elapsed = time.monotonic() - self._started.get(job.job_id, time.monotonic())
+        phase = status.phase if status else "starting"
+        if phase in ("starting", "loading", "connecting") and elapsed > self.cfg.connect_timeout_s:
+            handle.terminate()
+            self._end(job, "failed", f"MPC peers did not all connect within "
+                      f"{self.cfg.connect_timeout_s:.0f}s", "peer_connect_timeout")
+        elif elapsed > self.cfg.job_timeout_s:
+            handle.terminate()
+            self._end(job, "failed", f"job exceeded the node's limit of "
+                      f"{self.cfg.job_timeout_s:.0f}s", "timeout")
+
+    def running_jobs(self) -> int:
+        with self._lock:
+            return len(self._handles)

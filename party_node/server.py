@@ -1,0 +1,115 @@
+"""Assembles and runs a party node: PartyService, job monitor, and registration with the coordinator."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import grpc
+
+from ensnif_mpc import convert
+from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.errors import EnsnifError, InvalidConfig
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_grpc
+from ensnif_mpc.pki import identity_of, load_cert
+from ensnif_mpc.serving import build_server, wait_for_signal
+from ensnif_mpc.tls import secure_channel
+from party_node import datasets
+from party_node.node import Node
+from party_node.servicer import PartyServicer
+from party_node.store import NodeStore
+
+log = logging.getLogger(__name__)
+
+
+class Registrar:
+    """Keeps the node registered and its catalog published; retries while the coordinator is away."""
+
+    def __init__(self, cfg: PartyConfig, advertise: str, interval_s: float = 10.0) -> None:
+        self.cfg = cfg
+        self.advertise = advertise
+        self.interval_s = interval_s
+        self.schemas = [datasets.schema_of(cfg.name, d) for d in cfg.datasets]
+        self.registered = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="registrar", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        channel = secure_channel(self.cfg.coordinator, self.cfg.tls, self.cfg.coordinator_name)
+        stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                stub.RegisterParty(cpb.RegisterPartyRequest(address=self.advertise), timeout=10)
+                for schema in self.schemas:
+                    stub.PublishDataset(cpb.PublishDatasetRequest(
+                        dataset=convert.dataset_to_pb(schema)), timeout=10)
+                if not self.registered.is_set():
+                    log.info("registered with the coordinator at %s", self.cfg.coordinator)
+                self.registered.set()
+                delay = self.interval_s
+            except grpc.RpcError as exc:
+                log.warning("cannot register with the coordinator at %s: %s",
+                            self.cfg.coordinator, exc.code().name)
+                delay = min(delay * 2, self.interval_s) if self.registered.is_set() else 1.0
+            self._stop.wait(delay)
+        channel.close()
+
+
+@dataclass
+class RunningNode:
+    server: grpc.Server
+    port: int
+    node: Node
+    registrar: Registrar
+
+    def stop(self, grace: float = 2.0) -> None:
+        self.registrar.stop()
+        self.server.stop(grace).wait()
+        self.node.shutdown()
+        self.node.store.close()
+
+
+def start(cfg: PartyConfig) -> RunningNode:
+    ident = identity_of(load_cert(cfg.tls.cert))
+    if ident.name != cfg.name or ident.role != "party":
+        raise InvalidConfig(f"certificate {cfg.tls.cert} is for {ident.name!r} ({ident.role}); "
+                            f"party.toml names {cfg.name!r}: issue one with "
+                            f"`ensnif pki issue {cfg.name} --role party`")
+    for d in cfg.datasets:
+        for col in d.columns:
+            if col.numeric:
+                datasets.load_column(d, col.name)  # refuse to serve data that breaks its schema
+    store = NodeStore(cfg.state_dir / "node.db")
+    node = Node(cfg, store)
+    servicer = PartyServicer(node)
+    name = party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name
+    try:
+        server, port, _ = build_server(
+            cfg.listen, cfg.tls,
+            lambda s: party_pb2_grpc.add_PartyServiceServicer_to_server(servicer, s), [name])
+    except EnsnifError:
+        store.close()
+        raise
+    node.start_monitor()
+    advertise = cfg.advertise
+    if advertise.endswith(":0"):
+        advertise = advertise[:-2] + f":{port}"
+    registrar = Registrar(cfg, advertise)
+    registrar.start()
+    log.info("party %s (%s) listening on port %d", cfg.name, cfg.role, port)
+    return RunningNode(server, port, node, registrar)
+
+
+def serve(cfg: PartyConfig) -> None:
+    running = start(cfg)
+    print(f"party {cfg.name} listening on port {running.port}", flush=True)
+    wait_for_signal(running.stop)

@@ -1,0 +1,98 @@
+"""PartyService: proto in, domain call, proto out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from ensnif_mpc import __version__, convert
+from ensnif_mpc.errors import grpc_errors
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
+from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
+from ensnif_mpc.mpc_session import PeerBinding
+from ensnif_mpc.tls import peer_identity
+from party_node.node import Node, Proposal
+from party_node.store import NODE_LIVE, NodeJob
+
+
+def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
+    p = job.progress
+    return ppb.NodeJobStatus(
+        job_id=job.job_id, state=job.state, reason=job.reason, reason_code=job.reason_code,
+        progress=pb.Progress(phase=str(p.get("phase", "")), fraction=float(p.get("fraction", 0.0)),
+                             message=str(p.get("message", "")),
+                             bytes_sent=int(p.get("bytes_sent", 0))),
+        sealed_share=job.sealed_share if job.state == "succeeded" else b"",
+    )
+
+
+class PartyServicer(party_pb2_grpc.PartyServiceServicer):
+    def __init__(self, node: Node, watch_poll_s: float = 2.0) -> None:
+        self.node = node
+        self.watch_poll_s = watch_poll_s
+
+    def Propose(self, request: ppb.ProposeRequest, context: grpc.ServicerContext
+                ) -> ppb.ProposeResponse:
+        with grpc_errors(context, "Propose"):
+            job = self.node.propose(peer_identity(context), Proposal(
+                job_id=request.job_id, spec=convert.spec_from_pb(request.spec),
+                party_index=request.party_index, party_order=list(request.party_order),
+                analyst_cert_pem=request.analyst_certificate_pem,
+                bit_length=request.bit_length, decimals=request.decimals))
+            if job.state == "rejected":
+                return ppb.ProposeResponse(decision=ppb.DECISION_REJECTED, reason=job.reason,
+                                           reason_code=job.reason_code)
+            return ppb.ProposeResponse(
+                decision=ppb.DECISION_APPROVED,
+                mpc_address=f"{self.node.cfg.mpc_host}:{job.mpc_port}",
+                mpc_certificate_pem=job.data.get("mpc_cert", ""),
+                binding_signature=bytes.fromhex(job.data.get("binding_signature", "")),
+            )
+        raise AssertionError  # unreachable: grpc_errors aborts
+
+    def Start(self, request: ppb.StartRequest, context: grpc.ServicerContext) -> ppb.StartResponse:
+        with grpc_errors(context, "Start"):
+            peers = [PeerBinding(p.index, p.party, p.mpc_address, p.mpc_certificate_pem,
+                                 p.binding_signature, p.party_certificate_pem)
+                     for p in request.peers]
+            job = self.node.start(peer_identity(context), request.job_id, peers, request.threshold)
+            return ppb.StartResponse(state=job.state)
+        raise AssertionError
+
+    def Status(self, request: ppb.StatusRequest, context: grpc.ServicerContext
+               ) -> ppb.StatusResponse:
+        with grpc_errors(context, "Status"):
+            self.node.check_coordinator(peer_identity(context))
+            return ppb.StatusResponse(status=status_to_pb(self.node.store.get(request.job_id)))
+        raise AssertionError
+
+    def Watch(self, request: ppb.WatchRequest, context: grpc.ServicerContext
+              ) -> Iterator[ppb.WatchResponse]:
+        with grpc_errors(context, "Watch"):
+            self.node.check_coordinator(peer_identity(context))
+            job = self.node.store.get(request.job_id)
+            tick, last = 0, -1
+            while context.is_active():
+                if job.version != last:
+                    last = job.version
+                    yield ppb.WatchResponse(status=status_to_pb(job))
+                if job.state not in NODE_LIVE:
+                    return
+                tick = self.node.hub.wait(job.job_id, tick, self.watch_poll_s)
+                job = self.node.store.get(job.job_id)
+
+    def Abort(self, request: ppb.AbortRequest, context: grpc.ServicerContext) -> ppb.AbortResponse:
+        with grpc_errors(context, "Abort"):
+            job = self.node.abort(peer_identity(context), request.job_id, request.reason)
+            return ppb.AbortResponse(state=job.state)
+        raise AssertionError
+
+    def Health(self, request: ppb.HealthRequest, context: grpc.ServicerContext
+               ) -> ppb.HealthResponse:
+        with grpc_errors(context, "Health"):
+            peer_identity(context)
+            return ppb.HealthResponse(party=self.node.cfg.name,
+                                      running_jobs=self.node.running_jobs(), version=__version__)
+        raise AssertionError

@@ -1,0 +1,165 @@
+"""The node's own state (SQLite): its decisions, its jobs, their results, its audit chain.
+
+The node is the authority over its data: this store, not the coordinator's, says
+what it approved and what it delivered. State changes are conditional UPDATEs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text, create_engine, event, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from ensnif_mpc import audit
+from ensnif_mpc.errors import InvalidTransition, UnknownJob
+
+# proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
+NODE_ALLOWED: dict[str, frozenset[str]] = {
+    "approved": frozenset({"starting", "aborted", "failed"}),
+    "starting": frozenset({"running", "failed", "aborted"}),
+    "running": frozenset({"succeeded", "failed", "aborted"}),
+    "rejected": frozenset(),
+    "succeeded": frozenset(),
+    "failed": frozenset(),
+    "aborted": frozenset(),
+}
+NODE_LIVE = frozenset({"approved", "starting", "running"})
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class NodeJobRow(_Base):
+    __tablename__ = "node_jobs"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    party_index: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mpc_port: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reason_code: Mapped[str] = mapped_column(String(64), default="")
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sealed_share: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NodeAuditRow(_Base):
+    __tablename__ = "audit"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    job_id: str
+    state: str
+    party_index: int
+    data: dict[str, Any]  # proposal: spec, order, sizing, analyst cert, MPC credential
+    mpc_port: int
+    reason: str
+    reason_code: str
+    progress: dict[str, Any]
+    sealed_share: bytes
+    version: int
+
+
+def _rec(r: NodeJobRow) -> NodeJob:
+    return NodeJob(r.job_id, r.state, r.party_index, dict(r.data), r.mpc_port, r.reason,
+                   r.reason_code, dict(r.progress or {}), r.sealed_share or b"", r.version)
+
+
+class NodeStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(f"sqlite:///{path}",
+                                    connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        _Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._audit_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def get(self, job_id: str) -> NodeJob:
+        with self._sessions() as s:
+            r = s.get(NodeJobRow, job_id)
+            if r is None:
+                raise UnknownJob(f"this node has no job {job_id!r}")
+            return _rec(r)
+
+    def find(self, job_id: str) -> NodeJob | None:
+        with self._sessions() as s:
+            r = s.get(NodeJobRow, job_id)
+            return None if r is None else _rec(r)
+
+    def create(self, job_id: str, state: str, index: int, data: dict[str, Any], port: int,
+               reason: str = "", reason_code: str = "") -> NodeJob:
+        with self._sessions.begin() as s:
+            row = NodeJobRow(job_id=job_id, state=state, party_index=index, data=data,
+                             mpc_port=port, reason=reason, reason_code=reason_code, progress={},
+                             sealed_share=b"", version=0, updated_at=_now())
+            s.add(row)
+            s.flush()
+            rec = _rec(row)
+        self.audit("proposal_" + state, {"job": job_id, "reason_code": reason_code})
+        return rec
+
+    def live(self) -> list[NodeJob]:
+        with self._sessions() as s:
+            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state.in_(NODE_LIVE))).all()
+            return [_rec(r) for r in rows]
+
+    def ports_in_use(self) -> set[int]:
+        return {j.mpc_port for j in self.live()}
+
+    def transition(self, job_id: str, old: str, new: str, reason: str = "", reason_code: str = "",
+                   **fields: Any) -> bool:
+        if new not in NODE_ALLOWED.get(old, frozenset()):
+            raise InvalidTransition(f"node job cannot go from {old} to {new}")
+        values: dict[str, Any] = {"state": new, "updated_at": _now(),
+                                  "version": NodeJobRow.version + 1, **fields}
+        if reason:
+            values.update(reason=reason, reason_code=reason_code)
+        with self._sessions.begin() as s:
+            res = s.execute(update(NodeJobRow).where(NodeJobRow.job_id == job_id,
+                                                     NodeJobRow.state == old).values(**values))
+            changed = bool(res.rowcount)  # type: ignore[attr-defined]
+        if changed:
+            self.audit("job_" + new, {"job": job_id, "from": old, "reason_code": reason_code})
+        return changed
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        with self._sessions.begin() as s:
+            s.execute(update(NodeJobRow).where(NodeJobRow.job_id == job_id).values(
+                progress=progress, version=NodeJobRow.version + 1, updated_at=_now()))
+
+    def audit(self, event_name: str, details: dict[str, Any]) -> None:
+        with self._audit_lock, self._sessions.begin() as s:
+            audit.append(s, NodeAuditRow, event_name, details, _now().isoformat())
+
+    def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
+        with self._sessions() as s:
+            rows = s.scalars(select(NodeAuditRow).order_by(NodeAuditRow.seq)).all()
+            return [(r.seq, r.at, r.event, dict(r.details), r.prev_hash, r.hash) for r in rows]
