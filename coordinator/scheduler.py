@@ -96,7 +96,11 @@ class Scheduler:
             if job.state == JobState.RUNNING:
                 self._follow(job)
         except JobEnded:
-            pass
+            # Whoever ended it (a cancel, a rejection) may have raced our own calls to the
+            # nodes; aborting again is idempotent and releases what a late Propose reserved.
+            job = self.store.get_job(job_id)
+            if job.state.final and job.state != JobState.SUCCEEDED:
+                self._abort_all(job, job.reason or job.state.value)
         except Exception:  # a driver must never die silently with the job still live
             log.exception("job %s: scheduler error", job_id)
             self._fail(job_id, "internal scheduler error; see the coordinator log", "internal")
@@ -144,6 +148,8 @@ class Scheduler:
         deadline = time.monotonic() + self.propose_timeout_s
         while True:
             answers = self._propose_all(job, order)
+            if self.store.get_job(job.id).state.final:
+                raise JobEnded(job.id)
             rejected = [(p, a) for p, a in answers.items() if a.decision == ppb.DECISION_REJECTED]
             if rejected:
                 party, ans = rejected[0]

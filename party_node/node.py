@@ -228,7 +228,12 @@ class Node:
     # -- abort ---------------------------------------------------------------
     def abort(self, caller: Identity, job_id: str, reason: str) -> NodeJob:
         self.check_coordinator(caller)
-        job = self.store.get(job_id)
+        job = self.store.find(job_id)
+        if job is None:  # the abort overtook the proposal: remember it, so a late Propose fails
+            if not job_id.isalnum():
+                raise InvalidArgument(f"job id {job_id!r} is not alphanumeric")
+            return self.store.create(job_id, "aborted", 0, {}, 0,
+                                     reason or "aborted by the coordinator", "aborted")
         with self._lock:
             handle = self._handles.get(job_id)
         if handle is not None:

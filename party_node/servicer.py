@@ -36,12 +36,14 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
     def Propose(self, request: ppb.ProposeRequest, context: grpc.ServicerContext
                 ) -> ppb.ProposeResponse:
         with grpc_errors(context, "Propose"):
-            job = self.node.propose(peer_identity(context), Proposal(
+            caller = peer_identity(context)
+            self.node.check_coordinator(caller)  # authorize before reading the request
+            job = self.node.propose(caller, Proposal(
                 job_id=request.job_id, spec=convert.spec_from_pb(request.spec),
                 party_index=request.party_index, party_order=list(request.party_order),
                 analyst_cert_pem=request.analyst_certificate_pem,
                 bit_length=request.bit_length, decimals=request.decimals))
-            if job.state == "rejected":
+            if job.state in ("rejected", "aborted", "failed"):
                 return ppb.ProposeResponse(decision=ppb.DECISION_REJECTED, reason=job.reason,
                                            reason_code=job.reason_code)
             return ppb.ProposeResponse(
@@ -54,10 +56,12 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
 
     def Start(self, request: ppb.StartRequest, context: grpc.ServicerContext) -> ppb.StartResponse:
         with grpc_errors(context, "Start"):
+            caller = peer_identity(context)
+            self.node.check_coordinator(caller)
             peers = [PeerBinding(p.index, p.party, p.mpc_address, p.mpc_certificate_pem,
                                  p.binding_signature, p.party_certificate_pem)
                      for p in request.peers]
-            job = self.node.start(peer_identity(context), request.job_id, peers, request.threshold)
+            job = self.node.start(caller, request.job_id, peers, request.threshold)
             return ppb.StartResponse(state=job.state)
         raise AssertionError
 

@@ -1,0 +1,327 @@
+"""Runs a protocol the way the party nodes do: one real worker process per MPyC party.
+
+Each party gets a job directory exactly as ``party_node.node.Node.propose``/``start``
+write it: a per-job MPC certificate bound to the party's consortium key, the
+``.config/`` MPyC reads, ``input.npy`` for data owners and ``session.json``. The
+workers (``python -m protocols.worker JOB_DIR``) talk TLS over loopback; the
+analyst then unseals every ``result.sealed`` and interpolates the shares.
+
+MPyC is never imported here: importing it parses ``sys.argv``, so only the worker
+subprocesses run it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.validation import honest_majority_threshold, sizing_for
+from ensnif_mpc import mpc_session, pki, sealing
+from ensnif_mpc.procs import child_env
+from ensnif_mpc.shares import PartyShares, combine
+from ensnif_mpc.worker_session import (
+    INPUT_FILE,
+    LOG_FILE,
+    RESULT_FILE,
+    WorkerSession,
+    WorkerStatus,
+)
+from party_node.datasets import scaled_integers
+
+PHASES = ("starting", "connecting", "computing", "delivering", "done")
+WORKER = [sys.executable, "-m", "protocols.worker"]
+# A worker that connects like the real one, then stalls inside the program (see its docstring).
+STALLED_WORKER = [sys.executable, str(Path(__file__).with_name("stalled_worker.py"))]
+
+
+# -- data ----------------------------------------------------------------------
+def draw(
+    rng: np.random.Generator, rows: int, lower: float, upper: float, decimals: int
+) -> np.ndarray:
+    """``rows`` values in [lower, upper] with ``decimals`` decimals, as a node loads them (float64)."""
+    scale = 10**decimals
+    ints = rng.integers(round(lower * scale), round(upper * scale), size=rows, endpoint=True)
+    return ints / scale
+
+
+def exact(values: np.ndarray, decimals: int) -> np.ndarray:
+    """The same column as exact fractions (object array), for a reference free of float rounding."""
+    return np.array(
+        [Fraction(int(v), 10**decimals) for v in scaled_integers(values, decimals)], dtype=object
+    )
+
+
+def exact_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Filter bounds as the decimals the analyst wrote (``0.29`` is 29/100, not its float)."""
+    return {k: Fraction(repr(v)) if isinstance(v, float) else v for k, v in params.items()}
+
+
+# -- consortium and sessions -----------------------------------------------------
+@dataclass(frozen=True)
+class Consortium:
+    party_key_pems: list[bytes]
+    analyst_cert_pem: str
+    analyst_key_pem: bytes
+    party_cert_pems: list[str]
+
+
+def make_consortium(root: Path, n_parties: int) -> Consortium:
+    ca = root / "pki"
+    pki.init_ca(ca)
+    parties = [pki.issue(ca, f"party{i}", "party") for i in range(n_parties)]
+    analyst = pki.issue(ca, "analyst", "analyst")
+    return Consortium(
+        party_key_pems=[p.key.read_bytes() for p in parties],
+        party_cert_pems=[p.cert.read_text() for p in parties],
+        analyst_cert_pem=analyst.cert.read_text(),
+        analyst_key_pem=analyst.key.read_bytes(),
+    )
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports, free a moment ago (all held at once, so never the same twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def bit_length_for(
+    owner_values: Sequence[np.ndarray | None], lower: float, upper: float, decimals: int
+) -> int:
+    """The session size the coordinator would fix from the catalog (rows and declared bounds)."""
+    bound = max(abs(lower), abs(upper))
+    columns = [(v.size, bound, decimals) for v in owner_values if v is not None]
+    return sizing_for(columns, decimals).bit_length
+
+
+def write_sessions(
+    root: Path,
+    consortium: Consortium,
+    *,
+    job_id: str,
+    protocol: str,
+    owner_values: Sequence[np.ndarray | None],
+    params: Mapping[str, Any],
+    decimals: int,
+    bit_length: int,
+) -> list[Path]:
+    """One job directory per party, as the party nodes write them; ``None`` marks a helper."""
+    assert job_id.isalnum()
+    n = len(owner_values)
+    ports = free_ports(n)
+    creds = [
+        mpc_session.mint(job_id, i, consortium.party_key_pems[i]) for i in range(n)
+    ]
+    peers = [
+        mpc_session.PeerBinding(
+            index=i,
+            party=f"party{i}",
+            mpc_address=f"127.0.0.1:{ports[i]}",
+            mpc_cert_pem=creds[i].cert_pem,
+            binding_signature=creds[i].binding_signature,
+            party_cert_pem=consortium.party_cert_pems[i],
+        )
+        for i in range(n)
+    ]
+    owners = [i for i, v in enumerate(owner_values) if v is not None]
+    dirs = []
+    for i, values in enumerate(owner_values):
+        directory = root / f"party{i}" / job_id
+        directory.mkdir(parents=True)
+        mpc_session.write_config(directory, i, creds[i], peers)
+        if values is not None:
+            np.save(directory / INPUT_FILE, scaled_integers(values, decimals), allow_pickle=False)
+        WorkerSession(
+            job_id=job_id,
+            protocol=protocol,
+            params=dict(params),
+            index=i,
+            threshold=honest_majority_threshold(n),
+            addresses=[p.mpc_address for p in peers],
+            owners=owners,
+            bit_length=bit_length,
+            decimals=decimals,
+            analyst_cert_pem=consortium.analyst_cert_pem,
+            has_input=values is not None,
+        ).write(directory)
+        dirs.append(directory)
+    return dirs
+
+
+# -- worker processes ------------------------------------------------------------
+def status_of(directory: Path) -> WorkerStatus | None:
+    return WorkerStatus.read(directory)
+
+
+class Workers:
+    """The worker processes of one job; every one still alive is SIGKILLed on exit."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.phases: dict[int, list[str]] = {i: [] for i in range(len(dirs))}
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+    def start(self, index: int, command: list[str] = WORKER) -> None:
+        directory = self.dirs[index]
+        env = child_env({k: v for k, v in os.environ.items() if not k.startswith("PYTEST")})
+        with (directory / "worker.out").open("ab") as out:
+            self.procs[index] = subprocess.Popen(
+                [*command, str(directory)],
+                cwd=directory.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def start_all(self) -> None:
+        for i in range(len(self.dirs)):
+            self.start(i)
+
+    def kill(self, index: int) -> None:
+        self.procs[index].send_signal(signal.SIGKILL)
+        self.procs[index].wait(timeout=10)
+
+    def _observe(self) -> None:
+        for i, directory in enumerate(self.dirs):
+            status = status_of(directory)
+            seen = self.phases[i]
+            if status is not None and (not seen or seen[-1] != status.phase):
+                seen.append(status.phase)
+
+    def wait_until(self, predicate: Callable[[Workers], bool], timeout: float, what: str) -> None:
+        """Poll statuses until ``predicate(self)`` holds; fail with the workers' logs if it never does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._observe()
+            if predicate(self):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not reached within {timeout:g} s\n{self.diagnose()}")
+            time.sleep(0.02)
+
+    def wait(self, indices: Sequence[int] | None = None, timeout: float = 40.0) -> dict[int, int]:
+        """Wait for the given workers (default: all started) to exit; their exit codes."""
+        chosen = list(self.procs) if indices is None else list(indices)
+        self.wait_until(
+            lambda w: all(w.procs[i].poll() is not None for i in chosen),
+            timeout,
+            f"exit of workers {chosen}",
+        )
+        self._observe()
+        return {i: self.procs[i].returncode for i in chosen}
+
+    def running(self, index: int) -> bool:
+        return self.procs[index].poll() is None
+
+    def diagnose(self) -> str:
+        lines = []
+        for i, directory in enumerate(self.dirs):
+            proc = self.procs.get(i)
+            code = None if proc is None else proc.poll()
+            lines.append(f"party {i}: exit {code}, status {status_of(directory)}")
+            for name in (LOG_FILE, "worker.out"):
+                path = directory / name
+                if path.exists():
+                    tail = path.read_text(errors="replace").splitlines()[-15:]
+                    lines += [f"  {name}: {line}" for line in tail]
+        return "\n".join(lines)
+
+
+# -- the analyst's side ------------------------------------------------------------
+def unseal_all(dirs: Sequence[Path], consortium: Consortium, job_id: str) -> list[PartyShares]:
+    return [
+        PartyShares.from_bytes(
+            sealing.unseal(
+                consortium.analyst_key_pem, (d / RESULT_FILE).read_bytes(), job_id.encode()
+            )
+        )
+        for d in dirs
+    ]
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, Fraction]
+    parts: list[PartyShares]
+    statuses: list[WorkerStatus]
+    exit_codes: dict[int, int]
+    phases: dict[int, list[str]]
+    bit_length: int
+    dirs: list[Path] = field(default_factory=list)
+
+
+def run_parties(
+    tmp_path: Path,
+    protocol: str,
+    owner_values: Sequence[np.ndarray | None],
+    params: Mapping[str, Any] | None = None,
+    *,
+    decimals: int = 0,
+    lower: float,
+    upper: float,
+    job_id: str = "job1",
+    timeout: float = 40.0,
+) -> RunResult:
+    """Run ``protocol`` with one worker per entry of ``owner_values`` (``None``: a helper).
+
+    ``owner_values`` holds each owner's column in its declared unit, within
+    [lower, upper] with at most ``decimals`` decimals. Returns the analyst's
+    reconstruction (exact fractions), the shares, and what each worker reported.
+    """
+    root = tmp_path / job_id
+    consortium = make_consortium(root, len(owner_values))
+    bit_length = bit_length_for(owner_values, lower, upper, decimals)
+    dirs = write_sessions(
+        root,
+        consortium,
+        job_id=job_id,
+        protocol=protocol,
+        owner_values=owner_values,
+        params=params or {},
+        decimals=decimals,
+        bit_length=bit_length,
+    )
+    with Workers(dirs) as workers:
+        workers.start_all()
+        codes = workers.wait(timeout=timeout)
+        if any(codes.values()):
+            raise AssertionError(f"workers failed: {codes}\n{workers.diagnose()}")
+        phases = workers.phases
+    parts = unseal_all(dirs, consortium, job_id)
+    statuses = [status_of(d) for d in dirs]
+    assert all(s is not None for s in statuses)
+    return RunResult(
+        outputs=combine(parts),
+        parts=parts,
+        statuses=statuses,  # type: ignore[arg-type]
+        exit_codes=codes,
+        phases=phases,
+        bit_length=bit_length,
+        dirs=dirs,
+    )
