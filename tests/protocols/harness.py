@@ -50,7 +50,7 @@ STALLED_WORKER = [sys.executable, str(Path(__file__).with_name("stalled_worker.p
 def draw(
     rng: np.random.Generator, rows: int, lower: float, upper: float, decimals: int
 ) -> np.ndarray:
-    """``rows`` values in [lower, upper] with ``decimals`` decimals, as a node loads them (float64)."""
+    """``rows`` values in [lower, upper] with ``decimals`` decimals (float64, as a node loads)."""
     scale = 10**decimals
     ints = rng.integers(round(lower * scale), round(upper * scale), size=rows, endpoint=True)
     return ints / scale
@@ -215,7 +215,7 @@ class Workers:
                 seen.append(status.phase)
 
     def wait_until(self, predicate: Callable[[Workers], bool], timeout: float, what: str) -> None:
-        """Poll statuses until ``predicate(self)`` holds; fail with the workers' logs if it never does."""
+        """Poll statuses until ``predicate(self)`` holds; fail with the workers' logs otherwise."""
         deadline = time.monotonic() + timeout
         while True:
             self._observe()

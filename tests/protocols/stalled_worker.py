@@ -15,7 +15,7 @@ import protocols.aggregates as aggregates
 from protocols import worker
 
 
-async def _stall(ctx, sectype):  # noqa: ARG001 - same signature as the function it replaces
+async def _stall(ctx, _sectype):  # the signature of the function it replaces
     ctx.progress("computing", 0.15)
     await asyncio.Event().wait()
 

@@ -1,0 +1,122 @@
+"""The worker as the node sees it: status.json phases, traffic, and what happens when a peer is lost.
+
+MPyC itself waits forever for a peer that never connects or vanishes; the worker's
+own peer watch turns a vanished peer into a prompt ``failed``/``peer_lost`` exit,
+while a peer that never starts is left to the node's watchdog.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.worker_session import EXIT_FAILED, EXIT_OK, RESULT_FILE
+from tests.protocols.harness import (
+    PHASES,
+    STALLED_WORKER,
+    Workers,
+    bit_length_for,
+    draw,
+    make_consortium,
+    run_parties,
+    status_of,
+    write_sessions,
+)
+
+LOWER, UPPER, DECIMALS = -20.0, 40.0, 1
+
+
+def _sessions(tmp_path: Path, protocol: str, rows: tuple[int, ...]) -> list[Path]:
+    rng = np.random.default_rng(7)
+    values = [draw(rng, r, LOWER, UPPER, DECIMALS) for r in rows]
+    return write_sessions(
+        tmp_path,
+        make_consortium(tmp_path, len(values)),
+        job_id="faults",
+        protocol=protocol,
+        owner_values=values,
+        params={},
+        decimals=DECIMALS,
+        bit_length=bit_length_for(values, LOWER, UPPER, DECIMALS),
+    )
+
+
+@pytest.mark.slow
+def test_three_party_worker_reports_phases_in_order_and_ends_done_with_bytes_sent(tmp_path):
+    rng = np.random.default_rng(3)
+    values = [draw(rng, r, LOWER, UPPER, DECIMALS) for r in (400, 900, 1600)]
+
+    run = run_parties(tmp_path, "sum", values, decimals=DECIMALS, lower=LOWER, upper=UPPER)
+
+    assert run.exit_codes == {0: EXIT_OK, 1: EXIT_OK, 2: EXIT_OK}
+    for index, status in enumerate(run.statuses):
+        assert (status.phase, status.fraction, status.reason_code) == ("done", 1.0, "")
+        assert status.bytes_sent > 0, f"party {index} reports no MPC traffic"
+    for index, seen in run.phases.items():
+        # Polling may miss a short phase, but never sees one out of order.
+        assert seen == sorted(seen, key=PHASES.index), f"party {index}: {seen}"
+        assert seen[-1] == "done"
+
+
+def test_single_party_worker_sends_nothing(tmp_path):
+    values = [draw(np.random.default_rng(4), 300, LOWER, UPPER, DECIMALS)]
+
+    run = run_parties(tmp_path, "count", values, decimals=DECIMALS, lower=LOWER, upper=UPPER)
+
+    assert run.statuses[0].phase == "done"
+    assert run.statuses[0].bytes_sent == 0
+
+
+@pytest.mark.slow
+def test_worker_whose_peers_never_start_keeps_waiting_in_connecting(tmp_path):
+    dirs = _sessions(tmp_path, "count", (200, 300, 400))
+
+    with Workers(dirs) as workers:
+        workers.start(0)  # parties 1 and 2 never start
+        workers.wait_until(
+            lambda w: w.phases[0][-1:] == ["connecting"], timeout=20, what="phase connecting"
+        )
+        time.sleep(2.0)
+
+        # MPyC retries forever; ending such a job is the node watchdog's business.
+        assert workers.running(0)
+        assert status_of(dirs[0]).phase == "connecting"
+    assert not (dirs[0] / RESULT_FILE).exists()
+
+
+@pytest.mark.slow
+def test_killing_a_party_mid_job_fails_the_survivors_with_peer_lost(tmp_path):
+    dirs = _sessions(tmp_path, "mean", (500, 800, 1200))
+
+    with Workers(dirs) as workers:
+        workers.start(0)
+        workers.start(1)
+        # Party 2 connects like a real worker, then never feeds its input: the survivors
+        # cannot finish without it, so the kill always lands mid-job.
+        workers.start(2, STALLED_WORKER)
+        workers.wait_until(
+            lambda w: all(
+                s is not None and s.phase in ("computing", "delivering")
+                for s in map(status_of, dirs)
+            ),
+            timeout=30,
+            what="all parties connected and computing",
+        )
+        time.sleep(0.3)  # let the survivors block on party 2's shares
+        assert workers.running(0) and workers.running(1)
+
+        workers.kill(2)
+        killed_at = time.monotonic()
+        codes = workers.wait([0, 1], timeout=10)
+        elapsed = time.monotonic() - killed_at
+
+    assert codes == {0: EXIT_FAILED, 1: EXIT_FAILED}
+    assert elapsed < 10
+    for directory in dirs[:2]:
+        status = status_of(directory)
+        assert (status.phase, status.reason_code) == ("failed", "peer_lost")
+        assert "party 2" in status.message
+        assert not (directory / RESULT_FILE).exists()

@@ -1,0 +1,273 @@
+"""The coordinator store on SQLite: jobs, conditional transitions, shares, audit chain."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from coordinator.store import Store
+from ensnif_mpc import audit, jobspec
+from ensnif_mpc.errors import InvalidTransition, UnknownJob
+from ensnif_mpc.jobstate import JobState
+from ensnif_mpc.schema import Column, DatasetSchema
+
+SIZING = {"bit_length": 64, "decimals": 2}
+SPEC = jobspec.from_dict({
+    "name": "total",
+    "protocol": "sum",
+    "inputs": [
+        {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+        {"party": "pharmacy", "dataset": "sales", "column": "amount"},
+    ],
+    "helpers": ["helper"],
+    "params": {"min": 1.5},
+})
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path}/c.db"
+
+
+@pytest.fixture
+def store(url):
+    s = Store(url)
+    yield s
+    s.close()
+
+
+def _create(store, job_id="job-1"):
+    return store.create_job(job_id, SPEC, "alice", "-----CERT-----", SIZING)
+
+
+def test_create_job_starts_submitted(store):
+    rec = _create(store)
+
+    assert rec.state is JobState.SUBMITTED
+    assert rec.version == 0
+
+
+def test_get_job_returns_what_was_created(store):
+    _create(store)
+
+    rec = store.get_job("job-1")
+
+    assert rec.spec == SPEC
+    assert (rec.submitter, rec.analyst_cert, rec.sizing) == ("alice", "-----CERT-----", SIZING)
+    assert rec.created_at.tzinfo is not None
+
+
+def test_get_unknown_job_raises_unknown_job(store):
+    with pytest.raises(UnknownJob, match="'nope'"):
+        store.get_job("nope")
+
+
+def test_transition_moves_the_job_and_bumps_the_version(store):
+    _create(store)
+
+    changed = store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    rec = store.get_job("job-1")
+    assert changed is True
+    assert rec.state is JobState.VALIDATED
+    assert rec.version == 1
+
+
+def test_second_transition_from_the_same_old_state_returns_false(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    changed = store.transition("job-1", JobState.SUBMITTED, JobState.CANCELLED)
+
+    assert changed is False
+    assert store.get_job("job-1").state is JobState.VALIDATED
+
+
+def test_transition_of_an_unknown_job_returns_false(store):
+    assert store.transition("ghost", JobState.SUBMITTED, JobState.VALIDATED) is False
+
+
+def test_invalid_transition_raises_and_leaves_the_job_alone(store):
+    _create(store)
+
+    with pytest.raises(InvalidTransition):
+        store.transition("job-1", JobState.SUBMITTED, JobState.SUCCEEDED)
+
+    assert store.get_job("job-1").state is JobState.SUBMITTED
+
+
+def test_final_transition_records_the_reason(store):
+    _create(store)
+
+    store.transition("job-1", JobState.SUBMITTED, JobState.REJECTED, reason="no helper",
+                     reason_code="not_enough_parties")
+
+    rec = store.get_job("job-1")
+    assert (rec.reason, rec.reason_code) == ("no helper", "not_enough_parties")
+
+
+def test_transition_writes_extra_fields(store):
+    _create(store)
+
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED,
+                     session={"order": ["grocery", "pharmacy", "helper"]})
+
+    assert store.get_job("job-1").session == {"order": ["grocery", "pharmacy", "helper"]}
+
+
+def test_update_job_bumps_the_version_without_changing_state(store):
+    _create(store)
+
+    store.update_job("job-1", progress={"grocery": "input shared"})
+
+    rec = store.get_job("job-1")
+    assert rec.progress == {"grocery": "input shared"}
+    assert rec.version == 1
+    assert rec.state is JobState.SUBMITTED
+
+
+def test_list_jobs_filters_by_state(store):
+    for job_id in ("a", "b", "c"):
+        _create(store, job_id)
+    store.transition("b", JobState.SUBMITTED, JobState.VALIDATED)
+    store.transition("c", JobState.SUBMITTED, JobState.FAILED)
+
+    live = store.list_jobs(states=frozenset({JobState.SUBMITTED, JobState.VALIDATED}))
+
+    assert sorted(j.id for j in live) == ["a", "b"]
+
+
+def test_list_jobs_without_filter_returns_all(store):
+    for job_id in ("a", "b", "c"):
+        _create(store, job_id)
+
+    assert sorted(j.id for j in store.list_jobs()) == ["a", "b", "c"]
+
+
+def test_list_jobs_respects_the_limit(store):
+    for job_id in ("a", "b", "c"):
+        _create(store, job_id)
+
+    assert len(store.list_jobs(limit=2)) == 2
+
+
+def test_put_share_then_get_shares(store):
+    _create(store)
+    store.put_share("job-1", "grocery", b"\x01sealed-g")
+    store.put_share("job-1", "helper", b"\x01sealed-h")
+
+    assert store.get_shares("job-1") == {"grocery": b"\x01sealed-g", "helper": b"\x01sealed-h"}
+
+
+def test_put_share_again_replaces_the_blob(store):
+    _create(store)
+    store.put_share("job-1", "grocery", b"old")
+
+    store.put_share("job-1", "grocery", b"new")
+
+    assert store.get_shares("job-1") == {"grocery": b"new"}
+
+
+def test_get_shares_of_a_job_without_shares_is_empty(store):
+    _create(store)
+
+    assert store.get_shares("job-1") == {}
+
+
+def test_audit_chain_verifies(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+
+    rows = store.audit_rows()
+
+    assert audit.verify_chain(rows) == 3
+    assert [r[2] for r in rows] == ["job_submitted", "job_state", "party_registered"]
+
+
+def test_refused_transition_is_not_audited(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    assert len(store.audit_rows()) == 2
+
+
+def test_tampering_with_an_audit_row_breaks_verification(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit SET details = :d WHERE seq = 1"),
+                     {"d": '{"job": "job-1", "by": "mallory", "protocol": "sum"}'})
+
+    with pytest.raises(ValueError, match="broken at record 1"):
+        audit.verify_chain(store.audit_rows())
+
+
+def test_a_second_store_on_the_same_file_sees_the_jobs(store, url):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+    store.close()
+
+    reopened = Store(url)
+    try:
+        rec = reopened.get_job("job-1")
+    finally:
+        reopened.close()
+
+    assert rec.state is JobState.VALIDATED
+    assert rec.spec == SPEC
+
+
+def test_a_second_store_continues_the_audit_chain(store, url):
+    _create(store)
+    store.close()
+
+    reopened = Store(url)
+    try:
+        reopened.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+        rows = reopened.audit_rows()
+    finally:
+        reopened.close()
+
+    assert audit.verify_chain(rows) == 2
+
+
+def test_racing_transitions_have_exactly_one_winner(store):
+    _create(store)
+    n = 8
+    barrier = threading.Barrier(n)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def race(target: JobState) -> None:
+        barrier.wait()
+        won = store.transition("job-1", JobState.SUBMITTED, target)
+        with lock:
+            results.append(won)
+
+    targets = [JobState.VALIDATED, JobState.CANCELLED] * (n // 2)
+    threads = [threading.Thread(target=race, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert len(results) == n
+    assert results.count(True) == 1
+    assert store.get_job("job-1").version == 1
+    assert audit.verify_chain(store.audit_rows()) == 2
+
+
+def test_parties_and_datasets_round_trip(store):
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+    schema = DatasetSchema("grocery", "orders", (Column("basket_total", "float", 0, 500, 2),), 12)
+
+    store.upsert_dataset(schema)
+
+    assert store.list_datasets("grocery") == [schema]
+    assert store.get_party("grocery").address == "127.0.0.1:1"
