@@ -35,8 +35,9 @@ class Coordinator:
         # The owner is whoever holds the certificate, whatever the message says.
         owned = DatasetSchema(who.name, ds.name, ds.columns, ds.row_count, ds.description)
         self.store.upsert_dataset(owned)
-        self.store.audit("dataset_published", {"party": who.name, "dataset": ds.name,
-                                               "rows": ds.row_count})
+        self.store.audit(
+            "dataset_published", {"party": who.name, "dataset": ds.name, "rows": ds.row_count}
+        )
         return owned
 
     def party_kind(self, name: str) -> str | None:
@@ -49,8 +50,9 @@ class Coordinator:
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
         datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
         sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
-        job = self.store.create_job(uuid.uuid4().hex[:12], spec, who.name, cert_pem,
-                                    sizing.as_dict())
+        job = self.store.create_job(
+            uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
+        )
         self.store.transition(job.id, JobState.SUBMITTED, JobState.VALIDATED)
         self.scheduler.drive(job.id)
         return self.store.get_job(job.id)
@@ -73,12 +75,15 @@ class Coordinator:
     def result(self, who: Identity, job_id: str) -> dict[str, bytes]:
         job = self.job(who, job_id)
         if who.name != job.submitter:
-            raise PermissionDenied(f"only {job.submitter!r}, who submitted job {job_id}, may "
-                                   "fetch its result")
+            raise PermissionDenied(
+                f"only {job.submitter!r}, who submitted job {job_id}, may fetch its result"
+            )
         if job.state != JobState.SUCCEEDED:
             extra = f": {job.reason}" if job.reason else ""
-            raise ResultNotReady(f"job {job_id} is {job.state.value}{extra}; a result exists "
-                                 "only once it has succeeded")
+            raise ResultNotReady(
+                f"job {job_id} is {job.state.value}{extra}; a result exists "
+                "only once it has succeeded"
+            )
         return self.store.get_shares(job_id)
 
     @staticmethod

@@ -61,7 +61,9 @@ class Scheduler:
             t = self._threads.get(job_id)
             if t is not None and t.is_alive():
                 return
-            t = threading.Thread(target=self._run, args=(job_id,), name=f"job-{job_id}", daemon=True)
+            t = threading.Thread(
+                target=self._run, args=(job_id,), name=f"job-{job_id}", daemon=True
+            )
             self._threads[job_id] = t
             t.start()
 
@@ -107,8 +109,9 @@ class Scheduler:
         finally:
             self.notify(job_id)
 
-    def _move(self, job: JobRecord, new: JobState, reason: str = "", code: str = "",
-              **fields: Any) -> JobRecord:
+    def _move(
+        self, job: JobRecord, new: JobState, reason: str = "", code: str = "", **fields: Any
+    ) -> JobRecord:
         if not self.store.transition(job.id, job.state, new, reason, code, **fields):
             raise JobEnded(job.id)
         self.notify(job.id)
@@ -153,16 +156,22 @@ class Scheduler:
             rejected = [(p, a) for p, a in answers.items() if a.decision == ppb.DECISION_REJECTED]
             if rejected:
                 party, ans = rejected[0]
-                self._move(job, JobState.REJECTED, f"{party}: {ans.reason}",
-                           ans.reason_code or "rejected")
+                self._move(
+                    job, JobState.REJECTED, f"{party}: {ans.reason}", ans.reason_code or "rejected"
+                )
                 self._abort_all(job, "rejected by another party")
                 raise JobEnded(job.id)
             if all(a.decision == ppb.DECISION_APPROVED for a in answers.values()):
                 break
             if time.monotonic() > deadline:
-                waiting = sorted(p for p, a in answers.items() if a.decision != ppb.DECISION_APPROVED)
-                self._fail(job.id, f"no approval from {', '.join(waiting)} within "
-                           f"{self.propose_timeout_s:.0f}s", "approval_timeout")
+                waiting = sorted(
+                    p for p, a in answers.items() if a.decision != ppb.DECISION_APPROVED
+                )
+                self._fail(
+                    job.id,
+                    f"no approval from {', '.join(waiting)} within {self.propose_timeout_s:.0f}s",
+                    "approval_timeout",
+                )
                 raise JobEnded(job.id)
             time.sleep(1.0)
             job = self.store.get_job(job.id)
@@ -172,14 +181,21 @@ class Scheduler:
         for i, party in enumerate(order):
             ans = answers[party]
             rec = self.store.get_party(party)
-            peers.append({
-                "index": i, "party": party, "mpc_address": ans.mpc_address,
-                "mpc_certificate_pem": ans.mpc_certificate_pem,
-                "binding_signature": ans.binding_signature.hex(),
-                "party_certificate_pem": rec.certificate_pem if rec else "",
-            })
-        session = {"party_order": order, "peers": peers,
-                   "threshold": honest_majority_threshold(len(order))}
+            peers.append(
+                {
+                    "index": i,
+                    "party": party,
+                    "mpc_address": ans.mpc_address,
+                    "mpc_certificate_pem": ans.mpc_certificate_pem,
+                    "binding_signature": ans.binding_signature.hex(),
+                    "party_certificate_pem": rec.certificate_pem if rec else "",
+                }
+            )
+        session = {
+            "party_order": order,
+            "peers": peers,
+            "threshold": honest_majority_threshold(len(order)),
+        }
         job = self._move(job, JobState.APPROVED, session=session)
         return job
 
@@ -187,18 +203,25 @@ class Scheduler:
         def one(i_party: tuple[int, str]) -> tuple[str, Any]:
             i, party = i_party
             req = ppb.ProposeRequest(
-                job_id=job.id, spec=convert.spec_to_pb(job.spec), party_index=i,
-                party_order=order, analyst_certificate_pem=job.analyst_cert,
-                bit_length=int(job.sizing["bit_length"]), decimals=int(job.sizing["decimals"]),
+                job_id=job.id,
+                spec=convert.spec_to_pb(job.spec),
+                party_index=i,
+                party_order=order,
+                analyst_certificate_pem=job.analyst_cert,
+                bit_length=int(job.sizing["bit_length"]),
+                decimals=int(job.sizing["decimals"]),
             )
             try:
                 return party, self._stub(party).Propose(req, timeout=self.propose_timeout_s)
             except grpc.RpcError as exc:
                 err = from_rpc_error(exc)
                 return party, ppb.ProposeResponse(
-                    decision=ppb.DECISION_REJECTED if exc.code() != grpc.StatusCode.UNAVAILABLE
+                    decision=ppb.DECISION_REJECTED
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE
                     else ppb.DECISION_NEEDS_MANUAL,
-                    reason=err.message, reason_code=err.reason)
+                    reason=err.message,
+                    reason_code=err.reason,
+                )
 
         with ThreadPoolExecutor(max_workers=len(order)) as pool:
             return dict(pool.map(one, enumerate(order)))
@@ -208,10 +231,14 @@ class Scheduler:
             job = self._move(job, JobState.SCHEDULED)
         session = job.session
         peers = [
-            ppb.SessionPeer(index=p["index"], party=p["party"], mpc_address=p["mpc_address"],
-                            mpc_certificate_pem=p["mpc_certificate_pem"],
-                            binding_signature=bytes.fromhex(p["binding_signature"]),
-                            party_certificate_pem=p["party_certificate_pem"])
+            ppb.SessionPeer(
+                index=p["index"],
+                party=p["party"],
+                mpc_address=p["mpc_address"],
+                mpc_certificate_pem=p["mpc_certificate_pem"],
+                binding_signature=bytes.fromhex(p["binding_signature"]),
+                party_certificate_pem=p["party_certificate_pem"],
+            )
             for p in session["peers"]
         ]
         req = ppb.StartRequest(job_id=job.id, peers=peers, threshold=int(session["threshold"]))
@@ -220,8 +247,11 @@ class Scheduler:
                 self._stub(party).Start(req, timeout=30)
             except grpc.RpcError as exc:
                 err = from_rpc_error(exc)
-                self._fail(job.id, f"{party} could not start the job: {err.message}",
-                           err.reason or "start_failed")
+                self._fail(
+                    job.id,
+                    f"{party} could not start the job: {err.message}",
+                    err.reason or "start_failed",
+                )
                 raise JobEnded(job.id) from exc
         return self._move(job, JobState.RUNNING)
 
@@ -236,9 +266,12 @@ class Scheduler:
         def record(party: str, st: ppb.NodeJobStatus) -> None:
             with lock:
                 statuses[party] = {
-                    "state": st.state, "phase": st.progress.phase,
-                    "fraction": st.progress.fraction, "message": st.progress.message,
-                    "bytes_sent": st.progress.bytes_sent, "reason": st.reason,
+                    "state": st.state,
+                    "phase": st.progress.phase,
+                    "fraction": st.progress.fraction,
+                    "message": st.progress.message,
+                    "bytes_sent": st.progress.bytes_sent,
+                    "reason": st.reason,
                 }
                 snapshot = dict(statuses)
             if st.state == "succeeded" and st.sealed_share:
@@ -246,7 +279,10 @@ class Scheduler:
             self.store.update_job(job.id, progress=snapshot)
             self.notify(job.id)
             if st.state in ("failed", "aborted") and "fail" not in outcome:
-                outcome["fail"] = (f"{party}: {st.reason or st.state}", st.reason_code or "party_failed")
+                outcome["fail"] = (
+                    f"{party}: {st.reason or st.state}",
+                    st.reason_code or "party_failed",
+                )
                 done.set()
             elif all(statuses.get(p, {}).get("state") == "succeeded" for p in order):
                 done.set()
@@ -264,16 +300,26 @@ class Scheduler:
                         return
                 except grpc.RpcError as exc:
                     if exc.code() == grpc.StatusCode.NOT_FOUND:
-                        outcome.setdefault("fail", (f"{party} does not know this job (its state "
-                                                    "was lost)", "party_lost_job"))
+                        outcome.setdefault(
+                            "fail",
+                            (
+                                f"{party} does not know this job (its state was lost)",
+                                "party_lost_job",
+                            ),
+                        )
                         done.set()
                         return
                     now = time.monotonic()
                     lost_since = lost_since or now
                     if now - lost_since > self.node_lost_grace_s:
-                        outcome.setdefault("fail", (f"party {party} is unreachable "
-                                                    f"({exc.code().name}); the job cannot finish",
-                                                    "party_unreachable"))
+                        outcome.setdefault(
+                            "fail",
+                            (
+                                f"party {party} is unreachable "
+                                f"({exc.code().name}); the job cannot finish",
+                                "party_unreachable",
+                            ),
+                        )
                         done.set()
                         return
                     time.sleep(0.5)
@@ -286,7 +332,9 @@ class Scheduler:
         if self._stopping.is_set():
             return
         if not finished:
-            self._fail(job.id, f"job exceeded its time limit of {self.job_timeout_s:.0f}s", "timeout")
+            self._fail(
+                job.id, f"job exceeded its time limit of {self.job_timeout_s:.0f}s", "timeout"
+            )
             return
         if "fail" in outcome:
             reason, code = outcome["fail"]

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import grpc
 
 from coordinator.handlers import Coordinator
-from ensnif_mpc.hub import Hub
 from coordinator.nodes import NodeDialer
 from coordinator.scheduler import Scheduler
 from coordinator.servicer import CoordinatorServicer
 from coordinator.store import Store
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
+from ensnif_mpc.hub import Hub
 from ensnif_mpc.serving import build_server, wait_for_signal
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
     servicer = CoordinatorServicer(Coordinator(store, scheduler), hub)
     name = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name
     server, port, _ = build_server(
-        cfg.listen, cfg.tls,
+        cfg.listen,
+        cfg.tls,
         lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, s),
         [name],
     )

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import grpc
 
 from coordinator.handlers import Coordinator
-from ensnif_mpc.hub import Hub
 from coordinator.store import JobRecord, PartyRecord
 from ensnif_mpc import convert
 from ensnif_mpc.errors import grpc_errors
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc
+from ensnif_mpc.hub import Hub
 from ensnif_mpc.tls import peer_certificate_pem, peer_identity
 from protocols import registry
 
@@ -23,36 +23,61 @@ def job_to_pb(job: JobRecord) -> pb.Job:
         pb.PartyProgress(
             party=name,
             state=str(p.get("state", "")),
-            progress=pb.Progress(phase=str(p.get("phase", "")), fraction=float(p.get("fraction", 0)),
-                                 message=str(p.get("message", "")),
-                                 bytes_sent=int(p.get("bytes_sent", 0))),
+            progress=pb.Progress(
+                phase=str(p.get("phase", "")),
+                fraction=float(p.get("fraction", 0)),
+                message=str(p.get("message", "")),
+                bytes_sent=int(p.get("bytes_sent", 0)),
+            ),
             reason=str(p.get("reason", "")),
         )
         for name, p in sorted(job.progress.items())
     ]
     return pb.Job(
-        id=job.id, spec=convert.spec_to_pb(job.spec), state=convert.state_to_pb(job.state),
-        submitter=job.submitter, reason=job.reason, reason_code=job.reason_code, parties=parties,
-        created_at=job.created_at.isoformat(), updated_at=job.updated_at.isoformat(),
+        id=job.id,
+        spec=convert.spec_to_pb(job.spec),
+        state=convert.state_to_pb(job.state),
+        submitter=job.submitter,
+        reason=job.reason,
+        reason_code=job.reason_code,
+        parties=parties,
+        created_at=job.created_at.isoformat(),
+        updated_at=job.updated_at.isoformat(),
         party_order=list(job.session.get("party_order", [])),
     )
 
 
 def party_to_pb(p: PartyRecord, kind: str | None) -> pb.Party:
-    return pb.Party(name=p.name, role=kind or "compute", address=p.address,
-                    certificate_pem=p.certificate_pem, last_seen=p.last_seen.isoformat())
+    return pb.Party(
+        name=p.name,
+        role=kind or "compute",
+        address=p.address,
+        certificate_pem=p.certificate_pem,
+        last_seen=p.last_seen.isoformat(),
+    )
 
 
 def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
     import json
 
     return pb.ProtocolInfo(
-        name=d.name, family=d.family, summary=d.summary, inputs=d.inputs,
-        parameters=[pb.ProtocolParameter(name=p.name, type=p.type, required=p.required,
-                                         description=p.description,
-                                         default_json=json.dumps(p.default))
-                    for p in d.parameters],
-        outputs=list(d.outputs), leakage=d.leakage, min_data_owners=d.min_data_owners,
+        name=d.name,
+        family=d.family,
+        summary=d.summary,
+        inputs=d.inputs,
+        parameters=[
+            pb.ProtocolParameter(
+                name=p.name,
+                type=p.type,
+                required=p.required,
+                description=p.description,
+                default_json=json.dumps(p.default),
+            )
+            for p in d.parameters
+        ],
+        outputs=list(d.outputs),
+        leakage=d.leakage,
+        min_data_owners=d.min_data_owners,
     )
 
 
@@ -62,62 +87,82 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.hub = hub
         self.watch_poll_s = watch_poll_s
 
-    def RegisterParty(self, request: cpb.RegisterPartyRequest, context: grpc.ServicerContext
-                      ) -> cpb.RegisterPartyResponse:
+    def RegisterParty(
+        self, request: cpb.RegisterPartyRequest, context: grpc.ServicerContext
+    ) -> cpb.RegisterPartyResponse:
         with grpc_errors(context, "RegisterParty"):
-            rec = self.c.register_party(peer_identity(context), request.address,
-                                        peer_certificate_pem(context))
+            rec = self.c.register_party(
+                peer_identity(context), request.address, peer_certificate_pem(context)
+            )
             return cpb.RegisterPartyResponse(party=party_to_pb(rec, self.c.party_kind(rec.name)))
         raise AssertionError  # unreachable: grpc_errors aborts
 
-    def ListParties(self, request: cpb.ListPartiesRequest, context: grpc.ServicerContext
-                    ) -> cpb.ListPartiesResponse:
+    def ListParties(
+        self, request: cpb.ListPartiesRequest, context: grpc.ServicerContext
+    ) -> cpb.ListPartiesResponse:
         with grpc_errors(context, "ListParties"):
             peer_identity(context)
-            parties = [party_to_pb(p, self.c.party_kind(p.name)) for p in self.c.store.list_parties()]
+            parties = [
+                party_to_pb(p, self.c.party_kind(p.name)) for p in self.c.store.list_parties()
+            ]
             return cpb.ListPartiesResponse(parties=parties)
         raise AssertionError
 
-    def PublishDataset(self, request: cpb.PublishDatasetRequest, context: grpc.ServicerContext
-                       ) -> cpb.PublishDatasetResponse:
+    def PublishDataset(
+        self, request: cpb.PublishDatasetRequest, context: grpc.ServicerContext
+    ) -> cpb.PublishDatasetResponse:
         with grpc_errors(context, "PublishDataset"):
-            ds = self.c.publish_dataset(peer_identity(context),
-                                        convert.dataset_from_pb(request.dataset))
+            ds = self.c.publish_dataset(
+                peer_identity(context), convert.dataset_from_pb(request.dataset)
+            )
             return cpb.PublishDatasetResponse(dataset=convert.dataset_to_pb(ds))
         raise AssertionError
 
-    def ListDatasets(self, request: cpb.ListDatasetsRequest, context: grpc.ServicerContext
-                     ) -> cpb.ListDatasetsResponse:
+    def ListDatasets(
+        self, request: cpb.ListDatasetsRequest, context: grpc.ServicerContext
+    ) -> cpb.ListDatasetsResponse:
         with grpc_errors(context, "ListDatasets"):
             peer_identity(context)
             return cpb.ListDatasetsResponse(
-                datasets=[convert.dataset_to_pb(d) for d in self.c.store.list_datasets(request.party)])
+                datasets=[
+                    convert.dataset_to_pb(d) for d in self.c.store.list_datasets(request.party)
+                ]
+            )
         raise AssertionError
 
-    def SubmitJob(self, request: cpb.SubmitJobRequest, context: grpc.ServicerContext
-                  ) -> cpb.SubmitJobResponse:
+    def SubmitJob(
+        self, request: cpb.SubmitJobRequest, context: grpc.ServicerContext
+    ) -> cpb.SubmitJobResponse:
         with grpc_errors(context, "SubmitJob"):
-            job = self.c.submit(peer_identity(context), convert.spec_from_pb(request.spec),
-                                peer_certificate_pem(context))
+            job = self.c.submit(
+                peer_identity(context),
+                convert.spec_from_pb(request.spec),
+                peer_certificate_pem(context),
+            )
             return cpb.SubmitJobResponse(job=job_to_pb(job))
         raise AssertionError
 
-    def GetJob(self, request: cpb.GetJobRequest, context: grpc.ServicerContext) -> cpb.GetJobResponse:
+    def GetJob(
+        self, request: cpb.GetJobRequest, context: grpc.ServicerContext
+    ) -> cpb.GetJobResponse:
         with grpc_errors(context, "GetJob"):
-            return cpb.GetJobResponse(job=job_to_pb(self.c.job(peer_identity(context),
-                                                                request.job_id)))
+            return cpb.GetJobResponse(
+                job=job_to_pb(self.c.job(peer_identity(context), request.job_id))
+            )
         raise AssertionError
 
-    def ListJobs(self, request: cpb.ListJobsRequest, context: grpc.ServicerContext
-                 ) -> cpb.ListJobsResponse:
+    def ListJobs(
+        self, request: cpb.ListJobsRequest, context: grpc.ServicerContext
+    ) -> cpb.ListJobsResponse:
         with grpc_errors(context, "ListJobs"):
             states = frozenset(convert.state_from_pb(s) for s in request.states)
             jobs = self.c.list_jobs(peer_identity(context), request.limit or 100, states)
             return cpb.ListJobsResponse(jobs=[job_to_pb(j) for j in jobs])
         raise AssertionError
 
-    def WatchJob(self, request: cpb.WatchJobRequest, context: grpc.ServicerContext
-                 ) -> Iterator[cpb.WatchJobResponse]:
+    def WatchJob(
+        self, request: cpb.WatchJobRequest, context: grpc.ServicerContext
+    ) -> Iterator[cpb.WatchJobResponse]:
         with grpc_errors(context, "WatchJob"):
             who = peer_identity(context)
             job = self.c.job(who, request.job_id)
@@ -131,31 +176,38 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
                 tick = self.hub.wait(job.id, tick, self.watch_poll_s)
                 job = self.c.store.get_job(job.id)
 
-    def CancelJob(self, request: cpb.CancelJobRequest, context: grpc.ServicerContext
-                  ) -> cpb.CancelJobResponse:
+    def CancelJob(
+        self, request: cpb.CancelJobRequest, context: grpc.ServicerContext
+    ) -> cpb.CancelJobResponse:
         with grpc_errors(context, "CancelJob"):
-            return cpb.CancelJobResponse(job=job_to_pb(self.c.cancel(peer_identity(context),
-                                                                      request.job_id)))
+            return cpb.CancelJobResponse(
+                job=job_to_pb(self.c.cancel(peer_identity(context), request.job_id))
+            )
         raise AssertionError
 
-    def GetResult(self, request: cpb.GetResultRequest, context: grpc.ServicerContext
-                  ) -> cpb.GetResultResponse:
+    def GetResult(
+        self, request: cpb.GetResultRequest, context: grpc.ServicerContext
+    ) -> cpb.GetResultResponse:
         with grpc_errors(context, "GetResult"):
             shares = self.c.result(peer_identity(context), request.job_id)
             return cpb.GetResultResponse(
                 job_id=request.job_id,
-                shares=[pb.SealedShare(party=p, blob=b) for p, b in sorted(shares.items())])
+                shares=[pb.SealedShare(party=p, blob=b) for p, b in sorted(shares.items())],
+            )
         raise AssertionError
 
-    def ListProtocols(self, request: cpb.ListProtocolsRequest, context: grpc.ServicerContext
-                      ) -> cpb.ListProtocolsResponse:
+    def ListProtocols(
+        self, request: cpb.ListProtocolsRequest, context: grpc.ServicerContext
+    ) -> cpb.ListProtocolsResponse:
         with grpc_errors(context, "ListProtocols"):
             return cpb.ListProtocolsResponse(
-                protocols=[protocol_to_pb(d) for d in registry.PROTOCOLS.values()])
+                protocols=[protocol_to_pb(d) for d in registry.PROTOCOLS.values()]
+            )
         raise AssertionError
 
-    def DescribeProtocol(self, request: cpb.DescribeProtocolRequest, context: grpc.ServicerContext
-                         ) -> cpb.DescribeProtocolResponse:
+    def DescribeProtocol(
+        self, request: cpb.DescribeProtocolRequest, context: grpc.ServicerContext
+    ) -> cpb.DescribeProtocolResponse:
         with grpc_errors(context, "DescribeProtocol"):
             return cpb.DescribeProtocolResponse(protocol=protocol_to_pb(registry.get(request.name)))
         raise AssertionError

@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit, jobspec
 from ensnif_mpc.errors import UnknownJob
@@ -124,7 +124,9 @@ class JobRecord:
 def _spec_dict(spec: JobSpec) -> dict[str, Any]:
     return {
         "protocol": spec.protocol,
-        "inputs": [{"party": i.party, "dataset": i.dataset, "column": i.column} for i in spec.inputs],
+        "inputs": [
+            {"party": i.party, "dataset": i.dataset, "column": i.column} for i in spec.inputs
+        ],
         "helpers": list(spec.helpers),
         "params": spec.params,
         "name": spec.name,
@@ -189,16 +191,25 @@ class Store:
             if row is None:
                 row = PartyRow(name=name)
                 s.add(row)
-            row.role, row.address, row.certificate_pem, row.last_seen = role, address, cert_pem, _now()
-            rec = PartyRecord(row.name, row.role, row.address, row.certificate_pem, _aware(row.last_seen))
+            row.role, row.address, row.certificate_pem, row.last_seen = (
+                role,
+                address,
+                cert_pem,
+                _now(),
+            )
+            rec = PartyRecord(
+                row.name, row.role, row.address, row.certificate_pem, _aware(row.last_seen)
+            )
         self.audit("party_registered", {"party": name, "role": role, "address": address})
         return rec
 
     def list_parties(self) -> list[PartyRecord]:
         with self._sessions() as s:
             rows = s.scalars(select(PartyRow).order_by(PartyRow.name)).all()
-            return [PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
-                    for r in rows]
+            return [
+                PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
+                for r in rows
+            ]
 
     def get_party(self, name: str) -> PartyRecord | None:
         with self._sessions() as s:
@@ -222,20 +233,37 @@ class Store:
             if party:
                 q = q.where(DatasetRow.party == party)
             return [
-                DatasetSchema(r.party, r.name, tuple(Column(**c) for c in r.columns), r.row_count,
-                              r.description)
+                DatasetSchema(
+                    r.party,
+                    r.name,
+                    tuple(Column(**c) for c in r.columns),
+                    r.row_count,
+                    r.description,
+                )
                 for r in s.scalars(q).all()
             ]
 
     # -- jobs ----------------------------------------------------------------
-    def create_job(self, job_id: str, spec: JobSpec, submitter: str, analyst_cert: str,
-                   sizing: dict[str, Any]) -> JobRecord:
+    def create_job(
+        self, job_id: str, spec: JobSpec, submitter: str, analyst_cert: str, sizing: dict[str, Any]
+    ) -> JobRecord:
         now = _now()
         with self._sessions.begin() as s:
-            row = JobRow(id=job_id, state=JobState.SUBMITTED.value, spec=_spec_dict(spec),
-                         submitter=submitter, analyst_cert=analyst_cert, sizing=sizing,
-                         session={}, progress={}, reason="", reason_code="", version=0,
-                         created_at=now, updated_at=now)
+            row = JobRow(
+                id=job_id,
+                state=JobState.SUBMITTED.value,
+                spec=_spec_dict(spec),
+                submitter=submitter,
+                analyst_cert=analyst_cert,
+                sizing=sizing,
+                session={},
+                progress={},
+                reason="",
+                reason_code="",
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(row)
             s.flush()
             rec = _job(row)
@@ -249,37 +277,56 @@ class Store:
                 raise UnknownJob(f"no job {job_id!r}; `ensnif job list` shows the jobs")
             return _job(row)
 
-    def list_jobs(self, limit: int = 100, states: frozenset[JobState] | None = None) -> list[JobRecord]:
+    def list_jobs(
+        self, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobRecord]:
         with self._sessions() as s:
             q = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit or 100)
             if states:
                 q = q.where(JobRow.state.in_([st.value for st in states]))
             return [_job(r) for r in s.scalars(q).all()]
 
-    def transition(self, job_id: str, old: JobState, new: JobState, reason: str = "",
-                   reason_code: str = "", **fields: Any) -> bool:
+    def transition(
+        self,
+        job_id: str,
+        old: JobState,
+        new: JobState,
+        reason: str = "",
+        reason_code: str = "",
+        **fields: Any,
+    ) -> bool:
         """Move ``old → new`` atomically; False if the job was no longer in ``old``."""
         check_transition(old, new)
-        values: dict[str, Any] = {"state": new.value, "updated_at": _now(),
-                                  "version": JobRow.version + 1}
+        values: dict[str, Any] = {
+            "state": new.value,
+            "updated_at": _now(),
+            "version": JobRow.version + 1,
+        }
         if reason or new.final:
             values.update(reason=reason, reason_code=reason_code)
         values.update(fields)
         with self._sessions.begin() as s:
             res = s.execute(
-                update(JobRow).where(JobRow.id == job_id, JobRow.state == old.value).values(**values)
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == old.value)
+                .values(**values)
             )
             changed = bool(res.rowcount)  # type: ignore[attr-defined]
         if changed:
-            self.audit("job_state", {"job": job_id, "from": old.value, "to": new.value,
-                                     "reason_code": reason_code})
+            self.audit(
+                "job_state",
+                {"job": job_id, "from": old.value, "to": new.value, "reason_code": reason_code},
+            )
         return changed
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Update non-state fields (progress, session) and bump the version watchers follow."""
         with self._sessions.begin() as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(
-                updated_at=_now(), version=JobRow.version + 1, **fields))
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(updated_at=_now(), version=JobRow.version + 1, **fields)
+            )
 
     def put_share(self, job_id: str, party: str, blob: bytes) -> None:
         with self._sessions.begin() as s:

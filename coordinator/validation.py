@@ -54,8 +54,9 @@ def validate(
     definition.check_params(spec.params)
     for n, inp in enumerate(spec.inputs):
         if party_role(inp.party) is None:
-            raise UnknownParty(f"inputs[{n}].party: no party {inp.party!r} is registered "
-                               "(`ensnif parties list`)")
+            raise UnknownParty(
+                f"inputs[{n}].party: no party {inp.party!r} is registered (`ensnif parties list`)"
+            )
     for n, helper in enumerate(spec.helpers):
         if party_role(helper) is None:
             raise UnknownParty(f"helpers[{n}]: no party {helper!r} is registered")
@@ -68,19 +69,22 @@ def validate(
     if n_parties == 2:
         raise NotEnoughParties(
             "helpers: two parties give threshold t = 0, i.e. no secrecy at all; add a "
-            "compute-only helper so that t = 1 < n/2 (e.g. helpers = [\"helper\"])"
+            'compute-only helper so that t = 1 < n/2 (e.g. helpers = ["helper"])'
         )
     columns: list[tuple[int, float, int]] = []
     for n, inp in enumerate(spec.inputs):
         ds = dataset(inp.party, inp.dataset)
         if ds is None:
-            raise UnknownDataset(f"inputs[{n}].dataset: party {inp.party!r} has published no "
-                                 f"dataset {inp.dataset!r}")
+            raise UnknownDataset(
+                f"inputs[{n}].dataset: party {inp.party!r} has published no dataset {inp.dataset!r}"
+            )
         col = ds.column(inp.column)
         if col is None:
             names = ", ".join(c.name for c in ds.columns)
-            raise UnknownColumn(f"inputs[{n}].column: dataset {inp.party}/{inp.dataset} has no "
-                                f"column {inp.column!r} (columns: {names})")
+            raise UnknownColumn(
+                f"inputs[{n}].column: dataset {inp.party}/{inp.dataset} has no "
+                f"column {inp.column!r} (columns: {names})"
+            )
         if col.type not in definition.column_types:
             raise ColumnTypeMismatch(
                 f"inputs[{n}].column: {inp.column!r} is of type {col.type}; protocol "

@@ -30,7 +30,7 @@ def verify_chain(rows: Iterable[tuple[int, str, str, dict[str, Any], str, str]])
 
 
 def append(session: Any, row_cls: Any, event: str, details: dict[str, Any], at: str) -> None:
-    """Append one record to a SQLAlchemy audit table with columns seq/at/event/details/prev_hash/hash.
+    """Append a record to an audit table (columns seq, at, event, details, prev_hash, hash).
 
     The caller serializes appends (one lock per store) so that ``seq`` is gapless.
     """
@@ -39,5 +39,13 @@ def append(session: Any, row_cls: Any, event: str, details: dict[str, Any], at: 
     last = session.scalars(select(row_cls).order_by(row_cls.seq.desc()).limit(1)).first()
     prev, seq = (last.hash, last.seq + 1) if last else (GENESIS, 1)
     details = json.loads(json.dumps(details))
-    session.add(row_cls(seq=seq, at=at, event=event, details=details, prev_hash=prev,
-                        hash=record_hash(prev, seq, at, event, details)))
+    session.add(
+        row_cls(
+            seq=seq,
+            at=at,
+            event=event,
+            details=details,
+            prev_hash=prev,
+            hash=record_hash(prev, seq, at, event, details),
+        )
+    )

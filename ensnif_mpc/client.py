@@ -52,26 +52,38 @@ class Client:
         return list(self._call(self._stub.ListParties, cpb.ListPartiesRequest()).parties)
 
     def datasets(self, party: str = "") -> list[pb.Dataset]:
-        return list(self._call(self._stub.ListDatasets, cpb.ListDatasetsRequest(party=party)).datasets)
+        return list(
+            self._call(self._stub.ListDatasets, cpb.ListDatasetsRequest(party=party)).datasets
+        )
 
     def protocols(self) -> list[pb.ProtocolInfo]:
         return list(self._call(self._stub.ListProtocols, cpb.ListProtocolsRequest()).protocols)
 
     def describe(self, name: str) -> pb.ProtocolInfo:
-        return self._call(self._stub.DescribeProtocol, cpb.DescribeProtocolRequest(name=name)).protocol
+        resp: cpb.DescribeProtocolResponse = self._call(
+            self._stub.DescribeProtocol, cpb.DescribeProtocolRequest(name=name)
+        )
+        return resp.protocol
 
     # -- jobs ----------------------------------------------------------------
     def submit(self, spec: JobSpec) -> pb.Job:
-        return self._call(self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(spec))).job
+        resp: cpb.SubmitJobResponse = self._call(
+            self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(spec))
+        )
+        return resp.job
 
     def job(self, job_id: str) -> pb.Job:
-        return self._call(self._stub.GetJob, cpb.GetJobRequest(job_id=job_id)).job
+        resp: cpb.GetJobResponse = self._call(self._stub.GetJob, cpb.GetJobRequest(job_id=job_id))
+        return resp.job
 
     def jobs(self, limit: int = 50) -> list[pb.Job]:
         return list(self._call(self._stub.ListJobs, cpb.ListJobsRequest(limit=limit)).jobs)
 
     def cancel(self, job_id: str) -> pb.Job:
-        return self._call(self._stub.CancelJob, cpb.CancelJobRequest(job_id=job_id)).job
+        resp: cpb.CancelJobResponse = self._call(
+            self._stub.CancelJob, cpb.CancelJobRequest(job_id=job_id)
+        )
+        return resp.job
 
     def watch(self, job_id: str, timeout_s: float | None = None) -> Iterator[pb.Job]:
         """Yield the job at every change until it reaches a final state."""
@@ -81,8 +93,12 @@ class Client:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
-    def wait(self, job_id: str, on_update: Callable[[pb.Job], None] | None = None,
-             timeout_s: float | None = None) -> pb.Job:
+    def wait(
+        self,
+        job_id: str,
+        on_update: Callable[[pb.Job], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> pb.Job:
         last = self.job(job_id)
         for job in self.watch(job_id, timeout_s):
             last = job

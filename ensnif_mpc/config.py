@@ -195,7 +195,9 @@ class ClientProfile:
                 tls_raw[key] = os.environ[f"ENSNIF_{key.upper()}"]
         return ClientProfile(
             coordinator=str(_env("COORDINATOR", raw.get("coordinator", "127.0.0.1:50051"))),
-            coordinator_name=str(_env("COORDINATOR_NAME", raw.get("coordinator_name", "coordinator"))),
+            coordinator_name=str(
+                _env("COORDINATOR_NAME", raw.get("coordinator_name", "coordinator"))
+            ),
             tls=_tls(base, tls_raw, "tls"),
             source=str(chosen),
         )

@@ -10,7 +10,11 @@ from ensnif_mpc.jobspec import Input, JobSpec
 from ensnif_mpc.jobstate import JobState
 from ensnif_mpc.schema import Column, DatasetSchema
 
-_COLTYPE = {"int": pb.COLUMN_TYPE_INT, "float": pb.COLUMN_TYPE_FLOAT, "string": pb.COLUMN_TYPE_STRING}
+_COLTYPE = {
+    "int": pb.COLUMN_TYPE_INT,
+    "float": pb.COLUMN_TYPE_FLOAT,
+    "string": pb.COLUMN_TYPE_STRING,
+}
 _COLTYPE_BACK = {v: k for k, v in _COLTYPE.items()}
 
 
@@ -26,7 +30,9 @@ def state_from_pb(value: pb.JobState.ValueType) -> JobState:
 def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
     return pb.JobSpec(
         protocol=spec.protocol,
-        inputs=[pb.JobInput(party=i.party, dataset=i.dataset, column=i.column) for i in spec.inputs],
+        inputs=[
+            pb.JobInput(party=i.party, dataset=i.dataset, column=i.column) for i in spec.inputs
+        ],
         helpers=list(spec.helpers),
         params_json=spec.params_json(),
         name=spec.name,
@@ -45,7 +51,9 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
     return jobspec.from_dict(
         {
             "protocol": msg.protocol,
-            "inputs": [{"party": i.party, "dataset": i.dataset, "column": i.column} for i in msg.inputs],
+            "inputs": [
+                {"party": i.party, "dataset": i.dataset, "column": i.column} for i in msg.inputs
+            ],
             "helpers": list(msg.helpers),
             "params": params,
             "name": msg.name,
@@ -54,25 +62,49 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
 
 
 def column_to_pb(c: Column) -> pb.Column:
-    return pb.Column(name=c.name, type=_COLTYPE[c.type], lower=c.lower, upper=c.upper,
-                     decimals=c.decimals)
+    return pb.Column(
+        name=c.name, type=_COLTYPE[c.type], lower=c.lower, upper=c.upper, decimals=c.decimals
+    )
 
 
 def column_from_pb(m: pb.Column) -> Column:
-    return Column(name=m.name, type=_COLTYPE_BACK.get(m.type, "string"), lower=m.lower,
-                  upper=m.upper, decimals=m.decimals)
+    return Column(
+        name=m.name,
+        type=_COLTYPE_BACK.get(m.type, "string"),
+        lower=m.lower,
+        upper=m.upper,
+        decimals=m.decimals,
+    )
 
 
 def dataset_to_pb(d: DatasetSchema) -> pb.Dataset:
-    return pb.Dataset(party=d.party, name=d.name, columns=[column_to_pb(c) for c in d.columns],
-                      row_count=d.row_count, description=d.description)
+    return pb.Dataset(
+        party=d.party,
+        name=d.name,
+        columns=[column_to_pb(c) for c in d.columns],
+        row_count=d.row_count,
+        description=d.description,
+    )
 
 
 def dataset_from_pb(m: pb.Dataset) -> DatasetSchema:
-    return DatasetSchema(party=m.party, name=m.name,
-                         columns=tuple(column_from_pb(c) for c in m.columns),
-                         row_count=m.row_count, description=m.description)
+    return DatasetSchema(
+        party=m.party,
+        name=m.name,
+        columns=tuple(column_from_pb(c) for c in m.columns),
+        row_count=m.row_count,
+        description=m.description,
+    )
 
 
-__all__ = ["Input", "spec_to_pb", "spec_from_pb", "state_to_pb", "state_from_pb",
-           "dataset_to_pb", "dataset_from_pb", "column_to_pb", "column_from_pb"]
+__all__ = [
+    "Input",
+    "spec_to_pb",
+    "spec_from_pb",
+    "state_to_pb",
+    "state_from_pb",
+    "dataset_to_pb",
+    "dataset_from_pb",
+    "column_to_pb",
+    "column_from_pb",
+]

@@ -180,7 +180,7 @@ def from_rpc_error(exc: grpc.RpcError) -> EnsnifError:
     for key, value in trailing or ():
         if key == REASON_KEY:
             reason = str(value)
-    cls = _BY_REASON.get(reason or "", None) or _BY_CODE.get(code, EnsnifError)
+    cls = _BY_REASON.get(reason or "") or _BY_CODE.get(code, EnsnifError)
     if code == grpc.StatusCode.UNAVAILABLE and reason is None:
         details = f"cannot reach the server ({details})"
         reason = "unavailable"

@@ -86,11 +86,15 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
             raise InvalidJobSpec(f"{where}: expected a table with party, dataset, column")
         extra = sorted(set(item) - _INPUT_KEYS)
         if extra:
-            raise InvalidJobSpec(f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column)")
+            raise InvalidJobSpec(
+                f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column)"
+            )
         for key in sorted(_INPUT_KEYS):
             if key not in item:
                 raise InvalidJobSpec(f"{where}.{key}: missing")
-        inputs.append(Input(*(_str(item[k], f"{where}.{k}") for k in ("party", "dataset", "column"))))
+        inputs.append(
+            Input(*(_str(item[k], f"{where}.{k}") for k in ("party", "dataset", "column")))
+        )
     if len({i.party for i in inputs}) != len(inputs):
         raise InvalidJobSpec("inputs: each data owner may appear once")
     helpers = raw.get("helpers", [])

@@ -80,8 +80,9 @@ def mint(job_id: str, index: int, node_key_pem: bytes, hours: int = 48) -> MpcCr
 def verify_peer(job_id: str, peer: PeerBinding, ca_pem: bytes) -> None:
     ident = verify_member(peer.party_cert_pem, ca_pem, role="party")
     if ident.name != peer.party:
-        raise CryptoError(f"peer {peer.index} presents the certificate of {ident.name!r}, "
-                          f"not of {peer.party!r}")
+        raise CryptoError(
+            f"peer {peer.index} presents the certificate of {ident.name!r}, not of {peer.party!r}"
+        )
     cert = parse_cert(peer.mpc_cert_pem)
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cn or cn[0].value != mpc_name(peer.index):
@@ -93,8 +94,10 @@ def verify_peer(job_id: str, peer: PeerBinding, ca_pem: bytes) -> None:
             peer.binding_signature,
         )
     except CryptoError as exc:
-        raise CryptoError(f"MPC binding of {peer.party!r} does not verify: it was not signed "
-                          f"by that party for this job") from exc
+        raise CryptoError(
+            f"MPC binding of {peer.party!r} does not verify: it was not signed "
+            f"by that party for this job"
+        ) from exc
 
 
 def write_config(directory: Path, index: int, own: MpcCredential, peers: list[PeerBinding]) -> None:

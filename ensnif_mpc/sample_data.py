@@ -1,4 +1,4 @@
-"""Synthetic data for the canonical scenario: a grocery chain's orders, a logistics firm's deliveries.
+"""Synthetic data for the canonical scenario: grocery orders and logistics deliveries.
 
 Customers overlap between the two (as they would in one city), so later join
 protocols have something to find. Deterministic for a seed.
@@ -40,8 +40,15 @@ def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
         w.writerow(ORDER_COLUMNS)
         for i in range(rows):
             c = int(g_cust[i])
-            w.writerow([i + 1, f"C{c:07d}", ZIPS[home_zip[c]], f"{basket[i]:.2f}",
-                        str(np.datetime64("2026-01-01") + int(days[i]))])
+            w.writerow(
+                [
+                    i + 1,
+                    f"C{c:07d}",
+                    ZIPS[home_zip[c]],
+                    f"{basket[i]:.2f}",
+                    str(np.datetime64("2026-01-01") + int(days[i])),
+                ]
+            )
 
     distance = np.clip(rng.gamma(2.0, 4.0, rows), 0.1, 80).round(1)
     minutes = np.clip((12 + distance * 2.5 + rng.normal(0, 8, rows)).round(), 5, 240).astype(int)
@@ -52,8 +59,16 @@ def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
         w.writerow(DELIVERY_COLUMNS)
         for i in range(rows):
             c = int(l_cust[i])
-            w.writerow([i + 1, f"C{c:07d}", ZIPS[home_zip[c]], int(minutes[i]),
-                        f"{distance[i]:.1f}", f"{fee[i]:.2f}"])
+            w.writerow(
+                [
+                    i + 1,
+                    f"C{c:07d}",
+                    ZIPS[home_zip[c]],
+                    int(minutes[i]),
+                    f"{distance[i]:.1f}",
+                    f"{fee[i]:.2f}",
+                ]
+            )
     return SampleData(orders, deliveries)
 
 

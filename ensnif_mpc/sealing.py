@@ -41,9 +41,11 @@ def seal(recipient_cert_pem: str | bytes, plaintext: bytes, associated: bytes) -
 def unseal(private_key_pem: bytes, blob: bytes, associated: bytes) -> bytes:
     if len(blob) < 1 + _POINT_LEN + 12 + 16 or blob[:1] != _VERSION:
         raise CryptoError("not a sealed Ensnif result")
-    point, nonce, body = blob[1 : 1 + _POINT_LEN], blob[1 + _POINT_LEN : 13 + _POINT_LEN], blob[
-        13 + _POINT_LEN :
-    ]
+    point, nonce, body = (
+        blob[1 : 1 + _POINT_LEN],
+        blob[1 + _POINT_LEN : 13 + _POINT_LEN],
+        blob[13 + _POINT_LEN :],
+    )
     key_obj = load_private_key(private_key_pem)
     try:
         eph_pub = ec.EllipticCurvePublicKey.from_encoded_point(key_obj.curve, point)

@@ -28,8 +28,9 @@ def build_server(
     max_workers: int = 32,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Start a server on ``listen`` (port 0 picks a free one); returns it with the bound port."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         options=SERVER_OPTIONS)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers), options=SERVER_OPTIONS
+    )
     register(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -40,7 +40,9 @@ def secure_channel(address: str, files: CertFiles, server_name: str) -> grpc.Cha
     target name pins the link to that identity whatever host or IP it runs on.
     """
     ca, cert, key = files.read()
-    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
     options = [*_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server_name)]
     return grpc.secure_channel(address, creds, options=options)
 

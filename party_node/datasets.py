@@ -43,8 +43,10 @@ def schema_of(party: str, cfg: DatasetConfig) -> DatasetSchema:
     header = _header(cfg.path)
     missing = [c.name for c in cfg.columns if c.name not in header]
     if missing:
-        raise InvalidConfig(f"dataset {cfg.name!r}: {cfg.path} has no column {missing[0]!r} "
-                            f"(header: {', '.join(header)})")
+        raise InvalidConfig(
+            f"dataset {cfg.name!r}: {cfg.path} has no column {missing[0]!r} "
+            f"(header: {', '.join(header)})"
+        )
     return DatasetSchema(party, cfg.name, cfg.columns, row_count(cfg.path), cfg.description)
 
 
@@ -67,18 +69,23 @@ def load_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
             try:
                 value = float(raw)
             except ValueError:
-                raise DataError(f"{cfg.path.name} line {lineno}, column {name!r}: {raw!r} is not "
-                                "a number") from None
+                raise DataError(
+                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw!r} is not a number"
+                ) from None
             if not math.isfinite(value) or not col.lower <= value <= col.upper:
-                raise DataError(f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is outside "
-                                f"the declared bounds [{col.lower:g}, {col.upper:g}]")
+                raise DataError(
+                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is outside "
+                    f"the declared bounds [{col.lower:g}, {col.upper:g}]"
+                )
             if col.type == "int" and not value.is_integer():
-                raise DataError(f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is not an "
-                                "integer")
+                raise DataError(
+                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is not an integer"
+                )
             out.append(value)
     return LoadedColumn(col, np.asarray(out, dtype=np.float64))
 
 
 def scaled_integers(values: np.ndarray, decimals: int) -> np.ndarray:
     """Values on the session's decimal scale as exact int64 (round half to even)."""
-    return np.rint(values * 10**decimals).astype(np.int64)
+    scaled: np.ndarray = np.rint(values * 10**decimals).astype(np.int64)
+    return scaled

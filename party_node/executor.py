@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ensnif_mpc.procs import child_env
 
+
 class Workspace:
     """``<state_dir>/jobs/<job_id>/``: session, input, TLS material, status, log, result."""
 

@@ -53,8 +53,13 @@ class Proposal:
 
 
 class Node:
-    def __init__(self, cfg: PartyConfig, store: NodeStore, executor: Executor | None = None,
-                 monitor_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        cfg: PartyConfig,
+        store: NodeStore,
+        executor: Executor | None = None,
+        monitor_interval_s: float = 0.2,
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.hub = Hub()
@@ -92,8 +97,10 @@ class Node:
 
     def check_coordinator(self, caller: Identity) -> None:
         if caller.role != "coordinator" or caller.name != self.cfg.coordinator_name:
-            raise PermissionDenied(f"{caller.name!r} ({caller.role}) is not this node's "
-                                   f"coordinator {self.cfg.coordinator_name!r}")
+            raise PermissionDenied(
+                f"{caller.name!r} ({caller.role}) is not this node's "
+                f"coordinator {self.cfg.coordinator_name!r}"
+            )
 
     # -- propose -------------------------------------------------------------
     def propose(self, caller: Identity, p: Proposal) -> NodeJob:
@@ -108,18 +115,23 @@ class Node:
             port = self._allocate_port()
         except EnsnifError as err:
             log.info("job %s rejected: %s", p.job_id, err.message)
-            return self.store.create(p.job_id, "rejected", p.party_index, {}, 0, err.message,
-                                     err.reason)
+            return self.store.create(
+                p.job_id, "rejected", p.party_index, {}, 0, err.message, err.reason
+            )
         cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
         directory = self.workspace.create(p.job_id)
         if values is not None:
             np.save(directory / INPUT_FILE, values, allow_pickle=False)
         data: dict[str, Any] = {
             "spec": {"protocol": p.spec.protocol, "params": p.spec.params},
-            "party_order": p.party_order, "bit_length": p.bit_length, "decimals": p.decimals,
-            "analyst_cert": p.analyst_cert_pem, "has_input": values is not None,
+            "party_order": p.party_order,
+            "bit_length": p.bit_length,
+            "decimals": p.decimals,
+            "analyst_cert": p.analyst_cert_pem,
+            "has_input": values is not None,
             "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
-            "mpc_cert": cred.cert_pem, "mpc_key": cred.key_pem,
+            "mpc_cert": cred.cert_pem,
+            "mpc_key": cred.key_pem,
             "binding_signature": cred.binding_signature.hex(),
         }
         job = self.store.create(p.job_id, "approved", p.party_index, data, port)
@@ -136,13 +148,16 @@ class Node:
         try:
             verify_member(p.analyst_cert_pem, self.ca_pem, role="analyst")
         except CryptoError as exc:
-            raise PolicyViolation(f"results would be sealed to an untrusted key: {exc.message}",
-                                  reason="untrusted_analyst") from exc
+            raise PolicyViolation(
+                f"results would be sealed to an untrusted key: {exc.message}",
+                reason="untrusted_analyst",
+            ) from exc
         definition = registry.get(p.spec.protocol)
         definition.check_params(p.spec.params)
         if not 32 <= p.bit_length <= 4096 or not 0 <= p.decimals <= 6:
-            raise InvalidArgument(f"session sizes out of range (bit_length {p.bit_length}, "
-                                  f"decimals {p.decimals})")
+            raise InvalidArgument(
+                f"session sizes out of range (bit_length {p.bit_length}, decimals {p.decimals})"
+            )
         mine = [i for i in p.spec.inputs if i.party == me]
         if not mine:
             if me in p.spec.helpers:
@@ -155,20 +170,24 @@ class Node:
         if p.spec.protocol not in ds.allowed_protocols:
             raise PolicyViolation(
                 f"policy of dataset {inp.dataset!r} allows only "
-                f"{', '.join(ds.allowed_protocols) or 'no protocols'}; not {p.spec.protocol!r}")
+                f"{', '.join(ds.allowed_protocols) or 'no protocols'}; not {p.spec.protocol!r}"
+            )
         loaded = datasets.load_column(ds, inp.column)
         col = loaded.column
         if col.type not in definition.column_types:
             raise ColumnTypeMismatch(f"column {inp.column!r} is {col.type}")
         if p.decimals < col.decimals:
-            raise InvalidArgument(f"session keeps {p.decimals} decimals; column {inp.column!r} "
-                                  f"declares {col.decimals}")
+            raise InvalidArgument(
+                f"session keeps {p.decimals} decimals; column {inp.column!r} "
+                f"declares {col.decimals}"
+            )
         need = loaded.values.size * math.ceil(col.abs_bound * 10**p.decimals)
         if need.bit_length() + 2 > p.bit_length:
             raise FailedPrecondition(
                 f"{inp.dataset}.{inp.column} has grown beyond what the catalog announced "
                 f"({loaded.values.size} rows); restart the node to republish it",
-                reason="catalog_stale")
+                reason="catalog_stale",
+            )
         return datasets.scaled_integers(loaded.values, p.decimals)
 
     def _allocate_port(self) -> int:
@@ -188,8 +207,9 @@ class Node:
         raise ResourceBusy(f"no free MPC port in {lo}-{hi}; too many concurrent jobs")
 
     # -- start ---------------------------------------------------------------
-    def start(self, caller: Identity, job_id: str, peers: list[mpc_session.PeerBinding],
-              threshold: int) -> NodeJob:
+    def start(
+        self, caller: Identity, job_id: str, peers: list[mpc_session.PeerBinding], threshold: int
+    ) -> NodeJob:
         self.check_coordinator(caller)
         job = self.store.get(job_id)
         if job.state != "approved":
@@ -201,24 +221,34 @@ class Node:
         if [p.party for p in peers] != order or [p.index for p in peers] != list(range(len(order))):
             raise InvalidArgument("session peers do not match the approved party order")
         if threshold != (len(order) - 1) // 2:
-            raise PolicyViolation(f"threshold {threshold} is not the honest-majority threshold "
-                                  f"{(len(order) - 1) // 2} for {len(order)} parties")
+            raise PolicyViolation(
+                f"threshold {threshold} is not the honest-majority threshold "
+                f"{(len(order) - 1) // 2} for {len(order)} parties"
+            )
         if peers[job.party_index].mpc_cert_pem != job.data["mpc_cert"]:
-            raise CryptoError("the session carries an MPC certificate for this node that it "
-                              "never issued")
+            raise CryptoError(
+                "the session carries an MPC certificate for this node that it never issued"
+            )
         for peer in peers:
             mpc_session.verify_peer(job_id, peer, self.ca_pem)
-        own = mpc_session.MpcCredential(job.data["mpc_cert"], job.data["mpc_key"],
-                                        bytes.fromhex(job.data["binding_signature"]))
+        own = mpc_session.MpcCredential(
+            job.data["mpc_cert"], job.data["mpc_key"], bytes.fromhex(job.data["binding_signature"])
+        )
         directory = self.workspace.create(job_id)
         mpc_session.write_config(directory, job.party_index, own, peers)
         addresses = [p.mpc_address for p in peers]
         addresses[job.party_index] = f"{self.cfg.mpc_host}:{job.mpc_port}"
         WorkerSession(
-            job_id=job_id, protocol=job.data["spec"]["protocol"],
-            params=job.data["spec"]["params"], index=job.party_index, threshold=threshold,
-            addresses=addresses, owners=job.data["owners"], bit_length=job.data["bit_length"],
-            decimals=job.data["decimals"], analyst_cert_pem=job.data["analyst_cert"],
+            job_id=job_id,
+            protocol=job.data["spec"]["protocol"],
+            params=job.data["spec"]["params"],
+            index=job.party_index,
+            threshold=threshold,
+            addresses=addresses,
+            owners=job.data["owners"],
+            bit_length=job.data["bit_length"],
+            decimals=job.data["decimals"],
+            analyst_cert_pem=job.data["analyst_cert"],
             has_input=job.data["has_input"],
         ).write(directory)
         self.store.transition(job_id, "approved", "starting")
@@ -232,8 +262,9 @@ class Node:
         if job is None:  # the abort overtook the proposal: remember it, so a late Propose fails
             if not job_id.isalnum():
                 raise InvalidArgument(f"job id {job_id!r} is not alphanumeric")
-            return self.store.create(job_id, "aborted", 0, {}, 0,
-                                     reason or "aborted by the coordinator", "aborted")
+            return self.store.create(
+                job_id, "aborted", 0, {}, 0, reason or "aborted by the coordinator", "aborted"
+            )
         with self._lock:
             handle = self._handles.get(job_id)
         if handle is not None:
@@ -282,8 +313,12 @@ class Node:
             return
         status = WorkerStatus.read(directory)
         if status is not None:
-            progress = {"phase": status.phase, "fraction": status.fraction,
-                        "message": status.message, "bytes_sent": status.bytes_sent}
+            progress = {
+                "phase": status.phase,
+                "fraction": status.fraction,
+                "message": status.message,
+                "bytes_sent": status.bytes_sent,
+            }
             if progress != job.progress:
                 self.store.set_progress(job.job_id, progress)
                 self.hub.notify(job.job_id)
@@ -302,12 +337,20 @@ class Node:
         phase = status.phase if status else "starting"
         if phase in ("starting", "loading", "connecting") and elapsed > self.cfg.connect_timeout_s:
             handle.terminate()
-            self._end(job, "failed", f"MPC peers did not all connect within "
-                      f"{self.cfg.connect_timeout_s:.0f}s", "peer_connect_timeout")
+            self._end(
+                job,
+                "failed",
+                f"MPC peers did not all connect within {self.cfg.connect_timeout_s:.0f}s",
+                "peer_connect_timeout",
+            )
         elif elapsed > self.cfg.job_timeout_s:
             handle.terminate()
-            self._end(job, "failed", f"job exceeded the node's limit of "
-                      f"{self.cfg.job_timeout_s:.0f}s", "timeout")
+            self._end(
+                job,
+                "failed",
+                f"job exceeded the node's limit of {self.cfg.job_timeout_s:.0f}s",
+                "timeout",
+            )
 
     def running_jobs(self) -> int:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Assembles and runs a party node: PartyService, job monitor, and registration with the coordinator."""
+"""Assembles and runs a party node: PartyService, job monitor, registration with the coordinator."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Registrar:
-    """Keeps the node registered and its catalog published; retries while the coordinator is away."""
+    """Keeps the node registered and its catalog published; retries while the coordinator is down."""
 
     def __init__(self, cfg: PartyConfig, advertise: str, interval_s: float = 10.0) -> None:
         self.cfg = cfg
@@ -50,15 +50,19 @@ class Registrar:
             try:
                 stub.RegisterParty(cpb.RegisterPartyRequest(address=self.advertise), timeout=10)
                 for schema in self.schemas:
-                    stub.PublishDataset(cpb.PublishDatasetRequest(
-                        dataset=convert.dataset_to_pb(schema)), timeout=10)
+                    stub.PublishDataset(
+                        cpb.PublishDatasetRequest(dataset=convert.dataset_to_pb(schema)), timeout=10
+                    )
                 if not self.registered.is_set():
                     log.info("registered with the coordinator at %s", self.cfg.coordinator)
                 self.registered.set()
                 delay = self.interval_s
             except grpc.RpcError as exc:
-                log.warning("cannot register with the coordinator at %s: %s",
-                            self.cfg.coordinator, exc.code().name)
+                log.warning(
+                    "cannot register with the coordinator at %s: %s",
+                    self.cfg.coordinator,
+                    exc.code().name,
+                )
                 delay = min(delay * 2, self.interval_s) if self.registered.is_set() else 1.0
             self._stop.wait(delay)
         channel.close()
@@ -81,9 +85,11 @@ class RunningNode:
 def start(cfg: PartyConfig) -> RunningNode:
     ident = identity_of(load_cert(cfg.tls.cert))
     if ident.name != cfg.name or ident.role != "party":
-        raise InvalidConfig(f"certificate {cfg.tls.cert} is for {ident.name!r} ({ident.role}); "
-                            f"party.toml names {cfg.name!r}: issue one with "
-                            f"`ensnif pki issue {cfg.name} --role party`")
+        raise InvalidConfig(
+            f"certificate {cfg.tls.cert} is for {ident.name!r} ({ident.role}); "
+            f"party.toml names {cfg.name!r}: issue one with "
+            f"`ensnif pki issue {cfg.name} --role party`"
+        )
     for d in cfg.datasets:
         for col in d.columns:
             if col.numeric:
@@ -94,8 +100,11 @@ def start(cfg: PartyConfig) -> RunningNode:
     name = party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name
     try:
         server, port, _ = build_server(
-            cfg.listen, cfg.tls,
-            lambda s: party_pb2_grpc.add_PartyServiceServicer_to_server(servicer, s), [name])
+            cfg.listen,
+            cfg.tls,
+            lambda s: party_pb2_grpc.add_PartyServiceServicer_to_server(servicer, s),
+            [name],
+        )
     except EnsnifError:
         store.close()
         raise

@@ -20,10 +20,16 @@ from party_node.store import NODE_LIVE, NodeJob
 def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
     p = job.progress
     return ppb.NodeJobStatus(
-        job_id=job.job_id, state=job.state, reason=job.reason, reason_code=job.reason_code,
-        progress=pb.Progress(phase=str(p.get("phase", "")), fraction=float(p.get("fraction", 0.0)),
-                             message=str(p.get("message", "")),
-                             bytes_sent=int(p.get("bytes_sent", 0))),
+        job_id=job.job_id,
+        state=job.state,
+        reason=job.reason,
+        reason_code=job.reason_code,
+        progress=pb.Progress(
+            phase=str(p.get("phase", "")),
+            fraction=float(p.get("fraction", 0.0)),
+            message=str(p.get("message", "")),
+            bytes_sent=int(p.get("bytes_sent", 0)),
+        ),
         sealed_share=job.sealed_share if job.state == "succeeded" else b"",
     )
 
@@ -33,19 +39,28 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
         self.node = node
         self.watch_poll_s = watch_poll_s
 
-    def Propose(self, request: ppb.ProposeRequest, context: grpc.ServicerContext
-                ) -> ppb.ProposeResponse:
+    def Propose(
+        self, request: ppb.ProposeRequest, context: grpc.ServicerContext
+    ) -> ppb.ProposeResponse:
         with grpc_errors(context, "Propose"):
             caller = peer_identity(context)
             self.node.check_coordinator(caller)  # authorize before reading the request
-            job = self.node.propose(caller, Proposal(
-                job_id=request.job_id, spec=convert.spec_from_pb(request.spec),
-                party_index=request.party_index, party_order=list(request.party_order),
-                analyst_cert_pem=request.analyst_certificate_pem,
-                bit_length=request.bit_length, decimals=request.decimals))
+            job = self.node.propose(
+                caller,
+                Proposal(
+                    job_id=request.job_id,
+                    spec=convert.spec_from_pb(request.spec),
+                    party_index=request.party_index,
+                    party_order=list(request.party_order),
+                    analyst_cert_pem=request.analyst_certificate_pem,
+                    bit_length=request.bit_length,
+                    decimals=request.decimals,
+                ),
+            )
             if job.state in ("rejected", "aborted", "failed"):
-                return ppb.ProposeResponse(decision=ppb.DECISION_REJECTED, reason=job.reason,
-                                           reason_code=job.reason_code)
+                return ppb.ProposeResponse(
+                    decision=ppb.DECISION_REJECTED, reason=job.reason, reason_code=job.reason_code
+                )
             return ppb.ProposeResponse(
                 decision=ppb.DECISION_APPROVED,
                 mpc_address=f"{self.node.cfg.mpc_host}:{job.mpc_port}",
@@ -58,22 +73,32 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
         with grpc_errors(context, "Start"):
             caller = peer_identity(context)
             self.node.check_coordinator(caller)
-            peers = [PeerBinding(p.index, p.party, p.mpc_address, p.mpc_certificate_pem,
-                                 p.binding_signature, p.party_certificate_pem)
-                     for p in request.peers]
+            peers = [
+                PeerBinding(
+                    p.index,
+                    p.party,
+                    p.mpc_address,
+                    p.mpc_certificate_pem,
+                    p.binding_signature,
+                    p.party_certificate_pem,
+                )
+                for p in request.peers
+            ]
             job = self.node.start(caller, request.job_id, peers, request.threshold)
             return ppb.StartResponse(state=job.state)
         raise AssertionError
 
-    def Status(self, request: ppb.StatusRequest, context: grpc.ServicerContext
-               ) -> ppb.StatusResponse:
+    def Status(
+        self, request: ppb.StatusRequest, context: grpc.ServicerContext
+    ) -> ppb.StatusResponse:
         with grpc_errors(context, "Status"):
             self.node.check_coordinator(peer_identity(context))
             return ppb.StatusResponse(status=status_to_pb(self.node.store.get(request.job_id)))
         raise AssertionError
 
-    def Watch(self, request: ppb.WatchRequest, context: grpc.ServicerContext
-              ) -> Iterator[ppb.WatchResponse]:
+    def Watch(
+        self, request: ppb.WatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[ppb.WatchResponse]:
         with grpc_errors(context, "Watch"):
             self.node.check_coordinator(peer_identity(context))
             job = self.node.store.get(request.job_id)
@@ -93,10 +118,12 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             return ppb.AbortResponse(state=job.state)
         raise AssertionError
 
-    def Health(self, request: ppb.HealthRequest, context: grpc.ServicerContext
-               ) -> ppb.HealthResponse:
+    def Health(
+        self, request: ppb.HealthRequest, context: grpc.ServicerContext
+    ) -> ppb.HealthResponse:
         with grpc_errors(context, "Health"):
             peer_identity(context)
-            return ppb.HealthResponse(party=self.node.cfg.name,
-                                      running_jobs=self.node.running_jobs(), version=__version__)
+            return ppb.HealthResponse(
+                party=self.node.cfg.name, running_jobs=self.node.running_jobs(), version=__version__
+            )
         raise AssertionError

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, Text, create_engine, event, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit
@@ -79,15 +90,26 @@ class NodeJob:
 
 
 def _rec(r: NodeJobRow) -> NodeJob:
-    return NodeJob(r.job_id, r.state, r.party_index, dict(r.data), r.mpc_port, r.reason,
-                   r.reason_code, dict(r.progress or {}), r.sealed_share or b"", r.version)
+    return NodeJob(
+        r.job_id,
+        r.state,
+        r.party_index,
+        dict(r.data),
+        r.mpc_port,
+        r.reason,
+        r.reason_code,
+        dict(r.progress or {}),
+        r.sealed_share or b"",
+        r.version,
+    )
 
 
 class NodeStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{path}",
-                                    connect_args={"check_same_thread": False, "timeout": 30})
+        self.engine = create_engine(
+            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+        )
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:
@@ -114,12 +136,30 @@ class NodeStore:
             r = s.get(NodeJobRow, job_id)
             return None if r is None else _rec(r)
 
-    def create(self, job_id: str, state: str, index: int, data: dict[str, Any], port: int,
-               reason: str = "", reason_code: str = "") -> NodeJob:
+    def create(
+        self,
+        job_id: str,
+        state: str,
+        index: int,
+        data: dict[str, Any],
+        port: int,
+        reason: str = "",
+        reason_code: str = "",
+    ) -> NodeJob:
         with self._sessions.begin() as s:
-            row = NodeJobRow(job_id=job_id, state=state, party_index=index, data=data,
-                             mpc_port=port, reason=reason, reason_code=reason_code, progress={},
-                             sealed_share=b"", version=0, updated_at=_now())
+            row = NodeJobRow(
+                job_id=job_id,
+                state=state,
+                party_index=index,
+                data=data,
+                mpc_port=port,
+                reason=reason,
+                reason_code=reason_code,
+                progress={},
+                sealed_share=b"",
+                version=0,
+                updated_at=_now(),
+            )
             s.add(row)
             s.flush()
             rec = _rec(row)
@@ -134,17 +174,31 @@ class NodeStore:
     def ports_in_use(self) -> set[int]:
         return {j.mpc_port for j in self.live()}
 
-    def transition(self, job_id: str, old: str, new: str, reason: str = "", reason_code: str = "",
-                   **fields: Any) -> bool:
+    def transition(
+        self,
+        job_id: str,
+        old: str,
+        new: str,
+        reason: str = "",
+        reason_code: str = "",
+        **fields: Any,
+    ) -> bool:
         if new not in NODE_ALLOWED.get(old, frozenset()):
             raise InvalidTransition(f"node job cannot go from {old} to {new}")
-        values: dict[str, Any] = {"state": new, "updated_at": _now(),
-                                  "version": NodeJobRow.version + 1, **fields}
+        values: dict[str, Any] = {
+            "state": new,
+            "updated_at": _now(),
+            "version": NodeJobRow.version + 1,
+            **fields,
+        }
         if reason:
             values.update(reason=reason, reason_code=reason_code)
         with self._sessions.begin() as s:
-            res = s.execute(update(NodeJobRow).where(NodeJobRow.job_id == job_id,
-                                                     NodeJobRow.state == old).values(**values))
+            res = s.execute(
+                update(NodeJobRow)
+                .where(NodeJobRow.job_id == job_id, NodeJobRow.state == old)
+                .values(**values)
+            )
             changed = bool(res.rowcount)  # type: ignore[attr-defined]
         if changed:
             self.audit("job_" + new, {"job": job_id, "from": old, "reason_code": reason_code})
@@ -152,8 +206,11 @@ class NodeStore:
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self._sessions.begin() as s:
-            s.execute(update(NodeJobRow).where(NodeJobRow.job_id == job_id).values(
-                progress=progress, version=NodeJobRow.version + 1, updated_at=_now()))
+            s.execute(
+                update(NodeJobRow)
+                .where(NodeJobRow.job_id == job_id)
+                .values(progress=progress, version=NodeJobRow.version + 1, updated_at=_now())
+            )
 
     def audit(self, event_name: str, details: dict[str, Any]) -> None:
         with self._audit_lock, self._sessions.begin() as s:

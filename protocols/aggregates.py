@@ -24,7 +24,9 @@ from protocols.registry import row_filter
 
 
 def _scaled_filter(ctx: Context) -> dict[str, float]:
-    return {k: ctx.scaled(v) for k, v in ctx.params.items() if k in ("min", "max") and v is not None}
+    return {
+        k: ctx.scaled(v) for k, v in ctx.params.items() if k in ("min", "max") and v is not None
+    }
 
 
 async def _owner_partials(ctx: Context, sectype) -> object:

@@ -74,7 +74,8 @@ class ProtocolDef:
                 continue
             value = params[p.name]
             ok = {
-                "number": isinstance(value, int | float) and not isinstance(value, bool)
+                "number": isinstance(value, int | float)
+                and not isinstance(value, bool)
                 and math.isfinite(value),
                 "int": isinstance(value, int) and not isinstance(value, bool),
                 "bool": isinstance(value, bool),

@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         sealed = mpc.run(_run(mpc, session, directory, report))
     except Exception as exc:  # the worker's one boundary: record why, exit non-zero
         log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
-        WorkerStatus("failed", 0.0, f"{type(exc).__name__}: {exc}", report.bytes_sent,
-                     "worker_failed").write(directory)
+        WorkerStatus(
+            "failed", 0.0, f"{type(exc).__name__}: {exc}", report.bytes_sent, "worker_failed"
+        ).write(directory)
         return EXIT_FAILED
     atomic_write(directory / RESULT_FILE, sealed)
     log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)

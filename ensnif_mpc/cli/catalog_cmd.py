@@ -32,8 +32,12 @@ def protocols_list(ctx: click.Context, as_json: bool) -> None:
     for col in ("name", "family", "inputs", "parameters", "outputs", "leakage"):
         t.add_column(col, overflow="fold")
     for p in items:
-        params = "\n".join(f"{x.name} ({x.type}{', required' if x.required else ''})"
-                           for x in p.parameters) or "-"
+        params = (
+            "\n".join(
+                f"{x.name} ({x.type}{', required' if x.required else ''})" for x in p.parameters
+            )
+            or "-"
+        )
         t.add_row(p.name, p.family, p.inputs, params, ", ".join(p.outputs), p.leakage)
     console.print(t)
 
@@ -53,8 +57,10 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
     console.print(f"inputs:  {p.inputs}")
     for x in p.parameters:
         default = json.loads(x.default_json) if x.default_json else None
-        console.print(f"param:   {x.name} ({x.type}) {x.description}"
-                      + (f" [default {default}]" if default is not None else ""))
+        console.print(
+            f"param:   {x.name} ({x.type}) {x.description}"
+            + (f" [default {default}]" if default is not None else "")
+        )
     console.print(f"outputs: {', '.join(p.outputs)}")
     console.print(f"leakage: {p.leakage}")
 
@@ -102,6 +108,7 @@ def datasets_list(ctx: click.Context, party: str, as_json: bool) -> None:
     for d in items:
         cols = ", ".join(
             f"{c.name}:{['?', 'int', 'float', 'string'][c.type]}[{c.lower:g},{c.upper:g}]"
-            for c in d.columns)
+            for c in d.columns
+        )
         t.add_row(d.party, d.name, str(d.row_count), cols)
     console.print(t)

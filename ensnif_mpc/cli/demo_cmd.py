@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -35,8 +36,14 @@ def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, fl
 
 
 @click.command()
-@click.option("--dir", "directory", default=".demo", show_default=True,
-              type=click.Path(file_okay=False), help="Where the consortium lives (wiped first).")
+@click.option(
+    "--dir",
+    "directory",
+    default=".demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the consortium lives (wiped first).",
+)
 @click.option("--rows", default=3000, show_default=True, help="Rows per data owner.")
 @click.option("--json", "as_json", is_flag=True)
 def demo(directory: str, rows: int, as_json: bool) -> None:
@@ -45,7 +52,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.monotonic()
     lc = LocalConsortium(root, rows=rows)
-    rows_out = []
+    rows_out: list[dict[str, Any]] = []
     try:
         if not as_json:
             console.print(f"[bold]Ensnif demo[/]: consortium in {root} ({rows} rows per owner)")
@@ -64,14 +71,24 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 elapsed = time.monotonic() - started
                 expected = plaintext_answer(lc, spec)
                 if state_name(final) != "succeeded":
-                    raise click.ClickException(f"job {final.id} {state_name(final)}: {final.reason}")
+                    raise click.ClickException(
+                        f"job {final.id} {state_name(final)}: {final.reason}"
+                    )
                 got = {k: float(v) for k, v in client.result(final.id).items()}
                 sent = sum(p.progress.bytes_sent for p in final.parties)
                 for out, value in got.items():
-                    rows_out.append({"job": final.id, "question": spec.name,
-                                     "protocol": spec.protocol, "output": out, "mpc": value,
-                                     "plaintext": expected[out], "seconds": round(elapsed, 2),
-                                     "bytes_sent": sent})
+                    rows_out.append(
+                        {
+                            "job": final.id,
+                            "question": spec.name,
+                            "protocol": spec.protocol,
+                            "output": out,
+                            "mpc": value,
+                            "plaintext": expected[out],
+                            "seconds": round(elapsed, 2),
+                            "bytes_sent": sent,
+                        }
+                    )
     finally:
         killed = lc.stop()
     total = time.monotonic() - t0
@@ -82,13 +99,21 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     for col in ("question", "protocol", "MPC result", "plaintext", "|diff|", "time", "bytes sent"):
         table.add_column(col, justify="right" if col not in ("question", "protocol") else "left")
     for r in rows_out:
-        table.add_row(r["question"], r["protocol"], f"{r['mpc']:,.4f}", f"{r['plaintext']:,.4f}",
-                      f"{abs(r['mpc'] - r['plaintext']):.2e}", f"{r['seconds']:.1f}s",
-                      f"{r['bytes_sent']:,}")
+        table.add_row(
+            r["question"],
+            r["protocol"],
+            f"{r['mpc']:,.4f}",
+            f"{r['plaintext']:,.4f}",
+            f"{abs(r['mpc'] - r['plaintext']):.2e}",
+            f"{r['seconds']:.1f}s",
+            f"{r['bytes_sent']:,}",
+        )
     console.print()
     console.print(table)
     ok = all(np.isclose(r["mpc"], r["plaintext"], rtol=1e-6, atol=1e-6) for r in rows_out)
-    console.print(f"all answers match the plaintext: {'[green]yes[/]' if ok else '[red]NO[/]'}; "
-                  f"demo took {total:.1f}s; all processes stopped")
+    console.print(
+        f"all answers match the plaintext: {'[green]yes[/]' if ok else '[red]NO[/]'}; "
+        f"demo took {total:.1f}s; all processes stopped"
+    )
     if not ok:
         raise click.ClickException("an MPC answer differs from the plaintext answer")

@@ -30,15 +30,22 @@ def follow(client: Client, job_id: str, quiet: bool = False) -> pb.Job:
     """Watch a job to its end with a progress bar per party (nothing printed if quiet)."""
     if quiet:
         return client.wait(job_id)
-    columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         overall = progress.add_task("job", total=1.0, info="submitted")
         bars: dict[str, TaskID] = {}
 
         def update(j: pb.Job) -> None:
-            progress.update(overall, info=state_name(j),
-                            completed=1.0 if is_final(j) else 0.05 + 0.9 * _mean_fraction(j))
+            progress.update(
+                overall,
+                info=state_name(j),
+                completed=1.0 if is_final(j) else 0.05 + 0.9 * _mean_fraction(j),
+            )
             for p in j.parties:
                 if p.party not in bars:
                     bars[p.party] = progress.add_task(p.party, total=1.0, info="")
@@ -89,8 +96,10 @@ def submit(ctx: click.Context, job_file: str, wait: bool, as_json: bool) -> None
             if as_json:
                 emit_json({"job": job_dict(submitted)})
             else:
-                console.print(f"submitted job [bold]{submitted.id}[/] ({state_name(submitted)}); "
-                              f"follow it with `ensnif job watch {submitted.id}`")
+                console.print(
+                    f"submitted job [bold]{submitted.id}[/] ({state_name(submitted)}); "
+                    f"follow it with `ensnif job watch {submitted.id}`"
+                )
             return
         if not as_json:
             console.print(f"submitted job [bold]{submitted.id}[/]")
@@ -141,8 +150,10 @@ def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
             final = last or c.job(job_id)
         else:
             final = follow(c, job_id)
-            console.print(f"job {final.id}: {state_name(final)}"
-                          + (f" ({final.reason})" if final.reason else ""))
+            console.print(
+                f"job {final.id}: {state_name(final)}"
+                + (f" ({final.reason})" if final.reason else "")
+            )
     if state_name(final) != "succeeded":
         raise JobDidNotSucceed(state_name(final))
 

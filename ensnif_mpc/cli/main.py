@@ -29,15 +29,24 @@ JOB_FAILED_EXIT = 9
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ensnif")
-@click.option("--profile", type=click.Path(dir_okay=False), envvar="ENSNIF_PROFILE",
-              help="Client profile TOML (default ~/.config/ensnif/profile.toml).")
-@click.option("--log-level", default="WARNING", envvar="ENSNIF_LOG_LEVEL",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False),
+    envvar="ENSNIF_PROFILE",
+    help="Client profile TOML (default ~/.config/ensnif/profile.toml).",
+)
+@click.option(
+    "--log-level",
+    default="WARNING",
+    envvar="ENSNIF_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.pass_context
 def cli(ctx: click.Context, profile: str | None, log_level: str) -> None:
     """Ensnif: joint answers over data that no member shows the others."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = {"profile": profile}
 
 
@@ -63,8 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     except EnsnifError as err:
         code = EXIT_CODES.get(err.code.name, 1)
         if _wants_json(args):
-            body: dict[str, Any] = {"error": {"code": err.code.name, "reason": err.reason,
-                                              "message": err.message}}
+            body: dict[str, Any] = {
+                "error": {"code": err.code.name, "reason": err.reason, "message": err.message}
+            }
             click.echo(json.dumps(body), err=True)
         else:
             click.echo(f"error: {err.message} [{err.code.name.lower()}: {err.reason}]", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -15,14 +16,16 @@ from rich.table import Table
 from ensnif_mpc.client import state_name
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 
-import sys
-
 # Wide enough for the result tables when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 STATE_STYLE = {
-    "succeeded": "green", "failed": "red", "rejected": "red", "cancelled": "yellow",
-    "running": "cyan", "scheduled": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "rejected": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "scheduled": "cyan",
 }
 
 
@@ -56,8 +59,15 @@ def jobs_table(jobs: list[pb.Job]) -> Table:
         parties = ", ".join(i.party for i in j.spec.inputs)
         if j.spec.helpers:
             parties += " + " + ", ".join(j.spec.helpers)
-        t.add_row(j.id, j.spec.name, j.spec.protocol, styled_state(j), parties,
-                  j.created_at[:19].replace("T", " "), j.reason)
+        t.add_row(
+            j.id,
+            j.spec.name,
+            j.spec.protocol,
+            styled_state(j),
+            parties,
+            j.created_at[:19].replace("T", " "),
+            j.reason,
+        )
     return t
 
 
@@ -76,8 +86,11 @@ def job_panel(job: pb.Job) -> Table:
     if job.reason:
         t.add_row("reason", f"{job.reason} [{job.reason_code}]")
     for p in job.parties:
-        t.add_row(f"  {p.party}", f"{p.state} {p.progress.phase} "
-                  f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent")
+        t.add_row(
+            f"  {p.party}",
+            f"{p.state} {p.progress.phase} "
+            f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent",
+        )
     return t
 
 
@@ -86,5 +99,7 @@ def number(v: Fraction) -> float:
 
 
 def result_dict(job_id: str, values: dict[str, Fraction]) -> dict[str, Any]:
-    return {"job_id": job_id,
-            "outputs": {k: {"value": float(v), "exact": str(v)} for k, v in values.items()}}
+    return {
+        "job_id": job_id,
+        "outputs": {k: {"value": float(v), "exact": str(v)} for k, v in values.items()},
+    }

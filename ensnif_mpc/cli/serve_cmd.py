@@ -15,7 +15,9 @@ def coordinator() -> None:
 
 
 @coordinator.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True)
+)
 @click.option("--listen", help="host:port to listen on (overrides the file).")
 def coordinator_serve(config_path: str, listen: str | None) -> None:
     """Run the coordinator until SIGTERM/Ctrl-C."""
@@ -30,7 +32,9 @@ def party() -> None:
 
 
 @party.command("serve")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True)
+)
 @click.option("--listen", help="host:port to listen on (overrides the file).")
 def party_serve(config_path: str, listen: str | None) -> None:
     """Run the party node until SIGTERM/Ctrl-C."""

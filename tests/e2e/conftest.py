@@ -1,4 +1,4 @@
-"""End-to-end: the real ``ensnif`` CLI against a coordinator and three nodes in separate processes."""
+"""End-to-end: the real ``ensnif`` CLI against a coordinator and three nodes, each a process."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ class CliResult:
 def run_cli(lc: LocalConsortium, *args: str, timeout: float = 120) -> CliResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ENSNIF_", "PYTEST"))}
     env["ENSNIF_PROFILE"] = str(lc.profile)
-    proc = subprocess.run([sys.executable, "-m", "ensnif_mpc.cli.main", *args], cwd=lc.root,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", *args],
+        cwd=lc.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -46,9 +52,9 @@ def worker_pids(job_id: str, party: str | None = None) -> list[int]:
             state = (entry / "stat").read_text().split(") ")[1][0]
         except OSError:
             continue
-        if "protocols.worker" in cmd and f"jobs/{job_id}" in cmd and state != "Z":
-            if party is None or f"/{party}/jobs/" in cmd:
-                pids.append(int(entry.name))
+        ours = "protocols.worker" in cmd and f"jobs/{job_id}" in cmd and state != "Z"
+        if ours and (party is None or f"/{party}/jobs/" in cmd):
+            pids.append(int(entry.name))
     return pids
 
 

@@ -14,8 +14,9 @@ from tests.e2e.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("job_file", ["revenue-sum.toml", "ticket-mean.toml",
-                                      "big-tickets-count.toml"])
+@pytest.mark.parametrize(
+    "job_file", ["revenue-sum.toml", "ticket-mean.toml", "big-tickets-count.toml"]
+)
 def test_submit_wait_json_matches_plaintext(lc: LocalConsortium, job_file: str) -> None:
     spec = jobspec.load(lc.root / "jobs" / job_file)
 
@@ -71,9 +72,14 @@ def test_parties_and_datasets_are_listed(lc: LocalConsortium) -> None:
     datasets = run_cli(lc, "datasets", "list", "--json").json()
 
     assert {p["name"]: p["role"] for p in parties} == {
-        "grocery": "data_owner", "logistics": "data_owner", "helper": "compute"}
-    assert {(d["party"], d["name"]) for d in datasets} == {("grocery", "orders"),
-                                                           ("logistics", "deliveries")}
+        "grocery": "data_owner",
+        "logistics": "data_owner",
+        "helper": "compute",
+    }
+    assert {(d["party"], d["name"]) for d in datasets} == {
+        ("grocery", "orders"),
+        ("logistics", "deliveries"),
+    }
     assert all(int(d["row_count"]) == 1500 for d in datasets)
 
 
@@ -91,8 +97,11 @@ def test_malformed_job_file_exits_2_with_json_error(lc: LocalConsortium) -> None
 
 def test_unknown_column_is_one_clear_line(lc: LocalConsortium) -> None:
     bad = lc.root / "unknown-column.toml"
-    bad.write_text((lc.root / "jobs" / "revenue-sum.toml").read_text()
-                   .replace('column = "fee"', 'column = "tip"'))
+    bad.write_text(
+        (lc.root / "jobs" / "revenue-sum.toml")
+        .read_text()
+        .replace('column = "fee"', 'column = "tip"')
+    )
 
     res = run_cli(lc, "job", "submit", str(bad))
 

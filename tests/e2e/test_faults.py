@@ -25,8 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    consortium = start_consortium(tmp_path_factory.mktemp("faults"), rows=1000,
-                                  connect_timeout_s=8)
+    consortium = start_consortium(tmp_path_factory.mktemp("faults"), rows=1000, connect_timeout_s=8)
     try:
         yield consortium
     finally:
@@ -37,8 +36,9 @@ def hold_worker(lc: LocalConsortium, job_id: str, party: str) -> int:
     """Freeze one party's worker once it runs (it has armed its die-with-parent signal and
     written its first status), so the job cannot finish before the fault."""
     status = lc.root / "state" / party / "jobs" / job_id / "status.json"
-    found = wait_for(lambda: status.exists() and worker_pids(job_id, party), timeout=30,
-                     interval=0.01)
+    found = wait_for(
+        lambda: status.exists() and worker_pids(job_id, party), timeout=30, interval=0.01
+    )
     assert found, f"no running worker of {party} for job {job_id}"
     os.kill(found[0], signal.SIGSTOP)
     return found[0]

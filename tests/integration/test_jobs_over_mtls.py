@@ -14,7 +14,9 @@ from tests.integration.conftest import InProcess
 pytestmark = pytest.mark.slow
 
 
-def spec(protocol: str = "sum", params: dict[str, Any] | None = None, **over: Any) -> jobspec.JobSpec:
+def spec(
+    protocol: str = "sum", params: dict[str, Any] | None = None, **over: Any
+) -> jobspec.JobSpec:
     raw: dict[str, Any] = {
         "protocol": protocol,
         "helpers": ["helper"],
@@ -43,8 +45,9 @@ def plaintext(consortium: InProcess, s: jobspec.JobSpec) -> float:
     ("protocol", "params"),
     [("sum", {}), ("count", {"min": 40}), ("mean", {"max": 90.5})],
 )
-def test_job_result_matches_plaintext(consortium: InProcess, client: Client, protocol: str,
-                                      params: dict[str, Any]) -> None:
+def test_job_result_matches_plaintext(
+    consortium: InProcess, client: Client, protocol: str, params: dict[str, Any]
+) -> None:
     s = spec(protocol, params)
 
     job = client.submit(s)
@@ -77,27 +80,67 @@ def test_coordinator_stores_only_sealed_blobs(consortium: InProcess, client: Cli
     ("bad", "error", "code", "needle"),
     [
         (spec("median"), errors.UnknownProtocol, grpc.StatusCode.NOT_FOUND, "median"),
-        (spec(inputs=[{"party": "bakery", "dataset": "x", "column": "y"},
-                      {"party": "logistics", "dataset": "deliveries", "column": "fee"}]),
-         errors.UnknownParty, grpc.StatusCode.NOT_FOUND, "bakery"),
-        (spec(inputs=[{"party": "grocery", "dataset": "invoices", "column": "basket_total"},
-                      {"party": "logistics", "dataset": "deliveries", "column": "fee"}]),
-         errors.UnknownDataset, grpc.StatusCode.NOT_FOUND, "invoices"),
-        (spec(inputs=[{"party": "grocery", "dataset": "orders", "column": "tip"},
-                      {"party": "logistics", "dataset": "deliveries", "column": "fee"}]),
-         errors.UnknownColumn, grpc.StatusCode.NOT_FOUND, "tip"),
-        (spec(inputs=[{"party": "grocery", "dataset": "orders", "column": "zip"},
-                      {"party": "logistics", "dataset": "deliveries", "column": "fee"}]),
-         errors.ColumnTypeMismatch, grpc.StatusCode.FAILED_PRECONDITION, "string"),
+        (
+            spec(
+                inputs=[
+                    {"party": "bakery", "dataset": "x", "column": "y"},
+                    {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+                ]
+            ),
+            errors.UnknownParty,
+            grpc.StatusCode.NOT_FOUND,
+            "bakery",
+        ),
+        (
+            spec(
+                inputs=[
+                    {"party": "grocery", "dataset": "invoices", "column": "basket_total"},
+                    {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+                ]
+            ),
+            errors.UnknownDataset,
+            grpc.StatusCode.NOT_FOUND,
+            "invoices",
+        ),
+        (
+            spec(
+                inputs=[
+                    {"party": "grocery", "dataset": "orders", "column": "tip"},
+                    {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+                ]
+            ),
+            errors.UnknownColumn,
+            grpc.StatusCode.NOT_FOUND,
+            "tip",
+        ),
+        (
+            spec(
+                inputs=[
+                    {"party": "grocery", "dataset": "orders", "column": "zip"},
+                    {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+                ]
+            ),
+            errors.ColumnTypeMismatch,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "string",
+        ),
         (spec(helpers=[]), errors.NotEnoughParties, grpc.StatusCode.FAILED_PRECONDITION, "helper"),
-        (spec(params={"min": "ten"}), errors.InvalidJobSpec, grpc.StatusCode.INVALID_ARGUMENT,
-         "params.min"),
+        (
+            spec(params={"min": "ten"}),
+            errors.InvalidJobSpec,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "params.min",
+        ),
     ],
     ids=["protocol", "party", "dataset", "column", "type", "threshold", "param"],
 )
-def test_invalid_job_is_refused_with_code_and_field(client: Client, bad: jobspec.JobSpec,
-                                                    error: type[errors.EnsnifError],
-                                                    code: grpc.StatusCode, needle: str) -> None:
+def test_invalid_job_is_refused_with_code_and_field(
+    client: Client,
+    bad: jobspec.JobSpec,
+    error: type[errors.EnsnifError],
+    code: grpc.StatusCode,
+    needle: str,
+) -> None:
     with pytest.raises(error) as info:
         client.submit(bad)
 
@@ -109,8 +152,14 @@ def test_refused_job_leaves_no_trace(consortium: InProcess, client: Client) -> N
     before = len(client.jobs(1000))
 
     with pytest.raises(errors.UnknownColumn):
-        client.submit(spec(inputs=[{"party": "grocery", "dataset": "orders", "column": "nope"},
-                                   {"party": "logistics", "dataset": "deliveries", "column": "fee"}]))
+        client.submit(
+            spec(
+                inputs=[
+                    {"party": "grocery", "dataset": "orders", "column": "nope"},
+                    {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+                ]
+            )
+        )
 
     assert len(client.jobs(1000)) == before
 

@@ -20,23 +20,31 @@ from tests.integration.conftest import InProcess
 
 pytestmark = pytest.mark.slow
 
-SUM = jobspec.from_dict({
-    "protocol": "sum", "helpers": ["helper"],
-    "inputs": [{"party": "grocery", "dataset": "orders", "column": "basket_total"},
-               {"party": "logistics", "dataset": "deliveries", "column": "fee"}],
-})
+SUM = jobspec.from_dict(
+    {
+        "protocol": "sum",
+        "helpers": ["helper"],
+        "inputs": [
+            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+            {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+        ],
+    }
+)
 
 
 def profile_for(consortium: InProcess, tmp: Path, ca: Path, cert: pki.CertFiles) -> Path:
     path = tmp / "profile.toml"
     port = consortium.coordinator.port
-    path.write_text(f'coordinator = "127.0.0.1:{port}"\n[tls]\nca = "{ca}"\n'
-                    f'cert = "{cert.cert}"\nkey = "{cert.key}"\n')
+    path.write_text(
+        f'coordinator = "127.0.0.1:{port}"\n[tls]\nca = "{ca}"\n'
+        f'cert = "{cert.cert}"\nkey = "{cert.key}"\n'
+    )
     return path
 
 
-def test_client_with_certificate_from_another_ca_is_refused(consortium: InProcess,
-                                                            tmp_path: Path) -> None:
+def test_client_with_certificate_from_another_ca_is_refused(
+    consortium: InProcess, tmp_path: Path
+) -> None:
     rogue = tmp_path / "rogue"
     pki.init_ca(rogue)
     cert = pki.issue(rogue, "mallory", "analyst")
@@ -48,16 +56,18 @@ def test_client_with_certificate_from_another_ca_is_refused(consortium: InProces
 
 def test_client_with_expired_certificate_is_refused(consortium: InProcess, tmp_path: Path) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-    cert = pki.issue(consortium.lc.pki_dir, "oldtimer", "analyst", not_before=past, days=2,
-                     out_dir=tmp_path)
+    cert = pki.issue(
+        consortium.lc.pki_dir, "oldtimer", "analyst", not_before=past, days=2, out_dir=tmp_path
+    )
     profile = profile_for(consortium, tmp_path, consortium.lc.pki_dir / "ca.crt", cert)
 
     with Client(ClientProfile.load(profile), timeout_s=5) as c, pytest.raises(errors.Unavailable):
         c.protocols()
 
 
-def test_client_that_does_not_trust_the_server_ca_is_refused(consortium: InProcess,
-                                                             tmp_path: Path) -> None:
+def test_client_that_does_not_trust_the_server_ca_is_refused(
+    consortium: InProcess, tmp_path: Path
+) -> None:
     rogue = tmp_path / "rogue"
     pki.init_ca(rogue)
     cert = pki.issue(consortium.lc.pki_dir, "carol", "analyst", out_dir=tmp_path)
@@ -92,8 +102,9 @@ def test_analyst_cannot_call_a_party_node(consortium: InProcess) -> None:
     assert dict(info.value.trailing_metadata())["ensnif-reason"] == "permission_denied"
 
 
-def test_another_analyst_cannot_read_the_result(consortium: InProcess, client: Client,
-                                                tmp_path: Path) -> None:
+def test_another_analyst_cannot_read_the_result(
+    consortium: InProcess, client: Client, tmp_path: Path
+) -> None:
     job = client.submit(SUM)
     client.wait(job.id, timeout_s=90)
     bob = pki.issue(consortium.lc.pki_dir, "bob", "analyst", out_dir=tmp_path)
@@ -108,14 +119,18 @@ def test_another_analyst_cannot_read_the_result(consortium: InProcess, client: C
 def test_health_and_reflection_on_both_servers(consortium: InProcess) -> None:
     pki_dir = consortium.lc.pki_dir
     files = pki.CertFiles(pki_dir / "ca.crt", pki_dir / "analyst.crt", pki_dir / "analyst.key")
-    targets = {"coordinator": (consortium.coordinator.port, "ensnif.v1.CoordinatorService"),
-               "grocery": (consortium.nodes["grocery"].port, "ensnif.v1.PartyService")}
+    targets = {
+        "coordinator": (consortium.coordinator.port, "ensnif.v1.CoordinatorService"),
+        "grocery": (consortium.nodes["grocery"].port, "ensnif.v1.PartyService"),
+    }
     for name, (port, service) in targets.items():
         channel = secure_channel(f"127.0.0.1:{port}", files, name)
         health = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=10)
+            health_pb2.HealthCheckRequest(service=service), timeout=10
+        )
         responses = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
         listed = {s.name for r in responses for s in r.list_services_response.service}
         channel.close()
 

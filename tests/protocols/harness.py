@@ -123,9 +123,7 @@ def write_sessions(
     assert job_id.isalnum()
     n = len(owner_values)
     ports = free_ports(n)
-    creds = [
-        mpc_session.mint(job_id, i, consortium.party_key_pems[i]) for i in range(n)
-    ]
+    creds = [mpc_session.mint(job_id, i, consortium.party_key_pems[i]) for i in range(n)]
     peers = [
         mpc_session.PeerBinding(
             index=i,

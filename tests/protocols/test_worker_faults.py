@@ -1,4 +1,4 @@
-"""The worker as the node sees it: status.json phases, traffic, and what happens when a peer is lost.
+"""The worker as the node sees it: status.json phases, traffic, and what a lost peer does to it.
 
 MPyC itself waits forever for a peer that never connects or vanishes; the worker's
 own peer watch turns a vanished peer into a prompt ``failed``/``peer_lost`` exit,
@@ -115,8 +115,9 @@ def test_killing_a_party_mid_job_fails_the_survivors_with_peer_lost(tmp_path):
 
     assert codes == {0: EXIT_FAILED, 1: EXIT_FAILED}
     assert elapsed < 10
-    for directory in dirs[:2]:
-        status = status_of(directory)
-        assert (status.phase, status.reason_code) == ("failed", "peer_lost")
-        assert "party 2" in status.message
-        assert not (directory / RESULT_FILE).exists()
+    statuses = [status_of(d) for d in dirs[:2]]
+    assert [(s.phase, s.reason_code) for s in statuses] == [("failed", "peer_lost")] * 2
+    # The first survivor to notice names party 2; the other may instead name that survivor,
+    # whose exit it can see first.
+    assert any("party 2" in s.message for s in statuses), statuses
+    assert not any((d / RESULT_FILE).exists() for d in dirs)

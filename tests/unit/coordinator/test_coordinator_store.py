@@ -14,16 +14,18 @@ from ensnif_mpc.jobstate import JobState
 from ensnif_mpc.schema import Column, DatasetSchema
 
 SIZING = {"bit_length": 64, "decimals": 2}
-SPEC = jobspec.from_dict({
-    "name": "total",
-    "protocol": "sum",
-    "inputs": [
-        {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-        {"party": "pharmacy", "dataset": "sales", "column": "amount"},
-    ],
-    "helpers": ["helper"],
-    "params": {"min": 1.5},
-})
+SPEC = jobspec.from_dict(
+    {
+        "name": "total",
+        "protocol": "sum",
+        "inputs": [
+            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+            {"party": "pharmacy", "dataset": "sales", "column": "amount"},
+        ],
+        "helpers": ["helper"],
+        "params": {"min": 1.5},
+    }
+)
 
 
 @pytest.fixture
@@ -101,8 +103,13 @@ def test_invalid_transition_raises_and_leaves_the_job_alone(store):
 def test_final_transition_records_the_reason(store):
     _create(store)
 
-    store.transition("job-1", JobState.SUBMITTED, JobState.REJECTED, reason="no helper",
-                     reason_code="not_enough_parties")
+    store.transition(
+        "job-1",
+        JobState.SUBMITTED,
+        JobState.REJECTED,
+        reason="no helper",
+        reason_code="not_enough_parties",
+    )
 
     rec = store.get_job("job-1")
     assert (rec.reason, rec.reason_code) == ("no helper", "not_enough_parties")
@@ -111,8 +118,12 @@ def test_final_transition_records_the_reason(store):
 def test_transition_writes_extra_fields(store):
     _create(store)
 
-    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED,
-                     session={"order": ["grocery", "pharmacy", "helper"]})
+    store.transition(
+        "job-1",
+        JobState.SUBMITTED,
+        JobState.VALIDATED,
+        session={"order": ["grocery", "pharmacy", "helper"]},
+    )
 
     assert store.get_job("job-1").session == {"order": ["grocery", "pharmacy", "helper"]}
 
@@ -201,8 +212,10 @@ def test_tampering_with_an_audit_row_breaks_verification(store):
     store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
 
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE audit SET details = :d WHERE seq = 1"),
-                     {"d": '{"job": "job-1", "by": "mallory", "protocol": "sum"}'})
+        conn.execute(
+            text("UPDATE audit SET details = :d WHERE seq = 1"),
+            {"d": '{"job": "job-1", "by": "mallory", "protocol": "sum"}'},
+        )
 
     with pytest.raises(ValueError, match="broken at record 1"):
         audit.verify_chain(store.audit_rows())

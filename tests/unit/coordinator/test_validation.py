@@ -20,12 +20,16 @@ from ensnif_mpc.schema import Column, DatasetSchema
 ROLES = {"grocery": "data_owner", "pharmacy": "data_owner", "helper": "compute"}
 DATASETS = {
     ("grocery", "orders"): DatasetSchema(
-        "grocery", "orders",
+        "grocery",
+        "orders",
         (Column("basket_total", "float", 0, 500, 2), Column("store", "string")),
         row_count=10**9,
     ),
     ("pharmacy", "sales"): DatasetSchema(
-        "pharmacy", "sales", (Column("amount", "int", -100, 1000),), row_count=10**6,
+        "pharmacy",
+        "sales",
+        (Column("amount", "int", -100, 1000),),
+        row_count=10**6,
     ),
 }
 
@@ -39,16 +43,22 @@ def dataset(party, name):
 
 
 def _spec(protocol="sum", inputs=None, helpers=("helper",), params=None):
-    inputs = inputs if inputs is not None else [
-        ("grocery", "orders", "basket_total"),
-        ("pharmacy", "sales", "amount"),
-    ]
-    return jobspec.from_dict({
-        "protocol": protocol,
-        "inputs": [{"party": p, "dataset": d, "column": c} for p, d, c in inputs],
-        "helpers": list(helpers),
-        "params": params or {},
-    })
+    inputs = (
+        inputs
+        if inputs is not None
+        else [
+            ("grocery", "orders", "basket_total"),
+            ("pharmacy", "sales", "amount"),
+        ]
+    )
+    return jobspec.from_dict(
+        {
+            "protocol": protocol,
+            "inputs": [{"party": p, "dataset": d, "column": c} for p, d, c in inputs],
+            "helpers": list(helpers),
+            "params": params or {},
+        }
+    )
 
 
 def test_three_parties_pass_and_get_a_sizing():
@@ -137,6 +147,7 @@ def test_bad_param_type_is_refused():
 
 
 # -- sizing ------------------------------------------------------------------
+
 
 def test_sizing_has_a_floor_of_32_bits():
     assert sizing_for([(10, 1.0, 0)], 0) == Sizing(32, 0)

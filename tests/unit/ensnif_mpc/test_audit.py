@@ -8,7 +8,11 @@ from ensnif_mpc.audit import GENESIS, record_hash, verify_chain
 
 EVENTS = [
     ("2024-01-01T00:00:00+00:00", "job_submitted", {"job": "j1", "by": "alice"}),
-    ("2024-01-01T00:00:01+00:00", "job_state", {"job": "j1", "from": "submitted", "to": "validated"}),
+    (
+        "2024-01-01T00:00:01+00:00",
+        "job_state",
+        {"job": "j1", "from": "submitted", "to": "validated"},
+    ),
     ("2024-01-01T00:00:02+00:00", "job_state", {"job": "j1", "from": "validated", "to": "failed"}),
 ]
 

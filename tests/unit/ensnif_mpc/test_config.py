@@ -78,6 +78,7 @@ def _write(directory, name, text):
 
 # -- PartyConfig -------------------------------------------------------------
 
+
 def test_party_config_resolves_relative_paths_against_the_files_dir(conf_dir):
     cfg = PartyConfig.load(_write(conf_dir, "party.toml", PARTY))
 
@@ -107,8 +108,9 @@ def test_party_config_without_datasets_is_a_compute_node(conf_dir):
     assert cfg.mpc_ports == (41000, 41999)
 
 
-def test_party_config_is_independent_of_the_working_directory(conf_dir, tmp_path_factory,
-                                                                monkeypatch):
+def test_party_config_is_independent_of_the_working_directory(
+    conf_dir, tmp_path_factory, monkeypatch
+):
     path = _write(conf_dir, "party.toml", PARTY)
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
 
@@ -185,8 +187,11 @@ def test_party_config_column_with_lower_above_upper_is_refused(conf_dir):
         PartyConfig.load(_write(conf_dir, "party.toml", text))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PartyConfig.load converts column bounds with "
-                   "float()/int() outside any try, so a non-numeric bound is a bare ValueError")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: PartyConfig.load converts column bounds with "
+    "float()/int() outside any try, so a non-numeric bound is a bare ValueError",
+)
 def test_party_config_column_with_non_numeric_bound_is_refused(conf_dir):
     text = PARTY.replace("upper = 500", 'upper = "lots"')
 
@@ -236,8 +241,11 @@ def test_flag_override_of_none_keeps_the_file_value(conf_dir):
     assert cfg.listen == "127.0.0.1:50061"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py applies ENSNIF_* env after merging flag "
-                   "overrides into the file values, so env beats the --listen flag")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: config.py applies ENSNIF_* env after merging flag "
+    "overrides into the file values, so env beats the --listen flag",
+)
 def test_flag_override_wins_over_the_environment(conf_dir, monkeypatch):
     monkeypatch.setenv("ENSNIF_LISTEN", "127.0.0.1:7000")
 
@@ -247,6 +255,7 @@ def test_flag_override_wins_over_the_environment(conf_dir, monkeypatch):
 
 
 # -- CoordinatorConfig -------------------------------------------------------
+
 
 def test_coordinator_config_resolves_a_relative_sqlite_url(conf_dir):
     cfg = CoordinatorConfig.load(_write(conf_dir, "coordinator.toml", COORDINATOR))
@@ -294,6 +303,7 @@ def test_coordinator_config_without_tls_is_refused(conf_dir):
 
 
 # -- ClientProfile -----------------------------------------------------------
+
 
 def test_client_profile_loads_from_an_explicit_path(conf_dir):
     path = _write(conf_dir, "profile.toml", PROFILE)
@@ -355,6 +365,7 @@ def test_client_profile_with_missing_key_names_the_path(conf_dir):
 
 
 # -- Column ------------------------------------------------------------------
+
 
 def test_column_with_lower_above_upper_is_refused():
     with pytest.raises(InvalidConfig, match="lower .* exceeds upper"):

@@ -70,6 +70,7 @@ OWN_REASON = [c for c in ALL_ERRORS if "reason" in vars(c)]
 
 # -- the hierarchy -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
 def test_every_error_class_has_a_grpc_status_code(cls):
     assert isinstance(cls.code, grpc.StatusCode)
@@ -101,6 +102,7 @@ def test_instance_reason_override_does_not_change_the_class():
 
 # -- from_rpc_error ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", OWN_REASON, ids=lambda c: c.__name__)
 def test_from_rpc_error_rebuilds_the_class_named_by_the_reason(cls):
     exc = FakeRpcError(cls.code, "what went wrong", [(REASON_KEY, cls.reason)])
@@ -121,8 +123,11 @@ def test_from_rpc_error_prefers_reason_over_code():
 
 
 def test_from_rpc_error_ignores_other_metadata_keys():
-    exc = FakeRpcError(grpc.StatusCode.NOT_FOUND, "x",
-                       [("x-request-id", "unknown_job"), (REASON_KEY, "unknown_job")])
+    exc = FakeRpcError(
+        grpc.StatusCode.NOT_FOUND,
+        "x",
+        [("x-request-id", "unknown_job"), (REASON_KEY, "unknown_job")],
+    )
 
     err = from_rpc_error(exc)
 
@@ -154,7 +159,9 @@ def test_from_rpc_error_without_reason_falls_back_to_the_code(code, expected):
 
 
 def test_from_rpc_error_with_unknown_reason_falls_back_to_code_and_keeps_reason():
-    exc = FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "stale", [(REASON_KEY, "catalog_stale")])
+    exc = FakeRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION, "stale", [(REASON_KEY, "catalog_stale")]
+    )
 
     err = from_rpc_error(exc)
 
@@ -185,6 +192,7 @@ def test_from_rpc_error_knows_resource_busy_defined_after_the_index():
 
 
 # -- grpc_errors -------------------------------------------------------------
+
 
 def test_grpc_errors_aborts_a_domain_error_with_its_code_and_message():
     ctx = FakeContext()

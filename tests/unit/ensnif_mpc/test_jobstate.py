@@ -39,9 +39,7 @@ def test_allowed_transition_passes(old, new):
     check_transition(old, new)  # does not raise
 
 
-@pytest.mark.parametrize(
-    ("old", "new"), [pair for pair in ALL_PAIRS if pair not in EXPECTED_EDGES]
-)
+@pytest.mark.parametrize(("old", "new"), [pair for pair in ALL_PAIRS if pair not in EXPECTED_EDGES])
 def test_refused_transition_raises_invalid_transition(old, new):
     with pytest.raises(InvalidTransition) as info:
         check_transition(old, new)
@@ -80,8 +78,15 @@ def test_live_set_is_every_non_final_state():
 
 
 def test_happy_path_reaches_succeeded():
-    path = [S.SUBMITTED, S.VALIDATED, S.AWAITING_APPROVAL, S.APPROVED, S.SCHEDULED, S.RUNNING,
-            S.SUCCEEDED]
+    path = [
+        S.SUBMITTED,
+        S.VALIDATED,
+        S.AWAITING_APPROVAL,
+        S.APPROVED,
+        S.SCHEDULED,
+        S.RUNNING,
+        S.SUCCEEDED,
+    ]
 
     for old, new in itertools.pairwise(path):
         check_transition(old, new)

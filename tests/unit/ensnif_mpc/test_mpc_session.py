@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cryptography.x509.oid import NameOID
 import pytest
+from cryptography.x509.oid import NameOID
 
 from ensnif_mpc import mpc_session
 from ensnif_mpc.errors import CryptoError
@@ -94,8 +94,9 @@ def test_verify_peer_refuses_a_non_party_cert(consortium):
 
 def test_write_config_writes_own_cert_key_and_all_peer_certs(consortium, tmp_path):
     creds = [mint(JOB, i, consortium.grocery.key.read_bytes()) for i in range(3)]
-    peers = [_binding(c, i, "grocery", consortium.grocery.cert.read_text())
-             for i, c in enumerate(creds)]
+    peers = [
+        _binding(c, i, "grocery", consortium.grocery.cert.read_text()) for i, c in enumerate(creds)
+    ]
 
     write_config(tmp_path, 1, creds[1], peers)
 

@@ -29,11 +29,16 @@ def make_shares(
 ) -> list[PartyShares]:
     """Share each output (secret, kind, frac_bits, decimals) with a random degree-t polynomial."""
     rng = random.Random(seed)
-    polys = {name: [secret % p] + [rng.randrange(p) for _ in range(t)]
-             for name, (secret, *_) in outputs.items()}
+    polys = {
+        name: [secret % p] + [rng.randrange(p) for _ in range(t)]
+        for name, (secret, *_) in outputs.items()
+    }
     return [
         PartyShares(
-            job_id=job_id, x=x, modulus=p, threshold=t,
+            job_id=job_id,
+            x=x,
+            modulus=p,
+            threshold=t,
             outputs=tuple(
                 OutputShare(name, _poly_at(polys[name], x, p), kind, frac_bits, decimals)
                 for name, (_, kind, frac_bits, decimals) in outputs.items()
@@ -151,8 +156,11 @@ def test_combine_refuses_no_shares():
         combine([])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: combine indexes outputs by position without "
-                   "checking each party sent the same outputs; IndexError escapes")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: combine indexes outputs by position without "
+    "checking each party sent the same outputs; IndexError escapes",
+)
 def test_combine_refuses_parties_with_different_outputs():
     parts = make_shares({"sum": (1, "int", 0, 0), "count": (2, "int", 0, 0)}, n=3, t=1)
     parts[2] = replace(parts[2], outputs=parts[2].outputs[:1])
@@ -177,16 +185,25 @@ def test_party_shares_round_trip_through_bytes():
         b'{"job_id": "j", "x": 1, "modulus": 7, "threshold": 1, "outputs": [{"name": "s"}]}',
         b'{"job_id": "j", "x": 1, "modulus": 7, "threshold": 1, "outputs": ["s"]}',
     ],
-    ids=["not-json", "not-utf8", "no-outputs", "unknown-field", "incomplete-output",
-         "output-not-object"],
+    ids=[
+        "not-json",
+        "not-utf8",
+        "no-outputs",
+        "unknown-field",
+        "incomplete-output",
+        "output-not-object",
+    ],
 )
 def test_from_bytes_refuses_malformed_data(data):
     with pytest.raises(CryptoError, match="malformed result share"):
         PartyShares.from_bytes(data)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: from_bytes catches ValueError/TypeError/KeyError "
-                   "but valid JSON that is not an object raises AttributeError on .pop")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: from_bytes catches ValueError/TypeError/KeyError "
+    "but valid JSON that is not an object raises AttributeError on .pop",
+)
 @pytest.mark.parametrize("data", [b"null", b"42", b'"x"'])
 def test_from_bytes_refuses_json_that_is_not_an_object(data):
     with pytest.raises(CryptoError):

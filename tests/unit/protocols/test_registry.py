@@ -16,9 +16,17 @@ COLS = [np.array([1.0, 5.0, 10.0]), np.array([20.0])]
 
 
 def _custom(*params: Param) -> ProtocolDef:
-    return ProtocolDef(name="custom", family="test", summary="", inputs="", outputs=("x",),
-                       leakage="", program="none:none", reference=lambda c, p: {},
-                       parameters=params)
+    return ProtocolDef(
+        name="custom",
+        family="test",
+        summary="",
+        inputs="",
+        outputs=("x",),
+        leakage="",
+        program="none:none",
+        reference=lambda c, p: {},
+        parameters=params,
+    )
 
 
 def test_get_returns_the_named_protocol():
@@ -46,6 +54,7 @@ def test_every_protocol_names_its_outputs_and_leakage(name):
 
 
 # -- check_params ------------------------------------------------------------
+
 
 def test_check_params_refuses_an_unknown_parameter():
     with pytest.raises(InvalidJobSpec, match=r"params\.median: protocol 'sum' has no such"):
@@ -121,6 +130,7 @@ def test_check_params_unknown_parameter_on_a_protocol_without_any_says_none():
 
 
 # -- references --------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"),

@@ -1,0 +1,202 @@
+"""CSV datasets checked against the declared schema; errors name the file, line and column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.errors import DataError, EnsnifError, InvalidConfig, UnknownColumn
+from ensnif_mpc.schema import Column
+from party_node.datasets import load_column, row_count, scaled_integers, schema_of
+
+COLUMNS = (
+    Column("basket_total", "float", 0, 500, 2),
+    Column("items", "int", 0, 100),
+    Column("store", "string"),
+)
+GOOD_CSV = "store,basket_total,items\nnorth,12.50,3\nsouth,0,1\n\neast,499.99,100\n"
+
+
+def _dataset(tmp_path, text, columns=COLUMNS):
+    path = tmp_path / "orders.csv"
+    path.write_text(text)
+    return DatasetConfig(name="orders", path=path, columns=columns, description="baskets")
+
+
+def test_load_column_reads_a_good_file(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    loaded = load_column(cfg, "basket_total")
+
+    assert loaded.column == COLUMNS[0]
+    assert loaded.values.dtype == np.float64
+    assert loaded.values.tolist() == [12.5, 0.0, 499.99]
+
+
+def test_load_column_reads_an_int_column(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    assert load_column(cfg, "items").values.tolist() == [3.0, 1.0, 100.0]
+
+
+def test_load_column_accepts_values_on_the_bounds(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\na,0,0\nb,500,100\n")
+
+    assert load_column(cfg, "basket_total").values.tolist() == [0.0, 500.0]
+
+
+def test_load_column_refuses_a_non_number_naming_line_and_column(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,12.5,3\nsouth,twelve,1\n")
+
+    with pytest.raises(DataError) as info:
+        load_column(cfg, "basket_total")
+
+    assert "orders.csv line 3" in info.value.message
+    assert "'basket_total'" in info.value.message
+    assert "'twelve' is not a number" in info.value.message
+
+
+def test_load_column_refuses_an_empty_cell(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,,3\n")
+
+    with pytest.raises(DataError, match="line 2"):
+        load_column(cfg, "basket_total")
+
+
+def test_load_column_refuses_a_short_row(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,1.0\n")
+
+    with pytest.raises(DataError, match=r"line 2, column 'items'"):
+        load_column(cfg, "items")
+
+
+def test_load_column_refuses_a_value_above_the_upper_bound(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,12.5,3\nsouth,500.01,1\n")
+
+    with pytest.raises(DataError) as info:
+        load_column(cfg, "basket_total")
+
+    assert "line 3" in info.value.message
+    assert "outside the declared bounds [0, 500]" in info.value.message
+
+
+def test_load_column_refuses_a_value_below_the_lower_bound(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,-0.01,3\n")
+
+    with pytest.raises(DataError, match="outside the declared bounds"):
+        load_column(cfg, "basket_total")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_load_column_refuses_non_finite_values(tmp_path, value):
+    cfg = _dataset(tmp_path, f"store,basket_total,items\nnorth,{value},3\n")
+
+    with pytest.raises(DataError, match="line 2"):
+        load_column(cfg, "basket_total")
+
+
+def test_load_column_refuses_a_non_integer_in_an_int_column(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,12.5,3\nsouth,1,2.5\n")
+
+    with pytest.raises(DataError) as info:
+        load_column(cfg, "items")
+
+    assert "line 3, column 'items'" in info.value.message
+    assert "not an integer" in info.value.message
+
+
+def test_load_column_refuses_an_undeclared_column(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    with pytest.raises(UnknownColumn, match="declares no column 'tip'"):
+        load_column(cfg, "tip")
+
+
+def test_load_column_refuses_a_string_column(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    with pytest.raises(DataError, match="not numeric"):
+        load_column(cfg, "store")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: load_column uses header.index(name), so a declared "
+    "column missing from the CSV header raises a bare ValueError",
+)
+def test_load_column_refuses_a_declared_column_missing_from_the_header(tmp_path):
+    cfg = _dataset(tmp_path, "store,items\nnorth,3\n")
+
+    with pytest.raises(EnsnifError, match="basket_total"):
+        load_column(cfg, "basket_total")
+
+
+def test_schema_of_reports_columns_and_row_count(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    schema = schema_of("grocery", cfg)
+
+    assert (schema.party, schema.name, schema.description) == ("grocery", "orders", "baskets")
+    assert schema.columns == COLUMNS
+    assert schema.row_count == 3
+
+
+def test_schema_of_an_empty_file_with_header_has_zero_rows(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\n")
+
+    assert schema_of("grocery", cfg).row_count == 0
+
+
+def test_schema_of_refuses_a_declared_column_missing_from_the_header(tmp_path):
+    cfg = _dataset(tmp_path, "store,items\nnorth,3\n")
+
+    with pytest.raises(InvalidConfig) as info:
+        schema_of("grocery", cfg)
+
+    assert "no column 'basket_total'" in info.value.message
+    assert "header: store, items" in info.value.message
+
+
+def test_schema_of_refuses_a_missing_file(tmp_path):
+    cfg = DatasetConfig(name="orders", path=tmp_path / "absent.csv", columns=COLUMNS)
+
+    with pytest.raises(InvalidConfig, match="absent.csv"):
+        schema_of("grocery", cfg)
+
+
+def test_row_count_ignores_blank_lines(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a\n1\n\n2\n   \n3\n")
+
+    assert row_count(path) == 3
+
+
+def test_scaled_integers_are_exact_ints_on_the_decimal_scale():
+    values = np.array([12.5, 0.29, 499.99, 1.15, -3.07])
+
+    out = scaled_integers(values, 2)
+
+    assert out.dtype == np.int64
+    assert out.tolist() == [1250, 29, 49999, 115, -307]
+
+
+def test_scaled_integers_with_zero_decimals_rounds_half_to_even():
+    assert scaled_integers(np.array([0.5, 1.5, 2.5, 3.0]), 0).tolist() == [0, 2, 2, 3]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: scaled_integers casts to int64 without a range "
+    "check; |value|*10**decimals >= 2**63 silently wraps to a wrong integer",
+)
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+def test_scaled_integers_never_silently_wraps_beyond_int64():
+    column = Column("volume", "float", lower=0, upper=1e13, decimals=6)  # accepted by schema
+    values = np.array([column.upper])
+
+    try:
+        out = scaled_integers(values, 6)
+    except EnsnifError:
+        return  # refusing is acceptable
+    assert int(out[0]) == 10**19
