@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Registrar:
-    """Keeps the node registered and its catalog published; retries while the coordinator is down."""
+    """Keeps this node registered and its catalog published, retrying while needed."""
 
     def __init__(self, cfg: PartyConfig, advertise: str, interval_s: float = 10.0) -> None:
         self.cfg = cfg
