@@ -1,0 +1,199 @@
+"""A node's own checks on the session the coordinator hands it, and its watchdog.
+
+These drive the node's domain layer directly (as its servicer does) with real
+certificates, a real SQLite store and a real MPyC worker process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ensnif_mpc import errors, jobspec, mpc_session
+from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.localnet import LocalConsortium, free_port
+from ensnif_mpc.pki import Identity
+from party_node.node import Node, Proposal
+from party_node.store import NodeStore
+
+pytestmark = pytest.mark.slow
+
+COORDINATOR = Identity("coordinator", "coordinator")
+ORDER = ["grocery", "logistics", "helper"]
+SPEC = jobspec.from_dict(
+    {
+        "protocol": "sum",
+        "helpers": ["helper"],
+        "inputs": [
+            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+            {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+        ],
+    }
+)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node]]:
+    lc = LocalConsortium(tmp_path, rows=200).setup()
+    cfg = dataclasses.replace(
+        PartyConfig.load(tmp_path / "party-grocery.toml"), connect_timeout_s=3.0
+    )
+    node = Node(cfg, NodeStore(cfg.state_dir / "node.db"), monitor_interval_s=0.1)
+    node.start_monitor()
+    try:
+        yield lc, node
+    finally:
+        node.shutdown()
+        node.store.close()
+
+
+def propose(lc: LocalConsortium, node: Node, job_id: str) -> None:
+    job = node.propose(
+        COORDINATOR,
+        Proposal(
+            job_id=job_id,
+            spec=SPEC,
+            party_index=0,
+            party_order=ORDER,
+            analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
+            bit_length=48,
+            decimals=2,
+        ),
+    )
+    assert job.state == "approved", job.reason
+
+
+def peers(lc: LocalConsortium, node: Node, job_id: str) -> list[mpc_session.PeerBinding]:
+    own = node.store.get(job_id)
+    out = [
+        mpc_session.PeerBinding(
+            0,
+            "grocery",
+            f"127.0.0.1:{own.mpc_port}",
+            own.data["mpc_cert"],
+            bytes.fromhex(own.data["binding_signature"]),
+            (lc.pki_dir / "grocery.crt").read_text(),
+        )
+    ]
+    for i, name in enumerate(ORDER[1:], start=1):
+        cred = mpc_session.mint(job_id, i, (lc.pki_dir / f"{name}.key").read_bytes())
+        out.append(
+            mpc_session.PeerBinding(
+                i,
+                name,
+                f"127.0.0.1:{free_port()}",
+                cred.cert_pem,
+                cred.binding_signature,
+                (lc.pki_dir / f"{name}.crt").read_text(),
+            )
+        )
+    return out
+
+
+def test_peer_that_never_connects_fails_the_job_and_ends_the_worker(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    propose(lc, node, "nevercome")
+
+    node.start(COORDINATOR, "nevercome", peers(lc, node, "nevercome"), threshold=1)
+    deadline = time.monotonic() + 20
+    while node.store.get("nevercome").state in ("starting", "running"):
+        assert time.monotonic() < deadline, "watchdog did not fire"
+        time.sleep(0.1)
+
+    job = node.store.get("nevercome")
+    assert job.state == "failed"
+    assert job.reason_code == "peer_connect_timeout" and "3s" in job.reason
+    assert node.running_jobs() == 0
+    assert not (node.workspace.path("nevercome") / ".config").exists()  # key material scrubbed
+
+
+def test_session_with_a_lower_threshold_is_refused(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    propose(lc, node, "lowthreshold")
+
+    with pytest.raises(errors.PolicyViolation, match="honest-majority"):
+        node.start(COORDINATOR, "lowthreshold", peers(lc, node, "lowthreshold"), threshold=0)
+
+
+def test_peer_binding_signed_by_the_wrong_party_is_refused(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    propose(lc, node, "forged")
+    ps = peers(lc, node, "forged")
+    forged = mpc_session.mint("forged", 1, (lc.pki_dir / "helper.key").read_bytes())
+    ps[1] = dataclasses.replace(
+        ps[1], mpc_cert_pem=forged.cert_pem, binding_signature=forged.binding_signature
+    )
+
+    with pytest.raises(errors.CryptoError, match="logistics"):
+        node.start(COORDINATOR, "forged", ps, threshold=1)
+    assert node.store.get("forged").state == "approved"
+
+
+def test_session_replacing_this_nodes_certificate_is_refused(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    propose(lc, node, "swapped")
+    ps = peers(lc, node, "swapped")
+    other = mpc_session.mint("swapped", 0, (lc.pki_dir / "grocery.key").read_bytes())
+    ps[0] = dataclasses.replace(
+        ps[0], mpc_cert_pem=other.cert_pem, binding_signature=other.binding_signature
+    )
+
+    with pytest.raises(errors.CryptoError, match="never issued"):
+        node.start(COORDINATOR, "swapped", ps, threshold=1)
+
+
+def test_only_the_configured_coordinator_may_propose(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    with pytest.raises(errors.PermissionDenied):
+        node.propose(
+            Identity("logistics", "party"),
+            Proposal(
+                job_id="x1",
+                spec=SPEC,
+                party_index=0,
+                party_order=ORDER,
+                analyst_cert_pem="",
+                bit_length=48,
+                decimals=2,
+            ),
+        )
+
+
+def test_results_may_not_be_sealed_to_a_non_analyst(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    job = node.propose(
+        COORDINATOR,
+        Proposal(
+            job_id="badanalyst",
+            spec=SPEC,
+            party_index=0,
+            party_order=ORDER,
+            analyst_cert_pem=(lc.pki_dir / "coordinator.crt").read_text(),
+            bit_length=48,
+            decimals=2,
+        ),
+    )
+
+    assert job.state == "rejected"
+    assert job.reason_code == "untrusted_analyst"
+
+
+def test_proposal_is_idempotent(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    propose(lc, node, "twice")
+    first = node.store.get("twice")
+
+    propose(lc, node, "twice")
+
+    again = node.store.get("twice")
+    assert (again.mpc_port, again.data["mpc_cert"]) == (first.mpc_port, first.data["mpc_cert"])
