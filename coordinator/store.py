@@ -297,6 +297,8 @@ class Store:
     ) -> bool:
         """Move ``old → new`` atomically; False if the job was no longer in ``old``."""
         check_transition(old, new)
+        if "state" in fields:
+            raise ValueError("the state changes only through old → new")
         values: dict[str, Any] = {
             "state": new.value,
             "updated_at": _now(),

@@ -51,6 +51,18 @@ def _env(name: str, value: Any) -> Any:
     return os.environ.get(f"ENSNIF_{name}", value)
 
 
+def _merge(
+    path: Path, env_keys: tuple[str, ...], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """File values, then ``ENSNIF_<KEY>`` from the environment, then flags (highest)."""
+    raw = _read(path)
+    for key in env_keys:
+        if f"ENSNIF_{key.upper()}" in os.environ:
+            raw[key] = os.environ[f"ENSNIF_{key.upper()}"]
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return raw
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         lo_s, hi_s = text.split("-")
@@ -73,15 +85,15 @@ class CoordinatorConfig:
 
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> CoordinatorConfig:
-        raw = {**_read(path), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        raw = _merge(path, ("listen", "database"), overrides)
         base = path.parent.resolve()
-        database = str(_env("DATABASE", raw.get("database", "sqlite:///coordinator.db")))
+        database = str(raw.get("database", "sqlite:///coordinator.db"))
         if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
             database = "sqlite:///" + str((base / database.removeprefix("sqlite:///")).resolve())
         timeouts = raw.get("timeouts", {})
         return CoordinatorConfig(
             name=str(raw.get("name", "coordinator")),
-            listen=str(_env("LISTEN", raw.get("listen", "127.0.0.1:50051"))),
+            listen=str(raw.get("listen", "127.0.0.1:50051")),
             database=database,
             tls=_tls(base, raw.get("tls"), "tls"),
             propose_timeout_s=float(timeouts.get("propose_seconds", 30)),
@@ -119,7 +131,7 @@ class PartyConfig:
 
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> PartyConfig:
-        raw = {**_read(path), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        raw = _merge(path, ("listen", "coordinator"), overrides)
         base = path.parent.resolve()
         if "name" not in raw:
             raise InvalidConfig(f"{path}: `name` is required (it must match the node certificate)")
@@ -142,6 +154,11 @@ class PartyConfig:
                     )
                 except KeyError:
                     raise InvalidConfig(f"{where}.columns: every column needs a name") from None
+                except (TypeError, ValueError):
+                    raise InvalidConfig(
+                        f"{where}.columns: {c.get('name')!r} needs numeric lower, upper and "
+                        "an integer decimals"
+                    ) from None
             if not cols:
                 raise InvalidConfig(f"{where}: declare at least one [[datasets.columns]]")
             datasets.append(
@@ -153,13 +170,13 @@ class PartyConfig:
                     allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
                 )
             )
-        listen = str(_env("LISTEN", raw.get("listen", "127.0.0.1:50061")))
+        listen = str(raw.get("listen", "127.0.0.1:50061"))
         timeouts = raw.get("timeouts", {})
         return PartyConfig(
             name=str(raw["name"]),
             listen=listen,
             advertise=str(raw.get("advertise", listen)),
-            coordinator=str(_env("COORDINATOR", raw.get("coordinator", "127.0.0.1:50051"))),
+            coordinator=str(raw.get("coordinator", "127.0.0.1:50051")),
             coordinator_name=str(raw.get("coordinator_name", "coordinator")),
             state_dir=_path(base, raw.get("state_dir", f"state/{raw['name']}"), "state_dir"),
             tls=_tls(base, raw.get("tls"), "tls"),

@@ -32,6 +32,11 @@ class Column:
                 raise InvalidConfig(f"{where}: int columns have no decimals")
             if not 0 <= self.decimals <= 6:
                 raise InvalidConfig(f"{where}: decimals must be between 0 and 6")
+            if self.abs_bound * 10**self.decimals >= 2**53:
+                raise InvalidConfig(
+                    f"{where}: bounds times 10^decimals must stay below 2^53 so every value "
+                    "is an exact integer on the secure scale"
+                )
 
     @property
     def numeric(self) -> bool:

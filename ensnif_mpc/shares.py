@@ -43,9 +43,11 @@ class PartyShares:
     def from_bytes(data: bytes) -> PartyShares:
         try:
             raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise TypeError("not a JSON object")
             outs = tuple(OutputShare(**o) for o in raw.pop("outputs"))
             return PartyShares(outputs=outs, **raw)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CryptoError(f"malformed result share: {exc}") from exc
 
 
@@ -77,7 +79,10 @@ def combine(parts: list[PartyShares]) -> dict[str, Fraction]:
         raise CryptoError("two result shares claim the same party index")
     if len(parts) < t + 1:
         raise CryptoError(f"need {t + 1} result shares to reconstruct, have {len(parts)}")
-    names = [o.name for o in first.outputs]
+    layout = [(o.name, o.kind, o.frac_bits, o.decimals) for o in first.outputs]
+    if any([(o.name, o.kind, o.frac_bits, o.decimals) for o in s.outputs] != layout for s in parts):
+        raise CryptoError("result shares disagree on the outputs they carry")
+    names = [name for name, *_ in layout]
     values: dict[str, Fraction] = {}
     for k, name in enumerate(names):
         pts = [(s.x, s.outputs[k].share % p) for s in parts]

@@ -57,6 +57,10 @@ def load_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
     if not col.numeric:
         raise DataError(f"column {name!r} of {cfg.name!r} is not numeric")
     header = _header(cfg.path)
+    if name not in header:
+        raise DataError(
+            f"{cfg.path.name} has no column {name!r} any more (header: {', '.join(header)})"
+        )
     idx = header.index(name)
     out = []
     with cfg.path.open(newline="") as f:
@@ -87,5 +91,8 @@ def load_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
 
 def scaled_integers(values: np.ndarray, decimals: int) -> np.ndarray:
     """Values on the session's decimal scale as exact int64 (round half to even)."""
-    scaled: np.ndarray = np.rint(values * 10**decimals).astype(np.int64)
-    return scaled
+    scaled = np.rint(values * 10**decimals)
+    if scaled.size and float(np.abs(scaled).max()) >= 2**53:
+        raise DataError(f"values too large for exact integers at {decimals} decimals")
+    out: np.ndarray = scaled.astype(np.int64)
+    return out

@@ -187,11 +187,6 @@ def test_party_config_column_with_lower_above_upper_is_refused(conf_dir):
         PartyConfig.load(_write(conf_dir, "party.toml", text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PartyConfig.load converts column bounds with "
-    "float()/int() outside any try, so a non-numeric bound is a bare ValueError",
-)
 def test_party_config_column_with_non_numeric_bound_is_refused(conf_dir):
     text = PARTY.replace("upper = 500", 'upper = "lots"')
 
@@ -241,11 +236,6 @@ def test_flag_override_of_none_keeps_the_file_value(conf_dir):
     assert cfg.listen == "127.0.0.1:50061"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py applies ENSNIF_* env after merging flag "
-    "overrides into the file values, so env beats the --listen flag",
-)
 def test_flag_override_wins_over_the_environment(conf_dir, monkeypatch):
     monkeypatch.setenv("ENSNIF_LISTEN", "127.0.0.1:7000")
 

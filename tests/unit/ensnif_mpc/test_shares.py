@@ -156,11 +156,6 @@ def test_combine_refuses_no_shares():
         combine([])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: combine indexes outputs by position without "
-    "checking each party sent the same outputs; IndexError escapes",
-)
 def test_combine_refuses_parties_with_different_outputs():
     parts = make_shares({"sum": (1, "int", 0, 0), "count": (2, "int", 0, 0)}, n=3, t=1)
     parts[2] = replace(parts[2], outputs=parts[2].outputs[:1])
@@ -199,11 +194,6 @@ def test_from_bytes_refuses_malformed_data(data):
         PartyShares.from_bytes(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_bytes catches ValueError/TypeError/KeyError "
-    "but valid JSON that is not an object raises AttributeError on .pop",
-)
 @pytest.mark.parametrize("data", [b"null", b"42", b'"x"'])
 def test_from_bytes_refuses_json_that_is_not_an_object(data):
     with pytest.raises(CryptoError):
