@@ -264,6 +264,10 @@ class Scheduler:
         outcome: dict[str, Any] = {}
 
         def record(party: str, st: ppb.NodeJobStatus) -> None:
+            # Store the share before the status says "succeeded": the last party to
+            # report must never end the job while another's share is still in flight.
+            if st.state == "succeeded" and st.sealed_share:
+                self.store.put_share(job.id, party, bytes(st.sealed_share))
             with lock:
                 statuses[party] = {
                     "state": st.state,
@@ -274,17 +278,15 @@ class Scheduler:
                     "reason": st.reason,
                 }
                 snapshot = dict(statuses)
-            if st.state == "succeeded" and st.sealed_share:
-                self.store.put_share(job.id, party, bytes(st.sealed_share))
+                all_delivered = all(snapshot.get(p, {}).get("state") == "succeeded" for p in order)
+                if st.state in ("failed", "aborted") and "fail" not in outcome:
+                    outcome["fail"] = (
+                        f"{party}: {st.reason or st.state}",
+                        st.reason_code or "party_failed",
+                    )
             self.store.update_job(job.id, progress=snapshot)
             self.notify(job.id)
-            if st.state in ("failed", "aborted") and "fail" not in outcome:
-                outcome["fail"] = (
-                    f"{party}: {st.reason or st.state}",
-                    st.reason_code or "party_failed",
-                )
-                done.set()
-            elif all(statuses.get(p, {}).get("state") == "succeeded" for p in order):
+            if "fail" in outcome or all_delivered:
                 done.set()
 
         def watch(party: str) -> None:

@@ -21,6 +21,7 @@ from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState
 from ensnif_mpc.tls import secure_channel
+from protocols import registry
 
 T = TypeVar("T")
 
@@ -106,15 +107,19 @@ class Client:
                 on_update(job)
         return last
 
-    def result(self, job_id: str) -> dict[str, Fraction]:
-        """Fetch, unseal and combine the result shares; exact values as fractions."""
+    def result(self, job_id: str) -> dict[str, Fraction | float]:
+        """Fetch, unseal and combine the result shares; exact values as fractions.
+
+        The protocol's last step (e.g. NaN for the mean of an empty selection) runs here.
+        """
+        protocol = self.job(job_id).spec.protocol
         resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
         key = self.profile.tls.key.read_bytes()
         parts = [
             shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, job_id.encode()))
             for s in resp.shares
         ]
-        return shares.combine(parts)
+        return registry.finalize(protocol, shares.combine(parts))
 
 
 def state_name(job: pb.Job) -> str:

@@ -12,7 +12,8 @@ fixed-point arithmetic, so the count is never opened.
 What is revealed: nothing, to any party. The outputs stay secret-shared; each
 worker hands its re-randomized share to the analyst (see ``protocols.worker``).
 
-What leaks: the public catalog's row counts and bounds; nothing else.
+What leaks: the public catalog's row counts and bounds; for the mean, whether the
+selection was empty (the analyst then gets NaN rather than a meaningless number).
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ from protocols.io import Context, SecureOutput
 from protocols.registry import row_filter
 
 
-def _scaled_filter(ctx: Context) -> dict[str, float]:
+def _scaled_filter(ctx: Context) -> dict[str, int]:
     return {
-        k: ctx.scaled(v) for k, v in ctx.params.items() if k in ("min", "max") and v is not None
+        k: ctx.scaled_bound(v, upper=k == "max")
+        for k, v in ctx.params.items()
+        if k in ("min", "max") and v is not None
     }
+
+
+def _exact_sum(values: np.ndarray, bit_length: int) -> int:
+    """The owner's local sum; numpy's int64 sum would wrap for sessions wider than 62 bits."""
+    if bit_length <= 62:
+        return int(values.sum(dtype=np.int64))
+    return sum(
+        int(chunk.sum(dtype=np.int64)) for chunk in np.array_split(values, 1 + values.size // 4096)
+    )
 
 
 async def _owner_partials(ctx: Context, sectype) -> object:
@@ -34,7 +46,7 @@ async def _owner_partials(ctx: Context, sectype) -> object:
     mpc = ctx.mpc
     if ctx.is_owner and ctx.values is not None:
         kept = row_filter(ctx.values, _scaled_filter(ctx))
-        local = np.array([int(kept.sum()), kept.size], dtype=object)
+        local = np.array([_exact_sum(kept, ctx.bit_length), kept.size], dtype=object)
     else:
         local = np.array([0, 0], dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)
@@ -57,9 +69,14 @@ async def total(ctx: Context) -> list[SecureOutput]:
 
 
 def mean_frac_bits(bit_length: int) -> int:
-    """Fractional bits for the mean: MPyC's fixed-point division (0.11) is only correct
-    with l = 2f, so f must also hold the integer part of the sum (bit_length bits)."""
-    return max(32, bit_length + 4)
+    """Fractional bits for the mean.
+
+    MPyC's fixed-point division (0.11) is only correct with l = 2f, so f must hold the
+    integer part of the sum (bit_length bits). The reciprocal of the count carries an
+    absolute error near 2^-f, i.e. a relative error up to count·2^-f on the mean; as
+    count < 2^bit_length, 30 more bits keep that below 2^-30 (about 1e-9) at any size.
+    """
+    return max(32, bit_length + 30)
 
 
 async def mean(ctx: Context) -> list[SecureOutput]:
@@ -67,4 +84,9 @@ async def mean(ctx: Context) -> list[SecureOutput]:
     secfxp = ctx.mpc.SecFxp(2 * f, f)
     totals = await _owner_partials(ctx, secfxp)
     ctx.progress("computing", 0.7)
-    return [SecureOutput("mean", totals[0] / totals[1])]
+    # An empty selection has no mean: divide by 1 instead of 0 and tell the analyst so.
+    empty = totals[1] == 0
+    return [
+        SecureOutput("mean", totals[0] / (totals[1] + empty)),
+        SecureOutput("empty", empty, on_value_scale=False),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,15 @@ class Context:
     def is_owner(self) -> bool:
         return self.index in self.owners
 
-    def scaled(self, bound: float) -> int:
-        """A parameter on the column's scale (values are integers times 10**decimals)."""
-        return round(bound * 10**self.decimals)
+    def scaled_bound(self, bound: float, upper: bool) -> int:
+        """A filter bound on the column's integer scale (values are integers × 10**decimals).
+
+        A bound between two grid points must not admit the point beyond it: an upper
+        bound is floored and a lower bound ceiled, on the exact decimal the user wrote
+        (a float product such as 0.29 * 100 = 28.999... would floor wrongly).
+        """
+        exact = Decimal(repr(float(bound))).scaleb(self.decimals)
+        return int(exact.to_integral_value(ROUND_FLOOR if upper else ROUND_CEILING))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class OwnerInput:
 
 
 Reference = Callable[[list[np.ndarray], Mapping[str, Any]], dict[str, float]]
+Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ProtocolDef:
     column_types: frozenset[str] = frozenset({"int", "float"})
     parameters: tuple[Param, ...] = ()
     min_data_owners: int = 1
+    # Turns the opened secret outputs into the declared outputs (e.g. NaN for an empty mean).
+    finalize: Finalize | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +117,16 @@ def _ref_mean(cols: list[np.ndarray], params: Mapping[str, Any]) -> dict[str, fl
     return {"mean": float(kept.mean()) if kept.size else math.nan}
 
 
+def _finalize_mean(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    return {"mean": math.nan if values["empty"] else values["mean"]}
+
+
+def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    """The analyst-side last step: from the combined secret outputs to the declared outputs."""
+    definition = get(protocol)
+    return definition.finalize(values) if definition.finalize else dict(values)
+
+
 _FILTER = (
     Param("min", "number", "only rows whose value is >= min (evaluated locally by each owner)"),
     Param("max", "number", "only rows whose value is <= max (evaluated locally by each owner)"),
@@ -155,9 +169,11 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             summary="Mean of a numeric column over the rows of all data owners",
             inputs="one numeric column per data owner",
             outputs=("mean",),
-            leakage=_AGG_LEAKAGE + " The count is not revealed: the division is done in MPC.",
+            leakage=_AGG_LEAKAGE + " The count is not revealed: the division is done in MPC; "
+            "only whether the selection was empty is (the mean is then NaN).",
             program="protocols.aggregates:mean",
             reference=_ref_mean,
+            finalize=_finalize_mean,
             parameters=_FILTER,
         ),
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ensnif_mpc import jobspec
@@ -68,7 +69,7 @@ def _outcome(client: Client, final: pb.Job, as_json: bool) -> None:
         if as_json:
             emit_json({"job": job_dict(final)})
         else:
-            console.print(f"job {final.id} {state}: {final.reason} [{final.reason_code}]")
+            console.print(escape(f"job {final.id} {state}: {final.reason} [{final.reason_code}]"))
         raise JobDidNotSucceed(state)
     values = client.result(final.id)
     if as_json:
@@ -152,7 +153,7 @@ def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
             final = follow(c, job_id)
             console.print(
                 f"job {final.id}: {state_name(final)}"
-                + (f" ({final.reason})" if final.reason else "")
+                + escape(f" ({final.reason})" if final.reason else "")
             )
     if state_name(final) != "succeeded":
         raise JobDidNotSucceed(state_name(final))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from fractions import Fraction
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ensnif_mpc.client import state_name
@@ -66,7 +68,7 @@ def jobs_table(jobs: list[pb.Job]) -> Table:
             styled_state(j),
             parties,
             j.created_at[:19].replace("T", " "),
-            j.reason,
+            escape(j.reason),
         )
     return t
 
@@ -84,7 +86,7 @@ def job_panel(job: pb.Job) -> Table:
     t.add_row("helpers", ", ".join(job.spec.helpers) or "-")
     t.add_row("params", job.spec.params_json or "{}")
     if job.reason:
-        t.add_row("reason", f"{job.reason} [{job.reason_code}]")
+        t.add_row("reason", escape(f"{job.reason} [{job.reason_code}]"))
     for p in job.parties:
         t.add_row(
             f"  {p.party}",
@@ -94,12 +96,13 @@ def job_panel(job: pb.Job) -> Table:
     return t
 
 
-def number(v: Fraction) -> float:
-    return float(v)
-
-
-def result_dict(job_id: str, values: dict[str, Fraction]) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "outputs": {k: {"value": float(v), "exact": str(v)} for k, v in values.items()},
-    }
+def result_dict(job_id: str, values: dict[str, Fraction | float]) -> dict[str, Any]:
+    """JSON-safe outputs: ``value`` as a float (null when undefined), ``exact`` as a fraction."""
+    outputs = {}
+    for k, v in values.items():
+        undefined = isinstance(v, float) and math.isnan(v)
+        outputs[k] = {
+            "value": None if undefined else float(v),
+            "exact": "NaN" if undefined else str(v),
+        }
+    return {"job_id": job_id, "outputs": outputs}

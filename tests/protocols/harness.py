@@ -39,6 +39,7 @@ from ensnif_mpc.worker_session import (
     WorkerStatus,
 )
 from party_node.datasets import scaled_integers
+from protocols import registry
 
 PHASES = ("starting", "connecting", "computing", "delivering", "done")
 WORKER = [sys.executable, "-m", "protocols.worker"]
@@ -315,7 +316,7 @@ def run_parties(
     statuses = [status_of(d) for d in dirs]
     assert all(s is not None for s in statuses)
     return RunResult(
-        outputs=combine(parts),
+        outputs=registry.finalize(protocol, combine(parts)),
         parts=parts,
         statuses=statuses,  # type: ignore[arg-type]
         exit_codes=codes,

@@ -102,14 +102,9 @@ def test_result_shares_are_rerandomized_but_reconstruct_the_same_value(tmp_path)
         assert a.outputs[0].share != b.outputs[0].share, f"party {a.x - 1} sent the same share"
 
 
-# -- bugs ----------------------------------------------------------------------------
+# -- edge cases that were bugs once --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: protocols/io.py Context.scaled rounds a filter bound to the nearest grid "
-    "point, so max=2.7 keeps the value 3 (and min=-2.7 keeps -3); max needs floor, min ceil",
-)
 def test_filter_bound_between_grid_points_keeps_only_rows_within_it(tmp_path):
     values = [np.arange(-5, 6, dtype=np.float64)]
     params = {"max": 2.7}
@@ -119,11 +114,6 @@ def test_filter_bound_between_grid_points_keeps_only_rows_within_it(tmp_path):
     assert float(run.outputs["count"]) == reference("count", values, params, 0) == 8.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: protocols/aggregates.py _owner_partials sums the owner's int64 column with "
-    "numpy, which wraps past 2**63 although the session's bit_length (67 here) allows the sum",
-)
 def test_sum_beyond_int64_is_exact(tmp_path):
     values = [draw(np.random.default_rng(13), 20000, 5e8, 1e9, 6)]
 
@@ -133,11 +123,6 @@ def test_sum_beyond_int64_is_exact(tmp_path):
     assert float(run.outputs["sum"]) == reference("sum", values, {}, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: protocols/aggregates.py mean divides by a count of 0 when the filter keeps "
-    "no row and the analyst gets 0, a plausible mean, where the reference gives NaN",
-)
 def test_mean_of_no_kept_rows_is_not_a_number(tmp_path):
     values = [np.arange(-5, 6, dtype=np.float64)]
     params = {"min": 7}
@@ -148,12 +133,6 @@ def test_mean_of_no_kept_rows_is_not_a_number(tmp_path):
     assert math.isnan(float(run.outputs["mean"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: protocols/aggregates.py mean_frac_bits sizes f for the sum only; 1/count "
-    "has ~2**-f absolute error, so the mean's relative error grows with the row count "
-    "(~8e-6 for 2,000,000 rows of a 0/1 column)",
-)
 def test_mean_of_many_rows_is_accurate_to_one_part_per_million(tmp_path):
     values = [draw(np.random.default_rng(14), 2_000_000, 0.0, 1.0, 0)]
 
