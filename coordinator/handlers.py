@@ -64,15 +64,20 @@ class Coordinator:
 
     def list_jobs(self, who: Identity, limit: int, states: frozenset[JobState]) -> list[JobRecord]:
         jobs = self.store.list_jobs(limit, states)
-        return [j for j in jobs if who.role != "analyst" or j.submitter == who.name]
+        return [j for j in jobs if self._visible(who, j)]
 
     def cancel(self, who: Identity, job_id: str) -> JobRecord:
         job = self.job(who, job_id)
+        if who.name != job.submitter:
+            raise PermissionDenied(
+                f"only {job.submitter!r}, who submitted job {job_id}, may cancel it"
+            )
         if job.state.final:
             return job
         return self.scheduler.cancel(job_id, f"cancelled by {who.name}")
 
-    def result(self, who: Identity, job_id: str) -> dict[str, bytes]:
+    def result(self, who: Identity, job_id: str) -> dict[str, tuple[bytes, bytes, str]]:
+        """Per party: sealed share, node signature, and the party's certificate."""
         job = self.job(who, job_id)
         if who.name != job.submitter:
             raise PermissionDenied(
@@ -84,9 +89,21 @@ class Coordinator:
                 f"job {job_id} is {job.state.value}{extra}; a result exists "
                 "only once it has succeeded"
             )
-        return self.store.get_shares(job_id)
+        out = {}
+        for party, (blob, signature) in self.store.get_shares(job_id).items():
+            rec = self.store.get_party(party)
+            out[party] = (blob, signature, rec.certificate_pem if rec else "")
+        return out
 
     @staticmethod
-    def _may_see(who: Identity, job: JobRecord) -> None:
-        if who.role == "analyst" and job.submitter != who.name:
-            raise PermissionDenied(f"job {job.id} belongs to another analyst")
+    def _visible(who: Identity, job: JobRecord) -> bool:
+        """Analysts see their own jobs, nodes the jobs they take part in."""
+        if who.role == "analyst":
+            return job.submitter == who.name
+        if who.role == "party":
+            return who.name in job.spec.party_order
+        return who.role == "coordinator"
+
+    def _may_see(self, who: Identity, job: JobRecord) -> None:
+        if not self._visible(who, job):
+            raise PermissionDenied(f"job {job.id} is not visible to {who.name!r} ({who.role})")

@@ -267,7 +267,9 @@ class Scheduler:
             # Store the share before the status says "succeeded": the last party to
             # report must never end the job while another's share is still in flight.
             if st.state == "succeeded" and st.sealed_share:
-                self.store.put_share(job.id, party, bytes(st.sealed_share))
+                self.store.put_share(
+                    job.id, party, bytes(st.sealed_share), bytes(st.share_signature)
+                )
             with lock:
                 statuses[party] = {
                     "state": st.state,

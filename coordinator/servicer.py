@@ -192,7 +192,10 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
             shares = self.c.result(peer_identity(context), request.job_id)
             return cpb.GetResultResponse(
                 job_id=request.job_id,
-                shares=[pb.SealedShare(party=p, blob=b) for p, b in sorted(shares.items())],
+                shares=[
+                    pb.SealedShare(party=p, blob=b, signature=sig, party_certificate_pem=cert)
+                    for p, (b, sig, cert) in sorted(shares.items())
+                ],
             )
         raise AssertionError
 

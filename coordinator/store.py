@@ -83,6 +83,7 @@ class ShareRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     party: Mapped[str] = mapped_column(String(128), primary_key=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
 class AuditRow(Base):
@@ -333,18 +334,19 @@ class Store:
                 .values(updated_at=_now(), version=JobRow.version + 1, **fields)
             )
 
-    def put_share(self, job_id: str, party: str, blob: bytes) -> None:
+    def put_share(self, job_id: str, party: str, blob: bytes, signature: bytes) -> None:
         with self._sessions.begin() as s:
             row = s.get(ShareRow, (job_id, party))
             if row is None:
-                s.add(ShareRow(job_id=job_id, party=party, blob=blob))
+                s.add(ShareRow(job_id=job_id, party=party, blob=blob, signature=signature))
             else:
-                row.blob = blob
+                row.blob, row.signature = blob, signature
 
-    def get_shares(self, job_id: str) -> dict[str, bytes]:
+    def get_shares(self, job_id: str) -> dict[str, tuple[bytes, bytes]]:
+        """Sealed share and node signature per party."""
         with self._sessions() as s:
             rows = s.scalars(select(ShareRow).where(ShareRow.job_id == job_id)).all()
-            return {r.party: r.blob for r in rows}
+            return {r.party: (r.blob, r.signature) for r in rows}
 
     # -- audit ---------------------------------------------------------------
     def audit(self, event_name: str, details: dict[str, Any]) -> None:

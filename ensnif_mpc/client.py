@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ensnif_mpc import convert, sealing, shares
+from ensnif_mpc import convert, delivery, sealing, shares
 from ensnif_mpc.config import ClientProfile
-from ensnif_mpc.errors import from_rpc_error
+from ensnif_mpc.errors import CryptoError, from_rpc_error
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc
@@ -112,13 +112,25 @@ class Client:
 
         The protocol's last step (e.g. NaN for the mean of an empty selection) runs here.
         """
-        protocol = self.job(job_id).spec.protocol
+        job = self.job(job_id)
         resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
         key = self.profile.tls.key.read_bytes()
-        parts = [
-            shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, job_id.encode()))
-            for s in resp.shares
-        ]
+        ca = self.profile.tls.ca.read_bytes()
+        expected = list(job.party_order)
+        delivered = sorted(s.party for s in resp.shares)
+        if delivered != sorted(expected):
+            raise CryptoError(
+                f"job {job_id} ran with {', '.join(expected)} but shares came from "
+                f"{', '.join(delivered) or 'nobody'}"
+            )
+        parts = []
+        for s in resp.shares:
+            delivery.verify_share(ca, job_id, s.party, s.blob, s.signature, s.party_certificate_pem)
+            part = shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, job_id.encode()))
+            if part.x != expected.index(s.party) + 1:
+                raise CryptoError(f"the share of {s.party!r} is for another party index")
+            parts.append(part)
+        protocol = job.spec.protocol
         return registry.finalize(protocol, shares.combine(parts))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc import mpc_session
+from ensnif_mpc import delivery, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
@@ -141,6 +141,10 @@ class Node:
     def _evaluate(self, p: Proposal) -> np.ndarray | None:
         """Validate the proposal against this node's data and policy; return its input column."""
         me = self.cfg.name
+        if len(p.party_order) == 2:
+            raise PolicyViolation(
+                "two parties give threshold t = 0 (no secrecy); this node requires a helper"
+            )
         if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
             raise InvalidArgument(f"party_order[{p.party_index}] is not {me!r}")
         if list(p.party_order) != list(p.spec.party_order):
@@ -275,6 +279,9 @@ class Node:
 
     # -- monitor -------------------------------------------------------------
     def _end(self, job: NodeJob, state: str, reason: str, code: str, **fields: Any) -> None:
+        # The per-job MPC key is useless once the job ended; do not keep it at rest.
+        data = fields.pop("data", job.data)
+        fields["data"] = {k: v for k, v in data.items() if k != "mpc_key"}
         current = job
         while current.state in NODE_LIVE:
             if self.store.transition(job.job_id, current.state, state, reason, code, **fields):
@@ -326,7 +333,10 @@ class Node:
         if rc is not None:
             result = directory / RESULT_FILE
             if rc == 0 and result.exists():
-                self._end(job, "succeeded", "", "", sealed_share=result.read_bytes())
+                blob = result.read_bytes()
+                signature = delivery.sign_share(self.key_pem, job.job_id, self.cfg.name, blob)
+                data = {**job.data, "share_signature": signature.hex()}
+                self._end(job, "succeeded", "", "", sealed_share=blob, data=data)
                 log.info("job %s: delivered", job.job_id)
             else:
                 msg = status.message if status and status.phase == "failed" else ""

@@ -31,6 +31,9 @@ def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
             bytes_sent=int(p.get("bytes_sent", 0)),
         ),
         sealed_share=job.sealed_share if job.state == "succeeded" else b"",
+        share_signature=bytes.fromhex(job.data.get("share_signature", ""))
+        if job.state == "succeeded"
+        else b"",
     )
 
 

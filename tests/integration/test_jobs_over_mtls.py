@@ -72,7 +72,7 @@ def test_coordinator_stores_only_sealed_blobs(consortium: InProcess, client: Cli
     blobs = consortium.coordinator.store.get_shares(job.id)
 
     assert set(blobs) == {"grocery", "logistics", "helper"}
-    for blob in blobs.values():
+    for blob, _signature in blobs.values():
         assert blob[:1] == b"\x01" and b"modulus" not in blob and b"share" not in blob
 
 
@@ -249,3 +249,31 @@ def test_cancel_while_awaiting_a_node_stops_the_job(consortium: InProcess, clien
     for name in ("grocery", "logistics"):
         node_job = consortium.nodes[name].node.store.find(job.id)
         assert node_job is None or node_job.state in ("aborted", "rejected")
+
+
+def test_a_share_swapped_by_the_coordinator_is_detected(
+    consortium: InProcess, client: Client
+) -> None:
+    job = client.submit(spec("sum"))
+    client.wait(job.id, timeout_s=90)
+    store = consortium.coordinator.store
+    shares = store.get_shares(job.id)
+    helper_blob, helper_sig = shares["helper"]
+    store.put_share(job.id, "grocery", helper_blob, helper_sig)  # a tampering coordinator
+
+    with pytest.raises(errors.CryptoError, match="grocery"):
+        client.result(job.id)
+
+
+def test_a_share_missing_from_the_result_is_detected(consortium: InProcess, client: Client) -> None:
+    job = client.submit(spec("count"))
+    client.wait(job.id, timeout_s=90)
+    from sqlalchemy import delete
+
+    from coordinator.store import ShareRow
+
+    with consortium.coordinator.store.engine.begin() as conn:
+        conn.execute(delete(ShareRow).where(ShareRow.job_id == job.id, ShareRow.party == "helper"))
+
+    with pytest.raises(errors.CryptoError, match="shares came from"):
+        client.result(job.id)

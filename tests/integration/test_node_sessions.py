@@ -111,6 +111,7 @@ def test_peer_that_never_connects_fails_the_job_and_ends_the_worker(
     assert job.reason_code == "peer_connect_timeout" and "3s" in job.reason
     assert node.running_jobs() == 0
     assert not (node.workspace.path("nevercome") / ".config").exists()  # key material scrubbed
+    assert "mpc_key" not in job.data
 
 
 def test_session_with_a_lower_threshold_is_refused(setup: tuple[LocalConsortium, Node]) -> None:
@@ -197,3 +198,32 @@ def test_proposal_is_idempotent(setup: tuple[LocalConsortium, Node]) -> None:
 
     again = node.store.get("twice")
     assert (again.mpc_port, again.data["mpc_cert"]) == (first.mpc_port, first.data["mpc_cert"])
+
+
+def test_node_refuses_a_two_party_session_itself(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    two = jobspec.from_dict(
+        {
+            "protocol": "sum",
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+            ],
+        }
+    )
+
+    job = node.propose(
+        COORDINATOR,
+        Proposal(
+            job_id="pair",
+            spec=two,
+            party_index=0,
+            party_order=["grocery", "logistics"],
+            analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
+            bit_length=48,
+            decimals=2,
+        ),
+    )
+
+    assert job.state == "rejected"
+    assert job.reason_code == "policy_violation" and "t = 0" in job.reason

@@ -166,19 +166,22 @@ def test_list_jobs_respects_the_limit(store):
 
 def test_put_share_then_get_shares(store):
     _create(store)
-    store.put_share("job-1", "grocery", b"\x01sealed-g")
-    store.put_share("job-1", "helper", b"\x01sealed-h")
+    store.put_share("job-1", "grocery", b"\x01sealed-g", b"sig-g")
+    store.put_share("job-1", "helper", b"\x01sealed-h", b"sig-h")
 
-    assert store.get_shares("job-1") == {"grocery": b"\x01sealed-g", "helper": b"\x01sealed-h"}
+    assert store.get_shares("job-1") == {
+        "grocery": (b"\x01sealed-g", b"sig-g"),
+        "helper": (b"\x01sealed-h", b"sig-h"),
+    }
 
 
 def test_put_share_again_replaces_the_blob(store):
     _create(store)
-    store.put_share("job-1", "grocery", b"old")
+    store.put_share("job-1", "grocery", b"old", b"sig-old")
 
-    store.put_share("job-1", "grocery", b"new")
+    store.put_share("job-1", "grocery", b"new", b"sig-new")
 
-    assert store.get_shares("job-1") == {"grocery": b"new"}
+    assert store.get_shares("job-1") == {"grocery": (b"new", b"sig-new")}
 
 
 def test_get_shares_of_a_job_without_shares_is_empty(store):

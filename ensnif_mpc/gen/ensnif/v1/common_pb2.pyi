@@ -434,17 +434,27 @@ class SealedShare(_message.Message):
 
     PARTY_FIELD_NUMBER: _builtins.int
     BLOB_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    PARTY_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     blob: _builtins.bytes
+    signature: _builtins.bytes
+    """The party node's signature over (job id, party, blob) with its consortium key,
+    so the analyst can tell a share the node delivered from one the coordinator made up.
+    """
+    party_certificate_pem: _builtins.str
+    """The party's consortium certificate, checked by the analyst against the CA."""
     def __init__(
         self,
         *,
         party: _builtins.str = ...,
         blob: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        party_certificate_pem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "party", b"party"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "party", b"party", "party_certificate_pem", b"party_certificate_pem", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

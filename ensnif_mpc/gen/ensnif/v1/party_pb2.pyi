@@ -229,12 +229,15 @@ class NodeJobStatus(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
     SEALED_SHARE_FIELD_NUMBER: _builtins.int
+    SHARE_SIGNATURE_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: _builtins.str
     """proposed | running | succeeded | failed | aborted"""
     reason: _builtins.str
     reason_code: _builtins.str
     sealed_share: _builtins.bytes
+    share_signature: _builtins.bytes
+    """Node signature over the sealed share (see SealedShare.signature)."""
     @_builtins.property
     def progress(self) -> _common_pb2.Progress: ...
     def __init__(
@@ -246,10 +249,11 @@ class NodeJobStatus(_message.Message):
         reason: _builtins.str = ...,
         reason_code: _builtins.str = ...,
         sealed_share: _builtins.bytes = ...,
+        share_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "progress", b"progress", "reason", b"reason", "reason_code", b"reason_code", "sealed_share", b"sealed_share", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "progress", b"progress", "reason", b"reason", "reason_code", b"reason_code", "sealed_share", b"sealed_share", "share_signature", b"share_signature", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
