@@ -136,3 +136,35 @@ def test_health_and_reflection_on_both_servers(consortium: InProcess) -> None:
 
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert service in listed and "grpc.health.v1.Health" in listed
+
+
+def test_node_with_certificate_from_another_ca_cannot_join(
+    consortium: InProcess, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from ensnif_mpc.config import PartyConfig
+    from party_node import server as node_server
+
+    rogue = tmp_path / "rogue"
+    pki.init_ca(rogue)
+    files = pki.issue(rogue, "bakery", "party")
+    base = PartyConfig.load(consortium.lc.root / "party-helper.toml")
+    cfg = dataclasses.replace(
+        base,
+        name="bakery",
+        listen="127.0.0.1:0",
+        advertise="127.0.0.1:0",
+        state_dir=tmp_path / "state",
+        tls=files,
+    )
+
+    node = node_server.start(cfg)
+    try:
+        registered = node.registrar.registered.wait(4)
+    finally:
+        node.stop(grace=0)
+
+    assert not registered
+    with consortium.client() as c:
+        assert "bakery" not in {p.name for p in c.parties()}

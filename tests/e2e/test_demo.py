@@ -1,0 +1,57 @@
+"""`ensnif demo` (what `make demo` runs) answers correctly and leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _our_daemons(root: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in cmd and ("serve" in cmd or "protocols.worker" in cmd):
+            found.append(cmd)
+    return found
+
+
+def test_demo_matches_plaintext_and_stops_everything(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENSNIF_", "PYTEST"))}
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ensnif_mpc.cli.main",
+            "demo",
+            "--dir",
+            str(root),
+            "--rows",
+            "500",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body = json.loads(proc.stdout)
+    assert {r["protocol"] for r in body["results"]} == {"sum", "mean", "count"}
+    for r in body["results"]:
+        assert r["mpc"] == pytest.approx(r["plaintext"], rel=1e-6, abs=1e-9)
+    assert body["killed"] == []
+    assert _our_daemons(root) == []
