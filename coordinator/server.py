@@ -15,7 +15,7 @@ from coordinator.store import Store
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
 from ensnif_mpc.hub import Hub
-from ensnif_mpc.serving import build_server, wait_for_signal
+from ensnif_mpc.serving import build_server, run_until, stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
 
 
 def serve(cfg: CoordinatorConfig) -> None:
+    stop = stop_on_signal()
     running = start(cfg)
     print(f"coordinator listening on port {running.port}", flush=True)
-    wait_for_signal(running.stop)
+    run_until(stop, running.stop)

@@ -48,8 +48,9 @@ def build_server(
     return server, port, health_servicer
 
 
-def wait_for_signal(on_stop: Callable[[], None]) -> None:
-    """Block until SIGINT/SIGTERM, then run ``on_stop`` once."""
+def stop_on_signal() -> threading.Event:
+    """Turn SIGINT/SIGTERM into an event. Install it before starting anything, so that a
+    signal during startup cannot leave server threads running with no one to stop them."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -58,5 +59,10 @@ def wait_for_signal(on_stop: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    stop.wait()
+    return stop
+
+
+def run_until(stop: threading.Event, on_stop: Callable[[], None]) -> None:
+    while not stop.wait(0.5):
+        pass
     on_stop()

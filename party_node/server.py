@@ -14,7 +14,7 @@ from ensnif_mpc.errors import EnsnifError, InvalidConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_grpc
 from ensnif_mpc.pki import identity_of, load_cert
-from ensnif_mpc.serving import build_server, wait_for_signal
+from ensnif_mpc.serving import build_server, run_until, stop_on_signal
 from ensnif_mpc.tls import secure_channel
 from party_node import datasets
 from party_node.node import Node
@@ -119,6 +119,7 @@ def start(cfg: PartyConfig) -> RunningNode:
 
 
 def serve(cfg: PartyConfig) -> None:
+    stop = stop_on_signal()
     running = start(cfg)
     print(f"party {cfg.name} listening on port {running.port}", flush=True)
-    wait_for_signal(running.stop)
+    run_until(stop, running.stop)

@@ -9,8 +9,11 @@ same computation done in the clear on the generated data.
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -21,6 +24,7 @@ from ensnif_mpc import jobspec, sample_data
 from ensnif_mpc.cli.job_cmd import follow
 from ensnif_mpc.cli.render import console, emit_json
 from ensnif_mpc.client import state_name
+from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.localnet import LocalConsortium
 from protocols import registry
 
@@ -53,6 +57,15 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     t0 = time.monotonic()
     lc = LocalConsortium(root, rows=rows)
     rows_out: list[dict[str, Any]] = []
+    # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
+    # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         if not as_json:
             console.print(f"[bold]Ensnif demo[/]: consortium in {root} ({rows} rows per owner)")
@@ -89,8 +102,13 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                             "bytes_sent": sent,
                         }
                     )
+    except EnsnifError:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        raise
     finally:
         killed = lc.stop()
+        signal.signal(signal.SIGINT, previous)
     total = time.monotonic() - t0
     if as_json:
         emit_json({"results": rows_out, "seconds": round(total, 2), "killed": killed})
