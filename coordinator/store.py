@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -20,23 +19,17 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    create_engine,
-    event,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit, jobspec
+from ensnif_mpc.db import AuditColumns, aware, make_engine, utcnow
 from ensnif_mpc.errors import UnknownJob
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState, check_transition
 from ensnif_mpc.schema import Column, DatasetSchema
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -86,14 +79,8 @@ class ShareRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
-class AuditRow(Base):
+class AuditRow(AuditColumns, Base):
     __tablename__ = "audit"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[str] = mapped_column(String(40))
-    event: Mapped[str] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
 
 @dataclass(frozen=True)
@@ -135,11 +122,6 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    """SQLite hands datetimes back without a zone; they were written in UTC."""
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
 def _job(row: JobRow) -> JobRecord:
     return JobRecord(
         id=row.id,
@@ -153,33 +135,15 @@ def _job(row: JobRow) -> JobRecord:
         reason=row.reason,
         reason_code=row.reason_code,
         version=row.version,
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
     )
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(conn: Any, _record: Any) -> None:
-            cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 class Store:
     """The coordinator's persistent state. Thread-safe: one short session per call."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -199,10 +163,10 @@ class Store:
                 role,
                 address,
                 cert_pem,
-                _now(),
+                utcnow(),
             )
             rec = PartyRecord(
-                row.name, row.role, row.address, row.certificate_pem, _aware(row.last_seen)
+                row.name, row.role, row.address, row.certificate_pem, aware(row.last_seen)
             )
         self.audit("party_registered", {"party": name, "role": role, "address": address})
         return rec
@@ -211,7 +175,7 @@ class Store:
         with self._sessions() as s:
             rows = s.scalars(select(PartyRow).order_by(PartyRow.name)).all()
             return [
-                PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
+                PartyRecord(r.name, r.role, r.address, r.certificate_pem, aware(r.last_seen))
                 for r in rows
             ]
 
@@ -220,7 +184,7 @@ class Store:
             r = s.get(PartyRow, name)
             if r is None:
                 return None
-            return PartyRecord(r.name, r.role, r.address, r.certificate_pem, _aware(r.last_seen))
+            return PartyRecord(r.name, r.role, r.address, r.certificate_pem, aware(r.last_seen))
 
     def upsert_dataset(self, d: DatasetSchema) -> None:
         cols = [c.__dict__.copy() for c in d.columns]
@@ -251,7 +215,7 @@ class Store:
     def create_job(
         self, job_id: str, spec: JobSpec, submitter: str, analyst_cert: str, sizing: dict[str, Any]
     ) -> JobRecord:
-        now = _now()
+        now = utcnow()
         with self._sessions.begin() as s:
             row = JobRow(
                 id=job_id,
@@ -305,7 +269,7 @@ class Store:
             raise ValueError("the state changes only through old → new")
         values: dict[str, Any] = {
             "state": new.value,
-            "updated_at": _now(),
+            "updated_at": utcnow(),
             "version": JobRow.version + 1,
         }
         if reason or new.final:
@@ -331,7 +295,7 @@ class Store:
             s.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id)
-                .values(updated_at=_now(), version=JobRow.version + 1, **fields)
+                .values(updated_at=utcnow(), version=JobRow.version + 1, **fields)
             )
 
     def put_share(self, job_id: str, party: str, blob: bytes, signature: bytes) -> None:
@@ -351,7 +315,7 @@ class Store:
     # -- audit ---------------------------------------------------------------
     def audit(self, event_name: str, details: dict[str, Any]) -> None:
         with self._audit_lock, self._sessions.begin() as s:
-            audit.append(s, AuditRow, event_name, details, _now().isoformat())
+            audit.append(s, AuditRow, event_name, details, utcnow().isoformat())
 
     def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
         with self._sessions() as s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,32 @@ def schema_of(party: str, cfg: DatasetConfig) -> DatasetSchema:
     return DatasetSchema(party, cfg.name, cfg.columns, row_count(cfg.path), cfg.description)
 
 
+_CACHE: dict[tuple[str, str, int, int, Column], LoadedColumn] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def load_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
+    """The checked column; parsed again only when the file changed (size or mtime)."""
+    try:
+        st = cfg.path.stat()
+    except OSError as exc:
+        raise DataError(f"dataset {cfg.name!r}: cannot read {cfg.path} ({exc.strerror})") from exc
+    col = next((c for c in cfg.columns if c.name == name), None)
+    key = (str(cfg.path), name, st.st_size, st.st_mtime_ns, col) if col else None
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key) if key else None
+    if hit is not None:
+        return hit
+    loaded = _parse_column(cfg, name)
+    if key:
+        with _CACHE_LOCK:
+            if len(_CACHE) > 64:
+                _CACHE.clear()
+            _CACHE[key] = loaded
+    return loaded
+
+
+def _parse_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
     col = next((c for c in cfg.columns if c.name == name), None)
     if col is None:
         raise UnknownColumn(f"dataset {cfg.name!r} declares no column {name!r}")

@@ -73,6 +73,7 @@ class Node:
         self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by start() so a new worker launches at once
         self._interval = monitor_interval_s
         self._monitor = threading.Thread(target=self._monitor_loop, name="job-monitor", daemon=True)
 
@@ -85,6 +86,7 @@ class Node:
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)
         with self._lock:
@@ -257,6 +259,7 @@ class Node:
         ).write(directory)
         self.store.transition(job_id, "approved", "starting")
         self.hub.notify(job_id)
+        self._wake.set()
         return self.store.get(job_id)
 
     # -- abort ---------------------------------------------------------------
@@ -301,7 +304,8 @@ class Node:
                     self._tick(job)
             except Exception:  # keep watching the other jobs whatever one of them does
                 log.exception("job monitor error")
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
+            self._wake.clear()
 
     def _tick(self, job: NodeJob) -> None:
         directory = self.workspace.path(job.job_id)

@@ -19,14 +19,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    create_engine,
-    event,
     select,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit
+from ensnif_mpc.db import AuditColumns, make_engine, utcnow
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 
 # proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
@@ -40,10 +39,6 @@ NODE_ALLOWED: dict[str, frozenset[str]] = {
     "aborted": frozenset(),
 }
 NODE_LIVE = frozenset({"approved", "starting", "running"})
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class _Base(DeclarativeBase):
@@ -65,14 +60,8 @@ class NodeJobRow(_Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
-class NodeAuditRow(_Base):
+class NodeAuditRow(AuditColumns, _Base):
     __tablename__ = "audit"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[str] = mapped_column(String(40))
-    event: Mapped[str] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
 
 @dataclass(frozen=True)
@@ -107,16 +96,7 @@ def _rec(r: NodeJobRow) -> NodeJob:
 class NodeStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
-        )
-
-        @event.listens_for(self.engine, "connect")
-        def _pragmas(conn: Any, _record: Any) -> None:
-            cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
-
+        self.engine = make_engine(f"sqlite:///{path}")
         _Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._audit_lock = threading.Lock()
@@ -158,7 +138,7 @@ class NodeStore:
                 progress={},
                 sealed_share=b"",
                 version=0,
-                updated_at=_now(),
+                updated_at=utcnow(),
             )
             s.add(row)
             s.flush()
@@ -187,7 +167,7 @@ class NodeStore:
             raise InvalidTransition(f"node job cannot go from {old} to {new}")
         values: dict[str, Any] = {
             "state": new,
-            "updated_at": _now(),
+            "updated_at": utcnow(),
             "version": NodeJobRow.version + 1,
             **fields,
         }
@@ -209,12 +189,12 @@ class NodeStore:
             s.execute(
                 update(NodeJobRow)
                 .where(NodeJobRow.job_id == job_id)
-                .values(progress=progress, version=NodeJobRow.version + 1, updated_at=_now())
+                .values(progress=progress, version=NodeJobRow.version + 1, updated_at=utcnow())
             )
 
     def audit(self, event_name: str, details: dict[str, Any]) -> None:
         with self._audit_lock, self._sessions.begin() as s:
-            audit.append(s, NodeAuditRow, event_name, details, _now().isoformat())
+            audit.append(s, NodeAuditRow, event_name, details, utcnow().isoformat())
 
     def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
         with self._sessions() as s:
