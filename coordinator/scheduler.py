@@ -242,17 +242,26 @@ class Scheduler:
             for p in session["peers"]
         ]
         req = ppb.StartRequest(job_id=job.id, peers=peers, threshold=int(session["threshold"]))
-        for party in session["party_order"]:
+
+        def start_one(party: str) -> tuple[str, grpc.RpcError | None]:
             try:
                 self._stub(party).Start(req, timeout=30)
+                return party, None
             except grpc.RpcError as exc:
-                err = from_rpc_error(exc)
-                self._fail(
-                    job.id,
-                    f"{party} could not start the job: {err.message}",
-                    err.reason or "start_failed",
-                )
-                raise JobEnded(job.id) from exc
+                return party, exc
+
+        order = session["party_order"]
+        with ThreadPoolExecutor(max_workers=len(order)) as pool:
+            failures = [(p, e) for p, e in pool.map(start_one, order) if e is not None]
+        if failures:
+            party, exc = failures[0]
+            err = from_rpc_error(exc)
+            self._fail(
+                job.id,
+                f"{party} could not start the job: {err.message}",
+                err.reason or "start_failed",
+            )
+            raise JobEnded(job.id)
         return self._move(job, JobState.RUNNING)
 
     def _follow(self, job: JobRecord) -> None:

@@ -304,7 +304,9 @@ class Node:
                     self._tick(job)
             except Exception:  # keep watching the other jobs whatever one of them does
                 log.exception("job monitor error")
-            self._wake.wait(self._interval)
+            # Poll running workers often (their exit is the delivery); idle nodes rarely.
+            busy = bool(self._handles)
+            self._wake.wait(min(self._interval, 0.05) if busy else self._interval)
             self._wake.clear()
 
     def _tick(self, job: NodeJob) -> None:
