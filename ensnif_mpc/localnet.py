@@ -53,6 +53,45 @@ def _free_range(width: int) -> int:
     raise Unavailable("no free range of MPC ports found")
 
 
+# The sample datasets: (name, file, description, numeric columns (name, type, lower, upper,
+# decimals)); every dataset also declares its string keys customer_id and zip.
+DATASETS: dict[str, tuple[str, str, str, tuple[tuple[str, str, float, float, int], ...]]] = {
+    "grocery": (
+        "orders",
+        "data/orders.csv",
+        "one row per order",
+        (("basket_total", "float", 0, 500, 2),),
+    ),
+    "logistics": (
+        "deliveries",
+        "data/deliveries.csv",
+        "one row per delivery",
+        (
+            ("delivery_minutes", "int", 5, 240, 0),
+            ("distance_km", "float", 0, 80, 1),
+            ("fee", "float", 0, 60, 2),
+        ),
+    ),
+}
+
+
+def _dataset_toml(
+    name: str, path: str, description: str, numeric: tuple[tuple[str, str, float, float, int], ...]
+) -> str:
+    out = [
+        f'\n[[datasets]]\nname = "{name}"\npath = "{path}"\ndescription = "{description}"\n'
+        'allowed_protocols = ["count", "sum", "mean"]\n'
+    ]
+    for key in ("customer_id", "zip"):
+        out.append(f'\n[[datasets.columns]]\nname = "{key}"\ntype = "string"\n')
+    for col, kind, lower, upper, decimals in numeric:
+        out.append(
+            f'\n[[datasets.columns]]\nname = "{col}"\ntype = "{kind}"\n'
+            f"lower = {lower}\nupper = {upper}\n" + (f"decimals = {decimals}\n" if decimals else "")
+        )
+    return "".join(out)
+
+
 @dataclass
 class Member:
     name: str
@@ -164,71 +203,8 @@ ca = "pki/ca.crt"
 cert = "pki/{name}.crt"
 key = "pki/{name}.key"
 '''
-        if name == "grocery":
-            return (
-                head
-                + """
-[[datasets]]
-name = "orders"
-path = "data/orders.csv"
-description = "one row per order"
-allowed_protocols = ["count", "sum", "mean"]
-
-[[datasets.columns]]
-name = "customer_id"
-type = "string"
-
-[[datasets.columns]]
-name = "zip"
-type = "string"
-
-[[datasets.columns]]
-name = "basket_total"
-type = "float"
-lower = 0
-upper = 500
-decimals = 2
-"""
-            )
-        if name == "logistics":
-            return (
-                head
-                + """
-[[datasets]]
-name = "deliveries"
-path = "data/deliveries.csv"
-description = "one row per delivery"
-allowed_protocols = ["count", "sum", "mean"]
-
-[[datasets.columns]]
-name = "customer_id"
-type = "string"
-
-[[datasets.columns]]
-name = "zip"
-type = "string"
-
-[[datasets.columns]]
-name = "delivery_minutes"
-type = "int"
-lower = 5
-upper = 240
-
-[[datasets.columns]]
-name = "distance_km"
-type = "float"
-lower = 0
-upper = 80
-decimals = 1
-
-[[datasets.columns]]
-name = "fee"
-type = "float"
-lower = 0
-upper = 60
-decimals = 2
-"""
-            )
+        if name in DATASETS:
+            return head + _dataset_toml(*DATASETS[name])
         return head + "\n# A compute-only helper: no datasets, it completes the honest majority.\n"
 
     def _write_jobs(self) -> None:
