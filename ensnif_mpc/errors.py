@@ -193,3 +193,15 @@ class ResourceBusy(EnsnifError):
 
 
 _index(ResourceBusy)
+
+
+class SourceFailed(EnsnifError):
+    """A data owner's own source (its database, its file) failed or timed out."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "source_failed"
+
+
+class SourceTimeout(SourceFailed):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "source_timeout"
