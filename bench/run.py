@@ -143,7 +143,9 @@ def main() -> None:
             try:
                 for protocol in ("sum", "mean"):
                     t = time.perf_counter()
-                    plain = registry.get(protocol).reference(cols, {})[protocol]
+                    plain = registry.get(protocol).reference([{"value": c} for c in cols], {})[
+                        protocol
+                    ]
                     a = time.perf_counter() - t
                     b = raw_mpyc(root / "raw", cols, protocol, rowlevel=False)
                     c = ensnif_job(lc, protocol)

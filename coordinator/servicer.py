@@ -78,6 +78,21 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
         outputs=list(d.outputs),
         leakage=d.leakage,
         min_data_owners=d.min_data_owners,
+        max_data_owners=d.max_data_owners or 0,
+        input_roles=[
+            pb.ProtocolInputRoles(
+                roles=[
+                    pb.ProtocolRole(
+                        name=r.name,
+                        column_types=sorted(r.types),
+                        required=r.required,
+                        description=r.description,
+                    )
+                    for r in position
+                ]
+            )
+            for position in d.roles
+        ],
     )
 
 
@@ -204,7 +219,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     ) -> cpb.ListProtocolsResponse:
         with grpc_errors(context, "ListProtocols"):
             return cpb.ListProtocolsResponse(
-                protocols=[protocol_to_pb(d) for d in registry.PROTOCOLS.values()]
+                protocols=[protocol_to_pb(d) for d in registry.catalog().values()]
             )
         raise AssertionError
 

@@ -113,9 +113,7 @@ class JobRecord:
 def _spec_dict(spec: JobSpec) -> dict[str, Any]:
     return {
         "protocol": spec.protocol,
-        "inputs": [
-            {"party": i.party, "dataset": i.dataset, "column": i.column} for i in spec.inputs
-        ],
+        "inputs": [i.to_dict() for i in spec.inputs],
         "helpers": list(spec.helpers),
         "params": spec.params,
         "name": spec.name,

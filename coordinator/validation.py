@@ -71,25 +71,52 @@ def validate(
             "helpers: two parties give threshold t = 0, i.e. no secrecy at all; add a "
             'compute-only helper so that t = 1 < n/2 (e.g. helpers = ["helper"])'
         )
+    if definition.max_data_owners is not None and len(spec.owners) > definition.max_data_owners:
+        raise NotEnoughParties(
+            f"inputs: protocol {spec.protocol!r} takes at most {definition.max_data_owners} "
+            "data owners",
+            reason="too_many_parties",
+        )
     columns: list[tuple[int, float, int]] = []
+    rows: list[int] = []
+    key_types: dict[str, str] = {}
     for n, inp in enumerate(spec.inputs):
         ds = dataset(inp.party, inp.dataset)
         if ds is None:
             raise UnknownDataset(
                 f"inputs[{n}].dataset: party {inp.party!r} has published no dataset {inp.dataset!r}"
             )
-        col = ds.column(inp.column)
-        if col is None:
-            names = ", ".join(c.name for c in ds.columns)
-            raise UnknownColumn(
-                f"inputs[{n}].column: dataset {inp.party}/{inp.dataset} has no "
-                f"column {inp.column!r} (columns: {names})"
-            )
-        if col.type not in definition.column_types:
-            raise ColumnTypeMismatch(
-                f"inputs[{n}].column: {inp.column!r} is of type {col.type}; protocol "
-                f"{spec.protocol!r} needs {' or '.join(sorted(definition.column_types))}"
-            )
-        columns.append((ds.row_count, col.abs_bound, col.decimals))
+        given = inp.columns
+        definition.check_roles(n, given)
+        declared = {r.name: r for r in definition.roles_at(n)}
+        for role, name in given.items():
+            field = "column" if role == "value" else role
+            col = ds.column(name)
+            if col is None:
+                names = ", ".join(c.name for c in ds.columns)
+                raise UnknownColumn(
+                    f"inputs[{n}].{field}: dataset {inp.party}/{inp.dataset} has no "
+                    f"column {name!r} (columns: {names}); an owner can only use its own columns"
+                )
+            if col.type not in declared[role].types:
+                raise ColumnTypeMismatch(
+                    f"inputs[{n}].{field}: {name!r} is of type {col.type}; protocol "
+                    f"{spec.protocol!r} needs {' or '.join(sorted(declared[role].types))} "
+                    f"for its {role!r} column"
+                )
+            if role == "value":
+                columns.append((ds.row_count, col.abs_bound, col.decimals))
+            if role == "key":
+                key_types[f"{inp.party}/{inp.dataset}.{name}"] = col.type
+        rows.append(ds.row_count)
+    if len(set(key_types.values())) > 1:
+        listed = ", ".join(f"{k} ({t})" for k, t in key_types.items())
+        raise ColumnTypeMismatch(
+            f"inputs: join keys must have one type; got {listed}", reason="key_type_mismatch"
+        )
+    if definition.check_spec is not None:
+        definition.check_spec(spec)
+    if not columns:  # no value column (e.g. an intersection size): counts only
+        return sizing_for([(r, 1.0, 0) for r in rows], 0)
     decimals = max(d for _, _, d in columns)
     return sizing_for(columns, decimals)

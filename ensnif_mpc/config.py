@@ -12,11 +12,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.pki import CertFiles
 from ensnif_mpc.schema import Column
+
+if TYPE_CHECKING:  # sources pulls in pyarrow and SQLAlchemy: only data owners' nodes need them
+    from ensnif_mpc.sources import SourceSpec
 
 DEFAULT_PROFILE = Path("~/.config/ensnif/profile.toml")
 
@@ -104,10 +107,85 @@ class CoordinatorConfig:
 @dataclass(frozen=True)
 class DatasetConfig:
     name: str
-    path: Path
+    source: SourceSpec
     columns: tuple[Column, ...]
     description: str = ""
     allowed_protocols: tuple[str, ...] = ("count", "sum", "mean")
+    clamp: bool = False
+
+    @property
+    def path(self) -> Path:
+        """The file of a CSV or Parquet dataset (SQL datasets have none)."""
+        if self.source.kind == "sql":
+            raise InvalidConfig(f"dataset {self.name!r} is a SQL source; it has no path")
+        return Path(self.source.path)
+
+
+FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _sqlite_url(base: Path, url: str, where: str) -> str:
+    """A SQLAlchemy URL; a relative SQLite file is resolved against the config's directory."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidConfig(f"{where}: not a database URL (dialect://user@host/db)") from None
+    db = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or db in ("", ":memory:") or db.startswith("file:"):
+        return url
+    if Path(db).is_absolute():
+        return url
+    return parsed.set(database=str((base / db).resolve())).render_as_string(hide_password=False)
+
+
+def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
+    """``path`` (CSV or Parquet, by suffix or ``format``) or ``url`` with ``query`` or ``table``."""
+    from ensnif_mpc.sources import SourceSpec
+
+    has_path, has_url = "path" in d, "url" in d
+    if has_path and has_url:
+        raise InvalidConfig(
+            f"{where}: give either path (a CSV or Parquet file) or url (a database), not both"
+        )
+    if not has_path and not has_url:
+        raise InvalidConfig(
+            f"{where}: needs a path (a CSV or Parquet file) or a url (a database) with a "
+            "query or table"
+        )
+    timeout = d.get("timeout_seconds", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise InvalidConfig(f"{where}.timeout_seconds: expected a positive number of seconds")
+    if has_path:
+        for key in ("query", "table"):
+            if key in d:
+                raise InvalidConfig(f"{where}.{key}: only a url (SQL) dataset takes a {key}")
+        path = _path(base, d["path"], f"{where}.path")
+        fmt = d.get("format", FILE_FORMATS.get(path.suffix.lower()))
+        if fmt not in ("csv", "parquet"):
+            shown = f"format {fmt!r}" if "format" in d else f"suffix {path.suffix!r}"
+            raise InvalidConfig(
+                f'{where}: unknown {shown}; set format = "csv" or "parquet" '
+                "(or name the file .csv, .parquet or .pq)"
+            )
+        return SourceSpec(kind=fmt, path=str(path), timeout_s=float(timeout))
+    if "format" in d:
+        raise InvalidConfig(f"{where}.format: only a path (file) dataset takes a format")
+    url, query, table = d["url"], d.get("query", ""), d.get("table", "")
+    if not isinstance(url, str) or not url:
+        raise InvalidConfig(f"{where}.url: expected a database URL")
+    if not isinstance(query, str) or not isinstance(table, str):
+        raise InvalidConfig(f"{where}: query and table are strings")
+    if bool(query.strip()) == bool(table.strip()):
+        raise InvalidConfig(
+            f"{where}: a url dataset needs exactly one of query (a SELECT) or table"
+        )
+    url = _sqlite_url(base, os.path.expandvars(url), f"{where}.url")
+    return SourceSpec(
+        kind="sql", url=url, query=query.strip(), table=table.strip(), timeout_s=float(timeout)
+    )
 
 
 @dataclass(frozen=True)
@@ -138,8 +216,12 @@ class PartyConfig:
         datasets = []
         for n, d in enumerate(raw.get("datasets", [])):
             where = f"datasets[{n}]"
-            if "name" not in d or "path" not in d:
-                raise InvalidConfig(f"{where}: needs name and path")
+            if "name" not in d:
+                raise InvalidConfig(f"{where}: needs a name")
+            source = _source(base, d, where)
+            clamp = d.get("clamp", False)
+            if not isinstance(clamp, bool):
+                raise InvalidConfig(f"{where}.clamp: expected true or false")
             cols = []
             for c in d.get("columns", []):
                 try:
@@ -164,10 +246,11 @@ class PartyConfig:
             datasets.append(
                 DatasetConfig(
                     name=str(d["name"]),
-                    path=_path(base, d["path"], f"{where}.path"),
+                    source=source,
                     columns=tuple(cols),
                     description=str(d.get("description", "")),
                     allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
+                    clamp=clamp,
                 )
             )
         listen = str(raw.get("listen", "127.0.0.1:50061"))

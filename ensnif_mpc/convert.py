@@ -31,7 +31,8 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
     return pb.JobSpec(
         protocol=spec.protocol,
         inputs=[
-            pb.JobInput(party=i.party, dataset=i.dataset, column=i.column) for i in spec.inputs
+            pb.JobInput(party=i.party, dataset=i.dataset, column=i.column, roles=dict(i.roles))
+            for i in spec.inputs
         ],
         helpers=list(spec.helpers),
         params_json=spec.params_json(),
@@ -52,7 +53,8 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
         {
             "protocol": msg.protocol,
             "inputs": [
-                {"party": i.party, "dataset": i.dataset, "column": i.column} for i in msg.inputs
+                Input(i.party, i.dataset, i.column, tuple(sorted(i.roles.items()))).to_dict()
+                for i in msg.inputs
             ],
             "helpers": list(msg.helpers),
             "params": params,

@@ -127,6 +127,18 @@ class CryptoError(EnsnifError):
     reason = "crypto_verification_failed"
 
 
+class SourceFailed(EnsnifError):
+    """A data owner's own source (its database, its file) failed or timed out."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "source_failed"
+
+
+class SourceTimeout(SourceFailed):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "source_timeout"
+
+
 _BY_REASON: dict[str, type[EnsnifError]] = {}
 
 
@@ -193,15 +205,3 @@ class ResourceBusy(EnsnifError):
 
 
 _index(ResourceBusy)
-
-
-class SourceFailed(EnsnifError):
-    """A data owner's own source (its database, its file) failed or timed out."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "source_failed"
-
-
-class SourceTimeout(SourceFailed):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-    reason = "source_timeout"

@@ -14,6 +14,11 @@ check against its catalog (coordinator/validation.py). Errors name the field.
 
     [params]
     min = 10
+
+An input names its columns by the role they play in the protocol: ``value`` (a
+number to aggregate; ``column`` is its short form), ``key`` (a join key),
+``group`` (a categorical group-by key) and ``filter`` (a column the owner
+thresholds locally). Which roles a protocol takes is in `ensnif protocols describe`.
 """
 
 from __future__ import annotations
@@ -27,14 +32,32 @@ from typing import Any
 from ensnif_mpc.errors import InvalidJobSpec
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params"}
-_INPUT_KEYS = {"party", "dataset", "column"}
+ROLES = ("value", "key", "group", "filter")
+_INPUT_KEYS = {"party", "dataset", "column", *ROLES}
 
 
 @dataclass(frozen=True)
 class Input:
     party: str
     dataset: str
-    column: str
+    column: str = ""  # the ``value`` role; "" when the input has none
+    roles: tuple[tuple[str, str], ...] = ()  # (role, column) for the other roles, sorted
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Every role this input fills, ``value`` included."""
+        out = dict(self.roles)
+        if self.column:
+            out["value"] = self.column
+        return out
+
+    def to_dict(self) -> dict[str, str]:
+        """The TOML/JSON shape that :func:`from_dict` reads back."""
+        out = {"party": self.party, "dataset": self.dataset}
+        if self.column:
+            out["column"] = self.column
+        out.update(self.roles)
+        return out
 
 
 @dataclass(frozen=True)
@@ -83,17 +106,31 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     for n, item in enumerate(raw_inputs):
         where = f"inputs[{n}]"
         if not isinstance(item, dict):
-            raise InvalidJobSpec(f"{where}: expected a table with party, dataset, column")
+            raise InvalidJobSpec(f"{where}: expected a table with party, dataset and columns")
         extra = sorted(set(item) - _INPUT_KEYS)
         if extra:
             raise InvalidJobSpec(
-                f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column)"
+                f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column, "
+                f"{', '.join(ROLES)})"
             )
-        for key in sorted(_INPUT_KEYS):
+        for key in ("party", "dataset"):
             if key not in item:
                 raise InvalidJobSpec(f"{where}.{key}: missing")
+        if "column" in item and "value" in item:
+            raise InvalidJobSpec(f"{where}: give the value column as `column` or `value`, not both")
+        value = item.get("value", item.get("column"))
+        roles = tuple(
+            sorted((r, _str(item[r], f"{where}.{r}")) for r in ROLES if r != "value" and r in item)
+        )
+        if value is None and not roles:
+            raise InvalidJobSpec(f"{where}.column: missing (name the column the input provides)")
         inputs.append(
-            Input(*(_str(item[k], f"{where}.{k}") for k in ("party", "dataset", "column")))
+            Input(
+                _str(item["party"], f"{where}.party"),
+                _str(item["dataset"], f"{where}.dataset"),
+                _str(value, f"{where}.column") if value is not None else "",
+                roles,
+            )
         )
     if len({i.party for i in inputs}) != len(inputs):
         raise InvalidJobSpec("inputs: each data owner may appear once")

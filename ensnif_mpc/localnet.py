@@ -8,6 +8,7 @@ each talking mTLS with certificates from one consortium CA.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from ensnif_mpc.errors import EnsnifError, Unavailable
 from ensnif_mpc.procs import child_env
 
 NODES = ("grocery", "logistics", "helper")
+JOBS_DIR = Path(__file__).with_name("demo_jobs")
 ANALYST = "analyst"
 
 
@@ -75,12 +77,25 @@ DATASETS: dict[str, tuple[str, str, str, tuple[tuple[str, str, float, float, int
 }
 
 
+# What the sample owners' policies allow on their datasets: the aggregates, the
+# statistics and the private joins (a real owner lists only what it accepts to leak).
+ALLOWED = (
+    "count",
+    "sum",
+    "mean",
+    "intersection_size",
+    "intersection_sum",
+    "join_group_by",
+    "join_correlation",
+)
+
+
 def _dataset_toml(
     name: str, path: str, description: str, numeric: tuple[tuple[str, str, float, float, int], ...]
 ) -> str:
     out = [
         f'\n[[datasets]]\nname = "{name}"\npath = "{path}"\ndescription = "{description}"\n'
-        'allowed_protocols = ["count", "sum", "mean"]\n'
+        f"allowed_protocols = {json.dumps(list(ALLOWED))}\n"
     ]
     for key in ("customer_id", "zip"):
         out.append(f'\n[[datasets.columns]]\nname = "{key}"\ntype = "string"\n')
@@ -208,34 +223,11 @@ key = "pki/{name}.key"
         return head + "\n# A compute-only helper: no datasets, it completes the honest majority.\n"
 
     def _write_jobs(self) -> None:
+        """The demo's job files (also the README's examples: examples/jobs links to them)."""
         jobs = self.root / "jobs"
         jobs.mkdir(exist_ok=True)
-        inputs = """helpers = ["helper"]
-
-[[inputs]]
-party = "grocery"
-dataset = "orders"
-column = "basket_total"
-
-[[inputs]]
-party = "logistics"
-dataset = "deliveries"
-column = "fee"
-"""
-        self._write(
-            jobs / "revenue-sum.toml",
-            'name = "consortium revenue (baskets + delivery fees)"\nprotocol = "sum"\n' + inputs,
-        )
-        self._write(
-            jobs / "ticket-mean.toml",
-            'name = "mean ticket across both members"\nprotocol = "mean"\n' + inputs,
-        )
-        self._write(
-            jobs / "big-tickets-count.toml",
-            'name = "tickets of 100 or more"\nprotocol = "count"\n'
-            + inputs
-            + "\n[params]\nmin = 100\n",
-        )
+        for path in sorted(JOBS_DIR.glob("*.toml")):
+            self._write(jobs / path.name, path.read_text())
 
     @staticmethod
     def _write(path: Path, text: str) -> None:

@@ -72,6 +72,24 @@ def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
     return SampleData(orders, deliveries)
 
 
+def read_table(path: Path, roles: dict[str, str]) -> dict[str, np.ndarray]:
+    """Plaintext columns by role for a protocol's reference: numbers as float, keys as str."""
+    import pyarrow.csv as pacsv
+
+    wanted = sorted(set(roles.values()))
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            include_columns=wanted, column_types={c: "string" for c in wanted}
+        ),
+    )
+    out = {}
+    for role, column in roles.items():
+        raw = np.asarray(table.column(column).to_pylist(), dtype=object)
+        out[role] = raw.astype(np.float64) if role in ("value", "filter") else raw
+    return out
+
+
 def read_column(path: Path, column: str) -> np.ndarray:
     """Plaintext read for references and the demo's comparison table."""
     with path.open(newline="") as f:

@@ -25,6 +25,8 @@ class OutputShare:
     frac_bits: int = 0
     # The value was computed on integers scaled by 10**decimals.
     decimals: int = 0
+    # The field of this output when it differs from the job's (0: PartyShares.modulus).
+    modulus: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,16 @@ def combine(parts: list[PartyShares]) -> dict[str, Fraction]:
         raise CryptoError("two result shares claim the same party index")
     if len(parts) < t + 1:
         raise CryptoError(f"need {t + 1} result shares to reconstruct, have {len(parts)}")
-    layout = [(o.name, o.kind, o.frac_bits, o.decimals) for o in first.outputs]
-    if any([(o.name, o.kind, o.frac_bits, o.decimals) for o in s.outputs] != layout for s in parts):
+    layout = [(o.name, o.kind, o.frac_bits, o.decimals, o.modulus) for o in first.outputs]
+    if any(
+        [(o.name, o.kind, o.frac_bits, o.decimals, o.modulus) for o in s.outputs] != layout
+        for s in parts
+    ):
         raise CryptoError("result shares disagree on the outputs they carry")
     names = [name for name, *_ in layout]
     values: dict[str, Fraction] = {}
     for k, name in enumerate(names):
+        p = first.outputs[k].modulus or first.modulus
         pts = [(s.x, s.outputs[k].share % p) for s in parts]
         base = pts[: t + 1]
         for x, y in pts[t + 1 :]:

@@ -10,23 +10,47 @@ Every numeric value is checked against its declared bounds (a violation is a
 :class:`DataError` naming the row and column) unless the dataset declares
 ``clamp``, in which case it is clamped to the bounds: bounds fix secure-type
 sizes and DP sensitivity, so an unchecked value would silently corrupt answers.
+Nulls, non-numbers and non-finite values are errors either way. Messages name
+the dataset, the file or database (never a password), the row and the column —
+never the offending value, which is a piece of a row.
 
 Numeric measures are exact: values are scaled to integers by ``10**scale[column]``
-(round half to even) before summing, and sums come back as Python ints.
+(round half to even) before summing, and sums come back as Python ints. Sums are
+taken in 64-bit integers only where no overflow is possible: each scaled value
+is split into limbs small enough that the sum of every limb (or limb product, for
+sumsq) over all rows fits, and the limb sums are recombined in Python ints. A SQL
+source runs those limb sums in the database.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import sqlite3
+import threading
+import time
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.elements import ColumnElement
 
+from ensnif_mpc.errors import DataError, InvalidArgument, SourceFailed, SourceTimeout, UnknownColumn
 from ensnif_mpc.schema import Column
 
 SOURCE_KINDS = ("csv", "parquet", "sql")
 MEASURE_FUNCS = ("count", "sum", "sumsq", "min", "max")
 WHERE_OPS = (">=", "<=", ">", "<", "==")
+EXACT = 2**53  # scaled bounds must stay below this: every value is an exact float64 integer
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,7 @@ class SourceSpec:
     url: str = ""  # sql: SQLAlchemy URL of the owner's database
     query: str = ""  # sql: a SELECT whose result columns are the dataset's columns
     timeout_s: float = 60.0  # sql: statement timeout; files: ignored
+    table: str = ""  # sql: a table (or view) name, instead of query; may be schema.table
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +76,11 @@ class SourceSpec:
         if self.kind == "sql":
             from sqlalchemy.engine import make_url
 
-            return f"sql source {make_url(self.url).render_as_string(hide_password=True)}"
+            try:
+                shown = make_url(self.url).render_as_string(hide_password=True)
+            except Exception:  # an unparsable URL may still hold a password: show none of it
+                shown = "(unparsable url)"
+            return f"sql source {shown}"
         return f"{self.kind} file {self.path}"
 
 
@@ -70,7 +99,7 @@ class Where:
     """A row filter on a column's value as declared (unscaled), evaluated by the owner."""
 
     column: str
-    op: str  # >= <= > < ==
+    op: str  # >= <= > < ==  (string columns: == only)
     value: float | int | str
 
 
@@ -79,10 +108,13 @@ class Aggregate:
     """The result of a local pre-aggregation, one entry per group (one entry when ``by`` is empty).
 
     ``keys[c]`` holds the group values of by-column ``c`` (int64 for int columns,
-    object array of str for string columns); ``values[m.name]`` the measure per group
-    (object array of Python ints for sum/sumsq/min/max on the scaled integers,
-    int64 for count). Groups are sorted by their keys. ``rows`` counts the rows that
-    passed ``where``.
+    float64 for float columns, object array of str for string columns);
+    ``values[m.name]`` the measure per group (object array of Python ints for
+    sum/sumsq/min/max on the scaled integers, int64 for count). Groups are sorted by
+    their keys. ``rows`` counts the rows that passed ``where``.
+
+    With no ``by`` and no row passing ``where`` there is still one group: count 0,
+    sum and sumsq 0, min and max ``None``. With ``by`` there are then zero groups.
     """
 
     keys: dict[str, np.ndarray]
@@ -91,4 +123,1014 @@ class Aggregate:
     groups: int = field(default=0)
 
 
-__all__ = ["SOURCE_KINDS", "Aggregate", "Column", "Measure", "SourceSpec", "Where"]
+# -- scaling and exact sums, shared by both backends -------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """A numeric column on an integer scale: x = rint(value * 10**decimals), within [lo, hi]."""
+
+    column: Column
+    decimals: int
+
+    @property
+    def factor(self) -> float:
+        return float(10**self.decimals)
+
+    @property
+    def lo(self) -> int:
+        return int(np.rint(self.column.lower * self.factor))
+
+    @property
+    def hi(self) -> int:
+        return int(np.rint(self.column.upper * self.factor))
+
+    @property
+    def bound(self) -> int:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _limbs(bound: int, row_bits: int, square: bool) -> tuple[int, int]:
+    """``(w, n)``: split |x| <= bound into n limbs of w bits so that every per-row term
+    (a limb for sum, a product of two limbs for sumsq) summed over fewer than
+    ``2**row_bits`` rows stays below 2**63."""
+    w = (63 - row_bits) // 2 if square else 63 - row_bits
+    if w < 1:
+        raise DataError(f"too many rows ({row_bits}-bit count) for exact 64-bit partial sums")
+    return w, max(1, -(-bound.bit_length() // w))
+
+
+def _sum_terms(bound: int, row_bits: int, square: bool) -> list[tuple[int, tuple[int, ...]]]:
+    """Recipe for an exact sum (or sum of squares): ``[(weight, limbs)]`` with
+    result = sum(weight * sum over rows of term), where the term is ``x`` (or ``x*x``)
+    for ``limbs == ()``, the signed limb ``sign(x) * a_i`` for ``(i,)`` and the limb
+    product ``a_i * a_j`` for ``(i, j)``; ``a_i`` is the i-th w-bit limb of |x|."""
+    w, n = _limbs(bound, row_bits, square)
+    if n == 1:
+        return [(1, ())]
+    if not square:
+        return [(1 << (w * i), (i,)) for i in range(n)]
+    return [((1 if i == j else 2) << (w * (i + j)), (i, j)) for i in range(n) for j in range(i, n)]
+
+
+def _np_terms(x: np.ndarray, bound: int, row_bits: int, square: bool) -> list[np.ndarray]:
+    w, _ = _limbs(bound, row_bits, square)
+    mask = (1 << w) - 1
+    ax, out = np.abs(x), []
+    for _, limbs in _sum_terms(bound, row_bits, square):
+        if not limbs:
+            out.append(x * x if square else x)
+        elif len(limbs) == 1:
+            out.append(np.sign(x) * ((ax >> (w * limbs[0])) & mask))
+        else:
+            i, j = limbs
+            out.append(((ax >> (w * i)) & mask) * ((ax >> (w * j)) & mask))
+    return out
+
+
+def _objects(arr: Any, fill: int | None) -> np.ndarray:
+    """An Arrow integer column as an object array of Python ints (nulls -> ``fill``)."""
+    values = arr.to_pylist()
+    out = np.empty(len(values), dtype=object)
+    out[:] = [fill if v is None else int(v) for v in values]
+    return out
+
+
+@dataclass
+class _Recipe:
+    """How measures map to internal aggregate columns, so both backends share :func:`_finish`."""
+
+    items: list[tuple[str, str, list[tuple[int, str]]]] = field(default_factory=list)
+
+    def add(self, measure: Measure, parts: list[tuple[int, str]]) -> None:
+        self.items.append((measure.name, measure.func, parts))
+
+
+def _finish(res: Any, by: list[Column], recipe: _Recipe) -> Aggregate:
+    """Aggregate from an Arrow table with ``_k{i}`` key columns and internal aggregate columns."""
+    if by:
+        res = res.sort_by([(f"_k{i}", "ascending") for i in range(len(by))])
+    keys: dict[str, np.ndarray] = {}
+    for i, c in enumerate(by):
+        arr = res.column(f"_k{i}")
+        if c.type == "string":
+            keys[c.name] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+        else:
+            kind = np.int64 if c.type == "int" else np.float64
+            keys[c.name] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=kind)
+    counts = np.asarray(res.column("count_all").to_numpy(zero_copy_only=False), dtype=np.int64)
+    values: dict[str, np.ndarray] = {}
+    for name, func, parts in recipe.items:
+        if func == "count":
+            values[name] = counts.copy()
+        elif func in ("sum", "sumsq"):
+            total = np.zeros(len(counts), dtype=object)
+            total[:] = 0
+            for weight, col in parts:
+                total = total + _objects(res.column(col), 0) * weight
+            values[name] = total
+        else:
+            values[name] = _objects(res.column(parts[0][1]), None)
+    return Aggregate(keys, values, int(counts.sum()), len(counts))
+
+
+def _group_arrays(
+    keys: list[Any],
+    xs: dict[str, tuple[_Scaled, np.ndarray]],
+    measures: Sequence[Measure],
+    by: list[Column],
+    n: int,
+) -> Aggregate:
+    """Exact grouped aggregation of scaled int64 arrays with Arrow's hash aggregation."""
+    row_bits = max(1, n.bit_length())
+    cols: dict[str, Any] = {f"_k{i}": k for i, k in enumerate(keys)}
+    aggs: list[tuple[Any, str]] = [([], "count_all")]
+    recipe = _Recipe()
+    for m in measures:
+        if m.func == "count" or m.column is None:
+            recipe.add(m, [])
+            continue
+        s, x = xs[m.column]
+        if m.func in ("min", "max"):
+            name = f"_x{len(cols)}"
+            cols[name] = pa.array(x, pa.int64())
+            aggs.append((name, m.func))
+            recipe.add(m, [(1, f"{name}_{m.func}")])
+            continue
+        square = m.func == "sumsq"
+        parts = []
+        weights = [w for w, _ in _sum_terms(s.bound, row_bits, square)]
+        for weight, term in zip(weights, _np_terms(x, s.bound, row_bits, square), strict=True):
+            name = f"_t{len(cols)}"
+            cols[name] = pa.array(term, pa.int64())
+            aggs.append((name, "sum"))
+            parts.append((weight, f"{name}_sum"))
+        recipe.add(m, parts)
+    table = pa.table(cols) if cols else pa.table({"_n": pa.nulls(n)})
+    res = table.group_by([f"_k{i}" for i in range(len(by))]).aggregate(aggs)
+    return _finish(res, by, recipe)
+
+
+def _scale_values(s: _Scaled, v: np.ndarray, clamp: bool) -> np.ndarray:
+    """Checked float64 values -> int64 on the scale (clamped first when the dataset clamps)."""
+    if clamp:
+        v = np.clip(v, s.column.lower, s.column.upper)
+    out: np.ndarray = np.rint(v * s.factor).astype(np.int64)
+    return out
+
+
+# -- the interface ------------------------------------------------------------------------
+
+
+class Source(ABC):
+    """A dataset's rows, read by the owner's own process only. Use :func:`open_source`."""
+
+    def __init__(
+        self, spec: SourceSpec, columns: tuple[Column, ...], clamp: bool = False, name: str = ""
+    ) -> None:
+        self.spec = spec
+        self.columns = columns
+        self.clamp = clamp
+        self.name = name
+        self.label = f"dataset {name!r} ({spec.describe()})" if name else spec.describe()
+
+    @abstractmethod
+    def header(self) -> list[str]:
+        """Column names the source produces."""
+
+    @abstractmethod
+    def row_count(self) -> int:
+        """Rows in the source (a file's data lines; a query's result rows)."""
+
+    @abstractmethod
+    def check(self, names: Sequence[str]) -> int:
+        """Declared columns exist and every value of the named numeric columns is valid.
+
+        Valid: non-null, a finite number, integral for int columns, within the declared
+        bounds (unless the dataset clamps). Returns the row count; raises DataError
+        naming the first offending row and its column.
+        """
+
+    @abstractmethod
+    def aggregate(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where] = (),
+        scale: dict[str, int] | None = None,
+    ) -> Aggregate:
+        """Local pre-aggregation: GROUP BY ``by`` over the rows passing every ``where``.
+
+        Measure columns are scaled to integers by ``10**scale[column]`` (default: the
+        declared decimals of a float column, 0 for an int column); ``where`` compares
+        declared values. Every by and measure value of the selected rows is checked
+        (rows filtered out by ``where`` are not).
+        """
+
+    @abstractmethod
+    def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        """A whole checked column: int64 on the scale when given; else int64 for int
+        columns, float64 for float columns, an object array of str for string columns."""
+
+    # -- request validation shared by both backends
+
+    def _col(self, name: str) -> Column:
+        col = next((c for c in self.columns if c.name == name), None)
+        if col is None:
+            where = f"dataset {self.name!r}" if self.name else self.spec.describe()
+            raise UnknownColumn(f"{where} declares no column {name!r}")
+        return col
+
+    def _numeric(self, name: str, what: str) -> Column:
+        col = self._col(name)
+        if not col.numeric:
+            raise InvalidArgument(f"{what}: column {name!r} is {col.type}, not numeric")
+        return col
+
+    def _scaled(self, col: Column, decimals: int | None) -> _Scaled:
+        d = (col.decimals if col.type == "float" else 0) if decimals is None else decimals
+        if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 15:
+            raise InvalidArgument(f"scale of {col.name!r} must be an integer in 0..15, not {d!r}")
+        s = _Scaled(col, d)
+        if s.bound >= EXACT:
+            raise DataError(
+                f"{self.label}: column {col.name!r} at 10^{d} needs integers beyond 2^53; "
+                "values would not be exact"
+            )
+        return s
+
+    def _prepare(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where],
+        scale: dict[str, int] | None,
+    ) -> tuple[list[Column], dict[str, _Scaled], list[str]]:
+        """(by columns, measure columns on their scale, columns to validate)."""
+        by_cols = [self._col(b) for b in by]
+        if len(set(by)) != len(by):
+            raise InvalidArgument(f"group-by columns repeat: {', '.join(by)}")
+        scaled: dict[str, _Scaled] = {}
+        for m in measures:
+            if m.func not in MEASURE_FUNCS:
+                raise InvalidArgument(f"unknown measure {m.func!r} ({', '.join(MEASURE_FUNCS)})")
+            if m.func == "count" or m.column is None:
+                if m.column is not None:
+                    self._col(m.column)  # count:col counts rows too: values are never null
+                elif m.func != "count":
+                    raise InvalidArgument(f"measure {m.func!r} needs a column")
+                continue
+            col = self._numeric(m.column, f"measure {m.name}")
+            if col.name not in scaled:
+                scaled[col.name] = self._scaled(col, (scale or {}).get(col.name))
+        for w in where:
+            col = self._col(w.column)
+            if w.op not in WHERE_OPS:
+                raise InvalidArgument(f"where on {w.column!r}: unknown operator {w.op!r}")
+            if col.numeric and (isinstance(w.value, bool) or not isinstance(w.value, int | float)):
+                raise InvalidArgument(f"where on {w.column!r}: compare with a number")
+            if not col.numeric and (w.op != "==" or not isinstance(w.value, str)):
+                raise InvalidArgument(f"where on string column {w.column!r}: only == a string")
+        checked = [c.name for c in by_cols if c.numeric] + [n for n in scaled if n not in by]
+        return by_cols, scaled, checked
+
+
+def open_source(
+    spec: SourceSpec, columns: tuple[Column, ...], clamp: bool = False, name: str = ""
+) -> Source:
+    """The source a spec describes; nothing is read until a method is called."""
+    if spec.kind in ("csv", "parquet"):
+        if not spec.path:
+            raise InvalidArgument(f"{spec.kind} source needs a path")
+        return FileSource(spec, columns, clamp, name)
+    if spec.kind == "sql":
+        if not spec.url or bool(spec.query) == bool(spec.table):
+            raise InvalidArgument("sql source needs a url and either a query or a table")
+        return SqlSource(spec, columns, clamp, name)
+    raise InvalidArgument(f"unknown source kind {spec.kind!r} ({', '.join(SOURCE_KINDS)})")
+
+
+# -- files: CSV and Parquet through Arrow --------------------------------------------------
+
+
+def _first_failing_cast(arr: Any, to: Any) -> int | None:
+    """Index of the first element of a string array Arrow cannot cast (bisection, vectorized)."""
+    arr = pc.utf8_trim_whitespace(arr)
+    lo, hi = 0, len(arr)
+    try:
+        pc.cast(arr, to)
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(arr.slice(lo, mid - lo), to)
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo
+
+
+class FileSource(Source):
+    """CSV (``pyarrow.csv``) or Parquet (``pyarrow.parquet``); every call reads the file afresh."""
+
+    @property
+    def _path(self) -> Path:
+        return Path(self.spec.path)
+
+    def _unreadable(self, exc: OSError) -> SourceFailed:
+        return SourceFailed(f"{self.label}: cannot read the file ({exc.strerror or exc})")
+
+    def header(self) -> list[str]:
+        try:
+            if self.spec.kind == "csv":
+                with self._path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+                    return next(csv.reader(f), [])
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(self._path).names)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        except pa.ArrowException as exc:
+            raise SourceFailed(f"{self.label}: not a readable Parquet file ({exc})") from exc
+
+    def _present(self, names: Sequence[str]) -> list[str]:
+        header = self.header()
+        for n in names:
+            if n not in header:
+                raise DataError(f"{self.label}: no column {n!r} (header: {', '.join(header)})")
+        return header
+
+    def row_count(self) -> int:
+        if self.spec.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self.header()  # the same errors as every other call for a missing file
+            return int(pq.ParquetFile(self._path).metadata.num_rows)
+        header = self.header()
+        if not header:
+            return 0
+        return int(self._read([header[0]], {header[0]: pa.string()}).num_rows)
+
+    # -- reading
+
+    def _where_row(self, index: int) -> str:
+        """'line N' (CSV: 1-based, the header is line 1) or 'row N' (Parquet) of a data row."""
+        if self.spec.kind != "csv":
+            return f"row {index + 1}"
+        line = self._csv_lines(lambda k, rec, width: k == index)
+        return f"line {line}" if line else f"row {index + 1}"
+
+    def _csv_lines(self, stop: Callable[[int, list[str], int], bool]) -> int | None:
+        """Scan the CSV as Arrow reads it (blank lines skipped) to the first data record
+        for which ``stop(k, record, width)`` holds; its first line number."""
+        with self._path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f)
+            width = len(next(reader, []))
+            k, start = 0, reader.line_num + 1
+            for rec in reader:
+                blank = not rec or (width > 1 and len(rec) == 1 and not rec[0].strip())
+                if not blank:
+                    if stop(k, rec, width):
+                        return start
+                    k += 1
+                start = reader.line_num + 1
+        return None
+
+    def _read(self, names: Sequence[str], types: dict[str, Any]) -> Any:
+        """An Arrow table of ``names`` with the given types; errors name line and column."""
+        bad_rows: list[int] = []
+        try:
+            if self.spec.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                table = pq.read_table(self._path, columns=list(names))
+                return self._cast(table, types)
+            import pyarrow.csv as pcsv
+
+            def invalid(row: Any) -> str:
+                if not row.text.strip():
+                    return "skip"  # a whitespace-only line counts as blank, as a blank line does
+                bad_rows.append(row.actual_columns)
+                return "error"
+
+            return pcsv.read_csv(
+                self._path,
+                parse_options=pcsv.ParseOptions(invalid_row_handler=invalid),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=list(names), column_types=types
+                ),
+            )
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        except pa.ArrowInvalid as exc:
+            if self.spec.kind == "csv" and bad_rows:
+                raise self._ragged() from exc
+            if self.spec.kind == "csv" and any(t == pa.float64() for t in types.values()):
+                raise self._not_a_number(names, types) from exc
+            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
+        except pa.ArrowException as exc:
+            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
+
+    def _cast(self, table: Any, types: dict[str, Any]) -> Any:
+        """Parquet columns to the declared types; a value that is not a number names its row."""
+        for name, to in types.items():
+            arr = table.column(name)
+            if arr.type == to:
+                continue
+            try:
+                arr = pc.cast(arr, to, safe=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                strings = pc.cast(arr, pa.string()).combine_chunks()
+                i = _first_failing_cast(strings, to)
+                if i is None:
+                    raise DataError(
+                        f"{self.label}: column {name!r} of type {table.column(name).type} "
+                        f"cannot be read as {to}"
+                    ) from None
+                raise DataError(
+                    f"{self.label}: {self._where_row(i)}, column {name!r}: not a number"
+                ) from None
+            table = table.set_column(table.schema.get_field_index(name), name, arr)
+        return table
+
+    def _ragged(self) -> DataError:
+        found: list[int] = []
+
+        def ragged(k: int, rec: list[str], width: int) -> bool:
+            if len(rec) == width:
+                return False
+            found[:] = [len(rec), width]
+            return True
+
+        line = self._csv_lines(ragged)
+        if not found:
+            return DataError(f"{self.label}: a line has the wrong number of fields")
+        got, width = found
+        if got < width:
+            missing = self.header()[got]
+            return DataError(
+                f"{self.label}: line {line}, column {missing!r}: missing "
+                f"(the line has {got} fields, the header {width})"
+            )
+        return DataError(f"{self.label}: line {line} has {got} fields, the header {width}")
+
+    def _not_a_number(self, names: Sequence[str], types: dict[str, Any]) -> DataError:
+        """After a failed typed read: re-read the numeric columns as text, find the cell."""
+        numeric = [n for n in names if types.get(n) == pa.float64()]
+        table = self._read(numeric, dict.fromkeys(numeric, pa.string()))
+        for n in numeric:
+            i = _first_failing_cast(table.column(n).combine_chunks(), pa.float64())
+            if i is not None:
+                return DataError(f"{self.label}: {self._where_row(i)}, column {n!r}: not a number")
+        return DataError(f"{self.label}: cannot read {', '.join(numeric)} as numbers")
+
+    def _table(self, names: Sequence[str]) -> Any:
+        """Declared columns with their types: numeric as float64 (checked later), strings."""
+        names = list(dict.fromkeys(names))
+        self._present(names)
+        types = {n: pa.float64() if self._col(n).numeric else pa.string() for n in names}
+        return self._read(names, types)
+
+    # -- checking
+
+    def _violation(self, arr: Any, col: Column) -> tuple[int, str] | None:
+        """The first invalid value of a float64 column: (index, what is wrong), vectorized."""
+        v = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bounds = not self.clamp
+        if (
+            arr.null_count == 0
+            and v.size
+            and np.isfinite(v).all()
+            and (not bounds or (v.min() >= col.lower and v.max() <= col.upper))
+            and (col.type != "int" or bool((v == np.rint(v)).all()))
+        ):
+            return None
+        if not v.size:
+            return None
+        null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        finite = np.isfinite(v)
+        none = np.zeros(v.size, dtype=bool)
+        outside = finite & ((v < col.lower) | (v > col.upper)) if bounds else none
+        fraction = finite & (v != np.rint(v)) if col.type == "int" else none
+        bad = null | ~finite | outside | fraction
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        if null[i]:
+            return i, "empty (null)"
+        if not finite[i]:
+            return i, "not a finite number"
+        if outside[i]:
+            return i, f"outside the declared bounds [{col.lower:g}, {col.upper:g}]"
+        return i, "not an integer"
+
+    def _validate(self, table: Any, names: Sequence[str]) -> None:
+        for n in names:
+            found = self._violation(table.column(n), self._col(n))
+            if found is not None:
+                i, what = found
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {n!r}: {what}")
+
+    def check(self, names: Sequence[str]) -> int:
+        self._present([c.name for c in self.columns])
+        numeric = [n for n in dict.fromkeys(names) if self._col(n).numeric]
+        if not numeric:
+            return self.row_count()
+        table = self._table(numeric)
+        self._validate(table, numeric)
+        return int(table.num_rows)
+
+    def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        col = self._col(name)
+        table = self._table([name])
+        arr = table.column(name)
+        if not col.numeric:
+            if arr.null_count:
+                i = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {name!r}: empty")
+            return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+        self._validate(table, [name])
+        return _column_values(self, col, arr.to_numpy(zero_copy_only=False), scale)
+
+    def aggregate(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where] = (),
+        scale: dict[str, int] | None = None,
+    ) -> Aggregate:
+        by_cols, scaled, checked = self._prepare(by, measures, where, scale)
+        full = self._table([*by, *scaled, *(w.column for w in where)])
+        table = full
+        if where:
+            table = full.filter(_arrow_filter(where))
+        for b in by_cols:
+            if b.type == "string" and table.column(b.name).null_count:
+                i = int(np.argmax(full.column(b.name).is_null().to_numpy(zero_copy_only=False)))
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {b.name!r}: empty")
+        for n in checked:
+            if self._violation(table.column(n), self._col(n)) is not None:
+                self._validate(full, [n])  # names the first offending row of the whole file
+        xs = {
+            n: (s, _scale_values(s, table.column(n).to_numpy(zero_copy_only=False), self.clamp))
+            for n, s in scaled.items()
+        }
+        keys = []
+        for b in by_cols:
+            arr = table.column(b.name)
+            keys.append(pc.cast(arr, pa.int64()) if b.type == "int" else arr)
+        return _group_arrays(keys, xs, measures, by_cols, int(table.num_rows))
+
+
+def _arrow_filter(where: Sequence[Where]) -> Any:
+    ops: dict[str, Callable[[Any, Any], Any]] = {
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+    }
+    expr = None
+    for w in where:
+        term = ops[w.op](pc.field(w.column), w.value)
+        expr = term if expr is None else expr & term
+    return expr
+
+
+def _column_values(src: Source, col: Column, v: Any, scale: int | None) -> np.ndarray:
+    """Checked numeric values as the caller asked: scaled int64, int64 or float64."""
+    values = np.asarray(v, dtype=np.float64)
+    if scale is not None:
+        return _scale_values(src._scaled(col, scale), values, src.clamp)
+    if src.clamp:
+        values = np.clip(values, col.lower, col.upper)
+    return values.astype(np.int64) if col.type == "int" else values
+
+
+# -- SQL through SQLAlchemy ------------------------------------------------------------------
+
+_ENGINES: dict[tuple[str, float], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+ROW_BITS = 27  # push-down limbs assume fewer than 2**27 rows; checked against COUNT(*) after
+
+
+def _engine(spec: SourceSpec, label: str) -> Engine:
+    """One engine per URL per process. SQLite files open read-only and must exist."""
+    key = (spec.url, spec.timeout_s)
+    with _ENGINES_LOCK:
+        hit = _ENGINES.get(key)
+    if hit is not None:
+        return hit
+    try:
+        url = make_url(spec.url)
+        backend = url.get_backend_name()
+        db = url.database or ""
+        if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
+            if not Path(db).is_file():
+                raise SourceFailed(f"{label}: database file {db} does not exist")
+            uri = f"file:{urllib.parse.quote(str(Path(db).resolve()))}?mode=ro"
+
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+            engine = sa.create_engine(url, creator=connect)
+        elif backend == "postgresql":
+            timeout = {"connect_timeout": max(1, math.ceil(spec.timeout_s))}
+            engine = sa.create_engine(url, connect_args=timeout, pool_pre_ping=True)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:
+        raise SourceFailed(
+            f"{label}: the database driver is not installed ({exc}); install it on this node"
+        ) from exc
+    except sa.exc.ArgumentError as exc:
+        raise SourceFailed(f"{label}: not a usable database url ({type(exc).__name__})") from exc
+    with _ENGINES_LOCK:
+        return _ENGINES.setdefault(key, engine)
+
+
+class _Session:
+    """One connection with a deadline shared by every statement of one call."""
+
+    def __init__(self, conn: Connection, deadline: float) -> None:
+        self.conn = conn
+        self.deadline = deadline
+        self.backend = conn.dialect.name
+
+    def execute(self, stmt: Any) -> Any:
+        if self.backend == "postgresql":
+            ms = max(1, int((self.deadline - time.monotonic()) * 1000))
+            self.conn.exec_driver_sql(f"SET statement_timeout = {ms}")
+        return self.conn.execute(stmt)
+
+
+class SqlSource(Source):
+    """A SELECT (or a table) in the owner's database; aggregation runs in the database."""
+
+    row_bits = ROW_BITS
+
+    # -- connections, timeouts and errors
+
+    def _scrub(self, text: str) -> str:
+        try:
+            password = make_url(self.spec.url).password
+        except Exception:
+            return "(details hidden)"
+        if password:
+            text = text.replace(str(password), "***")
+            text = text.replace(urllib.parse.quote(str(password), safe=""), "***")
+        return text
+
+    @contextmanager
+    def _session(self) -> Iterator[_Session]:
+        engine = _engine(self.spec, self.label)
+        deadline = time.monotonic() + self.spec.timeout_s
+        connected, fired = False, threading.Event()
+        try:
+            with engine.connect() as conn:
+                connected = True
+                raw = conn.connection.dbapi_connection
+                timer = None
+                if isinstance(raw, sqlite3.Connection):
+
+                    def progress() -> int:
+                        return 1 if time.monotonic() > deadline else 0
+
+                    raw.set_progress_handler(progress, 10_000)
+                elif conn.dialect.name != "postgresql" and hasattr(raw, "cancel"):
+
+                    def cancel() -> None:
+                        fired.set()
+                        raw.cancel()  # type: ignore[union-attr]
+
+                    timer = threading.Timer(self.spec.timeout_s, cancel)
+                    timer.start()
+                try:
+                    yield _Session(conn, deadline)
+                finally:
+                    if isinstance(raw, sqlite3.Connection):
+                        raw.set_progress_handler(None, 0)
+                    if timer is not None:
+                        timer.cancel()
+        except sa.exc.DBAPIError as exc:
+            raise self._failure(exc, connected, deadline, fired.is_set()) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceFailed(f"{self.label}: {self._scrub(str(exc).splitlines()[0])}") from exc
+
+    def _failure(
+        self, exc: sa.exc.DBAPIError, connected: bool, deadline: float, fired: bool
+    ) -> SourceFailed:
+        orig = exc.orig
+        detail = self._scrub(" ".join(str(orig).split()))
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        interrupted = isinstance(orig, sqlite3.OperationalError) and "interrupt" in detail
+        if connected and (fired or code == "57014" or interrupted or time.monotonic() >= deadline):
+            return SourceTimeout(
+                f"{self.label}: the query did not finish within {self.spec.timeout_s:g} s "
+                "(raise timeout_seconds in the dataset config, or make the query cheaper)"
+            )
+        if not connected:
+            return SourceFailed(
+                f"{self.label}: cannot connect ({detail}); check the url and that the "
+                "database is running"
+            )
+        return SourceFailed(
+            f"{self.label}: the query failed ({detail}); check the dataset's query or table"
+        )
+
+    # -- statements
+
+    def _from(self, names: Sequence[str]) -> Any:
+        cols = [sa.column(n, _sql_type(self._col(n))) for n in dict.fromkeys(names)]
+        if self.spec.table:
+            *schema, table = self.spec.table.split(".")
+            return sa.table(table, *cols, schema=".".join(schema) or None)
+        query = self.spec.query.strip().rstrip(";").strip().replace(":", r"\:")  # no binds
+        return sa.text(query).columns(*cols).subquery("src")
+
+    def header(self) -> list[str]:
+        stmt = sa.select(sa.text("*")).select_from(self._from([])).limit(0)
+        with self._session() as s:
+            return list(s.execute(stmt).keys())
+
+    def _present(self, names: Sequence[str]) -> None:
+        header = self.header()
+        for n in names:
+            if n not in header:
+                raise DataError(f"{self.label}: no column {n!r} (columns: {', '.join(header)})")
+
+    def row_count(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self._from([]))
+        with self._session() as s:
+            return int(s.execute(stmt).scalar_one())
+
+    def _bad(self, c: Any, col: Column, backend: str) -> ColumnElement[bool]:
+        """SQL for 'this value is invalid' (null, not a number, not finite, bounds, fraction)."""
+        terms: list[ColumnElement[bool]] = []
+        if backend == "sqlite":  # dynamic typing: a REAL column may hold text; 'null' too
+            terms.append(sa.func.typeof(c).not_in(["integer", "real"]))
+        else:
+            terms.append(c.is_(None))
+        if self.clamp:  # infinities (and PostgreSQL's NaN, which sorts above them)
+            big: ColumnElement[Any] = sa.literal_column("1.7976931348623157e308")
+            terms += [c > big, c < -big]
+        else:  # the bounds catch those too
+            terms += [c < col.lower, c > col.upper]
+        if col.type == "int":
+            terms.append(c != sa.func.round(c))
+        return sa.or_(*terms)
+
+    def _raise_offender(self, s: _Session, names: Sequence[str]) -> NoReturn:
+        for n in names:
+            err = self._offender(s, n)
+            if err is not None:
+                raise err
+        raise DataError(f"{self.label}: a value of {', '.join(names)} is invalid")
+
+    def _offender(self, s: _Session, name: str) -> DataError | None:
+        """The first invalid value of a column, in the order the database returns rows."""
+        col = self._col(name)
+        src = self._from([name])
+        numbered = sa.select(
+            sa.func.row_number().over().label("rn"), src.c[name].label("v")
+        ).subquery("numbered")
+        bad = self._bad(numbered.c.v, col, s.backend)
+        rows = s.execute(
+            sa.select(numbered.c.rn, numbered.c.v).where(bad).order_by(numbered.c.rn).limit(1)
+        ).all()
+        if not rows:
+            return None
+        rn, v = rows[0]
+        return DataError(
+            f"{self.label}: row {rn}, column {name!r}: {_what_is_wrong(v, col, self.clamp)}"
+        )
+
+    def check(self, names: Sequence[str]) -> int:
+        self._present([c.name for c in self.columns])
+        numeric = [n for n in dict.fromkeys(names) if self._col(n).numeric]
+        src = self._from(numeric)
+        with self._session() as s:
+            counts = [sa.func.count().label("n")]
+            for i, n in enumerate(numeric):
+                bad = self._bad(src.c[n], self._col(n), s.backend)
+                counts.append(sa.func.sum(sa.case((bad, 1), else_=0)).label(f"b{i}"))
+            row = s.execute(sa.select(*counts).select_from(src)).one()
+            offending = [n for i, n in enumerate(numeric) if row[i + 1]]
+            if offending:
+                self._raise_offender(s, offending)
+            return int(row[0])
+
+    def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        col = self._col(name)
+        if col.numeric:
+            self.check([name])
+        else:
+            self._present([name])
+        src = self._from([name])
+        with self._session() as s:
+            values = s.execute(sa.select(src.c[name]).select_from(src)).scalars().all()
+        if not col.numeric:
+            if None in values:
+                i = values.index(None)
+                raise DataError(f"{self.label}: row {i + 1}, column {name!r}: empty (NULL)")
+            return np.asarray([str(v) for v in values], dtype=object)
+        return _column_values(self, col, np.asarray(values, dtype=np.float64), scale)
+
+    def _scaled_sql(self, c: Any, s: _Scaled, backend: str) -> ColumnElement[Any]:
+        """rint(value * 10^d) as a 64-bit integer, half to even, on SQLite and PostgreSQL.
+
+        The value is clamped to the bounds first, always: with ``clamp`` unset an
+        out-of-bounds row is reported by the validation column, and clamping here keeps
+        the integer arithmetic of that row from overflowing before the report.
+        """
+        col = s.column
+        c = sa.case((c < col.lower, col.lower), (c > col.upper, col.upper), else_=c)
+        y = sa.cast(c, sa.Float) * sa.literal_column(repr(s.factor))
+        if s.bound < 2**51:  # IEEE doubles round half to even when adding 1.5 * 2^52
+            magic: ColumnElement[Any] = sa.literal_column("6755399441055744.0")
+            return sa.cast((y + magic) - magic, sa.BigInteger)
+        if backend == "sqlite":  # no FLOOR unless compiled in: floor = trunc - (y < trunc)
+            t = sa.cast(y, sa.Integer)
+            fl: ColumnElement[Any] = t - sa.case((y < t, 1), else_=0)
+        else:
+            fl = sa.cast(sa.func.floor(y), sa.BigInteger)
+        f = y - fl
+        up = sa.or_(f > 0.5, sa.and_(f == 0.5, fl.self_group().op("%")(2) != 0))
+        return fl + sa.case((up, 1), else_=0)
+
+    def _sql_terms(self, x: Any, s: _Scaled, square: bool, bits: int) -> list[tuple[int, Any]]:
+        w, _ = _limbs(s.bound, bits, square)
+        ax = sa.func.abs(x)
+
+        def limb(i: int) -> Any:
+            shifted = ax.op("/")(sa.literal_column(str(1 << (w * i)))) if i else ax
+            return shifted.op("%")(sa.literal_column(str(1 << w)))
+
+        out = []
+        for weight, limbs in _sum_terms(s.bound, bits, square):
+            if not limbs:
+                term = x * x if square else x
+            elif len(limbs) == 1:
+                a = limb(limbs[0])
+                term = sa.case((x < 0, -a), else_=a)
+            else:
+                term = limb(limbs[0]) * limb(limbs[1])
+            out.append((weight, term))
+        return out
+
+    def aggregate(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where] = (),
+        scale: dict[str, int] | None = None,
+    ) -> Aggregate:
+        by_cols, scaled, checked = self._prepare(by, measures, where, scale)
+        with self._session() as s:
+            rows, names, recipe = self._pushdown(s, by_cols, scaled, checked, measures, where)
+            total = sum(int(r._mapping["count_all"]) for r in rows)
+            if total >= 1 << self.row_bits:  # limbs sized for fewer rows: again, sized for these
+                bits = total.bit_length() + 1
+                rows, names, recipe = self._pushdown(
+                    s, by_cols, scaled, checked, measures, where, bits
+                )
+                if sum(int(r._mapping["count_all"]) for r in rows) >= 1 << bits:
+                    raise SourceFailed(f"{self.label}: the rows changed during aggregation")
+        return _finish(_rows_table(rows, by_cols, names, self.label), by_cols, recipe)
+
+    def _pushdown(
+        self,
+        s: _Session,
+        by_cols: list[Column],
+        scaled: dict[str, _Scaled],
+        checked: list[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where],
+        row_bits: int | None = None,
+    ) -> tuple[Sequence[Any], list[str], _Recipe]:
+        """One GROUP BY statement: scaling, filtering, validation and exact limb sums."""
+        bits = row_bits or self.row_bits
+        by = [b.name for b in by_cols]
+        src = self._from([*by, *scaled, *checked, *(w.column for w in where)])
+        inner_cols = [src.c[b].label(f"_k{i}") for i, b in enumerate(by)]
+        inner_cols += [
+            self._scaled_sql(src.c[n], sc, s.backend).label(f"_x{i}")
+            for i, (n, sc) in enumerate(scaled.items())
+        ]
+        if checked:
+            bad = sa.or_(*(self._bad(src.c[n], self._col(n), s.backend) for n in checked))
+            inner_cols.append(sa.case((bad, 1), else_=0).label("_bad"))
+        if not inner_cols:
+            inner_cols.append(sa.literal_column("1").label("_one"))
+        cond = [_sql_compare(src.c[w.column], w) for w in where]
+        # OFFSET 0 keeps the database from inlining the subquery into every aggregate
+        # (SQLite's flattener, PostgreSQL's pull-up): each row is scaled once.
+        inner = sa.select(*inner_cols).select_from(src).where(*cond).offset(0).subquery("s")
+        keys = [inner.c[f"_k{i}"] for i in range(len(by))]
+        outs: list[Any] = [*keys, sa.func.count().label("count_all")]
+        if checked:
+            outs.append(sa.func.max(inner.c._bad).label("_bad"))
+        recipe, xi = _Recipe(), {n: i for i, n in enumerate(scaled)}
+        for m in measures:
+            if m.func == "count" or m.column is None:
+                recipe.add(m, [])
+                continue
+            x = inner.c[f"_x{xi[m.column]}"]
+            if m.func in ("min", "max"):
+                outs.append(getattr(sa.func, m.func)(x).label(f"_a{len(outs)}"))
+                recipe.add(m, [(1, f"_a{len(outs) - 1}")])
+                continue
+            parts = []
+            for weight, term in self._sql_terms(x, scaled[m.column], m.func == "sumsq", bits):
+                outs.append(sa.func.sum(term).label(f"_a{len(outs)}"))
+                parts.append((weight, f"_a{len(outs) - 1}"))
+            recipe.add(m, parts)
+        stmt = sa.select(*outs).select_from(inner)
+        rows = s.execute(stmt.group_by(*keys) if keys else stmt).all()
+        if checked and any(r._mapping["_bad"] for r in rows):
+            self._raise_offender(s, checked)
+        return rows, [o.name for o in outs], recipe
+
+
+def _what_is_wrong(v: Any, col: Column, clamp: bool) -> str:
+    """Why a value the database flagged is invalid (the value itself is never shown)."""
+    if v is None:
+        return "empty (NULL)"
+    if isinstance(v, str | bytes | bool):
+        return "not a number"
+    try:
+        f = float(v)  # int, float, or a Decimal from a NUMERIC column
+    except (TypeError, ValueError):
+        return "not a number"
+    if not math.isfinite(f):
+        return "not a finite number"
+    if not clamp and not col.lower <= f <= col.upper:
+        return f"outside the declared bounds [{col.lower:g}, {col.upper:g}]"
+    return "not an integer"
+
+
+def _sql_type(col: Column) -> Any:
+    return {"int": sa.BigInteger(), "float": sa.Float()}.get(col.type, sa.String())
+
+
+def _arrow_type(col: Column) -> Any:
+    return {"int": pa.int64(), "float": pa.float64()}.get(col.type, pa.string())
+
+
+def _sql_compare(c: Any, w: Where) -> ColumnElement[bool]:
+    ops: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+    }
+    return ops[w.op](c, w.value)
+
+
+def _int(v: Any) -> int | None:
+    """A database integer (int, Decimal from PostgreSQL's SUM, integral float) as a Python int."""
+    if v is None:
+        return None
+    if isinstance(v, float) and not (v.is_integer() and abs(v) < EXACT):
+        raise DataError(f"the database returned {v!r} where an exact integer was expected")
+    return int(v)
+
+
+def _rows_table(rows: Sequence[Any], by: list[Column], names: list[str], label: str) -> Any:
+    """The database's aggregate rows as an Arrow table for :func:`_finish`."""
+    cols: dict[str, Any] = {}
+    for j, name in enumerate(names):
+        values = [r[j] for r in rows]
+        if j < len(by):
+            if None in values:
+                raise DataError(
+                    f"{label}: column {by[j].name!r} has empty (NULL) values; "
+                    "a group-by column needs a value in every row"
+                )
+            if by[j].type == "int":
+                values = [_int(v) for v in values]
+            elif by[j].type == "string":
+                values = [str(v) for v in values]
+            cols[name] = pa.array(values, _arrow_type(by[j]))
+        else:
+            cols[name] = pa.array([_int(v) for v in values], pa.int64())
+    return pa.table(cols)
+
+
+__all__ = [
+    "MEASURE_FUNCS",
+    "SOURCE_KINDS",
+    "WHERE_OPS",
+    "Aggregate",
+    "Column",
+    "FileSource",
+    "Measure",
+    "Source",
+    "SourceSpec",
+    "SqlSource",
+    "Where",
+    "open_source",
+]

@@ -1,8 +1,10 @@
 """The contract between a party node and the worker process it launches for one job.
 
-The node writes ``session.json`` (and the owner's ``input.npy``) into the job's
-workspace; the worker writes ``status.json`` while it runs and ``result.sealed``
-when it has delivered. Both sides import only this module, so they cannot drift.
+The node writes ``session.json`` into the job's workspace (for a data owner it
+names the dataset's source and the columns by role; the worker reads the data
+itself, so a slow or failing source is bounded by the job's own limits).
+The worker writes ``status.json`` while it runs and ``result.sealed`` when it
+has delivered. Both sides import only this module, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 SESSION_FILE = "session.json"
-INPUT_FILE = "input.npy"
 STATUS_FILE = "status.json"
 RESULT_FILE = "result.sealed"
 LOG_FILE = "worker.log"
@@ -37,9 +38,20 @@ class WorkerSession:
     bit_length: int
     decimals: int
     analyst_cert_pem: str
-    has_input: bool
+    # This owner's dataset: its SourceSpec as a dict, declared columns, clamp flag, and the
+    # role -> column names it provides. None/empty at a compute-only party.
+    source: dict[str, Any] | None = None
+    dataset_columns: list[dict[str, Any]] = field(default_factory=list)
+    clamp: bool = False
+    roles: dict[str, str] = field(default_factory=dict)
+    # Public: the role -> column names of every data owner, in input order.
+    input_roles: list[dict[str, str]] = field(default_factory=list)
     sec_param: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_input(self) -> bool:
+        return self.source is not None
 
     def write(self, directory: Path) -> None:
         atomic_write(directory / SESSION_FILE, json.dumps(asdict(self), indent=2).encode())

@@ -1,23 +1,24 @@
-"""Data owners' datasets (CSV for now): loaded, checked against the declared schema, never sent.
+"""Data owners' datasets on the node: published schemas and checks, on top of :mod:`sources`.
 
-A value that is not a number, or lies outside the declared bounds, is an error
-that names the file, row and column: bounds fix secure-type sizes (and later DP
-sensitivity), so a silently wrong value would corrupt every answer.
+A value that is not a number, or lies outside the declared bounds (unless the
+dataset clamps), is an error that names the dataset, the file or database, the
+row and the column: bounds fix secure-type sizes (and DP sensitivity), so a
+silently wrong value would corrupt every answer. The node checks at startup and
+again at each Propose; an unchanged file is not scanned twice.
 """
 
 from __future__ import annotations
 
-import csv
-import math
+import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ensnif_mpc.config import DatasetConfig
-from ensnif_mpc.errors import DataError, InvalidConfig, UnknownColumn
+from ensnif_mpc.errors import DataError, InvalidConfig, SourceFailed, UnknownColumn
 from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.sources import Source, open_source
 
 
 @dataclass(frozen=True)
@@ -26,93 +27,63 @@ class LoadedColumn:
     values: np.ndarray  # float64 in the declared unit
 
 
-def _header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="") as f:
-            return next(csv.reader(f), [])
-    except OSError as exc:
-        raise InvalidConfig(f"dataset file {path}: {exc.strerror}") from exc
-
-
-def row_count(path: Path) -> int:
-    with path.open("rb") as f:
-        lines = sum(1 for line in f if line.strip())
-    return max(lines - 1, 0)
+def open_dataset(cfg: DatasetConfig) -> Source:
+    return open_source(cfg.source, cfg.columns, clamp=cfg.clamp, name=cfg.name)
 
 
 def schema_of(party: str, cfg: DatasetConfig) -> DatasetSchema:
-    header = _header(cfg.path)
+    """What the catalog publishes: declared columns (checked to exist) and the row count."""
+    source = open_dataset(cfg)
+    header = source.header()
     missing = [c.name for c in cfg.columns if c.name not in header]
     if missing:
         raise InvalidConfig(
-            f"dataset {cfg.name!r}: {cfg.path} has no column {missing[0]!r} "
-            f"(header: {', '.join(header)})"
+            f"{source.label} has no column {missing[0]!r} (it has: {', '.join(header)})"
         )
-    return DatasetSchema(party, cfg.name, cfg.columns, row_count(cfg.path), cfg.description)
+    return DatasetSchema(party, cfg.name, cfg.columns, source.row_count(), cfg.description)
 
 
-_CACHE: dict[tuple[str, str, int, int, Column], LoadedColumn] = {}
-_CACHE_LOCK = threading.Lock()
+_CHECKED: dict[tuple[object, ...], int] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def check(cfg: DatasetConfig) -> int:
+    """Every declared numeric column checked; the row count.
+
+    For a file the result is remembered by (path, size, mtime), so repeated proposals
+    do not re-scan an unchanged file; a SQL source is checked every time.
+    """
+    numeric = [c.name for c in cfg.columns if c.numeric]
+    key: tuple[object, ...] | None = None
+    if cfg.source.kind != "sql":
+        try:
+            st = os.stat(cfg.source.path)
+        except OSError as exc:
+            raise SourceFailed(
+                f"{open_dataset(cfg).label}: cannot read the file ({exc.strerror})"
+            ) from exc
+        key = (cfg.source, st.st_size, st.st_mtime_ns, cfg.columns, cfg.clamp)
+        with _CHECKED_LOCK:
+            hit = _CHECKED.get(key)
+        if hit is not None:
+            return hit
+    rows = open_dataset(cfg).check(numeric)
+    if key is not None:
+        with _CHECKED_LOCK:
+            if len(_CHECKED) > 256:
+                _CHECKED.clear()
+            _CHECKED[key] = rows
+    return rows
 
 
 def load_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
-    """The checked column; parsed again only when the file changed (size or mtime)."""
-    try:
-        st = cfg.path.stat()
-    except OSError as exc:
-        raise DataError(f"dataset {cfg.name!r}: cannot read {cfg.path} ({exc.strerror})") from exc
-    col = next((c for c in cfg.columns if c.name == name), None)
-    key = (str(cfg.path), name, st.st_size, st.st_mtime_ns, col) if col else None
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key) if key else None
-    if hit is not None:
-        return hit
-    loaded = _parse_column(cfg, name)
-    if key:
-        with _CACHE_LOCK:
-            if len(_CACHE) > 64:
-                _CACHE.clear()
-            _CACHE[key] = loaded
-    return loaded
-
-
-def _parse_column(cfg: DatasetConfig, name: str) -> LoadedColumn:
+    """A checked numeric column in its declared unit (clamped when the dataset clamps)."""
     col = next((c for c in cfg.columns if c.name == name), None)
     if col is None:
         raise UnknownColumn(f"dataset {cfg.name!r} declares no column {name!r}")
     if not col.numeric:
         raise DataError(f"column {name!r} of {cfg.name!r} is not numeric")
-    header = _header(cfg.path)
-    if name not in header:
-        raise DataError(
-            f"{cfg.path.name} has no column {name!r} any more (header: {', '.join(header)})"
-        )
-    idx = header.index(name)
-    out = []
-    with cfg.path.open(newline="") as f:
-        reader = csv.reader(f)
-        next(reader, None)
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            raw = row[idx].strip() if idx < len(row) else ""
-            try:
-                value = float(raw)
-            except ValueError:
-                raise DataError(
-                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw!r} is not a number"
-                ) from None
-            if not math.isfinite(value) or not col.lower <= value <= col.upper:
-                raise DataError(
-                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is outside "
-                    f"the declared bounds [{col.lower:g}, {col.upper:g}]"
-                )
-            if col.type == "int" and not value.is_integer():
-                raise DataError(
-                    f"{cfg.path.name} line {lineno}, column {name!r}: {raw} is not an integer"
-                )
-            out.append(value)
-    return LoadedColumn(col, np.asarray(out, dtype=np.float64))
+    return LoadedColumn(col, open_dataset(cfg).column(name).astype(np.float64))
 
 
 def scaled_integers(values: np.ndarray, decimals: int) -> np.ndarray:

@@ -11,10 +11,8 @@ import math
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
-
-import numpy as np
 
 from ensnif_mpc import delivery, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
@@ -27,12 +25,13 @@ from ensnif_mpc.errors import (
     PermissionDenied,
     PolicyViolation,
     ResourceBusy,
+    UnknownColumn,
     UnknownDataset,
 )
 from ensnif_mpc.hub import Hub
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.pki import Identity, verify_member
-from ensnif_mpc.worker_session import INPUT_FILE, RESULT_FILE, WorkerSession, WorkerStatus
+from ensnif_mpc.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
 from party_node import datasets
 from party_node.executor import Executor, JobHandle, Workspace
 from party_node.store import NODE_LIVE, NodeJob, NodeStore
@@ -113,7 +112,7 @@ class Node:
         if not p.job_id.isalnum():
             raise InvalidArgument(f"job id {p.job_id!r} is not alphanumeric")
         try:
-            values = self._evaluate(p)
+            session_input = self._evaluate(p)
             port = self._allocate_port()
         except EnsnifError as err:
             log.info("job %s rejected: %s", p.job_id, err.message)
@@ -121,16 +120,15 @@ class Node:
                 p.job_id, "rejected", p.party_index, {}, 0, err.message, err.reason
             )
         cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
-        directory = self.workspace.create(p.job_id)
-        if values is not None:
-            np.save(directory / INPUT_FILE, values, allow_pickle=False)
+        self.workspace.create(p.job_id)
         data: dict[str, Any] = {
             "spec": {"protocol": p.spec.protocol, "params": p.spec.params},
             "party_order": p.party_order,
             "bit_length": p.bit_length,
             "decimals": p.decimals,
             "analyst_cert": p.analyst_cert_pem,
-            "has_input": values is not None,
+            "input": session_input,
+            "input_roles": [i.columns for i in p.spec.inputs],
             "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
             "mpc_cert": cred.cert_pem,
             "mpc_key": cred.key_pem,
@@ -140,8 +138,12 @@ class Node:
         self.hub.notify(p.job_id)
         return job
 
-    def _evaluate(self, p: Proposal) -> np.ndarray | None:
-        """Validate the proposal against this node's data and policy; return its input column."""
+    def _evaluate(self, p: Proposal) -> dict[str, Any] | None:
+        """Validate the proposal against this node's data and policy.
+
+        Returns what the worker needs to read this owner's input (source, declared
+        columns, roles), or None at a compute-only party.
+        """
         me = self.cfg.name
         if len(p.party_order) == 2:
             raise PolicyViolation(
@@ -160,16 +162,18 @@ class Node:
             ) from exc
         definition = registry.get(p.spec.protocol)
         definition.check_params(p.spec.params)
+        if definition.check_spec is not None:
+            definition.check_spec(p.spec)
         if not 32 <= p.bit_length <= 4096 or not 0 <= p.decimals <= 6:
             raise InvalidArgument(
                 f"session sizes out of range (bit_length {p.bit_length}, decimals {p.decimals})"
             )
-        mine = [i for i in p.spec.inputs if i.party == me]
+        mine = [(n, i) for n, i in enumerate(p.spec.inputs) if i.party == me]
         if not mine:
             if me in p.spec.helpers:
                 return None
             raise InvalidArgument(f"job does not involve {me!r}")
-        inp = mine[0]
+        position, inp = mine[0]
         ds = self.datasets.get(inp.dataset)
         if ds is None:
             raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
@@ -178,23 +182,36 @@ class Node:
                 f"policy of dataset {inp.dataset!r} allows only "
                 f"{', '.join(ds.allowed_protocols) or 'no protocols'}; not {p.spec.protocol!r}"
             )
-        loaded = datasets.load_column(ds, inp.column)
-        col = loaded.column
-        if col.type not in definition.column_types:
-            raise ColumnTypeMismatch(f"column {inp.column!r} is {col.type}")
-        if p.decimals < col.decimals:
-            raise InvalidArgument(
-                f"session keeps {p.decimals} decimals; column {inp.column!r} "
-                f"declares {col.decimals}"
-            )
-        need = loaded.values.size * math.ceil(col.abs_bound * 10**p.decimals)
-        if need.bit_length() + 2 > p.bit_length:
-            raise FailedPrecondition(
-                f"{inp.dataset}.{inp.column} has grown beyond what the catalog announced "
-                f"({loaded.values.size} rows); restart the node to republish it",
-                reason="catalog_stale",
-            )
-        return datasets.scaled_integers(loaded.values, p.decimals)
+        roles = inp.columns
+        definition.check_roles(position, roles)
+        declared = {c.name: c for c in ds.columns}
+        takes = {r.name: r for r in definition.roles_at(position)}
+        for role, name in roles.items():
+            col = declared.get(name)
+            if col is None:
+                raise UnknownColumn(f"dataset {inp.dataset!r} declares no column {name!r}")
+            if col.type not in takes[role].types:
+                raise ColumnTypeMismatch(f"column {name!r} is {col.type}")
+            if role == "value" and p.decimals < col.decimals:
+                raise InvalidArgument(
+                    f"session keeps {p.decimals} decimals; column {name!r} declares {col.decimals}"
+                )
+        rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
+        value = declared.get(roles.get("value", ""))
+        if value is not None:
+            need = rows * math.ceil(value.abs_bound * 10**p.decimals)
+            if need.bit_length() + 2 > p.bit_length:
+                raise FailedPrecondition(
+                    f"{inp.dataset}.{value.name} has grown beyond what the catalog announced "
+                    f"({rows} rows); restart the node to republish it",
+                    reason="catalog_stale",
+                )
+        return {
+            "source": ds.source.to_dict(),
+            "dataset_columns": [asdict(c) for c in ds.columns],
+            "clamp": ds.clamp,
+            "roles": roles,
+        }
 
     def _allocate_port(self) -> int:
         lo, hi = self.cfg.mpc_ports
@@ -255,7 +272,8 @@ class Node:
             bit_length=job.data["bit_length"],
             decimals=job.data["decimals"],
             analyst_cert_pem=job.data["analyst_cert"],
-            has_input=job.data["has_input"],
+            input_roles=job.data["input_roles"],
+            **(job.data["input"] or {}),
         ).write(directory)
         self.store.transition(job_id, "approved", "starting")
         self.hub.notify(job_id)

@@ -91,9 +91,7 @@ def start(cfg: PartyConfig) -> RunningNode:
             f"`ensnif pki issue {cfg.name} --role party`"
         )
     for d in cfg.datasets:
-        for col in d.columns:
-            if col.numeric:
-                datasets.load_column(d, col.name)  # refuse to serve data that breaks its schema
+        datasets.check(d)  # refuse to serve data that breaks its schema
     store = NodeStore(cfg.state_dir / "node.db")
     node = Node(cfg, store)
     servicer = PartyServicer(node)

@@ -3,8 +3,8 @@
 Who provides what: each data owner feeds one column of its own dataset; a
 compute-only party (the helper) feeds nothing and completes an honest majority.
 
-How: each owner filters and pre-aggregates its own rows locally (it may see its
-own data) into the pair (sum, count) of integers on the column's decimal scale,
+How: each owner filters and pre-aggregates its own rows locally (in its own
+database for a SQL source) into the pair (sum, count) of integers on the column's decimal scale,
 then secret-shares that pair as a secure array. The pairs are added with
 ``mpc.np_sum`` over the stacked array; the mean divides inside MPC with
 fixed-point arithmetic, so the count is never opened.
@@ -21,32 +21,28 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.io import Context, SecureOutput
-from protocols.registry import row_filter
 
 
-def _scaled_filter(ctx: Context) -> dict[str, int]:
-    return {
-        k: ctx.scaled_bound(v, upper=k == "max")
-        for k, v in ctx.params.items()
-        if k in ("min", "max") and v is not None
-    }
-
-
-def _exact_sum(values: np.ndarray, bit_length: int) -> int:
-    """The owner's local sum; numpy's int64 sum would wrap for sessions wider than 62 bits."""
-    if bit_length <= 62:
-        return int(values.sum(dtype=np.int64))
-    return sum(
-        int(chunk.sum(dtype=np.int64)) for chunk in np.array_split(values, 1 + values.size // 4096)
-    )
+def value_filter(params: dict) -> list[tuple[str, str, float]]:
+    """The optional [min, max] row filter as a local where-clause on the value role."""
+    out: list[tuple[str, str, float]] = []
+    if params.get("min") is not None:
+        out.append(("value", ">=", params["min"]))
+    if params.get("max") is not None:
+        out.append(("value", "<=", params["max"]))
+    return out
 
 
 async def _owner_partials(ctx: Context, sectype) -> object:
     """Secret-share every owner's local (sum, count) and add them: a secure array of length 2."""
     mpc = ctx.mpc
-    if ctx.is_owner and ctx.values is not None:
-        kept = row_filter(ctx.values, _scaled_filter(ctx))
-        local = np.array([_exact_sum(kept, ctx.bit_length), kept.size], dtype=object)
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(
+            measures=[("sum", "value"), ("count", None)], where=value_filter(ctx.params)
+        )
+        local = np.array(
+            [int(agg.values["sum:value"][0]), int(agg.values["count"][0])], dtype=object
+        )
     else:
         local = np.array([0, 0], dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)

@@ -1,44 +1,97 @@
 """The small I/O layer between a protocol program and its worker.
 
-A program gets a :class:`Context` (its runtime, its own pre-processed input,
-the session sizes) and returns named secure outputs; it never prints or opens
-a secret. The worker turns those outputs into sealed shares for the analyst.
+A program gets a :class:`Context` (its runtime, this party's own data through
+:class:`LocalData`, the session sizes) and returns named secure outputs; it
+never prints or opens a secret. The worker turns those outputs into sealed
+shares for the analyst.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.sources import Aggregate, Measure, Where
+
+
+def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
+    """A bound on a column's integer scale (values are integers × 10**decimals).
+
+    A bound between two grid points must not admit the point beyond it: an upper
+    bound is floored and a lower bound ceiled, on the exact decimal the user wrote
+    (a float product such as 0.29 * 100 = 28.999... would floor wrongly).
+    """
+    exact = Decimal(repr(float(bound))).scaleb(decimals)
+    return int(exact.to_integral_value(ROUND_FLOOR if upper else ROUND_CEILING))
+
+
+class LocalData:
+    """This owner's dataset, addressed by role; only local pre-aggregations come out.
+
+    ``source`` is an :class:`ensnif_mpc.sources.Source`. Sums of the ``value`` role
+    are on the session's decimal scale (so every owner's partials add up); other
+    numeric roles keep their column's declared decimals.
+    """
+
+    def __init__(self, source: Any, columns: dict[str, str], decimals: int) -> None:
+        self.source = source
+        self.columns = columns
+        self.decimals = decimals
+
+    def scale(self, role: str) -> int:
+        if role == "value":
+            return self.decimals
+        declared = {c.name: c for c in self.source.columns}
+        return declared[self.columns[role]].decimals
+
+    def aggregate(
+        self,
+        by: Sequence[str] = (),
+        measures: Sequence[tuple[str, str | None]] = (("count", None),),
+        where: Sequence[tuple[str, str, float | int | str]] = (),
+    ) -> Aggregate:
+        """GROUP BY roles ``by``; measures as (func, role); results keyed by role names."""
+        col = self.columns
+        result = self.source.aggregate(
+            by=[col[r] for r in by],
+            measures=[Measure(f, col[r] if r else None) for f, r in measures],
+            where=[Where(col[r], op, v) for r, op, v in where],
+            scale={col[r]: self.scale(r) for r in col if r in ("value", "filter")},
+        )
+        keys = {r: result.keys[col[r]] for r in by}
+        values = {
+            (f if r is None else f"{f}:{r}"): result.values[Measure(f, col[r] if r else None).name]
+            for f, r in measures
+        }
+        return Aggregate(keys=keys, values=values, rows=result.rows, groups=result.groups)
+
+    def column(self, role: str, scaled: bool = False) -> np.ndarray:
+        return self.source.column(self.columns[role], self.scale(role) if scaled else None)
+
 
 @dataclass
 class Context:
     mpc: Any  # the MPyC runtime of this worker process
     index: int
-    owners: list[int]
-    values: np.ndarray | None  # this owner's column as integers scaled by 10**decimals
+    owners: list[int]  # party indices of the data owners, in input order
+    local: LocalData | None  # this party's data; None at a compute-only party
     params: dict[str, Any]
     bit_length: int
     decimals: int
     progress: Callable[[str, float], None]
+    # Public: per data owner (input order), the role → column names it provides.
+    input_roles: tuple[dict[str, str], ...] = ()
 
     @property
     def is_owner(self) -> bool:
         return self.index in self.owners
 
     def scaled_bound(self, bound: float, upper: bool) -> int:
-        """A filter bound on the column's integer scale (values are integers × 10**decimals).
-
-        A bound between two grid points must not admit the point beyond it: an upper
-        bound is floored and a lower bound ceiled, on the exact decimal the user wrote
-        (a float product such as 0.29 * 100 = 28.999... would floor wrongly).
-        """
-        exact = Decimal(repr(float(bound))).scaleb(self.decimals)
-        return int(exact.to_integral_value(ROUND_FLOOR if upper else ROUND_CEILING))
+        return scaled_bound(bound, self.decimals, upper)
 
 
 @dataclass(frozen=True)

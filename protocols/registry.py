@@ -8,7 +8,7 @@ the CLI lists it. A protocol's MPC program is named by ``program``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -28,16 +28,23 @@ class Param:
 
 
 @dataclass(frozen=True)
-class OwnerInput:
-    """One data owner's column, as the worker sees it: integers scaled by 10**decimals."""
+class Role:
+    """A column a data owner provides to a protocol, by what it does there."""
 
-    values: np.ndarray
-    lower: float
-    upper: float
-    decimals: int
+    name: str  # value | key | group | filter (ensnif_mpc.jobspec.ROLES)
+    types: frozenset[str]
+    description: str
+    required: bool = True
 
 
-Reference = Callable[[list[np.ndarray], Mapping[str, Any]], dict[str, float]]
+NUMERIC = frozenset({"int", "float"})
+KEY_TYPES = frozenset({"int", "string"})
+VALUE = Role("value", NUMERIC, "the numeric column to aggregate")
+
+# A reference gets, per data owner in input order, its columns by role (as declared:
+# floats for numbers, str/int for keys) and returns the declared outputs.
+Table = Mapping[str, np.ndarray]
+Reference = Callable[[Sequence[Table], Mapping[str, Any]], dict[str, float]]
 Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
@@ -51,12 +58,40 @@ class ProtocolDef:
     leakage: str
     program: str
     reference: Reference
-    column_types: frozenset[str] = frozenset({"int", "float"})
+    # Roles per input position; the last entry applies to every further data owner.
+    roles: tuple[tuple[Role, ...], ...] = ((VALUE,),)
     parameters: tuple[Param, ...] = ()
     min_data_owners: int = 1
+    max_data_owners: int | None = None
     # Turns the opened secret outputs into the declared outputs (e.g. NaN for an empty mean).
     finalize: Finalize | None = None
+    # Checks across inputs and parameters (e.g. a threshold needs a `filter` column);
+    # raises InvalidJobSpec naming the field. Gets the ensnif_mpc.jobspec.JobSpec.
+    check_spec: Callable[[Any], None] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def roles_at(self, position: int) -> tuple[Role, ...]:
+        return self.roles[min(position, len(self.roles) - 1)]
+
+    def check_roles(self, position: int, given: Mapping[str, str]) -> None:
+        """The roles an input fills must be the ones the protocol takes at its position."""
+        where = f"inputs[{position}]"
+        declared = {r.name: r for r in self.roles_at(position)}
+        for role in given:
+            if role not in declared:
+                takes = ", ".join(declared) or "nothing"
+                key = "column" if role == "value" else role
+                raise InvalidJobSpec(
+                    f"{where}.{key}: protocol {self.name!r} takes no {role!r} column at this "
+                    f"position (it takes: {takes})"
+                )
+        for r in declared.values():
+            if r.required and r.name not in given:
+                key = "column" if r.name == "value" else r.name
+                raise InvalidJobSpec(
+                    f"{where}.{key}: protocol {self.name!r} needs a {r.name!r} column here "
+                    f"({r.description})"
+                )
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate and complete parameters; errors name the offending parameter."""
@@ -77,21 +112,50 @@ class ProtocolDef:
                     out[p.name] = p.default
                 continue
             value = params[p.name]
-            ok = {
-                "number": isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value),
-                "int": isinstance(value, int) and not isinstance(value, bool),
-                "bool": isinstance(value, bool),
-                "string": isinstance(value, str),
-            }[p.type]
-            if not ok:
-                raise InvalidJobSpec(f"params.{p.name}: expected a finite {p.type}, got {value!r}")
+            if not _type_ok(p.type, value):
+                raise InvalidJobSpec(
+                    f"params.{p.name}: expected {_TYPE_WORDS[p.type]}, got {value!r}"
+                )
             out[p.name] = value
         lo, hi = out.get("min"), out.get("max")
         if lo is not None and hi is not None and lo > hi:
             raise InvalidJobSpec(f"params.min ({lo}) is greater than params.max ({hi})")
         return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_TYPE_WORDS = {
+    "number": "a finite number",
+    "int": "an integer",
+    "bool": "true or false",
+    "string": "a string",
+    "numbers": "a non-empty list of finite numbers",
+    "labels": "a non-empty list of distinct strings or integers",
+}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "number":
+        return _is_number(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "numbers":
+        return isinstance(value, list) and bool(value) and all(_is_number(v) for v in value)
+    if kind == "labels":
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(isinstance(v, str | int) and not isinstance(v, bool) for v in value)
+            and len({str(v) for v in value}) == len(value)
+        )
+    raise ValueError(f"unknown parameter type {kind!r}")
 
 
 def row_filter(values: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
@@ -104,16 +168,16 @@ def row_filter(values: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     return values[keep]
 
 
-def _ref_count(cols: list[np.ndarray], params: Mapping[str, Any]) -> dict[str, float]:
-    return {"count": float(sum(row_filter(c, params).size for c in cols))}
+def _ref_count(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    return {"count": float(sum(row_filter(t["value"], params).size for t in tables))}
 
 
-def _ref_sum(cols: list[np.ndarray], params: Mapping[str, Any]) -> dict[str, float]:
-    return {"sum": float(sum(row_filter(c, params).sum() for c in cols))}
+def _ref_sum(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    return {"sum": float(sum(row_filter(t["value"], params).sum() for t in tables))}
 
 
-def _ref_mean(cols: list[np.ndarray], params: Mapping[str, Any]) -> dict[str, float]:
-    kept = np.concatenate([row_filter(c, params) for c in cols])
+def _ref_mean(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    kept = np.concatenate([row_filter(t["value"], params) for t in tables])
     return {"mean": float(kept.mean()) if kept.size else math.nan}
 
 
@@ -180,11 +244,45 @@ PROTOCOLS: dict[str, ProtocolDef] = {
 }
 
 
+# Families declared in their own modules (declarations only at import time: their
+# MPC programs import MPyC lazily, through the runtime the worker passes in).
+FAMILY_MODULES = ("protocols.statistics", "protocols.grouped", "protocols.join")
+
+
+_collected = False
+
+
+def catalog() -> dict[str, ProtocolDef]:
+    """Every protocol, the families' included (collected on first use: a family module
+    imports this one, so collecting at import time would be circular)."""
+    global _collected
+    if not _collected:
+        _collected = True
+        _collect()
+    return PROTOCOLS
+
+
+def _collect() -> None:
+    import importlib
+
+    for module_name in FAMILY_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        for d in module.DEFINITIONS:
+            if d.name in PROTOCOLS:
+                raise ValueError(f"protocol {d.name!r} declared twice")
+            PROTOCOLS[d.name] = d
+
+
 def get(name: str) -> ProtocolDef:
     try:
-        return PROTOCOLS[name]
+        return catalog()[name]
     except KeyError:
         raise UnknownProtocol(
-            f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))} "
+            f"unknown protocol {name!r}; known: {', '.join(sorted(catalog()))} "
             "(see `ensnif protocols list`)"
         ) from None

@@ -22,8 +22,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 from ensnif_mpc import sealing
 from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.shares import OutputShare, PartyShares
@@ -31,7 +29,6 @@ from ensnif_mpc.worker_session import (
     EXIT_BAD_SESSION,
     EXIT_FAILED,
     EXIT_OK,
-    INPUT_FILE,
     LOG_FILE,
     RESULT_FILE,
     WorkerSession,
@@ -87,6 +84,48 @@ async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict
         await asyncio.sleep(0.2)
 
 
+def _local_data(session: WorkerSession):
+    from ensnif_mpc.schema import Column
+    from ensnif_mpc.sources import SourceSpec, open_source
+    from protocols.io import LocalData
+
+    if session.source is None:
+        return None
+    columns = tuple(Column(**c) for c in session.dataset_columns)
+    source = open_source(SourceSpec.from_dict(session.source), columns, clamp=session.clamp)
+    return LocalData(source, dict(session.roles), session.decimals)
+
+
+async def _reshare_outputs(mpc, outputs, decimals: int) -> tuple[list[OutputShare], int]:
+    """Re-randomize every output with a fresh sharing of zero and take this party's share.
+
+    All zero-sharings are input and all shares gathered in one batch, so the
+    number of outputs (e.g. one per group) does not add rounds.
+    """
+    everyone = list(range(len(mpc.parties)))
+    fresh = [
+        out.value + mpc.sum(mpc.input(type(out.value)(0), senders=everyone)) for out in outputs
+    ]
+    own = await mpc.gather(fresh)
+    shares = []
+    modulus = 0
+    for out, share in zip(outputs, own, strict=True):
+        sectype = type(out.value)
+        frac = int(getattr(sectype, "frac_length", 0))
+        shares.append(
+            OutputShare(
+                name=out.name,
+                share=int(share),
+                kind="fixed" if frac else "int",
+                frac_bits=frac,
+                decimals=decimals if out.on_value_scale else 0,
+                modulus=int(sectype.field.modulus),
+            )
+        )
+        modulus = modulus or int(sectype.field.modulus)
+    return shares, modulus
+
+
 async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
     from protocols import registry
     from protocols.io import Context
@@ -94,43 +133,30 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
     definition = registry.get(session.protocol)
     module_name, func_name = definition.program.split(":")
     program = getattr(importlib.import_module(module_name), func_name)
-    values = np.load(directory / INPUT_FILE, allow_pickle=False) if session.has_input else None
 
     report("connecting", 0.05)
     await mpc.start()
     state = {"finishing": False}
     watcher = asyncio.ensure_future(_watch_peers(mpc, session, directory, state))
     try:
-        report("computing", 0.1)
+        # The owner reads its own data only now: a slow source then counts against the
+        # job's time limit, not the peers' connect timeout.
+        report("preparing", 0.08)
         ctx = Context(
             mpc=mpc,
             index=session.index,
             owners=session.owners,
-            values=values,
+            local=_local_data(session),
             params=session.params,
             bit_length=session.bit_length,
             decimals=session.decimals,
             progress=lambda phase, frac: report(phase, frac),
+            input_roles=tuple(session.input_roles),
         )
+        report("computing", 0.1)
         outputs = await program(ctx)
         report("delivering", 0.9)
-        shares = []
-        for out in outputs:
-            sectype = type(out.value)
-            zeros = mpc.input(sectype(0), senders=list(range(len(mpc.parties))))
-            fresh = out.value + mpc.sum(zeros)
-            share = await mpc.gather(fresh)
-            is_fixed = bool(getattr(sectype, "frac_length", 0))
-            shares.append(
-                OutputShare(
-                    name=out.name,
-                    share=int(share),
-                    kind="fixed" if is_fixed else "int",
-                    frac_bits=int(getattr(sectype, "frac_length", 0)),
-                    decimals=session.decimals if out.on_value_scale else 0,
-                )
-            )
-            modulus = int(sectype.field.modulus)
+        shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals)
         report.bytes_sent = _bytes_sent(mpc)
     finally:
         state["finishing"] = True

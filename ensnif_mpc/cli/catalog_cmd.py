@@ -55,6 +55,15 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     console.print(f"[bold]{p.name}[/] ({p.family}): {p.summary}")
     console.print(f"inputs:  {p.inputs}")
+    for n, position in enumerate(p.input_roles):
+        last = n == len(p.input_roles) - 1 and p.max_data_owners != len(p.input_roles)
+        where = f"inputs[{n}]" + ("…" if last else "")
+        for r in position.roles:
+            console.print(
+                f"  {where}.{'column' if r.name == 'value' else r.name}: "
+                f"{' or '.join(r.column_types)}{'' if r.required else ' (optional)'}"
+                f" — {r.description}"
+            )
     for x in p.parameters:
         default = json.loads(x.default_json) if x.default_json else None
         console.print(

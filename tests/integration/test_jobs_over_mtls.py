@@ -34,10 +34,10 @@ def plaintext(consortium: InProcess, s: jobspec.JobSpec) -> float:
     data = consortium.lc.data
     assert data is not None
     files = {"orders": data.orders, "deliveries": data.deliveries}
-    cols = [sample_data.read_column(files[i.dataset], i.column) for i in s.inputs]
+    tables = [sample_data.read_table(files[i.dataset], i.columns) for i in s.inputs]
     from protocols import registry
 
-    (value,) = registry.get(s.protocol).reference(cols, s.params).values()
+    (value,) = registry.get(s.protocol).reference(tables, s.params).values()
     return value
 
 
@@ -224,7 +224,9 @@ def test_csv_value_not_a_number_rejects_the_job(consortium: InProcess, client: C
         data.orders.write_text(text)
 
     assert state_name(final) == "rejected"
-    assert "'twelve' is not a number" in final.reason and "line 3" in final.reason
+    # The reason names line and column but never the cell's value: it reaches the analyst.
+    assert "line 3, column 'basket_total': not a number" in final.reason
+    assert "twelve" not in final.reason
 
 
 def test_cancel_while_awaiting_a_node_stops_the_job(consortium: InProcess, client: Client) -> None:

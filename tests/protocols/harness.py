@@ -2,7 +2,8 @@
 
 Each party gets a job directory exactly as ``party_node.node.Node.propose``/``start``
 write it: a per-job MPC certificate bound to the party's consortium key, the
-``.config/`` MPyC reads, ``input.npy`` for data owners and ``session.json``. The
+``.config/`` MPyC reads, the owner's dataset file (CSV or Parquet, declared
+with types and bounds) and ``session.json`` naming it. The
 workers (``python -m protocols.worker JOB_DIR``) talk TLS over loopback; the
 analyst then unseals every ``result.sealed`` and interpolates the shares.
 
@@ -30,9 +31,10 @@ import numpy as np
 from coordinator.validation import honest_majority_threshold, sizing_for
 from ensnif_mpc import mpc_session, pki, sealing
 from ensnif_mpc.procs import child_env
+from ensnif_mpc.schema import Column
 from ensnif_mpc.shares import PartyShares, combine
+from ensnif_mpc.sources import SourceSpec
 from ensnif_mpc.worker_session import (
-    INPUT_FILE,
     LOG_FILE,
     RESULT_FILE,
     WorkerSession,
@@ -41,7 +43,7 @@ from ensnif_mpc.worker_session import (
 from party_node.datasets import scaled_integers
 from protocols import registry
 
-PHASES = ("starting", "connecting", "computing", "delivering", "done")
+PHASES = ("starting", "connecting", "preparing", "computing", "delivering", "done")
 WORKER = [sys.executable, "-m", "protocols.worker"]
 # A worker that connects like the real one, then stalls inside the program (see its docstring).
 STALLED_WORKER = [sys.executable, str(Path(__file__).with_name("stalled_worker.py"))]
@@ -67,6 +69,49 @@ def exact(values: np.ndarray, decimals: int) -> np.ndarray:
 def exact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Filter bounds as the decimals the analyst wrote (``0.29`` is 29/100, not its float)."""
     return {k: Fraction(repr(v)) if isinstance(v, float) else v for k, v in params.items()}
+
+
+@dataclass(frozen=True)
+class OwnerTable:
+    """One data owner's dataset as a node declares it, and the roles its columns play."""
+
+    data: Mapping[str, np.ndarray]  # column name -> values (declared unit; str or int keys)
+    columns: tuple[Column, ...]
+    roles: Mapping[str, str]  # role -> column name
+    fmt: str = "csv"  # csv | parquet
+    clamp: bool = False
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.data.values())))
+
+    def role_values(self) -> dict[str, np.ndarray]:
+        return {role: np.asarray(self.data[name]) for role, name in self.roles.items()}
+
+    def write(self, directory: Path) -> SourceSpec:
+        import pandas as pd
+
+        frame = pd.DataFrame({name: self.data[name] for name in self.data})
+        path = directory / f"data.{self.fmt}"
+        if self.fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+        return SourceSpec(kind=self.fmt, path=str(path))
+
+
+Owner = np.ndarray | OwnerTable | None
+
+
+def as_table(
+    owner: np.ndarray | OwnerTable, lower: float, upper: float, decimals: int
+) -> OwnerTable:
+    """A bare column becomes a one-column dataset in the ``value`` role."""
+    if isinstance(owner, OwnerTable):
+        return owner
+    kind = "float" if decimals else "int"
+    values = owner if decimals else np.asarray(owner).astype(np.int64)
+    return OwnerTable({"x": values}, (Column("x", kind, lower, upper, decimals),), {"value": "x"})
 
 
 # -- consortium and sessions -----------------------------------------------------
@@ -100,12 +145,19 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in socks]
 
 
-def bit_length_for(
-    owner_values: Sequence[np.ndarray | None], lower: float, upper: float, decimals: int
-) -> int:
+def bit_length_for(tables: Sequence[OwnerTable | None], decimals: int) -> int:
     """The session size the coordinator would fix from the catalog (rows and declared bounds)."""
-    bound = max(abs(lower), abs(upper))
-    columns = [(v.size, bound, decimals) for v in owner_values if v is not None]
+    columns = []
+    rows = []
+    for t in tables:
+        if t is None:
+            continue
+        rows.append(t.rows)
+        if "value" in t.roles:
+            col = next(c for c in t.columns if c.name == t.roles["value"])
+            columns.append((t.rows, col.abs_bound, decimals))
+    if not columns:
+        return sizing_for([(r, 1.0, 0) for r in rows], 0).bit_length
     return sizing_for(columns, decimals).bit_length
 
 
@@ -115,13 +167,18 @@ def write_sessions(
     *,
     job_id: str,
     protocol: str,
-    owner_values: Sequence[np.ndarray | None],
+    owner_values: Sequence[Owner],
     params: Mapping[str, Any],
     decimals: int,
-    bit_length: int,
+    bit_length: int | None = None,
+    lower: float = 0.0,
+    upper: float = 0.0,
 ) -> list[Path]:
     """One job directory per party, as the party nodes write them; ``None`` marks a helper."""
     assert job_id.isalnum()
+    tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
+    if bit_length is None:
+        bit_length = bit_length_for(tables, decimals)
     n = len(owner_values)
     ports = free_ports(n)
     creds = [mpc_session.mint(job_id, i, consortium.party_key_pems[i]) for i in range(n)]
@@ -136,14 +193,21 @@ def write_sessions(
         )
         for i in range(n)
     ]
-    owners = [i for i, v in enumerate(owner_values) if v is not None]
+    owners = [i for i, t in enumerate(tables) if t is not None]
+    input_roles = [dict(t.roles) for t in tables if t is not None]
     dirs = []
-    for i, values in enumerate(owner_values):
+    for i, table in enumerate(tables):
         directory = root / f"party{i}" / job_id
         directory.mkdir(parents=True)
         mpc_session.write_config(directory, i, creds[i], peers)
-        if values is not None:
-            np.save(directory / INPUT_FILE, scaled_integers(values, decimals), allow_pickle=False)
+        mine: dict[str, Any] = {}
+        if table is not None:
+            mine = {
+                "source": table.write(directory).to_dict(),
+                "dataset_columns": [vars(c) for c in table.columns],
+                "clamp": table.clamp,
+                "roles": dict(table.roles),
+            }
         WorkerSession(
             job_id=job_id,
             protocol=protocol,
@@ -155,7 +219,8 @@ def write_sessions(
             bit_length=bit_length,
             decimals=decimals,
             analyst_cert_pem=consortium.analyst_cert_pem,
-            has_input=values is not None,
+            input_roles=input_roles,
+            **mine,
         ).write(directory)
         dirs.append(directory)
     return dirs
@@ -278,12 +343,12 @@ class RunResult:
 def run_parties(
     tmp_path: Path,
     protocol: str,
-    owner_values: Sequence[np.ndarray | None],
+    owner_values: Sequence[Owner],
     params: Mapping[str, Any] | None = None,
     *,
     decimals: int = 0,
-    lower: float,
-    upper: float,
+    lower: float = 0.0,
+    upper: float = 0.0,
     job_id: str = "job1",
     timeout: float = 40.0,
 ) -> RunResult:
@@ -295,13 +360,14 @@ def run_parties(
     """
     root = tmp_path / job_id
     consortium = make_consortium(root, len(owner_values))
-    bit_length = bit_length_for(owner_values, lower, upper, decimals)
+    tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
+    bit_length = bit_length_for(tables, decimals)
     dirs = write_sessions(
         root,
         consortium,
         job_id=job_id,
         protocol=protocol,
-        owner_values=owner_values,
+        owner_values=tables,
         params=params or {},
         decimals=decimals,
         bit_length=bit_length,

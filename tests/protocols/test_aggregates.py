@@ -13,9 +13,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from ensnif_mpc.worker_session import INPUT_FILE, WorkerSession
-from protocols.registry import PROTOCOLS
+from ensnif_mpc.worker_session import WorkerSession
+from protocols.registry import catalog
 from tests.protocols.harness import draw, exact, exact_params, run_parties
+
+PROTOCOLS = {k: v for k, v in catalog().items() if v.family == "aggregates"}
 
 # One data owner with integers; three owners of different sizes with two decimals.
 # Both have negative lower bounds and use the min/max filter.
@@ -34,7 +36,8 @@ CASES = {
 def reference(protocol: str, values, params, decimals: int) -> float:
     definition = PROTOCOLS[protocol]
     (name,) = definition.outputs
-    return definition.reference([exact(v, decimals) for v in values], exact_params(params))[name]
+    tables = [{"value": exact(v, decimals)} for v in values]
+    return definition.reference(tables, exact_params(params))[name]
 
 
 def assert_mean_close(got: Fraction, want: float, frac_bits: int) -> None:
@@ -82,7 +85,7 @@ def test_compute_only_helper_feeds_nothing_and_the_result_is_right(tmp_path):
 
     helper = run.dirs[1]
     assert not WorkerSession.read(helper).has_input
-    assert not (helper / INPUT_FILE).exists()
+    assert not list(helper.glob("data.*"))  # no dataset written for the helper
     assert run.statuses[1].phase == "done"
     kept = [v for v in values if v is not None]
     assert float(run.outputs["sum"]) == reference("sum", kept, params, 1)
@@ -138,5 +141,7 @@ def test_mean_of_many_rows_is_accurate_to_one_part_per_million(tmp_path):
 
     run = run_parties(tmp_path, "mean", values, decimals=0, lower=0.0, upper=1.0)
 
-    want = PROTOCOLS["mean"].reference(values, {})["mean"]  # exact: sums of 0/1 floats
+    want = PROTOCOLS["mean"].reference([{"value": v} for v in values], {})[
+        "mean"
+    ]  # exact: sums of 0/1 floats
     assert float(run.outputs["mean"]) == pytest.approx(want, rel=1e-6)

@@ -18,7 +18,6 @@ from tests.protocols.harness import (
     PHASES,
     STALLED_WORKER,
     Workers,
-    bit_length_for,
     draw,
     make_consortium,
     run_parties,
@@ -40,7 +39,8 @@ def _sessions(tmp_path: Path, protocol: str, rows: tuple[int, ...]) -> list[Path
         owner_values=values,
         params={},
         decimals=DECIMALS,
-        bit_length=bit_length_for(values, LOWER, UPPER, DECIMALS),
+        lower=LOWER,
+        upper=UPPER,
     )
 
 

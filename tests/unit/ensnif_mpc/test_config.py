@@ -11,6 +11,7 @@ import pytest
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.schema import Column
+from ensnif_mpc.sources import SourceSpec
 
 TLS = """
 [tls]
@@ -173,11 +174,111 @@ def test_party_config_dataset_without_columns_is_refused(conf_dir):
         PartyConfig.load(_write(conf_dir, "party.toml", text))
 
 
-def test_party_config_dataset_without_path_is_refused(conf_dir):
+def test_party_config_dataset_without_path_or_url_is_refused(conf_dir):
     text = PARTY.replace('path = "data/orders.csv"\n', "")
 
-    with pytest.raises(InvalidConfig, match=r"datasets\[0\]: needs name and path"):
+    with pytest.raises(InvalidConfig, match=r"datasets\[0\]: needs a path .* or a url"):
         PartyConfig.load(_write(conf_dir, "party.toml", text))
+
+
+def _dataset_source(conf_dir, lines):
+    """PartyConfig.load of PARTY with the dataset's `path = ...` line replaced by ``lines``."""
+    text = PARTY.replace('path = "data/orders.csv"\n', lines)
+    return PartyConfig.load(_write(conf_dir, "party.toml", text)).datasets[0]
+
+
+def test_dataset_csv_path_gives_a_csv_source_with_defaults(conf_dir):
+    ds = _dataset_source(conf_dir, 'path = "data/orders.csv"\n')
+
+    assert ds.source == SourceSpec("csv", path=str(conf_dir / "data" / "orders.csv"))
+    assert ds.clamp is False
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "pq", "PARQUET"])
+def test_dataset_parquet_kind_is_inferred_from_the_suffix(conf_dir, suffix):
+    ds = _dataset_source(conf_dir, f'path = "data/orders.{suffix}"\n')
+
+    assert ds.source.kind == "parquet"
+
+
+def test_dataset_explicit_format_wins_over_the_suffix(conf_dir):
+    ds = _dataset_source(conf_dir, 'path = "data/orders.txt"\nformat = "csv"\n')
+
+    assert (ds.source.kind, ds.path) == ("csv", conf_dir / "data" / "orders.txt")
+
+
+def test_dataset_with_an_unknown_suffix_is_refused(conf_dir):
+    with pytest.raises(InvalidConfig, match=r"unknown suffix '.xlsx'; set format"):
+        _dataset_source(conf_dir, 'path = "data/orders.xlsx"\n')
+
+
+def test_dataset_with_an_unknown_format_is_refused(conf_dir):
+    with pytest.raises(InvalidConfig, match="unknown format 'excel'"):
+        _dataset_source(conf_dir, 'path = "data/orders.csv"\nformat = "excel"\n')
+
+
+def test_dataset_sql_url_with_a_query(conf_dir):
+    ds = _dataset_source(
+        conf_dir,
+        'url = "postgresql://owner@db.example/shop"\nquery = "SELECT * FROM orders"\n'
+        "timeout_seconds = 5\nclamp = true\n",
+    )
+
+    assert ds.source == SourceSpec(
+        "sql", url="postgresql://owner@db.example/shop", query="SELECT * FROM orders", timeout_s=5
+    )
+    assert ds.clamp is True
+
+
+def test_dataset_relative_sqlite_url_resolves_against_the_files_dir(conf_dir):
+    ds = _dataset_source(conf_dir, 'url = "sqlite:///data/shop.db"\ntable = "orders"\n')
+
+    assert ds.source.url == f"sqlite:///{conf_dir / 'data' / 'shop.db'}"
+    assert ds.source.table == "orders"
+
+
+def test_dataset_absolute_sqlite_url_is_kept(conf_dir):
+    ds = _dataset_source(conf_dir, 'url = "sqlite:////srv/shop.db"\ntable = "orders"\n')
+
+    assert ds.source.url == "sqlite:////srv/shop.db"
+
+
+def test_dataset_url_expands_environment_variables(conf_dir, monkeypatch):
+    monkeypatch.setenv("SHOP_DB_PASSWORD", "s3cret")
+
+    ds = _dataset_source(
+        conf_dir, 'url = "postgresql://owner:${SHOP_DB_PASSWORD}@db/shop"\ntable = "orders"\n'
+    )
+
+    assert ds.source.url == "postgresql://owner:s3cret@db/shop"
+    assert "s3cret" not in ds.source.describe()
+
+
+def test_a_sql_dataset_has_no_path(conf_dir):
+    ds = _dataset_source(conf_dir, 'url = "sqlite:///shop.db"\ntable = "orders"\n')
+
+    with pytest.raises(InvalidConfig, match="no path"):
+        _ = ds.path
+
+
+@pytest.mark.parametrize(
+    ("lines", "match"),
+    [
+        ('path = "data/orders.csv"\nurl = "sqlite:///x.db"\n', "either path .* or url"),
+        ('url = "sqlite:///x.db"\n', "exactly one of query .* or table"),
+        ('url = "sqlite:///x.db"\nquery = "SELECT 1"\ntable = "t"\n', "exactly one of"),
+        ('url = "sqlite:///x.db"\nquery = "  "\n', "exactly one of"),
+        ('url = "sqlite:///x.db"\ntable = "t"\nformat = "csv"\n', "format: only a path"),
+        ('path = "data/orders.csv"\ntable = "t"\n', "table: only a url"),
+        ('url = "::nonsense"\ntable = "t"\n', "url: not a database URL"),
+        ('url = ""\ntable = "t"\n', "url: expected a database URL"),
+        ('path = "data/orders.csv"\nclamp = "yes"\n', "clamp: expected true or false"),
+        ('path = "data/orders.csv"\ntimeout_seconds = 0\n', "timeout_seconds: expected"),
+    ],
+)
+def test_dataset_source_mistakes_are_refused(conf_dir, lines, match):
+    with pytest.raises(InvalidConfig, match=match):
+        _dataset_source(conf_dir, lines)
 
 
 def test_party_config_column_with_lower_above_upper_is_refused(conf_dir):

@@ -1,14 +1,28 @@
-"""CSV datasets checked against the declared schema; errors name the file, line and column."""
+"""Datasets on the node: schemas, checks (cached for unchanged files), columns, errors that
+name the file, line and column."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ensnif_mpc.config import DatasetConfig
-from ensnif_mpc.errors import DataError, EnsnifError, InvalidConfig, UnknownColumn
+from ensnif_mpc.errors import (
+    DataError,
+    EnsnifError,
+    InvalidConfig,
+    SourceFailed,
+    UnknownColumn,
+)
 from ensnif_mpc.schema import Column
-from party_node.datasets import load_column, row_count, scaled_integers, schema_of
+from ensnif_mpc.sources import FileSource, SourceSpec
+from party_node import datasets
+from party_node.datasets import check, load_column, open_dataset, scaled_integers, schema_of
 
 COLUMNS = (
     Column("basket_total", "float", 0, 500, 2),
@@ -18,10 +32,21 @@ COLUMNS = (
 GOOD_CSV = "store,basket_total,items\nnorth,12.50,3\nsouth,0,1\n\neast,499.99,100\n"
 
 
-def _dataset(tmp_path, text, columns=COLUMNS):
+def _dataset(tmp_path, text, columns=COLUMNS, clamp=False):
     path = tmp_path / "orders.csv"
     path.write_text(text)
-    return DatasetConfig(name="orders", path=path, columns=columns, description="baskets")
+    source = SourceSpec("csv", path=str(path))
+    return DatasetConfig("orders", source, columns, description="baskets", clamp=clamp)
+
+
+def _sqlite_dataset(tmp_path, rows):
+    path = tmp_path / "orders.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE orders (store TEXT, basket_total REAL, items INTEGER)")
+        con.executemany("INSERT INTO orders VALUES (?, ?, ?)", rows)
+    con.close()
+    source = SourceSpec("sql", url=f"sqlite:///{path}", table="orders")
+    return DatasetConfig("orders", source, COLUMNS, description="baskets")
 
 
 def test_load_column_reads_a_good_file(tmp_path):
@@ -52,9 +77,7 @@ def test_load_column_refuses_a_non_number_naming_line_and_column(tmp_path):
     with pytest.raises(DataError) as info:
         load_column(cfg, "basket_total")
 
-    assert "orders.csv line 3" in info.value.message
-    assert "'basket_total'" in info.value.message
-    assert "'twelve' is not a number" in info.value.message
+    assert "orders.csv): line 3, column 'basket_total': not a number" in info.value.message
 
 
 def test_load_column_refuses_an_empty_cell(tmp_path):
@@ -150,21 +173,118 @@ def test_schema_of_refuses_a_declared_column_missing_from_the_header(tmp_path):
         schema_of("grocery", cfg)
 
     assert "no column 'basket_total'" in info.value.message
-    assert "header: store, items" in info.value.message
+    assert "it has: store, items" in info.value.message
 
 
 def test_schema_of_refuses_a_missing_file(tmp_path):
-    cfg = DatasetConfig(name="orders", path=tmp_path / "absent.csv", columns=COLUMNS)
+    source = SourceSpec("csv", path=str(tmp_path / "absent.csv"))
+    cfg = DatasetConfig(name="orders", source=source, columns=COLUMNS)
 
-    with pytest.raises(InvalidConfig, match="absent.csv"):
+    with pytest.raises(SourceFailed, match="absent.csv"):
         schema_of("grocery", cfg)
 
 
-def test_row_count_ignores_blank_lines(tmp_path):
-    path = tmp_path / "x.csv"
-    path.write_text("a\n1\n\n2\n   \n3\n")
+def test_schema_of_a_parquet_dataset(tmp_path):
+    path = tmp_path / "orders.parquet"
+    table = pa.table({"store": ["n", "s"], "basket_total": [1.5, 2.0], "items": [1, 2]})
+    pq.write_table(table, path)
+    cfg = DatasetConfig("orders", SourceSpec("parquet", path=str(path)), COLUMNS)
 
-    assert row_count(path) == 3
+    assert schema_of("grocery", cfg).row_count == 2
+
+
+def test_schema_of_a_sql_dataset(tmp_path):
+    cfg = _sqlite_dataset(tmp_path, [("n", 1.5, 1), ("s", 2.0, 2), ("e", 0.0, 3)])
+
+    schema = schema_of("grocery", cfg)
+
+    assert (schema.name, schema.row_count, schema.columns) == ("orders", 3, COLUMNS)
+
+
+def test_schema_of_counts_rows_without_blank_lines(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\n\nn,1,1\n   \ns,2,2\n\n")
+
+    assert schema_of("grocery", cfg).row_count == 2
+
+
+def test_check_returns_the_row_count(tmp_path):
+    assert check(_dataset(tmp_path, GOOD_CSV)) == 3
+
+
+def test_check_refuses_bad_data_in_any_numeric_column(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,12.5,3\nsouth,1,101\n")
+
+    with pytest.raises(DataError, match="line 3, column 'items': outside"):
+        check(cfg)
+
+
+def test_check_does_not_rescan_an_unchanged_file(tmp_path, monkeypatch):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+    scans = []
+    real = FileSource.check
+    monkeypatch.setattr(FileSource, "check", lambda self, n: scans.append(n) or real(self, n))
+
+    assert check(cfg) == 3
+    assert check(cfg) == 3
+
+    assert len(scans) == 1
+
+
+def test_check_rescans_a_changed_file(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+    check(cfg)
+    cfg.path.write_text(GOOD_CSV + "west,900,1\n")
+    os.utime(cfg.path, ns=(1, 1))
+
+    with pytest.raises(DataError, match="line 6, column 'basket_total'"):
+        check(cfg)
+
+
+def test_check_of_a_sql_dataset_is_never_cached(tmp_path):
+    cfg = _sqlite_dataset(tmp_path, [("n", 1.5, 1)])
+    assert check(cfg) == 1
+    with sqlite3.connect(cfg.source.url.removeprefix("sqlite:///")) as con:
+        con.execute("INSERT INTO orders VALUES ('s', 600.0, 2)")
+    con.close()
+
+    with pytest.raises(DataError, match="row 2, column 'basket_total': outside"):
+        check(cfg)
+
+
+def test_check_of_a_clamped_dataset_accepts_out_of_bounds_values(tmp_path):
+    cfg = _dataset(tmp_path, "store,basket_total,items\nnorth,900,3\n", clamp=True)
+
+    assert check(cfg) == 1
+    assert load_column(cfg, "basket_total").values.tolist() == [500.0]
+
+
+def test_check_of_a_missing_file_is_a_source_failure(tmp_path):
+    cfg = DatasetConfig("orders", SourceSpec("csv", path=str(tmp_path / "gone.csv")), COLUMNS)
+
+    with pytest.raises(SourceFailed, match="gone.csv"):
+        check(cfg)
+
+
+def test_open_dataset_carries_name_columns_and_clamp(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV, clamp=True)
+
+    source = open_dataset(cfg)
+
+    assert (source.name, source.columns, source.clamp) == ("orders", COLUMNS, True)
+    assert datasets.open_dataset(cfg).header() == ["store", "basket_total", "items"]
+
+
+def test_dataset_path_is_the_file_of_a_file_source(tmp_path):
+    cfg = _dataset(tmp_path, GOOD_CSV)
+
+    assert cfg.path == tmp_path / "orders.csv"
+
+
+def test_a_sql_dataset_has_no_path(tmp_path):
+    cfg = _sqlite_dataset(tmp_path, [("n", 1.5, 1)])
+
+    with pytest.raises(InvalidConfig, match="SQL source"):
+        _ = cfg.path
 
 
 def test_scaled_integers_are_exact_ints_on_the_decimal_scale():

@@ -179,26 +179,55 @@ Global___Party: _TypeAlias = Party  # noqa: Y015
 
 @_typing.final
 class JobInput(_message.Message):
-    """One owner's input to a job: a column of one of its datasets."""
+    """One owner's input to a job: columns of one of its datasets, by the role they play."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RolesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     PARTY_FIELD_NUMBER: _builtins.int
     DATASET_FIELD_NUMBER: _builtins.int
     COLUMN_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     dataset: _builtins.str
     column: _builtins.str
+    """The column in the "value" role (a number to aggregate); empty if the input has none."""
+    @_builtins.property
+    def roles(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Columns in the other roles: "key" (join key), "group" (group-by key),
+        "filter" (thresholded locally by its owner). See DescribeProtocol.
+        """
+
     def __init__(
         self,
         *,
         party: _builtins.str = ...,
         dataset: _builtins.str = ...,
         column: _builtins.str = ...,
+        roles: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "dataset", b"dataset", "party", b"party"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "dataset", b"dataset", "party", b"party", "roles", b"roles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -383,6 +412,59 @@ class ProtocolParameter(_message.Message):
 Global___ProtocolParameter: _TypeAlias = ProtocolParameter  # noqa: Y015
 
 @_typing.final
+class ProtocolRole(_message.Message):
+    """A column a data owner provides in one role of a protocol."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COLUMN_TYPES_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    required: _builtins.bool
+    description: _builtins.str
+    @_builtins.property
+    def column_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        column_types: _abc.Iterable[_builtins.str] | None = ...,
+        required: _builtins.bool = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_types", b"column_types", "description", b"description", "name", b"name", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProtocolRole: _TypeAlias = ProtocolRole  # noqa: Y015
+
+@_typing.final
+class ProtocolInputRoles(_message.Message):
+    """The roles the data owner at one position of the job's inputs provides."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtocolRole]: ...
+    def __init__(
+        self,
+        *,
+        roles: _abc.Iterable[Global___ProtocolRole] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProtocolInputRoles: _TypeAlias = ProtocolInputRoles  # noqa: Y015
+
+@_typing.final
 class ProtocolInfo(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -394,16 +476,24 @@ class ProtocolInfo(_message.Message):
     OUTPUTS_FIELD_NUMBER: _builtins.int
     LEAKAGE_FIELD_NUMBER: _builtins.int
     MIN_DATA_OWNERS_FIELD_NUMBER: _builtins.int
+    INPUT_ROLES_FIELD_NUMBER: _builtins.int
+    MAX_DATA_OWNERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     family: _builtins.str
     summary: _builtins.str
     inputs: _builtins.str
     leakage: _builtins.str
     min_data_owners: _builtins.int
+    max_data_owners: _builtins.int
+    """0 = no upper limit."""
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtocolParameter]: ...
     @_builtins.property
     def outputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def input_roles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtocolInputRoles]:
+        """Per input position; the last entry applies to every further owner."""
+
     def __init__(
         self,
         *,
@@ -415,10 +505,12 @@ class ProtocolInfo(_message.Message):
         outputs: _abc.Iterable[_builtins.str] | None = ...,
         leakage: _builtins.str = ...,
         min_data_owners: _builtins.int = ...,
+        input_roles: _abc.Iterable[Global___ProtocolInputRoles] | None = ...,
+        max_data_owners: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["family", b"family", "inputs", b"inputs", "leakage", b"leakage", "min_data_owners", b"min_data_owners", "name", b"name", "outputs", b"outputs", "parameters", b"parameters", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["family", b"family", "input_roles", b"input_roles", "inputs", b"inputs", "leakage", b"leakage", "max_data_owners", b"max_data_owners", "min_data_owners", b"min_data_owners", "name", b"name", "outputs", b"outputs", "parameters", b"parameters", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

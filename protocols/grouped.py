@@ -1,0 +1,240 @@
+"""Group-by aggregates: count, sum and mean of a numeric column per public group.
+
+Who provides what: each data owner feeds a categorical ``group`` column (string or
+int) and, except for ``group_count``, a numeric ``value`` column of its own dataset;
+a compute-only party (the helper) feeds nothing. The analyst lists the groups to
+report (``params.groups``, public); rows whose group is not listed are ignored.
+
+How: each owner pre-aggregates its own rows per group locally (GROUP BY in its own
+database for a SQL source) and lays its (count, sum) out on the public list of groups,
+zeros for groups it does not have. The MPC input is therefore one row per group, not
+per record: a secure array of length G per owner, added with ``mpc.np_sum`` over the
+stacked arrays. ``group_mean`` divides inside MPC (fixed point, vectorized), so counts
+stay hidden; ``group_by`` releases counts and sums, and the analyst's side computes
+each mean exactly as sum / count.
+
+What is revealed: nothing, to any party. The outputs stay secret-shared; each worker
+hands its re-randomized share to the analyst (see ``protocols.worker``).
+
+What leaks: the public list of groups (the analyst's); for ``group_mean``, which
+groups have no row (their mean is NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from protocols.aggregates import mean_frac_bits
+from protocols.io import Context, SecureOutput
+from protocols.registry import KEY_TYPES, NUMERIC, Param, ProtocolDef, Role, Table
+
+GROUP = Role("group", KEY_TYPES, "the categorical column to group by (string or int)")
+VALUE = Role("value", NUMERIC, "the numeric column to aggregate per group")
+
+
+def labels(params: Mapping[str, Any]) -> list[str]:
+    """The public groups as text: an int column's 7 matches 7 or "7", never "07"."""
+    return [str(g) for g in params["groups"]]
+
+
+def per_group(
+    keys: np.ndarray, measures: Sequence[np.ndarray], groups: Sequence[str]
+) -> np.ndarray:
+    """An owner's per-key measures laid out on the public groups: shape (len(measures), G).
+
+    Keys not listed are dropped; listed groups the owner does not have stay 0.
+    """
+    position = {g: i for i, g in enumerate(groups)}
+    out = np.zeros((len(measures), len(groups)), dtype=object)
+    out[:] = 0
+    for row, key in enumerate(keys):
+        i = position.get(str(key))
+        if i is not None:
+            for m, values in enumerate(measures):
+                out[m, i] = int(values[row])
+    return out
+
+
+async def _group_totals(ctx: Context, sectype: Any, with_sum: bool) -> Any:
+    """Secret-share every owner's per-group (count[, sum]) and add them: shape (1 or 2, G)."""
+    mpc = ctx.mpc
+    groups = labels(ctx.params)
+    rows = 2 if with_sum else 1
+    if ctx.local is not None:
+        measures: list[tuple[str, str | None]] = [("count", None)]
+        if with_sum:
+            measures.append(("sum", "value"))
+        agg = ctx.local.aggregate(by=["group"], measures=measures)
+        names = ["count", "sum:value"][:rows]
+        local = per_group(agg.keys["group"], [agg.values[n] for n in names], groups)
+    else:
+        local = np.zeros((rows, len(groups)), dtype=object)  # placeholder: only its shape is used
+    ctx.progress("computing", 0.2)
+    shared = mpc.input(sectype.array(local), senders=ctx.owners)
+    ctx.progress("computing", 0.5)
+    return mpc.np_sum(mpc.np_stack(shared), axis=0)
+
+
+def _named(
+    prefix: str, values: list[Any], groups: list[str], on_value_scale: bool
+) -> list[SecureOutput]:
+    return [
+        SecureOutput(f"{prefix}[{g}]", v, on_value_scale)
+        for g, v in zip(groups, values, strict=True)
+    ]
+
+
+async def group_count(ctx: Context) -> list[SecureOutput]:
+    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), with_sum=False)
+    return _named("count", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), False)
+
+
+async def group_sum(ctx: Context) -> list[SecureOutput]:
+    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), with_sum=True)
+    return _named("sum", ctx.mpc.np_tolist(totals[1]), labels(ctx.params), True)
+
+
+async def group_by(ctx: Context) -> list[SecureOutput]:
+    mpc, groups = ctx.mpc, labels(ctx.params)
+    totals = await _group_totals(ctx, mpc.SecInt(ctx.bit_length), with_sum=True)
+    return _named("count", mpc.np_tolist(totals[0]), groups, False) + _named(
+        "sum", mpc.np_tolist(totals[1]), groups, True
+    )
+
+
+async def group_mean(ctx: Context) -> list[SecureOutput]:
+    mpc, groups = ctx.mpc, labels(ctx.params)
+    f = mean_frac_bits(ctx.bit_length)  # as the plain mean: l = 2f, relative error < 2^-30
+    totals = await _group_totals(ctx, mpc.SecFxp(2 * f, f), with_sum=True)
+    counts, sums = totals[0], totals[1]
+    empty = counts == 0
+    means = sums / (counts + empty)  # an empty group divides by 1; the analyst gets NaN
+    ctx.progress("computing", 0.8)
+    return _named("mean", mpc.np_tolist(means), groups, True) + _named(
+        "empty", mpc.np_tolist(empty), groups, False
+    )
+
+
+def _finalize_group_by(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    out: dict[str, Fraction | float] = dict(values)
+    for name, count in values.items():
+        if name.startswith("count["):
+            g = name[len("count[") : -1]
+            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count else math.nan
+    return out
+
+
+def _finalize_group_mean(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    return {
+        name: math.nan if values[f"empty{name[len('mean') :]}"] else value
+        for name, value in values.items()
+        if name.startswith("mean[")
+    }
+
+
+# -- plaintext references ------------------------------------------------------------------------
+
+
+def _reference(tables: list[Table], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """count, sum (exact, in the declared unit) and mean per listed group over all owners."""
+    groups = labels(params)
+    count = dict.fromkeys(groups, 0)
+    total: dict[str, Any] = dict.fromkeys(groups, 0)
+    for t in tables:
+        keys = [str(k) for k in np.asarray(t["group"]).tolist()]
+        values = np.asarray(t["value"]) if "value" in t else np.zeros(len(keys))
+        for key, v in zip(keys, values, strict=True):
+            if key in count:
+                count[key] += 1
+                total[key] += v
+    mean = {g: total[g] / count[g] if count[g] else math.nan for g in groups}
+    return {"count": count, "sum": total, "mean": mean}
+
+
+def _ref(*outputs: str):
+    def reference(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+        ref = _reference(tables, params)
+        return {f"{o}[{g}]": float(ref[o][g]) for o in outputs for g in labels(params)}
+
+    return reference
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+_GROUPS = Param(
+    "groups",
+    "labels",
+    "the group values to report (public); rows of other groups are ignored",
+    required=True,
+)
+_LEAK = (
+    "Nothing to any party: each owner pre-aggregates its own rows per group locally and "
+    "secret-shares only its {what} per listed group (zeros for groups it lacks, so which "
+    "groups an owner has does not show); no party, the coordinator included, sees another "
+    "owner's partials or the result, which reaches only the analyst. The list of groups "
+    "is public (the analyst's); rows of unlisted groups are ignored."
+)
+
+DEFINITIONS = (
+    ProtocolDef(
+        name="group_count",
+        family="group-by",
+        summary="Number of rows per group, over the rows of all data owners",
+        inputs="one categorical `group` column per data owner",
+        outputs=("count[<group>]",),
+        leakage=_LEAK.format(what="row count"),
+        program="protocols.grouped:group_count",
+        reference=_ref("count"),
+        roles=((GROUP,),),
+        parameters=(_GROUPS,),
+    ),
+    ProtocolDef(
+        name="group_sum",
+        family="group-by",
+        summary="Sum of a numeric column per group, over the rows of all data owners",
+        inputs="per data owner: a categorical `group` column and a numeric `value` column",
+        outputs=("sum[<group>]",),
+        leakage=_LEAK.format(what="row count and sum"),
+        program="protocols.grouped:group_sum",
+        reference=_ref("sum"),
+        roles=((GROUP, VALUE),),
+        parameters=(_GROUPS,),
+    ),
+    ProtocolDef(
+        name="group_mean",
+        family="group-by",
+        summary="Mean of a numeric column per group; the per-group counts stay secret",
+        inputs="per data owner: a categorical `group` column and a numeric `value` column",
+        outputs=("mean[<group>]",),
+        leakage=_LEAK.format(what="row count and sum")
+        + " Counts and sums are never opened: the division runs in MPC in fixed point "
+        "(relative error below 1e-9); the analyst learns which listed groups have no row "
+        "(their mean is NaN).",
+        program="protocols.grouped:group_mean",
+        reference=_ref("mean"),
+        roles=((GROUP, VALUE),),
+        parameters=(_GROUPS,),
+        finalize=_finalize_group_mean,
+    ),
+    ProtocolDef(
+        name="group_by",
+        family="group-by",
+        summary="Count, sum and mean of a numeric column per group (counts are released)",
+        inputs="per data owner: a categorical `group` column and a numeric `value` column",
+        outputs=("count[<group>]", "sum[<group>]", "mean[<group>]"),
+        leakage=_LEAK.format(what="row count and sum")
+        + " Per-group counts and sums are outputs; each mean is computed from them exactly "
+        "on the analyst's side (NaN for a group with no row). To keep counts secret, use "
+        "group_mean.",
+        program="protocols.grouped:group_by",
+        reference=_ref("count", "sum", "mean"),
+        roles=((GROUP, VALUE),),
+        parameters=(_GROUPS,),
+        finalize=_finalize_group_by,
+    ),
+)

@@ -1,0 +1,547 @@
+"""Statistics of a numeric column held by one or more data owners.
+
+Variance, standard deviation, minimum and maximum, histogram and quantile.
+
+Who provides what: each data owner feeds one numeric column (the ``value`` role) of
+its own dataset; a compute-only party (the helper) feeds nothing.
+
+How: nothing in MPC is per row. Each owner first reduces its own rows locally (in its
+own database for a SQL source) to a handful of exact integers on the session's decimal
+scale, and secret-shares only those:
+
+* variance, stdev: (count N, sum S, sum of squares Q). The parties add them and form
+  A = N·Q − S² and D = N·(N − 1) exactly, so there is no cancellation; the sample
+  variance is A / D and the standard deviation sqrt(A / D) (on the squared and the plain
+  scale). Both come from one bit decomposition per operand, which splits it as
+  m·4^k with m in [1/4, 1), and Newton's iteration for 1/sqrt(m) (see
+  :func:`normalize`), in fixed point sized from the session's bit length.
+* minmax: its local minimum and maximum (a sentinel beyond every bound when it has no
+  row) and a non-empty bit; the parties take the minimum and maximum over owners —
+  a few secure comparisons, not one per row.
+* histogram: its counts per public bin; the vectors are added.
+* quantile: its counts per point of a public grid (values rounded down onto it); the
+  parties add them, take cumulative counts C and compare den·C_j < num·N for all j in
+  one vectorized comparison (q = num/den exactly, N stays secret); the number of ones
+  is the index of the inverted-CDF quantile on the grid.
+
+What is revealed: nothing, to any party. The outputs stay secret-shared; each worker
+hands its re-randomized share to the analyst (see ``protocols.worker``).
+
+What leaks, to the analyst only, beyond the declared outputs: for variance and stdev
+whether fewer than two rows were selected, for minmax and quantile whether none was
+(the output is then NaN). The quantile is only known to the grid's resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ensnif_mpc.errors import InvalidJobSpec
+from protocols.aggregates import value_filter
+from protocols.io import Context, SecureOutput, scaled_bound
+from protocols.registry import Param, ProtocolDef, Table, row_filter
+
+MAX_BINS = 4096  # histogram bins and quantile grid points: one secure vector of this length
+
+
+def exact(x: Any) -> Fraction:
+    """A number as the exact decimal a person wrote (0.29 is 29/100, not its float)."""
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, float):
+        return Fraction(repr(float(x)))  # numpy's repr of a float64 is not a decimal
+    return Fraction(int(x))
+
+
+def _decimal_places(x: Fraction) -> int:
+    """The number of decimals of an exact decimal (its denominator divides 10^e)."""
+    e = 0
+    while (x * 10**e).denominator != 1:
+        e += 1
+    return e
+
+
+# -- variance and standard deviation -------------------------------------------------------------
+
+
+def normalize(mpc: Any, a: Any, width: int) -> tuple[Any, Any, Any, Any, Any, int]:
+    """Split each entry of ``a`` (integral, in [0, 2^width)) as a = m·4^k with m in [1/4, 1).
+
+    ``a`` is a secure fixed-point array with at least width + 4 integer bits. One bit
+    decomposition, then one secure search for the leading bit whose result is any public
+    function of its position: here the powers 4^(K−k), 2^k and 2^(K−k) with
+    K = ceil(width / 2), which cost no further rounds (MPyC's ``np_find`` with ``cs_f``).
+    Returns (zero, m, 4^(K−k), 2^k, 2^(K−k), K); where a = 0: zero = 1, m = 0, k = 0.
+    """
+    f = type(a).sectype.frac_length
+    bits = mpc.np_to_bits(a)  # low to high; the f fractional bits of an integral a are 0
+    top = np.flip(bits[..., f : f + width], axis=-1)  # integer bits, high to low
+    big_k = (width + 1) // 2
+
+    def powers(i: int) -> tuple[int, int, int]:
+        k = (width - i + 1) // 2  # leading bit at position i from the top: a in [2^q, 2^(q+1))
+        return 1 << 2 * (big_k - k), 1 << k, 1 << (big_k - k)
+
+    def cs_f(b: Any, i: int) -> tuple[Any, ...]:
+        return tuple(b * (y - x) + x for x, y in zip(powers(i), powers(i + 1), strict=True))
+
+    zero, (four_down, two_up, two_down) = mpc.np_find(top, 1, e=None, cs_f=cs_f)
+    m = shift_down(mpc, a * four_down, 2 * big_k)  # an exact integer product, then / 4^K
+    return zero, m, four_down, two_up, two_down, big_k
+
+
+def shift_down(mpc: Any, a: Any, bits: int) -> Any:
+    """a / 2^bits for a secure fixed-point array (one truncation, rounding error < 2^-f)."""
+    out = mpc.np_trunc(a, f=bits)
+    out.integral = False  # np_trunc leaves it unset, which np_tolist refuses
+    return out
+
+
+def rsqrt_mantissa(m: Any) -> Any:
+    """1/sqrt(m) for m in [1/4, 1]: a linear start (relative error < 0.087), then 4 Newton
+    steps y ← y·(3 − m·y²)/2, each squaring the error (0.087 → 1.2e-2 → 2e-4 → 6e-8 → 6e-15)."""
+    y = 2.13 - m * 1.215
+    for _ in range(4):
+        y = y * (1.5 - (m * 0.5) * (y * y))
+    return y
+
+
+def moment_sizes(bit_length: int, decimals: int) -> tuple[int, int, int]:
+    """(width of A, width of D·10^decimals, fractional bits) for variance and stdev.
+
+    The session's bit length bounds every owner's rows times its scaled bound:
+    N, |S| < 2^(b−2) and Q ≤ Σ rows·bound² < 2^(2b−4), so A = N·Q − S² < 2^(3b) and
+    D = N(N−1) < 2^(2b). Fractional bits: the last truncation of either result has an
+    absolute error of about 2^-f, and a nonzero result is at least 1/D·10^-d, so
+    f = width(D·10^d) + 32 keeps the relative error below about 2^-30 (1e-9); the
+    Newton and rounding errors of the mantissas are far smaller.
+    """
+    width_a = 3 * bit_length
+    width_d = ((1 << 2 * bit_length) * 10**decimals).bit_length()
+    return width_a, width_d, width_d + 32
+
+
+async def _moments(ctx: Context, sectype: Any) -> tuple[Any, Any]:
+    """Secret-share every owner's (N, S, Q), add them; returns the secure scalars A and N(N−1)."""
+    mpc = ctx.mpc
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(
+            measures=[("count", None), ("sum", "value"), ("sumsq", "value")],
+            where=value_filter(ctx.params),
+        )
+        local = np.array(
+            [int(agg.values[k][0]) for k in ("count", "sum:value", "sumsq:value")], dtype=object
+        )
+    else:
+        local = np.zeros(3, dtype=object)  # placeholder: only its shape is used
+    ctx.progress("computing", 0.2)
+    shared = mpc.input(sectype.array(local), senders=ctx.owners)
+    n, s, q = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    ctx.progress("computing", 0.4)
+    return n * q - s * s, n * (n - 1)  # integral: exact, no truncation
+
+
+def _moment_type(ctx: Context) -> tuple[Any, int, int]:
+    width_a, width_d, f = moment_sizes(ctx.bit_length, ctx.decimals)
+    return ctx.mpc.SecFxp(f + width_a + 6, f), width_a, width_d
+
+
+async def variance(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    secfxp, _, width_d = _moment_type(ctx)
+    a, d = await _moments(ctx, secfxp)
+    # On the value scale: A / (D·10^d) = variance·10^d.
+    zero, m, four_down, _, _, big_k = normalize(
+        mpc, mpc.np_fromlist([d * 10**ctx.decimals]), width_d
+    )
+    y = rsqrt_mantissa(m + zero)  # an empty D gets m = 1: keeps y bounded
+    inverse = shift_down(mpc, y * y * four_down, 2 * big_k)  # y²/4^k = 1/(D·10^d)
+    ctx.progress("computing", 0.8)
+    (few,) = mpc.np_tolist(zero)
+    (inv,) = mpc.np_tolist(inverse)
+    return [SecureOutput("variance", a * inv), SecureOutput("few", few, on_value_scale=False)]
+
+
+async def stdev(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    secfxp, width_a, _ = _moment_type(ctx)
+    a, d = await _moments(ctx, secfxp)
+    zero, m, _, two_up, two_down, big_k = normalize(mpc, mpc.np_fromlist([a, d]), width_a)
+    y = rsqrt_mantissa(m + zero)
+    # sqrt(A)/sqrt(D) = sqrt(m_A)·2^(k_A) · y_D·2^(K−k_D) / 2^K, sqrt(m_A) = m_A·y_A; the
+    # powers of two are exact integers, so only the first product and the last shift round.
+    scaled = (m[:1] * y[:1] * y[1:]) * two_up[:1] * two_down[1:]
+    ctx.progress("computing", 0.8)
+    (result,) = mpc.np_tolist(shift_down(mpc, scaled, big_k))
+    _, few = mpc.np_tolist(zero)
+    return [SecureOutput("stdev", result), SecureOutput("few", few, on_value_scale=False)]
+
+
+def _finalize_spread(name: str):
+    def finalize(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+        return {name: math.nan if values["few"] else values[name]}
+
+    return finalize
+
+
+def _kept(tables: list[Table], params: Mapping[str, Any]) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(row_filter(np.asarray(t["value"]), params), dtype=object) for t in tables]
+    )
+
+
+def _sample_variance(tables: list[Table], params: Mapping[str, Any]) -> Fraction | None:
+    xs = [exact(v) for v in _kept(tables, params)]
+    n = len(xs)
+    if n < 2:
+        return None
+    mean = sum(xs, Fraction(0)) / n
+    return sum(((x - mean) ** 2 for x in xs), Fraction(0)) / (n - 1)
+
+
+def _ref_variance(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    var = _sample_variance(tables, params)
+    return {"variance": math.nan if var is None else float(var)}
+
+
+def _ref_stdev(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    var = _sample_variance(tables, params)
+    return {"stdev": math.nan if var is None else math.sqrt(var)}
+
+
+# -- minimum and maximum -----------------------------------------------------------------------
+
+
+async def minmax(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    secint = mpc.SecInt(ctx.bit_length)
+    # Every value on the session scale is below the session's bound 2^(b−2) in magnitude,
+    # so an owner without rows inputs (2^(b−2), −2^(b−2)): it can never win.
+    sentinel = 1 << (ctx.bit_length - 2)
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(
+            measures=[("count", None), ("min", "value"), ("max", "value")],
+            where=value_filter(ctx.params),
+        )
+        if agg.values["count"][0]:
+            lo, hi = int(agg.values["min:value"][0]), int(agg.values["max:value"][0])
+            if max(abs(lo), abs(hi)) >= sentinel:
+                raise ValueError("a value exceeds the session's bound (bit length too small)")
+            local = np.array([lo, hi, 1], dtype=object)
+        else:
+            local = np.array([sentinel, -sentinel, 0], dtype=object)
+    else:
+        local = np.zeros(3, dtype=object)  # placeholder: only its shape is used
+    ctx.progress("computing", 0.2)
+    stacked = mpc.np_stack(mpc.input(secint.array(local), senders=ctx.owners))
+    lowest = mpc.np_amin(stacked[:, 0])
+    highest = mpc.np_amax(stacked[:, 1])
+    empty = mpc.np_prod(1 - stacked[:, 2])
+    ctx.progress("computing", 0.7)
+    return [
+        SecureOutput("min", lowest),
+        SecureOutput("max", highest),
+        SecureOutput("empty", empty, on_value_scale=False),
+    ]
+
+
+def _finalize_minmax(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if values["empty"]:
+        return {"min": math.nan, "max": math.nan}
+    return {"min": values["min"], "max": values["max"]}
+
+
+def _ref_minmax(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    kept = _kept(tables, params)
+    if not kept.size:
+        return {"min": math.nan, "max": math.nan}
+    return {"min": float(min(kept)), "max": float(max(kept))}
+
+
+# -- histogram -----------------------------------------------------------------------------------
+
+
+def check_edges(params: Mapping[str, Any]) -> list[Fraction]:
+    """The bin edges as exact decimals; at least two, strictly increasing, at most MAX_BINS bins."""
+    edges = params.get("edges")
+    if not isinstance(edges, list) or len(edges) < 2:
+        raise InvalidJobSpec("params.edges: give at least two bin edges, e.g. [0, 10, 20]")
+    if len(edges) > MAX_BINS + 1:
+        raise InvalidJobSpec(f"params.edges: at most {MAX_BINS} bins ({len(edges) - 1} given)")
+    exact_edges = [exact(e) for e in edges]
+    for i in range(1, len(exact_edges)):
+        if exact_edges[i] <= exact_edges[i - 1]:
+            raise InvalidJobSpec(
+                f"params.edges: must be strictly increasing (edges[{i}] = {edges[i]!r} "
+                f"after {edges[i - 1]!r})"
+            )
+    return exact_edges
+
+
+def bin_counts(
+    keys: np.ndarray, counts: np.ndarray, edges: Sequence[Any], decimals: int
+) -> np.ndarray:
+    """Counts per bin [e_i, e_(i+1)) (the last bin closed) of distinct values with their counts.
+
+    Compared on the session's integer scale: x ≥ e ⇔ x ≥ ceil(e·10^d), x ≤ e ⇔ x ≤ floor(e·10^d).
+    Values outside [e_0, e_last] are not counted.
+    """
+    x = np.rint(np.asarray(keys, dtype=np.float64) * 10**decimals).astype(np.int64)
+    lows = np.array([scaled_bound(float(e), decimals, upper=False) for e in edges], dtype=np.int64)
+    top = scaled_bound(float(edges[-1]), decimals, upper=True)
+    inside = (x >= lows[0]) & (x <= top)
+    index = np.searchsorted(lows[:-1], x[inside], side="right") - 1
+    out = np.zeros(len(edges) - 1, dtype=np.int64)
+    np.add.at(out, index, np.asarray(counts, dtype=np.int64)[inside])
+    return out
+
+
+async def histogram(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    edges = check_edges(ctx.params)
+    secint = mpc.SecInt(ctx.bit_length)
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
+        local = bin_counts(agg.keys["value"], agg.values["count"], edges, ctx.decimals)
+        local = local.astype(object)
+    else:
+        local = np.zeros(len(edges) - 1, dtype=object)
+    ctx.progress("computing", 0.3)
+    shared = mpc.input(secint.array(local), senders=ctx.owners)
+    totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    return [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
+
+
+def _ref_histogram(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    edges = [exact(e) for e in params["edges"]]
+    xs = [exact(v) for t in tables for v in np.asarray(t["value"])]
+    counts = [0] * (len(edges) - 1)
+    for x in xs:
+        if edges[0] <= x <= edges[-1]:
+            i = next(i for i in range(len(edges) - 2, -1, -1) if x >= edges[i])
+            counts[i] += 1
+    return {f"count[{i}]": float(c) for i, c in enumerate(counts)}
+
+
+# -- quantile ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The public grid lower + j·step, j = 0..points−1, and the quantile q = num/den."""
+
+    lower: Fraction
+    step: Fraction
+    points: int
+    q: Fraction
+
+    def value(self, j: int) -> Fraction:
+        return self.lower + j * self.step
+
+    def index(self, x: Fraction) -> int:
+        """x rounded down onto the grid; below it counts at its first point, above at its last."""
+        return min(max(math.floor((x - self.lower) / self.step), 0), self.points - 1)
+
+
+def check_grid(params: Mapping[str, Any]) -> Grid:
+    for name in ("lower", "upper", "step"):
+        if params.get(name) is None:
+            raise InvalidJobSpec(f"params.{name}: required (the public grid lower..upper by step)")
+    lower, upper, step = (exact(params[k]) for k in ("lower", "upper", "step"))
+    q = exact(params.get("q", 0.5))
+    if not 0 < q < 1:
+        raise InvalidJobSpec(f"params.q: must be strictly between 0 and 1, got {params['q']!r}")
+    if step <= 0:
+        raise InvalidJobSpec(f"params.step: must be positive, got {params['step']!r}")
+    if upper <= lower:
+        raise InvalidJobSpec(
+            f"params.upper ({params['upper']!r}) must be greater than params.lower "
+            f"({params['lower']!r})"
+        )
+    points = math.floor((upper - lower) / step) + 1
+    if points > MAX_BINS:
+        coarser = (upper - lower) / (MAX_BINS - 1)
+        raise InvalidJobSpec(
+            f"params.step: the grid lower..upper by step has {points} points, at most "
+            f"{MAX_BINS} are allowed; use a coarser step (at least {float(coarser):.6g})"
+        )
+    return Grid(lower, step, points, q)
+
+
+def grid_counts(keys: np.ndarray, counts: np.ndarray, grid: Grid, decimals: int) -> np.ndarray:
+    """Counts per grid point of distinct values (declared unit) with their counts; exact."""
+    e = max(decimals, _decimal_places(grid.lower), _decimal_places(grid.step))
+    lower, step = int(grid.lower * 10**e), int(grid.step * 10**e)
+    scaled = np.rint(np.asarray(keys, dtype=np.float64) * 10**decimals).astype(np.int64)
+    x = scaled.astype(object) * 10 ** (e - decimals)  # Python ints: no overflow
+    index = np.clip((x - lower) // step, 0, grid.points - 1).astype(np.int64)
+    out = np.zeros(grid.points, dtype=np.int64)
+    np.add.at(out, index, np.asarray(counts, dtype=np.int64))
+    return out
+
+
+async def quantile(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    grid = check_grid(ctx.params)
+    num, den = grid.q.numerator, grid.q.denominator
+    # Room for den·C − num·N (C, N < 2^(b−2)) and for the grid's values on the value scale.
+    top = max(abs(grid.lower), abs(grid.value(grid.points - 1))) * 10**ctx.decimals
+    bits = max(ctx.bit_length + den.bit_length(), math.ceil(top).bit_length()) + 2
+    secint = mpc.SecInt(bits)
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
+        local = grid_counts(agg.keys["value"], agg.values["count"], grid, ctx.decimals)
+        local = local.astype(object)
+    else:
+        local = np.zeros(grid.points, dtype=object)
+    ctx.progress("computing", 0.2)
+    shared = mpc.input(secint.array(local), senders=ctx.owners)
+    cum = mpc.np_cumsum(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    total = mpc.np_sum(cum[-1:])  # N
+    ctx.progress("computing", 0.4)
+    # below[j] = [C_j < q·N] for j < J−1: a prefix of ones whose length is the index of the
+    # quantile. The last entry C_(J−1) = N is never below q·N; there den·N − num·N − 1 < 0
+    # holds exactly when N = 0, which makes that entry the "empty" bit.
+    last = np.zeros(grid.points, dtype=object)
+    last[-1] = 1
+    below = (cum * den - total * num - last) < 0
+    index = mpc.np_sum(below[:-1])
+    (empty,) = mpc.np_tolist(below[-1:])
+    ctx.progress("computing", 0.8)
+    value = _grid_value(ctx, grid, index)
+    return [SecureOutput("quantile", value), SecureOutput("empty", empty, on_value_scale=False)]
+
+
+def _grid_value(ctx: Context, grid: Grid, index: Any) -> Any:
+    """lower + index·step on the value scale: exact when the grid has no more decimals than
+    the data; otherwise in fixed point (relative error about 2^-40)."""
+    mpc, d = ctx.mpc, ctx.decimals
+    lower, step = grid.lower * 10**d, grid.step * 10**d
+    if lower.denominator == 1 and step.denominator == 1:
+        return index * int(step) + int(lower)
+    f = 48
+    secfxp = mpc.SecFxp(type(index).bit_length + f, f)
+    return mpc.convert(index, secfxp) * float(step) + float(lower)
+
+
+def _finalize_quantile(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    return {"quantile": math.nan if values["empty"] else values["quantile"]}
+
+
+def _ref_quantile(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    grid = check_grid(params)
+    index = sorted(grid.index(exact(v)) for t in tables for v in np.asarray(t["value"]))
+    if not index:
+        return {"quantile": math.nan}
+    rank = math.ceil(grid.q * len(index))  # inverted CDF: the smallest x with F(x) >= q
+    return {"quantile": float(grid.value(index[rank - 1]))}
+
+
+# -- declarations --------------------------------------------------------------------------------
+
+_FILTER = (
+    Param("min", "number", "only rows whose value is >= min (evaluated locally by each owner)"),
+    Param("max", "number", "only rows whose value is <= max (evaluated locally by each owner)"),
+)
+_NOTHING = (
+    "Nothing to any party: each owner pre-aggregates its own rows locally and secret-shares "
+    "only {what}; no party, the coordinator included, sees another owner's partials or the "
+    "result, which reaches only the analyst."
+)
+_SPREAD_LEAK = (
+    _NOTHING.format(what="its (count, sum, sum of squares)")
+    + " Count, sum and sum of squares are never opened: the division and square root run in "
+    "MPC in fixed point (relative error below 1e-9). The analyst also learns whether fewer "
+    "than two rows were selected (the output is then NaN)."
+)
+
+DEFINITIONS = (
+    ProtocolDef(
+        name="variance",
+        family="statistics",
+        summary="Sample variance (n − 1) of a numeric column over the rows of all data owners",
+        inputs="one numeric column per data owner",
+        outputs=("variance",),
+        leakage=_SPREAD_LEAK,
+        program="protocols.statistics:variance",
+        reference=_ref_variance,
+        parameters=_FILTER,
+        finalize=_finalize_spread("variance"),
+    ),
+    ProtocolDef(
+        name="stdev",
+        family="statistics",
+        summary="Sample standard deviation (n − 1) of a numeric column over all data owners",
+        inputs="one numeric column per data owner",
+        outputs=("stdev",),
+        leakage=_SPREAD_LEAK,
+        program="protocols.statistics:stdev",
+        reference=_ref_stdev,
+        parameters=_FILTER,
+        finalize=_finalize_spread("stdev"),
+    ),
+    ProtocolDef(
+        name="minmax",
+        family="statistics",
+        summary="Minimum and maximum of a numeric column over the rows of all data owners",
+        inputs="one numeric column per data owner",
+        outputs=("min", "max"),
+        leakage=_NOTHING.format(what="its own minimum and maximum (and whether it has rows)")
+        + " The analyst also learns whether no row was selected (both outputs are then NaN). "
+        "Note that a minimum or maximum is one owner's actual value.",
+        program="protocols.statistics:minmax",
+        reference=_ref_minmax,
+        parameters=_FILTER,
+        finalize=_finalize_minmax,
+    ),
+    ProtocolDef(
+        name="histogram",
+        family="statistics",
+        summary="Row counts per bin [e_i, e_(i+1)) of public edges (the last bin closed)",
+        inputs="one numeric column per data owner",
+        outputs=("count[<i>]",),
+        leakage=_NOTHING.format(what="its vector of counts per bin")
+        + " Rows outside [edges[0], edges[-1]] are not counted; the edges are public.",
+        program="protocols.statistics:histogram",
+        reference=_ref_histogram,
+        parameters=(
+            Param(
+                "edges",
+                "numbers",
+                f"bin edges, strictly increasing, at most {MAX_BINS} bins",
+                required=True,
+            ),
+        ),
+        check_spec=lambda spec: check_edges(spec.params),
+    ),
+    ProtocolDef(
+        name="quantile",
+        family="statistics",
+        summary=(
+            "The q-quantile (inverted CDF, as numpy's method='inverted_cdf') of a numeric "
+            "column, on a public grid lower..upper by step"
+        ),
+        inputs="one numeric column per data owner",
+        outputs=("quantile",),
+        leakage=_NOTHING.format(what="its counts per grid point")
+        + " The row count stays secret. The analyst learns the quantile only to the grid's "
+        "resolution (values are rounded down onto the grid; below lower they count at lower, "
+        "beyond the last grid point at that point), and whether no row was selected (NaN).",
+        program="protocols.statistics:quantile",
+        reference=_ref_quantile,
+        parameters=(
+            Param("q", "number", "the quantile, strictly between 0 and 1", default=0.5),
+            Param("lower", "number", "the grid's first point", required=True),
+            Param("upper", "number", "the grid's end (its last point is <= upper)", required=True),
+            Param("step", "number", f"the grid's step (at most {MAX_BINS} points)", required=True),
+        ),
+        finalize=_finalize_quantile,
+        check_spec=lambda spec: check_grid(spec.params),
+    ),
+)
