@@ -68,6 +68,7 @@ class WorkerStatus:
     message: str = ""
     bytes_sent: int = 0
     reason_code: str = ""
+    cpu_seconds: float = 0.0  # the worker's own CPU time so far (for benchmarks and operators)
 
     def write(self, directory: Path) -> None:
         atomic_write(directory / STATUS_FILE, json.dumps(asdict(self)).encode())

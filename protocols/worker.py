@@ -19,10 +19,12 @@ import importlib
 import logging
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
 from ensnif_mpc import sealing
+from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.shares import OutputShare, PartyShares
 from ensnif_mpc.worker_session import (
@@ -54,7 +56,12 @@ class Reporter:
         self.bytes_sent = 0
 
     def __call__(self, phase: str, fraction: float, message: str = "") -> None:
-        WorkerStatus(phase, fraction, message, self.bytes_sent).write(self.directory)
+        status = WorkerStatus(phase, fraction, message, self.bytes_sent, cpu_seconds=_cpu())
+        status.write(self.directory)
+
+
+def _cpu() -> float:
+    return round(time.process_time(), 3)
 
 
 def _bytes_sent(mpc) -> int:
@@ -197,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
 
         sealed = mpc.run(_run(mpc, session, directory, report))
+    except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
+        log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)
+        WorkerStatus("failed", 0.0, exc.message, report.bytes_sent, exc.reason).write(directory)
+        return EXIT_FAILED
     except Exception as exc:  # the worker's one boundary: record why, exit non-zero
         log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
         WorkerStatus(
