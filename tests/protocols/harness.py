@@ -78,7 +78,7 @@ class OwnerTable:
     data: Mapping[str, np.ndarray]  # column name -> values (declared unit; str or int keys)
     columns: tuple[Column, ...]
     roles: Mapping[str, str]  # role -> column name
-    fmt: str = "csv"  # csv | parquet
+    fmt: str = "csv"  # csv | parquet | sqlite (a SQL source through SQLAlchemy)
     clamp: bool = False
 
     @property
@@ -93,6 +93,12 @@ class OwnerTable:
 
         frame = pd.DataFrame({name: self.data[name] for name in self.data})
         path = directory / f"data.{self.fmt}"
+        if self.fmt == "sqlite":
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                frame.to_sql("data", db, index=False)
+            return SourceSpec(kind="sql", url=f"sqlite:///{path}", table="data")
         if self.fmt == "csv":
             frame.to_csv(path, index=False)
         else:

@@ -145,3 +145,32 @@ def test_join_correlation_matches_numpy_on_per_key_sums(tmp_path):
     # within ~2^-(f-1) absolutely, far below 1e-12 here; |r| is then √r² in the clear.
     assert run.outputs["r"] == pytest.approx(want["r"], abs=1e-9)
     assert abs(want["r"]) > 0.3
+
+
+def test_sql_owner_and_an_empty_or_disjoint_side_give_documented_results(tmp_path):
+    rng = np.random.default_rng(21)
+    a = orders(rng, 300, customers=100)
+    a = OwnerTable(a.data, a.columns, a.roles, fmt="sqlite")  # pre-aggregated in SQLite
+    disjoint = deliveries(rng, 200, offset=1000, customers=100)
+
+    run = run_parties(
+        tmp_path, "intersection_sum", [a, disjoint, None], decimals=2, job_id="disjoint"
+    )
+    assert run.outputs["keys"] == run.outputs["rows"] == run.outputs["sum"] == 0
+    assert math.isnan(run.outputs["mean"])
+
+    empty = OwnerTable(
+        {"customer": np.zeros(0, dtype=np.int64), "minutes": np.zeros(0, dtype=np.int64)},
+        (Column("customer", "int", 0, 10**7), Column("minutes", "int", 0, 300)),
+        {"key": "customer", "value": "minutes"},
+    )
+    corr = run_parties(
+        tmp_path,
+        "join_correlation",
+        [a, empty, None],
+        {"per_key": "sum"},
+        decimals=2,
+        job_id="empty",
+    )
+    assert math.isnan(corr.outputs["r"]) and corr.outputs["pairs"] == 0
+    assert math.isnan(reference("join_correlation", [a, empty], {"per_key": "sum"})["r"])
