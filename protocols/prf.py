@@ -82,7 +82,7 @@ async def random_key(mpc: Any, secfld: Any) -> Any:
 
 async def pseudonyms(mpc: Any, keys: Any, prf_key: Any) -> np.ndarray:
     """F_k(x) for every element of the shared array ``keys``: a public array of 33-byte points."""
-    from coincurve import PrivateKey, PublicKey
+    from coincurve import PublicKey
 
     length = len(keys)
     if length == 0:
@@ -102,7 +102,8 @@ async def pseudonyms(mpc: Any, keys: Any, prf_key: Any) -> np.ndarray:
                 if np.any(scalars == 0):
                     raise ArithmeticError("a share of 1/(k+x) is zero (probability ~2^-256)")
                 raw = b"".join(
-                    PrivateKey.from_int(int(s)).public_key.format(False) for s in scalars
+                    PublicKey.from_valid_secret(int(s).to_bytes(32, "big")).format(False)
+                    for s in scalars
                 )
                 mine = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 65)
             # Every party takes part in every transfer (MPyC matches messages by order).
