@@ -80,7 +80,7 @@ def _outcome(client: Client, final: pb.Job, as_json: bool) -> None:
 
 def _print_result(job_id: str, values: dict[str, Any]) -> None:
     for name, v in values.items():
-        console.print(f"[bold]{name}[/] = {float(v):.6g}")
+        console.print(f"[bold]{escape(name)}[/] = {float(v):.6g}")
 
 
 @job.command("submit")

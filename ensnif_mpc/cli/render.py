@@ -73,6 +73,14 @@ def jobs_table(jobs: list[pb.Job]) -> Table:
     return t
 
 
+def _input_line(i: pb.JobInput) -> str:
+    """``grocery: orders.basket_total`` or, with roles, ``grocery: orders (key=customer_id, …)``."""
+    if not i.roles:
+        return f"{i.party}: {i.dataset}.{i.column}"
+    roles = {**({"value": i.column} if i.column else {}), **dict(i.roles)}
+    return f"{i.party}: {i.dataset} ({', '.join(f'{r}={c}' for r, c in sorted(roles.items()))})"
+
+
 def job_panel(job: pb.Job) -> Table:
     t = Table(title=f"Job {job.id}", show_header=False)
     t.add_column("field", style="bold")
@@ -81,7 +89,7 @@ def job_panel(job: pb.Job) -> Table:
     t.add_row("protocol", job.spec.protocol)
     t.add_row("state", styled_state(job))
     t.add_row("submitter", job.submitter)
-    inputs = "\n".join(f"{i.party}: {i.dataset}.{i.column}" for i in job.spec.inputs)
+    inputs = "\n".join(_input_line(i) for i in job.spec.inputs)
     t.add_row("inputs", inputs)
     t.add_row("helpers", ", ".join(job.spec.helpers) or "-")
     t.add_row("params", job.spec.params_json or "{}")
