@@ -1,4 +1,4 @@
-"""The private join's local building blocks: permutations, Lagrange weights, key hashing, matching."""
+"""The private join's local parts: permutations, Lagrange weights, key hashing, matching."""
 
 from __future__ import annotations
 
