@@ -33,7 +33,9 @@ class Coordinator:
         if self.store.get_party(who.name) is None:
             raise PermissionDenied(f"{who.name!r} must register before publishing datasets")
         # The owner is whoever holds the certificate, whatever the message says.
-        owned = DatasetSchema(who.name, ds.name, ds.columns, ds.row_count, ds.description)
+        owned = DatasetSchema(
+            who.name, ds.name, ds.columns, ds.row_count, ds.description, ds.policy
+        )
         self.store.upsert_dataset(owned)
         self.store.audit(
             "dataset_published", {"party": who.name, "dataset": ds.name, "rows": ds.row_count}

@@ -8,6 +8,7 @@ the others are told to abort, so no worker is left waiting on a dead peer.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -156,10 +157,12 @@ class Scheduler:
             rejected = [(p, a) for p, a in answers.items() if a.decision == ppb.DECISION_REJECTED]
             if rejected:
                 party, ans = rejected[0]
+                # Abort the others first (they free their ports and budget reservations),
+                # so that whoever sees REJECTED sees nothing still held for the job.
+                self._abort_all(job, f"rejected by {party}")
                 self._move(
                     job, JobState.REJECTED, f"{party}: {ans.reason}", ans.reason_code or "rejected"
                 )
-                self._abort_all(job, "rejected by another party")
                 raise JobEnded(job.id)
             if all(a.decision == ppb.DECISION_APPROVED for a in answers.values()):
                 break
@@ -210,6 +213,7 @@ class Scheduler:
                 analyst_certificate_pem=job.analyst_cert,
                 bit_length=int(job.sizing["bit_length"]),
                 decimals=int(job.sizing["decimals"]),
+                release_json=json.dumps(job.sizing.get("release") or {"exact": True}),
             )
             try:
                 return party, self._stub(party).Propose(req, timeout=self.propose_timeout_s)

@@ -6,6 +6,7 @@ against the transition table first, so two writers cannot race.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from ensnif_mpc.db import AuditColumns, aware, make_engine, utcnow
 from ensnif_mpc.errors import UnknownJob
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState, check_transition
-from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
 
 
 class Base(DeclarativeBase):
@@ -52,6 +53,8 @@ class DatasetRow(Base):
     columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     row_count: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
+    # The owner's published DP policy (a read-only mirror; the node's ledger decides).
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class JobRow(Base):
@@ -110,6 +113,12 @@ class JobRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _policy(raw: dict[str, Any] | None) -> PrivacyPolicy:
+    if not raw:
+        return PrivacyPolicy()
+    return PrivacyPolicy(**{**raw, "exact_protocols": tuple(raw.get("exact_protocols", ()))})
+
+
 def _spec_dict(spec: JobSpec) -> dict[str, Any]:
     return {
         "protocol": spec.protocol,
@@ -117,6 +126,7 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
         "helpers": list(spec.helpers),
         "params": spec.params,
         "name": spec.name,
+        **({"privacy": spec.privacy.to_dict()} if spec.privacy else {}),
     }
 
 
@@ -192,6 +202,9 @@ class Store:
                 row = DatasetRow(party=d.party, name=d.name)
                 s.add(row)
             row.columns, row.row_count, row.description = cols, d.row_count, d.description
+            policy = dataclasses.asdict(d.policy)
+            policy["exact_protocols"] = list(d.policy.exact_protocols)
+            row.policy = policy
 
     def list_datasets(self, party: str = "") -> list[DatasetSchema]:
         with self._sessions() as s:
@@ -205,6 +218,7 @@ class Store:
                     tuple(Column(**c) for c in r.columns),
                     r.row_count,
                     r.description,
+                    _policy(r.policy),
                 )
                 for r in s.scalars(q).all()
             ]

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from ensnif_mpc.dp import EXACT, ReleasePlan
+from ensnif_mpc.dp import plan as dp_plan
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
+    FailedPrecondition,
     NotEnoughParties,
+    PolicyViolation,
     UnknownColumn,
     UnknownDataset,
     UnknownParty,
@@ -25,13 +30,18 @@ from protocols import registry
 
 @dataclass(frozen=True)
 class Sizing:
-    """Secure-type sizes fixed for the whole session."""
+    """Secure-type sizes fixed for the whole session, and how its outputs are released."""
 
     bit_length: int
     decimals: int
+    release: ReleasePlan = EXACT
 
-    def as_dict(self) -> dict[str, int]:
-        return {"bit_length": self.bit_length, "decimals": self.decimals}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bit_length": self.bit_length,
+            "decimals": self.decimals,
+            "release": self.release.to_dict(),
+        }
 
 
 def honest_majority_threshold(n: int) -> int:
@@ -117,6 +127,53 @@ def validate(
     if definition.check_spec is not None:
         definition.check_spec(spec)
     if not columns:  # no value column (e.g. an intersection size): counts only
-        return sizing_for([(r, 1.0, 0) for r in rows], 0)
-    decimals = max(d for _, _, d in columns)
-    return sizing_for(columns, decimals)
+        sizing = sizing_for([(r, 1.0, 0) for r in rows], 0)
+    else:
+        sizing = sizing_for(columns, max(d for _, _, d in columns))
+    schemas = [dataset(i.party, i.dataset) for i in spec.inputs]
+    release = release_plan(spec, [s for s in schemas if s is not None], sizing.decimals)
+    return replace(sizing, bit_length=sizing.bit_length + release.headroom_bits(), release=release)
+
+
+def owner_contribution(schema: DatasetSchema, value_column: str, decimals: int) -> tuple[int, int]:
+    """(rows per person, largest |value| on the integer grid) of one owner's input."""
+    col = schema.column(value_column) if value_column else None
+    bound = math.ceil(col.abs_bound * 10**decimals) if col is not None else 0
+    return schema.policy.rows_per_person, bound
+
+
+def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> ReleasePlan:
+    """Exact where every owner allows it and the job asks; otherwise calibrated DP noise.
+
+    ρ is the job's ``[privacy] rho`` or, without one, the smallest default among the
+    owners' published policies. Each owner's node re-derives the scale and enforces
+    its own ceiling and budget; this is only the coordinator's proposal.
+    """
+    definition = registry.get(spec.protocol)
+    privacy = spec.privacy
+    if privacy is not None and privacy.exact:
+        refusing = [
+            f"{s.party}/{s.name}" for s in schemas if spec.protocol not in s.policy.exact_protocols
+        ]
+        if refusing:
+            raise PolicyViolation(
+                f"privacy.exact: the policy of {', '.join(refusing)} does not allow exact "
+                f"release of {spec.protocol!r}; remove `exact` to get a DP release",
+                reason="exact_not_allowed",
+            )
+        return EXACT
+    if definition.dp_sensitivity is None:
+        raise FailedPrecondition(
+            f"protocol {spec.protocol!r} has no differentially private release yet; "
+            "ask for privacy.exact = true where every owner's policy allows it",
+            reason="dp_unavailable",
+        )
+    rho = privacy.rho if privacy is not None and privacy.rho is not None else None
+    if rho is None:
+        rho = min(s.policy.default_rho for s in schemas)
+    owners = [
+        owner_contribution(s, i.column, decimals) for s, i in zip(schemas, spec.inputs, strict=True)
+    ]
+    blocks = definition.dp_sensitivity(owners, spec.params)
+    n = len(spec.party_order)
+    return dp_plan(rho, blocks, n, honest_majority_threshold(n))

@@ -7,6 +7,7 @@ is decrypted with the analyst's key and the shares are interpolated.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -112,6 +113,10 @@ class Client:
 
         The protocol's last step (e.g. NaN for the mean of an empty selection) runs here.
         """
+        return self.result_details(job_id).values
+
+    def result_details(self, job_id: str) -> Result:
+        """The result and, for a DP release, each output's noise standard deviation."""
         job = self.job(job_id)
         resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
         key = self.profile.tls.key.read_bytes()
@@ -130,8 +135,38 @@ class Client:
             if part.x != expected.index(s.party) + 1:
                 raise CryptoError(f"the share of {s.party!r} is for another party index")
             parts.append(part)
-        protocol = job.spec.protocol
-        return registry.finalize(protocol, shares.combine(parts))
+        values = registry.finalize(job.spec.protocol, shares.combine(parts))
+        return Result(values, noise_scales(parts, values))
+
+
+@dataclass(frozen=True)
+class Result:
+    values: dict[str, Fraction | float]
+    # Standard deviation of the DP noise per output, in the output's unit (absent: exact).
+    noise_sd: dict[str, float]
+
+    def interval(self, name: str, confidence: float = 0.95) -> float:
+        """Half-width of the confidence interval of an output (0 for an exact one)."""
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(0.5 + confidence / 2) * self.noise_sd.get(name, 0.0)
+
+
+def noise_scales(
+    parts: list[shares.PartyShares], values: dict[str, Fraction | float]
+) -> dict[str, float]:
+    """Noise sd per opened output on its value scale; a mean from noisy (sum, count) by the
+    delta method, sd ≈ sqrt(sd_sum² + mean²·sd_count²) / count."""
+    out = {
+        o.name: o.noise_sd / ((1 << o.frac_bits) * 10**o.decimals)
+        for o in parts[0].outputs
+        if o.noise_sd
+    }
+    if "sum" in out and "count" in out and "mean" in values:
+        count, mean = float(values["count"]), float(values["mean"])
+        if count > 0:
+            out["mean"] = (out["sum"] ** 2 + mean**2 * out["count"] ** 2) ** 0.5 / count
+    return out
 
 
 def state_name(job: pb.Job) -> str:
@@ -142,4 +177,4 @@ def is_final(job: pb.Job) -> bool:
     return convert.state_from_pb(job.state).final
 
 
-__all__ = ["Client", "JobState", "state_name", "is_final"]
+__all__ = ["Client", "JobState", "Result", "state_name", "is_final"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.pki import CertFiles
-from ensnif_mpc.schema import Column
+from ensnif_mpc.schema import Column, PrivacyPolicy
 
 if TYPE_CHECKING:  # sources pulls in pyarrow and SQLAlchemy: only data owners' nodes need them
     from ensnif_mpc.sources import SourceSpec
@@ -112,6 +112,7 @@ class DatasetConfig:
     description: str = ""
     allowed_protocols: tuple[str, ...] = ("count", "sum", "mean")
     clamp: bool = False
+    privacy: PrivacyPolicy = PrivacyPolicy()
 
     @property
     def path(self) -> Path:
@@ -188,6 +189,30 @@ def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
     )
 
 
+def _privacy(raw: Any, where: str) -> PrivacyPolicy:
+    if not isinstance(raw, dict):
+        raise InvalidConfig(f"{where}: expected a table")
+    known = {"budget_rho", "default_rho", "max_rho", "exact_protocols", "rows_per_person"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidConfig(
+            f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(known))})"
+        )
+    exact = raw.get("exact_protocols", [])
+    if not isinstance(exact, list) or not all(isinstance(p, str) for p in exact):
+        raise InvalidConfig(f"{where}.exact_protocols: expected a list of protocol names")
+    try:
+        return PrivacyPolicy(
+            budget_rho=float(raw.get("budget_rho", 1.0)),
+            default_rho=float(raw.get("default_rho", 0.1)),
+            max_rho=float(raw.get("max_rho", 0.5)),
+            exact_protocols=tuple(exact),
+            rows_per_person=int(raw.get("rows_per_person", 1)),
+        )
+    except (TypeError, ValueError):
+        raise InvalidConfig(f"{where}: budget_rho, default_rho, max_rho must be numbers") from None
+
+
 @dataclass(frozen=True)
 class PartyConfig:
     name: str
@@ -251,6 +276,7 @@ class PartyConfig:
                     description=str(d.get("description", "")),
                     allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
                     clamp=clamp,
+                    privacy=_privacy(d.get("privacy", {}), f"{where}.privacy"),
                 )
             )
         listen = str(raw.get("listen", "127.0.0.1:50061"))

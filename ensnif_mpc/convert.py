@@ -8,7 +8,7 @@ from ensnif_mpc.errors import InvalidJobSpec
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.jobspec import Input, JobSpec
 from ensnif_mpc.jobstate import JobState
-from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
 
 _COLTYPE = {
     "int": pb.COLUMN_TYPE_INT,
@@ -37,6 +37,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         helpers=list(spec.helpers),
         params_json=spec.params_json(),
         name=spec.name,
+        privacy_json=spec.privacy_json(),
     )
 
 
@@ -47,6 +48,10 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
         raise InvalidJobSpec(f"params: not valid JSON ({exc})") from exc
     if not isinstance(params, dict):
         raise InvalidJobSpec("params: expected an object")
+    try:
+        privacy = json.loads(msg.privacy_json) if msg.privacy_json else None
+    except ValueError as exc:
+        raise InvalidJobSpec(f"privacy: not valid JSON ({exc})") from exc
     from ensnif_mpc import jobspec  # shape checks shared with the TOML path
 
     return jobspec.from_dict(
@@ -59,6 +64,7 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
             "helpers": list(msg.helpers),
             "params": params,
             "name": msg.name,
+            "privacy": privacy,
         }
     )
 
@@ -86,6 +92,14 @@ def dataset_to_pb(d: DatasetSchema) -> pb.Dataset:
         columns=[column_to_pb(c) for c in d.columns],
         row_count=d.row_count,
         description=d.description,
+        policy=pb.PrivacyPolicy(
+            budget_rho=d.policy.budget_rho,
+            default_rho=d.policy.default_rho,
+            max_rho=d.policy.max_rho,
+            exact_protocols=list(d.policy.exact_protocols),
+            rows_per_person=d.policy.rows_per_person,
+            remaining_rho=d.policy.remaining_rho,
+        ),
     )
 
 
@@ -96,6 +110,18 @@ def dataset_from_pb(m: pb.Dataset) -> DatasetSchema:
         columns=tuple(column_from_pb(c) for c in m.columns),
         row_count=m.row_count,
         description=m.description,
+        policy=_policy_from_pb(m.policy) if m.HasField("policy") else PrivacyPolicy(),
+    )
+
+
+def _policy_from_pb(m: pb.PrivacyPolicy) -> PrivacyPolicy:
+    return PrivacyPolicy(
+        budget_rho=m.budget_rho,
+        default_rho=m.default_rho,
+        max_rho=m.max_rho,
+        exact_protocols=tuple(m.exact_protocols),
+        rows_per_person=max(1, m.rows_per_person),
+        remaining_rho=m.remaining_rho,
     )
 
 

@@ -27,7 +27,7 @@ This module never imports MPyC; the worker uses :func:`sample_shares`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from statistics import NormalDist
 from typing import Any
@@ -127,3 +127,66 @@ def sample_shares(sigma_share: float, count: int) -> list[int]:
         dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale=sigma_share
     )
     return [int(v) for v in measurement([0] * count)]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Outputs noised together: ``dims`` consecutive outputs with one L2 sensitivity."""
+
+    l2_sensitivity: float  # on the integer grid
+    dims: int
+    rho: float  # this block's share of the job's ρ
+    sigma_share: float  # each party's discrete Gaussian scale for these outputs
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """How a job's outputs are released: exactly, or with distributed discrete Gaussian noise.
+
+    The job's ρ is split evenly over blocks of outputs (e.g. a mean's sum and count,
+    whose sensitivities differ by orders of magnitude); zCDP composes by adding, so
+    the release as a whole is ρ-zCDP. Fixed by the coordinator from the catalog and
+    re-derived by every owner's node before it reserves budget: a node never trusts a
+    scale it did not compute.
+    """
+
+    exact: bool
+    rho: float = 0.0
+    blocks: tuple[Block, ...] = ()
+    parties: int = 0
+    threshold: int = 0
+
+    @property
+    def dims(self) -> int:
+        return sum(b.dims for b in self.blocks)
+
+    def output_sigmas(self) -> list[float]:
+        """Standard deviation of the summed noise of every output, in output order."""
+        return [b.sigma_share * math.sqrt(self.parties) for b in self.blocks for _ in range(b.dims)]
+
+    def headroom_bits(self) -> int:
+        """Extra bits so that value + noise cannot wrap (noise beyond 60σ has mass < 2^-2500)."""
+        if self.exact or not self.blocks:
+            return 0
+        return max(1, math.ceil(math.log2(60 * max(self.output_sigmas()) + 1))) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> ReleasePlan:
+        blocks = tuple(Block(**b) for b in raw.get("blocks", ()))
+        return ReleasePlan(**{**raw, "blocks": blocks})
+
+
+def plan(rho: float, blocks: list[tuple[float, int]], parties: int, threshold: int) -> ReleasePlan:
+    """Calibrate every block (L2 sensitivity, dims) at ρ / len(blocks)."""
+    share = rho / len(blocks)
+    out = []
+    for l2, dims in blocks:
+        cal = calibrate(share, l2, parties, threshold, dims)
+        out.append(Block(l2, dims, share, cal.sigma_share))
+    return ReleasePlan(False, rho, tuple(out), parties, threshold)
+
+
+EXACT = ReleasePlan(exact=True)

@@ -31,7 +31,8 @@ from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
 
-_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params"}
+_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy"}
+MECHANISMS = ("gaussian",)
 ROLES = ("value", "key", "group", "filter")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
 
@@ -61,12 +62,34 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Privacy:
+    """The job's ``[privacy]`` table: a zCDP budget ρ for its release, or a request for exact.
+
+    Without a table the owners' policies decide (their default ρ). Exact release is
+    only possible where every owner's policy allows it for the protocol.
+    """
+
+    rho: float | None = None
+    exact: bool = False
+    mechanism: str = "gaussian"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mechanism": self.mechanism}
+        if self.exact:
+            out["exact"] = True
+        if self.rho is not None:
+            out["rho"] = self.rho
+        return out
+
+
+@dataclass(frozen=True)
 class JobSpec:
     protocol: str
     inputs: tuple[Input, ...]
     helpers: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    privacy: Privacy | None = None
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -82,6 +105,45 @@ class JobSpec:
 
     def params_json(self) -> str:
         return json.dumps(self.params, sort_keys=True)
+
+    def privacy_json(self) -> str:
+        return json.dumps(self.privacy.to_dict(), sort_keys=True) if self.privacy else ""
+
+
+def parse_privacy(raw: Any) -> Privacy | None:
+    """The ``[privacy]`` table, checked for shape; policies are checked by each owner's node."""
+    import math
+
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidJobSpec("privacy: expected a table with rho (or exact = true)")
+    unknown = sorted(set(raw) - {"rho", "exact", "mechanism", "epsilon", "delta"})
+    if unknown:
+        raise InvalidJobSpec(f"privacy.{unknown[0]}: unknown key (allowed: rho, exact, mechanism)")
+    if "epsilon" in raw or "delta" in raw:
+        raise InvalidJobSpec(
+            "privacy.epsilon: pure ε-DP (discrete Laplace sampled in MPC) is not available yet; "
+            "give a zCDP budget as privacy.rho (ε-DP with δ follows from ρ: "
+            "ε = ρ + 2·sqrt(ρ·ln(1/δ)))"
+        )
+    mechanism = raw.get("mechanism", "gaussian")
+    if mechanism not in MECHANISMS:
+        raise InvalidJobSpec(
+            f"privacy.mechanism: {mechanism!r} is not available (use: {', '.join(MECHANISMS)})"
+        )
+    exact = raw.get("exact", False)
+    if not isinstance(exact, bool):
+        raise InvalidJobSpec("privacy.exact: expected true or false")
+    rho = raw.get("rho")
+    if rho is not None:
+        if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho):
+            raise InvalidJobSpec(f"privacy.rho: expected a finite positive number, got {rho!r}")
+        if rho <= 0:
+            raise InvalidJobSpec(f"privacy.rho: must be positive, got {rho!r}")
+    if exact and rho is not None:
+        raise InvalidJobSpec("privacy: give rho or exact = true, not both")
+    return Privacy(float(rho) if rho is not None else None, exact, mechanism)
 
 
 def _str(value: Any, where: str) -> str:
@@ -149,7 +211,8 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise InvalidJobSpec("name: expected a string")
-    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name)
+    privacy = parse_privacy(raw.get("privacy"))
+    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name, privacy)
 
 
 def load(path: Path) -> JobSpec:

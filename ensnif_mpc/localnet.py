@@ -96,6 +96,10 @@ def _dataset_toml(
     out = [
         f'\n[[datasets]]\nname = "{name}"\npath = "{path}"\ndescription = "{description}"\n'
         f"allowed_protocols = {json.dumps(list(ALLOWED))}\n"
+        # The sample owners allow exact answers (so the demo can show them next to the
+        # plaintext) and give every dataset a budget for the DP jobs.
+        f"\n[datasets.privacy]\nbudget_rho = 10.0\ndefault_rho = 0.1\nmax_rho = 1.0\n"
+        f"exact_protocols = {json.dumps(list(ALLOWED))}\n"
     ]
     for key in ("customer_id", "zip"):
         out.append(f'\n[[datasets.columns]]\nname = "{key}"\ntype = "string"\n')

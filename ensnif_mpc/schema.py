@@ -48,12 +48,38 @@ class Column:
 
 
 @dataclass(frozen=True)
+class PrivacyPolicy:
+    """A data owner's DP policy for one dataset; published in the catalog (read-only there).
+
+    The privacy unit is a person. ``rows_per_person`` is the most rows one person
+    has in this dataset; a person may also appear at other owners, so a release's
+    sensitivity sums every owner's rows_per_person × value bound.
+    """
+
+    budget_rho: float = 1.0  # total zCDP budget of the dataset, enforced by the node's ledger
+    default_rho: float = 0.1  # charged per job that has no [privacy] table
+    max_rho: float = 0.5  # the most one job may spend
+    exact_protocols: tuple[str, ...] = ()  # protocols this owner lets release without noise
+    rows_per_person: int = 1
+    remaining_rho: float = -1.0  # catalog mirror of the ledger (-1: not reported)
+
+    def __post_init__(self) -> None:
+        for name in ("budget_rho", "default_rho", "max_rho"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InvalidConfig(f"privacy.{name}: expected a positive number, got {value!r}")
+        if self.rows_per_person < 1:
+            raise InvalidConfig("privacy.rows_per_person: must be at least 1")
+
+
+@dataclass(frozen=True)
 class DatasetSchema:
     party: str
     name: str
     columns: tuple[Column, ...]
     row_count: int
     description: str = ""
+    policy: PrivacyPolicy = PrivacyPolicy()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

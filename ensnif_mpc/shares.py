@@ -27,6 +27,8 @@ class OutputShare:
     decimals: int = 0
     # The field of this output when it differs from the job's (0: PartyShares.modulus).
     modulus: int = 0
+    # Standard deviation of the DP noise in this output, on its integer grid (0: exact).
+    noise_sd: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ class WorkerSession:
     roles: dict[str, str] = field(default_factory=dict)
     # Public: the role -> column names of every data owner, in input order.
     input_roles: list[dict[str, str]] = field(default_factory=list)
+    # How outputs are released (ensnif_mpc.dp.ReleasePlan as a dict); empty = exact.
+    release: dict[str, Any] = field(default_factory=dict)
     sec_param: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
 

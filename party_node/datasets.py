@@ -40,7 +40,9 @@ def schema_of(party: str, cfg: DatasetConfig) -> DatasetSchema:
         raise InvalidConfig(
             f"{source.label} has no column {missing[0]!r} (it has: {', '.join(header)})"
         )
-    return DatasetSchema(party, cfg.name, cfg.columns, source.row_count(), cfg.description)
+    return DatasetSchema(
+        party, cfg.name, cfg.columns, source.row_count(), cfg.description, cfg.privacy
+    )
 
 
 _CHECKED: dict[tuple[object, ...], int] = {}

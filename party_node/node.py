@@ -6,16 +6,20 @@ own configuration, data and store. Every refusal names the rule that refused.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc import delivery, mpc_session
+from ensnif_mpc import delivery, dp, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
+from ensnif_mpc.dp import EXACT, ReleasePlan
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     CryptoError,
@@ -31,9 +35,11 @@ from ensnif_mpc.errors import (
 from ensnif_mpc.hub import Hub
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.pki import Identity, verify_member
+from ensnif_mpc.schema import Column
 from ensnif_mpc.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
 from party_node import datasets
 from party_node.executor import Executor, JobHandle, Workspace
+from party_node.ledger import Ledger
 from party_node.store import NODE_LIVE, NodeJob, NodeStore
 from protocols import registry
 
@@ -49,6 +55,18 @@ class Proposal:
     analyst_cert_pem: str
     bit_length: int
     decimals: int
+    release: ReleasePlan = EXACT
+
+
+def release_from_json(text: str) -> ReleasePlan:
+    """The coordinator's proposed release plan; nodes check it before trusting it."""
+    if not text:
+        return EXACT
+    try:
+        raw = json.loads(text)
+        return ReleasePlan.from_dict(raw) if not raw.get("exact") else EXACT
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidArgument(f"release plan: not a valid plan ({exc})") from exc
 
 
 class Node:
@@ -67,6 +85,10 @@ class Node:
         self.ca_pem = cfg.tls.ca.read_bytes()
         self.key_pem = cfg.tls.key.read_bytes()
         self.datasets: dict[str, DatasetConfig] = {d.name: d for d in cfg.datasets}
+        self.ledger = Ledger(
+            store.engine, {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
+        )
+        self.on_budget_change: Callable[[], None] = lambda: None  # e.g. republish the catalog
         self._handles: dict[str, JobHandle] = {}
         self._started: dict[str, float] = {}
         self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
@@ -78,6 +100,8 @@ class Node:
 
     # -- lifecycle -----------------------------------------------------------
     def start_monitor(self) -> None:
+        # A reservation whose job is not live any more may have been opened: count it spent.
+        self.ledger.recover({j.job_id for j in self.store.live() if j.state == "approved"})
         for job in self.store.live():
             if job.state in ("starting", "running"):
                 self._end(job, "failed", "the node restarted while the job ran", "node_restarted")
@@ -113,7 +137,13 @@ class Node:
             raise InvalidArgument(f"job id {p.job_id!r} is not alphanumeric")
         try:
             session_input = self._evaluate(p)
-            port = self._allocate_port()
+            charges = self._charges(p)
+            self.ledger.reserve(p.job_id, charges)
+            try:
+                port = self._allocate_port()
+            except EnsnifError:
+                self.ledger.release(p.job_id)
+                raise
         except EnsnifError as err:
             log.info("job %s rejected: %s", p.job_id, err.message)
             return self.store.create(
@@ -128,6 +158,7 @@ class Node:
             "decimals": p.decimals,
             "analyst_cert": p.analyst_cert_pem,
             "input": session_input,
+            "release": p.release.to_dict(),
             "input_roles": [i.columns for i in p.spec.inputs],
             "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
             "mpc_cert": cred.cert_pem,
@@ -198,9 +229,10 @@ class Node:
                 )
         rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
         value = declared.get(roles.get("value", ""))
+        self._check_release(p, definition, ds, value)
         if value is not None:
             need = rows * math.ceil(value.abs_bound * 10**p.decimals)
-            if need.bit_length() + 2 > p.bit_length:
+            if need.bit_length() + 2 + p.release.headroom_bits() > p.bit_length:
                 raise FailedPrecondition(
                     f"{inp.dataset}.{value.name} has grown beyond what the catalog announced "
                     f"({rows} rows); restart the node to republish it",
@@ -211,6 +243,64 @@ class Node:
             "dataset_columns": [asdict(c) for c in ds.columns],
             "clamp": ds.clamp,
             "roles": roles,
+        }
+
+    def _check_release(
+        self,
+        p: Proposal,
+        definition: registry.ProtocolDef,
+        ds: DatasetConfig,
+        value: Column | None,
+    ) -> None:
+        """This owner's own view of the release: its policy, and a scale it computes itself."""
+        policy, plan = ds.privacy, p.release
+        if plan.exact:
+            if p.spec.protocol not in policy.exact_protocols:
+                raise PolicyViolation(
+                    f"policy of dataset {ds.name!r} does not allow exact release of "
+                    f"{p.spec.protocol!r} (exact_protocols: "
+                    f"{', '.join(policy.exact_protocols) or 'none'})",
+                    reason="exact_not_allowed",
+                )
+            return
+        if definition.dp_sensitivity is None:
+            raise PolicyViolation(f"{p.spec.protocol!r} has no DP release", reason="dp_unavailable")
+        if not 0 < plan.rho <= policy.max_rho:
+            raise PolicyViolation(
+                f"the job spends ρ = {plan.rho:g} of dataset {ds.name!r}; its policy allows at "
+                f"most {policy.max_rho:g} per job",
+                reason="rho_above_policy",
+            )
+        n = len(p.party_order)
+        if plan.parties != n or plan.threshold != (n - 1) // 2:
+            raise InvalidArgument("release plan is for another session size")
+        bound = math.ceil(value.abs_bound * 10**p.decimals) if value is not None else 0
+        own = definition.dp_sensitivity([(policy.rows_per_person, bound)], p.spec.params)
+        claimed = [(b.l2_sensitivity, b.dims) for b in plan.blocks]
+        if len(own) != len(claimed) or any(
+            o_l2 > c_l2 or o_d != c_d for (o_l2, o_d), (c_l2, c_d) in zip(own, claimed, strict=True)
+        ):
+            raise PolicyViolation(
+                f"the release assumes sensitivities {claimed}; this dataset alone "
+                f"contributes {own}",
+                reason="sensitivity_understated",
+            )
+        expected = dp.plan(plan.rho, claimed, n, plan.threshold)
+        if any(
+            not math.isclose(e.sigma_share, b.sigma_share, rel_tol=1e-9)
+            for e, b in zip(expected.blocks, plan.blocks, strict=True)
+        ):
+            raise PolicyViolation(
+                "the proposed noise scales are not the calibrated ones",
+                reason="noise_miscalibrated",
+            )
+
+    def _charges(self, p: Proposal) -> dict[str, Fraction]:
+        """What this job costs each of this node's datasets (nothing for an exact release)."""
+        if p.release.exact:
+            return {}
+        return {
+            i.dataset: Fraction(p.release.rho) for i in p.spec.inputs if i.party == self.cfg.name
         }
 
     def _allocate_port(self) -> int:
@@ -273,6 +363,7 @@ class Node:
             decimals=job.data["decimals"],
             analyst_cert_pem=job.data["analyst_cert"],
             input_roles=job.data["input_roles"],
+            release=job.data.get("release", {}),
             **(job.data["input"] or {}),
         ).write(directory)
         self.store.transition(job_id, "approved", "starting")
@@ -308,6 +399,14 @@ class Node:
             if self.store.transition(job.job_id, current.state, state, reason, code, **fields):
                 break
             current = self.store.get(job.job_id)
+        # The budget: spent the moment this node's share left the worker (with t others
+        # it opens the noisy value); given back only if nothing could have been opened.
+        if state == "succeeded" or (self.workspace.path(job.job_id) / RESULT_FILE).exists():
+            moved = self.ledger.commit(job.job_id)
+        else:
+            moved = self.ledger.release(job.job_id)
+        if moved:
+            self.on_budget_change()
         with self._lock:
             self._handles.pop(job.job_id, None)
             self._started.pop(job.job_id, None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import grpc
 
@@ -14,6 +15,7 @@ from ensnif_mpc.errors import EnsnifError, InvalidConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_grpc
 from ensnif_mpc.pki import identity_of, load_cert
+from ensnif_mpc.schema import DatasetSchema
 from ensnif_mpc.serving import build_server, run_until, stop_on_signal
 from ensnif_mpc.tls import secure_channel
 from party_node import datasets
@@ -27,13 +29,21 @@ log = logging.getLogger(__name__)
 class Registrar:
     """Keeps this node registered and its catalog published, retrying while needed."""
 
-    def __init__(self, cfg: PartyConfig, advertise: str, interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        cfg: PartyConfig,
+        advertise: str,
+        interval_s: float = 10.0,
+        remaining: Callable[[], dict[str, float]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.advertise = advertise
         self.interval_s = interval_s
         self.schemas = [datasets.schema_of(cfg.name, d) for d in cfg.datasets]
+        self.remaining = remaining  # the ledger's remaining ρ per dataset, mirrored in the catalog
         self.registered = threading.Event()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="registrar", daemon=True)
 
     def start(self) -> None:
@@ -41,6 +51,20 @@ class Registrar:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Publish again now (e.g. a budget changed)."""
+        self._wake.set()
+
+    def _published(self) -> list[DatasetSchema]:
+        left = self.remaining() if self.remaining else {}
+        return [
+            replace(s, policy=replace(s.policy, remaining_rho=float(left[s.name])))
+            if s.name in left
+            else s
+            for s in self.schemas
+        ]
 
     def _loop(self) -> None:
         channel = secure_channel(self.cfg.coordinator, self.cfg.tls, self.cfg.coordinator_name)
@@ -49,7 +73,7 @@ class Registrar:
         while not self._stop.is_set():
             try:
                 stub.RegisterParty(cpb.RegisterPartyRequest(address=self.advertise), timeout=10)
-                for schema in self.schemas:
+                for schema in self._published():
                     stub.PublishDataset(
                         cpb.PublishDatasetRequest(dataset=convert.dataset_to_pb(schema)), timeout=10
                     )
@@ -64,7 +88,8 @@ class Registrar:
                     exc.code().name,
                 )
                 delay = min(delay * 2, self.interval_s) if self.registered.is_set() else 1.0
-            self._stop.wait(delay)
+            self._wake.wait(delay)
+            self._wake.clear()
         channel.close()
 
 
@@ -110,7 +135,12 @@ def start(cfg: PartyConfig) -> RunningNode:
     advertise = cfg.advertise
     if advertise.endswith(":0"):
         advertise = advertise[:-2] + f":{port}"
-    registrar = Registrar(cfg, advertise)
+    registrar = Registrar(
+        cfg,
+        advertise,
+        remaining=lambda: {b.dataset: float(b.remaining) for b in node.ledger.show()},
+    )
+    node.on_budget_change = registrar.wake
     registrar.start()
     log.info("party %s (%s) listening on port %d", cfg.name, cfg.role, port)
     return RunningNode(server, port, node, registrar)

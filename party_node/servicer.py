@@ -13,7 +13,7 @@ from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
 from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
 from ensnif_mpc.mpc_session import PeerBinding
 from ensnif_mpc.tls import peer_identity
-from party_node.node import Node, Proposal
+from party_node.node import Node, Proposal, release_from_json
 from party_node.store import NODE_LIVE, NodeJob
 
 
@@ -58,6 +58,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     analyst_cert_pem=request.analyst_certificate_pem,
                     bit_length=request.bit_length,
                     decimals=request.decimals,
+                    release=release_from_json(request.release_json),
                 ),
             )
             if job.state in ("rejected", "aborted", "failed"):

@@ -76,6 +76,13 @@ def mean_frac_bits(bit_length: int) -> int:
 
 
 async def mean(ctx: Context) -> list[SecureOutput]:
+    if ctx.dp:  # noise goes on integers: release a noisy sum and count, divided by the analyst
+        secint = ctx.mpc.SecInt(ctx.bit_length)
+        totals = await _owner_partials(ctx, secint)
+        return [
+            SecureOutput("sum", totals[0]),
+            SecureOutput("count", totals[1], on_value_scale=False),
+        ]
     f = mean_frac_bits(ctx.bit_length)
     secfxp = ctx.mpc.SecFxp(2 * f, f)
     totals = await _owner_partials(ctx, secfxp)

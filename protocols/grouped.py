@@ -31,7 +31,7 @@ import numpy as np
 
 from protocols.aggregates import mean_frac_bits
 from protocols.io import Context, SecureOutput
-from protocols.registry import KEY_TYPES, NUMERIC, Param, ProtocolDef, Role, Table
+from protocols.registry import KEY_TYPES, NUMERIC, Param, ProtocolDef, Reference, Role, Table
 
 GROUP = Role("group", KEY_TYPES, "the categorical column to group by (string or int)")
 VALUE = Role("value", NUMERIC, "the numeric column to aggregate per group")
@@ -60,20 +60,20 @@ def per_group(
     return out
 
 
-async def _group_totals(ctx: Context, sectype: Any, with_sum: bool) -> Any:
-    """Secret-share every owner's per-group (count[, sum]) and add them: shape (1 or 2, G)."""
+COUNT: tuple[str, str | None] = ("count", None)
+SUM: tuple[str, str | None] = ("sum", "value")
+
+
+async def _group_totals(ctx: Context, sectype: Any, measures: list[tuple[str, str | None]]) -> Any:
+    """Secret-share every owner's measures per listed group and add them: shape (measures, G)."""
     mpc = ctx.mpc
     groups = labels(ctx.params)
-    rows = 2 if with_sum else 1
     if ctx.local is not None:
-        measures: list[tuple[str, str | None]] = [("count", None)]
-        if with_sum:
-            measures.append(("sum", "value"))
         agg = ctx.local.aggregate(by=["group"], measures=measures)
-        names = ["count", "sum:value"][:rows]
+        names = [f if r is None else f"{f}:{r}" for f, r in measures]
         local = per_group(agg.keys["group"], [agg.values[n] for n in names], groups)
-    else:
-        local = np.zeros((rows, len(groups)), dtype=object)  # placeholder: only its shape is used
+    else:  # a placeholder: only its shape is used
+        local = np.zeros((len(measures), len(groups)), dtype=object)
     ctx.progress("computing", 0.2)
     shared = mpc.input(sectype.array(local), senders=ctx.owners)
     ctx.progress("computing", 0.5)
@@ -90,18 +90,18 @@ def _named(
 
 
 async def group_count(ctx: Context) -> list[SecureOutput]:
-    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), with_sum=False)
+    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), [COUNT])
     return _named("count", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), False)
 
 
 async def group_sum(ctx: Context) -> list[SecureOutput]:
-    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), with_sum=True)
-    return _named("sum", ctx.mpc.np_tolist(totals[1]), labels(ctx.params), True)
+    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), [SUM])
+    return _named("sum", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), True)
 
 
 async def group_by(ctx: Context) -> list[SecureOutput]:
     mpc, groups = ctx.mpc, labels(ctx.params)
-    totals = await _group_totals(ctx, mpc.SecInt(ctx.bit_length), with_sum=True)
+    totals = await _group_totals(ctx, mpc.SecInt(ctx.bit_length), [COUNT, SUM])
     return _named("count", mpc.np_tolist(totals[0]), groups, False) + _named(
         "sum", mpc.np_tolist(totals[1]), groups, True
     )
@@ -110,7 +110,7 @@ async def group_by(ctx: Context) -> list[SecureOutput]:
 async def group_mean(ctx: Context) -> list[SecureOutput]:
     mpc, groups = ctx.mpc, labels(ctx.params)
     f = mean_frac_bits(ctx.bit_length)  # as the plain mean: l = 2f, relative error < 2^-30
-    totals = await _group_totals(ctx, mpc.SecFxp(2 * f, f), with_sum=True)
+    totals = await _group_totals(ctx, mpc.SecFxp(2 * f, f), [COUNT, SUM])
     counts, sums = totals[0], totals[1]
     empty = counts == 0
     means = sums / (counts + empty)  # an empty group divides by 1; the analyst gets NaN
@@ -140,7 +140,7 @@ def _finalize_group_mean(values: dict[str, Fraction]) -> dict[str, Fraction | fl
 # -- plaintext references ------------------------------------------------------------------------
 
 
-def _reference(tables: list[Table], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _reference(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """count, sum (exact, in the declared unit) and mean per listed group over all owners."""
     groups = labels(params)
     count = dict.fromkeys(groups, 0)
@@ -156,8 +156,8 @@ def _reference(tables: list[Table], params: Mapping[str, Any]) -> dict[str, dict
     return {"count": count, "sum": total, "mean": mean}
 
 
-def _ref(*outputs: str):
-    def reference(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref(*outputs: str) -> Reference:
+    def reference(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
         ref = _reference(tables, params)
         return {f"{o}[{g}]": float(ref[o][g]) for o in outputs for g in labels(params)}
 
@@ -199,7 +199,7 @@ DEFINITIONS = (
         summary="Sum of a numeric column per group, over the rows of all data owners",
         inputs="per data owner: a categorical `group` column and a numeric `value` column",
         outputs=("sum[<group>]",),
-        leakage=_LEAK.format(what="row count and sum"),
+        leakage=_LEAK.format(what="sum"),
         program="protocols.grouped:group_sum",
         reference=_ref("sum"),
         roles=((GROUP, VALUE),),

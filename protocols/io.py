@@ -85,6 +85,9 @@ class Context:
     progress: Callable[[str, float], None]
     # Public: per data owner (input order), the role → column names it provides.
     input_roles: tuple[dict[str, str], ...] = ()
+    # True when the release is noised (DP): programs then output integers only (e.g. the
+    # mean as sum and count), since noise is added on the integer grid before opening.
+    dp: bool = False
 
     @property
     def is_owner(self) -> bool:
@@ -100,3 +103,5 @@ class SecureOutput:
     value: Any  # a secure scalar (secint/secfxp) produced by the program
     # True when the value is on the column's decimal scale (a sum, a mean), False for a count.
     on_value_scale: bool = True
+    # Released with DP noise (integer outputs only) when the job's release is not exact.
+    noisy: bool = True

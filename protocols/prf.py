@@ -11,7 +11,13 @@ collide) and k ∈ Z_q is a uniformly random key that exists only as a sharing
 (every party inputs a random element; the sum is uniform if one is honest).
 
 How it runs. In MPC over GF(q): u = 1/(k + x) with one multiplication and one
-opening of a masked value (MPyC's reciprocal: open r·(k+x), invert, times r).
+opening of a masked value: open c = r·(k+x) for a jointly random r, then
+u = r·c⁻¹. The product is computed with MPyC's resharing multiplication, so
+what is opened is a fresh degree-t sharing of c and nothing else. (MPyC 0.11's
+own ``np_reciprocal`` opens the raw degree-2t product A(X)·R(X) in large
+fields; its shares determine the polynomial, which a single party can factor
+to get k + x up to two candidates — an attack a party that knows some x then
+turns into k. It must not be used here; see ``reciprocal``.)
 The parties never open u. Instead, for each element, t+1 designated parties
 publish λ_i·u_i·G — their Shamir share of u, weighted by the Lagrange
 coefficient of their set at 0, "in the exponent" — and everyone adds those
@@ -80,6 +86,33 @@ async def random_key(mpc: Any, secfld: Any) -> Any:
     return mpc.sum(contributions)
 
 
+async def reciprocal(mpc: Any, a: Any) -> Any:
+    """1/a elementwise for a shared array over GF(q) with no zero entry; opens only r·a.
+
+    r is jointly random (every party inputs a random array; the sum is uniform if one
+    party is honest), r·a is a resharing multiplication (a fresh degree-t sharing), so
+    the opened c = r·a is a uniformly random nonzero element independent of a.
+    """
+    import secrets
+
+    secarray = type(a)
+    field = secarray.sectype.field
+    length = len(a)
+    mine = field.array(
+        np.array([secrets.randbelow(Q - 1) + 1 for _ in range(length)], dtype=object)
+    )
+    contributions = mpc.input(secarray(mine), senders=list(range(len(mpc.parties))))
+    r = contributions[0]
+    for other in contributions[1:]:
+        r = r + other
+    c = await mpc.output(a * r)
+    values = np.asarray(c.value if hasattr(c, "value") else c, dtype=object)
+    if np.any(values % Q == 0):
+        raise ArithmeticError("k + x or the mask is zero (probability ~2^-250); rerun the job")
+    inverse = field.array(np.array([pow(int(v), -1, Q) for v in values], dtype=object))
+    return r * inverse
+
+
 async def pseudonyms(mpc: Any, keys: Any, prf_key: Any) -> np.ndarray:
     """F_k(x) for every element of the shared array ``keys``: a public array of 33-byte points."""
     from coincurve import PublicKey
@@ -87,7 +120,7 @@ async def pseudonyms(mpc: Any, keys: Any, prf_key: Any) -> np.ndarray:
     length = len(keys)
     if length == 0:
         return np.zeros(0, dtype=f"S{POINT_BYTES}")
-    u = mpc.np_reciprocal(keys + prf_key)
+    u = await reciprocal(mpc, keys + prf_key)
     own = np.asarray((await mpc.gather(u)).value, dtype=object)
     n, t, me = len(mpc.parties), mpc.threshold, mpc.pid
     chunks = np.array_split(np.arange(length), n)

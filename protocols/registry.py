@@ -45,6 +45,9 @@ VALUE = Role("value", NUMERIC, "the numeric column to aggregate")
 # floats for numbers, str/int for keys) and returns the declared outputs.
 Table = Mapping[str, np.ndarray]
 Reference = Callable[[Sequence[Table], Mapping[str, Any]], dict[str, float]]
+# From each owner's (rows per person, largest |value| on the integer grid) and the
+# parameters: the blocks of the noisy release in output order, as (L2 sensitivity, outputs).
+DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[tuple[float, int]]]
 Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
@@ -68,6 +71,9 @@ class ProtocolDef:
     # Checks across inputs and parameters (e.g. a threshold needs a `filter` column);
     # raises InvalidJobSpec naming the field. Gets the ensnif_mpc.jobspec.JobSpec.
     check_spec: Callable[[Any], None] | None = None
+    # Differential privacy: the blocks of the noisy release (see DpSensitivity).
+    # None: the protocol has no DP release yet (exact only, where owners allow it).
+    dp_sensitivity: DpSensitivity | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def roles_at(self, position: int) -> tuple[Role, ...]:
@@ -182,7 +188,31 @@ def _ref_mean(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, f
 
 
 def _finalize_mean(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if "empty" not in values:  # the DP release: noisy sum and count, divided here
+        count = values["count"]
+        return {"mean": values["sum"] / count if count > 0 else math.nan, **values}
     return {"mean": math.nan if values["empty"] else values["mean"]}
+
+
+def _dp_count(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """A person with k rows at each owner changes the count by at most Σk."""
+    return [(float(sum(k for k, _ in owners)), 1)]
+
+
+def _dp_sum(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """... and the sum by at most Σ k·B (B: the owner's largest |value| on the grid)."""
+    return [(float(max(1, sum(k * b for k, b in owners))), 1)]
+
+
+def _dp_mean(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """The mean is released as a noisy sum and a noisy count (ρ split between them)."""
+    return _dp_sum(owners, params) + _dp_count(owners, params)
 
 
 def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:
@@ -215,6 +245,7 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             program="protocols.aggregates:count",
             reference=_ref_count,
             parameters=_FILTER,
+            dp_sensitivity=_dp_count,
         ),
         ProtocolDef(
             name="sum",
@@ -226,6 +257,7 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             program="protocols.aggregates:total",
             reference=_ref_sum,
             parameters=_FILTER,
+            dp_sensitivity=_dp_sum,
         ),
         ProtocolDef(
             name="mean",
@@ -239,6 +271,7 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             reference=_ref_mean,
             finalize=_finalize_mean,
             parameters=_FILTER,
+            dp_sensitivity=_dp_mean,
         ),
     )
 }

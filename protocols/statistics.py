@@ -45,7 +45,7 @@ import numpy as np
 from ensnif_mpc.errors import InvalidJobSpec
 from protocols.aggregates import value_filter
 from protocols.io import Context, SecureOutput, scaled_bound
-from protocols.registry import Param, ProtocolDef, Table, row_filter
+from protocols.registry import Finalize, Param, ProtocolDef, Table, row_filter
 
 MAX_BINS = 4096  # histogram bins and quantile grid points: one secure vector of this length
 
@@ -183,20 +183,20 @@ async def stdev(ctx: Context) -> list[SecureOutput]:
     return [SecureOutput("stdev", result), SecureOutput("few", few, on_value_scale=False)]
 
 
-def _finalize_spread(name: str):
+def _finalize_spread(name: str) -> Finalize:
     def finalize(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
         return {name: math.nan if values["few"] else values[name]}
 
     return finalize
 
 
-def _kept(tables: list[Table], params: Mapping[str, Any]) -> np.ndarray:
+def _kept(tables: Sequence[Table], params: Mapping[str, Any]) -> np.ndarray:
     return np.concatenate(
         [np.asarray(row_filter(np.asarray(t["value"]), params), dtype=object) for t in tables]
     )
 
 
-def _sample_variance(tables: list[Table], params: Mapping[str, Any]) -> Fraction | None:
+def _sample_variance(tables: Sequence[Table], params: Mapping[str, Any]) -> Fraction | None:
     xs = [exact(v) for v in _kept(tables, params)]
     n = len(xs)
     if n < 2:
@@ -205,12 +205,12 @@ def _sample_variance(tables: list[Table], params: Mapping[str, Any]) -> Fraction
     return sum(((x - mean) ** 2 for x in xs), Fraction(0)) / (n - 1)
 
 
-def _ref_variance(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref_variance(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
     var = _sample_variance(tables, params)
     return {"variance": math.nan if var is None else float(var)}
 
 
-def _ref_stdev(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref_stdev(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
     var = _sample_variance(tables, params)
     return {"stdev": math.nan if var is None else math.sqrt(var)}
 
@@ -257,7 +257,7 @@ def _finalize_minmax(values: dict[str, Fraction]) -> dict[str, Fraction | float]
     return {"min": values["min"], "max": values["max"]}
 
 
-def _ref_minmax(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref_minmax(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
     kept = _kept(tables, params)
     if not kept.size:
         return {"min": math.nan, "max": math.nan}
@@ -318,7 +318,7 @@ async def histogram(ctx: Context) -> list[SecureOutput]:
     return [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
 
 
-def _ref_histogram(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref_histogram(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
     edges = [exact(e) for e in params["edges"]]
     xs = [exact(v) for t in tables for v in np.asarray(t["value"])]
     counts = [0] * (len(edges) - 1)
@@ -366,10 +366,10 @@ def check_grid(params: Mapping[str, Any]) -> Grid:
         )
     points = math.floor((upper - lower) / step) + 1
     if points > MAX_BINS:
-        coarser = (upper - lower) / (MAX_BINS - 1)
+        coarser = float((upper - lower) / (MAX_BINS - 1)) * (1 + 1e-6)  # rounded up below
         raise InvalidJobSpec(
             f"params.step: the grid lower..upper by step has {points} points, at most "
-            f"{MAX_BINS} are allowed; use a coarser step (at least {float(coarser):.6g})"
+            f"{MAX_BINS} are allowed; use a coarser step (at least {coarser:.6g})"
         )
     return Grid(lower, step, points, q)
 
@@ -434,7 +434,7 @@ def _finalize_quantile(values: dict[str, Fraction]) -> dict[str, Fraction | floa
     return {"quantile": math.nan if values["empty"] else values["quantile"]}
 
 
-def _ref_quantile(tables: list[Table], params: Mapping[str, Any]) -> dict[str, float]:
+def _ref_quantile(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
     grid = check_grid(params)
     index = sorted(grid.index(exact(v)) for t in tables for v in np.asarray(t["value"]))
     if not index:
@@ -444,6 +444,15 @@ def _ref_quantile(tables: list[Table], params: Mapping[str, Any]) -> dict[str, f
 
 
 # -- declarations --------------------------------------------------------------------------------
+
+
+def _check_histogram(spec: Any) -> None:
+    check_edges(spec.params)
+
+
+def _check_quantile(spec: Any) -> None:
+    check_grid(spec.params)
+
 
 _FILTER = (
     Param("min", "number", "only rows whose value is >= min (evaluated locally by each owner)"),
@@ -518,7 +527,7 @@ DEFINITIONS = (
                 required=True,
             ),
         ),
-        check_spec=lambda spec: check_edges(spec.params),
+        check_spec=_check_histogram,
     ),
     ProtocolDef(
         name="quantile",
@@ -542,6 +551,6 @@ DEFINITIONS = (
             Param("step", "number", f"the grid's step (at most {MAX_BINS} points)", required=True),
         ),
         finalize=_finalize_quantile,
-        check_spec=lambda spec: check_grid(spec.params),
+        check_spec=_check_quantile,
     ),
 )

@@ -22,6 +22,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
 
 from ensnif_mpc import sealing
 from ensnif_mpc.errors import EnsnifError
@@ -103,7 +106,38 @@ def _local_data(session: WorkerSession):
     return LocalData(source, dict(session.roles), session.decimals)
 
 
-async def _reshare_outputs(mpc, outputs, decimals: int) -> tuple[list[OutputShare], int]:
+async def _add_noise(mpc, outputs, plan):
+    """Add the sum of every party's discrete Gaussian noise shares to the noisy outputs.
+
+    Each party draws ``plan.dims`` integer shares with OpenDP's exact sampler and
+    secret-shares them; only value + Σ shares is ever opened (by the analyst), so no
+    party sees its own noise next to the value, and colluders' shares are not relied on.
+    """
+    from ensnif_mpc import dp
+    from protocols.io import SecureOutput
+
+    noisy = [o for o in outputs if o.noisy]
+    if len(noisy) != plan.dims or len(noisy) != len(outputs):
+        raise ValueError(
+            f"the release plan noises {plan.dims} outputs; the program returned "
+            f"{len(noisy)} noisy of {len(outputs)}"
+        )
+    sectype = type(noisy[0].value)
+    if getattr(sectype, "frac_length", 0) or any(type(o.value) is not sectype for o in noisy):
+        raise ValueError("DP noise is added to integer outputs of one secure type only")
+    draws = [v for b in plan.blocks for v in dp.sample_shares(b.sigma_share, b.dims)]
+    mine = sectype.array(np.array(draws, dtype=object))
+    everyone = list(range(len(mpc.parties)))
+    total = mpc.np_sum(mpc.np_stack(mpc.input(mine, senders=everyone)), axis=0)
+    return [
+        SecureOutput(o.name, o.value + total[i], o.on_value_scale, o.noisy)
+        for i, o in enumerate(noisy)
+    ]
+
+
+async def _reshare_outputs(
+    mpc, outputs, decimals: int, sigmas: list[float]
+) -> tuple[list[OutputShare], int]:
     """Re-randomize every output with a fresh sharing of zero and take this party's share.
 
     All zero-sharings are input and all shares gathered in one batch, so the
@@ -116,7 +150,7 @@ async def _reshare_outputs(mpc, outputs, decimals: int) -> tuple[list[OutputShar
     own = await mpc.gather(fresh)
     shares = []
     modulus = 0
-    for out, share in zip(outputs, own, strict=True):
+    for out, share, sigma in zip(outputs, own, sigmas, strict=True):
         sectype = type(out.value)
         frac = int(getattr(sectype, "frac_length", 0))
         shares.append(
@@ -127,6 +161,7 @@ async def _reshare_outputs(mpc, outputs, decimals: int) -> tuple[list[OutputShar
                 frac_bits=frac,
                 decimals=decimals if out.on_value_scale else 0,
                 modulus=int(sectype.field.modulus),
+                noise_sd=sigma,
             )
         )
         modulus = modulus or int(sectype.field.modulus)
@@ -134,14 +169,17 @@ async def _reshare_outputs(mpc, outputs, decimals: int) -> tuple[list[OutputShar
 
 
 async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
+    from ensnif_mpc.dp import EXACT, ReleasePlan
     from protocols import registry
     from protocols.io import Context
 
+    plan = ReleasePlan.from_dict(session.release) if session.release else EXACT
     definition = registry.get(session.protocol)
     module_name, func_name = definition.program.split(":")
     program = getattr(importlib.import_module(module_name), func_name)
 
     report("connecting", 0.05)
+    finished = False
     await mpc.start()
     state = {"finishing": False}
     watcher = asyncio.ensure_future(_watch_peers(mpc, session, directory, state))
@@ -159,16 +197,27 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
             decimals=session.decimals,
             progress=lambda phase, frac: report(phase, frac),
             input_roles=tuple(session.input_roles),
+            dp=not plan.exact,
         )
         report("computing", 0.1)
         outputs = await program(ctx)
+        sigmas = [0.0] * len(outputs)
+        if not plan.exact:
+            report("noising", 0.85)
+            outputs = await _add_noise(mpc, outputs, plan)
+            sigmas = plan.output_sigmas()
         report("delivering", 0.9)
-        shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals)
+        shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals, sigmas)
         report.bytes_sent = _bytes_sent(mpc)
+        finished = True
     finally:
         state["finishing"] = True
         watcher.cancel()
-        await mpc.shutdown()
+        # MPyC's shutdown is a barrier with the peers: after a local failure it would wait
+        # forever for parties still inside the program. Leave instead; the peers notice the
+        # closed links and end with peer_lost, and the node reports this party's reason.
+        if finished:
+            await mpc.shutdown()
     payload = PartyShares(
         job_id=session.job_id,
         x=session.index + 1,
@@ -177,6 +226,12 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
         outputs=tuple(shares),
     )
     return sealing.seal(session.analyst_cert_pem, payload.to_bytes(), session.job_id.encode())
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit now: after a failure MPyC's open connections must not keep the process alive."""
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)
         WorkerStatus("failed", 0.0, exc.message, report.bytes_sent, exc.reason).write(directory)
-        return EXIT_FAILED
+        return _leave(EXIT_FAILED)
     except Exception as exc:  # the worker's one boundary: record why, exit non-zero
         log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
         WorkerStatus(
             "failed", 0.0, f"{type(exc).__name__}: {exc}", report.bytes_sent, "worker_failed"
         ).write(directory)
-        return EXIT_FAILED
+        return _leave(EXIT_FAILED)
     atomic_write(directory / RESULT_FILE, sealed)
     log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)
     report("done", 1.0)

@@ -8,6 +8,7 @@ same computation done in the clear on the generated data.
 
 from __future__ import annotations
 
+import math
 import shutil
 import signal
 import threading
@@ -35,6 +36,7 @@ DEMO_JOBS = (
     "shared-customers.toml",
     "shared-basket.toml",
     "minutes-by-zip.toml",
+    "ticket-mean-dp.toml",
 )
 
 
@@ -44,6 +46,30 @@ def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, fl
     files = {"orders": lc.data.orders, "deliveries": lc.data.deliveries}
     tables = [sample_data.read_table(files[i.dataset], i.columns) for i in spec.inputs]
     return registry.get(spec.protocol).reference(tables, spec.params)
+
+
+def remaining_budgets(client: Any, wait_s: float = 5.0) -> list[dict[str, Any]]:
+    """The owners' remaining ρ as the catalog mirrors it (nodes republish after a charge)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        out = [
+            {
+                "dataset": f"{d.party}/{d.name}",
+                "budget_rho": d.policy.budget_rho,
+                "remaining_rho": d.policy.remaining_rho,
+            }
+            for d in client.datasets()
+        ]
+        if all(b["remaining_rho"] < b["budget_rho"] for b in out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def answer_ok(r: dict[str, Any]) -> bool:
+    """Exact answers equal the plaintext; a DP answer lies within 3 CI half-widths (~5.9σ)."""
+    if r["ci95"]:
+        return bool(abs(r["mpc"] - r["plaintext"]) <= 3 * r["ci95"])
+    return bool(np.isclose(r["mpc"], r["plaintext"], rtol=1e-6, atol=1e-6, equal_nan=True))
 
 
 @click.command()
@@ -64,6 +90,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     t0 = time.monotonic()
     lc = LocalConsortium(root, rows=rows)
     rows_out: list[dict[str, Any]] = []
+    budgets: list[dict[str, Any]] = []
     # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
     # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
     interrupted = threading.Event()
@@ -94,11 +121,12 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                     raise click.ClickException(
                         f"job {final.id} {state_name(final)}: {final.reason}"
                     )
-                got = {k: float(v) for k, v in client.result(final.id).items()}
+                details = client.result_details(final.id)
+                got = {k: float(v) for k, v in details.values.items()}
                 sent = sum(p.progress.bytes_sent for p in final.parties)
                 for out, value in got.items():
-                    if out.startswith("sum[") or out.startswith("count["):
-                        continue  # the group-by's per-group sums and counts: the table shows means
+                    if out.startswith(("sum[", "count[")) or (details.noise_sd and out != "mean"):
+                        continue  # per-group sums and counts, a DP mean's parts: show means
                     rows_out.append(
                         {
                             "job": final.id,
@@ -106,11 +134,13 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                             "protocol": spec.protocol,
                             "output": out,
                             "mpc": value,
-                            "plaintext": expected[out],
+                            "plaintext": expected.get(out, math.nan),
+                            "ci95": details.interval(out),
                             "seconds": round(elapsed, 2),
                             "bytes_sent": sent,
                         }
                     )
+            budgets = remaining_budgets(client)
     except EnsnifError:
         if interrupted.is_set():
             raise KeyboardInterrupt from None
@@ -120,16 +150,28 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         signal.signal(signal.SIGINT, previous)
     total = time.monotonic() - t0
     if as_json:
-        emit_json({"results": rows_out, "seconds": round(total, 2), "killed": killed})
+        emit_json(
+            {"results": rows_out, "budgets": budgets, "seconds": round(total, 2), "killed": killed}
+        )
         return
     table = Table(title="Joint answers (MPC) next to the plaintext computation")
-    for col in ("question", "protocol", "MPC result", "plaintext", "|diff|", "time", "bytes sent"):
+    for col in (
+        "question",
+        "protocol",
+        "MPC result",
+        "± 95% (DP)",
+        "plaintext",
+        "|diff|",
+        "time",
+        "bytes",
+    ):
         table.add_column(col, justify="right" if col not in ("question", "protocol") else "left")
     for r in rows_out:
         table.add_row(
             r["question"],
             r["protocol"],
             f"{r['mpc']:,.4f}",
+            f"{r['ci95']:,.4f}" if r["ci95"] else "exact",
             f"{r['plaintext']:,.4f}",
             f"{abs(r['mpc'] - r['plaintext']):.2e}",
             f"{r['seconds']:.1f}s",
@@ -137,9 +179,13 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         )
     console.print()
     console.print(table)
-    ok = all(
-        np.isclose(r["mpc"], r["plaintext"], rtol=1e-6, atol=1e-6, equal_nan=True) for r in rows_out
-    )
+    spent = Table(title="Privacy budgets (zCDP ρ), as each owner's node reports them")
+    for col in ("dataset", "budget", "remaining"):
+        spent.add_column(col, justify="left" if col == "dataset" else "right")
+    for b in budgets:
+        spent.add_row(b["dataset"], f"{b['budget_rho']:g}", f"{b['remaining_rho']:g}")
+    console.print(spent)
+    ok = all(answer_ok(r) for r in rows_out)
     console.print(
         f"all answers match the plaintext: {'[green]yes[/]' if ok else '[red]NO[/]'}; "
         f"demo took {total:.1f}s; all processes stopped"

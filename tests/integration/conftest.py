@@ -8,7 +8,7 @@ MPyC subprocesses launched by the nodes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +36,16 @@ class InProcess:
         self.coordinator.stop(grace=0.5)
 
 
-def start_in_process(root: Path, rows: int = 400, connect_timeout_s: float = 20.0) -> InProcess:
+def start_in_process(
+    root: Path,
+    rows: int = 400,
+    connect_timeout_s: float = 20.0,
+    edit: Callable[[Path], None] | None = None,
+) -> InProcess:
+    """``edit`` may change the written configs (e.g. a policy) before anything starts."""
     lc = LocalConsortium(root, rows=rows, connect_timeout_s=connect_timeout_s).setup()
+    if edit is not None:
+        edit(root)
     coord = coordinator_server.start(CoordinatorConfig.load(root / "coordinator.toml"))
     nodes = {n: node_server.start(PartyConfig.load(root / f"party-{n}.toml")) for n in NODES}
     for n in nodes.values():

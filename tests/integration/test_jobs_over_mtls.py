@@ -25,6 +25,7 @@ def spec(
             {"party": "logistics", "dataset": "deliveries", "column": "fee"},
         ],
         "params": params or {},
+        "privacy": {"exact": True},  # compared with plaintext; DP runs are in test_privacy.py
     }
     raw.update(over)
     return jobspec.from_dict(raw)

@@ -121,3 +121,25 @@ def test_killing_a_party_mid_job_fails_the_survivors_with_peer_lost(tmp_path):
     # whose exit it can see first.
     assert any("party 2" in s.message for s in statuses), statuses
     assert not any((d / RESULT_FILE).exists() for d in dirs)
+
+
+@pytest.mark.slow
+def test_an_owner_whose_data_breaks_after_approval_ends_every_worker_with_its_reason(tmp_path):
+    dirs = _sessions(tmp_path, "sum", (300, 400, 500))
+    data = dirs[1] / "data.csv"
+    lines = data.read_text().splitlines()
+    lines[5] = "999999"  # outside the declared bounds: caught in the worker's own read
+    data.write_text("\n".join(lines) + "\n")
+
+    started = time.monotonic()
+    with Workers(dirs) as workers:
+        workers.start_all()
+        codes = workers.wait(timeout=30)
+
+    assert time.monotonic() - started < 30  # no worker waits forever for the failed one
+    assert all(code != 0 for code in codes.values())
+    failed = status_of(dirs[1])
+    assert failed.reason_code == "data_out_of_schema"
+    assert "line 6" in failed.message and "999999" not in failed.message
+    assert {status_of(dirs[i]).reason_code for i in (0, 2)} == {"peer_lost"}
+    assert not any((d / RESULT_FILE).exists() for d in dirs)

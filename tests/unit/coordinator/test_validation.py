@@ -64,8 +64,14 @@ def _spec(protocol="sum", inputs=None, helpers=("helper",), params=None):
 def test_three_parties_pass_and_get_a_sizing():
     sizing = validate(_spec(), party_role, dataset)
 
-    # grocery 10**9 rows * 500 * 10**2 + pharmacy 10**6 rows * 1000 * 10**2 = 5.01e13
-    assert sizing == Sizing(bit_length=(50_100_000_000_000).bit_length() + 2, decimals=2)
+    # grocery 10**9 rows * 500 * 10**2 + pharmacy 10**6 rows * 1000 * 10**2 = 5.01e13,
+    # plus room for the DP noise (the job has no [privacy]: the owners' default ρ applies)
+    release = sizing.release
+    assert not release.exact and release.rho == 0.1  # PrivacyPolicy's default
+    (block,) = release.blocks
+    assert block.l2_sensitivity == 500 * 100 + 1000 * 100  # one row per person at each owner
+    assert sizing.bit_length == (50_100_000_000_000).bit_length() + 2 + release.headroom_bits()
+    assert sizing.decimals == 2
 
 
 def test_two_owners_and_one_helper_with_filter_params_pass():
@@ -191,7 +197,8 @@ def test_sizing_adds_up_all_owners():
 
 
 def test_sizing_as_dict():
-    assert Sizing(64, 2).as_dict() == {"bit_length": 64, "decimals": 2}
+    out = Sizing(64, 2).as_dict()
+    assert out["bit_length"] == 64 and out["decimals"] == 2 and out["release"]["exact"] is True
 
 
 @pytest.mark.parametrize(("n", "t"), [(1, 0), (2, 0), (3, 1), (4, 1), (5, 2)])

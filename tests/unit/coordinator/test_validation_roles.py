@@ -12,7 +12,7 @@ from ensnif_mpc.errors import (
     NotEnoughParties,
     UnknownColumn,
 )
-from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
 
 PARTIES = {
     "grocery": "data_owner",
@@ -30,6 +30,7 @@ DATASETS = {
             Column("basket_total", "float", 0, 500, 2),
         ),
         row_count=1000,
+        policy=PrivacyPolicy(exact_protocols=("intersection_sum", "intersection_size")),
     ),
     ("logistics", "deliveries"): DatasetSchema(
         "logistics",
@@ -40,6 +41,7 @@ DATASETS = {
             Column("delivery_minutes", "int", 5, 240),
         ),
         row_count=2000,
+        policy=PrivacyPolicy(exact_protocols=("intersection_sum", "intersection_size")),
     ),
     ("bank", "accounts"): DatasetSchema(
         "bank", "accounts", (Column("customer_id", "string"),), row_count=10
@@ -48,7 +50,8 @@ DATASETS = {
 
 
 def check(raw: dict) -> object:
-    spec = jobspec.from_dict({"helpers": ["helper"], **raw})
+    """Joins have no DP release yet: these jobs ask for exact release, which needs policies."""
+    spec = jobspec.from_dict({"helpers": ["helper"], "privacy": {"exact": True}, **raw})
     return validate(spec, PARTIES.get, lambda p, d: DATASETS.get((p, d)))
 
 
@@ -256,3 +259,34 @@ def test_column_and_value_together_are_ambiguous() -> None:
                 ],
             }
         )
+
+
+def test_exact_release_needs_every_owners_policy() -> None:
+    from ensnif_mpc.errors import PolicyViolation
+
+    with pytest.raises(PolicyViolation, match="grocery/orders, logistics/deliveries") as info:
+        check(
+            {
+                "protocol": "join_correlation",
+                "inputs": join_inputs(
+                    {"key": "customer_id", "value": "basket_total"},
+                    {"key": "customer_id", "value": "delivery_minutes"},
+                ),
+            }
+        )
+    assert info.value.reason == "exact_not_allowed"
+
+
+def test_a_protocol_without_a_dp_release_says_so() -> None:
+    from ensnif_mpc.errors import FailedPrecondition
+
+    spec = jobspec.from_dict(
+        {
+            "protocol": "intersection_size",
+            "helpers": ["helper"],
+            "inputs": join_inputs({"key": "customer_id"}, {"key": "customer_id"}),
+        }
+    )
+    with pytest.raises(FailedPrecondition, match="no differentially private release yet") as info:
+        validate(spec, PARTIES.get, lambda p, d: DATASETS.get((p, d)))
+    assert info.value.reason == "dp_unavailable"

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65nsnif/v1/common.proto\x12\tensnif.v1\"k\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.ensnif.v1.ColumnType\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\"r\n\x07\x44\x61taset\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x11.ensnif.v1.Column\x12\x11\n\trow_count\x18\x04 \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"p\n\x05Party\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t\x12\x0e\n\x06online\x18\x05 \x01(\x08\x12\x11\n\tlast_seen\x18\x06 \x01(\t\"\x97\x01\n\x08JobInput\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\t\x12-\n\x05roles\x18\x04 \x03(\x0b\x32\x1e.ensnif.v1.JobInput.RolesEntry\x1a,\n\nRolesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x07JobSpec\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12#\n\x06inputs\x18\x02 \x03(\x0b\x32\x13.ensnif.v1.JobInput\x12\x0f\n\x07helpers\x18\x03 \x03(\t\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"P\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\"d\n\rPartyProgress\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12%\n\x08progress\x18\x03 \x01(\x0b\x32\x13.ensnif.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xf7\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.ensnif.v1.JobState\x12\x11\n\tsubmitter\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breason_code\x18\x06 \x01(\t\x12)\n\x07parties\x18\x07 \x03(\x0b\x32\x18.ensnif.v1.PartyProgress\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nupdated_at\x18\t \x01(\t\x12\x13\n\x0bparty_order\x18\n \x03(\t\"l\n\x11ProtocolParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x05 \x01(\t\"Y\n\x0cProtocolRole\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63olumn_types\x18\x02 \x03(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"<\n\x12ProtocolInputRoles\x12&\n\x05roles\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolRole\"\x87\x02\n\x0cProtocolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x0e\n\x06inputs\x18\x04 \x01(\t\x12\x30\n\nparameters\x18\x05 \x03(\x0b\x32\x1c.ensnif.v1.ProtocolParameter\x12\x0f\n\x07outputs\x18\x06 \x03(\t\x12\x0f\n\x07leakage\x18\x07 \x01(\t\x12\x17\n\x0fmin_data_owners\x18\x08 \x01(\r\x12\x32\n\x0binput_roles\x18\t \x03(\x0b\x32\x1d.ensnif.v1.ProtocolInputRoles\x12\x17\n\x0fmax_data_owners\x18\n \x01(\r\"\\\n\x0bSealedShare\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04\x62lob\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x1d\n\x15party_certificate_pem\x18\x04 \x01(\t*\xa0\x02\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_STATE_SUBMITTED\x10\x01\x12\x17\n\x13JOB_STATE_VALIDATED\x10\x02\x12\x1f\n\x1bJOB_STATE_AWAITING_APPROVAL\x10\x03\x12\x16\n\x12JOB_STATE_APPROVED\x10\x04\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x05\x12\x15\n\x11JOB_STATE_RUNNING\x10\x06\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x07\x12\x14\n\x10JOB_STATE_FAILED\x10\x08\x12\x17\n\x13JOB_STATE_CANCELLED\x10\t\x12\x16\n\x12JOB_STATE_REJECTED\x10\n*m\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLUMN_TYPE_INT\x10\x01\x12\x15\n\x11\x43OLUMN_TYPE_FLOAT\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65nsnif/v1/common.proto\x12\tensnif.v1\"k\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.ensnif.v1.ColumnType\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\"\x92\x01\n\rPrivacyPolicy\x12\x12\n\nbudget_rho\x18\x01 \x01(\x01\x12\x13\n\x0b\x64\x65\x66\x61ult_rho\x18\x02 \x01(\x01\x12\x0f\n\x07max_rho\x18\x03 \x01(\x01\x12\x17\n\x0f\x65xact_protocols\x18\x04 \x03(\t\x12\x17\n\x0frows_per_person\x18\x05 \x01(\r\x12\x15\n\rremaining_rho\x18\x06 \x01(\x01\"\x9c\x01\n\x07\x44\x61taset\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x11.ensnif.v1.Column\x12\x11\n\trow_count\x18\x04 \x01(\x04\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12(\n\x06policy\x18\x06 \x01(\x0b\x32\x18.ensnif.v1.PrivacyPolicy\"p\n\x05Party\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t\x12\x0e\n\x06online\x18\x05 \x01(\x08\x12\x11\n\tlast_seen\x18\x06 \x01(\t\"\x97\x01\n\x08JobInput\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\t\x12-\n\x05roles\x18\x04 \x03(\x0b\x32\x1e.ensnif.v1.JobInput.RolesEntry\x1a,\n\nRolesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x01\n\x07JobSpec\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12#\n\x06inputs\x18\x02 \x03(\x0b\x32\x13.ensnif.v1.JobInput\x12\x0f\n\x07helpers\x18\x03 \x03(\t\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x14\n\x0cprivacy_json\x18\x06 \x01(\t\"P\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\nbytes_sent\x18\x04 \x01(\x04\"d\n\rPartyProgress\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12%\n\x08progress\x18\x03 \x01(\x0b\x32\x13.ensnif.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xf7\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.ensnif.v1.JobState\x12\x11\n\tsubmitter\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breason_code\x18\x06 \x01(\t\x12)\n\x07parties\x18\x07 \x03(\x0b\x32\x18.ensnif.v1.PartyProgress\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nupdated_at\x18\t \x01(\t\x12\x13\n\x0bparty_order\x18\n \x03(\t\"l\n\x11ProtocolParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x05 \x01(\t\"Y\n\x0cProtocolRole\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63olumn_types\x18\x02 \x03(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"<\n\x12ProtocolInputRoles\x12&\n\x05roles\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolRole\"\x87\x02\n\x0cProtocolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x0e\n\x06inputs\x18\x04 \x01(\t\x12\x30\n\nparameters\x18\x05 \x03(\x0b\x32\x1c.ensnif.v1.ProtocolParameter\x12\x0f\n\x07outputs\x18\x06 \x03(\t\x12\x0f\n\x07leakage\x18\x07 \x01(\t\x12\x17\n\x0fmin_data_owners\x18\x08 \x01(\r\x12\x32\n\x0binput_roles\x18\t \x03(\x0b\x32\x1d.ensnif.v1.ProtocolInputRoles\x12\x17\n\x0fmax_data_owners\x18\n \x01(\r\"\\\n\x0bSealedShare\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04\x62lob\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x1d\n\x15party_certificate_pem\x18\x04 \x01(\t*\xa0\x02\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_STATE_SUBMITTED\x10\x01\x12\x17\n\x13JOB_STATE_VALIDATED\x10\x02\x12\x1f\n\x1bJOB_STATE_AWAITING_APPROVAL\x10\x03\x12\x16\n\x12JOB_STATE_APPROVED\x10\x04\x12\x17\n\x13JOB_STATE_SCHEDULED\x10\x05\x12\x15\n\x11JOB_STATE_RUNNING\x10\x06\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x07\x12\x14\n\x10JOB_STATE_FAILED\x10\x08\x12\x17\n\x13JOB_STATE_CANCELLED\x10\t\x12\x16\n\x12JOB_STATE_REJECTED\x10\n*m\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43OLUMN_TYPE_INT\x10\x01\x12\x15\n\x11\x43OLUMN_TYPE_FLOAT\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBINPUT_ROLESENTRY']._loaded_options = None
   _globals['_JOBINPUT_ROLESENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1706
-  _globals['_JOBSTATE']._serialized_end=1994
-  _globals['_COLUMNTYPE']._serialized_start=1996
-  _globals['_COLUMNTYPE']._serialized_end=2105
+  _globals['_JOBSTATE']._serialized_start=1921
+  _globals['_JOBSTATE']._serialized_end=2209
+  _globals['_COLUMNTYPE']._serialized_start=2211
+  _globals['_COLUMNTYPE']._serialized_end=2320
   _globals['_COLUMN']._serialized_start=37
   _globals['_COLUMN']._serialized_end=144
-  _globals['_DATASET']._serialized_start=146
-  _globals['_DATASET']._serialized_end=260
-  _globals['_PARTY']._serialized_start=262
-  _globals['_PARTY']._serialized_end=374
-  _globals['_JOBINPUT']._serialized_start=377
-  _globals['_JOBINPUT']._serialized_end=528
-  _globals['_JOBINPUT_ROLESENTRY']._serialized_start=484
-  _globals['_JOBINPUT_ROLESENTRY']._serialized_end=528
-  _globals['_JOBSPEC']._serialized_start=530
-  _globals['_JOBSPEC']._serialized_end=646
-  _globals['_PROGRESS']._serialized_start=648
-  _globals['_PROGRESS']._serialized_end=728
-  _globals['_PARTYPROGRESS']._serialized_start=730
-  _globals['_PARTYPROGRESS']._serialized_end=830
-  _globals['_JOB']._serialized_start=833
-  _globals['_JOB']._serialized_end=1080
-  _globals['_PROTOCOLPARAMETER']._serialized_start=1082
-  _globals['_PROTOCOLPARAMETER']._serialized_end=1190
-  _globals['_PROTOCOLROLE']._serialized_start=1192
-  _globals['_PROTOCOLROLE']._serialized_end=1281
-  _globals['_PROTOCOLINPUTROLES']._serialized_start=1283
-  _globals['_PROTOCOLINPUTROLES']._serialized_end=1343
-  _globals['_PROTOCOLINFO']._serialized_start=1346
-  _globals['_PROTOCOLINFO']._serialized_end=1609
-  _globals['_SEALEDSHARE']._serialized_start=1611
-  _globals['_SEALEDSHARE']._serialized_end=1703
+  _globals['_PRIVACYPOLICY']._serialized_start=147
+  _globals['_PRIVACYPOLICY']._serialized_end=293
+  _globals['_DATASET']._serialized_start=296
+  _globals['_DATASET']._serialized_end=452
+  _globals['_PARTY']._serialized_start=454
+  _globals['_PARTY']._serialized_end=566
+  _globals['_JOBINPUT']._serialized_start=569
+  _globals['_JOBINPUT']._serialized_end=720
+  _globals['_JOBINPUT_ROLESENTRY']._serialized_start=676
+  _globals['_JOBINPUT_ROLESENTRY']._serialized_end=720
+  _globals['_JOBSPEC']._serialized_start=723
+  _globals['_JOBSPEC']._serialized_end=861
+  _globals['_PROGRESS']._serialized_start=863
+  _globals['_PROGRESS']._serialized_end=943
+  _globals['_PARTYPROGRESS']._serialized_start=945
+  _globals['_PARTYPROGRESS']._serialized_end=1045
+  _globals['_JOB']._serialized_start=1048
+  _globals['_JOB']._serialized_end=1295
+  _globals['_PROTOCOLPARAMETER']._serialized_start=1297
+  _globals['_PROTOCOLPARAMETER']._serialized_end=1405
+  _globals['_PROTOCOLROLE']._serialized_start=1407
+  _globals['_PROTOCOLROLE']._serialized_end=1496
+  _globals['_PROTOCOLINPUTROLES']._serialized_start=1498
+  _globals['_PROTOCOLINPUTROLES']._serialized_end=1558
+  _globals['_PROTOCOLINFO']._serialized_start=1561
+  _globals['_PROTOCOLINFO']._serialized_end=1824
+  _globals['_SEALEDSHARE']._serialized_start=1826
+  _globals['_SEALEDSHARE']._serialized_end=1918
 # @@protoc_insertion_point(module_scope)

@@ -109,6 +109,46 @@ class Column(_message.Message):
 Global___Column: _TypeAlias = Column  # noqa: Y015
 
 @_typing.final
+class PrivacyPolicy(_message.Message):
+    """A data owner's differential-privacy policy for one dataset, as published in the
+    catalog. The owner's node enforces it; the coordinator only mirrors it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGET_RHO_FIELD_NUMBER: _builtins.int
+    DEFAULT_RHO_FIELD_NUMBER: _builtins.int
+    MAX_RHO_FIELD_NUMBER: _builtins.int
+    EXACT_PROTOCOLS_FIELD_NUMBER: _builtins.int
+    ROWS_PER_PERSON_FIELD_NUMBER: _builtins.int
+    REMAINING_RHO_FIELD_NUMBER: _builtins.int
+    budget_rho: _builtins.float
+    default_rho: _builtins.float
+    max_rho: _builtins.float
+    rows_per_person: _builtins.int
+    remaining_rho: _builtins.float
+    """Mirror of the node's ledger: what remains of budget_rho (-1 = not reported)."""
+    @_builtins.property
+    def exact_protocols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        budget_rho: _builtins.float = ...,
+        default_rho: _builtins.float = ...,
+        max_rho: _builtins.float = ...,
+        exact_protocols: _abc.Iterable[_builtins.str] | None = ...,
+        rows_per_person: _builtins.int = ...,
+        remaining_rho: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_rho", b"budget_rho", "default_rho", b"default_rho", "exact_protocols", b"exact_protocols", "max_rho", b"max_rho", "remaining_rho", b"remaining_rho", "rows_per_person", b"rows_per_person"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacyPolicy: _TypeAlias = PrivacyPolicy  # noqa: Y015
+
+@_typing.final
 class Dataset(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -117,12 +157,15 @@ class Dataset(_message.Message):
     COLUMNS_FIELD_NUMBER: _builtins.int
     ROW_COUNT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     name: _builtins.str
     row_count: _builtins.int
     description: _builtins.str
     @_builtins.property
     def columns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Column]: ...
+    @_builtins.property
+    def policy(self) -> Global___PrivacyPolicy: ...
     def __init__(
         self,
         *,
@@ -131,10 +174,11 @@ class Dataset(_message.Message):
         columns: _abc.Iterable[Global___Column] | None = ...,
         row_count: _builtins.int = ...,
         description: _builtins.str = ...,
+        policy: Global___PrivacyPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "name", b"name", "party", b"party", "row_count", b"row_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "name", b"name", "party", b"party", "policy", b"policy", "row_count", b"row_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -242,10 +286,15 @@ class JobSpec(_message.Message):
     HELPERS_FIELD_NUMBER: _builtins.int
     PARAMS_JSON_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    PRIVACY_JSON_FIELD_NUMBER: _builtins.int
     protocol: _builtins.str
     params_json: _builtins.str
     """Protocol parameters as a JSON object (validated against the protocol's declaration)."""
     name: _builtins.str
+    privacy_json: _builtins.str
+    """The [privacy] table as a JSON object ({"rho": 0.1} or {"exact": true}); empty =
+    the owners' policy defaults.
+    """
     @_builtins.property
     def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobInput]: ...
     @_builtins.property
@@ -260,10 +309,11 @@ class JobSpec(_message.Message):
         helpers: _abc.Iterable[_builtins.str] | None = ...,
         params_json: _builtins.str = ...,
         name: _builtins.str = ...,
+        privacy_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "params_json", b"params_json", "protocol", b"protocol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "params_json", b"params_json", "privacy_json", b"privacy_json", "protocol", b"protocol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,6 +50,7 @@ class ProposeRequest(_message.Message):
     ANALYST_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     BIT_LENGTH_FIELD_NUMBER: _builtins.int
     DECIMALS_FIELD_NUMBER: _builtins.int
+    RELEASE_JSON_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     party_index: _builtins.int
     """This node's index in the MPC session and the ordered party names."""
@@ -60,6 +61,11 @@ class ProposeRequest(_message.Message):
     the node checks its own data fits them.
     """
     decimals: _builtins.int
+    release_json: _builtins.str
+    """How outputs are released (ensnif_mpc.dp.ReleasePlan as JSON): exact, or ρ, the L2
+    sensitivity, the number of noisy outputs and each party's noise scale. The node
+    re-derives the scale and checks it against its own policy before reserving budget.
+    """
     @_builtins.property
     def spec(self) -> _common_pb2.JobSpec: ...
     @_builtins.property
@@ -74,10 +80,11 @@ class ProposeRequest(_message.Message):
         analyst_certificate_pem: _builtins.str = ...,
         bit_length: _builtins.int = ...,
         decimals: _builtins.int = ...,
+        release_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst_certificate_pem", b"analyst_certificate_pem", "bit_length", b"bit_length", "decimals", b"decimals", "job_id", b"job_id", "party_index", b"party_index", "party_order", b"party_order", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst_certificate_pem", b"analyst_certificate_pem", "bit_length", b"bit_length", "decimals", b"decimals", "job_id", b"job_id", "party_index", b"party_index", "party_order", b"party_order", "release_json", b"release_json", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
