@@ -156,7 +156,7 @@ def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
             f"{where}: needs a path (a CSV or Parquet file) or a url (a database) with a "
             "query or table"
         )
-    timeout = d.get("timeout_seconds", 60)
+    timeout = d.get("timeout_seconds", 20)  # below the coordinator's 30 s propose timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise InvalidConfig(f"{where}.timeout_seconds: expected a positive number of seconds")
     if has_path:
@@ -183,7 +183,12 @@ def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
         raise InvalidConfig(
             f"{where}: a url dataset needs exactly one of query (a SELECT) or table"
         )
-    url = _sqlite_url(base, os.path.expandvars(url), f"{where}.url")
+    # ${VAR}s (e.g. a password) stay unexpanded here, so the secret is never written to
+    # job records or worker sessions; the process that connects expands them from its
+    # environment. A SQLite path is expanded now, to resolve it against this file.
+    expanded = _sqlite_url(base, os.path.expandvars(url), f"{where}.url")
+    if expanded.startswith("sqlite"):
+        url = expanded
     return SourceSpec(
         kind="sql", url=url, query=query.strip(), table=table.strip(), timeout_s=float(timeout)
     )

@@ -25,7 +25,9 @@ source runs those limb sums in the database.
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -46,6 +48,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ensnif_mpc.errors import DataError, InvalidArgument, SourceFailed, SourceTimeout, UnknownColumn
 from ensnif_mpc.schema import Column
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("csv", "parquet", "sql")
 MEASURE_FUNCS = ("count", "sum", "sumsq", "min", "max")
@@ -724,7 +728,7 @@ def _engine(spec: SourceSpec, label: str) -> Engine:
     if hit is not None:
         return hit
     try:
-        url = make_url(spec.url)
+        url = make_url(os.path.expandvars(spec.url))  # ${VAR}s come from this process's env
         backend = url.get_backend_name()
         db = url.database or ""
         if backend == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
@@ -775,7 +779,7 @@ class SqlSource(Source):
 
     def _scrub(self, text: str) -> str:
         try:
-            password = make_url(self.spec.url).password
+            password = make_url(os.path.expandvars(self.spec.url)).password
         except Exception:
             return "(details hidden)"
         if password:
@@ -817,7 +821,11 @@ class SqlSource(Source):
         except sa.exc.DBAPIError as exc:
             raise self._failure(exc, connected, deadline, fired.is_set()) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceFailed(f"{self.label}: {self._scrub(str(exc).splitlines()[0])}") from exc
+            log.warning("%s: %s", self.label, self._scrub(str(exc).splitlines()[0]))
+            raise SourceFailed(
+                f"{self.label}: the database layer failed ({type(exc).__name__}); see the "
+                "node's log"
+            ) from exc
 
     def _failure(
         self, exc: sa.exc.DBAPIError, connected: bool, deadline: float, fired: bool
@@ -835,6 +843,15 @@ class SqlSource(Source):
             return SourceFailed(
                 f"{self.label}: cannot connect ({detail}); check the url and that the "
                 "database is running"
+            )
+        if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+            # The driver's text quotes data here (a value that failed a cast, a duplicate
+            # key) and this message travels to the analyst: it stays in the node's log.
+            log.warning("%s: query failed: %s", self.label, detail)
+            return SourceFailed(
+                f"{self.label}: the query failed on the data ({type(orig).__name__}"
+                f"{f', SQLSTATE {code}' if code else ''}); the node's log has the database's "
+                "message; check the dataset's query or column types"
             )
         return SourceFailed(
             f"{self.label}: the query failed ({detail}); check the dataset's query or table"
@@ -1095,7 +1112,10 @@ def _int(v: Any) -> int | None:
     if v is None:
         return None
     if isinstance(v, float) and not (v.is_integer() and abs(v) < EXACT):
-        raise DataError(f"the database returned {v!r} where an exact integer was expected")
+        raise DataError(
+            "the database returned a non-integral or too large number where an exact "
+            "integer sum was expected (is a column's type declared right?)"
+        )
     return int(v)
 
 

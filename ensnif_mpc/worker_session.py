@@ -65,7 +65,9 @@ class WorkerSession:
 
 @dataclass(frozen=True)
 class WorkerStatus:
-    phase: str  # starting | loading | connecting | computing | delivering | done | failed
+    # starting | connecting | preparing (reading own data) | computing (or a protocol's own
+    # step: shuffling, pseudonyms, aggregating, noising) | delivering | done | failed
+    phase: str
     fraction: float = 0.0
     message: str = ""
     bytes_sent: int = 0

@@ -36,9 +36,8 @@ class Workspace:
         return p
 
     def scrub_secrets(self, job_id: str) -> None:
-        """After a job ends, its input copy and MPC key are no longer needed."""
+        """After a job ends, its MPC key is no longer needed (the data was never copied here)."""
         p = self.path(job_id)
-        (p / "input.npy").unlink(missing_ok=True)
         shutil.rmtree(p / ".config", ignore_errors=True)
 
 

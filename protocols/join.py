@@ -106,6 +106,27 @@ def _hashed(keys: np.ndarray) -> np.ndarray:
     return prf.hash_keys(keys)
 
 
+def keyed(local: Any, by: list[str], **kwargs: Any) -> Any:
+    """The owner's per-key pre-aggregation, without groups whose key is missing.
+
+    A row with no key (NULL, or an empty string in a CSV) cannot be joined; two
+    owners' empty keys must not match each other. Such rows are left out here.
+    """
+    from ensnif_mpc.sources import Aggregate
+
+    agg = local.aggregate(by=by, **kwargs)
+    keys = agg.keys["key"]
+    present = np.array([k is not None and k != "" for k in keys.tolist()], dtype=bool)
+    if present.all():
+        return agg
+    return Aggregate(
+        keys={r: v[present] for r, v in agg.keys.items()},
+        values={m: v[present] for m, v in agg.values.items()},
+        rows=agg.rows,
+        groups=int(present.sum()),
+    )
+
+
 def _select_sum(ctx: Context, array: Any, idx: np.ndarray, sectype: Any) -> Any:
     if len(idx) == 0:
         return sectype(0)
@@ -121,7 +142,7 @@ async def intersection_size(ctx: Context) -> list[SecureOutput]:
     for position in range(2):
         mine = None
         if ctx.local is not None and ctx.owners[position] == ctx.index:
-            mine = _hashed(ctx.local.aggregate(by=["key"]).keys["key"])
+            mine = _hashed(keyed(ctx.local, ["key"]).keys["key"])
         n = await _announce(ctx, position, None if mine is None else len(mine))
         sizes.append(n)
         keys.append(_input(ctx, position, secfld, mine, (n,)) if n else None)
@@ -154,14 +175,15 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
     secint = mpc.SecInt(ctx.bit_length)
     mine_a = mine_b = None
     if ctx.local is not None and ctx.index == ctx.owners[0]:
-        agg = ctx.local.aggregate(
-            by=["key"],
+        agg = keyed(
+            ctx.local,
+            ["key"],
             measures=[("count", None), ("sum", "value")],
             where=_value_where(ctx.params),
         )
         mine_a = (_hashed(agg.keys["key"]), agg.values["sum:value"], agg.values["count"])
     if ctx.local is not None and ctx.index == ctx.owners[1]:
-        mine_b = _hashed(ctx.local.aggregate(by=["key"]).keys["key"])
+        mine_b = _hashed(keyed(ctx.local, ["key"]).keys["key"])
     n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
     n_b = await _announce(ctx, 1, None if mine_b is None else len(mine_b))
     if not (n_a and n_b):
@@ -217,16 +239,16 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
     mine_a = mine_b = None
     if ctx.local is not None and ctx.index == ctx.owners[0]:
         if ctx.params.get("threshold") is not None:
-            agg = ctx.local.aggregate(by=["key"], measures=[("sum", "filter")])
+            agg = keyed(ctx.local, ["key"], measures=[("sum", "filter")])
             flags = threshold_flags(
                 agg.values["sum:filter"], ctx.params["threshold"], ctx.local.scale("filter")
             )
         else:
-            agg = ctx.local.aggregate(by=["key"])
+            agg = keyed(ctx.local, ["key"])
             flags = np.ones(len(agg.keys["key"]), dtype=object)
         mine_a = (_hashed(agg.keys["key"]), flags)
     if ctx.local is not None and ctx.index == ctx.owners[1]:
-        agg = ctx.local.aggregate(by=["key", "group"], measures=[("count", None), ("sum", "value")])
+        agg = keyed(ctx.local, ["key", "group"], measures=[("count", None), ("sum", "value")])
         label = np.array([str(g) for g in agg.keys["group"]], dtype=object)
         keep = np.isin(label, groups)
         column = {g: i for i, g in enumerate(groups)}
@@ -319,7 +341,7 @@ async def join_correlation(ctx: Context) -> list[SecureOutput]:
     tables: list[tuple[np.ndarray, np.ndarray] | None] = [None, None]
     for position in range(2):
         if ctx.local is not None and ctx.index == ctx.owners[position]:
-            agg = ctx.local.aggregate(by=["key"], measures=[("count", None), ("sum", "value")])
+            agg = keyed(ctx.local, ["key"], measures=[("count", None), ("sum", "value")])
             values = per_key_values(agg.values["sum:value"], agg.values["count"], how)
             tables[position] = (_hashed(agg.keys["key"]), values)
     shared = []
@@ -454,7 +476,8 @@ _SIZES = (
 )
 _NOT = (
     " No party learns which of its own keys matched (rows are shuffled obliviously before "
-    "pseudonyms are revealed), nor any key of the other owner, nor any value."
+    "pseudonyms are revealed), nor any key of the other owner, nor any value. Rows without "
+    "a key (NULL or empty) are left out of the join."
 )
 
 DEFINITIONS = (
@@ -478,7 +501,9 @@ DEFINITIONS = (
         inputs="first owner: `key` and `value`; second owner: `key`",
         outputs=("keys", "rows", "sum", "mean"),
         leakage=(
-            f"Leaks {_SIZES}. The first owner's rows are pre-aggregated per key (sum, count) "
+            f"Leaks {_SIZES}; the first owner's count is taken after the analyst's optional "
+            "min/max row filter, so the parties also see how many of its keys have a row in "
+            "that range. The first owner's rows are pre-aggregated per key (sum, count) "
             "before sharing, so duplicate keys do not show. `rows` (the first owner's rows "
             "of matching keys) and `sum` reach only the analyst; `mean` = sum / rows." + _NOT
         ),
@@ -504,8 +529,11 @@ DEFINITIONS = (
         inputs=("first owner: `key` and optional `filter`; second owner: `key`, `group`, `value`"),
         outputs=("count[<group>]", "sum[<group>]", "mean[<group>]"),
         leakage=(
-            f"Leaks {_SIZES}, and for each matching key how many of the listed groups it has "
-            "rows in on the second owner's side (that table is pre-aggregated per (key, group)). "
+            "Leaks the number of distinct keys of the first owner and the number of (key, "
+            "group) pairs of the second (its table is pre-aggregated per key and group, over "
+            "the listed groups), the number of matching keys, and — for every key of the "
+            "second owner — how many of the listed groups it has rows in (equal pseudonyms), "
+            "to every party of the session, the helper included. "
             "The threshold is evaluated by the first owner on its own per-key totals and "
             "shared as a secret bit: nobody learns which keys pass. Rows of groups not "
             "listed in params.groups are ignored. Per-group counts and sums reach only the "
@@ -535,8 +563,8 @@ DEFINITIONS = (
         outputs=("r", "pairs"),
         leakage=(
             f"Leaks {_SIZES}. Each owner first reduces its rows to one value per key "
-            "(params.per_key: mean rounded to the column's decimals, or sum). The sums and "
-            "cross-products stay secret; only r (and the public pair count) reach the "
+            "(params.per_key: mean rounded half up to the session's decimals, or sum). "
+            "The sums and cross-products stay secret; only r (and the public pair count) reach the "
             "analyst. r is NaN when fewer than two keys match or a side is constant." + _NOT
         ),
         program="protocols.join:join_correlation",

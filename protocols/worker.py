@@ -266,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the worker's one boundary: record why, exit non-zero
         log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
         WorkerStatus(
-            "failed", 0.0, f"{type(exc).__name__}: {exc}", report.bytes_sent, "worker_failed"
+            "failed",
+            0.0,
+            # The exception's text may quote data; it stays in the worker log at the node.
+            f"internal error in the worker ({type(exc).__name__}); see worker.log at the node",
+            report.bytes_sent,
+            "worker_failed",
         ).write(directory)
         return _leave(EXIT_FAILED)
     atomic_write(directory / RESULT_FILE, sealed)

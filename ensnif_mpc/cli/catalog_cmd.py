@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.table import Table
@@ -57,7 +58,7 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
     console.print(f"inputs:  {p.inputs}")
     for n, position in enumerate(p.input_roles):
         last = n == len(p.input_roles) - 1 and p.max_data_owners != len(p.input_roles)
-        where = f"inputs[{n}]" + ("…" if last else "")
+        where = f"inputs[{n}{'+' if last else ''}]"
         for r in position.roles:
             console.print(
                 f"  {where}.{'column' if r.name == 'value' else r.name}: "
@@ -72,6 +73,11 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
         )
     console.print(f"outputs: {', '.join(p.outputs)}")
     console.print(f"leakage: {p.leakage}")
+
+
+def _column_text(c: Any) -> str:
+    kind = ["?", "int", "float", "string"][c.type]
+    return f"{c.name}:{kind}" if kind == "string" else f"{c.name}:{kind}[{c.lower:g},{c.upper:g}]"
 
 
 @click.group()
@@ -112,12 +118,11 @@ def datasets_list(ctx: click.Context, party: str, as_json: bool) -> None:
         emit_json([to_dict(d) for d in items])
         return
     t = Table(title="Datasets")
-    for col in ("party", "dataset", "rows", "columns"):
+    for col in ("party", "dataset", "rows", "columns", "ρ remaining / budget"):
         t.add_column(col)
     for d in items:
-        cols = ", ".join(
-            f"{c.name}:{['?', 'int', 'float', 'string'][c.type]}[{c.lower:g},{c.upper:g}]"
-            for c in d.columns
-        )
-        t.add_row(d.party, d.name, str(d.row_count), cols)
+        cols = ", ".join(_column_text(c) for c in d.columns)
+        p = d.policy
+        budget = f"{p.remaining_rho:g} / {p.budget_rho:g}" if p.remaining_rho >= 0 else "-"
+        t.add_row(d.party, d.name, str(d.row_count), cols, budget)
     console.print(t)

@@ -19,7 +19,7 @@ from ensnif_mpc import jobspec
 from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.localnet import LocalConsortium
 from ensnif_mpc.pki import Identity
-from ensnif_mpc.schema import Column
+from ensnif_mpc.schema import Column, PrivacyPolicy
 from ensnif_mpc.sources import SourceSpec
 from party_node.node import Node, Proposal
 from party_node.store import NodeStore
@@ -70,6 +70,7 @@ def node(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node, Path]]:
         ),
         columns=COLUMNS,
         allowed_protocols=("sum", "intersection_sum"),
+        privacy=PrivacyPolicy(exact_protocols=("sum", "intersection_sum")),
     )
     cfg = dataclasses.replace(
         PartyConfig.load(tmp_path / "party-grocery.toml"), datasets=(dataset,)
