@@ -1,69 +1,88 @@
-"""Raw MPyC baseline: the same aggregate with the same secure types, no orchestration.
+"""Raw MPyC baseline for sum, mean and variance: the same secure types and the same local
+pre-aggregation as protocols/aggregates.py and protocols/statistics.py, no orchestration.
 
-Run as one process per party (the bench launches them):
-    python bench/raw_aggregate.py DIR PROTOCOL ROWLEVEL -M3 -I i -P host:port ... --ssl
-Each owner reads DIR/party<i>.npy (integers on the column's scale); the result is opened
-and every party prints a JSON line with the value, its time inside MPyC and bytes sent.
-ROWLEVEL=1 secret-shares every row instead of the owner's local (sum, count).
+Each data owner reads its own CSV, reduces its column locally to (sum, count) — or
+(count, sum, sum of squares) for the variance — on the session's decimal scale, and
+secret-shares only that; the parties add the partials and open the result.
+
+    python bench/raw_aggregate.py JOB_JSON -I i -P host:port ... --ssl --no-log
 """
 
-import json
-import os
-import sys
-import time
-from pathlib import Path
+import rawkit
 
-import numpy as np
+job = rawkit.setup()
 
-directory, protocol, rowlevel, bit_length = (
-    sys.argv[1],
-    sys.argv[2],
-    sys.argv[3] == "1",
-    int(sys.argv[4]),
-)
-os.chdir(directory)
-sys.argv = [sys.argv[0], *sys.argv[5:]]
+import numpy as np  # noqa: E402
+from mpyc.runtime import mpc  # noqa: E402  (after setup: MPyC parses sys.argv on import)
 
-from mpyc.runtime import mpc  # noqa: E402  (after argv holds MPyC's options)
+from protocols import statistics  # noqa: E402
+from protocols.aggregates import mean_frac_bits  # noqa: E402
 
-OWNERS = [0, 1]
+PROTOCOL, BITS, DECIMALS = job["protocol"], job["bit_length"], job["decimals"]
+OWNERS = list(range(len(job["owners"])))
 
 
-async def main():
-    t0 = time.perf_counter()
-    await mpc.start()
-    if protocol == "mean":
-        f = max(32, bit_length + 30)
-        stype = mpc.SecFxp(2 * f, f)
-    else:
-        stype = mpc.SecInt(bit_length)
-    mine = mpc.pid in OWNERS
-    values = np.load(f"party{mpc.pid}.npy") if mine else None
-    if rowlevel:
-        n = [int(x) for x in json.loads(Path("sizes.json").read_text())]
-        shared = [
-            mpc.input(
-                stype.array(
-                    values.astype(object) if mpc.pid == o else np.zeros(n[o], dtype=object)
-                ),
-                senders=o,
-            )
-            for o in OWNERS
-        ]
-        total = mpc.sum([mpc.np_sum(s) for s in shared])
-        count = stype(sum(n))
-    else:
-        local = np.array([int(values.sum()), values.size] if mine else [0, 0], dtype=object)
-        parts = mpc.input(stype.array(local), senders=OWNERS)
-        both = mpc.np_sum(mpc.np_stack(parts), axis=0)
-        total, count = both[0], both[1]
-    result = total / count if protocol == "mean" else total
-    value = await mpc.output(result)
-    sent = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != mpc.pid and p.protocol)
-    await mpc.shutdown()
-    print(
-        json.dumps({"value": float(value), "seconds": time.perf_counter() - t0, "bytes_sent": sent})
+def local_partials() -> np.ndarray:
+    """This owner's exact partials: [sum, count] or, for the variance, [count, sum, sumsq]."""
+    if mpc.pid not in OWNERS:
+        return np.zeros(3 if PROTOCOL == "variance" else 2, dtype=object)
+    owner = job["owners"][mpc.pid]
+    x = rawkit.scaled(rawkit.read(owner["file"], [owner["value"]]), owner["value"], DECIMALS)
+    total, count = int(x.sum()), int(x.size)
+    if PROTOCOL != "variance":
+        return np.array([total, count], dtype=object)
+    if x.size and int(np.abs(x).max()) ** 2 * x.size >= 2**63:
+        raise OverflowError("sum of squares would overflow int64; use Python ints")
+    return np.array([count, total, int((x * x).sum())], dtype=object)
+
+
+async def variance(stype, partials) -> tuple:
+    """As protocols.statistics.variance: A / (N(N-1)) with A = N·Q − S², one normalization."""
+    _, width_d, _ = statistics.moment_sizes(BITS, DECIMALS)
+    n, s, q = mpc.np_tolist(mpc.np_sum(mpc.np_stack(partials), axis=0))
+    a, d = n * q - s * s, n * (n - 1)
+    zero, m, four_down, _, _, big_k = statistics.normalize(
+        mpc, mpc.np_fromlist([d * 10**DECIMALS]), width_d
     )
+    y = statistics.rsqrt_mantissa(m + zero)
+    inverse = statistics.shift_down(mpc, y * y * four_down, 2 * big_k)
+    (few,) = mpc.np_tolist(zero)
+    (inv,) = mpc.np_tolist(inverse)
+    return a * inv, few
+
+
+async def main() -> None:
+    clock = rawkit.Clock()
+    await mpc.start()
+    clock.lap("start")
+    if PROTOCOL == "mean":
+        f = mean_frac_bits(BITS)
+        stype = mpc.SecFxp(2 * f, f)
+    elif PROTOCOL == "variance":
+        width_a, _, f = statistics.moment_sizes(BITS, DECIMALS)
+        stype = mpc.SecFxp(f + width_a + 6, f)
+    else:
+        stype = mpc.SecInt(BITS)
+    local = local_partials()
+    clock.lap("read")
+    partials = mpc.input(stype.array(local), senders=OWNERS)
+    scale = 10**DECIMALS
+    if PROTOCOL == "variance":
+        value, few = await variance(stype, partials)
+        result, few = await mpc.output([value, few])
+        outputs = {"variance": float("nan") if few else float(result) / scale}
+    else:
+        totals = mpc.np_sum(mpc.np_stack(partials), axis=0)
+        if PROTOCOL == "mean":
+            empty = totals[1] == 0
+            mean, empty = await mpc.output([totals[0] / (totals[1] + empty), empty])
+            outputs = {"mean": float("nan") if empty else float(mean) / scale}
+        else:
+            outputs = {"sum": int(await mpc.output(totals[0])) / scale}
+    clock.lap("mpc")
+    sent = rawkit.bytes_sent(mpc)
+    await mpc.shutdown()
+    rawkit.report(outputs, sent, clock)
 
 
 mpc.run(main())

@@ -1,192 +1,178 @@
-"""Benchmarks (`make bench`): the same computation as (a) plaintext numpy, (b) raw MPyC with the
-same secure types, (c) a full Ensnif job through coordinator and nodes; prints the ratios.
+"""Benchmarks (`make bench`): per protocol family, the same computation as (a) plaintext pandas,
+(b) a minimal hand-written MPyC program with the same secure types and the same local
+pre-aggregation (bench/raw_*.py, three processes over TLS), (c) a full Ensnif job through the
+coordinator and three nodes; prints c/b (orchestration overhead) and c/a (the price of not
+seeing the data), CPU time, bytes sent, and checks every answer against the plaintext one.
 
-c/b is the orchestration overhead (mTLS gRPC, approval, per-job certificates, worker
-process, sealed delivery); c/a is the price of computing without seeing the data.
-Not a test: it prints numbers and asserts nothing about speed.
+Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
+(grocery and logistics each); a compute-only helper is the third party.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
-import subprocess
+import os
 import sys
 import tempfile
 import time
+import traceback
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from coordinator.validation import sizing_for
-from ensnif_mpc import jobspec, mpc_session, pki, sample_data
-from ensnif_mpc.localnet import LocalConsortium
-from party_node.datasets import scaled_integers
-from protocols import registry
+from cases import FAMILIES, PLANS, Case, select  # noqa: E402
+from ensnif_job import Consortium, EnsnifRun  # noqa: E402
+from plaintext import PLAINTEXT, agrees, read  # noqa: E402
+from points import print_costs  # noqa: E402
+from raw import RawRun  # noqa: E402
+from raw import run as run_raw  # noqa: E402
+from report import print_breakdowns, print_table  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-COLUMNS = (("orders", "basket_total", 500.0, 2), ("deliveries", "fee", 60.0, 2))
+from ensnif_mpc import sample_data  # noqa: E402
+from protocols import registry  # noqa: E402
 
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+REFERENCE_MAX_ROWS = 100_000  # the registry's references are row loops: checked up to here
 
 
-def raw_mpyc(work: Path, cols: list[np.ndarray], protocol: str, rowlevel: bool) -> dict:
-    """Three MPyC processes over TLS on loopback, as in a hand-written MPyC program."""
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    pki.init_ca(work / "pki")
-    names = ["p0", "p1", "p2"]
-    for n in names:
-        pki.issue(work / "pki", n, "party")
-    creds = [
-        mpc_session.mint("bench", i, (work / "pki" / f"{n}.key").read_bytes())
-        for i, n in enumerate(names)
+def plaintext(case: Case, data: sample_data.SampleData) -> tuple[float, dict[str, float]]:
+    t = time.perf_counter()
+    frames = [read(Path(f), case.roles(n)) for n, f in enumerate(case.files(data))]
+    answer = PLAINTEXT[case.plan.protocol](frames, case.plan.params)
+    return time.perf_counter() - t, answer
+
+
+def reference(case: Case, data: sample_data.SampleData) -> dict[str, float]:
+    """The protocol's own plaintext reference (protocols/registry.py), to check pandas'."""
+    tables = [
+        sample_data.read_table(Path(f), case.roles(n)) for n, f in enumerate(case.files(data))
     ]
-    ports = free_ports(3)
-    peers = [
-        mpc_session.PeerBinding(
-            i, n, f"127.0.0.1:{ports[i]}", creds[i].cert_pem, creds[i].binding_signature, ""
-        )
-        for i, n in enumerate(names)
-    ]
-    scaled = [scaled_integers(c, 2) for c in cols]
-    sizing = sizing_for([(c.size, b, 2) for c, (_, _, b, _) in zip(cols, COLUMNS, strict=True)], 2)
-    procs = []
-    start = time.perf_counter()
-    for i in range(3):
-        d = work / f"party{i}"
-        mpc_session.write_config(d, i, creds[i], peers)
-        for k, s in enumerate(scaled):
-            np.save(d / f"party{k}.npy", s)
-        (d / "sizes.json").write_text(json.dumps([s.size for s in scaled]))
-        argv = [
-            sys.executable,
-            str(HERE / "raw_aggregate.py"),
-            str(d),
-            protocol,
-            "1" if rowlevel else "0",
-            str(sizing.bit_length),
-            "--no-log",
-            "-I",
-            str(i),
-            "--ssl",
-            *[a for p in ports for a in ("-P", f"127.0.0.1:{p}")],
-        ]
-        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=1800)[0] for p in procs]
-    wall = time.perf_counter() - start
-    bodies = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    return {
-        "value": bodies[0]["value"] / 100,  # both columns keep 2 decimals
-        "wall": wall,
-        "bytes_sent": sum(b["bytes_sent"] for b in bodies),
+    return registry.get(case.plan.protocol).reference(tables, case.plan.params)
+
+
+def middle(runs: list[Any]) -> Any:
+    """The run with the median wall time (the lower of the two middle ones)."""
+    return sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]
+
+
+def measure(case: Case, net: Consortium, work: Path, timeout_s: float, repeat: int) -> dict:
+    """a, then b and c interleaved ``repeat`` times (so load from others hits both alike);
+    the run with the median wall time of each is reported, every answer is checked."""
+    row: dict[str, Any] = {
+        "family": case.plan.family,
+        "protocol": case.plan.protocol,
+        "rows_per_owner": case.rows,
+        "load_before": os.getloadavg()[0],
     }
+    times = []
+    for _ in range(repeat):
+        t, want = plaintext(case, net.data)
+        times.append(t)
+    row["plaintext_s"] = sorted(times)[(repeat - 1) // 2]
+    row["plaintext"] = want
+    problems: list[str] = []
+    if case.rows <= REFERENCE_MAX_ROWS:
+        problems += [f"pandas vs reference: {p}" for p in agrees(want, reference(case, net.data))]
+    raws: list[RawRun] = []
+    jobs: list[EnsnifRun] = []
+    raw_ok = job_ok = True
+    for _ in range(repeat):
+        if raw_ok:
+            try:
+                b = run_raw(work / "raw", case.plan.script, case.raw_job(net.data), timeout_s)
+                raws.append(b)
+                problems += [f"raw: {p}" for p in agrees(b.outputs, want)]
+            except (RuntimeError, TimeoutError) as exc:
+                problems.append(f"raw failed: {exc}")
+                raw_ok = False
+        if job_ok:
+            try:
+                c = net.run(case.spec, timeout_s)
+                jobs.append(c)
+                problems += [f"ensnif: {p}" for p in agrees(c.outputs, want)]
+            except Exception as exc:  # a failed job is a result to print, not a crash
+                problems.append(f"ensnif failed: {exc}")
+                traceback.print_exc()
+                job_ok = False
+    if raws:
+        row["raw"] = asdict(middle(raws))
+        row["raw_walls"] = [r.wall for r in raws]
+    if jobs:
+        row["ensnif"] = asdict(middle(jobs))
+        row["ensnif_walls"] = [r.wall for r in jobs]
+    row["load_after"] = os.getloadavg()[0]
+    row["problems"] = sorted(set(problems))
+    return row
 
 
-def ensnif_job(lc: LocalConsortium, protocol: str) -> dict:
-    spec = jobspec.from_dict(
-        {
-            "protocol": protocol,
-            "helpers": ["helper"],
-            "inputs": [
-                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-                {"party": "logistics", "dataset": "deliveries", "column": "fee"},
-            ],
-        }
-    )
-    with lc.client() as c:
-        start = time.perf_counter()
-        job = c.submit(spec)
-        final = c.wait(job.id)
-        values = c.result(job.id)
-        wall = time.perf_counter() - start
-    return {
-        "value": float(next(iter(values.values()))),
-        "wall": wall,
-        "bytes_sent": sum(p.progress.bytes_sent for p in final.parties),
-    }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument(
-        "--rowlevel-max",
-        type=int,
-        default=100_000,
-        help="largest size for the raw MPyC row-level variant",
-    )
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, nargs="+", help="rows per owner for every selected case")
+    ap.add_argument("--only", choices=FAMILIES, action="append", help="a family (repeatable)")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of a, b and c (median shown)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per raw run or job")
+    ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as markdown")
     args = ap.parse_args()
-    lines = []
-    for rows in args.rows:
+
+    catalog = registry.catalog()
+    cases = [c for c in select(args.only, args.rows, args.quick) if c.plan.protocol in catalog]
+    for missing in {c.plan.protocol for c in select(args.only, args.rows, args.quick)} - set(
+        catalog
+    ):
+        print(f"note: protocol {missing!r} is not in the registry yet; skipped")
+    results: list[dict[str, Any]] = []
+    consortia: list[dict[str, float]] = []
+    for rows in sorted({c.rows for c in cases}):
         with tempfile.TemporaryDirectory(prefix="ensnif-bench-") as tmp:
             root = Path(tmp)
-            lc = LocalConsortium(root / "consortium", rows=rows).setup()
-            assert lc.data is not None
-            cols = [
-                sample_data.read_column(lc.data.orders, "basket_total"),
-                sample_data.read_column(lc.data.deliveries, "fee"),
-            ]
-            t0 = time.perf_counter()
-            lc.start()
-            startup = time.perf_counter() - t0
+            net = Consortium(root / "consortium", rows, job_timeout_s=args.timeout)
+            print(
+                f"== {rows:,} rows per owner: generating data, starting the consortium", flush=True
+            )
             try:
-                for protocol in ("sum", "mean"):
-                    t = time.perf_counter()
-                    plain = registry.get(protocol).reference([{"value": c} for c in cols], {})[
-                        protocol
-                    ]
-                    a = time.perf_counter() - t
-                    b = raw_mpyc(root / "raw", cols, protocol, rowlevel=False)
-                    c = ensnif_job(lc, protocol)
-                    row = {
-                        "rows_per_owner": rows,
-                        "protocol": protocol,
-                        "plaintext_s": a,
-                        "raw_mpyc_s": b["wall"],
-                        "ensnif_s": c["wall"],
-                        "c_over_b": c["wall"] / b["wall"],
-                        "c_over_a": c["wall"] / a,
-                        "ensnif_bytes": c["bytes_sent"],
-                        "raw_bytes": b["bytes_sent"],
-                        "ensnif_value": c["value"],
-                        "plaintext_value": plain,
-                        "consortium_startup_s": startup,
-                    }
-                    if rows <= args.rowlevel_max:
-                        r = raw_mpyc(root / "rawrow", cols, protocol, rowlevel=True)
-                        row["raw_rowlevel_s"] = r["wall"]
-                        row["raw_rowlevel_bytes"] = r["bytes_sent"]
-                    lines.append(row)
-                    print(json.dumps(row), flush=True)
+                net.start(timeout_s=300)
+                consortia.append(
+                    {"rows": rows, "generate_s": net.generate_s, "startup_s": net.startup_s}
+                )
+                print(
+                    f"   data {net.generate_s:.1f} s, consortium up in {net.startup_s:.1f} s",
+                    flush=True,
+                )
+                for case in (c for c in cases if c.rows == rows):
+                    row = measure(case, net, root, args.timeout, max(args.repeat, 1))
+                    results.append(row)
+                    print(_progress(row), flush=True)
             finally:
-                lc.stop()
+                net.stop()
+    order = {(p.family, p.protocol): i for i, p in enumerate(PLANS)}
+    results.sort(key=lambda r: (order[r["family"], r["protocol"]], r["rows_per_owner"]))
     print()
-    hdr = (
-        f"{'rows/owner':>10} {'proto':>5} {'plain s':>9} {'raw s':>7} {'ensnif s':>9} "
-        f"{'c/b':>5} {'c/a':>9} {'bytes c':>8} {'bytes b':>8} {'row-level b s':>14} "
-        f"{'row-level bytes':>16}"
-    )
-    print(hdr)
-    for r in lines:
+    print_table(results, markdown=args.markdown)
+    print_breakdowns(results)
+    if any(r["family"] == "private-join" for r in results):
+        print_costs()
+    for c in consortia:
         print(
-            f"{r['rows_per_owner']:>10} {r['protocol']:>5} {r['plaintext_s']:>9.5f} "
-            f"{r['raw_mpyc_s']:>7.2f} {r['ensnif_s']:>9.2f} {r['c_over_b']:>5.2f} "
-            f"{r['c_over_a']:>9.0f} {r['ensnif_bytes']:>8} {r['raw_bytes']:>8} "
-            f"{r.get('raw_rowlevel_s', float('nan')):>14.2f} "
-            f"{r.get('raw_rowlevel_bytes', 0):>16}"
+            f"consortium at {c['rows']:,} rows/owner: sample data {c['generate_s']:.1f} s, "
+            f"start (incl. each node's bound check of its CSV) {c['startup_s']:.1f} s"
         )
+    if args.json:
+        args.json.write_text(json.dumps({"consortia": consortia, "results": results}, indent=1))
+    return 1 if any(r["problems"] for r in results) else 0
+
+
+def _progress(row: dict[str, Any]) -> str:
+    b, c = row.get("raw"), row.get("ensnif")
+    parts = [f"   {row['protocol']} {row['rows_per_owner']:,}: plain {row['plaintext_s']:.2f} s"]
+    parts.append(f"raw {b['wall']:.2f} s" if b else "raw -")
+    parts.append(f"ensnif {c['wall']:.2f} s" if c else "ensnif -")
+    text = ", ".join(parts)
+    return text + ("" if not row["problems"] else "\n   ! " + "\n   ! ".join(row["problems"]))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 ORDER_COLUMNS = ("order_id", "customer_id", "zip", "basket_total", "order_date")
 DELIVERY_COLUMNS = ("delivery_id", "customer_id", "zip", "delivery_minutes", "distance_km", "fee")
@@ -24,6 +26,11 @@ class SampleData:
 
 
 def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
+    """Write orders.csv and deliveries.csv (CRLF lines, as Python's csv module writes).
+
+    Vectorized (a million rows per file in about a second): the draws and their order
+    are those of the original row-by-row writer, so a seed gives byte-identical files.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     universe = max(rows // 2, 10)
@@ -31,45 +38,68 @@ def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
     g_cust = rng.integers(0, int(universe * 0.7), rows)
     l_cust = rng.integers(int(universe * 0.3), universe, rows)
     home_zip = rng.integers(0, len(ZIPS), universe)
+    zips = pa.array(ZIPS)
 
     basket = np.clip(rng.gamma(2.0, 30.0, rows), 0, 500).round(2)
     days = rng.integers(0, 365, rows)
     orders = directory / "orders.csv"
-    with orders.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(ORDER_COLUMNS)
-        for i in range(rows):
-            c = int(g_cust[i])
-            w.writerow(
-                [
-                    i + 1,
-                    f"C{c:07d}",
-                    ZIPS[home_zip[c]],
-                    f"{basket[i]:.2f}",
-                    str(np.datetime64("2026-01-01") + int(days[i])),
-                ]
-            )
+    _write_csv(
+        orders,
+        ORDER_COLUMNS,
+        [
+            _text(np.arange(1, rows + 1)),
+            _customer(g_cust),
+            zips.take(pa.array(home_zip[g_cust])),
+            _fixed(basket, 2),
+            pc.cast(pa.array(np.datetime64("2026-01-01") + days), pa.string()),
+        ],
+    )
 
     distance = np.clip(rng.gamma(2.0, 4.0, rows), 0.1, 80).round(1)
     minutes = np.clip((12 + distance * 2.5 + rng.normal(0, 8, rows)).round(), 5, 240).astype(int)
     fee = np.clip(2.5 + distance * 0.6, 0, 60).round(2)
     deliveries = directory / "deliveries.csv"
-    with deliveries.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(DELIVERY_COLUMNS)
-        for i in range(rows):
-            c = int(l_cust[i])
-            w.writerow(
-                [
-                    i + 1,
-                    f"C{c:07d}",
-                    ZIPS[home_zip[c]],
-                    int(minutes[i]),
-                    f"{distance[i]:.1f}",
-                    f"{fee[i]:.2f}",
-                ]
-            )
+    _write_csv(
+        deliveries,
+        DELIVERY_COLUMNS,
+        [
+            _text(np.arange(1, rows + 1)),
+            _customer(l_cust),
+            zips.take(pa.array(home_zip[l_cust])),
+            _text(minutes),
+            _fixed(distance, 1),
+            _fixed(fee, 2),
+        ],
+    )
     return SampleData(orders, deliveries)
+
+
+def _text(integers: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(np.asarray(integers, dtype=np.int64)), pa.string())
+
+
+def _customer(ids: np.ndarray) -> pa.Array:
+    """ "C0000123": at least 7 digits, as f"C{c:07d}"."""
+    return pc.binary_join_element_wise("C", pc.utf8_lpad(_text(ids), 7, "0"), "")
+
+
+def _fixed(values: np.ndarray, decimals: int) -> pa.Array:
+    """Non-negative numbers already rounded to ``decimals``, as f"{v:.{decimals}f}" writes them."""
+    scaled = np.rint(values * 10**decimals).astype(np.int64)
+    if scaled.size and scaled.min() < 0:
+        raise ValueError("only non-negative numbers are formatted here")
+    whole = _text(scaled // 10**decimals)
+    fraction = pc.utf8_lpad(_text(scaled % 10**decimals), decimals, "0")
+    return pc.binary_join_element_wise(whole, fraction, ".")
+
+
+def _write_csv(path: Path, header: tuple[str, ...], columns: list[pa.Array]) -> None:
+    """Unquoted fields (none holds a comma or a quote) and CRLF line ends."""
+    with path.open("wb") as f:
+        f.write((",".join(header) + "\r\n").encode())
+        if len(columns[0]):
+            lines = pc.binary_join_element_wise(*columns, ",")
+            f.write(("\r\n".join(lines.to_pylist()) + "\r\n").encode())
 
 
 def read_table(path: Path, roles: dict[str, str]) -> dict[str, np.ndarray]:

@@ -65,7 +65,7 @@ class SourceSpec:
     path: str = ""  # csv, parquet: absolute file path
     url: str = ""  # sql: SQLAlchemy URL of the owner's database
     query: str = ""  # sql: a SELECT whose result columns are the dataset's columns
-    timeout_s: float = 60.0  # sql: statement timeout; files: ignored
+    timeout_s: float = 20.0  # sql: statement timeout (below the 30 s propose timeout)
     table: str = ""  # sql: a table (or view) name, instead of query; may be schema.table
 
     def to_dict(self) -> dict[str, Any]:
