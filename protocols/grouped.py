@@ -125,7 +125,8 @@ def _finalize_group_by(values: dict[str, Fraction]) -> dict[str, Fraction | floa
     for name, count in values.items():
         if name.startswith("count["):
             g = name[len("count[") : -1]
-            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count else math.nan
+            # count > 0, not just nonzero: under DP a noisy count can be 0 or negative.
+            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count > 0 else math.nan
     return out
 
 
@@ -180,6 +181,22 @@ _LEAK = (
     "is public (the analyst's); rows of unlisted groups are ignored."
 )
 
+
+def _dp_blocks(*kinds: str) -> Any:
+    """A row lands in one group, so a person with k rows per owner moves each per-group
+    vector by at most Σk (counts) or Σk·B (sums) in L2 — not √G times more."""
+
+    def blocks(
+        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+    ) -> list[tuple[float, int]]:
+        g = len(labels(params))
+        count = float(sum(k for k, _ in owners))
+        total = float(max(1, sum(k * b for k, b in owners)))
+        return [(count if kind == "count" else total, g) for kind in kinds]
+
+    return blocks
+
+
 DEFINITIONS = (
     ProtocolDef(
         name="group_count",
@@ -192,6 +209,7 @@ DEFINITIONS = (
         reference=_ref("count"),
         roles=((GROUP,),),
         parameters=(_GROUPS,),
+        dp_sensitivity=_dp_blocks("count"),
     ),
     ProtocolDef(
         name="group_sum",
@@ -204,6 +222,7 @@ DEFINITIONS = (
         reference=_ref("sum"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
+        dp_sensitivity=_dp_blocks("sum"),
     ),
     ProtocolDef(
         name="group_mean",
@@ -236,5 +255,6 @@ DEFINITIONS = (
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
         finalize=_finalize_group_by,
+        dp_sensitivity=_dp_blocks("count", "sum"),
     ),
 )

@@ -86,12 +86,20 @@ def _print_result(job_id: str, values: dict[str, Any]) -> None:
 @job.command("submit")
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--wait", is_flag=True, help="Follow the job and print its result.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate against the catalog and print the privacy cost and noise; submit nothing.",
+)
 @_json
 @click.pass_context
-def submit(ctx: click.Context, job_file: str, wait: bool, as_json: bool) -> None:
+def submit(ctx: click.Context, job_file: str, wait: bool, dry_run: bool, as_json: bool) -> None:
     """Submit the job described by JOB_FILE (TOML)."""
     spec = jobspec.load(Path(job_file))
     with client_from(ctx) as c:
+        if dry_run:
+            _dry_run(c, spec, as_json)
+            return
         submitted = c.submit(spec)
         if not wait:
             if as_json:
@@ -106,6 +114,66 @@ def submit(ctx: click.Context, job_file: str, wait: bool, as_json: bool) -> None
             console.print(f"submitted job [bold]{submitted.id}[/]")
         final = follow(c, submitted.id, quiet=as_json)
         _outcome(c, final, as_json)
+
+
+def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
+    """The coordinator's own validation and release plan, computed here from the catalog."""
+    from statistics import NormalDist
+
+    from coordinator.validation import validate
+    from ensnif_mpc import convert
+
+    parties = {p.name: p.role for p in c.parties()}
+    catalog = {(d.party, d.name): convert.dataset_from_pb(d) for d in c.datasets()}
+    sizing = validate(spec, parties.get, lambda p, n: catalog.get((p, n)))
+    plan = sizing.release
+    z = NormalDist().inv_cdf(0.975)
+    charges: list[dict[str, Any]] = [
+        {
+            "dataset": f"{i.party}/{i.dataset}",
+            "rho": 0.0 if plan.exact else plan.rho,
+            "remaining_rho": catalog[(i.party, i.dataset)].policy.remaining_rho,
+        }
+        for i in spec.inputs
+    ]
+    blocks = [
+        {
+            "outputs": b.dims,
+            "l2_sensitivity": b.l2_sensitivity,
+            "rho": b.rho,
+            "noise_sd": b.sigma_share * plan.parties**0.5,
+            "ci95_half_width": z * b.sigma_share * plan.parties**0.5,
+        }
+        for b in plan.blocks
+    ]
+    if as_json:
+        emit_json(
+            {
+                "exact": plan.exact,
+                "charges": charges,
+                "noise_blocks": blocks,
+                "decimals": sizing.decimals,
+                "bit_length": sizing.bit_length,
+            }
+        )
+        return
+    if plan.exact:
+        console.print(
+            "release: [bold]exact[/] (every owner's policy allows it); no budget is spent"
+        )
+    else:
+        console.print(f"release: DP, ρ = {plan.rho:g} (zCDP) charged to every input dataset")
+    for ch in charges:
+        left = ch["remaining_rho"]
+        console.print(
+            f"  {ch['dataset']}: cost ρ = {ch['rho']:g}"
+            + (f", remaining before the job {left:g}" if left >= 0 else "")
+        )
+    for b in blocks:
+        console.print(
+            f"  noise on {b['outputs']} output(s): sd {b['noise_sd']:.4g}, 95% ± "
+            f"{b['ci95_half_width']:.4g} (units of 10^-{sizing.decimals} for sums, 1 for counts)"
+        )
 
 
 @job.command("list")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ensnif_mpc import __version__
-from ensnif_mpc.cli import catalog_cmd, demo_cmd, job_cmd, pki_cmd, serve_cmd
+from ensnif_mpc.cli import budget_cmd, catalog_cmd, demo_cmd, job_cmd, pki_cmd, serve_cmd
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.procs import die_with_parent
 
@@ -59,6 +59,7 @@ cli.add_command(catalog_cmd.protocols)
 cli.add_command(catalog_cmd.parties)
 cli.add_command(catalog_cmd.datasets)
 cli.add_command(demo_cmd.demo)
+cli.add_command(budget_cmd.budget)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -125,3 +125,34 @@ def test_missing_profile_is_a_clear_error(lc: LocalConsortium) -> None:
 
     assert res.code == 2
     assert "no client profile" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_dry_run_prints_the_privacy_cost_and_submits_nothing(lc: LocalConsortium) -> None:
+    before = run_cli(lc, "job", "list", "--json").json()
+
+    res = run_cli(lc, "job", "submit", "jobs/ticket-mean-dp.toml", "--dry-run", "--json")
+
+    assert res.code == 0, res.stderr
+    body = res.json()
+    assert body["exact"] is False
+    assert {c["dataset"] for c in body["charges"]} == {"grocery/orders", "logistics/deliveries"}
+    assert all(c["rho"] == 0.05 for c in body["charges"])
+    sums, counts = body["noise_blocks"]  # the mean is released as a noisy sum and count
+    assert sums["rho"] == counts["rho"] == 0.025
+    assert sums["noise_sd"] > counts["noise_sd"] > 0
+    assert run_cli(lc, "job", "list", "--json").json() == before
+    exact = run_cli(lc, "job", "submit", "jobs/revenue-sum.toml", "--dry-run", "--json").json()
+    assert exact["exact"] is True and exact["noise_blocks"] == []
+
+
+def test_budget_show_reads_the_nodes_own_ledger(lc: LocalConsortium) -> None:
+    res = run_cli(lc, "job", "submit", "jobs/ticket-mean-dp.toml", "--wait", "--json")
+    assert res.code == 0, res.stderr
+
+    shown = run_cli(lc, "budget", "show", "--config", "party-grocery.toml", "--json")
+
+    assert shown.code == 0, shown.stderr
+    (orders,) = shown.json()["budgets"]
+    assert orders["dataset"] == "orders"
+    assert orders["spent_rho"] >= 0.05 and orders["reserved_rho"] == 0
+    assert orders["remaining_rho"] == pytest.approx(orders["budget_rho"] - orders["spent_rho"])

@@ -179,6 +179,7 @@ def write_sessions(
     bit_length: int | None = None,
     lower: float = 0.0,
     upper: float = 0.0,
+    release: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """One job directory per party, as the party nodes write them; ``None`` marks a helper."""
     assert job_id.isalnum()
@@ -226,6 +227,7 @@ def write_sessions(
             decimals=decimals,
             analyst_cert_pem=consortium.analyst_cert_pem,
             input_roles=input_roles,
+            release=dict(release or {}),
             **mine,
         ).write(directory)
         dirs.append(directory)
@@ -346,6 +348,12 @@ class RunResult:
     dirs: list[Path] = field(default_factory=list)
 
 
+def _headroom(release: Mapping[str, Any] | None) -> int:
+    from ensnif_mpc.dp import ReleasePlan
+
+    return ReleasePlan.from_dict(dict(release)).headroom_bits() if release else 0
+
+
 def run_parties(
     tmp_path: Path,
     protocol: str,
@@ -357,6 +365,7 @@ def run_parties(
     upper: float = 0.0,
     job_id: str = "job1",
     timeout: float = 40.0,
+    release: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``protocol`` with one worker per entry of ``owner_values`` (``None``: a helper).
 
@@ -367,7 +376,7 @@ def run_parties(
     root = tmp_path / job_id
     consortium = make_consortium(root, len(owner_values))
     tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
-    bit_length = bit_length_for(tables, decimals)
+    bit_length = bit_length_for(tables, decimals) + _headroom(release)
     dirs = write_sessions(
         root,
         consortium,
@@ -377,6 +386,7 @@ def run_parties(
         params=params or {},
         decimals=decimals,
         bit_length=bit_length,
+        release=release,
     )
     with Workers(dirs) as workers:
         workers.start_all()

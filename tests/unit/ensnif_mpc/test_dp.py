@@ -66,3 +66,37 @@ def test_confidence_interval_of_the_summed_noise() -> None:
     cal = dp.calibrate(0.5, 10, 3, 1)
     assert cal.sigma_total == pytest.approx(cal.sigma_share * math.sqrt(3))
     assert cal.interval(0.95) == pytest.approx(1.959964 * cal.sigma_total, rel=1e-5)
+
+
+def _sum_pmf(sigma: float, parties: int, support: np.ndarray) -> np.ndarray:
+    """Exact pmf of the sum of ``parties`` independent discrete Gaussians (by convolution)."""
+    reach = int(12 * sigma) + 2
+    grid = np.arange(-reach, reach + 1)
+    one = np.exp(-(grid.astype(float) ** 2) / (2 * sigma**2))
+    one /= one.sum()
+    total = one
+    for _ in range(parties - 1):
+        total = np.convolve(total, one)
+    offset = (len(total) - 1) // 2
+    return total[support + offset]
+
+
+def test_summed_noise_shares_match_the_convolved_pmf_and_a_wrong_count_is_caught() -> None:
+    from scipy import stats
+
+    sigma, parties, draws = 2.5, 3, 30_000
+    shares = np.array(dp.sample_shares(sigma, parties * draws)).reshape(parties, draws)
+    total = shares.sum(axis=0)
+
+    def p_value(n_parties: int) -> float:
+        edge = int(3 * sigma * math.sqrt(n_parties))
+        support = np.arange(-edge, edge + 1)
+        probs = _sum_pmf(sigma, n_parties, support)
+        observed = [(total == k).sum() for k in support] + [(np.abs(total) > edge).sum()]
+        expected = np.append(probs, 1 - probs.sum()) * draws
+        return float(stats.chisquare(observed, expected).pvalue)
+
+    assert p_value(parties) > 1e-3
+    assert total.var() == pytest.approx(parties * sigma**2, rel=0.05)
+    # Negative control: the same sums are not the sum of two parties' shares.
+    assert p_value(parties - 1) < 1e-6

@@ -1,0 +1,74 @@
+"""DP releases inside MPC with real workers: noise added before the analyst opens anything.
+
+The expected values are the plaintext references; the tolerance is derived from the
+noise scale the plan fixes (6σ: a false alarm has probability below 2e-9 per output).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ensnif_mpc import dp
+from ensnif_mpc.schema import Column
+from protocols.registry import catalog
+from tests.protocols.harness import OwnerTable, draw, run_parties
+
+pytestmark = pytest.mark.slow
+
+
+def _plan(protocol: str, owners: list[tuple[int, int]], params: dict, rho: float) -> dict:
+    blocks = catalog()[protocol].dp_sensitivity(owners, params)
+    return dp.plan(rho, blocks, 3, 1).to_dict()
+
+
+def test_noisy_mean_releases_sum_and_count_with_their_own_scales(tmp_path):
+    rng = np.random.default_rng(31)
+    values = [draw(rng, 2000, 0.0, 100.0, 1), draw(rng, 3000, 0.0, 100.0, 1), None]
+    release = _plan("mean", [(1, 1000), (1, 1000)], {}, rho=0.5)
+
+    run = run_parties(tmp_path, "mean", values, decimals=1, lower=0.0, upper=100.0, release=release)
+
+    kept = np.concatenate([v for v in values if v is not None])
+    sigmas = dp.ReleasePlan.from_dict(release).output_sigmas()  # grid units: sum, then count
+    outputs = {o.name: o for o in run.parts[0].outputs}
+    assert set(outputs) == {"sum", "count"}  # the fixed-point mean is not what gets opened
+    assert outputs["sum"].noise_sd == pytest.approx(sigmas[0])
+    assert outputs["count"].noise_sd == pytest.approx(sigmas[1])
+    assert sigmas[0] > 100 * sigmas[1]  # each block calibrated to its own sensitivity
+    got_sum, got_count = float(run.outputs["sum"]), float(run.outputs["count"])
+    assert abs(got_sum - kept.sum()) <= 6 * sigmas[0] / 10  # sum is on the 1-decimal grid
+    assert abs(got_count - kept.size) <= 6 * sigmas[1]
+    assert (got_sum, got_count) != (pytest.approx(kept.sum()), kept.size)
+    assert float(run.outputs["mean"]) == pytest.approx(got_sum / got_count)
+
+
+def test_noisy_group_by_adds_noise_to_every_group_and_stays_near_pandas(tmp_path):
+    rng = np.random.default_rng(8)
+    groups = ["a", "b", "c"]
+
+    def owner(rows: int) -> OwnerTable:
+        return OwnerTable(
+            {"g": rng.choice(groups, rows).astype(object), "v": rng.integers(0, 50, rows)},
+            (Column("g", "string"), Column("v", "int", 0, 50)),
+            {"group": "g", "value": "v"},
+        )
+
+    a, b = owner(800), owner(500)
+    params = {"groups": groups}
+    release = _plan("group_by", [(1, 50), (1, 50)], params, rho=1.0)
+
+    run = run_parties(tmp_path, "group_by", [a, b, None], params, release=release)
+
+    want = catalog()["group_by"].reference([a.role_values(), b.role_values()], params)
+    sigmas = dp.ReleasePlan.from_dict(release).output_sigmas()
+    differs = 0
+    for i, g in enumerate(groups):
+        for kind, sigma in (("count", sigmas[i]), ("sum", sigmas[len(groups) + i])):
+            got = float(run.outputs[f"{kind}[{g}]"])
+            assert abs(got - want[f"{kind}[{g}]"]) <= 6 * sigma, (kind, g)
+            differs += got != want[f"{kind}[{g}]"]
+    assert differs >= 4  # noise on (nearly) every output; P(all 6 exact) is negligible
+    assert not math.isnan(float(run.outputs["mean[a]"]))
