@@ -228,6 +228,27 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
     return sealing.seal(session.analyst_cert_pem, payload.to_bytes(), session.job_id.encode())
 
 
+OPENINGS_FILE = "openings.log"
+
+
+def _trace_openings(mpc, directory: Path) -> None:
+    """With ENSNIF_TRACE_OPENINGS=1, log every value this party opens (count, not content).
+
+    For audits and tests: what a party opens is what it learns beyond its own shares.
+    """
+    if os.environ.get("ENSNIF_TRACE_OPENINGS") != "1":
+        return
+    opened = mpc.output
+
+    def traced(x, *args, **kwargs):
+        size = len(x) if isinstance(x, list) else getattr(x, "size", 1)
+        with (directory / OPENINGS_FILE).open("a") as f:
+            f.write(f"{type(x).__name__} {size}\n")
+        return opened(x, *args, **kwargs)
+
+    mpc.output = traced
+
+
 def _leave(code: int) -> NoReturn:
     """Exit now: after a failure MPyC's open connections must not keep the process alive."""
     logging.shutdown()
@@ -258,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
 
+        _trace_openings(mpc, directory)
         sealed = mpc.run(_run(mpc, session, directory, report))
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)

@@ -72,3 +72,30 @@ def test_noisy_group_by_adds_noise_to_every_group_and_stays_near_pandas(tmp_path
             differs += got != want[f"{kind}[{g}]"]
     assert differs >= 4  # noise on (nearly) every output; P(all 6 exact) is negligible
     assert not math.isnan(float(run.outputs["mean[a]"]))
+
+
+def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_path, monkeypatch):
+    """The outputs reach only the analyst: no party calls open at all for an aggregate;
+    a private join opens only its masked products r·(k+x) (one array) and pseudonyms are
+    points, not openings."""
+    monkeypatch.setenv("ENSNIF_TRACE_OPENINGS", "1")
+    rng = np.random.default_rng(3)
+    values = [draw(rng, 500, 0.0, 10.0, 0), draw(rng, 400, 0.0, 10.0, 0), None]
+    release = _plan("sum", [(1, 10), (1, 10)], {}, rho=0.5)
+
+    run = run_parties(tmp_path, "sum", values, lower=0.0, upper=10.0, release=release)
+
+    assert not any((d / "openings.log").exists() for d in run.dirs)
+
+    keys = OwnerTable(
+        {"k": np.arange(50), "v": np.arange(50) % 7},
+        (Column("k", "int", 0, 100), Column("v", "int", 0, 10)),
+        {"key": "k", "value": "v"},
+    )
+    other = OwnerTable({"k": np.arange(25, 90)}, (Column("k", "int", 0, 100),), {"key": "k"})
+    join = run_parties(tmp_path, "intersection_sum", [keys, other, None], job_id="join")
+    assert join.outputs["keys"] == 25
+    for d in join.dirs:
+        lines = (d / "openings.log").read_text().split()
+        assert lines[0].startswith("ArraySecFld") and lines[1] == str(50 + 65)
+        assert len(lines) == 2  # exactly one opening: the masked products of all keys
