@@ -60,10 +60,14 @@ def test_demo_matches_plaintext_and_stops_everything(tmp_path: Path) -> None:
         "join_group_by",
     }
     for r in body["results"]:
-        if math.isnan(r["plaintext"]):  # a zip with no big-basket customer
+        if r["ci95"]:  # the DP job: noisy, within 3 CI half-widths (~5.9σ) of the truth
+            assert abs(r["mpc"] - r["plaintext"]) <= 3 * r["ci95"], r
+        elif math.isnan(r["plaintext"]):  # a zip with no big-basket customer
             assert math.isnan(r["mpc"]), r
         else:
             assert r["mpc"] == pytest.approx(r["plaintext"], rel=1e-6, abs=1e-9), r
+    assert any(r["ci95"] for r in body["results"])
+    assert all(b["remaining_rho"] < b["budget_rho"] for b in body["budgets"])
     shared = next(r for r in body["results"] if r["protocol"] == "intersection_size")
     assert shared["plaintext"] > 0  # the sample owners do share customers
     assert body["killed"] == []
