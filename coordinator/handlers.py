@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from coordinator.scheduler import Scheduler
 from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
+from ensnif_mpc import jobspec
 from ensnif_mpc.errors import PermissionDenied, ResultNotReady
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState
 from ensnif_mpc.pki import Identity
 from ensnif_mpc.schema import DatasetSchema
+from protocols import registry
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Coordinator:
     def submit(self, who: Identity, spec: JobSpec, cert_pem: str) -> JobRecord:
         if who.role != "analyst":
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
+        # Refuse early what every node would refuse: the nodes verify it again themselves.
+        jobspec.verify(spec, cert_pem, registry.get(spec.protocol).version)
         datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
         sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
         job = self.store.create_job(

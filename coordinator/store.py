@@ -127,6 +127,8 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
         "params": spec.params,
         "name": spec.name,
         **({"privacy": spec.privacy.to_dict()} if spec.privacy else {}),
+        "nonce": spec.nonce,
+        "signature": spec.signature.hex(),
     }
 
 

@@ -69,8 +69,14 @@ class Client:
 
     # -- jobs ----------------------------------------------------------------
     def submit(self, spec: JobSpec) -> pb.Job:
+        """Sign the job with this analyst's consortium key and submit it."""
+        from ensnif_mpc import jobspec
+
+        signed = jobspec.sign(
+            spec, self.profile.tls.key.read_bytes(), registry.get(spec.protocol).version
+        )
         resp: cpb.SubmitJobResponse = self._call(
-            self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(spec))
+            self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(signed))
         )
         return resp.job
 

@@ -38,6 +38,8 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         params_json=spec.params_json(),
         name=spec.name,
         privacy_json=spec.privacy_json(),
+        nonce=spec.nonce,
+        signature=spec.signature,
     )
 
 
@@ -65,6 +67,8 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
             "params": params,
             "name": msg.name,
             "privacy": privacy,
+            "nonce": msg.nonce,
+            "signature": msg.signature.hex(),
         }
     )
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
 
-_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy"}
+_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
 MECHANISMS = ("gaussian",)
 ROLES = ("value", "key", "group", "filter")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
@@ -90,6 +90,11 @@ class JobSpec:
     params: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     privacy: Privacy | None = None
+    # Set by the submitter's client when it signs (see :func:`sign`): a fresh random
+    # nonce (a node never runs the same signed job twice) and the ECDSA signature of
+    # :func:`canonical` with the submitter's consortium key.
+    nonce: str = ""
+    signature: bytes = b""
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -108,6 +113,61 @@ class JobSpec:
 
     def privacy_json(self) -> str:
         return json.dumps(self.privacy.to_dict(), sort_keys=True) if self.privacy else ""
+
+
+CANONICAL_VERSION = 1
+
+
+def canonical(spec: JobSpec, protocol_version: int) -> bytes:
+    """The exact bytes a submitter signs: everything a node acts on, nothing else.
+
+    Protocol and its version, inputs (parties, datasets, columns by role), helpers,
+    parameters, privacy settings, the job's name and the nonce; recipients are the
+    signer (results are sealed to the submitter's certificate, which the node checks
+    is the signing one). JSON with sorted keys and no whitespace.
+    """
+    body = {
+        "v": CANONICAL_VERSION,
+        "protocol": spec.protocol,
+        "protocol_version": protocol_version,
+        "inputs": [i.to_dict() for i in spec.inputs],
+        "helpers": list(spec.helpers),
+        "params": spec.params,
+        "privacy": spec.privacy.to_dict() if spec.privacy else None,
+        "name": spec.name,
+        "nonce": spec.nonce,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sign(spec: JobSpec, key_pem: bytes, protocol_version: int) -> JobSpec:
+    """The spec with a fresh nonce and the submitter's signature over :func:`canonical`."""
+    import dataclasses
+    import secrets
+
+    from ensnif_mpc import pki
+
+    fresh = dataclasses.replace(spec, nonce=secrets.token_hex(16), signature=b"")
+    return dataclasses.replace(
+        fresh, signature=pki.sign(key_pem, canonical(fresh, protocol_version))
+    )
+
+
+def verify(spec: JobSpec, cert_pem: str | bytes, protocol_version: int) -> None:
+    """Raise CryptoError unless ``spec`` is exactly what the holder of ``cert_pem`` signed."""
+    from ensnif_mpc import pki
+    from ensnif_mpc.errors import CryptoError
+
+    if not spec.signature or not spec.nonce:
+        raise CryptoError("the job is not signed by its submitter", reason="unsigned_job")
+    try:
+        pki.verify_signature(cert_pem, canonical(spec, protocol_version), spec.signature)
+    except CryptoError:
+        raise CryptoError(
+            "the job's signature does not match its content: it was altered after the "
+            "submitter signed it (or signed for another protocol version)",
+            reason="bad_job_signature",
+        ) from None
 
 
 def parse_privacy(raw: Any) -> Privacy | None:
@@ -212,7 +272,15 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     if not isinstance(name, str):
         raise InvalidJobSpec("name: expected a string")
     privacy = parse_privacy(raw.get("privacy"))
-    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name, privacy)
+    nonce = raw.get("nonce", "")
+    signature = raw.get("signature", "")
+    if not isinstance(nonce, str) or not isinstance(signature, str):
+        raise InvalidJobSpec("nonce, signature: expected strings (hex)")
+    try:
+        sig = bytes.fromhex(signature)
+    except ValueError:
+        raise InvalidJobSpec("signature: expected hex") from None
+    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name, privacy, nonce, sig)
 
 
 def load(path: Path) -> JobSpec:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc import delivery, dp, mpc_session
+from ensnif_mpc import delivery, dp, jobspec, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.dp import EXACT, ReleasePlan
 from ensnif_mpc.errors import (
@@ -192,6 +192,14 @@ class Node:
                 reason="untrusted_analyst",
             ) from exc
         definition = registry.get(p.spec.protocol)
+        # The submitter's signature binds everything below; the coordinator only relays it.
+        jobspec.verify(p.spec, p.analyst_cert_pem, definition.version)
+        holder = self.store.claim_nonce(p.spec.nonce, p.job_id)
+        if holder != p.job_id:
+            raise PolicyViolation(
+                f"this signed job already ran here as job {holder}; a signed job runs once",
+                reason="replayed_job",
+            )
         definition.check_params(p.spec.params)
         if definition.check_spec is not None:
             definition.check_spec(p.spec)

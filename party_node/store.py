@@ -60,6 +60,14 @@ class NodeJobRow(_Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class NonceRow(_Base):
+    """Nonces of signed jobs this node has considered: a signed job runs at most once."""
+
+    __tablename__ = "job_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64))
+
+
 class NodeAuditRow(AuditColumns, _Base):
     __tablename__ = "audit"
 
@@ -115,6 +123,19 @@ class NodeStore:
         with self._sessions() as s:
             r = s.get(NodeJobRow, job_id)
             return None if r is None else _rec(r)
+
+    def claim_nonce(self, nonce: str, job_id: str) -> str:
+        """Record ``nonce`` for ``job_id``; the job id that holds it (another one = a replay)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self._sessions.begin() as s:
+                s.add(NonceRow(nonce=nonce, job_id=job_id))
+            return job_id
+        except IntegrityError:
+            with self._sessions() as s:
+                row = s.get(NonceRow, nonce)
+                return row.job_id if row else job_id
 
     def create(
         self,

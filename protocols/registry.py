@@ -74,6 +74,8 @@ class ProtocolDef:
     # Differential privacy: the blocks of the noisy release (see DpSensitivity).
     # None: the protocol has no DP release yet (exact only, where owners allow it).
     dp_sensitivity: DpSensitivity | None = None
+    # Bumped when a protocol's meaning changes; submitters sign it (jobspec.canonical).
+    version: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def roles_at(self, position: int) -> tuple[Role, ...]:

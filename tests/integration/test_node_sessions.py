@@ -51,12 +51,17 @@ def setup(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node]]:
         node.store.close()
 
 
+def signed(lc: LocalConsortium, spec: jobspec.JobSpec = SPEC) -> jobspec.JobSpec:
+    """The spec as the analyst's client submits it: with a nonce, signed with its key."""
+    return jobspec.sign(spec, (lc.pki_dir / "analyst.key").read_bytes(), 1)
+
+
 def propose(lc: LocalConsortium, node: Node, job_id: str) -> None:
     job = node.propose(
         COORDINATOR,
         Proposal(
             job_id=job_id,
-            spec=SPEC,
+            spec=signed(lc),
             party_index=0,
             party_order=ORDER,
             analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
@@ -227,3 +232,61 @@ def test_node_refuses_a_two_party_session_itself(setup: tuple[LocalConsortium, N
 
     assert job.state == "rejected"
     assert job.reason_code == "policy_violation" and "t = 0" in job.reason
+
+
+def _offer(lc: LocalConsortium, node: Node, job_id: str, spec: jobspec.JobSpec):
+    return node.propose(
+        COORDINATOR,
+        Proposal(
+            job_id=job_id,
+            spec=spec,
+            party_index=0,
+            party_order=ORDER,
+            analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
+            bit_length=48,
+            decimals=2,
+        ),
+    )
+
+
+def test_a_job_altered_after_signing_is_refused(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    original = signed(lc)
+    # What a malicious coordinator might do: widen the filter, keep the signature.
+    tampered = dataclasses.replace(original, params={"min": 0, "max": 500})
+
+    job = _offer(lc, node, "tampered", tampered)
+
+    assert job.state == "rejected"
+    assert job.reason_code == "bad_job_signature"
+    assert "altered after the submitter signed it" in job.reason
+    assert _offer(lc, node, "honest", original).state == "approved"
+
+
+def test_an_unsigned_job_is_refused(setup: tuple[LocalConsortium, Node]) -> None:
+    lc, node = setup
+    job = _offer(lc, node, "unsigned", SPEC)
+    assert job.state == "rejected" and job.reason_code == "unsigned_job"
+
+
+def test_a_signed_job_signed_by_another_member_is_refused(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    # Signed with the logistics node's key but presented as the analyst's job.
+    forged = jobspec.sign(SPEC, (lc.pki_dir / "logistics.key").read_bytes(), 1)
+    job = _offer(lc, node, "forged", forged)
+    assert job.state == "rejected" and job.reason_code == "bad_job_signature"
+
+
+def test_a_signed_job_replayed_under_a_new_id_is_refused(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    spec = signed(lc)
+    assert _offer(lc, node, "first", spec).state == "approved"
+
+    again = _offer(lc, node, "replay", spec)
+
+    assert again.state == "rejected"
+    assert again.reason_code == "replayed_job" and "first" in again.reason

@@ -88,7 +88,7 @@ def propose(lc: LocalConsortium, node: Node, job_id: str, spec) -> object:
         COORDINATOR,
         Proposal(
             job_id=job_id,
-            spec=spec,
+            spec=jobspec.sign(spec, (lc.pki_dir / "analyst.key").read_bytes(), 1),
             party_index=0,
             party_order=ORDER,
             analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),

@@ -221,3 +221,81 @@ def test_params_json_is_canonical():
     spec = jobspec.from_dict(_raw(params={"max": 5, "min": 1}))
 
     assert spec.params_json() == '{"max": 5, "min": 1}'
+
+
+def _keys(tmp_path):
+    from ensnif_mpc import pki
+
+    ca = tmp_path / "pki"
+    pki.init_ca(ca)
+    analyst = pki.issue(ca, "ann", "analyst")
+    other = pki.issue(ca, "bob", "analyst")
+    return analyst.key.read_bytes(), analyst.cert.read_text(), other.cert.read_text()
+
+
+def test_signed_spec_verifies_and_survives_the_proto_round_trip(tmp_path):
+    from ensnif_mpc.convert import spec_from_pb, spec_to_pb
+
+    key, cert, _ = _keys(tmp_path)
+    spec = jobspec.from_dict(
+        {
+            "protocol": "mean",
+            "inputs": [{"party": "g", "dataset": "o", "column": "x"}],
+            "params": {"min": 1.5},
+            "privacy": {"rho": 0.1},
+        }
+    )
+    signed = jobspec.sign(spec, key, 1)
+
+    assert len(signed.nonce) == 32 and signed.signature
+    jobspec.verify(signed, cert, 1)
+    jobspec.verify(spec_from_pb(spec_to_pb(signed)), cert, 1)
+    assert jobspec.sign(spec, key, 1).nonce != signed.nonce  # a fresh nonce every time
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"params": {"min": 1.0}},
+        {"protocol": "sum"},
+        {"helpers": ("h",)},
+        {"name": "other"},
+        {"nonce": "00" * 16},
+        {"privacy": None},
+    ],
+)
+def test_any_change_after_signing_breaks_the_signature(tmp_path, change):
+    import dataclasses
+
+    from ensnif_mpc.errors import CryptoError
+
+    key, cert, _ = _keys(tmp_path)
+    spec = jobspec.from_dict(
+        {
+            "protocol": "mean",
+            "inputs": [{"party": "g", "dataset": "o", "column": "x"}],
+            "params": {"min": 1.5},
+            "privacy": {"rho": 0.1},
+        }
+    )
+    signed = jobspec.sign(spec, key, 1)
+    with pytest.raises(CryptoError) as info:
+        jobspec.verify(dataclasses.replace(signed, **change), cert, 1)
+    assert info.value.reason == "bad_job_signature"
+
+
+def test_another_signer_or_protocol_version_does_not_verify(tmp_path):
+    from ensnif_mpc.errors import CryptoError
+
+    key, cert, other = _keys(tmp_path)
+    spec = jobspec.from_dict(
+        {"protocol": "sum", "inputs": [{"party": "g", "dataset": "o", "column": "x"}]}
+    )
+    signed = jobspec.sign(spec, key, 1)
+    with pytest.raises(CryptoError):
+        jobspec.verify(signed, other, 1)
+    with pytest.raises(CryptoError):
+        jobspec.verify(signed, cert, 2)
+    with pytest.raises(CryptoError) as info:
+        jobspec.verify(spec, cert, 1)
+    assert info.value.reason == "unsigned_job"

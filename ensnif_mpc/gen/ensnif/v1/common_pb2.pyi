@@ -287,6 +287,8 @@ class JobSpec(_message.Message):
     PARAMS_JSON_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PRIVACY_JSON_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     protocol: _builtins.str
     params_json: _builtins.str
     """Protocol parameters as a JSON object (validated against the protocol's declaration)."""
@@ -295,6 +297,12 @@ class JobSpec(_message.Message):
     """The [privacy] table as a JSON object ({"rho": 0.1} or {"exact": true}); empty =
     the owners' policy defaults.
     """
+    nonce: _builtins.str
+    """Set by the submitter's client: a random nonce, and the ECDSA signature (submitter's
+    consortium key) over the canonical encoding (ensnif_mpc.jobspec.canonical). Every
+    node verifies it; a job altered after signing, by anyone, is refused.
+    """
+    signature: _builtins.bytes
     @_builtins.property
     def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobInput]: ...
     @_builtins.property
@@ -310,10 +318,12 @@ class JobSpec(_message.Message):
         params_json: _builtins.str = ...,
         name: _builtins.str = ...,
         privacy_json: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "params_json", b"params_json", "privacy_json", b"privacy_json", "protocol", b"protocol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "nonce", b"nonce", "params_json", b"params_json", "privacy_json", b"privacy_json", "protocol", b"protocol", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
