@@ -228,6 +228,48 @@ async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -
     return sealing.seal(session.analyst_cert_pem, payload.to_bytes(), session.job_id.encode())
 
 
+def bind_peer_indices() -> None:
+    """Accept an MPC peer only at the index its certificate names.
+
+    MPyC's server side trusts the party index a client announces in its first bytes,
+    for any certificate the TLS context accepts. Here every connection's announced
+    index must match the CN ``MPyC party <i>`` of the certificate the client presented
+    (each per-job certificate is bound to one consortium member by a signature every
+    node checks), and only parties below this one may dial it. Otherwise the
+    connection is dropped: the impostor cannot take another member's place, and the
+    job ends on the connect watchdog.
+    """
+    from mpyc import asyncoro
+
+    exchange = asyncoro.MessageExchanger
+    if getattr(exchange, "_ensnif_bound", False):
+        return
+    original = exchange.data_received
+
+    def data_received(self, data):
+        if self.peer_pid is None and len(self.bytes) + len(data) >= 2:
+            head = (bytes(self.bytes) + bytes(data))[:2]
+            claimed = int.from_bytes(head, "little")
+            cert = self.transport.get_extra_info("peercert") if self.transport else None
+            names = [
+                v for rdn in (cert or {}).get("subject", ()) for k, v in rdn if k == "commonName"
+            ]
+            own = self.runtime.pid
+            if names != [f"MPyC party {claimed}"] or not 0 <= claimed < own:
+                log.error(
+                    "refused an MPC connection claiming party %d with certificate %s",
+                    claimed,
+                    names or "none",
+                )
+                self.transport.close()
+                self.bytes.clear()
+                return
+        original(self, data)
+
+    exchange.data_received = data_received
+    exchange._ensnif_bound = True
+
+
 OPENINGS_FILE = "openings.log"
 
 
@@ -280,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
 
         _trace_openings(mpc, directory)
+        bind_peer_indices()
         sealed = mpc.run(_run(mpc, session, directory, report))
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)

@@ -143,3 +143,33 @@ def test_an_owner_whose_data_breaks_after_approval_ends_every_worker_with_its_re
     assert "line 6" in failed.message and "999999" not in failed.message
     assert {status_of(dirs[i]).reason_code for i in (0, 2)} == {"peer_lost"}
     assert not any((d / RESULT_FILE).exists() for d in dirs)
+
+
+@pytest.mark.slow
+def test_a_member_cannot_connect_in_another_members_place(tmp_path):
+    """Party 2's operator runs a worker that claims index 0 with its own (valid, CA-bound)
+    per-job certificate and dials party 1 (lower indices dial higher ones). MPyC alone
+    would take it for party 0; the worker refuses it."""
+    import json
+    import shutil
+
+    dirs = _sessions(tmp_path, "count", (100, 100, 100))
+    impostor = dirs[2].with_name("impostor")
+    shutil.copytree(dirs[2], impostor)
+    cfg = impostor / ".config"
+    (cfg / "party_2.crt").rename(cfg / "party_0.crt")
+    (cfg / "party_2.key").rename(cfg / "party_0.key")
+    session = json.loads((impostor / "session.json").read_text())
+    session["index"] = 0
+    (impostor / "session.json").write_text(json.dumps(session))
+
+    with Workers([dirs[1], impostor]) as workers:
+        workers.start_all()
+        log = dirs[1] / "worker.log"
+        deadline = time.monotonic() + 20
+        while "refused an MPC connection" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, workers.diagnose()
+            time.sleep(0.1)
+        assert "claiming party 0 with certificate ['MPyC party 2']" in log.read_text()
+        assert status_of(dirs[1]).phase == "connecting"  # still waiting for the real party 0
+    assert not (dirs[1] / RESULT_FILE).exists()
