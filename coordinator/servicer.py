@@ -79,6 +79,8 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
         leakage=d.leakage,
         min_data_owners=d.min_data_owners,
         max_data_owners=d.max_data_owners or 0,
+        dp_release=d.dp_sensitivity is not None,
+        version=d.version,
         input_roles=[
             pb.ProtocolInputRoles(
                 roles=[

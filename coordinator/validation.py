@@ -158,7 +158,12 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
         if refusing:
             raise PolicyViolation(
                 f"privacy.exact: the policy of {', '.join(refusing)} does not allow exact "
-                f"release of {spec.protocol!r}; remove `exact` to get a DP release",
+                f"release of {spec.protocol!r}"
+                + (
+                    "; remove `exact` to get a DP release"
+                    if definition.dp_sensitivity is not None
+                    else " (and it has no DP release yet)"
+                ),
                 reason="exact_not_allowed",
             )
         return EXACT
@@ -171,6 +176,12 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
     rho = privacy.rho if privacy is not None and privacy.rho is not None else None
     if rho is None:
         rho = min(s.policy.default_rho for s in schemas)
+    over = [f"{s.party}/{s.name}" for s in schemas if rho > s.policy.max_rho]
+    if over:
+        raise PolicyViolation(
+            f"privacy.rho: {rho:g} exceeds the per-job ceiling (max_rho) of {', '.join(over)}",
+            reason="rho_above_policy",
+        )
     owners = [
         owner_contribution(s, i.column, decimals) for s, i in zip(schemas, spec.inputs, strict=True)
     ]

@@ -68,6 +68,11 @@ class PrivacyPolicy:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise InvalidConfig(f"privacy.{name}: expected a positive number, got {value!r}")
+        if self.default_rho > self.max_rho:
+            raise InvalidConfig(
+                f"privacy: default_rho ({self.default_rho:g}) exceeds max_rho "
+                f"({self.max_rho:g}): a job without [privacy] would always be refused"
+            )
         if self.rows_per_person < 1:
             raise InvalidConfig("privacy.rows_per_person: must be at least 1")
 

@@ -207,9 +207,13 @@ class Node:
             raise InvalidArgument(
                 f"session sizes out of range (bit_length {p.bit_length}, decimals {p.decimals})"
             )
+        self._check_release_request(p)
         mine = [(n, i) for n, i in enumerate(p.spec.inputs) if i.party == me]
         if not mine:
             if me in p.spec.helpers:
+                # A helper's noise share may be one the guarantee counts on: it checks the
+                # scale is the calibrated one (it cannot check sensitivities: it has no data).
+                self._check_calibration(p)
                 return None
             raise InvalidArgument(f"job does not involve {me!r}")
         position, inp = mine[0]
@@ -253,6 +257,42 @@ class Node:
             "roles": roles,
         }
 
+    def _check_release_request(self, p: Proposal) -> None:
+        """The release must be the one the submitter signed: exact only if asked, its ρ."""
+        asked = p.spec.privacy
+        wants_exact = bool(asked and asked.exact)
+        if p.release.exact != wants_exact:
+            raise PolicyViolation(
+                "the session's release ("
+                + ("exact" if p.release.exact else "DP")
+                + ") is not what the submitter signed",
+                reason="release_mismatch",
+            )
+        signed_rho = asked.rho if asked is not None else None
+        if not p.release.exact and signed_rho is not None and signed_rho != p.release.rho:
+            raise PolicyViolation(
+                f"the session spends ρ = {p.release.rho:g}; the submitter signed {signed_rho:g}",
+                reason="release_mismatch",
+            )
+
+    def _check_calibration(self, p: Proposal) -> None:
+        plan = p.release
+        if plan.exact:
+            return
+        n = len(p.party_order)
+        if plan.parties != n or plan.threshold != (n - 1) // 2 or not plan.blocks:
+            raise InvalidArgument("release plan is for another session size")
+        claimed = [(b.l2_sensitivity, b.dims) for b in plan.blocks]
+        expected = dp.plan(plan.rho, claimed, n, plan.threshold)
+        if any(
+            not math.isclose(e.sigma_share, b.sigma_share, rel_tol=1e-9)
+            for e, b in zip(expected.blocks, plan.blocks, strict=True)
+        ):
+            raise PolicyViolation(
+                "the proposed noise scales are not the calibrated ones",
+                reason="noise_miscalibrated",
+            )
+
     def _check_release(
         self,
         p: Proposal,
@@ -293,15 +333,7 @@ class Node:
                 f"contributes {own}",
                 reason="sensitivity_understated",
             )
-        expected = dp.plan(plan.rho, claimed, n, plan.threshold)
-        if any(
-            not math.isclose(e.sigma_share, b.sigma_share, rel_tol=1e-9)
-            for e, b in zip(expected.blocks, plan.blocks, strict=True)
-        ):
-            raise PolicyViolation(
-                "the proposed noise scales are not the calibrated ones",
-                reason="noise_miscalibrated",
-            )
+        self._check_calibration(p)
 
     def _charges(self, p: Proposal) -> dict[str, Fraction]:
         """What this job costs each of this node's datasets (nothing for an exact release)."""
@@ -409,7 +441,9 @@ class Node:
             current = self.store.get(job.job_id)
         # The budget: spent the moment this node's share left the worker (with t others
         # it opens the noisy value); given back only if nothing could have been opened.
-        if state == "succeeded" or (self.workspace.path(job.job_id) / RESULT_FILE).exists():
+        # Once the worker started, its inputs were shared: the others may still deliver
+        # enough shares to open the release. Only a job that never started gives back.
+        if state == "succeeded" or job.state in ("starting", "running"):
             moved = self.ledger.commit(job.job_id)
         else:
             moved = self.ledger.release(job.job_id)

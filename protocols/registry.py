@@ -267,8 +267,9 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             summary="Mean of a numeric column over the rows of all data owners",
             inputs="one numeric column per data owner",
             outputs=("mean",),
-            leakage=_AGG_LEAKAGE + " The count is not revealed: the division is done in MPC; "
-            "only whether the selection was empty is (the mean is then NaN).",
+            leakage=_AGG_LEAKAGE + " Exact release: the count is not revealed, the division "
+            "is done in MPC; only whether the selection was empty is (the mean is then NaN). "
+            "DP release: a noisy sum and a noisy count are opened by the analyst, who divides.",
             program="protocols.aggregates:mean",
             reference=_ref_mean,
             finalize=_finalize_mean,

@@ -72,6 +72,14 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
             + (f" [default {default}]" if default is not None else "")
         )
     console.print(f"outputs: {', '.join(p.outputs)}")
+    console.print(
+        "release: "
+        + (
+            "DP (distributed discrete Gaussian) or exact where every owner allows it"
+            if p.dp_release
+            else "exact only, where every owner's policy allows it (no DP release yet)"
+        )
+    )
     console.print(f"leakage: {p.leakage}")
 
 

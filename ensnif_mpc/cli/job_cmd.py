@@ -71,16 +71,18 @@ def _outcome(client: Client, final: pb.Job, as_json: bool) -> None:
         else:
             console.print(escape(f"job {final.id} {state}: {final.reason} [{final.reason_code}]"))
         raise JobDidNotSucceed(state)
-    values = client.result(final.id)
+    details = client.result_details(final.id)
     if as_json:
-        emit_json({"job": job_dict(final), "result": result_dict(final.id, values)})
+        emit_json({"job": job_dict(final), "result": result_dict(final.id, details)})
     else:
-        _print_result(final.id, values)
+        _print_result(details)
 
 
-def _print_result(job_id: str, values: dict[str, Any]) -> None:
-    for name, v in values.items():
-        console.print(f"[bold]{escape(name)}[/] = {float(v):.6g}")
+def _print_result(details: Any) -> None:
+    for name, v in details.values.items():
+        noise = details.interval(name)
+        suffix = f"  ± {noise:.4g} (95%, DP noise sd {details.noise_sd[name]:.4g})" if noise else ""
+        console.print(f"[bold]{escape(name)}[/] = {float(v):.6g}{suffix}")
 
 
 @job.command("submit")
@@ -248,8 +250,8 @@ def cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
 def result(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """Fetch the sealed result shares, open them with your key and combine them."""
     with client_from(ctx) as c:
-        values = c.result(job_id)
+        details = c.result_details(job_id)
     if as_json:
-        emit_json(result_dict(job_id, values))
+        emit_json(result_dict(job_id, details))
     else:
-        _print_result(job_id, values)
+        _print_result(details)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from fractions import Fraction
 from typing import Any
 
 import click
@@ -104,13 +103,17 @@ def job_panel(job: pb.Job) -> Table:
     return t
 
 
-def result_dict(job_id: str, values: dict[str, Fraction | float]) -> dict[str, Any]:
-    """JSON-safe outputs: ``value`` as a float (null when undefined), ``exact`` as a fraction."""
+def result_dict(job_id: str, details: Any) -> dict[str, Any]:
+    """JSON-safe outputs: ``value`` as a float (null when undefined), ``exact`` as a fraction,
+    and for a DP release the noise standard deviation and the 95% half-width."""
     outputs = {}
-    for k, v in values.items():
+    for k, v in details.values.items():
         undefined = isinstance(v, float) and math.isnan(v)
         outputs[k] = {
             "value": None if undefined else float(v),
             "exact": "NaN" if undefined else str(v),
         }
+        if k in details.noise_sd:
+            outputs[k]["noise_sd"] = details.noise_sd[k]
+            outputs[k]["ci95"] = details.interval(k)
     return {"job_id": job_id, "outputs": outputs}

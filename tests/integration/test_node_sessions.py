@@ -28,6 +28,7 @@ SPEC = jobspec.from_dict(
     {
         "protocol": "sum",
         "helpers": ["helper"],
+        "privacy": {"exact": True},  # the sample policies allow it; the node checks both
         "inputs": [
             {"party": "grocery", "dataset": "orders", "column": "basket_total"},
             {"party": "logistics", "dataset": "deliveries", "column": "fee"},
@@ -290,3 +291,43 @@ def test_a_signed_job_replayed_under_a_new_id_is_refused(
 
     assert again.state == "rejected"
     assert again.reason_code == "replayed_job" and "first" in again.reason
+
+
+def test_a_release_other_than_the_signed_one_is_refused(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    from ensnif_mpc import dp
+
+    lc, node = setup
+    # The analyst signed an exact release; a coordinator swaps in a DP plan (or the reverse).
+    swapped = dataclasses.replace(
+        _proposal(lc, "swap", signed(lc)), release=dp.plan(0.1, [(50_000.0, 1)], 3, 1)
+    )
+    job = node.propose(COORDINATOR, swapped)
+    assert job.state == "rejected" and job.reason_code == "release_mismatch"
+
+    dp_spec = signed(lc, dataclasses.replace(SPEC, privacy=jobspec.Privacy(rho=0.1)))
+    cheap = dp.plan(0.1, [(1.0, 1)], 3, 1)  # sensitivity understated: far too little noise
+    job = node.propose(
+        COORDINATOR, dataclasses.replace(_proposal(lc, "cheap", dp_spec), release=cheap)
+    )
+    assert job.state == "rejected" and job.reason_code == "sensitivity_understated"
+
+    greedy_spec = signed(lc, dataclasses.replace(SPEC, privacy=jobspec.Privacy(rho=5.0)))
+    greedy = dp.plan(5.0, [(110_000.0, 1)], 3, 1)
+    job = node.propose(
+        COORDINATOR, dataclasses.replace(_proposal(lc, "greedy", greedy_spec), release=greedy)
+    )
+    assert job.state == "rejected" and job.reason_code == "rho_above_policy"
+
+
+def _proposal(lc: LocalConsortium, job_id: str, spec: jobspec.JobSpec) -> Proposal:
+    return Proposal(
+        job_id=job_id,
+        spec=spec,
+        party_index=0,
+        party_order=ORDER,
+        analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
+        bit_length=96,
+        decimals=2,
+    )

@@ -42,6 +42,7 @@ def _spec(protocol: str, grocery: dict, logistics: dict, params: dict | None = N
                 {"party": "logistics", "dataset": "deliveries", **logistics},
             ],
             "params": params or {},
+            "privacy": {"exact": True},
         }
     )
 

@@ -538,6 +538,8 @@ class ProtocolInfo(_message.Message):
     MIN_DATA_OWNERS_FIELD_NUMBER: _builtins.int
     INPUT_ROLES_FIELD_NUMBER: _builtins.int
     MAX_DATA_OWNERS_FIELD_NUMBER: _builtins.int
+    DP_RELEASE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     family: _builtins.str
     summary: _builtins.str
@@ -546,6 +548,11 @@ class ProtocolInfo(_message.Message):
     min_data_owners: _builtins.int
     max_data_owners: _builtins.int
     """0 = no upper limit."""
+    dp_release: _builtins.bool
+    """True when the protocol can release with DP noise (otherwise only exact release,
+    where every owner's policy allows it).
+    """
+    version: _builtins.int
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtocolParameter]: ...
     @_builtins.property
@@ -567,10 +574,12 @@ class ProtocolInfo(_message.Message):
         min_data_owners: _builtins.int = ...,
         input_roles: _abc.Iterable[Global___ProtocolInputRoles] | None = ...,
         max_data_owners: _builtins.int = ...,
+        dp_release: _builtins.bool = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["family", b"family", "input_roles", b"input_roles", "inputs", b"inputs", "leakage", b"leakage", "max_data_owners", b"max_data_owners", "min_data_owners", b"min_data_owners", "name", b"name", "outputs", b"outputs", "parameters", b"parameters", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dp_release", b"dp_release", "family", b"family", "input_roles", b"input_roles", "inputs", b"inputs", "leakage", b"leakage", "max_data_owners", b"max_data_owners", "min_data_owners", b"min_data_owners", "name", b"name", "outputs", b"outputs", "parameters", b"parameters", "summary", b"summary", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
