@@ -431,7 +431,21 @@ class Node:
 
     # -- monitor -------------------------------------------------------------
     def _end(self, job: NodeJob, state: str, reason: str, code: str, **fields: Any) -> None:
+        """Settle budget and resources first, then make the end visible: whoever sees the
+        job ended sees no worker handle, no port and no open reservation left for it."""
+        # The budget: once the worker started, its inputs were shared and the others may
+        # still deliver enough shares to open the release: spent. Only a job that never
+        # started gives its reservation back.
+        if state == "succeeded" or job.state in ("starting", "running"):
+            moved = self.ledger.commit(job.job_id)
+        else:
+            moved = self.ledger.release(job.job_id)
+        with self._lock:
+            self._handles.pop(job.job_id, None)
+            self._started.pop(job.job_id, None)
+            self._reserved.discard(job.mpc_port)
         # The per-job MPC key is useless once the job ended; do not keep it at rest.
+        self.workspace.scrub_secrets(job.job_id)
         data = fields.pop("data", job.data)
         fields["data"] = {k: v for k, v in data.items() if k != "mpc_key"}
         current = job
@@ -439,22 +453,9 @@ class Node:
             if self.store.transition(job.job_id, current.state, state, reason, code, **fields):
                 break
             current = self.store.get(job.job_id)
-        # The budget: spent the moment this node's share left the worker (with t others
-        # it opens the noisy value); given back only if nothing could have been opened.
-        # Once the worker started, its inputs were shared: the others may still deliver
-        # enough shares to open the release. Only a job that never started gives back.
-        if state == "succeeded" or job.state in ("starting", "running"):
-            moved = self.ledger.commit(job.job_id)
-        else:
-            moved = self.ledger.release(job.job_id)
+        self.hub.notify(job.job_id)
         if moved:
             self.on_budget_change()
-        with self._lock:
-            self._handles.pop(job.job_id, None)
-            self._started.pop(job.job_id, None)
-            self._reserved.discard(job.mpc_port)
-        self.workspace.scrub_secrets(job.job_id)
-        self.hub.notify(job.job_id)
 
     def _monitor_loop(self) -> None:
         while not self._stop.is_set():
