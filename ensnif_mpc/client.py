@@ -168,10 +168,15 @@ def noise_scales(
         for o in parts[0].outputs
         if o.noise_sd
     }
-    if "sum" in out and "count" in out and "mean" in values:
-        count, mean = float(values["count"]), float(values["mean"])
-        if count > 0:
-            out["mean"] = (out["sum"] ** 2 + mean**2 * out["count"] ** 2) ** 0.5 / count
+    for name in values:
+        if not name.startswith("mean"):
+            continue
+        suffix = name[len("mean") :]  # "" or "[<group>]"
+        s, c = f"sum{suffix}", f"count{suffix}"
+        if s in out and c in out:
+            count, mean = float(values[c]), float(values[name])
+            if count > 0:
+                out[name] = (out[s] ** 2 + mean**2 * out[c] ** 2) ** 0.5 / count
     return out
 
 

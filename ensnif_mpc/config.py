@@ -232,6 +232,9 @@ class PartyConfig:
     datasets: tuple[DatasetConfig, ...] = ()
     connect_timeout_s: float = 30.0
     job_timeout_s: float = 3600.0
+    # An approved job that the coordinator never starts (lost Abort, lost coordinator)
+    # is dropped after this long: its port and budget reservation are given back.
+    start_timeout_s: float = 600.0
 
     @property
     def role(self) -> str:
@@ -299,6 +302,7 @@ class PartyConfig:
             datasets=tuple(datasets),
             connect_timeout_s=float(timeouts.get("connect_seconds", 30)),
             job_timeout_s=float(timeouts.get("job_seconds", 3600)),
+            start_timeout_s=float(timeouts.get("start_seconds", 600)),
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ensnif_mpc import delivery, dp, jobspec, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
+from ensnif_mpc.db import utcnow
 from ensnif_mpc.dp import EXACT, ReleasePlan
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
@@ -470,6 +471,16 @@ class Node:
             self._wake.clear()
 
     def _tick(self, job: NodeJob) -> None:
+        if job.state == "approved":
+            waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
+            if waited > self.cfg.start_timeout_s:
+                self._end(
+                    job,
+                    "aborted",
+                    f"approved but never started within {self.cfg.start_timeout_s:.0f}s",
+                    "start_timeout",
+                )
+            return
         directory = self.workspace.path(job.job_id)
         with self._lock:
             handle = self._handles.get(job.job_id)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit
-from ensnif_mpc.db import AuditColumns, make_engine, utcnow
+from ensnif_mpc.db import AuditColumns, aware, make_engine, utcnow
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 
 # proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
@@ -84,6 +84,7 @@ class NodeJob:
     progress: dict[str, Any]
     sealed_share: bytes
     version: int
+    updated_at: dt.datetime | None = None
 
 
 def _rec(r: NodeJobRow) -> NodeJob:
@@ -98,6 +99,7 @@ def _rec(r: NodeJobRow) -> NodeJob:
         dict(r.progress or {}),
         r.sealed_share or b"",
         r.version,
+        aware(r.updated_at) if r.updated_at else None,
     )
 
 

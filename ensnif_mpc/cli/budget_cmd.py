@@ -35,10 +35,17 @@ def show(config_path: str, as_json: bool) -> None:
     from fractions import Fraction
 
     from ensnif_mpc.db import make_engine
+    from ensnif_mpc.errors import InvalidConfig
     from party_node.ledger import Ledger
 
     cfg = PartyConfig.load(Path(config_path))
-    engine = make_engine(f"sqlite:///{cfg.state_dir / 'node.db'}")
+    db = cfg.state_dir / "node.db"
+    if not db.is_file():
+        raise InvalidConfig(
+            f"no node state at {db}: is this the config of a node that has run "
+            "(its state_dir)? Nothing was created."
+        )
+    engine = make_engine(f"sqlite:///{db}")
     try:
         lines = Ledger(
             engine, {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}

@@ -331,3 +331,22 @@ def _proposal(lc: LocalConsortium, job_id: str, spec: jobspec.JobSpec) -> Propos
         bit_length=96,
         decimals=2,
     )
+
+
+def test_an_approved_job_that_never_starts_gives_its_port_back(
+    setup: tuple[LocalConsortium, Node],
+) -> None:
+    lc, node = setup
+    node.cfg = dataclasses.replace(node.cfg, start_timeout_s=0.5)  # the coordinator is gone
+    propose(lc, node, "orphan")
+    port = node.store.get("orphan").mpc_port
+
+    deadline = time.monotonic() + 10
+    while node.store.get("orphan").state == "approved":
+        assert time.monotonic() < deadline, "the approval never expired"
+        time.sleep(0.1)
+
+    job = node.store.get("orphan")
+    assert job.state == "aborted" and job.reason_code == "start_timeout"
+    assert port not in node.store.ports_in_use()
+    assert "mpc_key" not in job.data
