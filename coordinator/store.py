@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit, jobspec
-from ensnif_mpc.db import AuditColumns, aware, make_engine, utcnow
+from ensnif_mpc.db import AuditColumns, aware, create_schema, make_engine, utcnow
 from ensnif_mpc.errors import UnknownJob
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState, check_transition
@@ -155,7 +155,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        create_schema(Base.metadata, self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._audit_lock = threading.Lock()
 

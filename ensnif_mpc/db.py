@@ -28,7 +28,15 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        parent = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from ensnif_mpc.errors import InvalidConfig
+
+            raise InvalidConfig(
+                f"cannot create the state directory {parent}: {exc.strerror}"
+            ) from exc
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -40,6 +48,23 @@ def make_engine(url: str) -> Engine:
         cur.close()
 
     return engine
+
+
+def create_schema(metadata: Any, engine: Engine) -> None:
+    """Create the tables, or fail with one line a person can act on (not a traceback)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ensnif_mpc.errors import InvalidConfig
+
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise InvalidConfig(
+            f"cannot open the state database {where}: {first} (check the path or URL, "
+            "its permissions, and that the server is running)"
+        ) from exc
 
 
 class AuditColumns:

@@ -23,7 +23,7 @@ from sqlalchemy import String, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ensnif_mpc.db import utcnow
+from ensnif_mpc.db import create_schema, utcnow
 from ensnif_mpc.errors import BudgetExhausted, InvalidArgument
 
 RESERVED, COMMITTED, RELEASED = "reserved", "committed", "released"
@@ -66,7 +66,7 @@ class Ledger:
         self.engine = engine
         self.caps = {k: Fraction(v) for k, v in caps.items()}
         self._lock = threading.Lock()
-        _Base.metadata.create_all(engine)
+        create_schema(_Base.metadata, engine)
 
     def _totals(self, session: Session, dataset: str) -> tuple[Fraction, Fraction]:
         spent, reserved = Fraction(0), Fraction(0)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit
-from ensnif_mpc.db import AuditColumns, aware, make_engine, utcnow
+from ensnif_mpc.db import AuditColumns, aware, create_schema, make_engine, utcnow
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 
 # proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
@@ -107,7 +107,7 @@ class NodeStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(f"sqlite:///{path}")
-        _Base.metadata.create_all(self.engine)
+        create_schema(_Base.metadata, self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._audit_lock = threading.Lock()
 

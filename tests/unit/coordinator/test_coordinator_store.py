@@ -287,3 +287,17 @@ def test_parties_and_datasets_round_trip(store):
 
     assert store.list_datasets("grocery") == [schema]
     assert store.get_party("grocery").address == "127.0.0.1:1"
+
+
+def test_a_state_database_that_cannot_be_opened_is_one_clear_error(tmp_path):
+    from coordinator.store import Store
+    from ensnif_mpc.errors import InvalidConfig
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InvalidConfig, match="cannot create the state directory"):
+        Store(f"sqlite:///{blocker}/coordinator.db")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InvalidConfig, match="cannot open the state database"):
+        Store(f"sqlite:///{garbage}")
