@@ -206,6 +206,25 @@ def parse_privacy(raw: Any) -> Privacy | None:
     return Privacy(float(rho) if rho is not None else None, exact, mechanism)
 
 
+def _check_json(where: str, value: Any) -> None:
+    """Parameters travel as JSON and are signed: only finite numbers, strings, bools, lists
+    and tables with string keys."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidJobSpec(f"{where}: {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidJobSpec(f"{where}: keys must be strings, got {k!r}")
+            _check_json(f"{where}.{k}", v)
+    elif isinstance(value, list):
+        for n, v in enumerate(value):
+            _check_json(f"{where}[{n}]", v)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise InvalidJobSpec(f"{where}: {type(value).__name__} values are not allowed")
+
+
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidJobSpec(f"{where}: expected a non-empty string, got {value!r}")
@@ -268,6 +287,7 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise InvalidJobSpec("params: expected a table")
+    _check_json("params", params)
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise InvalidJobSpec("name: expected a string")
