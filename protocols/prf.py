@@ -124,23 +124,26 @@ async def pseudonyms(mpc: Any, keys: Any, prf_key: Any) -> np.ndarray:
     own = np.asarray((await mpc.gather(u)).value, dtype=object)
     n, t, me = len(mpc.parties), mpc.threshold, mpc.pid
     chunks = np.array_split(np.arange(length), n)
-    published: dict[tuple[int, int], np.ndarray] = {}
+    # First every point this party publishes (all its chunks), then the exchanges: the
+    # parties compute in parallel instead of one waiting for the other's transfer.
+    mine: dict[int, np.ndarray] = {}
     for c, idx in enumerate(chunks):
         members = designated(c, n, t)
-        for member in members:
-            mine = None
-            if member == me:
-                lam = lagrange_at_zero(members, me, Q)
-                scalars = own[idx] * lam % Q
-                if np.any(scalars == 0):
-                    raise ArithmeticError("a share of 1/(k+x) is zero (probability ~2^-256)")
-                raw = b"".join(
-                    PublicKey.from_valid_secret(int(s).to_bytes(32, "big")).format(False)
-                    for s in scalars
-                )
-                mine = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 65)
+        if me in members:
+            lam = lagrange_at_zero(members, me, Q)
+            scalars = own[idx] * lam % Q
+            if np.any(scalars == 0):
+                raise ArithmeticError("a share of 1/(k+x) is zero (probability ~2^-256)")
+            raw = b"".join(
+                PublicKey.from_valid_secret(int(s).to_bytes(32, "big")).format(False)
+                for s in scalars
+            )
+            mine[c] = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 65)
+    published: dict[tuple[int, int], np.ndarray] = {}
+    for c in range(len(chunks)):
+        for member in designated(c, n, t):
             # Every party takes part in every transfer (MPyC matches messages by order).
-            got = await mpc.transfer(mine, senders=[member])
+            got = await mpc.transfer(mine.get(c) if member == me else None, senders=[member])
             published[(c, member)] = got[0] if isinstance(got, list) else got
     out = np.empty(length, dtype=f"S{POINT_BYTES}")
     for c, idx in enumerate(chunks):
