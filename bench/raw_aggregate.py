@@ -1,5 +1,6 @@
 """Raw MPyC baseline for sum, mean and variance: the same secure types and the same local
-pre-aggregation as protocols/aggregates.py and protocols/statistics.py, no orchestration.
+pre-aggregation as protocols/aggregates.py and protocols/statistics.py, no orchestration
+(it imports MPyC, numpy and Arrow only: Ensnif's data layer would add 0.3 s of imports).
 
 Each data owner reads its own CSV, reduces its column locally to (sum, count) — or
 (count, sum, sum of squares) for the variance — on the session's decimal scale, and
@@ -13,10 +14,8 @@ import rawkit
 job = rawkit.setup()
 
 import numpy as np  # noqa: E402
+import rawstats  # noqa: E402
 from mpyc.runtime import mpc  # noqa: E402  (after setup: MPyC parses sys.argv on import)
-
-from protocols import statistics  # noqa: E402
-from protocols.aggregates import mean_frac_bits  # noqa: E402
 
 PROTOCOL, BITS, DECIMALS = job["protocol"], job["bit_length"], job["decimals"]
 OWNERS = list(range(len(job["owners"])))
@@ -36,16 +35,21 @@ def local_partials() -> np.ndarray:
     return np.array([count, total, int((x * x).sum())], dtype=object)
 
 
+def mean_frac_bits(bit_length: int) -> int:
+    """As protocols.aggregates.mean_frac_bits: l = 2f, f holds the sum plus 30 bits."""
+    return max(32, bit_length + 30)
+
+
 async def variance(stype, partials) -> tuple:
     """As protocols.statistics.variance: A / (N(N-1)) with A = N·Q − S², one normalization."""
-    _, width_d, _ = statistics.moment_sizes(BITS, DECIMALS)
+    _, width_d, _ = rawstats.moment_sizes(BITS, DECIMALS)
     n, s, q = mpc.np_tolist(mpc.np_sum(mpc.np_stack(partials), axis=0))
     a, d = n * q - s * s, n * (n - 1)
-    zero, m, four_down, _, _, big_k = statistics.normalize(
+    zero, m, four_down, big_k = rawstats.normalize(
         mpc, mpc.np_fromlist([d * 10**DECIMALS]), width_d
     )
-    y = statistics.rsqrt_mantissa(m + zero)
-    inverse = statistics.shift_down(mpc, y * y * four_down, 2 * big_k)
+    y = rawstats.rsqrt_mantissa(m + zero)
+    inverse = rawstats.shift_down(mpc, y * y * four_down, 2 * big_k)
     (few,) = mpc.np_tolist(zero)
     (inv,) = mpc.np_tolist(inverse)
     return a * inv, few
@@ -59,7 +63,7 @@ async def main() -> None:
         f = mean_frac_bits(BITS)
         stype = mpc.SecFxp(2 * f, f)
     elif PROTOCOL == "variance":
-        width_a, _, f = statistics.moment_sizes(BITS, DECIMALS)
+        width_a, _, f = rawstats.moment_sizes(BITS, DECIMALS)
         stype = mpc.SecFxp(f + width_a + 6, f)
     else:
         stype = mpc.SecInt(BITS)
