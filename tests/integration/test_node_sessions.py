@@ -236,18 +236,7 @@ def test_node_refuses_a_two_party_session_itself(setup: tuple[LocalConsortium, N
 
 
 def _offer(lc: LocalConsortium, node: Node, job_id: str, spec: jobspec.JobSpec):
-    return node.propose(
-        COORDINATOR,
-        Proposal(
-            job_id=job_id,
-            spec=spec,
-            party_index=0,
-            party_order=ORDER,
-            analyst_cert_pem=(lc.pki_dir / "analyst.crt").read_text(),
-            bit_length=48,
-            decimals=2,
-        ),
-    )
+    return node.propose(COORDINATOR, _proposal(lc, job_id, spec))
 
 
 def test_a_job_altered_after_signing_is_refused(setup: tuple[LocalConsortium, Node]) -> None:
