@@ -44,6 +44,7 @@ def job_to_pb(job: JobRecord) -> pb.Job:
         created_at=job.created_at.isoformat(),
         updated_at=job.updated_at.isoformat(),
         party_order=list(job.session.get("party_order", [])),
+        approvals=[pb.Approval(**a) for a in job.session.get("approvals", [])],
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.pki import CertFiles
-from ensnif_mpc.schema import Column, PrivacyPolicy
+from ensnif_mpc.schema import AccessPolicy, Column, PrivacyPolicy
 
 if TYPE_CHECKING:  # sources pulls in pyarrow and SQLAlchemy: only data owners' nodes need them
     from ensnif_mpc.sources import SourceSpec
@@ -84,6 +84,7 @@ class CoordinatorConfig:
     database: str
     tls: CertFiles
     propose_timeout_s: float = 30.0
+    approval_timeout_s: float = 7 * 86400.0
     job_timeout_s: float = 3600.0
 
     @staticmethod
@@ -100,6 +101,7 @@ class CoordinatorConfig:
             database=database,
             tls=_tls(base, raw.get("tls"), "tls"),
             propose_timeout_s=float(timeouts.get("propose_seconds", 30)),
+            approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
             job_timeout_s=float(timeouts.get("job_seconds", 3600)),
         )
 
@@ -113,6 +115,7 @@ class DatasetConfig:
     allowed_protocols: tuple[str, ...] = ("count", "sum", "mean")
     clamp: bool = False
     privacy: PrivacyPolicy = PrivacyPolicy()
+    policy: AccessPolicy = AccessPolicy()
 
     @property
     def path(self) -> Path:
@@ -218,6 +221,56 @@ def _privacy(raw: Any, where: str) -> PrivacyPolicy:
         raise InvalidConfig(f"{where}: budget_rho, default_rho, max_rho must be numbers") from None
 
 
+def _names(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidConfig(f"{where}.{key}: expected a list of names")
+    return tuple(value)
+
+
+def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
+    if not isinstance(raw, dict):
+        raise InvalidConfig(f"{where}: expected a table")
+    known = {
+        "columns",
+        "recipients",
+        "min_cohort",
+        "max_repeats",
+        "repeat_period_seconds",
+        "approval",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidConfig(
+            f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(known))})"
+        )
+    allowed = _names(raw, "columns", where)
+    declared = {c.name for c in columns}
+    stray = [c for c in allowed if c not in declared]
+    if stray:
+        raise InvalidConfig(f"{where}.columns: {stray[0]!r} is not a declared column")
+    for key in ("min_cohort", "max_repeats"):
+        if not isinstance(raw.get(key, 0), int) or isinstance(raw.get(key), bool):
+            raise InvalidConfig(f"{where}.{key}: expected a whole number")
+    period = raw.get("repeat_period_seconds", 86400)
+    if isinstance(period, bool) or not isinstance(period, int | float):
+        raise InvalidConfig(f"{where}.repeat_period_seconds: expected a number of seconds")
+    approval = raw.get("approval", "auto")
+    if not isinstance(approval, str):
+        raise InvalidConfig(f'{where}.approval: expected "auto" or "manual"')
+    try:
+        return AccessPolicy(
+            columns=allowed,
+            recipients=_names(raw, "recipients", where),
+            min_cohort=int(raw.get("min_cohort", 0)),
+            max_repeats=int(raw.get("max_repeats", 0)),
+            repeat_period_s=float(period),
+            approval=approval,
+        )
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"{where}: {exc.message}") from None
+
+
 @dataclass(frozen=True)
 class PartyConfig:
     name: str
@@ -235,6 +288,8 @@ class PartyConfig:
     # An approved job that the coordinator never starts (lost Abort, lost coordinator)
     # is dropped after this long: its port and budget reservation are given back.
     start_timeout_s: float = 600.0
+    # A job waiting for the administrator's `ensnif job approve` is dropped after this long.
+    approval_timeout_s: float = 7 * 86400.0
 
     @property
     def role(self) -> str:
@@ -285,6 +340,7 @@ class PartyConfig:
                     allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
                     clamp=clamp,
                     privacy=_privacy(d.get("privacy", {}), f"{where}.privacy"),
+                    policy=_policy(d.get("policy", {}), f"{where}.policy", cols),
                 )
             )
         listen = str(raw.get("listen", "127.0.0.1:50061"))
@@ -303,6 +359,7 @@ class PartyConfig:
             connect_timeout_s=float(timeouts.get("connect_seconds", 30)),
             job_timeout_s=float(timeouts.get("job_seconds", 3600)),
             start_timeout_s=float(timeouts.get("start_seconds", 600)),
+            approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
         )
 
 

@@ -110,6 +110,13 @@ class BudgetExhausted(EnsnifError):
     reason = "budget_exhausted"
 
 
+class RateLimited(EnsnifError):
+    """A data owner's policy answers the same question only so often per period."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "rate_limited"
+
+
 class Unavailable(EnsnifError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "unavailable"

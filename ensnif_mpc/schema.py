@@ -77,6 +77,44 @@ class PrivacyPolicy:
             raise InvalidConfig("privacy.rows_per_person: must be at least 1")
 
 
+APPROVAL_MODES = ("auto", "manual")
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may ask what of one dataset; the owner's node enforces it and it is never published.
+
+    Every rule defaults to "no restriction beyond the protocol allow-list", so a
+    dataset without a ``[datasets.policy]`` table behaves as before; the rules only
+    ever narrow what a job may do.
+    """
+
+    # Columns jobs may read (any role); empty: every declared column.
+    columns: tuple[str, ...] = ()
+    # Analysts (certificate names) results may be sealed to; empty: any consortium analyst.
+    recipients: tuple[str, ...] = ()
+    # Every released aggregate must draw on at least this many of this dataset's rows
+    # (or on none of them); 0: no minimum.
+    min_cohort: int = 0
+    # The same question (protocol, parameters, inputs, privacy, recipient) at most this
+    # many times per period; 0: unlimited.
+    max_repeats: int = 0
+    repeat_period_s: float = 86400.0
+    # "manual": every job waits for `ensnif job approve` by this node's administrator.
+    approval: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.approval not in APPROVAL_MODES:
+            raise InvalidConfig(
+                f"policy.approval: expected one of {', '.join(APPROVAL_MODES)}, "
+                f"got {self.approval!r}"
+            )
+        if self.min_cohort < 0 or self.max_repeats < 0:
+            raise InvalidConfig("policy: min_cohort and max_repeats must not be negative")
+        if not (math.isfinite(self.repeat_period_s) and self.repeat_period_s > 0):
+            raise InvalidConfig("policy.repeat_period_seconds: expected a positive number")
+
+
 @dataclass(frozen=True)
 class DatasetSchema:
     party: str

@@ -6,6 +6,9 @@ own configuration, data and store. Every refusal names the rule that refused.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc import delivery, dp, jobspec, mpc_session
+from ensnif_mpc import approvals, delivery, dp, jobspec, manifest, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.dp import EXACT, ReleasePlan
@@ -27,6 +30,7 @@ from ensnif_mpc.errors import (
     EnsnifError,
     FailedPrecondition,
     InvalidArgument,
+    InvalidConfig,
     PermissionDenied,
     PolicyViolation,
     ResourceBusy,
@@ -35,10 +39,10 @@ from ensnif_mpc.errors import (
 )
 from ensnif_mpc.hub import Hub
 from ensnif_mpc.jobspec import JobSpec
-from ensnif_mpc.pki import Identity, verify_member
+from ensnif_mpc.pki import Identity, identity_of, parse_cert, verify_member
 from ensnif_mpc.schema import Column
 from ensnif_mpc.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
-from party_node import datasets
+from party_node import cohort, datasets, policy
 from party_node.executor import Executor, JobHandle, Workspace
 from party_node.ledger import Ledger
 from party_node.store import NODE_LIVE, NodeJob, NodeStore
@@ -68,6 +72,15 @@ def release_from_json(text: str) -> ReleasePlan:
         return ReleasePlan.from_dict(raw) if not raw.get("exact") else EXACT
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidArgument(f"release plan: not a valid plan ({exc})") from exc
+
+
+def _cert_name(cert_pem: str) -> str:
+    """The analyst a job's results are sealed to ("" if its certificate does not parse:
+    the membership check refuses such a job anyway)."""
+    try:
+        return identity_of(parse_cert(cert_pem)).name
+    except CryptoError:
+        return ""
 
 
 class Node:
@@ -121,6 +134,53 @@ class Node:
             if job and job.state in NODE_LIVE:
                 self._end(job, "failed", "the node was shut down", "node_shutdown")
 
+    # Settings a reload may not change: identity, addresses and state need a restart.
+    _FIXED = (
+        "name",
+        "listen",
+        "advertise",
+        "coordinator",
+        "coordinator_name",
+        "state_dir",
+        "tls",
+        "mpc_host",
+        "mpc_ports",
+    )
+
+    def reload(self, cfg: PartyConfig) -> None:
+        """Adopt a changed party.toml's datasets, policies, budgets and timeouts.
+
+        Jobs already approved keep what they were approved under; every later proposal
+        (and every waiting job's admission) is judged by the new policy. The reload is
+        audited with a digest of the policies, so what was in force when can be shown.
+        """
+        changed = [f for f in self._FIXED if getattr(cfg, f) != getattr(self.cfg, f)]
+        if changed:
+            raise InvalidConfig(
+                f"a reload cannot change {', '.join(changed)}; restart the node for that"
+            )
+        for d in cfg.datasets:
+            datasets.check(d)
+        with self._lock:
+            self.cfg = cfg
+            self.datasets = {d.name: d for d in cfg.datasets}
+            self.ledger.caps = {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
+        digest = hashlib.sha256(
+            json.dumps(
+                [
+                    [d.name, d.allowed_protocols, asdict(d.policy), asdict(d.privacy)]
+                    for d in cfg.datasets
+                ],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()
+        self.store.audit(
+            "policy_reloaded", {"datasets": sorted(self.datasets), "policy_sha256": digest}
+        )
+        log.info("policies reloaded (sha256 %s)", digest[:16])
+        self.on_budget_change()
+
     def check_coordinator(self, caller: Identity) -> None:
         if caller.role != "coordinator" or caller.name != self.cfg.coordinator_name:
             raise PermissionDenied(
@@ -133,23 +193,48 @@ class Node:
         self.check_coordinator(caller)
         existing = self.store.find(p.job_id)
         if existing is not None:
+            if existing.state == "awaiting_approval":
+                return self._resume(existing, p)
             return existing
         if not p.job_id.isalnum():
             raise InvalidArgument(f"job id {p.job_id!r} is not alphanumeric")
         try:
-            session_input = self._evaluate(p)
-            charges = self._charges(p)
-            self.ledger.reserve(p.job_id, charges)
-            try:
-                port = self._allocate_port()
-            except EnsnifError:
-                self.ledger.release(p.job_id)
-                raise
+            session_input, verdict = self._evaluate(p)
         except EnsnifError as err:
             log.info("job %s rejected: %s", p.job_id, err.message)
-            return self.store.create(
-                p.job_id, "rejected", p.party_index, {}, 0, err.message, err.reason
-            )
+            return self._refuse(p, err)
+        if verdict.manual:
+            data = self._pending_data(p, verdict)
+            log.info("job %s awaits approval by this node's administrator", p.job_id)
+            return self.store.create(p.job_id, "awaiting_approval", p.party_index, data, 0)
+        try:
+            data, port = self._admit(p, session_input)
+        except EnsnifError as err:
+            log.info("job %s rejected: %s", p.job_id, err.message)
+            return self._refuse(p, err)
+        self._decide(p, "approved", "policy", verdict.rule)
+        job = self.store.create(p.job_id, "approved", p.party_index, data, port)
+        self.hub.notify(p.job_id)
+        return job
+
+    def _refuse(self, p: Proposal, err: EnsnifError) -> NodeJob:
+        return self.store.create(
+            p.job_id, "rejected", p.party_index, {}, 0, err.message, err.reason
+        )
+
+    def _admit(
+        self, p: Proposal, session_input: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], int]:
+        """Reserve budget and a port and mint the job's MPC credential: the job may run."""
+        charges = self._charges(p)
+        self.ledger.reserve(p.job_id, charges)
+        try:
+            port = self._allocate_port()
+        except EnsnifError:
+            self.ledger.release(p.job_id)
+            raise
+        for key in self._question_keys(p):
+            self.store.record_question(p.job_id, key)
         cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
         self.workspace.create(p.job_id)
         data: dict[str, Any] = {
@@ -166,15 +251,97 @@ class Node:
             "mpc_key": cred.key_pem,
             "binding_signature": cred.binding_signature.hex(),
         }
-        job = self.store.create(p.job_id, "approved", p.party_index, data, port)
-        self.hub.notify(p.job_id)
-        return job
+        return data, port
 
-    def _evaluate(self, p: Proposal) -> dict[str, Any] | None:
+    def _resume(self, job: NodeJob, p: Proposal) -> NodeJob:
+        """A job waiting for the administrator: admit it once approved (the coordinator asks
+        again until then), re-checking everything, since policy and data may have changed."""
+        decision = self.store.approval(job.job_id)
+        if decision is None:
+            return job
+        if decision.decision == "rejected":
+            self._apply_rejection(job, decision)
+            return self.store.get(job.job_id)
+        definition = registry.get(p.spec.protocol)
+        if approvals.job_hash(p.spec, definition.version, p.job_id) != decision.job_hash:
+            err: EnsnifError = PolicyViolation(
+                "the proposal differs from the job the administrator approved",
+                reason="approval_mismatch",
+            )
+        else:
+            try:
+                session_input, _ = self._evaluate(p, approved=True)
+                data, port = self._admit(p, session_input)
+            except EnsnifError as exc:
+                err = exc
+            else:
+                self.store.mark_applied(job.job_id)
+                if self.store.transition(
+                    job.job_id, "awaiting_approval", "approved", data=data, mpc_port=port
+                ):
+                    self.hub.notify(job.job_id)
+                    return self.store.get(job.job_id)
+                self.ledger.release(job.job_id)  # aborted meanwhile: give the reservation back
+                with self._lock:
+                    self._reserved.discard(port)
+                return self.store.get(job.job_id)
+        self.store.mark_applied(job.job_id)
+        log.info("approved job %s refused at admission: %s", job.job_id, err.message)
+        self.store.transition(job.job_id, "awaiting_approval", "rejected", err.message, err.reason)
+        self.hub.notify(job.job_id)
+        return self.store.get(job.job_id)
+
+    def _apply_rejection(self, job: NodeJob, decision: approvals.Decision) -> None:
+        reason = f"rejected by {decision.approver}" + (
+            f": {decision.reason}" if decision.reason else ""
+        )
+        self.store.transition(
+            job.job_id, "awaiting_approval", "rejected", reason, "rejected_by_owner"
+        )
+        self.store.mark_applied(job.job_id)
+        self.hub.notify(job.job_id)
+
+    def _decide(self, p: Proposal, decision: str, approver: str, reason: str) -> None:
+        """Record a signed decision (the policy's own, for automatic approvals)."""
+        definition = registry.get(p.spec.protocol)
+        signed = approvals.sign(
+            approvals.Decision(
+                job_id=p.job_id,
+                decision=decision,
+                approver=approver,
+                at=utcnow().isoformat(),
+                job_hash=approvals.job_hash(p.spec, definition.version, p.job_id),
+                reason=reason,
+            ),
+            self.key_pem,
+        )
+        self.store.add_approval(signed, applied=True)
+
+    def _pending_data(self, p: Proposal, verdict: policy.Verdict) -> dict[str, Any]:
+        """What the administrator sees in `ensnif job pending`: the job and its manifest."""
+        definition = registry.get(p.spec.protocol)
+        return {
+            "job_hash": approvals.job_hash(p.spec, definition.version, p.job_id),
+            "rule": verdict.rule,
+            "analyst": _cert_name(p.analyst_cert_pem),
+            "manifest": manifest.build(
+                p.spec, p.party_order, p.release, _cert_name(p.analyst_cert_pem)
+            ),
+            "proposed_at": utcnow().isoformat(),
+        }
+
+    def _question_keys(self, p: Proposal) -> list[str]:
+        definition = registry.get(p.spec.protocol)
+        return [policy.question_key(p.spec, definition.version, _cert_name(p.analyst_cert_pem))]
+
+    def _evaluate(
+        self, p: Proposal, approved: bool = False
+    ) -> tuple[dict[str, Any] | None, policy.Verdict]:
         """Validate the proposal against this node's data and policy.
 
         Returns what the worker needs to read this owner's input (source, declared
-        columns, roles), or None at a compute-only party.
+        columns, roles), or None at a compute-only party, and the policy's verdict
+        (``approved``: the administrator already said yes, so no person is asked again).
         """
         me = self.cfg.name
         if len(p.party_order) == 2:
@@ -215,18 +382,15 @@ class Node:
                 # A helper's noise share may be one the guarantee counts on: it checks the
                 # scale is the calibrated one (it cannot check sensitivities: it has no data).
                 self._check_calibration(p)
-                return None
+                return None, policy.Verdict(False, "compute-only party")
             raise InvalidArgument(f"job does not involve {me!r}")
         position, inp = mine[0]
         ds = self.datasets.get(inp.dataset)
         if ds is None:
             raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
-        if p.spec.protocol not in ds.allowed_protocols:
-            raise PolicyViolation(
-                f"policy of dataset {inp.dataset!r} allows only "
-                f"{', '.join(ds.allowed_protocols) or 'no protocols'}; not {p.spec.protocol!r}"
-            )
         roles = inp.columns
+        # Cheap rules first: a job the policy refuses anyway is not checked against data.
+        policy.evaluate(ds.allowed_protocols, ds.policy, self._policy_request(p, ds, roles, 0))
         definition.check_roles(position, roles)
         declared = {c.name: c for c in ds.columns}
         takes = {r.name: r for r in definition.roles_at(position)}
@@ -251,15 +415,42 @@ class Node:
                     f"({rows} rows); restart the node to republish it",
                     reason="catalog_stale",
                 )
-        return {
+        repeats = 0
+        if ds.policy.max_repeats:
+            since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
+            repeats = max(
+                self.store.count_question(k, since, p.job_id) for k in self._question_keys(p)
+            )
+        facts = self._policy_request(p, ds, roles, repeats)
+        if ds.policy.min_cohort:
+            facts = dataclasses.replace(facts, cohort=cohort.smallest(ds, roles, p.spec.params))
+        verdict = policy.evaluate(ds.allowed_protocols, ds.policy, facts)
+        if approved:
+            verdict = policy.Verdict(False, "approved by the administrator")
+        session_input = {
             "source": ds.source.to_dict(),
             "dataset_columns": [asdict(c) for c in ds.columns],
             "clamp": ds.clamp,
             "roles": roles,
         }
+        return session_input, verdict
+
+    def _policy_request(
+        self, p: Proposal, ds: DatasetConfig, roles: dict[str, str], repeats: int
+    ) -> policy.Request:
+        return policy.Request(
+            dataset=ds.name,
+            protocol=p.spec.protocol,
+            columns=roles,
+            recipient=_cert_name(p.analyst_cert_pem),
+            repeats=repeats,
+        )
 
     def _check_release_request(self, p: Proposal) -> None:
-        """The release must be the one the submitter signed: exact only if asked, its ρ."""
+        """The release must be the one the submitter signed: exact only if asked, its
+        mechanism, and its ρ (Gaussian) or its ε and δ (Laplace)."""
+        from ensnif_mpc import dlaplace
+
         asked = p.spec.privacy
         wants_exact = bool(asked and asked.exact)
         if p.release.exact != wants_exact:
@@ -269,6 +460,24 @@ class Node:
                 + ") is not what the submitter signed",
                 reason="release_mismatch",
             )
+        if p.release.exact:
+            return
+        signed_mechanism = asked.mechanism if asked is not None else "gaussian"
+        if p.release.mechanism != signed_mechanism:
+            raise PolicyViolation(
+                f"the session's noise is {p.release.mechanism!r}; the submitter signed "
+                f"{signed_mechanism!r}",
+                reason="release_mismatch",
+            )
+        if asked is not None and signed_mechanism == "laplace":
+            delta = asked.delta if asked.delta is not None else dlaplace.DEFAULT_DELTA
+            if (p.release.epsilon, p.release.delta) != (asked.epsilon, delta):
+                raise PolicyViolation(
+                    f"the session spends ε = {p.release.epsilon:g} (δ = {p.release.delta:g}); "
+                    f"the submitter signed ε = {asked.epsilon} (δ = {delta:g})",
+                    reason="release_mismatch",
+                )
+            return
         signed_rho = asked.rho if asked is not None else None
         if not p.release.exact and signed_rho is not None and signed_rho != p.release.rho:
             raise PolicyViolation(
@@ -277,12 +486,35 @@ class Node:
             )
 
     def _check_calibration(self, p: Proposal) -> None:
+        """Every scale in the plan is the one this node computes itself from ρ or (ε, δ)
+        and the plan's sensitivities (Laplace: digits K, bits L and δ bounds as well)."""
+        from ensnif_mpc import dlaplace
+
         plan = p.release
         if plan.exact:
             return
         n = len(p.party_order)
         if plan.parties != n or plan.threshold != (n - 1) // 2 or not plan.blocks:
             raise InvalidArgument("release plan is for another session size")
+        if plan.laplace:
+            sensitivities = [(b.l2_sensitivity, b.dims, b.l1_sensitivity) for b in plan.blocks]
+            try:
+                expected = dp.laplace_plan(
+                    dlaplace.check_epsilon(plan.epsilon, "release plan: epsilon"),
+                    dlaplace.check_delta(plan.delta, "release plan: delta"),
+                    sensitivities,
+                    n,
+                    plan.threshold,
+                )
+            except (EnsnifError, ValueError, ArithmeticError) as exc:
+                raise InvalidArgument(f"release plan: not a valid Laplace plan ({exc})") from exc
+            if expected != plan:
+                raise PolicyViolation(
+                    "the proposed Laplace noise (ε per block, digits, bits or δ) is not the "
+                    "one this node computes from ε, δ and the plan's sensitivities",
+                    reason="noise_miscalibrated",
+                )
+            return
         claimed = [(b.l2_sensitivity, b.dims) for b in plan.blocks]
         expected = dp.plan(plan.rho, claimed, n, plan.threshold)
         if any(
@@ -302,6 +534,8 @@ class Node:
         value: Column | None,
     ) -> None:
         """This owner's own view of the release: its policy, and a scale it computes itself."""
+        from ensnif_mpc import dlaplace
+
         policy, plan = ds.privacy, p.release
         if plan.exact:
             if p.spec.protocol not in policy.exact_protocols:
@@ -314,7 +548,17 @@ class Node:
             return
         if definition.dp_sensitivity is None:
             raise PolicyViolation(f"{p.spec.protocol!r} has no DP release", reason="dp_unavailable")
-        if not 0 < plan.rho <= policy.max_rho:
+        if plan.laplace:  # the charge ε²/2, exactly, against the ceiling
+            finite = math.isfinite(plan.epsilon) and plan.epsilon > 0
+            cost = dlaplace.charge(plan.epsilon) if finite else None
+            if cost is None or cost > Fraction(policy.max_rho):
+                raise PolicyViolation(
+                    f"the job spends ε = {plan.epsilon:g}, i.e. ρ = ε²/2 = "
+                    f"{float(cost or math.inf):g}, of dataset {ds.name!r}; its policy allows at "
+                    f"most ρ = {policy.max_rho:g} per job",
+                    reason="rho_above_policy",
+                )
+        elif not 0 < plan.rho <= policy.max_rho:
             raise PolicyViolation(
                 f"the job spends ρ = {plan.rho:g} of dataset {ds.name!r}; its policy allows at "
                 f"most {policy.max_rho:g} per job",
@@ -326,12 +570,19 @@ class Node:
         bound = math.ceil(value.abs_bound * 10**p.decimals) if value is not None else 0
         own = definition.dp_sensitivity([(policy.rows_per_person, bound)], p.spec.params)
         claimed = [(b.l2_sensitivity, b.dims) for b in plan.blocks]
-        if len(own) != len(claimed) or any(
-            o_l2 > c_l2 or o_d != c_d for (o_l2, o_d), (c_l2, c_d) in zip(own, claimed, strict=True)
-        ):
+        understated = len(own) != len(claimed) or any(
+            o[0] > c_l2 or o[1] != c_d for o, (c_l2, c_d) in zip(own, claimed, strict=True)
+        )
+        if plan.laplace and not understated:  # Laplace noise is scaled to the L1 sensitivity
+            own_l1 = [dlaplace.l1_bound(o[0], o[1], o[2] if len(o) > 2 else None) for o in own]
+            understated = any(
+                o > b.l1_sensitivity for o, b in zip(own_l1, plan.blocks, strict=True)
+            )
+        if understated:
             raise PolicyViolation(
-                f"the release assumes sensitivities {claimed}; this dataset alone "
-                f"contributes {own}",
+                f"the release assumes sensitivities {claimed}"
+                + (f" (L1 {[b.l1_sensitivity for b in plan.blocks]})" if plan.laplace else "")
+                + f"; this dataset alone contributes {own}",
                 reason="sensitivity_understated",
             )
         self._check_calibration(p)
@@ -340,9 +591,8 @@ class Node:
         """What this job costs each of this node's datasets (nothing for an exact release)."""
         if p.release.exact:
             return {}
-        return {
-            i.dataset: Fraction(p.release.rho) for i in p.spec.inputs if i.party == self.cfg.name
-        }
+        cost = p.release.charge()  # ρ, or ε²/2 exactly for a pure ε-DP release
+        return {i.dataset: cost for i in p.spec.inputs if i.party == self.cfg.name}
 
     def _allocate_port(self) -> int:
         lo, hi = self.cfg.mpc_ports
@@ -471,6 +721,20 @@ class Node:
             self._wake.clear()
 
     def _tick(self, job: NodeJob) -> None:
+        if job.state == "awaiting_approval":
+            decision = self.store.approval(job.job_id)
+            if decision is not None and decision.decision == "rejected":
+                self._apply_rejection(job, decision)
+                return
+            waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
+            if waited > self.cfg.approval_timeout_s:
+                self._end(
+                    job,
+                    "aborted",
+                    f"not approved within {self.cfg.approval_timeout_s:.0f}s",
+                    "approval_timeout",
+                )
+            return
         if job.state == "approved":
             waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
             if waited > self.cfg.start_timeout_s:

@@ -61,17 +61,44 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     release=release_from_json(request.release_json),
                 ),
             )
+            approval = self._approval(job.job_id)
             if job.state in ("rejected", "aborted", "failed"):
                 return ppb.ProposeResponse(
-                    decision=ppb.DECISION_REJECTED, reason=job.reason, reason_code=job.reason_code
+                    decision=ppb.DECISION_REJECTED,
+                    reason=job.reason,
+                    reason_code=job.reason_code,
+                    approval=approval,
+                )
+            if job.state == "awaiting_approval":
+                return ppb.ProposeResponse(
+                    decision=ppb.DECISION_NEEDS_MANUAL,
+                    reason=f"awaiting approval by the administrator of {self.node.cfg.name} "
+                    f"(`ensnif job approve {job.job_id}` at that node)",
+                    reason_code="awaiting_approval",
                 )
             return ppb.ProposeResponse(
                 decision=ppb.DECISION_APPROVED,
                 mpc_address=f"{self.node.cfg.mpc_host}:{job.mpc_port}",
                 mpc_certificate_pem=job.data.get("mpc_cert", ""),
                 binding_signature=bytes.fromhex(job.data.get("binding_signature", "")),
+                approval=approval,
             )
         raise AssertionError  # unreachable: grpc_errors aborts
+
+    def _approval(self, job_id: str) -> pb.Approval | None:
+        d = self.node.store.approval(job_id)
+        if d is None:
+            return None
+        return pb.Approval(
+            party=self.node.cfg.name,
+            job_id=d.job_id,
+            decision=d.decision,
+            approver=d.approver,
+            at=d.at,
+            job_hash=d.job_hash,
+            signature_hex=d.signature,
+            reason=d.reason,
+        )
 
     def Start(self, request: ppb.StartRequest, context: grpc.ServicerContext) -> ppb.StartResponse:
         with grpc_errors(context, "Start"):

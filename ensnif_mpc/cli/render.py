@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -80,7 +81,7 @@ def _input_line(i: pb.JobInput) -> str:
     return f"{i.party}: {i.dataset} ({', '.join(f'{r}={c}' for r, c in sorted(roles.items()))})"
 
 
-def job_panel(job: pb.Job) -> Table:
+def job_panel(job: pb.Job, approvals: Sequence[tuple[pb.Approval, str]] = ()) -> Table:
     t = Table(title=f"Job {job.id}", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
@@ -98,7 +99,16 @@ def job_panel(job: pb.Job) -> Table:
         t.add_row(
             f"  {p.party}",
             f"{p.state} {p.progress.phase} "
-            f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent",
+            f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent"
+            + (f" ({escape(p.progress.message)})" if p.state == "awaiting_approval" else ""),
+        )
+    for a, check in approvals:
+        t.add_row(
+            f"approval {a.party}",
+            escape(
+                f"{a.decision} by {a.approver} at {a.at[:19].replace('T', ' ')}"
+                f"{' (' + a.reason + ')' if a.reason else ''}; signature {check}"
+            ),
         )
     return t
 

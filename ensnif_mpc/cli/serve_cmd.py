@@ -40,4 +40,7 @@ def party_serve(config_path: str, listen: str | None) -> None:
     """Run the party node until SIGTERM/Ctrl-C."""
     from party_node import server
 
-    server.serve(PartyConfig.load(Path(config_path), {"listen": listen}))
+    def load() -> PartyConfig:
+        return PartyConfig.load(Path(config_path), {"listen": listen})
+
+    server.serve(load(), load)

@@ -183,7 +183,7 @@ def test_node_policy_rejection_names_the_rule(consortium: InProcess, client: Cli
         node.datasets["orders"] = original
 
     assert state_name(final) == "rejected"
-    assert final.reason_code == "policy_violation"
+    assert final.reason_code == "protocol_not_allowed"
     assert "grocery" in final.reason and "allows only count" in final.reason
     with pytest.raises(errors.ResultNotReady):
         client.result(job.id)

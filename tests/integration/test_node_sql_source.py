@@ -170,5 +170,5 @@ def test_a_protocol_the_owner_does_not_allow_is_refused_by_policy(node) -> None:
     )
 
     assert job.state == "rejected"
-    assert job.reason_code == "policy_violation"
+    assert job.reason_code == "protocol_not_allowed"
     assert "join_correlation" in job.reason

@@ -497,3 +497,56 @@ def test_string_column_needs_no_bounds():
 
 def test_column_abs_bound_is_the_larger_magnitude():
     assert Column("x", "float", lower=-30, upper=20).abs_bound == 30
+
+
+POLICY = """
+[datasets.policy]
+columns = ["basket_total"]
+recipients = ["analyst"]
+min_cohort = 10
+max_repeats = 3
+repeat_period_seconds = 3600
+approval = "manual"
+"""
+
+
+def _with_policy(policy: str) -> str:
+    head, tail = PARTY.split("[[datasets.columns]]", 1)
+    return head + policy + "\n[[datasets.columns]]" + tail
+
+
+def test_party_config_reads_a_dataset_policy(conf_dir):
+    cfg = PartyConfig.load(_write(conf_dir, "party.toml", _with_policy(POLICY)))
+    p = cfg.datasets[0].policy
+    assert p.columns == ("basket_total",) and p.recipients == ("analyst",)
+    assert (p.min_cohort, p.max_repeats, p.repeat_period_s) == (10, 3, 3600.0)
+    assert p.approval == "manual"
+
+
+def test_party_config_without_a_policy_restricts_nothing_more(conf_dir):
+    p = PartyConfig.load(_write(conf_dir, "party.toml", PARTY)).datasets[0].policy
+    assert (p.columns, p.recipients, p.min_cohort, p.max_repeats, p.approval) == (
+        (),
+        (),
+        0,
+        0,
+        "auto",
+    )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('approval = "manual"', 'approval = "maybe"'), "datasets\\[0\\].policy: .*approval"),
+        (("min_cohort = 10", "min_cohort = 2.5"), "min_cohort: expected a whole number"),
+        (("min_cohort = 10", "min_cohort = -1"), "must not be negative"),
+        (('columns = ["basket_total"]', 'columns = ["zip"]'), "'zip' is not a declared column"),
+        (('recipients = ["analyst"]', 'recipients = "analyst"'), "recipients: expected a list"),
+        (("max_repeats = 3", "max_repeat = 3"), "policy.max_repeat: unknown key"),
+        (("repeat_period_seconds = 3600", "repeat_period_seconds = 0"), "repeat_period"),
+    ],
+)
+def test_party_config_refuses_a_bad_policy_naming_the_key(conf_dir, change, message):
+    text = _with_policy(POLICY.replace(*change))
+    with pytest.raises(InvalidConfig, match=message):
+        PartyConfig.load(_write(conf_dir, "party.toml", text))

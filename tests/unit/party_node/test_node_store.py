@@ -14,6 +14,9 @@ from party_node.store import NODE_ALLOWED, NODE_LIVE, NodeStore
 DATA = {"spec": {"protocol": "sum"}, "order": ["grocery", "pharmacy", "helper"]}
 STATES = sorted(NODE_ALLOWED)
 EXPECTED_EDGES = {
+    ("awaiting_approval", "approved"),
+    ("awaiting_approval", "rejected"),
+    ("awaiting_approval", "aborted"),
     ("approved", "starting"),
     ("approved", "failed"),
     ("approved", "aborted"),

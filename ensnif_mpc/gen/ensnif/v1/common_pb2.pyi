@@ -402,6 +402,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     PARTY_ORDER_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     state: Global___JobState.ValueType
     submitter: _builtins.str
@@ -418,6 +419,10 @@ class Job(_message.Message):
     def party_order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ordered parties of the MPC session once scheduled."""
 
+    @_builtins.property
+    def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Approval]:
+        """Each data owner's signed decision on this job (see Approval), once it approved."""
+
     def __init__(
         self,
         *,
@@ -431,14 +436,61 @@ class Job(_message.Message):
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
         party_order: _abc.Iterable[_builtins.str] | None = ...,
+        approvals: _abc.Iterable[Global___Approval] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "parties", b"parties", "party_order", b"party_order", "reason", b"reason", "reason_code", b"reason_code", "spec", b"spec", "state", b"state", "submitter", b"submitter", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "created_at", b"created_at", "id", b"id", "parties", b"parties", "party_order", b"party_order", "reason", b"reason", "reason_code", b"reason_code", "spec", b"spec", "state", b"state", "submitter", b"submitter", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class Approval(_message.Message):
+    """A node's signed decision on one exact job (ensnif_mpc.approvals): automatic by its
+    policy (approver "policy") or by its administrator (`ensnif job approve`). The
+    signature by the node's consortium key covers job id, job hash (the submitter-signed
+    spec, nonce included), decision, approver, time and reason.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    JOB_HASH_FIELD_NUMBER: _builtins.int
+    SIGNATURE_HEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    party: _builtins.str
+    job_id: _builtins.str
+    decision: _builtins.str
+    approver: _builtins.str
+    at: _builtins.str
+    job_hash: _builtins.str
+    signature_hex: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        party: _builtins.str = ...,
+        job_id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        approver: _builtins.str = ...,
+        at: _builtins.str = ...,
+        job_hash: _builtins.str = ...,
+        signature_hex: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver", b"approver", "at", b"at", "decision", b"decision", "job_hash", b"job_hash", "job_id", b"job_id", "party", b"party", "reason", b"reason", "signature_hex", b"signature_hex"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Approval: _TypeAlias = Approval  # noqa: Y015
 
 @_typing.final
 class ProtocolParameter(_message.Message):

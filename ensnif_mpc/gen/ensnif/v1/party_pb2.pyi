@@ -100,6 +100,7 @@ class ProposeResponse(_message.Message):
     MPC_ADDRESS_FIELD_NUMBER: _builtins.int
     MPC_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     BINDING_SIGNATURE_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
     decision: Global___Decision.ValueType
     reason: _builtins.str
     reason_code: _builtins.str
@@ -109,6 +110,10 @@ class ProposeResponse(_message.Message):
     """Self-signed per-job certificate with CN "MPyC party <index>"."""
     binding_signature: _builtins.bytes
     """Signature by the node's consortium key over the binding of (job, index, mpc cert)."""
+    @_builtins.property
+    def approval(self) -> _common_pb2.Approval:
+        """The node's signed decision (approved or rejected; absent while awaiting approval)."""
+
     def __init__(
         self,
         *,
@@ -118,10 +123,11 @@ class ProposeResponse(_message.Message):
         mpc_address: _builtins.str = ...,
         mpc_certificate_pem: _builtins.str = ...,
         binding_signature: _builtins.bytes = ...,
+        approval: _common_pb2.Approval | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_signature", b"binding_signature", "decision", b"decision", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "reason", b"reason", "reason_code", b"reason_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "binding_signature", b"binding_signature", "decision", b"decision", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "reason", b"reason", "reason_code", b"reason_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
