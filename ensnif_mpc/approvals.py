@@ -26,6 +26,17 @@ def job_hash(spec: JobSpec, protocol_version: int, job_id: str) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def question_key(spec: JobSpec, protocol_version: int, recipient: str) -> str:
+    """What makes two jobs "the same question": everything signed but the nonce and the
+    name (protocol and version, inputs by role, helpers, parameters, privacy), and who
+    receives the answer. Used for a policy's repeat limit and for the answer cache."""
+    import dataclasses
+
+    same = dataclasses.replace(spec, nonce="", name="", signature=b"")
+    body = jobspec.canonical(same, protocol_version) + b"\0" + recipient.encode()
+    return hashlib.sha256(body).hexdigest()
+
+
 @dataclass(frozen=True)
 class Decision:
     job_id: str

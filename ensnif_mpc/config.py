@@ -85,6 +85,8 @@ class CoordinatorConfig:
     tls: CertFiles
     propose_timeout_s: float = 30.0
     approval_timeout_s: float = 7 * 86400.0
+    # Repeated DP questions are answered from the earlier result for this long (0: never).
+    cache_seconds: float = 86400.0
     job_timeout_s: float = 3600.0
 
     @staticmethod
@@ -102,6 +104,7 @@ class CoordinatorConfig:
             tls=_tls(base, raw.get("tls"), "tls"),
             propose_timeout_s=float(timeouts.get("propose_seconds", 30)),
             approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
+            cache_seconds=float(raw.get("cache_seconds", 86400)),
             job_timeout_s=float(timeouts.get("job_seconds", 3600)),
         )
 
@@ -197,15 +200,25 @@ def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
     )
 
 
-def _privacy(raw: Any, where: str) -> PrivacyPolicy:
+def _privacy(raw: Any, where: str, columns: list[Column]) -> PrivacyPolicy:
     if not isinstance(raw, dict):
         raise InvalidConfig(f"{where}: expected a table")
-    known = {"budget_rho", "default_rho", "max_rho", "exact_protocols", "rows_per_person"}
+    known = {
+        "budget_rho",
+        "default_rho",
+        "max_rho",
+        "exact_protocols",
+        "rows_per_person",
+        "person_column",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InvalidConfig(
             f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(known))})"
         )
+    person = raw.get("person_column", "")
+    if person and person not in {c.name for c in columns}:
+        raise InvalidConfig(f"{where}.person_column: {person!r} is not a declared column")
     exact = raw.get("exact_protocols", [])
     if not isinstance(exact, list) or not all(isinstance(p, str) for p in exact):
         raise InvalidConfig(f"{where}.exact_protocols: expected a list of protocol names")
@@ -216,6 +229,7 @@ def _privacy(raw: Any, where: str) -> PrivacyPolicy:
             max_rho=float(raw.get("max_rho", 0.5)),
             exact_protocols=tuple(exact),
             rows_per_person=int(raw.get("rows_per_person", 1)),
+            person_column=str(raw.get("person_column", "")),
         )
     except (TypeError, ValueError):
         raise InvalidConfig(f"{where}: budget_rho, default_rho, max_rho must be numbers") from None
@@ -339,7 +353,7 @@ class PartyConfig:
                     description=str(d.get("description", "")),
                     allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
                     clamp=clamp,
-                    privacy=_privacy(d.get("privacy", {}), f"{where}.privacy"),
+                    privacy=_privacy(d.get("privacy", {}), f"{where}.privacy", cols),
                     policy=_policy(d.get("policy", {}), f"{where}.policy", cols),
                 )
             )

@@ -62,6 +62,10 @@ class PrivacyPolicy:
     exact_protocols: tuple[str, ...] = ()  # protocols this owner lets release without noise
     rows_per_person: int = 1
     remaining_rho: float = -1.0  # catalog mirror of the ledger (-1: not reported)
+    # A column identifying the person (e.g. a customer id): when set, the node checks
+    # before every DP release that no person has more than rows_per_person rows, so the
+    # sensitivity the release is calibrated to is a fact, not a hope. Node-only.
+    person_column: str = ""
 
     def __post_init__(self) -> None:
         for name in ("budget_rho", "default_rho", "max_rho"):

@@ -18,7 +18,7 @@ import numpy as np
 from ensnif_mpc.config import DatasetConfig
 from ensnif_mpc.errors import DataError, InvalidConfig, SourceFailed, UnknownColumn
 from ensnif_mpc.schema import Column, DatasetSchema
-from ensnif_mpc.sources import Source, open_source
+from ensnif_mpc.sources import Measure, Source, open_source
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,32 @@ def scaled_integers(values: np.ndarray, decimals: int) -> np.ndarray:
         raise DataError(f"values too large for exact integers at {decimals} decimals")
     out: np.ndarray = scaled.astype(np.int64)
     return out
+
+
+_PERSONS: dict[tuple[object, ...], int] = {}
+
+
+def max_rows_per_person(cfg: DatasetConfig) -> int:
+    """The most rows any one person has (by ``privacy.person_column``); 0 if unset.
+
+    One GROUP BY pushed down to the source; remembered per file stamp like :func:`check`.
+    """
+    column = cfg.privacy.person_column
+    if not column:
+        return 0
+    key: tuple[object, ...] | None = None
+    if cfg.source.kind != "sql":
+        st = os.stat(cfg.source.path)
+        key = (cfg.source, st.st_size, st.st_mtime_ns, column)
+        with _CHECKED_LOCK:
+            if key in _PERSONS:
+                return _PERSONS[key]
+    agg = open_dataset(cfg).aggregate(by=[column], measures=[Measure("count")])
+    counts = np.asarray(agg.values["count"], dtype=np.int64)
+    most = int(counts.max()) if counts.size else 0
+    if key is not None:
+        with _CHECKED_LOCK:
+            if len(_PERSONS) > 256:
+                _PERSONS.clear()
+            _PERSONS[key] = most
+    return most

@@ -405,6 +405,16 @@ class Node:
                     f"session keeps {p.decimals} decimals; column {name!r} declares {col.decimals}"
                 )
         rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
+        if not p.release.exact and ds.privacy.person_column:
+            most = datasets.max_rows_per_person(ds)
+            if most > ds.privacy.rows_per_person:
+                raise PolicyViolation(
+                    f"dataset {ds.name!r} has a person ({ds.privacy.person_column}) with {most} "
+                    f"rows, but its policy declares rows_per_person = "
+                    f"{ds.privacy.rows_per_person}, which DP noise is calibrated to; raise it "
+                    "(and republish) or keep one row per person",
+                    reason="rows_per_person_exceeded",
+                )
         value = declared.get(roles.get("value", ""))
         self._check_release(p, definition, ds, value)
         if value is not None:

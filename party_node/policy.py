@@ -9,12 +9,10 @@ is what lets it be tested exhaustively (tests/unit/party_node/test_policy.py).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ensnif_mpc import jobspec
+from ensnif_mpc import approvals
 from ensnif_mpc.errors import PolicyViolation, RateLimited
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.schema import AccessPolicy
@@ -81,10 +79,7 @@ def evaluate(allowed_protocols: tuple[str, ...], policy: AccessPolicy, req: Requ
 
 
 def question_key(spec: JobSpec, protocol_version: int, recipient: str) -> str:
-    """What makes two jobs "the same question": everything but the nonce and the name."""
-    same = dataclasses.replace(spec, nonce="", name="", signature=b"")
-    body = jobspec.canonical(same, protocol_version) + b"\0" + recipient.encode()
-    return hashlib.sha256(body).hexdigest()
+    return approvals.question_key(spec, protocol_version, recipient)
 
 
 def _period(seconds: float) -> str:

@@ -230,3 +230,59 @@ def test_reload_applies_new_policies_and_refuses_restart_only_changes(owner: Own
     with pytest.raises(InvalidConfig, match="restart"):
         node.reload(dataclasses.replace(stricter, mpc_ports=(1, 2)))
     assert [r for r in node.store.audit_rows() if r[2] == "policy_reloaded"]
+
+
+def test_a_person_with_more_rows_than_declared_blocks_a_dp_release(owner: Owner) -> None:
+    """rows_per_person is checked against the data when the policy names the person."""
+    from ensnif_mpc import dp
+
+    orders = pd.read_csv(owner.lc.data.orders)
+    most = int(orders["customer_id"].value_counts().max())
+    assert most > 1  # the sample has repeat customers
+    dp_spec = jobspec.from_dict(
+        {**_raw(spec()), "privacy": {"rho": 0.1}},
+    )
+    release = dp.plan(0.1, [(1e9, 1)], 3, 1)  # a generous claimed sensitivity
+
+    def propose_dp(job_id: str, rows_per_person: int) -> Any:
+        node = owner.start()
+        ds = [
+            dataclasses.replace(
+                d,
+                privacy=dataclasses.replace(
+                    d.privacy, person_column="customer_id", rows_per_person=rows_per_person
+                ),
+            )
+            for d in node.cfg.datasets
+        ]
+        node.reload(dataclasses.replace(node.cfg, datasets=tuple(ds)))
+        signed = jobspec.sign(dp_spec, (owner.lc.pki_dir / "analyst.key").read_bytes(), 1)
+        job = node.propose(
+            COORDINATOR,
+            Proposal(
+                job_id=job_id,
+                spec=signed,
+                party_index=0,
+                party_order=ORDER,
+                analyst_cert_pem=(owner.lc.pki_dir / "analyst.crt").read_text(),
+                bit_length=160,
+                decimals=2,
+                release=release,
+            ),
+        )
+        owner.stop()
+        return job
+
+    job = propose_dp("pp1", 1)
+    assert (job.state, job.reason_code) == ("rejected", "rows_per_person_exceeded")
+    assert f"with {most} rows" in job.reason
+    assert propose_dp("pp2", most).state == "approved"
+
+
+def _raw(s: Any) -> dict[str, Any]:
+    return {
+        "protocol": s.protocol,
+        "helpers": list(s.helpers),
+        "params": s.params,
+        "inputs": [i.to_dict() for i in s.inputs],
+    }

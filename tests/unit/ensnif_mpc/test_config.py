@@ -550,3 +550,15 @@ def test_party_config_refuses_a_bad_policy_naming_the_key(conf_dir, change, mess
     text = _with_policy(POLICY.replace(*change))
     with pytest.raises(InvalidConfig, match=message):
         PartyConfig.load(_write(conf_dir, "party.toml", text))
+
+
+def test_party_config_person_column_must_be_declared(conf_dir):
+    head, tail = PARTY.split("[[datasets.columns]]", 1)
+    good = (
+        head + '[datasets.privacy]\nperson_column = "basket_total"\n\n[[datasets.columns]]' + tail
+    )
+    cfg = PartyConfig.load(_write(conf_dir, "party.toml", good))
+    assert cfg.datasets[0].privacy.person_column == "basket_total"
+    bad = good.replace('person_column = "basket_total"', 'person_column = "who"')
+    with pytest.raises(InvalidConfig, match="person_column: 'who' is not a declared column"):
+        PartyConfig.load(_write(conf_dir, "party.toml", bad))
