@@ -21,17 +21,25 @@ that τ is negligible.
 Only integers are noised: values are on the column's decimal scale (integers ×
 10^decimals), so no floating-point noise exists anywhere.
 
+Pure ε-DP mechanism — discrete Laplace sampled jointly inside MPC from random bits
+(``mechanism = "laplace"``): parameters, δ derivation and plaintext reference in
+:mod:`ensnif_mpc.dlaplace`, plans by :func:`laplace_plan`. The noise is central (no
+party knows it), so nothing is inflated for colluders' shares; the ledger charges
+ρ = ε²/2.
+
 This module never imports MPyC; the worker uses :func:`sample_shares`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from statistics import NormalDist
 from typing import Any
 
+from ensnif_mpc import dlaplace
 from ensnif_mpc.errors import InvalidJobSpec
 
 MIN_SIGMA_SHARE = 2.0
@@ -131,21 +139,33 @@ def sample_shares(sigma_share: float, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Block:
-    """Outputs noised together: ``dims`` consecutive outputs with one L2 sensitivity."""
+    """Outputs noised together: ``dims`` consecutive outputs with one sensitivity.
+
+    Gaussian blocks use ``rho`` and ``sigma_share``; discrete Laplace blocks use
+    ``l1_sensitivity``, ``epsilon``, ``digits`` (K), ``bits`` (L) and ``delta`` (the
+    sampler's error bound for the block, see :mod:`ensnif_mpc.dlaplace`).
+    """
 
     l2_sensitivity: float  # on the integer grid
     dims: int
     rho: float  # this block's share of the job's ρ
     sigma_share: float  # each party's discrete Gaussian scale for these outputs
+    l1_sensitivity: float = 0.0
+    epsilon: float = 0.0
+    digits: int = 0
+    bits: int = 0
+    delta: float = 0.0
 
 
 @dataclass(frozen=True)
 class ReleasePlan:
-    """How a job's outputs are released: exactly, or with distributed discrete Gaussian noise.
+    """How a job's outputs are released: exactly, or with noise added inside MPC.
 
-    The job's ρ is split evenly over blocks of outputs (e.g. a mean's sum and count,
-    whose sensitivities differ by orders of magnitude); zCDP composes by adding, so
-    the release as a whole is ρ-zCDP. Fixed by the coordinator from the catalog and
+    ``mechanism`` is ``"gaussian"`` (distributed discrete Gaussian, ρ-zCDP) or
+    ``"laplace"`` (discrete Laplace sampled jointly in MPC, (ε, δ)-DP with δ the
+    sampler's error; ``rho`` is then ε²/2). The job's ρ (or ε) is split evenly over
+    blocks of outputs (e.g. a mean's sum and count, whose sensitivities differ by orders
+    of magnitude); both compose by adding. Fixed by the coordinator from the catalog and
     re-derived by every owner's node before it reserves budget: a node never trusts a
     scale it did not compute.
     """
@@ -155,20 +175,57 @@ class ReleasePlan:
     blocks: tuple[Block, ...] = ()
     parties: int = 0
     threshold: int = 0
+    mechanism: str = "gaussian"
+    epsilon: float = 0.0
+    delta: float = 0.0  # the δ asked for (laplace); each block's bound is at most δ/blocks
 
     @property
     def dims(self) -> int:
         return sum(b.dims for b in self.blocks)
 
+    @property
+    def laplace(self) -> bool:
+        return not self.exact and self.mechanism == "laplace"
+
+    def block_sd(self, b: Block) -> float:
+        """Standard deviation of the total noise on each output of block ``b``."""
+        if self.laplace:
+            return dlaplace.noise_sd(b.epsilon, b.l1_sensitivity)
+        return b.sigma_share * math.sqrt(self.parties)
+
+    def block_interval(self, b: Block, confidence: float = 0.95) -> float:
+        """Half-width of a ``confidence`` interval for one output's noise (grid units).
+
+        Laplace: the exact quantile of the discrete Laplace (not the normal one);
+        Gaussian: the normal approximation of the summed shares.
+        """
+        if self.laplace:
+            q = dlaplace.parameter(b.epsilon, b.l1_sensitivity)
+            return float(dlaplace.half_width(q, confidence))
+        return NormalDist().inv_cdf(0.5 + confidence / 2) * self.block_sd(b)
+
     def output_sigmas(self) -> list[float]:
-        """Standard deviation of the summed noise of every output, in output order."""
-        return [b.sigma_share * math.sqrt(self.parties) for b in self.blocks for _ in range(b.dims)]
+        """Standard deviation of the noise of every output, in output order."""
+        return [self.block_sd(b) for b in self.blocks for _ in range(b.dims)]
 
     def headroom_bits(self) -> int:
-        """Extra bits so that value + noise cannot wrap (noise beyond 60σ has mass < 2^-2500)."""
+        """Extra bits so that value + noise cannot wrap.
+
+        Gaussian: noise beyond 60σ has mass < 2^-2500. Laplace: |noise| < 2^K, always.
+        """
         if self.exact or not self.blocks:
             return 0
+        if self.laplace:
+            return max(b.digits for b in self.blocks) + 1
         return max(1, math.ceil(math.log2(60 * max(self.output_sigmas()) + 1))) + 1
+
+    def charge(self) -> Fraction:
+        """The zCDP ρ every input dataset is charged, exactly (0 for an exact release)."""
+        if self.exact:
+            return Fraction(0)
+        if self.laplace:
+            return dlaplace.charge(self.epsilon)
+        return Fraction(self.rho)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,14 +236,46 @@ class ReleasePlan:
         return ReleasePlan(**{**raw, "blocks": blocks})
 
 
-def plan(rho: float, blocks: list[tuple[float, int]], parties: int, threshold: int) -> ReleasePlan:
+# A block as a protocol declares it: (L2 sensitivity, outputs), or with its L1 sensitivity.
+BlockSpec = tuple[float, int] | tuple[float, int, float]
+
+
+def plan(rho: float, blocks: Sequence[BlockSpec], parties: int, threshold: int) -> ReleasePlan:
     """Calibrate every block (L2 sensitivity, dims) at ρ / len(blocks)."""
     share = rho / len(blocks)
     out = []
-    for l2, dims in blocks:
+    for l2, dims, *_ in blocks:
         cal = calibrate(share, l2, parties, threshold, dims)
         out.append(Block(l2, dims, share, cal.sigma_share))
     return ReleasePlan(False, rho, tuple(out), parties, threshold)
+
+
+def laplace_plan(
+    epsilon: float,
+    delta: float,
+    blocks: Sequence[BlockSpec],
+    parties: int,
+    threshold: int,
+) -> ReleasePlan:
+    """Discrete Laplace noise for every block at ε / len(blocks), sampler error ≤ δ in all.
+
+    A block's L1 sensitivity is its third element if the protocol declares one, else
+    ⌊√dims · ⌈L2⌉⌋ (:func:`ensnif_mpc.dlaplace.l1_bound`). Deterministic: every node
+    recomputes it from the same inputs and compares.
+    """
+    if not blocks:
+        raise ValueError("a DP release needs at least one block")
+    share = dlaplace.split(epsilon, len(blocks))
+    per_block_delta = delta / len(blocks)
+    rho = float(dlaplace.charge(epsilon))
+    out = []
+    for spec in blocks:
+        l2, dims = float(spec[0]), int(spec[1])
+        l1 = dlaplace.l1_bound(l2, dims, float(spec[2]) if len(spec) > 2 else None)
+        digits, bits = dlaplace.digits_and_bits(share, l1, dims, per_block_delta)
+        bound = dlaplace.delta_bound(share, l1, dims, digits, bits)
+        out.append(Block(l2, dims, rho / len(blocks), 0.0, l1, share, digits, bits, bound))
+    return ReleasePlan(False, rho, tuple(out), parties, threshold, "laplace", epsilon, delta)
 
 
 EXACT = ReleasePlan(exact=True)

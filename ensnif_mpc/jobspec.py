@@ -32,7 +32,7 @@ from typing import Any
 from ensnif_mpc.errors import InvalidJobSpec
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
-MECHANISMS = ("gaussian",)
+MECHANISMS = ("gaussian", "laplace")
 ROLES = ("value", "key", "group", "filter")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
 
@@ -63,15 +63,21 @@ class Input:
 
 @dataclass(frozen=True)
 class Privacy:
-    """The job's ``[privacy]`` table: a zCDP budget ρ for its release, or a request for exact.
+    """The job's ``[privacy]`` table: a zCDP budget ρ, a pure ε, or a request for exact.
 
-    Without a table the owners' policies decide (their default ρ). Exact release is
-    only possible where every owner's policy allows it for the protocol.
+    ``mechanism = "gaussian"`` (the default) takes ``rho``; ``mechanism = "laplace"``
+    (implied by ``epsilon``) takes ``epsilon`` and optionally ``delta``, the bound on the
+    sampler's distance from the exact discrete Laplace (default
+    ``ensnif_mpc.dlaplace.DEFAULT_DELTA``); it costs ρ = ε²/2. Without a table the owners'
+    policies decide (their default ρ, Gaussian). Exact release is only possible where
+    every owner's policy allows it for the protocol.
     """
 
     rho: float | None = None
     exact: bool = False
     mechanism: str = "gaussian"
+    epsilon: float | None = None
+    delta: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mechanism": self.mechanism}
@@ -79,6 +85,10 @@ class Privacy:
             out["exact"] = True
         if self.rho is not None:
             out["rho"] = self.rho
+        if self.epsilon is not None:
+            out["epsilon"] = self.epsilon
+        if self.delta is not None:
+            out["delta"] = self.delta
         return out
 
 
@@ -174,20 +184,18 @@ def parse_privacy(raw: Any) -> Privacy | None:
     """The ``[privacy]`` table, checked for shape; policies are checked by each owner's node."""
     import math
 
+    from ensnif_mpc import dlaplace
+
     if raw is None or raw == {}:
         return None
     if not isinstance(raw, dict):
-        raise InvalidJobSpec("privacy: expected a table with rho (or exact = true)")
+        raise InvalidJobSpec("privacy: expected a table with rho, epsilon or exact = true")
     unknown = sorted(set(raw) - {"rho", "exact", "mechanism", "epsilon", "delta"})
     if unknown:
-        raise InvalidJobSpec(f"privacy.{unknown[0]}: unknown key (allowed: rho, exact, mechanism)")
-    if "epsilon" in raw or "delta" in raw:
         raise InvalidJobSpec(
-            "privacy.epsilon: pure ε-DP (discrete Laplace sampled in MPC) is not available yet; "
-            "give a zCDP budget as privacy.rho (ε-DP with δ follows from ρ: "
-            "ε = ρ + 2·sqrt(ρ·ln(1/δ)))"
+            f"privacy.{unknown[0]}: unknown key (allowed: rho, exact, mechanism, epsilon, delta)"
         )
-    mechanism = raw.get("mechanism", "gaussian")
+    mechanism = raw.get("mechanism", "laplace" if "epsilon" in raw else "gaussian")
     if mechanism not in MECHANISMS:
         raise InvalidJobSpec(
             f"privacy.mechanism: {mechanism!r} is not available (use: {', '.join(MECHANISMS)})"
@@ -195,6 +203,15 @@ def parse_privacy(raw: Any) -> Privacy | None:
     exact = raw.get("exact", False)
     if not isinstance(exact, bool):
         raise InvalidJobSpec("privacy.exact: expected true or false")
+    if mechanism == "laplace":
+        return _parse_laplace(raw, exact, dlaplace)
+    if "epsilon" in raw or "delta" in raw:
+        key = "epsilon" if "epsilon" in raw else "delta"
+        raise InvalidJobSpec(
+            f'privacy.{key}: only with mechanism = "laplace" (pure ε-DP); the Gaussian takes '
+            "a zCDP budget privacy.rho (ε-DP with δ follows from ρ: "
+            "ε = ρ + 2·sqrt(ρ·ln(1/δ)))"
+        )
     rho = raw.get("rho")
     if rho is not None:
         if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho):
@@ -204,6 +221,20 @@ def parse_privacy(raw: Any) -> Privacy | None:
     if exact and rho is not None:
         raise InvalidJobSpec("privacy: give rho or exact = true, not both")
     return Privacy(float(rho) if rho is not None else None, exact, mechanism)
+
+
+def _parse_laplace(raw: dict[str, Any], exact: bool, dlaplace: Any) -> Privacy:
+    if exact:
+        raise InvalidJobSpec('privacy.exact: not with mechanism = "laplace" (give one of them)')
+    if "rho" in raw:
+        raise InvalidJobSpec(
+            'privacy.rho: mechanism = "laplace" takes privacy.epsilon (it costs ρ = ε²/2)'
+        )
+    if "epsilon" not in raw:
+        raise InvalidJobSpec('privacy.epsilon: required with mechanism = "laplace"')
+    epsilon = dlaplace.check_epsilon(raw["epsilon"])
+    delta = dlaplace.check_delta(raw["delta"]) if "delta" in raw else None
+    return Privacy(mechanism="laplace", epsilon=epsilon, delta=delta)
 
 
 def _check_json(where: str, value: Any) -> None:
