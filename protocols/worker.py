@@ -45,7 +45,12 @@ log = logging.getLogger("ensnif.worker")
 
 
 def mpyc_argv(session: WorkerSession) -> list[str]:
-    argv = ["ensnif-worker", "--no-log", "-T", str(session.threshold), "-K", str(session.sec_param)]
+    from ensnif_mpc import dlaplace
+
+    sec_param = session.sec_param
+    if session.release.get("mechanism") == "laplace" and not session.release.get("exact"):
+        sec_param = max(sec_param, dlaplace.MIN_SEC_PARAM)  # pure ε-DP jobs: at least 60
+    argv = ["ensnif-worker", "--no-log", "-T", str(session.threshold), "-K", str(sec_param)]
     if len(session.addresses) > 1:
         argv += ["-I", str(session.index), "--ssl"]
         for addr in session.addresses:
@@ -107,11 +112,13 @@ def _local_data(session: WorkerSession):
 
 
 async def _add_noise(mpc, outputs, plan):
-    """Add the sum of every party's discrete Gaussian noise shares to the noisy outputs.
+    """Add the plan's noise to the noisy outputs, on shares, before anything is opened.
 
-    Each party draws ``plan.dims`` integer shares with OpenDP's exact sampler and
-    secret-shares them; only value + Σ shares is ever opened (by the analyst), so no
+    Gaussian: each party draws ``plan.dims`` integer shares with OpenDP's exact sampler
+    and secret-shares them; only value + Σ shares is ever opened (by the analyst), so no
     party sees its own noise next to the value, and colluders' shares are not relied on.
+    Laplace: the noise is sampled jointly inside MPC from random bits nobody knows
+    (``protocols.dlaplace``); no party holds any part of it in the clear.
     """
     from ensnif_mpc import dp
     from protocols.io import SecureOutput
@@ -125,10 +132,15 @@ async def _add_noise(mpc, outputs, plan):
     sectype = type(noisy[0].value)
     if getattr(sectype, "frac_length", 0) or any(type(o.value) is not sectype for o in noisy):
         raise ValueError("DP noise is added to integer outputs of one secure type only")
-    draws = [v for b in plan.blocks for v in dp.sample_shares(b.sigma_share, b.dims)]
-    mine = sectype.array(np.array(draws, dtype=object))
-    everyone = list(range(len(mpc.parties)))
-    total = mpc.np_sum(mpc.np_stack(mpc.input(mine, senders=everyone)), axis=0)
+    if plan.laplace:
+        from protocols import dlaplace
+
+        total = dlaplace.noise(mpc, sectype, dlaplace.plan_blocks(plan))
+    else:
+        draws = [v for b in plan.blocks for v in dp.sample_shares(b.sigma_share, b.dims)]
+        mine = sectype.array(np.array(draws, dtype=object))
+        everyone = list(range(len(mpc.parties)))
+        total = mpc.np_sum(mpc.np_stack(mpc.input(mine, senders=everyone)), axis=0)
     return [
         SecureOutput(o.name, o.value + total[i], o.on_value_scale, o.noisy)
         for i, o in enumerate(noisy)
