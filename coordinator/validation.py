@@ -10,20 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc.dp import EXACT, ReleasePlan
+from ensnif_mpc import dlaplace
+from ensnif_mpc.dp import EXACT, ReleasePlan, laplace_plan
 from ensnif_mpc.dp import plan as dp_plan
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     FailedPrecondition,
+    InvalidJobSpec,
     NotEnoughParties,
     PolicyViolation,
     UnknownColumn,
     UnknownDataset,
     UnknownParty,
 )
-from ensnif_mpc.jobspec import JobSpec
+from ensnif_mpc.jobspec import JobSpec, Privacy
 from ensnif_mpc.schema import DatasetSchema
 from protocols import registry
 
@@ -145,9 +148,10 @@ def owner_contribution(schema: DatasetSchema, value_column: str, decimals: int) 
 def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> ReleasePlan:
     """Exact where every owner allows it and the job asks; otherwise calibrated DP noise.
 
-    ρ is the job's ``[privacy] rho`` or, without one, the smallest default among the
-    owners' published policies. Each owner's node re-derives the scale and enforces
-    its own ceiling and budget; this is only the coordinator's proposal.
+    Gaussian: ρ is the job's ``[privacy] rho`` or, without one, the smallest default
+    among the owners' published policies. Laplace: the job's ε (it costs ρ = ε²/2) and δ.
+    Each owner's node re-derives the scale and enforces its own ceiling and budget; this
+    is only the coordinator's proposal.
     """
     definition = registry.get(spec.protocol)
     privacy = spec.privacy
@@ -173,6 +177,13 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
             "ask for privacy.exact = true where every owner's policy allows it",
             reason="dp_unavailable",
         )
+    owners = [
+        owner_contribution(s, i.column, decimals) for s, i in zip(schemas, spec.inputs, strict=True)
+    ]
+    n = len(spec.party_order)
+    blocks = definition.dp_sensitivity(owners, spec.params)
+    if privacy is not None and privacy.mechanism == "laplace":
+        return _laplace_plan(privacy, schemas, blocks, n)
     rho = privacy.rho if privacy is not None and privacy.rho is not None else None
     if rho is None:
         rho = min(s.policy.default_rho for s in schemas)
@@ -182,9 +193,23 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
             f"privacy.rho: {rho:g} exceeds the per-job ceiling (max_rho) of {', '.join(over)}",
             reason="rho_above_policy",
         )
-    owners = [
-        owner_contribution(s, i.column, decimals) for s, i in zip(schemas, spec.inputs, strict=True)
-    ]
-    blocks = definition.dp_sensitivity(owners, spec.params)
-    n = len(spec.party_order)
     return dp_plan(rho, blocks, n, honest_majority_threshold(n))
+
+
+def _laplace_plan(
+    privacy: Privacy, schemas: list[DatasetSchema], blocks: list[tuple[float, int]], n: int
+) -> ReleasePlan:
+    """Pure ε-DP: discrete Laplace noise sampled in MPC; each owner's max_rho caps ε²/2."""
+    if privacy.epsilon is None:
+        raise InvalidJobSpec('privacy.epsilon: required with mechanism = "laplace"')
+    epsilon = privacy.epsilon
+    delta = privacy.delta if privacy.delta is not None else dlaplace.DEFAULT_DELTA
+    cost = dlaplace.charge(epsilon)
+    over = [f"{s.party}/{s.name}" for s in schemas if cost > Fraction(s.policy.max_rho)]
+    if over:
+        raise PolicyViolation(
+            f"privacy.epsilon: ε = {epsilon:g} costs ρ = ε²/2 = {float(cost):g}, which exceeds "
+            f"the per-job ceiling (max_rho) of {', '.join(over)}",
+            reason="rho_above_policy",
+        )
+    return laplace_plan(epsilon, delta, blocks, n, honest_majority_threshold(n))
