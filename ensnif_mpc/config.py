@@ -47,6 +47,8 @@ def _tls(base: Path, raw: Any, where: str) -> CertFiles:
     for p in (files.ca, files.cert, files.key):
         if not p.exists():
             raise InvalidConfig(f"{where}: {p} does not exist (run `ensnif pki issue`?)")
+    if "crl" in raw:  # the CA's revocation list; it may not exist yet (nothing revoked)
+        return CertFiles(files.ca, files.cert, files.key, _path(base, raw["crl"], f"{where}.crl"))
     return files
 
 

@@ -1,13 +1,27 @@
-"""``ensnif pki``: the consortium CA and member certificates."""
+"""``ensnif pki``: the consortium CA, member certificates, rotation and revocation."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from ensnif_mpc import pki as pki_lib
-from ensnif_mpc.cli.render import emit_json
+from ensnif_mpc import revocation
+from ensnif_mpc.cli.render import console, emit_json
+
+_DIR = click.option(
+    "--dir", "directory", default="pki", show_default=True, type=click.Path(file_okay=False)
+)
+_MEMBER_DAYS = click.option(
+    "--days",
+    default=pki_lib.MEMBER_DAYS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Validity of the certificate, in days.",
+)
 
 
 @click.group("pki")
@@ -16,14 +30,13 @@ def pki() -> None:
 
 
 @pki.command("init")
-@click.option(
-    "--dir", "directory", default="pki", show_default=True, type=click.Path(file_okay=False)
-)
+@_DIR
 @click.option("--name", default="Ensnif consortium CA", show_default=True)
+@click.option("--days", default=pki_lib.CA_DAYS, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
-def init(directory: str, name: str, as_json: bool) -> None:
+def init(directory: str, name: str, days: int, as_json: bool) -> None:
     """Create the consortium CA (ca.crt, ca.key). Keep ca.key offline."""
-    path = pki_lib.init_ca(Path(directory), name)
+    path = pki_lib.init_ca(Path(directory), name, days=days)
     if as_json:
         emit_json({"ca": str(path)})
     else:
@@ -35,17 +48,15 @@ def init(directory: str, name: str, as_json: bool) -> None:
 
 @pki.command("issue")
 @click.argument("name")
-@click.option("--role", required=True, type=click.Choice(["coordinator", "party", "analyst"]))
-@click.option(
-    "--dir", "directory", default="pki", show_default=True, type=click.Path(file_okay=False)
-)
+@click.option("--role", required=True, type=click.Choice(list(pki_lib.ROLES)))
+@_DIR
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Where to write NAME.crt/key."
 )
 @click.option(
     "--host", "hosts", multiple=True, help="Extra DNS name or IP for a server (repeatable)."
 )
-@click.option("--days", default=825, show_default=True, type=int)
+@_MEMBER_DAYS
 @click.option("--json", "as_json", is_flag=True)
 def issue(
     name: str,
@@ -65,6 +76,7 @@ def issue(
         days=days,
         out_dir=Path(out_dir) if out_dir else None,
     )
+    not_after = pki_lib.load_cert(files.cert).not_valid_after_utc
     if as_json:
         emit_json(
             {
@@ -73,7 +85,157 @@ def issue(
                 "cert": str(files.cert),
                 "key": str(files.key),
                 "ca": str(files.ca),
+                "not_after": not_after.isoformat(),
             }
         )
     else:
-        click.echo(f"{role} {name}: {files.cert}, {files.key}")
+        click.echo(f"{role} {name}: {files.cert}, {files.key} (valid until {not_after:%Y-%m-%d})")
+
+
+@pki.command("rotate")
+@click.argument("name")
+@_DIR
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Where NAME.crt/key are (default: the CA directory).",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Replace the host names (repeatable; default: those of the current certificate).",
+)
+@_MEMBER_DAYS
+@click.option("--json", "as_json", is_flag=True)
+def rotate(
+    name: str,
+    directory: str,
+    out_dir: str | None,
+    hosts: tuple[str, ...],
+    days: int,
+    as_json: bool,
+) -> None:
+    """Re-issue NAME with a new key (same role and host names), keeping the old pair.
+
+    A running coordinator or node whose [tls] files these are uses the new certificate
+    for new connections at once, without a restart. The old certificate stays valid
+    until it expires; revoke it with `ensnif pki revoke --serial OLD` if its key leaked.
+    """
+    r = pki_lib.rotate(
+        Path(directory),
+        name,
+        days=days,
+        out_dir=Path(out_dir) if out_dir else None,
+        hosts=("localhost", "127.0.0.1", *hosts) if hosts else None,
+    )
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "cert": str(r.files.cert),
+                "key": str(r.files.key),
+                "serial": format(r.new_serial, "x"),
+                "old_serial": format(r.old_serial, "x"),
+                "not_after": r.not_after.isoformat(),
+                "backup_cert": str(r.backup_cert),
+                "backup_key": str(r.backup_key) if r.backup_key else None,
+            }
+        )
+    else:
+        click.echo(
+            f"{name}: new key and certificate {r.files.cert} (serial {r.new_serial:x}, "
+            f"valid until {r.not_after:%Y-%m-%d})\n"
+            f"old pair kept as {r.backup_cert}"
+            + (f" and {r.backup_key}" if r.backup_key else "")
+            + f" (serial {r.old_serial:x}, still valid until it expires or is revoked)"
+        )
+
+
+@pki.command("revoke")
+@click.argument("name", required=False)
+@_DIR
+@click.option("--serial", "serials", multiple=True, help="Revoke this serial (hex, repeatable).")
+@click.option(
+    "--cert",
+    "cert_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Revoke the certificate in this file (with NAME: where NAME's certificate is).",
+)
+@click.option(
+    "--reason",
+    default="unspecified",
+    show_default=True,
+    type=click.Choice(list(revocation.REASONS)),
+)
+@click.option(
+    "--crl",
+    "crl_path",
+    type=click.Path(dir_okay=False),
+    help="The CRL to update (default: ca.crl in the CA directory).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def revoke(
+    name: str | None,
+    directory: str,
+    serials: tuple[str, ...],
+    cert_path: str | None,
+    reason: str,
+    crl_path: str | None,
+    as_json: bool,
+) -> None:
+    """Revoke NAME (every unexpired certificate issued to it), --serial or --cert.
+
+    Writes the CA-signed revocation list (ca.crl). Copy it to every coordinator and
+    node host (to the [tls] crl path, by default ca.crl next to their ca.crt): they
+    re-read it when it changes and refuse the revoked certificates from then on.
+    """
+    path, revoked = pki_lib.revoke(
+        Path(directory),
+        name=name,
+        serials=tuple(pki_lib.parse_serial(s) for s in serials),
+        cert_path=Path(cert_path) if cert_path else None,
+        reason=reason,
+        crl_path=Path(crl_path) if crl_path else None,
+    )
+    if as_json:
+        emit_json({"crl": str(path), "revoked": [format(s, "x") for s in revoked]})
+    else:
+        click.echo(
+            f"revoked {', '.join(format(s, 'x') for s in revoked)}; revocation list: {path}\n"
+            "copy it to every coordinator and node host (they reload it when it changes)"
+        )
+
+
+@pki.command("list")
+@_DIR
+@click.option("--json", "as_json", is_flag=True)
+def list_(directory: str, as_json: bool) -> None:
+    """Every certificate this CA issued, with its expiry and whether it is revoked."""
+    d = Path(directory)
+    crl = d / revocation.CRL_FILE
+    revoked: set[int] = set()
+    if crl.exists():
+        ca = pki_lib.load_cert(d / pki_lib.CA_CERT)
+        revoked = {e.serial for e in revocation.entries(revocation.load_crl(crl.read_bytes(), ca))}
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for i in pki_lib.issued(d):
+        status = "revoked" if i.serial in revoked else "expired" if i.not_after < now else "valid"
+        rows.append(
+            {
+                "name": i.name,
+                "role": i.role,
+                "serial": format(i.serial, "x"),
+                "not_after": i.not_after.isoformat(),
+                "status": status,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("name", "role", "serial", "valid until", "status")
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["serial"][:16], r["not_after"][:10], r["status"])
+    console.print(table)
