@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/ensnif demo
 
 test: $(STAMP)
+	@sh scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 proto: $(STAMP)

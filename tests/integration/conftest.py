@@ -19,6 +19,7 @@ from ensnif_mpc.client import Client
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
 from ensnif_mpc.localnet import NODES, LocalConsortium
 from party_node import server as node_server
+from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 
 @dataclass
