@@ -6,8 +6,9 @@ is decrypted with the analyst's key and the shares are interpolated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -142,7 +143,11 @@ class Client:
                 raise CryptoError(f"the share of {s.party!r} is for another party index")
             parts.append(part)
         values = registry.finalize(job.spec.protocol, shares.combine(parts))
-        return Result(values, noise_scales(parts, values))
+        privacy = json.loads(job.spec.privacy_json) if job.spec.privacy_json else {}
+        noisy = [o for o in parts[0].outputs if o.noise_sd]
+        grid = {o.name: 1 / ((1 << o.frac_bits) * 10**o.decimals) for o in noisy}
+        mechanism = str(privacy.get("mechanism", "gaussian"))
+        return Result(values, noise_scales(parts, values), mechanism, grid)
 
 
 @dataclass(frozen=True)
@@ -150,12 +155,33 @@ class Result:
     values: dict[str, Fraction | float]
     # Standard deviation of the DP noise per output, in the output's unit (absent: exact).
     noise_sd: dict[str, float]
+    # The DP mechanism ("gaussian" or "laplace"), which decides the intervals' quantiles.
+    mechanism: str = "gaussian"
+    # The integer grid step of each opened noisy output, in the output's unit.
+    grid: dict[str, float] = field(default_factory=dict)
 
     def interval(self, name: str, confidence: float = 0.95) -> float:
-        """Half-width of the confidence interval of an output (0 for an exact one)."""
+        """Half-width of the confidence interval of an output's noise (0 for an exact one).
+
+        Gaussian: z·sd (normal approximation of the summed shares). Laplace: the exact
+        quantile of the discrete Laplace on the output's grid (its q follows from the sd,
+        Var = 2q/(1 − q)²); for an output derived by the client (a mean) the continuous
+        Laplace quantile sd·ln(1/(1 − confidence))/√2, an approximation.
+        """
+        import math
         from statistics import NormalDist
 
-        return NormalDist().inv_cdf(0.5 + confidence / 2) * self.noise_sd.get(name, 0.0)
+        from ensnif_mpc import dlaplace
+
+        sd = self.noise_sd.get(name, 0.0)
+        if not sd:
+            return 0.0
+        if self.mechanism != "laplace":
+            return NormalDist().inv_cdf(0.5 + confidence / 2) * sd
+        step = self.grid.get(name)
+        if step:
+            return dlaplace.half_width(dlaplace.q_from_sd(sd / step), confidence) * step
+        return sd * math.log(1 / (1 - confidence)) / math.sqrt(2)
 
 
 def noise_scales(

@@ -120,8 +120,6 @@ def submit(ctx: click.Context, job_file: str, wait: bool, dry_run: bool, as_json
 
 def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
     """The coordinator's own validation and release plan, computed here from the catalog."""
-    from statistics import NormalDist
-
     from coordinator.validation import validate
     from ensnif_mpc import convert
 
@@ -129,39 +127,54 @@ def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
     catalog = {(d.party, d.name): convert.dataset_from_pb(d) for d in c.datasets()}
     sizing = validate(spec, parties.get, lambda p, n: catalog.get((p, n)))
     plan = sizing.release
-    z = NormalDist().inv_cdf(0.975)
     charges: list[dict[str, Any]] = [
         {
             "dataset": f"{i.party}/{i.dataset}",
-            "rho": 0.0 if plan.exact else plan.rho,
+            "rho": float(plan.charge()),
             "remaining_rho": catalog[(i.party, i.dataset)].policy.remaining_rho,
         }
         for i in spec.inputs
     ]
-    blocks = [
-        {
+    blocks: list[dict[str, Any]] = []
+    for b in plan.blocks:
+        block: dict[str, Any] = {
             "outputs": b.dims,
             "l2_sensitivity": b.l2_sensitivity,
             "rho": b.rho,
-            "noise_sd": b.sigma_share * plan.parties**0.5,
-            "ci95_half_width": z * b.sigma_share * plan.parties**0.5,
+            "noise_sd": plan.block_sd(b),
+            "ci95_half_width": plan.block_interval(b, 0.95),
         }
-        for b in plan.blocks
-    ]
+        if plan.laplace:
+            block.update(
+                l1_sensitivity=b.l1_sensitivity,
+                epsilon=b.epsilon,
+                digits=b.digits,
+                bits=b.bits,
+                delta_bound=b.delta,
+            )
+        blocks.append(block)
     if as_json:
-        emit_json(
-            {
-                "exact": plan.exact,
-                "charges": charges,
-                "noise_blocks": blocks,
-                "decimals": sizing.decimals,
-                "bit_length": sizing.bit_length,
-            }
-        )
+        out: dict[str, Any] = {
+            "exact": plan.exact,
+            "mechanism": None if plan.exact else plan.mechanism,
+            "charges": charges,
+            "noise_blocks": blocks,
+            "decimals": sizing.decimals,
+            "bit_length": sizing.bit_length,
+        }
+        if plan.laplace:
+            out.update(epsilon=plan.epsilon, delta=plan.delta)
+        emit_json(out)
         return
     if plan.exact:
         console.print(
             "release: [bold]exact[/] (every owner's policy allows it); no budget is spent"
+        )
+    elif plan.laplace:
+        console.print(
+            f"release: DP, pure ε = {plan.epsilon:g} (discrete Laplace sampled in MPC, "
+            f"sampler δ ≤ {plan.delta:g}), charged as ρ = ε²/2 = {float(plan.charge()):g} "
+            "(zCDP) to every input dataset"
         )
     else:
         console.print(f"release: DP, ρ = {plan.rho:g} (zCDP) charged to every input dataset")
@@ -171,10 +184,17 @@ def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
             f"  {ch['dataset']}: cost ρ = {ch['rho']:g}"
             + (f", remaining before the job {left:g}" if left >= 0 else "")
         )
-    for b in blocks:
+    for row in blocks:
+        detail = (
+            f"; ε {row['epsilon']:g} at L1 sensitivity {row['l1_sensitivity']:g}, "
+            f"{row['digits']} digits × {row['bits']} bits, δ ≤ {row['delta_bound']:.2g}"
+            if plan.laplace
+            else ""
+        )
         console.print(
-            f"  noise on {b['outputs']} output(s): sd {b['noise_sd']:.4g}, 95% ± "
-            f"{b['ci95_half_width']:.4g} (units of 10^-{sizing.decimals} for sums, 1 for counts)"
+            f"  noise on {row['outputs']} output(s): sd {row['noise_sd']:.4g}, 95% ± "
+            f"{row['ci95_half_width']:.4g} (units of 10^-{sizing.decimals} for sums, "
+            "1 for counts)" + detail
         )
 
 
