@@ -17,7 +17,7 @@ from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_
 from ensnif_mpc.pki import identity_of, load_cert
 from ensnif_mpc.schema import DatasetSchema
 from ensnif_mpc.serving import build_server, run_until, stop_on_signal
-from ensnif_mpc.tls import secure_channel
+from ensnif_mpc.tls import ClientIdentity
 from party_node import datasets
 from party_node.node import Node
 from party_node.servicer import PartyServicer
@@ -41,6 +41,11 @@ class Registrar:
         self.interval_s = interval_s
         self.schemas = [datasets.schema_of(cfg.name, d) for d in cfg.datasets]
         self.remaining = remaining  # the ledger's remaining ρ per dataset, mirrored in the catalog
+        # Re-read when the files change (`ensnif pki rotate`): the next round dials anew.
+        self.identity = ClientIdentity(cfg.tls)
+        # Told the key of the certificate the coordinator now holds for this node, after
+        # each successful registration: the node signs with it (bindings, shares).
+        self.on_registered: Callable[[bytes], None] = lambda _key: None
         self.registered = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -67,12 +72,18 @@ class Registrar:
         ]
 
     def _loop(self) -> None:
-        channel = secure_channel(self.cfg.coordinator, self.cfg.tls, self.cfg.coordinator_name)
+        channel = self.identity.channel(self.cfg.coordinator, self.cfg.coordinator_name)
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
         delay = 0.5
         while not self._stop.is_set():
+            if self.identity.refresh():  # rotated: register again under the new certificate
+                channel.close()
+                channel = self.identity.channel(self.cfg.coordinator, self.cfg.coordinator_name)
+                stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+            key = self.identity.material.key
             try:
                 stub.RegisterParty(cpb.RegisterPartyRequest(address=self.advertise), timeout=10)
+                self.on_registered(key)
                 for schema in self._published():
                     stub.PublishDataset(
                         cpb.PublishDatasetRequest(dataset=convert.dataset_to_pb(schema)), timeout=10
@@ -141,6 +152,11 @@ def start(cfg: PartyConfig) -> RunningNode:
         remaining=lambda: {b.dataset: float(b.remaining) for b in node.ledger.show()},
     )
     node.on_budget_change = registrar.wake
+
+    def signing_key(key: bytes) -> None:
+        node.key_pem = key  # the key of the certificate peers will check signatures with
+
+    registrar.on_registered = signing_key
     registrar.start()
     log.info("party %s (%s) listening on port %d", cfg.name, cfg.role, port)
     return RunningNode(server, port, node, registrar)
