@@ -38,10 +38,10 @@ class Coordinator:
         owned = DatasetSchema(
             who.name, ds.name, ds.columns, ds.row_count, ds.description, ds.policy
         )
-        self.store.upsert_dataset(owned)
-        self.store.audit(
-            "dataset_published", {"party": who.name, "dataset": ds.name, "rows": ds.row_count}
-        )
+        if self.store.upsert_dataset(owned):  # republished every few seconds: audit changes
+            self.store.audit(
+                "dataset_published", {"party": who.name, "dataset": ds.name, "rows": ds.row_count}
+            )
         return owned
 
     def party_kind(self, name: str) -> str | None:

@@ -12,6 +12,7 @@ from coordinator.nodes import NodeDialer
 from coordinator.scheduler import Scheduler
 from coordinator.servicer import CoordinatorServicer
 from coordinator.store import Store
+from ensnif_mpc.audit import Signer
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
 from ensnif_mpc.hub import Hub
@@ -36,7 +37,7 @@ class RunningCoordinator:
 
 
 def start(cfg: CoordinatorConfig) -> RunningCoordinator:
-    store = Store(cfg.database)
+    store = Store(cfg.database, signer=Signer.from_key_file(cfg.tls.key))
     hub = Hub()
     dialer = NodeDialer(cfg.tls)
     scheduler = Scheduler(store, dialer, hub.notify, cfg.propose_timeout_s, cfg.job_timeout_s)

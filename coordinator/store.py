@@ -1,15 +1,18 @@
 """Coordinator state in SQLAlchemy 2 (SQLite file by default, PostgreSQL by URL).
 
 Job state changes are one conditional UPDATE (``WHERE state = :old``), checked
-against the transition table first, so two writers cannot race.
+against the transition table first, so two writers cannot race. The schema is
+managed by alembic (``coordinator/migrations``): opening a store upgrades its
+database to the newest revision, adopting one that ``create_all`` made before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit, jobspec
-from ensnif_mpc.db import AuditColumns, aware, create_schema, make_engine, utcnow
+from ensnif_mpc.db import (
+    AuditAnchorColumns,
+    AuditColumns,
+    aware,
+    make_engine,
+    upgrade_schema,
+    utcnow,
+)
 from ensnif_mpc.errors import UnknownJob
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState, check_transition
@@ -84,6 +94,14 @@ class ShareRow(Base):
 
 class AuditRow(AuditColumns, Base):
     __tablename__ = "audit"
+
+
+class AuditAnchorRow(AuditAnchorColumns, Base):
+    __tablename__ = "audit_anchor"
+
+
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+BASELINE = "0001"  # the schema create_all made before migrations (it has `jobs`)
 
 
 @dataclass(frozen=True)
@@ -151,21 +169,31 @@ def _job(row: JobRow) -> JobRecord:
 
 
 class Store:
-    """The coordinator's persistent state. Thread-safe: one short session per call."""
+    """The coordinator's persistent state. Thread-safe: one short session per call.
 
-    def __init__(self, url: str) -> None:
+    ``signer`` (the coordinator's consortium key) signs the audit chain's anchor;
+    without one the anchor is written unsigned (tests, tools).
+    """
+
+    def __init__(self, url: str, signer: audit.Signer | None = None) -> None:
         self.engine = make_engine(url)
-        create_schema(Base.metadata, self.engine)
+        upgrade_schema(self.engine, Base.metadata, MIGRATIONS, BASELINE, marker="jobs")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._audit_lock = threading.Lock()
+        self._audit = audit.AuditLog(self._sessions, AuditRow, AuditAnchorRow, signer)
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- parties and catalog -------------------------------------------------
     def upsert_party(self, name: str, role: str, address: str, cert_pem: str) -> PartyRecord:
+        """Register or refresh a party; audited when it is new or its details changed."""
         with self._sessions.begin() as s:
             row = s.get(PartyRow, name)
+            changed = row is None or (row.role, row.address, row.certificate_pem) != (
+                role,
+                address,
+                cert_pem,
+            )
             if row is None:
                 row = PartyRow(name=name)
                 s.add(row)
@@ -178,7 +206,8 @@ class Store:
             rec = PartyRecord(
                 row.name, row.role, row.address, row.certificate_pem, aware(row.last_seen)
             )
-        self.audit("party_registered", {"party": name, "role": role, "address": address})
+        if changed:  # nodes re-register every few seconds: only changes are events
+            self.audit("party_registered", {"party": name, "role": role, "address": address})
         return rec
 
     def list_parties(self) -> list[PartyRecord]:
@@ -196,17 +225,21 @@ class Store:
                 return None
             return PartyRecord(r.name, r.role, r.address, r.certificate_pem, aware(r.last_seen))
 
-    def upsert_dataset(self, d: DatasetSchema) -> None:
+    def upsert_dataset(self, d: DatasetSchema) -> bool:
+        """Publish or refresh a catalog entry; True when it is new or changed."""
         cols = [c.__dict__.copy() for c in d.columns]
+        policy = dataclasses.asdict(d.policy)
+        policy["exact_protocols"] = list(d.policy.exact_protocols)
         with self._sessions.begin() as s:
             row = s.get(DatasetRow, (d.party, d.name))
+            new = json.loads(json.dumps((cols, d.row_count, d.description, policy)))
+            if row is not None and [row.columns, row.row_count, row.description, row.policy] == new:
+                return False
             if row is None:
                 row = DatasetRow(party=d.party, name=d.name)
                 s.add(row)
-            row.columns, row.row_count, row.description = cols, d.row_count, d.description
-            policy = dataclasses.asdict(d.policy)
-            policy["exact_protocols"] = list(d.policy.exact_protocols)
-            row.policy = policy
+            row.columns, row.row_count, row.description, row.policy = new
+        return True
 
     def list_datasets(self, party: str = "") -> list[DatasetSchema]:
         with self._sessions() as s:
@@ -328,8 +361,7 @@ class Store:
 
     # -- audit ---------------------------------------------------------------
     def audit(self, event_name: str, details: dict[str, Any]) -> None:
-        with self._audit_lock, self._sessions.begin() as s:
-            audit.append(s, AuditRow, event_name, details, utcnow().isoformat())
+        self._audit.append(event_name, details, utcnow().isoformat())
 
     def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
         with self._sessions() as s:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import grpc
 
 from ensnif_mpc import convert
+from ensnif_mpc.audit import Signer
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.errors import EnsnifError, InvalidConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
@@ -128,7 +129,7 @@ def start(cfg: PartyConfig) -> RunningNode:
         )
     for d in cfg.datasets:
         datasets.check(d)  # refuse to serve data that breaks its schema
-    store = NodeStore(cfg.state_dir / "node.db")
+    store = NodeStore(cfg.state_dir / "node.db", signer=Signer.from_key_file(cfg.tls.key))
     node = Node(cfg, store)
     servicer = PartyServicer(node)
     name = party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name

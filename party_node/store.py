@@ -7,7 +7,6 @@ what it approved and what it delivered. State changes are conditional UPDATEs.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ensnif_mpc import audit
-from ensnif_mpc.db import AuditColumns, aware, create_schema, make_engine, utcnow
+from ensnif_mpc.db import (
+    AuditAnchorColumns,
+    AuditColumns,
+    aware,
+    create_schema,
+    make_engine,
+    utcnow,
+)
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 
 # proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
@@ -72,6 +78,12 @@ class NodeAuditRow(AuditColumns, _Base):
     __tablename__ = "audit"
 
 
+class NodeAuditAnchorRow(AuditAnchorColumns, _Base):
+    """The audit chain's signed head (``ensnif_mpc.audit``)."""
+
+    __tablename__ = "audit_anchor"
+
+
 @dataclass(frozen=True)
 class NodeJob:
     job_id: str
@@ -104,12 +116,17 @@ def _rec(r: NodeJobRow) -> NodeJob:
 
 
 class NodeStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, signer: audit.Signer | None = None) -> None:
+        """``signer`` (the node's consortium key) signs the audit anchor; None: unsigned."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(f"sqlite:///{path}")
+        had_anchor = _has_table(self.engine, "audit_anchor")
         create_schema(_Base.metadata, self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._audit_lock = threading.Lock()
+        self._audit = audit.AuditLog(self._sessions, NodeAuditRow, NodeAuditAnchorRow, signer)
+        if not had_anchor:  # a node.db from before anchors: anchor its chain as it is
+            with self._sessions.begin() as s:
+                audit.adopt(s, NodeAuditRow, NodeAuditAnchorRow, utcnow().isoformat())
 
     def close(self) -> None:
         self.engine.dispose()
@@ -216,10 +233,19 @@ class NodeStore:
             )
 
     def audit(self, event_name: str, details: dict[str, Any]) -> None:
-        with self._audit_lock, self._sessions.begin() as s:
-            audit.append(s, NodeAuditRow, event_name, details, utcnow().isoformat())
+        self._audit.append(event_name, details, utcnow().isoformat())
 
     def audit_rows(self) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
         with self._sessions() as s:
             rows = s.scalars(select(NodeAuditRow).order_by(NodeAuditRow.seq)).all()
             return [(r.seq, r.at, r.event, dict(r.details), r.prev_hash, r.hash) for r in rows]
+
+
+def _has_table(engine: Any, name: str) -> bool:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return bool(inspect(engine).has_table(name))
+    except SQLAlchemyError:
+        return True  # create_schema reports an unreadable database in one line

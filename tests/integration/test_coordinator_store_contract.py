@@ -1,7 +1,15 @@
-"""The coordinator store on SQLite: jobs, conditional transitions, shares, audit chain."""
+"""The coordinator store's state contract, run against every backend: SQLite and PostgreSQL.
+
+Parties and datasets, jobs and their conditional transitions (illegal ones refused,
+racing ones with exactly one winner), result shares, the audit chain and its anchor,
+and a restart (a new store on the same URL sees everything). The PostgreSQL cases
+use a throwaway server (tests/integration/postgres.py) and skip, saying why, where
+PostgreSQL is not installed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -9,7 +17,7 @@ from sqlalchemy import text
 
 from coordinator.store import Store
 from ensnif_mpc import audit, jobspec
-from ensnif_mpc.errors import InvalidTransition, UnknownJob
+from ensnif_mpc.errors import InvalidConfig, InvalidTransition, UnknownJob
 from ensnif_mpc.jobstate import JobState
 from ensnif_mpc.schema import Column, DatasetSchema
 
@@ -28,9 +36,11 @@ SPEC = jobspec.from_dict(
 )
 
 
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/c.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/c.db"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
@@ -190,15 +200,30 @@ def test_get_shares_of_a_job_without_shares_is_empty(store):
     assert store.get_shares("job-1") == {}
 
 
-def test_audit_chain_verifies(store):
+def _verify(store):
+    with store.engine.connect() as conn:
+        rows, anchor, _ = audit.read(conn)
+        return audit.verify(rows, anchor)
+
+
+def test_audit_chain_verifies_up_to_its_anchor(store):
     _create(store)
     store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
     store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
 
-    rows = store.audit_rows()
+    report = _verify(store)
 
-    assert audit.verify_chain(rows) == 3
-    assert [r[2] for r in rows] == ["job_submitted", "job_state", "party_registered"]
+    assert (report.records, report.head_seq, report.anchor.seq) == (3, 3, 3)
+    assert [r[2] for r in store.audit_rows()] == ["job_submitted", "job_state", "party_registered"]
+
+
+def test_re_registering_unchanged_is_not_audited_but_a_new_address_is(store):
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:2", "pem")
+
+    assert [r[3]["address"] for r in store.audit_rows()] == ["127.0.0.1:1", "127.0.0.1:2"]
 
 
 def test_refused_transition_is_not_audited(store):
@@ -289,10 +314,18 @@ def test_parties_and_datasets_round_trip(store):
     assert store.get_party("grocery").address == "127.0.0.1:1"
 
 
-def test_a_state_database_that_cannot_be_opened_is_one_clear_error(tmp_path):
-    from coordinator.store import Store
-    from ensnif_mpc.errors import InvalidConfig
+def test_upsert_dataset_says_whether_the_entry_changed(store):
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+    schema = DatasetSchema("grocery", "orders", (Column("basket_total", "float", 0, 500, 2),), 12)
 
+    first, again = store.upsert_dataset(schema), store.upsert_dataset(schema)
+    grown = store.upsert_dataset(dataclasses.replace(schema, row_count=13))
+
+    assert (first, again, grown) == (True, False, True)
+    assert store.list_datasets("grocery")[0].row_count == 13
+
+
+def test_a_state_database_that_cannot_be_opened_is_one_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(InvalidConfig, match="cannot create the state directory"):
@@ -301,3 +334,11 @@ def test_a_state_database_that_cannot_be_opened_is_one_clear_error(tmp_path):
     garbage.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InvalidConfig, match="cannot open the state database"):
         Store(f"sqlite:///{garbage}")
+
+
+def test_an_unreachable_postgresql_server_is_one_clear_error():
+    pytest.importorskip("psycopg")
+    with pytest.raises(InvalidConfig, match="cannot open the state database postgresql") as err:
+        Store("postgresql+psycopg://ensnif:secret@127.0.0.1:1/ensnif?connect_timeout=2")
+
+    assert "secret" not in err.value.message
