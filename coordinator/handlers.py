@@ -99,6 +99,7 @@ class Coordinator:
         for party, (blob, signature) in self.store.get_shares(job_id).items():
             rec = self.store.get_party(party)
             out[party] = (blob, signature, rec.certificate_pem if rec else "")
+        self.store.audit("result_released", {"job": job_id, "to": who.name, "shares": sorted(out)})
         return out
 
     @staticmethod

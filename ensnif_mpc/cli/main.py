@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from ensnif_mpc import __version__
-from ensnif_mpc.cli import budget_cmd, catalog_cmd, demo_cmd, job_cmd, pki_cmd, serve_cmd
+from ensnif_mpc.cli import (
+    audit_cmd,
+    budget_cmd,
+    catalog_cmd,
+    demo_cmd,
+    job_cmd,
+    pki_cmd,
+    serve_cmd,
+)
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.procs import die_with_parent
 
@@ -60,6 +68,7 @@ cli.add_command(catalog_cmd.parties)
 cli.add_command(catalog_cmd.datasets)
 cli.add_command(demo_cmd.demo)
 cli.add_command(budget_cmd.budget)
+cli.add_command(audit_cmd.audit)
 
 
 def _wants_json(argv: list[str]) -> bool:
