@@ -28,12 +28,23 @@ def build(
             "release": "exact",
             "cost": "no privacy budget is charged; the outputs are released without noise",
         }
-    else:
-        sigmas = release.output_sigmas()
+    elif release.laplace:
+        charge = float(release.charge())
         privacy = {
-            "release": "differentially private (distributed discrete Gaussian, zCDP)",
+            "release": f"pure ε-DP: discrete Laplace noise sampled inside MPC (ε = "
+            f"{release.epsilon:g}, sampler δ ≤ {release.delta:g}; private against "
+            "parties that follow the protocol)",
+            "epsilon": release.epsilon,
+            "rho_per_dataset": charge,
+            "noise_sd": release.output_sigmas(),
+            "cost": f"ρ = ε²/2 = {charge:g} from each input dataset's budget",
+        }
+    else:
+        privacy = {
+            "release": "zCDP: distributed discrete Gaussian noise, each party's share "
+            "secret-shared into the MPC (calibrated to the honest parties' shares alone)",
             "rho_per_dataset": release.rho,
-            "noise_sd": sigmas,
+            "noise_sd": release.output_sigmas(),
             "cost": f"ρ = {release.rho:g} from each input dataset's budget",
         }
     return {
@@ -47,9 +58,13 @@ def build(
         "helpers": [p for p in party_order if p not in spec.owners],
         "threshold": t,
         "security": (
-            f"Shamir secret sharing among {n} parties, threshold t = {t}: any {t} "
-            f"colluding part{'y' if t == 1 else 'ies'} learn nothing beyond the outputs; "
-            f"{t + 1} colluding parties could reconstruct every shared value, inputs "
+            f"Shamir secret sharing among {n} parties, threshold t = {t}: "
+            + (
+                "a single party learns nothing beyond the outputs; "
+                if t == 1
+                else f"any {t} colluding parties learn nothing beyond the outputs; "
+            )
+            + f"{t + 1} colluding parties could reconstruct every shared value, inputs "
             "included. Parties are assumed to follow the protocol (semi-honest)."
         ),
         "revealed": {

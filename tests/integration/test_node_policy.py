@@ -145,7 +145,7 @@ def test_manual_approval_waits_then_runs_with_a_signed_approval(owner: Owner) ->
     assert [p.job_id for p in waiting] == ["man1"]
     m = waiting[0].manifest
     assert m["threshold"] == 1 and m["parties"] == ORDER and m["protocol"] == "sum"
-    assert "1 colluding party learn nothing" in m["security"]
+    assert "a single party learns nothing" in m["security"]
 
     assert owner.propose("man1", signed=signed).state == "awaiting_approval"  # asked again
     decision = admin.decide(node.cfg, node.store, "man1", "approved", "alice")
