@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 
 from coordinator.scheduler import Scheduler
 from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
-from ensnif_mpc import jobspec
+from ensnif_mpc import approvals, jobspec
+from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import PermissionDenied, ResultNotReady
 from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.jobstate import JobState
@@ -16,11 +19,24 @@ from ensnif_mpc.pki import Identity
 from ensnif_mpc.schema import DatasetSchema
 from protocols import registry
 
+# The walk a job answered from the cache takes: every state is still passed (and audited).
+_CACHED_PATH = (
+    JobState.VALIDATED,
+    JobState.AWAITING_APPROVAL,
+    JobState.APPROVED,
+    JobState.SCHEDULED,
+    JobState.RUNNING,
+    JobState.SUCCEEDED,
+)
+
 
 @dataclass
 class Coordinator:
     store: Store
     scheduler: Scheduler
+    # A DP question the same analyst asked within this many seconds, with the same
+    # release, is answered from the earlier result at no privacy cost (0: never).
+    cache_seconds: float = 86400.0
 
     def register_party(self, who: Identity, address: str, cert_pem: str) -> PartyRecord:
         if who.role != "party":
@@ -49,7 +65,7 @@ class Coordinator:
             return None
         return "data_owner" if self.store.list_datasets(name) else "compute"
 
-    def submit(self, who: Identity, spec: JobSpec, cert_pem: str) -> JobRecord:
+    def submit(self, who: Identity, spec: JobSpec, cert_pem: str, fresh: bool = False) -> JobRecord:
         if who.role != "analyst":
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
         # Refuse early what every node would refuse: the nodes verify it again themselves.
@@ -59,8 +75,51 @@ class Coordinator:
         job = self.store.create_job(
             uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
         )
+        earlier = None if fresh else self._answered_before(job)
+        if earlier is not None:
+            return self._answer_from(job, earlier)
         self.store.transition(job.id, JobState.SUBMITTED, JobState.VALIDATED)
         self.scheduler.drive(job.id)
+        return self.store.get_job(job.id)
+
+    def _answered_before(self, job: JobRecord) -> JobRecord | None:
+        """The latest earlier job that asked the same DP question with the same release.
+
+        Serving its result again releases nothing new, so it costs no budget; the
+        nodes are not asked (they would see no computation to approve). Exact releases
+        are never cached: they cost nothing, and the data may have changed.
+        """
+        release = job.sizing.get("release") or {}
+        if self.cache_seconds <= 0 or not release or release.get("exact", True):
+            return None
+        version = registry.get(job.spec.protocol).version
+        key = approvals.question_key(job.spec, version, job.submitter)
+        since = utcnow() - dt.timedelta(seconds=self.cache_seconds)
+        sizing = json.dumps(job.sizing, sort_keys=True)  # as stored: tuples become lists
+        for old in self.store.list_jobs(500, frozenset({JobState.SUCCEEDED})):
+            if (
+                old.id != job.id
+                and old.submitter == job.submitter
+                and old.created_at >= since
+                and not old.session.get("cached_from")
+                and json.dumps(old.sizing, sort_keys=True) == sizing
+                and approvals.question_key(old.spec, version, old.submitter) == key
+            ):
+                return old
+        return None
+
+    def _answer_from(self, job: JobRecord, earlier: JobRecord) -> JobRecord:
+        session = {
+            "party_order": earlier.session.get("party_order", []),
+            "approvals": earlier.session.get("approvals", []),
+            "cached_from": earlier.id,
+        }
+        old = JobState.SUBMITTED
+        for new in _CACHED_PATH:
+            fields = {"session": session} if new == JobState.SUCCEEDED else {}
+            self.store.transition(job.id, old, new, **fields)
+            old = new
+        self.store.audit("served_from_cache", {"job": job.id, "answered_by": earlier.id})
         return self.store.get_job(job.id)
 
     def job(self, who: Identity, job_id: str) -> JobRecord:
@@ -96,7 +155,8 @@ class Coordinator:
                 "only once it has succeeded"
             )
         out = {}
-        for party, (blob, signature) in self.store.get_shares(job_id).items():
+        source = str(job.session.get("cached_from") or job_id)
+        for party, (blob, signature) in self.store.get_shares(source).items():
             rec = self.store.get_party(party)
             out[party] = (blob, signature, rec.certificate_pem if rec else "")
         self.store.audit("result_released", {"job": job_id, "to": who.name, "shares": sorted(out)})

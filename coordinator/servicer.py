@@ -45,6 +45,7 @@ def job_to_pb(job: JobRecord) -> pb.Job:
         updated_at=job.updated_at.isoformat(),
         party_order=list(job.session.get("party_order", [])),
         approvals=[pb.Approval(**a) for a in job.session.get("approvals", [])],
+        cached_from=str(job.session.get("cached_from", "")),
     )
 
 
@@ -156,6 +157,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
                 peer_identity(context),
                 convert.spec_from_pb(request.spec),
                 peer_certificate_pem(context),
+                fresh=request.fresh,
             )
             return cpb.SubmitJobResponse(job=job_to_pb(job))
         raise AssertionError

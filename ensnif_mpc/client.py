@@ -69,15 +69,19 @@ class Client:
         return resp.protocol
 
     # -- jobs ----------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> pb.Job:
-        """Sign the job with this analyst's consortium key and submit it."""
+    def submit(self, spec: JobSpec, fresh: bool = False) -> pb.Job:
+        """Sign the job with this analyst's consortium key and submit it.
+
+        ``fresh``: compute again (and spend budget) even if the coordinator could answer
+        the same DP question from an earlier result (``Job.cached_from``)."""
         from ensnif_mpc import jobspec
 
         signed = jobspec.sign(
             spec, self.profile.tls.key.read_bytes(), registry.get(spec.protocol).version
         )
         resp: cpb.SubmitJobResponse = self._call(
-            self._stub.SubmitJob, cpb.SubmitJobRequest(spec=convert.spec_to_pb(signed))
+            self._stub.SubmitJob,
+            cpb.SubmitJobRequest(spec=convert.spec_to_pb(signed), fresh=fresh),
         )
         return resp.job
 
@@ -122,10 +126,60 @@ class Client:
         """
         return self.result_details(job_id).values
 
+    def _answering_job(self, job: pb.Job) -> str:
+        """The id whose shares answer ``job``: its own, or a cached earlier job's, which
+        must be this analyst's and ask the same question with the same release."""
+        if not job.cached_from:
+            return job.id
+        from ensnif_mpc import approvals
+
+        earlier = self.job(job.cached_from)
+        now, then = convert.spec_from_pb(job.spec), convert.spec_from_pb(earlier.spec)
+        version = registry.get(now.protocol).version
+        if (
+            earlier.submitter != job.submitter
+            or list(earlier.party_order) != list(job.party_order)
+            or approvals.question_key(now, version, job.submitter)
+            != approvals.question_key(then, version, earlier.submitter)
+        ):
+            raise CryptoError(
+                f"job {job.id} claims the answer of job {earlier.id}, which asked another question"
+            )
+        return earlier.id
+
+    def check_approvals(self, job: pb.Job) -> list[tuple[pb.Approval, str]]:
+        """Each owner's approval of ``job`` with "verified" or why it does not verify:
+        signed by that party's CA-issued key, over this exact job's hash."""
+        from ensnif_mpc import approvals
+
+        if not job.approvals:
+            return []
+        ca = self.profile.tls.ca.read_bytes()
+        certs = {p.name: p.certificate_pem for p in self.parties()}
+        spec = convert.spec_from_pb(job.spec)
+        expected = approvals.job_hash(spec, registry.get(spec.protocol).version, job.id)
+        out = []
+        for a in job.approvals:
+            d = approvals.Decision(
+                a.job_id, a.decision, a.approver, a.at, a.job_hash, a.signature_hex, a.reason
+            )
+            try:
+                if a.job_id != job.id or a.job_hash != expected:
+                    raise CryptoError("the approval is for another job")
+                approvals.verify(d, certs.get(a.party, ""), ca, a.party)
+            except CryptoError as exc:
+                out.append((a, f"NOT VERIFIED: {exc.message}"))
+            else:
+                out.append((a, "verified"))
+        return out
+
     def result_details(self, job_id: str) -> Result:
         """The result and, for a DP release, each output's noise standard deviation."""
         job = self.job(job_id)
         resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
+        # Shares are sealed and signed for the job that computed them: this one, or the
+        # earlier job that answered the same question (checked, not taken on trust).
+        source = self._answering_job(job)
         key = self.profile.tls.key.read_bytes()
         ca = self.profile.tls.ca.read_bytes()
         expected = list(job.party_order)
@@ -137,8 +191,8 @@ class Client:
             )
         parts = []
         for s in resp.shares:
-            delivery.verify_share(ca, job_id, s.party, s.blob, s.signature, s.party_certificate_pem)
-            part = shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, job_id.encode()))
+            delivery.verify_share(ca, source, s.party, s.blob, s.signature, s.party_certificate_pem)
+            part = shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, source.encode()))
             if part.x != expected.index(s.party) + 1:
                 raise CryptoError(f"the share of {s.party!r} is for another party index")
             parts.append(part)

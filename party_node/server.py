@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_grpc
 from ensnif_mpc.pki import identity_of, load_cert
 from ensnif_mpc.schema import DatasetSchema
-from ensnif_mpc.serving import build_server, run_until, stop_on_signal
+from ensnif_mpc.serving import build_server, stop_on_signal
 from ensnif_mpc.tls import ClientIdentity
 from party_node import datasets
 from party_node.node import Node
@@ -112,6 +113,20 @@ class RunningNode:
     node: Node
     registrar: Registrar
 
+    def reload(self, load: Callable[[], PartyConfig]) -> bool:
+        """Re-read party.toml and adopt its datasets and policies (SIGHUP). A config that
+        does not load, or changes what needs a restart, is refused and the old one stays."""
+        try:
+            cfg = load()
+            self.node.reload(cfg)
+        except EnsnifError as err:
+            log.error("reload refused, the previous policy stays: %s", err.message)
+            self.node.store.audit("policy_reload_refused", {"reason": err.message})
+            return False
+        self.registrar.schemas = [datasets.schema_of(cfg.name, d) for d in cfg.datasets]
+        self.registrar.wake()
+        return True
+
     def stop(self, grace: float = 2.0) -> None:
         self.registrar.stop()
         self.server.stop(grace).wait()
@@ -163,8 +178,17 @@ def start(cfg: PartyConfig) -> RunningNode:
     return RunningNode(server, port, node, registrar)
 
 
-def serve(cfg: PartyConfig) -> None:
+def serve(cfg: PartyConfig, load: Callable[[], PartyConfig] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; with ``load``, SIGHUP re-reads the config's policies."""
     stop = stop_on_signal()
+    reload = threading.Event()
+    if load is not None:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
     running = start(cfg)
     print(f"party {cfg.name} listening on port {running.port}", flush=True)
-    run_until(stop, running.stop)
+    while not stop.wait(0.5):
+        if reload.is_set() and load is not None:
+            reload.clear()
+            if running.reload(load):
+                print(f"party {cfg.name} reloaded its policies", flush=True)
+    running.stop()

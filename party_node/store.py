@@ -6,6 +6,7 @@ what it approved and what it delivered. State changes are conditional UPDATEs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Integer,
     LargeBinary,
@@ -23,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from ensnif_mpc import audit
+from ensnif_mpc import approvals, audit
 from ensnif_mpc.db import (
     AuditAnchorColumns,
     AuditColumns,
@@ -34,8 +36,10 @@ from ensnif_mpc.db import (
 )
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 
-# proposed → approved|rejected; approved → starting → running → succeeded|failed; any live → aborted
+# proposed → awaiting_approval|approved|rejected; awaiting_approval → approved|rejected;
+# approved → starting → running → succeeded|failed; any live → aborted
 NODE_ALLOWED: dict[str, frozenset[str]] = {
+    "awaiting_approval": frozenset({"approved", "rejected", "aborted"}),
     "approved": frozenset({"starting", "aborted", "failed"}),
     "starting": frozenset({"running", "failed", "aborted"}),
     "running": frozenset({"succeeded", "failed", "aborted"}),
@@ -44,7 +48,7 @@ NODE_ALLOWED: dict[str, frozenset[str]] = {
     "failed": frozenset(),
     "aborted": frozenset(),
 }
-NODE_LIVE = frozenset({"approved", "starting", "running"})
+NODE_LIVE = frozenset({"awaiting_approval", "approved", "starting", "running"})
 
 
 class _Base(DeclarativeBase):
@@ -74,6 +78,34 @@ class NonceRow(_Base):
     job_id: Mapped[str] = mapped_column(String(64))
 
 
+class QuestionRow(_Base):
+    """Questions this node admitted, for the policy's repeat limit (same key = same question)."""
+
+    __tablename__ = "questions"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApprovalRow(_Base):
+    """A decision on a job by this node: automatic (the policy) or by its administrator.
+
+    The administrator's CLI writes a row with ``applied`` false; the node applies it
+    (re-checking policy and reserving budget) and sets ``applied``. Every row carries
+    the node's signature over the job hash, so the decision can be shown and checked.
+    """
+
+    __tablename__ = "approvals"
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(16))  # approved | rejected
+    approver: Mapped[str] = mapped_column(String(128))
+    at: Mapped[str] = mapped_column(String(40))
+    job_hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)  # hex
+    reason: Mapped[str] = mapped_column(Text, default="")
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class NodeAuditRow(AuditColumns, _Base):
     __tablename__ = "audit"
 
@@ -97,6 +129,13 @@ class NodeJob:
     sealed_share: bytes
     version: int
     updated_at: dt.datetime | None = None
+
+
+Approval = approvals.Decision
+
+
+def _approval(r: ApprovalRow) -> Approval:
+    return Approval(r.job_id, r.decision, r.approver, r.at, r.job_hash, r.signature, r.reason)
 
 
 def _rec(r: NodeJobRow) -> NodeJob:
@@ -223,6 +262,61 @@ class NodeStore:
         if changed:
             self.audit("job_" + new, {"job": job_id, "from": old, "reason_code": reason_code})
         return changed
+
+    # -- questions and approvals --------------------------------------------
+    def record_question(self, job_id: str, key: str) -> None:
+        with self._sessions.begin() as s:
+            if s.get(QuestionRow, job_id) is None:
+                s.add(QuestionRow(job_id=job_id, key=key, at=utcnow()))
+
+    def count_question(self, key: str, since: dt.datetime, exclude: str) -> int:
+        """How often the question ``key`` was admitted since ``since`` (other jobs)."""
+        from sqlalchemy import func
+
+        with self._sessions() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(QuestionRow)
+                    .where(QuestionRow.key == key, QuestionRow.at >= since)
+                    .where(QuestionRow.job_id != exclude)
+                )
+                or 0
+            )
+
+    def add_approval(self, approval: Approval, applied: bool = False) -> bool:
+        """Store a decision; False when the job already has one (the first decision stands)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self._sessions.begin() as s:
+                s.add(ApprovalRow(**dataclasses.asdict(approval), applied=applied))
+        except IntegrityError:
+            return False
+        self.audit(
+            "approval_" + approval.decision,
+            {"job": approval.job_id, "by": approval.approver, "reason": approval.reason},
+        )
+        return True
+
+    def approval(self, job_id: str) -> Approval | None:
+        with self._sessions() as s:
+            row = s.get(ApprovalRow, job_id)
+            return None if row is None else _approval(row)
+
+    def unapplied_approvals(self) -> list[Approval]:
+        with self._sessions() as s:
+            rows = s.scalars(select(ApprovalRow).where(ApprovalRow.applied.is_(False))).all()
+            return [_approval(r) for r in rows]
+
+    def mark_applied(self, job_id: str) -> None:
+        with self._sessions.begin() as s:
+            s.execute(update(ApprovalRow).where(ApprovalRow.job_id == job_id).values(applied=True))
+
+    def by_state(self, state: str) -> list[NodeJob]:
+        with self._sessions() as s:
+            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state == state)).all()
+            return [_rec(r) for r in rows]
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self._sessions.begin() as s:

@@ -11,7 +11,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from ensnif_mpc import jobspec
 from ensnif_mpc.cli.context import client_from
-from ensnif_mpc.cli.render import console, emit_json, job_dict, job_panel, jobs_table, result_dict
+from ensnif_mpc.cli.render import (
+    console,
+    emit_json,
+    job_dict,
+    job_panel,
+    jobs_table,
+    result_dict,
+    to_dict,
+)
 from ensnif_mpc.client import Client, is_final, state_name
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 
@@ -93,16 +101,28 @@ def _print_result(details: Any) -> None:
     is_flag=True,
     help="Validate against the catalog and print the privacy cost and noise; submit nothing.",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Compute again even if the same DP question was answered recently (spends budget).",
+)
 @_json
 @click.pass_context
-def submit(ctx: click.Context, job_file: str, wait: bool, dry_run: bool, as_json: bool) -> None:
+def submit(
+    ctx: click.Context, job_file: str, wait: bool, dry_run: bool, fresh: bool, as_json: bool
+) -> None:
     """Submit the job described by JOB_FILE (TOML)."""
     spec = jobspec.load(Path(job_file))
     with client_from(ctx) as c:
         if dry_run:
             _dry_run(c, spec, as_json)
             return
-        submitted = c.submit(spec)
+        submitted = c.submit(spec, fresh=fresh)
+        if submitted.cached_from and not as_json:
+            console.print(
+                f"job [bold]{submitted.id}[/] asks what job {submitted.cached_from} answered: "
+                "its result is served again at no privacy cost (--fresh computes anew)"
+            )
         if not wait:
             if as_json:
                 emit_json({"job": job_dict(submitted)})
@@ -220,10 +240,13 @@ def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """State, reason and per-party progress of one job."""
     with client_from(ctx) as c:
         j = c.job(job_id)
+        checked = c.check_approvals(j)
     if as_json:
-        emit_json(job_dict(j))
+        d = job_dict(j)
+        d["approvals"] = [{**to_dict(a), "check": check} for a, check in checked]
+        emit_json(d)
     else:
-        console.print(job_panel(j))
+        console.print(job_panel(j, checked))
 
 
 @job.command("watch")

@@ -11,6 +11,7 @@ import click
 
 from ensnif_mpc import __version__
 from ensnif_mpc.cli import (
+    approve_cmd,
     audit_cmd,
     budget_cmd,
     catalog_cmd,
@@ -63,6 +64,8 @@ cli.add_command(pki_cmd.pki)
 cli.add_command(serve_cmd.coordinator)
 cli.add_command(serve_cmd.party)
 cli.add_command(job_cmd.job)
+for _admin in (approve_cmd.pending, approve_cmd.approve, approve_cmd.reject):
+    job_cmd.job.add_command(_admin)
 cli.add_command(catalog_cmd.protocols)
 cli.add_command(catalog_cmd.parties)
 cli.add_command(catalog_cmd.datasets)

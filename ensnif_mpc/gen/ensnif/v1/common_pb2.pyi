@@ -403,6 +403,7 @@ class Job(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     PARTY_ORDER_FIELD_NUMBER: _builtins.int
     APPROVALS_FIELD_NUMBER: _builtins.int
+    CACHED_FROM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     state: Global___JobState.ValueType
     submitter: _builtins.str
@@ -411,6 +412,11 @@ class Job(_message.Message):
     """Stable machine-readable reason code when FAILED/REJECTED."""
     created_at: _builtins.str
     updated_at: _builtins.str
+    cached_from: _builtins.str
+    """Set when the job was answered from an earlier job's result (the same question by
+    the same analyst with the same release): the shares are that job's, sealed and
+    signed for its id, and no node computed or spent anything for this one.
+    """
     @_builtins.property
     def spec(self) -> Global___JobSpec: ...
     @_builtins.property
@@ -437,10 +443,11 @@ class Job(_message.Message):
         updated_at: _builtins.str = ...,
         party_order: _abc.Iterable[_builtins.str] | None = ...,
         approvals: _abc.Iterable[Global___Approval] | None = ...,
+        cached_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "created_at", b"created_at", "id", b"id", "parties", b"parties", "party_order", b"party_order", "reason", b"reason", "reason_code", b"reason_code", "spec", b"spec", "state", b"state", "submitter", b"submitter", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "cached_from", b"cached_from", "created_at", b"created_at", "id", b"id", "parties", b"parties", "party_order", b"party_order", "reason", b"reason", "reason_code", b"reason_code", "spec", b"spec", "state", b"state", "submitter", b"submitter", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as ensnif_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65nsnif/v1/coordinator.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\"\'\n\x14RegisterPartyRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"8\n\x15RegisterPartyResponse\x12\x1f\n\x05party\x18\x01 \x01(\x0b\x32\x10.ensnif.v1.Party\"\x14\n\x12ListPartiesRequest\"8\n\x13ListPartiesResponse\x12!\n\x07parties\x18\x01 \x03(\x0b\x32\x10.ensnif.v1.Party\"<\n\x15PublishDatasetRequest\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"=\n\x16PublishDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"$\n\x13ListDatasetsRequest\x12\r\n\x05party\x18\x01 \x01(\t\"<\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.ensnif.v1.Dataset\"4\n\x10SubmitJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\"0\n\x11SubmitJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"E\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.ensnif.v1.JobState\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.ensnif.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"K\n\x11GetResultResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x06shares\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SealedShare\"\x16\n\x14ListProtocolsRequest\"C\n\x15ListProtocolsResponse\x12*\n\tprotocols\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolInfo\"\'\n\x17\x44\x65scribeProtocolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x18\x44\x65scribeProtocolResponse\x12)\n\x08protocol\x18\x01 \x01(\x0b\x32\x17.ensnif.v1.ProtocolInfo2\xb2\x07\n\x12\x43oordinatorService\x12R\n\rRegisterParty\x12\x1f.ensnif.v1.RegisterPartyRequest\x1a .ensnif.v1.RegisterPartyResponse\x12L\n\x0bListParties\x12\x1d.ensnif.v1.ListPartiesRequest\x1a\x1e.ensnif.v1.ListPartiesResponse\x12U\n\x0ePublishDataset\x12 .ensnif.v1.PublishDatasetRequest\x1a!.ensnif.v1.PublishDatasetResponse\x12O\n\x0cListDatasets\x12\x1e.ensnif.v1.ListDatasetsRequest\x1a\x1f.ensnif.v1.ListDatasetsResponse\x12\x46\n\tSubmitJob\x12\x1b.ensnif.v1.SubmitJobRequest\x1a\x1c.ensnif.v1.SubmitJobResponse\x12=\n\x06GetJob\x12\x18.ensnif.v1.GetJobRequest\x1a\x19.ensnif.v1.GetJobResponse\x12\x43\n\x08ListJobs\x12\x1a.ensnif.v1.ListJobsRequest\x1a\x1b.ensnif.v1.ListJobsResponse\x12\x45\n\x08WatchJob\x12\x1a.ensnif.v1.WatchJobRequest\x1a\x1b.ensnif.v1.WatchJobResponse0\x01\x12\x46\n\tCancelJob\x12\x1b.ensnif.v1.CancelJobRequest\x1a\x1c.ensnif.v1.CancelJobResponse\x12\x46\n\tGetResult\x12\x1b.ensnif.v1.GetResultRequest\x1a\x1c.ensnif.v1.GetResultResponse\x12R\n\rListProtocols\x12\x1f.ensnif.v1.ListProtocolsRequest\x1a .ensnif.v1.ListProtocolsResponse\x12[\n\x10\x44\x65scribeProtocol\x12\".ensnif.v1.DescribeProtocolRequest\x1a#.ensnif.v1.DescribeProtocolResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65nsnif/v1/coordinator.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\"\'\n\x14RegisterPartyRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"8\n\x15RegisterPartyResponse\x12\x1f\n\x05party\x18\x01 \x01(\x0b\x32\x10.ensnif.v1.Party\"\x14\n\x12ListPartiesRequest\"8\n\x13ListPartiesResponse\x12!\n\x07parties\x18\x01 \x03(\x0b\x32\x10.ensnif.v1.Party\"<\n\x15PublishDatasetRequest\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"=\n\x16PublishDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"$\n\x13ListDatasetsRequest\x12\r\n\x05party\x18\x01 \x01(\t\"<\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.ensnif.v1.Dataset\"C\n\x10SubmitJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"0\n\x11SubmitJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"E\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.ensnif.v1.JobState\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.ensnif.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"K\n\x11GetResultResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x06shares\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SealedShare\"\x16\n\x14ListProtocolsRequest\"C\n\x15ListProtocolsResponse\x12*\n\tprotocols\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolInfo\"\'\n\x17\x44\x65scribeProtocolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x18\x44\x65scribeProtocolResponse\x12)\n\x08protocol\x18\x01 \x01(\x0b\x32\x17.ensnif.v1.ProtocolInfo2\xb2\x07\n\x12\x43oordinatorService\x12R\n\rRegisterParty\x12\x1f.ensnif.v1.RegisterPartyRequest\x1a .ensnif.v1.RegisterPartyResponse\x12L\n\x0bListParties\x12\x1d.ensnif.v1.ListPartiesRequest\x1a\x1e.ensnif.v1.ListPartiesResponse\x12U\n\x0ePublishDataset\x12 .ensnif.v1.PublishDatasetRequest\x1a!.ensnif.v1.PublishDatasetResponse\x12O\n\x0cListDatasets\x12\x1e.ensnif.v1.ListDatasetsRequest\x1a\x1f.ensnif.v1.ListDatasetsResponse\x12\x46\n\tSubmitJob\x12\x1b.ensnif.v1.SubmitJobRequest\x1a\x1c.ensnif.v1.SubmitJobResponse\x12=\n\x06GetJob\x12\x18.ensnif.v1.GetJobRequest\x1a\x19.ensnif.v1.GetJobResponse\x12\x43\n\x08ListJobs\x12\x1a.ensnif.v1.ListJobsRequest\x1a\x1b.ensnif.v1.ListJobsResponse\x12\x45\n\x08WatchJob\x12\x1a.ensnif.v1.WatchJobRequest\x1a\x1b.ensnif.v1.WatchJobResponse0\x01\x12\x46\n\tCancelJob\x12\x1b.ensnif.v1.CancelJobRequest\x1a\x1c.ensnif.v1.CancelJobResponse\x12\x46\n\tGetResult\x12\x1b.ensnif.v1.GetResultRequest\x1a\x1c.ensnif.v1.GetResultResponse\x12R\n\rListProtocols\x12\x1f.ensnif.v1.ListProtocolsRequest\x1a .ensnif.v1.ListProtocolsResponse\x12[\n\x10\x44\x65scribeProtocol\x12\".ensnif.v1.DescribeProtocolRequest\x1a#.ensnif.v1.DescribeProtocolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,37 +49,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDATASETSRESPONSE']._serialized_start=408
   _globals['_LISTDATASETSRESPONSE']._serialized_end=468
   _globals['_SUBMITJOBREQUEST']._serialized_start=470
-  _globals['_SUBMITJOBREQUEST']._serialized_end=522
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=524
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=572
-  _globals['_GETJOBREQUEST']._serialized_start=574
-  _globals['_GETJOBREQUEST']._serialized_end=605
-  _globals['_GETJOBRESPONSE']._serialized_start=607
-  _globals['_GETJOBRESPONSE']._serialized_end=652
-  _globals['_LISTJOBSREQUEST']._serialized_start=654
-  _globals['_LISTJOBSREQUEST']._serialized_end=723
-  _globals['_LISTJOBSRESPONSE']._serialized_start=725
-  _globals['_LISTJOBSRESPONSE']._serialized_end=773
-  _globals['_WATCHJOBREQUEST']._serialized_start=775
-  _globals['_WATCHJOBREQUEST']._serialized_end=808
-  _globals['_WATCHJOBRESPONSE']._serialized_start=810
-  _globals['_WATCHJOBRESPONSE']._serialized_end=857
-  _globals['_CANCELJOBREQUEST']._serialized_start=859
-  _globals['_CANCELJOBREQUEST']._serialized_end=893
-  _globals['_CANCELJOBRESPONSE']._serialized_start=895
-  _globals['_CANCELJOBRESPONSE']._serialized_end=943
-  _globals['_GETRESULTREQUEST']._serialized_start=945
-  _globals['_GETRESULTREQUEST']._serialized_end=979
-  _globals['_GETRESULTRESPONSE']._serialized_start=981
-  _globals['_GETRESULTRESPONSE']._serialized_end=1056
-  _globals['_LISTPROTOCOLSREQUEST']._serialized_start=1058
-  _globals['_LISTPROTOCOLSREQUEST']._serialized_end=1080
-  _globals['_LISTPROTOCOLSRESPONSE']._serialized_start=1082
-  _globals['_LISTPROTOCOLSRESPONSE']._serialized_end=1149
-  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_start=1151
-  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_end=1190
-  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_start=1192
-  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_end=1261
-  _globals['_COORDINATORSERVICE']._serialized_start=1264
-  _globals['_COORDINATORSERVICE']._serialized_end=2210
+  _globals['_SUBMITJOBREQUEST']._serialized_end=537
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=539
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=587
+  _globals['_GETJOBREQUEST']._serialized_start=589
+  _globals['_GETJOBREQUEST']._serialized_end=620
+  _globals['_GETJOBRESPONSE']._serialized_start=622
+  _globals['_GETJOBRESPONSE']._serialized_end=667
+  _globals['_LISTJOBSREQUEST']._serialized_start=669
+  _globals['_LISTJOBSREQUEST']._serialized_end=738
+  _globals['_LISTJOBSRESPONSE']._serialized_start=740
+  _globals['_LISTJOBSRESPONSE']._serialized_end=788
+  _globals['_WATCHJOBREQUEST']._serialized_start=790
+  _globals['_WATCHJOBREQUEST']._serialized_end=823
+  _globals['_WATCHJOBRESPONSE']._serialized_start=825
+  _globals['_WATCHJOBRESPONSE']._serialized_end=872
+  _globals['_CANCELJOBREQUEST']._serialized_start=874
+  _globals['_CANCELJOBREQUEST']._serialized_end=908
+  _globals['_CANCELJOBRESPONSE']._serialized_start=910
+  _globals['_CANCELJOBRESPONSE']._serialized_end=958
+  _globals['_GETRESULTREQUEST']._serialized_start=960
+  _globals['_GETRESULTREQUEST']._serialized_end=994
+  _globals['_GETRESULTRESPONSE']._serialized_start=996
+  _globals['_GETRESULTRESPONSE']._serialized_end=1071
+  _globals['_LISTPROTOCOLSREQUEST']._serialized_start=1073
+  _globals['_LISTPROTOCOLSREQUEST']._serialized_end=1095
+  _globals['_LISTPROTOCOLSRESPONSE']._serialized_start=1097
+  _globals['_LISTPROTOCOLSRESPONSE']._serialized_end=1164
+  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_start=1166
+  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_end=1205
+  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_start=1207
+  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_end=1276
+  _globals['_COORDINATORSERVICE']._serialized_start=1279
+  _globals['_COORDINATORSERVICE']._serialized_end=2225
 # @@protoc_insertion_point(module_scope)

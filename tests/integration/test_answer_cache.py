@@ -1,0 +1,105 @@
+"""Identical repeated DP questions are answered from the earlier result at no privacy cost.
+
+Real coordinator and nodes in this process over mTLS, real MPyC workers: the first
+job spends ρ at each owner; the same question again (a new signature and nonce) is
+served from the first job's shares, which the client checks are that job's and
+answer the same question; `fresh` computes and spends again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ensnif_mpc import jobspec
+from ensnif_mpc.client import state_name
+from tests.integration.conftest import InProcess, start_in_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    e = start_in_process(tmp_path_factory.mktemp("cache"), rows=300)
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+def sum_job(rho: float = 0.2) -> jobspec.JobSpec:
+    return jobspec.from_dict(
+        {
+            "protocol": "sum",
+            "helpers": ["helper"],
+            "privacy": {"rho": rho},
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": "logistics", "dataset": "deliveries", "column": "fee"},
+            ],
+        }
+    )
+
+
+def spent(env: InProcess) -> dict[str, float]:
+    """ρ committed or reserved at each owner's own ledger (the authority)."""
+    out = {}
+    for name in ("grocery", "logistics"):
+        (line,) = env.nodes[name].node.ledger.show()
+        out[name] = float(line.spent + line.reserved)
+    return out
+
+
+def test_a_repeated_dp_question_is_served_from_the_cache_at_no_cost(env: InProcess) -> None:
+    with env.client() as c:
+        first = c.wait(c.submit(sum_job()).id, timeout_s=90)
+        assert state_name(first) == "succeeded", first.reason
+        after_first = spent(env)
+        assert after_first == {"grocery": pytest.approx(0.2), "logistics": pytest.approx(0.2)}
+        answer = c.result_details(first.id)
+
+        again = c.submit(sum_job())  # a new nonce and signature: the same question
+        assert state_name(again) == "succeeded" and again.cached_from == first.id
+        repeated = c.result_details(again.id)
+        assert repeated.values == answer.values and repeated.noise_sd == answer.noise_sd
+        time.sleep(0.5)
+        assert spent(env) == after_first  # no node was asked, nothing was charged
+        assert not env.nodes["grocery"].node.store.find(again.id)
+
+        other = c.wait(c.submit(sum_job(rho=0.1)).id, timeout_s=90)  # another release
+        assert not other.cached_from and state_name(other) == "succeeded"
+        fresh = c.wait(c.submit(sum_job(), fresh=True).id, timeout_s=90)
+        assert not fresh.cached_from and state_name(fresh) == "succeeded"
+    assert spent(env)["grocery"] == pytest.approx(0.2 + 0.1 + 0.2)
+
+
+def test_exact_questions_are_never_cached(env: InProcess) -> None:
+    spec = jobspec.from_dict(
+        {**_exact(), "inputs": [i.to_dict() for i in sum_job().inputs], "helpers": ["helper"]}
+    )
+    with env.client() as c:
+        a = c.wait(c.submit(spec).id, timeout_s=90)
+        b = c.submit(spec)
+        assert state_name(a) == "succeeded" and not b.cached_from
+        c.wait(b.id, timeout_s=90)
+
+
+def test_a_forged_cache_link_is_refused_by_the_client(env: InProcess, tmp_path: Path) -> None:
+    """A coordinator that links a job to another question's result is caught."""
+    from ensnif_mpc.errors import CryptoError
+
+    with env.client() as c:
+        one = c.wait(c.submit(sum_job(rho=0.3)).id, timeout_s=90)
+        two = c.wait(c.submit(sum_job(rho=0.4)).id, timeout_s=90)
+        store = env.coordinator.store
+        rec = store.get_job(two.id)
+        store.update_job(two.id, session={**rec.session, "cached_from": one.id})
+        with pytest.raises(CryptoError, match="another question"):
+            c.result_details(two.id)
+
+
+def _exact() -> dict[str, object]:
+    return {"protocol": "sum", "privacy": {"exact": True}}
