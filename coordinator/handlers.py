@@ -116,8 +116,10 @@ class Coordinator:
         }
         old = JobState.SUBMITTED
         for new in _CACHED_PATH:
-            fields = {"session": session} if new == JobState.SUCCEEDED else {}
-            self.store.transition(job.id, old, new, **fields)
+            if new == JobState.SUCCEEDED:
+                self.store.transition(job.id, old, new, session=session)
+            else:
+                self.store.transition(job.id, old, new)
             old = new
         self.store.audit("served_from_cache", {"job": job.id, "answered_by": earlier.id})
         return self.store.get_job(job.id)
