@@ -203,6 +203,10 @@ def from_rpc_error(exc: grpc.RpcError) -> EnsnifError:
     if code == grpc.StatusCode.UNAVAILABLE and reason is None:
         details = f"cannot reach the server ({details})"
         reason = "unavailable"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason is None:
+        # gRPC's own limits (e.g. a message above the size cap) carry no reason: they are
+        # not a privacy budget, whatever the status code shares with it.
+        return ResourceBusy(f"the server refused the request: {details}", reason="grpc_limit")
     return cls(details or code.name, reason=reason)
 
 

@@ -142,7 +142,6 @@ def test_from_rpc_error_ignores_other_metadata_keys():
         (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied),
         (grpc.StatusCode.UNAUTHENTICATED, PermissionDenied),
         (grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, BudgetExhausted),
         (grpc.StatusCode.DEADLINE_EXCEEDED, Unavailable),
         (grpc.StatusCode.ABORTED, Aborted),
         (grpc.StatusCode.CANCELLED, Aborted),
@@ -156,6 +155,18 @@ def test_from_rpc_error_without_reason_falls_back_to_the_code(code, expected):
 
     assert type(err) is expected
     assert err.reason == expected.reason
+
+
+def test_a_grpc_limit_without_reason_is_not_reported_as_an_exhausted_budget():
+    err = from_rpc_error(
+        FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max")
+    )
+    assert type(err) is ResourceBusy and err.reason == "grpc_limit"
+    assert "larger than max" in err.message
+    budget = from_rpc_error(
+        FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no", [(REASON_KEY, "budget_exhausted")])
+    )
+    assert type(budget) is BudgetExhausted
 
 
 def test_from_rpc_error_with_unknown_reason_falls_back_to_code_and_keeps_reason():
