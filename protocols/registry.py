@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.errors import InvalidJobSpec, UnknownProtocol
+from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec, UnknownProtocol
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,50 @@ def _dp_mean(
 ) -> list[tuple[float, int]]:
     """The mean is released as a noisy sum and a noisy count (ρ split between them)."""
     return _dp_sum(owners, params) + _dp_count(owners, params)
+
+
+# Every party draws its noise shares as 64-bit integers (ensnif_mpc.dp.sample_shares), which
+# saturate near 9.2e18. A block's per-party scale is about Δ / sqrt(2·ρ_block·m); keeping Δ at
+# or below 2^50 keeps 60 of those scales inside 64 bits down to ρ_block ≈ 3e-5 (m = 1).
+MAX_DP_SENSITIVITY = float(2**50)
+
+
+def sampler_safe(protocol: str, blocks: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """The blocks unchanged, or a clear refusal when one is beyond what the sampler can noise.
+
+    Sums of squares and cross-products (variance, correlation) reach B² on the integer grid,
+    far beyond any sum: without this check their noise would saturate, silently.
+    """
+    for l2, _ in blocks:
+        if l2 > MAX_DP_SENSITIVITY:
+            raise FailedPrecondition(
+                f"the DP release of {protocol!r} has sensitivity {l2:.3g} on the columns' "
+                f"integer grid, beyond the {MAX_DP_SENSITIVITY:.3g} the noise sampler supports; "
+                "declare narrower bounds or fewer decimals, or ask for an exact release",
+                reason="dp_unavailable",
+            )
+    return blocks
+
+
+def positional(
+    blocks: DpSensitivity,
+) -> DpSensitivity:
+    """For a protocol whose owners play different roles (a join): ``blocks`` reads
+    ``owners`` in input order. A node checks its own contribution with a one-owner list and
+    no position, so a single owner gets the smaller of its blocks at either position —
+    a lower bound of what it contributes wherever it stands, which is what that check needs.
+    """
+
+    def wrapped(
+        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+    ) -> list[tuple[float, int]]:
+        if len(owners) != 1:
+            return blocks(owners, params)
+        first = blocks([owners[0], (0, 0)], params)
+        second = blocks([(0, 0), owners[0]], params)
+        return [(min(a, b), d) for (a, d), (b, _) in zip(first, second, strict=True)]
+
+    return wrapped
 
 
 def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:
