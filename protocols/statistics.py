@@ -30,11 +30,19 @@ hands its re-randomized share to the analyst (see ``protocols.worker``).
 What leaks, to the analyst only, beyond the declared outputs: for variance and stdev
 whether fewer than two rows were selected, for minmax and quantile whether none was
 (the output is then NaN). The quantile is only known to the grid's resolution.
+
+DP release (``ctx.dp``): noise is added to integers on the grid, so nothing is divided,
+rooted or searched in MPC. Variance and stdev open noisy (N, S, Q), the quantile noisy
+counts per grid point, the histogram its noisy counts, and the analyst's side computes
+the declared output from them (``finalize``: post-processing, free under DP). Minmax
+opens its two ends clipped to the largest owner's bound, with noise of the order of the
+whole range: a minimum is one person's value.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -45,7 +53,14 @@ import numpy as np
 from ensnif_mpc.errors import InvalidJobSpec
 from protocols.aggregates import value_filter
 from protocols.io import Context, SecureOutput, scaled_bound
-from protocols.registry import Finalize, Param, ProtocolDef, Table, row_filter
+from protocols.registry import (
+    Finalize,
+    Param,
+    ProtocolDef,
+    Table,
+    row_filter,
+    sampler_safe,
+)
 
 MAX_BINS = 4096  # histogram bins and quantile grid points: one secure vector of this length
 
@@ -129,6 +144,12 @@ def moment_sizes(bit_length: int, decimals: int) -> tuple[int, int, int]:
 
 async def _moments(ctx: Context, sectype: Any) -> tuple[Any, Any]:
     """Secret-share every owner's (N, S, Q), add them; returns the secure scalars A and N(N−1)."""
+    n, s, q = await _sums(ctx, sectype)
+    return n * q - s * s, n * (n - 1)  # integral: exact, no truncation
+
+
+async def _sums(ctx: Context, sectype: Any) -> list[Any]:
+    """Secret-share every owner's (N, S, Q) and add them: three secure scalars."""
     mpc = ctx.mpc
     if ctx.local is not None:
         agg = ctx.local.aggregate(
@@ -142,9 +163,9 @@ async def _moments(ctx: Context, sectype: Any) -> tuple[Any, Any]:
         local = np.zeros(3, dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)
     shared = mpc.input(sectype.array(local), senders=ctx.owners)
-    n, s, q = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
     ctx.progress("computing", 0.4)
-    return n * q - s * s, n * (n - 1)  # integral: exact, no truncation
+    return totals
 
 
 def _moment_type(ctx: Context) -> tuple[Any, int, int]:
@@ -152,7 +173,28 @@ def _moment_type(ctx: Context) -> tuple[Any, int, int]:
     return ctx.mpc.SecFxp(f + width_a + 6, f), width_a, width_d
 
 
+SUMSQ = "sumsq@decimals="  # the name says which grid the opened sum of squares is on
+
+
+async def _noisy_moments(ctx: Context) -> list[SecureOutput]:
+    """The DP release of variance and stdev: N, S and Q as integers, for the analyst to divide.
+
+    Q is on the square of the session's grid (10^(2·decimals)); the analyst's side does not
+    know the session's decimals, so the output's name carries them. 2·bit_length bits hold
+    Q (< 2^(2b−4) by the session's sizing) plus any noise within the plan's headroom.
+    """
+    secint = ctx.mpc.SecInt(2 * ctx.bit_length)
+    n, s, q = await _sums(ctx, secint)
+    return [
+        SecureOutput("count", n, on_value_scale=False),
+        SecureOutput("sum", s),
+        SecureOutput(f"{SUMSQ}{2 * ctx.decimals}", q, on_value_scale=False),
+    ]
+
+
 async def variance(ctx: Context) -> list[SecureOutput]:
+    if ctx.dp:
+        return await _noisy_moments(ctx)
     mpc = ctx.mpc
     secfxp, _, width_d = _moment_type(ctx)
     a, d = await _moments(ctx, secfxp)
@@ -169,6 +211,8 @@ async def variance(ctx: Context) -> list[SecureOutput]:
 
 
 async def stdev(ctx: Context) -> list[SecureOutput]:
+    if ctx.dp:
+        return await _noisy_moments(ctx)
     mpc = ctx.mpc
     secfxp, width_a, _ = _moment_type(ctx)
     a, d = await _moments(ctx, secfxp)
@@ -185,9 +229,56 @@ async def stdev(ctx: Context) -> list[SecureOutput]:
 
 def _finalize_spread(name: str) -> Finalize:
     def finalize(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
-        return {name: math.nan if values["few"] else values[name]}
+        if "few" in values:  # the exact release
+            return {name: math.nan if values["few"] else values[name]}
+        count, total, squares = noisy_moments(values)
+        var = spread_from_moments(count, total, squares)
+        if var is None:
+            out: Fraction | float = math.nan
+        else:
+            out = var if name == "variance" else math.sqrt(var)
+        return {name: out, "count": count, "sum": total, "sumsq": squares}
 
     return finalize
+
+
+def noisy_moments(values: dict[str, Fraction]) -> tuple[Fraction, Fraction, Fraction]:
+    """(N, S, Q) in the declared unit from a DP release (Q's name says its grid)."""
+    (name,) = [k for k in values if k.startswith(SUMSQ)]
+    return values["count"], values["sum"], values[name] / 10 ** int(name[len(SUMSQ) :])
+
+
+def spread_from_moments(count: Fraction, total: Fraction, squares: Fraction) -> Fraction | None:
+    """The sample variance (N·Q − S²) / (N·(N − 1)) of noisy sums: None when N < 2, and
+    0 where the noise makes it negative (post-processing: it costs no privacy)."""
+    if count < 2:
+        return None
+    return max(Fraction(0), (count * squares - total * total) / (count * (count - 1)))
+
+
+def _dp_moments(protocol: str) -> Any:
+    def blocks(
+        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+    ) -> list[tuple[float, int]]:
+        return sampler_safe(protocol, moment_blocks(owners))
+
+    return blocks
+
+
+def moment_blocks(owners: Sequence[tuple[int, int]]) -> list[tuple[float, int]]:
+    """Blocks (N), (S), (Q), ρ/3 each.
+
+    A person has at most k_i rows at owner i, each with |x| ≤ B_i on the integer grid,
+    and may be at every owner. Adding or removing them moves N by at most Σ k_i, S by at
+    most Σ k_i·B_i and Q = Σ x² by at most Σ k_i·B_i² (each of their rows adds one term
+    of at most that size; the min/max filter only drops rows). The three differ by
+    orders of magnitude, so each is its own block rather than one vector whose noise
+    would follow the largest.
+    """
+    rows = sum(k for k, _ in owners)
+    total = max(1, sum(k * b for k, b in owners))
+    squares = max(1, sum(k * b * b for k, b in owners))
+    return [(float(rows), 1), (float(total), 1), (float(squares), 1)]
 
 
 def _kept(tables: Sequence[Table], params: Mapping[str, Any]) -> np.ndarray:
@@ -218,6 +309,15 @@ def _ref_stdev(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, 
 # -- minimum and maximum -----------------------------------------------------------------------
 
 
+def value_bound(ctx: Context) -> int:
+    """This owner's largest |value| on the session's grid, from its own column's declared
+    bounds (as the release plan's B: ceil(max(|lower|, |upper|)·10^decimals))."""
+    assert ctx.local is not None
+    declared = {c.name: c for c in ctx.local.source.columns}
+    column = declared[ctx.local.columns["value"]]
+    return math.ceil(column.abs_bound * 10**ctx.decimals)
+
+
 async def minmax(ctx: Context) -> list[SecureOutput]:
     mpc = ctx.mpc
     secint = mpc.SecInt(ctx.bit_length)
@@ -229,21 +329,30 @@ async def minmax(ctx: Context) -> list[SecureOutput]:
             measures=[("count", None), ("min", "value"), ("max", "value")],
             where=value_filter(ctx.params),
         )
+        bound = min(value_bound(ctx), sentinel)
         if agg.values["count"][0]:
             lo, hi = int(agg.values["min:value"][0]), int(agg.values["max:value"][0])
             if max(abs(lo), abs(hi)) >= sentinel:
                 raise ValueError("a value exceeds the session's bound (bit length too small)")
-            local = np.array([lo, hi, 1], dtype=object)
+            local = np.array([lo, hi, 1, bound], dtype=object)
         else:
-            local = np.array([sentinel, -sentinel, 0], dtype=object)
+            local = np.array([sentinel, -sentinel, 0, bound], dtype=object)
     else:
-        local = np.zeros(3, dtype=object)  # placeholder: only its shape is used
+        local = np.zeros(4, dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)
     stacked = mpc.np_stack(mpc.input(secint.array(local), senders=ctx.owners))
     lowest = mpc.np_amin(stacked[:, 0])
     highest = mpc.np_amax(stacked[:, 1])
-    empty = mpc.np_prod(1 - stacked[:, 2])
     ctx.progress("computing", 0.7)
+    if ctx.dp:
+        # Within [−B, B] (B the largest owner's bound), an empty selection at the far ends:
+        # what the sensitivity below assumes. No emptiness bit: it would be exact.
+        bound = mpc.np_amax(stacked[:, 3])
+        return [
+            SecureOutput("min", mpc.min(lowest, bound)),
+            SecureOutput("max", mpc.max(highest, -bound)),
+        ]
+    empty = mpc.np_prod(1 - stacked[:, 2])
     return [
         SecureOutput("min", lowest),
         SecureOutput("max", highest),
@@ -252,9 +361,32 @@ async def minmax(ctx: Context) -> list[SecureOutput]:
 
 
 def _finalize_minmax(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if "empty" not in values:  # the DP release: the noisy ends, as they are
+        return {"min": values["min"], "max": values["max"]}
     if values["empty"]:
         return {"min": math.nan, "max": math.nan}
     return {"min": values["min"], "max": values["max"]}
+
+
+def _dp_minmax(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """One block (min, max): L2 2·√2·B, or 2·B when a person has a single row in all.
+
+    Honest but wide: a minimum is one person's value. The release clips both ends to
+    [−B, B], B the largest owner's bound on the grid, an empty selection giving (B, −B).
+    Adding a person with values in [−B, B] to a non-empty selection with ends m ≤ M moves
+    them by (m − a)⁺ and (b − M)⁺ (a, b: the person's smallest and largest value), at most
+    (m + B)² + (B − M)² ≤ 4B² in squares since m ≤ M. To an empty one it moves them by
+    B − a and b + B: up to 8B² when a = −B and b = B, which takes two rows; with one row,
+    a = b and 2B² + 2a² ≤ 4B². Rows per person beyond two change nothing; the row filter
+    only drops rows. The noise is therefore of the order of the whole declared range:
+    for an informative DP answer use `quantile` with q near 0 or 1 on a grid.
+    """
+    bound = max((b for _, b in owners), default=0)
+    rows = sum(k for k, _ in owners)
+    spread = 2.0 * bound * (math.sqrt(2) if rows > 1 else 1)
+    return sampler_safe("minmax", [(max(1.0, spread), 2)])
 
 
 def _ref_minmax(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
@@ -316,6 +448,24 @@ async def histogram(ctx: Context) -> list[SecureOutput]:
     shared = mpc.input(secint.array(local), senders=ctx.owners)
     totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
     return [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
+
+
+def _dp_counts(points: Any) -> Any:
+    """One block: the counts of every bin (grid point), L2 sensitivity Σ k_i.
+
+    Each row is counted in at most one bin (exactly one grid point: values beyond the
+    grid count at its ends), so a person with k_i rows at each owner changes the vector
+    of counts by at most Σ k_i in L1, hence in L2, the most when all their rows share one
+    bin; spread over bins it is only sqrt(Σ k_i²). The bins are public (the analyst's),
+    so their number costs nothing: no √bins factor.
+    """
+
+    def blocks(
+        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+    ) -> list[tuple[float, int]]:
+        return [(float(sum(k for k, _ in owners)), points(params))]
+
+    return blocks
 
 
 def _ref_histogram(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
@@ -386,9 +536,68 @@ def grid_counts(keys: np.ndarray, counts: np.ndarray, grid: Grid, decimals: int)
     return out
 
 
+def decimal_text(x: Fraction) -> str:
+    """An exact decimal as text: 12.5, -3, 0.05 (Fraction(text) reads it back exactly)."""
+    digits = _decimal_places(x)
+    if not digits:
+        return str(x.numerator)
+    sign = "-" if x < 0 else ""
+    whole, rest = divmod(abs(x.numerator) * 10**digits // x.denominator, 10**digits)
+    return f"{sign}{whole}.{rest:0{digits}d}"
+
+
+GRID_COUNT = re.compile(r"^count\[(?P<x>[^\]]+)\]@q=(?P<q>\d+(?:/\d+)?)$")
+
+
+async def _noisy_grid_counts(ctx: Context, grid: Grid) -> list[SecureOutput]:
+    """The DP release of the quantile: the counts per grid point, for the analyst's side to
+    take the quantile of. That side knows neither the grid nor q (only the opened values),
+    so every output's name carries its grid point and q."""
+    mpc = ctx.mpc
+    secint = mpc.SecInt(ctx.bit_length)
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
+        local = grid_counts(agg.keys["value"], agg.values["count"], grid, ctx.decimals)
+        local = local.astype(object)
+    else:
+        local = np.zeros(grid.points, dtype=object)
+    ctx.progress("computing", 0.3)
+    shared = mpc.input(secint.array(local), senders=ctx.owners)
+    totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    return [
+        SecureOutput(f"count[{decimal_text(grid.value(j))}]@q={grid.q}", c, on_value_scale=False)
+        for j, c in enumerate(totals)
+    ]
+
+
+def quantile_from_counts(values: dict[str, Fraction]) -> Fraction | float:
+    """The inverted-CDF quantile of noisy grid counts: negative counts read as 0, then the
+    first grid point whose cumulative count reaches q·N (NaN when nothing is left)."""
+    points = []
+    q = None
+    for name, count in values.items():
+        m = GRID_COUNT.match(name)
+        if m is None:
+            raise ValueError(f"not a grid count: {name!r}")
+        points.append((Fraction(m["x"]), max(count, Fraction(0))))
+        q = Fraction(m["q"])
+    points.sort()
+    total = sum((c for _, c in points), Fraction(0))
+    if not points or total <= 0 or q is None:
+        return math.nan
+    cumulative = Fraction(0)
+    for x, c in points:
+        cumulative += c
+        if cumulative >= q * total:
+            return x
+    return points[-1][0]  # not reached: the last cumulative count is the total
+
+
 async def quantile(ctx: Context) -> list[SecureOutput]:
     mpc = ctx.mpc
     grid = check_grid(ctx.params)
+    if ctx.dp:
+        return await _noisy_grid_counts(ctx, grid)
     num, den = grid.q.numerator, grid.q.denominator
     # Room for den·C − num·N (C, N < 2^(b−2)) and for the grid's values on the value scale.
     top = max(abs(grid.lower), abs(grid.value(grid.points - 1))) * 10**ctx.decimals
@@ -431,6 +640,8 @@ def _grid_value(ctx: Context, grid: Grid, index: Any) -> Any:
 
 
 def _finalize_quantile(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if "empty" not in values:  # the DP release: noisy counts per grid point
+        return {"quantile": quantile_from_counts(values)}
     return {"quantile": math.nan if values["empty"] else values["quantile"]}
 
 
@@ -467,7 +678,9 @@ _SPREAD_LEAK = (
     _NOTHING.format(what="its (count, sum, sum of squares)")
     + " Count, sum and sum of squares are never opened: the division and square root run in "
     "MPC in fixed point (relative error below 1e-9). The analyst also learns whether fewer "
-    "than two rows were selected (the output is then NaN)."
+    "than two rows were selected (the output is then NaN). DP release: instead, a noisy "
+    "count, sum and sum of squares are opened by the analyst, whose side computes the "
+    "sample variance from them (0 where the noise makes it negative, NaN below two rows)."
 )
 
 DEFINITIONS = (
@@ -482,6 +695,7 @@ DEFINITIONS = (
         reference=_ref_variance,
         parameters=_FILTER,
         finalize=_finalize_spread("variance"),
+        dp_sensitivity=_dp_moments("variance"),
     ),
     ProtocolDef(
         name="stdev",
@@ -494,6 +708,7 @@ DEFINITIONS = (
         reference=_ref_stdev,
         parameters=_FILTER,
         finalize=_finalize_spread("stdev"),
+        dp_sensitivity=_dp_moments("stdev"),
     ),
     ProtocolDef(
         name="minmax",
@@ -503,11 +718,15 @@ DEFINITIONS = (
         outputs=("min", "max"),
         leakage=_NOTHING.format(what="its own minimum and maximum (and whether it has rows)")
         + " The analyst also learns whether no row was selected (both outputs are then NaN). "
-        "Note that a minimum or maximum is one owner's actual value.",
+        "Note that a minimum or maximum is one owner's actual value. DP release: both ends "
+        "clipped to the largest owner's bound and noised at the scale of the whole declared "
+        "range (a minimum is one person's value), so the answer is honest but wide; no "
+        "emptiness bit. For an informative DP answer, use quantile with q near 0 or 1.",
         program="protocols.statistics:minmax",
         reference=_ref_minmax,
         parameters=_FILTER,
         finalize=_finalize_minmax,
+        dp_sensitivity=_dp_minmax,
     ),
     ProtocolDef(
         name="histogram",
@@ -516,7 +735,8 @@ DEFINITIONS = (
         inputs="one numeric column per data owner",
         outputs=("count[<i>]",),
         leakage=_NOTHING.format(what="its vector of counts per bin")
-        + " Rows outside [edges[0], edges[-1]] are not counted; the edges are public.",
+        + " Rows outside [edges[0], edges[-1]] are not counted; the edges are public. "
+        "DP release: every bin's count is noised (one block, sensitivity Σ rows per person).",
         program="protocols.statistics:histogram",
         reference=_ref_histogram,
         parameters=(
@@ -528,6 +748,7 @@ DEFINITIONS = (
             ),
         ),
         check_spec=_check_histogram,
+        dp_sensitivity=_dp_counts(lambda params: len(check_edges(params)) - 1),
     ),
     ProtocolDef(
         name="quantile",
@@ -541,7 +762,9 @@ DEFINITIONS = (
         leakage=_NOTHING.format(what="its counts per grid point")
         + " The row count stays secret. The analyst learns the quantile only to the grid's "
         "resolution (values are rounded down onto the grid; below lower they count at lower, "
-        "beyond the last grid point at that point), and whether no row was selected (NaN).",
+        "beyond the last grid point at that point), and whether no row was selected (NaN). "
+        "DP release: instead, noisy counts per grid point are opened by the analyst, whose "
+        "side takes the quantile of them (negative counts read as 0; NaN when none is left).",
         program="protocols.statistics:quantile",
         reference=_ref_quantile,
         parameters=(
@@ -552,5 +775,6 @@ DEFINITIONS = (
         ),
         finalize=_finalize_quantile,
         check_spec=_check_quantile,
+        dp_sensitivity=_dp_counts(lambda params: check_grid(params).points),
     ),
 )
