@@ -18,6 +18,9 @@ hands its re-randomized share to the analyst (see ``protocols.worker``).
 
 What leaks: the public list of groups (the analyst's); for ``group_mean``, which
 groups have no row (their mean is NaN).
+
+DP release: counts and sums per group on the integer grid, noised inside MPC; every mean
+(``group_by``'s and ``group_mean``'s) is then divided on the analyst's side.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ async def group_by(ctx: Context) -> list[SecureOutput]:
 
 
 async def group_mean(ctx: Context) -> list[SecureOutput]:
+    if ctx.dp:  # noise goes on integers: noisy counts and sums, divided by the analyst
+        return await group_by(ctx)
     mpc, groups = ctx.mpc, labels(ctx.params)
     f = mean_frac_bits(ctx.bit_length)  # as the plain mean: l = 2f, relative error < 2^-30
     totals = await _group_totals(ctx, mpc.SecFxp(2 * f, f), [COUNT, SUM])
@@ -131,6 +136,8 @@ def _finalize_group_by(values: dict[str, Fraction]) -> dict[str, Fraction | floa
 
 
 def _finalize_group_mean(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if not any(name.startswith("empty[") for name in values):  # the DP release
+        return _finalize_group_by(values)
     return {
         name: math.nan if values[f"empty{name[len('mean') :]}"] else value
         for name, value in values.items()
@@ -233,12 +240,15 @@ DEFINITIONS = (
         leakage=_LEAK.format(what="row count and sum")
         + " Counts and sums are never opened: the division runs in MPC in fixed point "
         "(relative error below 1e-9); the analyst learns which listed groups have no row "
-        "(their mean is NaN).",
+        "(their mean is NaN). DP release: as group_by's, noisy counts and sums per group are "
+        "opened by the analyst, whose side divides (NaN where a noisy count is not positive); "
+        "the counts then do not stay hidden from the analyst, only noised.",
         program="protocols.grouped:group_mean",
         reference=_ref("mean"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
         finalize=_finalize_group_mean,
+        dp_sensitivity=_dp_blocks("count", "sum"),
     ),
     ProtocolDef(
         name="group_by",
