@@ -22,6 +22,13 @@ protocol: the two tables' sizes after per-key pre-aggregation (numbers of
 distinct keys), the number of matching keys, and for the group-by, how many
 (key, group) rows each matching key has on the value owner's side. No party
 learns which of its own keys matched, nor any value.
+
+DP release: every output is an integer noised inside MPC before the analyst opens it
+(the correlation as its sufficient statistics, r computed on the analyst's side). A
+key's contribution is bounded first, on the owner's side (``max_rows_per_key``), since
+a key need not be a person: one person's row could otherwise bring in a key with any
+number of other people's rows. The sizes and the match count stay exact and known to
+the parties, as above: against them the noise changes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +42,16 @@ import numpy as np
 
 from ensnif_mpc.errors import InvalidJobSpec
 from protocols.io import Context, SecureOutput
-from protocols.registry import KEY_TYPES, NUMERIC, Param, ProtocolDef, Role, Table
+from protocols.registry import (
+    KEY_TYPES,
+    NUMERIC,
+    Param,
+    ProtocolDef,
+    Role,
+    Table,
+    positional,
+    sampler_safe,
+)
 
 KEY = Role(
     "key", KEY_TYPES, "the join key (e.g. a customer id); int or string, same type on both sides"
@@ -133,6 +149,53 @@ def _select_sum(ctx: Context, array: Any, idx: np.ndarray, sectype: Any) -> Any:
     return ctx.mpc.np_sum(array[idx])
 
 
+# -- contribution bounding for the DP releases -----------------------------------------------
+CAP = "max_rows_per_key"
+
+
+def row_cap(params: Mapping[str, Any]) -> int:
+    """The most rows one key contributes to a DP release (params.max_rows_per_key, default 1)."""
+    cap = params.get(CAP, 1)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise InvalidJobSpec(f"params.{CAP}: expected a positive integer, got {cap!r}")
+    return cap
+
+
+def capped(sums: np.ndarray, counts: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per key: its count capped at ``cap`` and its sum scaled to that count, keeping the
+    key's mean (rounded half up): a key with n rows of sum s counts a = min(n, cap) rows
+    of sum s·a/n. Exact integers."""
+    rows, total = [], []
+    for s, n in zip(sums, counts, strict=True):
+        n, s = int(n), int(s)
+        a = min(n, cap)
+        rows.append(a)
+        total.append((2 * s * a + n) // (2 * n) if n else 0)
+    return np.array(rows, dtype=object), np.array(total, dtype=object)
+
+
+def cap_per_key(
+    keys: np.ndarray, columns: np.ndarray, counts: np.ndarray, sums: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(key, group) rows capped so that a key counts at most ``cap`` rows over all groups.
+
+    Greedy in the listed groups' order: each (key, group) row keeps a = min(n, what the key
+    has left) of its n rows and the sum s·a/n (its mean kept, rounded half up). Rows stay
+    in the table (with zeros where nothing is left), so the table's shape is unchanged.
+    """
+    left: dict[Any, int] = {}
+    rows = np.zeros(len(keys), dtype=object)
+    total = np.zeros(len(keys), dtype=object)
+    for i in sorted(range(len(keys)), key=lambda i: int(columns[i])):
+        n, s = int(counts[i]), int(sums[i])
+        room = left.get(keys[i], cap)
+        a = min(n, room)
+        left[keys[i]] = room - a
+        rows[i] = a
+        total[i] = (2 * s * a + n) // (2 * n) if n else 0
+    return rows, total
+
+
 # -- intersection size -------------------------------------------------------------------
 async def intersection_size(ctx: Context) -> list[SecureOutput]:
     from protocols.shuffle import Shuffler
@@ -181,7 +244,10 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
             measures=[("count", None), ("sum", "value")],
             where=_value_where(ctx.params),
         )
-        mine_a = (_hashed(agg.keys["key"]), agg.values["sum:value"], agg.values["count"])
+        sums, counts = agg.values["sum:value"], agg.values["count"]
+        if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
+            counts, sums = capped(sums, counts, row_cap(ctx.params))
+        mine_a = (_hashed(agg.keys["key"]), sums, counts)
     if ctx.local is not None and ctx.index == ctx.owners[1]:
         mine_b = _hashed(keyed(ctx.local, ["key"]).keys["key"])
     n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
@@ -212,8 +278,46 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
 
 
 def _finalize_intersection_sum(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
-    rows = values["rows"]
-    return {**values, "mean": values["sum"] / rows if rows else math.nan}
+    rows = values["rows"]  # > 0, not just nonzero: under DP a noisy count can be negative
+    return {**values, "mean": values["sum"] / rows if rows > 0 else math.nan}
+
+
+def _dp_intersection_size(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """One block, L2 Σ k_i (k_A + k_B).
+
+    After pre-aggregation each side's keys are distinct, and a key on one side matches at
+    most one on the other. A person with k_i rows at owner i brings at most k_i keys
+    there, each of which can create at most one match — whatever the key means: with a
+    key shared by several people (a zip code) their rows may match other people's keys.
+    """
+    return [(float(max(1, sum(k for k, _ in owners))), 1)]
+
+
+def _dp_intersection_sum(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """Blocks keys, rows, sum (ρ/3 each), with c = max_rows_per_key.
+
+    Under DP each of the first owner's keys counts a = min(n, c) of its n rows with the
+    sum s·a/n (rounded): a key's contribution is at most c rows and c·B_A. A person with
+    k_A rows at A and k_B at B:
+    - keys: as intersection_size, k_A + k_B;
+    - rows: their rows at A move the capped counts of the keys they fall in by at most one
+      each (k_A); each of their at most k_B keys at B can make one of A's keys match, with
+      all its capped rows, whoever's they are (c each): k_A + c·k_B;
+    - sum: one more row in a key moves s·a/n by |v| ≤ B_A while n < c, else by
+      c·|v·n − s| / (n·(n + 1)) ≤ 2·c·B_A/(c + 1); rounding adds at most 1 per key touched:
+      k_A·(2·c·B_A/(c + 1) + 1) from A, plus c·B_A for each key their B rows unlock.
+    Without the cap, one row at B could unlock a key with any number of A's rows.
+    """
+    (k_a, b_a), (k_b, _) = owners
+    c = row_cap(params)
+    keys = max(1, k_a + k_b)
+    rows = max(1, k_a + c * k_b)
+    total = max(1.0, k_a * (2 * c * b_a / (c + 1) + 1) + k_b * c * b_a)
+    return sampler_safe("intersection_sum", [(float(keys), 1), (float(rows), 1), (float(total), 1)])
 
 
 # -- join, then group-by ---------------------------------------------------------------------
@@ -255,8 +359,14 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
         cols = np.array([column[g] for g in label[keep]], dtype=np.int64)
         weights = np.zeros((int(keep.sum()), width), dtype=object)
         rows = np.arange(len(cols))
-        weights[rows, cols] = agg.values["count"][keep].astype(object)
-        weights[rows, cols + len(groups)] = agg.values["sum:value"][keep]
+        counts = agg.values["count"][keep].astype(object)
+        sums = agg.values["sum:value"][keep]
+        if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
+            counts, sums = cap_per_key(
+                agg.keys["key"][keep], cols, counts, sums, row_cap(ctx.params)
+            )
+        weights[rows, cols] = counts
+        weights[rows, cols + len(groups)] = sums
         mine_b = (_hashed(agg.keys["key"][keep]), weights)
     n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
     n_b = await _announce(ctx, 1, None if mine_b is None else len(mine_b[0]))
@@ -288,11 +398,12 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
 
 
 def _group_outputs(groups: list[str], totals: list[Any]) -> list[SecureOutput]:
-    outputs = []
-    for i, g in enumerate(groups):
-        outputs.append(SecureOutput(f"count[{g}]", totals[i], on_value_scale=False))
-        outputs.append(SecureOutput(f"sum[{g}]", totals[len(groups) + i]))
-    return outputs
+    """Every group's count, then every group's sum: the two blocks of the DP release."""
+    counts = [
+        SecureOutput(f"count[{g}]", totals[i], on_value_scale=False) for i, g in enumerate(groups)
+    ]
+    sums = [SecureOutput(f"sum[{g}]", totals[len(groups) + i]) for i, g in enumerate(groups)]
+    return counts + sums
 
 
 def _finalize_group(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
@@ -300,11 +411,39 @@ def _finalize_group(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
     for name, count in values.items():
         if name.startswith("count["):
             g = name[len("count[") : -1]
-            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count else math.nan
+            # count > 0, not just nonzero: under DP a noisy count can be 0 or negative.
+            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count > 0 else math.nan
     return out
 
 
+def _dp_join_group_by(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """Blocks counts[G] and sums[G] (ρ/2 each), with c = max_rows_per_key.
+
+    Under DP the second owner caps every key at c rows over the listed groups (greedy in
+    the groups' order, each (key, group) keeping its mean): an unlocked key moves the
+    count vector by at most c in L1 (so in L2) and the sums by at most c·B_B. A person
+    with k_A rows at A and k_B at B:
+    - at A, their rows decide the threshold bit (or the presence) of at most k_A keys,
+      each of which switches a whole capped key of B on or off: k_A·c and k_A·c·B_B;
+    - at B, one more row in (key, group g) adds at most one capped row to g and, when the
+      key's cap is reached, takes one from a later group g': √2 for the counts. The sum of
+      g moves by at most 2·B_B (+1 for rounding: s·a/n with a fixed, or |v| if a grows),
+      that of g' by at most B_B + 1 (s/n): sqrt((2B_B + 1)² + (B_B + 1)²) per row.
+    Without the cap, one row at A could switch on a key with any number of B's rows.
+    """
+    (k_a, _), (k_b, b_b) = owners
+    c = row_cap(params)
+    g = len(_groups(params))
+    counts = max(1.0, k_a * c + math.sqrt(2) * k_b)
+    per_row = math.sqrt((2 * b_b + 1) ** 2 + (b_b + 1) ** 2)
+    sums = max(1.0, k_a * c * b_b + k_b * per_row)
+    return sampler_safe("join_group_by", [(counts, g), (sums, g)])
+
+
 def _check_join_group_by(spec: Any) -> None:
+    row_cap(spec.params)
     if spec.params.get("threshold") is None:
         return
     if "filter" not in spec.inputs[0].columns:
@@ -331,30 +470,39 @@ def correlation_frac_bits(bit_length: int) -> int:
     return 2 * bit_length + 32
 
 
+MOMENTS = ("pairs", "sum_x", "sum_y", "sumsq_x", "sumsq_y", "sum_xy")
+
+
 async def join_correlation(ctx: Context) -> list[SecureOutput]:
     from protocols.shuffle import Shuffler
 
     mpc, secfld = ctx.mpc, _secfld(ctx)
     f = correlation_frac_bits(ctx.bit_length)
-    secfxp = mpc.SecFxp(2 * f, f)
+    # DP: integers, for sums of squares and products of per-key values below 2^(b−2).
+    sectype = mpc.SecInt(2 * ctx.bit_length) if ctx.dp else mpc.SecFxp(2 * f, f)
     how = ctx.params.get("per_key", "mean")
     tables: list[tuple[np.ndarray, np.ndarray] | None] = [None, None]
     for position in range(2):
         if ctx.local is not None and ctx.index == ctx.owners[position]:
             agg = keyed(ctx.local, ["key"], measures=[("count", None), ("sum", "value")])
-            values = per_key_values(agg.values["sum:value"], agg.values["count"], how)
+            sums, counts = agg.values["sum:value"], agg.values["count"]
+            if ctx.dp and how == "sum":  # bounded per-key values: what the sensitivity assumes
+                _, sums = capped(sums, counts, row_cap(ctx.params))
+            values = per_key_values(sums, counts, how)
             tables[position] = (_hashed(agg.keys["key"]), values)
     shared = []
     sizes = []
     for position in range(2):
         mine = tables[position]
         sizes.append(await _announce(ctx, position, None if mine is None else len(mine[0])))
-    if min(sizes) < 2:
-        return _no_correlation(secfxp, 0)
+    if min(sizes) < 2 and not ctx.dp:
+        return _no_correlation(sectype, 0)
+    if not all(sizes):
+        return [SecureOutput(name, sectype(0), on_value_scale=False) for name in MOMENTS]
     for position, n in enumerate(sizes):
         mine = tables[position]
         key = _input(ctx, position, secfld, None if mine is None else mine[0], (n,))
-        value = _input(ctx, position, secfxp, None if mine is None else mine[1], (n,))
+        value = _input(ctx, position, sectype, None if mine is None else mine[1], (n,))
         shared.append(await Shuffler(mpc).apply([key, value]))
     ctx.progress("pseudonyms", 0.45)
     (key_a, x), (key_b, y) = shared
@@ -362,8 +510,17 @@ async def join_correlation(ctx: Context) -> list[SecureOutput]:
     ia, ib = match(ps_a, ps_b)
     m = len(ia)
     ctx.progress("aggregating", 0.75)
+    if ctx.dp:  # the sufficient statistics on the grid; r is scale-free, so no decimals
+        if m == 0:
+            return [SecureOutput(name, sectype(0), on_value_scale=False) for name in MOMENTS]
+        xs, ys = x[ia], y[ib]
+        stats = [sectype(m), mpc.np_sum(xs), mpc.np_sum(ys), xs @ xs, ys @ ys, xs @ ys]
+        return [
+            SecureOutput(name, v, on_value_scale=False)
+            for name, v in zip(MOMENTS, stats, strict=True)
+        ]
     if m < 2:
-        return _no_correlation(secfxp, m)
+        return _no_correlation(sectype, m)
     xs, ys = x[ia], y[ib]
     sx, sy = mpc.np_sum(xs), mpc.np_sum(ys)
     sxx, syy, sxy = xs @ xs, ys @ ys, xs @ ys
@@ -380,7 +537,7 @@ async def join_correlation(ctx: Context) -> list[SecureOutput]:
     return [
         SecureOutput("r2", r2, on_value_scale=False),
         SecureOutput("negative", num < 0, on_value_scale=False),
-        SecureOutput("pairs", secfxp(m), on_value_scale=False),
+        SecureOutput("pairs", sectype(m), on_value_scale=False),
         SecureOutput("undefined", undefined, on_value_scale=False),
     ]
 
@@ -395,11 +552,45 @@ def _no_correlation(secfxp: Any, pairs: int) -> list[SecureOutput]:
 
 
 def _finalize_correlation(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    if "r2" not in values:  # the DP release: noisy sufficient statistics
+        return {"r": correlation_from_moments(values), "pairs": round(values["pairs"])}
     pairs = round(values["pairs"])
     if values["undefined"]:
         return {"r": math.nan, "pairs": pairs}
     r = math.sqrt(min(max(float(values["r2"]), 0.0), 1.0))
     return {"r": -r if values["negative"] else r, "pairs": pairs}
+
+
+def correlation_from_moments(values: Mapping[str, Fraction]) -> float:
+    """Pearson's r from (noisy) n, Σx, Σy, Σx², Σy², Σxy: NaN where n < 2 or a noisy
+    spread is not positive, else clamped to [−1, 1] (post-processing)."""
+    n, sx, sy, sxx, syy, sxy = (values[name] for name in MOMENTS)
+    num = n * sxy - sx * sy
+    vx, vy = n * sxx - sx * sx, n * syy - sy * sy
+    if n < 2 or vx <= 0 or vy <= 0:
+        return math.nan
+    r = math.sqrt(min(float(num * num / (vx * vy)), 1.0))
+    return -r if num < 0 else r
+
+
+def _dp_correlation(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[tuple[float, int]]:
+    """Blocks n, Σx, Σy, Σx², Σy², Σxy (ρ/6 each: their scales differ by orders).
+
+    A key's value is its mean, within [−B, B], or under DP its sum capped at c =
+    max_rows_per_key rows (mean kept), within [−c·B, c·B]: call the bounds X (A) and Y (B).
+    A person with k_A rows at A and k_B at B touches at most k_A keys at A and k_B at B, so
+    at most K = k_A + k_B pairs appear, vanish or change. Each moves n by at most 1, Σx by
+    2X (a value anywhere in [−X, X] replaced by another; X when added), Σx² by X² (both
+    squares in [0, X²]), Σxy by 2XY; likewise for y. Without the cap, a key shared by many
+    people (a zip code) could carry any sum.
+    """
+    (k_a, b_a), (k_b, b_b) = owners
+    c = row_cap(params) if params.get("per_key", "mean") == "sum" else 1
+    x, y, k = c * b_a, c * b_b, k_a + k_b
+    blocks = [k, 2 * k * x, 2 * k * y, k * x * x, k * y * y, 2 * k * x * y]
+    return sampler_safe("join_correlation", [(float(max(1, v)), 1) for v in blocks])
 
 
 # -- plaintext references (pandas), in the declared unit ---------------------------------------
@@ -479,6 +670,31 @@ _NOT = (
     "pseudonyms are revealed), nor any key of the other owner, nor any value. Rows without "
     "a key (NULL or empty) are left out of the join."
 )
+_DP = (
+    " DP release: the outputs are noised inside MPC before the analyst opens them, but the "
+    "parties still see the sizes and the exact number of matching keys by construction: "
+    "the noise protects the release against the analyst only."
+)
+
+
+def _cap(whose: str) -> Param:
+    return Param(
+        CAP,
+        "int",
+        f"DP release only: the most of {whose} rows one key contributes (its count is "
+        "capped and its sum scaled to keep the key's mean); larger: less bias, more noise",
+        default=1,
+    )
+
+
+def _check_cap(spec: Any) -> None:
+    row_cap(spec.params)
+
+
+def _check_correlation(spec: Any) -> None:
+    _check_per_key(spec.params)
+    row_cap(spec.params)
+
 
 DEFINITIONS = (
     ProtocolDef(
@@ -487,12 +703,13 @@ DEFINITIONS = (
         summary="Number of join keys (e.g. customers) both data owners have",
         inputs="two data owners, each a `key` column (int or string, same type)",
         outputs=("count",),
-        leakage=f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}",
+        leakage=f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}",
         program="protocols.join:intersection_size",
         reference=_ref_intersection_size,
         roles=((KEY,), (KEY,)),
         min_data_owners=2,
         max_data_owners=2,
+        dp_sensitivity=_dp_intersection_size,
     ),
     ProtocolDef(
         name="intersection_sum",
@@ -505,7 +722,11 @@ DEFINITIONS = (
             "min/max row filter, so the parties also see how many of its keys have a row in "
             "that range. The first owner's rows are pre-aggregated per key (sum, count) "
             "before sharing, so duplicate keys do not show. `rows` (the first owner's rows "
-            "of matching keys) and `sum` reach only the analyst; `mean` = sum / rows." + _NOT
+            "of matching keys) and `sum` reach only the analyst; `mean` = sum / rows."
+            + _NOT
+            + _DP
+            + " Under DP each key counts at most max_rows_per_key of the first owner's rows "
+            "(its sum scaled to keep its mean), so `rows` and `sum` are of the capped rows."
         ),
         program="protocols.join:intersection_sum",
         reference=_ref_intersection_sum,
@@ -513,10 +734,13 @@ DEFINITIONS = (
         parameters=(
             Param("min", "number", "only the first owner's rows with value >= min (local)"),
             Param("max", "number", "only the first owner's rows with value <= max (local)"),
+            _cap("the first owner's"),
         ),
         min_data_owners=2,
         max_data_owners=2,
         finalize=_finalize_intersection_sum,
+        check_spec=_check_cap,
+        dp_sensitivity=positional(_dp_intersection_sum),
     ),
     ProtocolDef(
         name="join_group_by",
@@ -537,7 +761,12 @@ DEFINITIONS = (
             "The threshold is evaluated by the first owner on its own per-key totals and "
             "shared as a secret bit: nobody learns which keys pass. Rows of groups not "
             "listed in params.groups are ignored. Per-group counts and sums reach only the "
-            "analyst." + _NOT
+            "analyst."
+            + _NOT
+            + _DP
+            + " Under DP each key of the second owner counts at most max_rows_per_key rows "
+            "over the listed groups (taken in their listed order, each group's sum scaled to "
+            "keep its mean)."
         ),
         program="protocols.join:join_group_by",
         reference=_ref_join_group_by,
@@ -549,11 +778,13 @@ DEFINITIONS = (
                 "number",
                 "keep keys whose total of the first owner's `filter` column is > threshold",
             ),
+            _cap("the second owner's"),
         ),
         min_data_owners=2,
         max_data_owners=2,
         finalize=_finalize_group,
         check_spec=_check_join_group_by,
+        dp_sensitivity=positional(_dp_join_group_by),
     ),
     ProtocolDef(
         name="join_correlation",
@@ -565,7 +796,13 @@ DEFINITIONS = (
             f"Leaks {_SIZES}. Each owner first reduces its rows to one value per key "
             "(params.per_key: mean rounded half up to the session's decimals, or sum). "
             "The sums and cross-products stay secret; only r (and the public pair count) reach the "
-            "analyst. r is NaN when fewer than two keys match or a side is constant." + _NOT
+            "analyst. r is NaN when fewer than two keys match or a side is constant."
+            + _NOT
+            + _DP
+            + " Under DP the analyst opens noisy n, Σx, Σy, Σx², Σy², Σxy of the matched "
+            "pairs instead, and its side computes r (NaN where a noisy spread is not "
+            "positive) and the noisy pair count; with per_key = sum a key's sum counts at "
+            "most max_rows_per_key rows (scaled to keep its mean)."
         ),
         program="protocols.join:join_correlation",
         reference=_ref_join_correlation,
@@ -577,11 +814,13 @@ DEFINITIONS = (
                 "how a key's rows become one value: mean or sum",
                 default="mean",
             ),
+            _cap("an owner's (with per_key = sum)"),
         ),
         min_data_owners=2,
         max_data_owners=2,
         finalize=_finalize_correlation,
-        check_spec=lambda spec: _check_per_key(spec.params),
+        check_spec=_check_correlation,
+        dp_sensitivity=positional(_dp_correlation),
     ),
 )
 
