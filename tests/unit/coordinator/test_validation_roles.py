@@ -277,9 +277,15 @@ def test_exact_release_needs_every_owners_policy() -> None:
     assert info.value.reason == "exact_not_allowed"
 
 
-def test_a_protocol_without_a_dp_release_says_so() -> None:
-    from ensnif_mpc.errors import FailedPrecondition
+def test_a_protocol_without_a_dp_release_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
 
+    from ensnif_mpc.errors import FailedPrecondition
+    from protocols import registry
+
+    # Every protocol in the registry has a DP release; take it away from one.
+    exact_only = dataclasses.replace(registry.get("intersection_size"), dp_sensitivity=None)
+    monkeypatch.setitem(registry.catalog(), "intersection_size", exact_only)
     spec = jobspec.from_dict(
         {
             "protocol": "intersection_size",
