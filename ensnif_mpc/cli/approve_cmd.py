@@ -29,6 +29,7 @@ _config = click.option(
 
 
 def _node_state(config_path: str) -> tuple[PartyConfig, Any]:
+    from ensnif_mpc import audit
     from party_node.store import NodeStore
 
     cfg = PartyConfig.load(Path(config_path))
@@ -38,7 +39,9 @@ def _node_state(config_path: str) -> tuple[PartyConfig, Any]:
             f"no node state at {db}: is this the config of a node that has run "
             "(its state_dir)? Nothing was created."
         )
-    return cfg, NodeStore(db)
+    # The store signs its audit anchor with the node's key, as the running node does, so
+    # the records this command adds keep `ensnif audit verify` green.
+    return cfg, NodeStore(db, signer=audit.Signer.from_key_file(cfg.tls.key))
 
 
 @click.command("pending")
