@@ -90,6 +90,8 @@ class ShareRow(Base):
     party: Mapped[str] = mapped_column(String(128), primary_key=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    # The signing node's certificate when the share was collected ("" before revision 3).
+    certificate_pem: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class AuditRow(AuditColumns, Base):
@@ -345,13 +347,30 @@ class Store:
                 .values(updated_at=utcnow(), version=JobRow.version + 1, **fields)
             )
 
-    def put_share(self, job_id: str, party: str, blob: bytes, signature: bytes) -> None:
+    def put_share(
+        self, job_id: str, party: str, blob: bytes, signature: bytes, certificate_pem: str = ""
+    ) -> None:
         with self._sessions.begin() as s:
             row = s.get(ShareRow, (job_id, party))
             if row is None:
-                s.add(ShareRow(job_id=job_id, party=party, blob=blob, signature=signature))
+                s.add(
+                    ShareRow(
+                        job_id=job_id,
+                        party=party,
+                        blob=blob,
+                        signature=signature,
+                        certificate_pem=certificate_pem,
+                    )
+                )
             else:
                 row.blob, row.signature = blob, signature
+                row.certificate_pem = certificate_pem
+
+    def share_certificates(self, job_id: str) -> dict[str, str]:
+        """The certificate each share was signed under, as recorded at collection."""
+        with self._sessions() as s:
+            rows = s.scalars(select(ShareRow).where(ShareRow.job_id == job_id)).all()
+            return {r.party: r.certificate_pem for r in rows if r.certificate_pem}
 
     def get_shares(self, job_id: str) -> dict[str, tuple[bytes, bytes]]:
         """Sealed share and node signature per party."""

@@ -194,6 +194,15 @@ def test_put_share_again_replaces_the_blob(store):
     assert store.get_shares("job-1") == {"grocery": (b"new", b"sig-new")}
 
 
+def test_a_share_keeps_the_certificate_it_was_signed_under(store):
+    """A node that rotates later re-registers; its earlier shares keep their certificate."""
+    _create(store)
+    store.put_share("job-1", "grocery", b"g", b"sig-g", "PEM-then")
+    store.put_share("job-1", "helper", b"h", b"sig-h")  # recorded before revision 3
+
+    assert store.share_certificates("job-1") == {"grocery": "PEM-then"}
+
+
 def test_get_shares_of_a_job_without_shares_is_empty(store):
     _create(store)
 

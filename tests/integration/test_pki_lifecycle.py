@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ensnif_mpc import convert, errors, jobspec, pki
-from ensnif_mpc.client import Client
+from ensnif_mpc.client import Client, state_name
 from ensnif_mpc.config import ClientProfile
 from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
 from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
@@ -200,3 +200,19 @@ def test_node_refuses_a_job_for_an_expired_analyst(consortium: InProcess, tmp_pa
     assert reply.decision == ppb.DECISION_REJECTED
     assert reply.reason_code == "untrusted_analyst"
     assert "expired" in reply.reason
+
+
+def test_a_result_signed_before_a_node_rotated_still_verifies(consortium: InProcess) -> None:
+    """The coordinator hands out the certificate each share was signed under."""
+    with consortium.client() as c:
+        job = c.wait(c.submit(SUM).id, timeout_s=90)
+        assert state_name(job) == "succeeded", job.reason
+        before = c.result(job.id)
+    rotation = pki.rotate(consortium.lc.pki_dir, "helper")
+    consortium.nodes["helper"].registrar.wake()
+    deadline = time.monotonic() + 15
+    while registered_certificate(consortium, "helper") != rotation.files.cert.read_text():
+        assert time.monotonic() < deadline, "the helper did not register its new certificate"
+        time.sleep(0.1)
+    with consortium.client() as c:
+        assert c.result(job.id) == before
