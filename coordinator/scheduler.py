@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +37,64 @@ class JobEnded(Exception):
     """The job reached a final state (possibly by someone else); the driver stops."""
 
 
+class Admission:
+    """At most ``limit`` jobs in flight per party; the others wait their turn, in order.
+
+    In flight means proposed and not ended: each such job holds an MPC port and a budget
+    reservation at every node, and soon a worker process. A job beyond the limit waits at
+    the coordinator (state ``validated``) before anything is proposed, instead of being
+    refused by a node with no free port (``resource_busy``) or started on a machine too
+    busy to connect its workers within the connect timeout.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"admission limit must be at least 1, got {limit}")
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._active: Counter[str] = Counter()
+        self._queue: list[tuple[str, frozenset[str]]] = []
+
+    def acquire(self, key: str, parties: Sequence[str], give_up: Callable[[], bool]) -> bool:
+        """Wait until every party has room and no earlier waiter for one of them is left;
+        False if ``give_up()`` says so first (checked about once a second)."""
+        mine = frozenset(parties)
+        with self._cond:
+            self._queue.append((key, mine))
+            try:
+                while not self._may_go(key, mine):
+                    if give_up():
+                        return False
+                    self._cond.wait(1.0)
+                self._active.update(mine)
+                return True
+            finally:
+                self._queue.remove((key, mine))
+                self._cond.notify_all()
+
+    def force(self, parties: Sequence[str]) -> None:
+        """Count a job that already holds resources at the nodes (resumed after a restart)."""
+        with self._cond:
+            self._active.update(frozenset(parties))
+
+    def release(self, parties: Sequence[str]) -> None:
+        with self._cond:
+            self._active.subtract(frozenset(parties))
+            self._cond.notify_all()
+
+    def in_flight(self, party: str) -> int:
+        with self._cond:
+            return self._active[party]
+
+    def _may_go(self, key: str, mine: frozenset[str]) -> bool:
+        for other, parties in self._queue:
+            if other == key:
+                break
+            if parties & mine:
+                return False
+        return all(self._active[p] < self.limit for p in mine)
+
+
 class Scheduler:
     def __init__(
         self,
@@ -45,6 +104,7 @@ class Scheduler:
         propose_timeout_s: float = 30.0,
         job_timeout_s: float = 3600.0,
         node_lost_grace_s: float = 6.0,
+        max_jobs_per_party: int = 8,
     ) -> None:
         self.store = store
         self.dialer = dialer
@@ -52,6 +112,7 @@ class Scheduler:
         self.propose_timeout_s = propose_timeout_s
         self.job_timeout_s = job_timeout_s
         self.node_lost_grace_s = node_lost_grace_s
+        self.admission = Admission(max_jobs_per_party)
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -70,7 +131,7 @@ class Scheduler:
 
     def resume(self) -> int:
         jobs = self.store.list_jobs(limit=10_000, states=LIVE)
-        for job in jobs:
+        for job in sorted(jobs, key=lambda j: j.created_at):  # oldest first: queue order
             log.info("resuming job %s in state %s", job.id, job.state.value)
             self.drive(job.id)
         return len(jobs)
@@ -90,7 +151,14 @@ class Scheduler:
 
     # -- driver --------------------------------------------------------------
     def _run(self, job_id: str) -> None:
+        admitted: list[str] | None = None
         try:
+            job = self.store.get_job(job_id)
+            if job.state.final:
+                return
+            admitted = self._admit(job)
+            if admitted is None:  # ended while it waited its turn: nothing was proposed
+                return
             job = self.store.get_job(job_id)
             if job.state in (JobState.SUBMITTED, JobState.VALIDATED, JobState.AWAITING_APPROVAL):
                 job = self._approve(job)
@@ -108,7 +176,38 @@ class Scheduler:
             log.exception("job %s: scheduler error", job_id)
             self._fail(job_id, "internal scheduler error; see the coordinator log", "internal")
         finally:
+            if admitted:
+                self.admission.release(admitted)
             self.notify(job_id)
+
+    def _admit(self, job: JobRecord) -> list[str] | None:
+        """Take the job's place in flight at each of its parties; a job not yet proposed
+        waits for one (see :class:`Admission`), within the job's time limit. None if the
+        job ended meanwhile (cancelled, out of time) or the coordinator is stopping."""
+        parties = list(job.spec.party_order)
+        if job.state not in (JobState.SUBMITTED, JobState.VALIDATED):
+            self.admission.force(parties)  # proposed before a restart: it holds its ports
+            return parties
+        limit_at = job.created_at.timestamp() + self.job_timeout_s
+
+        def give_up() -> bool:
+            return (
+                self._stopping.is_set()
+                or time.time() > limit_at
+                or self.store.get_job(job.id).state.final
+            )
+
+        if self.admission.acquire(job.id, parties, give_up):
+            return parties
+        if not self._stopping.is_set() and time.time() > limit_at:
+            self._fail(
+                job.id,
+                f"waited its whole time limit of {self.job_timeout_s:.0f}s for a turn "
+                f"(at most {self.admission.limit} jobs run at once per party)",
+                "timeout",
+                abort=False,  # nothing was proposed: no node holds anything for it
+            )
+        return None
 
     def _move(
         self, job: JobRecord, new: JobState, reason: str = "", code: str = "", **fields: Any
