@@ -82,21 +82,69 @@ def _bytes_sent(mpc) -> int:
 
 
 async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict) -> None:
-    """MPyC waits forever for a vanished peer; notice it and end this worker with a reason."""
+    """MPyC waits forever for a peer that vanished or went silent; notice either and end
+    this worker with a reason.
+
+    - lost (``peer_lost``): the connection to the peer closed;
+    - stalled (``peer_stalled``): this worker waits for a message from the peer and nothing
+      at all has arrived from it for ``ENSNIF_PEER_SILENCE_SECONDS`` (default 600; 0 turns
+      the check off): a frozen process, or a link that stopped carrying data while the
+      connection stays open. Silence is counted only while this watch runs every interval;
+      after the worker's own computation held the event loop, counting starts again, as the
+      peer's data may be waiting unread. A peer that computes longer than the limit between
+      two messages would be taken for stalled: the default must stay far above the longest
+      local step of a job (a join's grow with its keys).
+    """
+    try:
+        silence_s = float(os.environ.get("ENSNIF_PEER_SILENCE_SECONDS", "600"))
+    except ValueError:
+        silence_s = 600.0
+    interval = 0.2
+    heard: dict[int, tuple[tuple[frozenset, int], float]] = {}  # pid -> (what we saw, since)
+    last = time.monotonic()
+
+    def leave(msg: str, code: str) -> None:
+        log.error("job %s: %s", session.job_id, msg)
+        WorkerStatus("failed", 0.0, msg, 0, code).write(directory)
+        logging.shutdown()
+        os._exit(EXIT_FAILED)
+
     while not state["finishing"]:
+        now = time.monotonic()
+        if now - last > 5 * interval:
+            heard.clear()
+        last = now
         for peer in mpc.parties:
             if peer.pid == mpc.pid:
                 continue
             proto = peer.protocol
+            address = session.addresses[peer.pid]
             if proto is None or (hasattr(proto, "transport") and proto.transport.is_closing()):
                 if state["finishing"]:
                     return
-                msg = f"lost the MPC connection to party {peer.pid} ({session.addresses[peer.pid]})"
-                log.error("job %s: %s", session.job_id, msg)
-                WorkerStatus("failed", 0.0, msg, 0, "peer_lost").write(directory)
-                logging.shutdown()
-                os._exit(EXIT_FAILED)
-        await asyncio.sleep(0.2)
+                leave(f"lost the MPC connection to party {peer.pid} ({address})", "peer_lost")
+            if silence_s <= 0:
+                continue
+            awaited = any(
+                isinstance(v, asyncio.Future) and not v.done() for v in proto.buffers.values()
+            )
+            if not awaited:
+                heard.pop(peer.pid, None)
+                continue
+            # Any message (or part of one) from the peer changes what is buffered.
+            seen = (frozenset(proto.buffers), len(proto.bytes))
+            before = heard.get(peer.pid)
+            if before is None or before[0] != seen:
+                heard[peer.pid] = (seen, now)
+            elif now - before[1] > silence_s:
+                if state["finishing"]:
+                    return
+                leave(
+                    f"no data from party {peer.pid} ({address}) for {silence_s:.0f}s while "
+                    "waiting for it: the peer or the link stalled",
+                    "peer_stalled",
+                )
+        await asyncio.sleep(interval)
 
 
 def _local_data(session: WorkerSession):
