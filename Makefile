@@ -29,7 +29,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ensnif_mpc coordinator party_node
 
-# Not a test: prints a table (about 10 minutes). E.g. make bench BENCH_ARGS="--quick".
+# Not a test: prints a table (about 10 minutes), then the load section: 50 small jobs at once
+# (a few minutes; bench/load.py). E.g. make bench BENCH_ARGS="--quick", or "--load 0".
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

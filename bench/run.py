@@ -5,7 +5,9 @@ coordinator and three nodes; prints c/b (orchestration overhead) and c/a (the pr
 seeing the data), CPU time, bytes sent, and checks every answer against the plaintext one.
 
 Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
-(grocery and logistics each); a compute-only helper is the third party.
+(grocery and logistics each); a compute-only helper is the third party. After the families, the
+load section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the
+run is narrowed with --only, --protocol or --rows, unless --load N asks for it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import FAMILIES, PLANS, Case, select  # noqa: E402
 from ensnif_job import Consortium, EnsnifRun  # noqa: E402
+from load import from_json as load_from_json  # noqa: E402
+from load import measure as measure_load  # noqa: E402
+from load import print_report as print_load  # noqa: E402
 from plaintext import PLAINTEXT, agrees, read  # noqa: E402
 from points import per_point_us, print_costs  # noqa: E402
 from raw import RawRun  # noqa: E402
@@ -123,6 +128,13 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write every measurement here")
     ap.add_argument("--markdown", action="store_true", help="also print the table as markdown")
     ap.add_argument("--report", type=Path, help="only print the tables of a saved --json file")
+    ap.add_argument(
+        "--load",
+        type=int,
+        metavar="N",
+        help="jobs submitted at once in the load section (0: skip it; default 50, 12 with "
+        "--quick, 0 with --only, --protocol or --rows)",
+    )
     args = ap.parse_args()
     if args.report:
         saved = json.loads(args.report.read_text())
@@ -161,10 +173,18 @@ def main() -> int:
     saved: dict[str, Any] = {"consortia": consortia, "results": results}
     if any(r["family"] == "private-join" for r in results):
         saved["point_us"] = per_point_us()
+    load_ok = True
+    jobs = args.load
+    if jobs is None:
+        jobs = 0 if (args.only or args.protocol or args.rows) else 12 if args.quick else 50
+    if jobs > 0:
+        load = measure_load(jobs)
+        saved["load"] = asdict(load)
+        load_ok = load.ok
     show(saved, args.markdown)
     if args.json:
         args.json.write_text(json.dumps(saved, indent=1))
-    return 1 if any(r["problems"] for r in results) else 0
+    return 1 if any(r["problems"] for r in results) or not load_ok else 0
 
 
 def show(saved: dict[str, Any], markdown: bool) -> None:
@@ -181,6 +201,8 @@ def show(saved: dict[str, Any], markdown: bool) -> None:
             f"consortium at {c['rows']:,} rows/owner: sample data {c['generate_s']:.1f} s, "
             f"start (incl. each node's bound check of its CSV) {c['startup_s']:.1f} s"
         )
+    if saved.get("load"):
+        print_load(load_from_json(saved["load"]))
 
 
 def _progress(row: dict[str, Any]) -> str:
