@@ -432,6 +432,8 @@ def _dp_join_group_by(
       g moves by at most 2·B_B (+1 for rounding: s·a/n with a fixed, or |v| if a grows),
       that of g' by at most B_B + 1 (s/n): sqrt((2B_B + 1)² + (B_B + 1)²) per row.
     Without the cap, one row at A could switch on a key with any number of B's rows.
+    In L1 (declared for the discrete Laplace mechanism): k_A·c + 2·k_B for the counts,
+    k_A·c·B_B + k_B·(3·B_B + 2) for the sums.
     """
     (k_a, _), (k_b, b_b) = owners
     c = row_cap(params)
@@ -439,7 +441,9 @@ def _dp_join_group_by(
     counts = max(1.0, k_a * c + math.sqrt(2) * k_b)
     per_row = math.sqrt((2 * b_b + 1) ** 2 + (b_b + 1) ** 2)
     sums = max(1.0, k_a * c * b_b + k_b * per_row)
-    return sampler_safe("join_group_by", [(counts, g), (sums, g)])
+    counts_l1 = float(max(1, k_a * c + 2 * k_b))
+    sums_l1 = float(max(1, k_a * c * b_b + k_b * (3 * b_b + 2)))
+    return sampler_safe("join_group_by", [(counts, g, counts_l1), (sums, g, sums_l1)])
 
 
 def _check_join_group_by(spec: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.dp import BlockSpec
 from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec, UnknownProtocol
 
 
@@ -46,8 +47,12 @@ VALUE = Role("value", NUMERIC, "the numeric column to aggregate")
 Table = Mapping[str, np.ndarray]
 Reference = Callable[[Sequence[Table], Mapping[str, Any]], dict[str, float]]
 # From each owner's (rows per person, largest |value| on the integer grid) and the
-# parameters: the blocks of the noisy release in output order, as (L2 sensitivity, outputs).
-DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[tuple[float, int]]]
+# parameters: the blocks of the noisy release in output order, each an
+# ensnif_mpc.dp.BlockSpec: (L2 sensitivity, outputs), or (L2 sensitivity, outputs, L1
+# sensitivity) where a block knows a better L1 than √outputs·L2 (for the discrete Laplace
+# mechanism; ensnif_mpc.dlaplace.l1_bound). Typed list[Any] so that callers written for
+# the two-element form keep type-checking.
+DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[Any]]
 Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
@@ -223,13 +228,13 @@ def _dp_mean(
 MAX_DP_SENSITIVITY = float(2**50)
 
 
-def sampler_safe(protocol: str, blocks: list[tuple[float, int]]) -> list[tuple[float, int]]:
+def sampler_safe(protocol: str, blocks: list[BlockSpec]) -> list[BlockSpec]:
     """The blocks unchanged, or a clear refusal when one is beyond what the sampler can noise.
 
     Sums of squares and cross-products (variance, correlation) reach B² on the integer grid,
     far beyond any sum: without this check their noise would saturate, silently.
     """
-    for l2, _ in blocks:
+    for l2, *_ in blocks:
         if l2 > MAX_DP_SENSITIVITY:
             raise FailedPrecondition(
                 f"the DP release of {protocol!r} has sensitivity {l2:.3g} on the columns' "
@@ -240,25 +245,29 @@ def sampler_safe(protocol: str, blocks: list[tuple[float, int]]) -> list[tuple[f
     return blocks
 
 
-def positional(
-    blocks: DpSensitivity,
-) -> DpSensitivity:
+def positional(blocks: DpSensitivity) -> DpSensitivity:
     """For a protocol whose owners play different roles (a join): ``blocks`` reads
     ``owners`` in input order. A node checks its own contribution with a one-owner list and
     no position, so a single owner gets the smaller of its blocks at either position —
     a lower bound of what it contributes wherever it stands, which is what that check needs.
     """
 
-    def wrapped(
-        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-    ) -> list[tuple[float, int]]:
+    def wrapped(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
         if len(owners) != 1:
             return blocks(owners, params)
         first = blocks([owners[0], (0, 0)], params)
         second = blocks([(0, 0), owners[0]], params)
-        return [(min(a, b), d) for (a, d), (b, _) in zip(first, second, strict=True)]
+        return [_smaller(a, b) for a, b in zip(first, second, strict=True)]
 
     return wrapped
+
+
+def _smaller(a: BlockSpec, b: BlockSpec) -> BlockSpec:
+    """The elementwise smaller of two declarations of one block (L2, and L1 where both have
+    one); the number of outputs is the same."""
+    if len(a) > 2 and len(b) > 2:
+        return (min(a[0], b[0]), a[1], min(a[2], b[2]))
+    return (min(a[0], b[0]), a[1])
 
 
 def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:

@@ -381,12 +381,14 @@ def _dp_minmax(
     B − a and b + B: up to 8B² when a = −B and b = B, which takes two rows; with one row,
     a = b and 2B² + 2a² ≤ 4B². Rows per person beyond two change nothing; the row filter
     only drops rows. The noise is therefore of the order of the whole declared range:
-    for an informative DP answer use `quantile` with q near 0 or 1 on a grid.
+    for an informative DP answer use `quantile` with q near 0 or 1 on a grid. In L1 (for
+    the discrete Laplace mechanism): (m + B) + (B − M) ≤ 2B, and 4B, or 2B with one row.
     """
     bound = max((b for _, b in owners), default=0)
     rows = sum(k for k, _ in owners)
     spread = 2.0 * bound * (math.sqrt(2) if rows > 1 else 1)
-    return sampler_safe("minmax", [(max(1.0, spread), 2)])
+    l1 = 2.0 * bound * (2 if rows > 1 else 1)
+    return sampler_safe("minmax", [(max(1.0, spread), 2, max(1.0, l1))])
 
 
 def _ref_minmax(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
@@ -457,13 +459,15 @@ def _dp_counts(points: Any) -> Any:
     grid count at its ends), so a person with k_i rows at each owner changes the vector
     of counts by at most Σ k_i in L1, hence in L2, the most when all their rows share one
     bin; spread over bins it is only sqrt(Σ k_i²). The bins are public (the analyst's),
-    so their number costs nothing: no √bins factor.
+    so their number costs nothing: no √bins factor, in L2 nor in L1 (declared for the
+    discrete Laplace mechanism, whose default would be √bins·L2).
     """
 
     def blocks(
         owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-    ) -> list[tuple[float, int]]:
-        return [(float(sum(k for k, _ in owners)), points(params))]
+    ) -> list[tuple[float, int, float]]:
+        rows = float(max(1, sum(k for k, _ in owners)))
+        return [(rows, points(params), rows)]
 
     return blocks
 

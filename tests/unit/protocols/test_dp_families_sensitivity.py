@@ -24,7 +24,7 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from coordinator.validation import sizing_for
-from ensnif_mpc import dp
+from ensnif_mpc import dlaplace, dp
 from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
 from protocols import join, statistics
 from protocols.registry import catalog
@@ -197,13 +197,20 @@ def _params(protocol: str, cap: int, threshold: int | None, per_key: str) -> dic
     }.get(protocol, {})
 
 
-def _blocks(protocol: str, owners: list[tuple[int, int]], params: dict) -> list[tuple[float, int]]:
+def _blocks(protocol: str, owners: list[tuple[int, int]], params: dict) -> list[tuple]:
     return catalog()[protocol].dp_sensitivity(owners, params)
 
 
-def _moved(before: list[list[Any]], after: list[list[Any]]) -> list[float]:
+def _l1(block: tuple) -> float:
+    """The L1 sensitivity the discrete Laplace mechanism uses: declared, or √dims·⌈L2⌉."""
+    return dlaplace.l1_bound(block[0], block[1], block[2] if len(block) > 2 else None)
+
+
+def _moved(before: list[list[Any]], after: list[list[Any]], order: int = 2) -> list[float]:
+    """How far each block moved, in L2 (or L1)."""
     return [
-        math.sqrt(sum(float(Fraction(x) - Fraction(y)) ** 2 for x, y in zip(b, a, strict=True)))
+        sum(abs(Fraction(x) - Fraction(y)) ** order for x, y in zip(b, a, strict=True))
+        ** (1 / order)
         for b, a in zip(before, after, strict=True)
     ]
 
@@ -284,10 +291,13 @@ def test_adding_one_person_moves_each_block_by_at_most_its_sensitivity(
     before = RELEASES[protocol](base, declared, params)
     after = RELEASES[protocol](with_person, declared, params)
 
-    assert [d for _, d in blocks] == [len(b) for b in before]
-    for i, ((l2, _), change) in enumerate(zip(blocks, _moved(before, after), strict=True)):
-        target(change / l2, label=f"block {i}")  # steer towards the tightest cases
-        assert change <= l2 + 1e-9, (protocol, declared, params, with_person)
+    assert [b[1] for b in blocks] == [len(b) for b in before]
+    moved = zip(blocks, _moved(before, after), _moved(before, after, 1), strict=True)
+    for i, (block, change, change_l1) in enumerate(moved):
+        target(change / block[0], label=f"block {i}")  # steer towards the tightest cases
+        target(change_l1 / _l1(block), label=f"block {i}, L1")
+        assert change <= block[0] + 1e-9, (protocol, declared, params, with_person)
+        assert change_l1 <= _l1(block) + 1e-9, (protocol, declared, params, with_person)
 
 
 @settings(max_examples=80, deadline=None)
@@ -303,8 +313,9 @@ def test_one_owner_alone_never_claims_more_than_the_whole_release(protocol, owne
     whole = _blocks(protocol, owners, params)
     for owner in owners:
         alone = _blocks(protocol, [owner], params)
-        assert [d for _, d in alone] == [d for _, d in whole]
-        assert all(a <= w + 1e-9 for (a, _), (w, _) in zip(alone, whole, strict=True))
+        assert [b[1] for b in alone] == [b[1] for b in whole]
+        for a, w in zip(alone, whole, strict=True):
+            assert a[0] <= w[0] + 1e-9 and _l1(a) <= _l1(w) + 1e-9
 
 
 # -- the cases that make the bounds what they are ----------------------------------------------
@@ -317,8 +328,9 @@ def test_a_person_with_both_extremes_moves_an_empty_minmax_by_the_full_bound():
     (change,) = _moved(_minmax(empty, owners, {}), _minmax(person, owners, {}))
 
     assert change == pytest.approx(2 * math.sqrt(2) * 100)
-    assert _blocks("minmax", owners, {}) == [(pytest.approx(change), 2)]
-    assert _blocks("minmax", [(1, 100)], {}) == [(200.0, 2)]  # one row: a = b
+    assert _moved(_minmax(empty, owners, {}), _minmax(person, owners, {}), 1) == [400]
+    assert _blocks("minmax", owners, {}) == [(pytest.approx(change), 2, 400.0)]
+    assert _blocks("minmax", [(1, 100)], {}) == [(200.0, 2, 200.0)]  # one row: a = b
 
 
 def test_one_row_at_the_second_owner_unlocks_at_most_a_capped_key_of_the_first():
@@ -381,8 +393,8 @@ def test_a_new_pair_at_the_bounds_moves_the_squares_by_the_full_bound():
 
     assert moved == [1, 7, 5, 49, 25, 35]
     blocks = _blocks("join_correlation", owners, params)
-    assert [l2 for l2, _ in blocks] == [2, 28, 20, 98, 50, 140]  # K = 2: not tight for sums
-    assert all(m <= l2 for m, (l2, _) in zip(moved, blocks, strict=True))
+    assert [b[0] for b in blocks] == [2, 28, 20, 98, 50, 140]  # K = 2: not tight for sums
+    assert all(m <= b[0] for m, b in zip(moved, blocks, strict=True))
 
 
 def test_a_person_at_both_owners_is_counted_at_both():
@@ -401,8 +413,8 @@ def test_a_person_at_both_owners_is_counted_at_both():
 
 def test_histogram_and_quantile_do_not_grow_with_the_number_of_bins():
     owners = [(2, 10), (1, 10)]
-    assert _blocks("histogram", owners, {"edges": list(range(101))}) == [(3.0, 100)]
-    assert _blocks("quantile", owners, {"lower": 0, "upper": 99, "step": 1}) == [(3.0, 100)]
+    assert _blocks("histogram", owners, {"edges": list(range(101))}) == [(3.0, 100, 3.0)]
+    assert _blocks("quantile", owners, {"lower": 0, "upper": 99, "step": 1}) == [(3.0, 100, 3.0)]
 
 
 def test_squares_beyond_what_the_sampler_can_noise_are_refused_with_a_reason():
