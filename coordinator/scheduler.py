@@ -104,6 +104,7 @@ class Scheduler:
         propose_timeout_s: float = 30.0,
         job_timeout_s: float = 3600.0,
         node_lost_grace_s: float = 6.0,
+        approval_timeout_s: float = 7 * 86400.0,
         max_jobs_per_party: int = 8,
     ) -> None:
         self.store = store
@@ -112,8 +113,12 @@ class Scheduler:
         self.propose_timeout_s = propose_timeout_s
         self.job_timeout_s = job_timeout_s
         self.node_lost_grace_s = node_lost_grace_s
+        # How long a job may wait for data owners' administrators (manual approval).
+        self.approval_timeout_s = approval_timeout_s
         self.admission = Admission(max_jobs_per_party)
         self._threads: dict[str, threading.Thread] = {}
+        # Parties whose in-flight slots each driven job holds (see Admission).
+        self._holding: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -159,6 +164,7 @@ class Scheduler:
             admitted = self._admit(job)
             if admitted is None:  # ended while it waited its turn: nothing was proposed
                 return
+            self._holding[job_id] = admitted
             job = self.store.get_job(job_id)
             if job.state in (JobState.SUBMITTED, JobState.VALIDATED, JobState.AWAITING_APPROVAL):
                 job = self._approve(job)
@@ -176,8 +182,9 @@ class Scheduler:
             log.exception("job %s: scheduler error", job_id)
             self._fail(job_id, "internal scheduler error; see the coordinator log", "internal")
         finally:
-            if admitted:
-                self.admission.release(admitted)
+            held = self._holding.pop(job_id, None)
+            if held:
+                self.admission.release(held)
             self.notify(job_id)
 
     def _admit(self, job: JobRecord) -> list[str] | None:
@@ -249,6 +256,7 @@ class Scheduler:
             job = self._move(job, JobState.AWAITING_APPROVAL)
         order = list(job.spec.party_order)
         deadline = time.monotonic() + self.propose_timeout_s
+        manual_since = time.monotonic()
         while True:
             answers = self._propose_all(job, order)
             if self.store.get_job(job.id).state.final:
@@ -264,7 +272,26 @@ class Scheduler:
                 )
                 raise JobEnded(job.id)
             if all(a.decision == ppb.DECISION_APPROVED for a in answers.values()):
+                if job.id not in self._holding:
+                    self._readmit(job, order)
                 break
+            manual = sorted(
+                p
+                for p, a in answers.items()
+                if a.decision == ppb.DECISION_NEEDS_MANUAL and a.reason_code == "awaiting_approval"
+            )
+            if manual:
+                # A person decides: wait as long as the approval timeout allows, and say
+                # whose approval is missing. Nothing is held at the nodes meanwhile, so the
+                # job gives up its in-flight slots (jobs waiting for people must not block
+                # the others) and takes them again once approved.
+                deadline = max(deadline, manual_since + self.approval_timeout_s)
+                self._show_waiting(job, {p: answers[p].reason for p in manual})
+                held = self._holding.pop(job.id, None)
+                if held:
+                    self.admission.release(held)
+            else:
+                manual_since = time.monotonic()
             if time.monotonic() > deadline:
                 waiting = sorted(
                     p for p, a in answers.items() if a.decision != ppb.DECISION_APPROVED
@@ -297,9 +324,45 @@ class Scheduler:
             "party_order": order,
             "peers": peers,
             "threshold": honest_majority_threshold(len(order)),
+            "approvals": [
+                {
+                    "party": party,
+                    "job_id": a.approval.job_id,
+                    "decision": a.approval.decision,
+                    "approver": a.approval.approver,
+                    "at": a.approval.at,
+                    "job_hash": a.approval.job_hash,
+                    "signature_hex": a.approval.signature_hex,
+                    "reason": a.approval.reason,
+                }
+                for party, a in answers.items()
+                if a.HasField("approval")
+            ],
         }
         job = self._move(job, JobState.APPROVED, session=session)
         return job
+
+    def _readmit(self, job: JobRecord, order: list[str]) -> None:
+        """Take in-flight slots again after a manual approval (the nodes now hold ports and
+        reservations; they give them back themselves after their start timeout)."""
+
+        def give_up() -> bool:
+            return self._stopping.is_set() or self.store.get_job(job.id).state.final
+
+        if not self.admission.acquire(job.id, order, give_up):
+            raise JobEnded(job.id)
+        self._holding[job.id] = list(order)
+
+    def _show_waiting(self, job: JobRecord, waiting: dict[str, str]) -> None:
+        current = self.store.get_job(job.id).progress
+        progress = dict(current)
+        for party, reason in waiting.items():
+            entry = dict(progress.get(party, {}))
+            entry.update(state="awaiting_approval", phase="awaiting approval", message=reason)
+            progress[party] = entry
+        if progress != current:
+            self.store.update_job(job.id, progress=progress)
+            self.notify(job.id)
 
     def _propose_all(self, job: JobRecord, order: list[str]) -> dict[str, Any]:
         def one(i_party: tuple[int, str]) -> tuple[str, Any]:
@@ -379,8 +442,14 @@ class Scheduler:
             # Store the share before the status says "succeeded": the last party to
             # report must never end the job while another's share is still in flight.
             if st.state == "succeeded" and st.sealed_share:
+                # Keep the certificate the node signs under now: it may rotate later.
+                rec = self.store.get_party(party)
                 self.store.put_share(
-                    job.id, party, bytes(st.sealed_share), bytes(st.share_signature)
+                    job.id,
+                    party,
+                    bytes(st.sealed_share),
+                    bytes(st.share_signature),
+                    rec.certificate_pem if rec else "",
                 )
             with lock:
                 statuses[party] = {

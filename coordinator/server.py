@@ -40,8 +40,15 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
     store = Store(cfg.database, signer=Signer.from_key_file(cfg.tls.key))
     hub = Hub()
     dialer = NodeDialer(cfg.tls)
-    scheduler = Scheduler(store, dialer, hub.notify, cfg.propose_timeout_s, cfg.job_timeout_s)
-    servicer = CoordinatorServicer(Coordinator(store, scheduler), hub)
+    scheduler = Scheduler(
+        store,
+        dialer,
+        hub.notify,
+        cfg.propose_timeout_s,
+        cfg.job_timeout_s,
+        approval_timeout_s=cfg.approval_timeout_s,
+    )
+    servicer = CoordinatorServicer(Coordinator(store, scheduler, cfg.cache_seconds), hub)
     name = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name
     server, port, _ = build_server(
         cfg.listen,
