@@ -40,9 +40,11 @@ from statistics import NormalDist
 from typing import Any
 
 from ensnif_mpc import dlaplace
-from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
 
 MIN_SIGMA_SHARE = 2.0
+# OpenDP's sampler works on i64; 60σ (mass beyond it < 2^-2500) must stay below 2^63.
+MAX_SIGMA_SHARE = float(2**56)
 
 
 def _opendp() -> Any:  # imported lazily: the CLI must start fast
@@ -119,6 +121,13 @@ def calibrate(
         raise ValueError("no honest party to count noise from")
     sigma = central_sigma(rho, l2_sensitivity)
     share = max(sigma / math.sqrt(honest), MIN_SIGMA_SHARE)
+    if share > MAX_SIGMA_SHARE:
+        raise FailedPrecondition(
+            f"the noise this release needs (σ ≈ {share:.3g} per party on the integer grid) "
+            "exceeds what the 64-bit sampler draws exactly; narrow the columns' bounds or "
+            "decimals, or ask for a larger ρ",
+            reason="dp_unavailable",
+        )
     # Raise σ_p (by 0.1 % steps) until the KLS bound meets the target.
     for _ in range(10_000):
         achieved = kls_rho(l2_sensitivity, share, honest, dims)
@@ -129,7 +138,12 @@ def calibrate(
 
 
 def sample_shares(sigma_share: float, count: int) -> list[int]:
-    """This party's noise shares: exact discrete Gaussian samples from OpenDP (no floats)."""
+    """This party's noise shares: exact discrete Gaussian samples from OpenDP (no floats).
+
+    OpenDP draws 64-bit integers and saturates at ±2^63: a scale whose tail reaches that
+    would silently clip the noise, so it is refused (calibrate refuses it first)."""
+    if not 0 < sigma_share <= MAX_SIGMA_SHARE:
+        raise ValueError(f"noise scale {sigma_share!r} is outside the sampler's exact range")
     dp = _opendp()
     measurement = dp.m.make_gaussian(
         dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale=sigma_share

@@ -100,3 +100,18 @@ def test_summed_noise_shares_match_the_convolved_pmf_and_a_wrong_count_is_caught
     assert total.var() == pytest.approx(parties * sigma**2, rel=0.05)
     # Negative control: the same sums are not the sum of two parties' shares.
     assert p_value(parties - 1) < 1e-6
+
+
+def test_a_scale_beyond_the_64_bit_sampler_is_refused_not_clipped() -> None:
+    """OpenDP's i64 sampler saturates at ±2^63: such a release must be refused."""
+    import pytest
+
+    from ensnif_mpc import dp
+    from ensnif_mpc.errors import FailedPrecondition
+
+    with pytest.raises(FailedPrecondition, match="64-bit sampler") as info:
+        dp.plan(0.1, [(1e22, 1)], 3, 1)
+    assert info.value.reason == "dp_unavailable"
+    with pytest.raises(ValueError, match="exact range"):
+        dp.sample_shares(1e22, 1)
+    assert dp.plan(0.1, [(1e15, 1)], 3, 1).blocks[0].sigma_share < dp.MAX_SIGMA_SHARE
