@@ -612,6 +612,9 @@ class Node:
                 if port in used:
                     continue
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    # As the worker's own listener does: a port whose last job's connections
+                    # linger in TIME_WAIT is free (without this, a busy node ran out).
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     try:
                         s.bind(("", port))
                     except OSError:
