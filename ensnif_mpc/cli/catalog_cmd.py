@@ -75,7 +75,8 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
     console.print(
         "release: "
         + (
-            "DP (distributed discrete Gaussian) or exact where every owner allows it"
+            "DP (distributed discrete Gaussian, or discrete Laplace with [privacy] epsilon) "
+            "or exact where every owner allows it"
             if p.dp_release
             else "exact only, where every owner's policy allows it (no DP release yet)"
         )
