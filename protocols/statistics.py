@@ -553,18 +553,22 @@ def decimal_text(x: Fraction) -> str:
 GRID_COUNT = re.compile(r"^count\[(?P<x>[^\]]+)\]@q=(?P<q>\d+(?:/\d+)?)$")
 
 
+def _local_grid_counts(ctx: Context, grid: Grid) -> np.ndarray:
+    """This owner's count of rows per grid point (zeros at a compute-only party)."""
+    if ctx.local is None:
+        return np.zeros(grid.points, dtype=object)
+    agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
+    counts = grid_counts(agg.keys["value"], agg.values["count"], grid, ctx.decimals)
+    return counts.astype(object)
+
+
 async def _noisy_grid_counts(ctx: Context, grid: Grid) -> list[SecureOutput]:
     """The DP release of the quantile: the counts per grid point, for the analyst's side to
     take the quantile of. That side knows neither the grid nor q (only the opened values),
     so every output's name carries its grid point and q."""
     mpc = ctx.mpc
     secint = mpc.SecInt(ctx.bit_length)
-    if ctx.local is not None:
-        agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
-        local = grid_counts(agg.keys["value"], agg.values["count"], grid, ctx.decimals)
-        local = local.astype(object)
-    else:
-        local = np.zeros(grid.points, dtype=object)
+    local = _local_grid_counts(ctx, grid)
     ctx.progress("computing", 0.3)
     shared = mpc.input(secint.array(local), senders=ctx.owners)
     totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
@@ -607,12 +611,7 @@ async def quantile(ctx: Context) -> list[SecureOutput]:
     top = max(abs(grid.lower), abs(grid.value(grid.points - 1))) * 10**ctx.decimals
     bits = max(ctx.bit_length + den.bit_length(), math.ceil(top).bit_length()) + 2
     secint = mpc.SecInt(bits)
-    if ctx.local is not None:
-        agg = ctx.local.aggregate(by=["value"], measures=[("count", None)])
-        local = grid_counts(agg.keys["value"], agg.values["count"], grid, ctx.decimals)
-        local = local.astype(object)
-    else:
-        local = np.zeros(grid.points, dtype=object)
+    local = _local_grid_counts(ctx, grid)
     ctx.progress("computing", 0.2)
     shared = mpc.input(secint.array(local), senders=ctx.owners)
     cum = mpc.np_cumsum(mpc.np_sum(mpc.np_stack(shared), axis=0))
