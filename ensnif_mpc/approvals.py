@@ -68,6 +68,16 @@ def sign(decision: Decision, key_pem: bytes) -> Decision:
     return replace(decision, signature=pki.sign(key_pem, decision.message()).hex())
 
 
+def decide(
+    job_id: str, job_hash: str, decision: str, approver: str, reason: str, key_pem: bytes
+) -> Decision:
+    """A decision taken now, signed with ``key_pem`` (the node's key)."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return sign(Decision(job_id, decision, approver, now, job_hash, reason=reason), key_pem)
+
+
 def verify(decision: Decision, party_cert_pem: str | bytes, ca_pem: bytes, party: str) -> None:
     """The decision was signed by ``party``'s node certificate, itself issued by the CA."""
     who = pki.verify_member(party_cert_pem, ca_pem)

@@ -15,7 +15,6 @@ from typing import Any
 
 from ensnif_mpc import approvals
 from ensnif_mpc.config import PartyConfig
-from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import FailedPrecondition, InvalidArgument, UnknownJob
 from party_node.store import NodeStore
 
@@ -70,16 +69,9 @@ def decide(
             f"job {job_id} is {job.state} at {cfg.name}, not awaiting approval",
             reason="not_awaiting_approval",
         )
-    signed = approvals.sign(
-        approvals.Decision(
-            job_id=job_id,
-            decision=decision,
-            approver=approver,
-            at=utcnow().isoformat(),
-            job_hash=str(job.data.get("job_hash", "")),
-            reason=reason,
-        ),
-        cfg.tls.key.read_bytes(),
+    job_hash = str(job.data.get("job_hash", ""))
+    signed = approvals.decide(
+        job_id, job_hash, decision, approver, reason, cfg.tls.key.read_bytes()
     )
     if not store.add_approval(signed):
         raise FailedPrecondition(f"job {job_id} was already decided", reason="already_decided")

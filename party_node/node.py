@@ -233,8 +233,7 @@ class Node:
         except EnsnifError:
             self.ledger.release(p.job_id)
             raise
-        for key in self._question_keys(p):
-            self.store.record_question(p.job_id, key)
+        self.store.record_question(p.job_id, self._question_key(p))
         cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
         self.workspace.create(p.job_id)
         data: dict[str, Any] = {
@@ -304,17 +303,8 @@ class Node:
     def _decide(self, p: Proposal, decision: str, approver: str, reason: str) -> None:
         """Record a signed decision (the policy's own, for automatic approvals)."""
         definition = registry.get(p.spec.protocol)
-        signed = approvals.sign(
-            approvals.Decision(
-                job_id=p.job_id,
-                decision=decision,
-                approver=approver,
-                at=utcnow().isoformat(),
-                job_hash=approvals.job_hash(p.spec, definition.version, p.job_id),
-                reason=reason,
-            ),
-            self.key_pem,
-        )
+        job_hash = approvals.job_hash(p.spec, definition.version, p.job_id)
+        signed = approvals.decide(p.job_id, job_hash, decision, approver, reason, self.key_pem)
         self.store.add_approval(signed, applied=True)
 
     def _pending_data(self, p: Proposal, verdict: policy.Verdict) -> dict[str, Any]:
@@ -330,9 +320,9 @@ class Node:
             "proposed_at": utcnow().isoformat(),
         }
 
-    def _question_keys(self, p: Proposal) -> list[str]:
+    def _question_key(self, p: Proposal) -> str:
         definition = registry.get(p.spec.protocol)
-        return [policy.question_key(p.spec, definition.version, _cert_name(p.analyst_cert_pem))]
+        return approvals.question_key(p.spec, definition.version, _cert_name(p.analyst_cert_pem))
 
     def _evaluate(
         self, p: Proposal, approved: bool = False
@@ -428,9 +418,7 @@ class Node:
         repeats = 0
         if ds.policy.max_repeats:
             since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
-            repeats = max(
-                self.store.count_question(k, since, p.job_id) for k in self._question_keys(p)
-            )
+            repeats = self.store.count_question(self._question_key(p), since, p.job_id)
         facts = self._policy_request(p, ds, roles, repeats)
         if ds.policy.min_cohort:
             facts = dataclasses.replace(facts, cohort=cohort.smallest(ds, roles, p.spec.params))

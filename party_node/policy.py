@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ensnif_mpc import approvals
 from ensnif_mpc.errors import PolicyViolation, RateLimited
-from ensnif_mpc.jobspec import JobSpec
 from ensnif_mpc.schema import AccessPolicy
 
 
@@ -76,10 +74,6 @@ def evaluate(allowed_protocols: tuple[str, ...], policy: AccessPolicy, req: Requ
     if policy.approval == "manual":
         return Verdict(True, "approval = manual")
     return Verdict(False, "approval = auto")
-
-
-def question_key(spec: JobSpec, protocol_version: int, recipient: str) -> str:
-    return approvals.question_key(spec, protocol_version, recipient)
 
 
 def _period(seconds: float) -> str:
