@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ensnif_mpc coordinator party_node
+	$(BIN)/lint-imports
 
 # Not a test: prints a table (about 10 minutes), then the load section: 50 small jobs at once
 # (a few minutes; bench/load.py). E.g. make bench BENCH_ARGS="--quick", or "--load 0".

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.validation import sizing_for
-from ensnif_mpc.localnet import DATASETS
-from ensnif_mpc.sample_data import ZIPS, SampleData
+from ensnif_mpc.demo.localnet import DATASETS
+from ensnif_mpc.demo.sample_data import ZIPS, SampleData
 
 FAMILIES = ("aggregates", "statistics", "group-by", "private-join")
 

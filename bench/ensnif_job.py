@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ensnif_mpc import jobspec
-from ensnif_mpc.client import is_final, state_name
+from ensnif_mpc.demo.localnet import NODES, LocalConsortium
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.localnet import NODES, LocalConsortium
-from ensnif_mpc.worker_session import STATUS_FILE
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.jobs.worker_session import STATUS_FILE
+from ensnif_mpc.sdk.client import is_final, state_name
 from protocols import registry
 
 _TICK = os.sysconf("SC_CLK_TCK")

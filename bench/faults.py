@@ -43,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load import live_workers  # noqa: E402
 
-from ensnif_mpc import jobspec, localnet  # noqa: E402
-from ensnif_mpc.client import is_final, state_name  # noqa: E402
+from ensnif_mpc.demo import localnet
+from ensnif_mpc.demo.localnet import LocalConsortium  # noqa: E402
 from ensnif_mpc.errors import EnsnifError  # noqa: E402
-from ensnif_mpc.localnet import LocalConsortium  # noqa: E402
-from ensnif_mpc.worker_session import STATUS_FILE  # noqa: E402
+from ensnif_mpc.jobs import jobspec  # noqa: E402
+from ensnif_mpc.jobs.worker_session import STATUS_FILE  # noqa: E402
+from ensnif_mpc.sdk.client import is_final, state_name  # noqa: E402
 
 OWNERS = {"grocery": "orders", "logistics": "deliveries"}
 DP_JOB = "ticket-mean-dp.toml"

@@ -45,11 +45,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensnif_mpc import jobspec  # noqa: E402
-from ensnif_mpc.client import is_final, state_name  # noqa: E402
+from ensnif_mpc.demo.localnet import NODES, LocalConsortium  # noqa: E402
 from ensnif_mpc.errors import EnsnifError  # noqa: E402
-from ensnif_mpc.localnet import NODES, LocalConsortium  # noqa: E402
-from ensnif_mpc.worker_session import SESSION_FILE, STATUS_FILE  # noqa: E402
+from ensnif_mpc.jobs import jobspec  # noqa: E402
+from ensnif_mpc.jobs.worker_session import SESSION_FILE, STATUS_FILE  # noqa: E402
+from ensnif_mpc.sdk.client import is_final, state_name  # noqa: E402
 
 DP_SIGMAS = 6.0  # a DP answer further than this many noise sd from the truth is wrong
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ensnif_mpc import mpc_session, pki
+from ensnif_mpc.security import mpc_session, pki
 
 HERE = Path(__file__).resolve().parent
 PARTIES = 3

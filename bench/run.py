@@ -27,16 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import FAMILIES, PLANS, Case, select  # noqa: E402
 from ensnif_job import Consortium, EnsnifRun  # noqa: E402
-from load import from_json as load_from_json  # noqa: E402
-from load import measure as measure_load  # noqa: E402
-from load import print_report as print_load  # noqa: E402
+from load import (
+    from_json as load_from_json,  # noqa: E402
+    measure as measure_load,  # noqa: E402
+    print_report as print_load,  # noqa: E402
+)
 from plaintext import PLAINTEXT, agrees, read  # noqa: E402
 from points import per_point_us, print_costs  # noqa: E402
-from raw import RawRun  # noqa: E402
-from raw import run as run_raw  # noqa: E402
+from raw import (
+    RawRun,  # noqa: E402
+    run as run_raw,  # noqa: E402
+)
 from report import print_breakdowns, print_table  # noqa: E402
 
-from ensnif_mpc import sample_data  # noqa: E402
+from ensnif_mpc.demo import sample_data  # noqa: E402
 from protocols import registry  # noqa: E402
 
 REFERENCE_MAX_ROWS = 100_000  # the registry's references are row loops: checked up to here

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ensnif_mpc.schema import Column
-from ensnif_mpc.sources import Measure, Source, SourceSpec, Where, open_source
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.data.sources import Measure, Source, SourceSpec, Where, open_source
 
 COLUMNS = (
     Column("store", "string"),

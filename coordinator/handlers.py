@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from coordinator.scheduler import Scheduler
 from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
-from ensnif_mpc import approvals, jobspec
+from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import PermissionDenied, ResultNotReady
-from ensnif_mpc.jobspec import JobSpec
-from ensnif_mpc.jobstate import JobState
-from ensnif_mpc.pki import Identity
-from ensnif_mpc.schema import DatasetSchema
+from ensnif_mpc.jobs import approvals, jobspec
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.jobstate import JobState
+from ensnif_mpc.security.pki import Identity
 from protocols import registry
 
 # The walk a job answered from the cache takes: every state is still passed (and audited).

@@ -7,8 +7,8 @@ import threading
 import grpc
 
 from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
-from ensnif_mpc.pki import CertFiles
-from ensnif_mpc.tls import ClientIdentity
+from ensnif_mpc.security.pki import CertFiles
+from ensnif_mpc.security.tls import ClientIdentity
 
 
 class NodeDialer:

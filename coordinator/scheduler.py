@@ -22,11 +22,10 @@ import grpc
 from coordinator.nodes import NodeDialer
 from coordinator.store import JobRecord, Store
 from coordinator.validation import honest_majority_threshold
-from ensnif_mpc import convert
 from ensnif_mpc.errors import from_rpc_error
-from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
-from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
-from ensnif_mpc.jobstate import LIVE, JobState
+from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb, party_pb2_grpc
+from ensnif_mpc.jobs.jobstate import LIVE, JobState
+from ensnif_mpc.rpc import convert
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from coordinator.nodes import NodeDialer
 from coordinator.scheduler import Scheduler
 from coordinator.servicer import CoordinatorServicer
 from coordinator.store import Store
-from ensnif_mpc.audit import Signer
+from ensnif_mpc.audit.chain import Signer
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
-from ensnif_mpc.hub import Hub
-from ensnif_mpc.serving import build_server, run_until, stop_on_signal
+from ensnif_mpc.rpc.hub import Hub
+from ensnif_mpc.rpc.serving import build_server, run_until, stop_on_signal
 
 log = logging.getLogger(__name__)
 

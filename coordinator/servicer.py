@@ -8,13 +8,11 @@ import grpc
 
 from coordinator.handlers import Coordinator
 from coordinator.store import JobRecord, PartyRecord
-from ensnif_mpc import convert
 from ensnif_mpc.errors import grpc_errors
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
-from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
-from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc
-from ensnif_mpc.hub import Hub
-from ensnif_mpc.tls import peer_certificate_pem, peer_identity
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, coordinator_pb2 as cpb, coordinator_pb2_grpc
+from ensnif_mpc.rpc import convert
+from ensnif_mpc.rpc.hub import Hub
+from ensnif_mpc.security.tls import peer_certificate_pem, peer_identity
 from protocols import registry
 
 

@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from ensnif_mpc import audit, jobspec
+from ensnif_mpc.audit import chain as audit
+from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
 from ensnif_mpc.db import (
     AuditAnchorColumns,
     AuditColumns,
@@ -38,9 +39,9 @@ from ensnif_mpc.db import (
     utcnow,
 )
 from ensnif_mpc.errors import UnknownJob
-from ensnif_mpc.jobspec import JobSpec
-from ensnif_mpc.jobstate import JobState, check_transition
-from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.jobstate import JobState, check_transition
 
 
 class Base(DeclarativeBase):

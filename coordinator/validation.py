@@ -13,9 +13,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc import dlaplace
-from ensnif_mpc.dp import EXACT, ReleasePlan, laplace_plan
-from ensnif_mpc.dp import plan as dp_plan
+from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     FailedPrecondition,
@@ -26,8 +24,9 @@ from ensnif_mpc.errors import (
     UnknownDataset,
     UnknownParty,
 )
-from ensnif_mpc.jobspec import JobSpec, Privacy
-from ensnif_mpc.schema import DatasetSchema
+from ensnif_mpc.jobs.jobspec import JobSpec, Privacy
+from ensnif_mpc.privacy import dlaplace
+from ensnif_mpc.privacy.dp import EXACT, ReleasePlan, laplace_plan, plan as dp_plan
 from protocols import registry
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ensnif_mpc.data.schema import AccessPolicy, Column, PrivacyPolicy
 from ensnif_mpc.errors import InvalidConfig
-from ensnif_mpc.pki import CertFiles
-from ensnif_mpc.schema import AccessPolicy, Column, PrivacyPolicy
+from ensnif_mpc.security.pki import CertFiles
 
 if TYPE_CHECKING:  # sources pulls in pyarrow and SQLAlchemy: only data owners' nodes need them
-    from ensnif_mpc.sources import SourceSpec
+    from ensnif_mpc.data.sources import SourceSpec
 
 DEFAULT_PROFILE = Path("~/.config/ensnif/profile.toml")
 
@@ -152,7 +152,7 @@ def _sqlite_url(base: Path, url: str, where: str) -> str:
 
 def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
     """``path`` (CSV or Parquet, by suffix or ``format``) or ``url`` with ``query`` or ``table``."""
-    from ensnif_mpc.sources import SourceSpec
+    from ensnif_mpc.data.sources import SourceSpec
 
     has_path, has_url = "path" in d, "url" in d
     if has_path and has_url:

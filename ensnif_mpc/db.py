@@ -140,7 +140,7 @@ _MIGRATION_LOCK = 0x656E736E6966  # "ensnif": one advisory lock key for schema m
 
 
 class AuditColumns:
-    """Columns of an append-only, hash-chained audit table (see ``ensnif_mpc.audit``)."""
+    """Columns of an append-only, hash-chained audit table (see ``ensnif_mpc.audit.chain``)."""
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[str] = mapped_column(String(40))

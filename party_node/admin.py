@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ensnif_mpc import approvals
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.errors import FailedPrecondition, InvalidArgument, UnknownJob
+from ensnif_mpc.jobs import approvals
 from party_node.store import NodeStore
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.config import DatasetConfig
-from ensnif_mpc.sources import Measure, Where
+from ensnif_mpc.data.sources import Measure, Where
 from party_node import datasets
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.data.schema import Column, DatasetSchema
+from ensnif_mpc.data.sources import Measure, Source, open_source
 from ensnif_mpc.errors import DataError, InvalidConfig, SourceFailed, UnknownColumn
-from ensnif_mpc.schema import Column, DatasetSchema
-from ensnif_mpc.sources import Measure, Source, open_source
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc import approvals, delivery, dp, jobspec, manifest, mpc_session
 from ensnif_mpc.config import DatasetConfig, PartyConfig
+from ensnif_mpc.data.schema import Column
 from ensnif_mpc.db import utcnow
-from ensnif_mpc.dp import EXACT, ReleasePlan
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     CryptoError,
@@ -37,11 +36,15 @@ from ensnif_mpc.errors import (
     UnknownColumn,
     UnknownDataset,
 )
-from ensnif_mpc.hub import Hub
-from ensnif_mpc.jobspec import JobSpec
-from ensnif_mpc.pki import Identity, identity_of, parse_cert, verify_member
-from ensnif_mpc.schema import Column
-from ensnif_mpc.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
+from ensnif_mpc.jobs import approvals, jobspec, manifest
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
+from ensnif_mpc.privacy import dp
+from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
+from ensnif_mpc.results import delivery
+from ensnif_mpc.rpc.hub import Hub
+from ensnif_mpc.security import mpc_session
+from ensnif_mpc.security.pki import Identity, identity_of, parse_cert, verify_member
 from party_node import cohort, datasets, policy
 from party_node.executor import Executor, JobHandle, Workspace
 from party_node.ledger import Ledger
@@ -315,7 +318,7 @@ class Node:
             "rule": verdict.rule,
             "analyst": _cert_name(p.analyst_cert_pem),
             "manifest": manifest.build(
-                p.spec, p.party_order, p.release, _cert_name(p.analyst_cert_pem)
+                p.spec, definition, p.party_order, p.release, _cert_name(p.analyst_cert_pem)
             ),
             "proposed_at": utcnow().isoformat(),
         }
@@ -447,7 +450,7 @@ class Node:
     def _check_release_request(self, p: Proposal) -> None:
         """The release must be the one the submitter signed: exact only if asked, its
         mechanism, and its ρ (Gaussian) or its ε and δ (Laplace)."""
-        from ensnif_mpc import dlaplace
+        from ensnif_mpc.privacy import dlaplace
 
         asked = p.spec.privacy
         wants_exact = bool(asked and asked.exact)
@@ -486,7 +489,7 @@ class Node:
     def _check_calibration(self, p: Proposal) -> None:
         """Every scale in the plan is the one this node computes itself from ρ or (ε, δ)
         and the plan's sensitivities (Laplace: digits K, bits L and δ bounds as well)."""
-        from ensnif_mpc import dlaplace
+        from ensnif_mpc.privacy import dlaplace
 
         plan = p.release
         if plan.exact:
@@ -532,7 +535,7 @@ class Node:
         value: Column | None,
     ) -> None:
         """This owner's own view of the release: its policy, and a scale it computes itself."""
-        from ensnif_mpc import dlaplace
+        from ensnif_mpc.privacy import dlaplace
 
         policy, plan = ds.privacy, p.release
         if plan.exact:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ensnif_mpc.data.schema import AccessPolicy
 from ensnif_mpc.errors import PolicyViolation, RateLimited
-from ensnif_mpc.schema import AccessPolicy
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,20 @@ from dataclasses import dataclass, replace
 
 import grpc
 
-from ensnif_mpc import convert
-from ensnif_mpc.audit import Signer
+from ensnif_mpc.audit.chain import Signer
 from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.errors import EnsnifError, InvalidConfig
-from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as cpb
-from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc, party_pb2, party_pb2_grpc
-from ensnif_mpc.pki import identity_of, load_cert
-from ensnif_mpc.schema import DatasetSchema
-from ensnif_mpc.serving import build_server, stop_on_signal
-from ensnif_mpc.tls import ClientIdentity
+from ensnif_mpc.gen.ensnif.v1 import (
+    coordinator_pb2 as cpb,
+    coordinator_pb2_grpc,
+    party_pb2,
+    party_pb2_grpc,
+)
+from ensnif_mpc.rpc import convert
+from ensnif_mpc.rpc.serving import build_server, stop_on_signal
+from ensnif_mpc.security.pki import identity_of, load_cert
+from ensnif_mpc.security.tls import ClientIdentity
 from party_node import datasets
 from party_node.node import Node
 from party_node.servicer import PartyServicer

@@ -6,13 +6,12 @@ from collections.abc import Iterator
 
 import grpc
 
-from ensnif_mpc import __version__, convert
+from ensnif_mpc import __version__
 from ensnif_mpc.errors import grpc_errors
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
-from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
-from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
-from ensnif_mpc.mpc_session import PeerBinding
-from ensnif_mpc.tls import peer_identity
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_pb2_grpc
+from ensnif_mpc.rpc import convert
+from ensnif_mpc.security.mpc_session import PeerBinding
+from ensnif_mpc.security.tls import peer_identity
 from party_node.node import Node, Proposal, release_from_json
 from party_node.store import NODE_LIVE, NodeJob
 

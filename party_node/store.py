@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from ensnif_mpc import approvals, audit
+from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.db import (
     AuditAnchorColumns,
     AuditColumns,
@@ -35,6 +35,7 @@ from ensnif_mpc.db import (
     utcnow,
 )
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
+from ensnif_mpc.jobs import approvals
 
 # proposed → awaiting_approval|approved|rejected; awaiting_approval → approved|rejected;
 # approved → starting → running → succeeded|failed; any live → aborted
@@ -111,7 +112,7 @@ class NodeAuditRow(AuditColumns, _Base):
 
 
 class NodeAuditAnchorRow(AuditAnchorColumns, _Base):
-    """The audit chain's signed head (``ensnif_mpc.audit``)."""
+    """The audit chain's signed head (``ensnif_mpc.audit.chain``)."""
 
     __tablename__ = "audit_anchor"
 

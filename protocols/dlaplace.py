@@ -3,7 +3,7 @@
 What is computed: for every noisy output, Z = G₁ − G₂, each geometric G built from K
 binary digits that are independent biased coins, coin j being [u < T_j] for a uniform
 L-bit integer u and the public threshold T_j = ⌊p_j·2^L⌋ (parameters, the δ they cost
-and the plaintext reference: ``ensnif_mpc.dlaplace``).
+and the plaintext reference: ``ensnif_mpc.privacy.dlaplace``).
 
 Who provides what: parties 0..t each secret-share private uniformly random bits (from
 the operating system's CSPRNG); every bit of every u is the XOR of their t + 1 bits, so
@@ -123,7 +123,7 @@ def noise(mpc, sectype, blocks):
 
 def plan_blocks(plan):
     """(outputs, thresholds, bits) of every block of a checked laplace ReleasePlan."""
-    from ensnif_mpc import dlaplace
+    from ensnif_mpc.privacy import dlaplace
 
     return [
         (b.dims, dlaplace.thresholds(b.epsilon, b.l1_sensitivity, b.digits, b.bits), b.bits)
@@ -134,7 +134,7 @@ def plan_blocks(plan):
 async def _draw(mpc, l1: float, delta: float, draws: list[tuple[int, float]]):
     """One-party draws: for each (count, ε), ``count`` noise values at q = e^(−ε/l1), all
     in one array comparison (each draw a block of its own)."""
-    from ensnif_mpc import dp
+    from ensnif_mpc.privacy import dp
 
     plans = [dp.laplace_plan(eps, delta, [(l1, count, l1)], 1, 0) for count, eps in draws]
     blocks = [b for plan in plans for b in plan_blocks(plan)]
@@ -159,7 +159,7 @@ async def _draw(mpc, l1: float, delta: float, draws: list[tuple[int, float]]):
 
 def main(argv: list[str]) -> int:
     """One-party draws for tests: L1 DELTA COUNT:EPSILON...; prints samples and parameters."""
-    from ensnif_mpc import dlaplace
+    from ensnif_mpc.privacy import dlaplace
 
     l1, delta = float(argv[0]), float(argv[1])
     draws = [(int(c), float(e)) for c, e in (arg.split(":") for arg in argv[2:])]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.sources import Aggregate, Measure, Where
+from ensnif_mpc.data.sources import Aggregate, Measure, Where
 
 
 def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
@@ -32,7 +32,7 @@ def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
 class LocalData:
     """This owner's dataset, addressed by role; only local pre-aggregations come out.
 
-    ``source`` is an :class:`ensnif_mpc.sources.Source`. Sums of the ``value`` role
+    ``source`` is an :class:`ensnif_mpc.data.sources.Source`. Sums of the ``value`` role
     are on the session's decimal scale (so every owner's partials add up); other
     numeric roles keep their column's declared decimals.
     """

@@ -128,7 +128,7 @@ def keyed(local: Any, by: list[str], **kwargs: Any) -> Any:
     A row with no key (NULL, or an empty string in a CSV) cannot be joined; two
     owners' empty keys must not match each other. Such rows are left out here.
     """
-    from ensnif_mpc.sources import Aggregate
+    from ensnif_mpc.data.sources import Aggregate
 
     agg = local.aggregate(by=by, **kwargs)
     keys = agg.keys["key"]

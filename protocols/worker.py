@@ -9,7 +9,7 @@ MPyC options before the first ``import mpyc``.
 Output delivery: after the program returns its secure outputs, every party adds
 a fresh sharing of zero (each party inputs a zero; their sum re-randomizes the
 polynomial), gathers its own share and seals it to the analyst. No party opens
-the result; the analyst interpolates the shares (``ensnif_mpc.shares``).
+the result; the analyst interpolates the shares (``ensnif_mpc.results.shares``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ from typing import NoReturn
 
 import numpy as np
 
-from ensnif_mpc import sealing
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.procs import die_with_parent
-from ensnif_mpc.shares import OutputShare, PartyShares
-from ensnif_mpc.worker_session import (
+from ensnif_mpc.jobs.worker_session import (
     EXIT_BAD_SESSION,
     EXIT_FAILED,
     EXIT_OK,
@@ -40,12 +37,15 @@ from ensnif_mpc.worker_session import (
     WorkerStatus,
     atomic_write,
 )
+from ensnif_mpc.procs import die_with_parent
+from ensnif_mpc.results.shares import OutputShare, PartyShares
+from ensnif_mpc.security import sealing
 
 log = logging.getLogger("ensnif.worker")
 
 
 def mpyc_argv(session: WorkerSession) -> list[str]:
-    from ensnif_mpc import dlaplace
+    from ensnif_mpc.privacy import dlaplace
 
     sec_param = session.sec_param
     if session.release.get("mechanism") == "laplace" and not session.release.get("exact"):
@@ -148,8 +148,8 @@ async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict
 
 
 def _local_data(session: WorkerSession):
-    from ensnif_mpc.schema import Column
-    from ensnif_mpc.sources import SourceSpec, open_source
+    from ensnif_mpc.data.schema import Column
+    from ensnif_mpc.data.sources import SourceSpec, open_source
     from protocols.io import LocalData
 
     if session.source is None:
@@ -168,7 +168,7 @@ async def _add_noise(mpc, outputs, plan):
     Laplace: the noise is sampled jointly inside MPC from random bits nobody knows
     (``protocols.dlaplace``); no party holds any part of it in the clear.
     """
-    from ensnif_mpc import dp
+    from ensnif_mpc.privacy import dp
     from protocols.io import SecureOutput
 
     noisy = [o for o in outputs if o.noisy]
@@ -229,7 +229,7 @@ async def _reshare_outputs(
 
 
 async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
-    from ensnif_mpc.dp import EXACT, ReleasePlan
+    from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
     from protocols import registry
     from protocols.io import Context
 

@@ -29,7 +29,7 @@ _config = click.option(
 
 
 def _node_state(config_path: str) -> tuple[PartyConfig, Any]:
-    from ensnif_mpc import audit
+    from ensnif_mpc.audit import chain as audit
     from party_node.store import NodeStore
 
     cfg = PartyConfig.load(Path(config_path))
@@ -50,8 +50,8 @@ def _node_state(config_path: str) -> tuple[PartyConfig, Any]:
 @click.option("--json", "as_json", is_flag=True)
 def pending(config_path: str, job_id: str, as_json: bool) -> None:
     """Jobs waiting for this node's administrator, with what each would reveal and cost."""
-    from ensnif_mpc import manifest
     from ensnif_mpc.errors import UnknownJob
+    from ensnif_mpc.jobs import manifest
     from party_node import admin
 
     cfg, store = _node_state(config_path)

@@ -5,7 +5,7 @@ budget show`: ``--config`` takes the daemon's own ``coordinator.toml`` or
 ``party.toml`` (which one is told by its certificate's role) and checks the anchor's
 signature with that certificate; ``--db URL`` (with ``--cert``) reads any state
 database. Read-only: SQLite is opened with ``mode=ro``, PostgreSQL in a read-only
-transaction. How the chain and its anchor work: ``ensnif_mpc.audit``.
+transaction. How the chain and its anchor work: ``ensnif_mpc.audit.chain``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Target:
 def _target(config_path: str | None, db_url: str | None, cert_path: str | None) -> Target:
     from ensnif_mpc.config import CoordinatorConfig, PartyConfig
     from ensnif_mpc.errors import InvalidConfig
-    from ensnif_mpc.pki import identity_of, load_cert
+    from ensnif_mpc.security.pki import identity_of, load_cert
 
     if bool(config_path) == bool(db_url):
         raise InvalidConfig("give the daemon's --config, or --db URL (with --cert to check it)")
@@ -125,9 +125,9 @@ def verify(
     Detects an edited, deleted (also the last), inserted or reordered record and a
     rebuilt chain. Note the head it prints elsewhere: it must only grow.
     """
-    from ensnif_mpc import audit as chain
+    from ensnif_mpc.audit import chain
     from ensnif_mpc.errors import FailedPrecondition
-    from ensnif_mpc.pki import load_cert
+    from ensnif_mpc.security.pki import load_cert
 
     target = _target(config_path, db_url, cert_path)
     public_key = load_cert(target.cert).public_key() if target.cert else None
@@ -185,7 +185,7 @@ def show(
     as_json: bool,
 ) -> None:
     """The last records, oldest first (not verified: `ensnif audit verify` does that)."""
-    from ensnif_mpc import audit as chain
+    from ensnif_mpc.audit import chain
     from ensnif_mpc.errors import FailedPrecondition
 
     target = _target(config_path, db_url, cert_path)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ensnif_mpc.client import Client
 from ensnif_mpc.config import ClientProfile
+from ensnif_mpc.sdk.client import Client
 
 
 def client_from(ctx: click.Context) -> Client:

@@ -21,12 +21,13 @@ import click
 import numpy as np
 from rich.table import Table
 
-from ensnif_mpc import jobspec, sample_data
 from ensnif_mpc.cli.job_cmd import follow
 from ensnif_mpc.cli.render import console, emit_json
-from ensnif_mpc.client import state_name
+from ensnif_mpc.demo import sample_data
+from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
 from protocols import registry
 
 DEMO_JOBS = (

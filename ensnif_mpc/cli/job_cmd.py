@@ -9,7 +9,6 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ensnif_mpc import jobspec
 from ensnif_mpc.cli.context import client_from
 from ensnif_mpc.cli.render import (
     console,
@@ -20,8 +19,9 @@ from ensnif_mpc.cli.render import (
     result_dict,
     to_dict,
 )
-from ensnif_mpc.client import Client, is_final, state_name
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import Client, is_final, state_name
 
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -141,7 +141,7 @@ def submit(
 def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
     """The coordinator's own validation and release plan, computed here from the catalog."""
     from coordinator.validation import validate
-    from ensnif_mpc import convert
+    from ensnif_mpc.rpc import convert
 
     parties = {p.name: p.role for p in c.parties()}
     catalog = {(d.party, d.name): convert.dataset_from_pb(d) for d in c.datasets()}

@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ensnif_mpc import pki as pki_lib
-from ensnif_mpc import revocation
 from ensnif_mpc.cli.render import console, emit_json
+from ensnif_mpc.security import pki as pki_lib, revocation
 
 _DIR = click.option(
     "--dir", "directory", default="pki", show_default=True, type=click.Path(file_okay=False)

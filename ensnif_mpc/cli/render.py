@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ensnif_mpc.client import state_name
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+from ensnif_mpc.sdk.client import state_name
 
 # Wide enough for the result tables when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 120)

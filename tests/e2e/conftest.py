@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.demo.localnet import LocalConsortium
 
 
 @dataclass

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ensnif_mpc import jobspec
 from ensnif_mpc.cli.demo_cmd import plaintext_answer
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
 from tests.e2e.conftest import run_cli, start_consortium, wait_for
 
 pytestmark = pytest.mark.slow

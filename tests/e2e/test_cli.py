@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ensnif_mpc import jobspec
 from ensnif_mpc.cli.demo_cmd import plaintext_answer
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
 from tests.e2e.conftest import run_cli
 
 pytestmark = pytest.mark.slow

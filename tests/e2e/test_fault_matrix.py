@@ -25,7 +25,7 @@ from bench.faults import (
     party_never_starts,
     stalled_link,
 )
-from ensnif_mpc.localnet import NODES, LocalConsortium
+from ensnif_mpc.demo.localnet import NODES, LocalConsortium
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ensnif_mpc import errors, jobspec
+from ensnif_mpc import errors
 from ensnif_mpc.cli.demo_cmd import plaintext_answer
-from ensnif_mpc.client import state_name
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
 from tests.e2e.conftest import start_consortium, wait_for, worker_pids
 
 pytestmark = pytest.mark.slow

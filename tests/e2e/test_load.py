@@ -16,7 +16,7 @@ import pytest
 
 from bench.load import plan_jobs, run_load
 from coordinator.scheduler import Scheduler
-from ensnif_mpc.localnet import LocalConsortium
+from ensnif_mpc.demo.localnet import LocalConsortium
 from tests.e2e.conftest import start_consortium
 
 pytestmark = pytest.mark.slow

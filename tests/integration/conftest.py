@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from coordinator import server as coordinator_server
-from ensnif_mpc.client import Client
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
-from ensnif_mpc.localnet import NODES, LocalConsortium
+from ensnif_mpc.demo.localnet import NODES, LocalConsortium
+from ensnif_mpc.sdk.client import Client
 from party_node import server as node_server
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ensnif_mpc import jobspec
-from ensnif_mpc.client import state_name
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
 from tests.integration.conftest import InProcess, start_in_process
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.scheduler import Admission
-from ensnif_mpc import jobspec
-from ensnif_mpc.client import state_name
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
 from party_node import admin
 from tests.integration.conftest import InProcess, start_in_process
 

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import text
 
 from coordinator.store import Store
-from ensnif_mpc import audit, pki
+from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.cli import main as cli_main
-from ensnif_mpc.jobstate import JobState
+from ensnif_mpc.jobs.jobstate import JobState
+from ensnif_mpc.security import pki
 from party_node.store import NodeStore
 from tests.integration.test_coordinator_store_contract import SIZING, SPEC
 
@@ -230,7 +231,7 @@ def test_show_prints_a_table_for_people(coordinator, capsys):
 
 def test_a_result_fetched_from_the_coordinator_is_audited_with_its_recipient(coordinator):
     from coordinator.handlers import Coordinator
-    from ensnif_mpc.pki import Identity
+    from ensnif_mpc.security.pki import Identity
 
     store, _ = coordinator
     path = ["validated", "awaiting_approval", "approved", "scheduled", "running", "succeeded"]

@@ -19,9 +19,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from coordinator.store import BASELINE, MIGRATIONS, AuditAnchorRow, Base, Store
-from ensnif_mpc import audit
+from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.errors import InvalidConfig
-from ensnif_mpc.jobstate import JobState
+from ensnif_mpc.jobs.jobstate import JobState
 from tests.integration.test_coordinator_store_contract import SIZING, SPEC
 
 HEAD = ScriptDirectory(MIGRATIONS).get_current_head()

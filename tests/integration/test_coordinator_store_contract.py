@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import text
 
 from coordinator.store import Store
-from ensnif_mpc import audit, jobspec
+from ensnif_mpc.audit import chain as audit
+from ensnif_mpc.data.schema import Column, DatasetSchema
 from ensnif_mpc.errors import InvalidConfig, InvalidTransition, UnknownJob
-from ensnif_mpc.jobstate import JobState
-from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.jobs.jobstate import JobState
 
 SIZING = {"bit_length": 64, "decimals": 2}
 SPEC = jobspec.from_dict(

@@ -7,8 +7,10 @@ from typing import Any
 import grpc
 import pytest
 
-from ensnif_mpc import errors, jobspec, sample_data
-from ensnif_mpc.client import Client, state_name
+from ensnif_mpc import errors
+from ensnif_mpc.demo import sample_data
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import Client, state_name
 from tests.integration.conftest import InProcess
 
 pytestmark = pytest.mark.slow

@@ -21,12 +21,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from ensnif_mpc import pki, serving
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, party_pb2
-from ensnif_mpc.tls import MAX_REQUEST_BYTES
+from ensnif_mpc.rpc import serving
+from ensnif_mpc.security import pki
+from ensnif_mpc.security.tls import MAX_REQUEST_BYTES
 from tests.integration.conftest import InProcess
 
 pytestmark = pytest.mark.slow

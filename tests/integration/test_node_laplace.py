@@ -13,10 +13,11 @@ from fractions import Fraction
 
 import pytest
 
-from ensnif_mpc import dlaplace, dp, jobspec
 from ensnif_mpc.config import PartyConfig
-from ensnif_mpc.localnet import LocalConsortium
-from ensnif_mpc.pki import Identity
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.privacy import dlaplace, dp
+from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
 from party_node.store import NodeStore
 

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc import approvals, jobspec
 from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.data.schema import AccessPolicy
+from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import FailedPrecondition, InvalidConfig
-from ensnif_mpc.localnet import LocalConsortium
-from ensnif_mpc.pki import Identity
-from ensnif_mpc.schema import AccessPolicy
+from ensnif_mpc.jobs import approvals, jobspec
+from ensnif_mpc.security.pki import Identity
 from party_node import admin
 from party_node.node import Node, Proposal
 from party_node.store import NodeStore
@@ -234,7 +234,7 @@ def test_reload_applies_new_policies_and_refuses_restart_only_changes(owner: Own
 
 def test_a_person_with_more_rows_than_declared_blocks_a_dp_release(owner: Owner) -> None:
     """rows_per_person is checked against the data when the policy names the person."""
-    from ensnif_mpc import dp
+    from ensnif_mpc.privacy import dp
 
     orders = pd.read_csv(owner.lc.data.orders)
     most = int(orders["customer_id"].value_counts().max())

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ensnif_mpc import errors, jobspec, mpc_session
+from ensnif_mpc import errors
 from ensnif_mpc.config import PartyConfig
-from ensnif_mpc.localnet import LocalConsortium, free_port
-from ensnif_mpc.pki import Identity
+from ensnif_mpc.demo.localnet import LocalConsortium, free_port
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.security import mpc_session
+from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
 from party_node.store import NodeStore
 
@@ -285,7 +287,7 @@ def test_a_signed_job_replayed_under_a_new_id_is_refused(
 def test_a_release_other_than_the_signed_one_is_refused(
     setup: tuple[LocalConsortium, Node],
 ) -> None:
-    from ensnif_mpc import dp
+    from ensnif_mpc.privacy import dp
 
     lc, node = setup
     # The analyst signed an exact release; a coordinator swaps in a DP plan (or the reverse).

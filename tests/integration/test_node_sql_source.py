@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensnif_mpc import jobspec
 from ensnif_mpc.config import DatasetConfig, PartyConfig
-from ensnif_mpc.localnet import LocalConsortium
-from ensnif_mpc.pki import Identity
-from ensnif_mpc.schema import Column, PrivacyPolicy
-from ensnif_mpc.sources import SourceSpec
+from ensnif_mpc.data.schema import Column, PrivacyPolicy
+from ensnif_mpc.data.sources import SourceSpec
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
 from party_node.store import NodeStore
 

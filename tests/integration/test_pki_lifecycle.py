@@ -17,12 +17,14 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ensnif_mpc import convert, errors, jobspec, pki
-from ensnif_mpc.client import Client, state_name
+from ensnif_mpc import errors
 from ensnif_mpc.config import ClientProfile
-from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb
-from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
-from ensnif_mpc.tls import secure_channel
+from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb, party_pb2_grpc
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.rpc import convert
+from ensnif_mpc.sdk.client import Client, state_name
+from ensnif_mpc.security import pki
+from ensnif_mpc.security.tls import secure_channel
 from tests.integration.conftest import InProcess
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from ensnif_mpc import jobspec, sample_data
-from ensnif_mpc.client import Client, state_name
+from ensnif_mpc.demo import sample_data
 from ensnif_mpc.errors import PermissionDenied
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import Client, state_name
 from tests.integration.conftest import InProcess, start_in_process
 
 pytestmark = pytest.mark.slow

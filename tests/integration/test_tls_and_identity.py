@@ -11,11 +11,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from ensnif_mpc import errors, jobspec, pki
-from ensnif_mpc.client import Client
+from ensnif_mpc import errors
 from ensnif_mpc.config import ClientProfile
 from ensnif_mpc.gen.ensnif.v1 import party_pb2, party_pb2_grpc
-from ensnif_mpc.tls import secure_channel
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import Client
+from ensnif_mpc.security import pki
+from ensnif_mpc.security.tls import secure_channel
 from tests.integration.conftest import InProcess
 
 pytestmark = pytest.mark.slow

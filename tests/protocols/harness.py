@@ -29,17 +29,17 @@ from typing import Any
 import numpy as np
 
 from coordinator.validation import honest_majority_threshold, sizing_for
-from ensnif_mpc import mpc_session, pki, sealing
-from ensnif_mpc.procs import child_env
-from ensnif_mpc.schema import Column
-from ensnif_mpc.shares import PartyShares, combine
-from ensnif_mpc.sources import SourceSpec
-from ensnif_mpc.worker_session import (
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.data.sources import SourceSpec
+from ensnif_mpc.jobs.worker_session import (
     LOG_FILE,
     RESULT_FILE,
     WorkerSession,
     WorkerStatus,
 )
+from ensnif_mpc.procs import child_env
+from ensnif_mpc.results.shares import PartyShares, combine
+from ensnif_mpc.security import mpc_session, pki, sealing
 from party_node.datasets import scaled_integers
 from protocols import registry
 
@@ -349,7 +349,7 @@ class RunResult:
 
 
 def _headroom(release: Mapping[str, Any] | None) -> int:
-    from ensnif_mpc.dp import ReleasePlan
+    from ensnif_mpc.privacy.dp import ReleasePlan
 
     return ReleasePlan.from_dict(dict(release)).headroom_bits() if release else 0
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from ensnif_mpc.worker_session import WorkerSession
+from ensnif_mpc.jobs.worker_session import WorkerSession
 from protocols.registry import catalog
 from tests.protocols.harness import draw, exact, exact_params, run_parties
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc import dp
-from ensnif_mpc.schema import Column
-from ensnif_mpc.shares import combine
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.privacy import dp
+from ensnif_mpc.results.shares import combine
 from protocols import join, statistics
 from protocols.registry import catalog
 from tests.protocols.harness import OwnerTable, RunResult, draw, run_parties

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from ensnif_mpc import dlaplace, dp
+from ensnif_mpc.privacy import dlaplace, dp
 from ensnif_mpc.procs import child_env
 from protocols.registry import catalog
 from tests.protocols.harness import draw, run_parties

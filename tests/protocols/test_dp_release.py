@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from ensnif_mpc import dp
-from ensnif_mpc.schema import Column
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.privacy import dp
 from protocols.registry import catalog
 from tests.protocols.harness import OwnerTable, draw, run_parties
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc.schema import Column
+from ensnif_mpc.data.schema import Column
 from protocols import registry
 from tests.protocols.harness import OwnerTable, exact, run_parties
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc.schema import Column
+from ensnif_mpc.data.schema import Column
 from protocols.registry import catalog
 from tests.protocols.harness import OwnerTable, run_parties
 

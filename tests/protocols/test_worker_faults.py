@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensnif_mpc.worker_session import EXIT_FAILED, EXIT_OK, RESULT_FILE
+from ensnif_mpc.jobs.worker_session import EXIT_FAILED, EXIT_OK, RESULT_FILE
 from tests.protocols.harness import (
     PHASES,
     STALLED_WORKER,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ensnif_mpc import pki
+from ensnif_mpc.security import pki
 
 
 @dataclass(frozen=True)

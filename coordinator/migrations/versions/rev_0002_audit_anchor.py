@@ -1,4 +1,4 @@
-"""The audit chain's signed head (``audit_anchor``, see ``ensnif_mpc.audit``).
+"""The audit chain's signed head (``audit_anchor``, see ``ensnif_mpc.audit.chain``).
 
 An existing chain is anchored unsigned at its last record; the coordinator signs the
 anchor at its next audited event and notes the takeover (``audit_anchor_adopted``).

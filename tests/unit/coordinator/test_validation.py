@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.validation import Sizing, honest_majority_threshold, sizing_for, validate
-from ensnif_mpc import jobspec
+from ensnif_mpc.data.schema import Column, DatasetSchema
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     InvalidJobSpec,
@@ -15,7 +15,7 @@ from ensnif_mpc.errors import (
     UnknownParty,
     UnknownProtocol,
 )
-from ensnif_mpc.schema import Column, DatasetSchema
+from ensnif_mpc.jobs import jobspec
 
 ROLES = {"grocery": "data_owner", "pharmacy": "data_owner", "helper": "compute"}
 DATASETS = {

@@ -10,10 +10,12 @@ from fractions import Fraction
 import pytest
 
 from coordinator.validation import validate
-from ensnif_mpc import convert, dlaplace, jobspec
+from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
 from ensnif_mpc.errors import PolicyViolation
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
-from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.privacy import dlaplace
+from ensnif_mpc.rpc import convert
 
 ROLES = {"grocery": "data_owner", "logistics": "data_owner", "helper": "compute"}
 POLICY = PrivacyPolicy(max_rho=0.5)

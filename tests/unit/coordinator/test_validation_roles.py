@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from coordinator.validation import validate
-from ensnif_mpc import jobspec
+from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
 from ensnif_mpc.errors import (
     ColumnTypeMismatch,
     InvalidJobSpec,
     NotEnoughParties,
     UnknownColumn,
 )
-from ensnif_mpc.schema import Column, DatasetSchema, PrivacyPolicy
+from ensnif_mpc.jobs import jobspec
 
 PARTIES = {
     "grocery": "data_owner",
@@ -220,7 +220,7 @@ def test_correlation_per_key_must_be_mean_or_sum() -> None:
 
 
 def test_job_spec_roles_round_trip_through_the_proto() -> None:
-    from ensnif_mpc.convert import spec_from_pb, spec_to_pb
+    from ensnif_mpc.rpc.convert import spec_from_pb, spec_to_pb
 
     spec = jobspec.from_dict(
         {

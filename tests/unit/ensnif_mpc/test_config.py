@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.data.sources import SourceSpec
 from ensnif_mpc.errors import InvalidConfig
-from ensnif_mpc.schema import Column
-from ensnif_mpc.sources import SourceSpec
 
 TLS = """
 [tls]

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.data.sources import FileSource, SourceSpec
 from ensnif_mpc.errors import (
     DataError,
     EnsnifError,
@@ -19,8 +21,6 @@ from ensnif_mpc.errors import (
     SourceFailed,
     UnknownColumn,
 )
-from ensnif_mpc.schema import Column
-from ensnif_mpc.sources import FileSource, SourceSpec
 from party_node import datasets
 from party_node.datasets import check, load_column, open_dataset, scaled_integers, schema_of
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ensnif_mpc import audit
+from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 from party_node.store import NODE_ALLOWED, NODE_LIVE, NodeStore
 

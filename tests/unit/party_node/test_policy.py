@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
+from ensnif_mpc.data.schema import AccessPolicy
 from ensnif_mpc.errors import EnsnifError, InvalidConfig, PolicyViolation, RateLimited
-from ensnif_mpc.schema import AccessPolicy
 from party_node.policy import Request, evaluate
 
 PROTOCOLS = ("count", "sum", "mean", "group_sum")

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, target
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st, target
 
 from coordinator.validation import sizing_for
-from ensnif_mpc import dlaplace, dp
 from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
+from ensnif_mpc.privacy import dlaplace, dp
 from protocols import join, statistics
 from protocols.registry import catalog
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from coordinator.validation import sizing_for
-from ensnif_mpc import dp
+from ensnif_mpc.privacy import dp
 from protocols.registry import catalog
 
 owner = st.tuples(st.integers(1, 4), st.integers(0, 10**6))  # (rows per person, bound B)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc import jobspec
 from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.jobs import jobspec
 from protocols import grouped, registry, statistics
 
 STATISTICS = ("variance", "stdev", "minmax", "histogram", "quantile")

@@ -1,0 +1,3 @@
+"""Data owners' data: sources (CSV, Parquet, SQL) with push-down pre-aggregation, and dataset
+schemas.
+"""

@@ -1,0 +1,722 @@
+"""Data owners' sources: CSV, Parquet, or a SQL query, read only by the owner's own processes.
+
+Protocols never read rows. They ask a source for a local pre-aggregation —
+``aggregate(by, measures, where)`` — which a SQL source runs in the owner's own
+database (push-down: GROUP BY there, only the small result crosses into Python)
+and a file source runs with Arrow's vectorized kernels. What reaches MPC is one
+row per group, not per record.
+
+Every numeric value is checked against its declared bounds (a violation is a
+:class:`DataError` naming the row and column) unless the dataset declares
+``clamp``, in which case it is clamped to the bounds: bounds fix secure-type
+sizes and DP sensitivity, so an unchecked value would silently corrupt answers.
+Nulls, non-numbers and non-finite values are errors either way. Messages name
+the dataset, the file or database (never a password), the row and the column —
+never the offending value, which is a piece of a row.
+
+Numeric measures are exact: values are scaled to integers by ``10**scale[column]``
+(round half to even) before summing, and sums come back as Python ints. Sums are
+taken in 64-bit integers only where no overflow is possible: each scaled value
+is split into limbs small enough that the sum of every limb (or limb product, for
+sumsq) over all rows fits, and the limb sums are recombined in Python ints. A SQL
+source runs those limb sums in the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.errors import DataError, InvalidArgument, SourceFailed, UnknownColumn
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("csv", "parquet", "sql")
+MEASURE_FUNCS = ("count", "sum", "sumsq", "min", "max")
+WHERE_OPS = (">=", "<=", ">", "<", "==")
+EXACT = 2**53  # scaled bounds must stay below this: every value is an exact float64 integer
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a dataset's rows live. JSON-serializable: the node hands it to the job's worker."""
+
+    kind: str  # csv | parquet | sql
+    path: str = ""  # csv, parquet: absolute file path
+    url: str = ""  # sql: SQLAlchemy URL of the owner's database
+    query: str = ""  # sql: a SELECT whose result columns are the dataset's columns
+    timeout_s: float = 20.0  # sql: statement timeout (below the 30 s propose timeout)
+    table: str = ""  # sql: a table (or view) name, instead of query; may be schema.table
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> SourceSpec:
+        return SourceSpec(**raw)
+
+    def describe(self) -> str:
+        """For messages: never includes credentials from a URL."""
+        if self.kind == "sql":
+            from sqlalchemy.engine import make_url
+
+            try:
+                shown = make_url(self.url).render_as_string(hide_password=True)
+            except Exception:  # an unparsable URL may still hold a password: show none of it
+                shown = "(unparsable url)"
+            return f"sql source {shown}"
+        return f"{self.kind} file {self.path}"
+
+
+@dataclass(frozen=True)
+class Measure:
+    func: str  # count | sum | sumsq | min | max
+    column: str | None = None  # None only for count
+
+    @property
+    def name(self) -> str:
+        return self.func if self.column is None else f"{self.func}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """A row filter on a column's value as declared (unscaled), evaluated by the owner."""
+
+    column: str
+    op: str  # >= <= > < ==  (string columns: == only)
+    value: float | int | str
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """The result of a local pre-aggregation, one entry per group (one entry when ``by`` is empty).
+
+    ``keys[c]`` holds the group values of by-column ``c`` (int64 for int columns,
+    float64 for float columns, object array of str for string columns);
+    ``values[m.name]`` the measure per group (object array of Python ints for
+    sum/sumsq/min/max on the scaled integers, int64 for count). Groups are sorted by
+    their keys. ``rows`` counts the rows that passed ``where``.
+
+    With no ``by`` and no row passing ``where`` there is still one group: count 0,
+    sum and sumsq 0, min and max ``None``. With ``by`` there are then zero groups.
+    """
+
+    keys: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    rows: int
+    groups: int = field(default=0)
+
+
+# -- scaling and exact sums, shared by both backends -------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """A numeric column on an integer scale: x = rint(value * 10**decimals), within [lo, hi]."""
+
+    column: Column
+    decimals: int
+
+    @property
+    def factor(self) -> float:
+        return float(10**self.decimals)
+
+    @property
+    def lo(self) -> int:
+        return int(np.rint(self.column.lower * self.factor))
+
+    @property
+    def hi(self) -> int:
+        return int(np.rint(self.column.upper * self.factor))
+
+    @property
+    def bound(self) -> int:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def _limbs(bound: int, row_bits: int, square: bool) -> tuple[int, int]:
+    """``(w, n)``: split |x| <= bound into n limbs of w bits so that every per-row term
+    (a limb for sum, a product of two limbs for sumsq) summed over fewer than
+    ``2**row_bits`` rows stays below 2**63."""
+    w = (63 - row_bits) // 2 if square else 63 - row_bits
+    if w < 1:
+        raise DataError(f"too many rows ({row_bits}-bit count) for exact 64-bit partial sums")
+    return w, max(1, -(-bound.bit_length() // w))
+
+
+def _sum_terms(bound: int, row_bits: int, square: bool) -> list[tuple[int, tuple[int, ...]]]:
+    """Recipe for an exact sum (or sum of squares): ``[(weight, limbs)]`` with
+    result = sum(weight * sum over rows of term), where the term is ``x`` (or ``x*x``)
+    for ``limbs == ()``, the signed limb ``sign(x) * a_i`` for ``(i,)`` and the limb
+    product ``a_i * a_j`` for ``(i, j)``; ``a_i`` is the i-th w-bit limb of |x|."""
+    w, n = _limbs(bound, row_bits, square)
+    if n == 1:
+        return [(1, ())]
+    if not square:
+        return [(1 << (w * i), (i,)) for i in range(n)]
+    return [((1 if i == j else 2) << (w * (i + j)), (i, j)) for i in range(n) for j in range(i, n)]
+
+
+def _np_terms(x: np.ndarray, bound: int, row_bits: int, square: bool) -> list[np.ndarray]:
+    w, _ = _limbs(bound, row_bits, square)
+    mask = (1 << w) - 1
+    ax, out = np.abs(x), []
+    for _, limbs in _sum_terms(bound, row_bits, square):
+        if not limbs:
+            out.append(x * x if square else x)
+        elif len(limbs) == 1:
+            out.append(np.sign(x) * ((ax >> (w * limbs[0])) & mask))
+        else:
+            i, j = limbs
+            out.append(((ax >> (w * i)) & mask) * ((ax >> (w * j)) & mask))
+    return out
+
+
+def _objects(arr: Any, fill: int | None) -> np.ndarray:
+    """An Arrow integer column as an object array of Python ints (nulls -> ``fill``)."""
+    values = arr.to_pylist()
+    out = np.empty(len(values), dtype=object)
+    out[:] = [fill if v is None else int(v) for v in values]
+    return out
+
+
+@dataclass
+class _Recipe:
+    """How measures map to internal aggregate columns, so both backends share :func:`_finish`."""
+
+    items: list[tuple[str, str, list[tuple[int, str]]]] = field(default_factory=list)
+
+    def add(self, measure: Measure, parts: list[tuple[int, str]]) -> None:
+        self.items.append((measure.name, measure.func, parts))
+
+
+def _finish(res: Any, by: list[Column], recipe: _Recipe) -> Aggregate:
+    """Aggregate from an Arrow table with ``_k{i}`` key columns and internal aggregate columns."""
+    if by:
+        res = res.sort_by([(f"_k{i}", "ascending") for i in range(len(by))])
+    keys: dict[str, np.ndarray] = {}
+    for i, c in enumerate(by):
+        arr = res.column(f"_k{i}")
+        if c.type == "string":
+            keys[c.name] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+        else:
+            kind = np.int64 if c.type == "int" else np.float64
+            keys[c.name] = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=kind)
+    counts = np.asarray(res.column("count_all").to_numpy(zero_copy_only=False), dtype=np.int64)
+    values: dict[str, np.ndarray] = {}
+    for name, func, parts in recipe.items:
+        if func == "count":
+            values[name] = counts.copy()
+        elif func in ("sum", "sumsq"):
+            total = np.zeros(len(counts), dtype=object)
+            total[:] = 0
+            for weight, col in parts:
+                total = total + _objects(res.column(col), 0) * weight
+            values[name] = total
+        else:
+            values[name] = _objects(res.column(parts[0][1]), None)
+    return Aggregate(keys, values, int(counts.sum()), len(counts))
+
+
+def _group_arrays(
+    keys: list[Any],
+    xs: dict[str, tuple[_Scaled, np.ndarray]],
+    measures: Sequence[Measure],
+    by: list[Column],
+    n: int,
+) -> Aggregate:
+    """Exact grouped aggregation of scaled int64 arrays with Arrow's hash aggregation."""
+    row_bits = max(1, n.bit_length())
+    cols: dict[str, Any] = {f"_k{i}": k for i, k in enumerate(keys)}
+    aggs: list[tuple[Any, str]] = [([], "count_all")]
+    recipe = _Recipe()
+    for m in measures:
+        if m.func == "count" or m.column is None:
+            recipe.add(m, [])
+            continue
+        s, x = xs[m.column]
+        if m.func in ("min", "max"):
+            name = f"_x{len(cols)}"
+            cols[name] = pa.array(x, pa.int64())
+            aggs.append((name, m.func))
+            recipe.add(m, [(1, f"{name}_{m.func}")])
+            continue
+        square = m.func == "sumsq"
+        parts = []
+        weights = [w for w, _ in _sum_terms(s.bound, row_bits, square)]
+        for weight, term in zip(weights, _np_terms(x, s.bound, row_bits, square), strict=True):
+            name = f"_t{len(cols)}"
+            cols[name] = pa.array(term, pa.int64())
+            aggs.append((name, "sum"))
+            parts.append((weight, f"{name}_sum"))
+        recipe.add(m, parts)
+    table = pa.table(cols) if cols else pa.table({"_n": pa.nulls(n)})
+    res = table.group_by([f"_k{i}" for i in range(len(by))]).aggregate(aggs)
+    return _finish(res, by, recipe)
+
+
+def _scale_values(s: _Scaled, v: np.ndarray, clamp: bool) -> np.ndarray:
+    """Checked float64 values -> int64 on the scale (clamped first when the dataset clamps)."""
+    if clamp:
+        v = np.clip(v, s.column.lower, s.column.upper)
+    out: np.ndarray = np.rint(v * s.factor).astype(np.int64)
+    return out
+
+
+# -- the interface ------------------------------------------------------------------------
+
+
+class Source(ABC):
+    """A dataset's rows, read by the owner's own process only. Use :func:`open_source`."""
+
+    def __init__(
+        self, spec: SourceSpec, columns: tuple[Column, ...], clamp: bool = False, name: str = ""
+    ) -> None:
+        self.spec = spec
+        self.columns = columns
+        self.clamp = clamp
+        self.name = name
+        self.label = f"dataset {name!r} ({spec.describe()})" if name else spec.describe()
+
+    @abstractmethod
+    def header(self) -> list[str]:
+        """Column names the source produces."""
+
+    @abstractmethod
+    def row_count(self) -> int:
+        """Rows in the source (a file's data lines; a query's result rows)."""
+
+    @abstractmethod
+    def check(self, names: Sequence[str]) -> int:
+        """Declared columns exist and every value of the named numeric columns is valid.
+
+        Valid: non-null, a finite number, integral for int columns, within the declared
+        bounds (unless the dataset clamps). Returns the row count; raises DataError
+        naming the first offending row and its column.
+        """
+
+    @abstractmethod
+    def aggregate(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where] = (),
+        scale: dict[str, int] | None = None,
+    ) -> Aggregate:
+        """Local pre-aggregation: GROUP BY ``by`` over the rows passing every ``where``.
+
+        Measure columns are scaled to integers by ``10**scale[column]`` (default: the
+        declared decimals of a float column, 0 for an int column); ``where`` compares
+        declared values. Every by and measure value of the selected rows is checked
+        (rows filtered out by ``where`` are not).
+        """
+
+    @abstractmethod
+    def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        """A whole checked column: int64 on the scale when given; else int64 for int
+        columns, float64 for float columns, an object array of str for string columns."""
+
+    # -- request validation shared by both backends
+
+    def _col(self, name: str) -> Column:
+        col = next((c for c in self.columns if c.name == name), None)
+        if col is None:
+            where = f"dataset {self.name!r}" if self.name else self.spec.describe()
+            raise UnknownColumn(f"{where} declares no column {name!r}")
+        return col
+
+    def _numeric(self, name: str, what: str) -> Column:
+        col = self._col(name)
+        if not col.numeric:
+            raise InvalidArgument(f"{what}: column {name!r} is {col.type}, not numeric")
+        return col
+
+    def _scaled(self, col: Column, decimals: int | None) -> _Scaled:
+        d = (col.decimals if col.type == "float" else 0) if decimals is None else decimals
+        if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 15:
+            raise InvalidArgument(f"scale of {col.name!r} must be an integer in 0..15, not {d!r}")
+        s = _Scaled(col, d)
+        if s.bound >= EXACT:
+            raise DataError(
+                f"{self.label}: column {col.name!r} at 10^{d} needs integers beyond 2^53; "
+                "values would not be exact"
+            )
+        return s
+
+    def _prepare(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where],
+        scale: dict[str, int] | None,
+    ) -> tuple[list[Column], dict[str, _Scaled], list[str]]:
+        """(by columns, measure columns on their scale, columns to validate)."""
+        by_cols = [self._col(b) for b in by]
+        if len(set(by)) != len(by):
+            raise InvalidArgument(f"group-by columns repeat: {', '.join(by)}")
+        scaled: dict[str, _Scaled] = {}
+        for m in measures:
+            if m.func not in MEASURE_FUNCS:
+                raise InvalidArgument(f"unknown measure {m.func!r} ({', '.join(MEASURE_FUNCS)})")
+            if m.func == "count" or m.column is None:
+                if m.column is not None:
+                    self._col(m.column)  # count:col counts rows too: values are never null
+                elif m.func != "count":
+                    raise InvalidArgument(f"measure {m.func!r} needs a column")
+                continue
+            col = self._numeric(m.column, f"measure {m.name}")
+            if col.name not in scaled:
+                scaled[col.name] = self._scaled(col, (scale or {}).get(col.name))
+        for w in where:
+            col = self._col(w.column)
+            if w.op not in WHERE_OPS:
+                raise InvalidArgument(f"where on {w.column!r}: unknown operator {w.op!r}")
+            if col.numeric and (isinstance(w.value, bool) or not isinstance(w.value, int | float)):
+                raise InvalidArgument(f"where on {w.column!r}: compare with a number")
+            if not col.numeric and (w.op != "==" or not isinstance(w.value, str)):
+                raise InvalidArgument(f"where on string column {w.column!r}: only == a string")
+        checked = [c.name for c in by_cols if c.numeric] + [n for n in scaled if n not in by]
+        return by_cols, scaled, checked
+
+
+def open_source(
+    spec: SourceSpec, columns: tuple[Column, ...], clamp: bool = False, name: str = ""
+) -> Source:
+    """The source a spec describes; nothing is read until a method is called."""
+    if spec.kind in ("csv", "parquet"):
+        if not spec.path:
+            raise InvalidArgument(f"{spec.kind} source needs a path")
+        return FileSource(spec, columns, clamp, name)
+    if spec.kind == "sql":
+        if not spec.url or bool(spec.query) == bool(spec.table):
+            raise InvalidArgument("sql source needs a url and either a query or a table")
+        # Imported here: SQLAlchemy costs every worker ~0.5 s of start-up, and most
+        # datasets are files.
+        from ensnif_mpc.data.sql_source import SqlSource
+
+        return SqlSource(spec, columns, clamp, name)
+    raise InvalidArgument(f"unknown source kind {spec.kind!r} ({', '.join(SOURCE_KINDS)})")
+
+
+# -- files: CSV and Parquet through Arrow --------------------------------------------------
+
+
+def _first_failing_cast(arr: Any, to: Any) -> int | None:
+    """Index of the first element of a string array Arrow cannot cast (bisection, vectorized)."""
+    arr = pc.utf8_trim_whitespace(arr)
+    lo, hi = 0, len(arr)
+    try:
+        pc.cast(arr, to)
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(arr.slice(lo, mid - lo), to)
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo
+
+
+class FileSource(Source):
+    """CSV (``pyarrow.csv``) or Parquet (``pyarrow.parquet``); every call reads the file afresh."""
+
+    @property
+    def _path(self) -> Path:
+        return Path(self.spec.path)
+
+    def _unreadable(self, exc: OSError) -> SourceFailed:
+        return SourceFailed(f"{self.label}: cannot read the file ({exc.strerror or exc})")
+
+    def header(self) -> list[str]:
+        try:
+            if self.spec.kind == "csv":
+                with self._path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+                    return next(csv.reader(f), [])
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(self._path).names)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        except pa.ArrowException as exc:
+            raise SourceFailed(f"{self.label}: not a readable Parquet file ({exc})") from exc
+
+    def _present(self, names: Sequence[str]) -> list[str]:
+        header = self.header()
+        for n in names:
+            if n not in header:
+                raise DataError(f"{self.label}: no column {n!r} (header: {', '.join(header)})")
+        return header
+
+    def row_count(self) -> int:
+        if self.spec.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self.header()  # the same errors as every other call for a missing file
+            return int(pq.ParquetFile(self._path).metadata.num_rows)
+        header = self.header()
+        if not header:
+            return 0
+        return int(self._read([header[0]], {header[0]: pa.string()}).num_rows)
+
+    # -- reading
+
+    def _where_row(self, index: int) -> str:
+        """'line N' (CSV: 1-based, the header is line 1) or 'row N' (Parquet) of a data row."""
+        if self.spec.kind != "csv":
+            return f"row {index + 1}"
+        line = self._csv_lines(lambda k, rec, width: k == index)
+        return f"line {line}" if line else f"row {index + 1}"
+
+    def _csv_lines(self, stop: Callable[[int, list[str], int], bool]) -> int | None:
+        """Scan the CSV as Arrow reads it (blank lines skipped) to the first data record
+        for which ``stop(k, record, width)`` holds; its first line number."""
+        with self._path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f)
+            width = len(next(reader, []))
+            k, start = 0, reader.line_num + 1
+            for rec in reader:
+                blank = not rec or (width > 1 and len(rec) == 1 and not rec[0].strip())
+                if not blank:
+                    if stop(k, rec, width):
+                        return start
+                    k += 1
+                start = reader.line_num + 1
+        return None
+
+    def _read(self, names: Sequence[str], types: dict[str, Any]) -> Any:
+        """An Arrow table of ``names`` with the given types; errors name line and column."""
+        bad_rows: list[int] = []
+        try:
+            if self.spec.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                table = pq.read_table(self._path, columns=list(names))
+                return self._cast(table, types)
+            import pyarrow.csv as pcsv
+
+            def invalid(row: Any) -> str:
+                if not row.text.strip():
+                    return "skip"  # a whitespace-only line counts as blank, as a blank line does
+                bad_rows.append(row.actual_columns)
+                return "error"
+
+            return pcsv.read_csv(
+                self._path,
+                parse_options=pcsv.ParseOptions(invalid_row_handler=invalid),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=list(names), column_types=types
+                ),
+            )
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
+        except pa.ArrowInvalid as exc:
+            if self.spec.kind == "csv" and bad_rows:
+                raise self._ragged() from exc
+            if self.spec.kind == "csv" and any(t == pa.float64() for t in types.values()):
+                raise self._not_a_number(names, types) from exc
+            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
+        except pa.ArrowException as exc:
+            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
+
+    def _cast(self, table: Any, types: dict[str, Any]) -> Any:
+        """Parquet columns to the declared types; a value that is not a number names its row."""
+        for name, to in types.items():
+            arr = table.column(name)
+            if arr.type == to:
+                continue
+            try:
+                arr = pc.cast(arr, to, safe=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                strings = pc.cast(arr, pa.string()).combine_chunks()
+                i = _first_failing_cast(strings, to)
+                if i is None:
+                    raise DataError(
+                        f"{self.label}: column {name!r} of type {table.column(name).type} "
+                        f"cannot be read as {to}"
+                    ) from None
+                raise DataError(
+                    f"{self.label}: {self._where_row(i)}, column {name!r}: not a number"
+                ) from None
+            table = table.set_column(table.schema.get_field_index(name), name, arr)
+        return table
+
+    def _ragged(self) -> DataError:
+        found: list[int] = []
+
+        def ragged(k: int, rec: list[str], width: int) -> bool:
+            if len(rec) == width:
+                return False
+            found[:] = [len(rec), width]
+            return True
+
+        line = self._csv_lines(ragged)
+        if not found:
+            return DataError(f"{self.label}: a line has the wrong number of fields")
+        got, width = found
+        if got < width:
+            missing = self.header()[got]
+            return DataError(
+                f"{self.label}: line {line}, column {missing!r}: missing "
+                f"(the line has {got} fields, the header {width})"
+            )
+        return DataError(f"{self.label}: line {line} has {got} fields, the header {width}")
+
+    def _not_a_number(self, names: Sequence[str], types: dict[str, Any]) -> DataError:
+        """After a failed typed read: re-read the numeric columns as text, find the cell."""
+        numeric = [n for n in names if types.get(n) == pa.float64()]
+        table = self._read(numeric, dict.fromkeys(numeric, pa.string()))
+        for n in numeric:
+            i = _first_failing_cast(table.column(n).combine_chunks(), pa.float64())
+            if i is not None:
+                return DataError(f"{self.label}: {self._where_row(i)}, column {n!r}: not a number")
+        return DataError(f"{self.label}: cannot read {', '.join(numeric)} as numbers")
+
+    def _table(self, names: Sequence[str]) -> Any:
+        """Declared columns with their types: numeric as float64 (checked later), strings."""
+        names = list(dict.fromkeys(names))
+        self._present(names)
+        types = {n: pa.float64() if self._col(n).numeric else pa.string() for n in names}
+        return self._read(names, types)
+
+    # -- checking
+
+    def _violation(self, arr: Any, col: Column) -> tuple[int, str] | None:
+        """The first invalid value of a float64 column: (index, what is wrong), vectorized."""
+        v = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bounds = not self.clamp
+        if (
+            arr.null_count == 0
+            and v.size
+            and np.isfinite(v).all()
+            and (not bounds or (v.min() >= col.lower and v.max() <= col.upper))
+            and (col.type != "int" or bool((v == np.rint(v)).all()))
+        ):
+            return None
+        if not v.size:
+            return None
+        null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        finite = np.isfinite(v)
+        none = np.zeros(v.size, dtype=bool)
+        outside = finite & ((v < col.lower) | (v > col.upper)) if bounds else none
+        fraction = finite & (v != np.rint(v)) if col.type == "int" else none
+        bad = null | ~finite | outside | fraction
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        if null[i]:
+            return i, "empty (null)"
+        if not finite[i]:
+            return i, "not a finite number"
+        if outside[i]:
+            return i, f"outside the declared bounds [{col.lower:g}, {col.upper:g}]"
+        return i, "not an integer"
+
+    def _validate(self, table: Any, names: Sequence[str]) -> None:
+        for n in names:
+            found = self._violation(table.column(n), self._col(n))
+            if found is not None:
+                i, what = found
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {n!r}: {what}")
+
+    def check(self, names: Sequence[str]) -> int:
+        self._present([c.name for c in self.columns])
+        numeric = [n for n in dict.fromkeys(names) if self._col(n).numeric]
+        if not numeric:
+            return self.row_count()
+        table = self._table(numeric)
+        self._validate(table, numeric)
+        return int(table.num_rows)
+
+    def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        col = self._col(name)
+        table = self._table([name])
+        arr = table.column(name)
+        if not col.numeric:
+            if arr.null_count:
+                i = int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {name!r}: empty")
+            return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+        self._validate(table, [name])
+        return _column_values(self, col, arr.to_numpy(zero_copy_only=False), scale)
+
+    def aggregate(
+        self,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where] = (),
+        scale: dict[str, int] | None = None,
+    ) -> Aggregate:
+        by_cols, scaled, checked = self._prepare(by, measures, where, scale)
+        full = self._table([*by, *scaled, *(w.column for w in where)])
+        table = full
+        if where:
+            table = full.filter(_arrow_filter(where))
+        for b in by_cols:
+            if b.type == "string" and table.column(b.name).null_count:
+                i = int(np.argmax(full.column(b.name).is_null().to_numpy(zero_copy_only=False)))
+                raise DataError(f"{self.label}: {self._where_row(i)}, column {b.name!r}: empty")
+        for n in checked:
+            if self._violation(table.column(n), self._col(n)) is not None:
+                self._validate(full, [n])  # names the first offending row of the whole file
+        xs = {
+            n: (s, _scale_values(s, table.column(n).to_numpy(zero_copy_only=False), self.clamp))
+            for n, s in scaled.items()
+        }
+        keys = []
+        for b in by_cols:
+            arr = table.column(b.name)
+            keys.append(pc.cast(arr, pa.int64()) if b.type == "int" else arr)
+        return _group_arrays(keys, xs, measures, by_cols, int(table.num_rows))
+
+
+def _arrow_filter(where: Sequence[Where]) -> Any:
+    ops: dict[str, Callable[[Any, Any], Any]] = {
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+    }
+    expr = None
+    for w in where:
+        term = ops[w.op](pc.field(w.column), w.value)
+        expr = term if expr is None else expr & term
+    return expr
+
+
+def _column_values(src: Source, col: Column, v: Any, scale: int | None) -> np.ndarray:
+    """Checked numeric values as the caller asked: scaled int64, int64 or float64."""
+    values = np.asarray(v, dtype=np.float64)
+    if scale is not None:
+        return _scale_values(src._scaled(col, scale), values, src.clamp)
+    if src.clamp:
+        values = np.clip(values, col.lower, col.upper)
+    return values.astype(np.int64) if col.type == "int" else values
+
+
+__all__ = [
+    "MEASURE_FUNCS",
+    "SOURCE_KINDS",
+    "WHERE_OPS",
+    "Aggregate",
+    "Column",
+    "FileSource",
+    "Measure",
+    "Source",
+    "SourceSpec",
+    "Where",
+    "open_source",
+]

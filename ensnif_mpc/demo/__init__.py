@@ -1,0 +1,1 @@
+"""A whole consortium on this machine, for `ensnif demo` and the tests (above everything else)."""

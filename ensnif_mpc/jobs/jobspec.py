@@ -1,0 +1,346 @@
+"""Job specifications: the TOML an analyst writes, parsed and checked for shape.
+
+Shape only: whether the parties, datasets and columns exist is the coordinator's
+check against its catalog (coordinator/validation.py). Errors name the field.
+
+    name = "mean basket"
+    protocol = "mean"
+    helpers = ["helper"]
+
+    [[inputs]]
+    party = "grocery"
+    dataset = "orders"
+    column = "basket_total"
+
+    [params]
+    min = 10
+
+An input names its columns by the role they play in the protocol: ``value`` (a
+number to aggregate; ``column`` is its short form), ``key`` (a join key),
+``group`` (a categorical group-by key) and ``filter`` (a column the owner
+thresholds locally). Which roles a protocol takes is in `ensnif protocols describe`.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ensnif_mpc.errors import InvalidJobSpec
+
+_TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
+MECHANISMS = ("gaussian", "laplace")
+ROLES = ("value", "key", "group", "filter")
+_INPUT_KEYS = {"party", "dataset", "column", *ROLES}
+
+
+@dataclass(frozen=True)
+class Input:
+    party: str
+    dataset: str
+    column: str = ""  # the ``value`` role; "" when the input has none
+    roles: tuple[tuple[str, str], ...] = ()  # (role, column) for the other roles, sorted
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Every role this input fills, ``value`` included."""
+        out = dict(self.roles)
+        if self.column:
+            out["value"] = self.column
+        return out
+
+    def to_dict(self) -> dict[str, str]:
+        """The TOML/JSON shape that :func:`from_dict` reads back."""
+        out = {"party": self.party, "dataset": self.dataset}
+        if self.column:
+            out["column"] = self.column
+        out.update(self.roles)
+        return out
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """The job's ``[privacy]`` table: a zCDP budget ρ, a pure ε, or a request for exact.
+
+    ``mechanism = "gaussian"`` (the default) takes ``rho``; ``mechanism = "laplace"``
+    (implied by ``epsilon``) takes ``epsilon`` and optionally ``delta``, the bound on the
+    sampler's distance from the exact discrete Laplace (default
+    ``ensnif_mpc.privacy.dlaplace.DEFAULT_DELTA``); it costs ρ = ε²/2. Without a table the owners'
+    policies decide (their default ρ, Gaussian). Exact release is only possible where
+    every owner's policy allows it for the protocol.
+    """
+
+    rho: float | None = None
+    exact: bool = False
+    mechanism: str = "gaussian"
+    epsilon: float | None = None
+    delta: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mechanism": self.mechanism}
+        if self.exact:
+            out["exact"] = True
+        if self.rho is not None:
+            out["rho"] = self.rho
+        if self.epsilon is not None:
+            out["epsilon"] = self.epsilon
+        if self.delta is not None:
+            out["delta"] = self.delta
+        return out
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    protocol: str
+    inputs: tuple[Input, ...]
+    helpers: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    privacy: Privacy | None = None
+    # Set by the submitter's client when it signs (see :func:`sign`): a fresh random
+    # nonce (a node never runs the same signed job twice) and the ECDSA signature of
+    # :func:`canonical` with the submitter's consortium key.
+    nonce: str = ""
+    signature: bytes = b""
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for i in self.inputs:
+            seen.setdefault(i.party)
+        return tuple(seen)
+
+    @property
+    def party_order(self) -> tuple[str, ...]:
+        """MPC session order: data owners as listed, then helpers."""
+        return self.owners + tuple(h for h in self.helpers if h not in self.owners)
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+    def privacy_json(self) -> str:
+        return json.dumps(self.privacy.to_dict(), sort_keys=True) if self.privacy else ""
+
+
+CANONICAL_VERSION = 1
+
+
+def canonical(spec: JobSpec, protocol_version: int) -> bytes:
+    """The exact bytes a submitter signs: everything a node acts on, nothing else.
+
+    Protocol and its version, inputs (parties, datasets, columns by role), helpers,
+    parameters, privacy settings, the job's name and the nonce; recipients are the
+    signer (results are sealed to the submitter's certificate, which the node checks
+    is the signing one). JSON with sorted keys and no whitespace.
+    """
+    body = {
+        "v": CANONICAL_VERSION,
+        "protocol": spec.protocol,
+        "protocol_version": protocol_version,
+        "inputs": [i.to_dict() for i in spec.inputs],
+        "helpers": list(spec.helpers),
+        "params": spec.params,
+        "privacy": spec.privacy.to_dict() if spec.privacy else None,
+        "name": spec.name,
+        "nonce": spec.nonce,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sign(spec: JobSpec, key_pem: bytes, protocol_version: int) -> JobSpec:
+    """The spec with a fresh nonce and the submitter's signature over :func:`canonical`."""
+    import dataclasses
+    import secrets
+
+    from ensnif_mpc.security import pki
+
+    fresh = dataclasses.replace(spec, nonce=secrets.token_hex(16), signature=b"")
+    return dataclasses.replace(
+        fresh, signature=pki.sign(key_pem, canonical(fresh, protocol_version))
+    )
+
+
+def verify(spec: JobSpec, cert_pem: str | bytes, protocol_version: int) -> None:
+    """Raise CryptoError unless ``spec`` is exactly what the holder of ``cert_pem`` signed."""
+    from ensnif_mpc.errors import CryptoError
+    from ensnif_mpc.security import pki
+
+    if not spec.signature or not spec.nonce:
+        raise CryptoError("the job is not signed by its submitter", reason="unsigned_job")
+    try:
+        pki.verify_signature(cert_pem, canonical(spec, protocol_version), spec.signature)
+    except CryptoError:
+        raise CryptoError(
+            "the job's signature does not match its content: it was altered after the "
+            "submitter signed it (or signed for another protocol version)",
+            reason="bad_job_signature",
+        ) from None
+
+
+def parse_privacy(raw: Any) -> Privacy | None:
+    """The ``[privacy]`` table, checked for shape; policies are checked by each owner's node."""
+    import math
+
+    from ensnif_mpc.privacy import dlaplace
+
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidJobSpec("privacy: expected a table with rho, epsilon or exact = true")
+    unknown = sorted(set(raw) - {"rho", "exact", "mechanism", "epsilon", "delta"})
+    if unknown:
+        raise InvalidJobSpec(
+            f"privacy.{unknown[0]}: unknown key (allowed: rho, exact, mechanism, epsilon, delta)"
+        )
+    mechanism = raw.get("mechanism", "laplace" if "epsilon" in raw else "gaussian")
+    if mechanism not in MECHANISMS:
+        raise InvalidJobSpec(
+            f"privacy.mechanism: {mechanism!r} is not available (use: {', '.join(MECHANISMS)})"
+        )
+    exact = raw.get("exact", False)
+    if not isinstance(exact, bool):
+        raise InvalidJobSpec("privacy.exact: expected true or false")
+    if mechanism == "laplace":
+        return _parse_laplace(raw, exact, dlaplace)
+    if "epsilon" in raw or "delta" in raw:
+        key = "epsilon" if "epsilon" in raw else "delta"
+        raise InvalidJobSpec(
+            f'privacy.{key}: only with mechanism = "laplace" (pure ε-DP); the Gaussian takes '
+            "a zCDP budget privacy.rho (ε-DP with δ follows from ρ: "
+            "ε = ρ + 2·sqrt(ρ·ln(1/δ)))"
+        )
+    rho = raw.get("rho")
+    if rho is not None:
+        if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho):
+            raise InvalidJobSpec(f"privacy.rho: expected a finite positive number, got {rho!r}")
+        if rho <= 0:
+            raise InvalidJobSpec(f"privacy.rho: must be positive, got {rho!r}")
+    if exact and rho is not None:
+        raise InvalidJobSpec("privacy: give rho or exact = true, not both")
+    return Privacy(float(rho) if rho is not None else None, exact, mechanism)
+
+
+def _parse_laplace(raw: dict[str, Any], exact: bool, dlaplace: Any) -> Privacy:
+    if exact:
+        raise InvalidJobSpec('privacy.exact: not with mechanism = "laplace" (give one of them)')
+    if "rho" in raw:
+        raise InvalidJobSpec(
+            'privacy.rho: mechanism = "laplace" takes privacy.epsilon (it costs ρ = ε²/2)'
+        )
+    if "epsilon" not in raw:
+        raise InvalidJobSpec('privacy.epsilon: required with mechanism = "laplace"')
+    epsilon = dlaplace.check_epsilon(raw["epsilon"])
+    delta = dlaplace.check_delta(raw["delta"]) if "delta" in raw else None
+    return Privacy(mechanism="laplace", epsilon=epsilon, delta=delta)
+
+
+def _check_json(where: str, value: Any) -> None:
+    """Parameters travel as JSON and are signed: only finite numbers, strings, bools, lists
+    and tables with string keys."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidJobSpec(f"{where}: {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidJobSpec(f"{where}: keys must be strings, got {k!r}")
+            _check_json(f"{where}.{k}", v)
+    elif isinstance(value, list):
+        for n, v in enumerate(value):
+            _check_json(f"{where}[{n}]", v)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise InvalidJobSpec(f"{where}: {type(value).__name__} values are not allowed")
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJobSpec(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def from_dict(raw: dict[str, Any]) -> JobSpec:
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise InvalidJobSpec(
+            f"{unknown[0]}: unknown key in job spec (allowed: {', '.join(sorted(_TOP_KEYS))})"
+        )
+    if "protocol" not in raw:
+        raise InvalidJobSpec("protocol: missing; name a protocol from `ensnif protocols list`")
+    protocol = _str(raw["protocol"], "protocol")
+    raw_inputs = raw.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidJobSpec("inputs: expected at least one [[inputs]] table")
+    inputs = []
+    for n, item in enumerate(raw_inputs):
+        where = f"inputs[{n}]"
+        if not isinstance(item, dict):
+            raise InvalidJobSpec(f"{where}: expected a table with party, dataset and columns")
+        extra = sorted(set(item) - _INPUT_KEYS)
+        if extra:
+            raise InvalidJobSpec(
+                f"{where}.{extra[0]}: unknown key (allowed: party, dataset, column, "
+                f"{', '.join(ROLES)})"
+            )
+        for key in ("party", "dataset"):
+            if key not in item:
+                raise InvalidJobSpec(f"{where}.{key}: missing")
+        if "column" in item and "value" in item:
+            raise InvalidJobSpec(f"{where}: give the value column as `column` or `value`, not both")
+        value = item.get("value", item.get("column"))
+        roles = tuple(
+            sorted((r, _str(item[r], f"{where}.{r}")) for r in ROLES if r != "value" and r in item)
+        )
+        if value is None and not roles:
+            raise InvalidJobSpec(f"{where}.column: missing (name the column the input provides)")
+        inputs.append(
+            Input(
+                _str(item["party"], f"{where}.party"),
+                _str(item["dataset"], f"{where}.dataset"),
+                _str(value, f"{where}.column") if value is not None else "",
+                roles,
+            )
+        )
+    if len({i.party for i in inputs}) != len(inputs):
+        raise InvalidJobSpec("inputs: each data owner may appear once")
+    helpers = raw.get("helpers", [])
+    if not isinstance(helpers, list):
+        raise InvalidJobSpec("helpers: expected a list of party names")
+    helper_names = tuple(_str(h, f"helpers[{n}]") for n, h in enumerate(helpers))
+    if len(set(helper_names)) != len(helper_names):
+        raise InvalidJobSpec("helpers: a party is listed twice")
+    overlap = set(helper_names) & {i.party for i in inputs}
+    if overlap:
+        raise InvalidJobSpec(f"helpers: {sorted(overlap)[0]!r} is already a data owner in inputs")
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise InvalidJobSpec("params: expected a table")
+    _check_json("params", params)
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidJobSpec("name: expected a string")
+    privacy = parse_privacy(raw.get("privacy"))
+    nonce = raw.get("nonce", "")
+    signature = raw.get("signature", "")
+    if not isinstance(nonce, str) or not isinstance(signature, str):
+        raise InvalidJobSpec("nonce, signature: expected strings (hex)")
+    try:
+        sig = bytes.fromhex(signature)
+    except ValueError:
+        raise InvalidJobSpec("signature: expected hex") from None
+    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name, privacy, nonce, sig)
+
+
+def load(path: Path) -> JobSpec:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidJobSpec(f"cannot read job file {path}: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidJobSpec(f"{path}: not valid TOML ({exc})") from exc
+    return from_dict(raw)

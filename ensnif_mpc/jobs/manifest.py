@@ -1,0 +1,103 @@
+"""A job's threat-model manifest: what an approver needs to know before saying yes.
+
+Built from the signed spec, the protocol's registry entry and the release plan,
+never from anything the data owner has not seen: who computes, how many of them
+must collude to learn anything, what is revealed to whom, what leaks beyond the
+output, and what it costs in privacy budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.protocol import ProtocolDef
+from ensnif_mpc.privacy.dp import ReleasePlan
+
+
+def build(
+    spec: JobSpec,
+    definition: ProtocolDef,
+    party_order: Sequence[str],
+    release: ReleasePlan,
+    analyst: str,
+) -> dict[str, Any]:
+    n = len(party_order)
+    t = (n - 1) // 2
+    if release.exact:
+        privacy: dict[str, Any] = {
+            "release": "exact",
+            "cost": "no privacy budget is charged; the outputs are released without noise",
+        }
+    elif release.laplace:
+        charge = float(release.charge())
+        privacy = {
+            "release": f"pure ε-DP: discrete Laplace noise sampled inside MPC (ε = "
+            f"{release.epsilon:g}, sampler δ ≤ {release.delta:g}; private against "
+            "parties that follow the protocol)",
+            "epsilon": release.epsilon,
+            "rho_per_dataset": charge,
+            "noise_sd": release.output_sigmas(),
+            "cost": f"ρ = ε²/2 = {charge:g} from each input dataset's budget",
+        }
+    else:
+        privacy = {
+            "release": "zCDP: distributed discrete Gaussian noise, each party's share "
+            "secret-shared into the MPC (calibrated to the honest parties' shares alone)",
+            "rho_per_dataset": release.rho,
+            "noise_sd": release.output_sigmas(),
+            "cost": f"ρ = {release.rho:g} from each input dataset's budget",
+        }
+    return {
+        "protocol": definition.name,
+        "version": definition.version,
+        "summary": definition.summary,
+        "inputs": [
+            {"party": i.party, "dataset": i.dataset, "columns": i.columns} for i in spec.inputs
+        ],
+        "parties": list(party_order),
+        "helpers": [p for p in party_order if p not in spec.owners],
+        "threshold": t,
+        "security": (
+            f"Shamir secret sharing among {n} parties, threshold t = {t}: "
+            + (
+                "a single party learns nothing beyond the outputs; "
+                if t == 1
+                else f"any {t} colluding parties learn nothing beyond the outputs; "
+            )
+            + f"{t + 1} colluding parties could reconstruct every shared value, inputs "
+            "included. Parties are assumed to follow the protocol (semi-honest)."
+        ),
+        "revealed": {
+            analyst: list(definition.outputs),
+            "parties": "nothing beyond what the leakage below says",
+            "coordinator": "job state and progress only (results are sealed to the analyst)",
+        },
+        "leakage": definition.leakage,
+        "privacy": privacy,
+        "params": dict(spec.params),
+    }
+
+
+def render(m: dict[str, Any]) -> str:
+    """The manifest as a person reads it (``ensnif job pending --job ID``)."""
+
+    def one(i: dict[str, Any]) -> str:
+        columns = ", ".join(f"{role}={col}" for role, col in i["columns"].items())
+        return f"{i['party']}:{i['dataset']} ({columns})"
+
+    lines = [
+        f"protocol   {m['protocol']} (v{m['version']}): {m['summary']}",
+        "inputs     " + "; ".join(one(i) for i in m["inputs"]),
+        f"parties    {', '.join(m['parties'])} (helpers: {', '.join(m['helpers']) or 'none'})",
+        f"security   {m['security']}",
+    ]
+    for who, what in m["revealed"].items():
+        shown = ", ".join(what) if isinstance(what, list) else what
+        lines.append(f"reveals    to {who}: {shown}")
+    lines.append(f"leakage    {m['leakage']}")
+    lines.append(f"privacy    {m['privacy']['release']}; {m['privacy']['cost']}")
+    if m.get("params"):
+        lines.append(f"params     {m['params']}")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""The contract between a party node and the worker process it launches for one job.
+
+The node writes ``session.json`` into the job's workspace (for a data owner it
+names the dataset's source and the columns by role; the worker reads the data
+itself, so a slow or failing source is bounded by the job's own limits).
+The worker writes ``status.json`` while it runs and ``result.sealed`` when it
+has delivered. Both sides import only this module, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SESSION_FILE = "session.json"
+STATUS_FILE = "status.json"
+RESULT_FILE = "result.sealed"
+LOG_FILE = "worker.log"
+
+# Exit codes of the worker, so the node can tell failures apart without parsing logs.
+EXIT_OK = 0
+EXIT_FAILED = 3
+EXIT_BAD_SESSION = 4
+
+
+@dataclass(frozen=True)
+class WorkerSession:
+    job_id: str
+    protocol: str
+    params: dict[str, Any]
+    index: int
+    threshold: int
+    addresses: list[str]  # host:port of every party, in session order
+    owners: list[int]  # indices that feed inputs; the rest are compute-only
+    bit_length: int
+    decimals: int
+    analyst_cert_pem: str
+    # This owner's dataset: its SourceSpec as a dict, declared columns, clamp flag, and the
+    # role -> column names it provides. None/empty at a compute-only party.
+    source: dict[str, Any] | None = None
+    dataset_columns: list[dict[str, Any]] = field(default_factory=list)
+    clamp: bool = False
+    roles: dict[str, str] = field(default_factory=dict)
+    # Public: the role -> column names of every data owner, in input order.
+    input_roles: list[dict[str, str]] = field(default_factory=list)
+    # How outputs are released (ensnif_mpc.privacy.dp.ReleasePlan as a dict); empty = exact.
+    release: dict[str, Any] = field(default_factory=dict)
+    sec_param: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_input(self) -> bool:
+        return self.source is not None
+
+    def write(self, directory: Path) -> None:
+        atomic_write(directory / SESSION_FILE, json.dumps(asdict(self), indent=2).encode())
+
+    @staticmethod
+    def read(directory: Path) -> WorkerSession:
+        return WorkerSession(**json.loads((directory / SESSION_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    # starting | connecting | preparing (reading own data) | computing (or a protocol's own
+    # step: shuffling, pseudonyms, aggregating, noising) | delivering | done | failed
+    phase: str
+    fraction: float = 0.0
+    message: str = ""
+    bytes_sent: int = 0
+    reason_code: str = ""
+    cpu_seconds: float = 0.0  # the worker's own CPU time so far (for benchmarks and operators)
+
+    def write(self, directory: Path) -> None:
+        atomic_write(directory / STATUS_FILE, json.dumps(asdict(self)).encode())
+
+    @staticmethod
+    def read(directory: Path) -> WorkerStatus | None:
+        try:
+            return WorkerStatus(**json.loads((directory / STATUS_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

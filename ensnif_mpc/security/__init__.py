@@ -1,0 +1,3 @@
+"""Identities and secrecy: the consortium PKI, mutual TLS, revocation, per-job MPC certificates,
+sealing.
+"""
