@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 import pytest
-from tests.unit.ensnif_mpc.privacy.test_dp_audit import epsilon_lower_bound
 
 from ensnif_mpc.privacy import dlaplace, dp
+from tests.unit.ensnif_mpc.privacy.test_dp_audit import epsilon_lower_bound
 
 EPSILON, L1, RUNS = 1.0, 4.0, 50_000
 
