@@ -4,6 +4,13 @@ Every error carries a stable machine-readable ``reason`` (sent as gRPC trailing
 metadata ``ensnif-reason``) and a message a person can act on. Servicers raise
 these; :func:`grpc_errors` turns them into aborts; the client turns ``RpcError``
 back into the same classes with :func:`from_rpc_error`.
+
+Every reason is registered in :mod:`ensnif_mpc.reasons` (name, status code, meaning,
+what to do; docs/reasons.md is generated from it). A class whose default reason is not
+registered, or registered with another status code, fails at import; an error built
+with an unregistered reason raises :class:`ensnif_mpc.reasons.UnknownReason` (a
+``ValueError``). Only a reason received from a server is taken as it comes, since a
+newer server may know reasons this client does not.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import ClassVar, NoReturn
 
 import grpc
 
+from ensnif_mpc import reasons
+
 log = logging.getLogger(__name__)
 
 REASON_KEY = "ensnif-reason"
@@ -24,11 +33,38 @@ class EnsnifError(Exception):
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
     reason: ClassVar[str] = "internal"
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reason" in vars(cls):
+            _check_default(cls)
+
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if reason is not None:
+            reasons.get(reason)  # UnknownReason: register it in ensnif_mpc/reasons.py
             self.reason = reason  # type: ignore[misc]  # instance override of a class default
+
+    @classmethod
+    def received(cls, message: str, reason: str | None) -> EnsnifError:
+        """The error as a server sent it: its reason is kept even if this client's registry
+        does not know it (the server may be newer)."""
+        err = cls(message)
+        if reason is not None:
+            err.reason = reason  # type: ignore[misc]
+        return err
+
+
+def _check_default(cls: type[EnsnifError]) -> None:
+    registered = reasons.get(cls.reason)
+    if registered.grpc_code != cls.code:
+        raise reasons.UnknownReason(
+            f"{cls.__name__}.reason {cls.reason!r} is registered with "
+            f"{registered.grpc_code}, but the class maps to {cls.code}"
+        )
+
+
+_check_default(EnsnifError)
 
 
 class InvalidArgument(EnsnifError):
@@ -207,7 +243,7 @@ def from_rpc_error(exc: grpc.RpcError) -> EnsnifError:
         # gRPC's own limits (e.g. a message above the size cap) carry no reason: they are
         # not a privacy budget, whatever the status code shares with it.
         return ResourceBusy(f"the server refused the request: {details}", reason="grpc_limit")
-    return cls(details or code.name, reason=reason)
+    return cls.received(details or code.name, reason)
 
 
 class ResourceBusy(EnsnifError):
