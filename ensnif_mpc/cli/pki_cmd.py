@@ -1,14 +1,17 @@
-"""``ensnif pki``: the consortium CA, member certificates, rotation and revocation."""
+"""``ensnif pki``: the consortium CA, member certificates (issued, or signed from a member's
+request), rotation and revocation."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from ensnif_mpc.cli.render import console, emit_json
+from ensnif_mpc.errors import InvalidArgument
 from ensnif_mpc.security import pki as pki_lib, revocation
 
 _DIR = click.option(
@@ -89,6 +92,129 @@ def issue(
         )
     else:
         click.echo(f"{role} {name}: {files.cert}, {files.key} (valid until {not_after:%Y-%m-%d})")
+
+
+@pki.command("request")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(list(pki_lib.ROLES)))
+@click.option(
+    "--host", "hosts", multiple=True, help="Extra DNS name or IP for a server (repeatable)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where to write NAME.key (stays here) and NAME.csr (sent to the lead).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def request(name: str, role: str, hosts: tuple[str, ...], out_dir: str, as_json: bool) -> None:
+    """At the member: make a private key and a certificate signing request for NAME.
+
+    Send only NAME.csr to the consortium lead (with the fingerprint, by another channel
+    if you can); NAME.key never leaves this machine. The lead's `ensnif pki sign`
+    returns NAME.crt: put it next to the key.
+    """
+    r = pki_lib.request(name, role, Path(out_dir), hosts=("localhost", "127.0.0.1", *hosts))
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "role": role,
+                "key": str(r.key),
+                "csr": str(r.csr),
+                "fingerprint": r.fingerprint,
+            }
+        )
+    else:
+        click.echo(
+            f"{role} {name}: private key {r.key} (mode 0600; it never leaves this machine)\n"
+            f"request {r.csr}: send it to the consortium lead for `ensnif pki sign`\n"
+            f"key fingerprint (SHA-256): {r.fingerprint}"
+        )
+
+
+@pki.command("sign")
+@click.argument("csr", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--ca",
+    "directory",
+    default="pki",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The CA directory (ca.crt, ca.key, issued.jsonl).",
+)
+@click.option("--name", help="The identity you expect the request to carry (asked if omitted).")
+@click.option(
+    "--role",
+    type=click.Choice(list(pki_lib.ROLES)),
+    help="The role you expect the request to carry (asked if omitted).",
+)
+@_MEMBER_DAYS
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="Where to write the certificate (default: the CSR's path with .crt).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def sign(
+    csr: str,
+    directory: str,
+    name: str | None,
+    role: str | None,
+    days: int,
+    out_file: str | None,
+    as_json: bool,
+) -> None:
+    """At the consortium lead: issue the certificate a member's CSR asks for.
+
+    The request's signature is verified and what it asks for is shown; it is signed only
+    for the name and role you confirm (--name and --role, or at the prompt). A request
+    for CA powers, for another member's name as a host, or for anything but a member
+    certificate is refused. Send the certificate and ca.crt back to the member.
+    """
+    _, info = pki_lib.read_request(Path(csr).read_bytes())
+    if name is None or role is None:
+        if as_json or not sys.stdin.isatty():
+            raise InvalidArgument(
+                f"the request is for {info.role} {info.name!r} (hosts "
+                f"{', '.join(info.hosts) or 'none'}; key {info.fingerprint}): confirm "
+                "with --name and --role"
+            )
+        click.echo(
+            f"request {csr}\n  name: {info.name}\n  role: {info.role}\n"
+            f"  hosts: {', '.join(info.hosts) or '(none)'}\n  key fingerprint: {info.fingerprint}"
+        )
+        click.confirm("sign it for this name and role?", abort=True)
+        name, role = name or info.name, role or info.role
+    s = pki_lib.sign_request(
+        Path(directory),
+        Path(csr),
+        name=name,
+        role=role,
+        days=days,
+        out=Path(out_file) if out_file else None,
+    )
+    if as_json:
+        emit_json(
+            {
+                "name": s.name,
+                "role": s.role,
+                "hosts": list(s.hosts),
+                "cert": str(s.cert),
+                "serial": format(s.serial, "x"),
+                "not_after": s.not_after.isoformat(),
+                "fingerprint": s.fingerprint,
+            }
+        )
+    else:
+        click.echo(
+            f"signed {s.role} {s.name} (hosts {', '.join(s.hosts) or 'none'}; key "
+            f"{s.fingerprint})\n"
+            f"certificate {s.cert}: serial {s.serial:x}, valid until {s.not_after:%Y-%m-%d}\n"
+            f"send it with {Path(directory) / pki_lib.CA_CERT} to {s.name}"
+        )
 
 
 @pki.command("rotate")
