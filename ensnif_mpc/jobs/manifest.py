@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ensnif_mpc.jobs.checks import honest_majority_threshold
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.protocol import ProtocolDef
 from ensnif_mpc.privacy.dp import ReleasePlan
@@ -24,7 +25,7 @@ def build(
     analyst: str,
 ) -> dict[str, Any]:
     n = len(party_order)
-    t = (n - 1) // 2
+    t = honest_majority_threshold(n)
     if release.exact:
         privacy: dict[str, Any] = {
             "release": "exact",
