@@ -34,7 +34,17 @@ import numpy as np
 
 from protocols.aggregates import mean_frac_bits
 from protocols.io import Context, SecureOutput
-from protocols.registry import KEY_TYPES, NUMERIC, Param, ProtocolDef, Reference, Role, Table
+from protocols.registry import (
+    KEY_TYPES,
+    NUMERIC,
+    BlockSpec,
+    DpSensitivity,
+    Param,
+    ProtocolDef,
+    Reference,
+    Role,
+    Table,
+)
 
 GROUP = Role("group", KEY_TYPES, "the categorical column to group by (string or int)")
 VALUE = Role("value", NUMERIC, "the numeric column to aggregate per group")
@@ -189,17 +199,15 @@ _LEAK = (
 )
 
 
-def _dp_blocks(*kinds: str) -> Any:
+def _dp_blocks(*kinds: str) -> DpSensitivity:
     """A row lands in one group, so a person with k rows per owner moves each per-group
     vector by at most Σk (counts) or Σk·B (sums) in L2 — not √G times more."""
 
-    def blocks(
-        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-    ) -> list[tuple[float, int]]:
+    def blocks(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
         g = len(labels(params))
         count = float(sum(k for k, _ in owners))
         total = float(max(1, sum(k * b for k, b in owners)))
-        return [(count if kind == "count" else total, g) for kind in kinds]
+        return [BlockSpec(count if kind == "count" else total, g) for kind in kinds]
 
     return blocks
 

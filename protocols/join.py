@@ -45,6 +45,7 @@ from protocols.io import Context, SecureOutput
 from protocols.registry import (
     KEY_TYPES,
     NUMERIC,
+    BlockSpec,
     Param,
     ProtocolDef,
     Role,
@@ -284,7 +285,7 @@ def _finalize_intersection_sum(values: dict[str, Fraction]) -> dict[str, Fractio
 
 def _dp_intersection_size(
     owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+) -> list[BlockSpec]:
     """One block, L2 Σ k_i (k_A + k_B).
 
     After pre-aggregation each side's keys are distinct, and a key on one side matches at
@@ -292,12 +293,12 @@ def _dp_intersection_size(
     there, each of which can create at most one match — whatever the key means: with a
     key shared by several people (a zip code) their rows may match other people's keys.
     """
-    return [(float(max(1, sum(k for k, _ in owners))), 1)]
+    return [BlockSpec(float(max(1, sum(k for k, _ in owners))), 1)]
 
 
 def _dp_intersection_sum(
     owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+) -> list[BlockSpec]:
     """Blocks keys, rows, sum (ρ/3 each), with c = max_rows_per_key.
 
     Under DP each of the first owner's keys counts a = min(n, c) of its n rows with the
@@ -317,7 +318,8 @@ def _dp_intersection_sum(
     keys = max(1, k_a + k_b)
     rows = max(1, k_a + c * k_b)
     total = max(1.0, k_a * (2 * c * b_a / (c + 1) + 1) + k_b * c * b_a)
-    return sampler_safe("intersection_sum", [(float(keys), 1), (float(rows), 1), (float(total), 1)])
+    blocks = [BlockSpec(float(keys), 1), BlockSpec(float(rows), 1), BlockSpec(float(total), 1)]
+    return sampler_safe("intersection_sum", blocks)
 
 
 # -- join, then group-by ---------------------------------------------------------------------
@@ -418,7 +420,7 @@ def _finalize_group(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
 
 def _dp_join_group_by(
     owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+) -> list[BlockSpec]:
     """Blocks counts[G] and sums[G] (ρ/2 each), with c = max_rows_per_key.
 
     Under DP the second owner caps every key at c rows over the listed groups (greedy in
@@ -443,7 +445,9 @@ def _dp_join_group_by(
     sums = max(1.0, k_a * c * b_b + k_b * per_row)
     counts_l1 = float(max(1, k_a * c + 2 * k_b))
     sums_l1 = float(max(1, k_a * c * b_b + k_b * (3 * b_b + 2)))
-    return sampler_safe("join_group_by", [(counts, g, counts_l1), (sums, g, sums_l1)])
+    return sampler_safe(
+        "join_group_by", [BlockSpec(counts, g, counts_l1), BlockSpec(sums, g, sums_l1)]
+    )
 
 
 def _check_join_group_by(spec: Any) -> None:
@@ -579,7 +583,7 @@ def correlation_from_moments(values: Mapping[str, Fraction]) -> float:
 
 def _dp_correlation(
     owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+) -> list[BlockSpec]:
     """Blocks n, Σx, Σy, Σx², Σy², Σxy (ρ/6 each: their scales differ by orders).
 
     A key's value is its mean, within [−B, B], or under DP its sum capped at c =
@@ -594,7 +598,7 @@ def _dp_correlation(
     c = row_cap(params) if params.get("per_key", "mean") == "sum" else 1
     x, y, k = c * b_a, c * b_b, k_a + k_b
     blocks = [k, 2 * k * x, 2 * k * y, k * x * x, k * y * y, 2 * k * x * y]
-    return sampler_safe("join_correlation", [(float(max(1, v)), 1) for v in blocks])
+    return sampler_safe("join_correlation", [BlockSpec(float(max(1, v)), 1) for v in blocks])
 
 
 # -- plaintext references (pandas), in the declared unit ---------------------------------------

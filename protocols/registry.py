@@ -29,7 +29,7 @@ from ensnif_mpc.jobs.protocol import (
     Role as Role,
     Table as Table,
 )
-from ensnif_mpc.privacy.dp import BlockSpec
+from ensnif_mpc.privacy.dp import BlockSpec as BlockSpec
 
 
 def row_filter(values: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
@@ -62,23 +62,17 @@ def _finalize_mean(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
     return {"mean": math.nan if values["empty"] else values["mean"]}
 
 
-def _dp_count(
-    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+def _dp_count(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
     """A person with k rows at each owner changes the count by at most Σk."""
-    return [(float(sum(k for k, _ in owners)), 1)]
+    return [BlockSpec(float(sum(k for k, _ in owners)), 1)]
 
 
-def _dp_sum(
-    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+def _dp_sum(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
     """... and the sum by at most Σ k·B (B: the owner's largest |value| on the grid)."""
-    return [(float(max(1, sum(k * b for k, b in owners))), 1)]
+    return [BlockSpec(float(max(1, sum(k * b for k, b in owners))), 1)]
 
 
-def _dp_mean(
-    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+def _dp_mean(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
     """The mean is released as a noisy sum and a noisy count (ρ split between them)."""
     return _dp_sum(owners, params) + _dp_count(owners, params)
 
@@ -95,10 +89,10 @@ def sampler_safe(protocol: str, blocks: list[BlockSpec]) -> list[BlockSpec]:
     Sums of squares and cross-products (variance, correlation) reach B² on the integer grid,
     far beyond any sum: without this check their noise would saturate, silently.
     """
-    for l2, *_ in blocks:
-        if l2 > MAX_DP_SENSITIVITY:
+    for block in blocks:
+        if block.l2 > MAX_DP_SENSITIVITY:
             raise FailedPrecondition(
-                f"the DP release of {protocol!r} has sensitivity {l2:.3g} on the columns' "
+                f"the DP release of {protocol!r} has sensitivity {block.l2:.3g} on the columns' "
                 f"integer grid, beyond the {MAX_DP_SENSITIVITY:.3g} the noise sampler supports; "
                 "declare narrower bounds or fewer decimals, or ask for an exact release",
                 reason="dp_unavailable",
@@ -126,9 +120,9 @@ def positional(blocks: DpSensitivity) -> DpSensitivity:
 def _smaller(a: BlockSpec, b: BlockSpec) -> BlockSpec:
     """The elementwise smaller of two declarations of one block (L2, and L1 where both have
     one); the number of outputs is the same."""
-    if len(a) > 2 and len(b) > 2:
-        return (min(a[0], b[0]), a[1], min(a[2], b[2]))
-    return (min(a[0], b[0]), a[1])
+    if a.l1 is not None and b.l1 is not None:
+        return BlockSpec(min(a.l2, b.l2), a.dims, min(a.l1, b.l1))
+    return BlockSpec(min(a.l2, b.l2), a.dims)
 
 
 def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:

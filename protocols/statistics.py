@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -54,6 +54,8 @@ from ensnif_mpc.errors import InvalidJobSpec
 from protocols.aggregates import value_filter
 from protocols.io import Context, SecureOutput, scaled_bound
 from protocols.registry import (
+    BlockSpec,
+    DpSensitivity,
     Finalize,
     Param,
     ProtocolDef,
@@ -256,16 +258,14 @@ def spread_from_moments(count: Fraction, total: Fraction, squares: Fraction) -> 
     return max(Fraction(0), (count * squares - total * total) / (count * (count - 1)))
 
 
-def _dp_moments(protocol: str) -> Any:
-    def blocks(
-        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-    ) -> list[tuple[float, int]]:
+def _dp_moments(protocol: str) -> DpSensitivity:
+    def blocks(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
         return sampler_safe(protocol, moment_blocks(owners))
 
     return blocks
 
 
-def moment_blocks(owners: Sequence[tuple[int, int]]) -> list[tuple[float, int]]:
+def moment_blocks(owners: Sequence[tuple[int, int]]) -> list[BlockSpec]:
     """Blocks (N), (S), (Q), ρ/3 each.
 
     A person has at most k_i rows at owner i, each with |x| ≤ B_i on the integer grid,
@@ -278,7 +278,7 @@ def moment_blocks(owners: Sequence[tuple[int, int]]) -> list[tuple[float, int]]:
     rows = sum(k for k, _ in owners)
     total = max(1, sum(k * b for k, b in owners))
     squares = max(1, sum(k * b * b for k, b in owners))
-    return [(float(rows), 1), (float(total), 1), (float(squares), 1)]
+    return [BlockSpec(float(rows), 1), BlockSpec(float(total), 1), BlockSpec(float(squares), 1)]
 
 
 def _kept(tables: Sequence[Table], params: Mapping[str, Any]) -> np.ndarray:
@@ -368,9 +368,7 @@ def _finalize_minmax(values: dict[str, Fraction]) -> dict[str, Fraction | float]
     return {"min": values["min"], "max": values["max"]}
 
 
-def _dp_minmax(
-    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-) -> list[tuple[float, int]]:
+def _dp_minmax(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
     """One block (min, max): L2 2·√2·B, or 2·B when a person has a single row in all.
 
     Honest but wide: a minimum is one person's value. The release clips both ends to
@@ -388,7 +386,7 @@ def _dp_minmax(
     rows = sum(k for k, _ in owners)
     spread = 2.0 * bound * (math.sqrt(2) if rows > 1 else 1)
     l1 = 2.0 * bound * (2 if rows > 1 else 1)
-    return sampler_safe("minmax", [(max(1.0, spread), 2, max(1.0, l1))])
+    return sampler_safe("minmax", [BlockSpec(max(1.0, spread), 2, max(1.0, l1))])
 
 
 def _ref_minmax(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
@@ -452,7 +450,7 @@ async def histogram(ctx: Context) -> list[SecureOutput]:
     return [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
 
 
-def _dp_counts(points: Any) -> Any:
+def _dp_counts(points: Callable[[Mapping[str, Any]], int]) -> DpSensitivity:
     """One block: the counts of every bin (grid point), L2 sensitivity Σ k_i.
 
     Each row is counted in at most one bin (exactly one grid point: values beyond the
@@ -463,11 +461,9 @@ def _dp_counts(points: Any) -> Any:
     discrete Laplace mechanism, whose default would be √bins·L2).
     """
 
-    def blocks(
-        owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
-    ) -> list[tuple[float, int, float]]:
+    def blocks(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
         rows = float(max(1, sum(k for k, _ in owners)))
-        return [(rows, points(params), rows)]
+        return [BlockSpec(rows, points(params), rows)]
 
     return blocks
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.privacy.dp import BlockSpec
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,10 @@ VALUE = Role("value", NUMERIC, "the numeric column to aggregate")
 Table = Mapping[str, np.ndarray]
 Reference = Callable[[Sequence[Table], Mapping[str, Any]], dict[str, float]]
 # From each owner's (rows per person, largest |value| on the integer grid) and the
-# parameters: the blocks of the noisy release in output order, each an
-# ensnif_mpc.privacy.dp.BlockSpec: (L2 sensitivity, outputs), or (L2 sensitivity, outputs, L1
-# sensitivity) where a block knows a better L1 than √outputs·L2 (for the discrete Laplace
-# mechanism; ensnif_mpc.privacy.dlaplace.l1_bound). Typed list[Any] so that callers written for
-# the two-element form keep type-checking.
-DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[Any]]
+# parameters: the blocks of the noisy release in output order, each a BlockSpec (L2
+# sensitivity, outputs, and the L1 sensitivity where a block knows a better one than
+# √outputs·L2, for the discrete Laplace mechanism; ensnif_mpc.privacy.dlaplace.l1_bound).
+DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[BlockSpec]]
 Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 

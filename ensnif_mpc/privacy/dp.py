@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
 from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
 from ensnif_mpc.privacy import dlaplace
@@ -250,15 +250,42 @@ class ReleasePlan:
         return ReleasePlan(**{**raw, "blocks": blocks})
 
 
-# A block as a protocol declares it: (L2 sensitivity, outputs), or with its L1 sensitivity.
-BlockSpec = tuple[float, int] | tuple[float, int, float]
+class BlockSpec(NamedTuple):
+    """A block as a protocol declares it (``ProtocolDef.dp_sensitivity``), before calibration.
+
+    ``l2``: the L2 sensitivity of the block's ``dims`` outputs on the integer grid; ``l1``:
+    its L1 sensitivity where the protocol knows a better one than √dims·L2 (a person's rows
+    each land in one group), else None: then :func:`ensnif_mpc.privacy.dlaplace.l1_bound`
+    takes that default. A tuple: ``b[0]``, ``b[1]`` and ``b[2]`` are L2, dims and L1 (or
+    None), and ``len(b)`` is always 3.
+    """
+
+    l2: float
+    dims: int
+    l1: float | None = None
+
+    def __repr__(self) -> str:
+        # As the plain tuple a protocol used to declare: messages that quote blocks (a
+        # node's sensitivity_understated refusal) read as before.
+        return repr((self.l2, self.dims) if self.l1 is None else tuple(self))
 
 
-def plan(rho: float, blocks: Sequence[BlockSpec], parties: int, threshold: int) -> ReleasePlan:
+# What plan and laplace_plan take: a BlockSpec, or the plain tuple (L2, dims) or
+# (L2, dims, L1) a node rebuilds from a proposed plan.
+DeclaredBlock = tuple[float, int] | tuple[float, int, float | None]
+
+
+def _spec(block: DeclaredBlock) -> BlockSpec:
+    if isinstance(block, BlockSpec):
+        return block
+    return BlockSpec(block[0], block[1], block[2] if len(block) > 2 else None)
+
+
+def plan(rho: float, blocks: Sequence[DeclaredBlock], parties: int, threshold: int) -> ReleasePlan:
     """Calibrate every block (L2 sensitivity, dims) at ρ / len(blocks)."""
     share = rho / len(blocks)
     out = []
-    for l2, dims, *_ in blocks:
+    for l2, dims, _ in map(_spec, blocks):
         cal = calibrate(share, l2, parties, threshold, dims)
         out.append(Block(l2, dims, share, cal.sigma_share))
     return ReleasePlan(False, rho, tuple(out), parties, threshold)
@@ -267,13 +294,13 @@ def plan(rho: float, blocks: Sequence[BlockSpec], parties: int, threshold: int) 
 def laplace_plan(
     epsilon: float,
     delta: float,
-    blocks: Sequence[BlockSpec],
+    blocks: Sequence[DeclaredBlock],
     parties: int,
     threshold: int,
 ) -> ReleasePlan:
     """Discrete Laplace noise for every block at ε / len(blocks), sampler error ≤ δ in all.
 
-    A block's L1 sensitivity is its third element if the protocol declares one, else
+    A block's L1 sensitivity is the one the protocol declares (``BlockSpec.l1``), else
     ⌊√dims · ⌈L2⌉⌋ (:func:`ensnif_mpc.privacy.dlaplace.l1_bound`). Deterministic: every node
     recomputes it from the same inputs and compares.
     """
@@ -283,9 +310,9 @@ def laplace_plan(
     per_block_delta = delta / len(blocks)
     rho = float(dlaplace.charge(epsilon))
     out = []
-    for spec in blocks:
-        l2, dims = float(spec[0]), int(spec[1])
-        l1 = dlaplace.l1_bound(l2, dims, float(spec[2]) if len(spec) > 2 else None)
+    for spec in map(_spec, blocks):
+        l2, dims = float(spec.l2), int(spec.dims)
+        l1 = dlaplace.l1_bound(l2, dims, None if spec.l1 is None else float(spec.l1))
         digits, bits = dlaplace.digits_and_bits(share, l1, dims, per_block_delta)
         bound = dlaplace.delta_bound(share, l1, dims, digits, bits)
         out.append(Block(l2, dims, rho / len(blocks), 0.0, l1, share, digits, bits, bound))

@@ -196,13 +196,15 @@ def _params(protocol: str, cap: int, threshold: int | None, per_key: str) -> dic
     }.get(protocol, {})
 
 
-def _blocks(protocol: str, owners: list[tuple[int, int]], params: dict) -> list[tuple]:
-    return catalog()[protocol].dp_sensitivity(owners, params)
+def _blocks(protocol: str, owners: list[tuple[int, int]], params: dict) -> list[dp.BlockSpec]:
+    sensitivity = catalog()[protocol].dp_sensitivity
+    assert sensitivity is not None
+    return sensitivity(owners, params)
 
 
-def _l1(block: tuple) -> float:
+def _l1(block: dp.BlockSpec) -> float:
     """The L1 sensitivity the discrete Laplace mechanism uses: declared, or √dims·⌈L2⌉."""
-    return dlaplace.l1_bound(block[0], block[1], block[2] if len(block) > 2 else None)
+    return dlaplace.l1_bound(block.l2, block.dims, block.l1)
 
 
 def _moved(before: list[list[Any]], after: list[list[Any]], order: int = 2) -> list[float]:
@@ -290,12 +292,12 @@ def test_adding_one_person_moves_each_block_by_at_most_its_sensitivity(
     before = RELEASES[protocol](base, declared, params)
     after = RELEASES[protocol](with_person, declared, params)
 
-    assert [b[1] for b in blocks] == [len(b) for b in before]
+    assert [b.dims for b in blocks] == [len(b) for b in before]
     moved = zip(blocks, _moved(before, after), _moved(before, after, 1), strict=True)
     for i, (block, change, change_l1) in enumerate(moved):
-        target(change / block[0], label=f"block {i}")  # steer towards the tightest cases
+        target(change / block.l2, label=f"block {i}")  # steer towards the tightest cases
         target(change_l1 / _l1(block), label=f"block {i}, L1")
-        assert change <= block[0] + 1e-9, (protocol, declared, params, with_person)
+        assert change <= block.l2 + 1e-9, (protocol, declared, params, with_person)
         assert change_l1 <= _l1(block) + 1e-9, (protocol, declared, params, with_person)
 
 
@@ -312,9 +314,9 @@ def test_one_owner_alone_never_claims_more_than_the_whole_release(protocol, owne
     whole = _blocks(protocol, owners, params)
     for owner in owners:
         alone = _blocks(protocol, [owner], params)
-        assert [b[1] for b in alone] == [b[1] for b in whole]
+        assert [b.dims for b in alone] == [b.dims for b in whole]
         for a, w in zip(alone, whole, strict=True):
-            assert a[0] <= w[0] + 1e-9 and _l1(a) <= _l1(w) + 1e-9
+            assert a.l2 <= w.l2 + 1e-9 and _l1(a) <= _l1(w) + 1e-9
 
 
 # -- the cases that make the bounds what they are ----------------------------------------------
@@ -328,8 +330,8 @@ def test_a_person_with_both_extremes_moves_an_empty_minmax_by_the_full_bound():
 
     assert change == pytest.approx(2 * math.sqrt(2) * 100)
     assert _moved(_minmax(empty, owners, {}), _minmax(person, owners, {}), 1) == [400]
-    assert _blocks("minmax", owners, {}) == [(pytest.approx(change), 2, 400.0)]
-    assert _blocks("minmax", [(1, 100)], {}) == [(200.0, 2, 200.0)]  # one row: a = b
+    assert _blocks("minmax", owners, {}) == [dp.BlockSpec(pytest.approx(change), 2, 400.0)]
+    assert _blocks("minmax", [(1, 100)], {}) == [dp.BlockSpec(200.0, 2, 200.0)]  # one row: a = b
 
 
 def test_one_row_at_the_second_owner_unlocks_at_most_a_capped_key_of_the_first():
@@ -344,9 +346,9 @@ def test_one_row_at_the_second_owner_unlocks_at_most_a_capped_key_of_the_first()
     blocks = _blocks("intersection_sum", owners, params)
 
     assert (rows, total) == (2, 100)  # c rows and c·B, not 40 rows and 2,000
-    assert rows <= blocks[1][0] and total <= blocks[2][0]
+    assert rows <= blocks[1].l2 and total <= blocks[2].l2
     uncapped = _intersection_sum([a, [Row(3, "a", 0, 0)]], owners, {"max_rows_per_key": 10**6})
-    assert _moved(before, uncapped)[1] > blocks[1][0]  # why the cap is there
+    assert _moved(before, uncapped)[1] > blocks[1].l2  # why the cap is there
 
 
 def test_one_row_at_the_first_owner_switches_on_at_most_a_capped_key_of_the_second():
@@ -360,7 +362,7 @@ def test_one_row_at_the_first_owner_switches_on_at_most_a_capped_key_of_the_seco
     assert (counts, sums) == (3, 60)  # three rows of the key, in the listed order: all in "a"
     assert after[0] == [3, 0, 0]
     blocks = _blocks("join_group_by", owners, params)
-    assert counts <= blocks[0][0] and sums <= blocks[1][0]
+    assert counts <= blocks[0].l2 and sums <= blocks[1].l2
 
 
 def test_one_row_of_the_second_owner_can_move_two_groups_of_a_capped_key():
@@ -377,7 +379,7 @@ def test_one_row_of_the_second_owner_can_move_two_groups_of_a_capped_key():
     assert counts == pytest.approx(math.sqrt(2))
     assert sums == pytest.approx(math.sqrt(20**2 + 20**2))  # a gains −20, b loses 20
     blocks = _blocks("join_group_by", owners, params)
-    assert counts <= blocks[0][0] and sums <= blocks[1][0]
+    assert counts <= blocks[0].l2 and sums <= blocks[1].l2
 
 
 def test_a_new_pair_at_the_bounds_moves_the_squares_by_the_full_bound():
@@ -392,14 +394,13 @@ def test_a_new_pair_at_the_bounds_moves_the_squares_by_the_full_bound():
 
     assert moved == [1, 7, 5, 49, 25, 35]
     blocks = _blocks("join_correlation", owners, params)
-    assert [b[0] for b in blocks] == [2, 28, 20, 98, 50, 140]  # K = 2: not tight for sums
-    assert all(m <= b[0] for m, b in zip(moved, blocks, strict=True))
+    assert [b.l2 for b in blocks] == [2, 28, 20, 98, 50, 140]  # K = 2: not tight for sums
+    assert all(m <= b.l2 for m, b in zip(moved, blocks, strict=True))
 
 
 def test_a_person_at_both_owners_is_counted_at_both():
     owners = [(2, 0), (3, 0)]
-    ((l2, dims),) = _blocks("intersection_size", owners, {})
-    assert (l2, dims) == (5.0, 1)
+    assert _blocks("intersection_size", owners, {}) == [dp.BlockSpec(5.0, 1)]
     # Five new keys, each matching one that is already on the other side.
     base = [[Row(k, "a", 0, 0) for k in (10, 11, 12)], [Row(k, "a", 0, 0) for k in (0, 1)]]
     person = [[Row(0, "a", 0, 0), Row(1, "a", 0, 0)], [Row(k, "a", 0, 0) for k in (10, 11, 12)]]
@@ -412,8 +413,11 @@ def test_a_person_at_both_owners_is_counted_at_both():
 
 def test_histogram_and_quantile_do_not_grow_with_the_number_of_bins():
     owners = [(2, 10), (1, 10)]
-    assert _blocks("histogram", owners, {"edges": list(range(101))}) == [(3.0, 100, 3.0)]
-    assert _blocks("quantile", owners, {"lower": 0, "upper": 99, "step": 1}) == [(3.0, 100, 3.0)]
+    grid = {"lower": 0, "upper": 99, "step": 1}
+    assert _blocks("histogram", owners, {"edges": list(range(101))}) == [
+        dp.BlockSpec(3.0, 100, 3.0)
+    ]
+    assert _blocks("quantile", owners, grid) == [dp.BlockSpec(3.0, 100, 3.0)]
 
 
 def test_squares_beyond_what_the_sampler_can_noise_are_refused_with_a_reason():
@@ -422,7 +426,7 @@ def test_squares_beyond_what_the_sampler_can_noise_are_refused_with_a_reason():
     assert info.value.reason == "dp_unavailable"
     with pytest.raises(FailedPrecondition):
         _blocks("join_correlation", [(1, 10**8), (1, 10**8)], {})
-    assert _blocks("variance", [(1, 10**7)], {})[2] == (1e14, 1)
+    assert _blocks("variance", [(1, 10**7)], {})[2] == dp.BlockSpec(1e14, 1)
 
 
 def test_a_cap_that_is_not_a_positive_integer_is_refused():

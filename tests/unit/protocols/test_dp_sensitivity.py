@@ -21,8 +21,12 @@ owner = st.tuples(st.integers(1, 4), st.integers(0, 10**6))  # (rows per person,
 values = st.lists(st.integers(-(10**6), 10**6), max_size=30)
 
 
-def _blocks(protocol: str, owners: list[tuple[int, int]], params: dict | None = None):
-    return catalog()[protocol].dp_sensitivity(owners, params or {})
+def _blocks(
+    protocol: str, owners: list[tuple[int, int]], params: dict | None = None
+) -> list[dp.BlockSpec]:
+    sensitivity = catalog()[protocol].dp_sensitivity
+    assert sensitivity is not None
+    return sensitivity(owners, params or {})
 
 
 def _release(
@@ -71,10 +75,10 @@ def test_adding_one_person_moves_each_block_by_at_most_its_sensitivity(owners, p
     before = _release(protocol, base, groups)
     after = _release(protocol, with_person, groups)
     assert len(blocks) == len(before)
-    for (l2, dims), x, y in zip(blocks, before, after, strict=True):
-        assert dims == len(x)
+    for block, x, y in zip(blocks, before, after, strict=True):
+        assert block.dims == len(x)
         change = math.sqrt(sum((a - b) ** 2 for a, b in zip(x, y, strict=True)))
-        assert change <= l2 + 1e-9, (protocol, owners, person)
+        assert change <= block.l2 + 1e-9, (protocol, owners, person)
 
 
 @settings(max_examples=100, deadline=None)

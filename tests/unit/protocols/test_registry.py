@@ -9,7 +9,7 @@ import pytest
 
 from ensnif_mpc.errors import InvalidJobSpec, UnknownProtocol
 from protocols import registry
-from protocols.registry import Param, ProtocolDef
+from protocols.registry import BlockSpec, Param, ProtocolDef
 
 # Two owners: [1, 5, 10] and [20]; hand-computed expectations below.
 COLS = [{"value": np.array([1.0, 5.0, 10.0])}, {"value": np.array([20.0])}]
@@ -58,6 +58,35 @@ def test_every_protocol_names_its_outputs_and_leakage(name):
         "aggregates",
         *(m.split(".")[1] for m in registry.FAMILY_MODULES),
     }
+
+
+def test_every_dp_release_declares_its_blocks_as_block_specs():
+    params = {"groups": ["a", "b"], "edges": [0, 1, 2], "lower": 0, "upper": 9, "step": 1}
+    for d in registry.catalog().values():
+        if d.dp_sensitivity is None:
+            continue
+        owners = [(1, 10)] * max(2, d.min_data_owners)
+        blocks = d.dp_sensitivity(owners[: d.max_data_owners], params)
+        assert blocks and all(isinstance(b, BlockSpec) for b in blocks), d.name
+
+
+def test_one_owner_of_a_positional_release_gets_the_smaller_block_at_either_position():
+    def blocks(owners, params):
+        (a, _), (b, _) = owners
+        return [BlockSpec(1.0 + 2 * a + b, 1, 3.0 + a + 2 * b), BlockSpec(1.0 + a, 2)]
+
+    alone = registry.positional(blocks)([(5, 0)], {})
+
+    assert alone == [BlockSpec(6.0, 1, 8.0), BlockSpec(1.0, 2)]
+    assert registry.positional(blocks)([(5, 0), (1, 0)], {}) == blocks([(5, 0), (1, 0)], {})
+
+
+def test_a_block_keeps_its_l1_only_when_both_positions_declare_one():
+    def blocks(owners, params):
+        (a, _), _ = owners
+        return [BlockSpec(1.0, 1, 2.0) if a else BlockSpec(1.0, 1)]
+
+    assert registry.positional(blocks)([(1, 0)], {}) == [BlockSpec(1.0, 1)]
 
 
 # -- check_params ------------------------------------------------------------

@@ -123,6 +123,25 @@ def test_l1_sensitivity_defaults_to_sqrt_dims_times_l2_and_a_declared_one_wins()
     assert plan.blocks[0].l1_sensitivity == 10.0
 
 
+def test_a_block_without_l1_indexes_as_before_and_gets_the_default_l1() -> None:
+    block = dp.BlockSpec(10.0, 4)
+
+    assert (block[0], block[1], block[2]) == (10.0, 4, None) and len(block) > 2
+    assert dlaplace.l1_bound(block[0], block[1], block[2] if len(block) > 2 else None) == 20.0
+    assert repr(block) == "(10.0, 4)" and repr(dp.BlockSpec(10.0, 4, 5.0)) == "(10.0, 4, 5.0)"
+
+
+def test_laplace_plan_reads_a_block_spec_as_the_plain_tuple_it_replaces() -> None:
+    for spec, plain in [
+        (dp.BlockSpec(10.0, 4), (10.0, 4)),
+        (dp.BlockSpec(10.0, 4, 6.0), (10.0, 4, 6.0)),
+    ]:
+        assert dp.laplace_plan(1.0, 1e-10, [spec], 3, 1) == dp.laplace_plan(
+            1.0, 1e-10, [plain], 3, 1
+        )
+        assert dp.plan(0.5, [spec], 3, 1) == dp.plan(0.5, [plain], 3, 1)
+
+
 def test_epsilon_split_never_adds_up_to_more_than_epsilon() -> None:
     for epsilon in (0.1, 0.3, 1 / 3, 0.7, 2.9):
         for blocks in range(1, 8):
