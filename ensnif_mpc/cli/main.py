@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ensnif_mpc import __version__
+from ensnif_mpc import __version__, reasons
 from ensnif_mpc.cli import (
     approve_cmd,
     audit_cmd,
@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_CODES.get(err.code.name, 1)
         if _wants_json(args):
             body: dict[str, Any] = {
-                "error": {"code": err.code.name, "reason": err.reason, "message": err.message}
+                "error": {
+                    "code": err.code.name,
+                    "reason": err.reason,
+                    "message": err.message,
+                    "action": reasons.action(err.reason),  # what to do (docs/reasons.md)
+                }
             }
             click.echo(json.dumps(body), err=True)
         else:

@@ -1,6 +1,9 @@
-"""The error hierarchy: reasons and codes, RpcError → domain error, domain error → abort."""
+"""The error hierarchy: reasons and codes, RpcError → domain error, domain error → abort;
+every reason registered in ensnif_mpc/reasons.py."""
 
 from __future__ import annotations
+
+import gc
 
 import grpc
 import pytest
@@ -16,12 +19,14 @@ from ensnif_mpc.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    PolicyViolation,
     ResourceBusy,
     Unavailable,
     UnknownJob,
     from_rpc_error,
     grpc_errors,
 )
+from ensnif_mpc.reasons import REASONS, UnknownReason
 
 
 class FakeRpcError(grpc.RpcError):
@@ -277,3 +282,54 @@ def test_abort_round_trips_through_from_rpc_error():
 
     assert type(err) is ColumnTypeMismatch
     assert err.message == "inputs[0].column: 'store' is of type string"
+
+
+# -- every reason is registered (ensnif_mpc/reasons.py) -------------------------------
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
+def test_each_error_class_default_is_registered_with_its_status_code(cls):
+    assert REASONS[cls.reason].grpc_code == cls.code
+
+
+def test_an_error_with_an_unregistered_reason_fails_at_construction():
+    with pytest.raises(ValueError, match="not registered"):
+        PolicyViolation("no", reason="made_up_at_the_raise_site")
+
+
+def test_an_error_with_a_registered_reason_keeps_it():
+    err = PolicyViolation("too much", reason="rho_above_policy")
+
+    assert err.reason == "rho_above_policy" and err.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_an_error_class_with_an_unregistered_default_fails_when_defined():
+    try:
+        with pytest.raises(UnknownReason):
+
+            class Invented(FailedPrecondition):  # noqa: F841
+                reason = "invented_default"
+
+    finally:
+        gc.collect()  # the refused class must not linger among __subclasses__()
+
+
+def test_an_error_class_whose_status_differs_from_the_registry_fails_when_defined():
+    try:
+        with pytest.raises(UnknownReason, match="registered with"):
+
+            class Misfiled(FailedPrecondition):  # noqa: F841
+                reason = "budget_exhausted"  # registered as RESOURCE_EXHAUSTED
+
+    finally:
+        gc.collect()
+
+
+def test_a_reason_received_from_a_newer_server_is_kept_unchecked():
+    exc = FakeRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION, "new rule", [(REASON_KEY, "reason_of_a_newer_server")]
+    )
+
+    err = from_rpc_error(exc)
+
+    assert type(err) is FailedPrecondition and err.reason == "reason_of_a_newer_server"

@@ -22,6 +22,7 @@ elsewhere at run time (``err.reason``) is not a literal: the error's constructor
 from __future__ import annotations
 
 import ast
+import json
 import re
 import textwrap
 from collections.abc import Iterator
@@ -32,13 +33,7 @@ import grpc
 import pytest
 
 from ensnif_mpc import errors, reasons
-from ensnif_mpc.errors import (
-    REASON_KEY,
-    EnsnifError,
-    FailedPrecondition,
-    PolicyViolation,
-    from_rpc_error,
-)
+from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.reasons import REASONS, UnknownReason
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -490,67 +485,6 @@ def test_action_of_an_unknown_reason_is_empty():
     assert reasons.action("budget_exhausted") == REASONS["budget_exhausted"].action
 
 
-def _all_error_classes(cls: type[EnsnifError]) -> Iterator[type[EnsnifError]]:
-    yield cls
-    for sub in cls.__subclasses__():
-        yield from _all_error_classes(sub)
-
-
-@pytest.mark.parametrize("cls", list(_all_error_classes(EnsnifError)), ids=lambda c: c.__name__)
-def test_each_error_class_default_is_registered_with_its_status_code(cls):
-    assert REASONS[cls.reason].grpc_code == cls.code
-
-
-# -- errors check their reasons ----------------------------------------------------------
-
-
-def test_an_error_with_an_unregistered_reason_fails_at_construction():
-    with pytest.raises(ValueError, match="not registered"):
-        PolicyViolation("no", reason="made_up_at_the_raise_site")
-
-
-def test_an_error_with_a_registered_reason_keeps_it():
-    err = PolicyViolation("too much", reason="rho_above_policy")
-
-    assert err.reason == "rho_above_policy" and err.code == grpc.StatusCode.PERMISSION_DENIED
-
-
-def test_an_error_class_with_an_unregistered_default_fails_when_defined():
-    with pytest.raises(UnknownReason):
-
-        class Invented(FailedPrecondition):  # noqa: F841
-            reason = "invented_default"
-
-
-def test_an_error_class_whose_status_differs_from_the_registry_fails_when_defined():
-    with pytest.raises(UnknownReason, match="registered with"):
-
-        class Misfiled(FailedPrecondition):  # noqa: F841
-            reason = "budget_exhausted"  # registered as RESOURCE_EXHAUSTED
-
-
-class _RpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str, reason: str) -> None:
-        self._code, self._details, self._reason = code, details, reason
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ((REASON_KEY, self._reason),)
-
-
-def test_a_reason_received_from_a_newer_server_is_kept_unchecked():
-    exc = _RpcError(grpc.StatusCode.FAILED_PRECONDITION, "new rule", "reason_of_a_newer_server")
-
-    err = from_rpc_error(exc)
-
-    assert type(err) is FailedPrecondition and err.reason == "reason_of_a_newer_server"
-
-
 # -- the docs ----------------------------------------------------------------------------
 
 
@@ -568,3 +502,23 @@ def test_docs_list_every_registered_reason_once():
     rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| `")]
 
     assert sorted(rows) == sorted(f"| `{name}`" for name in REASONS)
+
+
+# -- the CLI shows what to do -------------------------------------------------------------
+
+
+def test_cli_json_error_carries_what_to_do(monkeypatch, capsys):
+    from ensnif_mpc.cli import main as cli_main
+
+    def refuse(**kwargs: object) -> None:
+        raise errors.BudgetExhausted("dataset 'orders' has no budget left")
+
+    monkeypatch.setattr(cli_main.cli, "main", refuse)
+
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main(["job", "submit", "job.toml", "--json"])
+
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert exited.value.code == 6
+    assert error["reason"] == "budget_exhausted"
+    assert error["action"] == REASONS["budget_exhausted"].action
