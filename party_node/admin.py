@@ -16,6 +16,7 @@ from typing import Any
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.errors import FailedPrecondition, InvalidArgument, UnknownJob
 from ensnif_mpc.jobs import approvals
+from party_node.states import NodeState
 from party_node.store import NodeStore
 
 
@@ -31,7 +32,7 @@ class Pending:
 
 def pending(store: NodeStore) -> list[Pending]:
     out = []
-    for job in store.by_state("awaiting_approval"):
+    for job in store.by_state(NodeState.AWAITING_APPROVAL):
         if (d := store.approval(job.job_id)) is not None and d.decision == "approved":
             continue  # decided; admitted at the coordinator's next proposal
         data = job.data
@@ -64,7 +65,7 @@ def decide(
     job = store.find(job_id)
     if job is None:
         raise UnknownJob(f"node {cfg.name!r} has no job {job_id!r}")
-    if job.state != "awaiting_approval":
+    if job.state != NodeState.AWAITING_APPROVAL:
         raise FailedPrecondition(
             f"job {job_id} is {job.state} at {cfg.name}, not awaiting approval",
             reason="not_awaiting_approval",

@@ -48,10 +48,12 @@ from ensnif_mpc.security.pki import Identity, identity_of, parse_cert, verify_me
 from party_node import cohort, datasets, policy
 from party_node.executor import Executor, JobHandle, Workspace
 from party_node.ledger import Ledger
-from party_node.store import NODE_LIVE, NodeJob, NodeStore
+from party_node.states import NODE_LIVE, WORKER_STARTED, NodeState
+from party_node.store import NodeJob, NodeStore
 from protocols import registry
 
 log = logging.getLogger(__name__)
+S = NodeState
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,10 @@ class Node:
     # -- lifecycle -----------------------------------------------------------
     def start_monitor(self) -> None:
         # A reservation whose job is not live any more may have been opened: count it spent.
-        self.ledger.recover({j.job_id for j in self.store.live() if j.state == "approved"})
+        self.ledger.recover({j.job_id for j in self.store.live() if j.state == S.APPROVED})
         for job in self.store.live():
-            if job.state in ("starting", "running"):
-                self._end(job, "failed", "the node restarted while the job ran", "node_restarted")
+            if job.state in WORKER_STARTED:
+                self._end(job, S.FAILED, "the node restarted while the job ran", "node_restarted")
         self._monitor.start()
 
     def shutdown(self) -> None:
@@ -135,7 +137,7 @@ class Node:
             handle.terminate()
             job = self.store.find(job_id)
             if job and job.state in NODE_LIVE:
-                self._end(job, "failed", "the node was shut down", "node_shutdown")
+                self._end(job, S.FAILED, "the node was shut down", "node_shutdown")
 
     # Settings a reload may not change: identity, addresses and state need a restart.
     _FIXED = (
@@ -196,7 +198,7 @@ class Node:
         self.check_coordinator(caller)
         existing = self.store.find(p.job_id)
         if existing is not None:
-            if existing.state == "awaiting_approval":
+            if existing.state == S.AWAITING_APPROVAL:
                 return self._resume(existing, p)
             return existing
         if not p.job_id.isalnum():
@@ -209,20 +211,20 @@ class Node:
         if verdict.manual:
             data = self._pending_data(p, verdict)
             log.info("job %s awaits approval by this node's administrator", p.job_id)
-            return self.store.create(p.job_id, "awaiting_approval", p.party_index, data, 0)
+            return self.store.create(p.job_id, S.AWAITING_APPROVAL, p.party_index, data, 0)
         try:
             data, port = self._admit(p, session_input)
         except EnsnifError as err:
             log.info("job %s rejected: %s", p.job_id, err.message)
             return self._refuse(p, err)
         self._decide(p, "approved", "policy", verdict.rule)
-        job = self.store.create(p.job_id, "approved", p.party_index, data, port)
+        job = self.store.create(p.job_id, S.APPROVED, p.party_index, data, port)
         self.hub.notify(p.job_id)
         return job
 
     def _refuse(self, p: Proposal, err: EnsnifError) -> NodeJob:
         return self.store.create(
-            p.job_id, "rejected", p.party_index, {}, 0, err.message, err.reason
+            p.job_id, S.REJECTED, p.party_index, {}, 0, err.message, err.reason
         )
 
     def _admit(
@@ -279,7 +281,7 @@ class Node:
             else:
                 self.store.mark_applied(job.job_id)
                 if self.store.transition(
-                    job.job_id, "awaiting_approval", "approved", data=data, mpc_port=port
+                    job.job_id, S.AWAITING_APPROVAL, S.APPROVED, data=data, mpc_port=port
                 ):
                     self.hub.notify(job.job_id)
                     return self.store.get(job.job_id)
@@ -289,7 +291,7 @@ class Node:
                 return self.store.get(job.job_id)
         self.store.mark_applied(job.job_id)
         log.info("approved job %s refused at admission: %s", job.job_id, err.message)
-        self.store.transition(job.job_id, "awaiting_approval", "rejected", err.message, err.reason)
+        self.store.transition(job.job_id, S.AWAITING_APPROVAL, S.REJECTED, err.message, err.reason)
         self.hub.notify(job.job_id)
         return self.store.get(job.job_id)
 
@@ -298,7 +300,7 @@ class Node:
             f": {decision.reason}" if decision.reason else ""
         )
         self.store.transition(
-            job.job_id, "awaiting_approval", "rejected", reason, "rejected_by_owner"
+            job.job_id, S.AWAITING_APPROVAL, S.REJECTED, reason, "rejected_by_owner"
         )
         self.store.mark_applied(job.job_id)
         self.hub.notify(job.job_id)
@@ -620,8 +622,8 @@ class Node:
     ) -> NodeJob:
         self.check_coordinator(caller)
         job = self.store.get(job_id)
-        if job.state != "approved":
-            if job.state == "rejected":
+        if job.state != S.APPROVED:
+            if job.state == S.REJECTED:
                 raise FailedPrecondition(f"this node rejected job {job_id}: {job.reason}")
             return job
         order = job.data["party_order"]
@@ -661,7 +663,7 @@ class Node:
             release=job.data.get("release", {}),
             **(job.data["input"] or {}),
         ).write(directory)
-        self.store.transition(job_id, "approved", "starting")
+        self.store.transition(job_id, S.APPROVED, S.STARTING)
         self.hub.notify(job_id)
         self._wake.set()
         return self.store.get(job_id)
@@ -674,24 +676,24 @@ class Node:
             if not job_id.isalnum():
                 raise InvalidArgument(f"job id {job_id!r} is not alphanumeric")
             return self.store.create(
-                job_id, "aborted", 0, {}, 0, reason or "aborted by the coordinator", "aborted"
+                job_id, S.ABORTED, 0, {}, 0, reason or "aborted by the coordinator", "aborted"
             )
         with self._lock:
             handle = self._handles.get(job_id)
         if handle is not None:
             handle.terminate()
         if job.state in NODE_LIVE:
-            self._end(job, "aborted", reason or "aborted by the coordinator", "aborted")
+            self._end(job, S.ABORTED, reason or "aborted by the coordinator", "aborted")
         return self.store.get(job_id)
 
     # -- monitor -------------------------------------------------------------
-    def _end(self, job: NodeJob, state: str, reason: str, code: str, **fields: Any) -> None:
+    def _end(self, job: NodeJob, state: NodeState, reason: str, code: str, **fields: Any) -> None:
         """Settle budget and resources first, then make the end visible: whoever sees the
         job ended sees no worker handle, no port and no open reservation left for it."""
         # The budget: once the worker started, its inputs were shared and the others may
         # still deliver enough shares to open the release: spent. Only a job that never
         # started gives its reservation back.
-        if state == "succeeded" or job.state in ("starting", "running"):
+        if state == S.SUCCEEDED or job.state in WORKER_STARTED:
             moved = self.ledger.commit(job.job_id)
         else:
             moved = self.ledger.release(job.job_id)
@@ -725,7 +727,7 @@ class Node:
             self._wake.clear()
 
     def _tick(self, job: NodeJob) -> None:
-        if job.state == "awaiting_approval":
+        if job.state == S.AWAITING_APPROVAL:
             decision = self.store.approval(job.job_id)
             if decision is not None and decision.decision == "rejected":
                 self._apply_rejection(job, decision)
@@ -734,17 +736,17 @@ class Node:
             if waited > self.cfg.approval_timeout_s:
                 self._end(
                     job,
-                    "aborted",
+                    S.ABORTED,
                     f"not approved within {self.cfg.approval_timeout_s:.0f}s",
                     "approval_timeout",
                 )
             return
-        if job.state == "approved":
+        if job.state == S.APPROVED:
             waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
             if waited > self.cfg.start_timeout_s:
                 self._end(
                     job,
-                    "aborted",
+                    S.ABORTED,
                     f"approved but never started within {self.cfg.start_timeout_s:.0f}s",
                     "start_timeout",
                 )
@@ -752,16 +754,16 @@ class Node:
         directory = self.workspace.path(job.job_id)
         with self._lock:
             handle = self._handles.get(job.job_id)
-        if job.state == "starting" and handle is None:
+        if job.state == S.STARTING and handle is None:
             handle = self.executor.launch(directory)
             with self._lock:
                 self._handles[job.job_id] = handle
                 self._started[job.job_id] = time.monotonic()
-            self.store.transition(job.job_id, "starting", "running")
+            self.store.transition(job.job_id, S.STARTING, S.RUNNING)
             self.hub.notify(job.job_id)
             log.info("job %s: worker %d started", job.job_id, handle.pid)
             return
-        if job.state != "running" or handle is None:
+        if job.state != S.RUNNING or handle is None:
             return
         status = WorkerStatus.read(directory)
         if status is not None:
@@ -781,12 +783,12 @@ class Node:
                 blob = result.read_bytes()
                 signature = delivery.sign_share(self.key_pem, job.job_id, self.cfg.name, blob)
                 data = {**job.data, "share_signature": signature.hex()}
-                self._end(job, "succeeded", "", "", sealed_share=blob, data=data)
+                self._end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data)
                 log.info("job %s: delivered", job.job_id)
             else:
                 msg = status.message if status and status.phase == "failed" else ""
                 code = status.reason_code if status and status.reason_code else "worker_failed"
-                self._end(job, "failed", msg or f"worker exited with code {rc}", code)
+                self._end(job, S.FAILED, msg or f"worker exited with code {rc}", code)
             return
         elapsed = time.monotonic() - self._started.get(job.job_id, time.monotonic())
         phase = status.phase if status else "starting"
@@ -794,7 +796,7 @@ class Node:
             handle.terminate()
             self._end(
                 job,
-                "failed",
+                S.FAILED,
                 f"MPC peers did not all connect within {self.cfg.connect_timeout_s:.0f}s",
                 "peer_connect_timeout",
             )
@@ -802,7 +804,7 @@ class Node:
             handle.terminate()
             self._end(
                 job,
-                "failed",
+                S.FAILED,
                 f"job exceeded the node's limit of {self.cfg.job_timeout_s:.0f}s",
                 "timeout",
             )

@@ -13,7 +13,8 @@ from ensnif_mpc.rpc import convert
 from ensnif_mpc.security.mpc_session import PeerBinding
 from ensnif_mpc.security.tls import peer_identity
 from party_node.node import Node, Proposal, release_from_json
-from party_node.store import NODE_LIVE, NodeJob
+from party_node.states import NODE_LIVE, REFUSED, NodeState
+from party_node.store import NodeJob
 
 
 def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
@@ -29,9 +30,9 @@ def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
             message=str(p.get("message", "")),
             bytes_sent=int(p.get("bytes_sent", 0)),
         ),
-        sealed_share=job.sealed_share if job.state == "succeeded" else b"",
+        sealed_share=job.sealed_share if job.state == NodeState.SUCCEEDED else b"",
         share_signature=bytes.fromhex(job.data.get("share_signature", ""))
-        if job.state == "succeeded"
+        if job.state == NodeState.SUCCEEDED
         else b"",
     )
 
@@ -61,14 +62,14 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 ),
             )
             approval = self._approval(job.job_id)
-            if job.state in ("rejected", "aborted", "failed"):
+            if job.state in REFUSED:
                 return ppb.ProposeResponse(
                     decision=ppb.DECISION_REJECTED,
                     reason=job.reason,
                     reason_code=job.reason_code,
                     approval=approval,
                 )
-            if job.state == "awaiting_approval":
+            if job.state == NodeState.AWAITING_APPROVAL:
                 return ppb.ProposeResponse(
                     decision=ppb.DECISION_NEEDS_MANUAL,
                     reason=f"awaiting approval by the administrator of {self.node.cfg.name} "

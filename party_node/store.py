@@ -36,20 +36,9 @@ from ensnif_mpc.db import (
 )
 from ensnif_mpc.errors import InvalidTransition, UnknownJob
 from ensnif_mpc.jobs import approvals
+from party_node.states import NODE_ALLOWED, NODE_LIVE, NodeState
 
-# proposed → awaiting_approval|approved|rejected; awaiting_approval → approved|rejected;
-# approved → starting → running → succeeded|failed; any live → aborted
-NODE_ALLOWED: dict[str, frozenset[str]] = {
-    "awaiting_approval": frozenset({"approved", "rejected", "aborted"}),
-    "approved": frozenset({"starting", "aborted", "failed"}),
-    "starting": frozenset({"running", "failed", "aborted"}),
-    "running": frozenset({"succeeded", "failed", "aborted"}),
-    "rejected": frozenset(),
-    "succeeded": frozenset(),
-    "failed": frozenset(),
-    "aborted": frozenset(),
-}
-NODE_LIVE = frozenset({"awaiting_approval", "approved", "starting", "running"})
+__all__ = ["NODE_ALLOWED", "NODE_LIVE", "Approval", "NodeJob", "NodeState", "NodeStore"]
 
 
 class _Base(DeclarativeBase):
@@ -120,7 +109,7 @@ class NodeAuditAnchorRow(AuditAnchorColumns, _Base):
 @dataclass(frozen=True)
 class NodeJob:
     job_id: str
-    state: str
+    state: NodeState
     party_index: int
     data: dict[str, Any]  # proposal: spec, order, sizing, analyst cert, MPC credential
     mpc_port: int
@@ -142,7 +131,7 @@ def _approval(r: ApprovalRow) -> Approval:
 def _rec(r: NodeJobRow) -> NodeJob:
     return NodeJob(
         r.job_id,
-        r.state,
+        NodeState(r.state),
         r.party_index,
         dict(r.data),
         r.mpc_port,
@@ -199,7 +188,7 @@ class NodeStore:
     def create(
         self,
         job_id: str,
-        state: str,
+        state: NodeState,
         index: int,
         data: dict[str, Any],
         port: int,
@@ -209,7 +198,7 @@ class NodeStore:
         with self._sessions.begin() as s:
             row = NodeJobRow(
                 job_id=job_id,
-                state=state,
+                state=str(state),  # the enum's value: the database holds plain strings
                 party_index=index,
                 data=data,
                 mpc_port=port,
@@ -223,12 +212,13 @@ class NodeStore:
             s.add(row)
             s.flush()
             rec = _rec(row)
-        self.audit("proposal_" + state, {"job": job_id, "reason_code": reason_code})
+        self.audit(f"proposal_{state}", {"job": job_id, "reason_code": reason_code})
         return rec
 
     def live(self) -> list[NodeJob]:
         with self._sessions() as s:
-            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state.in_(NODE_LIVE))).all()
+            live = sorted(str(state) for state in NODE_LIVE)
+            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state.in_(live))).all()
             return [_rec(r) for r in rows]
 
     def ports_in_use(self) -> set[int]:
@@ -237,8 +227,8 @@ class NodeStore:
     def transition(
         self,
         job_id: str,
-        old: str,
-        new: str,
+        old: NodeState,
+        new: NodeState,
         reason: str = "",
         reason_code: str = "",
         **fields: Any,
@@ -246,7 +236,7 @@ class NodeStore:
         if new not in NODE_ALLOWED.get(old, frozenset()):
             raise InvalidTransition(f"node job cannot go from {old} to {new}")
         values: dict[str, Any] = {
-            "state": new,
+            "state": str(new),
             "updated_at": utcnow(),
             "version": NodeJobRow.version + 1,
             **fields,
@@ -256,12 +246,12 @@ class NodeStore:
         with self._sessions.begin() as s:
             res = s.execute(
                 update(NodeJobRow)
-                .where(NodeJobRow.job_id == job_id, NodeJobRow.state == old)
+                .where(NodeJobRow.job_id == job_id, NodeJobRow.state == str(old))
                 .values(**values)
             )
             changed = bool(res.rowcount)  # type: ignore[attr-defined]
         if changed:
-            self.audit("job_" + new, {"job": job_id, "from": old, "reason_code": reason_code})
+            self.audit(f"job_{new}", {"job": job_id, "from": str(old), "reason_code": reason_code})
         return changed
 
     # -- questions and approvals --------------------------------------------
@@ -314,9 +304,9 @@ class NodeStore:
         with self._sessions.begin() as s:
             s.execute(update(ApprovalRow).where(ApprovalRow.job_id == job_id).values(applied=True))
 
-    def by_state(self, state: str) -> list[NodeJob]:
+    def by_state(self, state: NodeState) -> list[NodeJob]:
         with self._sessions() as s:
-            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state == state)).all()
+            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state == str(state))).all()
             return [_rec(r) for r in rows]
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:

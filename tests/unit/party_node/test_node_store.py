@@ -218,3 +218,23 @@ def test_racing_transitions_have_exactly_one_winner(store):
 
     assert len(results) == n
     assert results.count(True) == 1
+
+
+def test_states_are_written_as_their_plain_strings(store):
+    from sqlalchemy import text
+
+    from party_node.states import NodeState
+
+    store.create("job-1", NodeState.APPROVED, 0, DATA, 41000)
+    store.transition("job-1", NodeState.APPROVED, NodeState.STARTING)
+
+    with store.engine.connect() as conn:
+        raw = conn.execute(text("SELECT state, typeof(state) FROM node_jobs")).one()
+    assert tuple(raw) == ("starting", "text")
+    assert store.get("job-1").state is NodeState.STARTING
+
+
+def test_the_state_table_covers_every_node_state():
+    from party_node.states import NodeState
+
+    assert set(NODE_ALLOWED) == set(NodeState)
