@@ -16,6 +16,7 @@ from ensnif_mpc.cli import (
     budget_cmd,
     catalog_cmd,
     demo_cmd,
+    init_cmd,
     job_cmd,
     pki_cmd,
     serve_cmd,
@@ -72,6 +73,7 @@ cli.add_command(catalog_cmd.datasets)
 cli.add_command(demo_cmd.demo)
 cli.add_command(budget_cmd.budget)
 cli.add_command(audit_cmd.audit)
+cli.add_command(init_cmd.init)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -146,11 +146,16 @@ def init_ca(directory: Path, name: str = "Ensnif consortium CA", days: int = CA_
     return directory / CA_CERT
 
 
+def check_name(name: str) -> None:
+    """A member's identity: letters, digits, '-', '_' or '.' (also a DNS name and a file name)."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidArgument(f"invalid name {name!r}: use letters, digits, '-', '_' or '.'")
+
+
 def _check_member(name: str, role: str) -> None:
     if role not in ROLES:
         raise InvalidArgument(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidArgument(f"invalid name {name!r}: use letters, digits, '-', '_' or '.'")
+    check_name(name)
 
 
 def _subject(name: str, role: str) -> x509.Name:
