@@ -1,14 +1,18 @@
 """Drives each job through approval, scheduling and running, and resumes after a restart.
 
-One driver thread per live job. Every step is idempotent at the nodes (Propose
-and Start are keyed by job id), so a restarted coordinator simply re-enters the
-step a job's persisted state names. Failure of any party fails the job for all:
-the others are told to abort, so no worker is left waiting on a dead peer.
+One driver thread per live job: admit (coordinator/admission.py) → approve (propose to
+every node) → start → follow (watch every node until all delivered their shares). Every
+step is idempotent at the nodes (Propose and Start are keyed by job id), so a restarted
+coordinator simply re-enters the step a job's persisted state names. Failure of any party
+fails the job for all: the others are told to abort, so no worker is left waiting on a
+dead peer.
+
+This module decides what to ask the nodes and what their answers mean for the job; how
+the questions travel (protobuf, stubs, gRPC errors) is coordinator/node_client.py's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,20 +20,28 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import grpc
-
 from coordinator.admission import Admission
-from coordinator.nodes import NodeDialer
+from coordinator.node_client import (
+    Approved,
+    AwaitingApproval,
+    NodeCallFailed,
+    NodeClient,
+    NodeJobState,
+    NodeLostJob,
+    NodeStatus,
+    ProposeAnswer,
+    Rejected,
+    UnknownNode,
+)
 from coordinator.store import JobRecord, Store
 from coordinator.validation import honest_majority_threshold
-from ensnif_mpc.errors import from_rpc_error
-from ensnif_mpc.gen.ensnif.v1 import party_pb2 as ppb, party_pb2_grpc
 from ensnif_mpc.jobs.jobstate import LIVE, JobState
-from ensnif_mpc.rpc import convert
+from ensnif_mpc.security.mpc_session import PeerBinding
 
 log = logging.getLogger(__name__)
 
-NODE_FINAL = {"succeeded", "failed", "aborted", "rejected"}
+# Admission is named here too: callers (tests among them) reach it as scheduler.Admission.
+__all__ = ["Admission", "JobEnded", "Scheduler"]
 
 
 class JobEnded(Exception):
@@ -40,7 +52,7 @@ class Scheduler:
     def __init__(
         self,
         store: Store,
-        dialer: NodeDialer,
+        nodes: NodeClient,
         notify: Callable[[str], None],
         propose_timeout_s: float = 30.0,
         job_timeout_s: float = 3600.0,
@@ -49,7 +61,7 @@ class Scheduler:
         max_jobs_per_party: int = 8,
     ) -> None:
         self.store = store
-        self.dialer = dialer
+        self.nodes = nodes
         self.notify = notify
         self.propose_timeout_s = propose_timeout_s
         self.job_timeout_s = job_timeout_s
@@ -113,7 +125,7 @@ class Scheduler:
                 job = self._start(job)
             if job.state == JobState.RUNNING:
                 self._follow(job)
-        except JobEnded:
+        except (JobEnded, UnknownNode):
             # Whoever ended it (a cancel, a rejection) may have raced our own calls to the
             # nodes; aborting again is idempotent and releases what a late Propose reserved.
             job = self.store.get_job(job_id)
@@ -176,17 +188,11 @@ class Scheduler:
         if abort:
             self._abort_all(self.store.get_job(job_id), reason)
 
-    def _stub(self, party: str) -> party_pb2_grpc.PartyServiceStub:
-        rec = self.store.get_party(party)
-        if rec is None:
-            raise JobEnded(party)
-        return self.dialer.stub(party, rec.address)
-
     def _abort_all(self, job: JobRecord, reason: str) -> None:
         for party in job.spec.party_order:
             try:
-                self._stub(party).Abort(ppb.AbortRequest(job_id=job.id, reason=reason), timeout=5)
-            except (grpc.RpcError, JobEnded) as exc:
+                self.nodes.abort(party, job.id, reason)
+            except (NodeCallFailed, UnknownNode) as exc:
                 log.info("job %s: abort at %s not delivered (%s)", job.id, party, exc)
 
     # -- phases --------------------------------------------------------------
@@ -202,41 +208,34 @@ class Scheduler:
             answers = self._propose_all(job, order)
             if self.store.get_job(job.id).state.final:
                 raise JobEnded(job.id)
-            rejected = [(p, a) for p, a in answers.items() if a.decision == ppb.DECISION_REJECTED]
+            rejected = [(p, a) for p, a in answers.items() if isinstance(a, Rejected)]
             if rejected:
                 party, ans = rejected[0]
                 # Abort the others first (they free their ports and budget reservations),
                 # so that whoever sees REJECTED sees nothing still held for the job.
                 self._abort_all(job, f"rejected by {party}")
-                self._move(
-                    job, JobState.REJECTED, f"{party}: {ans.reason}", ans.reason_code or "rejected"
-                )
+                self._move(job, JobState.REJECTED, f"{party}: {ans.reason}", ans.code)
                 raise JobEnded(job.id)
-            if all(a.decision == ppb.DECISION_APPROVED for a in answers.values()):
+            approved = {p: a for p, a in answers.items() if isinstance(a, Approved)}
+            if len(approved) == len(answers):
                 if job.id not in self._holding:
                     self._readmit(job, order)
                 break
-            manual = sorted(
-                p
-                for p, a in answers.items()
-                if a.decision == ppb.DECISION_NEEDS_MANUAL and a.reason_code == "awaiting_approval"
-            )
+            manual = {p: a.reason for p, a in answers.items() if isinstance(a, AwaitingApproval)}
             if manual:
                 # A person decides: wait as long as the approval timeout allows, and say
                 # whose approval is missing. Nothing is held at the nodes meanwhile, so the
                 # job gives up its in-flight slots (jobs waiting for people must not block
                 # the others) and takes them again once approved.
                 deadline = max(deadline, manual_since + self.approval_timeout_s)
-                self._show_waiting(job, {p: answers[p].reason for p in manual})
+                self._show_waiting(job, dict(sorted(manual.items())))
                 held = self._holding.pop(job.id, None)
                 if held:
                     self.admission.release(held)
             else:
                 manual_since = time.monotonic()
             if time.monotonic() > deadline:
-                waiting = sorted(
-                    p for p, a in answers.items() if a.decision != ppb.DECISION_APPROVED
-                )
+                waiting = sorted(p for p in answers if p not in approved)
                 self._fail(
                     job.id,
                     f"no approval from {', '.join(waiting)} within {self.propose_timeout_s:.0f}s",
@@ -247,9 +246,17 @@ class Scheduler:
             job = self.store.get_job(job.id)
             if job.state.final:
                 raise JobEnded(job.id)
+        session = self._session(order, approved)
+        job = self._move(job, JobState.APPROVED, session=session)
+        return job
+
+    def _session(self, order: list[str], approved: dict[str, Approved]) -> dict[str, Any]:
+        """What every node needs to start (persisted with the job): the party order, each
+        peer's MPC endpoint and certificates, the threshold, and each owner's signed
+        approval."""
         peers = []
         for i, party in enumerate(order):
-            ans = answers[party]
+            ans = approved[party]
             rec = self.store.get_party(party)
             peers.append(
                 {
@@ -261,7 +268,7 @@ class Scheduler:
                     "party_certificate_pem": rec.certificate_pem if rec else "",
                 }
             )
-        session = {
+        return {
             "party_order": order,
             "peers": peers,
             "threshold": honest_majority_threshold(len(order)),
@@ -273,15 +280,13 @@ class Scheduler:
                     "approver": a.approval.approver,
                     "at": a.approval.at,
                     "job_hash": a.approval.job_hash,
-                    "signature_hex": a.approval.signature_hex,
+                    "signature_hex": a.approval.signature,
                     "reason": a.approval.reason,
                 }
-                for party, a in answers.items()
-                if a.HasField("approval")
+                for party, a in approved.items()
+                if a.approval is not None
             ],
         }
-        job = self._move(job, JobState.APPROVED, session=session)
-        return job
 
     def _readmit(self, job: JobRecord, order: list[str]) -> None:
         """Take in-flight slots again after a manual approval (the nodes now hold ports and
@@ -299,36 +304,20 @@ class Scheduler:
         progress = dict(current)
         for party, reason in waiting.items():
             entry = dict(progress.get(party, {}))
-            entry.update(state="awaiting_approval", phase="awaiting approval", message=reason)
+            entry.update(
+                state=NodeJobState.AWAITING_APPROVAL.value,
+                phase="awaiting approval",
+                message=reason,
+            )
             progress[party] = entry
         if progress != current:
             self.store.update_job(job.id, progress=progress)
             self.notify(job.id)
 
-    def _propose_all(self, job: JobRecord, order: list[str]) -> dict[str, Any]:
-        def one(i_party: tuple[int, str]) -> tuple[str, Any]:
+    def _propose_all(self, job: JobRecord, order: list[str]) -> dict[str, ProposeAnswer]:
+        def one(i_party: tuple[int, str]) -> tuple[str, ProposeAnswer]:
             i, party = i_party
-            req = ppb.ProposeRequest(
-                job_id=job.id,
-                spec=convert.spec_to_pb(job.spec),
-                party_index=i,
-                party_order=order,
-                analyst_certificate_pem=job.analyst_cert,
-                bit_length=int(job.sizing["bit_length"]),
-                decimals=int(job.sizing["decimals"]),
-                release_json=json.dumps(job.sizing.get("release") or {"exact": True}),
-            )
-            try:
-                return party, self._stub(party).Propose(req, timeout=self.propose_timeout_s)
-            except grpc.RpcError as exc:
-                err = from_rpc_error(exc)
-                return party, ppb.ProposeResponse(
-                    decision=ppb.DECISION_REJECTED
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE
-                    else ppb.DECISION_NEEDS_MANUAL,
-                    reason=err.message,
-                    reason_code=err.reason,
-                )
+            return party, self.nodes.propose(party, job, i, order, self.propose_timeout_s)
 
         with ThreadPoolExecutor(max_workers=len(order)) as pool:
             return dict(pool.map(one, enumerate(order)))
@@ -338,23 +327,23 @@ class Scheduler:
             job = self._move(job, JobState.SCHEDULED)
         session = job.session
         peers = [
-            ppb.SessionPeer(
+            PeerBinding(
                 index=p["index"],
                 party=p["party"],
                 mpc_address=p["mpc_address"],
-                mpc_certificate_pem=p["mpc_certificate_pem"],
+                mpc_cert_pem=p["mpc_certificate_pem"],
                 binding_signature=bytes.fromhex(p["binding_signature"]),
-                party_certificate_pem=p["party_certificate_pem"],
+                party_cert_pem=p["party_certificate_pem"],
             )
             for p in session["peers"]
         ]
-        req = ppb.StartRequest(job_id=job.id, peers=peers, threshold=int(session["threshold"]))
+        threshold = int(session["threshold"])
 
-        def start_one(party: str) -> tuple[str, grpc.RpcError | None]:
+        def start_one(party: str) -> tuple[str, NodeCallFailed | None]:
             try:
-                self._stub(party).Start(req, timeout=30)
+                self.nodes.start(party, job.id, peers, threshold)
                 return party, None
-            except grpc.RpcError as exc:
+            except NodeCallFailed as exc:
                 return party, exc
 
         order = session["party_order"]
@@ -362,7 +351,7 @@ class Scheduler:
             failures = [(p, e) for p, e in pool.map(start_one, order) if e is not None]
         if failures:
             party, exc = failures[0]
-            err = from_rpc_error(exc)
+            err = exc.error
             self._fail(
                 job.id,
                 f"{party} could not start the job: {err.message}",
@@ -379,33 +368,35 @@ class Scheduler:
         statuses: dict[str, dict[str, Any]] = dict(job.progress)
         outcome: dict[str, Any] = {}
 
-        def record(party: str, st: ppb.NodeJobStatus) -> None:
+        def record(party: str, st: NodeStatus) -> None:
             # Store the share before the status says "succeeded": the last party to
             # report must never end the job while another's share is still in flight.
-            if st.state == "succeeded" and st.sealed_share:
+            if st.state == NodeJobState.SUCCEEDED and st.sealed_share:
                 # Keep the certificate the node signs under now: it may rotate later.
                 rec = self.store.get_party(party)
                 self.store.put_share(
                     job.id,
                     party,
-                    bytes(st.sealed_share),
-                    bytes(st.share_signature),
+                    st.sealed_share,
+                    st.share_signature,
                     rec.certificate_pem if rec else "",
                 )
             with lock:
                 statuses[party] = {
-                    "state": st.state,
-                    "phase": st.progress.phase,
-                    "fraction": st.progress.fraction,
-                    "message": st.progress.message,
-                    "bytes_sent": st.progress.bytes_sent,
+                    "state": st.state.value,
+                    "phase": st.phase,
+                    "fraction": st.fraction,
+                    "message": st.message,
+                    "bytes_sent": st.bytes_sent,
                     "reason": st.reason,
                 }
                 snapshot = dict(statuses)
-                all_delivered = all(snapshot.get(p, {}).get("state") == "succeeded" for p in order)
-                if st.state in ("failed", "aborted") and "fail" not in outcome:
+                all_delivered = all(
+                    snapshot.get(p, {}).get("state") == NodeJobState.SUCCEEDED for p in order
+                )
+                if st.state.ended_badly and "fail" not in outcome:
                     outcome["fail"] = (
-                        f"{party}: {st.reason or st.state}",
+                        f"{party}: {st.reason or st.state.value}",
                         st.reason_code or "party_failed",
                     )
             self.store.update_job(job.id, progress=snapshot)
@@ -417,24 +408,24 @@ class Scheduler:
             lost_since: float | None = None
             while not done.is_set() and not self._stopping.is_set():
                 try:
-                    for msg in self._stub(party).Watch(ppb.WatchRequest(job_id=job.id)):
+                    for st in self.nodes.watch(party, job.id):
                         lost_since = None
-                        record(party, msg.status)
-                        if msg.status.state in NODE_FINAL or done.is_set():
+                        record(party, st)
+                        if st.state.final or done.is_set():
                             return
                     if done.is_set():
                         return
-                except grpc.RpcError as exc:
-                    if exc.code() == grpc.StatusCode.NOT_FOUND:
-                        outcome.setdefault(
-                            "fail",
-                            (
-                                f"{party} does not know this job (its state was lost)",
-                                "party_lost_job",
-                            ),
-                        )
-                        done.set()
-                        return
+                except NodeLostJob:
+                    outcome.setdefault(
+                        "fail",
+                        (
+                            f"{party} does not know this job (its state was lost)",
+                            "party_lost_job",
+                        ),
+                    )
+                    done.set()
+                    return
+                except NodeCallFailed as exc:
                     now = time.monotonic()
                     lost_since = lost_since or now
                     if now - lost_since > self.node_lost_grace_s:
@@ -442,7 +433,7 @@ class Scheduler:
                             "fail",
                             (
                                 f"party {party} is unreachable "
-                                f"({exc.code().name}); the job cannot finish",
+                                f"({exc.status}); the job cannot finish",
                                 "party_unreachable",
                             ),
                         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 
 from coordinator.handlers import Coordinator
+from coordinator.node_client import NodeClient
 from coordinator.nodes import NodeDialer
 from coordinator.scheduler import Scheduler
 from coordinator.servicer import CoordinatorServicer
@@ -42,7 +43,7 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
     dialer = NodeDialer(cfg.tls)
     scheduler = Scheduler(
         store,
-        dialer,
+        NodeClient(dialer, store),
         hub.notify,
         cfg.propose_timeout_s,
         cfg.job_timeout_s,
