@@ -16,6 +16,7 @@ from ensnif_mpc.cli import (
     budget_cmd,
     catalog_cmd,
     demo_cmd,
+    doctor_cmd,
     init_cmd,
     job_cmd,
     pki_cmd,
@@ -74,6 +75,7 @@ cli.add_command(demo_cmd.demo)
 cli.add_command(budget_cmd.budget)
 cli.add_command(audit_cmd.audit)
 cli.add_command(init_cmd.init)
+cli.add_command(doctor_cmd.doctor)
 
 
 def _wants_json(argv: list[str]) -> bool:
