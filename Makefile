@@ -27,7 +27,7 @@ proto: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ensnif_mpc coordinator party_node
+	$(BIN)/mypy ensnif_mpc coordinator party_node protocols
 	$(BIN)/lint-imports
 
 # Not a test: prints a table (about 10 minutes), then the load section: 50 small jobs at once

@@ -18,12 +18,15 @@ selection was empty (the analyst then gets NaN rather than a meaningless number)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from protocols.io import Context, SecureOutput
 
 
-def value_filter(params: dict) -> list[tuple[str, str, float]]:
+def value_filter(params: Mapping[str, Any]) -> list[tuple[str, str, float]]:
     """The optional [min, max] row filter as a local where-clause on the value role."""
     out: list[tuple[str, str, float]] = []
     if params.get("min") is not None:
@@ -33,7 +36,7 @@ def value_filter(params: dict) -> list[tuple[str, str, float]]:
     return out
 
 
-async def _owner_partials(ctx: Context, sectype) -> object:
+async def _owner_partials(ctx: Context, sectype: Any) -> Any:
     """Secret-share every owner's local (sum, count) and add them: a secure array of length 2."""
     mpc = ctx.mpc
     if ctx.local is not None:

@@ -37,11 +37,20 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from ensnif_mpc.privacy.dp import ReleasePlan
 
-def less_than_public(mpc, bits, tbits):
+# One block of noise as the sampler needs it: (outputs, thresholds T_0..T_{K−1}, bits L).
+# MPyC (the runtime, secure types and arrays) has no type stubs: those are Any here.
+NoiseBlock = tuple[int, list[int], int]
+
+
+def less_than_public(mpc: Any, bits: Any, tbits: np.ndarray) -> Any:
     """[u < T] for each row: ``bits`` (N, L) secure bits of u and ``tbits`` (N, L) public
     bits of T, most significant first; a secure (N,) array of 0/1.
 
@@ -66,7 +75,7 @@ def less_than_public(mpc, bits, tbits):
     return pair[0, :, 0]
 
 
-def joint_random_bits(mpc, sectype, count: int):
+def joint_random_bits(mpc: Any, sectype: Any, count: int) -> Any:
     """``count`` secure uniformly random bits no coalition of at most t parties knows.
 
     Parties 0..t input private random bits; the result is their XOR, a ⊕ b = a + b − 2ab
@@ -96,7 +105,7 @@ def _threshold_bits(rows: list[int], width: int) -> np.ndarray:
     return table[index.reshape(-1)]
 
 
-def noise(mpc, sectype, blocks):
+def noise(mpc: Any, sectype: Any, blocks: Sequence[NoiseBlock]) -> Any:
     """Discrete Laplace noise for every output of every block, as one secure array.
 
     ``blocks`` lists (outputs, thresholds T_0..T_{K−1}, bits L) per block. All coins of
@@ -121,7 +130,7 @@ def noise(mpc, sectype, blocks):
     return parts[0] if len(parts) == 1 else mpc.np_concatenate(parts)
 
 
-def plan_blocks(plan):
+def plan_blocks(plan: ReleasePlan) -> list[NoiseBlock]:
     """(outputs, thresholds, bits) of every block of a checked laplace ReleasePlan."""
     from ensnif_mpc.privacy import dlaplace
 
@@ -131,12 +140,16 @@ def plan_blocks(plan):
     ]
 
 
-async def _draw(mpc, l1: float, delta: float, draws: list[tuple[int, float]]):
+async def _draw(
+    mpc: Any, l1: float, delta: float, draws: list[tuple[int, float]]
+) -> list[dict[str, Any]]:
     """One-party draws: for each (count, ε), ``count`` noise values at q = e^(−ε/l1), all
     in one array comparison (each draw a block of its own)."""
     from ensnif_mpc.privacy import dp
 
-    plans = [dp.laplace_plan(eps, delta, [(l1, count, l1)], 1, 0) for count, eps in draws]
+    plans = [
+        dp.laplace_plan(eps, delta, [dp.BlockSpec(l1, count, l1)], 1, 0) for count, eps in draws
+    ]
     blocks = [b for plan in plans for b in plan_blocks(plan)]
     await mpc.start()
     sectype = mpc.SecInt(32 + max(plan.blocks[0].digits for plan in plans))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.data.sources import Aggregate, Measure, Where
+from ensnif_mpc.data.sources import Aggregate, Measure, Source, Where
 
 
 def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
@@ -32,12 +32,12 @@ def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
 class LocalData:
     """This owner's dataset, addressed by role; only local pre-aggregations come out.
 
-    ``source`` is an :class:`ensnif_mpc.data.sources.Source`. Sums of the ``value`` role
+    ``source`` is this owner's :class:`ensnif_mpc.data.sources.Source`. Sums of the ``value`` role
     are on the session's decimal scale (so every owner's partials add up); other
     numeric roles keep their column's declared decimals.
     """
 
-    def __init__(self, source: Any, columns: dict[str, str], decimals: int) -> None:
+    def __init__(self, source: Source, columns: dict[str, str], decimals: int) -> None:
         self.source = source
         self.columns = columns
         self.decimals = decimals
@@ -75,7 +75,7 @@ class LocalData:
 
 @dataclass
 class Context:
-    mpc: Any  # the MPyC runtime of this worker process
+    mpc: Any  # the MPyC runtime of this worker process (MPyC has no type stubs)
     index: int
     owners: list[int]  # party indices of the data owners, in input order
     local: LocalData | None  # this party's data; None at a compute-only party

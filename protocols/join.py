@@ -75,7 +75,9 @@ async def _announce(ctx: Context, position: int, value: int | None) -> int:
     return int(got[0] if isinstance(got, list) else got)
 
 
-def _input(ctx: Context, position: int, sectype: Any, data: np.ndarray | None, shape: tuple) -> Any:
+def _input(
+    ctx: Context, position: int, sectype: Any, data: np.ndarray | None, shape: tuple[int, ...]
+) -> Any:
     """The owner at ``position`` secret-shares ``data``; the others pass a placeholder."""
     owner = ctx.owners[position]
     values = data if ctx.index == owner else np.zeros(shape, dtype=object)

@@ -94,7 +94,9 @@ class Shuffler:
             current = [await self._step(a, members, seeds.get(members), inverse) for a in current]
         return current
 
-    async def _step(self, array: Any, members: tuple[int, ...], seed: bytes | None, inverse: bool):
+    async def _step(
+        self, array: Any, members: tuple[int, ...], seed: bytes | None, inverse: bool
+    ) -> Any:
         mpc = self.mpc
         sectype = type(array)
         field = sectype.sectype.field if hasattr(sectype, "sectype") else sectype.field

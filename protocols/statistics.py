@@ -165,7 +165,7 @@ async def _sums(ctx: Context, sectype: Any) -> list[Any]:
         local = np.zeros(3, dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)
     shared = mpc.input(sectype.array(local), senders=ctx.owners)
-    totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    totals: list[Any] = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
     ctx.progress("computing", 0.4)
     return totals
 
@@ -315,7 +315,8 @@ def value_bound(ctx: Context) -> int:
     assert ctx.local is not None
     declared = {c.name: c for c in ctx.local.source.columns}
     column = declared[ctx.local.columns["value"]]
-    return math.ceil(column.abs_bound * 10**ctx.decimals)
+    scale: int = 10**ctx.decimals
+    return math.ceil(column.abs_bound * scale)
 
 
 async def minmax(ctx: Context) -> list[SecureOutput]:

@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -40,6 +40,12 @@ from ensnif_mpc.jobs.worker_session import (
 from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.results.shares import OutputShare, PartyShares
 from ensnif_mpc.security import sealing
+
+# For annotations only: the worker imports these where it uses them. MPyC has no type
+# stubs: its runtime (``mpc``), secure types and values are typed Any here.
+if TYPE_CHECKING:
+    from ensnif_mpc.privacy.dp import ReleasePlan
+    from protocols.io import LocalData, SecureOutput
 
 log = logging.getLogger("ensnif.worker")
 
@@ -72,7 +78,7 @@ def _cpu() -> float:
     return round(time.process_time(), 3)
 
 
-def _bytes_sent(mpc) -> int:
+def _bytes_sent(mpc: Any) -> int:
     total = 0
     for peer in mpc.parties:
         proto = getattr(peer, "protocol", None)
@@ -81,7 +87,9 @@ def _bytes_sent(mpc) -> int:
     return total
 
 
-async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict) -> None:
+async def _watch_peers(
+    mpc: Any, session: WorkerSession, directory: Path, state: dict[str, bool]
+) -> None:
     """MPyC waits forever for a peer that vanished or went silent; notice either and end
     this worker with a reason.
 
@@ -100,7 +108,7 @@ async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict
     except ValueError:
         silence_s = 600.0
     interval = 0.2
-    heard: dict[int, tuple[tuple[frozenset, int], float]] = {}  # pid -> (what we saw, since)
+    heard: dict[int, tuple[tuple[frozenset[Any], int], float]] = {}  # pid -> (what we saw, since)
     last = time.monotonic()
 
     def leave(msg: str, code: str) -> None:
@@ -147,7 +155,7 @@ async def _watch_peers(mpc, session: WorkerSession, directory: Path, state: dict
         await asyncio.sleep(interval)
 
 
-def _local_data(session: WorkerSession):
+def _local_data(session: WorkerSession) -> LocalData | None:
     from ensnif_mpc.data.schema import Column
     from ensnif_mpc.data.sources import SourceSpec, open_source
     from protocols.io import LocalData
@@ -159,7 +167,9 @@ def _local_data(session: WorkerSession):
     return LocalData(source, dict(session.roles), session.decimals)
 
 
-async def _add_noise(mpc, outputs, plan):
+async def _add_noise(
+    mpc: Any, outputs: list[SecureOutput], plan: ReleasePlan
+) -> list[SecureOutput]:
     """Add the plan's noise to the noisy outputs, on shares, before anything is opened.
 
     Gaussian: each party draws ``plan.dims`` integer shares with OpenDP's exact sampler
@@ -196,7 +206,7 @@ async def _add_noise(mpc, outputs, plan):
 
 
 async def _reshare_outputs(
-    mpc, outputs, decimals: int, sigmas: list[float]
+    mpc: Any, outputs: list[SecureOutput], decimals: int, sigmas: list[float]
 ) -> tuple[list[OutputShare], int]:
     """Re-randomize every output with a fresh sharing of zero and take this party's share.
 
@@ -228,7 +238,7 @@ async def _reshare_outputs(
     return shares, modulus
 
 
-async def _run(mpc, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
+async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
     from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
     from protocols import registry
     from protocols.io import Context
@@ -306,7 +316,7 @@ def bind_peer_indices() -> None:
         return
     original = exchange.data_received
 
-    def data_received(self, data):
+    def data_received(self: Any, data: bytes) -> None:
         if self.peer_pid is None and len(self.bytes) + len(data) >= 2:
             head = (bytes(self.bytes) + bytes(data))[:2]
             claimed = int.from_bytes(head, "little")
@@ -333,7 +343,7 @@ def bind_peer_indices() -> None:
 OPENINGS_FILE = "openings.log"
 
 
-def _trace_openings(mpc, directory: Path) -> None:
+def _trace_openings(mpc: Any, directory: Path) -> None:
     """With ENSNIF_TRACE_OPENINGS=1, log every value this party opens (count, not content).
 
     For audits and tests: what a party opens is what it learns beyond its own shares.
@@ -342,7 +352,7 @@ def _trace_openings(mpc, directory: Path) -> None:
         return
     opened = mpc.output
 
-    def traced(x, *args, **kwargs):
+    def traced(x: Any, *args: Any, **kwargs: Any) -> Any:
         size = len(x) if isinstance(x, list) else getattr(x, "size", 1)
         with (directory / OPENINGS_FILE).open("a") as f:
             f.write(f"{type(x).__name__} {size}\n")
