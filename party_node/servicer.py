@@ -12,7 +12,8 @@ from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_p
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.security.mpc_session import PeerBinding
 from ensnif_mpc.security.tls import peer_identity
-from party_node.node import Node, Proposal, release_from_json
+from party_node.admission import Proposal, release_from_json
+from party_node.node import Node
 from party_node.states import NODE_LIVE, REFUSED, NodeState
 from party_node.store import NodeJob
 

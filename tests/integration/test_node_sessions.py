@@ -234,7 +234,7 @@ def test_node_refuses_a_two_party_session_itself(setup: tuple[LocalConsortium, N
     )
 
     assert job.state == "rejected"
-    assert job.reason_code == "policy_violation" and "t = 0" in job.reason
+    assert job.reason_code == "not_enough_parties" and "t = 0" in job.reason
 
 
 def _offer(lc: LocalConsortium, node: Node, job_id: str, spec: jobspec.JobSpec):

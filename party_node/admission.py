@@ -1,0 +1,355 @@
+"""Admission: the node's own checks of a proposal, returning a verdict that names its rule.
+
+The coordinator relays a job; this node decides whether its data takes part, using only
+its own configuration, data and store: the submitter's signature, its policy, the
+schema, its data, the release (the checks the coordinator ran too are the same functions,
+:mod:`ensnif_mpc.jobs.checks`, called here with this node's datasets and policy). No
+threads, no ports, no budget: reserving what an admitted job needs is the node's
+(:mod:`party_node.node`), running it the supervisor's (:mod:`party_node.supervisor`).
+
+Data-independent checks (signature, policy, schema, release) come before the ones that
+read data (bounds, rows per person, cohorts), and a refusal says which rule refused,
+never what the data was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.db import utcnow
+from ensnif_mpc.errors import (
+    CryptoError,
+    EnsnifError,
+    InvalidArgument,
+    PolicyViolation,
+    UnknownDataset,
+)
+from ensnif_mpc.jobs import approvals, checks, jobspec, manifest
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.protocol import ProtocolDef
+from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
+from ensnif_mpc.security import mpc_session
+from ensnif_mpc.security.pki import identity_of, parse_cert, verify_member
+from party_node import cohort, datasets, policy
+from party_node.store import NodeJob, NodeStore
+from protocols import registry
+
+
+@dataclass(frozen=True)
+class Proposal:
+    job_id: str
+    spec: JobSpec
+    party_index: int
+    party_order: list[str]
+    analyst_cert_pem: str
+    bit_length: int
+    decimals: int
+    release: ReleasePlan = EXACT
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What admission decided about a proposal.
+
+    Refused: ``refusal`` is the error whose message and reason name the rule. Otherwise
+    ``manual`` says whether a person must approve first, ``rule`` which rule decided, and
+    ``session_input`` is what the worker needs to read this owner's input (None at a
+    compute-only party).
+    """
+
+    refusal: EnsnifError | None = None
+    manual: bool = False
+    rule: str = ""
+    session_input: dict[str, Any] | None = None
+
+
+def release_from_json(text: str) -> ReleasePlan:
+    """The coordinator's proposed release plan; nodes check it before trusting it."""
+    if not text:
+        return EXACT
+    try:
+        raw = json.loads(text)
+        return ReleasePlan.from_dict(raw) if not raw.get("exact") else EXACT
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidArgument(f"release plan: not a valid plan ({exc})") from exc
+
+
+def cert_name(cert_pem: str) -> str:
+    """The analyst a job's results are sealed to ("" if its certificate does not parse:
+    the membership check refuses such a job anyway)."""
+    try:
+        return identity_of(parse_cert(cert_pem)).name
+    except CryptoError:
+        return ""
+
+
+def job_hash(p: Proposal) -> str:
+    """What a signed decision on this job signs (``ensnif_mpc.jobs.approvals``)."""
+    return approvals.job_hash(p.spec, registry.get(p.spec.protocol).version, p.job_id)
+
+
+def question_key(p: Proposal) -> str:
+    """The same question asked again has the same key (the policy's repeat limit)."""
+    definition = registry.get(p.spec.protocol)
+    return approvals.question_key(p.spec, definition.version, cert_name(p.analyst_cert_pem))
+
+
+def review(
+    p: Proposal,
+    *,
+    name: str,
+    own: Mapping[str, DatasetConfig],
+    ca_pem: bytes,
+    store: NodeStore,
+    approved: bool = False,
+) -> Verdict:
+    """Check a proposal against this node (``name``, its datasets ``own``, its CA).
+
+    ``approved``: the administrator already said yes, so no person is asked again. The
+    store is only asked for what a check needs: the signed job's nonce (a signed job
+    runs once) and how often the same question was admitted.
+    """
+    try:
+        session_input, verdict = _check(p, name, own, ca_pem, store)
+    except EnsnifError as err:
+        return Verdict(refusal=err)
+    if approved:
+        verdict = policy.Verdict(False, "approved by the administrator")
+    return Verdict(None, verdict.manual, verdict.rule, session_input)
+
+
+def _check(
+    p: Proposal,
+    me: str,
+    own: Mapping[str, DatasetConfig],
+    ca_pem: bytes,
+    store: NodeStore,
+) -> tuple[dict[str, Any] | None, policy.Verdict]:
+    checks.check_session_size(len(p.party_order))
+    if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
+        raise InvalidArgument(f"party_order[{p.party_index}] is not {me!r}")
+    if list(p.party_order) != list(p.spec.party_order):
+        raise InvalidArgument("party_order does not match the job's owners and helpers")
+    try:
+        verify_member(p.analyst_cert_pem, ca_pem, role="analyst")
+    except CryptoError as exc:
+        raise PolicyViolation(
+            f"results would be sealed to an untrusted key: {exc.message}",
+            reason="untrusted_analyst",
+        ) from exc
+    definition = registry.get(p.spec.protocol)
+    # The submitter's signature binds everything below; the coordinator only relays it.
+    jobspec.verify(p.spec, p.analyst_cert_pem, definition.version)
+    holder = store.claim_nonce(p.spec.nonce, p.job_id)
+    if holder != p.job_id:
+        raise PolicyViolation(
+            f"this signed job already ran here as job {holder}; a signed job runs once",
+            reason="replayed_job",
+        )
+    definition.check_params(p.spec.params)
+    if definition.check_spec is not None:
+        definition.check_spec(p.spec)
+    if not 32 <= p.bit_length <= 4096 or not 0 <= p.decimals <= 6:
+        raise InvalidArgument(
+            f"session sizes out of range (bit_length {p.bit_length}, decimals {p.decimals})"
+        )
+    check_release_request(p)
+    mine = [(n, i) for n, i in enumerate(p.spec.inputs) if i.party == me]
+    if not mine:
+        if me in p.spec.helpers:
+            # A helper's noise share may be one the guarantee counts on: it checks the
+            # scale is the calibrated one (it cannot check sensitivities: it has no data).
+            checks.check_calibration(p.release, len(p.party_order))
+            return None, policy.Verdict(False, "compute-only party")
+        raise InvalidArgument(f"job does not involve {me!r}")
+    position, inp = mine[0]
+    ds = own.get(inp.dataset)
+    if ds is None:
+        raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
+    roles = inp.columns
+    # Cheap rules first: a job the policy refuses anyway is not checked against data.
+    policy.evaluate(ds.allowed_protocols, ds.policy, _policy_request(p, ds, roles, 0))
+    read = checks.check_input_columns(definition, position, roles, ds.columns, f"{me}/{ds.name}")
+    value = read.get("value")
+    if value is not None and p.decimals < value.decimals:
+        raise InvalidArgument(
+            f"session keeps {p.decimals} decimals; column {value.name!r} declares {value.decimals}"
+        )
+    rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
+    if not p.release.exact and ds.privacy.person_column:
+        most = datasets.max_rows_per_person(ds)
+        if most > ds.privacy.rows_per_person:
+            raise PolicyViolation(
+                f"dataset {ds.name!r} has a person ({ds.privacy.person_column}) with {most} "
+                f"rows, but its policy declares rows_per_person = "
+                f"{ds.privacy.rows_per_person}, which DP noise is calibrated to; raise it "
+                "(and republish) or keep one row per person",
+                reason="rows_per_person_exceeded",
+            )
+    check_release(p, definition, f"{me}/{ds.name}", ds, value)
+    if value is not None:
+        where = f"{inp.dataset}.{value.name}"
+        checks.check_fits(rows, value, p.decimals, p.bit_length, p.release, where)
+    repeats = 0
+    if ds.policy.max_repeats:
+        since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
+        repeats = store.count_question(question_key(p), since, p.job_id)
+    facts = _policy_request(p, ds, roles, repeats)
+    if ds.policy.min_cohort:
+        facts = dataclasses.replace(facts, cohort=cohort.smallest(ds, roles, p.spec.params))
+    verdict = policy.evaluate(ds.allowed_protocols, ds.policy, facts)
+    session_input = {
+        "source": ds.source.to_dict(),
+        "dataset_columns": [asdict(c) for c in ds.columns],
+        "clamp": ds.clamp,
+        "roles": roles,
+    }
+    return session_input, verdict
+
+
+def _policy_request(
+    p: Proposal, ds: DatasetConfig, roles: dict[str, str], repeats: int
+) -> policy.Request:
+    return policy.Request(
+        dataset=ds.name,
+        protocol=p.spec.protocol,
+        columns=roles,
+        recipient=cert_name(p.analyst_cert_pem),
+        repeats=repeats,
+    )
+
+
+def check_release_request(p: Proposal) -> None:
+    """The release must be the one the submitter signed: exact only if asked, its
+    mechanism, and its ρ (Gaussian) or its ε and δ (Laplace)."""
+    asked = p.spec.privacy
+    wants_exact = bool(asked and asked.exact)
+    if p.release.exact != wants_exact:
+        raise PolicyViolation(
+            "the session's release ("
+            + ("exact" if p.release.exact else "DP")
+            + ") is not what the submitter signed",
+            reason="release_mismatch",
+        )
+    if p.release.exact:
+        return
+    signed_mechanism = asked.mechanism if asked is not None else "gaussian"
+    if p.release.mechanism != signed_mechanism:
+        raise PolicyViolation(
+            f"the session's noise is {p.release.mechanism!r}; the submitter signed "
+            f"{signed_mechanism!r}",
+            reason="release_mismatch",
+        )
+    if asked is not None and signed_mechanism == "laplace":
+        delta = checks.signed_delta(asked)
+        if (p.release.epsilon, p.release.delta) != (asked.epsilon, delta):
+            raise PolicyViolation(
+                f"the session spends ε = {p.release.epsilon:g} (δ = {p.release.delta:g}); "
+                f"the submitter signed ε = {asked.epsilon} (δ = {delta:g})",
+                reason="release_mismatch",
+            )
+        return
+    signed_rho = asked.rho if asked is not None else None
+    if signed_rho is not None and signed_rho != p.release.rho:
+        raise PolicyViolation(
+            f"the session spends ρ = {p.release.rho:g}; the submitter signed {signed_rho:g}",
+            reason="release_mismatch",
+        )
+
+
+def check_release(
+    p: Proposal, definition: ProtocolDef, where: str, ds: DatasetConfig, value: Column | None
+) -> None:
+    """This owner's own view of the release: its policy, and a scale it computes itself."""
+    plan = p.release
+    checks.check_release_policy(definition, plan, [(where, ds.privacy)])
+    if plan.exact:
+        return
+    n = len(p.party_order)
+    checks.check_plan_session(plan, n)
+    mine = checks.contribution(ds.privacy, value, p.decimals)
+    checks.check_sensitivity(definition, plan, mine, p.spec.params)
+    checks.check_calibration(plan, n)
+
+
+def check_approved(p: Proposal, decision: approvals.Decision) -> None:
+    """An administrator's approval covers exactly the job it was given."""
+    if job_hash(p) != decision.job_hash:
+        raise PolicyViolation(
+            "the proposal differs from the job the administrator approved",
+            reason="approval_mismatch",
+        )
+
+
+def check_session(
+    job: NodeJob, peers: list[mpc_session.PeerBinding], threshold: int, ca_pem: bytes
+) -> list[mpc_session.PeerBinding]:
+    """The session the coordinator hands out matches what this node approved: its party
+    order, the honest-majority threshold, this node's own MPC certificate and every
+    peer's binding. Returns the peers in party order."""
+    order = job.data["party_order"]
+    peers = sorted(peers, key=lambda p: p.index)
+    if [p.party for p in peers] != order or [p.index for p in peers] != list(range(len(order))):
+        raise InvalidArgument("session peers do not match the approved party order")
+    t = checks.honest_majority_threshold(len(order))
+    if threshold != t:
+        raise PolicyViolation(
+            f"threshold {threshold} is not the honest-majority threshold "
+            f"{t} for {len(order)} parties"
+        )
+    if peers[job.party_index].mpc_cert_pem != job.data["mpc_cert"]:
+        raise CryptoError(
+            "the session carries an MPC certificate for this node that it never issued"
+        )
+    for peer in peers:
+        mpc_session.verify_peer(job.job_id, peer, ca_pem)
+    return peers
+
+
+def charges(p: Proposal, me: str) -> dict[str, Fraction]:
+    """What this job costs each of this node's datasets (nothing for an exact release)."""
+    if p.release.exact:
+        return {}
+    cost = p.release.charge()  # ρ, or ε²/2 exactly for a pure ε-DP release
+    return {i.dataset: cost for i in p.spec.inputs if i.party == me}
+
+
+def session_data(
+    p: Proposal, session_input: dict[str, Any] | None, cred: mpc_session.MpcCredential
+) -> dict[str, Any]:
+    """What the node keeps of an admitted job: what its worker will need, and its key."""
+    return {
+        "spec": {"protocol": p.spec.protocol, "params": p.spec.params},
+        "party_order": p.party_order,
+        "bit_length": p.bit_length,
+        "decimals": p.decimals,
+        "analyst_cert": p.analyst_cert_pem,
+        "input": session_input,
+        "release": p.release.to_dict(),
+        "input_roles": [i.columns for i in p.spec.inputs],
+        "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
+        "mpc_cert": cred.cert_pem,
+        "mpc_key": cred.key_pem,
+        "binding_signature": cred.binding_signature.hex(),
+    }
+
+
+def pending_data(p: Proposal, rule: str) -> dict[str, Any]:
+    """What the administrator sees in `ensnif job pending`: the job and its manifest."""
+    definition = registry.get(p.spec.protocol)
+    analyst = cert_name(p.analyst_cert_pem)
+    return {
+        "job_hash": job_hash(p),
+        "rule": rule,
+        "analyst": analyst,
+        "manifest": manifest.build(p.spec, definition, p.party_order, p.release, analyst),
+        "proposed_at": utcnow().isoformat(),
+    }

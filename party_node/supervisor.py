@@ -1,0 +1,300 @@
+"""The supervisor: the life of an admitted job's worker, from its session to its end.
+
+It owns what a running job holds at this node: its MPC port, its worker process
+(launched through the :class:`~party_node.executor.Executor`, one long-lived monitor
+thread, so workers die with the node), its progress, its timeouts, and its end: the
+ledger settled (spent once a worker started, returned otherwise), the per-job MPC key
+scrubbed, then the final state made visible. What to admit is decided before, by
+:mod:`party_node.admission`; :mod:`party_node.node` ties the two together.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.db import utcnow
+from ensnif_mpc.errors import ResourceBusy
+from ensnif_mpc.jobs import approvals
+from ensnif_mpc.jobs.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
+from ensnif_mpc.results import delivery
+from ensnif_mpc.rpc.hub import Hub
+from ensnif_mpc.security import mpc_session
+from party_node.executor import Executor, JobHandle, Workspace
+from party_node.ledger import Ledger
+from party_node.states import NODE_LIVE, WORKER_STARTED, NodeState
+from party_node.store import NodeJob, NodeStore
+
+log = logging.getLogger(__name__)
+S = NodeState
+
+
+class Supervisor:
+    """Runs admitted jobs' workers. ``cfg`` (timeouts, port range, name), ``key_pem``
+    (signs delivered shares) and ``on_budget_change`` are read at every use, so a reload
+    or a rotated key takes effect for the next tick."""
+
+    def __init__(
+        self,
+        cfg: PartyConfig,
+        store: NodeStore,
+        ledger: Ledger,
+        workspace: Workspace,
+        executor: Executor,
+        hub: Hub,
+        key_pem: bytes,
+        monitor_interval_s: float = 0.2,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.ledger = ledger
+        self.workspace = workspace
+        self.executor = executor
+        self.hub = hub
+        self.key_pem = key_pem
+        self.on_budget_change: Callable[[], None] = lambda: None  # e.g. republish the catalog
+        self._handles: dict[str, JobHandle] = {}
+        self._started: dict[str, float] = {}
+        self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stage() so a new worker launches at once
+        self._interval = monitor_interval_s
+        self._monitor = threading.Thread(target=self._monitor_loop, name="job-monitor", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Settle what a previous run of the node left, then start watching jobs."""
+        # A reservation whose job is not live any more may have been opened: count it spent.
+        self.ledger.recover({j.job_id for j in self.store.live() if j.state == S.APPROVED})
+        for job in self.store.live():
+            if job.state in WORKER_STARTED:
+                self.end(job, S.FAILED, "the node restarted while the job ran", "node_restarted")
+        self._monitor.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._monitor.is_alive():
+            self._monitor.join(timeout=5)
+        with self._lock:
+            handles = dict(self._handles)
+        for job_id, handle in handles.items():
+            handle.terminate()
+            job = self.store.find(job_id)
+            if job and job.state in NODE_LIVE:
+                self.end(job, S.FAILED, "the node was shut down", "node_shutdown")
+
+    def running_jobs(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    # -- ports ---------------------------------------------------------------
+    def allocate_port(self) -> int:
+        lo, hi = self.cfg.mpc_ports
+        with self._lock:
+            used = self.store.ports_in_use() | self._reserved
+            for port in range(lo, hi + 1):
+                if port in used:
+                    continue
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    # As the worker's own listener does: a port whose last job's connections
+                    # linger in TIME_WAIT is free (without this, a busy node ran out).
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("", port))
+                    except OSError:
+                        continue
+                self._reserved.add(port)
+                return port
+        raise ResourceBusy(f"no free MPC port in {lo}-{hi}; too many concurrent jobs")
+
+    def release_port(self, port: int) -> None:
+        with self._lock:
+            self._reserved.discard(port)
+
+    # -- a job's session and its end -------------------------------------------
+    def stage(self, job: NodeJob, peers: list[mpc_session.PeerBinding], threshold: int) -> None:
+        """Write the checked session into the job's directory; the monitor launches it."""
+        job_id = job.job_id
+        own = mpc_session.MpcCredential(
+            job.data["mpc_cert"], job.data["mpc_key"], bytes.fromhex(job.data["binding_signature"])
+        )
+        directory = self.workspace.create(job_id)
+        mpc_session.write_config(directory, job.party_index, own, peers)
+        addresses = [p.mpc_address for p in peers]
+        addresses[job.party_index] = f"{self.cfg.mpc_host}:{job.mpc_port}"
+        WorkerSession(
+            job_id=job_id,
+            protocol=job.data["spec"]["protocol"],
+            params=job.data["spec"]["params"],
+            index=job.party_index,
+            threshold=threshold,
+            addresses=addresses,
+            owners=job.data["owners"],
+            bit_length=job.data["bit_length"],
+            decimals=job.data["decimals"],
+            analyst_cert_pem=job.data["analyst_cert"],
+            input_roles=job.data["input_roles"],
+            release=job.data.get("release", {}),
+            **(job.data["input"] or {}),
+        ).write(directory)
+        self.store.transition(job_id, S.APPROVED, S.STARTING)
+        self.hub.notify(job_id)
+        self._wake.set()
+
+    def abort(self, job: NodeJob, reason: str) -> None:
+        with self._lock:
+            handle = self._handles.get(job.job_id)
+        if handle is not None:
+            handle.terminate()
+        if job.state in NODE_LIVE:
+            self.end(job, S.ABORTED, reason, "aborted")
+
+    def apply_rejection(self, job: NodeJob, decision: approvals.Decision) -> None:
+        """The administrator said no to a waiting job (nothing was reserved for it)."""
+        reason = f"rejected by {decision.approver}" + (
+            f": {decision.reason}" if decision.reason else ""
+        )
+        self.store.transition(
+            job.job_id, S.AWAITING_APPROVAL, S.REJECTED, reason, "rejected_by_owner"
+        )
+        self.store.mark_applied(job.job_id)
+        self.hub.notify(job.job_id)
+
+    def end(self, job: NodeJob, state: NodeState, reason: str, code: str, **fields: Any) -> None:
+        """Settle budget and resources first, then make the end visible: whoever sees the
+        job ended sees no worker handle, no port and no open reservation left for it."""
+        # The budget: once the worker started, its inputs were shared and the others may
+        # still deliver enough shares to open the release: spent. Only a job that never
+        # started gives its reservation back.
+        if state == S.SUCCEEDED or job.state in WORKER_STARTED:
+            moved = self.ledger.commit(job.job_id)
+        else:
+            moved = self.ledger.release(job.job_id)
+        with self._lock:
+            self._handles.pop(job.job_id, None)
+            self._started.pop(job.job_id, None)
+            self._reserved.discard(job.mpc_port)
+        # The per-job MPC key is useless once the job ended; do not keep it at rest.
+        self.workspace.scrub_secrets(job.job_id)
+        data = fields.pop("data", job.data)
+        fields["data"] = {k: v for k, v in data.items() if k != "mpc_key"}
+        current = job
+        while current.state in NODE_LIVE:
+            if self.store.transition(job.job_id, current.state, state, reason, code, **fields):
+                break
+            current = self.store.get(job.job_id)
+        self.hub.notify(job.job_id)
+        if moved:
+            self.on_budget_change()
+
+    # -- monitor -------------------------------------------------------------
+    def _monitor_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for job in self.store.live():
+                    self._tick(job)
+            except Exception:  # keep watching the other jobs whatever one of them does
+                log.exception("job monitor error")
+            # Poll running workers often (their exit is the delivery); idle nodes rarely.
+            busy = bool(self._handles)
+            self._wake.wait(min(self._interval, 0.05) if busy else self._interval)
+            self._wake.clear()
+
+    def _tick(self, job: NodeJob) -> None:
+        if job.state == S.AWAITING_APPROVAL:
+            self._check_waiting(job)
+            return
+        if job.state == S.APPROVED:
+            waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
+            if waited > self.cfg.start_timeout_s:
+                self.end(
+                    job,
+                    S.ABORTED,
+                    f"approved but never started within {self.cfg.start_timeout_s:.0f}s",
+                    "start_timeout",
+                )
+            return
+        directory = self.workspace.path(job.job_id)
+        with self._lock:
+            handle = self._handles.get(job.job_id)
+        if job.state == S.STARTING and handle is None:
+            handle = self.executor.launch(directory)
+            with self._lock:
+                self._handles[job.job_id] = handle
+                self._started[job.job_id] = time.monotonic()
+            self.store.transition(job.job_id, S.STARTING, S.RUNNING)
+            self.hub.notify(job.job_id)
+            log.info("job %s: worker %d started", job.job_id, handle.pid)
+            return
+        if job.state != S.RUNNING or handle is None:
+            return
+        self._watch(job, handle)
+
+    def _check_waiting(self, job: NodeJob) -> None:
+        """A job waiting for a person: apply a rejection, or give up after the timeout."""
+        decision = self.store.approval(job.job_id)
+        if decision is not None and decision.decision == "rejected":
+            self.apply_rejection(job, decision)
+            return
+        waited = (utcnow() - job.updated_at).total_seconds() if job.updated_at else 0.0
+        if waited > self.cfg.approval_timeout_s:
+            self.end(
+                job,
+                S.ABORTED,
+                f"not approved within {self.cfg.approval_timeout_s:.0f}s",
+                "approval_timeout",
+            )
+
+    def _watch(self, job: NodeJob, handle: JobHandle) -> None:
+        """A running worker: relay its progress, deliver its share, or end it on time."""
+        directory = self.workspace.path(job.job_id)
+        status = WorkerStatus.read(directory)
+        if status is not None:
+            progress = {
+                "phase": status.phase,
+                "fraction": status.fraction,
+                "message": status.message,
+                "bytes_sent": status.bytes_sent,
+            }
+            if progress != job.progress:
+                self.store.set_progress(job.job_id, progress)
+                self.hub.notify(job.job_id)
+        rc = handle.poll()
+        if rc is not None:
+            result = directory / RESULT_FILE
+            if rc == 0 and result.exists():
+                blob = result.read_bytes()
+                signature = delivery.sign_share(self.key_pem, job.job_id, self.cfg.name, blob)
+                data = {**job.data, "share_signature": signature.hex()}
+                self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data)
+                log.info("job %s: delivered", job.job_id)
+            else:
+                msg = status.message if status and status.phase == "failed" else ""
+                code = status.reason_code if status and status.reason_code else "worker_failed"
+                self.end(job, S.FAILED, msg or f"worker exited with code {rc}", code)
+            return
+        elapsed = time.monotonic() - self._started.get(job.job_id, time.monotonic())
+        phase = status.phase if status else "starting"
+        if phase in ("starting", "loading", "connecting") and elapsed > self.cfg.connect_timeout_s:
+            handle.terminate()
+            self.end(
+                job,
+                S.FAILED,
+                f"MPC peers did not all connect within {self.cfg.connect_timeout_s:.0f}s",
+                "peer_connect_timeout",
+            )
+        elif elapsed > self.cfg.job_timeout_s:
+            handle.terminate()
+            self.end(
+                job,
+                S.FAILED,
+                f"job exceeded the node's limit of {self.cfg.job_timeout_s:.0f}s",
+                "timeout",
+            )
