@@ -8,36 +8,20 @@ one is still proposed; once both are approved, both finish with the right answer
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from coordinator.scheduler import Admission
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import state_name
 from party_node import admin
-from tests.integration.conftest import InProcess, start_in_process
+from tests.consortium import Consortium, OwnerPolicy
+from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
-
-
-def _manual_at_grocery(root: Path) -> None:
-    path = root / "party-grocery.toml"
-    text = path.read_text()
-    marker = "[datasets.privacy]"
-    path.write_text(text.replace(marker, '[datasets.policy]\napproval = "manual"\n\n' + marker, 1))
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
-    e = start_in_process(tmp_path_factory.mktemp("adm"), rows=200, edit=_manual_at_grocery)
-    e.coordinator.scheduler.admission = Admission(1)
-    try:
-        yield e
-    finally:
-        e.stop()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.consortium(
+        rows=200, owners={"grocery": OwnerPolicy(approval="manual")}, max_jobs_per_party=1
+    ),
+]
 
 
 SUM = jobspec.from_dict(
@@ -53,24 +37,23 @@ SUM = jobspec.from_dict(
 )
 
 
-def _waiting_at_grocery(env: InProcess, job_id: str, timeout: float = 30) -> bool:
-    node = env.nodes["grocery"].node
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _waiting_at_grocery(consortium: Consortium, job_id: str, what: str) -> None:
+    node = consortium.nodes["grocery"].node
+
+    def waiting() -> bool:
         job = node.store.find(job_id)
-        if job is not None and job.state == "awaiting_approval":
-            return True
-        time.sleep(0.1)
-    return False
+        return job is not None and job.state == "awaiting_approval"
+
+    wait_for(waiting, 30, what, interval=0.1)
 
 
-def test_a_job_awaiting_approval_does_not_block_the_next(env: InProcess) -> None:
-    node = env.nodes["grocery"].node
-    with env.client() as c:
+def test_a_job_awaiting_approval_does_not_block_the_next(consortium: Consortium) -> None:
+    node = consortium.nodes["grocery"].node
+    with consortium.client() as c:
         first = c.submit(SUM)
-        assert _waiting_at_grocery(env, first.id)
+        _waiting_at_grocery(consortium, first.id, "the first job awaiting approval at grocery")
         second = c.submit(SUM)
-        assert _waiting_at_grocery(env, second.id), "the second job was never proposed"
+        _waiting_at_grocery(consortium, second.id, "the second job was never proposed")
         for job in (first, second):
             admin.decide(node.cfg, node.store, job.id, "approved", "alice")
         results = [c.wait(j.id, timeout_s=120) for j in (first, second)]

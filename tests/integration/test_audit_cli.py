@@ -18,17 +18,16 @@ from ensnif_mpc.cli import main as cli_main
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.security import pki
 from party_node.store import NodeStore
+from tests.helpers import issue_pki
 from tests.integration.test_coordinator_store_contract import SIZING, SPEC
 
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     directory = tmp_path_factory.mktemp("audit_pki")
-    pki.init_ca(directory)
     return {
         "dir": directory,
-        "coordinator": pki.issue(directory, "coordinator", "coordinator"),
-        "grocery": pki.issue(directory, "grocery", "party"),
+        **issue_pki(directory, {"coordinator": "coordinator", "grocery": "party"}),
     }
 
 
@@ -192,8 +191,8 @@ def test_verify_with_another_key_than_the_signers_fails(coordinator, ca, capsys)
 def test_a_new_key_takes_over_the_anchor_and_leaves_a_note(coordinator, ca, tmp_path, capsys):
     store, config = coordinator
     store.close()
-    pki.init_ca(tmp_path / "new")  # a re-issued certificate: a new key
-    other = pki.issue(tmp_path / "new", "coordinator", "coordinator")
+    # a re-issued certificate: a new key
+    other = issue_pki(tmp_path / "new", {"coordinator": "coordinator"})["coordinator"]
     reopened = Store(str(store.engine.url), signer=audit.Signer.from_key_file(other.key))
     reopened.audit("job_state", {"job": "job-1"})
     reopened.close()

@@ -11,7 +11,7 @@ from ensnif_mpc import errors
 from ensnif_mpc.demo import sample_data
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import Client, state_name
-from tests.integration.conftest import InProcess
+from tests.consortium import Consortium
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def spec(
     return jobspec.from_dict(raw)
 
 
-def plaintext(consortium: InProcess, s: jobspec.JobSpec) -> float:
+def plaintext(consortium: Consortium, s: jobspec.JobSpec) -> float:
     data = consortium.lc.data
     assert data is not None
     files = {"orders": data.orders, "deliveries": data.deliveries}
@@ -49,7 +49,7 @@ def plaintext(consortium: InProcess, s: jobspec.JobSpec) -> float:
     [("sum", {}), ("count", {"min": 40}), ("mean", {"max": 90.5})],
 )
 def test_job_result_matches_plaintext(
-    consortium: InProcess, client: Client, protocol: str, params: dict[str, Any]
+    consortium: Consortium, client: Client, protocol: str, params: dict[str, Any]
 ) -> None:
     s = spec(protocol, params)
 
@@ -68,7 +68,7 @@ def test_job_result_matches_plaintext(
     assert all(p.progress.bytes_sent > 0 for p in final.parties)
 
 
-def test_coordinator_stores_only_sealed_blobs(consortium: InProcess, client: Client) -> None:
+def test_coordinator_stores_only_sealed_blobs(consortium: Consortium, client: Client) -> None:
     job = client.submit(spec("sum"))
     client.wait(job.id, timeout_s=90)
 
@@ -151,7 +151,7 @@ def test_invalid_job_is_refused_with_code_and_field(
     assert needle in info.value.message
 
 
-def test_refused_job_leaves_no_trace(consortium: InProcess, client: Client) -> None:
+def test_refused_job_leaves_no_trace(consortium: Consortium, client: Client) -> None:
     before = len(client.jobs(1000))
 
     with pytest.raises(errors.UnknownColumn):
@@ -172,7 +172,7 @@ def test_result_of_unknown_job_is_not_found(client: Client) -> None:
         client.result("doesnotexist")
 
 
-def test_node_policy_rejection_names_the_rule(consortium: InProcess, client: Client) -> None:
+def test_node_policy_rejection_names_the_rule(consortium: Consortium, client: Client) -> None:
     node = consortium.nodes["grocery"].node
     original = node.datasets["orders"]
     from dataclasses import replace
@@ -191,7 +191,7 @@ def test_node_policy_rejection_names_the_rule(consortium: InProcess, client: Cli
         client.result(job.id)
 
 
-def test_csv_value_out_of_bounds_rejects_the_job(consortium: InProcess, client: Client) -> None:
+def test_csv_value_out_of_bounds_rejects_the_job(consortium: Consortium, client: Client) -> None:
     data = consortium.lc.data
     assert data is not None
     text = data.deliveries.read_text()
@@ -211,7 +211,7 @@ def test_csv_value_out_of_bounds_rejects_the_job(consortium: InProcess, client: 
     assert "line 4" in final.reason and "'fee'" in final.reason and "[0, 60]" in final.reason
 
 
-def test_csv_value_not_a_number_rejects_the_job(consortium: InProcess, client: Client) -> None:
+def test_csv_value_not_a_number_rejects_the_job(consortium: Consortium, client: Client) -> None:
     data = consortium.lc.data
     assert data is not None
     text = data.orders.read_text()
@@ -232,7 +232,7 @@ def test_csv_value_not_a_number_rejects_the_job(consortium: InProcess, client: C
     assert "twelve" not in final.reason
 
 
-def test_cancel_while_awaiting_a_node_stops_the_job(consortium: InProcess, client: Client) -> None:
+def test_cancel_while_awaiting_a_node_stops_the_job(consortium: Consortium, client: Client) -> None:
     helper = consortium.nodes["helper"]
     helper.server.stop(0).wait()  # the helper is unreachable: approval cannot complete
     try:
@@ -257,7 +257,7 @@ def test_cancel_while_awaiting_a_node_stops_the_job(consortium: InProcess, clien
 
 
 def test_a_share_swapped_by_the_coordinator_is_detected(
-    consortium: InProcess, client: Client
+    consortium: Consortium, client: Client
 ) -> None:
     job = client.submit(spec("sum"))
     client.wait(job.id, timeout_s=90)
@@ -270,7 +270,9 @@ def test_a_share_swapped_by_the_coordinator_is_detected(
         client.result(job.id)
 
 
-def test_a_share_missing_from_the_result_is_detected(consortium: InProcess, client: Client) -> None:
+def test_a_share_missing_from_the_result_is_detected(
+    consortium: Consortium, client: Client
+) -> None:
     job = client.submit(spec("count"))
     client.wait(job.id, timeout_s=90)
     from sqlalchemy import delete

@@ -27,7 +27,7 @@ from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, party_pb2
 from ensnif_mpc.rpc import serving
 from ensnif_mpc.security import pki
 from ensnif_mpc.security.tls import MAX_REQUEST_BYTES
-from tests.integration.conftest import InProcess
+from tests.consortium import Consortium
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(consortium: InProcess) -> Iterator[Target]:
+def target(consortium: Consortium) -> Iterator[Target]:
     d = consortium.lc.pki_dir
 
     def member(name: str) -> pki.CertFiles:
@@ -111,7 +111,7 @@ def assert_clean(target: Target, server: str, method: MethodDescriptor, data: by
         assert err is None or err.code() not in CRASH, (method.name, err.details())
 
 
-def assert_still_serving(consortium: InProcess, target: Target) -> None:
+def assert_still_serving(consortium: Consortium, target: Target) -> None:
     for server, service in SERVICES.items():
         reply = health_pb2_grpc.HealthStub(target.channels[server]).Check(
             health_pb2.HealthCheckRequest(service=service.full_name), timeout=10
@@ -270,7 +270,7 @@ def test_truncated_and_foreign_messages_are_invalid_at_every_rpc(target: Target)
 
 
 def test_oversized_requests_are_refused_and_the_servers_keep_serving(
-    consortium: InProcess, target: Target
+    consortium: Consortium, target: Target
 ) -> None:
     size = MAX_REQUEST_BYTES + 1
     data = b"\x0a" + _varint(size) + b"a" * size  # field 1, a string just above the limit

@@ -8,20 +8,18 @@ never runs noise it did not compute itself from the signed ε, δ and the sensit
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
 
-from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.privacy import dlaplace, dp
 from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
-from party_node.store import NodeStore
+from tests.consortium import Consortium
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.consortium(mode="configs", rows=50)]
 
 COORDINATOR = Identity("coordinator", "coordinator")
 ORDER = ["grocery", "logistics", "helper"]
@@ -29,29 +27,20 @@ L1 = 50_000.0 + 6_000.0  # basket_total ≤ 500.00 and fee ≤ 60.00, in cents
 
 
 @pytest.fixture(scope="module")
-def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalConsortium, dict]]:
-    lc = LocalConsortium(tmp_path_factory.mktemp("laplace"), rows=50).setup()
-    nodes = {}
-    for name in ("grocery", "helper"):
-        cfg = PartyConfig.load(lc.root / f"party-{name}.toml")
-        nodes[name] = Node(cfg, NodeStore(cfg.state_dir / "node.db"))
-    try:
-        yield lc, nodes
-    finally:
-        for node in nodes.values():
-            node.shutdown()
-            node.store.close()
+def env(consortium: Consortium) -> tuple[LocalConsortium, dict[str, Node]]:
+    """A data owner (grocery) and the compute-only helper, as their servicers drive them."""
+    return consortium.lc, {name: consortium.node(name) for name in ("grocery", "helper")}
 
 
 def offer(
-    consortium: tuple[LocalConsortium, dict],
+    env: tuple[LocalConsortium, dict[str, Node]],
     node_name: str,
     job_id: str,
     privacy: dict,
     plan: dp.ReleasePlan,
 ):
     """Propose a sum job signed with ``privacy`` and carrying ``plan`` to one node."""
-    lc, nodes = consortium
+    lc, nodes = env
     spec = jobspec.from_dict(
         {
             "protocol": "sum",
@@ -87,11 +76,11 @@ def tampered(plan: dp.ReleasePlan, **fields) -> dp.ReleasePlan:
     return dataclasses.replace(plan, blocks=(dataclasses.replace(plan.blocks[0], **fields),))
 
 
-def test_an_honest_plan_is_approved_and_charged_epsilon_squared_over_two(consortium) -> None:
-    _, nodes = consortium
+def test_an_honest_plan_is_approved_and_charged_epsilon_squared_over_two(env) -> None:
+    _, nodes = env
 
-    job = offer(consortium, "grocery", "honest", {"epsilon": 0.3}, honest())
-    helper = offer(consortium, "helper", "honesthelper", {"epsilon": 0.3}, honest())
+    job = offer(env, "grocery", "honest", {"epsilon": 0.3}, honest())
+    helper = offer(env, "helper", "honesthelper", {"epsilon": 0.3}, honest())
 
     assert job.state == "approved", job.reason
     assert helper.state == "approved", helper.reason
@@ -109,20 +98,20 @@ def test_an_honest_plan_is_approved_and_charged_epsilon_squared_over_two(consort
         {"delta": 1e-20},  # a δ bound the node does not compute
     ],
 )
-def test_a_node_refuses_noise_it_did_not_compute(consortium, node_name, change) -> None:
+def test_a_node_refuses_noise_it_did_not_compute(env, node_name, change) -> None:
     job_id = f"bad{node_name}{next(iter(change))}"
 
-    job = offer(consortium, node_name, job_id, {"epsilon": 0.3}, tampered(honest(), **change))
+    job = offer(env, node_name, job_id, {"epsilon": 0.3}, tampered(honest(), **change))
 
     assert job.state == "rejected"
     assert job.reason_code == "noise_miscalibrated", job.reason
 
 
-def test_an_understated_l1_sensitivity_is_refused_by_the_owner(consortium) -> None:
+def test_an_understated_l1_sensitivity_is_refused_by_the_owner(env) -> None:
     # A self-consistent plan whose L1 is below what grocery alone contributes (50,000).
     cheap = dp.laplace_plan(0.3, dlaplace.DEFAULT_DELTA, [(L1, 1, 1_000.0)], 3, 1)
 
-    job = offer(consortium, "grocery", "cheapl1", {"epsilon": 0.3}, cheap)
+    job = offer(env, "grocery", "cheapl1", {"epsilon": 0.3}, cheap)
 
     assert job.state == "rejected" and job.reason_code == "sensitivity_understated"
 
@@ -136,15 +125,15 @@ def test_an_understated_l1_sensitivity_is_refused_by_the_owner(consortium) -> No
         ("laplace", {"rho": 0.045}, honest(0.3)),  # Laplace instead of the signed Gaussian
     ],
 )
-def test_a_release_other_than_the_signed_one_is_refused(consortium, job_id, privacy, plan) -> None:
-    job = offer(consortium, "grocery", job_id, privacy, plan)
+def test_a_release_other_than_the_signed_one_is_refused(env, job_id, privacy, plan) -> None:
+    job = offer(env, "grocery", job_id, privacy, plan)
 
     assert job.state == "rejected" and job.reason_code == "release_mismatch", job.reason
 
 
-def test_an_epsilon_above_the_owners_ceiling_is_refused(consortium) -> None:
+def test_an_epsilon_above_the_owners_ceiling_is_refused(env) -> None:
     # The sample policies allow ρ ≤ 1.0 per job; ε = 1.5 costs 1.125.
-    job = offer(consortium, "grocery", "greedy", {"epsilon": 1.5}, honest(1.5))
+    job = offer(env, "grocery", "greedy", {"epsilon": 1.5}, honest(1.5))
 
     assert job.state == "rejected" and job.reason_code == "rho_above_policy"
     assert "ε²/2 = 1.125" in job.reason

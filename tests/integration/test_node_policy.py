@@ -8,7 +8,6 @@ same code `ensnif job approve|reject` runs (party_node.admin).
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.data.schema import AccessPolicy
-from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import FailedPrecondition, InvalidConfig
 from ensnif_mpc.jobs import approvals, jobspec
 from ensnif_mpc.security.pki import Identity
 from party_node import admin
 from party_node.node import Node, Proposal
-from party_node.store import NodeStore
+from tests.consortium import Consortium, running_consortium
+from tests.helpers import wait_for
 
 COORDINATOR = Identity("coordinator", "coordinator")
 ORDER = ["grocery", "logistics", "helper"]
@@ -49,9 +47,10 @@ def spec(protocol: str = "sum", params: dict[str, Any] | None = None, **roles: s
 class Owner:
     """The grocery node with a policy the test chooses, restartable on the same state."""
 
-    def __init__(self, root: Path) -> None:
-        self.lc = LocalConsortium(root, rows=300).setup()
-        self.base = PartyConfig.load(root / "party-grocery.toml")
+    def __init__(self, consortium: Consortium) -> None:
+        self.consortium = consortium
+        self.lc = consortium.lc
+        self.base = consortium.party_config("grocery")
         self.node: Node | None = None
 
     def start(self, **policy: Any) -> Node:
@@ -59,15 +58,18 @@ class Owner:
             dataclasses.replace(d, policy=AccessPolicy(**policy)) if d.name == "orders" else d
             for d in self.base.datasets
         ]
-        cfg = dataclasses.replace(self.base, datasets=tuple(ds), approval_timeout_s=60)
-        self.node = Node(cfg, NodeStore(cfg.state_dir / "node.db"), monitor_interval_s=0.05)
-        self.node.start_monitor()
+        self.node = self.consortium.node(
+            "grocery",
+            datasets=tuple(ds),
+            approval_timeout_s=60,
+            monitor_interval_s=0.05,
+            start_monitor=True,
+        )
         return self.node
 
     def stop(self) -> None:
         if self.node is not None:
-            self.node.shutdown()
-            self.node.store.close()
+            self.consortium.close(self.node)
             self.node = None
 
     def propose(self, job_id: str, s: Any = None, signed: Any = None, analyst: str = "analyst"):
@@ -91,11 +93,8 @@ class Owner:
 
 @pytest.fixture
 def owner(tmp_path: Path) -> Iterator[Owner]:
-    o = Owner(tmp_path)
-    try:
-        yield o
-    finally:
-        o.stop()
+    with running_consortium(tmp_path, mode="configs", rows=300) as consortium:
+        yield Owner(consortium)
 
 
 def test_columns_recipients_and_protocols_are_enforced_with_the_rule_named(owner: Owner) -> None:
@@ -172,10 +171,9 @@ def test_a_rejection_ends_the_job_with_the_administrators_reason(owner: Owner) -
     node = owner.start(approval="manual")
     assert owner.propose("rej1").state == "awaiting_approval"
     admin.decide(node.cfg, node.store, "rej1", "rejected", "bob", "not this quarter")
-    deadline = time.monotonic() + 5
-    while node.store.get("rej1").state == "awaiting_approval":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(
+        lambda: node.store.get("rej1").state != "awaiting_approval", 5, "the job leaving the wait"
+    )
     job = node.store.get("rej1")
     assert (job.state, job.reason_code) == ("rejected", "rejected_by_owner")
     assert job.reason == "rejected by bob: not this quarter"
@@ -184,10 +182,7 @@ def test_a_rejection_ends_the_job_with_the_administrators_reason(owner: Owner) -
         return [r[2] for r in node.store.audit_rows()]
 
     # the transition's audit record is appended just after the state change is visible
-    deadline = time.monotonic() + 5
-    while "job_rejected" not in events():
-        assert time.monotonic() < deadline, events()
-        time.sleep(0.05)
+    wait_for(lambda: "job_rejected" in events(), 5, lambda: f"a job_rejected record in {events()}")
     assert "approval_rejected" in events()
 
 
@@ -208,10 +203,7 @@ def test_an_unanswered_job_expires(owner: Owner) -> None:
     node = owner.start(approval="manual")
     node.cfg = dataclasses.replace(node.cfg, approval_timeout_s=0.2)
     assert owner.propose("exp1").state == "awaiting_approval"
-    deadline = time.monotonic() + 5
-    while node.store.get("exp1").state == "awaiting_approval":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: node.store.get("exp1").state != "awaiting_approval", 5, "the job expiring")
     assert node.store.get("exp1").reason_code == "approval_timeout"
 
 

@@ -7,20 +7,19 @@ certificates, a real SQLite store and a real MPyC worker process.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ensnif_mpc import errors
-from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.demo.localnet import LocalConsortium, free_port
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
-from party_node.store import NodeStore
+from tests.consortium import running_consortium
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +40,12 @@ SPEC = jobspec.from_dict(
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node]]:
-    lc = LocalConsortium(tmp_path, rows=200).setup()
-    cfg = dataclasses.replace(
-        PartyConfig.load(tmp_path / "party-grocery.toml"), connect_timeout_s=3.0
-    )
-    node = Node(cfg, NodeStore(cfg.state_dir / "node.db"), monitor_interval_s=0.1)
-    node.start_monitor()
-    try:
-        yield lc, node
-    finally:
-        node.shutdown()
-        node.store.close()
+    """Grocery's node alone, on a fresh state, with a short connect timeout."""
+    with running_consortium(tmp_path, mode="configs", rows=200) as consortium:
+        node = consortium.node(
+            "grocery", connect_timeout_s=3.0, monitor_interval_s=0.1, start_monitor=True
+        )
+        yield consortium.lc, node
 
 
 def signed(lc: LocalConsortium, spec: jobspec.JobSpec = SPEC) -> jobspec.JobSpec:
@@ -109,10 +103,12 @@ def test_peer_that_never_connects_fails_the_job_and_ends_the_worker(
     propose(lc, node, "nevercome")
 
     node.start(COORDINATOR, "nevercome", peers(lc, node, "nevercome"), threshold=1)
-    deadline = time.monotonic() + 20
-    while node.store.get("nevercome").state in ("starting", "running"):
-        assert time.monotonic() < deadline, "watchdog did not fire"
-        time.sleep(0.1)
+    wait_for(
+        lambda: node.store.get("nevercome").state not in ("starting", "running"),
+        20,
+        "the watchdog ending the job",
+        interval=0.1,
+    )
 
     job = node.store.get("nevercome")
     assert job.state == "failed"
@@ -332,10 +328,12 @@ def test_an_approved_job_that_never_starts_gives_its_port_back(
     propose(lc, node, "orphan")
     port = node.store.get("orphan").mpc_port
 
-    deadline = time.monotonic() + 10
-    while node.store.get("orphan").state == "approved":
-        assert time.monotonic() < deadline, "the approval never expired"
-        time.sleep(0.1)
+    wait_for(
+        lambda: node.store.get("orphan").state != "approved",
+        10,
+        "the approval expiring",
+        interval=0.1,
+    )
 
     job = node.store.get("orphan")
     assert job.state == "aborted" and job.reason_code == "start_timeout"

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensnif_mpc.config import DatasetConfig, PartyConfig
+from ensnif_mpc.config import DatasetConfig
 from ensnif_mpc.data.schema import Column, PrivacyPolicy
 from ensnif_mpc.data.sources import SourceSpec
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
-from party_node.store import NodeStore
+from tests.consortium import running_consortium
 
 COORDINATOR = Identity("coordinator", "coordinator")
 ORDER = ["grocery", "logistics", "helper"]
@@ -49,7 +49,6 @@ def _spec(protocol: str, grocery: dict, logistics: dict, params: dict | None = N
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node, Path]]:
-    lc = LocalConsortium(tmp_path, rows=50).setup()
     db = tmp_path / "shop.db"
     rng = np.random.default_rng(3)
     with sqlite3.connect(db) as conn:
@@ -73,15 +72,9 @@ def node(tmp_path: Path) -> Iterator[tuple[LocalConsortium, Node, Path]]:
         allowed_protocols=("sum", "intersection_sum"),
         privacy=PrivacyPolicy(exact_protocols=("sum", "intersection_sum")),
     )
-    cfg = dataclasses.replace(
-        PartyConfig.load(tmp_path / "party-grocery.toml"), datasets=(dataset,)
-    )
-    n = Node(cfg, NodeStore(cfg.state_dir / "node.db"), monitor_interval_s=0.1)
-    try:
-        yield lc, n, db
-    finally:
-        n.shutdown()
-        n.store.close()
+    with running_consortium(tmp_path, mode="configs", rows=50) as consortium:
+        n = consortium.node("grocery", datasets=(dataset,), monitor_interval_s=0.1)
+        yield consortium.lc, n, db
 
 
 def propose(lc: LocalConsortium, node: Node, job_id: str, spec) -> object:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import grpc
@@ -25,7 +24,8 @@ from ensnif_mpc.rpc import convert
 from ensnif_mpc.sdk.client import Client, state_name
 from ensnif_mpc.security import pki
 from ensnif_mpc.security.tls import secure_channel
-from tests.integration.conftest import InProcess
+from tests.consortium import Consortium
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ SUM = jobspec.from_dict(
 )
 
 
-def files(consortium: InProcess, name: str) -> pki.CertFiles:
+def files(consortium: Consortium, name: str) -> pki.CertFiles:
     d = consortium.lc.pki_dir
     return pki.CertFiles(d / "ca.crt", d / f"{name}.crt", d / f"{name}.key")
 
@@ -66,7 +66,7 @@ def der(path: Path) -> bytes:
     return pki.load_cert(path).public_bytes(serialization.Encoding.DER)
 
 
-def profile_for(consortium: InProcess, tmp: Path, cert: pki.CertFiles) -> Path:
+def profile_for(consortium: Consortium, tmp: Path, cert: pki.CertFiles) -> Path:
     path = tmp / "profile.toml"
     path.write_text(
         f'coordinator = "127.0.0.1:{consortium.coordinator.port}"\n[tls]\n'
@@ -75,12 +75,12 @@ def profile_for(consortium: InProcess, tmp: Path, cert: pki.CertFiles) -> Path:
     return path
 
 
-def registered_certificate(consortium: InProcess, party: str) -> str:
+def registered_certificate(consortium: Consortium, party: str) -> str:
     with consortium.client() as c:
         return next(p.certificate_pem for p in c.parties() if p.name == party)
 
 
-def test_rotated_node_certificate_is_served_without_restart(consortium: InProcess) -> None:
+def test_rotated_node_certificate_is_served_without_restart(consortium: Consortium) -> None:
     node = consortium.nodes["grocery"]
     analyst = files(consortium, "analyst")
     before = presented_certificate(node.port, analyst, "grocery")
@@ -97,17 +97,19 @@ def test_rotated_node_certificate_is_served_without_restart(consortium: InProces
 
 
 def test_rotated_node_registers_its_new_certificate_and_signs_with_its_new_key(
-    consortium: InProcess,
+    consortium: Consortium,
 ) -> None:
     node = consortium.nodes["logistics"]
     rotation = pki.rotate(consortium.lc.pki_dir, "logistics")
     new_pem = rotation.files.cert.read_text()
 
     node.registrar.wake()
-    deadline = time.monotonic() + 15
-    while registered_certificate(consortium, "logistics") != new_pem:
-        assert time.monotonic() < deadline, "the node did not register its new certificate"
-        time.sleep(0.1)
+    wait_for(
+        lambda: registered_certificate(consortium, "logistics") == new_pem,
+        15,
+        "the node registering its new certificate",
+        interval=0.1,
+    )
 
     assert node.node.key_pem == rotation.files.key.read_bytes()
     # the coordinator still reaches the node (new connections get the new certificate)
@@ -119,7 +121,7 @@ def test_rotated_node_registers_its_new_certificate_and_signs_with_its_new_key(
 
 
 def test_rotated_coordinator_certificate_is_used_on_new_channels(
-    consortium: InProcess,
+    consortium: Consortium,
 ) -> None:
     dialer = consortium.coordinator.dialer
     address = f"127.0.0.1:{consortium.nodes['helper'].port}"
@@ -135,7 +137,7 @@ def test_rotated_coordinator_certificate_is_used_on_new_channels(
     assert dialer._identity.material.serial == rotation.new_serial  # noqa: SLF001
 
 
-def test_revoked_analyst_is_refused_by_both_servers(consortium: InProcess, tmp_path: Path) -> None:
+def test_revoked_analyst_is_refused_by_both_servers(consortium: Consortium, tmp_path: Path) -> None:
     eve = pki.issue(consortium.lc.pki_dir, "eve", "analyst", out_dir=tmp_path)
     with Client(ClientProfile.load(profile_for(consortium, tmp_path, eve))) as c:
         assert c.protocols()  # accepted before
@@ -157,7 +159,7 @@ def test_revoked_analyst_is_refused_by_both_servers(consortium: InProcess, tmp_p
         assert c.protocols()  # the other analyst is not affected
 
 
-def propose_as_coordinator(consortium: InProcess, analyst: pki.CertFiles) -> ppb.ProposeResponse:
+def propose_as_coordinator(consortium: Consortium, analyst: pki.CertFiles) -> ppb.ProposeResponse:
     spec = jobspec.sign(SUM, analyst.key.read_bytes(), 1)
     coordinator = files(consortium, "coordinator")
     channel = secure_channel(
@@ -180,7 +182,7 @@ def propose_as_coordinator(consortium: InProcess, analyst: pki.CertFiles) -> ppb
         channel.close()
 
 
-def test_node_refuses_a_job_for_a_revoked_analyst(consortium: InProcess, tmp_path: Path) -> None:
+def test_node_refuses_a_job_for_a_revoked_analyst(consortium: Consortium, tmp_path: Path) -> None:
     mallory = pki.issue(consortium.lc.pki_dir, "mallory", "analyst", out_dir=tmp_path)
     pki.revoke(consortium.lc.pki_dir, name="mallory", cert_path=mallory.cert)
 
@@ -191,7 +193,7 @@ def test_node_refuses_a_job_for_a_revoked_analyst(consortium: InProcess, tmp_pat
     assert "revoked" in reply.reason
 
 
-def test_node_refuses_a_job_for_an_expired_analyst(consortium: InProcess, tmp_path: Path) -> None:
+def test_node_refuses_a_job_for_an_expired_analyst(consortium: Consortium, tmp_path: Path) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     oldtimer = pki.issue(
         consortium.lc.pki_dir, "oldtimer", "analyst", not_before=past, days=2, out_dir=tmp_path
@@ -204,7 +206,7 @@ def test_node_refuses_a_job_for_an_expired_analyst(consortium: InProcess, tmp_pa
     assert "expired" in reply.reason
 
 
-def test_a_result_signed_before_a_node_rotated_still_verifies(consortium: InProcess) -> None:
+def test_a_result_signed_before_a_node_rotated_still_verifies(consortium: Consortium) -> None:
     """The coordinator hands out the certificate each share was signed under."""
     with consortium.client() as c:
         job = c.wait(c.submit(SUM).id, timeout_s=90)
@@ -212,9 +214,11 @@ def test_a_result_signed_before_a_node_rotated_still_verifies(consortium: InProc
         before = c.result(job.id)
     rotation = pki.rotate(consortium.lc.pki_dir, "helper")
     consortium.nodes["helper"].registrar.wake()
-    deadline = time.monotonic() + 15
-    while registered_certificate(consortium, "helper") != rotation.files.cert.read_text():
-        assert time.monotonic() < deadline, "the helper did not register its new certificate"
-        time.sleep(0.1)
+    wait_for(
+        lambda: registered_certificate(consortium, "helper") == rotation.files.cert.read_text(),
+        15,
+        "the helper registering its new certificate",
+        interval=0.1,
+    )
     with consortium.client() as c:
         assert c.result(job.id) == before

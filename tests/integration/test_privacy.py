@@ -7,9 +7,6 @@ job asks for DP; grocery's budget is cut to 0.3 so that exhaustion is reachable.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,29 +15,16 @@ from ensnif_mpc.demo import sample_data
 from ensnif_mpc.errors import PermissionDenied
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import Client, state_name
-from tests.integration.conftest import InProcess, start_in_process
+from tests.consortium import Consortium, OwnerPolicy
+from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
-
-
-def _tighten(root: Path) -> None:
-    """Grocery: a budget of 0.3, and no exact release of counts."""
-    path = root / "party-grocery.toml"
-    lines = path.read_text().replace("budget_rho = 10.0", "budget_rho = 0.3").splitlines()
-    lines = [
-        line.replace('"count", ', "") if line.startswith("exact_protocols") else line
-        for line in lines
-    ]
-    path.write_text("\n".join(lines) + "\n")
-
-
-@pytest.fixture(scope="module")
-def dpnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
-    env = start_in_process(tmp_path_factory.mktemp("dp"), rows=600, edit=_tighten)
-    try:
-        yield env
-    finally:
-        env.stop()
+pytestmark = [
+    pytest.mark.slow,
+    # Grocery: a budget of 0.3, and no exact release of counts.
+    pytest.mark.consortium(
+        rows=600, owners={"grocery": OwnerPolicy(budget_rho=0.3, not_exact=("count",))}
+    ),
+]
 
 
 def spec(protocol: str, privacy: dict[str, Any] | None) -> jobspec.JobSpec:
@@ -57,7 +41,7 @@ def spec(protocol: str, privacy: dict[str, Any] | None) -> jobspec.JobSpec:
     return jobspec.from_dict(raw)
 
 
-def plaintext(env: InProcess, protocol: str) -> float:
+def plaintext(env: Consortium, protocol: str) -> float:
     data = env.lc.data
     assert data is not None
     total = [
@@ -71,16 +55,19 @@ def plaintext(env: InProcess, protocol: str) -> float:
 
 def budget(client: Client, dataset: str, below: float | None = None) -> float:
     """The catalog's mirror of an owner's remaining ρ (waits for a republish if asked)."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    def remaining() -> float:
         (d,) = [d for d in client.datasets() if f"{d.party}/{d.name}" == dataset]
-        if below is None or d.policy.remaining_rho < below or time.monotonic() > deadline:
-            return d.policy.remaining_rho
-        time.sleep(0.1)
+        return float(d.policy.remaining_rho)
+
+    if below is None:
+        return remaining()
+    wait_for(lambda: remaining() < below, 10, f"{dataset}'s budget republished below {below}")
+    return remaining()
 
 
-def test_dp_sum_is_noisy_within_its_scale_and_charges_both_owners(dpnet: InProcess) -> None:
-    with dpnet.client() as client:
+def test_dp_sum_is_noisy_within_its_scale_and_charges_both_owners(consortium: Consortium) -> None:
+    with consortium.client() as client:
         before = budget(client, "logistics/deliveries")
         job = client.submit(spec("sum", {"rho": 0.1}))
         final = client.wait(job.id, timeout_s=120)
@@ -90,7 +77,7 @@ def test_dp_sum_is_noisy_within_its_scale_and_charges_both_owners(dpnet: InProce
         sd = details.noise_sd["sum"]
         # ρ = 0.1 over Δ = 500.00 + 60.00 on the 2-decimal grid: σ_total ≈ √(3/2)·Δ/√(2ρ)
         assert sd == pytest.approx(math.sqrt(1.5) * 560 / math.sqrt(0.2), rel=0.01)
-        got, want = float(details.values["sum"]), plaintext(dpnet, "sum")
+        got, want = float(details.values["sum"]), plaintext(consortium, "sum")
         assert got != want  # noised …
         assert abs(got - want) < 6 * sd  # … on the declared scale (6σ: false alarm < 2e-9)
         assert details.interval("sum") == pytest.approx(1.959964 * sd, rel=1e-5)
@@ -98,8 +85,8 @@ def test_dp_sum_is_noisy_within_its_scale_and_charges_both_owners(dpnet: InProce
         assert budget(client, "grocery/orders", below=0.3) == pytest.approx(0.2)
 
 
-def test_over_budget_job_is_refused_before_any_worker_starts(dpnet: InProcess) -> None:
-    with dpnet.client() as client:
+def test_over_budget_job_is_refused_before_any_worker_starts(consortium: Consortium) -> None:
+    with consortium.client() as client:
         left = budget(client, "grocery/orders")
         job = client.submit(spec("count", {"rho": left + 0.05}))
         final = client.wait(job.id, timeout_s=60)
@@ -108,20 +95,22 @@ def test_over_budget_job_is_refused_before_any_worker_starts(dpnet: InProcess) -
         assert final.reason_code == "budget_exhausted"
         assert "orders" in final.reason and "remains" in final.reason
         assert all(p.progress.bytes_sent == 0 for p in final.parties)
-        node = dpnet.nodes["logistics"].node
+        node = consortium.nodes["logistics"].node
         assert node.ledger.state_of(job.id) in ({}, {"deliveries": "released"})
         assert budget(client, "grocery/orders") == pytest.approx(left)
 
 
-def test_a_job_above_an_owners_per_job_ceiling_is_refused_at_submit(dpnet: InProcess) -> None:
-    with dpnet.client() as client, pytest.raises(PermissionDenied) as info:
+def test_a_job_above_an_owners_per_job_ceiling_is_refused_at_submit(consortium: Consortium) -> None:
+    with consortium.client() as client, pytest.raises(PermissionDenied) as info:
         client.submit(spec("count", {"rho": 2.0}))  # the sample policies allow ≤ 1.0
     assert info.value.reason == "rho_above_policy"
     assert "grocery/orders" in info.value.message
 
 
-def test_exact_release_where_a_policy_forbids_it_is_refused_at_submit(dpnet: InProcess) -> None:
-    with dpnet.client() as client:
+def test_exact_release_where_a_policy_forbids_it_is_refused_at_submit(
+    consortium: Consortium,
+) -> None:
+    with consortium.client() as client:
         with pytest.raises(PermissionDenied) as info:
             client.submit(spec("count", {"exact": True}))
         assert info.value.reason == "exact_not_allowed"
@@ -130,4 +119,4 @@ def test_exact_release_where_a_policy_forbids_it_is_refused_at_submit(dpnet: InP
         ok = client.submit(spec("sum", {"exact": True}))  # both allow an exact sum
         final = client.wait(ok.id, timeout_s=120)
         assert state_name(final) == "succeeded"
-        assert float(client.result(final.id)["sum"]) == pytest.approx(plaintext(dpnet, "sum"))
+        assert float(client.result(final.id)["sum"]) == pytest.approx(plaintext(consortium, "sum"))

@@ -18,7 +18,7 @@ from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import Client
 from ensnif_mpc.security import pki
 from ensnif_mpc.security.tls import secure_channel
-from tests.integration.conftest import InProcess
+from tests.consortium import Consortium
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ SUM = jobspec.from_dict(
 )
 
 
-def profile_for(consortium: InProcess, tmp: Path, ca: Path, cert: pki.CertFiles) -> Path:
+def profile_for(consortium: Consortium, tmp: Path, ca: Path, cert: pki.CertFiles) -> Path:
     path = tmp / "profile.toml"
     port = consortium.coordinator.port
     path.write_text(
@@ -45,7 +45,7 @@ def profile_for(consortium: InProcess, tmp: Path, ca: Path, cert: pki.CertFiles)
 
 
 def test_client_with_certificate_from_another_ca_is_refused(
-    consortium: InProcess, tmp_path: Path
+    consortium: Consortium, tmp_path: Path
 ) -> None:
     rogue = tmp_path / "rogue"
     pki.init_ca(rogue)
@@ -56,7 +56,7 @@ def test_client_with_certificate_from_another_ca_is_refused(
         c.protocols()
 
 
-def test_client_with_expired_certificate_is_refused(consortium: InProcess, tmp_path: Path) -> None:
+def test_client_with_expired_certificate_is_refused(consortium: Consortium, tmp_path: Path) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     cert = pki.issue(
         consortium.lc.pki_dir, "oldtimer", "analyst", not_before=past, days=2, out_dir=tmp_path
@@ -68,7 +68,7 @@ def test_client_with_expired_certificate_is_refused(consortium: InProcess, tmp_p
 
 
 def test_client_that_does_not_trust_the_server_ca_is_refused(
-    consortium: InProcess, tmp_path: Path
+    consortium: Consortium, tmp_path: Path
 ) -> None:
     rogue = tmp_path / "rogue"
     pki.init_ca(rogue)
@@ -79,7 +79,7 @@ def test_client_that_does_not_trust_the_server_ca_is_refused(
         c.protocols()
 
 
-def test_party_certificate_cannot_submit_jobs(consortium: InProcess, tmp_path: Path) -> None:
+def test_party_certificate_cannot_submit_jobs(consortium: Consortium, tmp_path: Path) -> None:
     pki_dir = consortium.lc.pki_dir
     files = pki.CertFiles(pki_dir / "ca.crt", pki_dir / "grocery.crt", pki_dir / "grocery.key")
     profile = profile_for(consortium, tmp_path, files.ca, files)
@@ -90,7 +90,7 @@ def test_party_certificate_cannot_submit_jobs(consortium: InProcess, tmp_path: P
     assert "only analysts submit jobs" in info.value.message
 
 
-def test_analyst_cannot_call_a_party_node(consortium: InProcess) -> None:
+def test_analyst_cannot_call_a_party_node(consortium: Consortium) -> None:
     pki_dir = consortium.lc.pki_dir
     files = pki.CertFiles(pki_dir / "ca.crt", pki_dir / "analyst.crt", pki_dir / "analyst.key")
     channel = secure_channel(f"127.0.0.1:{consortium.nodes['grocery'].port}", files, "grocery")
@@ -105,7 +105,7 @@ def test_analyst_cannot_call_a_party_node(consortium: InProcess) -> None:
 
 
 def test_another_analyst_cannot_read_the_result(
-    consortium: InProcess, client: Client, tmp_path: Path
+    consortium: Consortium, client: Client, tmp_path: Path
 ) -> None:
     job = client.submit(SUM)
     client.wait(job.id, timeout_s=90)
@@ -118,7 +118,7 @@ def test_another_analyst_cannot_read_the_result(
         assert job.id not in {j.id for j in c.jobs()}
 
 
-def test_health_and_reflection_on_both_servers(consortium: InProcess) -> None:
+def test_health_and_reflection_on_both_servers(consortium: Consortium) -> None:
     pki_dir = consortium.lc.pki_dir
     files = pki.CertFiles(pki_dir / "ca.crt", pki_dir / "analyst.crt", pki_dir / "analyst.key")
     targets = {
@@ -141,7 +141,7 @@ def test_health_and_reflection_on_both_servers(consortium: InProcess) -> None:
 
 
 def test_node_with_certificate_from_another_ca_cannot_join(
-    consortium: InProcess, tmp_path: Path
+    consortium: Consortium, tmp_path: Path
 ) -> None:
     import dataclasses
 

@@ -1,4 +1,8 @@
-"""Shared fixtures for unit tests: one consortium PKI per test session (EC keys, fast)."""
+"""Shared fixtures for unit tests: one consortium PKI per test session (EC keys, fast).
+
+Here ``consortium`` is certificates only; the running consortium of the integration and
+end-to-end tests is tests/consortium.py.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,15 @@ from pathlib import Path
 import pytest
 
 from ensnif_mpc.security import pki
+from tests.helpers import issue_pki
+
+MEMBERS = {
+    "coordinator": "coordinator",
+    "grocery": "party",
+    "helper": "party",
+    "alice": "analyst",
+    "bob": "analyst",
+}
 
 
 @dataclass(frozen=True)
@@ -25,31 +38,17 @@ class Consortium:
     def ca_pem(self) -> bytes:
         return (self.directory / pki.CA_CERT).read_bytes()
 
+    @classmethod
+    def issue(cls, directory: Path) -> Consortium:
+        return cls(directory=directory, **issue_pki(directory, MEMBERS))
+
 
 @pytest.fixture(scope="session")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
-    directory = tmp_path_factory.mktemp("pki")
-    pki.init_ca(directory)
-    return Consortium(
-        directory=directory,
-        coordinator=pki.issue(directory, "coordinator", "coordinator"),
-        grocery=pki.issue(directory, "grocery", "party"),
-        helper=pki.issue(directory, "helper", "party"),
-        alice=pki.issue(directory, "alice", "analyst"),
-        bob=pki.issue(directory, "bob", "analyst"),
-    )
+    return Consortium.issue(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")
 def foreign_consortium(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
     """Another CA with the same default name, issuing the same member names."""
-    directory = tmp_path_factory.mktemp("foreign_pki")
-    pki.init_ca(directory)
-    return Consortium(
-        directory=directory,
-        coordinator=pki.issue(directory, "coordinator", "coordinator"),
-        grocery=pki.issue(directory, "grocery", "party"),
-        helper=pki.issue(directory, "helper", "party"),
-        alice=pki.issue(directory, "alice", "analyst"),
-        bob=pki.issue(directory, "bob", "analyst"),
-    )
+    return Consortium.issue(tmp_path_factory.mktemp("foreign_pki"))

@@ -1,0 +1,44 @@
+"""The tests' one wait and one way to issue a consortium's certificates.
+
+Light on imports (no server, no MPyC): the protocol harness and the unit tests use it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from ensnif_mpc.security import pki
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.05,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    After ``timeout`` seconds, fail with ``what`` (the event waited for; a callable is
+    called then, for diagnostics such as a log's tail). A test that something did NOT
+    happen waits here for the event that would have shown it, never on a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"not within {timeout:g} s: {described}")
+        time.sleep(interval)
+
+
+def issue_pki(directory: Path, members: Mapping[str, str]) -> dict[str, pki.CertFiles]:
+    """A new consortium CA in ``directory`` and one certificate per member (name → role)."""
+    pki.init_ca(directory)
+    return {name: pki.issue(directory, name, role) for name, role in members.items()}
