@@ -1,12 +1,16 @@
 """deploy/helm/ensnif: rendered by Helm itself (the Helm v4 Go SDK that the PyPI package
-helm-python-sdk bundles: no helm binary, no cluster), linted, and every rendered object
+helm-python-sdk bundles: no helm binary, no cluster; in a child process, see helm_render),
+linted, and every rendered object
 validated against the Kubernetes 1.37 JSON schemas shipped offline by kubernetes-validate
 (strict: unknown fields are errors too)."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +19,11 @@ import yaml
 
 from ensnif_mpc.config import CoordinatorConfig, PartyConfig
 from tests.deploy.conftest import CHART, with_tls
+from tests.deploy.helm_render import Helm, HelmRefused
 
-helm_chart = pytest.importorskip("helm_python.chart", reason="helm-python-sdk (dev extra)")
+if importlib.util.find_spec("helm_python") is None:  # found, not imported (see helm_render)
+    pytest.skip("helm-python-sdk (dev extra) is not installed", allow_module_level=True)
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="dev extra")
-from helm_python.errors import HelmError  # noqa: E402
 
 K8S = "1.37.0"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -28,9 +33,21 @@ OPERATOR = {"coordinator": {"enabled": True, "tls": TLS}, "party": {"enabled": F
 DATASETS = (Path(__file__).resolve().parents[2] / "deploy/compose/party-grocery.toml").read_text()
 
 
+_helm: Helm | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helm() -> Iterator[Helm]:
+    global _helm
+    _helm = Helm()
+    yield _helm
+    _helm.close()
+    _helm = None
+
+
 def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    chart = helm_chart.Chart.load(CHART)
-    manifests = chart.render(values, name="acme", namespace="ensnif", is_install=True)
+    assert _helm is not None
+    manifests = _helm.render(CHART, values)
     objects = []
     for path, text in sorted(manifests.items()):
         if path.endswith(".txt"):
@@ -91,8 +108,14 @@ def test_every_rendered_object_is_valid_kubernetes(values: dict[str, Any]) -> No
     assert schema_errors(objects) == []
 
 
-def test_chart_lints_clean_in_strict_mode() -> None:
-    report = helm_chart.lint(CHART, MEMBER, strict=True, kube_version="v1.30.0")
+def test_helm_runtime_stays_out_of_the_pytest_process() -> None:
+    render(MEMBER)
+
+    assert "helm_python" not in sys.modules
+
+
+def test_chart_lints_clean_in_strict_mode(helm: Helm) -> None:
+    report = helm.lint(CHART, MEMBER)
 
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -205,17 +228,17 @@ def test_operator_database_url_comes_from_a_secret() -> None:
 def test_out_of_range_port_is_refused_by_the_values_schema(
     party: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(HelmError, match=message):
+    with pytest.raises(HelmRefused, match=message):
         render({"party": {**MEMBER["party"], **party}})
 
 
 def test_reversed_mpc_range_is_refused_when_rendering() -> None:
-    with pytest.raises(HelmError, match="firstPort must not exceed"):
+    with pytest.raises(HelmRefused, match="firstPort must not exceed"):
         render({"party": {**MEMBER["party"], "mpc": {"firstPort": 41010, "lastPort": 41000}}})
 
 
 def test_missing_member_name_is_refused_when_rendering() -> None:
-    with pytest.raises(HelmError, match="party.name is required"):
+    with pytest.raises(HelmRefused, match="party.name is required"):
         render({"party": {"tls": TLS}})
 
 
