@@ -48,7 +48,7 @@ def helm() -> Iterator[Helm]:
 def render(values: dict[str, Any]) -> list[dict[str, Any]]:
     assert _helm is not None
     manifests = _helm.render(CHART, values)
-    objects = []
+    objects: list[dict[str, Any]] = []
     for path, text in sorted(manifests.items()):
         if path.endswith(".txt"):
             continue
@@ -201,7 +201,7 @@ def test_rendered_coordinator_toml_is_accepted_by_the_coordinator_config_loader(
 
 
 def test_operator_database_url_comes_from_a_secret() -> None:
-    values = copy.deepcopy(OPERATOR)
+    values: dict[str, Any] = copy.deepcopy(OPERATOR)
     values["coordinator"]["database"] = {"existingSecret": "ensnif-db", "secretKey": "url"}
 
     (deployment,) = by_kind(render(values), "Deployment")
@@ -267,7 +267,7 @@ def test_missing_member_name_is_refused_when_rendering() -> None:
 def test_value_that_makes_an_invalid_object_is_caught_by_the_kubernetes_schema(
     values: dict[str, Any], where: str
 ) -> None:
-    merged = copy.deepcopy(MEMBER)
+    merged: dict[str, Any] = copy.deepcopy(MEMBER)
     for key, value in values.items():
         merged[key] = {**merged.get(key, {}), **value}
 

@@ -46,7 +46,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @needs_systemd_analyze
 def test_units_pass_systemd_analyze_verify(installed: Path) -> None:
     result = subprocess.run(
-        [SYSTEMD_ANALYZE, "verify", "ensnif-coordinator.service", "ensnif-party@grocery.service"],
+        [
+            str(SYSTEMD_ANALYZE),
+            "verify",
+            "ensnif-coordinator.service",
+            "ensnif-party@grocery.service",
+        ],
         cwd=installed,
         capture_output=True,
         text=True,
@@ -61,7 +66,7 @@ def test_units_pass_systemd_analyze_verify(installed: Path) -> None:
 @pytest.mark.parametrize("unit", ["ensnif-coordinator.service", "ensnif-party@grocery.service"])
 def test_units_exposure_is_low_by_systemd_analyze_security(installed: Path, unit: str) -> None:
     result = subprocess.run(
-        [SYSTEMD_ANALYZE, "security", "--offline=yes", "--threshold=20", "--no-pager", unit],
+        [str(SYSTEMD_ANALYZE), "security", "--offline=yes", "--threshold=20", "--no-pager", unit],
         cwd=installed,
         capture_output=True,
         text=True,
