@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -39,9 +38,10 @@ from ensnif_mpc.jobs.worker_session import (
 )
 from ensnif_mpc.procs import child_env
 from ensnif_mpc.results.shares import PartyShares, combine
-from ensnif_mpc.security import mpc_session, pki, sealing
+from ensnif_mpc.security import mpc_session, sealing
 from party_node.datasets import scaled_integers
 from protocols import registry
+from tests.helpers import issue_pki, wait_for
 
 PHASES = ("starting", "connecting", "preparing", "computing", "delivering", "done")
 WORKER = [sys.executable, "-m", "protocols.worker"]
@@ -130,10 +130,11 @@ class Consortium:
 
 
 def make_consortium(root: Path, n_parties: int) -> Consortium:
-    ca = root / "pki"
-    pki.init_ca(ca)
-    parties = [pki.issue(ca, f"party{i}", "party") for i in range(n_parties)]
-    analyst = pki.issue(ca, "analyst", "analyst")
+    issued = issue_pki(
+        root / "pki", {**{f"party{i}": "party" for i in range(n_parties)}, "analyst": "analyst"}
+    )
+    parties = [issued[f"party{i}"] for i in range(n_parties)]
+    analyst = issued["analyst"]
     return Consortium(
         party_key_pems=[p.key.read_bytes() for p in parties],
         party_cert_pems=[p.cert.read_text() for p in parties],
@@ -288,14 +289,12 @@ class Workers:
 
     def wait_until(self, predicate: Callable[[Workers], bool], timeout: float, what: str) -> None:
         """Poll statuses until ``predicate(self)`` holds; fail with the workers' logs otherwise."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def reached() -> bool:
             self._observe()
-            if predicate(self):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} not reached within {timeout:g} s\n{self.diagnose()}")
-            time.sleep(0.02)
+            return predicate(self)
+
+        wait_for(reached, timeout, lambda: f"{what}\n{self.diagnose()}", interval=0.02)
 
     def wait(self, indices: Sequence[int] | None = None, timeout: float = 40.0) -> dict[int, int]:
         """Wait for the given workers (default: all started) to exit; their exit codes."""

@@ -7,13 +7,18 @@ while a peer that never starts is left to the node's watchdog.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ensnif_mpc.jobs.worker_session import EXIT_FAILED, EXIT_OK, RESULT_FILE
+from ensnif_mpc.jobs.worker_session import EXIT_FAILED, EXIT_OK, RESULT_FILE, WorkerSession
+from tests.helpers import wait_for
 from tests.protocols.harness import (
     PHASES,
     STALLED_WORKER,
@@ -42,6 +47,37 @@ def _sessions(tmp_path: Path, protocol: str, rows: tuple[int, ...]) -> list[Path
         lower=LOWER,
         upper=UPPER,
     )
+
+
+@contextlib.contextmanager
+def dials_to(address: str) -> Iterator[list[float]]:
+    """Stand in a missing peer's place and record every connection made to it, dropping
+    each at once: the dialler sees a failed attempt, as with nobody there, and retries."""
+    host, port = address.rsplit(":", 1)
+    dials: list[float] = []
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, int(port)))
+        listener.listen()
+        listener.settimeout(0.1)
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+                dials.append(time.monotonic())
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield dials
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
 
 @pytest.mark.slow
@@ -73,13 +109,15 @@ def test_single_party_worker_sends_nothing(tmp_path):
 @pytest.mark.slow
 def test_worker_whose_peers_never_start_keeps_waiting_in_connecting(tmp_path):
     dirs = _sessions(tmp_path, "count", (200, 300, 400))
+    party1 = WorkerSession.read(dirs[0]).addresses[1]  # party 0 dials party 1 first
 
-    with Workers(dirs) as workers:
+    with Workers(dirs) as workers, dials_to(party1) as dials:
         workers.start(0)  # parties 1 and 2 never start
         workers.wait_until(
             lambda w: w.phases[0][-1:] == ["connecting"], timeout=20, what="phase connecting"
         )
-        time.sleep(2.0)
+        # Dialling party 1 again after failed attempts: it has not given up.
+        wait_for(lambda: len(dials) >= 3, 20, lambda: f"three dials to party 1 (saw {len(dials)})")
 
         # MPyC retries forever; ending such a job is the node watchdog's business.
         assert workers.running(0)
@@ -105,7 +143,13 @@ def test_killing_a_party_mid_job_fails_the_survivors_with_peer_lost(tmp_path):
             timeout=30,
             what="all parties connected and computing",
         )
-        time.sleep(0.3)  # let the survivors block on party 2's shares
+        # The survivors go as far as they can without party 2's input, to delivering, and
+        # block there on its shares.
+        workers.wait_until(
+            lambda w: all(status_of(dirs[i]).phase == "delivering" for i in (0, 1)),
+            timeout=30,
+            what="the survivors delivering",
+        )
         assert workers.running(0) and workers.running(1)
 
         workers.kill(2)
@@ -166,10 +210,12 @@ def test_a_member_cannot_connect_in_another_members_place(tmp_path):
     with Workers([dirs[1], impostor]) as workers:
         workers.start_all()
         log = dirs[1] / "worker.log"
-        deadline = time.monotonic() + 20
-        while "refused an MPC connection" not in (log.read_text() if log.exists() else ""):
-            assert time.monotonic() < deadline, workers.diagnose()
-            time.sleep(0.1)
+        wait_for(
+            lambda: "refused an MPC connection" in (log.read_text() if log.exists() else ""),
+            20,
+            lambda: f"party 1 refusing the impostor\n{workers.diagnose()}",
+            interval=0.1,
+        )
         assert "claiming party 0 with certificate ['MPyC party 2']" in log.read_text()
         assert status_of(dirs[1]).phase == "connecting"  # still waiting for the real party 0
     assert not (dirs[1] / RESULT_FILE).exists()
