@@ -7,6 +7,7 @@ certificate, and the file then loads with :mod:`ensnif_mpc.config` as written.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
+from ensnif_mpc.demo import sample_data
+from ensnif_mpc.demo.localnet import _free_range, free_port
+from ensnif_mpc.errors import EnsnifError
+from ensnif_mpc.sdk.client import Client
 from ensnif_mpc.security import pki
+from tests.helpers import wait_for
 
 
 def ensnif(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,6 +47,17 @@ def enrol(member: Path, ca: Path, name: str, role: str) -> None:
     )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
     shutil.copy(ca / pki.CA_CERT, member / "pki" / pki.CA_CERT)
+
+
+def uncomment_example_dataset(path: Path) -> None:
+    """Remove the "# " of the example dataset's lines (between the two markers)."""
+    lines, inside = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("# --- "):
+            inside = not inside
+            continue
+        lines.append((line[2:] if line.startswith("# ") else line.lstrip("#")) if inside else line)
+    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture
@@ -84,13 +101,7 @@ def test_init_party_example_dataset_loads_when_uncommented(tmp_path, ca):
     pki.sign_request(ca, request.csr, name="grocery", role="party")
     shutil.copy(ca / pki.CA_CERT, host / "pki" / pki.CA_CERT)
     path = host / "party.toml"
-    lines, inside = [], False
-    for line in path.read_text().splitlines():
-        if line.startswith("# --- "):
-            inside = not inside
-            continue
-        lines.append((line[2:] if line.startswith("# ") else line.lstrip("#")) if inside else line)
-    path.write_text("\n".join(lines) + "\n")
+    uncomment_example_dataset(path)
 
     cfg = PartyConfig.load(path)
 
@@ -133,3 +144,86 @@ def test_init_force_overwrites_an_existing_file(tmp_path):
 
     assert forced.returncode == 0, forced.stderr
     assert 'cert = "pki/analyst.crt"' in target.read_text()
+
+
+def test_init_files_run_a_consortium_that_doctor_finds_healthy(tmp_path, ca):
+    """Coordinator, a node with the example dataset and an analyst, each from `init` with
+    a member-generated key, run as real daemons: the node registers, doctor passes."""
+    coord_dir, node_dir, alice_dir = tmp_path / "c", tmp_path / "n", tmp_path / "a"
+    for role, where, name in (
+        ("coordinator", coord_dir, "coordinator"),
+        ("party", node_dir, "grocery"),
+        ("analyst", alice_dir, "alice"),
+    ):
+        written = ensnif("init", role, "--dir", str(where), "--name", name, cwd=tmp_path)
+        assert written.returncode == 0, written.stderr
+        request = pki.request(name, role, where / "pki")  # as `enrol`, without the CLI
+        pki.sign_request(ca, request.csr, name=name, role=role)
+        shutil.copy(ca / pki.CA_CERT, where / "pki" / pki.CA_CERT)
+    # What an operator edits: the addresses (free ports here), the MPC range, the data.
+    address, node_listen, lo = (
+        f"127.0.0.1:{free_port()}",
+        f"127.0.0.1:{free_port()}",
+        _free_range(10),
+    )
+    party = node_dir / "party.toml"
+    uncomment_example_dataset(party)
+    text = party.read_text().replace('"41000-41099"', f'"{lo}-{lo + 9}"')
+    party.write_text(text.replace("127.0.0.1:50051", address))
+    sample_data.generate(node_dir / "data", rows=50)  # data/orders.csv, as the example names
+    profile_path = alice_dir / "profile.toml"
+    profile_path.write_text(profile_path.read_text().replace("127.0.0.1:50051", address))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENSNIF_", "PYTEST"))}
+    commands = {
+        "coordinator": ["coordinator", "serve", "--config", str(coord_dir / "coordinator.toml")],
+        "grocery": ["party", "serve", "--config", str(party)],
+    }
+    listen = {"coordinator": address, "grocery": node_listen}
+    daemons = []
+    try:
+        for name, args in commands.items():
+            with (tmp_path / f"{name}.log").open("w") as log:
+                daemons.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "ensnif_mpc.cli.main",
+                            *args,
+                            "--listen",
+                            listen[name],
+                        ],
+                        cwd=tmp_path,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        profile = ClientProfile.load(profile_path)
+
+        def registered() -> bool:
+            try:
+                with Client(profile, timeout_s=5) as c:
+                    return [p.name for p in c.parties()] == ["grocery"] and len(c.datasets()) == 1
+            except EnsnifError:
+                return False
+
+        wait_for(
+            registered,
+            60,
+            lambda: "the node registering: " + (tmp_path / "grocery.log").read_text()[-2000:],
+            interval=0.3,
+        )
+        node = ensnif("doctor", "--config", str(party), "--json", cwd=tmp_path)
+        analyst = ensnif("doctor", "--profile", str(profile_path), cwd=tmp_path)
+    finally:
+        for proc in daemons:
+            proc.terminate()
+        for proc in daemons:
+            proc.wait(timeout=30)
+
+    assert node.returncode == 0, node.stdout + node.stderr
+    statuses = {c["check"]: c["status"] for c in json.loads(node.stdout)}
+    assert statuses["coordinator"] == statuses["dataset orders"] == "ok"
+    assert analyst.returncode == 0, analyst.stdout + analyst.stderr

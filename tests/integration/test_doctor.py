@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from coordinator import server as coordinator_server
+from ensnif_mpc.cli import doctor as doctor_checks
 from ensnif_mpc.cli.main import cli
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.demo.localnet import LocalConsortium, free_port
-from ensnif_mpc.security import pki
+from ensnif_mpc.security import pki, revocation
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +231,26 @@ def test_a_revoked_certificate_fails_the_crl_and_the_coordinator(setup, tmp_path
     assert "revokes this member's own certificate" in found["crl"]
     assert found["coordinator"].startswith("FAIL coordinator at 127.0.0.1:")
     assert "refused this member's certificate" in found["coordinator"]
+
+
+def test_a_stale_revocation_list_is_a_warning(tmp_path):
+    pki.init_ca(tmp_path)
+    member = pki.issue(tmp_path, "grocery", "party")
+    spare = pki.issue(tmp_path, "spare", "party")
+    revocation.write_crl(tmp_path, [(pki.load_cert(spare.cert).serial_number, "superseded")])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=revocation.CRL_DAYS + 1)
+
+    check = doctor_checks.check_crl(member, now=later)
+
+    assert check.status is doctor_checks.Status.WARN
+    assert "stale" in check.message
+
+
+@pytest.mark.parametrize(
+    ("seconds", "status"),
+    [(0.5, "ok"), (-10, "warn"), (600, "fail")],
+)
+def test_a_measured_clock_skew_is_judged_by_its_size(seconds, status):
+    check = doctor_checks.check_clock(dt.timedelta(seconds=seconds))
+
+    assert str(check.status) == status
