@@ -198,7 +198,7 @@ def parse_privacy(raw: Any) -> Privacy | None:
     mechanism = raw.get("mechanism", "laplace" if "epsilon" in raw else "gaussian")
     if mechanism not in MECHANISMS:
         raise InvalidJobSpec(
-            f"privacy.mechanism: {mechanism!r} is not available (use: {', '.join(MECHANISMS)})"
+            f"privacy.mechanism: {_show(mechanism)} is not available (use: {', '.join(MECHANISMS)})"
         )
     exact = raw.get("exact", False)
     if not isinstance(exact, bool):
@@ -215,9 +215,11 @@ def parse_privacy(raw: Any) -> Privacy | None:
     rho = raw.get("rho")
     if rho is not None:
         if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho):
-            raise InvalidJobSpec(f"privacy.rho: expected a finite positive number, got {rho!r}")
+            raise InvalidJobSpec(
+                f"privacy.rho: expected a finite positive number, got {_show(rho)}"
+            )
         if rho <= 0:
-            raise InvalidJobSpec(f"privacy.rho: must be positive, got {rho!r}")
+            raise InvalidJobSpec(f"privacy.rho: must be positive, got {_show(rho)}")
     if exact and rho is not None:
         raise InvalidJobSpec("privacy: give rho or exact = true, not both")
     return Privacy(float(rho) if rho is not None else None, exact, mechanism)
@@ -243,11 +245,11 @@ def _check_json(where: str, value: Any) -> None:
     import math
 
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidJobSpec(f"{where}: {value!r} is not a finite number")
+        raise InvalidJobSpec(f"{where}: {_show(value)} is not a finite number")
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise InvalidJobSpec(f"{where}: keys must be strings, got {k!r}")
+                raise InvalidJobSpec(f"{where}: keys must be strings, got {_show(k)}")
             _check_json(f"{where}.{k}", v)
     elif isinstance(value, list):
         for n, v in enumerate(value):
@@ -256,9 +258,18 @@ def _check_json(where: str, value: Any) -> None:
         raise InvalidJobSpec(f"{where}: {type(value).__name__} values are not allowed")
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """A value the submitter wrote, quoted in an error: its type and at most ``limit``
+    characters of it (a spec may carry anything; an error message stays one short line)."""
+    text = repr(value)
+    if len(text) > limit:
+        text = f"{text[: limit - 5]}…({type(value).__name__})"
+    return text
+
+
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidJobSpec(f"{where}: expected a non-empty string, got {value!r}")
+        raise InvalidJobSpec(f"{where}: expected a non-empty string, got {_show(value)}")
     return value.strip()
 
 
