@@ -1,4 +1,4 @@
-"""Fault matrix (issue 5): what each fault does to a job, and how long until the job is settled.
+"""Fault matrix: what each fault does to a job, and how long until the job is settled.
 
 For each fault, on a local consortium (coordinator, grocery, logistics and helper as
 processes): the state the job ends in at the coordinator, the time from the fault to that

@@ -1,4 +1,4 @@
-"""Load benchmark (issue 5): many small jobs submitted at once to one coordinator and three nodes.
+"""Load benchmark: many small jobs submitted at once to one coordinator and three nodes.
 
 A local consortium (coordinator, grocery, logistics, helper as processes, as in the demo)
 gets ``--jobs`` small jobs, all submitted at the same moment by as many client threads: sums,
