@@ -49,6 +49,10 @@ class JobEnded(Exception):
 
 
 class Scheduler:
+    """One driver thread per live job, taking turns through ``admission`` and reaching the
+    nodes only through ``nodes`` (a :class:`NodeClient`); ``notify`` wakes the job's
+    watchers after every change it stores."""
+
     def __init__(
         self,
         store: Store,
