@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ensnif_mpc.cli.render import console, emit_json
 from ensnif_mpc.errors import InvalidArgument
-from ensnif_mpc.security import pki as pki_lib, revocation
+from ensnif_mpc.security import csr as csr_lib, pki as pki_lib, revocation
 
 _DIR = click.option(
     "--dir", "directory", default="pki", show_default=True, type=click.Path(file_okay=False)
@@ -115,7 +115,7 @@ def request(name: str, role: str, hosts: tuple[str, ...], out_dir: str, as_json:
     if you can); NAME.key never leaves this machine. The lead's `ensnif pki sign`
     returns NAME.crt: put it next to the key.
     """
-    r = pki_lib.request(name, role, Path(out_dir), hosts=("localhost", "127.0.0.1", *hosts))
+    r = csr_lib.request(name, role, Path(out_dir), hosts=("localhost", "127.0.0.1", *hosts))
     if as_json:
         emit_json(
             {
@@ -174,7 +174,7 @@ def sign(
     for CA powers, for another member's name as a host, or for anything but a member
     certificate is refused. Send the certificate and ca.crt back to the member.
     """
-    _, info = pki_lib.read_request(Path(csr).read_bytes())
+    _, info = csr_lib.read_request(Path(csr).read_bytes())
     if name is None or role is None:
         if as_json or not sys.stdin.isatty():
             raise InvalidArgument(
@@ -188,7 +188,7 @@ def sign(
         )
         click.confirm("sign it for this name and role?", abort=True)
         name, role = name or info.name, role or info.role
-    s = pki_lib.sign_request(
+    s = csr_lib.sign_request(
         Path(directory),
         Path(csr),
         name=name,

@@ -13,14 +13,14 @@ lists themselves are in :mod:`ensnif_mpc.security.revocation`.
 
 :func:`issue` makes the member's key at the CA (the local demo does that). In a real
 consortium the member makes its own key and a certificate signing request
-(:func:`request`), and the CA signs the request (:func:`sign_request`): the private
+(:func:`ensnif_mpc.security.csr.request`), and the CA signs it
+(:func:`ensnif_mpc.security.csr.sign_request`): the private
 key never leaves the member's machine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import logging
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ensnif_mpc.errors import CryptoError, InvalidArgument, PermissionDenied
+from ensnif_mpc.errors import CryptoError, InvalidArgument
 from ensnif_mpc.security import revocation
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -100,11 +100,11 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     write_atomic(path, data, 0o600)
 
 
-def _write_public(path: Path, data: bytes) -> None:
+def write_public(path: Path, data: bytes) -> None:
     write_atomic(path, data, 0o644)
 
 
@@ -141,8 +141,8 @@ def init_ca(directory: Path, name: str = "Ensnif consortium CA", days: int = CA_
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / CA_KEY, _key_pem(key))
-    _write_public(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(directory / CA_KEY, key_pem(key))
+    write_public(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
     return directory / CA_CERT
 
 
@@ -152,13 +152,13 @@ def check_name(name: str) -> None:
         raise InvalidArgument(f"invalid name {name!r}: use letters, digits, '-', '_' or '.'")
 
 
-def _check_member(name: str, role: str) -> None:
+def check_member(name: str, role: str) -> None:
     if role not in ROLES:
         raise InvalidArgument(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     check_name(name)
 
 
-def _subject(name: str, role: str) -> x509.Name:
+def subject(name: str, role: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, name),
@@ -167,7 +167,7 @@ def _subject(name: str, role: str) -> x509.Name:
     )
 
 
-def _sans(name: str, hosts: tuple[str, ...]) -> list[x509.GeneralName]:
+def sans(name: str, hosts: tuple[str, ...]) -> list[x509.GeneralName]:
     """The identity first (a DNS name), then each host as an IP address or a DNS name."""
     sans: list[x509.GeneralName] = [x509.DNSName(name)]
     for host in hosts:
@@ -189,11 +189,11 @@ def _build(
     not_before: dt.datetime | None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certify(directory, name, role, key.public_key(), hosts, days, not_before)
+    cert = certify(directory, name, role, key.public_key(), hosts, days, not_before)
     return cert, key
 
 
-def _certify(
+def certify(
     directory: Path,
     name: str,
     role: str,
@@ -211,14 +211,14 @@ def _certify(
     usages = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_subject(name, role))
+        .subject_name(subject(name, role))
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(_sans(name, hosts)), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans(name, hosts)), critical=False)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -245,11 +245,11 @@ def issue(
     The name is also a DNS subject-alternative name so that gRPC's hostname check
     can pin a server to its consortium identity (see :func:`ensnif_mpc.security.tls`).
     """
-    _check_member(name, role)
+    check_member(name, role)
     cert, key = _build(directory, name, role, hosts, days, not_before)
     out = out_dir or directory
-    _write_private(out / f"{name}.key", _key_pem(key))
-    _write_public(out / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
+    write_private(out / f"{name}.key", key_pem(key))
+    write_public(out / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
     return CertFiles(ca=directory / CA_CERT, cert=out / f"{name}.crt", key=out / f"{name}.key")
 
 
@@ -307,21 +307,21 @@ def rotate(
     ident = identity_of(old)
     if ident.name != name:
         raise InvalidArgument(f"{cert_path} is the certificate of {ident.name!r}, not {name!r}")
-    _check_member(name, ident.role)
+    check_member(name, ident.role)
     cert, key = _build(
         directory, name, ident.role, _hosts_of(old, name) if hosts is None else hosts, days, None
     )
     stamp = _now().strftime("%Y%m%dT%H%M%SZ")
     backup_cert = out / f"{name}.old-{stamp}.crt"
     backup_key: Path | None = out / f"{name}.old-{stamp}.key"
-    _write_public(backup_cert, cert_path.read_bytes())
+    write_public(backup_cert, cert_path.read_bytes())
     if key_path.exists():
         assert backup_key is not None
-        _write_private(backup_key, key_path.read_bytes())
+        write_private(backup_key, key_path.read_bytes())
     else:
         backup_key = None
-    _write_private(key_path, _key_pem(key))
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(key_path, key_pem(key))
+    write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     log.info(
         "rotated %s (%s): serial %x replaces %x",
         name,
@@ -336,211 +336,6 @@ def rotate(
         not_after=cert.not_valid_after_utc,
         backup_cert=backup_cert,
         backup_key=backup_key,
-    )
-
-
-# -- member-generated keys: the member makes a key and a request, the CA signs the request --
-
-CSR_SUFFIX = ".csr"
-# Extensions a request may carry. The CA writes every extension of the certificate
-# itself; these are read (SANs) or checked (no CA powers), any other one is refused.
-_CLIENT_SERVER = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH}
-
-
-@dataclass(frozen=True)
-class Request:
-    """What ``ensnif pki request`` wrote at the member: the key stays, the CSR is sent."""
-
-    key: Path
-    csr: Path
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """What a CSR asks for, once its self-signature verified."""
-
-    name: str
-    role: str
-    hosts: tuple[str, ...]
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class Signed:
-    cert: Path
-    name: str
-    role: str
-    hosts: tuple[str, ...]
-    serial: int
-    not_after: dt.datetime
-    fingerprint: str
-
-
-def fingerprint(public_key: ec.EllipticCurvePublicKey) -> str:
-    """SHA-256 of the public key (SubjectPublicKeyInfo), in groups of four hex digits:
-    read it to the lead over the phone to tie a CSR to the member who made it."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    digest = hashlib.sha256(der).hexdigest()
-    return ":".join(digest[i : i + 4] for i in range(0, len(digest), 4))
-
-
-def request(
-    name: str,
-    role: str,
-    out_dir: Path,
-    *,
-    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
-) -> Request:
-    """Write ``<name>.key`` (0600, never leaves this machine) and ``<name>.csr``.
-
-    The request carries the same subject as :func:`issue` writes (common name = the
-    identity, organizational unit = the role) and the host names as subject-alternative
-    names; the CA signs it with :func:`sign_request`. An existing key is never
-    overwritten (it may be the one a daemon uses): write the request elsewhere.
-    """
-    _check_member(name, role)
-    key_path, csr_path = out_dir / f"{name}.key", out_dir / f"{name}{CSR_SUFFIX}"
-    if key_path.exists():
-        raise InvalidArgument(
-            f"{key_path} already exists; refusing to overwrite a key (it may be in use). "
-            "Choose another --out directory"
-        )
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(_subject(name, role))
-        .add_extension(x509.SubjectAlternativeName(_sans(name, hosts)), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    _write_private(key_path, _key_pem(key))
-    _write_public(csr_path, csr.public_bytes(serialization.Encoding.PEM))
-    return Request(key=key_path, csr=csr_path, fingerprint=fingerprint(key.public_key()))
-
-
-def _one(subject: x509.Name, oid: x509.ObjectIdentifier, what: str) -> str:
-    values = subject.get_attributes_for_oid(oid)
-    if len(values) != 1:
-        raise InvalidArgument(f"the request's subject needs exactly one {what}")
-    return str(values[0].value)
-
-
-def read_request(pem: bytes) -> tuple[x509.CertificateSigningRequest, RequestInfo]:
-    """Parse a CSR, verify its self-signature, and refuse one that asks for more than a
-    member certificate (CA powers, other extensions, other name kinds)."""
-    try:
-        csr = x509.load_pem_x509_csr(pem)
-    except ValueError as exc:
-        raise InvalidArgument(f"not a PEM certificate signing request ({exc})") from exc
-    try:
-        valid = csr.is_signature_valid
-        public = csr.public_key()
-    except (ValueError, TypeError, x509.UnsupportedGeneralNameType) as exc:
-        raise InvalidArgument(f"unreadable certificate signing request ({exc})") from exc
-    if not valid:
-        raise CryptoError(
-            "the request's signature does not verify: it was changed after the member "
-            "signed it, or it was not made with the key it carries"
-        )
-    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
-        raise InvalidArgument("only ECDSA P-256 keys are used in the consortium")
-    allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME}
-    extra = [a.oid.dotted_string for a in csr.subject if a.oid not in allowed]
-    if extra:
-        raise InvalidArgument(f"the request's subject may hold only CN and OU, not {extra[0]}")
-    name = _one(csr.subject, NameOID.COMMON_NAME, "common name (the identity)")
-    role = _one(csr.subject, NameOID.ORGANIZATIONAL_UNIT_NAME, "organizational unit (the role)")
-    hosts: list[str] = []
-    try:
-        extensions = list(csr.extensions)
-    except ValueError as exc:
-        raise InvalidArgument(f"unreadable extension in the request ({exc})") from exc
-    for ext in extensions:
-        value = ext.value
-        if isinstance(value, x509.BasicConstraints):
-            if value.ca:
-                raise PermissionDenied("the request asks for CA powers")
-        elif isinstance(value, x509.KeyUsage):
-            if value.key_cert_sign or value.crl_sign:
-                raise PermissionDenied("the request asks to sign certificates or revocation lists")
-        elif isinstance(value, x509.ExtendedKeyUsage):
-            if not set(value) <= _CLIENT_SERVER:
-                raise InvalidArgument(
-                    "the request asks for a key usage other than TLS client and server"
-                )
-        elif isinstance(value, x509.SubjectAlternativeName):
-            for general in value:
-                if not isinstance(general, x509.DNSName | x509.IPAddress):
-                    raise InvalidArgument(
-                        f"the request names {type(general).__name__} {general.value!r}; "
-                        "only DNS names and IP addresses are accepted"
-                    )
-                hosts.append(str(general.value))
-        else:
-            raise InvalidArgument(
-                f"the request asks for extension {ext.oid.dotted_string}; the CA sets the "
-                "certificate's extensions itself"
-            )
-    info = RequestInfo(
-        name=name,
-        role=role,
-        hosts=tuple(h for h in dict.fromkeys(hosts) if h != name),
-        fingerprint=fingerprint(public),
-    )
-    return csr, info
-
-
-def sign_request(
-    directory: Path,
-    csr_path: Path,
-    *,
-    name: str,
-    role: str,
-    days: int = MEMBER_DAYS,
-    out: Path | None = None,
-    not_before: dt.datetime | None = None,
-) -> Signed:
-    """Issue the certificate a member's CSR asks for, if it is what the lead confirmed.
-
-    ``name`` and ``role`` are what the lead expects (from the member, out of band); a
-    request for another name or role is refused, as is one whose host names include
-    another member's identity (a server certificate for that name would let this member
-    pose as it) or a wildcard. The certificate gets the same subject, extensions and
-    validity as :func:`issue` gives, and is recorded in the CA's log (``pki list``,
-    ``pki revoke NAME``). Written to ``out`` (default: the CSR's path with ``.crt``).
-    """
-    _check_member(name, role)
-    csr, info = read_request(csr_path.read_bytes())
-    if info.name != name or info.role != role:
-        raise InvalidArgument(
-            f"the request is for {info.role} {info.name!r}, not {role} {name!r}: not signed"
-        )
-    _check_member(info.name, info.role)
-    others = {i.name for i in issued(directory)} - {name}
-    for host in info.hosts:
-        if "*" in host:
-            raise InvalidArgument(f"the request names a wildcard host {host!r}")
-        if host in others:
-            raise PermissionDenied(
-                f"the request names {host!r}, the identity of another member, as a host"
-            )
-    public = csr.public_key()
-    assert isinstance(public, ec.EllipticCurvePublicKey)  # read_request checked it
-    cert = _certify(directory, name, role, public, info.hosts, days, not_before)
-    target = out or csr_path.with_suffix(".crt")
-    _write_public(target, cert.public_bytes(serialization.Encoding.PEM))
-    log.info("signed the request of %s (%s): serial %x", name, role, cert.serial_number)
-    return Signed(
-        cert=target,
-        name=name,
-        role=role,
-        hosts=info.hosts,
-        serial=cert.serial_number,
-        not_after=cert.not_valid_after_utc,
-        fingerprint=info.fingerprint,
     )
 
 

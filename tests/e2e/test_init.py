@@ -21,7 +21,7 @@ from ensnif_mpc.demo import sample_data
 from ensnif_mpc.demo.localnet import _free_range, free_port
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.sdk.client import Client
-from ensnif_mpc.security import pki
+from ensnif_mpc.security import csr, pki
 from tests.helpers import wait_for
 
 
@@ -97,8 +97,8 @@ def test_init_party_loads_as_a_compute_node_once_its_certificate_is_in_place(tmp
 def test_init_party_example_dataset_loads_when_uncommented(tmp_path, ca):
     host = tmp_path / "grocery-host"
     ensnif("init", "party", "--dir", str(host), "--name", "grocery", cwd=tmp_path)
-    request = pki.request("grocery", "party", host / "pki")  # as `enrol`, without the CLI
-    pki.sign_request(ca, request.csr, name="grocery", role="party")
+    request = csr.request("grocery", "party", host / "pki")  # as `enrol`, without the CLI
+    csr.sign_request(ca, request.csr, name="grocery", role="party")
     shutil.copy(ca / pki.CA_CERT, host / "pki" / pki.CA_CERT)
     path = host / "party.toml"
     uncomment_example_dataset(path)
@@ -157,8 +157,8 @@ def test_init_files_run_a_consortium_that_doctor_finds_healthy(tmp_path, ca):
     ):
         written = ensnif("init", role, "--dir", str(where), "--name", name, cwd=tmp_path)
         assert written.returncode == 0, written.stderr
-        request = pki.request(name, role, where / "pki")  # as `enrol`, without the CLI
-        pki.sign_request(ca, request.csr, name=name, role=role)
+        request = csr.request(name, role, where / "pki")  # as `enrol`, without the CLI
+        csr.sign_request(ca, request.csr, name=name, role=role)
         shutil.copy(ca / pki.CA_CERT, where / "pki" / pki.CA_CERT)
     # What an operator edits: the addresses (free ports here), the MPC range, the data.
     address, node_listen, lo = (

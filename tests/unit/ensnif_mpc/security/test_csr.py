@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ensnif_mpc.cli.main import cli
 from ensnif_mpc.errors import CryptoError, InvalidArgument, PermissionDenied
 from ensnif_mpc.rpc.serving import build_server
-from ensnif_mpc.security import pki
+from ensnif_mpc.security import csr, pki
 from ensnif_mpc.security.tls import load_material, secure_channel
 
 
@@ -34,8 +34,8 @@ def ca(tmp_path: Path) -> Path:
     return directory
 
 
-def member_request(tmp_path: Path, name: str = "grocery", role: str = "party") -> pki.Request:
-    return pki.request(name, role, tmp_path / "member", hosts=("localhost", "127.0.0.1"))
+def member_request(tmp_path: Path, name: str = "grocery", role: str = "party") -> csr.Request:
+    return csr.request(name, role, tmp_path / "member", hosts=("localhost", "127.0.0.1"))
 
 
 def key_body(path: Path) -> bytes:
@@ -80,9 +80,9 @@ def test_request_refuses_to_overwrite_an_existing_key(tmp_path):
 
 
 def test_signed_certificate_has_the_conventions_of_issue(tmp_path, ca):
-    r = pki.request("grocery", "party", tmp_path / "m", hosts=("localhost", "10.0.0.7"))
+    r = csr.request("grocery", "party", tmp_path / "m", hosts=("localhost", "10.0.0.7"))
 
-    signed = pki.sign_request(ca, r.csr, name="grocery", role="party")
+    signed = csr.sign_request(ca, r.csr, name="grocery", role="party")
 
     cert = pki.load_cert(signed.cert)
     assert pki.identity_of(cert) == pki.Identity("grocery", "party")
@@ -97,7 +97,7 @@ def test_signed_certificate_has_the_conventions_of_issue(tmp_path, ca):
 def test_signed_certificate_is_recorded_where_pki_list_reads(tmp_path, ca):
     r = member_request(tmp_path)
 
-    signed = pki.sign_request(ca, r.csr, name="grocery", role="party", days=30)
+    signed = csr.sign_request(ca, r.csr, name="grocery", role="party", days=30)
 
     [record] = pki.issued(ca)
     assert (record.serial, record.name, record.role) == (signed.serial, "grocery", "party")
@@ -108,7 +108,7 @@ def test_the_key_never_reaches_the_ca_directory_or_the_certificate(tmp_path, ca)
     r = member_request(tmp_path)
     body = key_body(r.key)
 
-    signed = pki.sign_request(ca, r.csr, name="grocery", role="party", out=tmp_path / "out.crt")
+    signed = csr.sign_request(ca, r.csr, name="grocery", role="party", out=tmp_path / "out.crt")
 
     assert sorted(p.name for p in ca.iterdir()) == ["ca.crt", "ca.key", "issued.jsonl"]
     for path in [*ca.iterdir(), signed.cert]:
@@ -119,7 +119,7 @@ def test_the_key_never_reaches_the_ca_directory_or_the_certificate(tmp_path, ca)
 def test_certificate_matches_the_members_key(tmp_path, ca):
     r = member_request(tmp_path)
 
-    signed = pki.sign_request(ca, r.csr, name="grocery", role="party")
+    signed = csr.sign_request(ca, r.csr, name="grocery", role="party")
 
     material = load_material(pki.CertFiles(ca / pki.CA_CERT, signed.cert, r.key))
     assert material.identity == pki.Identity("grocery", "party")
@@ -138,7 +138,7 @@ def test_a_tampered_csr_is_refused(tmp_path, ca):
     )
 
     with pytest.raises(CryptoError, match="signature does not verify"):
-        pki.sign_request(ca, r.csr, name="grocerz", role="party")
+        csr.sign_request(ca, r.csr, name="grocerz", role="party")
 
     assert pki.issued(ca) == []
 
@@ -148,7 +148,7 @@ def test_garbage_is_not_a_csr(tmp_path, ca):
     path.write_text("hello")
 
     with pytest.raises(InvalidArgument, match="not a PEM certificate signing request"):
-        pki.sign_request(ca, path, name="grocery", role="party")
+        csr.sign_request(ca, path, name="grocery", role="party")
 
 
 @pytest.mark.parametrize(("name", "role"), [("grocery", "analyst"), ("logistics", "party")])
@@ -156,7 +156,7 @@ def test_a_csr_for_another_name_or_role_than_confirmed_is_refused(tmp_path, ca, 
     r = member_request(tmp_path)
 
     with pytest.raises(InvalidArgument, match="the request is for party 'grocery'"):
-        pki.sign_request(ca, r.csr, name=name, role=role)
+        csr.sign_request(ca, r.csr, name=name, role=role)
 
     assert pki.issued(ca) == []
 
@@ -165,7 +165,7 @@ def test_a_csr_asking_for_ca_powers_is_refused(tmp_path, ca):
     path = forged_csr(tmp_path / "ca.csr", bc=x509.BasicConstraints(ca=True, path_length=None))
 
     with pytest.raises(PermissionDenied, match="CA powers"):
-        pki.sign_request(ca, path, name="grocery", role="party")
+        csr.sign_request(ca, path, name="grocery", role="party")
 
 
 def test_a_csr_asking_to_sign_certificates_is_refused(tmp_path, ca):
@@ -183,22 +183,22 @@ def test_a_csr_asking_to_sign_certificates_is_refused(tmp_path, ca):
     path = forged_csr(tmp_path / "ku.csr", ku=usage)
 
     with pytest.raises(PermissionDenied, match="sign certificates"):
-        pki.sign_request(ca, path, name="grocery", role="party")
+        csr.sign_request(ca, path, name="grocery", role="party")
 
 
 def test_a_csr_naming_another_member_as_a_host_is_refused(tmp_path, ca):
     pki.issue(ca, "coordinator", "coordinator")
-    r = pki.request("grocery", "party", tmp_path / "m", hosts=("coordinator",))
+    r = csr.request("grocery", "party", tmp_path / "m", hosts=("coordinator",))
 
     with pytest.raises(PermissionDenied, match="identity of another member"):
-        pki.sign_request(ca, r.csr, name="grocery", role="party")
+        csr.sign_request(ca, r.csr, name="grocery", role="party")
 
 
 def test_a_csr_signed_certificate_works_for_mutual_tls(tmp_path, ca):
-    server = pki.request("coordinator", "coordinator", tmp_path / "coord")
+    server = csr.request("coordinator", "coordinator", tmp_path / "coord")
     client = member_request(tmp_path)
-    server_cert = pki.sign_request(ca, server.csr, name="coordinator", role="coordinator").cert
-    client_cert = pki.sign_request(ca, client.csr, name="grocery", role="party").cert
+    server_cert = csr.sign_request(ca, server.csr, name="coordinator", role="coordinator").cert
+    client_cert = csr.sign_request(ca, client.csr, name="grocery", role="party").cert
     ca_cert = ca / pki.CA_CERT
     srv, port, _ = build_server(
         "127.0.0.1:0", pki.CertFiles(ca_cert, server_cert, server.key), lambda s: None, []
@@ -220,8 +220,8 @@ def test_a_certificate_from_another_ca_is_refused_by_the_handshake(tmp_path, ca)
     other = tmp_path / "other"
     pki.init_ca(other)
     server = pki.issue(ca, "coordinator", "coordinator")
-    stranger = pki.request("grocery", "party", tmp_path / "m")
-    stranger_cert = pki.sign_request(other, stranger.csr, name="grocery", role="party").cert
+    stranger = csr.request("grocery", "party", tmp_path / "m")
+    stranger_cert = csr.sign_request(other, stranger.csr, name="grocery", role="party").cert
     srv, port, _ = build_server("127.0.0.1:0", server, lambda s: None, [])
     try:
         files = pki.CertFiles(ca / pki.CA_CERT, stranger_cert, stranger.key)
