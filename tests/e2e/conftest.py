@@ -1,4 +1,8 @@
-"""End-to-end: the real ``ensnif`` CLI against a coordinator and three nodes, each a process."""
+"""End-to-end: the real ``ensnif`` CLI against a coordinator and three nodes, each a process.
+
+The consortium is the shared one (tests/consortium.py) run as subprocesses; a module
+states its own options with ``pytest.mark.consortium(...)``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from ensnif_mpc.demo.localnet import LocalConsortium
+from tests.consortium import Consortium
 
 
 @dataclass
@@ -58,30 +61,12 @@ def worker_pids(job_id: str, party: str | None = None) -> list[int]:
     return pids
 
 
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
-
-def start_consortium(root: Path, **kw: Any) -> LocalConsortium:
-    lc = LocalConsortium(root, **kw).setup()
-    try:
-        lc.start(timeout_s=60)
-    except Exception:
-        lc.stop()
-        raise
-    return lc
+@pytest.fixture(scope="module")
+def consortium_defaults() -> dict[str, Any]:
+    return {"mode": "subprocess", "rows": 1500}
 
 
 @pytest.fixture(scope="module")
-def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    consortium = start_consortium(tmp_path_factory.mktemp("e2e"), rows=1500)
-    try:
-        yield consortium
-    finally:
-        consortium.stop()
+def lc(consortium: Consortium) -> LocalConsortium:
+    """The module's consortium as the CLI and the fault helpers see it: its daemons."""
+    return consortium.lc

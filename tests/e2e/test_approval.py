@@ -6,25 +6,17 @@ approvals that `ensnif job status` verifies.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 
 from ensnif_mpc.cli.demo_cmd import plaintext_answer
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.jobs import jobspec
-from tests.e2e.conftest import run_cli, start_consortium, wait_for
+from tests.consortium import OwnerPolicy, write_policy
+from tests.e2e.conftest import run_cli
+from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    consortium = start_consortium(tmp_path_factory.mktemp("approval"), rows=500)
-    try:
-        yield consortium
-    finally:
-        consortium.stop()
+pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=500)]
 
 
 def _grocery_state(lc: LocalConsortium, job_id: str) -> str:
@@ -36,23 +28,25 @@ def _grocery_state(lc: LocalConsortium, job_id: str) -> str:
 
 def test_manual_approval_survives_a_node_restart_and_is_signed(lc: LocalConsortium) -> None:
     config = lc.root / "party-grocery.toml"
-    text = config.read_text()
-    marker = "[datasets.privacy]"
-    config.write_text(
-        text.replace(marker, '[datasets.policy]\napproval = "manual"\n\n' + marker, 1)
-    )
+    write_policy(lc.root, "grocery", OwnerPolicy(approval="manual"))
     proc = lc.members["grocery"].proc
     assert proc is not None
     proc.send_signal(signal.SIGHUP)  # reload the policy, no restart
     grocery_log = lc.root / "logs" / "grocery.log"
-    assert wait_for(lambda: "reloaded its policies" in grocery_log.read_text(), 15), (
-        grocery_log.read_text()[-2000:]
+    wait_for(
+        lambda: "reloaded its policies" in grocery_log.read_text(),
+        15,
+        lambda: f"grocery reloading its policies; its log ends:\n{grocery_log.read_text()[-2000:]}",
     )
 
     spec = jobspec.load(lc.root / "jobs" / "revenue-sum.toml")
     with lc.client() as c:
         job = c.submit(spec)
-    assert wait_for(lambda: _grocery_state(lc, job.id) == "awaiting_approval", 30)
+    wait_for(
+        lambda: _grocery_state(lc, job.id) == "awaiting_approval",
+        30,
+        "the job awaiting approval at grocery",
+    )
 
     node_cfg = str(config)
     pending = run_cli(lc, "job", "pending", "--config", node_cfg, "--json")
@@ -83,7 +77,11 @@ def test_a_rejection_at_one_node_rejects_the_job_for_everyone(lc: LocalConsortiu
     spec = jobspec.load(lc.root / "jobs" / "revenue-sum.toml")
     with lc.client() as c:
         job = c.submit(spec)
-    assert wait_for(lambda: _grocery_state(lc, job.id) == "awaiting_approval", 30)
+    wait_for(
+        lambda: _grocery_state(lc, job.id) == "awaiting_approval",
+        30,
+        "the job awaiting approval at grocery",
+    )
     node_cfg = str(lc.root / "party-grocery.toml")
     r = run_cli(lc, "job", "reject", job.id, "--config", node_cfg, "--reason", "not this quarter")
     assert r.code == 0, r.stderr

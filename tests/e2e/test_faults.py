@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,11 @@ from ensnif_mpc.cli.demo_cmd import plaintext_answer
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import state_name
-from tests.e2e.conftest import start_consortium, wait_for, worker_pids
+from tests.consortium import make_consortium
+from tests.e2e.conftest import worker_pids
+from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    consortium = start_consortium(tmp_path_factory.mktemp("faults"), rows=1000, connect_timeout_s=8)
-    try:
-        yield consortium
-    finally:
-        consortium.stop()
+pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=1000, connect_timeout_s=8)]
 
 
 def hold_worker(lc: LocalConsortium, job_id: str, party: str) -> int:
@@ -38,9 +30,11 @@ def hold_worker(lc: LocalConsortium, job_id: str, party: str) -> int:
     written its first status), so the job cannot finish before the fault."""
     status = lc.root / "state" / party / "jobs" / job_id / "status.json"
     found = wait_for(
-        lambda: status.exists() and worker_pids(job_id, party), timeout=30, interval=0.01
+        lambda: status.exists() and worker_pids(job_id, party),
+        30,
+        f"a running worker of {party} for job {job_id}",
+        interval=0.01,
     )
-    assert found, f"no running worker of {party} for job {job_id}"
     os.kill(found[0], signal.SIGSTOP)
     return found[0]
 
@@ -61,7 +55,7 @@ def test_killed_node_fails_the_job_for_everyone_and_leaves_no_worker(lc: LocalCo
     assert state_name(final) == "failed"
     assert "logistics" in final.reason
     assert took < 45
-    assert wait_for(lambda: not worker_pids(job.id), timeout=20), worker_pids(job.id)
+    wait_for(lambda: not worker_pids(job.id), 20, lambda: f"no worker left: {worker_pids(job.id)}")
     lc.restart("logistics")
     lc.wait_ready(60)
 
@@ -74,7 +68,7 @@ def test_cancel_stops_every_worker(lc: LocalConsortium) -> None:
         final = c.wait(job.id, timeout_s=30)
 
     assert state_name(cancelled) == "cancelled" and state_name(final) == "cancelled"
-    assert wait_for(lambda: not worker_pids(job.id), timeout=20), worker_pids(job.id)
+    wait_for(lambda: not worker_pids(job.id), 20, lambda: f"no worker left: {worker_pids(job.id)}")
 
 
 def test_job_and_result_survive_a_coordinator_restart(lc: LocalConsortium) -> None:
@@ -85,8 +79,12 @@ def test_job_and_result_survive_a_coordinator_restart(lc: LocalConsortium) -> No
     lc.restart("coordinator")
 
     with lc.client() as c:
-        seen = wait_for(lambda: _try(lambda: c.job(job.id)), timeout=30, interval=0.2)
-        assert seen is not None, "restarted coordinator does not know the job"
+        wait_for(
+            lambda: _try(lambda: c.job(job.id)),
+            30,
+            "the restarted coordinator knowing the job",
+            interval=0.2,
+        )
         final = c.wait(job.id, timeout_s=90)
         values = c.result(job.id)
         after = {j.id for j in c.jobs(1000)}
@@ -104,9 +102,13 @@ def test_result_fetched_after_a_restart_that_followed_success(lc: LocalConsortiu
     lc.restart("coordinator")
 
     with lc.client() as c:
-        values = wait_for(lambda: _try(lambda: c.result(job.id)), timeout=30, interval=0.2)
+        values = wait_for(
+            lambda: _try(lambda: c.result(job.id)),
+            30,
+            "the result from the restarted coordinator",
+            interval=0.2,
+        )
 
-    assert values is not None
     assert float(values["count"]) == plaintext_answer(lc, s)["count"]
 
 
@@ -118,7 +120,7 @@ def _try(fn):  # type: ignore[no-untyped-def]
 
 
 def test_no_daemon_outlives_its_consortium(tmp_path: Path) -> None:
-    lc = start_consortium(tmp_path / "short", rows=200)
+    lc = make_consortium(tmp_path / "short", mode="subprocess", rows=200).lc
     pids = [m.proc.pid for m in lc.members.values() if m.proc is not None]
 
     killed = lc.stop()

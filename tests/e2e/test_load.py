@@ -10,31 +10,21 @@ decides how long it takes, and the nodes get a generous connect timeout for that
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 
 import pytest
 
 from bench.load import plan_jobs, run_load
 from coordinator.scheduler import Scheduler
 from ensnif_mpc.demo.localnet import LocalConsortium
-from tests.e2e.conftest import start_consortium
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.consortium(rows=300, connect_timeout_s=60, job_timeout_s=240),
+]
 
 JOBS = 12
 # The coordinator's default admission limit: jobs in flight per party at once.
 LIMIT = inspect.signature(Scheduler).parameters["max_jobs_per_party"].default
-
-
-@pytest.fixture(scope="module")
-def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    consortium = start_consortium(
-        tmp_path_factory.mktemp("load"), rows=300, connect_timeout_s=60, job_timeout_s=240
-    )
-    try:
-        yield consortium
-    finally:
-        consortium.stop()
 
 
 @pytest.mark.timeout(240)
