@@ -37,9 +37,8 @@ def schema_of(party: str, cfg: DatasetConfig) -> DatasetSchema:
     header = source.header()
     missing = [c.name for c in cfg.columns if c.name not in header]
     if missing:
-        raise InvalidConfig(
-            f"{source.label} has no column {missing[0]!r} (it has: {', '.join(header)})"
-        )
+        # Never the header itself: a file without its header line has a data row there.
+        raise InvalidConfig(f"{source.label} has no column {missing[0]!r}")
     return DatasetSchema(
         party, cfg.name, cfg.columns, source.row_count(), cfg.description, cfg.privacy
     )

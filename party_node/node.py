@@ -38,6 +38,7 @@ from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import Identity
 from party_node import admission, datasets
 from party_node.admission import Proposal, release_from_json
+from party_node.disclosure import Disclosure
 from party_node.executor import Executor, Workspace
 from party_node.ledger import Ledger
 from party_node.states import NodeState
@@ -64,6 +65,8 @@ class Node:
         self.executor = executor or Executor()
         self.ca_pem = cfg.tls.ca.read_bytes()
         self.datasets: dict[str, DatasetConfig] = {d.name: d for d in cfg.datasets}
+        # What of a message may leave the node (the servicer filters everything it sends).
+        self.disclosure = Disclosure(cfg.datasets)
         self.ledger = Ledger(
             store.engine, {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
         )
@@ -145,6 +148,7 @@ class Node:
         with self._lock:
             self.cfg = cfg
             self.datasets = {d.name: d for d in cfg.datasets}
+            self.disclosure = self.disclosure.adding(cfg.datasets)  # old jobs' reasons too
             self.ledger.caps = {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
         digest = hashlib.sha256(
             json.dumps(

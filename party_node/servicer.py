@@ -1,4 +1,5 @@
-"""PartyService: proto in, domain call, proto out."""
+"""PartyService: proto in, domain call, proto out (every message filtered by the node's
+:class:`~party_node.disclosure.Disclosure` on its way out)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,29 @@ from collections.abc import Iterator
 import grpc
 
 from ensnif_mpc import __version__
-from ensnif_mpc.errors import grpc_errors
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_pb2_grpc
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.security.mpc_session import PeerBinding
 from ensnif_mpc.security.tls import peer_identity
 from party_node.admission import Proposal, release_from_json
+from party_node.disclosure import Disclosure
 from party_node.node import Node
 from party_node.states import NODE_LIVE, REFUSED, NodeState
 from party_node.store import NodeJob
 
 
-def status_to_pb(job: NodeJob) -> ppb.NodeJobStatus:
+def status_to_pb(job: NodeJob, disclosure: Disclosure) -> ppb.NodeJobStatus:
+    """A job's status as it leaves the node (its reason and message filtered)."""
     p = job.progress
     return ppb.NodeJobStatus(
         job_id=job.job_id,
         state=job.state,
-        reason=job.reason,
+        reason=disclosure.message(job.reason, job.reason_code),
         reason_code=job.reason_code,
         progress=pb.Progress(
             phase=str(p.get("phase", "")),
             fraction=float(p.get("fraction", 0.0)),
-            message=str(p.get("message", "")),
+            message=disclosure.message(str(p.get("message", "")), job.reason_code),
             bytes_sent=int(p.get("bytes_sent", 0)),
         ),
         sealed_share=job.sealed_share if job.state == NodeState.SUCCEEDED else b"",
@@ -46,7 +48,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
     def Propose(
         self, request: ppb.ProposeRequest, context: grpc.ServicerContext
     ) -> ppb.ProposeResponse:
-        with grpc_errors(context, "Propose"):
+        with self.node.disclosure.grpc_errors(context, "Propose"):
             caller = peer_identity(context)
             self.node.check_coordinator(caller)  # authorize before reading the request
             job = self.node.propose(
@@ -66,7 +68,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             if job.state in REFUSED:
                 return ppb.ProposeResponse(
                     decision=ppb.DECISION_REJECTED,
-                    reason=job.reason,
+                    reason=self.node.disclosure.message(job.reason, job.reason_code),
                     reason_code=job.reason_code,
                     approval=approval,
                 )
@@ -102,7 +104,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
         )
 
     def Start(self, request: ppb.StartRequest, context: grpc.ServicerContext) -> ppb.StartResponse:
-        with grpc_errors(context, "Start"):
+        with self.node.disclosure.grpc_errors(context, "Start"):
             caller = peer_identity(context)
             self.node.check_coordinator(caller)
             peers = [
@@ -123,29 +125,31 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
     def Status(
         self, request: ppb.StatusRequest, context: grpc.ServicerContext
     ) -> ppb.StatusResponse:
-        with grpc_errors(context, "Status"):
+        with self.node.disclosure.grpc_errors(context, "Status"):
             self.node.check_coordinator(peer_identity(context))
-            return ppb.StatusResponse(status=status_to_pb(self.node.store.get(request.job_id)))
+            return ppb.StatusResponse(
+                status=status_to_pb(self.node.store.get(request.job_id), self.node.disclosure)
+            )
         raise AssertionError
 
     def Watch(
         self, request: ppb.WatchRequest, context: grpc.ServicerContext
     ) -> Iterator[ppb.WatchResponse]:
-        with grpc_errors(context, "Watch"):
+        with self.node.disclosure.grpc_errors(context, "Watch"):
             self.node.check_coordinator(peer_identity(context))
             job = self.node.store.get(request.job_id)
             tick, last = 0, -1
             while context.is_active():
                 if job.version != last:
                     last = job.version
-                    yield ppb.WatchResponse(status=status_to_pb(job))
+                    yield ppb.WatchResponse(status=status_to_pb(job, self.node.disclosure))
                 if job.state not in NODE_LIVE:
                     return
                 tick = self.node.hub.wait(job.job_id, tick, self.watch_poll_s)
                 job = self.node.store.get(job.job_id)
 
     def Abort(self, request: ppb.AbortRequest, context: grpc.ServicerContext) -> ppb.AbortResponse:
-        with grpc_errors(context, "Abort"):
+        with self.node.disclosure.grpc_errors(context, "Abort"):
             job = self.node.abort(peer_identity(context), request.job_id, request.reason)
             return ppb.AbortResponse(state=job.state)
         raise AssertionError
@@ -153,7 +157,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
     def Health(
         self, request: ppb.HealthRequest, context: grpc.ServicerContext
     ) -> ppb.HealthResponse:
-        with grpc_errors(context, "Health"):
+        with self.node.disclosure.grpc_errors(context, "Health"):
             peer_identity(context)
             return ppb.HealthResponse(
                 party=self.node.cfg.name, running_jobs=self.node.running_jobs(), version=__version__

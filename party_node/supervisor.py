@@ -260,7 +260,8 @@ class Supervisor:
             progress = {
                 "phase": status.phase,
                 "fraction": status.fraction,
-                "message": status.message,
+                # A failure's message is the job's reason, filtered with its code at the end.
+                "message": "" if status.phase == "failed" else status.message,
                 "bytes_sent": status.bytes_sent,
             }
             if progress != job.progress:

@@ -451,13 +451,16 @@ class FileSource(Source):
         except OSError as exc:
             raise self._unreadable(exc) from exc
         except pa.ArrowException as exc:
-            raise SourceFailed(f"{self.label}: not a readable Parquet file ({exc})") from exc
+            raise SourceFailed(
+                f"{self.label}: not a readable Parquet file ({type(exc).__name__})"
+            ) from exc
 
     def _present(self, names: Sequence[str]) -> list[str]:
         header = self.header()
         for n in names:
             if n not in header:
-                raise DataError(f"{self.label}: no column {n!r} (header: {', '.join(header)})")
+                # Never the header itself: a file without its header line has a data row there.
+                raise DataError(f"{self.label}: no column {n!r} in the header line")
         return header
 
     def row_count(self) -> int:
@@ -527,9 +530,9 @@ class FileSource(Source):
                 raise self._ragged() from exc
             if self.spec.kind == "csv" and any(t == pa.float64() for t in types.values()):
                 raise self._not_a_number(names, types) from exc
-            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
-        except pa.ArrowException as exc:
-            raise DataError(f"{self.label}: cannot read the file ({exc})") from exc
+            raise DataError(f"{self.label}: cannot read the file ({type(exc).__name__})") from exc
+        except pa.ArrowException as exc:  # Arrow's text quotes the offending line: not shown
+            raise DataError(f"{self.label}: cannot read the file ({type(exc).__name__})") from exc
 
     def _cast(self, table: Any, types: dict[str, Any]) -> Any:
         """Parquet columns to the declared types; a value that is not a number names its row."""
@@ -567,9 +570,11 @@ class FileSource(Source):
             return DataError(f"{self.label}: a line has the wrong number of fields")
         got, width = found
         if got < width:
+            # Named only if declared: a file without its header line has a data row there.
             missing = self.header()[got]
+            where = f", column {missing!r}" if any(c.name == missing for c in self.columns) else ""
             return DataError(
-                f"{self.label}: line {line}, column {missing!r}: missing "
+                f"{self.label}: line {line}{where}: missing "
                 f"(the line has {got} fields, the header {width})"
             )
         return DataError(f"{self.label}: line {line} has {got} fields, the header {width}")

@@ -206,7 +206,7 @@ class SqlSource(Source):
         header = self.header()
         for n in names:
             if n not in header:
-                raise DataError(f"{self.label}: no column {n!r} (columns: {', '.join(header)})")
+                raise DataError(f"{self.label}: no column {n!r} among the query's columns")
 
     def row_count(self) -> int:
         stmt = sa.select(sa.func.count()).select_from(self._from([]))

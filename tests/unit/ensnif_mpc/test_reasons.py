@@ -44,14 +44,7 @@ SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
 # A raise site whose class maps to another status code than the registry's, known and
 # listed in the note; each entry: (reason, class). Fix the site, then remove it.
-KNOWN_CODE_MISMATCHES = frozenset(
-    {
-        # party_node/node.py: a node refusing a protocol without DP release raises
-        # PolicyViolation (PERMISSION_DENIED); every other dp_unavailable site raises
-        # FailedPrecondition.
-        ("dp_unavailable", "PolicyViolation"),
-    }
-)
+KNOWN_CODE_MISMATCHES: frozenset[tuple[str, str]] = frozenset()
 
 
 # -- the scanner -------------------------------------------------------------------------

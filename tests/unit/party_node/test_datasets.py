@@ -173,7 +173,7 @@ def test_schema_of_refuses_a_declared_column_missing_from_the_header(tmp_path):
         schema_of("grocery", cfg)
 
     assert "no column 'basket_total'" in info.value.message
-    assert "it has: store, items" in info.value.message
+    assert "items" not in info.value.message  # the header is not quoted: it may be a data row
 
 
 def test_schema_of_refuses_a_missing_file(tmp_path):
