@@ -26,8 +26,8 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, job_id: str) -> Path:
-        if not job_id.isalnum():
-            raise ValueError(f"unsafe job id {job_id!r}")
+        if not (job_id.isascii() and job_id.isalnum()) or len(job_id) > 64:
+            raise ValueError(f"unsafe job id {job_id[:64]!r}")
         return self.root / job_id
 
     def create(self, job_id: str) -> Path:

@@ -28,11 +28,11 @@ from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.errors import (
     EnsnifError,
     FailedPrecondition,
-    InvalidArgument,
     InvalidConfig,
     PermissionDenied,
+    ResourceBusy,
 )
-from ensnif_mpc.jobs import approvals
+from ensnif_mpc.jobs import approvals, checks
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import Identity
@@ -176,13 +176,12 @@ class Node:
     # -- propose -------------------------------------------------------------
     def propose(self, caller: Identity, p: Proposal) -> NodeJob:
         self.check_coordinator(caller)
+        checks.check_job_id(p.job_id)  # before anything is stored or reserved for it
         existing = self.store.find(p.job_id)
         if existing is not None:
             if existing.state == S.AWAITING_APPROVAL:
                 return self._resume(existing, p)
             return existing
-        if not p.job_id.isalnum():
-            raise InvalidArgument(f"job id {p.job_id!r} is not alphanumeric")
         verdict = self._review(p)
         if verdict.refusal is not None:
             return self._refuse(p, verdict.refusal)
@@ -194,8 +193,12 @@ class Node:
             data, port = self._admit(p, verdict.session_input)
         except EnsnifError as err:
             return self._refuse(p, err)
-        self._decide(p, "approved", "policy", verdict.rule)
-        job = self.store.create(p.job_id, S.APPROVED, p.party_index, data, port)
+        try:
+            self._decide(p, "approved", "policy", verdict.rule)
+            job = self.store.create(p.job_id, S.APPROVED, p.party_index, data, port)
+        except BaseException:
+            self._unreserve(p.job_id, port)
+            raise
         self.hub.notify(p.job_id)
         return job
 
@@ -218,17 +221,35 @@ class Node:
     def _admit(
         self, p: Proposal, session_input: dict[str, Any] | None
     ) -> tuple[dict[str, Any], int]:
-        """Reserve budget and a port and mint the job's MPC credential: the job may run."""
+        """Reserve budget and a port and mint the job's MPC credential: the job may run.
+
+        Whatever fails after the budget is reserved gives back everything reserved so far
+        (budget, port, the question's count) before the failure goes on: a job that never
+        ran holds nothing. A failure that is not a refusal (the file system refusing the
+        job's directory) becomes one, with the reason of its class."""
         self.ledger.reserve(p.job_id, admission.charges(p, self.cfg.name))
+        port = 0
         try:
             port = self.supervisor.allocate_port()
-        except EnsnifError:
-            self.ledger.release(p.job_id)
+            self.store.record_question(p.job_id, admission.question_key(p))
+            cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
+            self.workspace.create(p.job_id)
+            return admission.session_data(p, session_input, cred), port
+        except BaseException as exc:
+            self._unreserve(p.job_id, port)
+            if isinstance(exc, OSError):
+                log.warning("job %s: cannot create its directory: %s", p.job_id, exc)
+                raise ResourceBusy(
+                    "this node cannot create the job's working directory; see its log"
+                ) from exc
             raise
-        self.store.record_question(p.job_id, admission.question_key(p))
-        cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
-        self.workspace.create(p.job_id)
-        return admission.session_data(p, session_input, cred), port
+
+    def _unreserve(self, job_id: str, port: int) -> None:
+        """Give back what :meth:`_admit` reserved for a job that will not run."""
+        self.ledger.release(job_id)
+        if port:
+            self.supervisor.release_port(port)
+        self.store.forget_question(job_id)
 
     def _resume(self, job: NodeJob, p: Proposal) -> NodeJob:
         """A job waiting for the administrator: admit it once approved (the coordinator asks
@@ -248,6 +269,7 @@ class Node:
         except EnsnifError as err:
             self.store.mark_applied(job.job_id)
             log.info("approved job %s refused at admission: %s", job.job_id, err.message)
+            # _admit gave back what it reserved before failing.
             self.store.transition(
                 job.job_id, S.AWAITING_APPROVAL, S.REJECTED, err.message, err.reason
             )
@@ -259,8 +281,7 @@ class Node:
         ):
             self.hub.notify(job.job_id)
             return self.store.get(job.job_id)
-        self.ledger.release(job.job_id)  # aborted meanwhile: give the reservation back
-        self.supervisor.release_port(port)
+        self._unreserve(job.job_id, port)  # aborted meanwhile: give the reservation back
         return self.store.get(job.job_id)
 
     def _decide(self, p: Proposal, decision: str, approver: str, reason: str) -> None:
@@ -290,8 +311,7 @@ class Node:
         reason = reason or "aborted by the coordinator"
         job = self.store.find(job_id)
         if job is None:  # the abort overtook the proposal: remember it, so a late Propose fails
-            if not job_id.isalnum():
-                raise InvalidArgument(f"job id {job_id!r} is not alphanumeric")
+            checks.check_job_id(job_id)
             return self.store.create(job_id, S.ABORTED, 0, {}, 0, reason, "aborted")
         self.supervisor.abort(job, reason)
         return self.store.get(job_id)

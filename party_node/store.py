@@ -260,6 +260,13 @@ class NodeStore:
             if s.get(QuestionRow, job_id) is None:
                 s.add(QuestionRow(job_id=job_id, key=key, at=utcnow()))
 
+    def forget_question(self, job_id: str) -> None:
+        """A job admitted but never run does not count toward the repeat limit."""
+        with self._sessions.begin() as s:
+            row = s.get(QuestionRow, job_id)
+            if row is not None:
+                s.delete(row)
+
     def count_question(self, key: str, since: dt.datetime, exclude: str) -> int:
         """How often the question ``key`` was admitted since ``since`` (other jobs)."""
         from sqlalchemy import func

@@ -177,6 +177,9 @@ class Supervisor:
             moved = self.ledger.commit(job.job_id)
         else:
             moved = self.ledger.release(job.job_id)
+            # Nothing was computed: the question was not answered, so it does not count
+            # toward the owner's repeat limit (an approved job aborted before it started).
+            self.store.forget_question(job.job_id)
         with self._lock:
             self._handles.pop(job.job_id, None)
             self._started.pop(job.job_id, None)

@@ -50,6 +50,21 @@ from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
 Owner = tuple[str, PrivacyPolicy]
 
 
+# -- job ids -------------------------------------------------------------------------
+
+JOB_ID_MAX = 64  # a job id names a directory at every node and a row in every store
+
+
+def check_job_id(job_id: str) -> str:
+    """A job id a node can store and name a directory after: 1 to 64 ASCII letters or
+    digits. Checked where an id enters a node, before anything is reserved for it."""
+    if not isinstance(job_id, str) or not 0 < len(job_id) <= JOB_ID_MAX:
+        raise InvalidArgument(f"job id: expected 1 to {JOB_ID_MAX} letters or digits")
+    if not (job_id.isascii() and job_id.isalnum()):
+        raise InvalidArgument(f"job id {job_id[:JOB_ID_MAX]!r} is not ASCII letters and digits")
+    return job_id
+
+
 # -- the threshold -------------------------------------------------------------------
 
 
