@@ -1,0 +1,170 @@
+"""A join, then group-by: owner B's value by B's group over the keys owner A holds
+(optionally only keys whose A-side total exceeds a threshold).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ensnif_mpc.errors import InvalidJobSpec
+from protocols.io import Context, SecureOutput
+from protocols.join.common import (
+    _announce,
+    _hashed,
+    _input,
+    _pseudonymize,
+    _secfld,
+    cap_per_key,
+    keyed,
+    match,
+    row_cap,
+)
+from protocols.registry import (
+    BlockSpec,
+    sampler_safe,
+)
+
+
+# -- join, then group-by ---------------------------------------------------------------------
+def _groups(params: Mapping[str, Any]) -> list[str]:
+    return [str(g) for g in params["groups"]]
+
+
+def threshold_flags(totals: np.ndarray, threshold: float, decimals: int) -> np.ndarray:
+    """1 where a key's scaled total exceeds ``threshold`` (exact: compare with floor(T·10^d))."""
+    from protocols.io import scaled_bound
+
+    cut = scaled_bound(threshold, decimals, upper=True)
+    return np.array([1 if int(v) > cut else 0 for v in totals], dtype=object)
+
+
+async def join_group_by(ctx: Context) -> list[SecureOutput]:
+    from protocols.shuffle import Shuffler
+
+    mpc, secfld = ctx.mpc, _secfld(ctx)
+    secint = mpc.SecInt(ctx.bit_length)
+    groups = _groups(ctx.params)
+    width = 2 * len(groups)
+    mine_a = mine_b = None
+    if ctx.local is not None and ctx.index == ctx.owners[0]:
+        if ctx.params.get("threshold") is not None:
+            agg = keyed(ctx.local, ["key"], measures=[("sum", "filter")])
+            flags = threshold_flags(
+                agg.values["sum:filter"], ctx.params["threshold"], ctx.local.scale("filter")
+            )
+        else:
+            agg = keyed(ctx.local, ["key"])
+            flags = np.ones(len(agg.keys["key"]), dtype=object)
+        mine_a = (_hashed(agg.keys["key"]), flags)
+    if ctx.local is not None and ctx.index == ctx.owners[1]:
+        agg = keyed(ctx.local, ["key", "group"], measures=[("count", None), ("sum", "value")])
+        label = np.array([str(g) for g in agg.keys["group"]], dtype=object)
+        keep = np.isin(label, groups)
+        column = {g: i for i, g in enumerate(groups)}
+        cols = np.array([column[g] for g in label[keep]], dtype=np.int64)
+        weights = np.zeros((int(keep.sum()), width), dtype=object)
+        rows = np.arange(len(cols))
+        counts = agg.values["count"][keep].astype(object)
+        sums = agg.values["sum:value"][keep]
+        if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
+            counts, sums = cap_per_key(
+                agg.keys["key"][keep], cols, counts, sums, row_cap(ctx.params)
+            )
+        weights[rows, cols] = counts
+        weights[rows, cols + len(groups)] = sums
+        mine_b = (_hashed(agg.keys["key"][keep]), weights)
+    n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
+    n_b = await _announce(ctx, 1, None if mine_b is None else len(mine_b[0]))
+    if not (n_a and n_b):
+        return _group_outputs(groups, [secint(0)] * width)
+    key_a = _input(ctx, 0, secfld, None if mine_a is None else mine_a[0], (n_a,))
+    flag_a = _input(ctx, 0, secint, None if mine_a is None else mine_a[1], (n_a,))
+    key_b = _input(ctx, 1, secfld, None if mine_b is None else mine_b[0], (n_b,))
+    weights_b = _input(ctx, 1, secint, None if mine_b is None else mine_b[1], (n_b, width))
+    ctx.progress("shuffling", 0.25)
+    key_a, flag_a = await Shuffler(mpc).apply([key_a, flag_a])
+    shuffle_b = Shuffler(mpc)
+    (key_b,) = await shuffle_b.apply([key_b])
+    ctx.progress("pseudonyms", 0.45)
+    ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)
+    ctx.progress("aggregating", 0.75)
+    ia, ib = match(ps_a, ps_b)
+    if len(ib) == 0:
+        totals = [secint(0)] * width
+    else:
+        # The secret weight of every B row (its A partner's flag, 0 if unmatched), in B's
+        # shuffled order; the inverse shuffle takes it back to B's own row order, where
+        # one matrix-vector product with B's per-row weights aggregates every group.
+        selector = mpc.np_update(secint.array(np.zeros(n_b, dtype=object)), ib, flag_a[ia])
+        (selector,) = await shuffle_b.apply([selector], inverse=True)
+        product = mpc.np_matmul(selector, weights_b)
+        totals = [product[i] for i in range(width)]
+    return _group_outputs(groups, totals)
+
+
+def _group_outputs(groups: list[str], totals: list[Any]) -> list[SecureOutput]:
+    """Every group's count, then every group's sum: the two blocks of the DP release."""
+    counts = [
+        SecureOutput(f"count[{g}]", totals[i], on_value_scale=False) for i, g in enumerate(groups)
+    ]
+    sums = [SecureOutput(f"sum[{g}]", totals[len(groups) + i]) for i, g in enumerate(groups)]
+    return counts + sums
+
+
+def _finalize_group(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    out: dict[str, Fraction | float] = dict(values)
+    for name, count in values.items():
+        if name.startswith("count["):
+            g = name[len("count[") : -1]
+            # count > 0, not just nonzero: under DP a noisy count can be 0 or negative.
+            out[f"mean[{g}]"] = values[f"sum[{g}]"] / count if count > 0 else math.nan
+    return out
+
+
+def _dp_join_group_by(
+    owners: Sequence[tuple[int, int]], params: Mapping[str, Any]
+) -> list[BlockSpec]:
+    """Blocks counts[G] and sums[G] (ρ/2 each), with c = max_rows_per_key.
+
+    Under DP the second owner caps every key at c rows over the listed groups (greedy in
+    the groups' order, each (key, group) keeping its mean): an unlocked key moves the
+    count vector by at most c in L1 (so in L2) and the sums by at most c·B_B. A person
+    with k_A rows at A and k_B at B:
+    - at A, their rows decide the threshold bit (or the presence) of at most k_A keys,
+      each of which switches a whole capped key of B on or off: k_A·c and k_A·c·B_B;
+    - at B, one more row in (key, group g) adds at most one capped row to g and, when the
+      key's cap is reached, takes one from a later group g': √2 for the counts. The sum of
+      g moves by at most 2·B_B (+1 for rounding: s·a/n with a fixed, or |v| if a grows),
+      that of g' by at most B_B + 1 (s/n): sqrt((2B_B + 1)² + (B_B + 1)²) per row.
+    Without the cap, one row at A could switch on a key with any number of B's rows.
+    In L1 (declared for the discrete Laplace mechanism): k_A·c + 2·k_B for the counts,
+    k_A·c·B_B + k_B·(3·B_B + 2) for the sums.
+    """
+    (k_a, _), (k_b, b_b) = owners
+    c = row_cap(params)
+    g = len(_groups(params))
+    counts = max(1.0, k_a * c + math.sqrt(2) * k_b)
+    per_row = math.sqrt((2 * b_b + 1) ** 2 + (b_b + 1) ** 2)
+    sums = max(1.0, k_a * c * b_b + k_b * per_row)
+    counts_l1 = float(max(1, k_a * c + 2 * k_b))
+    sums_l1 = float(max(1, k_a * c * b_b + k_b * (3 * b_b + 2)))
+    return sampler_safe(
+        "join_group_by", [BlockSpec(counts, g, counts_l1), BlockSpec(sums, g, sums_l1)]
+    )
+
+
+def _check_join_group_by(spec: Any) -> None:
+    row_cap(spec.params)
+    if spec.params.get("threshold") is None:
+        return
+    if "filter" not in spec.inputs[0].columns:
+        raise InvalidJobSpec(
+            "params.threshold: needs a `filter` column on the first input (the owner whose "
+            "column is thresholded evaluates it on its own rows); a party can only threshold "
+            "a column it owns"
+        )
