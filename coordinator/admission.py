@@ -66,6 +66,11 @@ class Admission:
         with self._cond:
             return self._active[party]
 
+    def waiting(self) -> int:
+        """How many jobs wait for their turn now (the metrics' queue length)."""
+        with self._cond:
+            return len(self._queue)
+
     def _may_go(self, key: str, mine: frozenset[str]) -> bool:
         for other, parties in self._queue:
             if other == key:

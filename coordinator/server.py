@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from coordinator import metrics
 from coordinator.handlers import Coordinator
 from coordinator.node_client import NodeClient
 from coordinator.nodes import NodeDialer
@@ -15,7 +16,9 @@ from coordinator.servicer import CoordinatorServicer
 from coordinator.store import Store
 from ensnif_mpc.audit.chain import Signer
 from ensnif_mpc.config import CoordinatorConfig
+from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
+from ensnif_mpc.rpc import metrics as rpc_metrics
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.rpc.serving import build_server, run_until, stop_on_signal
 
@@ -29,8 +32,11 @@ class RunningCoordinator:
     store: Store
     scheduler: Scheduler
     dialer: NodeDialer
+    metrics: rpc_metrics.MetricsEndpoint | None = None
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self.scheduler.stop()
         self.server.stop(grace).wait()
         self.dialer.close()
@@ -57,9 +63,27 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
         lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, s),
         [name],
     )
+    running = RunningCoordinator(server, port, store, scheduler, dialer)
+    running.metrics = _serve_metrics(cfg, running)
     resumed = scheduler.resume()
     log.info("coordinator %s listening on port %d (%d live jobs resumed)", cfg.name, port, resumed)
-    return RunningCoordinator(server, port, store, scheduler, dialer)
+    return running
+
+
+def _serve_metrics(
+    cfg: CoordinatorConfig, running: RunningCoordinator
+) -> rpc_metrics.MetricsEndpoint | None:
+    """The Prometheus endpoint, if ``metrics_listen`` asks for one; the coordinator stops
+    if it cannot listen there."""
+    if not cfg.metrics_listen:
+        return None
+    try:
+        return rpc_metrics.serve(
+            cfg.metrics_listen, metrics.collectors(cfg, running.store, running.scheduler)
+        )
+    except EnsnifError:
+        running.stop(grace=0)
+        raise
 
 
 def serve(cfg: CoordinatorConfig) -> None:

@@ -124,9 +124,10 @@ class DatasetConfig:
 
     @property
     def path(self) -> Path:
-        """The file of a CSV or Parquet dataset (SQL datasets have none)."""
-        if self.source.kind == "sql":
-            raise InvalidConfig(f"dataset {self.name!r} is a SQL source; it has no path")
+        """The file of a CSV or Parquet dataset (SQL and Spark datasets have none)."""
+        if self.source.kind in ("sql", "spark"):
+            kind = "a SQL" if self.source.kind == "sql" else "a Spark"
+            raise InvalidConfig(f"dataset {self.name!r} is {kind} source; it has no path")
         return Path(self.source.path)
 
 
@@ -151,8 +152,13 @@ def _sqlite_url(base: Path, url: str, where: str) -> str:
 
 
 def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
-    """``path`` (CSV or Parquet, by suffix or ``format``) or ``url`` with ``query`` or ``table``."""
+    """``path`` (CSV or Parquet, by suffix or ``format``) or ``url`` with ``query`` or ``table``.
+
+    A url is a SQLAlchemy URL (kind sql) or a Spark one, ``local[N]`` or ``sc://host:port``
+    (kind spark: the query or table is read through Spark SQL).
+    """
     from ensnif_mpc.data.sources import SourceSpec
+    from ensnif_mpc.data.spark_source import is_spark_url
 
     has_path, has_url = "path" in d, "url" in d
     if has_path and has_url:
@@ -194,11 +200,12 @@ def _source(base: Path, d: dict[str, Any], where: str) -> SourceSpec:
     # ${VAR}s (e.g. a password) stay unexpanded here, so the secret is never written to
     # job records or worker sessions; the process that connects expands them from its
     # environment. A SQLite path is expanded now, to resolve it against this file.
-    expanded = _sqlite_url(base, os.path.expandvars(url), f"{where}.url")
+    kind = "spark" if is_spark_url(url) else "sql"
+    expanded = _sqlite_url(base, os.path.expandvars(url), f"{where}.url") if kind == "sql" else ""
     if expanded.startswith("sqlite"):
         url = expanded
     return SourceSpec(
-        kind="sql", url=url, query=query.strip(), table=table.strip(), timeout_s=float(timeout)
+        kind=kind, url=url, query=query.strip(), table=table.strip(), timeout_s=float(timeout)
     )
 
 

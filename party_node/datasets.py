@@ -56,7 +56,7 @@ def check(cfg: DatasetConfig) -> int:
     """
     numeric = [c.name for c in cfg.columns if c.numeric]
     key: tuple[object, ...] | None = None
-    if cfg.source.kind != "sql":
+    if cfg.source.kind in ("csv", "parquet"):  # a database or Spark is checked every time
         try:
             st = os.stat(cfg.source.path)
         except OSError as exc:
@@ -108,7 +108,7 @@ def max_rows_per_person(cfg: DatasetConfig) -> int:
     if not column:
         return 0
     key: tuple[object, ...] | None = None
-    if cfg.source.kind != "sql":
+    if cfg.source.kind in ("csv", "parquet"):  # a database or Spark is checked every time
         st = os.stat(cfg.source.path)
         key = (cfg.source, st.st_size, st.st_mtime_ns, column)
         with _CHECKED_LOCK:

@@ -20,11 +20,11 @@ from ensnif_mpc.gen.ensnif.v1 import (
     party_pb2,
     party_pb2_grpc,
 )
-from ensnif_mpc.rpc import convert
+from ensnif_mpc.rpc import convert, metrics as rpc_metrics
 from ensnif_mpc.rpc.serving import build_server, stop_on_signal
 from ensnif_mpc.security.pki import identity_of, load_cert
 from ensnif_mpc.security.tls import ClientIdentity
-from party_node import datasets
+from party_node import datasets, metrics
 from party_node.node import Node
 from party_node.servicer import PartyServicer
 from party_node.store import NodeStore
@@ -116,6 +116,7 @@ class RunningNode:
     port: int
     node: Node
     registrar: Registrar
+    metrics: rpc_metrics.MetricsEndpoint | None = None
 
     def reload(self, load: Callable[[], PartyConfig]) -> bool:
         """Re-read party.toml and adopt its datasets and policies (SIGHUP). A config that
@@ -132,6 +133,8 @@ class RunningNode:
         return True
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self.registrar.stop()
         self.server.stop(grace).wait()
         self.node.shutdown()
@@ -162,6 +165,12 @@ def start(cfg: PartyConfig) -> RunningNode:
     except EnsnifError:
         store.close()
         raise
+    try:
+        endpoint = _serve_metrics(cfg, node)
+    except EnsnifError:
+        server.stop(0)
+        store.close()
+        raise
     node.start_monitor()
     advertise = cfg.advertise
     if advertise.endswith(":0"):
@@ -179,7 +188,14 @@ def start(cfg: PartyConfig) -> RunningNode:
     registrar.on_registered = signing_key
     registrar.start()
     log.info("party %s (%s) listening on port %d", cfg.name, cfg.role, port)
-    return RunningNode(server, port, node, registrar)
+    return RunningNode(server, port, node, registrar, endpoint)
+
+
+def _serve_metrics(cfg: PartyConfig, node: Node) -> rpc_metrics.MetricsEndpoint | None:
+    """The Prometheus endpoint, if ``metrics_listen`` asks for one."""
+    if not cfg.metrics_listen:
+        return None
+    return rpc_metrics.serve(cfg.metrics_listen, metrics.collectors(node))
 
 
 def serve(cfg: PartyConfig, load: Callable[[], PartyConfig] | None = None) -> None:

@@ -41,7 +41,7 @@ from ensnif_mpc.errors import DataError, InvalidArgument, SourceFailed, UnknownC
 
 log = logging.getLogger(__name__)
 
-SOURCE_KINDS = ("csv", "parquet", "sql")
+SOURCE_KINDS = ("csv", "parquet", "sql", "spark")
 MEASURE_FUNCS = ("count", "sum", "sumsq", "min", "max")
 WHERE_OPS = (">=", "<=", ">", "<", "==")
 EXACT = 2**53  # scaled bounds must stay below this: every value is an exact float64 integer
@@ -51,12 +51,12 @@ EXACT = 2**53  # scaled bounds must stay below this: every value is an exact flo
 class SourceSpec:
     """Where a dataset's rows live. JSON-serializable: the node hands it to the job's worker."""
 
-    kind: str  # csv | parquet | sql
+    kind: str  # csv | parquet | sql | spark
     path: str = ""  # csv, parquet: absolute file path
-    url: str = ""  # sql: SQLAlchemy URL of the owner's database
-    query: str = ""  # sql: a SELECT whose result columns are the dataset's columns
-    timeout_s: float = 20.0  # sql: statement timeout (below the 30 s propose timeout)
-    table: str = ""  # sql: a table (or view) name, instead of query; may be schema.table
+    url: str = ""  # sql: SQLAlchemy URL of the owner's database; spark: local[N] or sc://host:port
+    query: str = ""  # sql, spark: a SELECT whose result columns are the dataset's columns
+    timeout_s: float = 20.0  # sql, spark: statement timeout (below the 30 s propose timeout)
+    table: str = ""  # sql, spark: a table (or view) name, instead of query; may be schema.table
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +75,10 @@ class SourceSpec:
             except Exception:  # an unparsable URL may still hold a password: show none of it
                 shown = "(unparsable url)"
             return f"sql source {shown}"
+        if self.kind == "spark":
+            from ensnif_mpc.data.spark_source import describe_url
+
+            return f"spark source {describe_url(self.url)}"
         return f"{self.kind} file {self.path}"
 
 
@@ -405,6 +409,13 @@ def open_source(
         from ensnif_mpc.data.sql_source import SqlSource
 
         return SqlSource(spec, columns, clamp, name)
+    if spec.kind == "spark":
+        if not spec.url or bool(spec.query) == bool(spec.table):
+            raise InvalidArgument("spark source needs a url and either a query or a table")
+        # Imported here, and pyspark only when the source is first read.
+        from ensnif_mpc.data.spark_source import SparkSource
+
+        return SparkSource(spec, columns, clamp, name)
     raise InvalidArgument(f"unknown source kind {spec.kind!r} ({', '.join(SOURCE_KINDS)})")
 
 
