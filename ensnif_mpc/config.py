@@ -68,6 +68,22 @@ def _merge(
     return raw
 
 
+def _metrics_listen(value: Any) -> str:
+    """``metrics_listen``: "" (off, the default), "host:port", or a port (on 127.0.0.1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"127.0.0.1:{value}"
+    if not isinstance(value, str):
+        raise InvalidConfig('metrics_listen: expected "host:port" or a port number')
+    value = value.strip()
+    if value.isdigit():
+        value = f"127.0.0.1:{value}"
+    if value:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise InvalidConfig(f"metrics_listen: expected host:port, got {value!r}")
+    return str(value)
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         lo_s, hi_s = text.split("-")
@@ -90,10 +106,13 @@ class CoordinatorConfig:
     # Repeated DP questions are answered from the earlier result for this long (0: never).
     cache_seconds: float = 86400.0
     job_timeout_s: float = 3600.0
+    # Prometheus /metrics over plain HTTP ("" = off); see docs/operations.md.
+    metrics_listen: str = ""
 
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> CoordinatorConfig:
-        raw = _merge(path, ("listen", "database"), overrides)
+        raw = _merge(path, ("listen", "database", "metrics_listen"), overrides)
+        metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
         base = path.parent.resolve()
         database = str(raw.get("database", "sqlite:///coordinator.db"))
         if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
@@ -103,6 +122,7 @@ class CoordinatorConfig:
             name=str(raw.get("name", "coordinator")),
             listen=str(raw.get("listen", "127.0.0.1:50051")),
             database=database,
+            metrics_listen=metrics_listen,
             tls=_tls(base, raw.get("tls"), "tls"),
             propose_timeout_s=float(timeouts.get("propose_seconds", 30)),
             approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
@@ -313,6 +333,8 @@ class PartyConfig:
     start_timeout_s: float = 600.0
     # A job waiting for the administrator's `ensnif job approve` is dropped after this long.
     approval_timeout_s: float = 7 * 86400.0
+    # Prometheus /metrics over plain HTTP ("" = off); see docs/operations.md.
+    metrics_listen: str = ""
 
     @property
     def role(self) -> str:
@@ -320,7 +342,8 @@ class PartyConfig:
 
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> PartyConfig:
-        raw = _merge(path, ("listen", "coordinator"), overrides)
+        raw = _merge(path, ("listen", "coordinator", "metrics_listen"), overrides)
+        metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
         base = path.parent.resolve()
         if "name" not in raw:
             raise InvalidConfig(f"{path}: `name` is required (it must match the node certificate)")
@@ -379,6 +402,7 @@ class PartyConfig:
             mpc_host=str(raw.get("mpc_host", "127.0.0.1")),
             mpc_ports=_port_range(str(raw.get("mpc_ports", "41000-41999"))),
             datasets=tuple(datasets),
+            metrics_listen=metrics_listen,
             connect_timeout_s=float(timeouts.get("connect_seconds", 30)),
             job_timeout_s=float(timeouts.get("job_seconds", 3600)),
             start_timeout_s=float(timeouts.get("start_seconds", 600)),
