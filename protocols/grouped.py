@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -39,6 +40,7 @@ from protocols.registry import (
     NUMERIC,
     BlockSpec,
     DpSensitivity,
+    Example,
     Param,
     ProtocolDef,
     Reference,
@@ -212,6 +214,11 @@ def _dp_blocks(*kinds: str) -> DpSensitivity:
     return blocks
 
 
+# Groups drawn include one not listed (ignored) and the list one nobody has (empty).
+_EXAMPLE = Example(
+    {"groups": ["10115", "20095", "99999", "80331"]}, groups=("10115", "10117", "20095", "80331")
+)
+
 DEFINITIONS = (
     ProtocolDef(
         name="group_count",
@@ -224,6 +231,7 @@ DEFINITIONS = (
         reference=_ref("count"),
         roles=((GROUP,),),
         parameters=(_GROUPS,),
+        examples=(_EXAMPLE,),
         dp_sensitivity=_dp_blocks("count"),
     ),
     ProtocolDef(
@@ -237,6 +245,7 @@ DEFINITIONS = (
         reference=_ref("sum"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
+        examples=(_EXAMPLE,),
         dp_sensitivity=_dp_blocks("sum"),
     ),
     ProtocolDef(
@@ -255,6 +264,7 @@ DEFINITIONS = (
         reference=_ref("mean"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
+        examples=(replace(_EXAMPLE, rel_error=1e-6),),  # fixed point: below 2^-30
         finalize=_finalize_group_mean,
         dp_sensitivity=_dp_blocks("count", "sum"),
     ),
@@ -272,6 +282,7 @@ DEFINITIONS = (
         reference=_ref("count", "sum", "mean"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
+        examples=(_EXAMPLE,),
         finalize=_finalize_group_by,
         dp_sensitivity=_dp_blocks("count", "sum"),
     ),

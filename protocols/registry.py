@@ -22,6 +22,7 @@ from ensnif_mpc.jobs.protocol import (
     NUMERIC as NUMERIC,
     VALUE as VALUE,
     DpSensitivity as DpSensitivity,
+    Example as Example,
     Finalize as Finalize,
     Param as Param,
     ProtocolDef as ProtocolDef,
@@ -155,6 +156,7 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             program="protocols.aggregates:count",
             reference=_ref_count,
             parameters=_FILTER,
+            examples=(Example({"min": -12.5, "max": 80.25}, rows=(30, 50)),),
             dp_sensitivity=_dp_count,
         ),
         ProtocolDef(
@@ -167,6 +169,7 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             program="protocols.aggregates:total",
             reference=_ref_sum,
             parameters=_FILTER,
+            examples=(Example({"min": -12.5, "max": 80.25}, rows=(30, 50)),),
             dp_sensitivity=_dp_sum,
         ),
         ProtocolDef(
@@ -182,6 +185,8 @@ PROTOCOLS: dict[str, ProtocolDef] = {
             reference=_ref_mean,
             finalize=_finalize_mean,
             parameters=_FILTER,
+            # Fixed point with bit_length + 30 fractional bits: relative error below 2^-30.
+            examples=(Example({"min": -12.5, "max": 80.25}, rows=(30, 50), rel_error=1e-6),),
             dp_sensitivity=_dp_mean,
         ),
     )

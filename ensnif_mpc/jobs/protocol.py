@@ -56,6 +56,33 @@ Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
 @dataclass(frozen=True)
+class Example:
+    """A valid job of a protocol, with what a generator needs to make data for it.
+
+    The contract suite (``tests/contract``) runs every registered protocol on each entry
+    of its ``examples``: data drawn per role within [lower, upper] at ``decimals``
+    (``rows`` per owner; ``keys`` distinct keys per owner, ``overlap`` of them shared
+    with the other owners; group labels from ``groups``), or the owners' columns as given
+    in ``data`` (a known answer), and compares the MPC result with the reference within
+    ``rel_error``/``abs_error`` (0: exact; fixed point: its declared precision).
+    """
+
+    params: Mapping[str, Any] = field(default_factory=dict)
+    owners: int = 2
+    rows: tuple[int, ...] = (40,)  # per owner; the last entry repeats
+    lower: float = -50.0
+    upper: float = 120.0
+    decimals: int = 2
+    keys: int = 12
+    overlap: float = 0.5
+    groups: tuple[str, ...] = ()
+    optional_roles: frozenset[str] = frozenset()  # optional roles the example fills
+    data: tuple[Mapping[str, Sequence[Any]], ...] = ()  # per owner: role -> column
+    rel_error: float = 0.0
+    abs_error: float = 0.0
+
+
+@dataclass(frozen=True)
 class ProtocolDef:
     name: str
     family: str
@@ -80,6 +107,9 @@ class ProtocolDef:
     dp_sensitivity: DpSensitivity | None = None
     # Bumped when a protocol's meaning changes; submitters sign it (jobspec.canonical).
     version: int = 1
+    # Valid jobs for the contract suite and the docs (see Example); an entry without one
+    # fails the suite.
+    examples: tuple[Example, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def roles_at(self, position: int) -> tuple[Role, ...]:

@@ -21,6 +21,7 @@ from protocols.join.references import (
     _ref_join_group_by,
 )
 from protocols.registry import (
+    Example,
     Param,
     ProtocolDef,
     positional,
@@ -73,6 +74,7 @@ DEFINITIONS = (
         program="protocols.join.intersection:intersection_size",
         reference=_ref_intersection_size,
         roles=((KEY,), (KEY,)),
+        examples=(Example(),),
         min_data_owners=2,
         max_data_owners=2,
         dp_sensitivity=_dp_intersection_size,
@@ -97,6 +99,7 @@ DEFINITIONS = (
         program="protocols.join.intersection:intersection_sum",
         reference=_ref_intersection_sum,
         roles=((KEY, VALUE), (KEY,)),
+        examples=(Example({"min": 20.0}, rel_error=1e-12),),  # the mean: one division
         parameters=(
             Param("min", "number", "only the first owner's rows with value >= min (local)"),
             Param("max", "number", "only the first owner's rows with value <= max (local)"),
@@ -137,6 +140,14 @@ DEFINITIONS = (
         program="protocols.join.group_by:join_group_by",
         reference=_ref_join_group_by,
         roles=((KEY, FILTER), (KEY, GROUP, VALUE)),
+        examples=(
+            Example(
+                {"groups": ["10115", "20095", "00000"], "threshold": 8.0},
+                groups=("10115", "20095", "99999"),
+                optional_roles=frozenset({"filter"}),
+                rel_error=1e-12,
+            ),
+        ),
         parameters=(
             Param("groups", "labels", "the group values to report (public)", required=True),
             Param(
@@ -173,6 +184,8 @@ DEFINITIONS = (
         program="protocols.join.correlation:join_correlation",
         reference=_ref_join_correlation,
         roles=((KEY, VALUE), (KEY, VALUE)),
+        # r in fixed point (see protocols.join.correlation): within 1e-9.
+        examples=(Example({"per_key": "sum"}, abs_error=1e-9),),
         parameters=(
             Param(
                 "per_key",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocols.registry import (
+    Example,
     Param,
     ProtocolDef,
 )
@@ -55,6 +56,7 @@ DEFINITIONS = (
         reference=_ref_variance,
         parameters=_FILTER,
         finalize=_finalize_spread("variance"),
+        examples=(Example({"min": -12.5, "max": 80.25}, rows=(30, 50), rel_error=1e-6),),
         dp_sensitivity=_dp_moments("variance"),
     ),
     ProtocolDef(
@@ -68,6 +70,7 @@ DEFINITIONS = (
         reference=_ref_stdev,
         parameters=_FILTER,
         finalize=_finalize_spread("stdev"),
+        examples=(Example({"min": -12.5, "max": 80.25}, rows=(30, 50), rel_error=1e-6),),
         dp_sensitivity=_dp_moments("stdev"),
     ),
     ProtocolDef(
@@ -86,6 +89,7 @@ DEFINITIONS = (
         reference=_ref_minmax,
         parameters=_FILTER,
         finalize=_finalize_minmax,
+        examples=(Example({"min": 0.0}, rows=(30, 50)),),
         dp_sensitivity=_dp_minmax,
     ),
     ProtocolDef(
@@ -108,6 +112,7 @@ DEFINITIONS = (
             ),
         ),
         check_spec=_check_histogram,
+        examples=(Example({"edges": [-50.0, -12.5, 0.0, 0.29, 33.33, 80.0, 119.99]}),),
         dp_sensitivity=_dp_counts(lambda params: len(check_edges(params)) - 1),
     ),
     ProtocolDef(
@@ -135,6 +140,10 @@ DEFINITIONS = (
         ),
         finalize=_finalize_quantile,
         check_spec=_check_quantile,
+        # A grid finer than the data: its point is formed in fixed point (error < 1e-12).
+        examples=(
+            Example({"q": 0.3, "lower": -40.005, "upper": 100.0, "step": 0.25}, rel_error=1e-12),
+        ),
         dp_sensitivity=_dp_counts(lambda params: check_grid(params).points),
     ),
 )
