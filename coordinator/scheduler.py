@@ -35,6 +35,7 @@ from coordinator.node_client import (
 )
 from coordinator.store import JobRecord, Store
 from coordinator.validation import honest_majority_threshold
+from ensnif_mpc import logs
 from ensnif_mpc.jobs.jobstate import LIVE, JobState
 from ensnif_mpc.security.mpc_session import PeerBinding
 
@@ -112,6 +113,7 @@ class Scheduler:
         self._stopping.set()
 
     # -- driver --------------------------------------------------------------
+    @logs.job_scoped("job_id")  # every line of the job's driver carries its id
     def _run(self, job_id: str) -> None:
         admitted: list[str] | None = None
         try:
@@ -178,6 +180,7 @@ class Scheduler:
     ) -> JobRecord:
         if not self.store.transition(job.id, job.state, new, reason, code, **fields):
             raise JobEnded(job.id)
+        log.info("job %s is %s", job.id, new.value)
         self.notify(job.id)
         return self.store.get_job(job.id)
 

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from fractions import Fraction
 from typing import Any
 
+from ensnif_mpc import logs
 from ensnif_mpc.config import DatasetConfig, PartyConfig
 from ensnif_mpc.errors import (
     EnsnifError,
@@ -174,6 +175,7 @@ class Node:
             )
 
     # -- propose -------------------------------------------------------------
+    @logs.job_scoped("p")  # this job's id on every line logged for it
     def propose(self, caller: Identity, p: Proposal) -> NodeJob:
         self.check_coordinator(caller)
         checks.check_job_id(p.job_id)  # before anything is stored or reserved for it
@@ -292,6 +294,7 @@ class Node:
         self.store.add_approval(signed, applied=True)
 
     # -- start ---------------------------------------------------------------
+    @logs.job_scoped("job_id")
     def start(
         self, caller: Identity, job_id: str, peers: list[mpc_session.PeerBinding], threshold: int
     ) -> NodeJob:
@@ -306,6 +309,7 @@ class Node:
         return self.store.get(job_id)
 
     # -- abort ---------------------------------------------------------------
+    @logs.job_scoped("job_id")
     def abort(self, caller: Identity, job_id: str, reason: str) -> NodeJob:
         self.check_coordinator(caller)
         reason = reason or "aborted by the coordinator"

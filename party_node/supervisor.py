@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ensnif_mpc import logs
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import ResourceBusy
@@ -210,6 +211,7 @@ class Supervisor:
             self._wake.wait(min(self._interval, 0.05) if busy else self._interval)
             self._wake.clear()
 
+    @logs.job_scoped("job")  # this job's id on every line logged for it
     def _tick(self, job: NodeJob) -> None:
         if job.state == S.AWAITING_APPROVAL:
             self._check_waiting(job)

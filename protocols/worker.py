@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+from ensnif_mpc import logs
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs.worker_session import (
     EXIT_BAD_SESSION,
@@ -374,16 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m protocols.worker JOB_DIR", file=sys.stderr)
         return EXIT_BAD_SESSION
     directory = Path(args[0]).resolve()
-    logging.basicConfig(
-        filename=directory / LOG_FILE,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # The node's format (ENSNIF_LOG_FORMAT, inherited); every line carries the job's id.
+    logs.configure(logging.INFO, logs.env_format(), filename=directory / LOG_FILE)
     try:
         session = WorkerSession.read(directory)
     except (OSError, ValueError, TypeError) as exc:
         log.error("unreadable session: %s", exc)
         return EXIT_BAD_SESSION
+    logs.set_process_job(session.job_id)
     os.chdir(directory)  # MPyC reads its TLS material from ./.config
     sys.argv = mpyc_argv(session)
     report = Reporter(directory)

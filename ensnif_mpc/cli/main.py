@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from typing import Any
 
 import click
 
-from ensnif_mpc import __version__, reasons
+from ensnif_mpc import __version__, logs, reasons
 from ensnif_mpc.cli import (
     approve_cmd,
     audit_cmd,
@@ -56,9 +55,9 @@ JOB_FAILED_EXIT = 9
 @click.pass_context
 def cli(ctx: click.Context, profile: str | None, log_level: str) -> None:
     """Ensnif: joint answers over data that no member shows the others."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The one place logging is set up (text, or JSON lines with ENSNIF_LOG_FORMAT=json;
+    # the daemons' --log-format switches it, see serve_cmd).
+    logs.configure(log_level, logs.env_format())
     ctx.obj = {"profile": profile}
 
 
