@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ensnif_mpc.cli.context import client_from
+from ensnif_mpc.cli.mpc_stats import mpc_stats, mpc_stats_table
 from ensnif_mpc.cli.render import (
     console,
     emit_json,
@@ -244,9 +245,11 @@ def status(ctx: click.Context, job_id: str, as_json: bool) -> None:
     if as_json:
         d = job_dict(j)
         d["approvals"] = [{**to_dict(a), "check": check} for a, check in checked]
+        d["mpc"] = mpc_stats(j)  # merged over the parties
         emit_json(d)
     else:
         console.print(job_panel(j, checked))
+        console.print(mpc_stats_table(mpc_stats(j)))
 
 
 @job.command("watch")

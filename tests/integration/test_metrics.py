@@ -7,7 +7,10 @@ job runs; every figure scraped is checked against the store or the ledger it com
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -193,3 +196,31 @@ def test_certificate_days_to_expiry_are_read_from_the_files(consortium: Consorti
         got = value(c_samples, "ensnif_coordinator_party_certificate_expiry_days", party=name)
         assert got == pytest.approx(days_left(cert.not_valid_after_utc), abs=0.01)
         assert name in parties
+
+
+def test_job_status_shows_the_merged_bytes_the_metrics_count(consortium: Consortium) -> None:
+    coordinator = consortium.coordinator
+    assert coordinator is not None
+    (job,) = [j for j in coordinator.store.list_jobs() if j.state.final]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENSNIF_", "PYTEST"))}
+    env["ENSNIF_PROFILE"] = str(consortium.lc.profile)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", "job", "status", job.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    mpc = json.loads(proc.stdout)["mpc"]
+    samples = scrape(coordinator)
+    for party, n in mpc["bytes_sent_by_party"].items():
+        got = value(samples, "ensnif_coordinator_mpc_bytes_sent_total", protocol="sum", party=party)
+        assert n == got == job.progress[party]["bytes_sent"]
+    assert mpc["bytes_sent_total"] == value(
+        samples, "ensnif_coordinator_job_mpc_bytes_sum", protocol="sum"
+    )
+    assert mpc["ended"] is True
+    assert mpc["wall_seconds"] == pytest.approx(
+        (job.updated_at - job.created_at).total_seconds(), abs=1e-3
+    )
