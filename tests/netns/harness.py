@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -409,7 +410,7 @@ class NetnsConsortium:
         )
         log.close()
 
-    def start(self, timeout_s: float = 60.0) -> NetnsConsortium:
+    def start(self, timeout_s: float = 120.0) -> NetnsConsortium:
         if self.relayed:
             self._start_relay()
         self._spawn("coordinator", "coordinator", self.root / "coordinator.toml")
@@ -498,6 +499,18 @@ class NetnsConsortium:
         except (OSError, ValueError):
             return None
 
+    def node_job(self, party: str, job_id: str) -> tuple[str, str] | None:
+        """(state, reason code) of the job in ``party``'s own node store, read-only."""
+        db = self.root / "state" / party / "node.db"
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                row = conn.execute(
+                    "SELECT state, reason_code FROM node_jobs WHERE job_id = ?", (job_id,)
+                ).fetchone()
+        except sqlite3.Error:
+            return None
+        return (str(row[0]), str(row[1] or "")) if row else None
+
     # -- teardown ----------------------------------------------------------------------------
     def stop(self, grace_s: float = 8.0) -> None:
         for proc in self.procs.values():
@@ -531,3 +544,36 @@ def open_consortium(root: Path, **options: Any) -> NetnsConsortium:
         c.close()
         raise
     return c
+
+
+def worker_pids(job_id: str) -> list[int]:
+    """Live MPC worker processes of a job, at any member (one pid namespace for all)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split(") ")[1][0]
+        except (OSError, IndexError):
+            continue
+        if "protocols.worker" in cmd and f"jobs/{job_id}" in cmd and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+FAKETIME_LIBS = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+)
+
+
+def faketime_env(offset: str) -> dict[str, str] | None:
+    """The environment that shifts a process's wall clock by ``offset`` (e.g. ``-10m``) with
+    libfaketime (clocks cannot differ per namespace); None if libfaketime is not installed.
+    The monotonic clock is left alone: only the time of day is wrong, as on a skewed host."""
+    for lib in FAKETIME_LIBS:
+        if Path(lib).exists():
+            return {"LD_PRELOAD": lib, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    return None
