@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@sh scripts/ensure_postgres.sh
+	@sh scripts/ensure_netns.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 proto: $(STAMP)

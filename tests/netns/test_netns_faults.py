@@ -11,6 +11,7 @@ doctor`` runs under libfaketime (its wall clock 10 minutes off, its monotonic cl
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 
@@ -97,6 +98,8 @@ def test_once_the_link_is_back_the_member_takes_part_again(net: NetnsConsortium)
 def test_member_whose_firewall_drops_the_mpc_range_fails_the_job_with_a_reason(
     net: NetnsConsortium,
 ) -> None:
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed (scripts/ensure_netns.sh installs it)")
     net.net.firewall_mpc("helper", *MPC_PORTS)
     try:
         job_id = net.submit("revenue-sum.toml")
