@@ -8,12 +8,12 @@ config can be moved together with its PKI and data.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ensnif_mpc import tomlfile
 from ensnif_mpc.data.schema import AccessPolicy, Column, PrivacyPolicy
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.security.pki import CertFiles
@@ -25,12 +25,58 @@ DEFAULT_PROFILE = Path("~/.config/ensnif/profile.toml")
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise InvalidConfig(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidConfig(f"{path}: not valid TOML ({exc})") from exc
+    return tomlfile.read(path, InvalidConfig, "config")
+
+
+def _known(raw: Mapping[str, Any], keys: frozenset[str], where: str) -> None:
+    """A key the loader does not read is a mistake (a typo would otherwise be ignored)."""
+    unknown = sorted(set(raw) - keys)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise InvalidConfig(
+            f"{prefix}{unknown[0]}: unknown key (allowed: {', '.join(sorted(keys))})"
+        )
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"{where}{key}: expected a table")
+    return value
+
+
+def _seconds(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    """A duration in seconds: a positive number (never a string such as "30")."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e12:
+        raise InvalidConfig(f"{where}{key}: expected a positive number of seconds")
+    return float(value)
+
+
+_COORDINATOR_KEYS = frozenset({"name", "listen", "database", "tls", "timeouts", "cache_seconds"})
+_COORDINATOR_TIMEOUTS = frozenset({"propose_seconds", "approval_seconds", "job_seconds"})
+_PARTY_KEYS = frozenset(
+    {
+        "name",
+        "listen",
+        "advertise",
+        "coordinator",
+        "coordinator_name",
+        "state_dir",
+        "tls",
+        "mpc_host",
+        "mpc_ports",
+        "datasets",
+        "timeouts",
+    }
+)
+_PARTY_TIMEOUTS = frozenset({"connect_seconds", "job_seconds", "start_seconds", "approval_seconds"})
+_TLS_KEYS = frozenset({"ca", "cert", "key", "crl"})
+# A dataset's own keys; the keys of its source are SOURCE_KEYS (next to _source).
+_DATASET_KEYS = frozenset(
+    {"name", "description", "allowed_protocols", "clamp", "columns", "privacy", "policy"}
+)
+_COLUMN_KEYS = frozenset({"name", "type", "lower", "upper", "decimals"})
 
 
 def _path(base: Path, value: Any, where: str) -> Path:
@@ -43,6 +89,7 @@ def _path(base: Path, value: Any, where: str) -> Path:
 def _tls(base: Path, raw: Any, where: str) -> CertFiles:
     if not isinstance(raw, dict):
         raise InvalidConfig(f"{where}: missing [tls] table with ca, cert, key")
+    _known(raw, _TLS_KEYS, where)
     files = CertFiles(*(_path(base, raw.get(k), f"{where}.{k}") for k in ("ca", "cert", "key")))
     for p in (files.ca, files.cert, files.key):
         if not p.exists():
@@ -113,22 +160,31 @@ class CoordinatorConfig:
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> CoordinatorConfig:
         raw = _merge(path, ("listen", "database", "metrics_listen"), overrides)
         metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
+        _known(raw, _COORDINATOR_KEYS, "")
         base = path.parent.resolve()
         database = str(raw.get("database", "sqlite:///coordinator.db"))
         if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
             database = "sqlite:///" + str((base / database.removeprefix("sqlite:///")).resolve())
-        timeouts = raw.get("timeouts", {})
+        timeouts = _table(raw, "timeouts", "")
+        _known(timeouts, _COORDINATOR_TIMEOUTS, "timeouts")
         return CoordinatorConfig(
             name=str(raw.get("name", "coordinator")),
             listen=str(raw.get("listen", "127.0.0.1:50051")),
             database=database,
             metrics_listen=metrics_listen,
             tls=_tls(base, raw.get("tls"), "tls"),
-            propose_timeout_s=float(timeouts.get("propose_seconds", 30)),
-            approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
-            cache_seconds=float(raw.get("cache_seconds", 86400)),
-            job_timeout_s=float(timeouts.get("job_seconds", 3600)),
+            propose_timeout_s=_seconds(timeouts, "propose_seconds", 30, "timeouts."),
+            approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
+            cache_seconds=_cache_seconds(raw),
+            job_timeout_s=_seconds(timeouts, "job_seconds", 3600, "timeouts."),
         )
+
+
+def _cache_seconds(raw: Mapping[str, Any]) -> float:
+    value = raw.get("cache_seconds", 86400)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e12:
+        raise InvalidConfig("cache_seconds: expected a number of seconds (0: never)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -152,6 +208,8 @@ class DatasetConfig:
 
 
 FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# The keys of a dataset that _source reads (a new source kind adds its own here).
+SOURCE_KEYS = frozenset({"path", "url", "query", "table", "format", "timeout_seconds"})
 
 
 def _sqlite_url(base: Path, url: str, where: str) -> str:
@@ -344,20 +402,39 @@ class PartyConfig:
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> PartyConfig:
         raw = _merge(path, ("listen", "coordinator", "metrics_listen"), overrides)
         metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
+        _known(raw, _PARTY_KEYS, "")
         base = path.parent.resolve()
         if "name" not in raw:
             raise InvalidConfig(f"{path}: `name` is required (it must match the node certificate)")
-        datasets = []
-        for n, d in enumerate(raw.get("datasets", [])):
+        datasets: list[DatasetConfig] = []
+        raw_datasets = raw.get("datasets", [])
+        if not isinstance(raw_datasets, list) or not all(isinstance(d, dict) for d in raw_datasets):
+            raise InvalidConfig("datasets: expected [[datasets]] tables")
+        for n, d in enumerate(raw_datasets):
             where = f"datasets[{n}]"
             if "name" not in d:
                 raise InvalidConfig(f"{where}: needs a name")
+            if not isinstance(d["name"], str) or not d["name"]:
+                raise InvalidConfig(f"{where}.name: expected a non-empty string")
+            if any(other.name == d["name"] for other in datasets):
+                raise InvalidConfig(f"{where}.name: a dataset {d['name']!r} is declared twice")
+            _known(d, _DATASET_KEYS | SOURCE_KEYS, where)
             source = _source(base, d, where)
             clamp = d.get("clamp", False)
             if not isinstance(clamp, bool):
                 raise InvalidConfig(f"{where}.clamp: expected true or false")
-            cols = []
-            for c in d.get("columns", []):
+            cols: list[Column] = []
+            raw_columns = d.get("columns", [])
+            if not isinstance(raw_columns, list) or not all(
+                isinstance(c, dict) for c in raw_columns
+            ):
+                raise InvalidConfig(f"{where}.columns: expected [[datasets.columns]] tables")
+            for c in raw_columns:
+                _known(c, _COLUMN_KEYS, f"{where}.columns")
+                if any(other.name == str(c.get("name")) for other in cols):
+                    raise InvalidConfig(
+                        f"{where}.columns: a column {c.get('name')!r} is declared twice"
+                    )
                 try:
                     cols.append(
                         Column(
@@ -383,14 +460,19 @@ class PartyConfig:
                     source=source,
                     columns=tuple(cols),
                     description=str(d.get("description", "")),
-                    allowed_protocols=tuple(d.get("allowed_protocols", ("count", "sum", "mean"))),
+                    allowed_protocols=_names(
+                        {"allowed_protocols": ["count", "sum", "mean"], **d},
+                        "allowed_protocols",
+                        where,
+                    ),
                     clamp=clamp,
                     privacy=_privacy(d.get("privacy", {}), f"{where}.privacy", cols),
                     policy=_policy(d.get("policy", {}), f"{where}.policy", cols),
                 )
             )
         listen = str(raw.get("listen", "127.0.0.1:50061"))
-        timeouts = raw.get("timeouts", {})
+        timeouts = _table(raw, "timeouts", "")
+        _known(timeouts, _PARTY_TIMEOUTS, "timeouts")
         return PartyConfig(
             name=str(raw["name"]),
             listen=listen,
@@ -403,10 +485,10 @@ class PartyConfig:
             mpc_ports=_port_range(str(raw.get("mpc_ports", "41000-41999"))),
             datasets=tuple(datasets),
             metrics_listen=metrics_listen,
-            connect_timeout_s=float(timeouts.get("connect_seconds", 30)),
-            job_timeout_s=float(timeouts.get("job_seconds", 3600)),
-            start_timeout_s=float(timeouts.get("start_seconds", 600)),
-            approval_timeout_s=float(timeouts.get("approval_seconds", 7 * 86400)),
+            connect_timeout_s=_seconds(timeouts, "connect_seconds", 30, "timeouts."),
+            job_timeout_s=_seconds(timeouts, "job_seconds", 3600, "timeouts."),
+            start_timeout_s=_seconds(timeouts, "start_seconds", 600, "timeouts."),
+            approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,26 @@ from ensnif_mpc.errors import DataError, InvalidConfig, SourceFailed, UnknownCol
 class LoadedColumn:
     column: Column
     values: np.ndarray  # float64 in the declared unit
+
+
+def check_protocols(datasets: Iterable[DatasetConfig]) -> None:
+    """Every protocol a dataset's policy names exists (a misspelt name would silently
+    allow nothing). The registry lives above the core, so the node checks this, not the
+    config's parser."""
+    from protocols import registry
+
+    known = set(registry.catalog())
+    for d in datasets:
+        for key, names in (
+            ("allowed_protocols", d.allowed_protocols),
+            ("privacy.exact_protocols", d.privacy.exact_protocols),
+        ):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise InvalidConfig(
+                    f"dataset {d.name!r}: {key} names an unknown protocol {unknown[0]!r} "
+                    "(`ensnif protocols list` shows them)"
+                )
 
 
 def open_dataset(cfg: DatasetConfig) -> Source:

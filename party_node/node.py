@@ -65,6 +65,7 @@ class Node:
         self.workspace = Workspace(cfg.state_dir)
         self.executor = executor or Executor()
         self.ca_pem = cfg.tls.ca.read_bytes()
+        datasets.check_protocols(cfg.datasets)
         self.datasets: dict[str, DatasetConfig] = {d.name: d for d in cfg.datasets}
         # What of a message may leave the node (the servicer filters everything it sends).
         self.disclosure = Disclosure(cfg.datasets)
@@ -144,6 +145,7 @@ class Node:
             raise InvalidConfig(
                 f"a reload cannot change {', '.join(changed)}; restart the node for that"
             )
+        datasets.check_protocols(cfg.datasets)
         for d in cfg.datasets:
             datasets.check(d)
         with self._lock:

@@ -24,11 +24,11 @@ thresholds locally). Which roles a protocol takes is in `ensnif protocols descri
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ensnif_mpc import tomlfile
 from ensnif_mpc.errors import InvalidJobSpec
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
@@ -239,23 +239,35 @@ def _parse_laplace(raw: dict[str, Any], exact: bool, dlaplace: Any) -> Privacy:
     return Privacy(mechanism="laplace", epsilon=epsilon, delta=delta)
 
 
-def _check_json(where: str, value: Any) -> None:
-    """Parameters travel as JSON and are signed: only finite numbers, strings, bools, lists
-    and tables with string keys."""
+MAX_DEPTH = 32  # lists and tables inside params: deeper is refused (no protocol needs it)
+
+
+def _check_json(where: str, value: Any, depth: int = 0) -> None:
+    """Parameters travel as JSON and are signed: only finite numbers, 64-bit integers,
+    strings, bools, lists and tables with string keys, nested at most MAX_DEPTH deep."""
     import math
+
+    if depth > MAX_DEPTH:
+        raise InvalidJobSpec(f"{where.split('.')[0].split('[')[0]}: nested too deeply")
 
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidJobSpec(f"{where}: {_show(value)} is not a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not _I64[0] <= value <= _I64[1]:
+        # Every party compares filters in 64-bit integers (TOML's own limit too).
+        raise InvalidJobSpec(f"{where}: {_show(value)} does not fit in a 64-bit integer")
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidJobSpec(f"{where}: keys must be strings, got {_show(k)}")
-            _check_json(f"{where}.{k}", v)
+            _check_json(f"{where}.{k}", v, depth + 1)
     elif isinstance(value, list):
         for n, v in enumerate(value):
-            _check_json(f"{where}[{n}]", v)
+            _check_json(f"{where}[{n}]", v, depth + 1)
     elif value is not None and not isinstance(value, bool | int | float | str):
         raise InvalidJobSpec(f"{where}: {type(value).__name__} values are not allowed")
+
+
+_I64 = (-(2**63), 2**63 - 1)
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -346,12 +358,4 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
 
 
 def load(path: Path) -> JobSpec:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidJobSpec(f"cannot read job file {path}: {exc.strerror}") from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidJobSpec(f"{path}: not valid TOML ({exc})") from exc
-    return from_dict(raw)
+    return from_dict(tomlfile.read(path, InvalidJobSpec, "job file"))

@@ -165,7 +165,8 @@ def digits_and_bits(epsilon: float, l1: float, dims: int, delta: float) -> tuple
     """The fewest digits K whose truncation error is at most δ/2, then the fewest bits L
     that keep the whole error at most ``delta``."""
     log_weight = math.log(4 * dims) + _log_one_plus_exp(epsilon) - math.log(delta)
-    digits = max(1, math.ceil(math.log2(l1 * log_weight / epsilon)))
+    ratio = l1 * log_weight / epsilon  # inf for a subnormal ε (1e-320): too small, below
+    digits = max(1, math.ceil(math.log2(ratio))) if math.isfinite(ratio) else MAX_DIGITS + 1
     while digits <= MAX_DIGITS and _tail_delta(epsilon, l1, dims, digits) > delta / 2:
         digits += 1
     if digits > MAX_DIGITS:

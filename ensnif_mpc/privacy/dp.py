@@ -119,7 +119,25 @@ def calibrate(
     honest = parties - threshold
     if honest < 1:
         raise ValueError("no honest party to count noise from")
-    sigma = central_sigma(rho, l2_sensitivity)
+    # σ ≥ Δ₂/√(2ρ): a ρ so small (1e-320) that this is beyond the sampler is refused before
+    # OpenDP's search, which fails on it with an error of its own.
+    floor = l2_sensitivity / math.sqrt(2 * rho) if rho > 0 else math.inf
+    if not floor / math.sqrt(honest) <= MAX_SIGMA_SHARE:
+        raise FailedPrecondition(
+            f"ρ = {rho:g} needs noise (σ ≥ {floor:.3g} on the integer grid) beyond what the "
+            "64-bit sampler draws exactly; ask for a larger ρ, or narrow the columns' bounds "
+            "or decimals",
+            reason="dp_unavailable",
+        )
+    try:
+        sigma = central_sigma(rho, l2_sensitivity)
+    except Exception as exc:  # OpenDP's own errors (its search) are not a traceback for users
+        if isinstance(exc, FailedPrecondition):
+            raise
+        raise FailedPrecondition(
+            f"no noise scale calibrates ρ = {rho:g} at sensitivity {l2_sensitivity:g}",
+            reason="dp_unavailable",
+        ) from exc
     share = max(sigma / math.sqrt(honest), MIN_SIGMA_SHARE)
     if share > MAX_SIGMA_SHARE:
         raise FailedPrecondition(

@@ -48,12 +48,16 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
         params = json.loads(msg.params_json) if msg.params_json else {}
     except ValueError as exc:
         raise InvalidJobSpec(f"params: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise InvalidJobSpec("params: nested too deeply") from None
     if not isinstance(params, dict):
         raise InvalidJobSpec("params: expected an object")
     try:
         privacy = json.loads(msg.privacy_json) if msg.privacy_json else None
     except ValueError as exc:
         raise InvalidJobSpec(f"privacy: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise InvalidJobSpec("privacy: nested too deeply") from None
     from ensnif_mpc.jobs import jobspec  # shape checks shared with the TOML path
 
     return jobspec.from_dict(

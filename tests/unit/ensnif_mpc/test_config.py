@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ensnif_mpc.config import ClientProfile, CoordinatorConfig, PartyConfig
 from ensnif_mpc.data.schema import Column
@@ -562,3 +563,168 @@ def test_party_config_person_column_must_be_declared(conf_dir):
     bad = good.replace('person_column = "basket_total"', 'person_column = "who"')
     with pytest.raises(InvalidConfig, match="person_column: 'who' is not a declared column"):
         PartyConfig.load(_write(conf_dir, "party.toml", bad))
+
+
+# -- what a person may get wrong: one InvalidConfig line, never a traceback (issue 11) ----
+
+_FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _loads_or_refuses(path, loader=PartyConfig.load):
+    try:
+        return loader(path)
+    except InvalidConfig as err:
+        assert "\n" not in err.message.strip() and err.reason == "invalid_config"
+        return err
+
+
+@_FUZZ
+@given(data=st.binary(min_size=1, max_size=64))
+def test_a_config_that_is_not_utf8_is_one_invalid_config_line(conf_dir, data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        data = b"\xff" + data
+    path = conf_dir / "party.toml"
+    path.write_bytes(PARTY.encode() + data)
+
+    err = _loads_or_refuses(path)
+
+    assert isinstance(err, InvalidConfig) and "not UTF-8" in err.message
+
+
+@_FUZZ
+@given(depth=st.integers(1, 20_000), kind=st.sampled_from(["[", "{a="]))
+def test_toml_nested_any_depth_loads_or_is_one_invalid_config_line(conf_dir, depth, kind):
+    close = "]" if kind == "[" else "}"
+    path = _write(conf_dir, "party.toml", PARTY + f"\n[x]\nv = {kind * depth}1{close * depth}\n")
+
+    err = _loads_or_refuses(path)
+
+    assert isinstance(err, InvalidConfig)  # a key x is unknown, or the nesting is too deep
+
+
+timeout_values = st.one_of(
+    st.text(alphabet="0123456789abc. ", max_size=8).map(lambda t: f'"{t}"'),
+    st.booleans().map(lambda b: str(b).lower()),
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["inf", "-inf", "nan", "[1, 2]", "{s = 1}"]),
+)
+
+
+@_FUZZ
+@given(
+    key=st.sampled_from(["connect_seconds", "job_seconds", "start_seconds", "approval_seconds"]),
+    value=timeout_values,
+)
+def test_any_party_timeout_is_seconds_or_one_line_naming_it(conf_dir, key, value):
+    path = _write(conf_dir, "party.toml", PARTY + f"\n[timeouts]\n{key} = {value}\n")
+
+    out = _loads_or_refuses(path)
+
+    if isinstance(out, InvalidConfig):
+        assert out.message.startswith(f"timeouts.{key}: expected a positive number of seconds")
+    else:
+        assert not value.startswith(('"', "t", "f", "[", "{"))  # a string is never a duration
+
+
+@_FUZZ
+@given(
+    key=st.sampled_from(["propose_seconds", "approval_seconds", "job_seconds"]),
+    value=timeout_values,
+)
+def test_any_coordinator_timeout_is_seconds_or_one_line_naming_it(conf_dir, key, value):
+    path = _write(
+        conf_dir,
+        "c.toml",
+        COORDINATOR.replace("propose_seconds = 5\njob_seconds = 60", f"{key} = {value}"),
+    )
+
+    out = _loads_or_refuses(path, CoordinatorConfig.load)
+
+    if isinstance(out, InvalidConfig):
+        assert f"timeouts.{key}" in out.message
+    else:
+        assert not value.startswith(('"', "t", "f", "[", "{"))
+
+
+def test_a_timeout_given_as_a_string_is_refused(conf_dir):
+    path = _write(conf_dir, "party.toml", PARTY + '\n[timeouts]\nconnect_seconds = "30"\n')
+
+    with pytest.raises(InvalidConfig, match="timeouts.connect_seconds: expected a positive"):
+        PartyConfig.load(path)
+
+
+key_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+
+
+@_FUZZ
+@given(key=key_names)
+def test_an_unknown_top_level_key_is_refused_by_name(conf_dir, key):
+    text = f"{key} = 1\n" + PARTY
+    out = _loads_or_refuses(_write(conf_dir, "party.toml", text))
+
+    if key in {"name", "listen", "coordinator", "mpc_ports", "advertise", "coordinator_name"}:
+        assert isinstance(out, InvalidConfig)  # a known key twice, or of the wrong type
+    elif key in {"state_dir", "tls", "mpc_host", "datasets", "timeouts"}:
+        assert isinstance(out, InvalidConfig | PartyConfig)
+    else:
+        assert isinstance(out, InvalidConfig) and out.message.startswith(f"{key}: unknown key")
+
+
+@_FUZZ
+@given(key=key_names)
+def test_an_unknown_dataset_key_is_refused_by_name(conf_dir, key):
+    text = PARTY.replace('description = "basket totals"', f'description = "b"\n{key} = 1')
+    out = _loads_or_refuses(_write(conf_dir, "party.toml", text))
+
+    known = {"name", "description", "allowed_protocols", "clamp", "columns", "privacy"}
+    known |= {"policy", "path", "url", "query", "table", "format", "timeout_seconds"}
+    if key not in known:
+        assert isinstance(out, InvalidConfig)
+        assert out.message.startswith(f"datasets[0].{key}: unknown key"), out.message
+
+
+def test_an_unknown_coordinator_key_is_refused(conf_dir):
+    path = _write(conf_dir, "c.toml", "cache_secs = 5\n" + COORDINATOR)
+
+    with pytest.raises(InvalidConfig, match="cache_secs: unknown key"):
+        CoordinatorConfig.load(path)
+
+
+@_FUZZ
+@given(name=st.text(alphabet="abcxyz_", min_size=1, max_size=6))
+def test_a_dataset_name_declared_twice_is_refused(conf_dir, name):
+    head, rest = PARTY.split("[[datasets]]", 1)
+    dataset, tls = rest.split("\n[tls]", 1)
+    dataset = dataset.replace('name = "orders"', f'name = "{name}"')
+    text = f"{head}[[datasets]]{dataset}\n[[datasets]]{dataset}\n[tls]{tls}"
+
+    with pytest.raises(InvalidConfig, match=rf"datasets\[1\]\.name: a dataset '{name}' is decl"):
+        PartyConfig.load(_write(conf_dir, "party.toml", text))
+
+
+@_FUZZ
+@given(name=st.text(alphabet="abcxyz_", min_size=1, max_size=6))
+def test_a_column_name_declared_twice_is_refused(conf_dir, name):
+    column = '\n[[datasets.columns]]\nname = "{}"\ntype = "float"\nlower = 0\nupper = 1\n'
+    text = PARTY.replace('name = "basket_total"', f'name = "{name}"').replace(
+        "\n[tls]", column.format(name) + "\n[tls]"
+    )
+
+    with pytest.raises(InvalidConfig, match=rf"columns: a column '{name}' is declared twice"):
+        PartyConfig.load(_write(conf_dir, "party.toml", text))
+
+
+@_FUZZ
+@given(value=st.one_of(st.just('"sum"'), st.just("[1]"), st.just("{a = 1}"), st.just('[""]')))
+def test_allowed_protocols_must_be_a_list_of_names(conf_dir, value):
+    text = PARTY.replace('allowed_protocols = ["sum"]', f"allowed_protocols = {value}")
+
+    with pytest.raises(InvalidConfig, match="allowed_protocols: expected a list of names"):
+        PartyConfig.load(_write(conf_dir, "party.toml", text))

@@ -308,3 +308,26 @@ def test_column_whose_scaled_bound_exceeds_exact_integers_is_refused():
 def test_scaled_integers_refuses_values_beyond_exact_integers():
     with pytest.raises(DataError, match="too large"):
         scaled_integers(np.array([1e13]), 6)
+
+
+@pytest.mark.parametrize(
+    "field", ["allowed_protocols", "exact_protocols"], ids=["allowed", "exact"]
+)
+@pytest.mark.parametrize("name", ["summ", "Sum", "", "count "])
+def test_a_policy_naming_an_unknown_protocol_is_refused(tmp_path, field, name):
+    import dataclasses
+
+    from ensnif_mpc.data.schema import PrivacyPolicy
+
+    cfg = _dataset(tmp_path, GOOD_CSV)
+    if field == "allowed_protocols":
+        cfg = dataclasses.replace(cfg, allowed_protocols=("sum", name))
+    else:
+        cfg = dataclasses.replace(cfg, privacy=PrivacyPolicy(exact_protocols=(name,)))
+
+    with pytest.raises(InvalidConfig, match=f"names an unknown protocol {name!r}"):
+        datasets.check_protocols([cfg])
+
+
+def test_a_policy_naming_known_protocols_passes(tmp_path):
+    datasets.check_protocols([_dataset(tmp_path, GOOD_CSV)])  # count, sum, mean
