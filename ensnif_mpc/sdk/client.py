@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, TypeVar
 
 import grpc
 
 from ensnif_mpc.config import ClientProfile
-from ensnif_mpc.errors import CryptoError, from_rpc_error
+from ensnif_mpc.errors import CryptoError, EnsnifError, from_rpc_error
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, coordinator_pb2 as cpb, coordinator_pb2_grpc
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.results import delivery, shares
 from ensnif_mpc.rpc import convert
+from ensnif_mpc.sdk import result as result_module
+from ensnif_mpc.sdk.intervals import Bounds, Interval
+from ensnif_mpc.sdk.noise import NoiseLaw
+from ensnif_mpc.sdk.result import Result
 from ensnif_mpc.security import sealing
 from ensnif_mpc.security.tls import secure_channel
 from protocols import registry
@@ -119,12 +121,12 @@ class Client:
                 on_update(job)
         return last
 
-    def result(self, job_id: str) -> dict[str, Fraction | float]:
-        """Fetch, unseal and combine the result shares; exact values as fractions.
-
-        The protocol's last step (e.g. NaN for the mean of an empty selection) runs here.
-        """
-        return self.result_details(job_id).values
+    def result(self, job_id: str, exact: bool = False) -> dict[str, Any]:
+        """Fetch, unseal and combine the result shares: every output as a float (NaN where
+        undefined), or as an exact fraction with ``exact=True``. Post-processed to the
+        columns' declared bounds for a DP release (see :class:`Result`)."""
+        details = self.result_details(job_id)
+        return dict(details.exact_values) if exact else details.values
 
     def _answering_job(self, job: pb.Job) -> str:
         """The id whose shares answer ``job``: its own, or a cached earlier job's, which
@@ -156,21 +158,25 @@ class Client:
             return []
         ca = self.profile.tls.ca.read_bytes()
         certs = {p.name: p.certificate_pem for p in self.parties()}
-        spec = convert.spec_from_pb(job.spec)
-        expected = approvals.job_hash(spec, registry.get(spec.protocol).version, job.id)
+        # A cached answer carries the approvals of the job that computed it: they are checked
+        # against that job (which must ask the same question), and said to be its.
+        source = job if not job.cached_from else self.job(self._answering_job(job))
+        spec = convert.spec_from_pb(source.spec)
+        expected = approvals.job_hash(spec, registry.get(spec.protocol).version, source.id)
+        verified = "verified" if source is job else f"verified (cached answer: job {source.id}'s)"
         out = []
         for a in job.approvals:
             d = approvals.Decision(
                 a.job_id, a.decision, a.approver, a.at, a.job_hash, a.signature_hex, a.reason
             )
             try:
-                if a.job_id != job.id or a.job_hash != expected:
+                if a.job_id != source.id or a.job_hash != expected:
                     raise CryptoError("the approval is for another job")
                 approvals.verify(d, certs.get(a.party, ""), ca, a.party)
             except CryptoError as exc:
                 out.append((a, f"NOT VERIFIED: {exc.message}"))
             else:
-                out.append((a, "verified"))
+                out.append((a, verified))
         return out
 
     def result_details(self, job_id: str) -> Result:
@@ -196,68 +202,62 @@ class Client:
             if part.x != expected.index(s.party) + 1:
                 raise CryptoError(f"the share of {s.party!r} is for another party index")
             parts.append(part)
-        values = registry.finalize(job.spec.protocol, shares.combine(parts))
         privacy = json.loads(job.spec.privacy_json) if job.spec.privacy_json else {}
-        noisy = [o for o in parts[0].outputs if o.noise_sd]
-        grid = {o.name: 1 / ((1 << o.frac_bits) * 10**o.decimals) for o in noisy}
         mechanism = str(privacy.get("mechanism", "gaussian"))
-        return Result(values, noise_scales(parts, values), mechanism, grid)
+        laws = {
+            o.name: NoiseLaw(
+                o.noise_sd / ((1 << o.frac_bits) * 10**o.decimals),
+                1 / ((1 << o.frac_bits) * 10**o.decimals),
+                mechanism,
+                len(expected),
+            )
+            for o in parts[0].outputs
+            if o.noise_sd
+        }
+        spec = convert.spec_from_pb(job.spec)
+        bounds, decimals = self._declared(spec)
+        return result_module.build(
+            shares.combine(parts),
+            spec.protocol,
+            laws,
+            job_id=job.id,
+            mechanism=mechanism,
+            bounds=bounds,
+            decimals=decimals,
+            group_column=_group_column(spec),
+            cached_from=job.cached_from,
+        )
+
+    def _declared(self, spec: JobSpec) -> tuple[Bounds | None, int | None]:
+        """The declared [lower, upper] and decimals of the job's value columns, from the
+        catalog (ListDatasets publishes them); (None, None) when it cannot say."""
+        try:
+            catalog = {(d.party, d.name): d for d in self.datasets()}
+        except EnsnifError:
+            return None, None
+        lows, highs, decimals = [], [], []
+        for i in spec.inputs:
+            if not i.column or (i.party, i.dataset) not in catalog:
+                continue
+            for c in catalog[(i.party, i.dataset)].columns:
+                if c.name == i.column:
+                    lows.append(c.lower)
+                    highs.append(c.upper)
+                    decimals.append(c.decimals if c.type == pb.COLUMN_TYPE_FLOAT else 0)
+        if not lows:
+            return None, None
+        return Bounds(min(lows), max(highs)), max(decimals)
 
 
-@dataclass(frozen=True)
-class Result:
-    values: dict[str, Fraction | float]
-    # Standard deviation of the DP noise per output, in the output's unit (absent: exact).
-    noise_sd: dict[str, float]
-    # The DP mechanism ("gaussian" or "laplace"), which decides the intervals' quantiles.
-    mechanism: str = "gaussian"
-    # The integer grid step of each opened noisy output, in the output's unit.
-    grid: dict[str, float] = field(default_factory=dict)
-
-    def interval(self, name: str, confidence: float = 0.95) -> float:
-        """Half-width of the confidence interval of an output's noise (0 for an exact one).
-
-        Gaussian: z·sd (normal approximation of the summed shares). Laplace: the exact
-        quantile of the discrete Laplace on the output's grid (its q follows from the sd,
-        Var = 2q/(1 − q)²); for an output derived by the client (a mean) the continuous
-        Laplace quantile sd·ln(1/(1 − confidence))/√2, an approximation.
-        """
-        import math
-        from statistics import NormalDist
-
-        from ensnif_mpc.privacy import dlaplace
-
-        sd = self.noise_sd.get(name, 0.0)
-        if not sd:
-            return 0.0
-        if self.mechanism != "laplace":
-            return NormalDist().inv_cdf(0.5 + confidence / 2) * sd
-        step = self.grid.get(name)
-        if step:
-            return dlaplace.half_width(dlaplace.q_from_sd(sd / step), confidence) * step
-        return sd * math.log(1 / (1 - confidence)) / math.sqrt(2)
-
-
-def noise_scales(
-    parts: list[shares.PartyShares], values: dict[str, Fraction | float]
-) -> dict[str, float]:
-    """Noise sd per opened output on its value scale; a mean from noisy (sum, count) by the
-    delta method, sd ≈ sqrt(sd_sum² + mean²·sd_count²) / count."""
-    out = {
-        o.name: o.noise_sd / ((1 << o.frac_bits) * 10**o.decimals)
-        for o in parts[0].outputs
-        if o.noise_sd
-    }
-    for name in values:
-        if not name.startswith("mean"):
-            continue
-        suffix = name[len("mean") :]  # "" or "[<group>]"
-        s, c = f"sum{suffix}", f"count{suffix}"
-        if s in out and c in out:
-            count, mean = float(values[c]), float(values[name])
-            if count > 0:
-                out[name] = (out[s] ** 2 + mean**2 * out[c] ** 2) ** 0.5 / count
-    return out
+def _group_column(spec: JobSpec) -> str:
+    """The label column's name in a table of this job's outputs."""
+    if spec.protocol == "histogram":
+        return "bin"
+    for i in spec.inputs:
+        for role, column in i.roles:
+            if role == "group":
+                return column
+    return "group"
 
 
 def state_name(job: pb.Job) -> str:
@@ -268,4 +268,4 @@ def is_final(job: pb.Job) -> bool:
     return convert.state_from_pb(job.state).final
 
 
-__all__ = ["Client", "JobState", "Result", "state_name", "is_final"]
+__all__ = ["Client", "Interval", "JobState", "Result", "state_name", "is_final"]
