@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@sh scripts/ensure_postgres.sh
 	@sh scripts/ensure_netns.sh
+	@sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 proto: $(STAMP)

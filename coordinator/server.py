@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from coordinator import metrics
+from coordinator import console as web_console, metrics
 from coordinator.handlers import Coordinator
 from coordinator.node_client import NodeClient
 from coordinator.nodes import NodeDialer
@@ -21,6 +21,7 @@ from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2, coordinator_pb2_grpc
 from ensnif_mpc.rpc import metrics as rpc_metrics
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.rpc.serving import build_server, run_until, stop_on_signal
+from ensnif_mpc.rpc.webconsole import Console
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,11 @@ class RunningCoordinator:
     scheduler: Scheduler
     dialer: NodeDialer
     metrics: rpc_metrics.MetricsEndpoint | None = None
+    console: Console | None = None
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.metrics is not None:
             self.metrics.stop()
         self.scheduler.stop()
@@ -65,6 +69,7 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
     )
     running = RunningCoordinator(server, port, store, scheduler, dialer)
     running.metrics = _serve_metrics(cfg, running)
+    running.console = _serve_console(cfg, running)
     resumed = scheduler.resume()
     log.info("coordinator %s listening on port %d (%d live jobs resumed)", cfg.name, port, resumed)
     return running
@@ -86,8 +91,22 @@ def _serve_metrics(
         raise
 
 
+def _serve_console(cfg: CoordinatorConfig, running: RunningCoordinator) -> Console | None:
+    """The web console, if ``console_listen`` asks for one (docs/operations.md#web-consoles);
+    the coordinator stops if it cannot listen there."""
+    if not cfg.console.listen:
+        return None
+    try:
+        return web_console.start(cfg, running.store)
+    except EnsnifError:
+        running.stop(grace=0)
+        raise
+
+
 def serve(cfg: CoordinatorConfig) -> None:
     stop = stop_on_signal()
     running = start(cfg)
     print(f"coordinator listening on port {running.port}", flush=True)
+    if running.console is not None:
+        print(running.console.banner(), flush=True)
     run_until(stop, running.stop)

@@ -8,6 +8,7 @@ config can be moved together with its PKI and data.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,45 @@ def _port_range(text: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """A daemon's web console (docs/operations.md#web-consoles): off unless ``console_listen``
+    is set. HTTPS with the daemon's [tls] certificate, or ``console_cert``/``console_key``."""
+
+    listen: str = ""  # "" = off; "host:port" (port 0: any free one)
+    cert: Path | None = None
+    key: Path | None = None
+
+
+_CONSOLE_KEYS = ("console_listen", "console_cert", "console_key")
+
+
+def _console(base: Path, raw: dict[str, Any]) -> ConsoleConfig:
+    """Take the console's keys out of ``raw``: ``console_listen`` is "host:port" or a port
+    number (on 127.0.0.1)."""
+    listen, cert, key = (raw.pop(k, None) for k in _CONSOLE_KEYS)
+    if isinstance(listen, int) and not isinstance(listen, bool) or str(listen).isdigit():
+        listen = f"127.0.0.1:{listen}"
+    if listen is None or listen == "":
+        listen = ""
+    elif not isinstance(listen, str) or not re.fullmatch(
+        r"(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}", listen
+    ):
+        raise InvalidConfig(f'console_listen: expected "host:port" or a port, got {listen!r}')
+    elif int(listen.rpartition(":")[2]) > 65535:
+        raise InvalidConfig(f"console_listen: {listen!r} is not a port")
+    if (cert is None) != (key is None):
+        raise InvalidConfig("console_cert and console_key go together (or neither: [tls]'s)")
+    files = [
+        None if v is None else _path(base, v, k)
+        for k, v in zip(_CONSOLE_KEYS[1:], (cert, key), strict=True)
+    ]
+    for f in files:
+        if f is not None and not f.exists():
+            raise InvalidConfig(f"console: {f} does not exist")
+    return ConsoleConfig(listen, files[0], files[1])
+
+
+@dataclass(frozen=True)
 class CoordinatorConfig:
     name: str
     listen: str
@@ -153,12 +193,14 @@ class CoordinatorConfig:
     # Repeated DP questions are answered from the earlier result for this long (0: never).
     cache_seconds: float = 86400.0
     job_timeout_s: float = 3600.0
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Prometheus /metrics over plain HTTP ("" = off); see docs/operations.md.
     metrics_listen: str = ""
 
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> CoordinatorConfig:
         raw = _merge(path, ("listen", "database", "metrics_listen"), overrides)
+        console = _console(path.parent.resolve(), raw)
         metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
         _known(raw, _COORDINATOR_KEYS, "")
         base = path.parent.resolve()
@@ -171,6 +213,7 @@ class CoordinatorConfig:
             name=str(raw.get("name", "coordinator")),
             listen=str(raw.get("listen", "127.0.0.1:50051")),
             database=database,
+            console=console,
             metrics_listen=metrics_listen,
             tls=_tls(base, raw.get("tls"), "tls"),
             propose_timeout_s=_seconds(timeouts, "propose_seconds", 30, "timeouts."),
@@ -391,6 +434,7 @@ class PartyConfig:
     start_timeout_s: float = 600.0
     # A job waiting for the administrator's `ensnif job approve` is dropped after this long.
     approval_timeout_s: float = 7 * 86400.0
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Prometheus /metrics over plain HTTP ("" = off); see docs/operations.md.
     metrics_listen: str = ""
 
@@ -401,6 +445,7 @@ class PartyConfig:
     @staticmethod
     def load(path: Path, overrides: Mapping[str, Any] | None = None) -> PartyConfig:
         raw = _merge(path, ("listen", "coordinator", "metrics_listen"), overrides)
+        console = _console(path.parent.resolve(), raw)
         metrics_listen = _metrics_listen(raw.pop("metrics_listen", ""))
         _known(raw, _PARTY_KEYS, "")
         base = path.parent.resolve()
@@ -484,6 +529,7 @@ class PartyConfig:
             mpc_host=str(raw.get("mpc_host", "127.0.0.1")),
             mpc_ports=_port_range(str(raw.get("mpc_ports", "41000-41999"))),
             datasets=tuple(datasets),
+            console=console,
             metrics_listen=metrics_listen,
             connect_timeout_s=_seconds(timeouts, "connect_seconds", 30, "timeouts."),
             job_timeout_s=_seconds(timeouts, "job_seconds", 3600, "timeouts."),

@@ -22,9 +22,10 @@ from ensnif_mpc.gen.ensnif.v1 import (
 )
 from ensnif_mpc.rpc import convert, metrics as rpc_metrics
 from ensnif_mpc.rpc.serving import build_server, stop_on_signal
+from ensnif_mpc.rpc.webconsole import Console
 from ensnif_mpc.security.pki import identity_of, load_cert
 from ensnif_mpc.security.tls import ClientIdentity
-from party_node import datasets, metrics
+from party_node import console as web_console, datasets, metrics
 from party_node.node import Node
 from party_node.servicer import PartyServicer
 from party_node.store import NodeStore
@@ -117,6 +118,7 @@ class RunningNode:
     node: Node
     registrar: Registrar
     metrics: rpc_metrics.MetricsEndpoint | None = None
+    console: Console | None = None
 
     def reload(self, load: Callable[[], PartyConfig]) -> bool:
         """Re-read party.toml and adopt its datasets and policies (SIGHUP). A config that
@@ -133,6 +135,8 @@ class RunningNode:
         return True
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.metrics is not None:
             self.metrics.stop()
         self.registrar.stop()
@@ -188,7 +192,9 @@ def start(cfg: PartyConfig) -> RunningNode:
     registrar.on_registered = signing_key
     registrar.start()
     log.info("party %s (%s) listening on port %d", cfg.name, cfg.role, port)
-    return RunningNode(server, port, node, registrar, endpoint)
+    running = RunningNode(server, port, node, registrar, endpoint)
+    running.console = _serve_console(running)
+    return running
 
 
 def _serve_metrics(cfg: PartyConfig, node: Node) -> rpc_metrics.MetricsEndpoint | None:
@@ -196,6 +202,18 @@ def _serve_metrics(cfg: PartyConfig, node: Node) -> rpc_metrics.MetricsEndpoint 
     if not cfg.metrics_listen:
         return None
     return rpc_metrics.serve(cfg.metrics_listen, metrics.collectors(node))
+
+
+def _serve_console(running: RunningNode) -> Console | None:
+    """The administrator's web console, if ``console_listen`` asks for one
+    (docs/operations.md#web-consoles); the node stops if it cannot listen there."""
+    if not running.node.cfg.console.listen:
+        return None
+    try:
+        return web_console.start(running.node)
+    except EnsnifError:
+        running.stop(grace=0)
+        raise
 
 
 def serve(cfg: PartyConfig, load: Callable[[], PartyConfig] | None = None) -> None:
@@ -206,6 +224,8 @@ def serve(cfg: PartyConfig, load: Callable[[], PartyConfig] | None = None) -> No
         signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
     running = start(cfg)
     print(f"party {cfg.name} listening on port {running.port}", flush=True)
+    if running.console is not None:
+        print(running.console.banner(), flush=True)
     while not stop.wait(0.5):
         if reload.is_set() and load is not None:
             reload.clear()
