@@ -139,7 +139,9 @@ def _session(spec: SourceSpec, label: str) -> Any:
                 )
                 # A new JVM's first statement loads and compiles the planner (tens of
                 # seconds on a busy machine): paid here, once, not from a statement's timeout.
-                session.sql("SELECT 1").collect()
+                session.sql(
+                    "SELECT id % 2 AS k, count(*), sum(id) FROM range(10) GROUP BY id % 2"
+                ).collect()
             else:
                 raise SourceFailed(f"{label}: a spark url is local[N] or sc://host:port")
         except SourceFailed:

@@ -39,7 +39,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     path = tmp_path_factory.mktemp("warm") / "one.parquet"
     pq.write_table(pa.table({"items": [1]}), path)
     started = time.monotonic()
-    src = open_source(SourceSpec("spark", url=URL, table=_table(path)), (contract.COLUMNS[3],))
+    spec = SourceSpec("spark", url=URL, table=_table(path), timeout_s=600)  # a cold JVM
+    src = open_source(spec, (contract.COLUMNS[3],))
     assert src.row_count() == 1
     print(f"local Spark started and answered in {time.monotonic() - started:.1f} s")
     yield
@@ -165,7 +166,7 @@ def test_a_syntax_error_is_a_source_failure(tmp_path):
         src.row_count()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(60, func_only=True)  # the JVM start is the fixture's
 def test_a_slow_query_is_interrupted_at_the_timeout(tmp_path):
     slow = "SELECT CAST(id % 100 AS BIGINT) AS items FROM range(0, 100000000000, 1, 2)"
     src = open_source(
@@ -183,7 +184,7 @@ def test_a_slow_query_is_interrupted_at_the_timeout(tmp_path):
     assert fast.row_count() == 5  # the slow job was cancelled: the cores are free again
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(30, func_only=True)
 def test_an_unreachable_spark_connect_server_fails_quickly():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -197,12 +198,12 @@ def test_an_unreachable_spark_connect_server_fails_quickly():
 
     assert not isinstance(info.value, SourceTimeout)
     assert info.value.reason == "source_failed"
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 15  # the first Connect session imports its client too
     assert f"sc://127.0.0.1:{port}" in info.value.message
     assert "hunter2" not in info.value.message
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(30, func_only=True)
 def test_a_spark_connect_server_that_never_answers_times_out():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
