@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from coordinator import root_cause
 from coordinator.admission import Admission
 from coordinator.node_client import (
     Approved,
@@ -62,6 +63,7 @@ class Scheduler:
         propose_timeout_s: float = 30.0,
         job_timeout_s: float = 3600.0,
         node_lost_grace_s: float = 6.0,
+        settle_s: float = 3.0,
         approval_timeout_s: float = 7 * 86400.0,
         max_jobs_per_party: int = 8,
     ) -> None:
@@ -71,6 +73,9 @@ class Scheduler:
         self.propose_timeout_s = propose_timeout_s
         self.job_timeout_s = job_timeout_s
         self.node_lost_grace_s = node_lost_grace_s
+        # After a party reports only a consequence (peer_lost), how long to wait for the
+        # party whose fault it is to report its cause (coordinator/root_cause.py).
+        self.settle_s = settle_s
         # How long a job may wait for data owners' administrators (manual approval).
         self.approval_timeout_s = approval_timeout_s
         self.admission = Admission(max_jobs_per_party)
@@ -368,12 +373,19 @@ class Scheduler:
         return self._move(job, JobState.RUNNING)
 
     def _follow(self, job: JobRecord) -> None:
-        """Watch every node until all delivered, one failed, or the job timed out."""
+        """Watch every node until all delivered, one failed, or the job timed out.
+
+        A failure ends the job with its root cause (:mod:`coordinator.root_cause`): when
+        the first report is a consequence (a survivor's ``peer_lost``), the parties are
+        followed for ``settle_s`` more, or until all of them ended, for the cause."""
         order: list[str] = job.session["party_order"]
-        done = threading.Event()
+        done = threading.Event()  # every party delivered, or a failure was heard
+        settled = threading.Event()  # a cause was heard, or every party ended
+        stop = threading.Event()  # the watchers leave
         lock = threading.Lock()
         statuses: dict[str, dict[str, Any]] = dict(job.progress)
-        outcome: dict[str, Any] = {}
+        reports = root_cause.Reports()
+        ended: set[str] = set()
 
         def record(party: str, st: NodeStatus) -> None:
             # Store the share before the status says "succeeded": the last party to
@@ -401,50 +413,55 @@ class Scheduler:
                 all_delivered = all(
                     snapshot.get(p, {}).get("state") == NodeJobState.SUCCEEDED for p in order
                 )
-                if st.state.ended_badly and "fail" not in outcome:
-                    outcome["fail"] = (
-                        f"{party}: {st.reason or st.state.value}",
-                        st.reason_code or "party_failed",
+                if st.state.ended_badly and party not in ended:
+                    reports.add(
+                        f"{party}: {st.reason or st.state.value}", st.reason_code or "party_failed"
                     )
+                if st.state.final:
+                    ended.add(party)
+                failed = reports.failed
+                if reports.has_cause or ended >= set(order):
+                    settled.set()
             self.store.update_job(job.id, progress=snapshot)
             self.notify(job.id)
-            if "fail" in outcome or all_delivered:
+            if failed or all_delivered:
                 done.set()
+
+        def fail(message: str, code: str, party: str) -> None:
+            with lock:
+                reports.add(message, code)
+                ended.add(party)
+                if reports.has_cause or ended >= set(order):
+                    settled.set()
+            done.set()
 
         def watch(party: str) -> None:
             lost_since: float | None = None
-            while not done.is_set() and not self._stopping.is_set():
+            while not stop.is_set() and not self._stopping.is_set():
                 try:
                     for st in self.nodes.watch(party, job.id):
                         lost_since = None
                         record(party, st)
-                        if st.state.final or done.is_set():
+                        if st.state.final or stop.is_set():
                             return
-                    if done.is_set():
+                    if stop.is_set():
                         return
                 except NodeLostJob:
-                    outcome.setdefault(
-                        "fail",
-                        (
-                            f"{party} does not know this job (its state was lost)",
-                            "party_lost_job",
-                        ),
+                    fail(
+                        f"{party} does not know this job (its state was lost)",
+                        "party_lost_job",
+                        party,
                     )
-                    done.set()
                     return
                 except NodeCallFailed as exc:
                     now = time.monotonic()
                     lost_since = lost_since or now
                     if now - lost_since > self.node_lost_grace_s:
-                        outcome.setdefault(
-                            "fail",
-                            (
-                                f"party {party} is unreachable "
-                                f"({exc.status}); the job cannot finish",
-                                "party_unreachable",
-                            ),
+                        fail(
+                            f"party {party} is unreachable ({exc.status}); the job cannot finish",
+                            "party_unreachable",
+                            party,
                         )
-                        done.set()
                         return
                     time.sleep(0.5)
 
@@ -453,6 +470,9 @@ class Scheduler:
             t.start()
         remaining = self.job_timeout_s - (time.time() - job.created_at.timestamp())
         finished = done.wait(timeout=max(remaining, 1.0))
+        if finished and reports.failed:
+            settled.wait(self.settle_s)  # the cause may still be on its way
+        stop.set()
         if self._stopping.is_set():
             return
         if not finished:
@@ -460,8 +480,10 @@ class Scheduler:
                 job.id, f"job exceeded its time limit of {self.job_timeout_s:.0f}s", "timeout"
             )
             return
-        if "fail" in outcome:
-            reason, code = outcome["fail"]
+        with lock:
+            verdict = reports.verdict()
+        if verdict is not None:
+            reason, code = verdict
             self._fail(job.id, reason, code)
             return
         missing = [p for p in order if p not in self.store.get_shares(job.id)]

@@ -508,8 +508,10 @@ _ALL: tuple[Reason, ...] = (
     ),
     Reason(
         "peer_lost",
-        "A worker's MPC connection to a peer closed mid-job: the peer died or left. The "
-        "same fault may be reported as `worker_failed` by the party that died.",
+        "A worker's MPC connection to a peer closed mid-job and no party reported a fault "
+        "of its own: a party's node died (or left) with its worker. When the lost party's "
+        "node is alive and reports its own failure (`worker_failed`, a data error, ...), "
+        "the job carries that root cause instead (coordinator/root_cause.py).",
         "See each party's message in `ensnif job status`; the failing party's log says "
         "why; submit again.",
         ends=_FAILED,
@@ -526,8 +528,9 @@ _ALL: tuple[Reason, ...] = (
     Reason(
         "worker_failed",
         "A node's worker process failed or exited without a reason (an error in the "
-        "program, or the worker was killed). When a party dies, its peers may report the "
-        "same fault as `peer_lost`.",
+        "program, or the worker was killed). This is the job's reason whatever its peers "
+        "reported (their `peer_lost` is a consequence); a node killed with its worker "
+        "cannot report, and the job then reads `peer_lost`.",
         "The node's operator reads the job's `worker.log` at that node.",
         ends=_FAILED,
         group=RUNNING,
