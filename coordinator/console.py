@@ -15,8 +15,9 @@ from typing import Any
 from coordinator.store import JobRecord, Store
 from ensnif_mpc.config import CoordinatorConfig
 from ensnif_mpc.errors import UnknownJob
-from ensnif_mpc.rpc import webconsole as wc
-from ensnif_mpc.rpc.webconsole import esc
+from ensnif_mpc.rpc import webpages as wp
+from ensnif_mpc.rpc.webconsole import Console, serve
+from ensnif_mpc.rpc.webpages import esc
 from ensnif_mpc.security.pki import Identity
 
 
@@ -57,8 +58,8 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def build(cfg: CoordinatorConfig, store: Store) -> wc.App:
-    app = wc.App(
+def build(cfg: CoordinatorConfig, store: Store) -> wp.App:
+    app = wp.App(
         title=f"Ensnif coordinator {cfg.name}",
         nav=[
             ("/", "Jobs"),
@@ -71,7 +72,7 @@ def build(cfg: CoordinatorConfig, store: Store) -> wc.App:
         accepts=lambda ident: _accepts(cfg, ident),
     )
 
-    def jobs(req: wc.Request) -> wc.Response:
+    def jobs(req: wp.Request) -> wp.Response:
         listed = store.list_jobs(limit=100)
         rows = []
         for job in listed:
@@ -81,29 +82,29 @@ def build(cfg: CoordinatorConfig, store: Store) -> wc.App:
                     f'<a href="/jobs/{esc(job.id)}">{esc(job.id)}</a>',
                     esc(s["protocol"]),
                     esc(s["submitter"]),
-                    wc.when(job.created_at),
+                    wp.when(job.created_at),
                     f'<span data-field="state">{esc(s["state"])}</span>',
-                    f'<span data-field="fraction">{wc.progress_bar(s["fraction"])}</span>',
+                    f'<span data-field="fraction">{wp.progress_bar(s["fraction"])}</span>',
                     f'<span data-field="phase">{esc(s["phase"])}</span>',
                     f'<span data-field="reason">{esc(s["reason"])}</span>',
                 )
             )
         headers = ("job", "protocol", "analyst", "submitted (UTC)", "state", "progress")
-        html = wc.table(
+        html = wp.table(
             (*headers, "phase", "reason"), rows, "no jobs yet", keys=[j.id for j in listed]
         )
-        return wc.page(app, "Jobs", f'<div data-poll="/api/jobs">{html}</div>', req, script=True)
+        return wp.page(app, "Jobs", f'<div data-poll="/api/jobs">{html}</div>', req, script=True)
 
-    def job(req: wc.Request) -> wc.Response:
+    def job(req: wp.Request) -> wp.Response:
         job_id = req.path.removeprefix("/jobs/")
         try:
             s = job_summary(store.get_job(job_id))
         except UnknownJob:
-            return wc.not_found(app, f"no job {job_id}", req)
-        parties = wc.table(
+            return wp.not_found(app, f"no job {job_id}", req)
+        parties = wp.table(
             ("party", "state", "phase", "progress"),
             [
-                (esc(name), esc(p["state"]), esc(p["phase"]), wc.progress_bar(p["fraction"]))
+                (esc(name), esc(p["state"]), esc(p["phase"]), wp.progress_bar(p["fraction"]))
                 for name, p in s["parties"].items()
             ],
             "no party has reported yet",
@@ -114,22 +115,22 @@ def build(cfg: CoordinatorConfig, store: Store) -> wc.App:
             + (f"<p>reason: {esc(s['reason'])}</p>" if s["reason"] else "")
             + f"</div><h2>Parties</h2>{parties}"
         )
-        return wc.page(app, f"Job {job_id}", body, req)
+        return wp.page(app, f"Job {job_id}", body, req)
 
-    def api_jobs(req: wc.Request) -> wc.Response:
-        return wc.json_response({"jobs": [job_summary(j) for j in store.list_jobs(limit=100)]})
+    def api_jobs(req: wp.Request) -> wp.Response:
+        return wp.json_response({"jobs": [job_summary(j) for j in store.list_jobs(limit=100)]})
 
-    def parties(req: wc.Request) -> wc.Response:
+    def parties(req: wp.Request) -> wp.Response:
         rows = [
-            (esc(p.name), esc(p.role), esc(p.address), wc.when(p.last_seen))
+            (esc(p.name), esc(p.role), esc(p.address), wp.when(p.last_seen))
             for p in store.list_parties()
         ]
-        body = wc.table(
+        body = wp.table(
             ("party", "role", "address", "last seen (UTC)"), rows, "no party registered"
         )
-        return wc.page(app, "Parties", body, req)
+        return wp.page(app, "Parties", body, req)
 
-    def datasets(req: wc.Request) -> wc.Response:
+    def datasets(req: wp.Request) -> wp.Response:
         rows = []
         for d in store.list_datasets():
             left = d.policy.remaining_rho
@@ -147,17 +148,17 @@ def build(cfg: CoordinatorConfig, store: Store) -> wc.App:
         body = (
             "<p>The budgets are the owners' nodes' mirrors (ρ, zCDP): each node's ledger is "
             "the authority.</p>"
-            + wc.table(
+            + wp.table(
                 ("party", "dataset", "columns", "rows", "budget ρ", "remaining ρ", "exact"),
                 rows,
                 "no dataset published",
             )
         )
-        return wc.page(app, "Datasets", body, req)
+        return wp.page(app, "Datasets", body, req)
 
-    def audit(req: wc.Request) -> wc.Response:
-        status, last = wc.audit_status(store.engine, cfg.tls.cert)
-        return wc.page(app, "Audit", status + "<h2>Last records</h2>" + wc.audit_table(last), req)
+    def audit(req: wp.Request) -> wp.Response:
+        status, last = wp.audit_status(store.engine, cfg.tls.cert)
+        return wp.page(app, "Audit", status + "<h2>Last records</h2>" + wp.audit_table(last), req)
 
     app.get.update(
         {
@@ -176,9 +177,9 @@ def _accepts(cfg: CoordinatorConfig, ident: Identity) -> bool:
     return ident.role == "coordinator" and ident.name == cfg.name
 
 
-def start(cfg: CoordinatorConfig, store: Store) -> wc.Console:
+def start(cfg: CoordinatorConfig, store: Store) -> Console:
     c = cfg.console
-    return wc.serve(
+    return serve(
         build(cfg, store),
         c.listen,
         cfg.tls.ca,

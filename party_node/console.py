@@ -16,8 +16,9 @@ from typing import Any
 
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs import manifest
-from ensnif_mpc.rpc import webconsole as wc
-from ensnif_mpc.rpc.webconsole import esc
+from ensnif_mpc.rpc import webpages as wp
+from ensnif_mpc.rpc.webconsole import Console, serve
+from ensnif_mpc.rpc.webpages import esc
 from ensnif_mpc.security.pki import Identity
 from party_node import admin
 from party_node.node import Node
@@ -45,8 +46,8 @@ def _all_jobs(node: Node) -> list[NodeJob]:
     )
 
 
-def _decision_forms(req: wc.Request, job_id: str) -> str:
-    csrf = wc.csrf_field(req)
+def _decision_forms(req: wp.Request, job_id: str) -> str:
+    csrf = wp.csrf_field(req)
     jid = f'<input type="hidden" name="job" value="{esc(job_id)}">'
     return (
         f'<form method="post" action="/approve" class="decide">{csrf}{jid}'
@@ -59,9 +60,9 @@ def _decision_forms(req: wc.Request, job_id: str) -> str:
     )
 
 
-def build(node: Node) -> wc.App:
+def build(node: Node) -> wp.App:
     name = node.cfg.name
-    app = wc.App(
+    app = wp.App(
         title=f"Ensnif node {name}",
         nav=[("/", "Approvals"), ("/jobs", "Jobs"), ("/budgets", "Budgets"), ("/audit", "Audit")],
         get={},
@@ -69,7 +70,7 @@ def build(node: Node) -> wc.App:
         accepts=lambda ident: _accepts(node, ident),
     )
 
-    def pending(req: wc.Request) -> wc.Response:
+    def pending(req: wp.Request) -> wp.Response:
         cards = []
         for p in admin.pending(node.store):
             try:
@@ -78,7 +79,7 @@ def build(node: Node) -> wc.App:
                 text = "(no manifest recorded)"
             cards.append(
                 f'<div class="card" data-pending="{esc(p.job_id)}"><h2>job {esc(p.job_id)}</h2>'
-                f"<p>from <b>{esc(p.analyst)}</b>, proposed {wc.when(p.proposed_at)} UTC; "
+                f"<p>from <b>{esc(p.analyst)}</b>, proposed {wp.when(p.proposed_at)} UTC; "
                 f"waits because: {esc(p.rule)}</p><pre>{esc(text)}</pre>"
                 f"<p>job hash <code>{esc(p.job_hash)}</code></p>"
                 f"{_decision_forms(req, p.job_id)}</div>"
@@ -87,10 +88,10 @@ def build(node: Node) -> wc.App:
         note = req.query.get("done", "")
         if note:
             body = f'<p class="ok" id="notice">{esc(note)}</p>' + body
-        return wc.page(app, f"Jobs awaiting approval at {name}", body, req)
+        return wp.page(app, f"Jobs awaiting approval at {name}", body, req)
 
-    def decide(decision: str) -> wc.Handler:
-        def handle(req: wc.Request) -> wc.Response:
+    def decide(decision: str) -> wp.Handler:
+        def handle(req: wp.Request) -> wp.Response:
             job_id = req.form.get("job", "")
             reason = req.form.get("reason", "") if decision == "rejected" else ""
             try:
@@ -101,15 +102,15 @@ def build(node: Node) -> wc.App:
                 body = (
                     f'<p class="bad" id="error">{esc(err.message)}</p><p><a href="/">back</a></p>'
                 )
-                return wc.Response(409, wc.page(app, "Not recorded", body, req).body)
+                return wp.Response(409, wp.page(app, "Not recorded", body, req).body)
             done = f"job {job_id}: {decision} by {signed.approver} (signed with the node key)"
             from urllib.parse import quote
 
-            return wc.redirect("/?done=" + quote(done))
+            return wp.redirect("/?done=" + quote(done))
 
         return handle
 
-    def jobs(req: wc.Request) -> wc.Response:
+    def jobs(req: wp.Request) -> wp.Response:
         listed = _all_jobs(node)
         rows = []
         for job in listed:
@@ -118,27 +119,27 @@ def build(node: Node) -> wc.App:
                 (
                     esc(job.job_id),
                     esc(s["protocol"]),
-                    wc.when(job.updated_at),
+                    wp.when(job.updated_at),
                     f'<span data-field="state">{esc(s["state"])}</span>',
-                    f'<span data-field="fraction">{wc.progress_bar(s["fraction"])}</span>',
+                    f'<span data-field="fraction">{wp.progress_bar(s["fraction"])}</span>',
                     f'<span data-field="phase">{esc(s["phase"])}</span>',
                     f'<span data-field="reason">{esc(s["reason"])}</span>',
                 )
             )
-        html = wc.table(
+        html = wp.table(
             ("job", "protocol", "updated (UTC)", "state", "progress", "phase", "reason"),
             rows,
             "no job proposed to this node yet",
             keys=[j.job_id for j in listed],
         )
-        return wc.page(
+        return wp.page(
             app, f"Jobs at {name}", f'<div data-poll="/api/jobs">{html}</div>', req, script=True
         )
 
-    def api_jobs(req: wc.Request) -> wc.Response:
-        return wc.json_response({"jobs": [job_summary(j) for j in _all_jobs(node)]})
+    def api_jobs(req: wp.Request) -> wp.Response:
+        return wp.json_response({"jobs": [job_summary(j) for j in _all_jobs(node)]})
 
-    def budgets(req: wc.Request) -> wc.Response:
+    def budgets(req: wp.Request) -> wp.Response:
         rows = [
             (
                 esc(line.dataset),
@@ -149,14 +150,14 @@ def build(node: Node) -> wc.App:
             )
             for line in node.ledger.show()
         ]
-        body = "<p>From this node's ledger, the authority (zCDP ρ).</p>" + wc.table(
+        body = "<p>From this node's ledger, the authority (zCDP ρ).</p>" + wp.table(
             ("dataset", "budget", "spent", "reserved", "remaining"), rows, "no dataset"
         )
-        return wc.page(app, f"Privacy budgets of {name}", body, req)
+        return wp.page(app, f"Privacy budgets of {name}", body, req)
 
-    def audit(req: wc.Request) -> wc.Response:
-        status, last = wc.audit_status(node.store.engine, node.cfg.tls.cert)
-        return wc.page(app, "Audit", status + "<h2>Last records</h2>" + wc.audit_table(last), req)
+    def audit(req: wp.Request) -> wp.Response:
+        status, last = wp.audit_status(node.store.engine, node.cfg.tls.cert)
+        return wp.page(app, "Audit", status + "<h2>Last records</h2>" + wp.audit_table(last), req)
 
     app.get.update(
         {"/": pending, "/jobs": jobs, "/api/jobs": api_jobs, "/budgets": budgets, "/audit": audit}
@@ -169,10 +170,10 @@ def _accepts(node: Node, ident: Identity) -> bool:
     return ident.role == "party" and ident.name == node.cfg.name
 
 
-def start(node: Node) -> wc.Console:
+def start(node: Node) -> Console:
     cfg = node.cfg
     c = cfg.console
-    return wc.serve(
+    return serve(
         build(node),
         c.listen,
         cfg.tls.ca,

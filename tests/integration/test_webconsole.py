@@ -1,7 +1,7 @@
-"""The consoles' shared server (ensnif_mpc/rpc/webconsole.py) over real HTTPS, without a
-browser: the headers on every answer, escaping, the token sign-in and its cookie, CSRF,
-and which client certificates open a session. tests/e2e/test_console.py drives the two
-consoles in Chromium."""
+"""The consoles' shared server (ensnif_mpc/rpc/webconsole.py; pages: webpages.py) over
+real HTTPS, without a browser: the headers on every answer, escaping, the token sign-in
+and its cookie, CSRF, and which client certificates open a session.
+tests/e2e/test_console.py drives the two consoles in Chromium."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ensnif_mpc.rpc import webconsole as wc
+from ensnif_mpc.rpc import webconsole as wc, webpages as wp
 from ensnif_mpc.security import pki
 from tests.helpers import issue_pki, wait_for
 
@@ -27,11 +27,11 @@ def members(tmp_path: Path) -> dict[str, pki.CertFiles]:
 
 @pytest.fixture
 def console(members: dict[str, pki.CertFiles]) -> Iterator[wc.Console]:
-    app = wc.App(
+    app = wp.App(
         "test console",
         [("/", "Home")],
-        {"/": lambda req: wc.page(app, "Home", f"<p>{wc.esc(req.query.get('q', ''))}</p>", req)},
-        {"/act": lambda req: wc.json_response({"done": True})},
+        {"/": lambda req: wp.page(app, "Home", f"<p>{wp.esc(req.query.get('q', ''))}</p>", req)},
+        {"/act": lambda req: wp.json_response({"done": True})},
         accepts=lambda ident: ident.role == "coordinator",
     )
     own = members["coordinator"]
