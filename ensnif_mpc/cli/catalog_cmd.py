@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ensnif_mpc.cli.context import client_from
-from ensnif_mpc.cli.render import console, emit_json, to_dict
+from ensnif_mpc.cli.render import COLUMN_TYPES, console, dataset_dict, emit_json, to_dict
 
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -85,7 +85,7 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 def _column_text(c: Any) -> str:
-    kind = ["?", "int", "float", "string"][c.type]
+    kind = COLUMN_TYPES.get(c.type, "?")
     return f"{c.name}:{kind}" if kind == "string" else f"{c.name}:{kind}[{c.lower:g},{c.upper:g}]"
 
 
@@ -124,7 +124,7 @@ def datasets_list(ctx: click.Context, party: str, as_json: bool) -> None:
     with client_from(ctx) as c:
         items = c.datasets(party)
     if as_json:
-        emit_json([to_dict(d) for d in items])
+        emit_json([dataset_dict(d) for d in items])
         return
     t = Table(title="Datasets")
     for col in ("party", "dataset", "rows", "columns", "ρ remaining / budget"):

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from ensnif_mpc.cli.job_cmd import follow
@@ -27,7 +28,9 @@ from ensnif_mpc.demo import sample_data
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk import intervals, release
 from ensnif_mpc.sdk.client import state_name
+from ensnif_mpc.sdk.result import Result, format_value
 from protocols import registry
 
 DEMO_JOBS = (
@@ -39,6 +42,20 @@ DEMO_JOBS = (
     "minutes-by-zip.toml",
     "ticket-mean-dp.toml",
 )
+# DP releases, and which of their answers the DP table shows (None: the answers the
+# analyst's side derives, e.g. every group's mean). The mean ticket asks again what the
+# first table's DP job asked: the coordinator serves it from that job's result (cached,
+# no privacy cost).
+DP_JOBS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("ticket-mean-dp.toml", ("mean", "sum", "count")),
+    ("tickets-by-zip-dp.toml", None),
+    ("basket-stdev-dp.toml", ("stdev", "count")),
+    ("basket-median-dp.toml", None),
+    ("minutes-by-zip-dp.toml", None),
+)
+# The opened statistics a DP answer is made of, answered in the clear by these protocols'
+# references (for the plaintext column next to them).
+PARTS = {"mean": ("sum", "count"), "variance": ("count",), "stdev": ("count",)}
 
 
 def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, float]:
@@ -46,7 +63,11 @@ def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, fl
     assert lc.data is not None
     files = {"orders": lc.data.orders, "deliveries": lc.data.deliveries}
     tables = [sample_data.read_table(files[i.dataset], i.columns) for i in spec.inputs]
-    return registry.get(spec.protocol).reference(tables, spec.params)
+    out = dict(registry.get(spec.protocol).reference(tables, spec.params))
+    if spec.privacy is not None and not spec.privacy.exact:
+        for part in PARTS.get(spec.protocol, ()):
+            out.update(registry.get(part).reference(tables, spec.params))
+    return out
 
 
 def remaining_budgets(client: Any, wait_s: float = 5.0) -> list[dict[str, Any]]:
@@ -73,6 +94,50 @@ def answer_ok(r: dict[str, Any]) -> bool:
     return bool(np.isclose(r["mpc"], r["plaintext"], rtol=1e-6, atol=1e-6, equal_nan=True))
 
 
+def dp_answer_ok(r: dict[str, Any]) -> bool:
+    """A DP answer whose plaintext lies within 3 half-widths of its interval around it (a
+    95% interval misses about one answer in twenty; this catches real errors only)."""
+    low, high, truth = r["ci95_lower"], r["ci95_upper"], r["plaintext"]
+    if low is None or high is None or math.isnan(truth):
+        return bool(math.isnan(truth) and (r["mpc"] is None or math.isnan(r["mpc"])))
+    slack = 3 * max(high - low, 1e-9)
+    return bool(low - slack <= truth <= high + slack)
+
+
+def dp_rows(
+    spec: jobspec.JobSpec,
+    details: Result,
+    shown: tuple[str, ...] | None,
+    expected: dict[str, float],
+    job_id: str,
+) -> list[dict[str, Any]]:
+    """The DP table's rows of one job: each shown answer, its interval and the plaintext."""
+    derived = release.DERIVED.get(spec.protocol, ())
+    out = []
+    for name, value in details.values.items():
+        base, label = intervals.base_name(name), intervals.group_label(name)
+        pattern = name if label is None else f"{base}[<group>]"
+        if (shown is not None and name not in shown) or (shown is None and pattern not in derived):
+            continue
+        ci = details.ci(name)
+        out.append(
+            {
+                "job": job_id,
+                "question": spec.name + (" (cached)" if details.cached_from else ""),
+                "output": name,
+                "group": label,
+                "mpc": None if math.isnan(value) else value,
+                "ci95_lower": None if math.isnan(ci.lower) else ci.lower,
+                "ci95_upper": None if math.isnan(ci.upper) else ci.upper,
+                "method": ci.method,
+                "noise_sd": details.noise_sd.get(name, 0.0),
+                "decimals": details.decimals.get(name),
+                "plaintext": expected.get(name, math.nan),
+            }
+        )
+    return out
+
+
 @click.command()
 @click.option(
     "--dir",
@@ -91,6 +156,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     t0 = time.monotonic()
     lc = LocalConsortium(root, rows=rows)
     rows_out: list[dict[str, Any]] = []
+    dp_out: list[dict[str, Any]] = []
     budgets: list[dict[str, Any]] = []
     # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
     # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
@@ -105,7 +171,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         if not as_json:
             console.print(f"[bold]Ensnif demo[/]: consortium in {root} ({rows} rows per owner)")
         lc.setup()
-        lc.start()
+        lc.start(timeout_s=180)  # generous: a loaded machine starts daemons slowly
         if not as_json:
             console.print("coordinator and 3 party nodes are up (mTLS, consortium CA)")
         with lc.client() as client:
@@ -141,6 +207,19 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                             "bytes_sent": sent,
                         }
                     )
+            for name, shown in DP_JOBS:
+                spec = jobspec.load(root / "jobs" / name)
+                submitted = client.submit(spec)
+                if not as_json:
+                    console.print(f"\n[bold]{spec.name}[/] ({spec.protocol}) → job {submitted.id}")
+                final = follow(client, submitted.id, quiet=as_json)
+                if state_name(final) != "succeeded":
+                    raise click.ClickException(
+                        f"job {final.id} {state_name(final)}: {final.reason}"
+                    )
+                details = client.result_details(final.id)
+                expected = plaintext_answer(lc, spec)
+                dp_out += dp_rows(spec, details, shown, expected, final.id)
             budgets = remaining_budgets(client)
     except EnsnifError:
         if interrupted.is_set():
@@ -152,7 +231,13 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     total = time.monotonic() - t0
     if as_json:
         emit_json(
-            {"results": rows_out, "budgets": budgets, "seconds": round(total, 2), "killed": killed}
+            {
+                "results": rows_out,
+                "dp_results": dp_out,
+                "budgets": budgets,
+                "seconds": round(total, 2),
+                "killed": killed,
+            }
         )
         return
     table = Table(title="Joint answers (MPC) next to the plaintext computation")
@@ -180,16 +265,50 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         )
     console.print()
     console.print(table)
+    console.print(dp_table(dp_out))
     spent = Table(title="Privacy budgets (zCDP ρ), as each owner's node reports them")
     for col in ("dataset", "budget", "remaining"):
         spent.add_column(col, justify="left" if col == "dataset" else "right")
     for b in budgets:
         spent.add_row(b["dataset"], f"{b['budget_rho']:g}", f"{b['remaining_rho']:g}")
     console.print(spent)
-    ok = all(answer_ok(r) for r in rows_out)
+    ok = all(answer_ok(r) for r in rows_out) and all(dp_answer_ok(r) for r in dp_out)
+    inside = sum(
+        r["ci95_lower"] is not None and r["ci95_lower"] <= r["plaintext"] <= r["ci95_upper"]
+        for r in dp_out
+    )
+    console.print(
+        f"DP answers whose 95% interval holds the plaintext: {inside} of {len(dp_out)} "
+        "(about 19 in 20 expected)"
+    )
     console.print(
         f"all answers match the plaintext: {'[green]yes[/]' if ok else '[red]NO[/]'}; "
         f"demo took {total:.1f}s; all processes stopped"
     )
     if not ok:
         raise click.ClickException("an MPC answer differs from the plaintext answer")
+
+
+def dp_table(rows: list[dict[str, Any]]) -> Table:
+    """Every DP answer with its 95% interval (and how it was computed) next to the plaintext."""
+    table = Table(title="Differentially private answers, each with its 95% interval")
+    for col in ("question", "output", "DP answer", "95% interval", "method", "plaintext", "in"):
+        table.add_column(
+            col, justify="left" if col in ("question", "output", "method") else "right"
+        )
+    for r in rows:
+        d = r["decimals"]
+        value = math.nan if r["mpc"] is None else r["mpc"]
+        low = math.nan if r["ci95_lower"] is None else r["ci95_lower"]
+        high = math.nan if r["ci95_upper"] is None else r["ci95_upper"]
+        inside = low <= r["plaintext"] <= high
+        table.add_row(
+            escape(r["question"]),
+            escape(r["output"]),
+            format_value(value, d),
+            escape(f"[{format_value(low, d)}, {format_value(high, d)}]"),
+            r["method"],
+            format_value(r["plaintext"], d),
+            "[green]yes[/]" if inside else "[yellow]no[/]",
+        )
+    return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,23 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from ensnif_mpc.cli.context import client_from
 from ensnif_mpc.cli.mpc_stats import mpc_stats, mpc_stats_table
 from ensnif_mpc.cli.render import (
+    cached_note,
     console,
     emit_json,
+    job_changes,
     job_dict,
     job_panel,
     jobs_table,
     result_dict,
+    result_lines,
+    result_table,
     to_dict,
 )
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk import release
 from ensnif_mpc.sdk.client import Client, is_final, state_name
+from ensnif_mpc.sdk.result import Result
 
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -87,11 +94,44 @@ def _outcome(client: Client, final: pb.Job, as_json: bool) -> None:
         _print_result(details)
 
 
-def _print_result(details: Any) -> None:
-    for name, v in details.values.items():
-        noise = details.interval(name)
-        suffix = f"  ± {noise:.4g} (95%, DP noise sd {details.noise_sd[name]:.4g})" if noise else ""
-        console.print(f"[bold]{escape(name)}[/] = {float(v):.6g}{suffix}")
+def _print_result(details: Result) -> None:
+    note = cached_note(details)
+    if note:
+        console.print(escape(note))
+    for line in result_lines(details):
+        console.print(line)
+
+
+FORMATS = ("table", "json", "csv", "parquet")
+
+
+def write_result(details: Result, job_id: str, fmt: str, output: str | None) -> None:
+    """The result in ``fmt``: a table or JSON on stdout, CSV or Parquet (one row per output,
+    see ``Result.to_pandas``) to ``output`` or stdout."""
+    if fmt == "json":
+        emit_json(result_dict(job_id, details))
+        return
+    if fmt == "table":
+        note = cached_note(details)
+        if note:
+            console.print(escape(note))
+        console.print(result_table(details))
+        return
+    frame = details.to_pandas()
+    if fmt == "csv":
+        if output:
+            frame.to_csv(output, index=False)
+        else:
+            click.echo(frame.to_csv(index=False), nl=False)
+        return
+    if output:
+        frame.to_parquet(output, index=False)
+        return
+    if sys.stdout.isatty():
+        raise click.UsageError("--format parquet writes binary: give --output FILE or redirect")
+    data: bytes = frame.to_parquet(index=False)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
 
 
 @job.command("submit")
@@ -157,9 +197,11 @@ def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
         for i in spec.inputs
     ]
     blocks: list[dict[str, Any]] = []
-    for b in plan.blocks:
+    names = release.block_outputs(spec.protocol, spec.params, [b.dims for b in plan.blocks])
+    for b, opened in zip(plan.blocks, names, strict=True):
         block: dict[str, Any] = {
             "outputs": b.dims,
+            "names": opened,
             "l2_sensitivity": b.l2_sensitivity,
             "rho": b.rho,
             "noise_sd": plan.block_sd(b),
@@ -185,6 +227,8 @@ def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
         }
         if plan.laplace:
             out.update(epsilon=plan.epsilon, delta=plan.delta)
+        if not plan.exact:
+            out["derived"] = list(release.DERIVED.get(spec.protocol, ()))
         emit_json(out)
         return
     if plan.exact:
@@ -213,9 +257,18 @@ def _dry_run(c: Any, spec: jobspec.JobSpec, as_json: bool) -> None:
             else ""
         )
         console.print(
-            f"  noise on {row['outputs']} output(s): sd {row['noise_sd']:.4g}, 95% ± "
+            escape(f"  noise on {release.short_list(row['names'])}: ")
+            + f"sd {row['noise_sd']:.4g}, 95% ± "
             f"{row['ci95_half_width']:.4g} (units of 10^-{sizing.decimals} for sums, "
             "1 for counts)" + detail
+        )
+    derived = release.DERIVED.get(spec.protocol, ())
+    if blocks and derived:
+        console.print(
+            escape(
+                f"  derived on your side from those: {', '.join(derived)} "
+                "(an interval by simulation from the noise above)"
+            )
         )
 
 
@@ -260,10 +313,15 @@ def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """Live progress until the job ends (JSON: one line per change)."""
     with client_from(ctx) as c:
         if as_json:
-            last = None
+            # The whole job first, then one line per change: its id and state, and what
+            # changed (fields, and only the parties whose progress moved).
+            last, shown = None, None
             for j in c.watch(job_id):
-                emit_json(job_dict(j))
-                last = j
+                current = job_dict(j)
+                change = job_changes(shown, current)
+                if change is not None:
+                    emit_json(change)
+                shown, last = current, j
             final = last or c.job(job_id)
         else:
             final = follow(c, job_id)
@@ -291,13 +349,23 @@ def cancel(ctx: click.Context, job_id: str, as_json: bool) -> None:
 
 @job.command("result")
 @click.argument("job_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="table (the default), json, csv or parquet: one row per output with its value, "
+    "noise sd, 95% interval and the interval's method.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write csv/parquet here.")
 @_json
 @click.pass_context
-def result(ctx: click.Context, job_id: str, as_json: bool) -> None:
+def result(
+    ctx: click.Context, job_id: str, fmt: str | None, output: str | None, as_json: bool
+) -> None:
     """Fetch the sealed result shares, open them with your key and combine them."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json is --format json; give one of them")
     with client_from(ctx) as c:
         details = c.result_details(job_id)
-    if as_json:
-        emit_json(result_dict(job_id, details))
-    else:
-        _print_result(details)
+    write_result(details, job_id, "json" if as_json else fmt or "table", output)

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.sdk.client import state_name
+from ensnif_mpc.sdk.intervals import NONE
+from ensnif_mpc.sdk.result import Result, format_value
 
 # Wide enough for the result tables when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -113,17 +115,152 @@ def job_panel(job: pb.Job, approvals: Sequence[tuple[pb.Approval, str]] = ()) ->
     return t
 
 
-def result_dict(job_id: str, details: Any) -> dict[str, Any]:
-    """JSON-safe outputs: ``value`` as a float (null when undefined), ``exact`` as a fraction,
-    and for a DP release the noise standard deviation and the 95% half-width."""
-    outputs = {}
-    for k, v in details.values.items():
+def result_dict(job_id: str, details: Result) -> dict[str, Any]:
+    """JSON-safe outputs: ``value`` as a float (null when undefined; post-processed to the
+    declared bounds), ``exact`` as a fraction, and for a DP release the noise standard
+    deviation, the 95% half-width ``ci95`` and the interval's ends and method."""
+    outputs: dict[str, dict[str, Any]] = {}
+    for k, v in details.exact_values.items():
         undefined = isinstance(v, float) and math.isnan(v)
         outputs[k] = {
             "value": None if undefined else float(v),
             "exact": "NaN" if undefined else str(v),
         }
-        if k in details.noise_sd:
-            outputs[k]["noise_sd"] = details.noise_sd[k]
-            outputs[k]["ci95"] = details.interval(k)
-    return {"job_id": job_id, "outputs": outputs}
+        ci = details.ci(k)
+        outputs[k]["interval_method"] = ci.method
+        if details.dp:
+            outputs[k]["noise_sd"] = _number(details.noise_sd.get(k, 0.0))
+            outputs[k]["ci95"] = _number(details.interval(k))
+            outputs[k]["ci95_lower"] = _number(ci.lower)
+            outputs[k]["ci95_upper"] = _number(ci.upper)
+    out: dict[str, Any] = {"job_id": job_id, "outputs": outputs}
+    out["release"] = "dp" if details.dp else "exact"
+    if details.dp:
+        out["mechanism"] = details.mechanism
+    if details.cached_from:
+        out["cached_from"] = details.cached_from
+    return out
+
+
+def _number(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def cached_note(details: Result) -> str | None:
+    """One line saying an answer is a cached one, or None."""
+    if not details.cached_from:
+        return None
+    return (
+        f"cached answer: the result job {details.cached_from} computed for the same question "
+        "and release, served again at no privacy cost (--fresh computes anew)"
+    )
+
+
+def interval_text(details: Result, name: str) -> str:
+    ci = details.ci(name)
+    if ci.method == NONE:
+        return "exact release"
+    d = details.decimals.get(name)
+    return escape(f"[{format_value(ci.lower, d)}, {format_value(ci.upper, d)}]")
+
+
+def result_table(details: Result) -> Table:
+    """One row per output: label, value at its declared decimals, 95% interval, method."""
+    t = Table(title="Result" + (" (cached)" if details.cached_from else ""))
+    rows = details.rows()
+    grouped = any(r[details.group_column] is not None for r in rows)
+    t.add_column("output")
+    if grouped:
+        t.add_column(details.group_column)
+    for col in ("value", "95% interval", "noise sd", "method"):
+        t.add_column(col, justify="right" if col != "method" else "left")
+    for name, r in zip(details.exact_values, rows, strict=True):
+        d = details.decimals.get(name)
+        cells = [escape(r["output"])]
+        if grouped:
+            cells.append(escape(r[details.group_column] or ""))
+        sd = r["noise_sd"]
+        cells += [
+            format_value(r["value"], d),
+            interval_text(details, name),
+            "-" if not details.dp else f"{sd:.4g}",
+            r["interval_method"],
+        ]
+        t.add_row(*cells)
+    return t
+
+
+def result_lines(details: Result) -> list[str]:
+    """``mean = 43.29  95% [41.87, 44.71] (simulation; noise sd 0.72)``, one per output."""
+    out = []
+    for name, v in details.values.items():
+        d = details.decimals.get(name)
+        line = f"[bold]{escape(name)}[/] = {format_value(v, d)}"
+        if details.dp:
+            ci = details.ci(name)
+            line += (
+                f"  95% {interval_text(details, name)} "
+                f"({ci.method}; DP noise sd {details.noise_sd.get(name, 0.0):.4g})"
+            )
+        out.append(line)
+    return out
+
+
+COLUMN_TYPES = {
+    pb.COLUMN_TYPE_INT: "int",
+    pb.COLUMN_TYPE_FLOAT: "float",
+    pb.COLUMN_TYPE_STRING: "string",
+}
+
+
+def dataset_dict(d: pb.Dataset) -> dict[str, Any]:
+    """A catalog entry as plain JSON: type names, numbers as numbers, every field present
+    (a zero bound is 0, not missing)."""
+    p = d.policy
+    return {
+        "party": d.party,
+        "name": d.name,
+        "description": d.description,
+        "row_count": int(d.row_count),
+        "columns": [
+            {
+                "name": c.name,
+                "type": COLUMN_TYPES.get(c.type, "unspecified"),
+                **(
+                    {}
+                    if c.type == pb.COLUMN_TYPE_STRING
+                    else {"lower": c.lower, "upper": c.upper, "decimals": int(c.decimals)}
+                ),
+            }
+            for c in d.columns
+        ],
+        "policy": {
+            "budget_rho": p.budget_rho,
+            "default_rho": p.default_rho,
+            "max_rho": p.max_rho,
+            "remaining_rho": None if p.remaining_rho < 0 else p.remaining_rho,
+            "exact_protocols": list(p.exact_protocols),
+            "rows_per_person": int(p.rows_per_person),
+        },
+    }
+
+
+def job_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any] | None:
+    """What changed from one JSON job to the next: its id and state always, the top-level
+    fields that differ, and of ``parties`` only the entries that changed (None: nothing)."""
+    if before is None:
+        return after
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if key == "parties":
+            old = {p.get("party"): p for p in before.get("parties", [])}
+            changed = [p for p in value if old.get(p.get("party")) != p]
+            if changed:
+                out["parties"] = changed
+        elif before.get(key) != value:
+            out[key] = value
+    for key in before.keys() - after.keys():
+        out[key] = None
+    if not out:
+        return None
+    return {"id": after.get("id"), "state": after.get("state"), **out}

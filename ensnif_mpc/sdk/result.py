@@ -99,7 +99,8 @@ class Result:
         if law is not None:
             return intervals.exact_interval(value, law, lo, hi, confidence), law.sd
         raw = {k: float(v) for k, v in self.raw.items()}
-        seed = intervals.seed_for(f"{self.job_id}/{name}")
+        # Seeded by the job that computed the shares: a cached answer gets the same intervals.
+        seed = intervals.seed_for(f"{self.cached_from or self.job_id}/{name}")
         derive = intervals.derivation(name, raw)
         if derive is not None:
             samples = intervals.simulate(derive, raw, self.laws, seed=seed)
