@@ -1,0 +1,146 @@
+"""The canonical jobs across separate hosts at 0, 10 and 50 ms round-trip time.
+
+Not a test: it prints a table and asserts only that every answer matches the plaintext one.
+The consortium is the namespace harness's (tests/netns/harness.py, root only): coordinator,
+three members and the analyst each in a network namespace of its own, every link between
+them through the delaying relay (this kernel has no ``sch_netem``), whose round-trip time
+changes between the rows (0 ms = the relay with no delay). Per job and RTT:
+
+- ``job s``: submission to the final state, as the coordinator stamps them;
+- ``cli s``: the analyst's ``ensnif job submit --wait`` from start to exit (adds the CLI's
+  start-up and its polling);
+- ``MPC kB``: what the parties' workers report as sent (MPyC's payload; the coordinator's
+  per-party ``bytes_sent``), and ``wire kB``: every byte the relay forwarded on the MPC
+  links (TLS records, both directions);
+- rounds: not counted by the product yet (MPyC exposes no round counter the worker reports).
+
+    sudo .venv/bin/python bench/wan.py [--rows 1000] [--rtt 0 10 50] [--repeat 3] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ensnif_mpc.cli.demo_cmd import plaintext_answer  # noqa: E402
+from ensnif_mpc.jobs import jobspec  # noqa: E402
+from tests.netns import harness  # noqa: E402
+
+JOBS = {
+    "dp mean": "ticket-mean-dp.toml",
+    "intersection size": "shared-customers.toml",
+    "intersection sum": "shared-basket.toml",
+}
+
+
+def _seconds(job: dict[str, Any]) -> float:
+    start = dt.datetime.fromisoformat(job["created_at"])
+    end = dt.datetime.fromisoformat(job["updated_at"])
+    return (end - start).total_seconds()
+
+
+def _agrees(c: harness.NetnsConsortium, job_file: str, outputs: dict[str, Any]) -> bool:
+    assert c.lc is not None
+    expected = plaintext_answer(c.lc, jobspec.load(c.root / "jobs" / job_file))
+    for name, value in outputs.items():
+        if name not in expected:
+            continue
+        if "ci95" in value:
+            if abs(value["value"] - expected[name]) > 3 * value["ci95"]:
+                return False
+        elif not math.isclose(value["value"], expected[name], rel_tol=1e-6, abs_tol=1e-6):
+            return False
+    return True
+
+
+def run_one(c: harness.NetnsConsortium, job_file: str) -> dict[str, Any]:
+    wire0 = c.relay_bytes(":mpc")
+    t = time.perf_counter()
+    got = c.cli("job", "submit", "--wait", "--fresh", "--json", f"jobs/{job_file}", timeout=600)
+    cli_s = time.perf_counter() - t
+    if got.code != 0:
+        raise RuntimeError(f"{job_file}: exit {got.code}: {got.stdout[-500:]}{got.stderr[-500:]}")
+    out = got.json()
+    time.sleep(0.7)  # the relay writes its counters every 0.5 s
+    job = c.status(out["job"]["id"])
+    mpc = sum(int(p.get("progress", {}).get("bytes_sent", 0)) for p in job.get("parties", []))
+    return {
+        "job_s": _seconds(job),
+        "cli_s": cli_s,
+        "mpc_bytes": mpc,
+        "wire_bytes": c.relay_bytes(":mpc") - wire0,
+        "ok": _agrees(c, job_file, out["result"]["outputs"]),
+    }
+
+
+def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
+    reason = harness.unavailable_reason()
+    if reason is not None:
+        raise SystemExit(f"bench/wan.py: {reason}")
+    harness.sweep_stale()
+    root = Path(tempfile.mkdtemp(prefix="ensnif-wan-"))
+    c = harness.open_consortium(root, rtt_ms=rtts[0], rows=rows, job_timeout_s=900)
+    out = []
+    try:
+        for rtt in rtts:
+            c.set_wan(rtt)
+            for label, job_file in JOBS.items():
+                runs = [run_one(c, job_file) for _ in range(repeat)]
+                out.append(
+                    {
+                        "rtt_ms": rtt,
+                        "job": label,
+                        "rows": rows,
+                        "job_s": statistics.median(r["job_s"] for r in runs),
+                        "cli_s": statistics.median(r["cli_s"] for r in runs),
+                        "mpc_bytes": max(r["mpc_bytes"] for r in runs),
+                        "wire_bytes": statistics.median(r["wire_bytes"] for r in runs),
+                        "ok": all(r["ok"] for r in runs),
+                        "runs": repeat,
+                    }
+                )
+                print_row(out[-1], header=len(out) == 1)
+    finally:
+        c.close()
+    return out
+
+
+def print_row(r: dict[str, Any], header: bool = False) -> None:
+    if header:
+        print(
+            f"{'RTT ms':>6}  {'job':<18} {'rows':>6} {'job s':>7} {'cli s':>7} "
+            f"{'MPC kB':>8} {'wire kB':>8}  rounds         answer"
+        )
+    print(
+        f"{r['rtt_ms']:>6g}  {r['job']:<18} {r['rows']:>6} {r['job_s']:>7.2f} {r['cli_s']:>7.2f} "
+        f"{r['mpc_bytes'] / 1e3:>8.1f} {r['wire_bytes'] / 1e3:>8.1f}  (not counted) "
+        f"{'  ok' if r['ok'] else '  WRONG'}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1000, help="rows per data owner")
+    ap.add_argument("--rtt", type=float, nargs="+", default=[0, 10, 50], help="RTTs in ms")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell (median shown)")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args(argv)
+    rows = measure(args.rows, args.rtt, args.repeat)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
