@@ -121,6 +121,7 @@ key = "pki/<NAME>.key"
 # budget_rho = 1.0                  # total zCDP rho this dataset may ever spend
 # default_rho = 0.1                 # charged per job that names none
 # max_rho = 0.5                     # the most one job may spend
+# person_column = "customer_id"     # the column naming the privacy unit (a person)
 # rows_per_person = 1               # most rows one person has in this dataset
 # exact_protocols = []              # protocols that may release exact answers
 #

@@ -102,6 +102,18 @@ def _write_csv(path: Path, header: tuple[str, ...], columns: list[pa.Array]) -> 
             f.write(("\r\n".join(lines.to_pylist()) + "\r\n").encode())
 
 
+def most_rows_per_customer(path: Path) -> int:
+    """The most rows one customer (the privacy unit) has in a sample file: what its
+    dataset's ``rows_per_person`` must be for the declared DP sensitivity to hold."""
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        path, convert_options=pacsv.ConvertOptions(include_columns=["customer_id"])
+    )
+    counts = table.group_by("customer_id").aggregate([([], "count_all")]).column("count_all")
+    return max(1, int(pc.max(counts).as_py() or 0)) if len(counts) else 1
+
+
 def read_table(path: Path, roles: dict[str, str]) -> dict[str, np.ndarray]:
     """Plaintext columns by role for a protocol's reference: numbers as float, keys as str."""
     import pyarrow.csv as pacsv
