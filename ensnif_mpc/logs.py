@@ -126,15 +126,25 @@ def env_format(default: str = "text") -> str:
     return value if value in FORMATS else default
 
 
-def configure(level: str | int, fmt: str = "text", filename: Path | None = None) -> None:
+_OURS = "_ensnif_handler"  # marks the handlers configure() installed
+
+
+def configure(
+    level: str | int, fmt: str = "text", filename: Path | None = None, force: bool = False
+) -> None:
     """The process's logging: one handler on the root logger (stderr, or ``filename``),
-    in ``fmt``, with job ids; replaces whatever was configured before."""
+    in ``fmt``, with job ids, replacing the one configured before. Like
+    :func:`logging.basicConfig`, it leaves alone a root logger that someone else set up
+    (a test runner, a program embedding the CLI) unless ``force``."""
+    root = logging.getLogger()
+    if not force and any(not getattr(h, _OURS, False) for h in root.handlers):
+        return
     handler: logging.Handler = (
         logging.FileHandler(filename) if filename is not None else logging.StreamHandler()
     )
     handler.setFormatter(formatter(fmt))
     handler.addFilter(JobIdFilter())
-    root = logging.getLogger()
+    setattr(handler, _OURS, True)
     for old in list(root.handlers):
         root.removeHandler(old)
         old.close()
@@ -143,9 +153,10 @@ def configure(level: str | int, fmt: str = "text", filename: Path | None = None)
 
 
 def set_format(fmt: str) -> None:
-    """Switch the configured handlers to ``fmt``, and hand it to the workers this process
-    starts (they inherit the environment)."""
+    """Switch the handlers :func:`configure` installed to ``fmt``, and hand it to the
+    workers this process starts (they inherit the environment)."""
     fmt = check_format(fmt)
     os.environ[ENV_FORMAT] = fmt
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter(fmt))
+        if getattr(handler, _OURS, False):
+            handler.setFormatter(formatter(fmt))

@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_SESSION
     directory = Path(args[0]).resolve()
     # The node's format (ENSNIF_LOG_FORMAT, inherited); every line carries the job's id.
-    logs.configure(logging.INFO, logs.env_format(), filename=directory / LOG_FILE)
+    logs.configure(logging.INFO, logs.env_format(), filename=directory / LOG_FILE, force=True)
     try:
         session = WorkerSession.read(directory)
     except (OSError, ValueError, TypeError) as exc:

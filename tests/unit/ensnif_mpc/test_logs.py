@@ -92,7 +92,7 @@ def test_configure_writes_json_lines_with_the_process_job(tmp_path: Path) -> Non
     root = logging.getLogger()
     saved, level = list(root.handlers), root.level
     try:
-        logs.configure("INFO", "json", filename=tmp_path / "worker.log")
+        logs.configure("INFO", "json", filename=tmp_path / "worker.log", force=True)
         logs.set_process_job("w1")
         logging.getLogger("ensnif.worker").info("done")
         for handler in root.handlers:
@@ -107,6 +107,18 @@ def test_configure_writes_json_lines_with_the_process_job(tmp_path: Path) -> Non
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_configure_leaves_a_root_logger_set_up_by_someone_else_alone() -> None:
+    root = logging.getLogger()
+    theirs = logging.NullHandler()
+    root.addHandler(theirs)
+    try:
+        before = list(root.handlers)
+        logs.configure("DEBUG", "json")  # e.g. the CLI run in-process under pytest
+        assert root.handlers == before
+    finally:
+        root.removeHandler(theirs)
 
 
 def test_an_unknown_format_is_refused() -> None:
