@@ -37,7 +37,7 @@ def test_three_parties_match_the_plaintext_reference_on_the_example(tmp_path, pr
         decimals=example.decimals,
         lower=example.lower,
         upper=example.upper,
-        timeout=120,
+        timeout=480,
     )
 
     want = generate.reference(definition, tables, example)
