@@ -59,6 +59,19 @@ class Result:
         """Every output as a float (NaN where undefined)."""
         return {k: float(v) for k, v in self.exact_values.items()}
 
+    def array(self, output: str) -> np.ndarray:
+        """Every value of one output as a float array, in release order: ``array("mean")``
+        of a group-by is the means of its groups (``labels("mean")`` names them), of a
+        histogram ``array("count")`` its bins."""
+        return np.array(
+            [v for k, v in self.values.items() if intervals.base_name(k) == output],
+            dtype=np.float64,
+        )
+
+    def labels(self, output: str) -> list[str | None]:
+        """The group labels of :meth:`array`'s entries (None for an ungrouped output)."""
+        return [intervals.group_label(k) for k in self.values if intervals.base_name(k) == output]
+
     @property
     def dp(self) -> bool:
         return bool(self.laws)

@@ -73,6 +73,14 @@ def test_values_are_floats_and_exact_values_fractions() -> None:
     assert math.isnan(r.values["mean[10117]"])  # a noisy count of −2 (clipped to 0): no mean
 
 
+def test_a_grouped_output_reads_as_a_numpy_array_with_its_labels() -> None:
+    r = grouped()
+
+    assert r.labels("sum") == ["10115", "10117"]
+    np.testing.assert_allclose(r.array("sum"), [1240.5, 0.0])  # a negative sum of minutes: 0
+    assert r.array("mean").dtype == np.float64
+
+
 def test_an_exact_release_has_no_noise_and_method_none() -> None:
     r = result.build({"sum": Fraction(7, 2)}, "sum", {}, job_id="j", decimals=2)
 
