@@ -6,8 +6,10 @@ seeing the data), CPU time, bytes sent, and checks every answer against the plai
 
 Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
 (grocery and logistics each); a compute-only helper is the third party. After the families, the
-load section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the
-run is narrowed with --only, --protocol or --rows, unless --load N asks for it).
+private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
+side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), then the load
+section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
+is narrowed with --only, --protocol or --rows, unless --load N asks for it).
 """
 
 from __future__ import annotations
@@ -139,6 +141,14 @@ def main() -> int:
         help="jobs submitted at once in the load section (0: skip it; default 50, 12 with "
         "--quick, 0 with --only, --protocol or --rows)",
     )
+    ap.add_argument(
+        "--join-keys",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="distinct keys a side for the private-join table (bench/join_fast.py; 0: skip; "
+        "default 33000 330000 1000000, 33000 with --quick; only with the joins when narrowed)",
+    )
     args = ap.parse_args()
     if args.report:
         saved = json.loads(args.report.read_text())
@@ -177,6 +187,16 @@ def main() -> int:
     saved: dict[str, Any] = {"consortia": consortia, "results": results}
     if any(r["family"] == "private-join" for r in results):
         saved["point_us"] = per_point_us()
+    join_ok = True
+    narrowed = args.only or args.protocol or args.rows
+    joins = "private-join" in (args.only or []) or "intersection_sum" in (args.protocol or [])
+    if args.join_keys != [0] and (args.join_keys or not narrowed or joins):
+        import join_fast
+
+        sizes = args.join_keys or (join_fast.QUICK if args.quick else join_fast.SIZES)
+        join_rows = join_fast.run(tuple(sizes), 3, join_fast.QUICK[0], args.timeout)
+        saved["join_table"] = [asdict(r) for r in join_rows]
+        join_ok = not any(r.problems for r in join_rows)
     load_ok = True
     jobs = args.load
     if jobs is None:
@@ -188,7 +208,8 @@ def main() -> int:
     show(saved, args.markdown)
     if args.json:
         args.json.write_text(json.dumps(saved, indent=1))
-    return 1 if any(r["problems"] for r in results) or not load_ok else 0
+    failed = any(r["problems"] for r in results) or not load_ok or not join_ok
+    return 1 if failed else 0
 
 
 def show(saved: dict[str, Any], markdown: bool) -> None:

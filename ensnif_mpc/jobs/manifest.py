@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ensnif_mpc.jobs import join_path
 from ensnif_mpc.jobs.checks import honest_majority_threshold
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.protocol import ProtocolDef
@@ -50,6 +51,18 @@ def build(
             "noise_sd": release.output_sigmas(),
             "cost": f"ρ = {release.rho:g} from each input dataset's budget",
         }
+    try:  # a private join's route, chosen from the session as the workers will choose it
+        path = join_path.choose(definition.name, n, t, len(spec.owners), spec.params)
+    except ValueError:
+        path = None
+    leakage = definition.leakage
+    if path is not None:
+        leakage += f" This job's route: {join_path.describe(path)}."
+        if path == join_path.TAGGED:
+            leakage += (
+                f" (The {join_path.PRF} route is taken instead if the session's integers "
+                f"need more than {join_path.MAX_BITS} bits.)"
+            )
     return {
         "protocol": definition.name,
         "version": definition.version,
@@ -75,7 +88,8 @@ def build(
             "parties": "nothing beyond what the leakage below says",
             "coordinator": "job state and progress only (results are sealed to the analyst)",
         },
-        "leakage": definition.leakage,
+        "leakage": leakage,
+        "join_path": path,
         "privacy": privacy,
         "params": dict(spec.params),
     }
@@ -97,6 +111,8 @@ def render(m: dict[str, Any]) -> str:
     for who, what in m["revealed"].items():
         shown = ", ".join(what) if isinstance(what, list) else what
         lines.append(f"reveals    to {who}: {shown}")
+    if m.get("join_path"):
+        lines.append(f"route      {m['join_path']}")
     lines.append(f"leakage    {m['leakage']}")
     lines.append(f"privacy    {m['privacy']['release']}; {m['privacy']['cost']}")
     if m.get("params"):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.jobs import join_path
 from protocols.join.common import CAP, FILTER, GROUP, KEY, VALUE, row_cap
 from protocols.join.correlation import _dp_correlation, _finalize_correlation
 from protocols.join.group_by import _check_join_group_by, _dp_join_group_by, _finalize_group
@@ -44,6 +45,33 @@ _DP = (
 )
 
 
+_ROUTES = (
+    " Routes (ensnif_mpc.jobs.join_path; the job's manifest names the one it takes): the "
+    "text above is the prf-shuffle route's, taken with more than three parties, t >= 2 or "
+    "params.join_path = 'prf-shuffle'. A session of two owners and one helper with t = 1 "
+    f"takes the {join_path.DESCRIPTIONS[join_path.TAGGED]}."
+)
+_ROUTE_PARAM = Param(
+    join_path.PARAM,
+    "string",
+    "'auto' (the tagged-helper route where the session allows it) or 'prf-shuffle' (every "
+    "party matches for itself; for owners who do not let the helper choose the selection)",
+    default=join_path.AUTO,
+)
+
+
+def _check_route(spec: Any) -> None:
+    try:
+        join_path.requested(spec.params)
+    except ValueError as exc:
+        raise InvalidJobSpec(str(exc)) from exc
+
+
+def _check_sum(spec: Any) -> None:
+    row_cap(spec.params)
+    _check_route(spec)
+
+
 def _cap(whose: str) -> Param:
     return Param(
         CAP,
@@ -70,10 +98,14 @@ DEFINITIONS = (
         summary="Number of join keys (e.g. customers) both data owners have",
         inputs="two data owners, each a `key` column (int or string, same type)",
         outputs=("count",),
-        leakage=f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}",
+        leakage=(
+            f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}" + _ROUTES
+        ),
         program="protocols.join.intersection:intersection_size",
         reference=_ref_intersection_size,
         roles=((KEY,), (KEY,)),
+        parameters=(_ROUTE_PARAM,),
+        check_spec=_check_route,
         examples=(Example(),),
         min_data_owners=2,
         max_data_owners=2,
@@ -95,6 +127,7 @@ DEFINITIONS = (
             + _DP
             + " Under DP each key counts at most max_rows_per_key of the first owner's rows "
             "(its sum scaled to keep its mean), so `rows` and `sum` are of the capped rows."
+            + _ROUTES
         ),
         program="protocols.join.intersection:intersection_sum",
         reference=_ref_intersection_sum,
@@ -104,11 +137,12 @@ DEFINITIONS = (
             Param("min", "number", "only the first owner's rows with value >= min (local)"),
             Param("max", "number", "only the first owner's rows with value <= max (local)"),
             _cap("the first owner's"),
+            _ROUTE_PARAM,
         ),
         min_data_owners=2,
         max_data_owners=2,
         finalize=_finalize_intersection_sum,
-        check_spec=_check_cap,
+        check_spec=_check_sum,
         dp_sensitivity=positional(_dp_intersection_sum),
     ),
     ProtocolDef(

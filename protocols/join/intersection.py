@@ -28,7 +28,11 @@ from protocols.registry import (
 
 # -- intersection size -------------------------------------------------------------------
 async def intersection_size(ctx: Context) -> list[SecureOutput]:
+    from protocols.join import tagged
     from protocols.shuffle import Shuffler
+
+    if tagged.takes_route(ctx, "intersection_size"):  # two owners, one helper, t = 1
+        return await tagged.intersection_size(ctx)
 
     mpc, secfld = ctx.mpc, _secfld(ctx)
     sizes, keys = [], []
@@ -62,7 +66,11 @@ def _value_where(params: Mapping[str, Any]) -> list[tuple[str, str, float]]:
 
 
 async def intersection_sum(ctx: Context) -> list[SecureOutput]:
+    from protocols.join import tagged
     from protocols.shuffle import Shuffler
+
+    if tagged.takes_route(ctx, "intersection_sum"):  # two owners, one helper, t = 1
+        return await tagged.intersection_sum(ctx)
 
     mpc, secfld = ctx.mpc, _secfld(ctx)
     secint = mpc.SecInt(ctx.bit_length)

@@ -1,0 +1,90 @@
+"""Which route a private join takes, chosen from the session alone so every party agrees.
+
+Two routes exist (``protocols.join``):
+
+- ``tagged-helper`` (``protocols.join.tagged``): two data owners and one compute-only
+  helper, threshold t = 1. The owners tag their keys with HMAC-SHA256 under a fresh key
+  the helper never holds; the helper matches the tags and secret-shares the selection.
+  Only the helper learns the number of matching keys; a helper that deviates from the
+  protocol chooses the selection alone.
+- ``prf-shuffle`` (``protocols.join.common``): every other session (more parties,
+  t ≥ 2), a job that asks for it (``params.join_path = "prf-shuffle"``), or one whose
+  integers would not fit the helper route's 64-bit ring. Keys are shuffled obliviously
+  and pseudonymized by a PRF evaluated in MPC; every party matches for itself and learns
+  the sizes and the match count.
+
+The choice depends only on what every party's session holds (party count, threshold,
+the owners, the signed parameters, the session's integer size), never on data. An owner
+whose policy forbids a single party choosing the selection has no policy switch yet: it
+approves only jobs that set ``join_path = "prf-shuffle"`` (the parameter is part of the
+signed spec its node checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+TAGGED = "tagged-helper"
+PRF = "prf-shuffle"
+AUTO = "auto"
+PARAM = "join_path"
+CHOICES = (AUTO, PRF)  # "auto": the helper route where the session allows it
+
+# Protocols that have a tagged-helper route; the other joins always take the PRF route.
+TAGGED_PROTOCOLS = frozenset({"intersection_size", "intersection_sum"})
+# The helper route sums in the ring Z_2^64 (signed): the session's integers must fit.
+MAX_BITS = 62
+
+DESCRIPTIONS = {
+    TAGGED: (
+        "tagged-helper: the two owners tag their distinct keys with HMAC-SHA256 (truncated "
+        "to 64 bits) under a fresh per-job key only they hold and send the tags, in a "
+        "private random order, to the helper; the helper matches them and secret-shares the "
+        "selection; the aggregate is one dot product over shares. Only the helper learns the "
+        "number of matching keys and both table sizes; the second owner learns the first "
+        "owner's table size; the first owner learns nothing new. Trusts the helper to follow "
+        "the protocol: a deviating helper chooses the selection alone; an owner colluding "
+        "with the helper can test guessed keys of the other owner"
+    ),
+    PRF: (
+        "prf-shuffle: shared keys shuffled obliviously by resharing, pseudonymized by a PRF "
+        "evaluated in MPC, matched by every party for itself; every party learns both table "
+        "sizes and the number of matching keys"
+    ),
+}
+
+
+def requested(params: Mapping[str, Any]) -> str:
+    """The route the job asks for (``auto`` unless set); an unknown value is an error."""
+    value = params.get(PARAM, AUTO)
+    if value not in CHOICES:
+        raise ValueError(f"params.{PARAM}: expected one of {', '.join(CHOICES)}, got {value!r}")
+    return str(value)
+
+
+def choose(
+    protocol: str,
+    n_parties: int,
+    threshold: int,
+    n_owners: int,
+    params: Mapping[str, Any],
+    bit_length: int | None = None,
+) -> str | None:
+    """The route of a private join in this session, or None for a protocol that is not one.
+
+    ``bit_length`` (the session's integer size) is known to the workers; the manifest,
+    built before the session is sized, passes None and states the condition instead.
+    """
+    if protocol not in TAGGED_PROTOCOLS and protocol not in ("join_group_by", "join_correlation"):
+        return None
+    asked = requested(params)
+    fits = bit_length is None or bit_length <= MAX_BITS
+    helper_session = n_parties == 3 and threshold == 1 and n_owners == 2
+    if asked != PRF and protocol in TAGGED_PROTOCOLS and helper_session and fits:
+        return TAGGED
+    return PRF
+
+
+def describe(path: str | None) -> str:
+    return "" if path is None else DESCRIPTIONS[path]

@@ -1,0 +1,276 @@
+"""The tagged-helper route of intersection_size and intersection_sum: two data owners A, B
+and one compute-only helper H, threshold t = 1 (``ensnif_mpc.jobs.join_path``).
+
+What is computed: the number of keys both owners hold and (intersection_sum) the sum of
+A's per-key totals and row counts over those keys, exactly as on the PRF route.
+
+How, in order (every party runs every step; "→" is MPyC's point-to-point ``mpc.transfer`` over
+the session's mutual-TLS links, which reaches only the named receivers; each call is an
+MPyC coroutine with its own program-counter label, so consecutive transfers from one
+party to the same peer never share a receive buffer — tests/protocols/test_transfer_labels.py):
+
+1. Seeds. A draws three fresh 256-bit secrets for this job: the tag key K (A → B only),
+   s_AH (A → H) and H draws s_HB (H → B). A transfer reaches only its named receivers:
+   H never receives K. From each seed, AES-256-CTR gives a pseudorandom stream.
+2. Tags. Each owner pre-aggregates per key, puts its distinct keys in a private uniformly
+   random order (a fresh local permutation), and sends H only
+   tag(k) = HMAC-SHA256_K(k) truncated to 64 bits, in that order.
+3. Matching. H computes the selection sel ∈ {0,1}^{n_A} (sel_i = 1 when A's i-th tag is
+   among B's) and its count c.
+4. The dot product Σ_i v_i·sel_i for each of A's columns v (sum, count), in the ring
+   Z_2^64: H sends A u = sel − r with r = stream(s_HB); A sends B w = v − q with
+   q = stream(s_AH). Then A holds a = Σ v·u, B holds b = Σ w·r, H holds h = Σ q·r, and
+   a + b + h = Σ v·sel (mod 2^64). The arithmetic is numpy on uint64 vectors.
+5. Into MPyC. Each party secret-shares its additive share (A adds a public offset,
+   H adds c to the keys column); MPyC adds them, removes the ring's wrap-arounds with two
+   comparisons per output and hands the outputs to the worker (DP noise, sealing) as
+   on every route.
+
+Who sees what (semi-honest, one corrupted party, t = 1):
+- A: K, s_AH, its own data and u = sel − r. r is pseudorandom under s_HB, which A never
+  sees, so u is indistinguishable from uniform: A learns nothing new, not even B's size.
+- B: K, s_HB, its own data and w = v − q, pseudorandom under s_AH which B never sees:
+  B learns A's number of distinct keys (the length of w) and nothing else.
+- H: s_AH, s_HB and the two tag lists. Without K the tags of distinct keys are
+  independent random 64-bit strings (HMAC is a PRF); equal keys give equal tags. Both
+  lists are in orders H does not know, so H learns the two sizes, the match count c and
+  which of A's random positions matched — a uniformly random c-subset given c, that is,
+  nothing beyond c. Its other messages are the shares of step 5.
+- The MPyC step of 5 is MPyC's usual t = 1 computation: a single party sees
+  independent shares. The analyst gets only the outputs, sealed (and noised under DP).
+So t = 1 suffices: every view above is that of a single party; the route needs the
+helper to be a third party distinct from both owners, which is the session's shape.
+Compared with the PRF route, where every party learns both sizes and c, the owners learn
+less (A nothing, B only A's size) and H the same.
+
+What breaks:
+- Collusion of two parties (beyond t = 1, as for every route): A or B with H can tag any
+  guessed key and test whether the other owner holds it (a dictionary attack on the
+  tags), and learn which of its own keys matched; B with H recovers A's values (w + q).
+- Deviation: the helper alone chooses sel. A deviating H can select any subset of A's
+  randomly ordered rows — e.g. a single row, so that an exact release shows one key's
+  value (DP noise still bounds what any one key's value moves a DP release) — and
+  nobody notices. On the PRF route every party matches for itself. An owner whose
+  policy forbids this runs the job with ``params.join_path = "prf-shuffle"``.
+- Key reuse: K and the seeds are drawn fresh for each job and live only in the workers'
+  memory. Tags under a reused K would let H link keys across jobs.
+- Tags are 64 bits: two different keys share a tag with probability n_A·n_B / 2^64
+  (5·10^-8 at 10^6 keys a side), which would count one key too many.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protocols.io import Context, SecureOutput
+from protocols.join.common import capped, keyed, row_cap
+from protocols.tagging import OFFSET, as_ring, dot, private_order, select, stream, tags
+
+TRACE_ENV = "ENSNIF_TRACE_JOIN"  # tests: each party writes what it held and received
+TRACE_FILE = "join_trace.json"
+
+
+# -- the roles --------------------------------------------------------------------------------
+class _Trace:
+    """With ENSNIF_TRACE_JOIN=1 (tests only): what this party held and every payload it got."""
+
+    def __init__(self, role: str) -> None:
+        self.on = os.environ.get(TRACE_ENV) == "1"
+        self.data: dict[str, Any] = {"role": role, "tag_key": None, "received": []}
+
+    def got(self, objs: list[Any]) -> list[Any]:
+        if self.on:
+            for obj in objs:
+                raw = obj.tobytes() if isinstance(obj, np.ndarray) else bytes(obj)
+                self.data["received"].append(raw.hex())
+        return objs
+
+    def write(self, mpc: Any) -> None:
+        if self.on:
+            # Every peer link, which the transfers above used, is a TLS connection.
+            self.data["tls_links"] = [
+                p.protocol.transport.get_extra_info("ssl_object") is not None
+                for p in mpc.parties
+                if p.pid != mpc.pid
+            ]
+            Path(TRACE_FILE).write_text(json.dumps(self.data))
+
+
+async def transfer(
+    mpc: Any, obj: Any, senders: Sequence[int], receivers: Sequence[int]
+) -> list[Any]:
+    """What this party receives of ``obj`` from ``senders`` (empty unless a receiver)."""
+    return list(await mpc.transfer(obj, senders=list(senders), receivers=list(receivers)))
+
+
+def _roles(ctx: Context) -> tuple[int, int, int]:
+    a, b = ctx.owners
+    (h,) = [i for i in range(len(ctx.mpc.parties)) if i not in (a, b)]
+    return a, b, h
+
+
+async def _match(
+    ctx: Context, keys: np.ndarray | None, trace: _Trace
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, bytes]]:
+    """Steps 1–3: seeds, tags, matching. Returns (A's private order or None, H's selection
+    or None, the seeds this party holds)."""
+    mpc, me = ctx.mpc, ctx.index
+    a, b, h = _roles(ctx)
+    seeds: dict[str, bytes] = {}
+    fresh = {"K": a, "AH": a, "HB": h}
+    route = {"K": [b], "AH": [h], "HB": [b]}
+    for name, sender in fresh.items():
+        mine = secrets.token_bytes(32) if me == sender else None
+        got = trace.got(await transfer(mpc, mine, [sender], route[name]))
+        if me == sender:
+            assert mine is not None
+            seeds[name] = mine
+        elif me in route[name]:
+            seeds[name] = got[0]
+    if "K" in seeds:
+        trace.data["tag_key"] = seeds["K"].hex()
+    order = None
+    mine_tags: dict[int, bytes] = {}
+    if me in (a, b):
+        assert keys is not None
+        order = private_order(len(keys))
+        mine_tags[me] = tags(seeds["K"], np.asarray(keys, dtype=object)[order].tolist()).tobytes()
+    received = []
+    for owner in (a, b):
+        got = trace.got(await transfer(mpc, mine_tags.get(owner), [owner], [h]))
+        received += got
+    sel = None
+    if me == h:
+        tags_a, tags_b = (np.frombuffer(t, dtype="<u8") for t in received)
+        sel = select(tags_a, tags_b)
+    return order, sel, seeds
+
+
+async def _into_mpc(ctx: Context, shares: list[int]) -> list[Any]:
+    """Step 5: every party's additive shares (one per output, in Z_2^64) into MPyC secints.
+
+    s = Σ shares < 3·2^64 as integers; the output is s − 2^64·[s ≥ 2^64] − 2^64·[s ≥ 2^65]
+    − OFFSET (A's shares carry the offset).
+    """
+    mpc = ctx.mpc
+    secint = mpc.SecInt(max(ctx.bit_length, 68))
+    everyone = list(range(len(mpc.parties)))
+    inputs = mpc.input([secint(v) for v in shares], senders=everyone)
+    out = []
+    for j in range(len(shares)):
+        s = mpc.sum([inputs[p][j] for p in everyone])
+        wraps = (s >= 1 << 64) + (s >= 1 << 65)
+        out.append(s - wraps * (1 << 64) - OFFSET)
+    return out
+
+
+def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """A's distinct keys and its columns (row counts, sums) as a (2, n) int64 matrix."""
+    from protocols.join.intersection import _value_where
+
+    assert ctx.local is not None
+    agg = keyed(
+        ctx.local,
+        ["key"],
+        measures=[("count", None), ("sum", "value")],
+        where=_value_where(ctx.params),
+    )
+    sums, counts = agg.values["sum:value"], agg.values["count"]
+    if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
+        counts, sums = capped(sums, counts, row_cap(ctx.params))
+    columns = np.array([np.asarray(counts, dtype=np.int64), np.asarray(sums, dtype=np.int64)])
+    return agg.keys["key"], columns.reshape(2, -1)
+
+
+# -- the programs -----------------------------------------------------------------------------
+async def intersection_size(ctx: Context) -> list[SecureOutput]:
+    """Tagged-helper route of ``intersection_size``: the helper inputs its count."""
+    mpc, me = ctx.mpc, ctx.index
+    a, b, h = _roles(ctx)
+    trace = _Trace("helper" if me == h else f"owner{ctx.owners.index(me)}")
+    keys = None
+    if me in (a, b):
+        assert ctx.local is not None
+        keys = keyed(ctx.local, ["key"]).keys["key"]
+    ctx.progress("tagging", 0.3)
+    _, sel, _ = await _match(ctx, keys, trace)
+    count = int(sel.sum()) if sel is not None else 0
+    secint = mpc.SecInt(ctx.bit_length)
+    (shared,) = mpc.input([secint(count)], senders=[h])
+    trace.write(mpc)
+    return [SecureOutput("count", shared[0], on_value_scale=False)]
+
+
+async def intersection_sum(ctx: Context) -> list[SecureOutput]:
+    """Tagged-helper route of ``intersection_sum``: keys, rows and sum over matching keys."""
+    mpc, me = ctx.mpc, ctx.index
+    a, b, h = _roles(ctx)
+    trace = _Trace("helper" if me == h else f"owner{ctx.owners.index(me)}")
+    keys: np.ndarray | None = None
+    columns = np.zeros((2, 0), dtype=np.int64)
+    if me == a:
+        keys, columns = _owner_a_columns(ctx)
+    elif me == b:
+        assert ctx.local is not None
+        keys = keyed(ctx.local, ["key"]).keys["key"]
+    ctx.progress("tagging", 0.3)
+    order, sel, seeds = await _match(ctx, keys, trace)
+    ctx.progress("aggregating", 0.6)
+    # A → B: w = v − q in A's private order (q from s_AH); H → A: u = sel − r (r from s_HB).
+    n_a = columns.shape[1]
+    w_bytes = None
+    if me == a:
+        assert order is not None
+        v = as_ring(columns[:, order])
+        q = stream(seeds["AH"], b"q", 2 * n_a).reshape(2, n_a)
+        w_bytes = (v - q).tobytes()
+    (w_got,) = trace.got(await transfer(mpc, w_bytes, [a], [b])) or [None]
+    u_bytes = None
+    if me == h:
+        assert sel is not None
+        r = stream(seeds["HB"], b"r", len(sel))
+        u_bytes = (sel - r).tobytes()
+    (u_got,) = trace.got(await transfer(mpc, u_bytes, [h], [a])) or [None]
+    with np.errstate(over="ignore"):
+        if me == a:
+            u = np.frombuffer(u_got, dtype="<u8")
+            shares = [OFFSET, OFFSET + dot(v[0], u), OFFSET + dot(v[1], u)]
+        elif me == b:
+            w = np.frombuffer(w_got, dtype="<u8").reshape(2, -1)
+            r = stream(seeds["HB"], b"r", w.shape[1])
+            shares = [0, dot(w[0], r), dot(w[1], r)]
+        else:
+            assert sel is not None
+            r = stream(seeds["HB"], b"r", len(sel))
+            q = stream(seeds["AH"], b"q", 2 * len(sel)).reshape(2, len(sel))
+            shares = [int(sel.sum()), dot(q[0], r), dot(q[1], r)]
+    trace.write(mpc)
+    keys_out, rows_out, sum_out = await _into_mpc(ctx, [s % (1 << 64) for s in shares])
+    return [
+        SecureOutput("keys", keys_out, on_value_scale=False),
+        SecureOutput("rows", rows_out, on_value_scale=False),
+        SecureOutput("sum", sum_out),
+    ]
+
+
+def takes_route(ctx: Context, protocol: str) -> bool:
+    """True when this session runs ``protocol`` on the tagged-helper route (every party
+    decides the same from its session: parties, threshold, owners, params, integer size)."""
+    from ensnif_mpc.jobs import join_path
+
+    path = join_path.choose(
+        protocol,
+        len(ctx.mpc.parties),
+        ctx.mpc.threshold,
+        len(ctx.owners),
+        ctx.params,
+        ctx.bit_length,
+    )
+    return path == join_path.TAGGED
