@@ -99,3 +99,19 @@ def test_the_prf_route_is_kept_when_the_job_asks_for_it(tmp_path, monkeypatch):
     b = deliveries(rng, 200, offset=40, customers=80)
     run, _ = check_sum(tmp_path, a, b, {join_path.PARAM: join_path.PRF}, "prf")
     assert not any((d / TRACE_FILE).exists() for d in run.dirs)
+
+
+@pytest.mark.parametrize("empty_side", [0, 1])
+def test_tagged_intersection_sum_with_an_empty_side_is_zero(tmp_path, empty_side):
+    from tests.protocols.harness import OwnerTable
+
+    rng = np.random.default_rng(8)
+    a, b = orders(rng, 200, customers=100), deliveries(rng, 200, offset=50, customers=100)
+    tables = [a, b]
+    full = tables[empty_side]
+    blank = {name: values[:0] for name, values in full.data.items()}
+    tables[empty_side] = OwnerTable(blank, full.columns, full.roles, full.fmt)
+    run = run_parties(
+        tmp_path, "intersection_sum", [*tables, None], decimals=2, job_id="empty", timeout=600
+    )
+    assert run.outputs["keys"] == run.outputs["rows"] == run.outputs["sum"] == 0
