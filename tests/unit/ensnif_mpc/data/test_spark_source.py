@@ -59,6 +59,7 @@ def _spark(tmp_path, df, columns=contract.COLUMNS, clamp=False, **spec):
         spec["query"] = spec["query"].format(table=_table(path))
     else:
         spec.setdefault("table", _table(path))
+    spec.setdefault("timeout_s", 120)  # statements took over 20 s at load averages near 30
     s = SourceSpec("spark", url=URL, **spec)
     return open_source(s, columns, clamp=clamp, name="orders")
 
