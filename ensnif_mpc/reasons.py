@@ -370,15 +370,6 @@ _ALL: tuple[Reason, ...] = (
         group=POLICY,
     ),
     Reason(
-        "rows_per_person_exceeded",
-        "A person has more rows in the dataset than its policy's `rows_per_person`, which "
-        "the noise is calibrated to.",
-        "The data owner raises `rows_per_person` (and republishes) or keeps one row per person.",
-        _S.PERMISSION_DENIED,
-        ends=_REJECTED,
-        group=POLICY,
-    ),
-    Reason(
         "catalog_stale",
         "The dataset grew beyond what the catalog announced (its row count or bounds).",
         "The data owner restarts the node to republish the dataset; then submit again.",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
@@ -28,6 +28,7 @@ from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import (
     CryptoError,
     EnsnifError,
+    FailedPrecondition,
     InvalidArgument,
     PolicyViolation,
     UnknownDataset,
@@ -110,6 +111,7 @@ def review(
     ca_pem: bytes,
     store: NodeStore,
     approved: bool = False,
+    budget: Callable[[dict[str, Fraction]], None] | None = None,
 ) -> Verdict:
     """Check a proposal against this node (``name``, its datasets ``own``, its CA).
 
@@ -118,7 +120,7 @@ def review(
     runs once) and how often the same question was admitted.
     """
     try:
-        session_input, verdict = _check(p, name, own, ca_pem, store)
+        session_input, verdict = _check(p, name, own, ca_pem, store, budget)
     except EnsnifError as err:
         return Verdict(refusal=err)
     if approved:
@@ -132,6 +134,7 @@ def _check(
     own: Mapping[str, DatasetConfig],
     ca_pem: bytes,
     store: NodeStore,
+    budget: Callable[[dict[str, Fraction]], None] | None = None,
 ) -> tuple[dict[str, Any] | None, policy.Verdict]:
     checks.check_session_size(len(p.party_order))
     if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
@@ -175,44 +178,74 @@ def _check(
     if ds is None:
         raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
     roles = inp.columns
-    # Cheap rules first: a job the policy refuses anyway is not checked against data.
-    policy.evaluate(ds.allowed_protocols, ds.policy, _policy_request(p, ds, roles, 0))
+    # Every check that does not read data comes first, so that what the analyst sees of
+    # a refusal never depends on the data (DESIGN §11): policy (protocols, columns,
+    # recipients, the repeat limit), schema, the release and its calibration, budget.
+    repeats = 0
+    if ds.policy.max_repeats:
+        since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
+        repeats = store.count_question(question_key(p), since, p.job_id)
+    verdict = policy.evaluate(
+        ds.allowed_protocols, ds.policy, _policy_request(p, ds, roles, repeats)
+    )
     read = checks.check_input_columns(definition, position, roles, ds.columns, f"{me}/{ds.name}")
     value = read.get("value")
     if value is not None and p.decimals < value.decimals:
         raise InvalidArgument(
             f"session keeps {p.decimals} decimals; column {value.name!r} declares {value.decimals}"
         )
-    rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
-    if not p.release.exact and ds.privacy.person_column:
-        most = datasets.max_rows_per_person(ds)
-        if most > ds.privacy.rows_per_person:
-            raise PolicyViolation(
-                f"dataset {ds.name!r} has a person ({ds.privacy.person_column}) with {most} "
-                f"rows, but its policy declares rows_per_person = "
-                f"{ds.privacy.rows_per_person}, which DP noise is calibrated to; raise it "
-                "(and republish) or keep one row per person",
-                reason="rows_per_person_exceeded",
-            )
     check_release(p, definition, f"{me}/{ds.name}", ds, value)
+    bound = contribution_bound(p, ds)
+    if budget is not None:
+        budget(charges_for(p, me, own))
+    # Then the data. A dataset whose rows break their declared schema is refused (the
+    # same whatever the job asks: the owner fixes its data); every rule about the data
+    # a job selects is enforced without telling: rows per person by bounding, the
+    # minimum cohort of a DP release by withholding this owner's rows on a noisy count.
+    rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
     if value is not None:
         where = f"{inp.dataset}.{value.name}"
         checks.check_fits(rows, value, p.decimals, p.bit_length, p.release, where)
-    repeats = 0
-    if ds.policy.max_repeats:
-        since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
-        repeats = store.count_question(question_key(p), since, p.job_id)
-    facts = _policy_request(p, ds, roles, repeats)
+    withheld = False
     if ds.policy.min_cohort:
-        facts = dataclasses.replace(facts, cohort=cohort.smallest(ds, roles, p.spec.params))
-    verdict = policy.evaluate(ds.allowed_protocols, ds.policy, facts)
+        smallest = cohort.smallest(ds, roles, p.spec.params)
+        if p.release.exact:  # every owner allows exact answers here: an exact rule
+            facts = dataclasses.replace(_policy_request(p, ds, roles, repeats), cohort=smallest)
+            policy.evaluate(ds.allowed_protocols, ds.policy, facts)
+        else:
+            withheld = cohort.withheld(smallest, ds, cohort_charge(p))
     session_input = {
         "source": ds.source.to_dict(),
         "dataset_columns": [asdict(c) for c in ds.columns],
         "clamp": ds.clamp,
         "roles": roles,
+        "bound": bound,
+        "withheld": withheld,
     }
     return session_input, verdict
+
+
+# The min_cohort rule of a DP release thresholds a noisy count, charged on top of the
+# release: this fraction of the job's ρ (ρ_c = ρ/10).
+COHORT_SHARE = Fraction(1, 10)
+
+
+def cohort_charge(p: Proposal) -> Fraction:
+    return p.release.charge() * COHORT_SHARE
+
+
+def contribution_bound(p: Proposal, ds: DatasetConfig) -> list[Any] | None:
+    """[person_column, rows_per_person] for a DP release at a dataset that names its
+    person (``ensnif_mpc.data.bounding``); None otherwise."""
+    if p.release.exact or not ds.privacy.person_column:
+        return None
+    if ds.source.kind not in ("csv", "parquet", "sql"):
+        raise FailedPrecondition(
+            f"dataset {ds.name!r}: contribution bounding (person_column) is not available "
+            f"for {ds.source.kind} sources yet, so no DP release is possible",
+            reason="dp_unavailable",
+        )
+    return [ds.privacy.person_column, ds.privacy.rows_per_person]
 
 
 def _policy_request(
@@ -314,12 +347,27 @@ def check_session(
     return peers
 
 
-def charges(p: Proposal, me: str) -> dict[str, Fraction]:
-    """What this job costs each of this node's datasets (nothing for an exact release)."""
+def charges(
+    p: Proposal, me: str, own: Mapping[str, DatasetConfig] | None = None
+) -> dict[str, Fraction]:
+    """What this job costs each of this node's datasets (nothing for an exact release):
+    the release's ρ (or ε²/2 exactly for pure ε-DP), plus the noisy cohort count's ρ_c
+    where the dataset's policy sets a min_cohort. Charged whether or not the rule
+    withheld the rows: a withheld job costs what an answered one does."""
+    return charges_for(p, me, own or {})
+
+
+def charges_for(p: Proposal, me: str, own: Mapping[str, DatasetConfig]) -> dict[str, Fraction]:
     if p.release.exact:
         return {}
-    cost = p.release.charge()  # ρ, or ε²/2 exactly for a pure ε-DP release
-    return {i.dataset: cost for i in p.spec.inputs if i.party == me}
+    out = {}
+    for i in p.spec.inputs:
+        if i.party != me:
+            continue
+        ds = own.get(i.dataset)
+        extra = cohort_charge(p) if ds is not None and ds.policy.min_cohort else Fraction(0)
+        out[i.dataset] = p.release.charge() + extra
+    return out
 
 
 def session_data(

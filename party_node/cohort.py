@@ -16,13 +16,16 @@ What "an aggregate" is here, per the roles a job reads:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from ensnif_mpc.config import DatasetConfig
 from ensnif_mpc.data.sources import Measure, Where
+from ensnif_mpc.privacy import dp
 from party_node import datasets
 
 
@@ -55,3 +58,18 @@ def smallest(ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, A
         nonzero = [v for v in sizes.values() if v > 0]
         return min(nonzero, default=0)
     return agg.groups if agg.groups else len(agg.keys[roles["key"]])
+
+
+def withheld(smallest: int, ds: DatasetConfig, rho: Fraction) -> bool:
+    """The min_cohort rule of a DP release, enforced without telling: True when the
+    smallest cohort plus discrete Gaussian noise (OpenDP's exact sampler, scale
+    rows_per_person/√(2ρ_c): ρ_c-zCDP for one person's rows) is below min_cohort. The
+    owner's rows are then withheld from the job (it runs on an empty selection here) and
+    the job is charged as if answered: the decision is a function of a DP output only,
+    and nothing the analyst sees (state, reason, timing) tells it apart.
+    An empty selection (0) withholds nothing, whatever the noise."""
+    if smallest <= 0 or rho <= 0:
+        return False
+    sigma = ds.privacy.rows_per_person / math.sqrt(2 * float(rho))
+    noisy = smallest + dp.sample_shares(min(sigma, dp.MAX_SIGMA_SHARE), 1)[0]
+    return noisy < ds.policy.min_cohort

@@ -78,6 +78,23 @@ class Ledger:
                 reserved += Fraction(row.rho)
         return spent, reserved
 
+    def check(self, charges: dict[str, Fraction]) -> None:
+        """Refuse (BudgetExhausted) as :meth:`reserve` would, reserving nothing: admission
+        runs it among the checks that do not read data, before any that do."""
+        with Session(self.engine) as session:
+            for dataset, rho in charges.items():
+                cap = self.caps.get(dataset)
+                if cap is None:
+                    raise BudgetExhausted(f"dataset {dataset!r} has no privacy budget configured")
+                spent, reserved = self._totals(session, dataset)
+                if spent + reserved + Fraction(rho) > cap:
+                    remaining = cap - spent - reserved
+                    raise BudgetExhausted(
+                        f"dataset {dataset!r}: the job costs ρ = {float(rho):.6g} but only "
+                        f"{float(remaining):.6g} of {float(cap):.6g} remains "
+                        f"(spent {float(spent):.6g}, reserved {float(reserved):.6g})"
+                    )
+
     def reserve(self, job_id: str, charges: dict[str, Fraction]) -> None:
         """Reserve every charge or none. Idempotent for a job that already reserved."""
         costs = {}

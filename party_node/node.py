@@ -214,6 +214,7 @@ class Node:
             ca_pem=self.ca_pem,
             store=self.store,
             approved=approved,
+            budget=self.ledger.check,
         )
 
     def _refuse(self, p: Proposal, err: EnsnifError) -> NodeJob:
@@ -231,7 +232,7 @@ class Node:
         (budget, port, the question's count) before the failure goes on: a job that never
         ran holds nothing. A failure that is not a refusal (the file system refusing the
         job's directory) becomes one, with the reason of its class."""
-        self.ledger.reserve(p.job_id, admission.charges(p, self.cfg.name))
+        self.ledger.reserve(p.job_id, admission.charges(p, self.cfg.name, self.datasets))
         port = 0
         try:
             port = self.supervisor.allocate_port()

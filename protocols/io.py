@@ -37,10 +37,15 @@ class LocalData:
     numeric roles keep their column's declared decimals.
     """
 
-    def __init__(self, source: Source, columns: dict[str, str], decimals: int) -> None:
+    def __init__(
+        self, source: Source, columns: dict[str, str], decimals: int, withheld: bool = False
+    ) -> None:
         self.source = source
         self.columns = columns
         self.decimals = decimals
+        # The owner's min_cohort rule withheld its rows (silently, on a noisy count): every
+        # pre-aggregation is that of an empty selection, the program runs unchanged.
+        self.withheld = withheld
 
     def scale(self, role: str) -> int:
         if role == "value":
@@ -67,10 +72,28 @@ class LocalData:
             (f if r is None else f"{f}:{r}"): result.values[Measure(f, col[r] if r else None).name]
             for f, r in measures
         }
+        if self.withheld:
+            return _empty(keys, values, bool(by))
         return Aggregate(keys=keys, values=values, rows=result.rows, groups=result.groups)
 
     def column(self, role: str, scaled: bool = False) -> np.ndarray:
-        return self.source.column(self.columns[role], self.scale(role) if scaled else None)
+        values = self.source.column(self.columns[role], self.scale(role) if scaled else None)
+        return values[:0] if self.withheld else values
+
+
+def _empty(keys: dict[str, np.ndarray], values: dict[str, np.ndarray], grouped: bool) -> Aggregate:
+    """The pre-aggregation of no rows, shaped as the source returns it: no groups when
+    grouped, else one group with count and sums 0 and min and max None."""
+    if grouped:
+        return Aggregate(
+            {r: k[:0] for r, k in keys.items()}, {n: v[:0] for n, v in values.items()}, 0, 0
+        )
+    out = {}
+    for name, v in values.items():
+        blank = np.empty(len(v), dtype=v.dtype)
+        blank[:] = None if name.startswith(("min", "max")) else 0
+        out[name] = blank
+    return Aggregate(keys, out, 0, len(next(iter(values.values()), [])))
 
 
 @dataclass

@@ -163,9 +163,13 @@ def _local_data(session: WorkerSession) -> LocalData | None:
 
     if session.source is None:
         return None
+    from ensnif_mpc.data.bounding import Bound
+
     columns = tuple(Column(**c) for c in session.dataset_columns)
     source = open_source(SourceSpec.from_dict(session.source), columns, clamp=session.clamp)
-    return LocalData(source, dict(session.roles), session.decimals)
+    if session.bound:
+        source.bound = Bound(str(session.bound[0]), int(session.bound[1]))
+    return LocalData(source, dict(session.roles), session.decimals, withheld=session.withheld)
 
 
 async def _add_noise(

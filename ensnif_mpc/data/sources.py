@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ensnif_mpc.data.bounding import Bound, keep_first
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.errors import DataError, InvalidArgument, SourceFailed, UnknownColumn
 
@@ -291,6 +292,11 @@ class Source(ABC):
         self.clamp = clamp
         self.name = name
         self.label = f"dataset {name!r} ({spec.describe()})" if name else spec.describe()
+        # Contribution bounding (ensnif_mpc.data.bounding), set by a DP job's worker.
+        self.bound: Bound | None = None
+
+    def _person(self) -> list[str]:
+        return [self.bound.person] if self.bound is not None else []
 
     @abstractmethod
     def header(self) -> list[str]:
@@ -658,7 +664,7 @@ class FileSource(Source):
 
     def column(self, name: str, scale: int | None = None) -> np.ndarray:
         col = self._col(name)
-        table = self._table([name])
+        table = keep_first(self._table([name, *self._person()]), self.bound, self.label)
         arr = table.column(name)
         if not col.numeric:
             if arr.null_count:
@@ -676,10 +682,11 @@ class FileSource(Source):
         scale: dict[str, int] | None = None,
     ) -> Aggregate:
         by_cols, scaled, checked = self._prepare(by, measures, where, scale)
-        full = self._table([*by, *scaled, *(w.column for w in where)])
+        full = self._table([*by, *scaled, *(w.column for w in where), *self._person()])
         table = full
         if where:
             table = full.filter(_arrow_filter(where))
+        table = keep_first(table, self.bound, self.label)
         for b in by_cols:
             if b.type == "string" and table.column(b.name).null_count:
                 i = int(np.argmax(full.column(b.name).is_null().to_numpy(zero_copy_only=False)))

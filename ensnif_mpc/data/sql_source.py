@@ -197,6 +197,15 @@ class SqlSource(Source):
         query = self.spec.query.strip().rstrip(";").strip().replace(":", r"\:")  # no binds
         return sa.text(query).columns(*cols).subquery("src")
 
+    def _bounded(self, src: Any, cond: list[Any]) -> tuple[Any, list[Any]]:
+        """Contribution bounding pushed down: the rows passing ``cond``, numbered per person
+        (ROW_NUMBER() OVER (PARTITION BY person)), at most ``bound.rows`` of each."""
+        if self.bound is None:
+            return src, cond
+        rn = sa.func.row_number().over(partition_by=src.c[self.bound.person]).label("_rn")
+        ranked = sa.select(*src.c, rn).select_from(src).where(*cond).subquery("bounded")
+        return ranked, [ranked.c._rn <= self.bound.rows]
+
     def header(self) -> list[str]:
         stmt = sa.select(sa.text("*")).select_from(self._from([])).limit(0)
         with self._session() as s:
@@ -275,9 +284,9 @@ class SqlSource(Source):
             self.check([name])
         else:
             self._present([name])
-        src = self._from([name])
+        src, cond = self._bounded(self._from([name, *self._person()]), [])
         with self._session() as s:
-            values = s.execute(sa.select(src.c[name]).select_from(src)).scalars().all()
+            values = s.execute(sa.select(src.c[name]).select_from(src).where(*cond)).scalars().all()
         if not col.numeric:
             if None in values:
                 i = values.index(None)
@@ -360,7 +369,9 @@ class SqlSource(Source):
         """One GROUP BY statement: scaling, filtering, validation and exact limb sums."""
         bits = row_bits or self.row_bits
         by = [b.name for b in by_cols]
-        src = self._from([*by, *scaled, *checked, *(w.column for w in where)])
+        src = self._from([*by, *scaled, *checked, *(w.column for w in where), *self._person()])
+        cond = [_sql_compare(src.c[w.column], w) for w in where]
+        src, cond = self._bounded(src, cond)  # the filter, then at most k rows per person
         inner_cols = [src.c[b].label(f"_k{i}") for i, b in enumerate(by)]
         inner_cols += [
             self._scaled_sql(src.c[n], sc, s.backend).label(f"_x{i}")
@@ -371,7 +382,6 @@ class SqlSource(Source):
             inner_cols.append(sa.case((bad, 1), else_=0).label("_bad"))
         if not inner_cols:
             inner_cols.append(sa.literal_column("1").label("_one"))
-        cond = [_sql_compare(src.c[w.column], w) for w in where]
         # OFFSET 0 keeps the database from inlining the subquery into every aggregate
         # (SQLite's flattener, PostgreSQL's pull-up): each row is scaled once.
         inner = sa.select(*inner_cols).select_from(src).where(*cond).offset(0).subquery("s")

@@ -48,6 +48,12 @@ class WorkerSession:
     input_roles: list[dict[str, str]] = field(default_factory=list)
     # How outputs are released (ensnif_mpc.privacy.dp.ReleasePlan as a dict); empty = exact.
     release: dict[str, Any] = field(default_factory=dict)
+    # DP jobs at an owner that names its person: [person_column, rows_per_person], the
+    # contribution bound of its local pre-aggregation (ensnif_mpc.data.bounding).
+    bound: list[Any] | None = None
+    # The owner's min_cohort rule withheld its rows from this job, silently (its noisy
+    # cohort was below the minimum): it takes part with an empty selection.
+    withheld: bool = False
     sec_param: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -224,8 +224,9 @@ def test_reload_applies_new_policies_and_refuses_restart_only_changes(owner: Own
     assert [r for r in node.store.audit_rows() if r[2] == "policy_reloaded"]
 
 
-def test_a_person_with_more_rows_than_declared_blocks_a_dp_release(owner: Owner) -> None:
-    """rows_per_person is checked against the data when the policy names the person."""
+def test_a_person_with_more_rows_than_declared_is_bounded_not_refused(owner: Owner) -> None:
+    """rows_per_person with person_column bounds contributions at the owner (a refusal
+    would tell the analyst the exact maximum): the job is admitted with the bound."""
     from ensnif_mpc.privacy import dp
 
     orders = pd.read_csv(owner.lc.data.orders)
@@ -266,9 +267,9 @@ def test_a_person_with_more_rows_than_declared_blocks_a_dp_release(owner: Owner)
         return job
 
     job = propose_dp("pp1", 1)
-    assert (job.state, job.reason_code) == ("rejected", "rows_per_person_exceeded")
-    assert f"with {most} rows" in job.reason
-    assert propose_dp("pp2", most).state == "approved"
+    assert job.state == "approved", job.reason
+    assert job.data["input"]["bound"] == ["customer_id", 1]
+    assert propose_dp("pp2", most).data["input"]["bound"] == ["customer_id", most]
 
 
 def _raw(s: Any) -> dict[str, Any]:
