@@ -208,7 +208,7 @@ def _check(
         checks.check_fits(rows, value, p.decimals, p.bit_length, p.release, where)
     withheld = False
     if ds.policy.min_cohort:
-        smallest = cohort.smallest(ds, roles, p.spec.params)
+        smallest = cohort.smallest(ds, roles, p.spec.params, position)
         if p.release.exact:  # every owner allows exact answers here: an exact rule
             facts = dataclasses.replace(_policy_request(p, ds, roles, repeats), cohort=smallest)
             policy.evaluate(ds.allowed_protocols, ds.policy, facts)

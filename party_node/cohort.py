@@ -29,16 +29,29 @@ from ensnif_mpc.privacy import dp
 from party_node import datasets
 
 
-def smallest(ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, Any]) -> int:
-    """The smallest non-zero cohort (0 when every cohort is empty)."""
+def smallest(
+    ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, Any], position: int = 0
+) -> int:
+    """The smallest non-zero cohort (0 when every cohort is empty).
+
+    Every number the job opens counts: each histogram bin (``params.edges``), each group,
+    and for a join this owner's side of the joined selection: its distinct keys after the
+    first owner's value filter (``min``/``max``) and per-key ``threshold``, which select
+    rows of the first owner only (``position`` 0). The matched set itself exists only
+    inside MPC; DP covers it (a cohort inside MPC is not computed here)."""
     source = datasets.open_dataset(ds)
     where = []
     value = roles.get("value")
-    if value is not None and "key" not in roles:
+    if value is not None and ("key" not in roles or position == 0):
         if params.get("min") is not None:
             where.append(Where(value, ">=", params["min"]))
         if params.get("max") is not None:
             where.append(Where(value, "<=", params["max"]))
+    edges = params.get("edges")
+    if value is not None and "key" not in roles and "group" not in roles and edges:
+        return _smallest_bin(source, value, list(edges), where)
+    if "key" in roles and position == 0 and params.get("threshold") is not None:
+        return _smallest_above(source, roles, float(params["threshold"]), where, params)
     by = [roles[r] for r in ("group", "key") if r in roles]
     agg = source.aggregate(by=by, measures=[Measure("count")], where=where)
     if not by:
@@ -58,6 +71,47 @@ def smallest(ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, A
         nonzero = [v for v in sizes.values() if v > 0]
         return min(nonzero, default=0)
     return agg.groups if agg.groups else len(agg.keys[roles["key"]])
+
+
+def _smallest_bin(source: Any, value: str, edges: list[Any], where: list[Where]) -> int:
+    """The smallest non-empty histogram bin [e_i, e_(i+1)) (the last one closed)."""
+    sizes = []
+    for i in range(len(edges) - 1):
+        upper = Where(value, "<=" if i == len(edges) - 2 else "<", edges[i + 1])
+        rows = source.aggregate(
+            [], [Measure("count")], [*where, Where(value, ">=", edges[i]), upper]
+        )
+        sizes.append(int(rows.rows))
+    return min((n for n in sizes if n > 0), default=0)
+
+
+def _smallest_above(
+    source: Any,
+    roles: Mapping[str, str],
+    threshold: float,
+    where: list[Where],
+    params: Mapping[str, Any],
+) -> int:
+    """A join's first owner under a per-key threshold: its distinct keys whose total of
+    the ``filter`` column exceeds the threshold (per group when the input has one)."""
+    column = roles.get("filter") or roles.get("value")
+    if column is None:
+        return 0
+    by = [roles[r] for r in ("group", "key") if r in roles]
+    agg = source.aggregate(by=by, measures=[Measure("sum", column)], where=where)
+    scale = next(c.decimals for c in source.columns if c.name == column)
+    sums = np.asarray(agg.values[f"sum:{column}"], dtype=object)
+    kept = [i for i, t in enumerate(sums.tolist()) if t / 10**scale > threshold]
+    if "group" not in roles:
+        return len(kept)
+    labels = agg.keys[roles["group"]].tolist()
+    sizes: dict[str, int] = {}
+    for i in kept:
+        sizes[str(labels[i])] = sizes.get(str(labels[i]), 0) + 1
+    wanted = params.get("groups")
+    if wanted:
+        sizes = {k: v for k, v in sizes.items() if k in {str(g) for g in wanted}}
+    return min((v for v in sizes.values() if v > 0), default=0)
 
 
 def withheld(smallest: int, ds: DatasetConfig, rho: Fraction) -> bool:
