@@ -49,8 +49,11 @@ def stream(seed: bytes, label: bytes, count: int) -> np.ndarray:
 
 
 def private_order(length: int) -> np.ndarray:
-    """A uniformly random permutation of range(length) from fresh OS randomness."""
-    return np.random.default_rng(secrets.randbits(128)).permutation(length)
+    """A random permutation of range(length) from a fresh 256-bit seed (the argsort of
+    SHAKE-256 output, as the resharing shuffle's permutations)."""
+    from protocols.shuffle import permutation
+
+    return permutation(secrets.token_bytes(32), length)
 
 
 def select(tags_a: np.ndarray, tags_b: np.ndarray) -> np.ndarray:

@@ -115,3 +115,29 @@ def test_tagged_intersection_sum_with_an_empty_side_is_zero(tmp_path, empty_side
         tmp_path, "intersection_sum", [*tables, None], decimals=2, job_id="empty", timeout=600
     )
     assert run.outputs["keys"] == run.outputs["rows"] == run.outputs["sum"] == 0
+
+
+def test_tagged_intersection_sum_dp_release_noises_the_capped_sums(tmp_path, monkeypatch):
+    from tests.protocols import test_dp_families as fam
+
+    monkeypatch.setenv(TRACE_ENV, "1")
+    tables, _, params, _, options = fam.JOBS["intersection_sum"]
+    plan = fam._plan("intersection_sum")
+    run = run_parties(
+        tmp_path,
+        "intersection_sum",
+        tables,
+        params,
+        release=plan.to_dict(),
+        timeout=600,
+        lower=0.0,
+        upper=100.0,
+        **options,
+    )
+    per_key = fam._capped_per_key(fam.SMALL_A, cap=2)
+    hit = per_key[per_key.index.isin(set(fam.SMALL_B["k"]))]
+    want = {"keys": len(hit), "rows": hit["a"].sum(), "sum": hit["x"].sum()}
+
+    assert all((d / TRACE_FILE).exists() for d in run.dirs)  # the helper route ran
+    fam.assert_noise_matches_the_plan(run, "intersection_sum")
+    fam.assert_near(run.outputs, want, fam.sigmas(run))
