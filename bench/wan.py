@@ -7,6 +7,8 @@ them through the delaying relay (this kernel has no ``sch_netem``), whose round-
 changes between the rows (0 ms = the relay with no delay). Per job and RTT:
 
 - ``job s``: submission to the final state, as the coordinator stamps them;
+- ``MPC s``: the longest party's MPyC session, from all parties connected to its shutdown
+  (MPyC's own "elapsed time" in each worker's log): the part the RTT acts on;
 - ``cli s``: the analyst's ``ensnif job submit --wait`` from start to exit (adds the CLI's
   start-up and its polling);
 - ``MPC kB``: what the parties' workers report as sent (MPyC's payload; the coordinator's
@@ -23,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import re
 import statistics
 import sys
 import tempfile
@@ -63,6 +66,21 @@ def _agrees(c: harness.NetnsConsortium, job_file: str, outputs: dict[str, Any]) 
     return True
 
 
+_ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
+
+
+def mpc_seconds(c: harness.NetnsConsortium, job_id: str) -> float:
+    """The longest MPyC session of the job's parties (start() done to shutdown), from the
+    line MPyC writes to each worker's log."""
+    longest = 0.0
+    for party in ("grocery", "logistics", "helper"):
+        log = c.root / "state" / party / "jobs" / job_id / "worker.log"
+        m = _ELAPSED.search(log.read_text(errors="replace")) if log.exists() else None
+        if m:
+            longest = max(longest, int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]))
+    return longest
+
+
 def run_one(c: harness.NetnsConsortium, job_file: str) -> dict[str, Any]:
     wire0 = c.relay_bytes(":mpc")
     t = time.perf_counter()
@@ -76,6 +94,7 @@ def run_one(c: harness.NetnsConsortium, job_file: str) -> dict[str, Any]:
     mpc = sum(int(p.get("progress", {}).get("bytes_sent", 0)) for p in job.get("parties", []))
     return {
         "job_s": _seconds(job),
+        "mpc_s": mpc_seconds(c, job["id"]),
         "cli_s": cli_s,
         "mpc_bytes": mpc,
         "wire_bytes": c.relay_bytes(":mpc") - wire0,
@@ -103,6 +122,7 @@ def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
                         "rows": rows,
                         "job_s": statistics.median(r["job_s"] for r in runs),
                         "cli_s": statistics.median(r["cli_s"] for r in runs),
+                        "mpc_s": statistics.median(r["mpc_s"] for r in runs),
                         "mpc_bytes": max(r["mpc_bytes"] for r in runs),
                         "wire_bytes": statistics.median(r["wire_bytes"] for r in runs),
                         "ok": all(r["ok"] for r in runs),
@@ -118,11 +138,12 @@ def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
 def print_row(r: dict[str, Any], header: bool = False) -> None:
     if header:
         print(
-            f"{'RTT ms':>6}  {'job':<18} {'rows':>6} {'job s':>7} {'cli s':>7} "
+            f"{'RTT ms':>6}  {'job':<18} {'rows':>6} {'job s':>7} {'MPC s':>7} {'cli s':>7} "
             f"{'MPC kB':>8} {'wire kB':>8}  rounds         answer"
         )
     print(
-        f"{r['rtt_ms']:>6g}  {r['job']:<18} {r['rows']:>6} {r['job_s']:>7.2f} {r['cli_s']:>7.2f} "
+        f"{r['rtt_ms']:>6g}  {r['job']:<18} {r['rows']:>6} {r['job_s']:>7.2f} {r['mpc_s']:>7.2f} "
+        f"{r['cli_s']:>7.2f} "
         f"{r['mpc_bytes'] / 1e3:>8.1f} {r['wire_bytes'] / 1e3:>8.1f}  (not counted) "
         f"{'  ok' if r['ok'] else '  WRONG'}",
         flush=True,
