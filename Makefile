@@ -21,6 +21,7 @@ test: $(STAMP)
 	@sh scripts/ensure_postgres.sh
 	@sh scripts/ensure_netns.sh
 	@sh scripts/ensure_chromium.sh
+	@sh scripts/airflow_env.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 proto: $(STAMP)
