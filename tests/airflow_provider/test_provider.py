@@ -202,3 +202,14 @@ def test_a_job_the_coordinator_refuses_fails_the_task_with_its_reason(
 
     with pytest.raises(AirflowException, match="no_such_table"):
         op.execute(context={})
+
+
+def test_a_deferrable_sensor_on_an_ended_job_returns_without_deferring(
+    dag_run: dict[str, Any],
+) -> None:
+    from ensnif_mpc.airflow import EnsnifJobSensor
+
+    job_id = dag_run["xcom"][("mean_ticket_dp", "job_id")]
+    sensor = EnsnifJobSensor(task_id="ended", job_id=job_id, deferrable=True)
+
+    assert sensor.execute(context={})["state"] == "succeeded"
