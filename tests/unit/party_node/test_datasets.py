@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.data.file_source import FileSource
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.data.sources import FileSource, SourceSpec
+from ensnif_mpc.data.sources import SourceSpec
 from ensnif_mpc.errors import (
     DataError,
     EnsnifError,
