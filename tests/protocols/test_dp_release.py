@@ -76,8 +76,10 @@ def test_noisy_group_by_adds_noise_to_every_group_and_stays_near_pandas(tmp_path
 
 def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_path, monkeypatch):
     """The outputs reach only the analyst: no party calls open at all for an aggregate;
-    a private join opens only its masked products r·(k+x) (one array) and pseudonyms are
-    points, not openings."""
+    a private join on the PRF path opens only its masked products r·(k+x) (one array) and
+    pseudonyms are points, not openings; on the tagged-helper path the only openings are
+    the masked values inside MPyC's secure comparisons, as many and as shaped whatever the
+    data."""
     monkeypatch.setenv("ENSNIF_TRACE_OPENINGS", "1")
     rng = np.random.default_rng(3)
     values = [draw(rng, 500, 0.0, 10.0, 0), draw(rng, 400, 0.0, 10.0, 0), None]
@@ -87,15 +89,37 @@ def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_pat
 
     assert not any((d / "openings.log").exists() for d in run.dirs)
 
-    keys = OwnerTable(
-        {"k": np.arange(50), "v": np.arange(50) % 7},
-        (Column("k", "int", 0, 100), Column("v", "int", 0, 10)),
-        {"key": "k", "value": "v"},
+    def tables(lo: int, hi: int, shift: int) -> list[OwnerTable | None]:
+        keys = OwnerTable(
+            {"k": np.arange(50), "v": (np.arange(50) + shift) % 7},
+            (Column("k", "int", 0, 100), Column("v", "int", 0, 10)),
+            {"key": "k", "value": "v"},
+        )
+        other = OwnerTable({"k": np.arange(lo, hi)}, (Column("k", "int", 0, 100),), {"key": "k"})
+        return [keys, other, None]
+
+    prf = run_parties(
+        tmp_path / "prf",
+        "intersection_sum",
+        tables(25, 90, 0),
+        {"join_path": "prf-shuffle"},
+        job_id="join",
     )
-    other = OwnerTable({"k": np.arange(25, 90)}, (Column("k", "int", 0, 100),), {"key": "k"})
-    join = run_parties(tmp_path, "intersection_sum", [keys, other, None], job_id="join")
-    assert join.outputs["keys"] == 25
-    for d in join.dirs:
+    assert prf.outputs["keys"] == 25
+    for d in prf.dirs:
         lines = (d / "openings.log").read_text().split()
         assert lines[0].startswith("ArraySecFld") and lines[1] == str(50 + 65)
         assert len(lines) == 2  # exactly one opening: the masked products of all keys
+
+    logs = []
+    for n, (lo, hi, shift) in enumerate([(25, 90, 0), (40, 45, 3)]):
+        tagged = run_parties(
+            tmp_path / f"tagged{n}", "intersection_sum", tables(lo, hi, shift), job_id="join"
+        )
+        assert tagged.outputs["keys"] == len(set(range(50)) & set(range(lo, hi)))
+        logs.append([(d / "openings.log").read_text() for d in tagged.dirs])
+    shapes = [[sorted(log.splitlines()) for log in run_logs] for run_logs in logs]
+    assert shapes[0] == shapes[1], shapes  # the same openings (in any order) whatever the data
+    assert all(
+        line.split()[0] in ("list",) or line.startswith("GF(") for line in logs[0][0].splitlines()
+    )
