@@ -12,7 +12,7 @@ from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
 from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.db import utcnow
-from ensnif_mpc.errors import PermissionDenied, ResultNotReady
+from ensnif_mpc.errors import InvalidArgument, PermissionDenied, ResultNotReady
 from ensnif_mpc.jobs import approvals, jobspec
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
@@ -38,12 +38,22 @@ class Coordinator:
     # release, is answered from the earlier result at no privacy cost (0: never).
     cache_seconds: float = 86400.0
 
-    def register_party(self, who: Identity, address: str, cert_pem: str) -> PartyRecord:
+    def register_party(
+        self,
+        who: Identity,
+        address: str,
+        cert_pem: str,
+        mpc_host: str = "",
+        mpc_ports: tuple[int, int] = (0, 0),
+    ) -> PartyRecord:
         if who.role != "party":
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only party nodes register")
         if not address or ":" not in address:
             raise PermissionDenied("address: expected host:port of the node's PartyService")
-        return self.store.upsert_party(who.name, who.role, address, cert_pem)
+        first, last = mpc_ports
+        if mpc_ports != (0, 0) and not (0 < first <= last <= 65535):
+            raise InvalidArgument(f"mpc ports: {first}-{last} is not a port range")
+        return self.store.upsert_party(who.name, who.role, address, cert_pem, mpc_host, mpc_ports)
 
     def publish_dataset(self, who: Identity, ds: DatasetSchema) -> DatasetSchema:
         if who.role != "party":

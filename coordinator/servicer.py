@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -54,6 +55,9 @@ def party_to_pb(p: PartyRecord, kind: str | None) -> pb.Party:
         address=p.address,
         certificate_pem=p.certificate_pem,
         last_seen=p.last_seen.isoformat(),
+        mpc_host=p.mpc_host,
+        mpc_port_first=p.mpc_ports[0],
+        mpc_port_last=p.mpc_ports[1],
     )
 
 
@@ -109,7 +113,11 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     ) -> cpb.RegisterPartyResponse:
         with grpc_errors(context, "RegisterParty"):
             rec = self.c.register_party(
-                peer_identity(context), request.address, peer_certificate_pem(context)
+                peer_identity(context),
+                request.address,
+                peer_certificate_pem(context),
+                request.mpc_host,
+                (request.mpc_port_first, request.mpc_port_last),
             )
             return cpb.RegisterPartyResponse(party=party_to_pb(rec, self.c.party_kind(rec.name)))
         raise AssertionError  # unreachable: grpc_errors aborts
@@ -122,7 +130,9 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
             parties = [
                 party_to_pb(p, self.c.party_kind(p.name)) for p in self.c.store.list_parties()
             ]
-            return cpb.ListPartiesResponse(parties=parties)
+            return cpb.ListPartiesResponse(
+                parties=parties, server_time_unix_ms=time.time_ns() // 1_000_000
+            )
         raise AssertionError
 
     def PublishDataset(

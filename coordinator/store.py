@@ -55,6 +55,10 @@ class PartyRow(Base):
     address: Mapped[str] = mapped_column(String(256))
     certificate_pem: Mapped[str] = mapped_column(Text)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # where its MPC workers listen, as the node registered it ("" / 0: not published)
+    mpc_host: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    mpc_port_first: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mpc_port_last: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DatasetRow(Base):
@@ -114,6 +118,20 @@ class PartyRecord:
     address: str
     certificate_pem: str
     last_seen: dt.datetime
+    mpc_host: str = ""  # where its MPC workers listen; "" when the node did not say
+    mpc_ports: tuple[int, int] = (0, 0)  # first, last; (0, 0) when not published
+
+
+def _party(r: PartyRow) -> PartyRecord:
+    return PartyRecord(
+        r.name,
+        r.role,
+        r.address,
+        r.certificate_pem,
+        aware(r.last_seen),
+        r.mpc_host or "",
+        (r.mpc_port_first or 0, r.mpc_port_last or 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +206,15 @@ class Store:
         self.engine.dispose()
 
     # -- parties and catalog -------------------------------------------------
-    def upsert_party(self, name: str, role: str, address: str, cert_pem: str) -> PartyRecord:
+    def upsert_party(
+        self,
+        name: str,
+        role: str,
+        address: str,
+        cert_pem: str,
+        mpc_host: str = "",
+        mpc_ports: tuple[int, int] = (0, 0),
+    ) -> PartyRecord:
         """Register or refresh a party; audited when it is new or its details changed."""
         with self._sessions.begin() as s:
             row = s.get(PartyRow, name)
@@ -206,9 +232,8 @@ class Store:
                 cert_pem,
                 utcnow(),
             )
-            rec = PartyRecord(
-                row.name, row.role, row.address, row.certificate_pem, aware(row.last_seen)
-            )
+            row.mpc_host, (row.mpc_port_first, row.mpc_port_last) = mpc_host, mpc_ports
+            rec = _party(row)
         if changed:  # nodes re-register every few seconds: only changes are events
             self.audit("party_registered", {"party": name, "role": role, "address": address})
         return rec
@@ -216,17 +241,14 @@ class Store:
     def list_parties(self) -> list[PartyRecord]:
         with self._sessions() as s:
             rows = s.scalars(select(PartyRow).order_by(PartyRow.name)).all()
-            return [
-                PartyRecord(r.name, r.role, r.address, r.certificate_pem, aware(r.last_seen))
-                for r in rows
-            ]
+            return [_party(r) for r in rows]
 
     def get_party(self, name: str) -> PartyRecord | None:
         with self._sessions() as s:
             r = s.get(PartyRow, name)
             if r is None:
                 return None
-            return PartyRecord(r.name, r.role, r.address, r.certificate_pem, aware(r.last_seen))
+            return _party(r)
 
     def upsert_dataset(self, d: DatasetSchema) -> bool:
         """Publish or refresh a catalog entry; True when it is new or changed."""

@@ -78,6 +78,15 @@ class Registrar:
             for s in self.schemas
         ]
 
+    def _registration(self) -> cpb.RegisterPartyRequest:
+        first, last = self.cfg.mpc_ports
+        return cpb.RegisterPartyRequest(
+            address=self.advertise,
+            mpc_host=self.cfg.mpc_host,
+            mpc_port_first=first,
+            mpc_port_last=last,
+        )
+
     def _loop(self) -> None:
         channel = self.identity.channel(self.cfg.coordinator, self.cfg.coordinator_name)
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
@@ -89,7 +98,7 @@ class Registrar:
                 stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
             key = self.identity.material.key
             try:
-                stub.RegisterParty(cpb.RegisterPartyRequest(address=self.advertise), timeout=10)
+                stub.RegisterParty(self._registration(), timeout=10)
                 self.on_registered(key)
                 for schema in self._published():
                     stub.PublishDataset(

@@ -236,6 +236,15 @@ def test_re_registering_unchanged_is_not_audited_but_a_new_address_is(store):
     assert [r[3]["address"] for r in store.audit_rows()] == ["127.0.0.1:1", "127.0.0.1:2"]
 
 
+def test_a_party_keeps_the_mpc_endpoint_it_registered(store):
+    store.upsert_party("grocery", "data_owner", "10.0.0.1:50061", "pem", "10.0.0.1", (41000, 41999))
+    store.upsert_party("helper", "compute", "10.0.0.3:50061", "pem")  # an older node: none
+
+    got = {p.name: (p.mpc_host, p.mpc_ports) for p in store.list_parties()}
+
+    assert got == {"grocery": ("10.0.0.1", (41000, 41999)), "helper": ("", (0, 0))}
+
+
 def test_refused_transition_is_not_audited(store):
     _create(store)
     store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)

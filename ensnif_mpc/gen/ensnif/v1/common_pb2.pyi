@@ -194,6 +194,9 @@ class Party(_message.Message):
     CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
     LAST_SEEN_FIELD_NUMBER: _builtins.int
+    MPC_HOST_FIELD_NUMBER: _builtins.int
+    MPC_PORT_FIRST_FIELD_NUMBER: _builtins.int
+    MPC_PORT_LAST_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     role: _builtins.str
     """"data_owner" or "compute" (a helper with no datasets)."""
@@ -203,6 +206,10 @@ class Party(_message.Message):
     """PEM certificate issued by the consortium CA; other nodes verify MPC bindings with it."""
     online: _builtins.bool
     last_seen: _builtins.str
+    mpc_host: _builtins.str
+    """The MPC host and port range the node registered (empty/0: not published)."""
+    mpc_port_first: _builtins.int
+    mpc_port_last: _builtins.int
     def __init__(
         self,
         *,
@@ -212,10 +219,13 @@ class Party(_message.Message):
         certificate_pem: _builtins.str = ...,
         online: _builtins.bool = ...,
         last_seen: _builtins.str = ...,
+        mpc_host: _builtins.str = ...,
+        mpc_port_first: _builtins.int = ...,
+        mpc_port_last: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "certificate_pem", b"certificate_pem", "last_seen", b"last_seen", "name", b"name", "online", b"online", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "certificate_pem", b"certificate_pem", "last_seen", b"last_seen", "mpc_host", b"mpc_host", "mpc_port_first", b"mpc_port_first", "mpc_port_last", b"mpc_port_last", "name", b"name", "online", b"online", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,15 +24,27 @@ class RegisterPartyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ADDRESS_FIELD_NUMBER: _builtins.int
+    MPC_HOST_FIELD_NUMBER: _builtins.int
+    MPC_PORT_FIRST_FIELD_NUMBER: _builtins.int
+    MPC_PORT_LAST_FIELD_NUMBER: _builtins.int
     address: _builtins.str
+    mpc_host: _builtins.str
+    """Where the node's MPC workers listen (the node's mpc_host and mpc_ports), so that
+    `ensnif doctor` at another member can probe them; empty/0 from an older node.
+    """
+    mpc_port_first: _builtins.int
+    mpc_port_last: _builtins.int
     def __init__(
         self,
         *,
         address: _builtins.str = ...,
+        mpc_host: _builtins.str = ...,
+        mpc_port_first: _builtins.int = ...,
+        mpc_port_last: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "mpc_host", b"mpc_host", "mpc_port_first", b"mpc_port_first", "mpc_port_last", b"mpc_port_last"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -78,16 +90,22 @@ class ListPartiesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTIES_FIELD_NUMBER: _builtins.int
+    SERVER_TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    server_time_unix_ms: _builtins.int
+    """The coordinator's wall clock when it answered (milliseconds since the Unix epoch),
+    for `ensnif doctor`'s clock-skew check.
+    """
     @_builtins.property
     def parties(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Party]: ...
     def __init__(
         self,
         *,
         parties: _abc.Iterable[_common_pb2.Party] | None = ...,
+        server_time_unix_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["parties", b"parties"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parties", b"parties", "server_time_unix_ms", b"server_time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
