@@ -1,12 +1,13 @@
 """What ``ensnif doctor`` checks at a member: one function per check, each returns a Check.
 
 A node (``party.toml``) gets: configuration, certificate, revocation list, coordinator
-over mutual TLS, clock, each dataset, the MPC port range. An analyst (``profile.toml``)
-gets the first five. Nothing here prints; :mod:`ensnif_mpc.cli.doctor_cmd` does.
+over mutual TLS, clock, every other member's MPC port range, each dataset, its own MPC
+port range. An analyst (``profile.toml``) gets the first five. Nothing here prints;
+:mod:`ensnif_mpc.cli.doctor_cmd` does.
 
-The clock check is not measured yet: the coordinator exposes no time of its own (no API
-field, and gRPC responses carry no ``Date``). :func:`check_clock` already takes a
-measurement, for when the API gives one.
+One ``ListParties`` call serves the clock and the peers: its answer carries the
+coordinator's time (``server_time_unix_ms``) and every member's registered MPC host and
+port range.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,13 +25,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ensnif_mpc.config import ClientProfile, DatasetConfig, PartyConfig
 from ensnif_mpc.errors import EnsnifError
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, coordinator_pb2 as cpb, coordinator_pb2_grpc
 from ensnif_mpc.security import pki, revocation
 from ensnif_mpc.security.tls import load_material, secure_channel
 
 EXPIRY_WARNING = dt.timedelta(days=14)  # as the servers warn at start
-CLOCK_WARNING = dt.timedelta(seconds=5)
-CLOCK_FAILURE = dt.timedelta(minutes=1)  # certificates start 5 minutes back; MPC and audit stamps
+# A host on NTP is within milliseconds; 30 s off means its time service is not working
+# (audit records, job times and logs then disagree between members). Beyond 5 minutes
+# things break: every certificate (member, per-job MPC, CRL) is back-dated 5 minutes, so
+# a member behind by more refuses certificates just issued, and one ahead by more
+# issues certificates its peers do not accept yet.
+CLOCK_WARNING = dt.timedelta(seconds=30)
+CLOCK_FAILURE = dt.timedelta(minutes=5)
 DEFAULT_TIMEOUT_S = 5.0
+PEER_PROBE_TIMEOUT_S = 3.0  # a port that does not answer within this is reported dropped
 
 
 class Status(StrEnum):
@@ -227,22 +236,73 @@ def check_coordinator(
     return Check("coordinator", Status.OK, f"{where} is serving over mutual TLS ({ms:.0f} ms)")
 
 
-def check_clock(skew: dt.timedelta | None) -> Check:
-    """``skew`` = the coordinator's clock minus this host's (``None``: not measured)."""
+@dataclass(frozen=True)
+class CoordinatorView:
+    """One ``ListParties`` answer: the members, and the clock measured by the call."""
+
+    parties: list[pb.Party]
+    skew: dt.timedelta  # the coordinator's clock minus this host's, at the call's midpoint
+    rtt: dt.timedelta  # the call's round trip: the skew is known to within half of it
+
+
+def query_coordinator(
+    address: str,
+    server_name: str,
+    tls: pki.CertFiles,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    wall_clock: Callable[[], float] = time.time,
+) -> CoordinatorView | str:
+    """``ListParties`` over mutual TLS; a sentence saying why not on failure.
+
+    The coordinator stamps its answer somewhere between the moment this host sent the
+    call and the moment the answer arrived, so skew = its stamp - the local midpoint,
+    wrong by at most half the round trip (measured on the monotonic clock)."""
+    try:
+        with secure_channel(address, tls, server_name) as channel:
+            stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
+            stub.ListParties(cpb.ListPartiesRequest(), timeout=timeout_s)  # connect first
+            sent, start = wall_clock(), time.monotonic()
+            reply = stub.ListParties(cpb.ListPartiesRequest(), timeout=timeout_s)
+            rtt = time.monotonic() - start
+    except grpc.RpcError as err:
+        return f"ListParties failed ({err.code().name.lower()}: {err.details() or ''})"
+    except (OSError, EnsnifError) as exc:
+        return exc.message if isinstance(exc, EnsnifError) else str(exc)
+    if not reply.server_time_unix_ms:
+        return "the coordinator does not report its time (older than this ensnif)"
+    skew = reply.server_time_unix_ms / 1000 - (sent + rtt / 2)
+    return CoordinatorView(
+        list(reply.parties), dt.timedelta(seconds=skew), dt.timedelta(seconds=rtt)
+    )
+
+
+def check_clock(skew: dt.timedelta | None, rtt: dt.timedelta = dt.timedelta(0)) -> Check:
+    """``skew`` = the coordinator's clock minus this host's (``None``: not measured),
+    ``rtt`` the round trip of the measurement. Judged by what the skew is at least
+    (``|skew| - rtt/2``): warn above 30 s, fail above 5 minutes."""
     if skew is None:
+        return Check("clock", Status.SKIP, "skew against the coordinator not measured")
+    off = abs(skew.total_seconds())
+    bound = rtt.total_seconds() / 2
+    side = "ahead of" if skew.total_seconds() > 0 else "behind"
+    text = (
+        f"the coordinator's clock is {off:.1f} s {side} this host's "
+        f"(\u00b1{bound * 1000:.0f} ms, round trip {rtt.total_seconds() * 1000:.0f} ms)"
+    )
+    least = dt.timedelta(seconds=max(off - bound, 0.0))
+    if least > CLOCK_FAILURE:
         return Check(
             "clock",
-            Status.SKIP,
-            "skew against the coordinator not measured: the coordinator exposes no time "
-            "(keep this host on NTP)",
+            Status.FAIL,
+            f"{text}: more than {CLOCK_FAILURE.total_seconds() / 60:.0f} minutes, certificates "
+            "and signed approvals will be refused; fix this host's clock (NTP)",
         )
-    off = abs(skew.total_seconds())
-    side = "ahead of" if skew.total_seconds() > 0 else "behind"
-    text = f"the coordinator's clock is {off:.1f} s {side} this host's"
-    if abs(skew) >= CLOCK_FAILURE:
-        return Check("clock", Status.FAIL, f"{text}: fix the clock (NTP)")
-    if abs(skew) >= CLOCK_WARNING:
-        return Check("clock", Status.WARN, text)
+    if least > CLOCK_WARNING:
+        return Check(
+            "clock",
+            Status.WARN,
+            f"{text}: more than {CLOCK_WARNING.total_seconds():.0f} s; check NTP on both hosts",
+        )
     return Check("clock", Status.OK, text)
 
 
@@ -314,17 +374,27 @@ def diagnose_party(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Che
         return [
             first,
             *_skipped(
-                ["certificate", "crl", "coordinator", "clock", "datasets", "mpc ports"],
+                ["certificate", "crl", "coordinator", "clock", "peers", "datasets", "mpc ports"],
                 "not checked: the configuration did not load",
             ),
         ]
+    coordinator = check_coordinator(cfg.coordinator, cfg.coordinator_name, cfg.tls, timeout_s)
     checks = [
         first,
         check_certificate(cfg.tls, name=cfg.name, role="party"),
         check_crl(cfg.tls),
-        check_coordinator(cfg.coordinator, cfg.coordinator_name, cfg.tls, timeout_s),
-        check_clock(None),
+        coordinator,
     ]
+    view = _view(coordinator, cfg.coordinator, cfg.coordinator_name, cfg.tls, timeout_s)
+    if isinstance(view, CoordinatorView):
+        checks.append(check_clock(view.skew, view.rtt))
+        from ensnif_mpc.cli import doctor_peers  # it builds on this module's Check
+
+        checks += doctor_peers.check_peers(
+            view.parties, cfg.name, min(timeout_s, PEER_PROBE_TIMEOUT_S)
+        )
+    else:
+        checks += _skipped(["clock", "peers"], view)
     checks += [check_dataset(d, cfg.name) for d in cfg.datasets]
     checks.append(check_mpc_ports(*cfg.mpc_ports))
     return checks
@@ -340,13 +410,26 @@ def diagnose_profile(path: Path | None, timeout_s: float = DEFAULT_TIMEOUT_S) ->
                 "not checked: the profile did not load",
             ),
         ]
-    return [
-        first,
-        check_certificate(profile.tls),
-        check_crl(profile.tls),
-        check_coordinator(profile.coordinator, profile.coordinator_name, profile.tls, timeout_s),
-        check_clock(None),
-    ]
+    coordinator = check_coordinator(
+        profile.coordinator, profile.coordinator_name, profile.tls, timeout_s
+    )
+    view = _view(coordinator, profile.coordinator, profile.coordinator_name, profile.tls, timeout_s)
+    clock = (
+        check_clock(view.skew, view.rtt)
+        if isinstance(view, CoordinatorView)
+        else Check("clock", Status.SKIP, view)
+    )
+    return [first, check_certificate(profile.tls), check_crl(profile.tls), coordinator, clock]
+
+
+def _view(
+    coordinator: Check, address: str, server_name: str, tls: pki.CertFiles, timeout_s: float
+) -> CoordinatorView | str:
+    """The coordinator's answer, or why the checks that need it are not run."""
+    if coordinator.status is Status.FAIL:
+        return "not checked: the coordinator cannot be reached"
+    got = query_coordinator(address, server_name, tls, timeout_s)
+    return got if isinstance(got, CoordinatorView) else f"not measured: {got}"
 
 
 def failed(checks: list[Check]) -> bool:

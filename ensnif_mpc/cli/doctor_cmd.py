@@ -53,8 +53,10 @@ def doctor(
     ctx: click.Context, config: str | None, profile: str | None, timeout: float, as_json: bool
 ) -> None:
     """Check this member's setup: configuration, certificates (expiry within 14 days is a
-    warning), revocation list, the coordinator over mutual TLS, clock, and for a node its
-    data sources (readable, within their declared bounds) and MPC port range.
+    warning), revocation list, the coordinator over mutual TLS, clock skew against the
+    coordinator (warning above 30 s, failure above 5 minutes), and for a node every other
+    member's MPC port range (reachable from here: a dropped port fails), its data sources
+    (readable, within their declared bounds) and its own MPC port range.
 
     One line per check; exit code 1 if any check failed, 0 otherwise.
     """

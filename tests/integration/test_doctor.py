@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from coordinator import server as coordinator_server
-from ensnif_mpc.cli import doctor as doctor_checks
+from ensnif_mpc.cli import doctor as doctor_checks, doctor_peers, probe as doctor_probe
 from ensnif_mpc.cli.main import cli
-from ensnif_mpc.config import CoordinatorConfig
+from ensnif_mpc.config import CoordinatorConfig, PartyConfig
 from ensnif_mpc.demo.localnet import LocalConsortium, free_port
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
 from ensnif_mpc.security import pki, revocation
 
 pytestmark = pytest.mark.slow
@@ -87,7 +89,9 @@ def test_a_healthy_node_passes_every_check(setup):
     assert found["coordinator"].startswith("ok coordinator at 127.0.0.1:")
     assert found["dataset orders"].startswith("ok 200 rows readable")
     assert found["mpc ports"].startswith("ok ")
-    assert found["clock"].startswith("skip skew against the coordinator not measured")
+    assert found["clock"].startswith("ok the coordinator's clock is ")
+    assert "round trip" in found["clock"]
+    assert found["peers"].startswith("skip no other member registered")
 
 
 def test_json_gives_one_object_per_check(setup):
@@ -101,6 +105,7 @@ def test_json_gives_one_object_per_check(setup):
         "crl",
         "coordinator",
         "clock",
+        "peers",
         "dataset orders",
         "mpc ports",
     ]
@@ -112,6 +117,7 @@ def test_an_analyst_profile_passes(setup):
 
     assert result.exit_code == 0, result.output
     assert lines(result)["coordinator"].startswith("ok ")
+    assert lines(result)["clock"].startswith("ok ")
 
 
 def test_an_expired_certificate_fails_the_certificate_and_the_coordinator(setup, tmp_path):
@@ -184,6 +190,7 @@ def test_a_coordinator_that_is_down_fails_the_coordinator_line(setup, tmp_path):
     line = lines(result)["coordinator"]
     assert line.startswith("FAIL cannot reach coordinator at 127.0.0.1:")
     assert lines(result)["certificate"].startswith("ok ")
+    assert lines(result)["clock"] == "skip not checked: the coordinator cannot be reached"
 
 
 def test_an_mpc_port_range_in_use_fails_the_ports_line(setup, tmp_path):
@@ -248,9 +255,107 @@ def test_a_stale_revocation_list_is_a_warning(tmp_path):
 
 @pytest.mark.parametrize(
     ("seconds", "status"),
-    [(0.5, "ok"), (-10, "warn"), (600, "fail")],
+    [(0.5, "ok"), (-29, "ok"), (-31, "warn"), (299, "warn"), (301, "fail"), (-600, "fail")],
 )
 def test_a_measured_clock_skew_is_judged_by_its_size(seconds, status):
     check = doctor_checks.check_clock(dt.timedelta(seconds=seconds))
 
     assert str(check.status) == status
+
+
+def test_a_skew_within_the_round_trip_of_a_threshold_is_not_judged_over_it():
+    check = doctor_checks.check_clock(dt.timedelta(seconds=31), rtt=dt.timedelta(seconds=4))
+
+    assert check.status is doctor_checks.Status.OK  # at least 29 s: not provably over 30 s
+    assert "\u00b12000 ms" in check.message
+
+
+def _grocery_tls(setup: Setup) -> tuple[str, str, pki.CertFiles]:
+    cfg = PartyConfig.load(setup.grocery)
+    return cfg.coordinator, cfg.coordinator_name, cfg.tls
+
+
+def test_the_skew_is_measured_against_the_real_coordinator(setup):
+    view = doctor_checks.query_coordinator(*_grocery_tls(setup), timeout_s=3)
+
+    assert isinstance(view, doctor_checks.CoordinatorView)
+    assert abs(view.skew.total_seconds()) < 1 + view.rtt.total_seconds()
+    assert view.rtt < dt.timedelta(seconds=3)
+
+
+def test_a_host_clock_10_minutes_ahead_fails_the_clock_check(setup):
+    ahead = lambda: time.time() + 600  # noqa: E731 - this host's wall clock, 10 minutes fast
+
+    view = doctor_checks.query_coordinator(*_grocery_tls(setup), timeout_s=3, wall_clock=ahead)
+    assert isinstance(view, doctor_checks.CoordinatorView)
+    check = doctor_checks.check_clock(view.skew, view.rtt)
+
+    assert -601 < view.skew.total_seconds() < -599
+    assert check.status is doctor_checks.Status.FAIL
+    assert "600.0 s behind this host's" in check.message
+
+
+@pytest.fixture
+def peered(
+    setup: Setup, tmp_path: Path
+) -> Iterator[tuple[Path, coordinator_server.RunningCoordinator]]:
+    """A coordinator of its own (so that its registry does not leak into other tests) and
+    the grocery node's config pointing at it."""
+    cfg = CoordinatorConfig.load(
+        setup.lc.root / "coordinator.toml",
+        {"listen": "127.0.0.1:0", "database": f"sqlite:///{tmp_path}/peered.db"},
+    )
+    coord = coordinator_server.start(cfg)
+    try:
+        yield variant(setup, tmp_path, coordinator=f'"127.0.0.1:{coord.port}"'), coord
+    finally:
+        coord.stop(grace=0.5)
+
+
+def test_every_other_members_mpc_range_is_probed(setup, peered):
+    path, coord = peered
+    with socket.socket() as worker:  # a job's worker listening on logistics' only port
+        worker.bind(("127.0.0.1", 0))
+        worker.listen()
+        busy = worker.getsockname()[1]
+        closed = free_port()  # helper's: nobody listens, the host refuses
+        coord.store.upsert_party("grocery", "party", "127.0.0.1:1", "pem", "127.0.0.1", (1, 1))
+        coord.store.upsert_party("logistics", "party", "127.0.0.1:2", "pem", "127.0.0.1",
+                                 (busy, busy))  # fmt: skip
+        coord.store.upsert_party("helper", "party", "127.0.0.1:3", "pem", "127.0.0.1",
+                                 (closed, closed))  # fmt: skip
+        coord.store.upsert_party("legacy", "party", f"127.0.0.1:{coord.port}", "pem")
+
+        result = doctor("--config", str(path))
+
+    assert result.exit_code == 0, result.output
+    found = lines(result)
+    assert "peer grocery" not in found  # not itself
+    assert found["peer logistics"] == (
+        f"ok MPC 127.0.0.1:{busy}-{busy}: its only port answers (1 listening, 0 refused: no "
+        "job on them now)"
+    )
+    assert found["peer helper"].startswith(f"ok MPC 127.0.0.1:{closed}-{closed}: its only port")
+    assert "1 refused" in found["peer helper"]
+    assert found["peer legacy"].startswith(f"warn gRPC 127.0.0.1:{coord.port} reachable; its MPC")
+    assert "not probed" in found["peer legacy"]
+
+
+def test_a_large_mpc_range_is_probed_at_spread_ports():
+    assert doctor_probe.sample(41000, 41999, limit=4) == [41000, 41333, 41666, 41999]
+    assert doctor_probe.sample(41000, 41002) == [41000, 41001, 41002]
+
+
+def test_a_port_that_does_not_answer_is_reported_dropped_by_name(monkeypatch):
+    def dropped(targets, timeout_s):
+        return {t: doctor_probe.Outcome.TIMEOUT if t[1] >= 41008 else doctor_probe.Outcome.REFUSED
+                for t in targets}  # fmt: skip
+
+    monkeypatch.setattr(doctor_probe, "probe", dropped)
+    party = pb.Party(name="helper", address="10.0.0.3:50061", mpc_host="10.0.0.3",
+                     mpc_port_first=41000, mpc_port_last=41009)  # fmt: skip
+
+    (check,) = doctor_peers.check_peers([party], "grocery", timeout_s=3)
+
+    assert check.status is doctor_checks.Status.FAIL
+    assert check.message.startswith("MPC 10.0.0.3:41000-41009: port(s) 41008-41009 dropped")

@@ -11,6 +11,7 @@ doctor`` runs under libfaketime (its wall clock 10 minutes off, its monotonic cl
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -105,18 +106,30 @@ def test_member_whose_firewall_drops_the_mpc_range_fails_the_job_with_a_reason(
         job_id = net.submit("revenue-sum.toml")
         final = net.wait_final(job_id, timeout_s=net.connect_timeout_s + 40)
         wait_for(lambda: not worker_pids(job_id), 20, lambda: f"workers: {worker_pids(job_id)}")
+        doctor = _doctor(net)
     finally:
         net.net.firewall_clear("helper")
+    after = _doctor(net)
 
     assert final["state"] == "failed"
     assert final["reason_code"] == "peer_connect_timeout", final.get("reason")
     assert f"within {net.connect_timeout_s:.0f}s" in final["reason"]
+    # doctor at another member names the dropped range; the other peer's ports answer
+    lo, hi = MPC_PORTS
+    helper = doctor["peer helper"]
+    assert (doctor["exit"]["status"], helper["status"]) == ("1", "fail"), helper
+    assert f"MPC {net.reach('helper')}:{lo}-{hi}: port(s) {lo}-{hi} dropped" in helper["message"]
+    assert doctor["peer logistics"]["status"] == "ok", doctor["peer logistics"]
+    assert after["peer helper"]["status"] == "ok", after["peer helper"]
 
 
-def _doctor(net: NetnsConsortium, offset: str) -> dict[str, dict[str, str]]:
-    env = faketime_env(offset)
-    if env is None:
-        pytest.skip("libfaketime is not installed (scripts/ensure_netns.sh installs it)")
+def _doctor(net: NetnsConsortium, offset: str | None = None) -> dict[str, dict[str, str]]:
+    """``ensnif doctor --json`` at grocery, its wall clock shifted by ``offset``."""
+    env = None
+    if offset is not None:
+        env = faketime_env(offset)
+        if env is None:
+            pytest.skip("libfaketime is not installed (scripts/ensure_netns.sh installs it)")
     got = net.cli("doctor", "--config", "party-grocery.toml", "--json", member="grocery", env=env)
     return {c["check"]: c for c in got.json()} | {"exit": {"status": str(got.code)}}
 
@@ -131,12 +144,14 @@ def test_member_clock_10_minutes_behind_is_diagnosed(net: NetnsConsortium) -> No
     assert "not yet valid" in checks["coordinator"]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the coordinator exposes no time, so doctor's clock check is not measured; a clock "
-    "ahead breaks no certificate check (issue 16: clock skew against the coordinator)",
-)
 def test_member_clock_10_minutes_ahead_is_diagnosed(net: NetnsConsortium) -> None:
     checks = _doctor(net, "+10m")
 
+    # its certificates are all valid (a clock ahead breaks no check of its own) ...
+    assert checks["certificate"]["status"] == "ok", checks["certificate"]
+    assert checks["coordinator"]["status"] == "ok", checks["coordinator"]
+    # ... but the coordinator's time says it: 600 s, to within half the round trip
+    assert checks["exit"]["status"] == "1"
     assert checks["clock"]["status"] == "fail", checks["clock"]
+    off = re.search(r"clock is ([\d.]+) s behind this host's", checks["clock"]["message"])
+    assert off is not None and 595 < float(off[1]) < 605, checks["clock"]
