@@ -22,7 +22,7 @@ test: $(STAMP)
 	@sh scripts/ensure_netns.sh
 	@sh scripts/ensure_chromium.sh
 	@sh scripts/airflow_env.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
