@@ -9,7 +9,8 @@ Not a test: it prints numbers and asserts nothing about speed. Sizes are rows pe
 private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
 side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), then the load
 section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
-is narrowed with --only, --protocol or --rows, unless --load N asks for it).
+is narrowed with --only, --protocol or --rows, unless --load N asks for it), and as root the
+WAN table (bench/wan.py: the canonical jobs across network namespaces at 0, 10 and 50 ms RTT).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,6 +151,15 @@ def main() -> int:
         help="distinct keys a side for the private-join table (bench/join_fast.py; 0: skip; "
         "default 33000 330000 1000000, 33000 with --quick; only with the joins when narrowed)",
     )
+    ap.add_argument(
+        "--wan",
+        type=float,
+        nargs="*",
+        metavar="RTT_MS",
+        help="the canonical jobs across network namespaces at these round-trip times "
+        "(bench/wan.py; root only; default 0 10 50 in a full run, skipped when narrowed; "
+        "--wan with no value: skip)",
+    )
     args = ap.parse_args()
     if args.report:
         saved = json.loads(args.report.read_text())
@@ -208,8 +219,24 @@ def main() -> int:
     show(saved, args.markdown)
     if args.json:
         args.json.write_text(json.dumps(saved, indent=1))
-    failed = any(r["problems"] for r in results) or not load_ok or not join_ok
+    wan_ok = run_wan(args.wan, bool(narrowed))
+    failed = any(r["problems"] for r in results) or not load_ok or not join_ok or not wan_ok
     return 1 if failed else 0
+
+
+def run_wan(rtts: list[float] | None, narrowed: bool) -> bool:
+    """The WAN table (bench/wan.py): its own process, since it builds network namespaces."""
+    if rtts is None:
+        rtts = [] if narrowed else [0, 10, 50]
+    if not rtts:
+        return True
+    if os.geteuid() != 0:
+        print("note: the WAN table needs root (network namespaces); skipped")
+        return True
+    print("== the canonical jobs across network namespaces (bench/wan.py)", flush=True)
+    wan = Path(__file__).with_name("wan.py")
+    cmd = [sys.executable, str(wan), "--rtt", *(f"{r:g}" for r in rtts), "--repeat", "1"]
+    return subprocess.run(cmd, check=False).returncode == 0
 
 
 def show(saved: dict[str, Any], markdown: bool) -> None:
