@@ -42,14 +42,23 @@ def _target(config_path: str | None, db_url: str | None, cert_path: str | None) 
     if db_url:
         return Target(db_url, db_url, Path(cert_path) if cert_path else None)
     assert config_path is not None
-    coordinator = CoordinatorConfig.load(Path(config_path))  # reads [tls] and `database`
-    role = identity_of(load_cert(coordinator.tls.cert)).role
-    cert = Path(cert_path) if cert_path else coordinator.tls.cert
-    if role == "coordinator":
-        return Target("coordinator", coordinator.database, cert)
-    if role == "party":
+    from ensnif_mpc import tomlfile
+
+    # A node's party.toml and the coordinator's coordinator.toml are told apart by their
+    # keys (each loader refuses the other's), then the certificate must agree.
+    raw = tomlfile.read(Path(config_path), InvalidConfig, "configuration")
+    if set(raw) & {"state_dir", "coordinator", "coordinator_name", "datasets", "mpc_ports"}:
         node = PartyConfig.load(Path(config_path))
-        return Target(f"party {node.name}", f"sqlite:///{node.state_dir / 'node.db'}", cert)
+        role = identity_of(load_cert(node.tls.cert)).role
+        if role == "party":
+            cert = Path(cert_path) if cert_path else node.tls.cert
+            return Target(f"party {node.name}", f"sqlite:///{node.state_dir / 'node.db'}", cert)
+    else:
+        coordinator = CoordinatorConfig.load(Path(config_path))  # reads [tls] and `database`
+        role = identity_of(load_cert(coordinator.tls.cert)).role
+        if role == "coordinator":
+            cert = Path(cert_path) if cert_path else coordinator.tls.cert
+            return Target("coordinator", coordinator.database, cert)
     raise InvalidConfig(f"{config_path}: its certificate has role {role!r}, not a daemon's")
 
 
