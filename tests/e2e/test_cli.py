@@ -43,8 +43,23 @@ def test_list_status_watch_and_result_agree(lc: LocalConsortium) -> None:
     result = run_cli(lc, "job", "result", job_id, "--json")
 
     assert watched.code == 0, watched.stderr
-    states = [json.loads(line)["state"] for line in watched.stdout.splitlines()]
-    assert states[-1] == "succeeded" and len(states) >= 2
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    states = [line["state"] for line in lines]
+    # The job may already have ended when the watch starts (it then prints it once); each
+    # further line is a change, in lifecycle order, and the last is the final state.
+    lifecycle = [
+        "submitted",
+        "validated",
+        "awaiting_approval",
+        "approved",
+        "scheduled",
+        "running",
+        "succeeded",
+    ]
+    assert states[-1] == "succeeded"
+    assert all(line["id"] == job_id for line in lines)
+    assert [lifecycle.index(s) for s in states] == sorted(lifecycle.index(s) for s in states)
+    assert all(a != b for a, b in zip(lines, lines[1:], strict=False))
     assert job_id in {j["id"] for j in listed.json()}
     assert status.json()["state"] == "succeeded"
     assert {p["party"] for p in status.json()["parties"]} == {"grocery", "logistics", "helper"}
