@@ -104,14 +104,18 @@ def test_rotated_node_registers_its_new_certificate_and_signs_with_its_new_key(
     new_pem = rotation.files.cert.read_text()
 
     node.registrar.wake()
+    # The node adopts the new signing key right after the coordinator accepted the new
+    # certificate (each share keeps the certificate it was signed under, so the moment in
+    # between is harmless): wait for both.
     wait_for(
-        lambda: registered_certificate(consortium, "logistics") == new_pem,
+        lambda: (
+            registered_certificate(consortium, "logistics") == new_pem
+            and node.node.key_pem == rotation.files.key.read_bytes()
+        ),
         15,
-        "the node registering its new certificate",
+        "the node registering its new certificate and signing with its new key",
         interval=0.1,
     )
-
-    assert node.node.key_pem == rotation.files.key.read_bytes()
     # the coordinator still reaches the node (new connections get the new certificate)
     address = f"127.0.0.1:{node.port}"
     reply = consortium.coordinator.dialer.stub("logistics", address).Health(
