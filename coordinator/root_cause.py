@@ -7,29 +7,32 @@ are ranked instead:
 
 1. a party's own failure (its worker failed, its data, its source, its limits, its
    node restarting): the root cause;
-2. a consequence seen by a survivor (``peer_lost``, ``peer_stalled``) or an abort;
-3. a party the coordinator cannot reach (``party_unreachable``).
+2. a party the coordinator cannot reach (``party_unreachable``): it names the party
+   whose node is gone, which its peers cannot (they see only a closed link);
+3. a consequence seen by a survivor (``peer_lost``, ``peer_stalled``, peers that never
+   connected: ``peer_connect_timeout``) or an abort.
 
-The scheduler waits a short settling time after a consequence for a cause to arrive,
-then reports the best-ranked report, the first heard within its rank. So a killed
-worker reads ``worker_failed`` (its node saw it die), a killed node ``peer_lost`` (the
-node cannot report; its peers lost it), whatever order the reports arrived in.
+The scheduler waits a short settling time after a report that is not a cause for a
+better one, then reports the best-ranked report, the first heard within its rank. So a
+killed worker reads ``worker_failed`` (its node saw it die) whatever order the reports
+arrived in, and a killed node ``party_unreachable`` when the coordinator's watch of it
+gave up within the settling time (``peer_lost`` otherwise).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CONSEQUENCES = frozenset({"peer_lost", "peer_stalled", "aborted"})
+CONSEQUENCES = frozenset({"peer_lost", "peer_stalled", "peer_connect_timeout", "aborted"})
 UNREACHABLE = frozenset({"party_unreachable"})
 
 
 def rank(code: str) -> int:
-    """0 for a party's own failure, 1 for a consequence, 2 for an unreachable party."""
+    """0 for a party's own failure, 1 for an unreachable party, 2 for a consequence."""
     if code in UNREACHABLE:
-        return 2
-    if code in CONSEQUENCES:
         return 1
+    if code in CONSEQUENCES:
+        return 2
     return 0
 
 

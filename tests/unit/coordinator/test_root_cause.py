@@ -70,11 +70,15 @@ class FakeNodes:
     def __init__(self, script: dict[str, list[tuple[float, NodeStatus | None]]]) -> None:
         self.script = script
         self.t0 = time.monotonic()
+        self.gone: set[str] = set()  # a node that went away stays away, as a killed one does
 
     def watch(self, party: str, job_id: str) -> Iterator[NodeStatus]:
+        if party in self.gone:
+            raise NodeCallFailed(party, "UNAVAILABLE", Unavailable("gone"))
         for at, st in self.script.get(party, []):
             time.sleep(max(0.0, self.t0 + at - time.monotonic()))
             if st is None:
+                self.gone.add(party)
                 raise NodeCallFailed(party, "UNAVAILABLE", Unavailable("gone"))
             yield st
         time.sleep(30)  # a live stream with nothing more to say
@@ -117,8 +121,9 @@ def test_a_killed_worker_is_worker_failed_whichever_report_comes_first(first: st
     assert reason.startswith("logistics:")
 
 
-def test_a_killed_node_is_peer_lost_not_unreachable() -> None:
-    """The node cannot report: its peers' peer_lost is the cause heard, within settle_s."""
+def test_a_killed_node_is_named_unreachable_rather_than_its_peers_peer_lost() -> None:
+    """The node cannot report; its peers see a closed link (peer_lost); the coordinator's
+    watch of the node gives up within settle_s and names it: that is the reason."""
     script = {
         "grocery": [(0.0, RUNNING), (0.1, LOST)],
         "logistics": [(0.0, RUNNING), (0.05, None)],  # the node is gone
@@ -127,7 +132,7 @@ def test_a_killed_node_is_peer_lost_not_unreachable() -> None:
 
     code, reason, took = follow(script)
 
-    assert code == "peer_lost" and reason.startswith("grocery:")
+    assert code == "party_unreachable" and "logistics" in reason
     assert took < 5
 
 
