@@ -1,4 +1,4 @@
-"""The private-join table (issue 15, goal 1): intersection_sum at N distinct keys a side as
+"""The private-join table: intersection_sum at N distinct keys a side as
 (a) pandas, (b) the raw MPyC program of the tagged-helper route (bench/raw_join_fast.py),
 (c) the Ensnif protocol under the test harness — three real worker processes
 (``python -m protocols.worker``) with per-job certificates over TLS, the owners reading

@@ -1,4 +1,4 @@
-"""Job states and the one table of allowed transitions (DESIGN.md section 4)."""
+"""Job states and the one table of allowed transitions (docs/architecture.md, job lifecycle)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Private joins on a key column held by two data owners (DESIGN.md §7).
+"""Private joins on a key column held by two data owners (docs/protocols.md, private joins).
 
 Pipeline, the same for every protocol here:
 

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 5) with real processes: each fault ends the job in a defined state
+"""The fault matrix (bench/faults.py), real processes: each fault ends the job in a defined state
 within a bound, leaves no worker process behind, loses no job record, and settles each data
 owner's budget charge once (committed if a worker started there, released otherwise).
 

@@ -1,4 +1,4 @@
-"""Load (issue 5): a dozen small jobs submitted at once all succeed, each with its own answer,
+"""Load: a dozen small jobs submitted at once all succeed, each with its own answer,
 and no two jobs live at the same time share an MPC port or a workspace at any node; beyond
 the coordinator's admission limit they wait their turn.
 

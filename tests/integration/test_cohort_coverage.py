@@ -1,4 +1,4 @@
-"""The minimum cohort holds for every number a job opens (issue 11, defect 2): each
+"""The minimum cohort holds for every number a job opens: each
 histogram bin, and this owner's side of a join after its value filter. Exact releases
 (which the sample owner allows) are refused by the rule; DP releases withhold the owner's
 rows on a noisy count, without telling (tests/integration/test_refusal_oracle.py)."""

@@ -1,4 +1,4 @@
-"""What a node reserves for a proposal, and that it always gets it back (issue 11, defect 4).
+"""What a node reserves for a proposal, and that it always gets it back.
 
 Budget and an MPC port are reserved when a node admits a job. A job id the node cannot
 store is refused before anything is reserved; any failure after a reservation gives

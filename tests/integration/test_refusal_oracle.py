@@ -1,4 +1,4 @@
-"""Refusals are no oracle (issue 11, defect 1): what an analyst observes of a DP job does
+"""Refusals are no oracle: what an analyst observes of a DP job does
 not depend on the data.
 
 The attack of the issue: an owner allows only DP answers and sets a minimum cohort and a

@@ -565,7 +565,7 @@ def test_party_config_person_column_must_be_declared(conf_dir):
         PartyConfig.load(_write(conf_dir, "party.toml", bad))
 
 
-# -- what a person may get wrong: one InvalidConfig line, never a traceback (issue 11) ----
+# -- what a person may get wrong: one InvalidConfig line, never a traceback ---------------
 
 _FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

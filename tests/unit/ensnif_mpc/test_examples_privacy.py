@@ -1,4 +1,4 @@
-"""The example owners declare the DP protection their data has (issue 11).
+"""The example owners declare the DP protection their data has.
 
 Noise is calibrated to ``rows_per_person`` rows per person: a dataset whose people have
 more rows than declared gets less protection than it claims. The examples name the

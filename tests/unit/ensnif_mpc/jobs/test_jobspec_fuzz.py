@@ -73,7 +73,7 @@ def test_any_privacy_table_parses_or_names_the_privacy_field(privacy):
         assert err.message.startswith("privacy")
 
 
-# -- a job file as bytes, deep nesting, integers, tiny privacy parameters (issue 11) -------
+# -- a job file as bytes, deep nesting, integers, tiny privacy parameters ------------------
 
 JOB = b"""protocol = "sum"
 [[inputs]]
