@@ -51,3 +51,14 @@ def test_program_opens_nothing_itself(protocol):
 
     assert hasattr(module, func), f"{protocol}: program {func!r} not found"
     assert not re.search(r"\bmpc\.output\(|\.reveal\(|\bprint\(", source), protocol
+
+
+def test_every_protocol_is_in_exactly_one_mpc_shard():
+    from tests.contract import mpc_run
+
+    shards = [mpc_run.shard(i) for i in range(mpc_run.SHARDS)]
+    flat = [p for s in shards for p in s]
+    assert sorted(flat) == PROTOCOLS
+    assert len(flat) == len(set(flat))
+    modules = sorted(p.name for p in Path(__file__).parent.glob("test_contract_mpc_*.py"))
+    assert modules == [f"test_contract_mpc_{i}.py" for i in range(mpc_run.SHARDS)]
