@@ -299,6 +299,7 @@ class JobSpec(_message.Message):
     PRIVACY_JSON_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    PROGRAM_JSON_FIELD_NUMBER: _builtins.int
     protocol: _builtins.str
     params_json: _builtins.str
     """Protocol parameters as a JSON object (validated against the protocol's declaration)."""
@@ -313,6 +314,12 @@ class JobSpec(_message.Message):
     node verifies it; a job altered after signing, by anyone, is refused.
     """
     signature: _builtins.bytes
+    program_json: _builtins.str
+    """A member-written MPC program (protocol "program"): {"hash": "sha256:…", "files":
+    {relative path: base64}} as JSON, manifest included. The signature covers the hash
+    (ensnif_mpc.jobs.member_program); every node checks the files against it. Empty for
+    a registry protocol.
+    """
     @_builtins.property
     def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobInput]: ...
     @_builtins.property
@@ -330,10 +337,11 @@ class JobSpec(_message.Message):
         privacy_json: _builtins.str = ...,
         nonce: _builtins.str = ...,
         signature: _builtins.bytes = ...,
+        program_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "nonce", b"nonce", "params_json", b"params_json", "privacy_json", b"privacy_json", "protocol", b"protocol", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "nonce", b"nonce", "params_json", b"params_json", "privacy_json", b"privacy_json", "program_json", b"program_json", "protocol", b"protocol", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
