@@ -11,4 +11,7 @@ Declarations only at import time: the programs import MPyC through the runtime t
 worker passes in.
 """
 
-from protocols.ports.declarations import DEFINITIONS as DEFINITIONS
+from protocols.ports.declarations import DEFINITIONS as _PORTS
+from protocols.ports.throughput import DEFINITION as _THROUGHPUT
+
+DEFINITIONS = (*_PORTS, _THROUGHPUT)

@@ -36,6 +36,9 @@ KNOWN = {
         "if_a>b": 789,
     },
     "millionaires": {"first_is_richer": 1},
+    # 1..37 cycled to 500 products a_i·a_(i+1): the sum, worked out by hand from the cycle
+    # (13 full cycles of Σ_{i=1..36} i(i+1) + 37·1, then the first 19 pairs).
+    "throughput": {"result": 222477},
     "local_test": {
         **{
             f"{m}[{i},{j}]": v
