@@ -55,6 +55,7 @@ CAPACITY = "Budget and capacity"
 DATA = "Data owners' sources"
 APPROVAL = "Approval and the job's start"
 RUNNING = "A running job"
+HE = "Homomorphic encryption (scoring and outsourcing)"
 GENERIC = "Generic (the class defaults)"
 
 _REJECTED = ("rejected",)
@@ -577,6 +578,86 @@ _ALL: tuple[Reason, ...] = (
         ends=_FAILED,
         group=RUNNING,
     ),
+    # -- homomorphic encryption --------------------------------------------------------
+    Reason(
+        "unknown_model",
+        "No model of that name is registered at the named member's node.",
+        "List the models with `ensnif model list`; the owner registers one with "
+        "`ensnif model register`.",
+        _S.NOT_FOUND,
+        group=HE,
+    ),
+    Reason(
+        "model_not_allowed",
+        "The model owner's policy does not let this analyst score against the model.",
+        "Ask the model's owner to add you to the model's `--allow` list.",
+        _S.PERMISSION_DENIED,
+        group=HE,
+    ),
+    Reason(
+        "model_row_quota",
+        "Scoring these rows would pass this analyst's row quota for the model (the quota "
+        "limits how much of the model the scores reveal).",
+        "Score fewer rows, or ask the model's owner for a larger quota.",
+        _S.RESOURCE_EXHAUSTED,
+        group=HE,
+    ),
+    Reason(
+        "he_feature_count",
+        "The rows have another number of features than the model takes.",
+        "Give one column per model feature, in the model's order (`ensnif model list`).",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "he_input_out_of_range",
+        "A value to encrypt is not finite or lies outside what the CKKS parameters can "
+        "encode; the analyst's client refuses it before encrypting (no value is sent).",
+        "Scale or clip the column to the range the message states.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "he_context_invalid",
+        "The public HE context does not load, holds a secret key, or its parameters are "
+        "not one of the 128-bit sets the evaluator accepts.",
+        "Use an Ensnif client of the same version; never send a secret context.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "he_context_mismatch",
+        "A ciphertext was made under another context (another key or parameters) than "
+        "the request's public context.",
+        "Encrypt every ciphertext of a request with the key whose public context it sends.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "he_ciphertext_invalid",
+        "A ciphertext is not a well-formed frame, does not load, or a batch lacks a "
+        "ciphertext.",
+        "Send the ciphertexts the Ensnif client wrote, complete and unmodified.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "he_ciphertext_tampered",
+        "A batch's ciphertexts or a result do not match the digest their sender signed "
+        "(changed in transit or at rest).",
+        "Send the request again; if it repeats, the path between you and the node alters "
+        "messages.",
+        _S.PERMISSION_DENIED,
+        group=HE,
+    ),
+    Reason(
+        "he_key_invalid",
+        "A key directory is missing a file, its secret file is readable by others, or it "
+        "holds a key for another scheme or parameter set.",
+        "Point at the right key directory, chmod 600 its secret.ctx, or use a new directory.",
+        _S.FAILED_PRECONDITION,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",
@@ -615,7 +696,9 @@ _ALL: tuple[Reason, ...] = (
 )
 
 REASONS: Mapping[str, Reason] = MappingProxyType({r.name: r for r in _ALL})
-GROUPS: tuple[str, ...] = (REQUESTS, IDENTITY, POLICY, CAPACITY, DATA, APPROVAL, RUNNING, GENERIC)
+GROUPS: tuple[str, ...] = (
+    REQUESTS, IDENTITY, POLICY, CAPACITY, DATA, APPROVAL, RUNNING, HE, GENERIC
+)
 
 
 def is_registered(name: str) -> bool:
