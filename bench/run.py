@@ -7,7 +7,9 @@ seeing the data), CPU time, bytes sent, and checks every answer against the plai
 Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
 (grocery and logistics each); a compute-only helper is the third party. After the families, the
 private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
-side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), then the load
+side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), the
+throughput programs (bench/throughput.py: secure products, comparisons and random bits per
+second, numpy vs raw MPyC vs the worker), then the load
 section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
 is narrowed with --only, --protocol or --rows, unless --load N asks for it), and as root the
 WAN table (bench/wan.py: the canonical jobs across network namespaces at 0, 10 and 50 ms RTT).
@@ -208,6 +210,12 @@ def main() -> int:
         join_rows = join_fast.run(tuple(sizes), 3, join_fast.QUICK[0], args.timeout)
         saved["join_table"] = [asdict(r) for r in join_rows]
         join_ok = not any(r.problems for r in join_rows)
+    throughput_ok = True
+    if not narrowed:
+        import throughput
+
+        sizes = throughput.QUICK if args.quick else throughput.SIZES
+        throughput_ok = throughput.run(list(sizes), sizes)
     load_ok = True
     jobs = args.load
     if jobs is None:
@@ -220,7 +228,13 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(saved, indent=1))
     wan_ok = run_wan(args.wan, bool(narrowed))
-    failed = any(r["problems"] for r in results) or not load_ok or not join_ok or not wan_ok
+    failed = (
+        any(r["problems"] for r in results)
+        or not load_ok
+        or not join_ok
+        or not wan_ok
+        or not throughput_ok
+    )
     return 1 if failed else 0
 
 

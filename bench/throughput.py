@@ -28,7 +28,16 @@ from protocols.ports.throughput import pairs  # noqa: E402
 from tests.protocols import harness  # noqa: E402
 
 VALUES = np.arange(1, 38)
-SIZES = {"mul": (20_000, 200_000), "lt": (2_000, 20_000), "bits": (20_000, 200_000)}
+SIZES: dict[str, tuple[int, ...]] = {
+    "mul": (20_000, 200_000),
+    "lt": (2_000, 20_000),
+    "bits": (20_000, 200_000),
+}
+QUICK: dict[str, tuple[int, ...]] = {
+    "mul": (2_000, 20_000),
+    "lt": (500, 5_000),
+    "bits": (2_000, 20_000),
+}
 
 
 def numpy_rate(kind: str, n: int) -> float:
@@ -84,6 +93,12 @@ def main() -> int:
     ap.add_argument("--kinds", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--sizes", nargs=2, type=int, metavar=("N1", "N2"), help="for every kind")
     args = ap.parse_args()
+    sizes = {k: tuple(args.sizes) for k in SIZES} if args.sizes else SIZES
+    return 0 if run(args.kinds, sizes) else 1
+
+
+def run(kinds: list[str], sizes: dict[str, tuple[int, ...]] = SIZES) -> bool:  # noqa: B006
+    """Print the table (batch sizes n1, n2 per kind); False if any answer was wrong."""
     problems = []
     print("== throughput programs (3 parties, TLS on loopback): operations per second")
     print(
@@ -92,8 +107,8 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="ensnif-throughput-") as tmp:
         work = Path(tmp)
-        for kind in args.kinds:
-            n1, n2 = args.sizes or SIZES[kind]
+        for kind in kinds:
+            n1, n2 = sizes[kind]
             times: dict[str, list[float]] = {"raw": [], "ours": []}
             sent: list[list[int]] = []
             for n in (n1, n2):
@@ -116,7 +131,7 @@ def main() -> int:
             )
     for p in problems:
         print("PROBLEM:", p)
-    return 1 if problems else 0
+    return not problems
 
 
 if __name__ == "__main__":
