@@ -107,8 +107,9 @@ def _command(words: list[str]) -> click.Command:
     command: click.Command = cli
     for word in words:
         assert isinstance(command, click.Group), f"{word}: not a command group"
-        assert word in command.commands, f"`ensnif {' '.join(words)}`: no such command"
-        command = command.commands[word]
+        found = command.get_command(click.Context(command), word)
+        assert found is not None, f"`ensnif {' '.join(words)}`: no such command"
+        command = found
     return command
 
 
