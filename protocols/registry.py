@@ -195,7 +195,13 @@ PROTOCOLS: dict[str, ProtocolDef] = {
 
 # Families declared in their own modules (declarations only at import time: their
 # MPC programs import MPyC lazily, through the runtime the worker passes in).
-FAMILY_MODULES = ("protocols.statistics", "protocols.grouped", "protocols.join", "protocols.ports")
+FAMILY_MODULES = (
+    "protocols.statistics",
+    "protocols.grouped",
+    "protocols.discovery",
+    "protocols.join",
+    "protocols.ports",
+)
 
 
 _collected = False

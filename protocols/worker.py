@@ -173,7 +173,7 @@ def _local_data(session: WorkerSession) -> LocalData | None:
 
 
 async def _add_noise(
-    mpc: Any, outputs: list[SecureOutput], plan: ReleasePlan
+    mpc: Any, outputs: list[SecureOutput], plan: ReleasePlan, gated: bool = False
 ) -> list[SecureOutput]:
     """Add the plan's noise to the noisy outputs, on shares, before anything is opened.
 
@@ -182,12 +182,16 @@ async def _add_noise(
     party sees its own noise next to the value, and colluders' shares are not relied on.
     Laplace: the noise is sampled jointly inside MPC from random bits nobody knows
     (``protocols.dlaplace``); no party holds any part of it in the clear.
+    Outputs not marked noisy are allowed only when the protocol ``gated`` them: its
+    after-noise step (``ProtocolDef.extra["after_noise"]``) opens them only where a noisy
+    output selects them (group discovery's labels).
     """
+    import dataclasses
+
     from ensnif_mpc.privacy import dp
-    from protocols.io import SecureOutput
 
     noisy = [o for o in outputs if o.noisy]
-    if len(noisy) != plan.dims or len(noisy) != len(outputs):
+    if len(noisy) != plan.dims or (len(noisy) != len(outputs) and not gated):
         raise ValueError(
             f"the release plan noises {plan.dims} outputs; the program returned "
             f"{len(noisy)} noisy of {len(outputs)}"
@@ -204,10 +208,33 @@ async def _add_noise(
         mine = sectype.array(np.array(draws, dtype=object))
         everyone = list(range(len(mpc.parties)))
         total = mpc.np_sum(mpc.np_stack(mpc.input(mine, senders=everyone)), axis=0)
+    position = {id(o): i for i, o in enumerate(noisy)}
     return [
-        SecureOutput(o.name, o.value + total[i], o.on_value_scale, o.noisy)
-        for i, o in enumerate(noisy)
+        dataclasses.replace(o, value=o.value + total[position[id(o)]]) if o.noisy else o
+        for o in outputs
     ]
+
+
+def _sigmas(outputs: list[SecureOutput], plan: ReleasePlan) -> list[float]:
+    """The plan's noise sd of each noisy output in order, 0 for the others."""
+    sds = iter(plan.output_sigmas())
+    return [next(sds) if o.noisy else 0.0 for o in outputs]
+
+
+async def _after_noise(
+    definition: Any, ctx: Any, outputs: list[SecureOutput], plan: ReleasePlan
+) -> list[SecureOutput]:
+    """A protocol's step between the noise and the delivery, inside MPC (e.g. DP partition
+    selection: zero every slot whose noisy count is below a threshold); none by default.
+    It keeps the number, names and order of the outputs."""
+    step = definition.extra.get("after_noise")
+    if not step:
+        return outputs
+    module_name, func_name = step.split(":")
+    gated = await getattr(importlib.import_module(module_name), func_name)(ctx, outputs, plan)
+    if [o.name for o in gated] != [o.name for o in outputs]:
+        raise ValueError("the after-noise step changed the outputs")
+    return list(gated)
 
 
 async def _reshare_outputs(
@@ -279,8 +306,10 @@ async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Report
         sigmas = [0.0] * len(outputs)
         if not plan.exact:
             report("noising", 0.85)
-            outputs = await _add_noise(mpc, outputs, plan)
-            sigmas = plan.output_sigmas()
+            gated = bool(definition.extra.get("after_noise"))
+            outputs = await _add_noise(mpc, outputs, plan, gated)
+            sigmas = _sigmas(outputs, plan)
+        outputs = await _after_noise(definition, ctx, outputs, plan)
         report("delivering", 0.9)
         shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals, sigmas)
         report.bytes_sent = _bytes_sent(mpc)

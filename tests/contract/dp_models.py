@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from protocols import discovery
 from tests.unit.protocols import test_dp_families_sensitivity as families
 
 Row = families.Row
@@ -47,6 +50,26 @@ def _per_group(rows: list[list[Row]]) -> tuple[list[int], list[int]]:
     return counts, sums
 
 
+def _discovery(rows, owners, params):
+    """The 2M candidate counts as the MPC lays them out: each owner's slots (the protocol's
+    own local step), the second owner's labels that the first has moved into its slots."""
+    m, width = discovery.sizes(params)
+    laid = []
+    for owner in [*rows, []][:2]:
+        labels = np.array([r.group for r in owner], dtype=object)
+        keys, counts = np.unique(labels, return_counts=True) if len(labels) else ([], [])
+        laid.append(discovery.slots(np.asarray(keys, dtype=object), np.asarray(counts), m, width))
+    a, b = laid
+    n = a.shape[0] - 1
+    codes_a, codes_b = [tuple(a[:n, i]) for i in range(m)], [tuple(b[:n, i]) for i in range(m)]
+    count_a, count_b = list(a[n]), list(b[n])
+    for i, code in enumerate(codes_b):
+        if any(code) and code in codes_a:
+            count_a[codes_a.index(code)] += count_b[i]
+            count_b[i] = 0
+    return [count_a + count_b]
+
+
 @dataclass(frozen=True)
 class Model:
     release: Release
@@ -70,5 +93,6 @@ MODELS: dict[str, Model] = {
     "group_count": Model(lambda r, o, p: [_per_group(r)[0]], lambda c, t, h: _GROUPS_PARAM),
     "group_sum": Model(lambda r, o, p: [_per_group(r)[1]], lambda c, t, h: _GROUPS_PARAM),
     "group_by": Model(lambda r, o, p: list(_per_group(r)), lambda c, t, h: _GROUPS_PARAM),
+    "group_discovery": Model(_discovery, lambda c, t, h: {"max_groups": 8}),
     **{name: _family(name) for name in families.RELEASES},
 }

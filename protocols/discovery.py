@@ -1,0 +1,279 @@
+"""Private group discovery: which groups exist, without naming any that only a few persons are in.
+
+DP partition selection inside MPC. The analyst lists no groups; each data owner
+contributes the labels of its own ``group`` column, and only labels whose joint noisy
+row count clears a public threshold τ are opened, with that noisy count.
+
+Who provides what: each of the (at most two) data owners feeds its ``group`` column;
+a compute-only party (the helper) feeds nothing. Public parameters: ``max_groups`` M
+(the candidate slots per owner), ``label_bytes`` (the longest label, in UTF-8 bytes) and
+``delta`` (δ, the selection's failure probability).
+
+How: each owner counts its rows per label locally (after contribution bounding: at most
+k rows per person) and secret-shares M slots, each a label's code and its count, zeros in
+the slots it does not use, so the number of labels an owner has does not show. A label
+longer than ``label_bytes`` is cut at a character boundary (a per-row map, so the
+sensitivity analysis is unchanged). Inside MPC the second owner's labels are matched
+against the first's by an M×M secure equality (labels an owner has are distinct, so a
+label matches at most one slot); a matched label's count is added into the first owner's
+slot and its own slot emptied. The 2M candidate counts are then noised by the worker
+(the job's release plan) and, after the noise, every slot whose noisy count is not above τ
+is zeroed inside MPC: code and count are multiplied by the secret bit (count > τ), so the
+analyst opens only selected labels; every other slot opens as zeros.
+
+The threshold: one person (k rows at each owner, Δ = Σk) changes the counts by at most Δ
+in L2 and L1 and can create at most Δ labels, each with a count of at most Δ. A label
+that exists only because of that person is released with probability at most
+P[N > τ − Δ] per label, where N is the total noise: sub-Gaussian with the sum of the
+parties' scales for the distributed discrete Gaussian, P[N ≥ t] ≤ exp(−t²/2σ²); the exact
+tail q^t/(1 + q) for the discrete Laplace. τ is the smallest integer with Δ·P[N > τ − Δ] ≤ δ.
+The release is then ρ-zCDP (or ε-DP) on labels both neighbours have, except with
+probability δ: (ρ, δ)-approximate zCDP. The colluders' own noise shares are part of N in
+this bound (passive security: they are drawn as prescribed, and a bound that holds for
+every value of their shares holds on average over them).
+
+What is revealed: to the analyst, the selected labels and their noisy counts, and hence
+their number. To no party anything: the selection bits and the unselected slots stay
+secret-shared; the analyst's zeros say nothing beyond "not selected".
+
+What leaks: nothing else. A label below the threshold is indistinguishable from an
+absent one except with probability δ. The public M bounds the candidates: an owner with
+more than M distinct labels is detected by its node on a noisy count (charged) and its
+rows are withheld, silently; with probability at most δ an owner with more than M labels
+is not detected and its first M labels (in code order) are the candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.privacy.dp import ReleasePlan
+from protocols.grouped import GROUP
+from protocols.io import Context, SecureOutput
+from protocols.registry import BlockSpec, Example, Param, ProtocolDef, Table, positional
+
+CHUNK_BYTES = 6  # an opened label travels in 48-bit pieces: exact as floats on the client side
+DEFAULT_LABEL_BYTES = 17  # with its length byte: three chunks
+DEFAULT_MAX_GROUPS = 32
+DEFAULT_DELTA = 1e-6
+OWNERS = 2  # the candidates are 2·M slots whatever the number of owners (1 or 2)
+
+
+def chunks(label_bytes: int) -> int:
+    """Pieces per label: a length byte and the label's bytes, in 6-byte chunks."""
+    return math.ceil((label_bytes + 1) / CHUNK_BYTES)
+
+
+def cut(label: str, label_bytes: int) -> bytes:
+    """The label's UTF-8 bytes, cut to ``label_bytes`` at a character boundary."""
+    raw = label.encode()
+    if len(raw) <= label_bytes:
+        return raw
+    return raw[:label_bytes].decode("utf-8", errors="ignore").encode()
+
+
+def encode(label: str, label_bytes: int) -> list[int]:
+    """A label as its chunks (never all zero: the length byte is len + 1)."""
+    raw = cut(label, label_bytes)
+    total = chunks(label_bytes) * CHUNK_BYTES
+    code = (bytes([len(raw) + 1]) + raw).ljust(total, b"\0")
+    return [int.from_bytes(code[i : i + CHUNK_BYTES], "big") for i in range(0, total, 6)]
+
+
+def decode(pieces: Sequence[int]) -> str | None:
+    """The label of a slot's chunks; None for an empty (unselected) slot."""
+    if not any(pieces):
+        return None
+    code = b"".join(int(p).to_bytes(CHUNK_BYTES, "big") for p in pieces)
+    return code[1 : code[0]].decode("utf-8", errors="replace")
+
+
+def slots(keys: np.ndarray, counts: np.ndarray, m: int, label_bytes: int) -> np.ndarray:
+    """An owner's per-label counts laid out on M slots: shape (chunks + 1, M), labels in
+    code order, counts in the last row, unused slots zero. Labels that coincide once cut
+    add up; beyond M labels only the first M are kept (the node withholds such an owner's
+    rows on a noisy count; see the module docstring)."""
+    totals: dict[tuple[int, ...], int] = {}
+    for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+        code = tuple(encode(str(key), label_bytes))
+        totals[code] = totals.get(code, 0) + int(n)
+    out = np.zeros((chunks(label_bytes) + 1, m), dtype=object)
+    out[:] = 0
+    for i, code in enumerate(sorted(totals)[:m]):
+        out[:-1, i] = code
+        out[-1, i] = totals[code]
+    return out
+
+
+def sizes(params: Mapping[str, Any]) -> tuple[int, int]:
+    return int(params.get("max_groups", DEFAULT_MAX_GROUPS)), int(
+        params.get("label_bytes", DEFAULT_LABEL_BYTES)
+    )
+
+
+def code_bits(label_bytes: int) -> int:
+    return 8 * CHUNK_BYTES * chunks(label_bytes)
+
+
+async def group_discovery(ctx: Context) -> list[SecureOutput]:
+    mpc = ctx.mpc
+    m, width = sizes(ctx.params)
+    c = chunks(width)
+    sectype = mpc.SecInt(max(ctx.bit_length, code_bits(width) + 2))
+    if ctx.local is not None:
+        agg = ctx.local.aggregate(by=["group"], measures=[("count", None)])
+        local = slots(agg.keys["group"], agg.values["count"], m, width)
+    else:  # a placeholder: only its shape is used
+        local = np.zeros((c + 1, m), dtype=object)
+    ctx.progress("computing", 0.2)
+    shared = mpc.input(sectype.array(local), senders=ctx.owners)
+    if len(shared) == 1:  # one owner: the second owner's slots are empty
+        shared.append(sectype.array(np.zeros((c + 1, m), dtype=object)))
+    first, second = shared
+    weights = sectype.array(np.array([1 << (48 * (c - 1 - i)) for i in range(c)], dtype=object))
+    code_a = weights @ first[:-1]  # the whole code of each slot, for matching
+    code_b = weights @ second[:-1]
+    same = code_b.reshape(m, 1) == code_a.reshape(1, m)  # M×M: b's slot s holds a's label r
+    ctx.progress("computing", 0.5)
+    # Empty b slots match every empty a slot, but carry count 0 and code 0: harmless.
+    moved = 1 - mpc.np_sum(same, axis=1)  # 0 where b's label is also a's, 1 where new
+    count_a = first[-1] + same.T @ second[-1]
+    count_b = second[-1] * moved
+    labels_b = second[:-1] * moved.reshape(1, m)
+    counts = mpc.np_tolist(mpc.np_concatenate((count_a, count_b)))
+    pieces = mpc.np_concatenate((first[:-1], labels_b), axis=1)
+    out = [SecureOutput(f"count[{i}]", v, False) for i, v in enumerate(counts)]
+    for j in range(c):
+        row = mpc.np_tolist(pieces[j])
+        out += [SecureOutput(f"label{j}[{i}]", v, False, noisy=False) for i, v in enumerate(row)]
+    return out
+
+
+async def select(
+    ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan
+) -> list[SecureOutput]:
+    """After the noise: keep each slot only if its (noisy) count is above τ, inside MPC.
+
+    Every output of a slot is multiplied by the secret bit, so an unselected slot opens
+    as zeros; the number and order of outputs do not change."""
+    mpc = ctx.mpc
+    tau = threshold(plan, ctx.params)
+    n = 2 * sizes(ctx.params)[0]
+    counts = mpc.np_fromlist([o.value for o in outputs[:n]])
+    keep = counts > tau
+    every = mpc.np_fromlist([o.value for o in outputs])
+    kept = mpc.np_tolist(every * mpc.np_concatenate([keep] * (len(outputs) // n)))
+    return [dataclasses.replace(o, value=v) for o, v in zip(outputs, kept, strict=True)]
+
+
+def threshold(plan: ReleasePlan, params: Mapping[str, Any]) -> int:
+    """τ: the smallest integer such that a label only one person has is released with
+    probability at most δ (see the module docstring); 0 for an exact release (every label
+    with a row)."""
+    if plan.exact:
+        return 0
+    delta = float(params.get("delta", DEFAULT_DELTA))
+    block = plan.blocks[0]
+    sensitivity = max(1, math.ceil(block.l2_sensitivity))
+    per_label = delta / sensitivity
+    if plan.laplace:
+        q = math.exp(-block.epsilon / block.l1_sensitivity)
+        # P[N ≥ t] = q^t / (1 + q): the smallest t with that at most per_label.
+        t = math.ceil(math.log(per_label * (1 + q)) / math.log(q) - 1e-12)
+    else:
+        sigma = block.sigma_share * math.sqrt(plan.parties)
+        t = math.ceil(sigma * math.sqrt(2 * math.log(1 / per_label)))
+    # Opened iff count + N > τ, i.e. N ≥ τ + 1 − count with count ≤ Δ: τ = Δ + t − 1.
+    return int(sensitivity + max(t, 1) - 1)
+
+
+def finalize(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    """From slots to ``count[<label>]`` for every selected label, in label order."""
+    found: dict[str, Fraction] = {}
+    c = sum(1 for name in values if name.startswith("label") and name.endswith("[0]"))
+    n = sum(1 for name in values if name.startswith("count["))
+    for i in range(n):
+        label = decode([int(values[f"label{j}[{i}]"]) for j in range(c)])
+        if label is not None:
+            found[label] = values[f"count[{i}]"]
+    return {f"count[{label}]": found[label] for label in sorted(found)}
+
+
+# -- plaintext reference and declarations ---------------------------------------------------------
+
+
+def reference_counts(tables: Sequence[Table], label_bytes: int) -> dict[str, int]:
+    """Rows per (cut) label over all owners."""
+    out: dict[str, int] = {}
+    for t in tables:
+        for key in np.asarray(t["group"]).tolist():
+            label = cut(str(key), label_bytes).decode()
+            out[label] = out.get(label, 0) + 1
+    return out
+
+
+def _reference(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    """The exact release: every label with a row, and its count."""
+    counts = reference_counts(tables, sizes(params)[1])
+    return {f"count[{label}]": float(counts[label]) for label in sorted(counts)}
+
+
+def _blocks(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
+    """One person's Σk rows change the 2M candidate counts by at most Σk (L2 and L1)."""
+    k = float(sum(rows for rows, _ in owners))
+    return [BlockSpec(k, OWNERS * sizes(params)[0], k)]
+
+
+def _check(spec: Any) -> None:
+    m, width = sizes(spec.params)
+    if not 1 <= m <= 256:
+        raise InvalidJobSpec(f"params.max_groups: expected 1 to 256, got {m}")
+    if not 1 <= width <= 64:
+        raise InvalidJobSpec(f"params.label_bytes: expected 1 to 64, got {width}")
+    delta = float(spec.params.get("delta", DEFAULT_DELTA))
+    if not 0 < delta < 1e-2:
+        raise InvalidJobSpec(f"params.delta: expected a number in (0, 0.01), got {delta:g}")
+
+
+DEFINITIONS = (
+    ProtocolDef(
+        name="group_discovery",
+        family="group-by",
+        summary="Which groups exist and their row counts, opening only groups many rows are in",
+        inputs="one categorical `group` column per data owner (one or two owners)",
+        outputs=("count[<group>]",),
+        leakage=(
+            "The analyst learns the selected labels, their noisy counts and how many there "
+            "are; no party learns anything. Each owner secret-shares max_groups slots (label "
+            "codes and counts, zeros where unused), so how many labels an owner has does not "
+            "show; matching the owners' labels, adding their counts, the noise and the "
+            "threshold run inside MPC, and unselected slots open as zeros. DP release: a label "
+            "below the threshold τ (from ρ or ε, δ and the rows per person) is "
+            "indistinguishable from an absent one except with probability δ. Exact release "
+            "(where every owner allows it): every label with a row and its exact count."
+        ),
+        program="protocols.discovery:group_discovery",
+        reference=_reference,
+        roles=((GROUP,),),
+        parameters=(
+            Param("max_groups", "int", "candidate slots per owner (public)", False, 32),
+            Param("label_bytes", "int", "longest label in UTF-8 bytes; longer are cut", False),
+            Param("delta", "number", "δ: chance that a group of one person is opened", False),
+        ),
+        max_data_owners=OWNERS,
+        finalize=finalize,
+        check_spec=_check,
+        dp_sensitivity=positional(_blocks),
+        examples=(
+            Example({"max_groups": 8}, groups=("10115", "10117", "20095", "80331", "Zürich")),
+        ),
+        extra={"after_noise": "protocols.discovery:select"},
+    ),
+)

@@ -1,0 +1,133 @@
+"""Private group discovery (`group_discovery`) with real workers, against pandas.
+
+Two owners and a helper (three MPyC worker processes). The exact release opens every
+label with a row and its count, as pandas' value_counts over both owners; the DP release
+opens only labels whose noisy count clears τ: a label one person is in stays hidden (it
+would be opened with probability at most δ = 1e-9 here), large groups are found with
+counts within 6σ of pandas', and every slot that is not selected opens as zeros.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.privacy import dp
+from ensnif_mpc.results.shares import combine
+from protocols import discovery
+from protocols.registry import catalog
+from tests.protocols.harness import OwnerTable, RunResult, run_parties
+
+pytestmark = pytest.mark.slow
+
+rng = np.random.default_rng(11)
+BIG = ["10115", "10117", "Zürich", "a-label-longer-than-seventeen-bytes"]
+# Owner A: the big groups, a group only it has, and one row of its own ("solo-a");
+# owner B: the big groups (mostly shared) and one row of its own ("solo-b").
+A = np.array([*rng.choice(BIG, 600), *["only-a"] * 300, "solo-a"], dtype=object)
+B = np.array([*rng.choice(BIG[:3], 500), *["only-b"] * 250, "solo-b"], dtype=object)
+PARAMS = {"max_groups": 8, "delta": 1e-9}
+
+
+def _owner(labels: np.ndarray) -> OwnerTable:
+    return OwnerTable({"g": labels}, (Column("g", "string"),), {"group": "g"})
+
+
+def _plan() -> dp.ReleasePlan:
+    blocks = catalog()["group_discovery"].dp_sensitivity([(1, 0), (1, 0)], PARAMS)
+    return dp.plan(0.5, blocks, 3, 1)
+
+
+def _pandas() -> pd.Series:
+    cut = [discovery.cut(str(g), discovery.DEFAULT_LABEL_BYTES).decode() for g in [*A, *B]]
+    return pd.Series(cut).value_counts()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+    def run(kind: str) -> RunResult:
+        return run_parties(
+            tmp_path_factory.mktemp(kind),
+            "group_discovery",
+            [_owner(A), _owner(B), None],
+            PARAMS,
+            job_id=f"discover{kind}",
+            timeout=240,
+            release=None if kind == "exact" else _plan().to_dict(),
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(("exact", "dp"), pool.map(run, ("exact", "dp")), strict=True))
+
+
+def test_exact_discovery_opens_every_label_with_its_count_as_pandas(runs):
+    want = {f"count[{label}]": Fraction(int(n)) for label, n in _pandas().items()}
+
+    assert runs["exact"].outputs == want
+
+
+def test_dp_discovery_hides_one_person_groups_and_finds_the_large_ones(runs):
+    plan, counts = _plan(), _pandas()
+    sd = plan.output_sigmas()[0]
+    tau = discovery.threshold(plan, PARAMS)
+    got = runs["dp"].outputs
+
+    assert tau > 6 * sd  # a one-row label is far below it
+    assert "count[solo-a]" not in got and "count[solo-b]" not in got
+    large = [label for label, n in counts.items() if n > tau + 6 * sd]
+    assert sorted(large) == sorted(set(counts.index) - {"solo-a", "solo-b"})
+    for label in large:
+        assert abs(float(got[f"count[{label}]"]) - counts[label]) <= 6 * sd
+    assert {k[len("count[") : -1] for k in got} <= set(counts.index)
+
+
+def test_dp_discovery_opens_zeros_in_every_unselected_slot_and_noise_only_on_counts(runs):
+    raw = combine(runs["dp"].parts)
+    plan = _plan()
+    slots = 2 * PARAMS["max_groups"]
+    pieces = discovery.chunks(discovery.DEFAULT_LABEL_BYTES)
+
+    selected = [i for i in range(slots) if raw[f"count[{i}]"] != 0]
+    assert len(selected) == len(runs["dp"].outputs)
+    for i in set(range(slots)) - set(selected):
+        assert all(raw[f"label{j}[{i}]"] == 0 for j in range(pieces))
+    sds = {o.name: o.noise_sd for o in runs["dp"].parts[0].outputs}
+    assert all(sds[f"count[{i}]"] == pytest.approx(plan.output_sigmas()[i]) for i in range(slots))
+    assert all(sds[f"label{j}[{i}]"] == 0 for j in range(pieces) for i in range(slots))
+
+
+# -- the local steps, without MPC ----------------------------------------------------------------
+
+
+def test_labels_round_trip_and_are_cut_at_a_character_boundary():
+    for label in ("10115", "", "Zürich", "ü" * 20, "x" * 17):
+        code = discovery.encode(label, 17)
+        assert len(code) == 3 and all(0 <= c < 2**48 for c in code) and any(code)
+        assert discovery.decode(code) == discovery.cut(label, 17).decode()
+    assert discovery.cut("ü" * 20, 17) == ("ü" * 8).encode()  # 16 bytes, not a broken 17th
+    assert discovery.decode([0, 0, 0]) is None
+
+
+def test_an_owner_lays_its_labels_on_the_public_slots_in_code_order():
+    keys = np.array(["b", "a", "c"], dtype=object)
+    out = discovery.slots(keys, np.array([5, 7, 1]), 4, 17)
+
+    assert out.shape == (4, 4)
+    assert [discovery.decode(out[:-1, i].tolist()) for i in range(4)] == ["a", "b", "c", None]
+    assert out[-1].tolist() == [7, 5, 1, 0]
+
+
+def test_the_threshold_grows_with_the_noise_the_rows_per_person_and_a_smaller_delta():
+    def tau(rho: float, k: int, delta: float) -> int:
+        blocks = catalog()["group_discovery"].dp_sensitivity([(k, 0), (k, 0)], PARAMS)
+        return discovery.threshold(dp.plan(rho, blocks, 3, 1), {**PARAMS, "delta": delta})
+
+    assert tau(0.1, 1, 1e-6) > tau(1.0, 1, 1e-6)
+    assert tau(0.5, 3, 1e-6) > tau(0.5, 1, 1e-6)
+    assert tau(0.5, 1, 1e-9) > tau(0.5, 1, 1e-6)
+    assert discovery.threshold(dp.EXACT, PARAMS) == 0
