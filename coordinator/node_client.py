@@ -134,6 +134,9 @@ class NodeStatus:
     reason_code: str
     sealed_share: bytes
     share_signature: bytes
+    messages_sent: int = 0
+    rounds: int = 0
+    cpu_seconds: float = 0.0
 
 
 # -- failures -----------------------------------------------------------------------------
@@ -321,4 +324,7 @@ def status_from_pb(msg: ppb.NodeJobStatus) -> NodeStatus:
         reason_code=msg.reason_code,
         sealed_share=bytes(msg.sealed_share),
         share_signature=bytes(msg.share_signature),
+        messages_sent=msg.progress.messages_sent,
+        rounds=msg.progress.rounds,
+        cpu_seconds=msg.progress.cpu_seconds,
     )

@@ -407,6 +407,9 @@ class Scheduler:
                     "fraction": st.fraction,
                     "message": st.message,
                     "bytes_sent": st.bytes_sent,
+                    "messages_sent": st.messages_sent,
+                    "rounds": st.rounds,
+                    "cpu_seconds": st.cpu_seconds,
                     "reason": st.reason,
                 }
                 snapshot = dict(statuses)

@@ -27,6 +27,9 @@ def job_to_pb(job: JobRecord) -> pb.Job:
                 fraction=float(p.get("fraction", 0)),
                 message=str(p.get("message", "")),
                 bytes_sent=int(p.get("bytes_sent", 0)),
+                messages_sent=int(p.get("messages_sent", 0)),
+                rounds=int(p.get("rounds", 0)),
+                cpu_seconds=float(p.get("cpu_seconds", 0.0)),
             ),
             reason=str(p.get("reason", "")),
         )

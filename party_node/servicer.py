@@ -32,6 +32,9 @@ def status_to_pb(job: NodeJob, disclosure: Disclosure) -> ppb.NodeJobStatus:
             fraction=float(p.get("fraction", 0.0)),
             message=disclosure.message(str(p.get("message", "")), job.reason_code),
             bytes_sent=int(p.get("bytes_sent", 0)),
+            messages_sent=int(p.get("messages_sent", 0)),
+            rounds=int(p.get("rounds", 0)),
+            cpu_seconds=float(p.get("cpu_seconds", 0.0)),
         ),
         sealed_share=job.sealed_share if job.state == NodeState.SUCCEEDED else b"",
         share_signature=bytes.fromhex(job.data.get("share_signature", ""))

@@ -268,6 +268,9 @@ class Supervisor:
                 # A failure's message is the job's reason, filtered with its code at the end.
                 "message": "" if status.phase == "failed" else status.message,
                 "bytes_sent": status.bytes_sent,
+                "messages_sent": status.messages_sent,
+                "rounds": status.rounds,
+                "cpu_seconds": status.cpu_seconds,
             }
             if progress != job.progress:
                 self.store.set_progress(job.job_id, progress)

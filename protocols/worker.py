@@ -71,7 +71,17 @@ class Reporter:
         self.bytes_sent = 0
 
     def __call__(self, phase: str, fraction: float, message: str = "") -> None:
-        status = WorkerStatus(phase, fraction, message, self.bytes_sent, cpu_seconds=_cpu())
+        from protocols.transport_stats import COUNTS
+
+        status = WorkerStatus(
+            phase,
+            fraction,
+            message,
+            self.bytes_sent,
+            cpu_seconds=_cpu(),
+            messages_sent=COUNTS.messages,
+            rounds=COUNTS.rounds,
+        )
         status.write(self.directory)
 
 
@@ -423,9 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
 
+        from protocols import transport_stats
+
+        transport_stats.install()  # messages and rounds, reported with the bytes
         _trace_openings(mpc, directory)
         bind_peer_indices()
-        sealed = mpc.run(_run(mpc, session, directory, report))
+        sealed, kept = mpc.run(_run(mpc, session, directory, report))
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)
         WorkerStatus("failed", 0.0, exc.message, report.bytes_sent, exc.reason).write(directory)

@@ -68,7 +68,7 @@ def follow(client: Client, job_id: str, quiet: bool = False) -> pb.Job:
                     bars[p.party] = progress.add_task(p.party, total=1.0, info="")
                 info = p.progress.phase or p.state
                 if p.progress.bytes_sent:
-                    info += f" · {p.progress.bytes_sent:,} B sent"
+                    info += f" · {p.progress.bytes_sent:,} B sent · {p.progress.rounds} rounds"
                 progress.update(bars[p.party], completed=p.progress.fraction, info=info)
 
         return client.wait(job_id, on_update=update)

@@ -101,7 +101,8 @@ def job_panel(job: pb.Job, approvals: Sequence[tuple[pb.Approval, str]] = ()) ->
         t.add_row(
             f"  {p.party}",
             f"{p.state} {p.progress.phase} "
-            f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent"
+            f"{p.progress.fraction:.0%} {p.progress.bytes_sent} B sent, "
+            f"{p.progress.rounds} rounds"
             + (f" ({escape(p.progress.message)})" if p.state == "awaiting_approval" else ""),
         )
     for a, check in approvals:

@@ -79,6 +79,10 @@ class WorkerStatus:
     bytes_sent: int = 0
     reason_code: str = ""
     cpu_seconds: float = 0.0  # the worker's own CPU time so far (for benchmarks and operators)
+    # MPyC messages sent to peers and rounds (send bursts after a wait) so far
+    # (protocols/transport_stats.py): fixed by the job's sizes, not its data.
+    messages_sent: int = 0
+    rounds: int = 0
 
     def write(self, directory: Path) -> None:
         atomic_write(directory / STATUS_FILE, json.dumps(asdict(self)).encode())

@@ -42,3 +42,28 @@ def test_unknown_kind_is_refused():
     spec = JobSpec("throughput", (Input("a", "d", "v"),), params={"kind": "div", "n": 5})
     with pytest.raises(InvalidJobSpec, match="params.kind"):
         catalog()["throughput"].check_spec(spec)
+
+
+def test_messages_and_rounds_are_counted_and_messages_set_by_sizes_not_values(tmp_path):
+    """Two runs on different values of the same size: every party reports the same number
+    of messages (protocols/transport_stats.py), and a batch of n products costs a handful
+    of rounds, not n (rounds also depend on timing: on loopback a payload may arrive before
+    it is awaited)."""
+    import numpy as np
+
+    counts = []
+    for seed in (1, 2):
+        values = np.random.default_rng(seed).integers(-100, 100, 37)
+        run = run_parties(
+            tmp_path / f"run{seed}",
+            "throughput",
+            [values, None, None],
+            {"kind": "mul", "n": 2000},
+            lower=-100,
+            upper=100,
+            timeout=240,
+        )
+        counts.append([(s.messages_sent, s.rounds) for s in run.statuses])
+    assert [m for m, _ in counts[0]] == [m for m, _ in counts[1]]
+    for messages, rounds in counts[0] + counts[1]:
+        assert 0 < rounds <= messages <= 12

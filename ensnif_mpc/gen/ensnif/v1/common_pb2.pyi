@@ -355,12 +355,23 @@ class Progress(_message.Message):
     FRACTION_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     BYTES_SENT_FIELD_NUMBER: _builtins.int
+    MESSAGES_SENT_FIELD_NUMBER: _builtins.int
+    ROUNDS_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
     phase: _builtins.str
     """Phase name, e.g. "connecting", "computing", "delivering"."""
     fraction: _builtins.float
     """0..1"""
     message: _builtins.str
     bytes_sent: _builtins.int
+    messages_sent: _builtins.int
+    """MPyC messages this party's worker sent (one per exchange per peer) and its rounds
+    (send bursts after a wait): protocols/transport_stats.py. Set by the size of the
+    job, not by its data.
+    """
+    rounds: _builtins.int
+    cpu_seconds: _builtins.float
+    """The worker's CPU seconds so far."""
     def __init__(
         self,
         *,
@@ -368,10 +379,13 @@ class Progress(_message.Message):
         fraction: _builtins.float = ...,
         message: _builtins.str = ...,
         bytes_sent: _builtins.int = ...,
+        messages_sent: _builtins.int = ...,
+        rounds: _builtins.int = ...,
+        cpu_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_sent", b"bytes_sent", "fraction", b"fraction", "message", b"message", "phase", b"phase"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_sent", b"bytes_sent", "cpu_seconds", b"cpu_seconds", "fraction", b"fraction", "message", b"message", "messages_sent", b"messages_sent", "phase", b"phase", "rounds", b"rounds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,7 +19,13 @@ def job(state: int, updated: str, sent: dict[str, int]) -> pb.Job:
         created_at=T0,
         updated_at=updated,
         parties=[
-            pb.PartyProgress(party=p, state="succeeded", progress=pb.Progress(bytes_sent=n))
+            pb.PartyProgress(
+                party=p,
+                state="succeeded",
+                progress=pb.Progress(
+                    bytes_sent=n, messages_sent=n // 10, rounds=n // 50, cpu_seconds=n / 1000
+                ),
+            )
             for p, n in sent.items()
         ],
     )
@@ -31,6 +37,9 @@ def test_an_ended_job_sums_its_parties_bytes_and_times_submission_to_end() -> No
     assert stats == {
         "bytes_sent_total": 400,
         "bytes_sent_by_party": {"a": 300, "b": 100},
+        "messages_by_party": {"a": 30, "b": 10},
+        "rounds_by_party": {"a": 6, "b": 2},
+        "cpu_seconds_by_party": {"a": 0.3, "b": 0.1},
         "wall_seconds": 12.5,
         "ended": True,
     }
@@ -39,6 +48,7 @@ def test_an_ended_job_sums_its_parties_bytes_and_times_submission_to_end() -> No
     console.print(table)
     text = console.export_text()
     assert "75%" in text and "25%" in text and "400" in text
+    assert "6 (most)" in text and "0.40" in text  # rounds: the most of any party; CPU summed
     assert table.caption == "wall time 12.5 s (submission to end)"
 
 
