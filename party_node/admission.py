@@ -214,6 +214,9 @@ def _check(
             policy.evaluate(ds.allowed_protocols, ds.policy, facts)
         else:
             withheld = cohort.withheld(smallest, ds, cohort_charge(p))
+    if slot_checked(p):  # group discovery: more labels than public slots
+        overflow = cohort.slots_overflow(ds, roles, p.spec.params, cohort_charge(p))
+        withheld = withheld or overflow
     session_input = {
         "source": ds.source.to_dict(),
         "dataset_columns": [asdict(c) for c in ds.columns],
@@ -232,6 +235,13 @@ COHORT_SHARE = Fraction(1, 10)
 
 def cohort_charge(p: Proposal) -> Fraction:
     return p.release.charge() * COHORT_SHARE
+
+
+def slot_checked(p: Proposal) -> bool:
+    """A DP release of a protocol with public candidate slots (``extra["candidate_slots"]``,
+    group discovery): each owner checks its labels fit on a noisy count, charged ρ_c."""
+    definition = registry.catalog().get(p.spec.protocol)
+    return not p.release.exact and definition is not None and "candidate_slots" in definition.extra
 
 
 def contribution_bound(p: Proposal, ds: DatasetConfig) -> list[Any] | None:
@@ -365,7 +375,9 @@ def charges_for(p: Proposal, me: str, own: Mapping[str, DatasetConfig]) -> dict[
         if i.party != me:
             continue
         ds = own.get(i.dataset)
-        extra = cohort_charge(p) if ds is not None and ds.policy.min_cohort else Fraction(0)
+        noisy_checks = int(ds is not None and bool(ds.policy.min_cohort))
+        noisy_checks += int(slot_checked(p))
+        extra = cohort_charge(p) * noisy_checks
         out[i.dataset] = p.release.charge() + extra
     return out
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.config import DatasetConfig
+from ensnif_mpc.data.bounding import Bound
 from ensnif_mpc.data.sources import Measure, Where
 from ensnif_mpc.privacy import dp
 from party_node import datasets
@@ -127,3 +128,32 @@ def withheld(smallest: int, ds: DatasetConfig, rho: Fraction) -> bool:
     sigma = ds.privacy.rows_per_person / math.sqrt(2 * float(rho))
     noisy = smallest + dp.sample_shares(min(sigma, dp.MAX_SIGMA_SHARE), 1)[0]
     return noisy < ds.policy.min_cohort
+
+
+def slots_overflow(
+    ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, Any], rho: Fraction
+) -> bool:
+    """Group discovery's candidate bound, enforced without telling: True when this owner's
+    distinct labels (cut as the protocol cuts them, after contribution bounding) plus
+    discrete Gaussian noise (scale rows_per_person/√(2ρ_c): a person brings at most that
+    many labels) exceed ``max_groups`` less a margin. The owner's rows are then withheld
+    and the job charged as if answered, like the minimum cohort's rule.
+
+    The margin makes an owner with more labels than slots pass with probability at most
+    δ (the job's ``delta``): only then would the program keep its first ``max_groups``
+    labels. An owner well under the bound (half of it, say) is almost never withheld."""
+    from protocols import discovery
+
+    if rho <= 0 or "group" not in roles:
+        return False
+    slots, width = discovery.sizes(params)
+    source = datasets.open_dataset(ds)
+    if ds.privacy.person_column:
+        source.bound = Bound(ds.privacy.person_column, ds.privacy.rows_per_person)
+    agg = source.aggregate(by=[roles["group"]], measures=[Measure("count")])
+    labels = {discovery.cut(str(k), width) for k in agg.keys[roles["group"]].tolist()}
+    sigma = min(ds.privacy.rows_per_person / math.sqrt(2 * float(rho)), dp.MAX_SIGMA_SHARE)
+    delta = float(params.get("delta", discovery.DEFAULT_DELTA))
+    margin = math.ceil(sigma * math.sqrt(2 * math.log(1 / delta)))
+    noisy = len(labels) + dp.sample_shares(sigma, 1)[0]
+    return bool(noisy > slots - margin)

@@ -274,6 +274,6 @@ DEFINITIONS = (
         examples=(
             Example({"max_groups": 8}, groups=("10115", "10117", "20095", "80331", "Zürich")),
         ),
-        extra={"after_noise": "protocols.discovery:select"},
+        extra={"after_noise": "protocols.discovery:select", "candidate_slots": "max_groups"},
     ),
 )

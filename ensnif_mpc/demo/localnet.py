@@ -93,6 +93,7 @@ ALLOWED = (
     "group_sum",
     "group_by",
     "group_mean",
+    "group_discovery",
     "intersection_size",
     "intersection_sum",
     "join_group_by",
