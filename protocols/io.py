@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.data.sources import Aggregate, Measure, Source, Where
+from ensnif_mpc.jobs.protocol import GRID_ROLES
 
 
 def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
@@ -32,26 +33,52 @@ def scaled_bound(bound: float, decimals: int, upper: bool) -> int:
 class LocalData:
     """This owner's dataset, addressed by role; only local pre-aggregations come out.
 
-    ``source`` is this owner's :class:`ensnif_mpc.data.sources.Source`. Sums of the ``value`` role
-    are on the session's decimal scale (so every owner's partials add up); other
-    numeric roles keep their column's declared decimals.
+    ``source`` is this owner's :class:`ensnif_mpc.data.sources.Source`. Sums of the roles
+    on the grid (``value``, ``features``, ``label``, ``weight``) are on the session's
+    decimal scale (so every owner's partials add up); other numeric roles keep their
+    column's declared decimals. ``columns`` maps each single-column role to its column,
+    ``lists`` each role given a list (e.g. features) to its columns in the job's order;
+    a column of a list is addressed as ``"features[j]"`` wherever a role is named.
     """
 
     def __init__(
-        self, source: Source, columns: dict[str, str], decimals: int, withheld: bool = False
+        self,
+        source: Source,
+        columns: dict[str, str],
+        decimals: int,
+        withheld: bool = False,
+        lists: dict[str, list[str]] | None = None,
     ) -> None:
         self.source = source
         self.columns = columns
+        self.lists = dict(lists or {})
         self.decimals = decimals
         # The owner's min_cohort rule withheld its rows (silently, on a noisy count): every
         # pre-aggregation is that of an empty selection, the program runs unchanged.
         self.withheld = withheld
 
+    def name(self, ref: str) -> str:
+        """The column behind ``ref``: a single role, or ``role[j]``, a list's j-th column."""
+        if ref.endswith("]") and "[" in ref:
+            role, j = ref[:-1].split("[", 1)
+            return self.role_names(role)[int(j)]
+        return self.columns[ref]
+
+    def role_names(self, role: str) -> list[str]:
+        """The columns of ``role`` in order (one for a role given a single column)."""
+        if role in self.lists:
+            return list(self.lists[role])
+        return [self.columns[role]]
+
     def scale(self, role: str) -> int:
-        if role == "value":
+        if role.split("[", 1)[0] in GRID_ROLES:
             return self.decimals
         declared = {c.name: c for c in self.source.columns}
-        return declared[self.columns[role]].decimals
+        return declared[self.name(role)].decimals
+
+    def _refs(self) -> list[str]:
+        singles = list(self.columns)
+        return singles + [f"{r}[{j}]" for r, cols in self.lists.items() for j in range(len(cols))]
 
     def aggregate(
         self,
@@ -60,16 +87,17 @@ class LocalData:
         where: Sequence[tuple[str, str, float | int | str]] = (),
     ) -> Aggregate:
         """GROUP BY roles ``by``; measures as (func, role); results keyed by role names."""
-        col = self.columns
+        col = self.name
+        scaled = [r for r in self._refs() if r.split("[", 1)[0] in GRID_ROLES | {"filter"}]
         result = self.source.aggregate(
-            by=[col[r] for r in by],
-            measures=[Measure(f, col[r] if r else None) for f, r in measures],
-            where=[Where(col[r], op, v) for r, op, v in where],
-            scale={col[r]: self.scale(r) for r in col if r in ("value", "filter")},
+            by=[col(r) for r in by],
+            measures=[Measure(f, col(r) if r else None) for f, r in measures],
+            where=[Where(col(r), op, v) for r, op, v in where],
+            scale={col(r): self.scale(r) for r in scaled},
         )
-        keys = {r: result.keys[col[r]] for r in by}
+        keys = {r: result.keys[col(r)] for r in by}
         values = {
-            (f if r is None else f"{f}:{r}"): result.values[Measure(f, col[r] if r else None).name]
+            (f if r is None else f"{f}:{r}"): result.values[Measure(f, col(r) if r else None).name]
             for f, r in measures
         }
         if self.withheld:
@@ -77,8 +105,18 @@ class LocalData:
         return Aggregate(keys=keys, values=values, rows=result.rows, groups=result.groups)
 
     def column(self, role: str, scaled: bool = False) -> np.ndarray:
-        values = self.source.column(self.columns[role], self.scale(role) if scaled else None)
+        values = self.source.column(self.name(role), self.scale(role) if scaled else None)
         return values[:0] if self.withheld else values
+
+    def matrix(self, role: str, scaled: bool = False) -> np.ndarray:
+        """The columns of ``role`` as one rows × columns array, column j the job's j-th:
+        int64 on the session's grid when ``scaled`` (every column of a grid role on the
+        same scale), else each column as declared (float64 if any is a float column)."""
+        names = self.role_names(role)
+        scale = self.scale(role) if scaled else None
+        columns = [self.source.column(n, scale) for n in names]
+        out = np.column_stack(columns) if columns else np.empty((0, 0))
+        return out[:0] if self.withheld else out
 
 
 def _empty(keys: dict[str, np.ndarray], values: dict[str, np.ndarray], grouped: bool) -> Aggregate:
@@ -108,9 +146,13 @@ class Context:
     progress: Callable[[str, float], None]
     # Public: per data owner (input order), the role → column names it provides.
     input_roles: tuple[dict[str, str], ...] = ()
+    # Public: per data owner (input order), the roles it fills with a list of columns.
+    input_role_lists: tuple[dict[str, list[str]], ...] = ()
     # True when the release is noised (DP): programs then output integers only (e.g. the
     # mean as sum and count), since noise is added on the integer grid before opening.
     dp: bool = False
+    # This party's shares of the artifacts the job takes as input (ArtifactShare dicts).
+    artifacts: tuple[dict[str, Any], ...] = ()
 
     @property
     def is_owner(self) -> bool:
@@ -128,3 +170,6 @@ class SecureOutput:
     on_value_scale: bool = True
     # Released with DP noise (integer outputs only) when the job's release is not exact.
     noisy: bool = True
+    # Where it goes (ensnif_mpc.jobs.protocol): "analyst", "party:<i>" (opened by that MPC
+    # party's member only) or "artifact" (kept secret-shared; the value may be an array).
+    to: str = "analyst"

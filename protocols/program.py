@@ -25,9 +25,14 @@ same model on MPyC, inside Ensnif's worker::
 - :meth:`Program.fixed` / :meth:`Program.sint` — secure types with declared sizes:
   fixed point with a stated number of fractional bits, integers of a stated bit length
   (by default the session's, which the coordinator derived from the declared bounds).
-- :meth:`Program.reveal_to` (a named party) and :meth:`Program.export_shares` /
-  :meth:`Program.import_shares` (secret-shared artifacts a later job reads) are not there
-  yet: they raise :class:`NotImplementedError` saying what is missing.
+- :meth:`Program.reveal_to` — an output opened only by one named party (SCALE-MAMBA's
+  ``reveal_to(p)``, ``p`` the MPC party index: data owners in input order, then helpers):
+  the worker seals every party's share of it to that member's consortium certificate; the
+  analyst and the other parties get nothing of it.
+- :meth:`Program.export_shares` / :meth:`Program.import_shares` — MAMBA's
+  ``output_shares``/``input_shares``: a value kept secret-shared at the parties as a named
+  artifact (nothing is opened; each party's node stores its own shares), and read back by a
+  later job that lists the artifact. The program never sees the store.
 
 Nothing here imports MPyC: the runtime comes in through the :class:`~protocols.io.Context`.
 """
@@ -44,16 +49,6 @@ from protocols.io import Context, SecureOutput
 
 Body = Callable[["Program"], Awaitable[None]]
 Compiled = Callable[[Context], Awaitable[list[SecureOutput]]]
-
-_NO_ARTIFACTS = (
-    "secret-shared artifacts (outputs kept as shares for a later job, DESIGN §7) do not "
-    "exist yet: the worker seals every output to the analyst and keeps no shares, and there "
-    "is no artifact store to read them from. Reveal the result to the analyst instead."
-)
-_NO_PARTY_OUTPUT = (
-    "revealing an output to a named party needs a worker seam that seals a share to that "
-    "member instead of the analyst, which does not exist yet; use reveal_to_analyst"
-)
 
 
 class Program:
@@ -90,10 +85,18 @@ class Program:
         the session's decimal grid for a secure integer type; the values as declared for
         fixed point). ``reduce="sum"`` or ``"count"``: the owner's local pre-aggregate, one
         secure number. Every party calls this alike; only the owner's values go in.
+
+        A role the owner fills with a list of columns (e.g. ``features``; the list's length
+        is public, in the signed job) comes in as a secure 2-D array, rows × columns in the
+        job's order; ``reduce="sum"`` gives its per-column sums (a 1-D array), ``"count"``
+        its row count.
         """
         party = self.owner_party(owner)
         mine = self.ctx.index == party and self.ctx.local is not None
         fixed = bool(getattr(sectype, "frac_length", 0))
+        width = self.role_width(owner, role)
+        if width is not None and reduce != "count":
+            return await self._matrix_from(party, mine, sectype, role, width, reduce)
         if reduce is not None:
             local = self._reduced(role, reduce) if mine else 0
             if fixed:
@@ -111,6 +114,40 @@ class Program:
             return self.mpc.input(sectype.array(values, integral=False), senders=party)
         held = column if column is not None else np.zeros(rows, dtype=object)
         return self.mpc.input(sectype.array(np.array(held, dtype=object)), senders=party)
+
+    def role_width(self, owner: int, role: str) -> int | None:
+        """How many columns the owner at input position ``owner`` gives ``role`` where it
+        gives a list (public: the signed job lists them); None for a single column."""
+        lists = self.ctx.input_role_lists
+        if owner < len(lists) and role in lists[owner]:
+            return len(lists[owner][role])
+        return None
+
+    async def _matrix_from(
+        self, party: int, mine: bool, sectype: Any, role: str, width: int, reduce: str | None
+    ) -> Any:
+        """A many-column role's input (see :meth:`input_from`)."""
+        fixed = bool(getattr(sectype, "frac_length", 0))
+        held = self._matrix(role) if mine else None
+        if reduce == "sum":
+            sums = exact_column_sums(held) if held is not None else [0] * width
+            if fixed:
+                scale = self._scale(role) if mine else 1
+                values = np.array([float(v) / scale for v in sums])
+                return self.mpc.input(sectype.array(values, integral=False), senders=party)
+            return self.mpc.input(sectype.array(np.array(sums, dtype=object)), senders=party)
+        if reduce is not None:
+            raise ValueError(f"unknown reduction {reduce!r} (sum or count)")
+        rows = await self._public_length(party, None if held is None else held.shape[0])
+        if fixed:
+            values = (
+                held.astype(float) / self._scale(role)
+                if held is not None
+                else np.zeros((rows, width))
+            )
+            return self.mpc.input(sectype.array(values, integral=False), senders=party)
+        grid = held.astype(object) if held is not None else np.zeros((rows, width), dtype=object)
+        return self.mpc.input(sectype.array(grid), senders=party)
 
     async def input_from_all(self, sectype: Any, role: str = "value", reduce: str = "sum") -> Any:
         """Every owner's local pre-aggregate of ``role`` (as :meth:`input_from`), summed."""
@@ -144,19 +181,76 @@ class Program:
                 SecureOutput(f"{name}[{label}]", value[index], on_value_scale=scaled, noisy=False)
             )
 
-    def reveal_to(self, party: int, name: str, value: Any) -> None:
-        raise NotImplementedError(_NO_PARTY_OUTPUT)
+    def reveal_to(self, party: int, name: str, value: Any, scaled: bool = False) -> None:
+        """Open ``value`` to the member at MPC party index ``party`` only, through the
+        runtime (as :meth:`reveal_to_analyst`, arrays element by element)."""
+        from ensnif_mpc.jobs.protocol import party_destination
+
+        if not 0 <= party < len(self.mpc.parties):
+            raise ValueError(f"no party {party} in a session of {len(self.mpc.parties)}")
+        self._reveal(name, value, scaled, party_destination(party))
 
     async def export_shares(self, name: str, value: Any) -> None:
-        raise NotImplementedError(_NO_ARTIFACTS)
+        """Keep ``value`` (a secure number or array) secret-shared as the artifact ``name``:
+        each party's node stores its own shares; nothing is opened, not even to the analyst."""
+        from ensnif_mpc.jobs.protocol import ARTIFACT
 
-    async def import_shares(self, name: str, sectype: Any) -> Any:
-        raise NotImplementedError(_NO_ARTIFACTS)
+        if any(o.name == name and o.to == ARTIFACT for o in self.outputs):
+            raise ValueError(f"artifact {name!r} exported twice")
+        kept = SecureOutput(name, value, on_value_scale=False, noisy=False, to=ARTIFACT)
+        self.outputs.append(kept)
+
+    async def import_shares(self, name: str, sectype: Any = None) -> Any:
+        """The artifact ``name`` (its id, or the name it was exported under) as this party's
+        shares of a secure array (a secure number for a scalar), of the secure type it was
+        exported with. ``sectype``, when given, must be that type."""
+        from ensnif_mpc.results.artifacts import ArtifactShare
+
+        held = [ArtifactShare.from_dict(a) for a in self.ctx.artifacts]
+        found = [a for a in held if name in (a.artifact_id, a.name)]
+        if len(found) != 1:
+            given = ", ".join(a.artifact_id for a in held) or "none"
+            raise ValueError(f"the job holds no single artifact {name!r} (it lists: {given})")
+        art = found[0]
+        if art.x != self.ctx.index + 1 or art.threshold != self.mpc.threshold:
+            raise ValueError(f"artifact {art.artifact_id!r} was shared for another session")
+        if art.kind == "fixed":
+            stype = self.mpc.SecFxp(art.bit_length, art.frac_bits)
+        else:
+            stype = self.mpc.SecInt(art.bit_length)
+        if int(stype.field.modulus) != art.modulus:
+            raise ValueError(f"artifact {art.artifact_id!r} lives in another field")
+        if sectype is not None and (
+            sectype.bit_length != art.bit_length
+            or getattr(sectype, "frac_length", 0) != art.frac_bits
+        ):
+            raise ValueError(f"artifact {art.artifact_id!r} is not of the requested type")
+        # A scalar travels as a one-element array: MPyC's secure arrays have no 0-d form.
+        held_shape = art.shape or (1,)
+        shares = stype.field.array(np.array(art.shares, dtype=object).reshape(held_shape))
+        fixed = {"integral": False} if art.kind == "fixed" else {}
+        array = stype.array(shares, **fixed)
+        return array[0] if art.shape == () else array
+
+    def _reveal(self, name: str, value: Any, scaled: bool, to: str) -> None:
+        shape = getattr(value, "shape", None)
+        if not shape:
+            self.outputs.append(SecureOutput(name, value, scaled, noisy=False, to=to))
+            return
+        for index in np.ndindex(*shape):
+            label = ",".join(str(i) for i in index)
+            self.outputs.append(
+                SecureOutput(f"{name}[{label}]", value[index], scaled, noisy=False, to=to)
+            )
 
     # -- the owner's side -----------------------------------------------------------------
     def _scale(self, role: str) -> int:
         assert self.ctx.local is not None
         return int(10 ** self.ctx.local.scale(role))
+
+    def _matrix(self, role: str) -> np.ndarray:
+        assert self.ctx.local is not None
+        return np.asarray(self.ctx.local.matrix(role, scaled=True), dtype=np.int64)
 
     def _column(self, role: str) -> np.ndarray:
         assert self.ctx.local is not None
@@ -176,6 +270,17 @@ class Program:
         return int(rows)
 
 
+def exact_column_sums(matrix: np.ndarray) -> list[int]:
+    """Per-column sums of an int64 matrix on the grid (|values| < 2^53), exactly: int64
+    partial sums over blocks of 512 rows cannot overflow, and the blocks add as Python ints."""
+    rows, width = matrix.shape
+    if rows == 0:
+        return [0] * width
+    starts = np.arange(0, rows, 512)
+    partial = np.add.reduceat(matrix, starts, axis=0)
+    return [int(v) for v in partial.astype(object).sum(axis=0)]
+
+
 def program(body: Body) -> Compiled:
     """Make ``async def body(p: Program)`` a protocol program: the worker calls it with its
     Context and gets the outputs the body revealed to the analyst."""
@@ -185,7 +290,7 @@ def program(body: Body) -> Compiled:
         p = Program(ctx)
         await body(p)
         if not p.outputs:
-            raise ValueError(f"program {body.__name__} revealed nothing to the analyst")
+            raise ValueError(f"program {body.__name__} revealed and exported nothing")
         return p.outputs
 
     return run

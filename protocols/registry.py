@@ -26,6 +26,7 @@ from ensnif_mpc.jobs.protocol import (
     Finalize as Finalize,
     Param as Param,
     ProtocolDef as ProtocolDef,
+    OwnerBounds as OwnerBounds,
     Reference as Reference,
     Role as Role,
     Table as Table,
@@ -108,11 +109,11 @@ def positional(blocks: DpSensitivity) -> DpSensitivity:
     a lower bound of what it contributes wherever it stands, which is what that check needs.
     """
 
-    def wrapped(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
+    def wrapped(owners: Sequence[OwnerBounds], params: Mapping[str, Any]) -> list[BlockSpec]:
         if len(owners) != 1:
             return blocks(owners, params)
-        first = blocks([owners[0], (0, 0)], params)
-        second = blocks([(0, 0), owners[0]], params)
+        first = blocks([owners[0], OwnerBounds(0)], params)
+        second = blocks([OwnerBounds(0), owners[0]], params)
         return [_smaller(a, b) for a, b in zip(first, second, strict=True)]
 
     return wrapped
@@ -201,6 +202,8 @@ FAMILY_MODULES = (
     "protocols.discovery",
     "protocols.join",
     "protocols.ports",
+    "protocols.ports.restart",
+    "protocols.stash",
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import sys
@@ -28,7 +29,9 @@ import numpy as np
 
 from ensnif_mpc import logs
 from ensnif_mpc.errors import EnsnifError
+from ensnif_mpc.jobs.protocol import ANALYST, ARTIFACT
 from ensnif_mpc.jobs.worker_session import (
+    ARTIFACTS_FILE,
     EXIT_BAD_SESSION,
     EXIT_FAILED,
     EXIT_OK,
@@ -179,7 +182,13 @@ def _local_data(session: WorkerSession) -> LocalData | None:
     source = open_source(SourceSpec.from_dict(session.source), columns, clamp=session.clamp)
     if session.bound:
         source.bound = Bound(str(session.bound[0]), int(session.bound[1]))
-    return LocalData(source, dict(session.roles), session.decimals, withheld=session.withheld)
+    return LocalData(
+        source,
+        dict(session.roles),
+        session.decimals,
+        withheld=session.withheld,
+        lists={r: list(c) for r, c in session.role_lists.items()},
+    )
 
 
 async def _add_noise(
@@ -280,7 +289,9 @@ async def _reshare_outputs(
     return shares, modulus
 
 
-async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Reporter) -> bytes:
+async def _run(
+    mpc: Any, session: WorkerSession, directory: Path, report: Reporter
+) -> tuple[bytes, list[dict[str, Any]]]:
     from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
     from protocols import registry
     from protocols.io import Context
@@ -310,9 +321,13 @@ async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Report
             progress=lambda phase, frac: report(phase, frac),
             input_roles=tuple(session.input_roles),
             dp=not plan.exact,
+            artifacts=tuple(session.artifacts),
         )
         report("computing", 0.1)
-        outputs = await program(ctx)
+        produced = await program(ctx)
+        _check_destinations(definition, produced, len(session.addresses))
+            input_role_lists=tuple(session.input_role_lists),
+        outputs = [o for o in produced if o.to != ARTIFACT]
         sigmas = [0.0] * len(outputs)
         if not plan.exact:
             report("noising", 0.85)
@@ -322,6 +337,7 @@ async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Report
         outputs = await _after_noise(definition, ctx, outputs, plan)
         report("delivering", 0.9)
         shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals, sigmas)
+        kept = await _artifact_shares(mpc, session, [o for o in produced if o.to == ARTIFACT])
         report.bytes_sent = _bytes_sent(mpc)
         finished = True
     finally:
@@ -332,14 +348,120 @@ async def _run(mpc: Any, session: WorkerSession, directory: Path, report: Report
         # closed links and end with peer_lost, and the node reports this party's reason.
         if finished:
             await mpc.shutdown()
-    payload = PartyShares(
-        job_id=session.job_id,
-        x=session.index + 1,
-        modulus=modulus,
-        threshold=session.threshold,
-        outputs=tuple(shares),
-    )
-    return sealing.seal(session.analyst_cert_pem, payload.to_bytes(), session.job_id.encode())
+    destinations = [o.to for o in outputs]
+    return _seal_parts(session, shares, destinations, modulus), kept
+
+
+def _check_destinations(definition: Any, outputs: list[SecureOutput], parties: int) -> None:
+    """Every output goes where the protocol declares (an undeclared artifact or a party
+    recipient the registry does not name is a program error, and nothing is delivered)."""
+    import fnmatch
+    import re
+
+    from ensnif_mpc.jobs.protocol import destination_party
+
+    def glob(pattern: str) -> str:  # "c[<i>]" and "SC[<i>,<j>]" as shell patterns
+        return re.sub(r"<[^>]+>", "*", pattern.replace("[", "[[]"))
+
+    for out in outputs:
+        declared = [
+            to
+            for pattern, to in definition.destinations.items()
+            if fnmatch.fnmatchcase(out.name, glob(pattern))
+        ]
+        want = declared[0] if declared else ANALYST
+        if out.to != want:
+            raise ValueError(f"output {out.name!r} goes to {out.to}, declared {want}")
+        party = destination_party(out.to)
+        if party is not None and not 0 <= party < parties:
+            raise ValueError(f"output {out.name!r} names party {party} of {parties}")
+
+
+async def _artifact_shares(
+    mpc: Any, session: WorkerSession, kept: list[SecureOutput]
+) -> list[dict[str, Any]]:
+    """This party's shares of every exported value, as records for the node's store.
+
+    Nothing is opened: every value is re-randomized with a fresh sharing of zero (a
+    constant's sharing is the constant at every party), then each party gathers its own
+    shares (local) and keeps them with the type and field they live in."""
+    from ensnif_mpc.results.artifacts import ArtifactShare, artifact_id
+
+    names = session.party_names or [f"party{i}" for i in range(len(session.addresses))]
+    everyone = list(range(len(mpc.parties)))
+    fresh = []
+    for out in kept:
+        sectype = getattr(out.value, "sectype", None) or type(out.value)
+        shape = tuple(getattr(out.value, "shape", ()))
+        if not shape:
+            fresh.append(out.value + mpc.sum(mpc.input(sectype(0), senders=everyone)))
+            continue
+        fixed = {"integral": False} if getattr(sectype, "frac_length", 0) else {}
+        zero = sectype.array(np.zeros(shape, dtype=object if not fixed else float), **fixed)
+        fresh.append(
+            out.value + mpc.np_sum(mpc.np_stack(mpc.input(zero, senders=everyone)), axis=0)
+        )
+    gathered = await mpc.gather(fresh) if fresh else []
+    records = []
+    for out, value, own in zip(kept, fresh, gathered, strict=True):
+        sectype = getattr(value, "sectype", None) or type(value)
+        shape = tuple(getattr(value, "shape", ()))
+        flat = [int(v) for v in np.asarray(getattr(own, "value", own), dtype=object).ravel()]
+        frac = int(getattr(sectype, "frac_length", 0))
+        records.append(
+            ArtifactShare(
+                artifact_id=artifact_id(session.job_id, out.name),
+                name=out.name,
+                job_id=session.job_id,
+                protocol=session.protocol,
+                x=session.index + 1,
+                threshold=session.threshold,
+                parties=tuple(names),
+                owners=tuple(names[i] for i in session.owners),
+                kind="fixed" if frac else "int",
+                bit_length=int(sectype.bit_length),
+                frac_bits=frac,
+                modulus=int(sectype.field.modulus),
+                shape=shape,
+                shares=tuple(flat),
+            ).to_dict()
+        )
+    return records
+
+
+def _seal_parts(
+    session: WorkerSession, shares: list[OutputShare], destinations: list[str], modulus: int
+) -> bytes:
+    """One PartyShares per recipient, each sealed to its certificate, in one envelope.
+
+    The analyst always has a part (possibly without outputs), so the analyst's client
+    sees the job delivered; a member named by an output gets a part only it can open.
+    """
+    from ensnif_mpc.jobs.protocol import destination_party
+    from ensnif_mpc.results import envelope
+
+    recipients: dict[str, tuple[str, list[OutputShare]]] = {
+        envelope.ANALYST: (session.analyst_cert_pem, [])
+    }
+    for share, to in zip(shares, destinations, strict=True):
+        party = destination_party(to)
+        if party is None:
+            recipients[envelope.ANALYST][1].append(share)
+            continue
+        key = envelope.member(session.party_names[party])
+        recipients.setdefault(key, (session.party_cert_pems[party], []))[1].append(share)
+    parts = {}
+    for key, (cert, mine) in recipients.items():
+        payload = PartyShares(
+            job_id=session.job_id,
+            x=session.index + 1,
+            modulus=modulus,
+            threshold=session.threshold,
+            outputs=tuple(mine),
+        )
+        aad = envelope.associated(session.job_id, key)
+        parts[key] = sealing.seal(cert, payload.to_bytes(), aad)
+    return envelope.pack(parts)
 
 
 def bind_peer_indices() -> None:
@@ -454,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
             "worker_failed",
         ).write(directory)
         return _leave(EXIT_FAILED)
+    if kept:  # before the result: the node takes a present result as the job's end
+        atomic_write(directory / ARTIFACTS_FILE, json.dumps(kept).encode())
     atomic_write(directory / RESULT_FILE, sealed)
     log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)
     report("done", 1.0)

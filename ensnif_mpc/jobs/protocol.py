@@ -31,12 +31,53 @@ class Param:
 
 @dataclass(frozen=True)
 class Role:
-    """A column a data owner provides to a protocol, by what it does there."""
+    """A column a data owner provides to a protocol, by what it does there.
 
-    name: str  # value | key | group | filter (ensnif_mpc.jobs.jobspec.ROLES)
+    A role with ``many`` takes a list of columns (``features = ["x1", "x2"]``), between
+    ``min_columns`` and ``max_columns`` of them, in the order the job lists them (the
+    order is part of the signed job: column j of the matrix is the j-th listed).
+    """
+
+    name: str  # ensnif_mpc.jobs.jobspec.ROLES: value, key, group, filter, features, label, …
     types: frozenset[str]
     description: str
     required: bool = True
+    many: bool = False
+    min_columns: int = 1
+    max_columns: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_columns <= self.max_columns or (
+            not self.many and self.max_columns != 1
+        ):
+            raise ValueError(f"role {self.name!r}: bad column counts")
+
+    def spec_key(self) -> str:
+        """The job spec's key for this role (``column`` for the value role)."""
+        return "column" if self.name == "value" else self.name
+
+
+# Roles whose numeric columns are read on the session's decimal grid (value · 10^decimals)
+# and bound the release's sensitivity and the session's sizes; a filter is thresholded
+# locally on its own column's grid and bounds nothing.
+GRID_ROLES = frozenset({"value", "features", "label", "weight"})
+
+
+BACKENDS = frozenset({"mpyc", "local", "he"})
+ANALYST = "analyst"
+ARTIFACT = "artifact"
+
+
+def party_destination(index: int) -> str:
+    """The destination of an output opened only by the member at MPC party ``index``."""
+    return f"party:{index}"
+
+
+def destination_party(destination: str) -> int | None:
+    """The MPC party index of a ``party:<i>`` destination; None for the analyst or an artifact."""
+    if destination.startswith("party:"):
+        return int(destination.split(":", 1)[1])
+    return None
 
 
 NUMERIC = frozenset({"int", "float"})
@@ -47,11 +88,61 @@ VALUE = Role("value", NUMERIC, "the numeric column to aggregate")
 # floats for numbers, str/int for keys) and returns the declared outputs.
 Table = Mapping[str, np.ndarray]
 Reference = Callable[[Sequence[Table], Mapping[str, Any]], dict[str, float]]
-# From each owner's (rows per person, largest |value| on the integer grid) and the
-# parameters: the blocks of the noisy release in output order, each a BlockSpec (L2
-# sensitivity, outputs, and the L1 sensitivity where a block knows a better one than
-# √outputs·L2, for the discrete Laplace mechanism; ensnif_mpc.privacy.dlaplace.l1_bound).
-DpSensitivity = Callable[[Sequence[tuple[int, int]], Mapping[str, Any]], list[BlockSpec]]
+
+
+class OwnerBounds(tuple[int, int]):
+    """What one owner's input can contribute: rows per person and, per role on the grid,
+    the largest |value| of each of its columns on the integer grid (in the job's order).
+
+    It is also the pair (rows per person, bound of the ``value`` column; 0 without one)
+    that the one-column protocols unpack as ``k, b = owner``, so they read it as before;
+    a protocol with several columns reads :attr:`bounds`.
+    """
+
+    bounds: Mapping[str, tuple[int, ...]]
+
+    def __new__(
+        cls, rows_per_person: int, bounds: Mapping[str, tuple[int, ...]] | None = None
+    ) -> OwnerBounds:
+        given = dict(bounds or {})
+        value = given.get("value", (0,))
+        self = super().__new__(cls, (rows_per_person, value[0] if value else 0))
+        self.bounds = given
+        return self
+
+    @property
+    def rows_per_person(self) -> int:
+        return self[0]
+
+    def role(self, name: str) -> tuple[int, ...]:
+        """The grid bounds of the columns of role ``name`` (empty if the input has none)."""
+        return self.bounds.get(name, ())
+
+    def __repr__(self) -> str:
+        return f"OwnerBounds({self[0]}, {self.bounds!r})"
+
+
+# From each owner's OwnerBounds and the parameters: the blocks of the noisy release in
+# output order, each a BlockSpec (L2 sensitivity, outputs, and the L1 sensitivity where a
+# block knows a better one than √outputs·L2, for the discrete Laplace mechanism;
+# ensnif_mpc.privacy.dlaplace.l1_bound). A plain (k, b) pair is an OwnerBounds' one-column
+# reading, which the one-column protocols take.
+DpSensitivity = Callable[[Sequence[OwnerBounds], Mapping[str, Any]], list[BlockSpec]]
+
+
+@dataclass(frozen=True)
+class OwnerSize:
+    """One owner's input as the sizing sees it: its rows and each grid role's column
+    bounds on the integer grid (as in :class:`OwnerBounds`)."""
+
+    rows: int
+    bounds: Mapping[str, tuple[int, ...]]
+
+
+# A protocol whose secure values grow beyond Σ rows·|bound| (a Gram matrix: Σ x_j·x_l)
+# declares the largest magnitude any of them reaches on the integer grid; the session's
+# bit length is sized to hold it (ensnif_mpc.jobs.checks.sizing_for).
+SizingNeed = Callable[[Sequence[OwnerSize], Mapping[str, Any]], int]
 Finalize = Callable[[dict[str, Fraction]], dict[str, Fraction | float]]
 
 
@@ -110,16 +201,34 @@ class ProtocolDef:
     # Valid jobs for the contract suite and the docs (see Example); an entry without one
     # fails the suite.
     examples: tuple[Example, ...] = ()
+    # The largest magnitude the protocol's secure values reach, where it exceeds the sum
+    # of one column (see SizingNeed); None: Σ rows·|bound| of the value column.
+    sizing: SizingNeed | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Who computes: "mpyc" (every party of the session, Shamir shares), "local" (one data
+    # owner alone on its own data, no MPC session), "he" (homomorphic encryption).
+    backend: str = "mpyc"
+    # Where outputs go, by output name (as in ``outputs``, "<i>" patterns included):
+    # "analyst" (the default for a name not listed), "party:<i>" (opened only by the
+    # member at MPC party index i) or "artifact" (kept secret-shared at every party).
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    # Artifacts the program imports (Program.import_shares), by name: a job of this
+    # protocol lists their ids in its spec's ``artifacts``.
+    artifacts_in: tuple[str, ...] = ()
+
+    def destination(self, output: str) -> str:
+        """Where ``output`` goes (see ``destinations``)."""
+        return self.destinations.get(output, ANALYST)
 
     def roles_at(self, position: int) -> tuple[Role, ...]:
         return self.roles[min(position, len(self.roles) - 1)]
 
-    def check_roles(self, position: int, given: Mapping[str, str]) -> None:
-        """The roles an input fills must be the ones the protocol takes at its position."""
+    def check_roles(self, position: int, given: Mapping[str, str | Sequence[str]]) -> None:
+        """The roles an input fills must be the ones the protocol takes at its position,
+        each with as many columns as the role takes (a list only for a many-column role)."""
         where = f"inputs[{position}]"
         declared = {r.name: r for r in self.roles_at(position)}
-        for role in given:
+        for role, columns in given.items():
             if role not in declared:
                 takes = ", ".join(declared) or "nothing"
                 key = "column" if role == "value" else role
@@ -127,12 +236,17 @@ class ProtocolDef:
                     f"{where}.{key}: protocol {self.name!r} takes no {role!r} column at this "
                     f"position (it takes: {takes})"
                 )
+            check_column_count(declared[role], columns, f"{where}.{declared[role].spec_key()}")
         for r in declared.values():
             if r.required and r.name not in given:
-                key = "column" if r.name == "value" else r.name
                 raise InvalidJobSpec(
-                    f"{where}.{key}: protocol {self.name!r} needs a {r.name!r} column here "
-                    f"({r.description})"
+                    f"{where}.{r.spec_key()}: protocol {self.name!r} needs "
+                    + (
+                        f"a list of {_count_words(r)} here"
+                        if r.many
+                        else f"a {r.name!r} column here"
+                    )
+                    + f" ({r.description})"
                 )
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,6 +277,30 @@ class ProtocolDef:
         if lo is not None and hi is not None and lo > hi:
             raise InvalidJobSpec(f"params.min ({lo}) is greater than params.max ({hi})")
         return out
+
+
+def check_column_count(role: Role, columns: str | Sequence[str], where: str) -> None:
+    """A single-column role takes one name, not a list; a many-column role a list (or one
+    name) of between min_columns and max_columns distinct columns."""
+    if isinstance(columns, str):
+        columns = (columns,)  # one name: a many-role's list of one
+    elif not role.many:
+        raise InvalidJobSpec(
+            f"{where}: the {role.name!r} role takes one column, not a list ({len(columns)} given)",
+            reason="role_column_count",
+        )
+    if not role.min_columns <= len(columns) <= role.max_columns:
+        raise InvalidJobSpec(
+            f"{where}: the {role.name!r} role takes {_count_words(role)}, {len(columns)} given",
+            reason="role_column_count",
+        )
+    if len(set(columns)) != len(columns):
+        raise InvalidJobSpec(f"{where}: a column is listed twice")
+
+
+def _count_words(role: Role) -> str:
+    lo, hi = role.min_columns, role.max_columns
+    return f"{lo} column{'s' if lo > 1 else ''}" if lo == hi else f"{lo} to {hi} columns"
 
 
 def _is_number(value: Any) -> bool:

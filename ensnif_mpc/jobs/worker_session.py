@@ -18,6 +18,8 @@ from typing import Any
 SESSION_FILE = "session.json"
 STATUS_FILE = "status.json"
 RESULT_FILE = "result.sealed"
+# This party's shares of the artifacts the job kept secret-shared, for the node's store.
+ARTIFACTS_FILE = "artifacts.out.json"
 LOG_FILE = "worker.log"
 
 # Exit codes of the worker, so the node can tell failures apart without parsing logs.
@@ -44,8 +46,12 @@ class WorkerSession:
     dataset_columns: list[dict[str, Any]] = field(default_factory=list)
     clamp: bool = False
     roles: dict[str, str] = field(default_factory=dict)
+    # The roles this owner fills with a list of columns (e.g. features), in the job's order.
+    role_lists: dict[str, list[str]] = field(default_factory=dict)
     # Public: the role -> column names of every data owner, in input order.
     input_roles: list[dict[str, str]] = field(default_factory=list)
+    # Public: the role -> list of columns of every data owner, in input order.
+    input_role_lists: list[dict[str, list[str]]] = field(default_factory=list)
     # How outputs are released (ensnif_mpc.privacy.dp.ReleasePlan as a dict); empty = exact.
     release: dict[str, Any] = field(default_factory=dict)
     # DP jobs at an owner that names its person: [person_column, rows_per_person], the
@@ -56,6 +62,13 @@ class WorkerSession:
     withheld: bool = False
     sec_param: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
+    # Every party's member name and consortium certificate, in session order: an output
+    # a protocol opens to a named party is sealed to that member's certificate.
+    party_names: list[str] = field(default_factory=list)
+    party_cert_pems: list[str] = field(default_factory=list)
+    # This party's shares of the artifacts the job takes as input
+    # (ensnif_mpc.results.artifacts.ArtifactShare as dicts), copied from the node's store.
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def has_input(self) -> bool:

@@ -38,6 +38,10 @@ class PartyShares:
     modulus: int
     threshold: int
     outputs: tuple[OutputShare, ...]
+    # How the recipient combines the parties' records (the backend's seam): "shamir"
+    # (every MPC party's point of a degree-t polynomial, interpolated at 0) or "single"
+    # (one record that holds the values themselves: a ``local`` protocol's only party).
+    scheme: str = "shamir"
 
     def to_bytes(self) -> bytes:
         body = asdict(self)
@@ -71,11 +75,23 @@ def _signed(v: int, p: int) -> int:
     return v - p if v > p // 2 else v
 
 
+SCHEMES = frozenset({"shamir", "single"})
+
+
 def combine(parts: list[PartyShares]) -> dict[str, Fraction]:
-    """Reconstruct every output exactly (as a fraction) from the parties' shares."""
+    """Reconstruct every output exactly (as a fraction) from the parties' records, as
+    their ``scheme`` says."""
     if not parts:
         raise CryptoError("no result shares to combine")
     first = parts[0]
+    if any(s.scheme != first.scheme for s in parts) or first.scheme not in SCHEMES:
+        raise CryptoError("result shares disagree on how they combine, or name no known way")
+    if first.scheme == "single":
+        if len(parts) != 1:
+            raise CryptoError(f"a single-party result has {len(parts)} records")
+        return {
+            o.name: Fraction(o.share, (1 << o.frac_bits) * 10**o.decimals) for o in first.outputs
+        }
     t, p = first.threshold, first.modulus
     if any(s.job_id != first.job_id or s.modulus != p or s.threshold != t for s in parts):
         raise CryptoError("result shares come from different jobs or sessions")

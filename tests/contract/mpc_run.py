@@ -37,24 +37,34 @@ def check(tmp_path: Path, protocol: str) -> None:
     example = definition.examples[0]
     tables = generate.owners(definition, example, seed=zlib.crc32(protocol.encode()))
 
-    run = run_parties(
-        tmp_path,
-        protocol,
-        tables,
-        example.params,
-        decimals=example.decimals,
-        lower=example.lower,
-        upper=example.upper,
-        timeout=480,
-    )
+    common = {
+        "decimals": example.decimals,
+        "lower": example.lower,
+        "upper": example.upper,
+        "timeout": 480,
+    }
+    artifacts = None
+    if definition.artifacts_in:
+        # A protocol that reads artifacts runs after the one that keeps them, on the same
+        # parties: each party's kept shares are its input, as its node would hand them on.
+        producer = str(definition.extra["artifacts_from"])
+        first = run_parties(tmp_path, producer, tables, example.params, job_id="job0", **common)
+        artifacts = first.kept
+    run = run_parties(tmp_path, protocol, tables, example.params, artifacts=artifacts, **common)
 
+    # Every output, wherever it went: the analyst's, each named party's (opened with that
+    # party's key), and the artifacts kept (opened from all parties' shares by the test).
+    got = dict(run.outputs)
+    for opened in run.party_outputs.values():
+        got.update(opened)
+    got.update(run.artifacts)
     want = generate.reference(definition, tables, example)
     assert want, f"{protocol}: the reference returned nothing"
-    missing = sorted(set(want) - set(run.outputs))
+    missing = sorted(set(want) - set(got))
     assert not missing, f"{protocol}: outputs {missing} not released"
     wrong = {
-        name: (float(run.outputs[name]), value)
+        name: (float(got[name]), value)
         for name, value in want.items()
-        if not generate.close(run.outputs[name], value, example)
+        if not generate.close(got[name], value, example)
     }
     assert not wrong, f"{protocol}: MPC (got, want) differ: {wrong}"

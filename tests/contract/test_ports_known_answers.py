@@ -36,6 +36,10 @@ KNOWN = {
         "if_a>b": 789,
     },
     "millionaires": {"first_is_richer": 1},
+    # a = 2 + 4 and b = 3 + 4; the vector the original writes with output_shares.
+    "restart": {"product": 42} | {f"inp[{i}]": i + 1 for i in range(4)},
+    "restart_1": {"sum": 13} | {f"inp[{i}]": i + 1 for i in range(4)},
+    "restart_2": {"product": 42} | {f"inp[{i}]": i + 1 for i in range(4)},
     # 1..37 cycled to 500 products a_i·a_(i+1): the sum, worked out by hand from the cycle
     # (13 full cycles of Σ_{i=1..36} i(i+1) + 37·1, then the first 19 pairs).
     "throughput": {"result": 222477},

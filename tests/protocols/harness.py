@@ -14,6 +14,7 @@ subprocesses run it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -31,12 +32,14 @@ from coordinator.validation import honest_majority_threshold, sizing_for
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.data.sources import SourceSpec
 from ensnif_mpc.jobs.worker_session import (
+    ARTIFACTS_FILE,
     LOG_FILE,
     RESULT_FILE,
     WorkerSession,
     WorkerStatus,
 )
 from ensnif_mpc.procs import child_env
+from ensnif_mpc.results import envelope
 from ensnif_mpc.results.shares import PartyShares, combine
 from ensnif_mpc.security import mpc_session, sealing
 from party_node.datasets import scaled_integers
@@ -181,8 +184,12 @@ def write_sessions(
     lower: float = 0.0,
     upper: float = 0.0,
     release: Mapping[str, Any] | None = None,
+    artifacts: Sequence[Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[Path]:
-    """One job directory per party, as the party nodes write them; ``None`` marks a helper."""
+    """One job directory per party, as the party nodes write them; ``None`` marks a helper.
+
+    ``artifacts``: per party, its shares of the artifacts the job takes as input (the
+    records an earlier run's workers kept, as a node would hand them back)."""
     assert job_id.isalnum()
     tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
     if bit_length is None:
@@ -229,6 +236,9 @@ def write_sessions(
             analyst_cert_pem=consortium.analyst_cert_pem,
             input_roles=input_roles,
             release=dict(release or {}),
+            party_names=[p.party for p in peers],
+            party_cert_pems=[p.party_cert_pem for p in peers],
+            artifacts=[dict(a) for a in (artifacts[i] if artifacts else [])],
             **mine,
         ).write(directory)
         dirs.append(directory)
@@ -326,14 +336,64 @@ class Workers:
 
 # -- the analyst's side ------------------------------------------------------------
 def unseal_all(dirs: Sequence[Path], consortium: Consortium, job_id: str) -> list[PartyShares]:
-    return [
-        PartyShares.from_bytes(
-            sealing.unseal(
-                consortium.analyst_key_pem, (d / RESULT_FILE).read_bytes(), job_id.encode()
-            )
+    return open_parts(dirs, consortium.analyst_key_pem, envelope.ANALYST, job_id)
+
+
+def open_parts(
+    dirs: Sequence[Path], key_pem: bytes, recipient: str, job_id: str
+) -> list[PartyShares]:
+    """Every party's part for ``recipient`` (an envelope key), unsealed with ``key_pem``;
+    empty when the parties delivered nothing to that recipient."""
+    parts = []
+    for d in dirs:
+        sealed = envelope.part_for((d / RESULT_FILE).read_bytes(), recipient)
+        if sealed is None:
+            continue
+        aad = envelope.associated(job_id, recipient)
+        parts.append(PartyShares.from_bytes(sealing.unseal(key_pem, sealed, aad)))
+    return parts
+
+
+def kept_artifacts(dirs: Sequence[Path]) -> list[list[dict[str, Any]]]:
+    """Per party, the artifact shares its worker kept (what its node would store)."""
+    out = []
+    for d in dirs:
+        path = d / ARTIFACTS_FILE
+        out.append(json.loads(path.read_text()) if path.exists() else [])
+    return out
+
+
+def combine_artifacts(kept: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Fraction]:
+    """Open every artifact from all parties' shares (a test's privilege: no party can),
+    element by element, named ``name[i]`` as a reveal would name them."""
+    from ensnif_mpc.results.artifacts import ArtifactShare
+    from ensnif_mpc.results.shares import OutputShare
+
+    if not kept or not kept[0]:
+        return {}
+    records = [[ArtifactShare.from_dict(dict(a)) for a in party] for party in kept]
+    values: dict[str, Fraction] = {}
+    for k, first in enumerate(records[0]):
+        names = (
+            [first.name]
+            if not first.shape
+            else [f"{first.name}[{','.join(map(str, i))}]" for i in np.ndindex(*first.shape)]
         )
-        for d in dirs
-    ]
+        parts = [
+            PartyShares(
+                job_id=first.job_id,
+                x=party[k].x,
+                modulus=first.modulus,
+                threshold=first.threshold,
+                outputs=tuple(
+                    OutputShare(n, s, first.kind, first.frac_bits)
+                    for n, s in zip(names, party[k].shares, strict=True)
+                ),
+            )
+            for party in records
+        ]
+        values.update(combine(parts))
+    return values
 
 
 @dataclass
@@ -345,6 +405,12 @@ class RunResult:
     phases: dict[int, list[str]]
     bit_length: int
     dirs: list[Path] = field(default_factory=list)
+    # Outputs opened to a named party, by MPC party index (each combined with its key).
+    party_outputs: dict[int, dict[str, Fraction]] = field(default_factory=dict)
+    # Per party, the artifact shares its worker kept; and every artifact opened from them.
+    kept: list[list[dict[str, Any]]] = field(default_factory=list)
+    artifacts: dict[str, Fraction] = field(default_factory=dict)
+    consortium: Consortium | None = None  # the run's PKI (every member's key)
 
 
 def _headroom(release: Mapping[str, Any] | None) -> int:
@@ -365,6 +431,7 @@ def run_parties(
     job_id: str = "job1",
     timeout: float = 40.0,
     release: Mapping[str, Any] | None = None,
+    artifacts: Sequence[Sequence[Mapping[str, Any]]] | None = None,
 ) -> RunResult:
     """Run ``protocol`` with one worker per entry of ``owner_values`` (``None``: a helper).
 
@@ -386,6 +453,7 @@ def run_parties(
         decimals=decimals,
         bit_length=bit_length,
         release=release,
+        artifacts=artifacts,
     )
     with Workers(dirs) as workers:
         workers.start_all()
@@ -396,8 +464,18 @@ def run_parties(
     parts = unseal_all(dirs, consortium, job_id)
     statuses = [status_of(d) for d in dirs]
     assert all(s is not None for s in statuses)
+    party_outputs = {}
+    for i, key_pem in enumerate(consortium.party_key_pems):
+        mine = open_parts(dirs, key_pem, envelope.member(f"party{i}"), job_id)
+        if mine:
+            party_outputs[i] = combine(mine)
+    kept = kept_artifacts(dirs)
     return RunResult(
         outputs=registry.finalize(protocol, combine(parts)),
+        party_outputs=party_outputs,
+        kept=kept,
+        artifacts=combine_artifacts(kept),
+        consortium=consortium,
         parts=parts,
         statuses=statuses,  # type: ignore[arg-type]
         exit_codes=codes,
