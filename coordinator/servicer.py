@@ -102,6 +102,9 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
             )
             for position in d.roles
         ],
+                        many=r.many,
+                        min_columns=r.min_columns,
+                        max_columns=r.max_columns,
     )
 
 

@@ -15,6 +15,7 @@ from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.jobs import checks
 from ensnif_mpc.jobs.checks import Sizing, honest_majority_threshold, sizing_for
 from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.protocol import OwnerBounds
 from ensnif_mpc.privacy.dp import ReleasePlan
 from protocols import registry
 
@@ -42,7 +43,9 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
     return checks.release_plan(registry.get(spec.protocol), spec, schemas, decimals)
 
 
-def owner_contribution(schema: DatasetSchema, value_column: str, decimals: int) -> tuple[int, int]:
-    """(rows per person, largest |value| on the integer grid) of one owner's input."""
-    column = schema.column(value_column) if value_column else None
-    return checks.contribution(schema.policy, column, decimals)
+def owner_contribution(
+    schema: DatasetSchema, value_column: str, decimals: int
+) -> OwnerBounds:
+    """(rows per person, largest |value| on the integer grid) of one owner's value input."""
+    roles = {"value": value_column} if value_column else {}
+    return checks.contribution(schema.policy, checks.schema_columns(schema, roles), decimals)

@@ -150,6 +150,15 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "role_column_count",
+        "A role got the wrong number of columns: a list for a role that takes one column, "
+        "or too few or too many columns for a role that takes several (e.g. features).",
+        "Give the role as many columns as `ensnif protocols describe NAME` lists for it.",
+        _S.INVALID_ARGUMENT,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "key_type_mismatch",
         "The join keys of the owners' datasets have different types.",
         "Join on key columns of one type at every owner.",

@@ -178,6 +178,7 @@ def _check(
     if ds is None:
         raise UnknownDataset(f"{me} has no dataset {inp.dataset!r}")
     roles = inp.columns
+    role_columns = inp.role_columns
     # Every check that does not read data comes first, so that what the analyst sees of
     # a refusal never depends on the data (DESIGN §11): policy (protocols, columns,
     # recipients, the repeat limit), schema, the release and its calibration, budget.
@@ -186,15 +187,18 @@ def _check(
         since = utcnow() - dt.timedelta(seconds=ds.policy.repeat_period_s)
         repeats = store.count_question(question_key(p), since, p.job_id)
     verdict = policy.evaluate(
-        ds.allowed_protocols, ds.policy, _policy_request(p, ds, roles, repeats)
+        ds.allowed_protocols, ds.policy, _policy_request(p, ds, read_columns(inp), repeats)
     )
-    read = checks.check_input_columns(definition, position, roles, ds.columns, f"{me}/{ds.name}")
-    value = read.get("value")
-    if value is not None and p.decimals < value.decimals:
-        raise InvalidArgument(
-            f"session keeps {p.decimals} decimals; column {value.name!r} declares {value.decimals}"
-        )
-    check_release(p, definition, f"{me}/{ds.name}", ds, value)
+    read = checks.check_input_columns(
+        definition, position, role_columns, ds.columns, f"{me}/{ds.name}"
+    )
+    on_grid = [c for cols in checks.grid_columns(read).values() for c in cols]
+    for col in on_grid:
+        if p.decimals < col.decimals:
+            raise InvalidArgument(
+                f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
+            )
+    check_release(p, definition, f"{me}/{ds.name}", ds, read)
     bound = contribution_bound(p, ds)
     if budget is not None:
         budget(charges_for(p, me, own))
@@ -203,14 +207,17 @@ def _check(
     # a job selects is enforced without telling: rows per person by bounding, the
     # minimum cohort of a DP release by withholding this owner's rows on a noisy count.
     rows = datasets.check(ds)  # bounds, types, nulls: bad data is refused before any MPC
-    if value is not None:
-        where = f"{inp.dataset}.{value.name}"
-        checks.check_fits(rows, value, p.decimals, p.bit_length, p.release, where)
+    need = checks.own_need(definition, rows, read, p.decimals, p.spec.params)
+    for col in on_grid:
+        where = f"{inp.dataset}.{col.name}"
+        checks.check_fits(rows, col, p.decimals, p.bit_length, p.release, where, need)
     withheld = False
     if ds.policy.min_cohort:
         smallest = cohort.smallest(ds, roles, p.spec.params, position)
         if p.release.exact:  # every owner allows exact answers here: an exact rule
-            facts = dataclasses.replace(_policy_request(p, ds, roles, repeats), cohort=smallest)
+            facts = dataclasses.replace(
+                _policy_request(p, ds, read_columns(inp), repeats), cohort=smallest
+            )
             policy.evaluate(ds.allowed_protocols, ds.policy, facts)
         else:
             withheld = cohort.withheld(smallest, ds, cohort_charge(p))
@@ -222,6 +229,7 @@ def _check(
         "dataset_columns": [asdict(c) for c in ds.columns],
         "clamp": ds.clamp,
         "roles": roles,
+        "role_lists": inp.column_lists,
         "bound": bound,
         "withheld": withheld,
     }
@@ -256,6 +264,15 @@ def contribution_bound(p: Proposal, ds: DatasetConfig) -> list[Any] | None:
             reason="dp_unavailable",
         )
     return [ds.privacy.person_column, ds.privacy.rows_per_person]
+
+
+def read_columns(inp: jobspec.Input) -> dict[str, str]:
+    """Every column an input reads, by role, for the policy's column rule: a role given a
+    list of columns appears once per column, as ``features[0]``, ``features[1]``, …"""
+    out = inp.columns
+    for role, cols in inp.column_lists.items():
+        out.update((f"{role}[{j}]", c) for j, c in enumerate(cols))
+    return out
 
 
 def _policy_request(
@@ -309,7 +326,11 @@ def check_release_request(p: Proposal) -> None:
 
 
 def check_release(
-    p: Proposal, definition: ProtocolDef, where: str, ds: DatasetConfig, value: Column | None
+    p: Proposal,
+    definition: ProtocolDef,
+    where: str,
+    ds: DatasetConfig,
+    read: Mapping[str, tuple[Column, ...]],
 ) -> None:
     """This owner's own view of the release: its policy, and a scale it computes itself."""
     plan = p.release
@@ -318,7 +339,7 @@ def check_release(
         return
     n = len(p.party_order)
     checks.check_plan_session(plan, n)
-    mine = checks.contribution(ds.privacy, value, p.decimals)
+    mine = checks.contribution(ds.privacy, read, p.decimals)
     checks.check_sensitivity(definition, plan, mine, p.spec.params)
     checks.check_calibration(plan, n)
 
@@ -400,6 +421,7 @@ def session_data(
         "mpc_key": cred.key_pem,
         "binding_signature": cred.binding_signature.hex(),
     }
+        "input_role_lists": [i.column_lists for i in p.spec.inputs],
 
 
 def pending_data(p: Proposal, rule: str) -> dict[str, Any]:

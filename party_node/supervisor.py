@@ -149,6 +149,7 @@ class Supervisor:
         self.hub.notify(job_id)
         self._wake.set()
 
+            input_role_lists=job.data.get("input_role_lists", []),
     def abort(self, job: NodeJob, reason: str) -> None:
         with self._lock:
             handle = self._handles.get(job.job_id)

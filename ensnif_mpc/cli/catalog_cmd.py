@@ -62,7 +62,8 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
         for r in position.roles:
             console.print(
                 f"  {where}.{'column' if r.name == 'value' else r.name}: "
-                f"{' or '.join(r.column_types)}{'' if r.required else ' (optional)'}"
+                + (_many_text(r) if r.many else "")
+                + f"{' or '.join(r.column_types)}{'' if r.required else ' (optional)'}"
                 f" — {r.description}"
             )
     for x in p.parameters:
@@ -109,6 +110,16 @@ def parties_list(ctx: click.Context, as_json: bool) -> None:
     for p in items:
         t.add_row(p.name, p.role, p.address, p.last_seen[:19].replace("T", " "))
     console.print(t)
+
+def _many_text(r: Any) -> str:
+    """``a list of 1 to 20 `` for a role that takes several columns."""
+    count = (
+        f"{r.min_columns}"
+        if r.min_columns == r.max_columns
+        else f"{r.min_columns} to {r.max_columns}"
+    )
+    return f"a list of {count} "
+
 
 
 @click.group()

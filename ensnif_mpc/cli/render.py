@@ -77,9 +77,13 @@ def jobs_table(jobs: list[pb.Job]) -> Table:
 
 def _input_line(i: pb.JobInput) -> str:
     """``grocery: orders.basket_total`` or, with roles, ``grocery: orders (key=customer_id, …)``."""
-    if not i.roles:
+    if not i.roles and not i.column_lists:
         return f"{i.party}: {i.dataset}.{i.column}"
-    roles = {**({"value": i.column} if i.column else {}), **dict(i.roles)}
+    roles = {
+        **({"value": i.column} if i.column else {}),
+        **dict(i.roles),
+        **{r: "[" + ", ".join(c.columns) + "]" for r, c in i.column_lists.items()},
+    }
     return f"{i.party}: {i.dataset} ({', '.join(f'{r}={c}' for r, c in sorted(roles.items()))})"
 
 

@@ -42,7 +42,13 @@ from ensnif_mpc.errors import (
     UnknownParty,
 )
 from ensnif_mpc.jobs.jobspec import JobSpec, Privacy
-from ensnif_mpc.jobs.protocol import DpSensitivity, ProtocolDef
+from ensnif_mpc.jobs.protocol import (
+    GRID_ROLES,
+    DpSensitivity,
+    OwnerBounds,
+    OwnerSize,
+    ProtocolDef,
+)
 from ensnif_mpc.privacy import dlaplace, dp
 from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
 
@@ -111,35 +117,66 @@ def check_max_owners(definition: ProtocolDef, owners: int) -> None:
 def check_input_columns(
     definition: ProtocolDef,
     position: int,
-    roles: Mapping[str, str],
+    roles: Mapping[str, str | Sequence[str]],
     columns: Sequence[Column],
     dataset: str,
-) -> dict[str, Column]:
+) -> dict[str, tuple[Column, ...]]:
     """The columns input ``position`` reads from ``dataset`` ("party/name"): the roles
-    its position takes, each a declared column of a type the role accepts.
+    its position takes, each with as many columns as the role takes, every one a declared
+    column of a type the role accepts.
 
-    Returns the column of each role.
+    Returns the columns of each role, in the job's order (one for a single-column role).
     """
     definition.check_roles(position, roles)
     declared = {r.name: r for r in definition.roles_at(position)}
-    out: dict[str, Column] = {}
-    for role, name in roles.items():
-        field = "column" if role == "value" else role
-        col = next((c for c in columns if c.name == name), None)
-        if col is None:
-            names = ", ".join(c.name for c in columns)
-            raise UnknownColumn(
-                f"inputs[{position}].{field}: dataset {dataset} has no "
-                f"column {name!r} (columns: {names}); an owner can only use its own columns"
-            )
-        if col.type not in declared[role].types:
-            raise ColumnTypeMismatch(
-                f"inputs[{position}].{field}: {name!r} is of type {col.type}; protocol "
-                f"{definition.name!r} needs {' or '.join(sorted(declared[role].types))} "
-                f"for its {role!r} column"
-            )
-        out[role] = col
+    out: dict[str, tuple[Column, ...]] = {}
+    for role, given in roles.items():
+        names = (given,) if isinstance(given, str) else tuple(given)
+        many = not isinstance(given, str)
+        read = []
+        for j, name in enumerate(names):
+            field = declared[role].spec_key() + (f"[{j}]" if many else "")
+            col = next((c for c in columns if c.name == name), None)
+            if col is None:
+                listed = ", ".join(c.name for c in columns)
+                raise UnknownColumn(
+                    f"inputs[{position}].{field}: dataset {dataset} has no "
+                    f"column {name!r} (columns: {listed}); an owner can only use its own columns"
+                )
+            if col.type not in declared[role].types:
+                raise ColumnTypeMismatch(
+                    f"inputs[{position}].{field}: {name!r} is of type {col.type}; protocol "
+                    f"{definition.name!r} needs {' or '.join(sorted(declared[role].types))} "
+                    f"for its {role!r} column" + ("s" if declared[role].many else "")
+                )
+            read.append(col)
+        out[role] = tuple(read)
     return out
+
+
+def first(read: Mapping[str, tuple[Column, ...]], role: str) -> Column | None:
+    """The (first) column of ``role`` in :func:`check_input_columns`' result, if any."""
+    cols = read.get(role, ())
+    return cols[0] if cols else None
+
+
+def grid_columns(read: Mapping[str, tuple[Column, ...]]) -> dict[str, tuple[Column, ...]]:
+    """The numeric columns of the roles read on the session's grid (GRID_ROLES)."""
+    return {
+        role: cols
+        for role, cols in read.items()
+        if role in GRID_ROLES and all(c.numeric for c in cols)
+    }
+
+
+def grid_bounds(
+    read: Mapping[str, tuple[Column, ...]], decimals: int
+) -> dict[str, tuple[int, ...]]:
+    """Each grid role's columns' largest |value| on the integer grid at ``decimals``."""
+    return {
+        role: tuple(grid_bound(c.abs_bound, decimals) for c in cols)
+        for role, cols in grid_columns(read).items()
+    }
 
 
 def check_key_types(key_types: Mapping[str, str]) -> None:
@@ -178,6 +215,7 @@ def check_job(
     rows: list[int] = []
     key_types: dict[str, str] = {}
     schemas: list[DatasetSchema] = []
+    reads: list[dict[str, tuple[Column, ...]]] = []
     for n, inp in enumerate(spec.inputs):
         ds = dataset(inp.party, inp.dataset)
         if ds is None:
@@ -185,21 +223,31 @@ def check_job(
                 f"inputs[{n}].dataset: party {inp.party!r} has published no dataset {inp.dataset!r}"
             )
         read = check_input_columns(
-            definition, n, inp.columns, ds.columns, f"{inp.party}/{inp.dataset}"
+            definition, n, inp.role_columns, ds.columns, f"{inp.party}/{inp.dataset}"
         )
-        if (value := read.get("value")) is not None:
+        if (value := first(read, "value")) is not None:
             columns.append((ds.row_count, value.abs_bound, value.decimals))
-        if (key := read.get("key")) is not None:
+        if (key := first(read, "key")) is not None:
             key_types[f"{inp.party}/{inp.dataset}.{key.name}"] = key.type
         rows.append(ds.row_count)
         schemas.append(ds)
+        reads.append(read)
     check_key_types(key_types)
     if definition.check_spec is not None:
         definition.check_spec(spec)
+    # The session's decimals: the most any column read on the grid declares.
+    on_grid = [c for read in reads for cols in grid_columns(read).values() for c in cols]
+    decimals = max((c.decimals for c in on_grid), default=0)
     if not columns:  # no value column (e.g. an intersection size): counts only
-        sizing = sizing_for([(r, 1.0, 0) for r in rows], 0)
+        sizing = sizing_for([(r, 1.0, 0) for r in rows], decimals)
     else:
-        sizing = sizing_for(columns, max(d for _, _, d in columns))
+        sizing = sizing_for(columns, decimals)
+    if definition.sizing is not None:
+        sizes = [
+            OwnerSize(r, grid_bounds(read, decimals)) for r, read in zip(rows, reads, strict=True)
+        ]
+        need = sum_bits(max(definition.sizing(sizes, spec.params), 1))
+        sizing = replace(sizing, bit_length=max(sizing.bit_length, need))
     release = release_plan(definition, spec, schemas, sizing.decimals)
     return replace(sizing, bit_length=sizing.bit_length + release.headroom_bits(), release=release)
 
@@ -240,11 +288,32 @@ def sizing_for(columns: list[tuple[int, float, int]], decimals: int) -> Sizing:
     return Sizing(bit_length=max(32, sum_bits(total)), decimals=decimals)
 
 
+def own_need(
+    definition: ProtocolDef,
+    rows: int,
+    read: Mapping[str, tuple[Column, ...]],
+    decimals: int,
+    params: Mapping[str, Any],
+) -> int | None:
+    """What one owner's rows alone make the protocol's secure values reach (its declared
+    SizingNeed with this owner only), or None for a protocol that declares none."""
+    if definition.sizing is None:
+        return None
+    return definition.sizing([OwnerSize(rows, grid_bounds(read, decimals))], params)
+
+
 def check_fits(
-    rows: int, column: Column, decimals: int, bit_length: int, release: ReleasePlan, where: str
+    rows: int,
+    column: Column,
+    decimals: int,
+    bit_length: int,
+    release: ReleasePlan,
+    where: str,
+    need: int | None = None,
 ) -> None:
-    """One owner's column (``where``: "dataset.column") still fits the session's sizes."""
-    need = rows * grid_bound(column.abs_bound, decimals)
+    """One owner's column (``where``: "dataset.column") still fits the session's sizes;
+    ``need``: the magnitude a protocol declares it reaches (its SizingNeed), if larger."""
+    need = max(rows * grid_bound(column.abs_bound, decimals), need or 0)
     if sum_bits(need) + release.headroom_bits() > bit_length:
         raise FailedPrecondition(
             f"{where} has grown beyond what the catalog announced "
@@ -256,10 +325,29 @@ def check_fits(
 # -- the release plan against owners' policies -------------------------------------------
 
 
-def contribution(policy: PrivacyPolicy, value: Column | None, decimals: int) -> tuple[int, int]:
-    """(rows per person, largest |value| on the integer grid) of one owner's input."""
-    bound = grid_bound(value.abs_bound, decimals) if value is not None else 0
-    return policy.rows_per_person, bound
+def contribution(
+    policy: PrivacyPolicy, read: Mapping[str, Sequence[Column]], decimals: int
+) -> OwnerBounds:
+    """Rows per person and the grid bounds of every column of every grid role one owner's
+    input reads (``read``: its columns by role); it reads as the pair (rows per person,
+    largest |value| of the value column on the integer grid) for one-column protocols."""
+    return OwnerBounds(policy.rows_per_person, grid_bounds(_tupled(read), decimals))
+
+
+def _tupled(read: Mapping[str, Sequence[Column]]) -> dict[str, tuple[Column, ...]]:
+    return {role: tuple(cols) for role, cols in read.items()}
+
+
+def schema_columns(
+    schema: DatasetSchema, roles: Mapping[str, str | Sequence[str]]
+) -> dict[str, tuple[Column, ...]]:
+    """The declared columns an input names, by role (names the schema lacks are skipped:
+    :func:`check_input_columns` has refused them already)."""
+    out: dict[str, tuple[Column, ...]] = {}
+    for role, given in roles.items():
+        names = (given,) if isinstance(given, str) else tuple(given)
+        out[role] = tuple(c for n in names if (c := schema.column(n)) is not None)
+    return out
 
 
 def signed_delta(privacy: Privacy | None) -> float:
@@ -336,7 +424,7 @@ def release_plan(
         return EXACT
     sensitivity = check_dp_available(definition)
     given = [
-        contribution(s.policy, s.column(i.column) if i.column else None, decimals)
+        contribution(s.policy, schema_columns(s, i.role_columns), decimals)
         for s, i in zip(schemas, spec.inputs, strict=True)
     ]
     n = len(spec.party_order)
@@ -371,7 +459,7 @@ def check_release_policy(
 
 
 def check_sensitivity(
-    definition: ProtocolDef, plan: ReleasePlan, own: tuple[int, int], params: Mapping[str, Any]
+    definition: ProtocolDef, plan: ReleasePlan, own: OwnerBounds, params: Mapping[str, Any]
 ) -> None:
     """The plan's sensitivities cover what this one owner alone contributes (``own``,
     from :func:`contribution`): L2 and block sizes, and L1 for Laplace noise."""

@@ -17,8 +17,11 @@ check against its catalog (coordinator/validation.py). Errors name the field.
 
 An input names its columns by the role they play in the protocol: ``value`` (a
 number to aggregate; ``column`` is its short form), ``key`` (a join key),
-``group`` (a categorical group-by key) and ``filter`` (a column the owner
-thresholds locally). Which roles a protocol takes is in `ensnif protocols describe`.
+``group`` (a categorical group-by key), ``filter`` (a column the owner
+thresholds locally), ``features`` (several numeric columns, a TOML list:
+``features = ["x1", "x2"]``; their order is kept and signed), ``label`` (the column a
+model predicts) and ``weight`` (a per-row weight). Which roles a protocol takes, and
+how many columns each, is in `ensnif protocols describe`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ensnif_mpc.errors import InvalidJobSpec
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
 MECHANISMS = ("gaussian", "laplace")
-ROLES = ("value", "key", "group", "filter")
+ROLES = ("value", "key", "group", "filter", "features", "label", "weight")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
 
 
@@ -46,21 +49,40 @@ class Input:
 
     @property
     def columns(self) -> dict[str, str]:
-        """Every role this input fills, ``value`` included."""
+    # (role, columns) for the roles given a list of columns (e.g. features), sorted by
+    # role; the columns in the order the job lists them.
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        """Every role this input fills with one column, ``value`` included."""
         out = dict(self.roles)
         if self.column:
             out["value"] = self.column
         return out
 
-    def to_dict(self) -> dict[str, str]:
+    @property
+    def column_lists(self) -> dict[str, list[str]]:
+        """The roles given a list of columns, each with its columns in order."""
+        return {role: list(cols) for role, cols in self.lists}
+
+    @property
+    def role_columns(self) -> dict[str, str | list[str]]:
+        """Every role this input fills: one column name, or a list where the job gave one."""
+        return {**self.columns, **self.column_lists}
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column this input reads, whatever its role."""
+        return (*self.columns.values(), *(c for _, cols in self.lists for c in cols))
+
+    def to_dict(self) -> dict[str, Any]:
         """The TOML/JSON shape that :func:`from_dict` reads back."""
-        out = {"party": self.party, "dataset": self.dataset}
+        out: dict[str, Any] = {"party": self.party, "dataset": self.dataset}
         if self.column:
             out["column"] = self.column
         out.update(self.roles)
         return out
 
 
+        out.update((role, list(cols)) for role, cols in self.lists)
 @dataclass(frozen=True)
 class Privacy:
     """The job's ``[privacy]`` table: a zCDP budget ρ, a pure ε, or a request for exact.
@@ -292,6 +314,19 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
             f"{unknown[0]}: unknown key in job spec (allowed: {', '.join(sorted(_TOP_KEYS))})"
         )
     if "protocol" not in raw:
+MAX_COLUMNS = 64  # columns in one role's list (no protocol takes more)
+
+
+def _strs(value: list[Any], where: str) -> tuple[str, ...]:
+    """A role's list of columns: non-empty names, at most MAX_COLUMNS, order kept."""
+    if not value or len(value) > MAX_COLUMNS:
+        raise InvalidJobSpec(
+            f"{where}: expected a list of 1 to {MAX_COLUMNS} column names",
+            reason="role_column_count",
+        )
+    return tuple(_str(v, f"{where}[{n}]") for n, v in enumerate(value))
+
+
         raise InvalidJobSpec("protocol: missing; name a protocol from `ensnif protocols list`")
     protocol = _str(raw["protocol"], "protocol")
     raw_inputs = raw.get("inputs")
@@ -315,12 +350,18 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
             raise InvalidJobSpec(f"{where}: give the value column as `column` or `value`, not both")
         value = item.get("value", item.get("column"))
         roles = tuple(
-            sorted((r, _str(item[r], f"{where}.{r}")) for r in ROLES if r != "value" and r in item)
+            sorted(
+                (r, _str(item[r], f"{where}.{r}")) for r in given if not isinstance(item[r], list)
+            )
         )
-        if value is None and not roles:
+        lists = tuple(
+            sorted((r, _strs(item[r], f"{where}.{r}")) for r in given if isinstance(item[r], list))
+        )
+        if value is None and not roles and not lists:
             raise InvalidJobSpec(f"{where}.column: missing (name the column the input provides)")
         inputs.append(
             Input(
+        given = [r for r in ROLES if r != "value" and r in item]
                 _str(item["party"], f"{where}.party"),
                 _str(item["dataset"], f"{where}.dataset"),
                 _str(value, f"{where}.column") if value is not None else "",
@@ -332,6 +373,7 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     helpers = raw.get("helpers", [])
     if not isinstance(helpers, list):
         raise InvalidJobSpec("helpers: expected a list of party names")
+                lists,
     helper_names = tuple(_str(h, f"helpers[{n}]") for n, h in enumerate(helpers))
     if len(set(helper_names)) != len(helper_names):
         raise InvalidJobSpec("helpers: a party is listed twice")

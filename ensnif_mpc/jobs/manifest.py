@@ -68,7 +68,7 @@ def build(
         "version": definition.version,
         "summary": definition.summary,
         "inputs": [
-            {"party": i.party, "dataset": i.dataset, "columns": i.columns} for i in spec.inputs
+            {"party": i.party, "dataset": i.dataset, "columns": i.role_columns} for i in spec.inputs
         ],
         "parties": list(party_order),
         "helpers": [p for p in party_order if p not in spec.owners],
@@ -99,7 +99,10 @@ def render(m: dict[str, Any]) -> str:
     """The manifest as a person reads it (``ensnif job pending --job ID``)."""
 
     def one(i: dict[str, Any]) -> str:
-        columns = ", ".join(f"{role}={col}" for role, col in i["columns"].items())
+        columns = ", ".join(
+            f"{role}={col if isinstance(col, str) else '[' + ', '.join(col) + ']'}"
+            for role, col in i["columns"].items()
+        )
         return f"{i['party']}:{i['dataset']} ({columns})"
 
     lines = [

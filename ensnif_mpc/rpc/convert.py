@@ -31,7 +31,13 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
     return pb.JobSpec(
         protocol=spec.protocol,
         inputs=[
-            pb.JobInput(party=i.party, dataset=i.dataset, column=i.column, roles=dict(i.roles))
+            pb.JobInput(
+                party=i.party,
+                dataset=i.dataset,
+                column=i.column,
+                roles=dict(i.roles),
+                column_lists={r: pb.ColumnList(columns=list(c)) for r, c in i.lists},
+            )
             for i in spec.inputs
         ],
         helpers=list(spec.helpers),
@@ -64,7 +70,13 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
         {
             "protocol": msg.protocol,
             "inputs": [
-                Input(i.party, i.dataset, i.column, tuple(sorted(i.roles.items()))).to_dict()
+                Input(
+                    i.party,
+                    i.dataset,
+                    i.column,
+                    tuple(sorted(i.roles.items())),
+                    tuple(sorted((r, tuple(c.columns)) for r, c in i.column_lists.items())),
+                ).to_dict()
                 for i in msg.inputs
             ],
             "helpers": list(msg.helpers),

@@ -257,10 +257,32 @@ class JobInput(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ColumnListsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___ColumnList: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___ColumnList | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     PARTY_FIELD_NUMBER: _builtins.int
     DATASET_FIELD_NUMBER: _builtins.int
     COLUMN_FIELD_NUMBER: _builtins.int
     ROLES_FIELD_NUMBER: _builtins.int
+    COLUMN_LISTS_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     dataset: _builtins.str
     column: _builtins.str
@@ -271,6 +293,10 @@ class JobInput(_message.Message):
         "filter" (thresholded locally by its owner). See DescribeProtocol.
         """
 
+    @_builtins.property
+    def column_lists(self) -> _containers.MessageMap[_builtins.str, Global___ColumnList]:
+        """Roles given a list of columns (e.g. "features"), each list in the job's order."""
+
     def __init__(
         self,
         *,
@@ -278,14 +304,35 @@ class JobInput(_message.Message):
         dataset: _builtins.str = ...,
         column: _builtins.str = ...,
         roles: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        column_lists: _abc.Mapping[_builtins.str, Global___ColumnList] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "dataset", b"dataset", "party", b"party", "roles", b"roles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "column_lists", b"column_lists", "dataset", b"dataset", "party", b"party", "roles", b"roles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobInput: _TypeAlias = JobInput  # noqa: Y015
+
+@_typing.final
+class ColumnList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLUMNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        columns: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ColumnList: _TypeAlias = ColumnList  # noqa: Y015
 
 @_typing.final
 class JobSpec(_message.Message):
@@ -572,9 +619,16 @@ class ProtocolRole(_message.Message):
     COLUMN_TYPES_FIELD_NUMBER: _builtins.int
     REQUIRED_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    MANY_FIELD_NUMBER: _builtins.int
+    MIN_COLUMNS_FIELD_NUMBER: _builtins.int
+    MAX_COLUMNS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     required: _builtins.bool
     description: _builtins.str
+    many: _builtins.bool
+    """A role that takes a list of min_columns to max_columns columns (e.g. "features")."""
+    min_columns: _builtins.int
+    max_columns: _builtins.int
     @_builtins.property
     def column_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -584,10 +638,13 @@ class ProtocolRole(_message.Message):
         column_types: _abc.Iterable[_builtins.str] | None = ...,
         required: _builtins.bool = ...,
         description: _builtins.str = ...,
+        many: _builtins.bool = ...,
+        min_columns: _builtins.int = ...,
+        max_columns: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_types", b"column_types", "description", b"description", "name", b"name", "required", b"required"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column_types", b"column_types", "description", b"description", "many", b"many", "max_columns", b"max_columns", "min_columns", b"min_columns", "name", b"name", "required", b"required"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

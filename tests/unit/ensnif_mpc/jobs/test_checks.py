@@ -60,7 +60,7 @@ def test_sessions_of_other_sizes_pass(n):
 def test_input_columns_come_back_by_role():
     read = checks.check_input_columns(SUM, 0, {"value": "basket_total"}, COLUMNS, "g/orders")
 
-    assert read == {"value": COLUMNS[0]}
+    assert read == {"value": (COLUMNS[0],)}
 
 
 def test_an_undeclared_column_is_refused_listing_the_declared_ones():
@@ -183,4 +183,4 @@ def test_a_laplace_plan_is_recomputed_exactly():
 
 def test_the_grid_bound_rounds_up():
     assert checks.grid_bound(1.005, 2) == 101
-    assert checks.contribution(OPEN, None, 2) == (1, 0)
+    assert checks.contribution(OPEN, {}, 2) == (1, 0)
