@@ -26,7 +26,12 @@ import grpc
 
 from coordinator.store import JobRecord, PartyRecord
 from ensnif_mpc.errors import EnsnifError, from_rpc_error
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_pb2_grpc
+from ensnif_mpc.gen.ensnif.v1 import (
+    common_pb2 as pb,
+    party_pb2 as ppb,
+    party_pb2_grpc,
+    scoring_pb2 as spb,
+)
 from ensnif_mpc.jobs.approvals import Decision
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.security.mpc_session import PeerBinding
@@ -254,6 +259,29 @@ class NodeClient:
         try:
             for msg in call:
                 yield status_from_pb(msg.status)
+        except grpc.RpcError as exc:
+            raise _failed(party, exc) from exc
+        finally:
+            call.cancel()
+
+    def list_models(self, party: str, timeout: float = 5.0) -> list[spb.ModelInfo]:
+        """The models ``party`` serves for encrypted scoring (never their weights)."""
+        try:
+            reply = self._stub(party).ListModels(spb.ListModelsRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise _failed(party, exc) from exc
+        return list(reply.models)
+
+    def score(
+        self, party: str, requests: Iterator[spb.ScoreRequest], timeout: float
+    ) -> Iterator[spb.ScoreResponse]:
+        """Relay an analyst's scoring stream to ``party`` and its answers back. The
+        messages pass as they are (opaque ciphertexts the coordinator cannot read), so
+        this is the one call that hands protobuf to its caller. Closing the iterator
+        early cancels the node's stream."""
+        call = self._stub(party).Score(requests, timeout=timeout)
+        try:
+            yield from call
         except grpc.RpcError as exc:
             raise _failed(party, exc) from exc
         finally:

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 import grpc
 
 from coordinator.handlers import Coordinator
+from coordinator.relay import ScoreRelay
 from coordinator.store import JobRecord, PartyRecord
 from ensnif_mpc.errors import grpc_errors
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, coordinator_pb2 as cpb, coordinator_pb2_grpc
+from ensnif_mpc.gen.ensnif.v1 import (
+    common_pb2 as pb,
+    coordinator_pb2 as cpb,
+    coordinator_pb2_grpc,
+    scoring_pb2 as spb,
+)
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security.tls import peer_certificate_pem, peer_identity
@@ -113,6 +119,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.c = coordinator
         self.hub = hub
         self.watch_poll_s = watch_poll_s
+        self.relay = ScoreRelay(coordinator.store, coordinator.scheduler.nodes)
 
     def RegisterParty(
         self, request: cpb.RegisterPartyRequest, context: grpc.ServicerContext
@@ -248,3 +255,17 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         with grpc_errors(context, "DescribeProtocol"):
             return cpb.DescribeProtocolResponse(protocol=protocol_to_pb(registry.get(request.name)))
         raise AssertionError
+
+    def ListModels(
+        self, request: spb.ListModelsRequest, context: grpc.ServicerContext
+    ) -> spb.ListModelsResponse:
+        with grpc_errors(context, "ListModels"):
+            peer_identity(context)
+            return spb.ListModelsResponse(models=self.relay.list_models(request.party))
+        raise AssertionError
+
+    def Score(
+        self, request_iterator: Iterator[spb.ScoreRequest], context: grpc.ServicerContext
+    ) -> Iterator[spb.ScoreResponse]:
+        with grpc_errors(context, "Score"):
+            yield from self.relay.score(peer_identity(context), request_iterator)

@@ -8,13 +8,21 @@ from collections.abc import Iterator
 import grpc
 
 from ensnif_mpc import __version__
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_pb2_grpc
+from ensnif_mpc.gen.ensnif.v1 import (
+    common_pb2 as pb,
+    party_pb2 as ppb,
+    party_pb2_grpc,
+    scoring_pb2 as spb,
+)
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.security.mpc_session import PeerBinding
 from ensnif_mpc.security.tls import peer_identity
+from party_node import scoring_rpc
 from party_node.admission import Proposal, release_from_json
 from party_node.disclosure import Disclosure
+from party_node.models import ModelRegistry
 from party_node.node import Node
+from party_node.scoring import Scorer
 from party_node.states import NODE_LIVE, REFUSED, NodeState
 from party_node.store import NodeJob
 
@@ -47,6 +55,14 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
     def __init__(self, node: Node, watch_poll_s: float = 2.0) -> None:
         self.node = node
         self.watch_poll_s = watch_poll_s
+        self.scorer = Scorer(
+            node.cfg.name,
+            node.store,
+            ModelRegistry(node.cfg.state_dir),
+            node.ca_pem,
+            lambda: node.key_pem,
+            node.check_coordinator,
+        )
 
     def Propose(
         self, request: ppb.ProposeRequest, context: grpc.ServicerContext
@@ -166,3 +182,22 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 party=self.node.cfg.name, running_jobs=self.node.running_jobs(), version=__version__
             )
         raise AssertionError
+
+    def ListModels(
+        self, request: spb.ListModelsRequest, context: grpc.ServicerContext
+    ) -> spb.ListModelsResponse:
+        with self.node.disclosure.grpc_errors(context, "ListModels"):
+            self.node.check_coordinator(peer_identity(context))
+            models = [scoring_rpc.model_info(m) for m in self.scorer.models()]
+            return spb.ListModelsResponse(models=models)
+        raise AssertionError
+
+    def Score(
+        self, request_iterator: Iterator[spb.ScoreRequest], context: grpc.ServicerContext
+    ) -> Iterator[spb.ScoreResponse]:
+        with self.node.disclosure.grpc_errors(context, "Score"):
+            caller = peer_identity(context)
+            header = scoring_rpc.header(request_iterator)
+            parts = scoring_rpc.parts(request_iterator)
+            for out in self.scorer.run(caller, header, parts):
+                yield scoring_rpc.response(out)

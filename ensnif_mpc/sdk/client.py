@@ -7,19 +7,25 @@ is decrypted with the analyst's key and the shares are interpolated.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from ensnif_mpc.config import ClientProfile
 from ensnif_mpc.errors import CryptoError, EnsnifError, from_rpc_error
-from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, coordinator_pb2 as cpb, coordinator_pb2_grpc
+from ensnif_mpc.gen.ensnif.v1 import (
+    common_pb2 as pb,
+    coordinator_pb2 as cpb,
+    coordinator_pb2_grpc,
+    scoring_pb2 as spb,
+)
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.results import delivery, shares
 from ensnif_mpc.rpc import convert
-from ensnif_mpc.sdk import result as result_module
+from ensnif_mpc.sdk import result as result_module, scoring
 from ensnif_mpc.sdk.intervals import Bounds, Interval
 from ensnif_mpc.sdk.noise import NoiseLaw
 from ensnif_mpc.sdk.result import Result
@@ -69,6 +75,35 @@ class Client:
             self._stub.DescribeProtocol, cpb.DescribeProtocolRequest(name=name)
         )
         return resp.protocol
+
+    # -- encrypted scoring (ensnif_mpc/sdk/scoring.py) ------------------------
+    def models(self, party: str = "") -> list[spb.ModelInfo]:
+        """The models members registered for encrypted scoring (never their weights)."""
+        resp: spb.ListModelsResponse = self._call(
+            self._stub.ListModels, spb.ListModelsRequest(party=party)
+        )
+        return list(resp.models)
+
+    def score(
+        self,
+        model: str,
+        rows: Any,
+        party: str = "",
+        key_dir: Path | None = None,
+        n_threads: int = 1,
+    ) -> scoring.Scores:
+        """Encrypt ``rows`` (n × features) under this analyst's CKKS key, have the model's
+        owner evaluate ``model`` on them, decrypt the scores here."""
+        return scoring.score(self, model, rows, party, key_dir, n_threads)
+
+    def score_stream(
+        self, requests: Iterator[spb.ScoreRequest]
+    ) -> Generator[spb.ScoreResponse, None, None]:
+        """The raw scoring stream (scoring.score builds and checks it)."""
+        try:
+            yield from self._stub.Score(requests, timeout=scoring.STREAM_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
 
     # -- jobs ----------------------------------------------------------------
     def submit(self, spec: JobSpec, fresh: bool = False) -> pb.Job:

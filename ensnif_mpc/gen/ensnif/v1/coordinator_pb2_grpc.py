@@ -3,7 +3,9 @@
 import grpc
 import warnings
 
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as ensnif_dot_v1_dot_common__pb2
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as ensnif_dot_v1_dot_coordinator__pb2
+from ensnif_mpc.gen.ensnif.v1 import scoring_pb2 as ensnif_dot_v1_dot_scoring__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -96,6 +98,26 @@ class CoordinatorServiceStub:
                 request_serializer=ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolRequest.SerializeToString,
                 response_deserializer=ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/ensnif.v1.CoordinatorService/ListModels',
+                request_serializer=ensnif_dot_v1_dot_scoring__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_scoring__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.Score = channel.stream_stream(
+                '/ensnif.v1.CoordinatorService/Score',
+                request_serializer=ensnif_dot_v1_dot_scoring__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_scoring__pb2.ScoreResponse.FromString,
+                _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/ensnif.v1.CoordinatorService/ListArtifacts',
+                request_serializer=ensnif_dot_v1_dot_common__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_common__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.DeleteArtifact = channel.unary_unary(
+                '/ensnif.v1.CoordinatorService/DeleteArtifact',
+                request_serializer=ensnif_dot_v1_dot_common__pb2.DeleteArtifactRequest.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_common__pb2.DeleteArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -179,6 +201,34 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """Encrypted scoring: the models members registered (never their weights), and a
+        scoring stream relayed unread to the model owner's node (analysts only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Score(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListArtifacts(self, request, context):
+        """Artifacts: what every node holds of them (metadata only: the coordinator never sees a
+        share), and their deletion at every node that holds a share.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteArtifact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +291,26 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.DescribeProtocol,
                     request_deserializer=ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolRequest.FromString,
                     response_serializer=ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=ensnif_dot_v1_dot_scoring__pb2.ListModelsRequest.FromString,
+                    response_serializer=ensnif_dot_v1_dot_scoring__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Score': grpc.stream_stream_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=ensnif_dot_v1_dot_scoring__pb2.ScoreRequest.FromString,
+                    response_serializer=ensnif_dot_v1_dot_scoring__pb2.ScoreResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=ensnif_dot_v1_dot_common__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=ensnif_dot_v1_dot_common__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'DeleteArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArtifact,
+                    request_deserializer=ensnif_dot_v1_dot_common__pb2.DeleteArtifactRequest.FromString,
+                    response_serializer=ensnif_dot_v1_dot_common__pb2.DeleteArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -569,6 +639,114 @@ class CoordinatorService:
             '/ensnif.v1.CoordinatorService/DescribeProtocol',
             ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolRequest.SerializeToString,
             ensnif_dot_v1_dot_coordinator__pb2.DescribeProtocolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ensnif.v1.CoordinatorService/ListModels',
+            ensnif_dot_v1_dot_scoring__pb2.ListModelsRequest.SerializeToString,
+            ensnif_dot_v1_dot_scoring__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ensnif.v1.CoordinatorService/Score',
+            ensnif_dot_v1_dot_scoring__pb2.ScoreRequest.SerializeToString,
+            ensnif_dot_v1_dot_scoring__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ensnif.v1.CoordinatorService/ListArtifacts',
+            ensnif_dot_v1_dot_common__pb2.ListArtifactsRequest.SerializeToString,
+            ensnif_dot_v1_dot_common__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ensnif.v1.CoordinatorService/DeleteArtifact',
+            ensnif_dot_v1_dot_common__pb2.DeleteArtifactRequest.SerializeToString,
+            ensnif_dot_v1_dot_common__pb2.DeleteArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,9 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as _common_pb2
 from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2 as _coordinator_pb2
+from ensnif_mpc.gen.ensnif.v1 import scoring_pb2 as _scoring_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -51,6 +53,16 @@ class CoordinatorServiceStub:
     """The sealed result shares; only the submitting analyst may fetch them."""
     ListProtocols: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.ListProtocolsRequest, _coordinator_pb2.ListProtocolsResponse]
     DescribeProtocol: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.DescribeProtocolRequest, _coordinator_pb2.DescribeProtocolResponse]
+    ListModels: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListModelsRequest, _scoring_pb2.ListModelsResponse]
+    """Encrypted scoring: the models members registered (never their weights), and a
+    scoring stream relayed unread to the model owner's node (analysts only).
+    """
+    Score: _grpc.StreamStreamMultiCallable[_scoring_pb2.ScoreRequest, _scoring_pb2.ScoreResponse]
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_common_pb2.ListArtifactsRequest, _common_pb2.ListArtifactsResponse]
+    """Artifacts: what every node holds of them (metadata only: the coordinator never sees a
+    share), and their deletion at every node that holds a share.
+    """
+    DeleteArtifact: _grpc.UnaryUnaryMultiCallable[_common_pb2.DeleteArtifactRequest, _common_pb2.DeleteArtifactResponse]
 
 @_typing.type_check_only
 class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
@@ -75,6 +87,16 @@ class CoordinatorServiceAsyncStub(CoordinatorServiceStub):
     """The sealed result shares; only the submitting analyst may fetch them."""
     ListProtocols: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.ListProtocolsRequest, _coordinator_pb2.ListProtocolsResponse]  # type: ignore[assignment]
     DescribeProtocol: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.DescribeProtocolRequest, _coordinator_pb2.DescribeProtocolResponse]  # type: ignore[assignment]
+    ListModels: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListModelsRequest, _scoring_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Encrypted scoring: the models members registered (never their weights), and a
+    scoring stream relayed unread to the model owner's node (analysts only).
+    """
+    Score: _aio.StreamStreamMultiCallable[_scoring_pb2.ScoreRequest, _scoring_pb2.ScoreResponse]  # type: ignore[assignment]
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_common_pb2.ListArtifactsRequest, _common_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    """Artifacts: what every node holds of them (metadata only: the coordinator never sees a
+    share), and their deletion at every node that holds a share.
+    """
+    DeleteArtifact: _aio.UnaryUnaryMultiCallable[_common_pb2.DeleteArtifactRequest, _common_pb2.DeleteArtifactResponse]  # type: ignore[assignment]
 
 class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The consortium's coordinator. Analysts and party nodes call it; the caller's
@@ -168,5 +190,39 @@ class CoordinatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _coordinator_pb2.DescribeProtocolRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.DescribeProtocolResponse, _abc.Awaitable[_coordinator_pb2.DescribeProtocolResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _scoring_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.ListModelsResponse, _abc.Awaitable[_scoring_pb2.ListModelsResponse]]:
+        """Encrypted scoring: the models members registered (never their weights), and a
+        scoring stream relayed unread to the model owner's node (analysts only).
+        """
+
+    @_abc_1.abstractmethod
+    def Score(
+        self,
+        request_iterator: _MaybeAsyncIterator[_scoring_pb2.ScoreRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scoring_pb2.ScoreResponse], _abc.AsyncIterator[_scoring_pb2.ScoreResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _common_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ListArtifactsResponse, _abc.Awaitable[_common_pb2.ListArtifactsResponse]]:
+        """Artifacts: what every node holds of them (metadata only: the coordinator never sees a
+        share), and their deletion at every node that holds a share.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteArtifact(
+        self,
+        request: _common_pb2.DeleteArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.DeleteArtifactResponse, _abc.Awaitable[_common_pb2.DeleteArtifactResponse]]: ...
 
 def add_CoordinatorServiceServicer_to_server(servicer: CoordinatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,7 +4,9 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from ensnif_mpc.gen.ensnif.v1 import common_pb2 as _common_pb2
 from ensnif_mpc.gen.ensnif.v1 import party_pb2 as _party_pb2
+from ensnif_mpc.gen.ensnif.v1 import scoring_pb2 as _scoring_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -48,6 +50,16 @@ class PartyServiceStub:
     """
     Abort: _grpc.UnaryUnaryMultiCallable[_party_pb2.AbortRequest, _party_pb2.AbortResponse]
     Health: _grpc.UnaryUnaryMultiCallable[_party_pb2.HealthRequest, _party_pb2.HealthResponse]
+    ListModels: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListModelsRequest, _scoring_pb2.ListModelsResponse]
+    """Encrypted scoring against this node's models (called by the coordinator, which relays
+    the analyst's signed stream).
+    """
+    Score: _grpc.StreamStreamMultiCallable[_scoring_pb2.ScoreRequest, _scoring_pb2.ScoreResponse]
+    ListArtifacts: _grpc.UnaryUnaryMultiCallable[_common_pb2.ListArtifactsRequest, _common_pb2.ListArtifactsResponse]
+    """Artifacts (outputs kept secret-shared): this node's shares, described (never the
+    shares themselves), and deleted at the request of the analyst who produced them.
+    """
+    DeleteArtifact: _grpc.UnaryUnaryMultiCallable[_common_pb2.DeleteArtifactRequest, _common_pb2.DeleteArtifactResponse]
 
 @_typing.type_check_only
 class PartyServiceAsyncStub(PartyServiceStub):
@@ -69,6 +81,16 @@ class PartyServiceAsyncStub(PartyServiceStub):
     """
     Abort: _aio.UnaryUnaryMultiCallable[_party_pb2.AbortRequest, _party_pb2.AbortResponse]  # type: ignore[assignment]
     Health: _aio.UnaryUnaryMultiCallable[_party_pb2.HealthRequest, _party_pb2.HealthResponse]  # type: ignore[assignment]
+    ListModels: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListModelsRequest, _scoring_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Encrypted scoring against this node's models (called by the coordinator, which relays
+    the analyst's signed stream).
+    """
+    Score: _aio.StreamStreamMultiCallable[_scoring_pb2.ScoreRequest, _scoring_pb2.ScoreResponse]  # type: ignore[assignment]
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_common_pb2.ListArtifactsRequest, _common_pb2.ListArtifactsResponse]  # type: ignore[assignment]
+    """Artifacts (outputs kept secret-shared): this node's shares, described (never the
+    shares themselves), and deleted at the request of the analyst who produced them.
+    """
+    DeleteArtifact: _aio.UnaryUnaryMultiCallable[_common_pb2.DeleteArtifactRequest, _common_pb2.DeleteArtifactResponse]  # type: ignore[assignment]
 
 class PartyServiceServicer(metaclass=_abc_1.ABCMeta):
     """A party node, called by the coordinator only (checked against the caller's
@@ -123,5 +145,39 @@ class PartyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _party_pb2.HealthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_party_pb2.HealthResponse, _abc.Awaitable[_party_pb2.HealthResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _scoring_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.ListModelsResponse, _abc.Awaitable[_scoring_pb2.ListModelsResponse]]:
+        """Encrypted scoring against this node's models (called by the coordinator, which relays
+        the analyst's signed stream).
+        """
+
+    @_abc_1.abstractmethod
+    def Score(
+        self,
+        request_iterator: _MaybeAsyncIterator[_scoring_pb2.ScoreRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scoring_pb2.ScoreResponse], _abc.AsyncIterator[_scoring_pb2.ScoreResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _common_pb2.ListArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ListArtifactsResponse, _abc.Awaitable[_common_pb2.ListArtifactsResponse]]:
+        """Artifacts (outputs kept secret-shared): this node's shares, described (never the
+        shares themselves), and deleted at the request of the analyst who produced them.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteArtifact(
+        self,
+        request: _common_pb2.DeleteArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.DeleteArtifactResponse, _abc.Awaitable[_common_pb2.DeleteArtifactResponse]]: ...
 
 def add_PartyServiceServicer_to_server(servicer: PartyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
