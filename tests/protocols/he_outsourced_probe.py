@@ -1,0 +1,116 @@
+"""Three-party MPyC program for tests/protocols/test_he_outsourced.py and
+bench/he_outsource.py: party 0 is a live owner with its column in the clear, party 1 a
+member with no data, party 2 the helper that stores an outsourced dataset.
+
+The helper masks the outsourced outputs under encryption (``outsource.mask_outputs``) and
+writes the masked batch to ``$PROBE_DIR/batch.bin`` for the owner's client (the test
+process), which decrypts, shares, and writes the sealed shares to ``sealed.json``. The
+helper forwards them over MPC; every party opens its own with its per-job key
+(``$PROBE_DIR/party_<i>.key``), and the MPC adds the live owner's pre-aggregates to the
+outsourced totals. Party 0 prints the opened totals (a test program: a job would seal
+them to its analyst) and, with ``PROBE_TIMING``, the seconds each step took.
+
+    PROBE_DIR=... python he_outsourced_probe.py -I i -P 127.0.0.1:p0 -P ... -P ...
+"""
+
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from mpyc.runtime import mpc
+
+from ensnif_mpc.he import outsource, outsource_table as table
+from protocols.he_outsourced import forward_shares, outsourced_totals
+
+HELPER = 2
+DIR = Path(os.environ["PROBE_DIR"])
+OUTPUTS = json.loads(os.environ["PROBE_OUTPUTS"])
+JOB = os.environ["PROBE_JOB"]
+
+
+def wait_for(path: Path, seconds: float = 120.0) -> bytes:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"{path.name} never came")
+        time.sleep(0.02)
+    return path.read_bytes()
+
+
+async def main() -> None:
+    if os.environ.get("PROBE_MODE") == "live":
+        await live_only()
+        return
+    if os.environ.get("PROBE_MODE") == "wrap":
+        await wrap_only()
+        return
+    timing: dict[str, float] = {}
+    masks = None
+    if mpc.pid == HELPER:
+        t0 = time.perf_counter()
+        stored = table.open_stored(DIR / "dataset", (DIR / "ca.crt").read_bytes())
+        batch, masks = outsource.mask_outputs(stored, JOB, OUTPUTS)
+        (DIR / "batch.tmp").write_bytes(batch.to_bytes())
+        (DIR / "batch.tmp").rename(DIR / "batch.bin")
+        timing["helper_mask"] = time.perf_counter() - t0
+    await mpc.start()
+    t0 = time.perf_counter()
+    sealed = None
+    if mpc.pid == HELPER:
+        raw = json.loads(wait_for(DIR / "sealed.json"))
+        sealed = {int(k): base64.b64decode(v) for k, v in raw.items()}
+    received = (await forward_shares(mpc, HELPER, sealed))[0]
+    batch = outsource.MaskedBatch.from_bytes(wait_for(DIR / "batch.bin"))
+    key = (DIR / f"party_{mpc.pid}.key").read_bytes()
+    mine = outsource.open_share(key, received[mpc.pid], JOB, mpc.pid, batch)
+    if mpc.pid == HELPER:
+        assert masks is not None
+        mine = outsource.helper_input(mine, masks)
+    secint = mpc.SecInt(64)
+    converted = await outsourced_totals(mpc, mine, secint)
+    timing["conversion"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    live = np.load(DIR / "live.npy", allow_pickle=True) if mpc.pid == 0 else np.zeros(len(OUTPUTS))
+    shared_live = mpc.input(secint.array(live.astype(object)), senders=0)
+    totals = await mpc.output(converted + shared_live)
+    timing["live_and_open"] = time.perf_counter() - t0
+    if mpc.pid == 0:
+        print("totals", json.dumps([int(v) for v in totals]), flush=True)
+    if os.environ.get("PROBE_TIMING"):
+        print("timing", json.dumps(timing), flush=True)
+    await mpc.shutdown()
+
+
+async def wrap_only() -> None:
+    """The correction step alone on chosen d = M − R (PROBE_D): party 0 holds d, the others
+    hold 0 as their additive shares; party 0 prints what the MPC recovers."""
+    await mpc.start()
+    d = json.loads(os.environ["PROBE_D"])
+    mine = d if mpc.pid == 0 else [0] * len(d)
+    recovered = await mpc.output(await outsourced_totals(mpc, mine, mpc.SecInt(64)))
+    if mpc.pid == 0:
+        print("totals", json.dumps([int(v) for v in recovered]), flush=True)
+    await mpc.shutdown()
+
+
+async def live_only() -> None:
+    """The same job with the helper's rows in the clear at a live owner (the baseline)."""
+    await mpc.start()
+    t0 = time.perf_counter()
+    secint = mpc.SecInt(64)
+    own = {0: "live.npy", HELPER: "helper_live.npy"}.get(mpc.pid)
+    local = np.load(DIR / own, allow_pickle=True) if own else np.zeros(len(OUTPUTS))
+    shared = mpc.input(secint.array(local.astype(object)), senders=[0, HELPER])
+    totals = await mpc.output(mpc.np_sum(mpc.np_stack(shared), axis=0))
+    if mpc.pid == 0:
+        print("totals", json.dumps([int(v) for v in totals]), flush=True)
+    if os.environ.get("PROBE_TIMING"):
+        print("timing", json.dumps({"live_and_open": time.perf_counter() - t0}), flush=True)
+    await mpc.shutdown()
+
+
+mpc.run(main())

@@ -1,0 +1,222 @@
+"""Runs tests/protocols/he_outsourced_probe.py: three real MPyC processes, a real outsourced
+dataset (TenSEAL BFV, signed by its owner), per-job MPC keys bound to the consortium
+identities, and the owner's client in this process (decrypting only masked values and
+sealing a share to each party). Used by tests/protocols/test_he_outsourced.py and
+bench/he_outsource.py. MPyC is never imported here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.he import bfv, outsource, outsource_table as table
+from ensnif_mpc.security import mpc_session, pki
+from tests.helpers import issue_pki
+from tests.protocols.harness import free_ports
+
+PROBE = Path(__file__).with_name("he_outsourced_probe.py")
+ROOT = Path(__file__).resolve().parents[2]
+PARTIES = ("grocery", "logistics", "helper")  # index 2 is the helper (the probe's HELPER)
+OWNER = "cityoffice"  # a member with no node: an analyst certificate and a BFV key
+DECIMALS = 2
+
+
+@dataclass
+class ProbeRun:
+    totals: list[int]
+    wall_s: float
+    owner_s: float = 0.0  # the owner's client: decrypt, share, seal
+    encrypt_s: float = 0.0
+    timing: dict[int, dict[str, float]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+def column(edges: tuple[float, ...]) -> table.OutsourcedColumn:
+    return table.OutsourcedColumn(Column("amount", "float", 0.0, 1000.0, DECIMALS), edges)
+
+
+def partials(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """What a live owner pre-aggregates locally, in the order of ``column(edges).series()``:
+    the sum, then per bin (count, sum), on the integer grid."""
+    grid = np.rint(values * 10**DECIMALS).astype(np.int64)
+    index = table.bin_index(grid, edges, DECIMALS)
+    out = [int(grid.sum())]
+    for b in range(len(edges) - 1):
+        member = index == b
+        out += [int(member.sum()), int(grid[member].sum())]
+    return np.array(out, dtype=object)
+
+
+def prepare(work: Path, outsourced: np.ndarray, edges: tuple[float, ...]) -> dict[str, object]:
+    """PKI, the owner's key and its encrypted, signed dataset in ``work/probe/dataset``."""
+    certs = issue_pki(work / "pki", {**{p: "party" for p in PARTIES}, OWNER: "analyst"})
+    key = bfv.keygen(work / "owner-key")
+    probe = work / "probe"
+    t0 = time.perf_counter()
+    manifest, frames = table.encrypt_table(
+        key, "payments", OWNER, {"amount": outsourced}, [column(edges)], {"max_rho": 0.5}
+    )
+    table.write(
+        probe / "dataset",
+        key,
+        manifest,
+        frames,
+        certs[OWNER].key.read_bytes(),
+        certs[OWNER].cert.read_bytes(),
+    )
+    encrypt_s = time.perf_counter() - t0
+    (probe / "ca.crt").write_bytes((work / "pki" / pki.CA_CERT).read_bytes())
+    return {"certs": certs, "key": key, "probe": probe, "encrypt_s": encrypt_s}
+
+
+def run(
+    work: Path,
+    live: np.ndarray,
+    outsourced: np.ndarray,
+    edges: tuple[float, ...],
+    mode: str = "outsourced",
+    job_id: str = "job-he-1",
+    timeout_s: float = 180.0,
+) -> ProbeRun:
+    """One job: ``mode`` "outsourced" (the helper holds ciphertexts) or "live" (the same
+    job with the helper's rows in the clear, the baseline)."""
+    setup = prepare(work, outsourced, edges)
+    certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
+    assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
+    outputs = column(edges).series()
+    np.save(probe / "live.npy", partials(live, edges))
+    np.save(probe / "helper_live.npy", partials(outsourced, edges))
+    peers = []
+    for index, name in enumerate(PARTIES):
+        cred = mpc_session.mint(job_id, index, certs[name].key.read_bytes())
+        (probe / f"party_{index}.key").write_text(cred.key_pem)
+        peers.append(
+            mpc_session.PeerBinding(
+                index,
+                name,
+                "127.0.0.1:0",
+                cred.cert_pem,
+                cred.binding_signature,
+                certs[name].cert.read_text(),
+            )
+        )
+    ports = free_ports(3)
+    args = [a for p in ports for a in ("-P", f"127.0.0.1:{p}")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        PROBE_DIR=str(probe),
+        PROBE_OUTPUTS=json.dumps(outputs),
+        PROBE_JOB=job_id,
+        PROBE_MODE=mode,
+        PROBE_TIMING="1",
+        PYTHONPATH=str(ROOT),
+    )
+    t0 = time.perf_counter()
+    procs = []
+    for i in range(3):
+        with (probe / f"{i}.out").open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(PROBE), "-I", str(i), *args],
+                    cwd=probe,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                )
+            )
+    owner_s = 0.0
+    try:
+        if mode == "outsourced":
+            owner_s = _owner_client(probe, key, peers, procs, timeout_s)
+        codes = [p.wait(timeout=timeout_s) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    wall = time.perf_counter() - t0
+    texts = [(probe / f"{i}.out").read_text(errors="replace") for i in range(3)]
+    if codes != [0, 0, 0]:
+        raise RuntimeError(f"probe parties exited {codes}: {texts}")
+    lines = [dict(ln.split(" ", 1) for ln in t.splitlines() if " " in ln) for t in texts]
+    return ProbeRun(
+        totals=json.loads(lines[0]["totals"]),
+        wall_s=wall,
+        owner_s=owner_s,
+        encrypt_s=float(str(setup["encrypt_s"])),
+        timing={i: json.loads(ln["timing"]) for i, ln in enumerate(lines) if "timing" in ln},
+        outputs=outputs,
+    )
+
+
+def _owner_client(
+    probe: Path,
+    key: bfv.keys.KeyDir,
+    peers: list[mpc_session.PeerBinding],
+    procs: list[subprocess.Popen[bytes]],
+    timeout_s: float,
+) -> float:
+    """What `ensnif outsource serve` does for a job: take the masked batch, decrypt, share,
+    seal each share to its party's per-job key."""
+    deadline = time.monotonic() + timeout_s
+    batch_file = probe / "batch.bin"
+    while not batch_file.exists():
+        if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
+            raise RuntimeError("the helper never produced a masked batch")
+        time.sleep(0.02)
+    t0 = time.perf_counter()
+    batch = outsource.MaskedBatch.from_bytes(batch_file.read_bytes())
+    ca = (probe / "ca.crt").read_bytes()
+    sealed = outsource.share_masked(key.context, key.context_sha256, batch, peers, ca)
+    body = json.dumps({str(i): base64.b64encode(b).decode() for i, b in sealed.items()})
+    (probe / "sealed.tmp").write_text(body)
+    (probe / "sealed.tmp").rename(probe / "sealed.json")
+    return time.perf_counter() - t0
+
+
+def run_wrap(work: Path, d: list[int], timeout_s: float = 120.0) -> list[int]:
+    """The probe's correction step alone on chosen d values; returns what the MPC recovers."""
+    work.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(3)
+    args = [a for p in ports for a in ("-P", f"127.0.0.1:{p}")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        PROBE_DIR=str(work),
+        PROBE_OUTPUTS="[]",
+        PROBE_JOB="wrap",
+        PROBE_MODE="wrap",
+        PROBE_D=json.dumps(d),
+        PYTHONPATH=str(ROOT),
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(PROBE), "-I", str(i), *args],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        for i in range(3)
+    ]
+    try:
+        outs = [p.communicate(timeout=timeout_s)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"wrap probe failed: {outs}")
+    line = next(ln for ln in outs[0].splitlines() if ln.startswith("totals "))
+    return [int(v) for v in json.loads(line.split(" ", 1)[1])]

@@ -1,0 +1,49 @@
+"""An outsourced dataset joins an MPC job: three real MPyC processes, real TenSEAL BFV, the
+owner's client decrypting only masked values and sealing an additive share to each party.
+The sum and the per-bin counts and sums of the outsourced column plus a live owner's column
+equal numpy's answer on the same rows, exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.he import bfv
+from protocols.he_outsourced import PLAIN_MODULUS
+from tests.protocols.he_outsourced_run import DECIMALS, run, run_wrap
+
+pytestmark = pytest.mark.slow
+
+EDGES = (0.0, 100.0, 250.0, 500.0, 1000.0)
+
+
+def _numpy_answer(values: np.ndarray) -> list[int]:
+    grid = np.rint(values * 10**DECIMALS).astype(np.int64)
+    lows = (np.array(EDGES[:-1]) * 10**DECIMALS).astype(np.int64)
+    index = np.searchsorted(lows, grid, side="right") - 1
+    counts = np.bincount(index, minlength=4)
+    sums = np.bincount(index, weights=grid, minlength=4).astype(np.int64)
+    return [int(grid.sum()), *(int(v) for pair in zip(counts, sums, strict=True) for v in pair)]
+
+
+def test_the_conversion_module_uses_the_bfv_plain_modulus():
+    assert PLAIN_MODULUS == bfv.T
+
+
+def test_outsourced_sum_and_per_bin_sums_join_a_live_owner_exactly(tmp_path):
+    rng = np.random.default_rng(7)
+    live = rng.integers(0, 100_000, size=3_000, endpoint=True) / 100
+    outsourced = rng.integers(0, 100_000, size=20_000, endpoint=True) / 100  # 3 ciphertexts
+
+    result = run(tmp_path, live, outsourced, EDGES)
+
+    assert result.totals == _numpy_answer(np.concatenate([live, outsourced]))
+
+
+def test_the_mpc_undoes_a_wrap_modulo_t_either_way(tmp_path):
+    """d = M − R lies in (−t, t); the true value is d, d − t or d + t. Uniform masks wrap
+    with probability about |S|/t, so the job test above almost never takes these branches."""
+    t, values = PLAIN_MODULUS, [-12345, 0, 987654321, -(2**40)]
+    d = [values[0] + t, values[1], values[2] - t, values[3] + t, 7]
+
+    assert run_wrap(tmp_path, d) == [values[0], 0, values[2], values[3], 7]
