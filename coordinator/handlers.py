@@ -79,7 +79,7 @@ class Coordinator:
         if who.role != "analyst":
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
         # Refuse early what every node would refuse: the nodes verify it again themselves.
-        jobspec.verify(spec, cert_pem, registry.get(spec.protocol).version)
+        jobspec.verify(spec, cert_pem, registry.for_spec(spec).version)
         datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
         sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
         job = self.store.create_job(
@@ -102,7 +102,7 @@ class Coordinator:
         release = job.sizing.get("release") or {}
         if self.cache_seconds <= 0 or not release or release.get("exact", True):
             return None
-        version = registry.get(job.spec.protocol).version
+        version = registry.for_spec(job.spec).version
         key = approvals.question_key(job.spec, version, job.submitter)
         since = utcnow() - dt.timedelta(seconds=self.cache_seconds)
         sizing = json.dumps(job.sizing, sort_keys=True)  # as stored: tuples become lists

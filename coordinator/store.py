@@ -168,6 +168,7 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
         **({"privacy": spec.privacy.to_dict()} if spec.privacy else {}),
         "nonce": spec.nonce,
         "signature": spec.signature.hex(),
+        **({"program": spec.program.to_wire()} if spec.program is not None else {}),
     }
 
 

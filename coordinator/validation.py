@@ -35,12 +35,12 @@ def validate(
     dataset: Callable[[str, str], DatasetSchema | None],
 ) -> Sizing:
     """Protocol, parties, datasets, columns, threshold, sizes and the release plan."""
-    return checks.check_job(registry.get(spec.protocol), spec, party_role, dataset)
+    return checks.check_job(registry.for_spec(spec), spec, party_role, dataset)
 
 
 def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> ReleasePlan:
     """The coordinator's proposed release (:func:`ensnif_mpc.jobs.checks.release_plan`)."""
-    return checks.release_plan(registry.get(spec.protocol), spec, schemas, decimals)
+    return checks.release_plan(registry.for_spec(spec), spec, schemas, decimals)
 
 
 def owner_contribution(

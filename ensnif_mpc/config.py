@@ -372,6 +372,20 @@ def _names(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _program_hashes(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``programs = ["sha256:<64 hex>", …]``: the member programs this dataset allows."""
+    import re
+
+    hashes = _names(raw, "programs", where)
+    bad = [h for h in hashes if not re.fullmatch(r"sha256:[0-9a-f]{64}", h)]
+    if bad:
+        raise InvalidConfig(
+            f"{where}.programs: {bad[0][:80]!r} is not a program hash (sha256:<64 hex "
+            "digits>, as `ensnif program check` prints it)"
+        )
+    return hashes
+
+
 def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
     if not isinstance(raw, dict):
         raise InvalidConfig(f"{where}: expected a table")
@@ -382,6 +396,7 @@ def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
         "max_repeats",
         "repeat_period_seconds",
         "approval",
+        "programs",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -410,6 +425,7 @@ def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
             max_repeats=int(raw.get("max_repeats", 0)),
             repeat_period_s=float(period),
             approval=approval,
+            programs=_program_hashes(raw, where),
         )
     except InvalidConfig as exc:
         raise InvalidConfig(f"{where}: {exc.message}") from None

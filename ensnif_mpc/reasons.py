@@ -159,6 +159,26 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "program_invalid",
+        "A member program or its manifest is not valid: the manifest does not match the "
+        "code (an output, parameter or role the code uses and the manifest does not "
+        "declare, or the reverse), or the code reaches past the program API.",
+        "Run `ensnif program check DIR` and fix what it names (docs/programs.md).",
+        _S.INVALID_ARGUMENT,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
+        "program_hash_mismatch",
+        "A member program's files do not hash to the SHA-256 the job (or the job file's "
+        "pin) claims: the code is not the code that was signed or reviewed.",
+        "Submit the program again from its reviewed files; `ensnif program check DIR` "
+        "prints its hash.",
+        _S.INVALID_ARGUMENT,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "key_type_mismatch",
         "The join keys of the owners' datasets have different types.",
         "Join on key columns of one type at every owner.",
@@ -523,6 +543,26 @@ _ALL: tuple[Reason, ...] = (
         "Nothing arrived from an awaited peer for `ENSNIF_PEER_SILENCE_SECONDS`: a frozen "
         "process or a link that stopped carrying data.",
         "Check the stalled party's host and the network between the parties; submit again.",
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
+        "undeclared_opening",
+        "A member program tried to open a value itself (`mpc.output`, a public transfer, "
+        "a public zero test) instead of revealing it through the runtime: the worker "
+        "stopped it before the value was opened, and nothing was released.",
+        "Reveal outputs only with `p.reveal_to_analyst` (docs/programs.md); the program's "
+        "author fixes the code and the owners approve the new hash.",
+        _S.PERMISSION_DENIED,
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
+        "undeclared_output",
+        "A member program revealed an output its manifest does not declare (or not every "
+        "declared one): the worker stopped before resharing anything, nothing was released.",
+        "Declare every output in program.toml, or reveal only declared ones.",
+        _S.PERMISSION_DENIED,
         ends=_FAILED,
         group=RUNNING,
     ),

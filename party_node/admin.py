@@ -10,7 +10,7 @@ when the budget ran out meanwhile).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ensnif_mpc.config import PartyConfig
@@ -28,6 +28,8 @@ class Pending:
     rule: str
     job_hash: str
     manifest: dict[str, Any]
+    # A member program's hash and files ({"hash", "files"}); empty for a registry protocol.
+    program: dict[str, Any] = field(default_factory=dict)
 
 
 def pending(store: NodeStore) -> list[Pending]:
@@ -44,6 +46,7 @@ def pending(store: NodeStore) -> list[Pending]:
                 str(data.get("rule", "")),
                 str(data.get("job_hash", "")),
                 dict(data.get("manifest", {})),
+                dict(data.get("program", {})),
             )
         )
     return sorted(out, key=lambda p: p.proposed_at)

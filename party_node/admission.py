@@ -33,7 +33,7 @@ from ensnif_mpc.errors import (
     PolicyViolation,
     UnknownDataset,
 )
-from ensnif_mpc.jobs import approvals, checks, jobspec, manifest
+from ensnif_mpc.jobs import approvals, checks, jobspec, manifest, member_program
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.protocol import ProtocolDef
 from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
@@ -94,12 +94,12 @@ def cert_name(cert_pem: str) -> str:
 
 def job_hash(p: Proposal) -> str:
     """What a signed decision on this job signs (``ensnif_mpc.jobs.approvals``)."""
-    return approvals.job_hash(p.spec, registry.get(p.spec.protocol).version, p.job_id)
+    return approvals.job_hash(p.spec, registry.for_spec(p.spec).version, p.job_id)
 
 
 def question_key(p: Proposal) -> str:
     """The same question asked again has the same key (the policy's repeat limit)."""
-    definition = registry.get(p.spec.protocol)
+    definition = registry.for_spec(p.spec)
     return approvals.question_key(p.spec, definition.version, cert_name(p.analyst_cert_pem))
 
 
@@ -148,7 +148,7 @@ def _check(
             f"results would be sealed to an untrusted key: {exc.message}",
             reason="untrusted_analyst",
         ) from exc
-    definition = registry.get(p.spec.protocol)
+    definition = registry.for_spec(p.spec)
     # The submitter's signature binds everything below; the coordinator only relays it.
     jobspec.verify(p.spec, p.analyst_cert_pem, definition.version)
     holder = store.claim_nonce(p.spec.nonce, p.job_id)
@@ -284,6 +284,7 @@ def _policy_request(
         columns=roles,
         recipient=cert_name(p.analyst_cert_pem),
         repeats=repeats,
+        program=p.spec.program.digest if p.spec.program is not None else "",
     )
 
 
@@ -408,7 +409,11 @@ def session_data(
 ) -> dict[str, Any]:
     """What the node keeps of an admitted job: what its worker will need, and its key."""
     return {
-        "spec": {"protocol": p.spec.protocol, "params": p.spec.params},
+        "spec": {
+            "protocol": p.spec.protocol,
+            "params": p.spec.params,
+            **({"program": p.spec.program.to_wire()} if p.spec.program is not None else {}),
+        },
         "party_order": p.party_order,
         "bit_length": p.bit_length,
         "decimals": p.decimals,
@@ -426,7 +431,7 @@ def session_data(
 
 def pending_data(p: Proposal, rule: str) -> dict[str, Any]:
     """What the administrator sees in `ensnif job pending`: the job and its manifest."""
-    definition = registry.get(p.spec.protocol)
+    definition = registry.for_spec(p.spec)
     analyst = cert_name(p.analyst_cert_pem)
     return {
         "job_hash": job_hash(p),
@@ -434,4 +439,14 @@ def pending_data(p: Proposal, rule: str) -> dict[str, Any]:
         "analyst": analyst,
         "manifest": manifest.build(p.spec, definition, p.party_order, p.release, analyst),
         "proposed_at": utcnow().isoformat(),
+        **({"program": program_review(p.spec.program)} if p.spec.program is not None else {}),
+    }
+
+
+def program_review(bundle: member_program.Bundle) -> dict[str, Any]:
+    """What the administrator reads before approving a member program: its hash, its
+    manifest and every file's text (`ensnif job pending --job ID` prints them)."""
+    return {
+        "hash": bundle.digest,
+        "files": {path: data.decode("utf-8", "replace") for path, data in bundle.files},
     }

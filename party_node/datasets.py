@@ -20,6 +20,7 @@ from ensnif_mpc.config import DatasetConfig
 from ensnif_mpc.data.schema import Column, DatasetSchema
 from ensnif_mpc.data.sources import Measure, Source, open_source
 from ensnif_mpc.errors import DataError, InvalidConfig, SourceFailed, UnknownColumn
+from ensnif_mpc.jobs.member_program import MEMBER_PROTOCOL
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ def check_protocols(datasets: Iterable[DatasetConfig]) -> None:
     config's parser."""
     from protocols import registry
 
-    known = set(registry.catalog())
+    # "program": member programs, allowed per hash by the policy's `programs`; listed in
+    # exact_protocols, an owner lets the programs it approves release exactly.
+    known = {*registry.catalog(), MEMBER_PROTOCOL}
     for d in datasets:
         for key, names in (
             ("allowed_protocols", d.allowed_protocols),

@@ -26,6 +26,7 @@ class Request:
     recipient: str  # the analyst the results are sealed to
     repeats: int = 0  # times the same question was admitted here within the period
     cohort: int | None = None  # smallest non-empty cohort released (None: not computed)
+    program: str = ""  # a member program's hash ("sha256:…"); "" for a registry protocol
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def evaluate(allowed_protocols: tuple[str, ...], policy: AccessPolicy, req: Requ
     Refusals come first: a job no rule would allow never waits for a person.
     """
     where = f"policy of dataset {req.dataset!r}"
-    if req.protocol not in allowed_protocols:
+    if not req.program and req.protocol not in allowed_protocols:
         raise PolicyViolation(
             f"{where} allows only {', '.join(allowed_protocols) or 'no protocols'}; "
             f"not {req.protocol!r}",
@@ -71,6 +72,10 @@ def evaluate(allowed_protocols: tuple[str, ...], policy: AccessPolicy, req: Requ
             f"{where} answers the same question at most {policy.max_repeats} times per "
             f"{_period(policy.repeat_period_s)}; it was asked {req.repeats} times already",
         )
+    if req.program and req.program not in policy.programs:
+        # An owner approves the exact code: a program it has not listed (one changed byte
+        # is another hash) waits for a person, whatever the approval mode.
+        return Verdict(True, f"program {req.program} is not in the dataset's programs")
     if policy.approval == "manual":
         return Verdict(True, "approval = manual")
     return Verdict(False, "approval = auto")

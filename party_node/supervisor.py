@@ -21,7 +21,7 @@ from ensnif_mpc import logs
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import ResourceBusy
-from ensnif_mpc.jobs import approvals
+from ensnif_mpc.jobs import approvals, member_program
 from ensnif_mpc.jobs.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
 from ensnif_mpc.results import delivery
 from ensnif_mpc.rpc.hub import Hub
@@ -128,6 +128,12 @@ class Supervisor:
         )
         directory = self.workspace.create(job_id)
         mpc_session.write_config(directory, job.party_index, own, peers)
+        extra: dict[str, Any] = {}
+        if (program := job.data["spec"].get("program")) is not None:
+            # A member program runs from the job's own directory, never from the node's
+            # code paths; the worker checks these files against the hash again.
+            member_program.Bundle.from_wire(program).write(directory / member_program.JOB_DIR)
+            extra["program"] = program["hash"]
         addresses = [p.mpc_address for p in peers]
         addresses[job.party_index] = f"{self.cfg.mpc_host}:{job.mpc_port}"
         WorkerSession(
@@ -143,6 +149,7 @@ class Supervisor:
             analyst_cert_pem=job.data["analyst_cert"],
             input_roles=job.data["input_roles"],
             release=job.data.get("release", {}),
+            extra=extra,
             **(job.data["input"] or {}),
         ).write(directory)
         self.store.transition(job_id, S.APPROVED, S.STARTING)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.errors import FailedPrecondition, UnknownProtocol
+from ensnif_mpc.jobs.jobspec import JobSpec
+from ensnif_mpc.jobs.member_program import MEMBER_PROTOCOL
 
 # The contract's vocabulary, re-exported for the protocol families.
 from ensnif_mpc.jobs.protocol import (
@@ -129,6 +131,8 @@ def _smaller(a: BlockSpec, b: BlockSpec) -> BlockSpec:
 
 def finalize(protocol: str, values: dict[str, Fraction]) -> dict[str, Fraction | float]:
     """The analyst-side last step: from the combined secret outputs to the declared outputs."""
+    if protocol == MEMBER_PROTOCOL:  # a member program's outputs are its declared ones
+        return dict(values)
     definition = get(protocol)
     return definition.finalize(values) if definition.finalize else dict(values)
 
@@ -244,3 +248,12 @@ def get(name: str) -> ProtocolDef:
             f"unknown protocol {name!r}; known: {', '.join(sorted(catalog()))} "
             "(see `ensnif protocols list`)"
         ) from None
+
+
+def for_spec(spec: JobSpec) -> ProtocolDef:
+    """The definition a job is checked and signed against: its registry entry, or for
+    ``protocol = "program"`` the one its member program's manifest declares (the program
+    is pinned by its hash, which the definition carries in ``extra["program"]``)."""
+    if spec.program is not None:
+        return spec.program.manifest.definition(spec.program.digest)
+    return get(spec.protocol)

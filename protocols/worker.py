@@ -29,6 +29,7 @@ import numpy as np
 
 from ensnif_mpc import logs
 from ensnif_mpc.errors import EnsnifError
+from ensnif_mpc.jobs.member_program import MEMBER_PROTOCOL
 from ensnif_mpc.jobs.protocol import ANALYST, ARTIFACT
 from ensnif_mpc.jobs.worker_session import (
     ARTIFACTS_FILE,
@@ -297,9 +298,14 @@ async def _run(
     from protocols.io import Context
 
     plan = ReleasePlan.from_dict(session.release) if session.release else EXACT
-    definition = registry.get(session.protocol)
-    module_name, func_name = definition.program.split(":")
-    program = getattr(importlib.import_module(module_name), func_name)
+    if session.protocol == MEMBER_PROTOCOL:  # a member's program, from this job's directory
+        from protocols import member
+
+        definition, program = member.load(directory, session)
+    else:
+        definition = registry.get(session.protocol)
+        module_name, func_name = definition.program.split(":")
+        program = getattr(importlib.import_module(module_name), func_name)
 
     report("connecting", 0.05)
     finished = False

@@ -70,6 +70,8 @@ def pending(config_path: str, job_id: str, as_json: bool) -> None:
         p = waiting[0]
         console.print(f"[bold]job {p.job_id}[/] from {escape(p.analyst)}, proposed {p.proposed_at}")
         console.print(escape(manifest.render(p.manifest)))
+        if p.program:
+            _print_program(p.program)
         console.print(f"job hash   {p.job_hash}")
         console.print(
             f"decide     ensnif job approve {p.job_id} --config {config_path}  |  "
@@ -92,6 +94,20 @@ def pending(config_path: str, job_id: str, as_json: bool) -> None:
     console.print(t)
     if not waiting:
         console.print("nothing waits for approval")
+
+
+def _print_program(program: dict[str, Any]) -> None:
+    """A member program as the administrator reviews it: its hash (what the dataset's
+    `programs` policy lists to allow it without asking again), then every file."""
+    console.print(f"[bold]member program[/] {program['hash']}")
+    console.print(
+        "  approving runs this exact code; to allow it without asking again, add its hash "
+        "to the dataset's policy: programs = [...]"
+    )
+    for path, text in sorted(program["files"].items()):
+        console.rule(escape(path))
+        console.print(escape(text), highlight=False, markup=False)
+    console.rule()
 
 
 def _decide(config_path: str, job_id: str, decision: str, approver: str, reason: str) -> None:

@@ -19,13 +19,35 @@ def protocols() -> None:
     """The protocol registry."""
 
 
+_remote = click.option(
+    "--remote",
+    is_flag=True,
+    help="Ask the coordinator (what it runs) instead of this installation's registry.",
+)
+
+
+def _local(name: str | None = None) -> list[Any]:
+    """The registry of this installation, as the coordinator would describe it: no
+    coordinator, profile or network needed (the registry is code, the same everywhere)."""
+    from coordinator.servicer import protocol_to_pb
+    from protocols import registry
+
+    if name is not None:
+        return [protocol_to_pb(registry.get(name))]
+    return [protocol_to_pb(d) for d in registry.catalog().values()]
+
+
 @protocols.command("list")
 @_json
+@_remote
 @click.pass_context
-def protocols_list(ctx: click.Context, as_json: bool) -> None:
+def protocols_list(ctx: click.Context, as_json: bool, remote: bool) -> None:
     """Name, inputs, parameters, outputs and leakage of every protocol."""
-    with client_from(ctx) as c:
-        items = c.protocols()
+    if remote:
+        with client_from(ctx) as c:
+            items = c.protocols()
+    else:
+        items = _local()
     if as_json:
         emit_json([to_dict(p) for p in items])
         return
@@ -46,11 +68,15 @@ def protocols_list(ctx: click.Context, as_json: bool) -> None:
 @protocols.command("describe")
 @click.argument("name")
 @_json
+@_remote
 @click.pass_context
-def protocols_describe(ctx: click.Context, name: str, as_json: bool) -> None:
+def protocols_describe(ctx: click.Context, name: str, as_json: bool, remote: bool) -> None:
     """Everything about one protocol."""
-    with client_from(ctx) as c:
-        p = c.describe(name)
+    if remote:
+        with client_from(ctx) as c:
+            p = c.describe(name)
+    else:
+        (p,) = _local(name)
     if as_json:
         emit_json(to_dict(p))
         return

@@ -106,6 +106,9 @@ class AccessPolicy:
     repeat_period_s: float = 86400.0
     # "manual": every job waits for `ensnif job approve` by this node's administrator.
     approval: str = "auto"
+    # Member programs (their "sha256:…" hashes) jobs may run on this dataset under the
+    # approval mode above; any other program waits for the administrator, always.
+    programs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.approval not in APPROVAL_MODES:

@@ -33,8 +33,11 @@ from typing import Any
 
 from ensnif_mpc import tomlfile
 from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.jobs import member_program, program_lint
+from ensnif_mpc.jobs.member_program import Bundle
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
+_TOP_KEYS |= {"program"}  # a member-written program (ensnif_mpc.jobs.member_program)
 MECHANISMS = ("gaussian", "laplace")
 ROLES = ("value", "key", "group", "filter", "features", "label", "weight")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
@@ -127,6 +130,8 @@ class JobSpec:
     # :func:`canonical` with the submitter's consortium key.
     nonce: str = ""
     signature: bytes = b""
+    # protocol = "program": the member program's files; the signature covers their hash.
+    program: Bundle | None = None
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -169,6 +174,8 @@ def canonical(spec: JobSpec, protocol_version: int) -> bytes:
         "name": spec.name,
         "nonce": spec.nonce,
     }
+    if spec.program is not None:  # the hash pins every file, manifest included
+        body["program"] = spec.program.digest
     return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -396,8 +403,36 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
         sig = bytes.fromhex(signature)
     except ValueError:
         raise InvalidJobSpec("signature: expected hex") from None
-    return JobSpec(protocol, tuple(inputs), helper_names, dict(params), name, privacy, nonce, sig)
+    program = _program(protocol, raw.get("program"))
+    return JobSpec(
+        protocol, tuple(inputs), helper_names, dict(params), name, privacy, nonce, sig, program
+    )
+
+
+def _program(protocol: str, raw: Any) -> Bundle | None:
+    """The ``[program]`` table of ``protocol = "program"``: its files, checked against the
+    hash they claim and statically against their manifest (before anything runs)."""
+    if (raw is None) != (protocol != member_program.MEMBER_PROTOCOL):
+        raise InvalidJobSpec(
+            'program: a [program] table goes with protocol = "program", and only with it'
+        )
+    if raw is None:
+        return None
+    bundle = member_program.Bundle.from_wire(raw)
+    program_lint.check(bundle)
+    return bundle
 
 
 def load(path: Path) -> JobSpec:
-    return from_dict(tomlfile.read(path, InvalidJobSpec, "job file"))
+    """A job file; its ``[program] path`` (relative to the file) is packed here, and an
+    optional ``hash`` beside it pins what the submitter reviewed."""
+    raw = tomlfile.read(path, InvalidJobSpec, "job file")
+    table = raw.get("program")
+    if isinstance(table, dict) and "path" in table:
+        if set(table) - {"path", "hash"} or not isinstance(table["path"], str):
+            raise InvalidJobSpec('program: expected path = "DIR or FILE.py" (and hash)')
+        bundle = member_program.Bundle.from_path(path.parent / table["path"])
+        if "hash" in table:
+            member_program.check_pin(bundle, table["hash"])
+        raw["program"] = bundle.to_wire()
+    return from_dict(raw)

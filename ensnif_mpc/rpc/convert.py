@@ -7,6 +7,7 @@ import json
 from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
 from ensnif_mpc.errors import InvalidJobSpec
 from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb
+from ensnif_mpc.jobs import member_program
 from ensnif_mpc.jobs.jobspec import Input, JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
 
@@ -46,6 +47,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         privacy_json=spec.privacy_json(),
         nonce=spec.nonce,
         signature=spec.signature,
+        program_json=member_program.wire_json(spec.program),
     )
 
 
@@ -66,6 +68,11 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
         raise InvalidJobSpec("privacy: nested too deeply") from None
     from ensnif_mpc.jobs import jobspec  # shape checks shared with the TOML path
 
+    try:
+        program = json.loads(msg.program_json) if msg.program_json else None
+    except (ValueError, RecursionError):
+        raise InvalidJobSpec("program: not valid JSON") from None
+
     return jobspec.from_dict(
         {
             "protocol": msg.protocol,
@@ -85,6 +92,7 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
             "privacy": privacy,
             "nonce": msg.nonce,
             "signature": msg.signature.hex(),
+            **({"program": program} if program is not None else {}),
         }
     )
 

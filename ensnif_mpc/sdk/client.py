@@ -114,7 +114,7 @@ class Client:
         from ensnif_mpc.jobs import jobspec
 
         signed = jobspec.sign(
-            spec, self.profile.tls.key.read_bytes(), registry.get(spec.protocol).version
+            spec, self.profile.tls.key.read_bytes(), registry.for_spec(spec).version
         )
         resp: cpb.SubmitJobResponse = self._call(
             self._stub.SubmitJob,
@@ -172,7 +172,7 @@ class Client:
 
         earlier = self.job(job.cached_from)
         now, then = convert.spec_from_pb(job.spec), convert.spec_from_pb(earlier.spec)
-        version = registry.get(now.protocol).version
+        version = registry.for_spec(now).version
         if (
             earlier.submitter != job.submitter
             or list(earlier.party_order) != list(job.party_order)
@@ -197,7 +197,7 @@ class Client:
         # against that job (which must ask the same question), and said to be its.
         source = job if not job.cached_from else self.job(self._answering_job(job))
         spec = convert.spec_from_pb(source.spec)
-        expected = approvals.job_hash(spec, registry.get(spec.protocol).version, source.id)
+        expected = approvals.job_hash(spec, registry.for_spec(spec).version, source.id)
         verified = "verified" if source is job else f"verified (cached answer: job {source.id}'s)"
         out = []
         for a in job.approvals:
