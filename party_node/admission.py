@@ -200,6 +200,8 @@ def _check(
             )
     check_release(p, definition, f"{me}/{ds.name}", ds, read)
     bound = contribution_bound(p, ds)
+    if slot_checked(p):
+        cohort.check_person_bound(ds, p.spec.params)
     if budget is not None:
         budget(charges_for(p, me, own))
     # Then the data. A dataset whose rows break their declared schema is refused (the

@@ -26,6 +26,7 @@ import numpy as np
 from ensnif_mpc.config import DatasetConfig
 from ensnif_mpc.data.bounding import Bound
 from ensnif_mpc.data.sources import Measure, Where
+from ensnif_mpc.errors import FailedPrecondition
 from ensnif_mpc.privacy import dp
 from party_node import datasets
 
@@ -130,18 +131,34 @@ def withheld(smallest: int, ds: DatasetConfig, rho: Fraction) -> bool:
     return noisy < ds.policy.min_cohort
 
 
+def check_person_bound(ds: DatasetConfig, params: Mapping[str, Any]) -> None:
+    """Group discovery's DP release counts a person in at most ``groups_per_person``
+    groups here; without a person column that holds only if the person's rows are that
+    few. Refused before any data is read (the same whatever the data)."""
+    from protocols import discovery
+
+    if not ds.privacy.person_column and discovery.per_person(params) < ds.privacy.rows_per_person:
+        raise FailedPrecondition(
+            f"dataset {ds.name!r}: group discovery counts a person in at most "
+            f"{discovery.per_person(params)} group(s), which needs a person_column to "
+            f"enforce (rows_per_person is {ds.privacy.rows_per_person}); set one, or ask "
+            "with groups_per_person at least rows_per_person",
+            reason="dp_unavailable",
+        )
+
+
 def slots_overflow(
     ds: DatasetConfig, roles: Mapping[str, str], params: Mapping[str, Any], rho: Fraction
 ) -> bool:
     """Group discovery's candidate bound, enforced without telling: True when this owner's
-    distinct labels (cut as the protocol cuts them, after contribution bounding) plus
-    discrete Gaussian noise (scale rows_per_person/√(2ρ_c): a person brings at most that
-    many labels) exceed ``max_groups`` less a margin. The owner's rows are then withheld
-    and the job charged as if answered, like the minimum cohort's rule.
+    labels (as its worker counts them: ``protocols.discovery.local_counts``) plus discrete
+    Gaussian noise exceed ``max_groups`` less a margin. One person brings at most
+    g = min(groups_per_person, rows_per_person) labels: scale g/√(2ρ_c). The owner's rows
+    are then withheld and the job charged as if answered, like the minimum cohort's rule.
 
     The margin makes an owner with more labels than slots pass with probability at most
     δ (the job's ``delta``): only then would the program keep its first ``max_groups``
-    labels. An owner well under the bound (half of it, say) is almost never withheld."""
+    labels. An owner well under the bound is almost never withheld."""
     from protocols import discovery
 
     if rho <= 0 or "group" not in roles:
@@ -150,9 +167,9 @@ def slots_overflow(
     source = datasets.open_dataset(ds)
     if ds.privacy.person_column:
         source.bound = Bound(ds.privacy.person_column, ds.privacy.rows_per_person)
-    agg = source.aggregate(by=[roles["group"]], measures=[Measure("count")])
-    labels = {discovery.cut(str(k), width) for k in agg.keys[roles["group"]].tolist()}
-    sigma = min(ds.privacy.rows_per_person / math.sqrt(2 * float(rho)), dp.MAX_SIGMA_SHARE)
+    labels = discovery.local_counts(source, roles["group"], discovery.per_person(params), width)
+    g = min(discovery.per_person(params), ds.privacy.rows_per_person)
+    sigma = min(g / math.sqrt(2 * float(rho)), dp.MAX_SIGMA_SHARE)
     delta = float(params.get("delta", discovery.DEFAULT_DELTA))
     margin = math.ceil(sigma * math.sqrt(2 * math.log(1 / delta)))
     noisy = len(labels) + dp.sample_shares(sigma, 1)[0]

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.data.sources import Measure
 from ensnif_mpc.errors import InvalidJobSpec
 from ensnif_mpc.privacy.dp import ReleasePlan
 from protocols.grouped import GROUP
@@ -63,6 +64,7 @@ CHUNK_BYTES = 6  # an opened label travels in 48-bit pieces: exact as floats on 
 DEFAULT_LABEL_BYTES = 17  # with its length byte: three chunks
 DEFAULT_MAX_GROUPS = 32
 DEFAULT_DELTA = 1e-6
+DEFAULT_PER_PERSON = 1
 OWNERS = 2  # the candidates are 2·M slots whatever the number of owners (1 or 2)
 
 
@@ -95,20 +97,46 @@ def decode(pieces: Sequence[int]) -> str | None:
     return code[1 : code[0]].decode("utf-8", errors="replace")
 
 
-def slots(keys: np.ndarray, counts: np.ndarray, m: int, label_bytes: int) -> np.ndarray:
+def local_counts(source: Any, group: str, per_person: int, label_bytes: int) -> dict[bytes, int]:
+    """An owner's rows per (cut) label, the step its worker and its node both run.
+
+    With a person bound on the source (a DP release at a dataset that names its person):
+    at most k rows per person (the source's contribution bounding), and of each person's
+    labels only the first ``per_person`` in label order, so that one person adds at most
+    that many labels. Otherwise (an exact release) every row counts."""
+    bound = getattr(source, "bound", None)
+    by = [group] if bound is None else [group, bound.person]
+    agg = source.aggregate(by=by, measures=[Measure("count")])
+    labels = np.array([cut(str(k), label_bytes) for k in agg.keys[group].tolist()], dtype=object)
+    counts = np.asarray(agg.values["count"], dtype=np.int64)
+    if not len(labels):
+        return {}
+    names, label_id = np.unique(labels, return_inverse=True)
+    if bound is None:
+        totals = np.bincount(label_id, weights=counts, minlength=len(names))
+    else:
+        _, person_id = np.unique(agg.keys[bound.person].astype(str), return_inverse=True)
+        pair, at = np.unique(person_id * len(names) + label_id, return_inverse=True)
+        rows = np.bincount(at, weights=counts)
+        person, label = pair // len(names), pair % len(names)  # sorted: person, then label
+        starts = np.r_[0, np.flatnonzero(np.diff(person)) + 1]
+        rank = np.arange(len(pair)) - np.repeat(starts, np.diff(np.r_[starts, len(pair)]))
+        keep = rank < per_person
+        totals = np.bincount(label[keep], weights=rows[keep], minlength=len(names))
+    return {bytes(n): int(t) for n, t in zip(names.tolist(), totals.tolist(), strict=True) if t}
+
+
+def slots(totals: Mapping[bytes, int], m: int, label_bytes: int) -> np.ndarray:
     """An owner's per-label counts laid out on M slots: shape (chunks + 1, M), labels in
-    code order, counts in the last row, unused slots zero. Labels that coincide once cut
-    add up; beyond M labels only the first M are kept (the node withholds such an owner's
-    rows on a noisy count; see the module docstring)."""
-    totals: dict[tuple[int, ...], int] = {}
-    for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
-        code = tuple(encode(str(key), label_bytes))
-        totals[code] = totals.get(code, 0) + int(n)
+    code order, counts in the last row, unused slots zero. Beyond M labels only the first
+    M are kept (the node withholds such an owner's rows on a noisy count; see the module
+    docstring)."""
+    codes = sorted((tuple(encode(label.decode(), label_bytes)), n) for label, n in totals.items())
     out = np.zeros((chunks(label_bytes) + 1, m), dtype=object)
     out[:] = 0
-    for i, code in enumerate(sorted(totals)[:m]):
+    for i, (code, n) in enumerate(codes[:m]):
         out[:-1, i] = code
-        out[-1, i] = totals[code]
+        out[-1, i] = n
     return out
 
 
@@ -116,6 +144,10 @@ def sizes(params: Mapping[str, Any]) -> tuple[int, int]:
     return int(params.get("max_groups", DEFAULT_MAX_GROUPS)), int(
         params.get("label_bytes", DEFAULT_LABEL_BYTES)
     )
+
+
+def per_person(params: Mapping[str, Any]) -> int:
+    return int(params.get("groups_per_person", DEFAULT_PER_PERSON))
 
 
 def code_bits(label_bytes: int) -> int:
@@ -128,8 +160,10 @@ async def group_discovery(ctx: Context) -> list[SecureOutput]:
     c = chunks(width)
     sectype = mpc.SecInt(max(ctx.bit_length, code_bits(width) + 2))
     if ctx.local is not None:
-        agg = ctx.local.aggregate(by=["group"], measures=[("count", None)])
-        local = slots(agg.keys["group"], agg.values["count"], m, width)
+        source, group = ctx.local.source, ctx.local.columns["group"]
+        totals = local_counts(source, group, per_person(ctx.params), width)
+        # Withheld (the node's slot rule): the same scan, then the slots of no rows.
+        local = slots({} if ctx.local.withheld else totals, m, width)
     else:  # a placeholder: only its shape is used
         local = np.zeros((c + 1, m), dtype=object)
     ctx.progress("computing", 0.2)
@@ -182,7 +216,8 @@ def threshold(plan: ReleasePlan, params: Mapping[str, Any]) -> int:
     delta = float(params.get("delta", DEFAULT_DELTA))
     block = plan.blocks[0]
     sensitivity = max(1, math.ceil(block.l2_sensitivity))
-    per_label = delta / sensitivity
+    # One person brings at most Δ rows, and at most groups_per_person labels per owner.
+    per_label = delta / min(sensitivity, OWNERS * per_person(params))
     if plan.laplace:
         q = math.exp(-block.epsilon / block.l1_sensitivity)
         # P[N ≥ t] = q^t / (1 + q): the smallest t with that at most per_label.
@@ -237,6 +272,10 @@ def _check(spec: Any) -> None:
         raise InvalidJobSpec(f"params.max_groups: expected 1 to 256, got {m}")
     if not 1 <= width <= 64:
         raise InvalidJobSpec(f"params.label_bytes: expected 1 to 64, got {width}")
+    if not 1 <= per_person(spec.params) <= 64:
+        raise InvalidJobSpec(
+            f"params.groups_per_person: expected 1 to 64, got {per_person(spec.params)}"
+        )
     delta = float(spec.params.get("delta", DEFAULT_DELTA))
     if not 0 < delta < 1e-2:
         raise InvalidJobSpec(f"params.delta: expected a number in (0, 0.01), got {delta:g}")
@@ -266,6 +305,12 @@ DEFINITIONS = (
             Param("max_groups", "int", "candidate slots per owner (public)", False, 32),
             Param("label_bytes", "int", "longest label in UTF-8 bytes; longer are cut", False),
             Param("delta", "number", "δ: chance that a group of one person is opened", False),
+            Param(
+                "groups_per_person",
+                "int",
+                "under DP, the groups one person counts in at each owner (the first ones)",
+                False,
+            ),
         ),
         max_data_owners=OWNERS,
         finalize=finalize,

@@ -102,8 +102,15 @@ ALLOWED = (
 
 
 def _dataset_toml(
-    name: str, path: str, description: str, numeric: tuple[tuple[str, str, float, float, int], ...]
+    name: str,
+    path: str,
+    description: str,
+    numeric: tuple[tuple[str, str, float, float, int], ...],
+    rows_per_person: int = 1,
 ) -> str:
+    """A sample dataset's TOML. The privacy unit is a customer (``customer_id``), who has
+    several orders or deliveries: ``rows_per_person`` is set from the data (the most rows
+    one customer has), and the node bounds each customer's rows to it for DP releases."""
     out = [
         f'\n[[datasets]]\nname = "{name}"\npath = "{path}"\ndescription = "{description}"\n'
         f"allowed_protocols = {json.dumps(list(ALLOWED))}\n"
@@ -111,6 +118,7 @@ def _dataset_toml(
         # plaintext) and give every dataset a budget for the DP jobs.
         f"\n[datasets.privacy]\nbudget_rho = 10.0\ndefault_rho = 0.1\nmax_rho = 1.0\n"
         f"exact_protocols = {json.dumps(list(ALLOWED))}\n"
+        f'rows_per_person = {rows_per_person}\nperson_column = "customer_id"\n'
     ]
     for key in ("customer_id", "zip"):
         out.append(f'\n[[datasets.columns]]\nname = "{key}"\ntype = "string"\n')
@@ -234,7 +242,9 @@ cert = "pki/{name}.crt"
 key = "pki/{name}.key"
 '''
         if name in DATASETS:
-            return head + _dataset_toml(*DATASETS[name])
+            path = self.root / DATASETS[name][1]
+            rows = sample_data.most_rows_per_customer(path)
+            return head + _dataset_toml(*DATASETS[name], rows_per_person=rows)
         return head + "\n# A compute-only helper: no datasets, it completes the honest majority.\n"
 
     def _write_jobs(self) -> None:

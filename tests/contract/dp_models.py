@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from protocols import discovery
 from tests.unit.protocols import test_dp_families_sensitivity as families
 
@@ -56,9 +54,11 @@ def _discovery(rows, owners, params):
     m, width = discovery.sizes(params)
     laid = []
     for owner in [*rows, []][:2]:
-        labels = np.array([r.group for r in owner], dtype=object)
-        keys, counts = np.unique(labels, return_counts=True) if len(labels) else ([], [])
-        laid.append(discovery.slots(np.asarray(keys, dtype=object), np.asarray(counts), m, width))
+        totals: dict[bytes, int] = {}
+        for r in owner:  # every row counts: the model's person has at most k rows here
+            label = discovery.cut(str(r.group), width)
+            totals[label] = totals.get(label, 0) + 1
+        laid.append(discovery.slots(totals, m, width))
     a, b = laid
     n = a.shape[0] - 1
     codes_a, codes_b = [tuple(a[:n, i]) for i in range(m)], [tuple(b[:n, i]) for i in range(m)]

@@ -100,3 +100,27 @@ def test_the_slot_rule_leaves_room_for_its_noise(
 
     assert job.state == "approved"
     assert job.data["input"]["withheld"] is True
+
+
+def test_without_a_person_column_discovery_counting_fewer_groups_than_rows_is_refused_first(
+    consortium: Consortium,
+) -> None:
+    """One person's rows could land in rows_per_person groups; with no person column the
+    node cannot keep them to groups_per_person, so it refuses before reading data or
+    reserving budget (the same refusal whatever the data)."""
+    import dataclasses
+
+    base = consortium.party_config("grocery")
+    ds = tuple(
+        dataclasses.replace(d, privacy=dataclasses.replace(d.privacy, person_column=""))
+        for d in base.datasets
+    )
+    node = consortium.node("grocery", datasets=ds)
+
+    job = propose(consortium, node, "noperson1", 64)
+    sent = status_to_pb(job, node.disclosure)
+
+    assert job.state == "rejected"
+    assert sent.reason_code == "dp_unavailable"
+    assert "person_column" in sent.reason
+    assert not [line for line in node.ledger.show() if line.reserved]

@@ -114,8 +114,7 @@ def test_labels_round_trip_and_are_cut_at_a_character_boundary():
 
 
 def test_an_owner_lays_its_labels_on_the_public_slots_in_code_order():
-    keys = np.array(["b", "a", "c"], dtype=object)
-    out = discovery.slots(keys, np.array([5, 7, 1]), 4, 17)
+    out = discovery.slots({b"b": 5, b"a": 7, b"c": 1}, 4, 17)
 
     assert out.shape == (4, 4)
     assert [discovery.decode(out[:-1, i].tolist()) for i in range(4)] == ["a", "b", "c", None]
@@ -131,3 +130,35 @@ def test_the_threshold_grows_with_the_noise_the_rows_per_person_and_a_smaller_de
     assert tau(0.5, 3, 1e-6) > tau(0.5, 1, 1e-6)
     assert tau(0.5, 1, 1e-9) > tau(0.5, 1, 1e-6)
     assert discovery.threshold(dp.EXACT, PARAMS) == 0
+
+
+def test_under_a_person_bound_each_person_counts_in_their_first_groups_only(tmp_path):
+    """The owner's local step (its worker and its node run it): at most k rows per person
+    (contribution bounding), then only the person's first ``groups_per_person`` labels in
+    label order; pandas computes the same from the file."""
+    from ensnif_mpc.data.bounding import Bound
+    from ensnif_mpc.data.sources import SourceSpec, open_source
+
+    frame = pd.DataFrame(
+        {
+            "person": rng.choice([f"p{i}" for i in range(40)], 400),
+            "g": rng.choice(["x", "y", "z", "w"], 400),
+        }
+    )
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    columns = (Column("person", "string"), Column("g", "string"))
+    source = open_source(SourceSpec("csv", path=str(path)), columns)
+    source.bound = Bound("person", 3)
+
+    got = discovery.local_counts(source, "g", 2, 17)
+
+    kept = frame[frame.groupby("person").cumcount() < 3]  # the first 3 rows of each person
+    per_pair = kept.groupby(["person", "g"]).size().reset_index(name="n")
+    firsts = per_pair[per_pair.groupby("person").cumcount() < 2]  # sorted: first 2 labels
+    want = firsts.groupby("g")["n"].sum()
+    assert got == {g.encode(): int(n) for g, n in want.items()}
+    source.bound = None  # an exact release: every row
+    assert discovery.local_counts(source, "g", 2, 17) == {
+        g.encode(): int(n) for g, n in frame["g"].value_counts().items()
+    }
