@@ -216,6 +216,12 @@ def main() -> int:
 
         sizes = throughput.QUICK if args.quick else throughput.SIZES
         throughput_ok = throughput.run(list(sizes), sizes)
+    fixed_ok = True
+    if not narrowed:
+        print("== a job's fixed cost, pre-started workers on and off (bench/fixed_cost.py)")
+        fixed = Path(__file__).with_name("fixed_cost.py")
+        runs = ["--runs", "3" if args.quick else "7"]
+        fixed_ok = subprocess.run([sys.executable, str(fixed), *runs], check=False).returncode == 0
     load_ok = True
     jobs = args.load
     if jobs is None:
@@ -234,6 +240,7 @@ def main() -> int:
         or not join_ok
         or not wan_ok
         or not throughput_ok
+        or not fixed_ok
     )
     return 1 if failed else 0
 

@@ -69,6 +69,7 @@ _PARTY_KEYS = frozenset(
         "mpc_ports",
         "datasets",
         "timeouts",
+        "standby_workers",
     }
 )
 _PARTY_TIMEOUTS = frozenset({"connect_seconds", "job_seconds", "start_seconds", "approval_seconds"})
@@ -453,6 +454,8 @@ class PartyConfig:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Prometheus /metrics over plain HTTP ("" = off); see docs/operations.md.
     metrics_listen: str = ""
+    # Pre-started job workers kept idle, imports done (protocols/standby.py); 0: cold starts.
+    standby_workers: int = 1
 
     @property
     def role(self) -> str:
@@ -551,7 +554,14 @@ class PartyConfig:
             job_timeout_s=_seconds(timeouts, "job_seconds", 3600, "timeouts."),
             start_timeout_s=_seconds(timeouts, "start_seconds", 600, "timeouts."),
             approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
+            standby_workers=_standby(raw.get("standby_workers", 1)),
         )
+
+
+def _standby(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
+        raise InvalidConfig("standby_workers: expected an integer from 0 to 16")
+    return value
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class Node:
         self.store = store
         self.hub = Hub()
         self.workspace = Workspace(cfg.state_dir)
-        self.executor = executor or Executor()
+        self.executor = executor or Executor(standby=cfg.standby_workers)
         self.ca_pem = cfg.tls.ca.read_bytes()
         datasets.check_protocols(cfg.datasets)
         self.datasets: dict[str, DatasetConfig] = {d.name: d for d in cfg.datasets}

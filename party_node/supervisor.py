@@ -83,6 +83,7 @@ class Supervisor:
         self._wake.set()
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)
+        self.executor.close()
         with self._lock:
             handles = dict(self._handles)
         for job_id, handle in handles.items():
@@ -212,6 +213,8 @@ class Supervisor:
             try:
                 for job in self.store.live():
                     self._tick(job)
+                # Standby workers start here, on this thread: they die with it.
+                self.executor.warm()
             except Exception:  # keep watching the other jobs whatever one of them does
                 log.exception("job monitor error")
             # Poll running workers often (their exit is the delivery); idle nodes rarely.

@@ -87,6 +87,10 @@ state_dir = "state"
 mpc_host = "127.0.0.1"
 mpc_ports = "41000-41099"
 
+# Job workers kept pre-started (imports done, no job in them until one is assigned; each
+# serves one job): about 0.5-1 s less per job, about 140 MB each while idle. 0: cold starts.
+standby_workers = 1
+
 [timeouts]
 connect_seconds = 30        # all MPC peers must connect within this
 job_seconds = 3600          # the node's own limit on one worker
