@@ -707,6 +707,33 @@ _ALL: tuple[Reason, ...] = (
         _S.FAILED_PRECONDITION,
         group=HE,
     ),
+    Reason(
+        "he_dataset_mismatch",
+        "A ciphertext in an outsourced dataset was encrypted for another dataset (its frame "
+        "names another owner/dataset than the signed manifest).",
+        "Upload the dataset again from the directory `ensnif outsource encrypt` wrote.",
+        _S.INVALID_ARGUMENT,
+        ends=_FAILED,
+        group=HE,
+    ),
+    Reason(
+        "he_sum_out_of_range",
+        "A column's rows × bound on its integer grid reach half the BFV plain modulus, so a "
+        "sum of it could wrap and the masked conversion would not be exact.",
+        "Declare narrower bounds or fewer decimals, or split the dataset.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
+        "owner_offline",
+        "The owner of an outsourced dataset did not come online (`ensnif outsource serve`) "
+        "to approve the job and decrypt its masked values within the approval window; "
+        "nothing was opened or charged.",
+        "Ask the dataset's owner to run `ensnif outsource serve`, then submit the job again.",
+        _S.UNAVAILABLE,
+        ends=_REJECTED + _FAILED,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",

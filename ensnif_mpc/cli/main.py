@@ -56,6 +56,7 @@ COMMANDS: dict[str, str | Callable[[], click.Command]] = {
     "score": "score_cmd:score",
     "model": "score_cmd:model",
     "program": "program_cmd:program",
+    "outsource": "outsource_cmd:outsource",
 }
 
 

@@ -92,7 +92,7 @@ def public_bytes(ctx: ts.Context) -> bytes:
 def secret_bytes(ctx: ts.Context) -> bytes:
     return bytes(
         ctx.serialize(
-            save_public_key=False,
+            save_public_key=True,
             save_secret_key=True,
             save_galois_keys=False,
             save_relin_keys=False,

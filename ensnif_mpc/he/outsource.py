@@ -52,16 +52,19 @@ import hashlib
 import json
 import secrets
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import tenseal as ts
 
-from ensnif_mpc.errors import CryptoError, InvalidArgument
+from ensnif_mpc.errors import CryptoError, InvalidArgument, Unavailable
 from ensnif_mpc.he import bfv
 from ensnif_mpc.he.outsource_table import StoredDataset
 from ensnif_mpc.security import mpc_session, sealing
 
+_T = TypeVar("_T")
 SIGMA = 64  # statistical hiding of the additive shares, in bits
 SHARE_BITS = bfv.PLAIN_BITS + SIGMA
 _MAGIC = b"ENMASK1"
@@ -232,3 +235,22 @@ def recover(d: Sequence[int]) -> list[int]:
             raise ValueError("d outside (−t, t)")
         out.append(v - bfv.T if v > bfv.HALF_T else v + bfv.T if v < -bfv.HALF_T else v)
     return out
+
+
+def wait_for_owner(ready: Callable[[], _T | None], window_s: float, poll_s: float = 0.05) -> _T:
+    """The owner's sealed shares, once its client has sent them; ``owner_offline`` when
+    the approval window passes first. The helper waits before its MPC connects, so an
+    owner that never comes ends the job before anything is computed or opened; the wait
+    is the same whatever the data (it depends only on the owner's presence)."""
+    deadline = time.monotonic() + window_s
+    while True:
+        got = ready()
+        if got is not None:
+            return got
+        if time.monotonic() >= deadline:
+            raise Unavailable(
+                f"the dataset's owner did not come online within {window_s:g} s "
+                "(`ensnif outsource serve`)",
+                reason="owner_offline",
+            )
+        time.sleep(poll_s)

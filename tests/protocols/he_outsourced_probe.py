@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from mpyc.runtime import mpc
 
+from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.he import outsource, outsource_table as table
 from protocols.he_outsourced import forward_shares, outsourced_totals
 
@@ -30,6 +31,11 @@ HELPER = 2
 DIR = Path(os.environ["PROBE_DIR"])
 OUTPUTS = json.loads(os.environ["PROBE_OUTPUTS"])
 JOB = os.environ["PROBE_JOB"]
+
+
+def _sealed() -> dict[str, str] | None:
+    path = DIR / "sealed.json"
+    return json.loads(path.read_bytes()) if path.exists() else None
 
 
 def wait_for(path: Path, seconds: float = 120.0) -> bytes:
@@ -49,7 +55,7 @@ async def main() -> None:
         await wrap_only()
         return
     timing: dict[str, float] = {}
-    masks = None
+    masks = sealed = None
     if mpc.pid == HELPER:
         t0 = time.perf_counter()
         stored = table.open_stored(DIR / "dataset", (DIR / "ca.crt").read_bytes())
@@ -57,12 +63,15 @@ async def main() -> None:
         (DIR / "batch.tmp").write_bytes(batch.to_bytes())
         (DIR / "batch.tmp").rename(DIR / "batch.bin")
         timing["helper_mask"] = time.perf_counter() - t0
+        try:  # before connecting: an absent owner ends the job before any MPC
+            raw = outsource.wait_for_owner(_sealed, float(os.environ.get("PROBE_WINDOW", "120")))
+        except EnsnifError as exc:
+            print("reason", exc.reason, flush=True)
+            sys.exit(3)
+        sealed = {int(k): base64.b64decode(v) for k, v in raw.items()}
+        timing["owner_wait"] = time.perf_counter() - t0 - timing["helper_mask"]
     await mpc.start()
     t0 = time.perf_counter()
-    sealed = None
-    if mpc.pid == HELPER:
-        raw = json.loads(wait_for(DIR / "sealed.json"))
-        sealed = {int(k): base64.b64decode(v) for k, v in raw.items()}
     received = (await forward_shares(mpc, HELPER, sealed))[0]
     batch = outsource.MaskedBatch.from_bytes(wait_for(DIR / "batch.bin"))
     key = (DIR / f"party_{mpc.pid}.key").read_bytes()

@@ -38,6 +38,7 @@ class ProbeRun:
     encrypt_s: float = 0.0
     timing: dict[int, dict[str, float]] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    reason: str = ""  # the helper's reason when the job ended without a result
 
 
 def column(edges: tuple[float, ...]) -> table.OutsourcedColumn:
@@ -86,9 +87,12 @@ def run(
     mode: str = "outsourced",
     job_id: str = "job-he-1",
     timeout_s: float = 180.0,
+    owner_online: bool = True,
+    window_s: float = 120.0,
 ) -> ProbeRun:
     """One job: ``mode`` "outsourced" (the helper holds ciphertexts) or "live" (the same
-    job with the helper's rows in the clear, the baseline)."""
+    job with the helper's rows in the clear, the baseline). ``owner_online=False``: no
+    owner client runs; the helper ends the job after ``window_s``."""
     setup = prepare(work, outsourced, edges)
     certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
     assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
@@ -118,6 +122,7 @@ def run(
         PROBE_JOB=job_id,
         PROBE_MODE=mode,
         PROBE_TIMING="1",
+        PROBE_WINDOW=str(window_s),
         PYTHONPATH=str(ROOT),
     )
     t0 = time.perf_counter()
@@ -136,6 +141,8 @@ def run(
             )
     owner_s = 0.0
     try:
+        if not owner_online:
+            return _offline(probe, procs, timeout_s, time.perf_counter() - t0)
         if mode == "outsourced":
             owner_s = _owner_client(probe, key, peers, procs, timeout_s)
         codes = [p.wait(timeout=timeout_s) for p in procs]
@@ -157,6 +164,24 @@ def run(
         timing={i: json.loads(ln["timing"]) for i, ln in enumerate(lines) if "timing" in ln},
         outputs=outputs,
     )
+
+
+def _offline(
+    probe: Path, procs: list[subprocess.Popen[bytes]], timeout_s: float, started: float
+) -> ProbeRun:
+    """The helper gives up after its window; its peers, still waiting to connect (as a
+    node's watchdog would end them), are stopped; nothing was opened anywhere."""
+    t0 = time.perf_counter()
+    procs[2].wait(timeout=timeout_s)
+    wall = started + time.perf_counter() - t0
+    for p in procs[:2]:
+        p.kill()
+        p.wait(timeout=10)
+    texts = [(probe / f"{i}.out").read_text(errors="replace") for i in range(3)]
+    if any("totals" in t for t in texts):
+        raise AssertionError(f"a party opened totals without the owner: {texts}")
+    reasons = [ln.split(" ", 1)[1] for ln in texts[2].splitlines() if ln.startswith("reason ")]
+    return ProbeRun(totals=[], wall_s=wall, reason=reasons[0] if reasons else texts[2])
 
 
 def _owner_client(

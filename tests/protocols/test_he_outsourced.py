@@ -47,3 +47,12 @@ def test_the_mpc_undoes_a_wrap_modulo_t_either_way(tmp_path):
     d = [values[0] + t, values[1], values[2] - t, values[3] + t, 7]
 
     assert run_wrap(tmp_path, d) == [values[0], 0, values[2], values[3], 7]
+
+
+def test_an_owner_that_never_comes_online_ends_the_job_owner_offline(tmp_path):
+    values = np.arange(100, dtype=np.float64)
+
+    result = run(tmp_path, values, values, EDGES, owner_online=False, window_s=1.0)
+
+    assert result.reason == "owner_offline"
+    assert not (tmp_path / "probe" / "sealed.json").exists()

@@ -1,0 +1,146 @@
+"""`ensnif outsource …`: a member without a node puts its table at the consortium's disposal,
+encrypted under a BFV key only it holds (docs/homomorphic.md, "Outsourced datasets").
+
+``keygen`` writes the key directory (the secret context never leaves it); ``encrypt``
+turns a CSV or Parquet file into the signed directory a helper node stores; ``verify``
+is what the helper checks before it accepts one (signature, context, every ciphertext).
+The owner signs with its consortium certificate from the client profile (``[tls]``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ensnif_mpc.cli.render import console, emit_json
+from ensnif_mpc.errors import InvalidArgument
+
+
+@click.group()
+def outsource() -> None:
+    """Encrypted datasets for members without a node (BFV, 128-bit security)."""
+
+
+@outsource.command("keygen")
+@click.option("--key", "key_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def keygen(key_dir: str, as_json: bool) -> None:
+    """A new BFV key directory (secret.ctx mode 600; public.ctx and key.json travel)."""
+    from ensnif_mpc.he import bfv
+
+    key = bfv.keygen(Path(key_dir))
+    out = {"key": str(key.path), "scheme": key.scheme, "params": key.params}
+    out["context_sha256"] = key.context_sha256
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"BFV key in {key.path} ({key.params}, context {key.context_sha256[:16]}…)")
+
+
+def read_schema(path: Path) -> tuple[list[Any], dict[str, Any]]:
+    """``[[columns]]`` (name, type, lower, upper, decimals, optional bins) and ``[policy]``."""
+    from ensnif_mpc.data.schema import Column
+    from ensnif_mpc.he.outsource_table import OutsourcedColumn
+
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"--schema {path}: {exc}") from None
+    columns = []
+    for i, c in enumerate(raw.get("columns", [])):
+        try:
+            col = Column(
+                str(c["name"]),
+                str(c.get("type", "float")),
+                float(c["lower"]),
+                float(c["upper"]),
+                int(c.get("decimals", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"--schema columns[{i}]: {exc}") from None
+        columns.append(OutsourcedColumn(col, tuple(float(b) for b in c.get("bins", ()))))
+    if not columns:
+        raise InvalidArgument(f"--schema {path}: declare at least one [[columns]] table")
+    return columns, dict(raw.get("policy", {}))
+
+
+@outsource.command("encrypt")
+@click.option("--dataset", "data_path", required=True, type=click.Path(exists=True))
+@click.option("--name", required=True, help="The dataset's name in the catalog.")
+@click.option("--schema", "schema_path", required=True, type=click.Path(exists=True))
+@click.option("--key", "key_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def encrypt(
+    ctx: click.Context,
+    data_path: str,
+    name: str,
+    schema_path: str,
+    key_dir: str,
+    out_dir: str,
+    as_json: bool,
+) -> None:
+    """Encrypt a CSV or Parquet table column by column and sign it for a helper node."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from ensnif_mpc.config import ClientProfile
+    from ensnif_mpc.he import bfv, outsource_table as table
+    from ensnif_mpc.security import pki
+
+    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
+    owner = pki.identity_of(pki.load_cert(profile.tls.cert)).name
+    columns, policy = read_schema(Path(schema_path))
+    source = Path(data_path)
+    arrow = pq.read_table(source) if source.suffix == ".parquet" else pcsv.read_csv(source)
+    missing = [c.column.name for c in columns if c.column.name not in arrow.column_names]
+    if missing:
+        raise InvalidArgument(f"--dataset {source.name} has no column {', '.join(missing)}")
+    values = {c.column.name: arrow[c.column.name].to_numpy() for c in columns}
+    key = bfv.load_key(Path(key_dir))
+    t0 = time.perf_counter()
+    manifest, frames = table.encrypt_table(key, name, owner, values, columns, policy)
+    table.write(
+        Path(out_dir),
+        key,
+        manifest,
+        frames,
+        profile.tls.key.read_bytes(),
+        profile.tls.cert.read_bytes(),
+    )
+    out: dict[str, Any] = {"dataset": name, "owner": owner, "rows": manifest.rows}
+    out |= {"out": out_dir, "series": len(manifest.series), "ciphertexts": len(frames)}
+    out |= {"manifest_sha256": manifest.digest, "seconds": round(time.perf_counter() - t0, 3)}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(
+            f"{name}: {manifest.rows} rows, {len(frames)} ciphertexts in {out_dir} "
+            f"(manifest {manifest.digest[:16]}…)"
+        )
+
+
+@outsource.command("verify")
+@click.option("--dir", "data_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--ca", "ca_path", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True)
+def verify(data_dir: str, ca_path: str, as_json: bool) -> None:
+    """Check an outsourced dataset as a helper does: owner, signature, context, ciphertexts."""
+    from ensnif_mpc.he import outsource_table as table
+
+    stored = table.open_stored(Path(data_dir), Path(ca_path).read_bytes())
+    ctx = stored.context()
+    count = sum(1 for series in stored.manifest.series for _ in stored.chunks(ctx, series))
+    out: dict[str, Any] = {"dataset": stored.manifest.dataset, "owner": stored.manifest.owner}
+    out |= {"rows": stored.manifest.rows, "ciphertexts": count, "ok": True}
+    out["manifest_sha256"] = stored.manifest.digest
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(json.dumps(out))
