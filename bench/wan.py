@@ -14,7 +14,8 @@ changes between the rows (0 ms = the relay with no delay). Per job and RTT:
 - ``MPC kB``: what the parties' workers report as sent (MPyC's payload; the coordinator's
   per-party ``bytes_sent``), and ``wire kB``: every byte the relay forwarded on the MPC
   links (TLS records, both directions);
-- rounds: not counted by the product yet (MPyC exposes no round counter the worker reports).
+- ``rounds``: the most MPC rounds of any party (send bursts after a wait, counted on MPyC's
+  transport by protocols/transport_stats.py; at a high RTT it is the protocol's depth).
 
     sudo .venv/bin/python bench/wan.py [--rows 1000] [--rtt 0 10 50] [--repeat 3] [--json F]
 """
@@ -92,7 +93,11 @@ def run_one(c: harness.NetnsConsortium, job_file: str) -> dict[str, Any]:
     time.sleep(0.7)  # the relay writes its counters every 0.5 s
     job = c.status(out["job"]["id"])
     mpc = sum(int(p.get("progress", {}).get("bytes_sent", 0)) for p in job.get("parties", []))
+    rounds = max(
+        (int(p.get("progress", {}).get("rounds", 0)) for p in job.get("parties", [])), default=0
+    )
     return {
+        "rounds": rounds,
         "job_s": _seconds(job),
         "mpc_s": mpc_seconds(c, job["id"]),
         "cli_s": cli_s,
@@ -124,6 +129,7 @@ def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
                         "cli_s": statistics.median(r["cli_s"] for r in runs),
                         "mpc_s": statistics.median(r["mpc_s"] for r in runs),
                         "mpc_bytes": max(r["mpc_bytes"] for r in runs),
+                        "rounds": max(r["rounds"] for r in runs),
                         "wire_bytes": statistics.median(r["wire_bytes"] for r in runs),
                         "ok": all(r["ok"] for r in runs),
                         "runs": repeat,
@@ -139,12 +145,12 @@ def print_row(r: dict[str, Any], header: bool = False) -> None:
     if header:
         print(
             f"{'RTT ms':>6}  {'job':<18} {'rows':>6} {'job s':>7} {'MPC s':>7} {'cli s':>7} "
-            f"{'MPC kB':>8} {'wire kB':>8}  rounds         answer"
+            f"{'MPC kB':>8} {'wire kB':>8} {'rounds':>7}  answer"
         )
     print(
         f"{r['rtt_ms']:>6g}  {r['job']:<18} {r['rows']:>6} {r['job_s']:>7.2f} {r['mpc_s']:>7.2f} "
         f"{r['cli_s']:>7.2f} "
-        f"{r['mpc_bytes'] / 1e3:>8.1f} {r['wire_bytes'] / 1e3:>8.1f}  (not counted) "
+        f"{r['mpc_bytes'] / 1e3:>8.1f} {r['wire_bytes'] / 1e3:>8.1f} {r.get('rounds', 0):>7} "
         f"{'  ok' if r['ok'] else '  WRONG'}",
         flush=True,
     )

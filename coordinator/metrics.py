@@ -8,13 +8,17 @@
 - ``ensnif_coordinator_mpc_bytes_sent_total{protocol,party}``: ended jobs, per party;
 - ``ensnif_coordinator_live_job_mpc_bytes_sent{job_id,party}``: jobs not ended yet (as
   many as admission lets run);
+- ``ensnif_coordinator_job_mpc_rounds{protocol}`` (histogram): ended jobs, the most MPC
+  rounds of any party;
+- ``ensnif_coordinator_mpc_messages_sent_total{protocol,party}``: ended jobs, per party;
 - ``ensnif_coordinator_approvals_pending{party}``: jobs waiting for an administrator;
 - ``ensnif_coordinator_admission_waiting``, ``ensnif_coordinator_admission_in_flight{party}``;
 - ``ensnif_coordinator_party_certificate_expiry_days{party}``: registered certificates;
 - ``ensnif_certificate_expiry_days{certificate}``: its own certificate and CA.
 
-MPC bytes are what each node's worker reports (``bytes_sent`` in its status, relayed
-into the job's progress). Rounds are not counted by the workers, so no metric claims them.
+MPC bytes, messages and rounds are what each node's worker reports (``bytes_sent``,
+``messages_sent`` and ``rounds`` in its status, counted on MPyC's transport by
+protocols/transport_stats.py, relayed into the job's progress).
 An ended job is read once and kept (a final job does not change), so a scrape reads only
 the jobs that ended since the last one.
 """
@@ -46,21 +50,32 @@ FINAL = sorted(s.value for s in JobState if s.final)
 _SLACK = dt.timedelta(minutes=5)
 
 
+# Rounds per job: a handful for an aggregate, thousands for a sort or a long program.
+ROUNDS_BUCKETS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+
+
 @dataclass(frozen=True)
 class Ended:
     protocol: str
     state: str
     duration_s: float
     bytes_by_party: dict[str, int]
+    messages_by_party: dict[str, int]
+    rounds: int  # the most of any party
+
+
+def by_party(progress: dict[str, object], key: str = "bytes_sent") -> dict[str, int]:
+    """What each party reported for a job under ``key`` (its stored progress)."""
+    out: dict[str, int] = {}
+    for party, entry in progress.items():
+        if isinstance(entry, dict):
+            out[party] = int(entry.get(key, 0) or 0)
+    return out
 
 
 def bytes_by_party(progress: dict[str, object]) -> dict[str, int]:
     """The MPC bytes each party reported for a job (its stored progress)."""
-    out: dict[str, int] = {}
-    for party, entry in progress.items():
-        if isinstance(entry, dict):
-            out[party] = int(entry.get("bytes_sent", 0) or 0)
-    return out
+    return by_party(progress, "bytes_sent")
 
 
 class CoordinatorCollector(Collector):
@@ -125,6 +140,8 @@ class CoordinatorCollector(Collector):
                     state=state,
                     duration_s=max((aware(updated) - aware(created)).total_seconds(), 0.0),
                     bytes_by_party=bytes_by_party(dict(progress or {})),
+                    messages_by_party=by_party(dict(progress or {}), "messages_sent"),
+                    rounds=max(by_party(dict(progress or {}), "rounds").values(), default=0),
                 )
             return list(self._ended.values())
 
@@ -132,11 +149,16 @@ class CoordinatorCollector(Collector):
         durations: dict[tuple[str, ...], list[float]] = {}
         sizes: dict[tuple[str, ...], list[float]] = {}
         sent: dict[tuple[str, str], int] = {}
+        rounds: dict[tuple[str, ...], list[float]] = {}
+        messages: dict[tuple[str, str], int] = {}
         for e in ended:
             durations.setdefault((e.protocol, e.state), []).append(e.duration_s)
             sizes.setdefault((e.protocol,), []).append(float(sum(e.bytes_by_party.values())))
+            rounds.setdefault((e.protocol,), []).append(float(e.rounds))
             for party, n in e.bytes_by_party.items():
                 sent[(e.protocol, party)] = sent.get((e.protocol, party), 0) + n
+            for party, n in e.messages_by_party.items():
+                messages[(e.protocol, party)] = messages.get((e.protocol, party), 0) + n
         yield metrics.histogram(
             "ensnif_coordinator_job_duration_seconds",
             "Ended jobs: seconds from submission to the final state",
@@ -159,6 +181,21 @@ class CoordinatorCollector(Collector):
         for (protocol, party), n in sorted(sent.items()):
             counter.add_metric([protocol, party], float(n))
         yield counter
+        yield metrics.histogram(
+            "ensnif_coordinator_job_mpc_rounds",
+            "Ended jobs: MPC rounds, the most of any party (protocols/transport_stats.py)",
+            ["protocol"],
+            rounds,
+            ROUNDS_BUCKETS,
+        )
+        messages_counter = CounterMetricFamily(
+            "ensnif_coordinator_mpc_messages_sent",
+            "MPyC messages sent by each party in ended jobs",
+            labels=["protocol", "party"],
+        )
+        for (protocol, party), n in sorted(messages.items()):
+            messages_counter.add_metric([protocol, party], float(n))
+        yield messages_counter
 
     def _approvals(self, live: Iterable[tuple[str, str, object]]) -> GaugeMetricFamily:
         waiting: dict[str, int] = {}

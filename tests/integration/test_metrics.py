@@ -139,6 +139,18 @@ def test_counts_durations_and_bytes_match_the_coordinators_store(consortium: Con
     assert value(samples, "ensnif_coordinator_job_mpc_bytes_sum", protocol="sum") == sum(
         sent.values()
     )
+    # Messages and rounds, counted on MPyC's transport by each worker and relayed.
+    messages = {party: int(p["messages_sent"]) for party, p in job.progress.items()}
+    rounds = {party: int(p["rounds"]) for party, p in job.progress.items()}
+    assert all(0 < rounds[p] <= messages[p] for p in messages)
+    for party, n in messages.items():
+        got = value(
+            samples, "ensnif_coordinator_mpc_messages_sent_total", protocol="sum", party=party
+        )
+        assert got == n
+    assert value(samples, "ensnif_coordinator_job_mpc_rounds_sum", protocol="sum") == max(
+        rounds.values()
+    )
     assert value(samples, "ensnif_coordinator_approvals_pending", party="grocery") == 0
     assert value(samples, "ensnif_coordinator_admission_in_flight", party="grocery") == 0
 
@@ -221,6 +233,8 @@ def test_job_status_shows_the_merged_bytes_the_metrics_count(consortium: Consort
         samples, "ensnif_coordinator_job_mpc_bytes_sum", protocol="sum"
     )
     assert mpc["ended"] is True
+    assert mpc["rounds_by_party"] == {p: e["rounds"] for p, e in job.progress.items()}
+    assert all(c > 0 for c in mpc["cpu_seconds_by_party"].values())
     assert mpc["wall_seconds"] == pytest.approx(
         (job.updated_at - job.created_at).total_seconds(), abs=1e-3
     )
