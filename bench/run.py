@@ -9,7 +9,9 @@ Not a test: it prints numbers and asserts nothing about speed. Sizes are rows pe
 private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
 side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), the
 throughput programs (bench/throughput.py: secure products, comparisons and random bits per
-second, numpy vs raw MPyC vs the worker), then the load
+second, numpy vs raw MPyC vs the worker), the outsourced-dataset job (bench/he_outsource.py:
+100,000 BFV-encrypted values at the helper joined with a live owner's, numpy vs raw TenSEAL
+vs the job, and the extra time over the same job with live owners only), then the load
 section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
 is narrowed with --only, --protocol or --rows, unless --load N asks for it), and as root the
 WAN table (bench/wan.py: the canonical jobs across network namespaces at 0, 10 and 50 ms RTT).
@@ -216,6 +218,12 @@ def main() -> int:
 
         sizes = throughput.QUICK if args.quick else throughput.SIZES
         throughput_ok = throughput.run(list(sizes), sizes)
+    he_outsource_ok = True
+    if not narrowed:
+        import he_outsource
+
+        rows = he_outsource.QUICK_ROWS if args.quick else he_outsource.ROWS
+        he_outsource_ok = he_outsource.report(rows, 8, 1 if args.quick else 3) == 0
     fixed_ok = True
     if not narrowed:
         print("== a job's fixed cost, pre-started workers on and off (bench/fixed_cost.py)")
@@ -241,6 +249,7 @@ def main() -> int:
         or not wan_ok
         or not throughput_ok
         or not fixed_ok
+        or not he_outsource_ok
     )
     return 1 if failed else 0
 
