@@ -9,7 +9,9 @@ Not a test: it prints numbers and asserts nothing about speed. Sizes are rows pe
 private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
 side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), the
 throughput programs (bench/throughput.py: secure products, comparisons and random bits per
-second, numpy vs raw MPyC vs the worker), the outsourced-dataset job (bench/he_outsource.py:
+second, numpy vs raw MPyC vs the worker), encrypted scoring (bench/he_scoring.py: numpy vs
+a hand-written TenSEAL script vs `ensnif score`, and the packing table), the
+outsourced-dataset job (bench/he_outsource.py:
 100,000 BFV-encrypted values at the helper joined with a live owner's, numpy vs raw TenSEAL
 vs the job, and the extra time over the same job with live owners only), then the load
 section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
@@ -218,6 +220,11 @@ def main() -> int:
 
         sizes = throughput.QUICK if args.quick else throughput.SIZES
         throughput_ok = throughput.run(list(sizes), sizes)
+    he_ok = True
+    if not narrowed:
+        import he_scoring  # encrypted scoring and its packing table (docs/homomorphic.md)
+
+        he_ok = he_scoring.run(2_000 if args.quick else 10_000, 2 if args.quick else 3)
     he_outsource_ok = True
     if not narrowed:
         import he_outsource
@@ -248,6 +255,7 @@ def main() -> int:
         or not join_ok
         or not wan_ok
         or not throughput_ok
+        or not he_ok
         or not fixed_ok
         or not he_outsource_ok
     )
