@@ -85,7 +85,15 @@ async def main() -> None:
     t0 = time.perf_counter()
     live = np.load(DIR / "live.npy", allow_pickle=True) if mpc.pid == 0 else np.zeros(len(OUTPUTS))
     shared_live = mpc.input(secint.array(live.astype(object)), senders=0)
-    totals = await mpc.output(converted + shared_live)
+    combined = converted + shared_live
+    sigma = float(os.environ.get("PROBE_SIGMA", "0"))
+    if sigma:  # DP: every party secret-shares discrete Gaussian noise shares (OpenDP)
+        from ensnif_mpc.privacy import dp
+
+        draws = secint.array(np.array(dp.sample_shares(sigma, len(OUTPUTS)), dtype=object))
+        noise = mpc.np_sum(mpc.np_stack(mpc.input(draws, senders=[0, 1, HELPER])), axis=0)
+        combined = combined + noise
+    totals = await mpc.output(combined)
     timing["live_and_open"] = time.perf_counter() - t0
     if mpc.pid == 0:
         print("totals", json.dumps([int(v) for v in totals]), flush=True)

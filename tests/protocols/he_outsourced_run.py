@@ -89,10 +89,12 @@ def run(
     timeout_s: float = 180.0,
     owner_online: bool = True,
     window_s: float = 120.0,
+    sigma_share: float = 0.0,
 ) -> ProbeRun:
     """One job: ``mode`` "outsourced" (the helper holds ciphertexts) or "live" (the same
     job with the helper's rows in the clear, the baseline). ``owner_online=False``: no
-    owner client runs; the helper ends the job after ``window_s``."""
+    owner client runs; the helper ends the job after ``window_s``. ``sigma_share``: each
+    party's discrete Gaussian noise scale (0: exact release)."""
     setup = prepare(work, outsourced, edges)
     certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
     assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
@@ -123,6 +125,7 @@ def run(
         PROBE_MODE=mode,
         PROBE_TIMING="1",
         PROBE_WINDOW=str(window_s),
+        PROBE_SIGMA=str(sigma_share),
         PYTHONPATH=str(ROOT),
     )
     t0 = time.perf_counter()

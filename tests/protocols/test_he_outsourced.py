@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ensnif_mpc.he import bfv
+from ensnif_mpc.privacy import dp
 from protocols.he_outsourced import PLAIN_MODULUS
 from tests.protocols.he_outsourced_run import DECIMALS, run, run_wrap
 
@@ -56,3 +57,20 @@ def test_an_owner_that_never_comes_online_ends_the_job_owner_offline(tmp_path):
 
     assert result.reason == "owner_offline"
     assert not (tmp_path / "probe" / "sealed.json").exists()
+
+
+def test_a_dp_release_is_within_the_noise_the_calibration_states(tmp_path):
+    """ρ = 0.5 zCDP over the 9 outputs; a person (one row) moves the sum and one bin's sum
+    by at most 100,000 on the grid and one bin's count by 1. Each of the 9 noisy outputs is
+    within 6 σ of numpy's exact value (all 9 inside: probability > 1 − 2e-8)."""
+    rng = np.random.default_rng(9)
+    live = rng.integers(0, 100_000, size=2_000, endpoint=True) / 100
+    outsourced = rng.integers(0, 100_000, size=9_000, endpoint=True) / 100
+    bound = 1000 * 10**DECIMALS
+    cal = dp.calibrate(0.5, float(np.sqrt(2 * bound**2 + 1)), parties=3, threshold=1, dims=9)
+
+    result = run(tmp_path, live, outsourced, EDGES, sigma_share=cal.sigma_share)
+
+    error = np.array(result.totals) - np.array(_numpy_answer(np.concatenate([live, outsourced])))
+    assert np.all(np.abs(error) <= 6 * cal.sigma_total)
+    assert np.any(error != 0)  # noise was added
