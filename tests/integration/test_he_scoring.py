@@ -4,11 +4,15 @@ found nowhere but in the analyst's key directory."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ensnif_mpc import errors
@@ -260,3 +264,87 @@ def test_the_node_state_keeps_no_ciphertext(consortium: Consortium, client: Clie
     finally:
         store.close()
     assert details and all(len(str(d)) < 1000 for d in details)
+
+
+def _ensnif(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("ensnif")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_registers_a_model_and_scores_a_csv(
+    consortium: Consortium, registry: models.ModelRegistry, tmp_path: Path
+) -> None:
+    weights = tmp_path / "w.csv"
+    weights.write_text("age,income,visits\n0.5,-0.25,1.5\n")
+    x = RNG.uniform(-2, 2, (40, 3))
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame(x, columns=["visits", "age", "income"]).to_csv(rows, index=False)
+    config = str(consortium.lc.root / f"party-{OWNER}.toml")
+    profile = str(consortium.lc.profile)
+
+    reg = _ensnif(
+        "model",
+        "register",
+        "--config",
+        config,
+        "--name",
+        "cli-logit",
+        "--weights",
+        str(weights),
+        "--bias",
+        "0.1",
+        "--kind",
+        "logistic",
+        "--input-range",
+        "-8,8",
+        "--json",
+    )
+    listed = _ensnif("--profile", profile, "model", "list", "--json")
+    out = tmp_path / "scores.csv"
+    scored = _ensnif(
+        "--profile",
+        profile,
+        "score",
+        "--model",
+        "cli-logit",
+        "--input",
+        str(rows),
+        "--output",
+        str(out),
+        "--key",
+        str(tmp_path / "k"),
+        "--json",
+    )
+
+    assert reg.returncode == 0, reg.stderr
+    assert "cli-logit" in {m["name"] for m in json.loads(listed.stdout)["models"]}
+    assert scored.returncode == 0, scored.stderr
+    summary = json.loads(scored.stdout)
+    assert summary["rows"] == 40 and summary["kind"] == "logistic"
+    poly = registry.get("cli-logit").model.sigmoid()
+    assert poly is not None
+    z = x[:, [1, 2, 0]] @ np.array([0.5, -0.25, 1.5]) + 0.1  # columns matched by name
+    np.testing.assert_allclose(pd.read_csv(out)["score"], poly(z), atol=1e-3, rtol=0)
+
+
+def test_the_cli_names_a_refusal_by_its_reason(
+    consortium: Consortium, registry: models.ModelRegistry, tmp_path: Path
+) -> None:
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame(np.ones((3, 2)), columns=["a", "b"]).to_csv(rows, index=False)
+
+    run = _ensnif(
+        "--profile",
+        str(consortium.lc.profile),
+        "score",
+        "--model",
+        "private",
+        "--input",
+        str(rows),
+        "--key",
+        str(tmp_path / "k"),
+        "--json",
+    )
+
+    assert run.returncode == 4  # PERMISSION_DENIED
+    assert json.loads(run.stderr)["error"]["reason"] == "model_not_allowed"
