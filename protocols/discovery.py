@@ -57,7 +57,7 @@ from ensnif_mpc.data.sources import Measure
 from ensnif_mpc.errors import InvalidJobSpec
 from ensnif_mpc.privacy.dp import ReleasePlan
 from protocols.grouped import GROUP
-from protocols.io import Context, SecureOutput
+from protocols.io import Context, LocalData, SecureOutput
 from protocols.registry import BlockSpec, Example, Param, ProtocolDef, Table, positional
 
 CHUNK_BYTES = 6  # an opened label travels in 48-bit pieces: exact as floats on the client side
@@ -140,6 +140,14 @@ def slots(totals: Mapping[bytes, int], m: int, label_bytes: int) -> np.ndarray:
     return out
 
 
+def owner_slots(local: LocalData, params: Mapping[str, Any]) -> np.ndarray:
+    """This owner's MPC input. Withheld (a node rule, on a noisy count): the same scan,
+    then the slots of no rows, so a withheld owner takes the same time as one that inputs."""
+    m, width = sizes(params)
+    totals = local_counts(local.source, local.columns["group"], per_person(params), width)
+    return slots({} if local.withheld else totals, m, width)
+
+
 def sizes(params: Mapping[str, Any]) -> tuple[int, int]:
     return int(params.get("max_groups", DEFAULT_MAX_GROUPS)), int(
         params.get("label_bytes", DEFAULT_LABEL_BYTES)
@@ -160,10 +168,7 @@ async def group_discovery(ctx: Context) -> list[SecureOutput]:
     c = chunks(width)
     sectype = mpc.SecInt(max(ctx.bit_length, code_bits(width) + 2))
     if ctx.local is not None:
-        source, group = ctx.local.source, ctx.local.columns["group"]
-        totals = local_counts(source, group, per_person(ctx.params), width)
-        # Withheld (the node's slot rule): the same scan, then the slots of no rows.
-        local = slots({} if ctx.local.withheld else totals, m, width)
+        local = owner_slots(ctx.local, ctx.params)
     else:  # a placeholder: only its shape is used
         local = np.zeros((c + 1, m), dtype=object)
     ctx.progress("computing", 0.2)

@@ -75,8 +75,16 @@ def test_dp_sum_is_noisy_within_its_scale_and_charges_both_owners(consortium: Co
         details = client.result_details(final.id)
 
         sd = details.noise_sd["sum"]
-        # ρ = 0.1 over Δ = 500.00 + 60.00 on the 2-decimal grid: σ_total ≈ √(3/2)·Δ/√(2ρ)
-        assert sd == pytest.approx(math.sqrt(1.5) * 560 / math.sqrt(0.2), rel=0.01)
+        # ρ = 0.1 over Δ = k_g·500.00 + k_l·60.00 on the 2-decimal grid (k: each sample
+        # dataset's rows_per_person, the most rows one customer has there):
+        # σ_total ≈ √(3/2)·Δ/√(2ρ)
+        k_g, k_l = (
+            consortium.party_config(n).datasets[0].privacy.rows_per_person
+            for n in ("grocery", "logistics")
+        )
+        assert min(k_g, k_l) > 1  # a customer has several orders and deliveries
+        delta = k_g * 500 + k_l * 60
+        assert sd == pytest.approx(math.sqrt(1.5) * delta / math.sqrt(0.2), rel=0.01)
         got, want = float(details.values["sum"]), plaintext(consortium, "sum")
         assert got != want  # noised …
         assert abs(got - want) < 6 * sd  # … on the declared scale (6σ: false alarm < 2e-9)
