@@ -33,6 +33,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,38 @@ def load(directory: Path, session: WorkerSession) -> tuple[ProtocolDef, Callable
         guard.install()
         try:
             await body(p)
+        except BaseException:
+            if guard.violation:
+                await _drain(ctx.mpc)
+            raise
         finally:
             guard.remove()
-        if guard.violation:
+        if guard.violation:  # the program caught the refusal: it is stopped all the same
+            await _drain(ctx.mpc)
             raise PolicyViolation(guard.violation, reason="undeclared_opening")
         return declared_outputs(manifest, p.outputs, noisy=ctx.dp)
 
     return manifest.definition(bundle.digest), run
+
+
+async def _drain(mpc: Any, timeout_s: float = 3.0) -> None:
+    """Let what this party already sent reach its peers before the worker exits.
+
+    Every party runs the same program, so every one reaches the refused opening; a peer
+    still waiting for a message this party had queued would otherwise see a closed link
+    (``peer_lost``) instead of stopping at the same call with the same reason."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = 0
+        for peer in mpc.parties:
+            transport = getattr(getattr(peer, "protocol", None), "transport", None)
+            if transport is not None and not transport.is_closing():
+                pending += transport.get_write_buffer_size()
+        if not pending:
+            return
+        await asyncio.sleep(0.01)
 
 
 def _import(root: Path, digest: str, manifest: Manifest) -> Any:

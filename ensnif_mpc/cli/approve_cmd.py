@@ -106,7 +106,7 @@ def _print_program(program: dict[str, Any]) -> None:
     )
     for path, text in sorted(program["files"].items()):
         console.rule(escape(path))
-        console.print(escape(text), highlight=False, markup=False)
+        console.print(text, highlight=False, markup=False, soft_wrap=True)  # verbatim
     console.rule()
 
 
