@@ -156,7 +156,10 @@ class Coordinator:
     def result(self, who: Identity, job_id: str) -> dict[str, tuple[bytes, bytes, str]]:
         """Per party: sealed share, node signature, and the party's certificate."""
         job = self.job(who, job_id)
-        if who.name != job.submitter:
+        # A member of the job's session may fetch too: the shares carry a part sealed to
+        # it only where the protocol opens an output to it (ensnif_mpc.results.envelope).
+        member = who.role == "party" and who.name in job.spec.party_order
+        if who.name != job.submitter and not member:
             raise PermissionDenied(
                 f"only {job.submitter!r}, who submitted job {job_id}, may fetch its result"
             )

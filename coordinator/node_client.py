@@ -287,6 +287,25 @@ class NodeClient:
         finally:
             call.cancel()
 
+    def list_artifacts(self, party: str, timeout: float = 5.0) -> list[pb.ArtifactInfo]:
+        """What ``party`` holds of artifacts (descriptions only, never a share)."""
+        try:
+            reply = self._stub(party).ListArtifacts(pb.ListArtifactsRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise _failed(party, exc) from exc
+        return list(reply.artifacts)
+
+    def delete_artifact(
+        self, party: str, artifact_id: str, requested_by: str, timeout: float = 10.0
+    ) -> bool:
+        """Ask ``party`` to delete its share of ``artifact_id``; whether it held one."""
+        request = pb.DeleteArtifactRequest(id=artifact_id, requested_by=requested_by)
+        try:
+            reply = self._stub(party).DeleteArtifact(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise _failed(party, exc) from exc
+        return party in reply.deleted_at
+
     def _stub(self, party: str) -> party_pb2_grpc.PartyServiceStub:
         rec = self.parties.get_party(party)
         if rec is None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from coordinator.artifacts import ArtifactDirectory
 from coordinator.handlers import Coordinator
 from coordinator.relay import ScoreRelay
 from coordinator.store import JobRecord, PartyRecord
@@ -102,15 +103,15 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
                         column_types=sorted(r.types),
                         required=r.required,
                         description=r.description,
+                        many=r.many,
+                        min_columns=r.min_columns,
+                        max_columns=r.max_columns,
                     )
                     for r in position
                 ]
             )
             for position in d.roles
         ],
-                        many=r.many,
-                        min_columns=r.min_columns,
-                        max_columns=r.max_columns,
     )
 
 
@@ -120,6 +121,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self.hub = hub
         self.watch_poll_s = watch_poll_s
         self.relay = ScoreRelay(coordinator.store, coordinator.scheduler.nodes)
+        self.artifacts = ArtifactDirectory(coordinator.store, coordinator.scheduler.nodes)
 
     def RegisterParty(
         self, request: cpb.RegisterPartyRequest, context: grpc.ServicerContext
@@ -269,3 +271,19 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     ) -> Iterator[spb.ScoreResponse]:
         with grpc_errors(context, "Score"):
             yield from self.relay.score(peer_identity(context), request_iterator)
+
+    def ListArtifacts(
+        self, request: pb.ListArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.ListArtifactsResponse:
+        with grpc_errors(context, "ListArtifacts"):
+            held = self.artifacts.listing(peer_identity(context))
+            return pb.ListArtifactsResponse(artifacts=held)
+        raise AssertionError
+
+    def DeleteArtifact(
+        self, request: pb.DeleteArtifactRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteArtifactResponse:
+        with grpc_errors(context, "DeleteArtifact"):
+            deleted = self.artifacts.delete(peer_identity(context), request.id)
+            return pb.DeleteArtifactResponse(deleted_at=deleted)
+        raise AssertionError

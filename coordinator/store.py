@@ -169,6 +169,7 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
         "nonce": spec.nonce,
         "signature": spec.signature.hex(),
         **({"program": spec.program.to_wire()} if spec.program is not None else {}),
+        **({"artifacts": list(spec.artifacts)} if spec.artifacts else {}),
     }
 
 

@@ -70,6 +70,7 @@ _PARTY_KEYS = frozenset(
         "datasets",
         "timeouts",
         "standby_workers",
+        "artifacts",
     }
 )
 _PARTY_TIMEOUTS = frozenset({"connect_seconds", "job_seconds", "start_seconds", "approval_seconds"})
@@ -456,6 +457,9 @@ class PartyConfig:
     metrics_listen: str = ""
     # Pre-started job workers kept idle, imports done (protocols/standby.py); 0: cold starts.
     standby_workers: int = 1
+    # [artifacts] analysts: who may use or open an artifact made from this node's data
+    # ("*": any analyst); None (no table): only the analyst who produced it.
+    artifact_analysts: tuple[str, ...] | None = None
 
     @property
     def role(self) -> str:
@@ -555,7 +559,16 @@ class PartyConfig:
             start_timeout_s=_seconds(timeouts, "start_seconds", 600, "timeouts."),
             approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
             standby_workers=_standby(raw.get("standby_workers", 1)),
+            artifact_analysts=_artifact_analysts(raw),
         )
+
+
+def _artifact_analysts(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if "artifacts" not in raw:
+        return None
+    table = _table(raw, "artifacts", "")
+    _known(table, frozenset({"analysts"}), "artifacts")
+    return _names({"analysts": [], **table}, "analysts", "artifacts")
 
 
 def _standby(value: Any) -> int:

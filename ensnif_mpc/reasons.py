@@ -303,6 +303,25 @@ _ALL: tuple[Reason, ...] = (
     ),
     # -- policies and privacy ----------------------------------------------------------
     Reason(
+        "artifact_not_found",
+        "A node holds no share of an artifact the job lists (never made, deleted, or made "
+        "for another party order), so the job cannot read it.",
+        "Check `ensnif artifacts list`; run the job on the parties that made the artifact, "
+        "in the same order, or make it again.",
+        _S.NOT_FOUND,
+        ends=_REJECTED + _FAILED,
+        group=POLICY,
+    ),
+    Reason(
+        "artifact_forbidden",
+        "A data owner whose data went into an artifact does not let this analyst use or "
+        "open it (its `[artifacts] analysts` policy).",
+        "Ask that data owner to list you in its node's `[artifacts] analysts`.",
+        _S.PERMISSION_DENIED,
+        ends=_REJECTED + _FAILED,
+        group=POLICY,
+    ),
+    Reason(
         "policy_violation",
         "A data owner's policy refuses the job (the message names the rule).",
         "Change the job to fit the policy, or ask the data owner to change it.",

@@ -112,6 +112,7 @@ def review(
     store: NodeStore,
     approved: bool = False,
     budget: Callable[[dict[str, Fraction]], None] | None = None,
+    artifacts: Callable[[Proposal, ProtocolDef], None] | None = None,
 ) -> Verdict:
     """Check a proposal against this node (``name``, its datasets ``own``, its CA).
 
@@ -120,7 +121,7 @@ def review(
     runs once) and how often the same question was admitted.
     """
     try:
-        session_input, verdict = _check(p, name, own, ca_pem, store, budget)
+        session_input, verdict = _check(p, name, own, ca_pem, store, budget, artifacts)
     except EnsnifError as err:
         return Verdict(refusal=err)
     if approved:
@@ -135,6 +136,7 @@ def _check(
     ca_pem: bytes,
     store: NodeStore,
     budget: Callable[[dict[str, Fraction]], None] | None = None,
+    artifacts: Callable[[Proposal, ProtocolDef], None] | None = None,
 ) -> tuple[dict[str, Any] | None, policy.Verdict]:
     checks.check_session_size(len(p.party_order))
     if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
@@ -158,6 +160,8 @@ def _check(
             reason="replayed_job",
         )
     definition.check_params(p.spec.params)
+    if artifacts is not None:  # every party, helpers too: each must hold its share
+        artifacts(p, definition)
     if definition.check_spec is not None:
         definition.check_spec(p.spec)
     if not 32 <= p.bit_length <= 4096 or not 0 <= p.decimals <= 6:
@@ -415,6 +419,7 @@ def session_data(
             "protocol": p.spec.protocol,
             "params": p.spec.params,
             **({"program": p.spec.program.to_wire()} if p.spec.program is not None else {}),
+            **({"artifacts": list(p.spec.artifacts)} if p.spec.artifacts else {}),
         },
         "party_order": p.party_order,
         "bit_length": p.bit_length,
@@ -423,12 +428,12 @@ def session_data(
         "input": session_input,
         "release": p.release.to_dict(),
         "input_roles": [i.columns for i in p.spec.inputs],
+        "input_role_lists": [i.column_lists for i in p.spec.inputs],
         "owners": [i for i, name in enumerate(p.party_order) if name in p.spec.owners],
         "mpc_cert": cred.cert_pem,
         "mpc_key": cred.key_pem,
         "binding_signature": cred.binding_signature.hex(),
     }
-        "input_role_lists": [i.column_lists for i in p.spec.inputs],
 
 
 def pending_data(p: Proposal, rule: str) -> dict[str, Any]:

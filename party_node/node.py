@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from fractions import Fraction
 from typing import Any
@@ -34,11 +34,13 @@ from ensnif_mpc.errors import (
     ResourceBusy,
 )
 from ensnif_mpc.jobs import approvals, checks
+from ensnif_mpc.jobs.protocol import ProtocolDef
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import Identity
 from party_node import admission, datasets
 from party_node.admission import Proposal, release_from_json
+from party_node.artifacts import ArtifactStore, check_listed
 from party_node.disclosure import Disclosure
 from party_node.executor import Executor, Workspace
 from party_node.ledger import Ledger
@@ -82,6 +84,9 @@ class Node:
             cfg.tls.key.read_bytes(),
             monitor_interval_s,
         )
+        # This node's shares of artifacts (outputs kept secret-shared for later jobs).
+        self.artifacts = ArtifactStore(store)
+        self.supervisor.artifacts = self.artifacts
         self._lock = threading.Lock()
 
     # The supervisor reads these at every use; the node's are the same objects.
@@ -215,6 +220,29 @@ class Node:
             store=self.store,
             approved=approved,
             budget=self.ledger.check,
+            artifacts=self._check_artifacts,
+        )
+
+    def _check_artifacts(self, p: Proposal, definition: ProtocolDef) -> None:
+        """At Propose: the job lists the artifacts its protocol reads, this node holds its
+        share of each for this session, and may let this analyst use them."""
+        check_listed(definition.artifacts_in, p.spec.artifacts, p.spec.protocol)
+        self._job_artifacts(
+            p.spec.artifacts, p.party_order, admission.cert_name(p.analyst_cert_pem), None
+        )
+
+    def _job_artifacts(
+        self, ids: Sequence[str], order: Sequence[str], analyst: str, threshold: int | None
+    ) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        return self.artifacts.for_job(
+            ids,
+            me=self.cfg.name,
+            party_order=order,
+            threshold=threshold,
+            analyst=analyst,
+            allowed=self.cfg.artifact_analysts,
         )
 
     def _refuse(self, p: Proposal, err: EnsnifError) -> NodeJob:
@@ -308,8 +336,33 @@ class Node:
                 raise FailedPrecondition(f"this node rejected job {job_id}: {job.reason}")
             return job
         peers = admission.check_session(job, peers, threshold, self.ca_pem)
-        self.supervisor.stage(job, peers, threshold)
+        # The artifacts it reads, again: one may have been deleted since Propose.
+        ids = job.data["spec"].get("artifacts", [])
+        analyst = admission.cert_name(job.data["analyst_cert"])
+        shares = self._job_artifacts(ids, job.data["party_order"], analyst, threshold)
+        self.supervisor.stage(job, peers, threshold, artifacts=shares)
+        self.artifacts.record_use(ids, job_id, analyst)
         return self.store.get(job_id)
+
+    # -- artifacts -----------------------------------------------------------
+    def list_artifacts(self, caller: Identity) -> list[tuple[dict[str, Any], str]]:
+        """What this node holds of artifacts: (metadata, producing analyst), no shares."""
+        self.check_coordinator(caller)
+        return self.artifacts.listing()
+
+    def delete_artifact(self, caller: Identity, artifact_id: str, requested_by: str) -> bool:
+        """Delete this node's share at the request of the analyst who produced it (relayed
+        by the coordinator); False when this node holds none."""
+        self.check_coordinator(caller)
+        found = self.artifacts.get(artifact_id)
+        if found is None:
+            return False
+        if requested_by != found[1]:
+            raise PermissionDenied(
+                f"only {found[1]!r}, who produced artifact {artifact_id!r}, may delete it "
+                "through the coordinator (this node's administrator may delete it here)"
+            )
+        return self.artifacts.delete(artifact_id, by=requested_by)
 
     # -- abort ---------------------------------------------------------------
     @logs.job_scoped("job_id")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 
@@ -192,6 +193,23 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             return spb.ListModelsResponse(models=models)
         raise AssertionError
 
+    def ListArtifacts(
+        self, request: pb.ListArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.ListArtifactsResponse:
+        with self.node.disclosure.grpc_errors(context, "ListArtifacts"):
+            held = self.node.list_artifacts(peer_identity(context))
+            return pb.ListArtifactsResponse(artifacts=[artifact_info(m, a) for m, a in held])
+        raise AssertionError
+
+    def DeleteArtifact(
+        self, request: pb.DeleteArtifactRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteArtifactResponse:
+        with self.node.disclosure.grpc_errors(context, "DeleteArtifact"):
+            caller = peer_identity(context)
+            deleted = self.node.delete_artifact(caller, request.id, request.requested_by)
+            return pb.DeleteArtifactResponse(deleted_at=[self.node.cfg.name] if deleted else [])
+        raise AssertionError
+
     def Score(
         self, request_iterator: Iterator[spb.ScoreRequest], context: grpc.ServicerContext
     ) -> Iterator[spb.ScoreResponse]:
@@ -201,3 +219,21 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             parts = scoring_rpc.parts(request_iterator)
             for out in self.scorer.run(caller, header, parts):
                 yield scoring_rpc.response(out)
+
+
+def artifact_info(meta: dict[str, Any], analyst: str) -> pb.ArtifactInfo:
+    """An artifact's description for the coordinator (ArtifactShare.metadata: no shares)."""
+    return pb.ArtifactInfo(
+        id=meta["artifact_id"],
+        name=meta["name"],
+        job_id=meta["job_id"],
+        protocol=meta["protocol"],
+        shape=list(meta["shape"]),
+        kind=meta["kind"],
+        bit_length=meta["bit_length"],
+        frac_bits=meta["frac_bits"],
+        owners=list(meta["owners"]),
+        parties=list(meta["parties"]),
+        analyst=analyst,
+        created_at=meta.get("created_at", ""),
+    )

@@ -10,26 +10,38 @@ scrubbed, then the final state made visible. What to admit is decided before, by
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ensnif_mpc import logs
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.db import utcnow
-from ensnif_mpc.errors import ResourceBusy
+from ensnif_mpc.errors import EnsnifError, InvalidArgument, ResourceBusy
 from ensnif_mpc.jobs import approvals, member_program
-from ensnif_mpc.jobs.worker_session import RESULT_FILE, WorkerSession, WorkerStatus
+from ensnif_mpc.jobs.worker_session import (
+    ARTIFACTS_FILE,
+    RESULT_FILE,
+    WorkerSession,
+    WorkerStatus,
+)
 from ensnif_mpc.results import delivery
+from ensnif_mpc.results.artifacts import ArtifactShare
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security import mpc_session
+from ensnif_mpc.security.pki import identity_of, parse_cert
 from party_node.executor import Executor, JobHandle, Workspace
 from party_node.ledger import Ledger
 from party_node.states import NODE_LIVE, WORKER_STARTED, NodeState
 from party_node.store import NodeJob, NodeStore
+
+if TYPE_CHECKING:
+    from party_node.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 S = NodeState
@@ -59,6 +71,7 @@ class Supervisor:
         self.hub = hub
         self.key_pem = key_pem
         self.on_budget_change: Callable[[], None] = lambda: None  # e.g. republish the catalog
+        self.artifacts: ArtifactStore | None = None  # set by the node: where kept shares go
         self._handles: dict[str, JobHandle] = {}
         self._started: dict[str, float] = {}
         self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
@@ -121,8 +134,18 @@ class Supervisor:
             self._reserved.discard(port)
 
     # -- a job's session and its end -------------------------------------------
-    def stage(self, job: NodeJob, peers: list[mpc_session.PeerBinding], threshold: int) -> None:
-        """Write the checked session into the job's directory; the monitor launches it."""
+    def stage(
+        self,
+        job: NodeJob,
+        peers: list[mpc_session.PeerBinding],
+        threshold: int,
+        artifacts: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Write the checked session into the job's directory; the monitor launches it.
+
+        ``artifacts``: this node's shares of the artifacts the job reads (checked by the
+        node). Every member's consortium certificate goes in too: an output opened to a
+        named party is sealed to it."""
         job_id = job.job_id
         own = mpc_session.MpcCredential(
             job.data["mpc_cert"], job.data["mpc_key"], bytes.fromhex(job.data["binding_signature"])
@@ -149,15 +172,18 @@ class Supervisor:
             decimals=job.data["decimals"],
             analyst_cert_pem=job.data["analyst_cert"],
             input_roles=job.data["input_roles"],
+            input_role_lists=job.data.get("input_role_lists", []),
             release=job.data.get("release", {}),
             extra=extra,
+            party_names=[p.party for p in peers],
+            party_cert_pems=[p.party_cert_pem for p in peers],
+            artifacts=[dict(a) for a in artifacts],
             **(job.data["input"] or {}),
         ).write(directory)
         self.store.transition(job_id, S.APPROVED, S.STARTING)
         self.hub.notify(job_id)
         self._wake.set()
 
-            input_role_lists=job.data.get("input_role_lists", []),
     def abort(self, job: NodeJob, reason: str) -> None:
         with self._lock:
             handle = self._handles.get(job.job_id)
@@ -253,6 +279,22 @@ class Supervisor:
             return
         self._watch(job, handle)
 
+    def _keep_artifacts(self, job: NodeJob, directory: Path) -> None:
+        """Store this node's shares of the artifacts the worker kept (before the job is
+        seen to succeed, so a later job that reads them finds them here)."""
+        path = directory / ARTIFACTS_FILE
+        if self.artifacts is None or not path.exists():
+            return
+        try:
+            kept = [ArtifactShare.from_dict(a) for a in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError) as exc:
+            raise InvalidArgument(f"the worker's artifact shares are unreadable ({exc})") from exc
+        analyst = identity_of(parse_cert(job.data["analyst_cert"])).name
+        for share in kept:
+            if share.job_id != job.job_id or share.x != job.party_index + 1:
+                raise InvalidArgument(f"artifact share {share.artifact_id!r} is not this job's")
+            self.artifacts.put(share, analyst)
+
     def _check_waiting(self, job: NodeJob) -> None:
         """A job waiting for a person: apply a rejection, or give up after the timeout."""
         decision = self.store.approval(job.job_id)
@@ -291,6 +333,11 @@ class Supervisor:
             result = directory / RESULT_FILE
             if rc == 0 and result.exists():
                 blob = result.read_bytes()
+                try:
+                    self._keep_artifacts(job, directory)
+                except EnsnifError as exc:
+                    self.end(job, S.FAILED, exc.message, exc.reason)
+                    return
                 signature = delivery.sign_share(self.key_pem, job.job_id, self.cfg.name, blob)
                 data = {**job.data, "share_signature": signature.hex()}
                 self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data)
@@ -304,10 +351,13 @@ class Supervisor:
         phase = status.phase if status else "starting"
         if phase in ("starting", "loading", "connecting") and elapsed > self.cfg.connect_timeout_s:
             handle.terminate()
+            # The worker names the peers it still waits for (and the port): a firewall shows.
+            detail = status.message if status and status.message.startswith("waiting:") else ""
             self.end(
                 job,
                 S.FAILED,
-                f"MPC peers did not all connect within {self.cfg.connect_timeout_s:.0f}s",
+                f"MPC peers did not all connect within {self.cfg.connect_timeout_s:.0f}s"
+                + (f" ({detail})" if detail else ""),
                 "peer_connect_timeout",
             )
         elif elapsed > self.cfg.job_timeout_s:

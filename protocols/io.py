@@ -166,8 +166,9 @@ class Context:
 class SecureOutput:
     name: str
     value: Any  # a secure scalar (secint/secfxp) produced by the program
-    # True when the value is on the column's decimal scale (a sum, a mean), False for a count.
-    on_value_scale: bool = True
+    # True when the value is on the column's decimal scale (a sum, a mean), False for a count;
+    # an integer k: on that scale to the power k (2 for a product of two sums).
+    on_value_scale: bool | int = True
     # Released with DP noise (integer outputs only) when the job's release is not exact.
     noisy: bool = True
     # Where it goes (ensnif_mpc.jobs.protocol): "analyst", "party:<i>" (opened by that MPC

@@ -181,9 +181,10 @@ class Program:
                 SecureOutput(f"{name}[{label}]", value[index], on_value_scale=scaled, noisy=False)
             )
 
-    def reveal_to(self, party: int, name: str, value: Any, scaled: bool = False) -> None:
+    def reveal_to(self, party: int, name: str, value: Any, scaled: bool | int = False) -> None:
         """Open ``value`` to the member at MPC party index ``party`` only, through the
-        runtime (as :meth:`reveal_to_analyst`, arrays element by element)."""
+        runtime (as :meth:`reveal_to_analyst`, arrays element by element; ``scaled`` an
+        integer k: the value is on the grid 10**(k·decimals), e.g. 2 for a product)."""
         from ensnif_mpc.jobs.protocol import party_destination
 
         if not 0 <= party < len(self.mpc.parties):
@@ -232,7 +233,7 @@ class Program:
         array = stype.array(shares, **fixed)
         return array[0] if art.shape == () else array
 
-    def _reveal(self, name: str, value: Any, scaled: bool, to: str) -> None:
+    def _reveal(self, name: str, value: Any, scaled: bool | int, to: str) -> None:
         shape = getattr(value, "shape", None)
         if not shape:
             self.outputs.append(SecureOutput(name, value, scaled, noisy=False, to=to))

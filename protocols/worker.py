@@ -170,6 +170,39 @@ async def _watch_peers(
         await asyncio.sleep(interval)
 
 
+def waiting_for(mpc: Any, session: WorkerSession) -> str:
+    """Which peers this party is still waiting for while MPyC connects, by name and address.
+
+    MPyC's party i dials every party above it and listens for every party below it on its
+    own port, so "cannot reach" names a peer's address this party dials, and "has not
+    connected" this party's own port, which that peer dials: between the two the node's
+    peer_connect_timeout names the member and the port a firewall drops."""
+    names = session.party_names or [f"party {i}" for i in range(len(session.addresses))]
+    me = session.index
+    own_port = session.addresses[me].rsplit(":", 1)[-1] if session.addresses else "?"
+    parts = []
+    for peer in mpc.parties:
+        if peer.pid == me or peer.protocol is not None:
+            continue
+        if peer.pid > me:
+            parts.append(f"cannot reach {names[peer.pid]} at {session.addresses[peer.pid]}")
+        else:
+            parts.append(f"{names[peer.pid]} has not connected to this party's port {own_port}")
+    return "; ".join(parts)
+
+
+async def _report_connecting(mpc: Any, session: WorkerSession, report: Reporter) -> None:
+    """While MPyC connects: the connecting status names the peers still missing, every
+    second (the node quotes it when the connect timeout ends the job)."""
+    delay = 0.25  # soon after the first attempts, then every second
+    while True:
+        await asyncio.sleep(delay)
+        delay = 1.0
+        missing = waiting_for(mpc, session)
+        if missing:
+            report("connecting", 0.05, f"waiting: {missing}")
+
+
 def _local_data(session: WorkerSession) -> LocalData | None:
     from ensnif_mpc.data.schema import Column
     from ensnif_mpc.data.sources import SourceSpec, open_source
@@ -296,6 +329,7 @@ async def _run(
     from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
     from protocols import registry
     from protocols.io import Context
+    from protocols.rounds import NoisyRounds
 
     plan = ReleasePlan.from_dict(session.release) if session.release else EXACT
     if session.protocol == MEMBER_PROTOCOL:  # a member's program, from this job's directory
@@ -326,6 +360,7 @@ async def _run(
             decimals=session.decimals,
             progress=lambda phase, frac: report(phase, frac),
             input_roles=tuple(session.input_roles),
+            input_role_lists=tuple(session.input_role_lists),
             dp=not plan.exact,
             artifacts=tuple(session.artifacts),
         )

@@ -52,10 +52,10 @@ COMMANDS: dict[str, str | Callable[[], click.Command]] = {
     "audit": "audit_cmd:audit",
     "init": "init_cmd:init",
     "doctor": "doctor_cmd:doctor",
-    "program": "program_cmd:program",
     "score": "score_cmd:score",
     "model": "score_cmd:model",
     "program": "program_cmd:program",
+    "artifacts": "artifacts_cmd:artifacts",
     "outsource": "outsource_cmd:outsource",
 }
 

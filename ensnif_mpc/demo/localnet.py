@@ -98,6 +98,12 @@ ALLOWED = (
     "intersection_sum",
     "join_group_by",
     "join_correlation",
+    # Outputs to a named party and artifacts kept secret-shared (docs/protocols.md).
+    "restart",
+    "restart_1",
+    "restart_2",
+    "stash_sum",
+    "stash_add",
 )
 
 

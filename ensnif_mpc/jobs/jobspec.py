@@ -38,6 +38,7 @@ from ensnif_mpc.jobs.member_program import Bundle
 
 _TOP_KEYS = {"name", "protocol", "inputs", "helpers", "params", "privacy", "nonce", "signature"}
 _TOP_KEYS |= {"program"}  # a member-written program (ensnif_mpc.jobs.member_program)
+_TOP_KEYS |= {"artifacts"}  # ids of artifacts the job reads (ensnif_mpc.results.artifacts)
 MECHANISMS = ("gaussian", "laplace")
 ROLES = ("value", "key", "group", "filter", "features", "label", "weight")
 _INPUT_KEYS = {"party", "dataset", "column", *ROLES}
@@ -49,12 +50,12 @@ class Input:
     dataset: str
     column: str = ""  # the ``value`` role; "" when the input has none
     roles: tuple[tuple[str, str], ...] = ()  # (role, column) for the other roles, sorted
-
-    @property
-    def columns(self) -> dict[str, str]:
     # (role, columns) for the roles given a list of columns (e.g. features), sorted by
     # role; the columns in the order the job lists them.
     lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def columns(self) -> dict[str, str]:
         """Every role this input fills with one column, ``value`` included."""
         out = dict(self.roles)
         if self.column:
@@ -82,10 +83,10 @@ class Input:
         if self.column:
             out["column"] = self.column
         out.update(self.roles)
+        out.update((role, list(cols)) for role, cols in self.lists)
         return out
 
 
-        out.update((role, list(cols)) for role, cols in self.lists)
 @dataclass(frozen=True)
 class Privacy:
     """The job's ``[privacy]`` table: a zCDP budget ρ, a pure ε, or a request for exact.
@@ -132,6 +133,9 @@ class JobSpec:
     signature: bytes = b""
     # protocol = "program": the member program's files; the signature covers their hash.
     program: Bundle | None = None
+    # Artifacts the job takes as input, by consortium-wide id ("<job>/<name>"): secret
+    # shares every party's node holds from an earlier job (Program.import_shares).
+    artifacts: tuple[str, ...] = ()
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -176,6 +180,8 @@ def canonical(spec: JobSpec, protocol_version: int) -> bytes:
     }
     if spec.program is not None:  # the hash pins every file, manifest included
         body["program"] = spec.program.digest
+    if spec.artifacts:  # absent when empty: jobs signed before artifacts verify unchanged
+        body["artifacts"] = list(spec.artifacts)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -314,13 +320,6 @@ def _str(value: Any, where: str) -> str:
     return value.strip()
 
 
-def from_dict(raw: dict[str, Any]) -> JobSpec:
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise InvalidJobSpec(
-            f"{unknown[0]}: unknown key in job spec (allowed: {', '.join(sorted(_TOP_KEYS))})"
-        )
-    if "protocol" not in raw:
 MAX_COLUMNS = 64  # columns in one role's list (no protocol takes more)
 
 
@@ -334,6 +333,13 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
     return tuple(_str(v, f"{where}[{n}]") for n, v in enumerate(value))
 
 
+def from_dict(raw: dict[str, Any]) -> JobSpec:
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise InvalidJobSpec(
+            f"{unknown[0]}: unknown key in job spec (allowed: {', '.join(sorted(_TOP_KEYS))})"
+        )
+    if "protocol" not in raw:
         raise InvalidJobSpec("protocol: missing; name a protocol from `ensnif protocols list`")
     protocol = _str(raw["protocol"], "protocol")
     raw_inputs = raw.get("inputs")
@@ -356,6 +362,7 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
         if "column" in item and "value" in item:
             raise InvalidJobSpec(f"{where}: give the value column as `column` or `value`, not both")
         value = item.get("value", item.get("column"))
+        given = [r for r in ROLES if r != "value" and r in item]
         roles = tuple(
             sorted(
                 (r, _str(item[r], f"{where}.{r}")) for r in given if not isinstance(item[r], list)
@@ -368,11 +375,11 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
             raise InvalidJobSpec(f"{where}.column: missing (name the column the input provides)")
         inputs.append(
             Input(
-        given = [r for r in ROLES if r != "value" and r in item]
                 _str(item["party"], f"{where}.party"),
                 _str(item["dataset"], f"{where}.dataset"),
                 _str(value, f"{where}.column") if value is not None else "",
                 roles,
+                lists,
             )
         )
     if len({i.party for i in inputs}) != len(inputs):
@@ -380,7 +387,6 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
     helpers = raw.get("helpers", [])
     if not isinstance(helpers, list):
         raise InvalidJobSpec("helpers: expected a list of party names")
-                lists,
     helper_names = tuple(_str(h, f"helpers[{n}]") for n, h in enumerate(helpers))
     if len(set(helper_names)) != len(helper_names):
         raise InvalidJobSpec("helpers: a party is listed twice")
@@ -405,8 +411,31 @@ def _strs(value: list[Any], where: str) -> tuple[str, ...]:
         raise InvalidJobSpec("signature: expected hex") from None
     program = _program(protocol, raw.get("program"))
     return JobSpec(
-        protocol, tuple(inputs), helper_names, dict(params), name, privacy, nonce, sig, program
+        protocol,
+        tuple(inputs),
+        helper_names,
+        dict(params),
+        name,
+        privacy,
+        nonce,
+        sig,
+        program,
+        artifacts=_artifact_ids(raw.get("artifacts", [])),
     )
+
+
+def _artifact_ids(raw: Any) -> tuple[str, ...]:
+    """``artifacts = ["<job>/<name>", ...]``: distinct ids, each a job id and a name."""
+    if not isinstance(raw, list):
+        raise InvalidJobSpec('artifacts: expected a list of artifact ids ("<job>/<name>")')
+    ids = tuple(_str(a, f"artifacts[{n}]") for n, a in enumerate(raw))
+    for n, a in enumerate(ids):
+        job, _, name = a.partition("/")
+        if not job or not name or "/" in name:
+            raise InvalidJobSpec(f'artifacts[{n}]: {a!r} is not an artifact id ("<job>/<name>")')
+    if len(set(ids)) != len(ids):
+        raise InvalidJobSpec("artifacts: an artifact is listed twice")
+    return ids
 
 
 def _program(protocol: str, raw: Any) -> Bundle | None:

@@ -48,6 +48,7 @@ def spec_to_pb(spec: JobSpec) -> pb.JobSpec:
         nonce=spec.nonce,
         signature=spec.signature,
         program_json=member_program.wire_json(spec.program),
+        artifacts=list(spec.artifacts),
     )
 
 
@@ -93,6 +94,7 @@ def spec_from_pb(msg: pb.JobSpec) -> JobSpec:
             "nonce": msg.nonce,
             "signature": msg.signature.hex(),
             **({"program": program} if program is not None else {}),
+            **({"artifacts": list(msg.artifacts)} if msg.artifacts else {}),
         }
     )
 

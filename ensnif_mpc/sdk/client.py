@@ -23,13 +23,14 @@ from ensnif_mpc.gen.ensnif.v1 import (
 )
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
-from ensnif_mpc.results import delivery, shares
+from ensnif_mpc.results import delivery, envelope, shares
 from ensnif_mpc.rpc import convert
 from ensnif_mpc.sdk import result as result_module, scoring
 from ensnif_mpc.sdk.intervals import Bounds, Interval
 from ensnif_mpc.sdk.noise import NoiseLaw
 from ensnif_mpc.sdk.result import Result
 from ensnif_mpc.security import sealing
+from ensnif_mpc.security.pki import identity_of, parse_cert
 from ensnif_mpc.security.tls import secure_channel
 from protocols import registry
 
@@ -156,6 +157,18 @@ class Client:
                 on_update(job)
         return last
 
+    # -- artifacts -----------------------------------------------------------
+    def artifacts(self) -> list[pb.ArtifactInfo]:
+        """The artifacts this caller may see (an analyst: those she produced), as every
+        node that holds a share describes them (never the shares)."""
+        resp = self._call(self._stub.ListArtifacts, pb.ListArtifactsRequest())
+        return list(resp.artifacts)
+
+    def delete_artifact(self, artifact_id: str) -> list[str]:
+        """Delete an artifact this analyst produced at every node; the members that did."""
+        resp = self._call(self._stub.DeleteArtifact, pb.DeleteArtifactRequest(id=artifact_id))
+        return list(resp.deleted_at)
+
     def result(self, job_id: str, exact: bool = False) -> dict[str, Any]:
         """Fetch, unseal and combine the result shares: every output as a float (NaN where
         undefined), or as an exact fraction with ``exact=True``. Post-processed to the
@@ -230,10 +243,18 @@ class Client:
                 f"job {job_id} ran with {', '.join(expected)} but shares came from "
                 f"{', '.join(delivered) or 'nobody'}"
             )
+        # An analyst opens the analyst's part of each share; a member (a party's certificate)
+        # the part its protocol opened to that member, if any (ensnif_mpc.results.envelope).
+        me = identity_of(parse_cert(self.profile.tls.cert.read_bytes()))
+        recipient = envelope.member(me.name) if me.role == "party" else envelope.ANALYST
         parts = []
         for s in resp.shares:
             delivery.verify_share(ca, source, s.party, s.blob, s.signature, s.party_certificate_pem)
-            part = shares.PartyShares.from_bytes(sealing.unseal(key, s.blob, source.encode()))
+            sealed = envelope.part_for(s.blob, recipient)
+            if sealed is None:
+                raise CryptoError(f"job {job_id} opened nothing to {me.name!r}")
+            aad = envelope.associated(source, recipient)
+            part = shares.PartyShares.from_bytes(sealing.unseal(key, sealed, aad))
             if part.x != expected.index(s.party) + 1:
                 raise CryptoError(f"the share of {s.party!r} is for another party index")
             parts.append(part)

@@ -3,9 +3,9 @@ private numbers, their product or sum revealed to ONE party only, and shares wri
 the program that runs after a restart.
 
 Who provides what: the first two data owners each a number, the local sum of its declared
-``value`` column (pre-aggregated by the owner before sharing; these ports are meant for
-integer columns, decimals 0). A helper feeds nothing. ``restart_2`` also takes the
-artifact ``inp`` a ``restart`` job kept (``JobSpec.artifacts``).
+``value`` column (pre-aggregated by the owner before sharing; columns with decimals work
+too: the product is opened on the grid 10**(2·decimals)). A helper feeds nothing.
+``restart_2`` also takes the artifact ``inp`` a ``restart`` job kept (``JobSpec.artifacts``).
 
 What is revealed: ``restart`` and ``restart_2`` open a·b, ``restart_1`` a + b, to the member
 at MPC party index 1 (the second data owner, SCALE-MAMBA's player one) only: every party
@@ -46,7 +46,7 @@ async def restart(p: Program) -> None:
     """SCALE-MAMBA's Programs/restart: a·b to party 1; [1, 2, 3, 4] kept as shares."""
     sint, a, b = await _inputs(p)
     await p.export_shares("inp", sint.array(np.array(INP, dtype=object)))
-    p.reveal_to(RECIPIENT, "product", a * b)
+    p.reveal_to(RECIPIENT, "product", a * b, scaled=2)  # a product of two sums on the grid
 
 
 @program
@@ -54,7 +54,7 @@ async def restart_1(p: Program) -> None:
     """SCALE-MAMBA's Programs/restart_1: a + b to party 1; [1, 2, 3, 4] kept as shares."""
     sint, a, b = await _inputs(p)
     await p.export_shares("inp", sint.array(np.array(INP, dtype=object)))
-    p.reveal_to(RECIPIENT, "sum", a + b)
+    p.reveal_to(RECIPIENT, "sum", a + b, scaled=True)
 
 
 @program
@@ -63,7 +63,7 @@ async def restart_2(p: Program) -> None:
     ``input_shares``), reveals a·b and the restored vector to party 1."""
     _, a, b = await _inputs(p)
     restored = await p.import_shares("inp")
-    p.reveal_to(RECIPIENT, "product", a * b)
+    p.reveal_to(RECIPIENT, "product", a * b, scaled=2)
     p.reveal_to(RECIPIENT, "inp", restored)
 
 

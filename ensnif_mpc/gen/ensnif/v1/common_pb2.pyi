@@ -347,6 +347,7 @@ class JobSpec(_message.Message):
     NONCE_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     PROGRAM_JSON_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
     protocol: _builtins.str
     params_json: _builtins.str
     """Protocol parameters as a JSON object (validated against the protocol's declaration)."""
@@ -373,6 +374,13 @@ class JobSpec(_message.Message):
     def helpers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Compute-only parties that join the MPC without inputs (e.g. the helper)."""
 
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Artifacts the job reads, by id ("<job>/<name>"): secret shares each party's node
+        keeps from an earlier job. Covered by the signature; every node checks it holds its
+        share and that the owners whose data made it allow this analyst.
+        """
+
     def __init__(
         self,
         *,
@@ -385,10 +393,11 @@ class JobSpec(_message.Message):
         nonce: _builtins.str = ...,
         signature: _builtins.bytes = ...,
         program_json: _builtins.str = ...,
+        artifacts: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["helpers", b"helpers", "inputs", b"inputs", "name", b"name", "nonce", b"nonce", "params_json", b"params_json", "privacy_json", b"privacy_json", "program_json", b"program_json", "protocol", b"protocol", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "helpers", b"helpers", "inputs", b"inputs", "name", b"name", "nonce", b"nonce", "params_json", b"params_json", "privacy_json", b"privacy_json", "program_json", b"program_json", "protocol", b"protocol", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -768,3 +777,156 @@ class SealedShare(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SealedShare: _TypeAlias = SealedShare  # noqa: Y015
+
+@_typing.final
+class ArtifactInfo(_message.Message):
+    """An artifact as described by a node (or, listed by the coordinator, by every node that
+    holds a share of it): never the shares.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    SHAPE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BIT_LENGTH_FIELD_NUMBER: _builtins.int
+    FRAC_BITS_FIELD_NUMBER: _builtins.int
+    OWNERS_FIELD_NUMBER: _builtins.int
+    PARTIES_FIELD_NUMBER: _builtins.int
+    ANALYST_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """"<job>/<name>" """
+    name: _builtins.str
+    job_id: _builtins.str
+    """the job that produced it"""
+    protocol: _builtins.str
+    kind: _builtins.str
+    """"int" | "fixed" """
+    bit_length: _builtins.int
+    frac_bits: _builtins.int
+    analyst: _builtins.str
+    """who submitted the producing job"""
+    created_at: _builtins.str
+    @_builtins.property
+    def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def owners(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the data owners whose data went in"""
+
+    @_builtins.property
+    def parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the producing session's members, in party order"""
+
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the members that hold a share of it"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        job_id: _builtins.str = ...,
+        protocol: _builtins.str = ...,
+        shape: _abc.Iterable[_builtins.int] | None = ...,
+        kind: _builtins.str = ...,
+        bit_length: _builtins.int = ...,
+        frac_bits: _builtins.int = ...,
+        owners: _abc.Iterable[_builtins.str] | None = ...,
+        parties: _abc.Iterable[_builtins.str] | None = ...,
+        analyst: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+        holders: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "bit_length", b"bit_length", "created_at", b"created_at", "frac_bits", b"frac_bits", "holders", b"holders", "id", b"id", "job_id", b"job_id", "kind", b"kind", "name", b"name", "owners", b"owners", "parties", b"parties", "protocol", b"protocol", "shape", b"shape"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactInfo: _TypeAlias = ArtifactInfo  # noqa: Y015
+
+@_typing.final
+class ListArtifactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsRequest: _TypeAlias = ListArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class ListArtifactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArtifactInfo]: ...
+    def __init__(
+        self,
+        *,
+        artifacts: _abc.Iterable[Global___ArtifactInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListArtifactsResponse: _TypeAlias = ListArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteArtifactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    requested_by: _builtins.str
+    """Who asked (set by the coordinator when it relays an analyst's deletion; audited)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArtifactRequest: _TypeAlias = DeleteArtifactRequest  # noqa: Y015
+
+@_typing.final
+class DeleteArtifactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deleted_at(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The members whose node deleted its share (a node without one is not listed)."""
+
+    def __init__(
+        self,
+        *,
+        deleted_at: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_at", b"deleted_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArtifactResponse: _TypeAlias = DeleteArtifactResponse  # noqa: Y015
