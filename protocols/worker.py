@@ -314,7 +314,9 @@ async def _reshare_outputs(
                 share=int(share),
                 kind="fixed" if frac else "int",
                 frac_bits=frac,
-                decimals=decimals if out.on_value_scale else 0,
+                # on_value_scale k (True = 1): the value is on the grid 10**(k·decimals),
+                # e.g. 2 for a product of two sums.
+                decimals=decimals * int(out.on_value_scale),
                 modulus=int(sectype.field.modulus),
                 noise_sd=sigma,
             )
@@ -367,7 +369,6 @@ async def _run(
         report("computing", 0.1)
         produced = await program(ctx)
         _check_destinations(definition, produced, len(session.addresses))
-            input_role_lists=tuple(session.input_role_lists),
         outputs = [o for o in produced if o.to != ARTIFACT]
         sigmas = [0.0] * len(outputs)
         if not plan.exact:
