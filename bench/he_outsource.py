@@ -122,7 +122,8 @@ def report(rows: int, bins: int, repeat: int) -> int:
         f"       stored at the helper                     {size / 1e6:10.1f} MB "
         f"({size / rows / 1e3:.1f} kB per row)"
     )
-    print(f"       helper: sums, masks, flooding            {helper.get('helper_mask', 0):10.2f} s")
+    print(f"       helper accepts it (verify, sum, one-off)  {best.accept_s:10.2f} s")
+    print(f"       helper per job: load sums, mask, flood   {helper.get('helper_mask', 0):10.2f} s")
     print(f"       owner's client: decrypt, share, seal     {best.owner_s:10.2f} s")
     print(
         f"       MPC conversion (shares in, 2 comparisons per output)"

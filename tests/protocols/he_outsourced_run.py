@@ -36,6 +36,7 @@ class ProbeRun:
     wall_s: float
     owner_s: float = 0.0  # the owner's client: decrypt, share, seal
     encrypt_s: float = 0.0
+    accept_s: float = 0.0  # the helper's one-off verification and precomputed sums
     timing: dict[int, dict[str, float]] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     reason: str = ""  # the helper's reason when the job ended without a result
@@ -75,8 +76,18 @@ def prepare(work: Path, outsourced: np.ndarray, edges: tuple[float, ...]) -> dic
         certs[OWNER].cert.read_bytes(),
     )
     encrypt_s = time.perf_counter() - t0
-    (probe / "ca.crt").write_bytes((work / "pki" / pki.CA_CERT).read_bytes())
-    return {"certs": certs, "key": key, "probe": probe, "encrypt_s": encrypt_s}
+    ca = (work / "pki" / pki.CA_CERT).read_bytes()
+    (probe / "ca.crt").write_bytes(ca)
+    t0 = time.perf_counter()  # the helper accepts the upload: verify, precompute the sums
+    outsource.precompute_sums(table.open_stored(probe / "dataset", ca))
+    accept_s = time.perf_counter() - t0
+    return {
+        "certs": certs,
+        "key": key,
+        "probe": probe,
+        "encrypt_s": encrypt_s,
+        "accept_s": accept_s,
+    }
 
 
 def run(
@@ -164,6 +175,7 @@ def run(
         wall_s=wall,
         owner_s=owner_s,
         encrypt_s=float(str(setup["encrypt_s"])),
+        accept_s=float(str(setup["accept_s"])),
         timing={i: json.loads(ln["timing"]) for i, ln in enumerate(lines) if "timing" in ln},
         outputs=outputs,
     )

@@ -205,3 +205,27 @@ def test_additive_shares_sum_to_the_total_and_each_hides_it():
     shares = outsource.additive_shares([0, bfv.T - 1], 3)
     assert [sum(col) for col in zip(*shares, strict=True)] == [0, bfv.T - 1]
     assert all(0 <= v < 2**outsource.SHARE_BITS for v in shares[0] + shares[1])
+
+
+def _plain(key, vector) -> np.ndarray:
+    return bfv.decrypt_seal(key.context, bfv.seal_bytes(vector))
+
+
+def test_precomputed_sums_give_the_same_answer_and_a_changed_one_is_not_used(
+    tmp_path, key, consortium
+):
+    values = _draw(12_000, seed=8)
+    stored = table.open_stored(_store(tmp_path, key, consortium, values), consortium.ca_pem)
+    assert outsource.precompute_sums(stored) == 9
+    ctx = stored.context()
+    cached = _plain(key, outsource.series_sum(stored, ctx, "amount@binsum2"))
+    (stored.directory / "sums" / "amount@binsum2.bin").write_bytes(
+        bfv.encrypt(key.context, np.ones(3, dtype=np.int64))  # a sum of something else
+    )
+    fallback = _plain(key, outsource.series_sum(stored, ctx, "amount@binsum2"))
+
+    grid = np.rint(values * 100).astype(np.int64)
+    inside = (grid >= 5000) & (grid < 7500)
+    want = np.bincount(np.arange(grid.size) % 8192, weights=grid * inside, minlength=8192)
+    assert np.array_equal(cached, want.astype(np.int64))
+    assert np.array_equal(fallback, cached)
