@@ -227,13 +227,17 @@ def register(
 @model.command("remove")
 @_config
 @click.option("--name", required=True)
-def remove(config_path: str, name: str) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def remove(config_path: str, name: str, as_json: bool) -> None:
     """Remove a model from this node."""
     from party_node import models
 
     cfg = PartyConfig.load(Path(config_path))
     models.ModelRegistry(cfg.state_dir).remove(name)
     _audit(cfg, "model_removed", {"name": name})
+    if as_json:
+        emit_json({"party": cfg.name, "removed": name})
+        return
     console.print(f"removed {escape(name)} from {escape(cfg.name)}", highlight=False)
 
 
