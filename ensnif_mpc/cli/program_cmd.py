@@ -94,22 +94,26 @@ def generated_owner(manifest: Manifest, position: int, rows: int, rng: np.random
     from ensnif_mpc.demo.local_run import LocalOwner
 
     roles = manifest.roles[min(position, len(manifest.roles) - 1)]
-    columns, data, names = [], {}, {}
+    columns, data, names, lists = [], {}, {}, {}
     for role in roles:
         if not role.required:
             continue
-        name = f"{role.name}_{position}"
-        if role.types & {"int", "float"}:
-            kind = "float" if "float" in role.types else "int"
-            decimals = 2 if kind == "float" else 0
-            values = rng.integers(0, 100 * 10**decimals, size=rows, endpoint=True) / 10**decimals
-            columns.append(Column(name, kind, 0.0, 100.0, decimals))
-            data[name] = values if decimals else values.astype(np.int64)
+        made = [f"{role.name}_{position}_{j}" for j in range(role.min_columns)]
+        for name in made:
+            if role.types & {"int", "float"}:
+                kind = "float" if "float" in role.types else "int"
+                decimals = 2 if kind == "float" else 0
+                ints = rng.integers(0, 100 * 10**decimals, size=rows, endpoint=True)
+                columns.append(Column(name, kind, 0.0, 100.0, decimals))
+                data[name] = ints / 10**decimals if decimals else ints.astype(np.int64)
+            else:
+                columns.append(Column(name, "string"))
+                data[name] = np.array([f"k{v}" for v in rng.integers(0, 10, size=rows)])
+        if role.many:
+            lists[role.name] = made
         else:
-            columns.append(Column(name, "string"))
-            data[name] = np.array([f"k{v}" for v in rng.integers(0, 10, size=rows)])
-        names[role.name] = name
-    return LocalOwner(tuple(columns), data, names)
+            names[role.name] = made[0]
+    return LocalOwner(tuple(columns), data, names, lists)
 
 
 def _run(
@@ -179,7 +183,13 @@ def _reference(
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     exec(compile(bundle.file(path), path, "exec"), module.__dict__)
-    given = [{role: np.asarray(t.data[col]) for role, col in t.roles.items()} for t in tables]
+    given = [
+        {
+            **{role: np.asarray(t.data[col]) for role, col in t.roles.items()},
+            **{r: np.column_stack([t.data[c] for c in cs]) for r, cs in t.role_lists.items()},
+        }
+        for t in tables
+    ]
     return {k: float(v) for k, v in getattr(module, name)(given, params).items()}
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ class LocalOwner:
     columns: tuple[Column, ...]
     data: Mapping[str, np.ndarray]
     roles: Mapping[str, str]
+    role_lists: Mapping[str, list[str]] = field(default_factory=dict)  # e.g. features
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def run(
             decimals=decimals,
             analyst_cert_pem=analyst.cert.read_text(),
             input_roles=[dict(o.roles) for o in owners if o is not None],
+            input_role_lists=[dict(o.role_lists) for o in owners if o is not None],
             extra=extra,
             **(_input(owner, directory) if owner is not None else {}),
         ).write(directory)
@@ -142,6 +144,7 @@ def _input(owner: LocalOwner, directory: Path) -> dict[str, Any]:
         "source": SourceSpec(kind="csv", path=str(path)).to_dict(),
         "dataset_columns": [asdict(c) for c in owner.columns],
         "roles": dict(owner.roles),
+        "role_lists": dict(owner.role_lists),
     }
 
 

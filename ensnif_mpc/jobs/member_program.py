@@ -171,7 +171,7 @@ _TOP = {"name", "summary", "entry", "leakage", "min_owners", "max_owners", "inpu
 _TOP |= {"params", "outputs", "release", "reference", "tolerance"}
 _ROLE_TYPES = {"numeric": NUMERIC, "int": frozenset({"int"}), "float": frozenset({"float"})}
 _ROLE_TYPES |= {"string": frozenset({"string"}), "key": frozenset({"int", "string"})}
-_ROLE_NAMES = ("value", "key", "group", "filter")
+_ROLE_NAMES = ("value", "key", "group", "filter", "features", "label", "weight")
 _PARAM_TYPES = ("number", "int", "bool", "string", "numbers")
 _OUTPUT_KINDS = ("int", "fixed")
 _FACTORS = ("rows", "value")  # what a sensitivity may multiply: see Block
@@ -365,8 +365,10 @@ def _tables(raw: Mapping[str, Any], key: str, required: bool) -> list[dict[str, 
 
 
 def _roles(table: Mapping[str, Any], n: int) -> tuple[Role, ...]:
-    """``[[inputs]]`` n: role -> column type (numeric, int, float, string, key);
-    ``optional = [roles]`` lists the roles an input may leave out."""
+    """``[[inputs]]`` n: role -> column type (numeric, int, float, string, key), or a
+    table ``{ type = "numeric", columns = [min, max] }`` for a role that takes a list of
+    min to max columns (``features = ["x1", "x2"]`` in the job); ``optional = [roles]``
+    lists the roles an input may leave out."""
     optional = table.get("optional", [])
     if not isinstance(optional, list):
         raise ProgramInvalid(f"{MANIFEST}: inputs[{n}].optional must be a list of roles")
@@ -378,12 +380,27 @@ def _roles(table: Mapping[str, Any], n: int) -> tuple[Role, ...]:
             raise ProgramInvalid(
                 f"{MANIFEST}: inputs[{n}].{role}: unknown role (roles: {', '.join(_ROLE_NAMES)})"
             )
+        many, low, high = False, 1, 1
+        if isinstance(kind, dict):
+            counts = kind.get("columns")
+            if set(kind) != {"type", "columns"} or not (
+                isinstance(counts, list)
+                and len(counts) == 2
+                and all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+                and 1 <= counts[0] <= counts[1] <= 64
+            ):
+                raise ProgramInvalid(
+                    f"{MANIFEST}: inputs[{n}].{role}: expected {{ type = ..., columns = "
+                    "[min, max] }} with 1 <= min <= max <= 64"
+                )
+            kind, many, (low, high) = kind["type"], True, counts
         if kind not in _ROLE_TYPES:
             raise ProgramInvalid(
                 f"{MANIFEST}: inputs[{n}].{role}: type must be one of {', '.join(_ROLE_TYPES)}"
             )
         required = role not in optional
-        roles.append(Role(role, _ROLE_TYPES[kind], f"a {kind} column", required))
+        what = f"{low} to {high} {kind} columns" if many else f"a {kind} column"
+        roles.append(Role(role, _ROLE_TYPES[kind], what, required, many, low, high))
     if not roles:
         raise ProgramInvalid(f"{MANIFEST}: inputs[{n}] declares no role")
     stray = sorted(set(optional) - {r.name for r in roles})

@@ -173,3 +173,32 @@ def _as_dict(spec: jobspec.JobSpec) -> dict[str, object]:
         "params": spec.params,
         "name": spec.name,
     }
+
+
+def test_a_role_given_the_wrong_number_of_columns_is_refused(program_dir: Path) -> None:
+    bundle = Bundle.from_path(program_dir)
+    definition = bundle.manifest.definition(bundle.digest)
+    columns = (Column("a", "float", 0, 9, 1), Column("b", "float", 0, 9, 1))
+    with pytest.raises(InvalidJobSpec) as info:  # `value` takes one column, not a list
+        checks.check_input_columns(definition, 0, {"value": ["a", "b"]}, columns, "g/orders")
+    assert info.value.reason == "role_column_count"
+
+
+def test_a_manifest_role_may_take_a_list_of_columns(program_dir: Path) -> None:
+    _edit(
+        program_dir,
+        "program.toml",
+        'value = "numeric"',
+        'value = "numeric"\nfeatures = { type = "float", columns = [2, 3] }\n'
+        'optional = ["features"]',
+    )
+    bundle = Bundle.from_path(program_dir)
+    (value, features) = bundle.manifest.roles[0]
+    assert (features.many, features.min_columns, features.max_columns) == (True, 2, 3)
+    definition = bundle.manifest.definition(bundle.digest)
+    columns = tuple(Column(n, "float", 0, 9, 1) for n in "abcd")
+    with pytest.raises(InvalidJobSpec) as info:
+        checks.check_input_columns(
+            definition, 0, {"value": "a", "features": ["b", "c", "d", "a"]}, columns, "g/o"
+        )
+    assert info.value.reason == "role_column_count"
