@@ -179,6 +179,15 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "too_few_rows",
+        "The owners' datasets have, together, no more rows than the model has coefficients "
+        "(the catalog's row counts), so its fit is not determined.",
+        "Use fewer features or add data owners.",
+        _S.FAILED_PRECONDITION,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "key_type_mismatch",
         "The join keys of the owners' datasets have different types.",
         "Join on key columns of one type at every owner.",
@@ -562,6 +571,17 @@ _ALL: tuple[Reason, ...] = (
         "Nothing arrived from an awaited peer for `ENSNIF_PEER_SILENCE_SECONDS`: a frozen "
         "process or a link that stopped carrying data.",
         "Check the stalled party's host and the network between the parties; submit again.",
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
+        "singular_system",
+        "A model's linear system is singular at the job's precision: a feature is constant, "
+        "features are collinear, or there are no more rows than coefficients. Found inside "
+        "MPC; only that one fact was opened.",
+        "Drop or combine the features named as redundant, or ask for a ridge penalty "
+        "(params.ridge > 0).",
+        _S.FAILED_PRECONDITION,
         ends=_FAILED,
         group=RUNNING,
     ),

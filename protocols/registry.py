@@ -208,6 +208,7 @@ FAMILY_MODULES = (
     "protocols.ports",
     "protocols.ports.restart",
     "protocols.stash",
+    "protocols.models",
 )
 
 

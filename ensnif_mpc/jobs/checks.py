@@ -235,6 +235,8 @@ def check_job(
     check_key_types(key_types)
     if definition.check_spec is not None:
         definition.check_spec(spec)
+    if definition.check_rows is not None:
+        definition.check_rows(spec, rows)
     # The session's decimals: the most any column read on the grid declares.
     on_grid = [c for read in reads for cols in grid_columns(read).values() for c in cols]
     decimals = max((c.decimals for c in on_grid), default=0)

@@ -168,6 +168,7 @@ class Example:
     overlap: float = 0.5
     groups: tuple[str, ...] = ()
     optional_roles: frozenset[str] = frozenset()  # optional roles the example fills
+    columns: Mapping[str, int] = field(default_factory=dict)  # many-column role -> how many
     data: tuple[Mapping[str, Sequence[Any]], ...] = ()  # per owner: role -> column
     rel_error: float = 0.0
     abs_error: float = 0.0
@@ -204,6 +205,9 @@ class ProtocolDef:
     # The largest magnitude the protocol's secure values reach, where it exceeds the sum
     # of one column (see SizingNeed); None: Σ rows·|bound| of the value column.
     sizing: SizingNeed | None = None
+    # Checks of the job against the catalog's row counts (the owners', in input order),
+    # e.g. more coefficients than rows; raises a refusal naming the rule.
+    check_rows: Callable[[Any, Sequence[int]], None] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Who computes: "mpyc" (every party of the session, Shamir shares), "local" (one data
     # owner alone on its own data, no MPC session), "he" (homomorphic encryption).

@@ -17,6 +17,8 @@ counts (n·l and l·m, public by the parameters anyway).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from protocols.program import Program, program
@@ -31,18 +33,28 @@ def _shape(p: Program, name: str, rows: int, cols: int) -> np.ndarray:
     return np.array([int(v) for v in values], dtype=np.int64).reshape(rows, cols)
 
 
-async def rref(p: Program, a: object, n: int) -> object:
-    """Gauss–Jordan on a secure fixed-point n × l array: one reciprocal per pivot, and the
-    whole matrix updated by one outer product per pivot (no per-element loop)."""
-    mpc = p.mpc
+def gauss_jordan(mpc: Any, a: Any, n: int) -> tuple[Any, list[Any]]:
+    """Gauss–Jordan on a secure fixed-point n × l array, without pivoting: one reciprocal
+    per pivot, and the whole matrix updated by one outer product per pivot (no
+    per-element loop). Returns the reduced array and the n pivots (a[k, k] at step k, still
+    secret), which a caller checks for a near-zero one where its matrix may be singular
+    (``protocols.models.regression``); a zero pivot leaves the result meaningless."""
+    pivots = []
     for k in range(n):
-        row = a[k] * (1 / a[k, k])  # type: ignore[index]
+        pivot = a[k, k]
+        pivots.append(pivot)
+        row = a[k] * (1 / pivot)
         unit = np.zeros(n)
         unit[k] = 1.0
-        col = a[:, k] - unit  # type: ignore[index]
+        col = a[:, k] - unit
         # Row i ≠ k loses a[i,k]·row; row k becomes row (a[k] − (a[k,k] − 1)·row = row).
         a = a - mpc.np_outer(col, row)
-    return a
+    return a, pivots
+
+
+async def rref(p: Program, a: object, n: int) -> object:
+    """Gauss–Jordan on a secure fixed-point n × l array (:func:`gauss_jordan`)."""
+    return gauss_jordan(p.mpc, a, n)[0]
 
 
 @program

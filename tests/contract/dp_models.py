@@ -76,6 +76,9 @@ class Model:
     # The DP job's parameters, on the integer grid of the drawn rows (from the property's
     # row cap, threshold and per-key rule).
     params: Callable[[int, int | None, str], dict[str, Any]] = lambda cap, t, how: {}
+    # A protocol reading several columns: each owner's column bounds by role, from the
+    # drawn bound B (the rows' values are within [−B, B]; the model maps them to columns).
+    bounds: Callable[[int], dict[str, tuple[int, ...]]] | None = None
 
 
 def _family(protocol: str) -> Model:
@@ -83,6 +86,25 @@ def _family(protocol: str) -> Model:
         families.RELEASES[protocol],
         lambda cap, t, how: families._params(protocol, cap, t, how),
     )
+
+
+def _regression_z(r: Row) -> tuple[int, int, int]:
+    """A row's (x1, x2, y) for linear_regression, each within the value's bound."""
+    return r.value, (r.value * r.filter) // 6, r.value if r.key % 2 else -r.value
+
+
+def _regression(rows, owners, params):
+    """n; Σz; XᵀX's upper triangle; Xᵀy; yᵀy (the DP release's blocks, ridge 0)."""
+    z = [_regression_z(r) for r in families._flat(rows)]
+    col = list(zip(*z, strict=True)) if z else [(), (), ()]
+    dot = lambda a, b: sum(p * q for p, q in zip(col[a], col[b], strict=True))  # noqa: E731
+    return [
+        [len(z)],
+        [sum(c) for c in col],
+        [dot(0, 0), dot(0, 1), dot(1, 1)],
+        [dot(0, 2), dot(1, 2)],
+        [dot(2, 2)],
+    ]
 
 
 _GROUPS_PARAM = {"groups": GROUPS}
@@ -94,5 +116,10 @@ MODELS: dict[str, Model] = {
     "group_sum": Model(lambda r, o, p: [_per_group(r)[1]], lambda c, t, h: _GROUPS_PARAM),
     "group_by": Model(lambda r, o, p: list(_per_group(r)), lambda c, t, h: _GROUPS_PARAM),
     "group_discovery": Model(_discovery, lambda c, t, h: {"max_groups": 8}),
+    "linear_regression": Model(
+        _regression,
+        lambda c, t, h: {"ridge": 0.0},
+        bounds=lambda b: {"features": (b, b), "label": (b,)},
+    ),
     **{name: _family(name) for name in families.RELEASES},
 }

@@ -47,10 +47,23 @@ def owner_table(
     data: dict[str, Any] = {}
     columns: list[Column] = []
     roles: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
     for role in definition.roles_at(position):
         if not (role.required or role.name in example.optional_roles):
             continue
         name = role.name
+        if role.many:  # columns name0, name1, …: numbers like the value column's
+            count = example.columns.get(name, role.min_columns)
+            lists[name] = [f"{name}{j}" for j in range(count)]
+            for column in lists[name]:
+                data[column], declared = _numbers(example, rng, rows, column)
+                columns.append(declared)
+            continue
+        if name == "label":
+            data[name], declared = _numbers(example, rng, rows, name)
+            roles[name] = name
+            columns.append(declared)
+            continue
         roles[name] = name
         if given is not None and name in given:
             values = np.asarray(given[name])
@@ -76,7 +89,18 @@ def owner_table(
         else:
             columns.append(Column(name, "string"))
         data[name] = values
-    return OwnerTable(data, tuple(columns), roles)
+    return OwnerTable(data, tuple(columns), roles, lists=lists)
+
+
+def _numbers(
+    example: Example, rng: np.random.Generator, rows: int, name: str
+) -> tuple[np.ndarray, Column]:
+    """A numeric column drawn within the example's bounds at its decimals."""
+    values = draw(rng, rows, example.lower, example.upper, example.decimals)
+    kind = "float" if example.decimals else "int"
+    if kind == "int":
+        values = values.astype(np.int64)
+    return values, Column(name, kind, example.lower, example.upper, example.decimals)
 
 
 def owners(definition: ProtocolDef, example: Example, seed: int) -> list[OwnerTable | None]:

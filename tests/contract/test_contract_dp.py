@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st, target
 
+from ensnif_mpc.jobs.protocol import OwnerBounds
 from protocols.registry import catalog
 from tests.contract.dp_models import MODELS
 from tests.unit.protocols import test_dp_families_sensitivity as families
@@ -27,6 +28,10 @@ def _declared(protocol: str, owners: list[tuple[int, int]]) -> list[tuple[int, i
     definition = catalog()[protocol]
     n = max(definition.min_data_owners, min(len(owners), definition.max_data_owners or 3))
     owners = (owners * n)[:n]
+    model = MODELS.get(protocol)
+    if model is not None and model.bounds is not None:  # several columns, each bounded by b
+        # (the "value" bound is what the rows are drawn with, as (k, b) reads it)
+        return [OwnerBounds(k, {"value": (b,), **model.bounds(b)}) for k, b in owners]
     takes_value = [
         any(r.name == "value" for r in definition.roles_at(i)) for i in range(len(owners))
     ]

@@ -31,6 +31,8 @@ import numpy as np
 from coordinator.validation import honest_majority_threshold, sizing_for
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.data.sources import SourceSpec
+from ensnif_mpc.jobs.checks import grid_bound, sum_bits
+from ensnif_mpc.jobs.protocol import GRID_ROLES, OwnerSize
 from ensnif_mpc.jobs.worker_session import (
     ARTIFACTS_FILE,
     LOG_FILE,
@@ -83,13 +85,28 @@ class OwnerTable:
     roles: Mapping[str, str]  # role -> column name
     fmt: str = "csv"  # csv | parquet | sqlite (a SQL source through SQLAlchemy)
     clamp: bool = False
+    lists: Mapping[str, Sequence[str]] = field(default_factory=dict)  # role -> its columns
 
     @property
     def rows(self) -> int:
         return len(next(iter(self.data.values())))
 
     def role_values(self) -> dict[str, np.ndarray]:
-        return {role: np.asarray(self.data[name]) for role, name in self.roles.items()}
+        """Each role's values: a column, or rows × columns for a role given a list."""
+        out = {role: np.asarray(self.data[name]) for role, name in self.roles.items()}
+        for role, names in self.lists.items():
+            out[role] = np.column_stack([np.asarray(self.data[n]) for n in names])
+        return out
+
+    def grid_bounds(self, decimals: int) -> dict[str, tuple[int, ...]]:
+        """Each grid role's columns' declared bounds on the integer grid (the catalog's)."""
+        declared = {c.name: c for c in self.columns}
+        named = {**{r: [n] for r, n in self.roles.items()}, **dict(self.lists)}
+        return {
+            role: tuple(grid_bound(declared[n].abs_bound, decimals) for n in names)
+            for role, names in named.items()
+            if role in GRID_ROLES
+        }
 
     def write(self, directory: Path) -> SourceSpec:
         import pandas as pd
@@ -155,8 +172,20 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in socks]
 
 
-def bit_length_for(tables: Sequence[OwnerTable | None], decimals: int) -> int:
-    """The session size the coordinator would fix from the catalog (rows and declared bounds)."""
+def bit_length_for(
+    tables: Sequence[OwnerTable | None], decimals: int, protocol: str | None = None
+) -> int:
+    """The session size the coordinator would fix from the catalog (rows and declared
+    bounds, and the magnitude ``protocol`` declares it reaches)."""
+    plain = _bit_length_for(tables, decimals)
+    definition = registry.get(protocol) if protocol else None
+    if definition is None or definition.sizing is None:
+        return plain
+    sizes = [OwnerSize(t.rows, t.grid_bounds(decimals)) for t in tables if t is not None]
+    return max(plain, sum_bits(max(definition.sizing(sizes, {}), 1)))
+
+
+def _bit_length_for(tables: Sequence[OwnerTable | None], decimals: int) -> int:
     columns = []
     rows = []
     for t in tables:
@@ -193,7 +222,7 @@ def write_sessions(
     assert job_id.isalnum()
     tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
     if bit_length is None:
-        bit_length = bit_length_for(tables, decimals)
+        bit_length = bit_length_for(tables, decimals, protocol)
     n = len(owner_values)
     ports = free_ports(n)
     creds = [mpc_session.mint(job_id, i, consortium.party_key_pems[i]) for i in range(n)]
@@ -210,6 +239,7 @@ def write_sessions(
     ]
     owners = [i for i, t in enumerate(tables) if t is not None]
     input_roles = [dict(t.roles) for t in tables if t is not None]
+    input_role_lists = [{r: list(c) for r, c in t.lists.items()} for t in tables if t is not None]
     dirs = []
     for i, table in enumerate(tables):
         directory = root / f"party{i}" / job_id
@@ -222,6 +252,7 @@ def write_sessions(
                 "dataset_columns": [vars(c) for c in table.columns],
                 "clamp": table.clamp,
                 "roles": dict(table.roles),
+                "role_lists": {r: list(c) for r, c in table.lists.items()},
             }
         WorkerSession(
             job_id=job_id,
@@ -235,6 +266,7 @@ def write_sessions(
             decimals=decimals,
             analyst_cert_pem=consortium.analyst_cert_pem,
             input_roles=input_roles,
+            input_role_lists=input_role_lists,
             release=dict(release or {}),
             party_names=[p.party for p in peers],
             party_cert_pems=[p.party_cert_pem for p in peers],
@@ -442,7 +474,7 @@ def run_parties(
     root = tmp_path / job_id
     consortium = make_consortium(root, len(owner_values))
     tables = [None if o is None else as_table(o, lower, upper, decimals) for o in owner_values]
-    bit_length = bit_length_for(tables, decimals) + _headroom(release)
+    bit_length = bit_length_for(tables, decimals, protocol) + _headroom(release)
     dirs = write_sessions(
         root,
         consortium,
