@@ -51,3 +51,12 @@ async def outsourced_totals(mpc: Any, mine: Sequence[int], target: Any | None = 
         return exact
     converted = mpc.convert(list(exact), target)
     return mpc.np_fromlist(converted)
+
+
+async def outsourced_rows(mpc: Any, mine: Sequence[int], sectype: Any) -> Any:
+    """An outsourced column's rows, secret-shared (``ensnif_mpc/he/outsource_rows.py``):
+    the parties' additive shares (the helper's minus its masks) add up to each row exactly,
+    no correction needed; a secure array of ``sectype``."""
+    parties = list(range(len(mpc.parties)))
+    shared = mpc.input(sectype.array(np.array([int(v) for v in mine], dtype=object)), parties)
+    return mpc.np_sum(mpc.np_stack(shared), axis=0)

@@ -79,6 +79,7 @@ class MaskedBatch:
     context_sha256: str
     outputs: tuple[str, ...]  # the series each ciphertext sums
     blobs: tuple[bytes, ...]
+    rows: int = 0  # 0: one total per ciphertext; else the rows of one series, chunk by chunk
 
     def to_bytes(self) -> bytes:
         head = json.dumps(
@@ -88,6 +89,7 @@ class MaskedBatch:
                 "context_sha256": self.context_sha256,
                 "outputs": list(self.outputs),
                 "sizes": [len(b) for b in self.blobs],
+                "rows": self.rows,
             }
         ).encode()
         return _MAGIC + struct.pack("<I", len(head)) + head + b"".join(self.blobs)
@@ -104,7 +106,8 @@ class MaskedBatch:
             for n in head["sizes"]:
                 blobs.append(data[offset : offset + n])
                 offset += n
-            if offset != len(data) or len(blobs) != len(head["outputs"]):
+            rows = int(head.get("rows", 0))
+            if offset != len(data) or (not rows and len(blobs) != len(head["outputs"])):
                 raise ValueError("length")
             return cls(
                 str(head["job_id"]),
@@ -112,6 +115,7 @@ class MaskedBatch:
                 str(head["context_sha256"]),
                 tuple(head["outputs"]),
                 tuple(blobs),
+                rows,
             )
         except (ValueError, KeyError, TypeError, struct.error):
             raise InvalidArgument(
@@ -207,7 +211,7 @@ def additive_shares(totals: Sequence[int], n: int) -> list[list[int]]:
     return out
 
 
-def _associated(job_id: str, index: int, batch_digest: bytes) -> bytes:
+def associated(job_id: str, index: int, batch_digest: bytes) -> bytes:
     return b"ensnif-outsourced-share-v1|" + f"{job_id}|{index}|".encode() + batch_digest
 
 
@@ -236,7 +240,7 @@ def share_masked(
         peer.index: sealing.seal(
             peer.mpc_cert_pem,
             json.dumps([str(v) for v in shares[peer.index]]).encode(),
-            _associated(batch.job_id, peer.index, digest),
+            associated(batch.job_id, peer.index, digest),
         )
         for peer in peers
     }
@@ -246,13 +250,13 @@ def open_share(
     key_pem: bytes, sealed: bytes, job_id: str, index: int, batch: MaskedBatch
 ) -> list[int]:
     """Step 3 at party ``index``: its additive share, sealed to its per-job key."""
-    plain = sealing.unseal(key_pem, sealed, _associated(job_id, index, batch.digest))
+    plain = sealing.unseal(key_pem, sealed, associated(job_id, index, batch.digest))
     try:
         values = [int(v) for v in json.loads(plain)]
     except (ValueError, TypeError):
         raise CryptoError("an outsourced share does not decode") from None
-    if len(values) != len(batch.outputs):
-        raise CryptoError("an outsourced share has the wrong number of outputs")
+    if len(values) != (batch.rows or len(batch.outputs)):
+        raise CryptoError("an outsourced share has the wrong number of values")
     return values
 
 

@@ -19,13 +19,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mpyc.runtime import mpc
 
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.he import outsource, outsource_table as table
-from protocols.he_outsourced import forward_shares, outsourced_totals
+from ensnif_mpc.he import outsource, outsource_rows, outsource_table as table
+from protocols.he_outsourced import forward_shares, outsourced_rows, outsourced_totals
 
 HELPER = 2
 DIR = Path(os.environ["PROBE_DIR"])
@@ -54,12 +55,17 @@ async def main() -> None:
     if os.environ.get("PROBE_MODE") == "wrap":
         await wrap_only()
         return
+    rows_mode = os.environ.get("PROBE_MODE") == "rows"
     timing: dict[str, float] = {}
-    masks = sealed = None
+    masks: Any = None
+    sealed = None
     if mpc.pid == HELPER:
         t0 = time.perf_counter()
         stored = table.open_stored(DIR / "dataset", (DIR / "ca.crt").read_bytes())
-        batch, masks = outsource.mask_outputs(stored, JOB, OUTPUTS)
+        if rows_mode:
+            batch, masks = outsource_rows.mask_rows(stored, JOB, OUTPUTS[0])
+        else:
+            batch, masks = outsource.mask_outputs(stored, JOB, OUTPUTS)
         (DIR / "batch.tmp").write_bytes(batch.to_bytes())
         (DIR / "batch.tmp").rename(DIR / "batch.bin")
         timing["helper_mask"] = time.perf_counter() - t0
@@ -78,8 +84,12 @@ async def main() -> None:
     mine = outsource.open_share(key, received[mpc.pid], JOB, mpc.pid, batch)
     if mpc.pid == HELPER:
         assert masks is not None
-        mine = outsource.helper_input(mine, masks)
+        helper_input = outsource_rows.helper_row_input if rows_mode else outsource.helper_input
+        mine = helper_input(mine, masks)
     secint = mpc.SecInt(64)
+    if rows_mode:
+        await rows_statistics(mine, secint, timing, t0)
+        return
     converted = await outsourced_totals(mpc, mine, secint)
     timing["conversion"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -95,6 +105,29 @@ async def main() -> None:
         combined = combined + noise
     totals = await mpc.output(combined)
     timing["live_and_open"] = time.perf_counter() - t0
+    if mpc.pid == 0:
+        print("totals", json.dumps([int(v) for v in totals]), flush=True)
+    if os.environ.get("PROBE_TIMING"):
+        print("timing", json.dumps(timing), flush=True)
+    await mpc.shutdown()
+
+
+async def rows_statistics(
+    mine: list[int], secint: Any, timing: dict[str, float], t0: float
+) -> None:
+    """The outsourced rows x as a secure vector, and a live owner's column y of the same rows
+    (party 0): open Σx, Σx² and Σxy, the statistics a regression of y on x trains on."""
+    x = await outsourced_rows(mpc, mine, secint)
+    timing["conversion"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    y_plain = np.load(DIR / "live_rows.npy", allow_pickle=True) if mpc.pid == 0 else None
+    y = mpc.input(
+        secint.array(y_plain if y_plain is not None else np.zeros(len(mine), dtype=object)),
+        senders=0,
+    )
+    stats = [mpc.np_sum(x), x @ x, x @ y]
+    totals = await mpc.output(stats)
+    timing["statistics_and_open"] = time.perf_counter() - t0
     if mpc.pid == 0:
         print("totals", json.dumps([int(v) for v in totals]), flush=True)
     if os.environ.get("PROBE_TIMING"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.he import bfv, outsource, outsource_table as table
+from ensnif_mpc.he import bfv, outsource, outsource_rows, outsource_table as table
 from ensnif_mpc.security import mpc_session, pki
 from tests.helpers import issue_pki
 from tests.protocols.harness import free_ports
@@ -103,13 +103,19 @@ def run(
     sigma_share: float = 0.0,
 ) -> ProbeRun:
     """One job: ``mode`` "outsourced" (the helper holds ciphertexts) or "live" (the same
-    job with the helper's rows in the clear, the baseline). ``owner_online=False``: no
+    job with the helper's rows in the clear, the baseline) or "rows" (the outsourced
+    column's rows converted; ``live`` is then another column of the same rows at party 0,
+    and the totals are Σx, Σx², Σxy). ``owner_online=False``: no
     owner client runs; the helper ends the job after ``window_s``. ``sigma_share``: each
     party's discrete Gaussian noise scale (0: exact release)."""
     setup = prepare(work, outsourced, edges)
     certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
     assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
-    outputs = column(edges).series()
+    outputs = ["amount"] if mode == "rows" else column(edges).series()
+    if mode == "rows":  # the live owner holds another column of the same rows
+        np.save(
+            probe / "live_rows.npy", np.rint(live * 10**DECIMALS).astype(np.int64).astype(object)
+        )
     np.save(probe / "live.npy", partials(live, edges))
     np.save(probe / "helper_live.npy", partials(outsourced, edges))
     peers = []
@@ -157,8 +163,8 @@ def run(
     try:
         if not owner_online:
             return _offline(probe, procs, timeout_s, time.perf_counter() - t0)
-        if mode == "outsourced":
-            owner_s = _owner_client(probe, key, peers, procs, timeout_s)
+        if mode in ("outsourced", "rows"):
+            owner_s = _owner_client(probe, key, peers, procs, timeout_s, rows=mode == "rows")
         codes = [p.wait(timeout=timeout_s) for p in procs]
     finally:
         for p in procs:
@@ -205,6 +211,7 @@ def _owner_client(
     peers: list[mpc_session.PeerBinding],
     procs: list[subprocess.Popen[bytes]],
     timeout_s: float,
+    rows: bool = False,
 ) -> float:
     """What `ensnif outsource serve` does for a job: take the masked batch, decrypt, share,
     seal each share to its party's per-job key."""
@@ -217,7 +224,8 @@ def _owner_client(
     t0 = time.perf_counter()
     batch = outsource.MaskedBatch.from_bytes(batch_file.read_bytes())
     ca = (probe / "ca.crt").read_bytes()
-    sealed = outsource.share_masked(key.context, key.context_sha256, batch, peers, ca)
+    share = outsource_rows.share_masked_rows if rows else outsource.share_masked
+    sealed = share(key.context, key.context_sha256, batch, peers, ca)
     body = json.dumps({str(i): base64.b64encode(b).decode() for i, b in sealed.items()})
     (probe / "sealed.tmp").write_text(body)
     (probe / "sealed.tmp").rename(probe / "sealed.json")

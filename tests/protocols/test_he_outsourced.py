@@ -74,3 +74,18 @@ def test_a_dp_release_is_within_the_noise_the_calibration_states(tmp_path):
     error = np.array(result.totals) - np.array(_numpy_answer(np.concatenate([live, outsourced])))
     assert np.all(np.abs(error) <= 6 * cal.sigma_total)
     assert np.any(error != 0)  # noise was added
+
+
+def test_outsourced_rows_train_with_a_live_owners_column_exactly(tmp_path):
+    """Vertically split rows: the outsourced column x at the helper, a live owner's y of the
+    same rows; the MPC's Σx, Σx² and Σxy (a regression's sufficient statistics) equal
+    numpy's on the integer grid."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 100_000, size=10_000, endpoint=True) / 100
+    y = rng.integers(0, 100_000, size=10_000, endpoint=True) / 100
+
+    result = run(tmp_path, y, x, EDGES, mode="rows")
+
+    gx = np.rint(x * 100).astype(object)
+    gy = np.rint(y * 100).astype(object)
+    assert result.totals == [int(gx.sum()), int(gx @ gx), int(gx @ gy)]

@@ -12,7 +12,7 @@ import pytest
 
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.errors import CryptoError, DataError, EnsnifError
-from ensnif_mpc.he import bfv, outsource, outsource_table as table
+from ensnif_mpc.he import bfv, outsource, outsource_rows, outsource_table as table
 from ensnif_mpc.security import mpc_session
 
 EDGES = (0.0, 25.0, 50.0, 75.0, 100.0)
@@ -229,3 +229,43 @@ def test_precomputed_sums_give_the_same_answer_and_a_changed_one_is_not_used(
     want = np.bincount(np.arange(grid.size) % 8192, weights=grid * inside, minlength=8192)
     assert np.array_equal(cached, want.astype(np.int64))
     assert np.array_equal(fallback, cached)
+
+
+def test_masked_rows_convert_to_additive_shares_of_every_row_exactly(tmp_path, key, consortium):
+    values = _draw(9_000, seed=12)  # two ciphertexts
+    stored = table.open_stored(_store(tmp_path, key, consortium, values), consortium.ca_pem)
+    batch, masks = outsource_rows.mask_rows(stored, "job-r", "amount")
+    batch = outsource.MaskedBatch.from_bytes(batch.to_bytes())
+    peers, mpc_keys = _peers(consortium, "job-r")
+
+    sealed = outsource_rows.share_masked_rows(
+        key.context, key.context_sha256, batch, peers, consortium.ca_pem
+    )
+    shares = [
+        outsource.open_share(mpc_keys[i].encode(), sealed[i], "job-r", i, batch) for i in (0, 1)
+    ]
+    rows = np.array(shares[0], dtype=object) + np.array(
+        outsource_rows.helper_row_input(shares[1], masks), dtype=object
+    )
+
+    assert rows.tolist() == np.rint(values * 100).astype(np.int64).tolist()
+
+
+def test_rows_of_a_column_too_wide_to_hide_are_refused(tmp_path, key, consortium):
+    wide = table.OutsourcedColumn(Column("amount", "float", 0.0, 10_000.0, 2))  # 10^6 > 2^17
+    manifest, frames = table.encrypt_table(
+        key, "wide", "alice", {"amount": np.array([1.0])}, [wide], {}
+    )
+    table.write(
+        tmp_path / "wide",
+        key,
+        manifest,
+        frames,
+        consortium.alice.key.read_bytes(),
+        consortium.alice.cert.read_bytes(),
+    )
+    stored = table.open_stored(tmp_path / "wide", consortium.ca_pem)
+
+    with pytest.raises(EnsnifError) as err:
+        outsource_rows.mask_rows(stored, "job-w", "amount")
+    assert err.value.reason == "he_sum_out_of_range"
