@@ -153,6 +153,9 @@ class Context:
     dp: bool = False
     # This party's shares of the artifacts the job takes as input (ArtifactShare dicts).
     artifacts: tuple[dict[str, Any], ...] = ()
+    # DP release: the noise blocks an iterative program opens round by round
+    # (protocols.rounds.NoisyRounds, set by the worker); None for an exact release.
+    rounds: Any = None
 
     @property
     def is_owner(self) -> bool:

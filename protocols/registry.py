@@ -209,6 +209,7 @@ FAMILY_MODULES = (
     "protocols.ports.restart",
     "protocols.stash",
     "protocols.models",
+    "protocols.models.learning",
 )
 
 

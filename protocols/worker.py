@@ -332,6 +332,7 @@ async def _run(
     from protocols import registry
     from protocols.io import Context
     from protocols.rounds import NoisyRounds
+    from protocols.rounds import NoisyRounds
 
     plan = ReleasePlan.from_dict(session.release) if session.release else EXACT
     if session.protocol == MEMBER_PROTOCOL:  # a member's program, from this job's directory
@@ -366,12 +367,16 @@ async def _run(
             dp=not plan.exact,
             artifacts=tuple(session.artifacts),
         )
+        rounds = None if plan.exact else NoisyRounds(mpc, plan)
+        ctx.rounds = rounds
         report("computing", 0.1)
         produced = await program(ctx)
         _check_destinations(definition, produced, len(session.addresses))
         outputs = [o for o in produced if o.to != ARTIFACT]
         sigmas = [0.0] * len(outputs)
-        if not plan.exact:
+        if rounds is not None and rounds.used:  # an iterative program noised its rounds
+            outputs, sigmas = rounds.finish(outputs)
+        elif not plan.exact:
             report("noising", 0.85)
             gated = bool(definition.extra.get("after_noise"))
             outputs = await _add_noise(mpc, outputs, plan, gated)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols import discovery
+from tests.contract import dp_models_learning as learning
 from tests.unit.protocols import test_dp_families_sensitivity as families
 
 Row = families.Row
@@ -120,6 +121,16 @@ MODELS: dict[str, Model] = {
         _regression,
         lambda c, t, h: {"ridge": 0.0},
         bounds=lambda b: {"features": (b, b), "label": (b,)},
+    ),
+    "logistic_regression": Model(
+        learning.logistic_release,
+        lambda c, t, h: learning.LOGISTIC_PARAMS,
+        bounds=lambda b: {"features": (b,), "label": (1,)},
+    ),
+    "kmeans": Model(
+        learning.kmeans_release,
+        lambda c, t, h: learning.KMEANS_PARAMS,
+        bounds=lambda b: {"features": (b,)},
     ),
     **{name: _family(name) for name in families.RELEASES},
 }
