@@ -61,6 +61,20 @@ def select(tags_a: np.ndarray, tags_b: np.ndarray) -> np.ndarray:
     return np.isin(tags_a, tags_b).astype(np.uint64)
 
 
+def partners(tags_a: np.ndarray, tags_b: np.ndarray) -> np.ndarray:
+    """The helper's alignment: for each of B's tags, the position of the same tag among
+    A's, or −1 (int64, in B's order)."""
+    if len(tags_a) == 0:
+        return np.full(len(tags_b), -1, dtype=np.int64)
+    order = np.argsort(tags_a, kind="stable")
+    ordered = tags_a[order]
+    pos = np.minimum(np.searchsorted(ordered, tags_b), len(ordered) - 1)
+    hit = ordered[pos] == tags_b
+    if np.any(ordered[1:] == ordered[:-1]) or len(np.unique(tags_b)) != len(tags_b):
+        raise ArithmeticError("two keys of one owner share a 64-bit tag")
+    return np.where(hit, order[pos], -1)
+
+
 def as_ring(values: np.ndarray) -> np.ndarray:
     """Signed integers (|v| < 2^63) as elements of Z_2^64 (uint64, two's complement)."""
     return np.asarray(values, dtype=np.int64).view(np.uint64)
@@ -72,3 +86,95 @@ def dot(x: np.ndarray, y: np.ndarray) -> int:
         return 0
     with np.errstate(over="ignore"):
         return int(np.dot(x, y))
+
+
+# -- the rings of the aligned join (protocols.join.aligned) ----------------------------------
+class Ring64:
+    """Z_2^64 as numpy uint64: every operation wraps modulo 2^64, at numpy speed."""
+
+    modulus = 1 << 64
+
+    def encode(self, values: Any) -> np.ndarray:
+        """Integers (|v| < 2^63; Python ints or int64) as ring elements."""
+        array = np.asarray(values)
+        return (array if array.dtype == np.int64 else array.astype(np.int64)).view(np.uint64)
+
+    def mask(self, seed: bytes, label: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        return stream(seed, label, int(np.prod(shape))).reshape(shape)
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=np.uint64)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.asarray(np.add(x, y, dtype=np.uint64))
+
+    def sub(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.asarray(np.subtract(x, y, dtype=np.uint64))
+
+    def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.asarray(np.multiply(x, y, dtype=np.uint64))
+
+    def cross(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """x^T · y for (n, c) and (n, d) matrices: a (c, d) matrix."""
+        if x.shape[0] == 0:
+            return self.zeros((x.shape[1], y.shape[1]))
+        with np.errstate(over="ignore"):
+            return np.asarray(np.matmul(x.T, y))
+
+    def total(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.asarray(x.sum(axis=0, dtype=np.uint64))
+
+    def ints(self, x: np.ndarray) -> list[int]:
+        """Ring elements as Python ints in [0, 2^64)."""
+        return [int(v) for v in np.asarray(x, dtype=np.uint64).ravel()]
+
+
+class RingP:
+    """Z_p for a prime p (an MPyC field's modulus) as numpy object arrays of Python ints.
+
+    Slower than Z_2^64 but additive shares in Z_p become MPyC shares by one input per
+    party and a sum: no wrap-around to remove, whatever the length of the arrays.
+    """
+
+    def __init__(self, modulus: int) -> None:
+        self.modulus = modulus
+        # Masks are drawn 64 bits longer than p, so their bias mod p is below 2^-64.
+        self.words = (modulus.bit_length() + 64 + 63) // 64
+
+    def encode(self, values: Any) -> np.ndarray:
+        return np.asarray(np.asarray(values, dtype=object) % self.modulus)
+
+    def mask(self, seed: bytes, label: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        count = int(np.prod(shape))
+        raw = stream(seed, label, count * self.words).reshape(count, self.words).astype(object)
+        value = np.zeros(count, dtype=object)
+        for i in range(self.words):  # a few words per element, not a loop over elements
+            value = value + (raw[:, i] << (64 * i))
+        return np.asarray(value % self.modulus).reshape(shape)
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=object)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray((x + y) % self.modulus)
+
+    def sub(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray((x - y) % self.modulus)
+
+    def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray((x * y) % self.modulus)
+
+    def cross(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 0:
+            return self.zeros((x.shape[1], y.shape[1]))
+        return np.asarray(np.dot(x.T, y) % self.modulus)
+
+    def total(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x.sum(axis=0) % self.modulus) if len(x) else self.zeros(x.shape[1:])
+
+    def ints(self, x: np.ndarray) -> list[int]:
+        return [int(v) for v in np.asarray(x, dtype=object).ravel()]

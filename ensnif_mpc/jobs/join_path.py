@@ -7,6 +7,9 @@ Two routes exist (``protocols.join``):
   the helper never holds; the helper matches the tags and secret-shares the selection.
   Only the helper learns the number of matching keys; a helper that deviates from the
   protocol chooses the selection alone.
+  For ``join_group_by`` and ``join_correlation`` the helper's matching aligns the two
+  owners' rows by two resharings (``protocols.join.aligned``); every party learns both
+  table sizes there, only the helper the number of matching keys.
 - ``prf-shuffle`` (``protocols.join.common``): every other session (more parties,
   t ≥ 2), a job that asks for it (``params.join_path = "prf-shuffle"``), or one whose
   integers would not fit the helper route's 64-bit ring. Keys are shuffled obliviously
@@ -28,12 +31,18 @@ from typing import Any
 TAGGED = "tagged-helper"
 PRF = "prf-shuffle"
 AUTO = "auto"
+ALIGNED = "aligned"  # the description of the tagged-helper route's aligned join
 PARAM = "join_path"
 CHOICES = (AUTO, PRF)  # "auto": the helper route where the session allows it
 
-# Protocols that have a tagged-helper route; the other joins always take the PRF route.
-TAGGED_PROTOCOLS = frozenset({"intersection_size", "intersection_sum"})
-# The helper route sums in the ring Z_2^64 (signed): the session's integers must fit.
+# Protocols that have a tagged-helper route: the selection (protocols.join.tagged) and the
+# aligned join (protocols.join.aligned: the matched rows of both owners side by side).
+SELECTION_PROTOCOLS = frozenset({"intersection_size", "intersection_sum"})
+ALIGNED_PROTOCOLS = frozenset({"join_group_by", "join_correlation"})
+TAGGED_PROTOCOLS = SELECTION_PROTOCOLS | ALIGNED_PROTOCOLS
+# These sum in the ring Z_2^64 (signed): the session's integers must fit. The correlation
+# sums in the MPyC field itself (Z_p), where every session's integers fit.
+RING_PROTOCOLS = frozenset({"intersection_size", "intersection_sum", "join_group_by"})
 MAX_BITS = 62
 
 DESCRIPTIONS = {
@@ -46,6 +55,20 @@ DESCRIPTIONS = {
         "owner's table size; the first owner learns nothing new. Trusts the helper to follow "
         "the protocol: a deviating helper chooses the selection alone; an owner colluding "
         "with the helper can test guessed keys of the other owner"
+    ),
+    ALIGNED: (
+        "tagged-helper, aligned: the two owners tag their distinct keys with HMAC-SHA256 "
+        "(truncated to 64 bits) under a fresh per-job key only they hold and send the tags, "
+        "in a private random order, to the helper, which matches them; the first owner's "
+        "per-key columns are carried into the second owner's key order by two resharings "
+        "(one permutation known to the first owner and the helper, uniformly random, one "
+        "known to the helper and the second owner), so both owners' rows of a matched key "
+        "stay secret-shared side by side; the aggregates are products over shares. Every "
+        "party learns both table sizes (numbers of distinct keys); only the helper learns "
+        "the number of matching keys; nobody learns how many groups a key has rows in. "
+        "Trusts the helper to follow the protocol: a deviating helper chooses the pairing "
+        "alone; an owner colluding with the helper can test guessed keys of the other owner "
+        "and learns the other owner's columns"
     ),
     PRF: (
         "prf-shuffle: shared keys shuffled obliviously by resharing, pseudonymized by a PRF "
@@ -76,15 +99,26 @@ def choose(
     ``bit_length`` (the session's integer size) is known to the workers; the manifest,
     built before the session is sized, passes None and states the condition instead.
     """
-    if protocol not in TAGGED_PROTOCOLS and protocol not in ("join_group_by", "join_correlation"):
+    if protocol not in TAGGED_PROTOCOLS:
         return None
     asked = requested(params)
-    fits = bit_length is None or bit_length <= MAX_BITS
+    limit = bit_limit(protocol)
+    fits = bit_length is None or limit is None or bit_length <= limit
     helper_session = n_parties == 3 and threshold == 1 and n_owners == 2
     if asked != PRF and protocol in TAGGED_PROTOCOLS and helper_session and fits:
         return TAGGED
     return PRF
 
 
-def describe(path: str | None) -> str:
-    return "" if path is None else DESCRIPTIONS[path]
+def bit_limit(protocol: str) -> int | None:
+    """The largest session integer size of the protocol's tagged-helper route (None: any)."""
+    return MAX_BITS if protocol in RING_PROTOCOLS else None
+
+
+def describe(path: str | None, protocol: str = "") -> str:
+    """What the route reveals, for the manifest (the aligned join's text for its protocols)."""
+    if path is None:
+        return ""
+    if path == TAGGED and protocol in ALIGNED_PROTOCOLS:
+        return DESCRIPTIONS[ALIGNED]
+    return DESCRIPTIONS[path]

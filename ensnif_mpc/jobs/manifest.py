@@ -57,11 +57,12 @@ def build(
         path = None
     leakage = definition.leakage
     if path is not None:
-        leakage += f" This job's route: {join_path.describe(path)}."
-        if path == join_path.TAGGED:
+        leakage += f" This job's route: {join_path.describe(path, definition.name)}."
+        limit = join_path.bit_limit(definition.name)
+        if path == join_path.TAGGED and limit is not None:
             leakage += (
                 f" (The {join_path.PRF} route is taken instead if the session's integers "
-                f"need more than {join_path.MAX_BITS} bits.)"
+                f"need more than {limit} bits.)"
             )
     return {
         "protocol": definition.name,

@@ -48,23 +48,37 @@ def correlation_frac_bits(bit_length: int) -> int:
 MOMENTS = ("pairs", "sum_x", "sum_y", "sumsq_x", "sumsq_y", "sum_xy")
 
 
-async def join_correlation(ctx: Context) -> list[SecureOutput]:
-    from protocols.shuffle import Shuffler
-
-    mpc, secfld = ctx.mpc, _secfld(ctx)
+def _sectype(ctx: Context) -> Any:
     f = correlation_frac_bits(ctx.bit_length)
     # DP: integers, for sums of squares and products of per-key values below 2^(b−2).
-    sectype = mpc.SecInt(2 * ctx.bit_length) if ctx.dp else mpc.SecFxp(2 * f, f)
+    return ctx.mpc.SecInt(2 * ctx.bit_length) if ctx.dp else ctx.mpc.SecFxp(2 * f, f)
+
+
+def _own_values(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """This owner's distinct keys and one value per key (params.per_key; capped under DP)."""
+    assert ctx.local is not None
     how = ctx.params.get("per_key", "mean")
+    agg = keyed(ctx.local, ["key"], measures=[("count", None), ("sum", "value")])
+    sums, counts = agg.values["sum:value"], agg.values["count"]
+    if ctx.dp and how == "sum":  # bounded per-key values: what the sensitivity assumes
+        _, sums = capped(sums, counts, row_cap(ctx.params))
+    return agg.keys["key"], per_key_values(sums, counts, how)
+
+
+async def join_correlation(ctx: Context) -> list[SecureOutput]:
+    from protocols.join import tagged
+    from protocols.shuffle import Shuffler
+
+    if tagged.takes_route(ctx, "join_correlation"):  # two owners, one helper, t = 1
+        return await _tagged_correlation(ctx)
+
+    mpc, secfld = ctx.mpc, _secfld(ctx)
+    sectype = _sectype(ctx)
     tables: list[tuple[np.ndarray, np.ndarray] | None] = [None, None]
     for position in range(2):
         if ctx.local is not None and ctx.index == ctx.owners[position]:
-            agg = keyed(ctx.local, ["key"], measures=[("count", None), ("sum", "value")])
-            sums, counts = agg.values["sum:value"], agg.values["count"]
-            if ctx.dp and how == "sum":  # bounded per-key values: what the sensitivity assumes
-                _, sums = capped(sums, counts, row_cap(ctx.params))
-            values = per_key_values(sums, counts, how)
-            tables[position] = (_hashed(agg.keys["key"]), values)
+            keys, values = _own_values(ctx)
+            tables[position] = (_hashed(keys), values)
     shared = []
     sizes = []
     for position in range(2):
@@ -98,7 +112,11 @@ async def join_correlation(ctx: Context) -> list[SecureOutput]:
         return _no_correlation(sectype, m)
     xs, ys = x[ia], y[ib]
     sx, sy = mpc.np_sum(xs), mpc.np_sum(ys)
-    sxx, syy, sxy = xs @ xs, ys @ ys, xs @ ys
+    return _pearson(m, sx, sy, xs @ xs, ys @ ys, xs @ ys, sectype(m))
+
+
+def _pearson(m: Any, sx: Any, sy: Any, sxx: Any, syy: Any, sxy: Any, pairs: Any) -> list[Any]:
+    """r² and the sign of r from the pair count (public or secret) and the moments."""
     num = m * sxy - sx * sy
     vx = m * sxx - sx * sx
     vy = m * syy - sy * sy
@@ -112,9 +130,57 @@ async def join_correlation(ctx: Context) -> list[SecureOutput]:
     return [
         SecureOutput("r2", r2, on_value_scale=False),
         SecureOutput("negative", num < 0, on_value_scale=False),
-        SecureOutput("pairs", sectype(m), on_value_scale=False),
+        SecureOutput("pairs", pairs, on_value_scale=False),
         SecureOutput("undefined", undefined, on_value_scale=False),
     ]
+
+
+async def _tagged_correlation(ctx: Context) -> list[SecureOutput]:
+    """The tagged-helper route (``protocols.join.aligned``): A's [1, x, x²] aligned to B's
+    keys, then one product with B's [1, y, y²], in Z_p of the output's secure type; the
+    six moments enter MPyC as one input per party (no wrap-around to remove). Same sizes
+    check as the PRF route: both sizes are known to every party on either route."""
+    from protocols.join import aligned, tagged
+    from protocols.tagging import RingP
+
+    me, (a, b) = ctx.index, ctx.owners
+    sectype = _sectype(ctx)
+    keys = values = None
+    if me in (a, b):
+        keys, values = _own_values(ctx)
+    n_a, n_b = await aligned.sizes(ctx, None if keys is None else len(keys))
+    if min(n_a, n_b) < 2 and not ctx.dp:
+        return _no_correlation(sectype, 0)
+    if not (n_a and n_b):
+        return [SecureOutput(name, sectype(0), on_value_scale=False) for name in MOMENTS]
+    trace = tagged._Trace("helper" if me not in (a, b) else f"owner{ctx.owners.index(me)}")
+    ctx.progress("tagging", 0.25)
+    m = await aligned.match(ctx, keys, n_a, n_b, trace)
+    ring = RingP(sectype.field.modulus)
+    powers = None
+    if values is not None:
+        v = np.asarray(values, dtype=object)
+        powers = ring.encode(np.stack([np.ones(len(v), dtype=object), v, v * v], axis=1))
+    ctx.progress("aligning", 0.5)
+    y = await aligned.align(ctx, m, ring, powers if me == a else None, 3, trace)
+    w = None
+    if me == b:
+        assert powers is not None and m.order is not None
+        w = powers[m.order]
+    ctx.progress("aggregating", 0.75)
+    share = await aligned.with_b(ctx, m, ring, y, w, 3, b"moments", trace)
+    # Y^T·W for Y = [P, X, X²] (aligned) and W = [1, y, y²]: the six moments.
+    cells = [(0, 0), (1, 0), (0, 1), (2, 0), (0, 2), (1, 1)]  # in MOMENTS' order
+    one = 1 << int(getattr(sectype, "frac_length", 0))
+    mine = np.array([share[i, j] * one for i, j in cells], dtype=object) % ring.modulus
+    n, sx, sy, sxx, syy, sxy = aligned.into_field(ctx, sectype, mine)
+    trace.write(ctx.mpc)
+    if ctx.dp:
+        return [
+            SecureOutput(name, value, on_value_scale=False)
+            for name, value in zip(MOMENTS, (n, sx, sy, sxx, syy, sxy), strict=True)
+        ]
+    return _pearson(n, sx, sy, sxx, syy, sxy, n)
 
 
 def _no_correlation(secfxp: Any, pairs: int) -> list[SecureOutput]:

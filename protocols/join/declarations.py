@@ -51,6 +51,12 @@ _ROUTES = (
     "params.join_path = 'prf-shuffle'. A session of two owners and one helper with t = 1 "
     f"takes the {join_path.DESCRIPTIONS[join_path.TAGGED]}."
 )
+_ALIGNED_ROUTES = (
+    " Routes (ensnif_mpc.jobs.join_path; the job's manifest names the one it takes): the "
+    "text above is the prf-shuffle route's, taken with more than three parties, t >= 2 or "
+    "params.join_path = 'prf-shuffle'. A session of two owners and one helper with t = 1 "
+    f"takes the {join_path.DESCRIPTIONS[join_path.ALIGNED]}."
+)
 _ROUTE_PARAM = Param(
     join_path.PARAM,
     "string",
@@ -89,6 +95,12 @@ def _check_cap(spec: Any) -> None:
 def _check_correlation(spec: Any) -> None:
     _check_per_key(spec.params)
     row_cap(spec.params)
+    _check_route(spec)
+
+
+def _check_group_by(spec: Any) -> None:
+    _check_join_group_by(spec)
+    _check_route(spec)
 
 
 DEFINITIONS = (
@@ -169,7 +181,7 @@ DEFINITIONS = (
             + _DP
             + " Under DP each key of the second owner counts at most max_rows_per_key rows "
             "over the listed groups (taken in their listed order, each group's sum scaled to "
-            "keep its mean)."
+            "keep its mean)." + _ALIGNED_ROUTES
         ),
         program="protocols.join.group_by:join_group_by",
         reference=_ref_join_group_by,
@@ -190,11 +202,12 @@ DEFINITIONS = (
                 "keep keys whose total of the first owner's `filter` column is > threshold",
             ),
             _cap("the second owner's"),
+            _ROUTE_PARAM,
         ),
         min_data_owners=2,
         max_data_owners=2,
         finalize=_finalize_group,
-        check_spec=_check_join_group_by,
+        check_spec=_check_group_by,
         dp_sensitivity=positional(_dp_join_group_by),
     ),
     ProtocolDef(
@@ -213,7 +226,7 @@ DEFINITIONS = (
             + " Under DP the analyst opens noisy n, Σx, Σy, Σx², Σy², Σxy of the matched "
             "pairs instead, and its side computes r (NaN where a noisy spread is not "
             "positive) and the noisy pair count; with per_key = sum a key's sum counts at "
-            "most max_rows_per_key rows (scaled to keep its mean)."
+            "most max_rows_per_key rows (scaled to keep its mean)." + _ALIGNED_ROUTES
         ),
         program="protocols.join.correlation:join_correlation",
         reference=_ref_join_correlation,
@@ -228,6 +241,7 @@ DEFINITIONS = (
                 default="mean",
             ),
             _cap("an owner's (with per_key = sum)"),
+            _ROUTE_PARAM,
         ),
         min_data_owners=2,
         max_data_owners=2,

@@ -43,8 +43,44 @@ def threshold_flags(totals: np.ndarray, threshold: float, decimals: int) -> np.n
     return np.array([1 if int(v) > cut else 0 for v in totals], dtype=object)
 
 
+def _side_a(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """The first owner's distinct keys and their flags (threshold passed, or 1)."""
+    assert ctx.local is not None
+    if ctx.params.get("threshold") is not None:
+        agg = keyed(ctx.local, ["key"], measures=[("sum", "filter")])
+        flags = threshold_flags(
+            agg.values["sum:filter"], ctx.params["threshold"], ctx.local.scale("filter")
+        )
+    else:
+        agg = keyed(ctx.local, ["key"])
+        flags = np.ones(len(agg.keys["key"]), dtype=object)
+    return agg.keys["key"], flags
+
+
+def _side_b(
+    ctx: Context, groups: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The second owner's (key, group) rows over the listed groups: keys, group columns,
+    row counts and sums (capped per key under DP)."""
+    assert ctx.local is not None
+    agg = keyed(ctx.local, ["key", "group"], measures=[("count", None), ("sum", "value")])
+    label = np.array([str(g) for g in agg.keys["group"]], dtype=object)
+    keep = np.isin(label, groups)
+    column = {g: i for i, g in enumerate(groups)}
+    cols = np.array([column[g] for g in label[keep]], dtype=np.int64)
+    counts = agg.values["count"][keep].astype(object)
+    sums = agg.values["sum:value"][keep]
+    if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
+        counts, sums = cap_per_key(agg.keys["key"][keep], cols, counts, sums, row_cap(ctx.params))
+    return agg.keys["key"][keep], cols, counts, sums
+
+
 async def join_group_by(ctx: Context) -> list[SecureOutput]:
+    from protocols.join import tagged
     from protocols.shuffle import Shuffler
+
+    if tagged.takes_route(ctx, "join_group_by"):  # two owners, one helper, t = 1
+        return await _tagged_group_by(ctx)
 
     mpc, secfld = ctx.mpc, _secfld(ctx)
     secint = mpc.SecInt(ctx.bit_length)
@@ -52,32 +88,15 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
     width = 2 * len(groups)
     mine_a = mine_b = None
     if ctx.local is not None and ctx.index == ctx.owners[0]:
-        if ctx.params.get("threshold") is not None:
-            agg = keyed(ctx.local, ["key"], measures=[("sum", "filter")])
-            flags = threshold_flags(
-                agg.values["sum:filter"], ctx.params["threshold"], ctx.local.scale("filter")
-            )
-        else:
-            agg = keyed(ctx.local, ["key"])
-            flags = np.ones(len(agg.keys["key"]), dtype=object)
-        mine_a = (_hashed(agg.keys["key"]), flags)
+        keys, flags = _side_a(ctx)
+        mine_a = (_hashed(keys), flags)
     if ctx.local is not None and ctx.index == ctx.owners[1]:
-        agg = keyed(ctx.local, ["key", "group"], measures=[("count", None), ("sum", "value")])
-        label = np.array([str(g) for g in agg.keys["group"]], dtype=object)
-        keep = np.isin(label, groups)
-        column = {g: i for i, g in enumerate(groups)}
-        cols = np.array([column[g] for g in label[keep]], dtype=np.int64)
-        weights = np.zeros((int(keep.sum()), width), dtype=object)
+        keys, cols, counts, sums = _side_b(ctx, groups)
+        weights = np.zeros((len(keys), width), dtype=object)
         rows = np.arange(len(cols))
-        counts = agg.values["count"][keep].astype(object)
-        sums = agg.values["sum:value"][keep]
-        if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
-            counts, sums = cap_per_key(
-                agg.keys["key"][keep], cols, counts, sums, row_cap(ctx.params)
-            )
         weights[rows, cols] = counts
         weights[rows, cols + len(groups)] = sums
-        mine_b = (_hashed(agg.keys["key"][keep]), weights)
+        mine_b = (_hashed(keys), weights)
     n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
     n_b = await _announce(ctx, 1, None if mine_b is None else len(mine_b[0]))
     if not (n_a and n_b):
@@ -105,6 +124,59 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
         product = mpc.np_matmul(selector, weights_b)
         totals = [product[i] for i in range(width)]
     return _group_outputs(groups, totals)
+
+
+def pivot(
+    keys: np.ndarray, cols: np.ndarray, counts: np.ndarray, sums: np.ndarray, groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(key, group) rows as one row per distinct key: [counts by group | sums by group]
+    (int64; a key without rows in a group has zeros there)."""
+    distinct, row = np.unique(np.asarray(keys), return_inverse=True)
+    table = np.zeros((len(distinct), 2 * groups), dtype=np.int64)
+    table[row, cols] = np.asarray(counts, dtype=object).astype(np.int64)
+    table[row, cols + groups] = np.asarray(sums, dtype=object).astype(np.int64)
+    return distinct, table
+
+
+async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
+    """The tagged-helper route (``protocols.join.aligned``): A's flags aligned to B's keys,
+    then one product with B's pivoted table, in Z_2^64.
+
+    B's table is one row per distinct key (its groups as columns), so nobody — the
+    helper included — learns how many groups a key has rows in."""
+    from protocols.join import aligned, tagged
+    from protocols.tagging import OFFSET, Ring64
+
+    me, (a, b) = ctx.index, ctx.owners
+    groups = _groups(ctx.params)
+    width = 2 * len(groups)
+    keys = flags = table = None
+    if me == a:
+        keys, flags = _side_a(ctx)
+    elif me == b:
+        keys, table = pivot(*_side_b(ctx, groups), len(groups))
+    n_a, n_b = await aligned.sizes(ctx, None if keys is None else len(keys))
+    if not (n_a and n_b):
+        secint = ctx.mpc.SecInt(ctx.bit_length)
+        return _group_outputs(groups, [secint(0)] * width)
+    trace = tagged._Trace("helper" if me not in (a, b) else f"owner{ctx.owners.index(me)}")
+    ctx.progress("tagging", 0.25)
+    m = await aligned.match(ctx, keys, n_a, n_b, trace)
+    ring = Ring64()
+    ctx.progress("aligning", 0.5)
+    x = None if flags is None else ring.encode(np.asarray(flags, dtype=np.int64)[:, None])
+    y = await aligned.align(ctx, m, ring, x, 1, trace)
+    w = None
+    if table is not None:
+        assert m.order is not None
+        w = ring.encode(table[m.order])
+    ctx.progress("aggregating", 0.75)
+    share = await aligned.with_b(ctx, m, ring, y, w, width, b"groups", trace)
+    totals = ring.ints(share[0])
+    if me == a:  # the offset keeps every total non-negative in the ring
+        totals = [(t + OFFSET) % (1 << 64) for t in totals]
+    trace.write(ctx.mpc)
+    return _group_outputs(groups, await tagged._into_mpc(ctx, totals))
 
 
 def _group_outputs(groups: list[str], totals: list[Any]) -> list[SecureOutput]:

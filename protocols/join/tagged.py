@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,7 +89,12 @@ class _Trace:
     def got(self, objs: list[Any]) -> list[Any]:
         if self.on:
             for obj in objs:
-                raw = obj.tobytes() if isinstance(obj, np.ndarray) else bytes(obj)
+                if isinstance(obj, np.ndarray) and obj.dtype != object:
+                    raw = obj.tobytes()
+                elif isinstance(obj, bytes | bytearray):
+                    raw = bytes(obj)
+                else:  # the aligned join's tuples and Z_p (object) arrays
+                    raw = pickle.dumps(obj)
                 self.data["received"].append(raw.hex())
         return objs
 
@@ -121,6 +127,19 @@ async def _match(
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, bytes]]:
     """Steps 1–3: seeds, tags, matching. Returns (A's private order or None, H's selection
     or None, the seeds this party holds)."""
+    order, received, seeds = await exchange_tags(ctx, keys, trace)
+    sel = None
+    if received is not None:
+        sel = select(*received)
+    return order, sel, seeds
+
+
+async def exchange_tags(
+    ctx: Context, keys: np.ndarray | None, trace: _Trace
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None, dict[str, bytes]]:
+    """Steps 1–2: seeds and tags. Returns (an owner's private order of its keys or None,
+    H's two tag lists (A's, B's; each in its owner's private order) or None, the seeds
+    this party holds). ``protocols.join.aligned`` builds on it."""
     mpc, me = ctx.mpc, ctx.index
     a, b, h = _roles(ctx)
     seeds: dict[str, bytes] = {}
@@ -146,11 +165,10 @@ async def _match(
     for owner in (a, b):
         got = trace.got(await transfer(mpc, mine_tags.get(owner), [owner], [h]))
         received += got
-    sel = None
-    if me == h:
-        tags_a, tags_b = (np.frombuffer(t, dtype="<u8") for t in received)
-        sel = select(tags_a, tags_b)
-    return order, sel, seeds
+    if me != h:
+        return order, None, seeds
+    tags_a, tags_b = (np.frombuffer(t, dtype="<u8") for t in received)
+    return order, (tags_a, tags_b), seeds
 
 
 async def _into_mpc(ctx: Context, shares: list[int]) -> list[Any]:

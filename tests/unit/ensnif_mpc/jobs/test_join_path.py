@@ -30,9 +30,15 @@ def test_other_sessions_keep_the_prf_route(n, t, owners, params, bits):
     assert choose("intersection_sum", n, t, owners, params, bit_length=bits) == join_path.PRF
 
 
-def test_joins_without_a_tagged_route_and_other_protocols():
-    assert choose("join_group_by", 3, 1, 2, {}) == join_path.PRF
-    assert choose("join_correlation", 3, 1, 2, {}) == join_path.PRF
+def test_the_aligned_joins_take_the_tagged_route_too_and_other_protocols_none():
+    assert choose("join_group_by", 3, 1, 2, {}, bit_length=48) == join_path.TAGGED
+    assert choose("join_group_by", 3, 1, 2, {}, bit_length=80) == join_path.PRF  # Z_2^64
+    assert choose("join_correlation", 3, 1, 2, {}, bit_length=80) == join_path.TAGGED  # Z_p
+    assert choose("join_correlation", 5, 2, 2, {}) == join_path.PRF
+    assert (
+        join_path.describe(join_path.TAGGED, "join_group_by")
+        == (join_path.DESCRIPTIONS[join_path.ALIGNED])
+    )
     assert choose("sum", 3, 1, 2, {}) is None
 
 

@@ -1,0 +1,286 @@
+"""The aligned join on the tagged-helper route: owner A's per-key columns carried, still
+secret, into owner B's row order, so that every matched key's two rows sit side by side
+(``join_group_by``, ``join_correlation``, and :func:`aligned_rows` for whatever needs the
+matched rows themselves, such as a vertical regression). Two data owners A, B and one
+compute-only helper H, threshold t = 1 (``ensnif_mpc.jobs.join_path``).
+
+How, after the tagging of ``protocols.join.tagged`` (steps 1–2 there: seeds K (A, B),
+s_AH (A, H), s_HB (H, B); each owner sends H the 64-bit HMAC tags of its distinct keys
+in a private random order), every party running every step, "→" being ``mpc.transfer``:
+
+0. Sizes. Each owner announces its number of distinct keys, n_A and n_B, to everyone.
+1. Matching. H finds, for every position j of B's list, A's position of the same tag
+   (or none). Call τ(j) that position, or n_A + j for an unmatched j (a zero row
+   appended to A's table): τ is an injection of [n_B] into [N], N = n_A + n_B.
+2. First resharing (A and H). σ1 is a uniformly random permutation of [N] from s_AH.
+   A appends n_B zero rows to its table X (in its tag order), permutes it by σ1 and
+   sends B  Z = X[σ1] − R, R a pseudorandom (N × c) matrix from s_AH.
+   Now Z (B) + R (H) = X[σ1].
+3. Second resharing (H and B). H sends B  σ2 = σ1⁻¹∘τ  and  R[σ2] − C, C a fresh
+   matrix from s_AH. B sets  Y_B = Z[σ2] + R[σ2] − C.  Then Y_B + C = X[τ]: row j is
+   A's row of B's j-th key, or zeros. B holds Y_B, A and H both hold C.
+4. Products with B's own columns W (n_B × d, B's tag order): B sends A  W − M, M from
+   s_HB. Y^T·W = Y_B^T·W (B) + C^T·(W − M) (A) + C^T·M (H); row by row the same
+   with ∘ for :func:`aligned_rows`. Column sums of Y: Y_B (B) + C (A).
+5. Into MPyC. Each party secret-shares its additive share; MPyC adds them. In Z_2^64
+   (numpy uint64, the group-by) two comparisons per output remove the wrap-arounds
+   (``protocols.join.tagged._into_mpc``); in Z_p, p the MPyC field's modulus (object
+   arrays, the correlation and :func:`aligned_rows`), the sum is the value itself.
+
+Who sees what (semi-honest, one corrupted party, t = 1):
+- A: its data, s_AH, K, n_B and W − M, pseudorandom under s_HB which A never sees. A
+  knows σ1 but not σ2: σ1 is uniform and independent of τ, so A learns nothing of the
+  matching, not even the match count.
+- B: its data, s_HB, K, n_A, Z (masked by R, pseudorandom under s_AH), R[σ2] − C
+  (masked by C) and σ2 = σ1⁻¹∘τ. For any fixed injection τ, σ1⁻¹∘τ with σ1 uniform is a
+  uniformly random injection of [n_B] into [N]: B learns nothing of which of its keys
+  matched (the unmatched ones point into A's zero rows, which σ1 hides among A's rows).
+- H: s_AH, s_HB and both tag lists, as on the selection route: the sizes, the match
+  count and which random positions matched. H receives no share in steps 2–4.
+- Step 5 is MPyC's usual t = 1 computation. So every single party's view is simulated
+  from its input and its announced sizes (H: and the match count): t = 1 suffices, with
+  the helper a third party distinct from both owners. Compared with the PRF route, where
+  every party learns both sizes and the match count (and, for the group-by, how many
+  groups each of B's keys has rows in), the owners learn only the other owner's size.
+
+What breaks:
+- Collusion (beyond t = 1, as on every route): A with H learns B's columns (W − M and
+  M) and which of its keys matched; B with H learns A's columns (Z + R); an owner with H
+  can test guessed keys of the other owner against the tags.
+- Deviation: H alone chooses τ, so a deviating H can pair any of A's rows with any of
+  B's, or select a single key (DP noise still bounds what one key moves a DP release).
+  A party that sends wrong shares changes the result undetectably (semi-honest only).
+  An owner whose policy forbids this asks for ``params.join_path = "prf-shuffle"``.
+- K, the seeds and so σ1, R, C, M are fresh per job and live only in worker memory.
+
+Reuse: :func:`aligned_rows` ``(ctx, sectype, keys, columns, widths) -> AlignedRows``.
+Every party calls it at the same point of its program (the helper with ``keys = columns =
+None``); each owner passes its distinct join keys (one per row) and an (n, c) integer
+matrix of its per-key values, ``widths = (c_A, c_B)`` public. It returns, in B's private
+row order (n_B rows, public), secure arrays of ``sectype``: ``present`` (1 where B's key
+is also A's), ``a`` (A's row of that key, 0 elsewhere), ``b`` (B's row, 0 elsewhere) and,
+at B only, ``order`` (row j is B's key ``keys[order[j]]``). With a SecFxp type the integers
+enter as integral fixed-point values. Cost: O((n_A + n_B)·(c_A + c_B)) local work in Z_p
+and one MPyC input of n_B·(1 + c_A + c_B) field elements per party; no comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from protocols.io import Context
+from protocols.join import tagged
+from protocols.join.common import _announce
+from protocols.shuffle import permutation
+from protocols.tagging import Ring64, RingP, partners
+
+Ring = Ring64 | RingP
+
+
+@dataclass(frozen=True)
+class Matching:
+    """What sizes, tagging and matching left this party (same fields at every party)."""
+
+    me: int
+    a: int
+    b: int
+    h: int
+    n_a: int
+    n_b: int
+    seeds: dict[str, bytes]
+    order: np.ndarray | None  # an owner's private order of its keys (its tags' order)
+    partner: np.ndarray | None  # H: for each of B's positions, A's matching one or −1
+
+
+@dataclass(frozen=True)
+class Shared:
+    """This party's part of an aligned (n_B × width) matrix Y = b_part + ah_part: B holds
+    b_part, A and H both hold ah_part (the same matrix C)."""
+
+    b_part: np.ndarray | None
+    ah_part: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AlignedRows:
+    """Both owners' rows of every key of B, secret-shared, in B's private order."""
+
+    rows: int  # n_B, known to every party
+    present: Any  # (n_B,) secure array: 1 where the key is also A's, else 0
+    a: Any  # (n_B, c_A): A's columns of the same key, 0 where not present
+    b: Any  # (n_B, c_B): B's columns, 0 where not present
+    order: np.ndarray | None = None  # at B only: row j is B's key keys[order[j]]
+
+
+async def sizes(ctx: Context, mine: int | None) -> tuple[int, int]:
+    """Step 0: (n_A, n_B), announced by the owners to every party."""
+    me = ctx.index
+    a, b = ctx.owners
+    n_a = await _announce(ctx, 0, mine if me == a else None)
+    n_b = await _announce(ctx, 1, mine if me == b else None)
+    return n_a, n_b
+
+
+async def match(ctx: Context, keys: np.ndarray | None, n_a: int, n_b: int, trace: Any) -> Matching:
+    """Steps 1–2 of ``protocols.join.tagged`` and H's matching (step 1 above)."""
+    a, b, h = tagged._roles(ctx)
+    order, received, seeds = await tagged.exchange_tags(ctx, keys, trace)
+    partner = partners(*received) if received is not None else None
+    return Matching(ctx.index, a, b, h, n_a, n_b, seeds, order, partner)
+
+
+def _seed(seed: bytes, label: bytes) -> bytes:
+    return hashlib.sha256(b"ensnif-aligned\x00" + label + b"\x00" + seed).digest()
+
+
+async def align(
+    ctx: Context, m: Matching, ring: Ring, columns: np.ndarray | None, width: int, trace: Any
+) -> Shared:
+    """Steps 2–3: A's (n_A × width) matrix of ring elements, in A's own key order (None
+    at the other parties), carried into B's tag order and shared as Y_B (B) + C (A, H)."""
+    me, n = ctx.index, m.n_a + m.n_b
+    sigma1 = mask_r = mask_c = None
+    if me in (m.a, m.h):
+        sigma1 = permutation(_seed(m.seeds["AH"], b"sigma1"), n)
+        mask_r = ring.mask(m.seeds["AH"], b"R", (n, width))
+        mask_c = ring.mask(m.seeds["AH"], b"C", (m.n_b, width))
+    z = None
+    if me == m.a:
+        assert columns is not None and m.order is not None
+        assert sigma1 is not None and mask_r is not None
+        table = np.concatenate([columns[m.order], ring.zeros((m.n_b, width))])
+        z = ring.sub(table[sigma1], mask_r)
+    (z_got,) = trace.got(await tagged.transfer(ctx.mpc, z, [m.a], [m.b])) or [None]
+    to_b = None
+    if me == m.h:
+        assert m.partner is not None and sigma1 is not None
+        assert mask_r is not None and mask_c is not None
+        target = np.where(m.partner >= 0, m.partner, m.n_a + np.arange(m.n_b))
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[sigma1] = np.arange(n)
+        sigma2 = inverse[target].astype(np.uint32 if n < 1 << 32 else np.int64)
+        to_b = (sigma2, ring.sub(mask_r[sigma2], mask_c))
+    (got,) = trace.got(await tagged.transfer(ctx.mpc, to_b, [m.h], [m.b])) or [None]
+    if me == m.b:
+        sigma2, correction = got
+        return Shared(ring.add(z_got[sigma2], correction), None)
+    return Shared(None, mask_c)
+
+
+async def with_b(
+    ctx: Context,
+    m: Matching,
+    ring: Ring,
+    y: Shared,
+    w: np.ndarray | None,
+    depth: int,
+    label: bytes,
+    trace: Any,
+    rowwise: int | None = None,
+) -> np.ndarray:
+    """Step 4: this party's additive share of Y^T·W (width × depth), W being B's (n_B ×
+    depth) matrix of ring elements in B's tag order (None elsewhere); with ``rowwise = k``
+    instead of column k of Y times every column of W, row by row (n_B × depth)."""
+    me = ctx.index
+    mask = ring.mask(m.seeds["HB"], label, (m.n_b, depth)) if me in (m.b, m.h) else None
+    sent = None
+    if me == m.b:
+        assert w is not None and mask is not None
+        sent = ring.sub(w, mask)
+    (got,) = trace.got(await tagged.transfer(ctx.mpc, sent, [m.b], [m.a])) or [None]
+
+    def times(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        if rowwise is None:
+            return ring.cross(left, right)
+        return ring.mul(left[:, [rowwise]], right)
+
+    if me == m.b:
+        assert y.b_part is not None and w is not None
+        return times(y.b_part, w)
+    other = got if me == m.a else mask
+    assert y.ah_part is not None and other is not None
+    return times(y.ah_part, other)
+
+
+def column_sums(m: Matching, ring: Ring, y: Shared, width: int) -> np.ndarray:
+    """This party's additive share of Y's column sums (A, not H, counts C)."""
+    if m.me == m.b:
+        assert y.b_part is not None
+        return ring.total(y.b_part)
+    if m.me == m.a:
+        assert y.ah_part is not None
+        return ring.total(y.ah_part)
+    return ring.zeros((width,))
+
+
+def into_field(ctx: Context, sectype: Any, share: np.ndarray) -> Any:
+    """Step 5 in Z_p: every party's additive share (field elements, any shape) into one
+    secure array of ``sectype`` (its field's modulus is the ring's)."""
+    mpc = ctx.mpc
+    field_values = sectype.field.array(np.asarray(share, dtype=object))
+    if _scale(sectype) == 1:
+        mine = sectype.array(field_values)
+    else:  # integers as fixed point: integral, so products need no truncation
+        mine = sectype.array(field_values, integral=True)
+    inputs = mpc.input(mine, senders=list(range(len(mpc.parties))))
+    total = inputs[0]
+    for other in inputs[1:]:
+        total = total + other
+    return total
+
+
+def _scale(sectype: Any) -> int:
+    """A secure type's encoding of the integer 1 (2^f for fixed point)."""
+    return 1 << int(getattr(sectype, "frac_length", 0))
+
+
+async def aligned_rows(
+    ctx: Context,
+    sectype: Any,
+    keys: np.ndarray | None,
+    columns: np.ndarray | None,
+    widths: tuple[int, int],
+) -> AlignedRows:
+    """Both owners' per-key columns, aligned row by row and secret-shared (module
+    docstring, "Reuse"). Reveals the two table sizes to every party and the match count
+    to the helper only; runs only on the tagged-helper route's sessions."""
+    me = ctx.index
+    a, b = ctx.owners
+    c_a, c_b = widths
+    mine = len(keys) if keys is not None and me in (a, b) else None
+    n_a, n_b = await sizes(ctx, mine)
+    trace = tagged._Trace("aligned")
+    m = await match(ctx, keys if me in (a, b) else None, n_a, n_b, trace)
+    ring = RingP(sectype.field.modulus)
+    one = _scale(sectype)
+    # A's aligned columns: [1, 1 as sectype, its columns as sectype] (the raw 1 weights B's
+    # columns below; with SecInt the first two coincide and one is dropped).
+    lead = 1 if one == 1 else 2
+    x = None
+    if me == a:
+        assert columns is not None
+        values = np.asarray(columns, dtype=object).reshape(n_a, c_a) * one
+        head = [np.ones((n_a, 1), dtype=object)] + ([] if lead == 1 else [np.full((n_a, 1), one)])
+        x = ring.encode(np.concatenate([*head, values], axis=1))
+    y = await align(ctx, m, ring, x, lead + c_a, trace)
+    w = None
+    if me == b:
+        assert columns is not None and m.order is not None
+        w = ring.encode(np.asarray(columns, dtype=object).reshape(n_b, c_b)[m.order] * one)
+    b_share = await with_b(ctx, m, ring, y, w, c_b, b"rows", trace, rowwise=0)
+    if me == b:
+        own = y.b_part
+    elif me == a:
+        own = y.ah_part
+    else:
+        own = ring.zeros((n_b, lead + c_a))
+    assert own is not None
+    order = m.order if me == b else None
+    if n_b == 0:
+        return AlignedRows(0, None, None, None, order)
+    shared = into_field(ctx, sectype, np.concatenate([own[:, lead - 1 :], b_share], axis=1))
+    return AlignedRows(n_b, shared[:, 0], shared[:, 1 : 1 + c_a], shared[:, 1 + c_a :], order)
