@@ -60,6 +60,17 @@ def _decision_forms(req: wp.Request, job_id: str) -> str:
     )
 
 
+def _program_files(program: dict[str, Any]) -> str:
+    """A member program's hash and every file, verbatim: what approving will run."""
+    if not program:
+        return ""
+    files = "".join(
+        f"<h3>{esc(path)}</h3><pre>{esc(text)}</pre>"
+        for path, text in sorted(program.get("files", {}).items())
+    )
+    return f"<p>member program <code>{esc(program.get('hash', ''))}</code></p>{files}"
+
+
 def build(node: Node) -> wp.App:
     name = node.cfg.name
     app = wp.App(
@@ -81,6 +92,7 @@ def build(node: Node) -> wp.App:
                 f'<div class="card" data-pending="{esc(p.job_id)}"><h2>job {esc(p.job_id)}</h2>'
                 f"<p>from <b>{esc(p.analyst)}</b>, proposed {wp.when(p.proposed_at)} UTC; "
                 f"waits because: {esc(p.rule)}</p><pre>{esc(text)}</pre>"
+                f"{_program_files(p.program)}"
                 f"<p>job hash <code>{esc(p.job_hash)}</code></p>"
                 f"{_decision_forms(req, p.job_id)}</div>"
             )

@@ -69,9 +69,11 @@ def run(
     bit_length: int,
     decimals: int,
     program: member_program.Bundle | None = None,
+    release: Mapping[str, Any] | None = None,
     timeout_s: float = 120.0,
 ) -> LocalResult:
-    """Run one exact job with ``owners`` (``None``: a compute-only party) under ``root``."""
+    """Run one job with ``owners`` (``None``: a compute-only party) under ``root``: exact,
+    or noised as ``release`` (a ``ReleasePlan`` as a dict) says."""
     n = len(owners)
     names = [f"party{i}" for i in range(n)]
     pki.init_ca(root / "pki")
@@ -114,6 +116,7 @@ def run(
             input_roles=[dict(o.roles) for o in owners if o is not None],
             input_role_lists=[dict(o.role_lists) for o in owners if o is not None],
             extra=extra,
+            release=dict(release or {}),
             **(_input(owner, directory) if owner is not None else {}),
         ).write(directory)
         dirs.append(directory)

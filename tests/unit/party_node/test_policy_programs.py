@@ -41,3 +41,12 @@ def test_the_policy_file_takes_program_hashes_only() -> None:
     assert _policy({"programs": [LISTED]}, "policy", columns).programs == (LISTED,)
     with pytest.raises(InvalidConfig, match="not a program hash"):
         _policy({"programs": ["big_baskets"]}, "policy", columns)
+
+
+def test_the_console_shows_a_program_verbatim_and_escaped() -> None:
+    from party_node.console import _program_files
+
+    html = _program_files({"hash": LISTED, "files": {"main.py": "if a < b: p.reveal('<x>')"}})
+    assert LISTED in html and "main.py" in html
+    assert "if a &lt; b" in html and "&lt;x&gt;" in html and "<x>" not in html
+    assert _program_files({}) == ""
