@@ -399,6 +399,8 @@ def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
         "repeat_period_seconds",
         "approval",
         "programs",
+        "max_groups",
+        "max_outputs",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -410,7 +412,7 @@ def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
     stray = [c for c in allowed if c not in declared]
     if stray:
         raise InvalidConfig(f"{where}.columns: {stray[0]!r} is not a declared column")
-    for key in ("min_cohort", "max_repeats"):
+    for key in ("min_cohort", "max_repeats", "max_groups", "max_outputs"):
         if not isinstance(raw.get(key, 0), int) or isinstance(raw.get(key), bool):
             raise InvalidConfig(f"{where}.{key}: expected a whole number")
     period = raw.get("repeat_period_seconds", 86400)
@@ -428,6 +430,8 @@ def _policy(raw: Any, where: str, columns: list[Column]) -> AccessPolicy:
             repeat_period_s=float(period),
             approval=approval,
             programs=_program_hashes(raw, where),
+            max_groups=int(raw.get("max_groups", AccessPolicy.max_groups)),
+            max_outputs=int(raw.get("max_outputs", AccessPolicy.max_outputs)),
         )
     except InvalidConfig as exc:
         raise InvalidConfig(f"{where}: {exc.message}") from None

@@ -372,6 +372,25 @@ _ALL: tuple[Reason, ...] = (
         group=POLICY,
     ),
     Reason(
+        "group_cap_exceeded",
+        "The job lists more groups than a dataset's policy allows per job (`max_groups`, "
+        "default 10,000); counted from the job's parameters, never from data.",
+        "List fewer groups (split the job), or ask the data owner to raise `max_groups`.",
+        _S.PERMISSION_DENIED,
+        ends=_REJECTED,
+        group=POLICY,
+    ),
+    Reason(
+        "output_cap_exceeded",
+        "The job releases more outputs than a dataset's policy allows per job "
+        "(`max_outputs`, default 50,000); counted from the job, never from data.",
+        "Ask for fewer outputs (fewer groups or bins), or ask the data owner to raise "
+        "`max_outputs`.",
+        _S.PERMISSION_DENIED,
+        ends=_REJECTED,
+        group=POLICY,
+    ),
+    Reason(
         "exact_not_allowed",
         "An exact (noiseless) release was asked where an owner's policy does not allow it "
         "for this protocol (`exact_protocols`).",

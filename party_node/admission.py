@@ -33,7 +33,7 @@ from ensnif_mpc.errors import (
     PolicyViolation,
     UnknownDataset,
 )
-from ensnif_mpc.jobs import approvals, checks, jobspec, manifest, member_program
+from ensnif_mpc.jobs import approvals, caps, checks, jobspec, manifest, member_program
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.protocol import ProtocolDef
 from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
@@ -284,6 +284,8 @@ def read_columns(inp: jobspec.Input) -> dict[str, str]:
 def _policy_request(
     p: Proposal, ds: DatasetConfig, roles: dict[str, str], repeats: int
 ) -> policy.Request:
+    # The owner's caps count what the signed job declares, never the data.
+    size = caps.declared(registry.for_spec(p.spec), p.spec.params, len(p.spec.owners))
     return policy.Request(
         dataset=ds.name,
         protocol=p.spec.protocol,
@@ -291,6 +293,8 @@ def _policy_request(
         recipient=cert_name(p.analyst_cert_pem),
         repeats=repeats,
         program=p.spec.program.digest if p.spec.program is not None else "",
+        groups=size.groups,
+        outputs=size.outputs,
     )
 
 

@@ -27,6 +27,8 @@ class Request:
     repeats: int = 0  # times the same question was admitted here within the period
     cohort: int | None = None  # smallest non-empty cohort released (None: not computed)
     program: str = ""  # a member program's hash ("sha256:…"); "" for a registry protocol
+    groups: int = 0  # groups the job lists (ensnif_mpc.jobs.caps: from the job, not data)
+    outputs: int = 0  # outputs the job releases (likewise)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ def evaluate(allowed_protocols: tuple[str, ...], policy: AccessPolicy, req: Requ
             f"{where} releases results only to {', '.join(policy.recipients)}; "
             f"not to {req.recipient!r}",
             reason="recipient_not_allowed",
+        )
+    if policy.max_groups and req.groups > policy.max_groups:
+        raise PolicyViolation(
+            f"{where} allows at most {policy.max_groups} groups per job (max_groups); "
+            f"this job lists {req.groups}",
+            reason="group_cap_exceeded",
+        )
+    if policy.max_outputs and req.outputs > policy.max_outputs:
+        raise PolicyViolation(
+            f"{where} allows at most {policy.max_outputs} outputs per job (max_outputs); "
+            f"this job asks for {req.outputs}",
+            reason="output_cap_exceeded",
         )
     if policy.min_cohort and req.cohort is not None and 0 < req.cohort < policy.min_cohort:
         raise PolicyViolation(

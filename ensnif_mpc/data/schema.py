@@ -109,6 +109,10 @@ class AccessPolicy:
     # Member programs (their "sha256:…" hashes) jobs may run on this dataset under the
     # approval mode above; any other program waits for the administrator, always.
     programs: tuple[str, ...] = ()
+    # Per-job caps, checked from the signed job before anything runs (never from data;
+    # ensnif_mpc.jobs.caps): the groups a job lists and the outputs it releases; 0: none.
+    max_groups: int = 10_000
+    max_outputs: int = 50_000
 
     def __post_init__(self) -> None:
         if self.approval not in APPROVAL_MODES:
@@ -118,6 +122,8 @@ class AccessPolicy:
             )
         if self.min_cohort < 0 or self.max_repeats < 0:
             raise InvalidConfig("policy: min_cohort and max_repeats must not be negative")
+        if self.max_groups < 0 or self.max_outputs < 0:
+            raise InvalidConfig("policy: max_groups and max_outputs must not be negative")
         if not (math.isfinite(self.repeat_period_s) and self.repeat_period_s > 0):
             raise InvalidConfig("policy.repeat_period_seconds: expected a positive number")
 
