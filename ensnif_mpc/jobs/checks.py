@@ -149,6 +149,13 @@ def check_input_columns(
                     f"{definition.name!r} needs {' or '.join(sorted(declared[role].types))} "
                     f"for its {role!r} column" + ("s" if declared[role].many else "")
                 )
+            within = declared[role].within
+            if within is not None and not within[0] <= col.lower <= col.upper <= within[1]:
+                raise ColumnTypeMismatch(
+                    f"inputs[{position}].{field}: {name!r} is declared within "
+                    f"[{col.lower}, {col.upper}]; protocol {definition.name!r} needs its "
+                    f"{role!r} column declared within [{within[0]:g}, {within[1]:g}]"
+                )
             read.append(col)
         out[role] = tuple(read)
     return out

@@ -45,6 +45,9 @@ class Role:
     many: bool = False
     min_columns: int = 1
     max_columns: int = 1
+    # Declared bounds every column of the role must lie within (e.g. a 0/1 label: (0, 1)),
+    # checked against the catalog before anything runs; None: any bounds.
+    within: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_columns <= self.max_columns or (

@@ -35,7 +35,10 @@ FEATURES = Role(
     max_columns=MAX_FEATURES,
 )
 BINARY_LABEL = Role(
-    "label", frozenset({"int"}), "the 0/1 outcome (an integer column within [0, 1])"
+    "label",
+    frozenset({"int"}),
+    "the 0/1 outcome (an integer column declared within [0, 1])",
+    within=(0.0, 1.0),
 )
 
 _BOX = (
