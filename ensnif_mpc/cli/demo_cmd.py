@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ensnif_mpc.cli.job_cmd import follow
 from ensnif_mpc.cli.render import console, emit_json
-from ensnif_mpc.demo import sample_data
+from ensnif_mpc.demo import sample_data, scoring as demo_scoring
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs import jobspec
@@ -165,6 +165,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     dp_out: list[dict[str, Any]] = []
     found: dict[str, Any] = {}
     budgets: list[dict[str, Any]] = []
+    scored: dict[str, Any] = {}
     # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
     # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
     interrupted = threading.Event()
@@ -178,6 +179,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         if not as_json:
             console.print(f"[bold]Ensnif demo[/]: consortium in {root} ({rows} rows per owner)")
         lc.setup()
+        model = demo_scoring.register(root)  # before the grocery node starts
         lc.start(timeout_s=180)  # generous: a loaded machine starts daemons slowly
         if not as_json:
             console.print("coordinator and 3 party nodes are up (mTLS, consortium CA)")
@@ -230,6 +232,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 if spec.protocol == "group_discovery":
                     found = discovered(client, spec, details, expected)
             budgets = remaining_budgets(client)
+            scored = demo_scoring.run(root, client, model)
     except EnsnifError:
         if interrupted.is_set():
             raise KeyboardInterrupt from None
@@ -245,6 +248,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 "dp_results": dp_out,
                 "budgets": budgets,
                 "discovery": found,
+                "scoring": scored,
                 "seconds": round(total, 2),
                 "killed": killed,
             }
@@ -288,7 +292,9 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     for b in budgets:
         spent.add_row(b["dataset"], f"{b['budget_rho']:g}", f"{b['remaining_rho']:g}")
     console.print(spent)
+    console.print(scoring_table(scored))
     ok = all(answer_ok(r) for r in rows_out) and all(dp_answer_ok(r) for r in dp_out)
+    ok = ok and demo_scoring.ok(scored)
     inside = sum(
         r["ci95_lower"] is not None and r["ci95_lower"] <= r["plaintext"] <= r["ci95_upper"]
         for r in dp_out
@@ -352,3 +358,24 @@ def dp_table(rows: list[dict[str, Any]]) -> Table:
             "[green]yes[/]" if inside else "[yellow]no[/]",
         )
     return table
+
+
+def scoring_table(scored: dict[str, Any]) -> Table:
+    """Encrypted scores (decrypted by the analyst) next to the model in the clear."""
+    t = Table(
+        title=f"Encrypted scoring: {scored['party']}'s model {scored['model']!r}, the rows "
+        "encrypted under the analyst's CKKS key (the weights never left the node)",
+        caption=f"sigmoid {escape(scored['sigmoid'])}; CKKS error "
+        f"{scored['max_ckks_error']:.1e}; {scored['ciphertext_bytes']:,} B of ciphertext "
+        f"for {len(scored['rows'])} rows (one batch: up to 4,096 rows cost the same)",
+    )
+    for col in (*scored["features"], "encrypted score", "plaintext p(z)", "exact σ(z)"):
+        t.add_column(col, justify="right")
+    for r in scored["rows"]:
+        t.add_row(
+            *(f"{v:g}" for v in r["features"]),
+            f"{r['encrypted']:.5f}",
+            f"{r['polynomial']:.5f}",
+            f"{r['sigmoid']:.5f}",
+        )
+    return t

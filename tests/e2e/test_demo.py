@@ -70,5 +70,9 @@ def test_demo_matches_plaintext_and_stops_everything(tmp_path: Path) -> None:
     assert all(b["remaining_rho"] < b["budget_rho"] for b in body["budgets"])
     shared = next(r for r in body["results"] if r["protocol"] == "intersection_size")
     assert shared["plaintext"] > 0  # the sample owners do share customers
+    scored = body["scoring"]  # encrypted scoring: CKKS error, and the sigmoid's stated one
+    assert len(scored["rows"]) == 8 and scored["max_ckks_error"] <= 1e-3
+    for r in scored["rows"]:
+        assert abs(r["encrypted"] - r["sigmoid"]) <= scored["sigmoid_max_error"] + 1e-3, r
     assert body["killed"] == []
     assert _our_daemons(root) == []
