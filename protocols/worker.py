@@ -346,7 +346,11 @@ async def _run(
 
     report("connecting", 0.05)
     finished = False
-    await mpc.start()
+    waiting = asyncio.ensure_future(_report_connecting(mpc, session, report))
+    try:
+        await mpc.start()
+    finally:
+        waiting.cancel()
     state = {"finishing": False}
     watcher = asyncio.ensure_future(_watch_peers(mpc, session, directory, state))
     try:

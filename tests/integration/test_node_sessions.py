@@ -113,6 +113,19 @@ def test_peer_that_never_connects_fails_the_job_and_ends_the_worker(
     job = node.store.get("nevercome")
     assert job.state == "failed"
     assert job.reason_code == "peer_connect_timeout" and "3s" in job.reason
+    # Once connecting, the worker names whom it still waits for, and where
+    # (protocols/worker.waiting_for), and the reason quotes it. (A worker still importing
+    # under load when the 3 s are up has not tried to connect: nothing to name then.)
+    from ensnif_mpc.jobs.worker_session import WorkerStatus
+
+    last = WorkerStatus.read(node.workspace.path("nevercome"))
+    if last is not None and last.phase == "connecting":
+        assert last.message.startswith("waiting: ") and last.message in job.reason, job.reason
+        assert "cannot reach" in last.message or "has not connected to this party's port" in (
+            last.message
+        )
+    else:
+        assert last is None or last.phase == "starting", last
     assert node.running_jobs() == 0
     assert not (node.workspace.path("nevercome") / ".config").exists()  # key material scrubbed
     assert "mpc_key" not in job.data

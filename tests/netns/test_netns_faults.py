@@ -114,6 +114,12 @@ def test_member_whose_firewall_drops_the_mpc_range_fails_the_job_with_a_reason(
     assert final["state"] == "failed"
     assert final["reason_code"] == "peer_connect_timeout", final.get("reason")
     assert f"within {net.connect_timeout_s:.0f}s" in final["reason"]
+    # The reason names the member a firewall cuts off, or the port its peers cannot reach.
+    reason = final["reason"]
+    assert "waiting: " in reason, reason
+    assert f"cannot reach helper at {net.reach('helper')}:" in reason or (
+        "has not connected to this party's port" in reason
+    ), reason
     # doctor at another member names the dropped range; the other peer's ports answer
     lo, hi = MPC_PORTS
     helper = doctor["peer helper"]
