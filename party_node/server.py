@@ -17,6 +17,8 @@ from ensnif_mpc.errors import EnsnifError, InvalidConfig
 from ensnif_mpc.gen.ensnif.v1 import (
     coordinator_pb2 as cpb,
     coordinator_pb2_grpc,
+    outsource_pb2,
+    outsource_pb2_grpc,
     party_pb2,
     party_pb2_grpc,
 )
@@ -27,6 +29,8 @@ from ensnif_mpc.security.pki import identity_of, load_cert
 from ensnif_mpc.security.tls import ClientIdentity
 from party_node import console as web_console, datasets, metrics
 from party_node.node import Node
+from party_node.outsource_servicer import OutsourceServicer
+from party_node.outsourced import OutsourcedStore
 from party_node.servicer import PartyServicer
 from party_node.store import NodeStore
 
@@ -167,14 +171,19 @@ def start(cfg: PartyConfig) -> RunningNode:
     store = NodeStore(cfg.state_dir / "node.db", signer=Signer.from_key_file(cfg.tls.key))
     node = Node(cfg, store)
     servicer = PartyServicer(node)
-    name = party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name
+    # Outsourced datasets a member without a node uploads (party_node/outsourced.py).
+    uploads = OutsourceServicer(OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem))
+    names = [
+        party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
+        outsource_pb2.DESCRIPTOR.services_by_name["OutsourceService"].full_name,
+    ]
+
+    def register(s: grpc.Server) -> None:
+        party_pb2_grpc.add_PartyServiceServicer_to_server(servicer, s)
+        outsource_pb2_grpc.add_OutsourceServiceServicer_to_server(uploads, s)
+
     try:
-        server, port, _ = build_server(
-            cfg.listen,
-            cfg.tls,
-            lambda s: party_pb2_grpc.add_PartyServiceServicer_to_server(servicer, s),
-            [name],
-        )
+        server, port, _ = build_server(cfg.listen, cfg.tls, register, names)
     except EnsnifError:
         store.close()
         raise

@@ -144,3 +144,95 @@ def verify(data_dir: str, ca_path: str, as_json: bool) -> None:
         emit_json(out)
     else:
         console.print(json.dumps(out))
+
+
+_CHUNK_BYTES = 1 << 20  # gRPC's default message limit is 4 MB
+
+
+def _files(directory: Path) -> Any:
+    """The directory's files as upload chunks (path, data), 1 MB at a time."""
+    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
+
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel.startswith(("sums", ".")):  # the helper's own derived state, if present
+            continue
+        data = path.read_bytes()
+        for start in range(0, max(len(data), 1), _CHUNK_BYTES):
+            yield opb.UploadChunk(path=rel, data=data[start : start + _CHUNK_BYTES])
+
+
+def _stub(ctx: click.Context, node: str, node_name: str) -> Any:
+    from ensnif_mpc.config import ClientProfile
+    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2_grpc
+    from ensnif_mpc.security.tls import secure_channel
+
+    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
+    channel = secure_channel(node, profile.tls, node_name)
+    return outsource_pb2_grpc.OutsourceServiceStub(channel)
+
+
+def _dataset_dict(d: Any) -> dict[str, Any]:
+    return {
+        "owner": d.owner,
+        "dataset": d.dataset,
+        "rows": d.rows,
+        "manifest_sha256": d.manifest_sha256,
+        "context_sha256": d.context_sha256,
+        "ciphertexts": d.ciphertexts,
+        "columns": json.loads(d.columns_json or "[]"),
+        "policy": json.loads(d.policy_json or "{}"),
+    }
+
+
+@outsource.command("upload")
+@click.option("--dir", "data_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--node", required=True, help="The helper node's address, host:port.")
+@click.option("--node-name", required=True, help="The helper's consortium name (its TLS name).")
+@click.option("--timeout", "timeout_s", default=600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def upload(
+    ctx: click.Context, data_dir: str, node: str, node_name: str, timeout_s: float, as_json: bool
+) -> None:
+    """Upload an encrypted dataset to a helper node over mTLS, as its owner."""
+    import grpc
+
+    from ensnif_mpc.errors import from_rpc_error
+
+    try:
+        reply = _stub(ctx, node, node_name).Upload(_files(Path(data_dir)), timeout=timeout_s)
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from None
+    out = _dataset_dict(reply.dataset)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(
+            f"{node_name} stores {out['owner']}/{out['dataset']}: {out['rows']} rows, "
+            f"{out['ciphertexts']} ciphertexts (manifest {out['manifest_sha256'][:16]}…)"
+        )
+
+
+@outsource.command("list")
+@click.option("--node", required=True, help="The helper node's address, host:port.")
+@click.option("--node-name", required=True, help="The helper's consortium name (its TLS name).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_outsourced(ctx: click.Context, node: str, node_name: str, as_json: bool) -> None:
+    """The outsourced datasets a helper node stores (schemas and hashes only)."""
+    import grpc
+
+    from ensnif_mpc.errors import from_rpc_error
+    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
+
+    try:
+        reply = _stub(ctx, node, node_name).ListOutsourced(opb.ListOutsourcedRequest(), timeout=30)
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from None
+    rows = [_dataset_dict(d) for d in reply.datasets]
+    if as_json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            console.print(f"{r['owner']}/{r['dataset']}: {r['rows']} rows, {r['manifest_sha256']}")

@@ -1,0 +1,51 @@
+"""OutsourceService: proto in, :class:`party_node.outsourced.OutsourcedStore` call, proto out.
+
+Any consortium member may call it; the store decides (an owner uploads only its own
+dataset). Uploads carry only ciphertexts the node cannot read, a manifest and certificates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from ensnif_mpc.errors import grpc_errors
+from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb, outsource_pb2_grpc
+from ensnif_mpc.security.tls import peer_identity
+from party_node.outsourced import Accepted, OutsourcedStore
+
+
+def accepted_to_pb(a: Accepted) -> opb.OutsourcedDataset:
+    return opb.OutsourcedDataset(
+        owner=a.owner,
+        dataset=a.dataset,
+        rows=a.rows,
+        manifest_sha256=a.manifest_sha256,
+        context_sha256=a.context_sha256,
+        ciphertexts=a.ciphertexts,
+        columns_json=a.columns_json,
+        policy_json=a.policy_json,
+    )
+
+
+class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
+    def __init__(self, store: OutsourcedStore) -> None:
+        self.store = store
+
+    def Upload(
+        self, request_iterator: Iterator[opb.UploadChunk], context: grpc.ServicerContext
+    ) -> opb.UploadResponse:
+        with grpc_errors(context, "Upload"):
+            caller = peer_identity(context)  # authenticate before reading the stream
+            files = ((c.path, c.data) for c in request_iterator)
+            return opb.UploadResponse(dataset=accepted_to_pb(self.store.accept(caller, files)))
+
+    def ListOutsourced(
+        self, request: opb.ListOutsourcedRequest, context: grpc.ServicerContext
+    ) -> opb.ListOutsourcedResponse:
+        with grpc_errors(context, "ListOutsourced"):
+            peer_identity(context)
+            return opb.ListOutsourcedResponse(
+                datasets=[accepted_to_pb(a) for a in self.store.list()]
+            )

@@ -1,0 +1,181 @@
+"""The helper node's store of outsourced datasets (docs/homomorphic.md, "Outsourced datasets").
+
+A member without a node uploads the directory ``ensnif outsource encrypt`` wrote. The node
+keeps it under ``<state_dir>/outsourced/<owner>/<dataset>/`` only after checking, before
+anything replaces what it held:
+
+* the caller is the manifest's owner (its identity comes from the TLS certificate, never
+  from a field) and holds an analyst or party certificate of the consortium CA;
+* the owner's certificate in the directory is the caller's, and its signature over the
+  manifest verifies;
+* the public context is the one the manifest names, and it holds no secret key;
+* every ciphertext the manifest lists is present, framed for this context and dataset and
+  matches its signed digest; nothing else was sent (paths are checked against the layout,
+  so a path can never leave the staging directory).
+
+Then it adds every series' chunks once (``outsource.precompute_sums``) so a job loads one
+ciphertext per output. The node can read none of it: it holds no key. TenSEAL is imported
+here (a node may, the coordinator may not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ensnif_mpc.errors import InvalidArgument, PermissionDenied
+from ensnif_mpc.he import outsource, outsource_table as table
+from ensnif_mpc.security.pki import Identity, identity_of, parse_cert
+
+log = logging.getLogger(__name__)
+
+# 128 MB per dataset by default: 100,000 rows of one column with 8 bins take about 88 MB.
+MAX_UPLOAD_BYTES = 128 * 2**20
+_TOP = frozenset({table.MANIFEST, table.SIGNATURE, table.OWNER_CERT, table.PUBLIC})
+_CHUNK = re.compile(r"ct/[A-Za-z0-9_.@-]{1,200}/[0-9]{1,9}\.bin")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the node holds of one outsourced dataset (published; no ciphertext)."""
+
+    owner: str
+    dataset: str
+    rows: int
+    manifest_sha256: str
+    context_sha256: str
+    ciphertexts: int
+    columns_json: str
+    policy_json: str
+
+
+def _accepted(stored: table.StoredDataset) -> Accepted:
+    m = stored.manifest
+    return Accepted(
+        owner=m.owner,
+        dataset=m.dataset,
+        rows=m.rows,
+        manifest_sha256=m.digest,
+        context_sha256=m.context_sha256,
+        ciphertexts=sum(len(d) for d in m.series.values()),
+        columns_json=json.dumps(list(m.columns), sort_keys=True),
+        policy_json=json.dumps(dict(m.policy), sort_keys=True),
+    )
+
+
+class OutsourcedStore:
+    def __init__(self, root: Path, ca_pem: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+        self.root = root
+        self.ca_pem = ca_pem
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # one replacement at a time
+
+    def accept(self, caller: Identity, files: Iterable[tuple[str, bytes]]) -> Accepted:
+        """Stage the uploaded files, verify everything, then replace the owner's dataset."""
+        if caller.role not in table.OWNER_ROLES:
+            raise PermissionDenied(
+                f"{caller.name!r} has role {caller.role!r}; an outsourced dataset is uploaded "
+                "by its owner with an analyst or party certificate"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            self._receive(staging, files)
+            stored = table.open_stored(staging, self.ca_pem)
+            self._check_owner(caller, stored)
+            self._check_complete(staging, stored)
+            outsource.precompute_sums(stored)
+            accepted = _accepted(stored)
+            self._replace(staging, accepted)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info(
+            "stored outsourced dataset %s/%s (%d rows, manifest %s)",
+            accepted.owner,
+            accepted.dataset,
+            accepted.rows,
+            accepted.manifest_sha256[:16],
+        )
+        return accepted
+
+    def _receive(self, staging: Path, files: Iterable[tuple[str, bytes]]) -> None:
+        total = 0
+        for path, data in files:
+            if path not in _TOP and not _CHUNK.fullmatch(path):
+                raise InvalidArgument(
+                    f"upload path {path[:80]!r} is not part of an outsourced dataset's layout"
+                )
+            total += len(data)
+            if total > self.max_bytes:
+                raise InvalidArgument(
+                    f"the upload exceeds this node's limit of {self.max_bytes} bytes per dataset"
+                )
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("ab") as out:  # a file may come in several chunks, in order
+                out.write(data)
+
+    def _check_owner(self, caller: Identity, stored: table.StoredDataset) -> None:
+        signer = identity_of(parse_cert(stored.owner_cert_pem))
+        if (signer.name, stored.manifest.owner) != (caller.name, caller.name):
+            raise PermissionDenied(
+                f"{caller.name!r} may upload only its own datasets (this one is signed by "
+                f"{signer.name!r} for owner {stored.manifest.owner!r})"
+            )
+        for name in (stored.manifest.owner, stored.manifest.dataset):
+            if not _NAME.fullmatch(name):
+                raise InvalidArgument(f"{name[:80]!r} is not a valid owner or dataset name")
+
+    def _check_complete(self, staging: Path, stored: table.StoredDataset) -> None:
+        """Every listed ciphertext verifies (frame, context, dataset, digest); no extra file."""
+        listed = {
+            f"ct/{series}/{i}.bin"
+            for series, digests in stored.manifest.series.items()
+            for i in range(len(digests))
+        }
+        sent = {str(p.relative_to(staging)) for p in (staging / "ct").rglob("*") if p.is_file()}
+        if sent != listed:
+            raise InvalidArgument(
+                f"the upload has {len(sent)} ciphertext files; the signed manifest lists "
+                f"{len(listed)}",
+                reason="he_ciphertext_invalid",
+            )
+        ctx = stored.context()
+        for series in stored.manifest.series:
+            for _ in stored.chunks(ctx, series):
+                pass
+
+    def _replace(self, staging: Path, accepted: Accepted) -> None:
+        final = self.root / accepted.owner / accepted.dataset
+        with self._lock:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            old = final.with_name(f".old-{accepted.dataset}-{uuid.uuid4().hex}")
+            if final.exists():
+                final.rename(old)
+            staging.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+
+    def list(self) -> list[Accepted]:
+        out: list[Accepted] = []
+        if not self.root.is_dir():
+            return out
+        for directory in sorted(self.root.glob("*/*")):
+            if directory.name.startswith("."):
+                continue
+            try:
+                out.append(_accepted(table.open_stored(directory, self.ca_pem)))
+            except Exception:  # a damaged directory is logged, never served
+                log.exception("outsourced dataset %s does not verify", directory.name)
+        return out
+
+    def path_of(self, owner: str, dataset: str) -> Path:
+        return self.root / owner / dataset

@@ -1,0 +1,131 @@
+"""A member without a node uploads its encrypted dataset to a real helper node over mTLS with
+`ensnif outsource upload` (the real CLI, the node's production start()); the node stores
+it, lists it, and refuses a tampered upload and one sent by another member."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.config import PartyConfig
+from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.security import pki
+from party_node import server as node_server
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = """
+[[columns]]
+name = "amount"
+type = "float"
+lower = 0
+upper = 1000
+decimals = 2
+bins = [0, 250, 1000]
+
+[policy]
+exact_protocols = ["sum"]
+"""
+
+
+def _profile(root: Path, lc: LocalConsortium, name: str) -> Path:
+    files = pki.issue(lc.pki_dir, name, "analyst")
+    path = root / f"{name}-profile.toml"
+    path.write_text(
+        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
+        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
+    )
+    return path
+
+
+def _cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["ENSNIF_PROFILE"] = str(profile)
+    return subprocess.run(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def helper(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("outsource")
+    lc = LocalConsortium(root / "net", rows=50).setup()
+    running = node_server.start(PartyConfig.load(lc.root / "party-helper.toml"))
+    try:
+        yield root, lc, running
+    finally:
+        running.stop(grace=0.5)
+
+
+def _encrypt(root: Path, profile: Path, name: str) -> Path:
+    (root / "schema.toml").write_text(SCHEMA)
+    rng = np.random.default_rng(5)
+    values = rng.integers(0, 100_000, size=9000, endpoint=True) / 100
+    (root / "payments.csv").write_text("amount\n" + "\n".join(f"{v:.2f}" for v in values) + "\n")
+    assert _cli(profile, "outsource", "keygen", "--key", str(root / f"{name}-key")).returncode == 0
+    out = root / f"{name}-upload"
+    enc = _cli(
+        profile,
+        *("outsource", "encrypt", "--dataset", str(root / "payments.csv"), "--name", "payments"),
+        *("--schema", str(root / "schema.toml"), "--key", str(root / f"{name}-key")),
+        *("--out", str(out)),
+    )
+    assert enc.returncode == 0, enc.stderr
+    return out
+
+
+def test_the_owner_uploads_and_the_helper_stores_and_lists_it(helper):
+    root, lc, running = helper
+    owner = _profile(root, lc, "cityoffice")
+    upload = _encrypt(root, owner, "cityoffice")
+    node = f"127.0.0.1:{running.port}"
+
+    sent = _cli(
+        owner, "outsource", "upload", "--dir", str(upload), "--node", node,
+        "--node-name", "helper", "--json",
+    )  # fmt: skip
+
+    assert sent.returncode == 0, sent.stderr
+    stored = json.loads(sent.stdout)
+    assert (stored["owner"], stored["dataset"], stored["rows"]) == ("cityoffice", "payments", 9000)
+    assert stored["ciphertexts"] == 2 * 5 and stored["policy"] == {"exact_protocols": ["sum"]}
+    on_disk = running.node.cfg.state_dir / "outsourced" / "cityoffice" / "payments"
+    assert (on_disk / "sums.json").is_file()  # accepted, and its sums precomputed
+    listed = _cli(owner, "outsource", "list", "--node", node, "--node-name", "helper", "--json")
+    assert [d["manifest_sha256"] for d in json.loads(listed.stdout)] == [stored["manifest_sha256"]]
+
+
+def test_a_tampered_upload_and_another_members_upload_are_refused(helper):
+    root, lc, running = helper
+    owner = _profile(root, lc, "smallshop")
+    upload = _encrypt(root, owner, "smallshop")
+    node = f"127.0.0.1:{running.port}"
+    tampered = root / "tampered"
+    shutil.copytree(upload, tampered)
+    target = tampered / "ct" / "amount" / "1.bin"
+    blob = bytearray(target.read_bytes())
+    blob[7000] ^= 1
+    target.write_bytes(bytes(blob))
+
+    bad = _cli(owner, "outsource", "upload", "--dir", str(tampered), "--node", node,
+               "--node-name", "helper")  # fmt: skip
+    other = _profile(root, lc, "intruder")
+    foreign = _cli(other, "outsource", "upload", "--dir", str(upload), "--node", node,
+                   "--node-name", "helper")  # fmt: skip
+
+    assert bad.returncode == 4 and "he_ciphertext_tampered" in bad.stderr
+    assert foreign.returncode == 4 and "permission_denied" in foreign.stderr
+    assert not (running.node.cfg.state_dir / "outsourced" / "smallshop").exists()
