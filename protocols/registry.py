@@ -26,9 +26,9 @@ from ensnif_mpc.jobs.protocol import (
     DpSensitivity as DpSensitivity,
     Example as Example,
     Finalize as Finalize,
+    OwnerBounds as OwnerBounds,
     Param as Param,
     ProtocolDef as ProtocolDef,
-    OwnerBounds as OwnerBounds,
     Reference as Reference,
     Role as Role,
     Table as Table,
@@ -208,6 +208,7 @@ FAMILY_MODULES = (
     "protocols.ports",
     "protocols.ports.restart",
     "protocols.stash",
+    "protocols.local",
     "protocols.models",
     "protocols.models.learning",
 )

@@ -30,7 +30,7 @@ import numpy as np
 from ensnif_mpc import logs
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs.member_program import MEMBER_PROTOCOL
-from ensnif_mpc.jobs.protocol import ANALYST, ARTIFACT
+from ensnif_mpc.jobs.protocol import ARTIFACT
 from ensnif_mpc.jobs.worker_session import (
     ARTIFACTS_FILE,
     EXIT_BAD_SESSION,
@@ -43,8 +43,8 @@ from ensnif_mpc.jobs.worker_session import (
     atomic_write,
 )
 from ensnif_mpc.procs import die_with_parent
-from ensnif_mpc.results.shares import OutputShare, PartyShares
-from ensnif_mpc.security import sealing
+from ensnif_mpc.results.shares import OutputShare
+from protocols import delivery
 
 # For annotations only: the worker imports these where it uses them. MPyC has no type
 # stubs: its runtime (``mpc``), secure types and values are typed Any here.
@@ -332,7 +332,6 @@ async def _run(
     from protocols import registry
     from protocols.io import Context
     from protocols.rounds import NoisyRounds
-    from protocols.rounds import NoisyRounds
 
     plan = ReleasePlan.from_dict(session.release) if session.release else EXACT
     if session.protocol == MEMBER_PROTOCOL:  # a member's program, from this job's directory
@@ -375,7 +374,7 @@ async def _run(
         ctx.rounds = rounds
         report("computing", 0.1)
         produced = await program(ctx)
-        _check_destinations(definition, produced, len(session.addresses))
+        delivery.check_destinations(definition, produced, len(session.addresses))
         outputs = [o for o in produced if o.to != ARTIFACT]
         sigmas = [0.0] * len(outputs)
         if rounds is not None and rounds.used:  # an iterative program noised its rounds
@@ -388,7 +387,9 @@ async def _run(
         outputs = await _after_noise(definition, ctx, outputs, plan)
         report("delivering", 0.9)
         shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals, sigmas)
-        kept = await _artifact_shares(mpc, session, [o for o in produced if o.to == ARTIFACT])
+        kept = await delivery.artifact_shares(
+            mpc, session, [o for o in produced if o.to == ARTIFACT]
+        )
         report.bytes_sent = _bytes_sent(mpc)
         finished = True
     finally:
@@ -400,119 +401,7 @@ async def _run(
         if finished:
             await mpc.shutdown()
     destinations = [o.to for o in outputs]
-    return _seal_parts(session, shares, destinations, modulus), kept
-
-
-def _check_destinations(definition: Any, outputs: list[SecureOutput], parties: int) -> None:
-    """Every output goes where the protocol declares (an undeclared artifact or a party
-    recipient the registry does not name is a program error, and nothing is delivered)."""
-    import fnmatch
-    import re
-
-    from ensnif_mpc.jobs.protocol import destination_party
-
-    def glob(pattern: str) -> str:  # "c[<i>]" and "SC[<i>,<j>]" as shell patterns
-        return re.sub(r"<[^>]+>", "*", pattern.replace("[", "[[]"))
-
-    for out in outputs:
-        declared = [
-            to
-            for pattern, to in definition.destinations.items()
-            if fnmatch.fnmatchcase(out.name, glob(pattern))
-        ]
-        want = declared[0] if declared else ANALYST
-        if out.to != want:
-            raise ValueError(f"output {out.name!r} goes to {out.to}, declared {want}")
-        party = destination_party(out.to)
-        if party is not None and not 0 <= party < parties:
-            raise ValueError(f"output {out.name!r} names party {party} of {parties}")
-
-
-async def _artifact_shares(
-    mpc: Any, session: WorkerSession, kept: list[SecureOutput]
-) -> list[dict[str, Any]]:
-    """This party's shares of every exported value, as records for the node's store.
-
-    Nothing is opened: every value is re-randomized with a fresh sharing of zero (a
-    constant's sharing is the constant at every party), then each party gathers its own
-    shares (local) and keeps them with the type and field they live in."""
-    from ensnif_mpc.results.artifacts import ArtifactShare, artifact_id
-
-    names = session.party_names or [f"party{i}" for i in range(len(session.addresses))]
-    everyone = list(range(len(mpc.parties)))
-    fresh = []
-    for out in kept:
-        sectype = getattr(out.value, "sectype", None) or type(out.value)
-        shape = tuple(getattr(out.value, "shape", ()))
-        if not shape:
-            fresh.append(out.value + mpc.sum(mpc.input(sectype(0), senders=everyone)))
-            continue
-        fixed = {"integral": False} if getattr(sectype, "frac_length", 0) else {}
-        zero = sectype.array(np.zeros(shape, dtype=object if not fixed else float), **fixed)
-        fresh.append(
-            out.value + mpc.np_sum(mpc.np_stack(mpc.input(zero, senders=everyone)), axis=0)
-        )
-    gathered = await mpc.gather(fresh) if fresh else []
-    records = []
-    for out, value, own in zip(kept, fresh, gathered, strict=True):
-        sectype = getattr(value, "sectype", None) or type(value)
-        shape = tuple(getattr(value, "shape", ()))
-        flat = [int(v) for v in np.asarray(getattr(own, "value", own), dtype=object).ravel()]
-        frac = int(getattr(sectype, "frac_length", 0))
-        records.append(
-            ArtifactShare(
-                artifact_id=artifact_id(session.job_id, out.name),
-                name=out.name,
-                job_id=session.job_id,
-                protocol=session.protocol,
-                x=session.index + 1,
-                threshold=session.threshold,
-                parties=tuple(names),
-                owners=tuple(names[i] for i in session.owners),
-                kind="fixed" if frac else "int",
-                bit_length=int(sectype.bit_length),
-                frac_bits=frac,
-                modulus=int(sectype.field.modulus),
-                shape=shape,
-                shares=tuple(flat),
-            ).to_dict()
-        )
-    return records
-
-
-def _seal_parts(
-    session: WorkerSession, shares: list[OutputShare], destinations: list[str], modulus: int
-) -> bytes:
-    """One PartyShares per recipient, each sealed to its certificate, in one envelope.
-
-    The analyst always has a part (possibly without outputs), so the analyst's client
-    sees the job delivered; a member named by an output gets a part only it can open.
-    """
-    from ensnif_mpc.jobs.protocol import destination_party
-    from ensnif_mpc.results import envelope
-
-    recipients: dict[str, tuple[str, list[OutputShare]]] = {
-        envelope.ANALYST: (session.analyst_cert_pem, [])
-    }
-    for share, to in zip(shares, destinations, strict=True):
-        party = destination_party(to)
-        if party is None:
-            recipients[envelope.ANALYST][1].append(share)
-            continue
-        key = envelope.member(session.party_names[party])
-        recipients.setdefault(key, (session.party_cert_pems[party], []))[1].append(share)
-    parts = {}
-    for key, (cert, mine) in recipients.items():
-        payload = PartyShares(
-            job_id=session.job_id,
-            x=session.index + 1,
-            modulus=modulus,
-            threshold=session.threshold,
-            outputs=tuple(mine),
-        )
-        aad = envelope.associated(session.job_id, key)
-        parts[key] = sealing.seal(cert, payload.to_bytes(), aad)
-    return envelope.pack(parts)
+    return delivery.seal_parts(session, shares, destinations, modulus), kept
 
 
 def bind_peer_indices() -> None:
@@ -604,14 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     report = Reporter(directory)
     report("starting", 0.0)
     try:
-        from mpyc.runtime import mpc  # only here, after sys.argv holds the session's options
+        definition = delivery.backend_definition(session)
+        if definition is not None:  # another backend than MPyC: no MPC session, no MPyC
+            report("computing", 0.1)
+            sealed, kept = delivery.run_local(definition, session, _local_data(session)), []
+        else:
+            from mpyc.runtime import mpc  # only here, after sys.argv holds the options
 
-        from protocols import transport_stats
+            from protocols import transport_stats
 
-        transport_stats.install()  # messages and rounds, reported with the bytes
-        _trace_openings(mpc, directory)
-        bind_peer_indices()
-        sealed, kept = mpc.run(_run(mpc, session, directory, report))
+            transport_stats.install()  # messages and rounds, reported with the bytes
+            _trace_openings(mpc, directory)
+            bind_peer_indices()
+            sealed, kept = mpc.run(_run(mpc, session, directory, report))
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)
         WorkerStatus("failed", 0.0, exc.message, report.bytes_sent, exc.reason).write(directory)

@@ -36,6 +36,8 @@ def check(tmp_path: Path, protocol: str) -> None:
     assert definition.examples, f"{protocol}: no examples to run (ProtocolDef.examples)"
     example = definition.examples[0]
     tables = generate.owners(definition, example, seed=zlib.crc32(protocol.encode()))
+    if definition.backend == "local":  # one owner alone: no helpers, no MPC session
+        tables = tables[: example.owners]
 
     common = {
         "decimals": example.decimals,

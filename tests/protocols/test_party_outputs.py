@@ -98,3 +98,17 @@ def test_a_fixed_point_vector_round_trips_through_an_artifact(tmp_path: Path) ->
     # The later job adds its own (identical) sums to exactly the numbers kept.
     assert [second.outputs["total[0]"], second.outputs["total[1]"]] == [2 * k for k in kept]
     assert second.outputs["grand_total"] == 2 * sum(kept)
+
+
+def test_a_local_protocol_runs_at_its_owner_alone_and_delivers_one_record(tmp_path: Path):
+    """Backend ``local``: one worker, no MPC peers; the record holds the values
+    themselves (scheme "single") and combines to the plaintext count and sum."""
+    x = RNG.integers(-5000, 5000, 30) / 100
+
+    run = run_parties(tmp_path, "local_sum", [x], decimals=2, lower=-50.0, upper=50.0)
+
+    (record,) = run.parts
+    assert (record.scheme, record.x, record.threshold) == ("single", 1, 0)
+    cents = sum(round(v * 100) for v in x)
+    assert run.outputs == {"count": Fraction(30), "sum": Fraction(cents, 100)}
+    assert run.statuses[0].bytes_sent == 0  # nothing went to any peer
