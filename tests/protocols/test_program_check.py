@@ -59,3 +59,40 @@ def test_the_protocol_registry_is_listed_and_described_without_a_coordinator(
     assert {"sum", "mean", "millionaires"} <= {p["name"] for p in json.loads(listed.stdout)}
     described = _cli("protocols", "describe", "sum", cwd=tmp_path)
     assert described.returncode == 0 and "leakage:" in described.stdout
+
+
+def test_a_member_program_s_dp_release_is_noised_by_its_declared_blocks(tmp_path: Path) -> None:
+    """The manifest's sensitivities become the release plan every party noises with: the
+    noisy answers sit within 6 standard deviations of the plaintext ones."""
+    import numpy as np
+
+    from ensnif_mpc.cli.program_cmd import generated_owner
+    from ensnif_mpc.demo import local_run
+    from ensnif_mpc.jobs import checks, program_lint
+    from ensnif_mpc.privacy import dp
+
+    bundle = Bundle.from_path(EXAMPLE)
+    manifest = program_lint.check(bundle)
+    definition = manifest.definition(bundle.digest)
+    assert definition.dp_sensitivity is not None
+    owners = [generated_owner(manifest, k, 50, np.random.default_rng(k)) for k in range(2)]
+    grid_bound = checks.grid_bound(100.0, 2)
+    plan = dp.plan(0.5, definition.dp_sensitivity([(1, grid_bound)] * 2, {}), 3, 1)
+    sizing = checks.sizing_for([(50, 100.0, 2)] * 2, 2)
+    result = local_run.run(
+        tmp_path,
+        [*owners, None],
+        protocol="program",
+        params={"threshold": 50},
+        bit_length=sizing.bit_length + plan.headroom_bits(),
+        decimals=2,
+        program=bundle,
+        release=plan.to_dict(),
+    )
+    assert result.ok, result.message
+    values = np.concatenate([o.data[o.roles["value"]] for o in owners])
+    big = values[values >= 50]
+    count_sd, sum_sd = plan.output_sigmas()  # on the integer grid: sums in cents
+    assert abs(float(result.outputs["count_above"]) - big.size) <= 6 * count_sd
+    assert abs(float(result.outputs["sum_above"]) - big.sum()) <= 6 * sum_sd / 100
+    assert float(result.outputs["sum_above"]) != round(float(big.sum()), 2)  # it was noised
