@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pandas as pd
 import pytest
@@ -266,13 +266,29 @@ def test_the_node_state_keeps_no_ciphertext(consortium: Consortium, client: Clie
     assert details and all(len(str(d)) < 1000 for d in details)
 
 
-def _ensnif(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("ensnif")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _ensnif(capsys: pytest.CaptureFixture[str], *args: str) -> Ran:
+    """The `ensnif` command's entry point, in this process (its exit code and output)."""
+    from ensnif_mpc.cli.main import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        main(list(args))
+    out = capsys.readouterr()
+    return Ran(int(ended.value.code or 0), out.out, out.err)
 
 
 def test_the_cli_registers_a_model_and_scores_a_csv(
-    consortium: Consortium, registry: models.ModelRegistry, tmp_path: Path
+    consortium: Consortium,
+    registry: models.ModelRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     weights = tmp_path / "w.csv"
     weights.write_text("age,income,visits\n0.5,-0.25,1.5\n")
@@ -283,6 +299,7 @@ def test_the_cli_registers_a_model_and_scores_a_csv(
     profile = str(consortium.lc.profile)
 
     reg = _ensnif(
+        capsys,
         "model",
         "register",
         "--config",
@@ -299,9 +316,10 @@ def test_the_cli_registers_a_model_and_scores_a_csv(
         "-8,8",
         "--json",
     )
-    listed = _ensnif("--profile", profile, "model", "list", "--json")
+    listed = _ensnif(capsys, "--profile", profile, "model", "list", "--json")
     out = tmp_path / "scores.csv"
     scored = _ensnif(
+        capsys,
         "--profile",
         profile,
         "score",
@@ -328,12 +346,16 @@ def test_the_cli_registers_a_model_and_scores_a_csv(
 
 
 def test_the_cli_names_a_refusal_by_its_reason(
-    consortium: Consortium, registry: models.ModelRegistry, tmp_path: Path
+    consortium: Consortium,
+    registry: models.ModelRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     rows = tmp_path / "rows.csv"
     pd.DataFrame(np.ones((3, 2)), columns=["a", "b"]).to_csv(rows, index=False)
 
     run = _ensnif(
+        capsys,
         "--profile",
         str(consortium.lc.profile),
         "score",
@@ -348,3 +370,42 @@ def test_the_cli_names_a_refusal_by_its_reason(
 
     assert run.returncode == 4  # PERMISSION_DENIED
     assert json.loads(run.stderr)["error"]["reason"] == "model_not_allowed"
+
+
+def test_only_an_analyst_may_score(
+    consortium: Consortium, registry: models.ModelRegistry, tmp_path: Path
+) -> None:
+    """A node's certificate (role party) cannot score through the coordinator, even with a
+    header signed by its own key."""
+    profile = tmp_path / "grocery-profile.toml"
+    text = consortium.lc.profile.read_text()
+    profile.write_text(
+        text.replace("pki/analyst.crt", f"{consortium.lc.root}/pki/{OWNER}.crt")
+        .replace("pki/analyst.key", f"{consortium.lc.root}/pki/{OWNER}.key")
+        .replace("pki/ca.crt", f"{consortium.lc.root}/pki/ca.crt")
+    )
+    key = keys.load_or_create_ckks(tmp_path / "k", ckks.LINEAR)
+    with consortium.client(profile) as member:
+        assert "lin" in {m.name for m in member.models()}  # the catalog is for every member
+
+        with pytest.raises(errors.PermissionDenied):
+            list(member.score_stream(_stream(member, key, np.ones((2, 5)))))
+
+
+def test_the_node_takes_scoring_only_from_its_coordinator(
+    consortium: Consortium, client: Client, registry: models.ModelRegistry, tmp_path: Path
+) -> None:
+    from ensnif_mpc.gen.ensnif.v1 import party_pb2_grpc
+    from ensnif_mpc.security.tls import secure_channel
+
+    key = keys.load_or_create_ckks(tmp_path / "k", ckks.LINEAR)
+    address = f"127.0.0.1:{consortium.nodes[OWNER].port}"
+    channel = secure_channel(address, client.profile.tls, OWNER)  # the analyst's own cert
+    try:
+        stub = party_pb2_grpc.PartyServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.Score(_stream(client, key, np.ones((2, 5))), timeout=20))
+    finally:
+        channel.close()
+
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
