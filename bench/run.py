@@ -231,6 +231,11 @@ def main() -> int:
 
         rows = he_outsource.QUICK_ROWS if args.quick else he_outsource.ROWS
         he_outsource_ok = he_outsource.report(rows, 8, 1 if args.quick else 3) == 0
+    learning_ok = True
+    if not narrowed:
+        import learning  # logistic regression and k-means (docs/models.md)
+
+        learning_ok = learning.run(args.quick)
     fixed_ok = True
     if not narrowed:
         print("== a job's fixed cost, pre-started workers on and off (bench/fixed_cost.py)")
@@ -258,6 +263,7 @@ def main() -> int:
         or not he_ok
         or not fixed_ok
         or not he_outsource_ok
+        or not learning_ok
     )
     return 1 if failed else 0
 
