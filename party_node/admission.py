@@ -263,7 +263,7 @@ def contribution_bound(p: Proposal, ds: DatasetConfig) -> list[Any] | None:
     person (``ensnif_mpc.data.bounding``); None otherwise."""
     if p.release.exact or not ds.privacy.person_column:
         return None
-    if ds.source.kind not in ("csv", "parquet", "sql"):
+    if ds.source.kind not in ("csv", "parquet", "sql", "spark"):
         raise FailedPrecondition(
             f"dataset {ds.name!r}: contribution bounding (person_column) is not available "
             f"for {ds.source.kind} sources yet, so no DP release is possible",

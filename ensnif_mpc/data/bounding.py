@@ -9,7 +9,8 @@ sensitivity then holds whatever the data. How many rows were dropped is written 
 node's own log only.
 
 Files: Arrow and numpy here; SQL: ``ROW_NUMBER() OVER (PARTITION BY person)`` pushed
-down to the database (``ensnif_mpc.data.sql_source``).
+down to the database (``ensnif_mpc.data.sql_source``); Spark: the same window in Spark
+SQL over Spark's read order (``ensnif_mpc.data.spark_source``).
 """
 
 from __future__ import annotations

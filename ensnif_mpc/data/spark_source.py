@@ -19,6 +19,9 @@ run in Spark; only one row per group reaches Python.
 - Errors: an execution error's text quotes data (``The value 'x' cannot be cast``), so
   only its condition and SQLSTATE are shown; pyspark's own loggers that would print such
   text are silenced. Planning errors (a missing table or column, a syntax error) are shown.
+- Contribution bounding: under a DP job's person bound, at most k rows per person enter
+  the aggregate (the first in Spark's read order, after the job's filter), numbered in
+  Spark with ROW_NUMBER() OVER (PARTITION BY person), as for SQL sources.
 - Timeouts: every statement of one call shares the dataset's deadline; at the deadline
   the statement's job group (local) or operation tag (Connect) is cancelled, again until
   it stops, and the call raises
@@ -300,6 +303,26 @@ class SparkSource(Source):
             return self.spec.table
         return f"({self.spec.query.strip().rstrip(';').strip()}) AS src"
 
+    def _rows(self, cond: str = "", ordered: bool = False) -> str:
+        """The FROM clause of the rows an aggregate or a column reads: those passing
+        ``cond``, and under a contribution bound (``ensnif_mpc.data.bounding``) at most
+        ``bound.rows`` of each person — the first ones in the order Spark reads the rows
+        (``monotonically_increasing_id``, the file order for a single file), numbered with
+        ROW_NUMBER() OVER (PARTITION BY person), as the SQL backend does; ``ordered``: the
+        rows in read order (for a whole column)."""
+        where = f" WHERE {cond}" if cond else ""
+        if self.bound is None:
+            return f"{self._from()}{where}"
+        person = _ident(self.bound.person)
+        read = f"SELECT *, monotonically_increasing_id() AS _pos FROM {self._from()}{where}"
+        ranked = (
+            f"SELECT *, row_number() OVER (PARTITION BY {person} ORDER BY _pos) AS _rn "
+            f"FROM ({read}) AS p"
+        )
+        kept = f"(SELECT * FROM ({ranked}) AS r WHERE _rn <= {int(self.bound.rows)}) AS b"
+        # A column in read order, as without the bound (the window regroups the rows).
+        return kept + (" ORDER BY _pos" if ordered else "")
+
     def header(self) -> list[str]:
         with self._run() as r:
             return r.columns(f"SELECT * FROM {self._from()} LIMIT 0")
@@ -381,11 +404,15 @@ class SparkSource(Source):
         with self._run() as r:
             if not col.numeric:
                 self._present(r, [name])
-                arr = r.sql(f"SELECT CAST({_ident(name)} AS STRING) AS v FROM {self._from()}")
+                arr = r.sql(
+                    f"SELECT CAST({_ident(name)} AS STRING) AS v FROM {self._rows(ordered=True)}"
+                )
                 if arr.column("v").null_count:
                     self._raise_offender(r, [name])
                 return np.asarray(arr.column("v").to_pylist(), dtype=object)
-            arr = r.sql(f"SELECT {self._num(name)} AS v FROM {self._from()}").column("v")
+            arr = r.sql(f"SELECT {self._num(name)} AS v FROM {self._rows(ordered=True)}").column(
+                "v"
+            )
         values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
         return _column_values(self, col, values, scale)
 
@@ -475,7 +502,7 @@ class SparkSource(Source):
             recipe.add(m, parts)
         stmt = (
             f"SELECT {', '.join(outs)} FROM (SELECT {', '.join(inner) or '1 AS _one'} "
-            f"FROM {self._from()}{f' WHERE {cond}' if cond else ''}) AS s"
+            f"FROM {self._rows(cond)}) AS s"
         )
         if keys:
             stmt += f" GROUP BY {', '.join(keys)}"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -300,3 +301,40 @@ def test_a_spark_dataset_has_no_path():
 
     with pytest.raises(InvalidConfig, match="Spark source; it has no path"):
         _ = ds.path
+
+
+def test_contribution_bounding_keeps_the_first_k_rows_per_person_as_files_do(tmp_path):
+    """At most k rows of each person, the first in read order (one Parquet file: the
+    file's), after the filter: the same aggregates and column as the CSV backend's Arrow
+    bounding over the same rows (``ensnif_mpc.data.bounding``)."""
+    from ensnif_mpc.data.bounding import Bound
+    from ensnif_mpc.data.schema import Column
+
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame(
+        {
+            "person": rng.choice([f"p{i}" for i in range(25)], 300),
+            "v": rng.integers(0, 101, 300),
+            "g": rng.choice(["x", "y", "z"], 300),
+        }
+    )
+    columns = (Column("person", "string"), Column("v", "int", 0, 100), Column("g", "string"))
+    spark = _spark(tmp_path, df, columns)
+    csv = tmp_path / "orders.csv"
+    df.to_csv(csv, index=False)
+    files = open_source(SourceSpec("csv", path=str(csv)), columns, name="orders")
+    measures = [Measure("count"), Measure("sum", "v")]
+    for src in (spark, files):
+        src.bound = Bound("person", 2)
+
+    got = spark.aggregate(["g"], measures, [Where("v", ">=", 30)])
+    want = files.aggregate(["g"], measures, [Where("v", ">=", 30)])
+
+    assert got.keys["g"].tolist() == want.keys["g"].tolist()
+    assert got.values["count"].tolist() == want.values["count"].tolist()
+    assert got.values["sum:v"].tolist() == want.values["sum:v"].tolist()
+    kept = df[df.v >= 30]
+    kept = kept[kept.groupby("person").cumcount() < 2]  # pandas: the first two per person
+    assert int(np.sum(got.values["count"])) == len(kept) < int((df.v >= 30).sum())
+    assert spark.column("v").tolist() == files.column("v").tolist()
+    assert len(spark.column("v")) == 2 * df.person.nunique()  # every person has ≥ 2 rows
