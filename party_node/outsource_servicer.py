@@ -47,5 +47,32 @@ class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
         with grpc_errors(context, "ListOutsourced"):
             peer_identity(context)
             return opb.ListOutsourcedResponse(
-                datasets=[accepted_to_pb(a) for a in self.store.list()]
+                datasets=[accepted_to_pb(a) for a in self.store.stored()]
             )
+
+    def PendingConversions(
+        self, request: opb.PendingConversionsRequest, context: grpc.ServicerContext
+    ) -> opb.PendingConversionsResponse:
+        with grpc_errors(context, "PendingConversions"):
+            caller = peer_identity(context)
+            return opb.PendingConversionsResponse(
+                conversions=[
+                    opb.Conversion(job_id=r.job_id, request_json=r.to_json(), batch=batch)
+                    for r, batch in self.store.pending(caller)
+                ]
+            )
+
+    def AnswerConversion(
+        self, request_iterator: Iterator[opb.AnswerChunk], context: grpc.ServicerContext
+    ) -> opb.AnswerConversionResponse:
+        with grpc_errors(context, "AnswerConversion"):
+            caller = peer_identity(context)
+            job_id, refusal = "", ""
+            sealed: dict[int, bytes] = {}
+            for chunk in request_iterator:
+                job_id = job_id or chunk.job_id
+                refusal = refusal or chunk.refusal
+                if chunk.sealed:
+                    sealed[chunk.party_index] = sealed.get(chunk.party_index, b"") + chunk.sealed
+            self.store.answer(caller, job_id, None if refusal else sealed, refusal)
+            return opb.AnswerConversionResponse(job_id=job_id)

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ensnif_mpc.errors import InvalidArgument, PermissionDenied
-from ensnif_mpc.he import outsource, outsource_table as table
+from ensnif_mpc.he import outsource, outsource_request as requests, outsource_table as table
+from ensnif_mpc.he.outsource_request import ConversionRequest
 from ensnif_mpc.security.pki import Identity, identity_of, parse_cert
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,18 @@ def _accepted(stored: table.StoredDataset) -> Accepted:
 
 
 class OutsourcedStore:
-    def __init__(self, root: Path, ca_pem: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        ca_pem: bytes,
+        jobs_root: Path | None = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> None:
         self.root = root
         self.ca_pem = ca_pem
+        self.jobs_root = jobs_root  # <state_dir>/jobs: where workers leave conversion requests
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()  # one replacement at a time
+        self._lock = threading.Lock()  # one replacement, one answer at a time
 
     def accept(self, caller: Identity, files: Iterable[tuple[str, bytes]]) -> Accepted:
         """Stage the uploaded files, verify everything, then replace the owner's dataset."""
@@ -164,7 +172,7 @@ class OutsourcedStore:
             staging.rename(final)
             shutil.rmtree(old, ignore_errors=True)
 
-    def list(self) -> list[Accepted]:
+    def stored(self) -> list[Accepted]:
         out: list[Accepted] = []
         if not self.root.is_dir():
             return out
@@ -179,3 +187,42 @@ class OutsourcedStore:
 
     def path_of(self, owner: str, dataset: str) -> Path:
         return self.root / owner / dataset
+
+    # -- conversions: a job's worker waits for the owner ---------------------------------
+
+    def pending(self, caller: Identity) -> list[tuple[ConversionRequest, bytes]]:
+        """The caller's unanswered conversion requests (only for datasets it owns)."""
+        out: list[tuple[ConversionRequest, bytes]] = []
+        if self.jobs_root is None or not self.jobs_root.is_dir():
+            return out
+        for job_dir in sorted(self.jobs_root.iterdir()):
+            try:
+                found = requests.read_request(job_dir)
+            except (OSError, InvalidArgument):
+                continue
+            if found and found[0].owner == caller.name and not requests.answered(job_dir):
+                out.append(found)
+        return out
+
+    def answer(
+        self, caller: Identity, job_id: str, sealed: dict[int, bytes] | None, refusal: str = ""
+    ) -> None:
+        """Record the owner's answer for its worker: sealed shares (one per party) or a
+        refusal. Only the dataset's owner answers, once."""
+        if self.jobs_root is None or not _NAME.fullmatch(job_id):
+            raise InvalidArgument("no conversion of that job is pending here")
+        job_dir = self.jobs_root / job_id
+        with self._lock:
+            try:
+                found = requests.read_request(job_dir)
+            except (OSError, InvalidArgument):
+                found = None
+            if found is None or found[0].owner != caller.name or requests.answered(job_dir):
+                raise PermissionDenied(f"{caller.name!r} has no pending conversion for {job_id}")
+            request = found[0]
+            if sealed is not None and set(sealed) != {p.index for p in request.peers}:
+                raise InvalidArgument("the answer must carry one sealed share per MPC party")
+            requests.write_answer(job_dir, sealed, refusal)
+        log.info(
+            "owner %s %s job %s", caller.name, "refused" if sealed is None else "answered", job_id
+        )

@@ -172,7 +172,9 @@ def start(cfg: PartyConfig) -> RunningNode:
     node = Node(cfg, store)
     servicer = PartyServicer(node)
     # Outsourced datasets a member without a node uploads (party_node/outsourced.py).
-    uploads = OutsourceServicer(OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem))
+    uploads = OutsourceServicer(
+        OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem, cfg.state_dir / "jobs")
+    )
     names = [
         party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
         outsource_pb2.DESCRIPTOR.services_by_name["OutsourceService"].full_name,

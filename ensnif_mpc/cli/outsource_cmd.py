@@ -236,3 +236,106 @@ def list_outsourced(ctx: click.Context, node: str, node_name: str, as_json: bool
     else:
         for r in rows:
             console.print(f"{r['owner']}/{r['dataset']}: {r['rows']} rows, {r['manifest_sha256']}")
+
+
+def _decide(request: Any, protocols: tuple[str, ...], analysts: tuple[str, ...]) -> str:
+    """Why the owner refuses a job ("" to approve): its own allow-lists, checked first."""
+    job = request.job
+    if protocols and job.get("protocol") not in protocols:
+        return f"protocol {job.get('protocol')!r} is not one the owner allows"
+    if analysts and job.get("analyst") not in analysts:
+        return f"analyst {job.get('analyst')!r} is not one the owner allows"
+    return ""
+
+
+def _answer_chunks(job_id: str, sealed: dict[int, bytes] | None, refusal: str) -> Any:
+    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
+
+    if sealed is None:
+        yield opb.AnswerChunk(job_id=job_id, refusal=refusal or "refused by the owner")
+        return
+    for index, blob in sorted(sealed.items()):
+        for start in range(0, len(blob), _CHUNK_BYTES):
+            part = blob[start : start + _CHUNK_BYTES]
+            yield opb.AnswerChunk(job_id=job_id, party_index=index, sealed=part)
+
+
+@outsource.command("serve")
+@click.option("--node", required=True, help="The helper node's address, host:port.")
+@click.option("--node-name", required=True, help="The helper's consortium name (its TLS name).")
+@click.option("--key", "key_dir", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--allow-protocol", "protocols", multiple=True, help="Approve only these.")
+@click.option("--allow-analyst", "analysts", multiple=True, help="Approve only these.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Answer what is pending (waiting up to --wait).")
+@click.option("--wait", "wait_s", default=60.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    node: str,
+    node_name: str,
+    key_dir: str,
+    protocols: tuple[str, ...],
+    analysts: tuple[str, ...],
+    interval: float,
+    once: bool,
+    wait_s: float,
+    as_json: bool,
+) -> None:
+    """Be online for your outsourced datasets: approve or refuse each job that reads one,
+    decrypt only its masked values, and seal one additive share to each MPC party."""
+    import grpc
+
+    from ensnif_mpc.errors import EnsnifError, from_rpc_error
+    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
+    from ensnif_mpc.he import bfv, outsource, outsource_rows
+    from ensnif_mpc.he.outsource_request import ConversionRequest
+
+    key = bfv.load_key(Path(key_dir))
+    stub = _stub(ctx, node, node_name)
+    ca = _profile_ca(ctx)
+    deadline = time.monotonic() + wait_s
+    answered = 0
+    while True:
+        try:
+            pending = stub.PendingConversions(opb.PendingConversionsRequest(), timeout=60)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        for conv in pending.conversions:
+            request = ConversionRequest.from_json(conv.request_json)
+            batch = outsource.MaskedBatch.from_bytes(conv.batch)
+            refusal = _decide(request, protocols, analysts)
+            if not refusal and (
+                batch.job_id != request.job_id or batch.dataset_digest != request.manifest_sha256
+            ):
+                refusal = "the masked batch is not the one the request names"
+            sealed = None
+            if not refusal:
+                share = outsource_rows.share_masked_rows if request.rows else outsource.share_masked
+                try:
+                    sealed = share(key.context, key.context_sha256, batch, request.peers, ca)
+                except EnsnifError as err:
+                    refusal = f"{err.message} [{err.reason}]"
+            try:
+                stub.AnswerConversion(_answer_chunks(request.job_id, sealed, refusal), timeout=120)
+            except grpc.RpcError as err:
+                raise from_rpc_error(err) from None
+            answered += 1
+            line: dict[str, Any] = {"job_id": request.job_id, "dataset": request.dataset}
+            line |= {"approved": sealed is not None, "refusal": refusal}
+            if as_json:
+                emit_json(line)
+            else:
+                verdict = "shared" if sealed is not None else f"refused: {refusal}"
+                console.print(f"job {request.job_id} ({request.dataset}): {verdict}")
+        if once and (answered or time.monotonic() > deadline):
+            return
+        time.sleep(interval)
+
+
+def _profile_ca(ctx: click.Context) -> bytes:
+    from ensnif_mpc.config import ClientProfile
+
+    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
+    return profile.tls.ca.read_bytes()

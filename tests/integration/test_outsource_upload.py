@@ -18,8 +18,10 @@ from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.security import pki
 from party_node import server as node_server
+from tests.protocols.he_outsourced_run import partials, run
 
 pytestmark = pytest.mark.slow
+EDGES = (0.0, 250.0, 500.0, 1000.0)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = """
@@ -129,3 +131,60 @@ def test_a_tampered_upload_and_another_members_upload_are_refused(helper):
     assert bad.returncode == 4 and "he_ciphertext_tampered" in bad.stderr
     assert foreign.returncode == 4 and "permission_denied" in foreign.stderr
     assert not (running.node.cfg.state_dir / "outsourced" / "smallshop").exists()
+
+
+def _serve_once(
+    profile: Path, node: str, key: Path, *allow: str
+) -> subprocess.CompletedProcess[str]:
+    flags = [a for p in allow for a in ("--allow-protocol", p)]
+    return _cli(
+        profile, "outsource", "serve", "--once", "--node", node, "--node-name", "helper",
+        "--key", str(key), "--wait", "120", "--interval", "0.2", "--json", *flags,
+    )  # fmt: skip
+
+
+def _job_through_the_node(tmp_path, helper, allow: str, job_id: str, online: bool):
+    """The helper's worker (the probe) leaves its request in the node's job directory; the
+    owner's real `ensnif outsource serve --once` takes it from the node and answers."""
+    root, lc, running = helper
+    node = f"127.0.0.1:{running.port}"
+    profile = root / "cityoffice-serve-profile.toml"
+    work = tmp_path / "job"
+    served: list[subprocess.CompletedProcess[str]] = []
+
+    def upload(directory: Path) -> Path:
+        profile.write_text(
+            f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{lc.pki_dir / "ca.crt"}"\n'
+            f'cert = "{lc.pki_dir / "cityoffice.crt"}"\nkey = "{lc.pki_dir / "cityoffice.key"}"\n'
+        )
+        sent = _cli(profile, "outsource", "upload", "--dir", str(directory), "--node", node,
+                    "--node-name", "helper")  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        return running.node.cfg.state_dir / "outsourced" / "cityoffice" / "payments"
+
+    rng = np.random.default_rng(21)
+    live = rng.integers(0, 100_000, size=1_500, endpoint=True) / 100
+    outsourced = rng.integers(0, 100_000, size=9_000, endpoint=True) / 100
+    result = run(
+        work, live, outsourced, EDGES, job_id=job_id, pki_dir=lc.pki_dir,
+        job_dir=running.node.cfg.state_dir / "jobs" / job_id, dataset_dir=upload,
+        owner=lambda: served.append(_serve_once(profile, node, work / "owner-key", allow)),
+        owner_online=online,
+    )  # fmt: skip
+    return result, served[0], np.concatenate([live, outsourced])
+
+
+def test_the_owners_serve_client_answers_a_job_through_the_helper_node(tmp_path, helper):
+    result, served, values = _job_through_the_node(tmp_path, helper, "sum", "job-serve-1", True)
+
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout.splitlines()[0])["approved"] is True
+    assert result.totals == [int(v) for v in partials(values, EDGES)]
+
+
+def test_a_job_the_owner_does_not_allow_is_refused_and_nothing_opens(tmp_path, helper):
+    result, served, _ = _job_through_the_node(tmp_path, helper, "mean", "job-serve-2", False)
+
+    answer = json.loads(served.stdout.splitlines()[0])
+    assert answer["approved"] is False and "protocol 'sum'" in answer["refusal"]
+    assert result.reason == "owner_refused" and result.totals == []

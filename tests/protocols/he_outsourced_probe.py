@@ -25,7 +25,8 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.he import outsource, outsource_rows, outsource_table as table
+from ensnif_mpc.he import outsource, outsource_request, outsource_rows, outsource_table as table
+from ensnif_mpc.security.mpc_session import PeerBinding
 from protocols.he_outsourced import forward_shares, outsourced_rows, outsourced_totals
 
 HELPER = 2
@@ -34,9 +35,36 @@ OUTPUTS = json.loads(os.environ["PROBE_OUTPUTS"])
 JOB = os.environ["PROBE_JOB"]
 
 
-def _sealed() -> dict[str, str] | None:
+JOB_DIR = os.environ.get("PROBE_JOB_DIR", "")
+DATASET = Path(os.environ.get("PROBE_DATASET") or DIR / "dataset")
+
+
+def _answer() -> dict[int, bytes] | str | None:
+    """The owner's answer: from the node's job directory, or the test's own exchange file."""
+    if JOB_DIR:
+        return outsource_request.read_answer(Path(JOB_DIR))
     path = DIR / "sealed.json"
-    return json.loads(path.read_bytes()) if path.exists() else None
+    if not path.exists():
+        return None
+    return {int(k): base64.b64decode(v) for k, v in json.loads(path.read_bytes()).items()}
+
+
+def _leave_request(batch: Any, rows: bool) -> None:
+    peers = tuple(
+        PeerBinding(**{**p, "binding_signature": base64.b64decode(p["binding_signature"])})
+        for p in json.loads(os.environ["PROBE_PEERS"])
+    )
+    request = outsource_request.ConversionRequest(
+        job_id=JOB,
+        owner=json.loads((DATASET / "manifest.json").read_text())["owner"],
+        dataset=json.loads((DATASET / "manifest.json").read_text())["dataset"],
+        manifest_sha256=batch.dataset_digest,
+        outputs=tuple(OUTPUTS),
+        rows=rows,
+        peers=peers,
+        job={"protocol": os.environ.get("PROBE_PROTOCOL", "sum"), "analyst": "analyst"},
+    )
+    outsource_request.write_request(Path(JOB_DIR), request, batch.to_bytes())
 
 
 def wait_for(path: Path, seconds: float = 120.0) -> bytes:
@@ -61,20 +89,25 @@ async def main() -> None:
     sealed = None
     if mpc.pid == HELPER:
         t0 = time.perf_counter()
-        stored = table.open_stored(DIR / "dataset", (DIR / "ca.crt").read_bytes())
+        stored = table.open_stored(DATASET, (DIR / "ca.crt").read_bytes())
         if rows_mode:
             batch, masks = outsource_rows.mask_rows(stored, JOB, OUTPUTS[0])
         else:
             batch, masks = outsource.mask_outputs(stored, JOB, OUTPUTS)
         (DIR / "batch.tmp").write_bytes(batch.to_bytes())
         (DIR / "batch.tmp").rename(DIR / "batch.bin")
+        if JOB_DIR:  # as a node's worker: the request waits in the job directory
+            _leave_request(batch, rows_mode)
         timing["helper_mask"] = time.perf_counter() - t0
         try:  # before connecting: an absent owner ends the job before any MPC
-            raw = outsource.wait_for_owner(_sealed, float(os.environ.get("PROBE_WINDOW", "120")))
+            got = outsource.wait_for_owner(_answer, float(os.environ.get("PROBE_WINDOW", "120")))
         except EnsnifError as exc:
             print("reason", exc.reason, flush=True)
             sys.exit(3)
-        sealed = {int(k): base64.b64decode(v) for k, v in raw.items()}
+        if isinstance(got, str):  # the owner refused the job
+            print("reason", "owner_refused", flush=True)
+            sys.exit(3)
+        sealed = got
         timing["owner_wait"] = time.perf_counter() - t0 - timing["helper_mask"]
     await mpc.start()
     t0 = time.perf_counter()

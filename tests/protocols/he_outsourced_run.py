@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +59,22 @@ def partials(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def prepare(work: Path, outsourced: np.ndarray, edges: tuple[float, ...]) -> dict[str, object]:
-    """PKI, the owner's key and its encrypted, signed dataset in ``work/probe/dataset``."""
-    certs = issue_pki(work / "pki", {**{p: "party" for p in PARTIES}, OWNER: "analyst"})
+def prepare(
+    work: Path, outsourced: np.ndarray, edges: tuple[float, ...], pki_dir: Path | None = None
+) -> dict[str, object]:
+    """PKI (a new one, or the parties' certificates of ``pki_dir`` and a new owner
+    certificate there), the owner's key and its encrypted, signed dataset in
+    ``work/probe/dataset``."""
+    if pki_dir is None:
+        certs = issue_pki(work / "pki", {**{p: "party" for p in PARTIES}, OWNER: "analyst"})
+    else:
+        certs = {
+            p: pki.CertFiles(pki_dir / pki.CA_CERT, pki_dir / f"{p}.crt", pki_dir / f"{p}.key")
+            for p in PARTIES
+        }
+        certs[OWNER] = pki.issue(pki_dir, OWNER, "analyst")
+        (work / "pki").mkdir(parents=True, exist_ok=True)
+        (work / "pki" / pki.CA_CERT).write_bytes((pki_dir / pki.CA_CERT).read_bytes())
     key = bfv.keygen(work / "owner-key")
     probe = work / "probe"
     t0 = time.perf_counter()
@@ -101,15 +115,24 @@ def run(
     owner_online: bool = True,
     window_s: float = 120.0,
     sigma_share: float = 0.0,
+    pki_dir: Path | None = None,
+    job_dir: Path | None = None,
+    owner: Callable[[], object] | None = None,
+    dataset_dir: Callable[[Path], Path] | None = None,
 ) -> ProbeRun:
     """One job: ``mode`` "outsourced" (the helper holds ciphertexts) or "live" (the same
     job with the helper's rows in the clear, the baseline) or "rows" (the outsourced
     column's rows converted; ``live`` is then another column of the same rows at party 0,
     and the totals are Σx, Σx², Σxy). ``owner_online=False``: no
     owner client runs; the helper ends the job after ``window_s``. ``sigma_share``: each
-    party's discrete Gaussian noise scale (0: exact release)."""
-    setup = prepare(work, outsourced, edges)
+    party's discrete Gaussian noise scale (0: exact release). With ``job_dir`` (a job
+    directory of a running helper node, whose consortium's ``pki_dir`` is given) the
+    helper leaves its request there for the node to serve, and ``owner`` (e.g. the real
+    `ensnif outsource serve --once`) answers it instead of the in-process client."""
+    setup = prepare(work, outsourced, edges, pki_dir)
     certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
+    # ``dataset_dir`` hands the owner's directory to a helper node and says where it stores it
+    stored_at = dataset_dir(probe / "dataset") if dataset_dir else probe / "dataset"
     assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
     outputs = ["amount"] if mode == "rows" else column(edges).series()
     if mode == "rows":  # the live owner holds another column of the same rows
@@ -143,6 +166,9 @@ def run(
         PROBE_TIMING="1",
         PROBE_WINDOW=str(window_s),
         PROBE_SIGMA=str(sigma_share),
+        PROBE_JOB_DIR=str(job_dir or ""),
+        PROBE_DATASET=str(stored_at),
+        PROBE_PEERS=json.dumps([_peer_json(p) for p in peers]),
         PYTHONPATH=str(ROOT),
     )
     t0 = time.perf_counter()
@@ -161,9 +187,15 @@ def run(
             )
     owner_s = 0.0
     try:
-        if not owner_online:
+        if not owner_online:  # no owner, or one that refuses (``owner``): no result
+            if owner is not None:
+                owner()
             return _offline(probe, procs, timeout_s, time.perf_counter() - t0)
-        if mode in ("outsourced", "rows"):
+        if owner is not None:
+            t_owner = time.perf_counter()
+            owner()
+            owner_s = time.perf_counter() - t_owner
+        elif mode in ("outsourced", "rows"):
             owner_s = _owner_client(probe, key, peers, procs, timeout_s, rows=mode == "rows")
         codes = [p.wait(timeout=timeout_s) for p in procs]
     finally:
@@ -185,6 +217,17 @@ def run(
         timing={i: json.loads(ln["timing"]) for i, ln in enumerate(lines) if "timing" in ln},
         outputs=outputs,
     )
+
+
+def _peer_json(p: mpc_session.PeerBinding) -> dict[str, object]:
+    return {
+        "index": p.index,
+        "party": p.party,
+        "mpc_address": p.mpc_address,
+        "mpc_cert_pem": p.mpc_cert_pem,
+        "binding_signature": base64.b64encode(p.binding_signature).decode(),
+        "party_cert_pem": p.party_cert_pem,
+    }
 
 
 def _offline(

@@ -19,6 +19,117 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class PendingConversionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingConversionsRequest: _TypeAlias = PendingConversionsRequest  # noqa: Y015
+
+@_typing.final
+class Conversion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_JSON_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    request_json: _builtins.str
+    """ensnif_mpc.he.outsource_request.ConversionRequest as JSON."""
+    batch: _builtins.bytes
+    """The masked, flooded ciphertexts (ensnif_mpc.he.outsource.MaskedBatch)."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        request_json: _builtins.str = ...,
+        batch: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "job_id", b"job_id", "request_json", b"request_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Conversion: _TypeAlias = Conversion  # noqa: Y015
+
+@_typing.final
+class PendingConversionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conversion]: ...
+    def __init__(
+        self,
+        *,
+        conversions: _abc.Iterable[Global___Conversion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversions", b"conversions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingConversionsResponse: _TypeAlias = PendingConversionsResponse  # noqa: Y015
+
+@_typing.final
+class AnswerChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    PARTY_INDEX_FIELD_NUMBER: _builtins.int
+    SEALED_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    refusal: _builtins.str
+    """Set on the first chunk to refuse the job (with why); then no share follows."""
+    party_index: _builtins.int
+    """The MPC party index a sealed share is for, and (part of) that share."""
+    sealed: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        refusal: _builtins.str = ...,
+        party_index: _builtins.int = ...,
+        sealed: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "party_index", b"party_index", "refusal", b"refusal", "sealed", b"sealed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerChunk: _TypeAlias = AnswerChunk  # noqa: Y015
+
+@_typing.final
+class AnswerConversionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerConversionResponse: _TypeAlias = AnswerConversionResponse  # noqa: Y015
+
+@_typing.final
 class UploadChunk(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

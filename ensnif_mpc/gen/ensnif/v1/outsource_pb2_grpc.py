@@ -49,6 +49,16 @@ class OutsourceServiceStub:
                 request_serializer=ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedRequest.SerializeToString,
                 response_deserializer=ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedResponse.FromString,
                 _registered_method=True)
+        self.PendingConversions = channel.unary_unary(
+                '/ensnif.v1.OutsourceService/PendingConversions',
+                request_serializer=ensnif_dot_v1_dot_outsource__pb2.PendingConversionsRequest.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_outsource__pb2.PendingConversionsResponse.FromString,
+                _registered_method=True)
+        self.AnswerConversion = channel.stream_unary(
+                '/ensnif.v1.OutsourceService/AnswerConversion',
+                request_serializer=ensnif_dot_v1_dot_outsource__pb2.AnswerChunk.SerializeToString,
+                response_deserializer=ensnif_dot_v1_dot_outsource__pb2.AnswerConversionResponse.FromString,
+                _registered_method=True)
 
 
 class OutsourceServiceServicer:
@@ -73,6 +83,22 @@ class OutsourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PendingConversions(self, request, context):
+        """The caller's pending conversions: jobs whose worker here masked the caller's dataset
+        and waits for the owner (`ensnif outsource serve`) to approve and share.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerConversion(self, request_iterator, context):
+        """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
+        streamed (a rows conversion can exceed one message).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OutsourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +111,16 @@ def add_OutsourceServiceServicer_to_server(servicer, server):
                     servicer.ListOutsourced,
                     request_deserializer=ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedRequest.FromString,
                     response_serializer=ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedResponse.SerializeToString,
+            ),
+            'PendingConversions': grpc.unary_unary_rpc_method_handler(
+                    servicer.PendingConversions,
+                    request_deserializer=ensnif_dot_v1_dot_outsource__pb2.PendingConversionsRequest.FromString,
+                    response_serializer=ensnif_dot_v1_dot_outsource__pb2.PendingConversionsResponse.SerializeToString,
+            ),
+            'AnswerConversion': grpc.stream_unary_rpc_method_handler(
+                    servicer.AnswerConversion,
+                    request_deserializer=ensnif_dot_v1_dot_outsource__pb2.AnswerChunk.FromString,
+                    response_serializer=ensnif_dot_v1_dot_outsource__pb2.AnswerConversionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +182,60 @@ class OutsourceService:
             '/ensnif.v1.OutsourceService/ListOutsourced',
             ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedRequest.SerializeToString,
             ensnif_dot_v1_dot_outsource__pb2.ListOutsourcedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PendingConversions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ensnif.v1.OutsourceService/PendingConversions',
+            ensnif_dot_v1_dot_outsource__pb2.PendingConversionsRequest.SerializeToString,
+            ensnif_dot_v1_dot_outsource__pb2.PendingConversionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerConversion(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ensnif.v1.OutsourceService/AnswerConversion',
+            ensnif_dot_v1_dot_outsource__pb2.AnswerChunk.SerializeToString,
+            ensnif_dot_v1_dot_outsource__pb2.AnswerConversionResponse.FromString,
             options,
             channel_credentials,
             insecure,

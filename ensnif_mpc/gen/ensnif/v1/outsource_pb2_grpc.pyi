@@ -42,6 +42,14 @@ class OutsourceServiceStub:
     """The directory's files, in any order, each in one or more chunks (path repeated)."""
     ListOutsourced: _grpc.UnaryUnaryMultiCallable[_outsource_pb2.ListOutsourcedRequest, _outsource_pb2.ListOutsourcedResponse]
     """The outsourced datasets this node stores (schemas and hashes, never ciphertexts)."""
+    PendingConversions: _grpc.UnaryUnaryMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.PendingConversionsResponse]
+    """The caller's pending conversions: jobs whose worker here masked the caller's dataset
+    and waits for the owner (`ensnif outsource serve`) to approve and share.
+    """
+    AnswerConversion: _grpc.StreamUnaryMultiCallable[_outsource_pb2.AnswerChunk, _outsource_pb2.AnswerConversionResponse]
+    """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
+    streamed (a rows conversion can exceed one message).
+    """
 
 @_typing.type_check_only
 class OutsourceServiceAsyncStub(OutsourceServiceStub):
@@ -57,6 +65,14 @@ class OutsourceServiceAsyncStub(OutsourceServiceStub):
     """The directory's files, in any order, each in one or more chunks (path repeated)."""
     ListOutsourced: _aio.UnaryUnaryMultiCallable[_outsource_pb2.ListOutsourcedRequest, _outsource_pb2.ListOutsourcedResponse]  # type: ignore[assignment]
     """The outsourced datasets this node stores (schemas and hashes, never ciphertexts)."""
+    PendingConversions: _aio.UnaryUnaryMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.PendingConversionsResponse]  # type: ignore[assignment]
+    """The caller's pending conversions: jobs whose worker here masked the caller's dataset
+    and waits for the owner (`ensnif outsource serve`) to approve and share.
+    """
+    AnswerConversion: _aio.StreamUnaryMultiCallable[_outsource_pb2.AnswerChunk, _outsource_pb2.AnswerConversionResponse]  # type: ignore[assignment]
+    """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
+    streamed (a rows conversion can exceed one message).
+    """
 
 class OutsourceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Outsourced datasets (docs/homomorphic.md, "Outsourced datasets"). A member that runs no
@@ -81,5 +97,25 @@ class OutsourceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_outsource_pb2.ListOutsourcedResponse, _abc.Awaitable[_outsource_pb2.ListOutsourcedResponse]]:
         """The outsourced datasets this node stores (schemas and hashes, never ciphertexts)."""
+
+    @_abc_1.abstractmethod
+    def PendingConversions(
+        self,
+        request: _outsource_pb2.PendingConversionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_outsource_pb2.PendingConversionsResponse, _abc.Awaitable[_outsource_pb2.PendingConversionsResponse]]:
+        """The caller's pending conversions: jobs whose worker here masked the caller's dataset
+        and waits for the owner (`ensnif outsource serve`) to approve and share.
+        """
+
+    @_abc_1.abstractmethod
+    def AnswerConversion(
+        self,
+        request_iterator: _MaybeAsyncIterator[_outsource_pb2.AnswerChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_outsource_pb2.AnswerConversionResponse, _abc.Awaitable[_outsource_pb2.AnswerConversionResponse]]:
+        """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
+        streamed (a rows conversion can exceed one message).
+        """
 
 def add_OutsourceServiceServicer_to_server(servicer: OutsourceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
