@@ -56,11 +56,15 @@ class ModelRecord:
             "input_high": self.model.input_range[1],
             "feature_low": list(self.feature_low),
             "feature_high": list(self.feature_high),
-            "sigmoid": poly.describe() if poly else "",
+            "sigmoid": poly.describe() if poly else self._analyst_sigmoid(),
             "sigmoid_max_error": poly.max_error if poly else 0.0,
+            "sigmoid_at": self.model.sigmoid_at if self.model.kind == "logistic" else "",
             "row_quota": self.row_quota,
             "registered_at": self.registered_at,
         }
+
+    def _analyst_sigmoid(self) -> str:
+        return "exact σ(z), by the analyst's client" if self.model.kind == "logistic" else ""
 
     def to_json(self) -> dict[str, Any]:
         m = self.model
@@ -70,6 +74,7 @@ class ModelRecord:
             "weights": list(m.weights),
             "bias": m.bias,
             "input_range": list(m.input_range),
+            "sigmoid_at": m.sigmoid_at,
             "allow": list(self.allow),
             "row_quota": self.row_quota,
             "feature_low": list(self.feature_low),
@@ -86,6 +91,7 @@ class ModelRecord:
             tuple(float(w) for w in raw["weights"]),
             float(raw["bias"]),
             (float(raw["input_range"][0]), float(raw["input_range"][1])),
+            str(raw.get("sigmoid_at", "node")),
         )
         return ModelRecord(
             model,
@@ -108,6 +114,7 @@ def build(
     allow: tuple[str, ...] = (ANY,),
     row_quota: int = 0,
     feature_names: tuple[str, ...] = (),
+    sigmoid_at: str = "node",
 ) -> ModelRecord:
     """A model to register. A logistic model's logit range is the one declared, or else the
     range w·x + b takes over the feature bounds (the safer way: then no admissible row
@@ -134,7 +141,7 @@ def build(
             reason="he_feature_count",
         )
     if input_range is None:
-        if kind == "logistic" and feature_bounds is None:
+        if kind == "logistic" and sigmoid_at == "node" and feature_bounds is None:
             raise InvalidArgument(
                 "a logistic model needs --input-range LOW,HIGH or --feature-bounds "
                 "(the sigmoid polynomial is fitted on that range)"
@@ -142,7 +149,7 @@ def build(
         input_range = logit_range(weights, bias, low, high) if low else (-1.0, 1.0)
     if not input_range[0] < input_range[1]:
         raise InvalidArgument("the input range needs LOW < HIGH")
-    model = Model(name, kind, tuple(weights), bias, input_range)
+    model = Model(name, kind, tuple(weights), bias, input_range, sigmoid_at)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return ModelRecord(model, allow, row_quota, low, high, feature_names, now)
 

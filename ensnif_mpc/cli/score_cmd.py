@@ -174,6 +174,14 @@ def read_weights(path: Path) -> tuple[list[str], list[float]]:
     help="LOW,HIGH of every feature: the logit range is derived from them and the analyst's "
     "client refuses rows outside them.",
 )
+@click.option(
+    "--sigmoid",
+    type=click.Choice(["polynomial", "exact"]),
+    default="polynomial",
+    show_default=True,
+    help="logistic: the node evaluates the stated cubic, or returns the encrypted logit and "
+    "the analyst's client applies the exact sigmoid (the same information as an exact score).",
+)
 @click.option("--allow", default="*", show_default=True, help="Analysts allowed (comma list).")
 @click.option("--row-quota", default=0, show_default=True, help="Rows per analyst (0: none).")
 @click.option("--replace", is_flag=True, help="Overwrite a model of that name.")
@@ -186,6 +194,7 @@ def register(
     kind: str,
     input_range: str,
     feature_bounds: str,
+    sigmoid: str,
     allow: str,
     row_quota: int,
     replace: bool,
@@ -210,6 +219,7 @@ def register(
         tuple(a.strip() for a in allow.split(",") if a.strip()),
         row_quota,
         tuple(names),
+        "node" if sigmoid == "polynomial" else "analyst",
     )
     models.ModelRegistry(cfg.state_dir).register(record, replace=replace)
     public = record.public(cfg.name)

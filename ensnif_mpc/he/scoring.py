@@ -38,6 +38,11 @@ from ensnif_mpc.he import ckks
 from ensnif_mpc.he.sigmoid import SigmoidPoly, fit
 
 KINDS = ("linear", "logistic")
+#: Where a logistic model's sigmoid is applied: by the node, as the stated cubic on the
+#: ciphertexts ("node"), or exactly by the analyst's client on the decrypted logit
+#: ("analyst"). σ is a bijection, so the logit tells the analyst exactly what an exact
+#: score would; the owner chooses (the cubic's error against exactness and speed).
+SIGMOID_AT = ("node", "analyst")
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,13 @@ class Model:
     weights: tuple[float, ...]
     bias: float
     input_range: tuple[float, float]  # the declared logit range (logistic)
+    sigmoid_at: str = "node"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidArgument(f"model kind must be one of {', '.join(KINDS)}")
+        if self.sigmoid_at not in SIGMOID_AT:
+            raise InvalidArgument(f"the sigmoid is applied at one of {', '.join(SIGMOID_AT)}")
         if not self.weights:
             raise InvalidArgument("a model needs at least one weight")
         values = (*self.weights, self.bias, *self.input_range)
@@ -64,14 +72,20 @@ class Model:
         return len(self.weights)
 
     @property
+    def node_sigmoid(self) -> bool:
+        return self.kind == "logistic" and self.sigmoid_at == "node"
+
+    @property
     def params(self) -> ckks.ParamSet:
-        return ckks.LOGISTIC if self.kind == "logistic" else ckks.LINEAR
+        return ckks.LOGISTIC if self.node_sigmoid else ckks.LINEAR
 
     def sigmoid(self) -> SigmoidPoly | None:
-        return fit(*self.input_range) if self.kind == "logistic" else None
+        """The cubic the node evaluates (None: the node returns the logit)."""
+        return fit(*self.input_range) if self.node_sigmoid else None
 
     def plaintext(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """What the encrypted evaluation computes, in the clear (its tests' reference)."""
+        """What the encrypted evaluation computes, in the clear (its tests' reference):
+        the cubic of the logit, or the logit itself when the node applies no sigmoid."""
         z: npt.NDArray[np.float64] = rows @ np.asarray(self.weights) + self.bias
         poly = self.sigmoid()
         return z if poly is None else poly(z)

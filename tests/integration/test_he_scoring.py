@@ -46,6 +46,9 @@ def registry(consortium: Consortium) -> models.ModelRegistry:
             feature_bounds=([-1.0] * 20, [1.0] * 20),
         )
     )
+    reg.register(
+        models.build("logit-exact", "logistic", W_LOG.tolist(), -0.3, sigmoid_at="analyst")
+    )
     reg.register(models.build("private", "linear", [1.0, 2.0], 0.0, allow=("someone-else",)))
     reg.register(models.build("quota", "linear", [1.0, 2.0], 0.0, row_quota=10))
     return reg
@@ -96,6 +99,17 @@ def test_logistic_scores_match_numpy_within_the_stated_error(
     assert np.max(np.abs(out.values - sigmoid(z))) <= poly.max_error + 1e-3
     # a batch's ciphertexts cost the same whatever its rows: < 2 kB per row when full
     assert out.stats.ciphertext_bytes / (out.stats.batches * ckks.LOGISTIC.slots) < 2048
+
+
+def test_a_logistic_model_with_the_sigmoid_at_the_analyst_scores_exactly(
+    client: Client, registry: models.ModelRegistry, key_dir: Path
+) -> None:
+    rows = RNG.uniform(-4, 4, (500, 20))  # no range to respect: no polynomial
+
+    out = client.score("logit-exact", rows, key_dir=key_dir)
+
+    assert out.model.sigmoid_at == "analyst" and out.model.params == ckks.LINEAR.name
+    np.testing.assert_allclose(out.values, sigmoid(rows @ W_LOG - 0.3), atol=1e-6, rtol=0)
 
 
 def test_the_request_is_in_the_owners_audit_chain(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65nsnif/v1/scoring.proto\x12\tensnif.v1\"\x97\x02\n\tModelInfo\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x01(\r\x12\x15\n\rfeature_names\x18\x05 \x03(\t\x12\x0e\n\x06params\x18\x06 \x01(\t\x12\x11\n\tinput_low\x18\x07 \x01(\x01\x12\x12\n\ninput_high\x18\x08 \x01(\x01\x12\x13\n\x0b\x66\x65\x61ture_low\x18\t \x03(\x01\x12\x14\n\x0c\x66\x65\x61ture_high\x18\n \x03(\x01\x12\x0f\n\x07sigmoid\x18\x0b \x01(\t\x12\x19\n\x11sigmoid_max_error\x18\x0c \x01(\x01\x12\x11\n\trow_quota\x18\r \x01(\x04\x12\x15\n\rregistered_at\x18\x0e \x01(\t\"\"\n\x11ListModelsRequest\x12\r\n\x05party\x18\x01 \x01(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.ensnif.v1.ModelInfo\"\xb6\x01\n\x0bScoreHeader\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06params\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x04 \x01(\x0c\x12\x0c\n\x04rows\x18\x05 \x01(\x04\x12\x10\n\x08\x66\x65\x61tures\x18\x06 \x01(\r\x12\r\n\x05nonce\x18\x07 \x01(\t\x12\x1f\n\x17\x61nalyst_certificate_pem\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\"?\n\x0f\x43iphertextChunk\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0f\n\x07\x66\x65\x61ture\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"K\n\tBatchSeal\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xb1\x01\n\x0cScoreRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.ensnif.v1.ScoreHeaderH\x00\x12\x17\n\rcontext_chunk\x18\x02 \x01(\x0cH\x00\x12\x30\n\nciphertext\x18\x03 \x01(\x0b\x32\x1a.ensnif.v1.CiphertextChunkH\x00\x12$\n\x04seal\x18\x04 \x01(\x0b\x32\x14.ensnif.v1.BatchSealH\x00\x42\x06\n\x04part\"G\n\rScoreAccepted\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.ensnif.v1.ModelInfo\x12\x11\n\trows_used\x18\x02 \x01(\x04\"Q\n\x0bScoreResult\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"o\n\rScoreResponse\x12,\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.ScoreAcceptedH\x00\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x16.ensnif.v1.ScoreResultH\x00\x42\x06\n\x04partb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65nsnif/v1/scoring.proto\x12\tensnif.v1\"\xab\x02\n\tModelInfo\x12\r\n\x05party\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x01(\r\x12\x15\n\rfeature_names\x18\x05 \x03(\t\x12\x0e\n\x06params\x18\x06 \x01(\t\x12\x11\n\tinput_low\x18\x07 \x01(\x01\x12\x12\n\ninput_high\x18\x08 \x01(\x01\x12\x13\n\x0b\x66\x65\x61ture_low\x18\t \x03(\x01\x12\x14\n\x0c\x66\x65\x61ture_high\x18\n \x03(\x01\x12\x0f\n\x07sigmoid\x18\x0b \x01(\t\x12\x19\n\x11sigmoid_max_error\x18\x0c \x01(\x01\x12\x11\n\trow_quota\x18\r \x01(\x04\x12\x15\n\rregistered_at\x18\x0e \x01(\t\x12\x12\n\nsigmoid_at\x18\x0f \x01(\t\"\"\n\x11ListModelsRequest\x12\r\n\x05party\x18\x01 \x01(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.ensnif.v1.ModelInfo\"\xb6\x01\n\x0bScoreHeader\x12\r\n\x05party\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06params\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x04 \x01(\x0c\x12\x0c\n\x04rows\x18\x05 \x01(\x04\x12\x10\n\x08\x66\x65\x61tures\x18\x06 \x01(\r\x12\r\n\x05nonce\x18\x07 \x01(\t\x12\x1f\n\x17\x61nalyst_certificate_pem\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\"?\n\x0f\x43iphertextChunk\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0f\n\x07\x66\x65\x61ture\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"K\n\tBatchSeal\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xb1\x01\n\x0cScoreRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.ensnif.v1.ScoreHeaderH\x00\x12\x17\n\rcontext_chunk\x18\x02 \x01(\x0cH\x00\x12\x30\n\nciphertext\x18\x03 \x01(\x0b\x32\x1a.ensnif.v1.CiphertextChunkH\x00\x12$\n\x04seal\x18\x04 \x01(\x0b\x32\x14.ensnif.v1.BatchSealH\x00\x42\x06\n\x04part\"G\n\rScoreAccepted\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.ensnif.v1.ModelInfo\x12\x11\n\trows_used\x18\x02 \x01(\x04\"Q\n\x0bScoreResult\x12\r\n\x05\x62\x61tch\x18\x01 \x01(\r\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"o\n\rScoreResponse\x12,\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.ScoreAcceptedH\x00\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x16.ensnif.v1.ScoreResultH\x00\x42\x06\n\x04partb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ensnif.v1.scoring_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO']._serialized_start=39
-  _globals['_MODELINFO']._serialized_end=318
-  _globals['_LISTMODELSREQUEST']._serialized_start=320
-  _globals['_LISTMODELSREQUEST']._serialized_end=354
-  _globals['_LISTMODELSRESPONSE']._serialized_start=356
-  _globals['_LISTMODELSRESPONSE']._serialized_end=414
-  _globals['_SCOREHEADER']._serialized_start=417
-  _globals['_SCOREHEADER']._serialized_end=599
-  _globals['_CIPHERTEXTCHUNK']._serialized_start=601
-  _globals['_CIPHERTEXTCHUNK']._serialized_end=664
-  _globals['_BATCHSEAL']._serialized_start=666
-  _globals['_BATCHSEAL']._serialized_end=741
-  _globals['_SCOREREQUEST']._serialized_start=744
-  _globals['_SCOREREQUEST']._serialized_end=921
-  _globals['_SCOREACCEPTED']._serialized_start=923
-  _globals['_SCOREACCEPTED']._serialized_end=994
-  _globals['_SCORERESULT']._serialized_start=996
-  _globals['_SCORERESULT']._serialized_end=1077
-  _globals['_SCORERESPONSE']._serialized_start=1079
-  _globals['_SCORERESPONSE']._serialized_end=1190
+  _globals['_MODELINFO']._serialized_end=338
+  _globals['_LISTMODELSREQUEST']._serialized_start=340
+  _globals['_LISTMODELSREQUEST']._serialized_end=374
+  _globals['_LISTMODELSRESPONSE']._serialized_start=376
+  _globals['_LISTMODELSRESPONSE']._serialized_end=434
+  _globals['_SCOREHEADER']._serialized_start=437
+  _globals['_SCOREHEADER']._serialized_end=619
+  _globals['_CIPHERTEXTCHUNK']._serialized_start=621
+  _globals['_CIPHERTEXTCHUNK']._serialized_end=684
+  _globals['_BATCHSEAL']._serialized_start=686
+  _globals['_BATCHSEAL']._serialized_end=761
+  _globals['_SCOREREQUEST']._serialized_start=764
+  _globals['_SCOREREQUEST']._serialized_end=941
+  _globals['_SCOREACCEPTED']._serialized_start=943
+  _globals['_SCOREACCEPTED']._serialized_end=1014
+  _globals['_SCORERESULT']._serialized_start=1016
+  _globals['_SCORERESULT']._serialized_end=1097
+  _globals['_SCORERESPONSE']._serialized_start=1099
+  _globals['_SCORERESPONSE']._serialized_end=1210
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,7 @@ class ModelInfo(_message.Message):
     SIGMOID_MAX_ERROR_FIELD_NUMBER: _builtins.int
     ROW_QUOTA_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    SIGMOID_AT_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     name: _builtins.str
     kind: _builtins.str
@@ -60,6 +61,10 @@ class ModelInfo(_message.Message):
     row_quota: _builtins.int
     """Rows per analyst (0 = no quota)."""
     registered_at: _builtins.str
+    sigmoid_at: _builtins.str
+    """Logistic: "node" (the node evaluates the cubic above) or "analyst" (the node returns
+    the encrypted logit and the analyst's client applies the exact sigmoid).
+    """
     @_builtins.property
     def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -85,10 +90,11 @@ class ModelInfo(_message.Message):
         sigmoid_max_error: _builtins.float = ...,
         row_quota: _builtins.int = ...,
         registered_at: _builtins.str = ...,
+        sigmoid_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature_high", b"feature_high", "feature_low", b"feature_low", "feature_names", b"feature_names", "features", b"features", "input_high", b"input_high", "input_low", b"input_low", "kind", b"kind", "name", b"name", "params", b"params", "party", b"party", "registered_at", b"registered_at", "row_quota", b"row_quota", "sigmoid", b"sigmoid", "sigmoid_max_error", b"sigmoid_max_error"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature_high", b"feature_high", "feature_low", b"feature_low", "feature_names", b"feature_names", "features", b"features", "input_high", b"input_high", "input_low", b"input_low", "kind", b"kind", "name", b"name", "params", b"params", "party", b"party", "registered_at", b"registered_at", "row_quota", b"row_quota", "sigmoid", b"sigmoid", "sigmoid_at", b"sigmoid_at", "sigmoid_max_error", b"sigmoid_max_error"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
