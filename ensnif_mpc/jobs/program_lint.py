@@ -13,7 +13,8 @@ with :mod:`ast`; nothing is imported or executed. What it refuses (``program_inv
   checked);
 - imports outside a short list (numpy, math, the program API, the program's own files)
   and the builtins and attributes that reach past the API (``open``, ``eval``,
-  ``exec``, ``__import__``, ``getattr``, private and dunder attributes).
+  ``exec``, ``__import__``, ``getattr``, private and dunder attributes, MPyC's peer
+  links ``parties``/``protocol``/``transport``, numpy's file functions).
 
 This is a review aid and a guard against mistakes, not a sandbox: Python code can reach
 anything its process can. What stops a program that opens a value anyway is the worker's
@@ -48,6 +49,14 @@ FORBIDDEN_NAMES = frozenset(
         "print",
         "memoryview",
     }
+)
+
+# Attributes that reach the runtime's links or the file system past the API: MPyC's peer
+# objects and transports, and numpy's file and foreign-memory functions.
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {"parties", "protocol", "transport", "socket"}
+    | {"load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt"}
+    | {"fromfile", "tofile", "memmap", "ctypeslib", "DataSource", "lib", "f2py", "testing"}
 )
 
 
@@ -100,6 +109,10 @@ def _check_module(path: str, tree: ast.Module) -> None:
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise ProgramInvalid(
                 f"{where}: private attribute .{node.attr} (a program uses the public API only)"
+            )
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            raise ProgramInvalid(
+                f"{where}: .{node.attr} reaches past the program API (the MPC links or files)"
             )
         elif isinstance(node, ast.Global | ast.Nonlocal):
             raise ProgramInvalid(f"{where}: global state is not available to member programs")

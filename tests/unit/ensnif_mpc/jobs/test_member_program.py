@@ -77,6 +77,8 @@ def test_the_example_passes_the_static_check(program_dir: Path) -> None:
         (ENTRY, "sint = p.sint()", "sint = p.mpc._reshare", "private attribute"),
         (ENTRY, "sint = p.sint()", "sint = getattr(p, 'sint')()", "getattr is not available"),
         (ENTRY, 'p.public("threshold", 50)', 'p.public("limit", 50)', "parameter 'limit'"),
+        (ENTRY, "sint = p.sint()", "p.mpc.parties[1].protocol\n    sint = p.sint()", "MPC links"),
+        (ENTRY, "sint = p.sint()", "np.save('/tmp/x', 1)\n    sint = p.sint()", ".save"),
     ],
 )
 def test_a_manifest_that_does_not_match_the_code_is_refused(
