@@ -1,6 +1,8 @@
-"""A member without a node uploads its encrypted dataset to a real helper node over mTLS with
-`ensnif outsource upload` (the real CLI, the node's production start()); the node stores
-it, lists it, and refuses a tampered upload and one sent by another member."""
+"""A member without a node and a real helper node (its production start(), mTLS), through the
+real CLI: `ensnif outsource keygen | encrypt | verify | upload | list | serve`. The node
+stores and lists an upload and refuses a tampered one and one sent by another member; a
+job's conversion goes through the node to the owner's `serve` and back, and equals numpy;
+a job the owner does not allow is refused; the owner's secret key is found nowhere else."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.demo.localnet import LocalConsortium
+from ensnif_mpc.he import bfv
 from ensnif_mpc.security import pki
 from party_node import server as node_server
 from tests.protocols.he_outsourced_run import partials, run
@@ -89,10 +92,17 @@ def _encrypt(root: Path, profile: Path, name: str) -> Path:
     return out
 
 
-def test_the_owner_uploads_and_the_helper_stores_and_lists_it(helper):
-    root, lc, running = helper
-    owner = _profile(root, lc, "cityoffice")
-    upload = _encrypt(root, owner, "cityoffice")
+@pytest.fixture(scope="module")
+def encrypted(helper):
+    """smallshop's profile and the directory `ensnif outsource encrypt` wrote for it."""
+    root, lc, _ = helper
+    owner = _profile(root, lc, "smallshop")
+    return owner, _encrypt(root, owner, "smallshop")
+
+
+def test_the_owner_uploads_and_the_helper_stores_and_lists_it(helper, encrypted):
+    _, _, running = helper
+    owner, upload = encrypted
     node = f"127.0.0.1:{running.port}"
 
     sent = _cli(
@@ -102,18 +112,17 @@ def test_the_owner_uploads_and_the_helper_stores_and_lists_it(helper):
 
     assert sent.returncode == 0, sent.stderr
     stored = json.loads(sent.stdout)
-    assert (stored["owner"], stored["dataset"], stored["rows"]) == ("cityoffice", "payments", 9000)
+    assert (stored["owner"], stored["dataset"], stored["rows"]) == ("smallshop", "payments", 9000)
     assert stored["ciphertexts"] == 2 * 5 and stored["policy"] == {"exact_protocols": ["sum"]}
-    on_disk = running.node.cfg.state_dir / "outsourced" / "cityoffice" / "payments"
+    on_disk = running.node.cfg.state_dir / "outsourced" / "smallshop" / "payments"
     assert (on_disk / "sums.json").is_file()  # accepted, and its sums precomputed
     listed = _cli(owner, "outsource", "list", "--node", node, "--node-name", "helper", "--json")
-    assert [d["manifest_sha256"] for d in json.loads(listed.stdout)] == [stored["manifest_sha256"]]
+    assert stored["manifest_sha256"] in [d["manifest_sha256"] for d in json.loads(listed.stdout)]
 
 
-def test_a_tampered_upload_and_another_members_upload_are_refused(helper):
+def test_a_tampered_upload_and_another_members_upload_are_refused(helper, encrypted):
     root, lc, running = helper
-    owner = _profile(root, lc, "smallshop")
-    upload = _encrypt(root, owner, "smallshop")
+    owner, upload = encrypted
     node = f"127.0.0.1:{running.port}"
     tampered = root / "tampered"
     shutil.copytree(upload, tampered)
@@ -121,16 +130,21 @@ def test_a_tampered_upload_and_another_members_upload_are_refused(helper):
     blob = bytearray(target.read_bytes())
     blob[7000] ^= 1
     target.write_bytes(bytes(blob))
+    held = running.node.cfg.state_dir / "outsourced" / "smallshop"
+    before = sorted(p.read_bytes() for p in held.rglob("manifest.json"))
 
+    checked = _cli(owner, "outsource", "verify", "--dir", str(tampered), "--ca",
+                   str(lc.pki_dir / "ca.crt"))  # fmt: skip
     bad = _cli(owner, "outsource", "upload", "--dir", str(tampered), "--node", node,
                "--node-name", "helper")  # fmt: skip
     other = _profile(root, lc, "intruder")
     foreign = _cli(other, "outsource", "upload", "--dir", str(upload), "--node", node,
                    "--node-name", "helper")  # fmt: skip
 
+    assert checked.returncode == 4 and "he_ciphertext_tampered" in checked.stderr
     assert bad.returncode == 4 and "he_ciphertext_tampered" in bad.stderr
     assert foreign.returncode == 4 and "permission_denied" in foreign.stderr
-    assert not (running.node.cfg.state_dir / "outsourced" / "smallshop").exists()
+    assert sorted(p.read_bytes() for p in held.rglob("manifest.json")) == before
 
 
 def _serve_once(
@@ -174,12 +188,46 @@ def _job_through_the_node(tmp_path, helper, allow: str, job_id: str, online: boo
     return result, served[0], np.concatenate([live, outsourced])
 
 
-def test_the_owners_serve_client_answers_a_job_through_the_helper_node(tmp_path, helper):
-    result, served, values = _job_through_the_node(tmp_path, helper, "sum", "job-serve-1", True)
+@pytest.fixture(scope="module")
+def served_job(helper, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("served")
+    return work, *_job_through_the_node(work, helper, "sum", "job-serve-1", True)
+
+
+def test_the_owners_serve_client_answers_a_job_through_the_helper_node(served_job):
+    _, result, served, values = served_job
 
     assert served.returncode == 0, served.stderr
     assert json.loads(served.stdout.splitlines()[0])["approved"] is True
     assert result.totals == [int(v) for v in partials(values, EDGES)]
+
+
+def _windows(data: bytes, size: int = 48, count: int = 6) -> list[bytes]:
+    step = (len(data) - size) // (count + 1)
+    return [data[step * (i + 1) : step * (i + 1) + size] for i in range(count)]
+
+
+def test_the_secret_key_is_only_in_the_owners_key_directory_after_a_job(served_job, helper):
+    """Searched: the helper node's whole state (its database, logs, stored dataset and
+    precomputed sums, the job directory with the request, batch and sealed shares), the
+    consortium's files, and the job's probe directory with every party's output."""
+    work, *_ = served_job
+    root, _, running = helper
+    key_dir = work / "job" / "owner-key"
+    saved = work / "sk.bin"
+    bfv.load_key(key_dir).context.secret_key().data.save(str(saved))  # SEAL's own bytes
+    needles = _windows(saved.read_bytes())
+    saved.unlink()
+    assert all(n in (key_dir / "secret.ctx").read_bytes() for n in needles)
+    haystack = [
+        p
+        for base in (root, work, running.node.cfg.state_dir)
+        for p in base.rglob("*")
+        if p.is_file() and key_dir not in p.parents
+    ]
+    job_dir = running.node.cfg.state_dir / "jobs" / "job-serve-1" / "outsourced"
+    assert {job_dir / "batch.bin", job_dir / "sealed.json"} <= set(haystack)
+    assert [p for p in haystack if any(n in p.read_bytes() for n in needles)] == []
 
 
 def test_a_job_the_owner_does_not_allow_is_refused_and_nothing_opens(tmp_path, helper):
