@@ -47,7 +47,15 @@ def job_dict(job: pb.Job) -> dict[str, Any]:
     spec = d.get("spec", {})
     spec["params"] = json.loads(job.spec.params_json or "{}")
     spec.pop("params_json", None)
+    if job.spec.program_json:  # a member program: its hash and file names, not its bytes
+        spec["program"] = _program_summary(job.spec.program_json)
+    spec.pop("program_json", None)
     return d
+
+
+def _program_summary(program_json: str) -> dict[str, Any]:
+    raw = json.loads(program_json)
+    return {"hash": raw.get("hash", ""), "files": sorted(raw.get("files", {}))}
 
 
 def styled_state(job: pb.Job) -> str:
@@ -99,6 +107,9 @@ def job_panel(job: pb.Job, approvals: Sequence[tuple[pb.Approval, str]] = ()) ->
     t.add_row("inputs", inputs)
     t.add_row("helpers", ", ".join(job.spec.helpers) or "-")
     t.add_row("params", job.spec.params_json or "{}")
+    if job.spec.program_json:
+        program = _program_summary(job.spec.program_json)
+        t.add_row("program", f"{program['hash']} ({', '.join(program['files'])})")
     if job.reason:
         t.add_row("reason", escape(f"{job.reason} [{job.reason_code}]"))
     for p in job.parties:
