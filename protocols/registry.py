@@ -8,6 +8,7 @@ the CLI lists it. A protocol's MPC program is named by ``program``
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -211,19 +212,28 @@ FAMILY_MODULES = (
     "protocols.local",
     "protocols.models",
     "protocols.models.learning",
+    "protocols.join.moments",
 )
 
 
-_collected = False
+_collected = False  # set when collection starts (a family module's own import sees it)
+_collecting = threading.RLock()
+_done = threading.Event()
 
 
 def catalog() -> dict[str, ProtocolDef]:
     """Every protocol, the families' included (collected on first use: a family module
-    imports this one, so collecting at import time would be circular)."""
+    imports this one, so collecting at import time would be circular). Another thread
+    asking while one collects waits for the whole catalog, not a part of it."""
     global _collected
-    if not _collected:
-        _collected = True
-        _collect()
+    if not _done.is_set():
+        with _collecting:
+            if not _collected:
+                _collected = True
+                try:
+                    _collect()
+                finally:
+                    _done.set()
     return PROTOCOLS
 
 

@@ -132,5 +132,9 @@ MODELS: dict[str, Model] = {
         lambda c, t, h: learning.KMEANS_PARAMS,
         bounds=lambda b: {"features": (b,)},
     ),
+    "join_moments": Model(  # the same six sums as join_correlation's release
+        families.RELEASES["join_correlation"],
+        lambda cap, t, how: families._params("join_correlation", cap, t, how),
+    ),
     **{name: _family(name) for name in families.RELEASES},
 }

@@ -128,3 +128,27 @@ def test_an_iterative_program_must_open_every_planned_block():
 
     with pytest.raises(ValueError, match="opened 1 of the release's 2 blocks"):
         rounds.finish([])
+
+
+def test_join_moments_statistics_from_the_six_sums():
+    from fractions import Fraction
+
+    from protocols.join import moments
+
+    x, y = np.array([1.0, 2.0, 4.0]), np.array([3.0, 1.0, 2.0])
+    values = {
+        "pairs": Fraction(3),
+        "sum_x": Fraction(7),
+        "sum_y": Fraction(6),
+        "sumsq_x@decimals=4": Fraction(21 * 10**4),
+        "sumsq_y@decimals=4": Fraction(14 * 10**4),
+        "sum_xy@decimals=4": Fraction(13 * 10**4),
+    }
+
+    out = moments.finalize(values)
+
+    assert out["mean_x"] == pytest.approx(x.mean()) and out["var_y"] == pytest.approx(y.var(ddof=1))
+    assert out["cov"] == pytest.approx(np.cov(x, y)[0, 1])
+    assert out["sd_x"] == pytest.approx(x.std(ddof=1))
+    one = moments.finalize({**values, "pairs": Fraction(1)})
+    assert math.isnan(one["var_x"]) and math.isnan(one["cov"])
