@@ -68,7 +68,7 @@ def box_grid(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, bits: int) -> 
 # piecewise-linear σ because it needs two products per row and no comparison (a comparison
 # costs about one random bit per bit of the value, ten times a truncation), and over degree
 # 5 because the fixed-Hessian steps (below) reach the same accuracy with it (measured in
-# tests/protocols/test_models.py against scikit-learn).
+# tests/protocols/test_models_learning.py against scikit-learn).
 SIGMOID_RANGE = 8.0
 SIGMOID_C1 = 0.15009364
 SIGMOID_C3 = -0.00159204

@@ -26,11 +26,11 @@ def _tables(owners: list[OwnerTable]) -> list[dict]:
     return [o.role_values() for o in owners]
 
 
-@pytest.mark.parametrize("route", ["prf-shuffle", "auto"])
-def test_join_moments_equal_pandas_over_the_matched_keys(tmp_path, route):
+def test_join_moments_equal_pandas_over_the_matched_keys(tmp_path):
+    """On the PRF route (the contract suite runs the helper route on its example)."""
     rng = np.random.default_rng(21)
     a, b = _owner(rng, 90, 0, "x"), _owner(rng, 80, 30, "y")
-    params = {"per_key": "sum", "join_path": route}
+    params = {"per_key": "sum", "join_path": "prf-shuffle"}
 
     run = run_parties(tmp_path, "join_moments", [a, b, None], params, decimals=2, timeout=300)
 
