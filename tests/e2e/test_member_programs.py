@@ -149,6 +149,8 @@ def test_a_listed_program_runs_unasked_and_gives_the_plaintext_answer(
     job_id = _submit(lc, _job_file(lc, programs["reviewed"], "reviewed"))
     status = _final(lc, job_id)
     assert status["state"] == "succeeded", status
+    shown = status["spec"]["program"]  # type: ignore[index]
+    assert shown["hash"] == Bundle.from_path(programs["reviewed"]).digest
     got, expected = _result(lc, job_id), _plaintext(lc)
     assert got["count_above"] == expected["count_above"]
     assert got["sum_above"] == pytest.approx(expected["sum_above"], abs=1e-6)
