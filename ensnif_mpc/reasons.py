@@ -792,6 +792,17 @@ _ALL: tuple[Reason, ...] = (
         ends=_REJECTED + _FAILED,
         group=HE,
     ),
+    Reason(
+        "owner_refused",
+        "The owner of an outsourced dataset refused the job from its `ensnif outsource "
+        "serve` client (its allow-lists, or a batch or party binding that did not verify); "
+        "nothing was computed in MPC or opened.",
+        "Ask the dataset's owner which jobs it approves (`--allow-protocol`, "
+        "`--allow-analyst`).",
+        _S.PERMISSION_DENIED,
+        ends=_REJECTED + _FAILED,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",

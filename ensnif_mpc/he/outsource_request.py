@@ -18,9 +18,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ensnif_mpc.errors import InvalidArgument
+from ensnif_mpc.errors import InvalidArgument, PermissionDenied
+from ensnif_mpc.he import outsource
 from ensnif_mpc.security.mpc_session import PeerBinding
 
 FOLDER = "outsourced"
@@ -107,3 +108,20 @@ def read_answer(job_dir: Path) -> dict[int, bytes] | str | None:
         return None
     raw = json.loads((folder / SEALED).read_text())
     return {int(k): base64.b64decode(v) for k, v in raw.items()}
+
+
+def await_answer(job_dir: Path, window_s: float) -> dict[int, bytes]:
+    """What the helper's worker waits for before its MPC connects: the owner's sealed
+    shares. ``owner_offline`` when the approval window passes first, ``owner_refused``
+    when the owner's client refused the job; in both cases nothing was computed in MPC
+    and nothing was opened."""
+    def ready() -> dict[int, bytes] | str | None:
+        return read_answer(job_dir)
+
+    # mypy solves the TypeVar of a union return as their join; the union is what comes back
+    got = cast("dict[int, bytes] | str", outsource.wait_for_owner(ready, window_s))
+    if isinstance(got, str):
+        raise PermissionDenied(
+            f"the dataset's owner refused the job: {got}", reason="owner_refused"
+        )
+    return got

@@ -39,10 +39,8 @@ JOB_DIR = os.environ.get("PROBE_JOB_DIR", "")
 DATASET = Path(os.environ.get("PROBE_DATASET") or DIR / "dataset")
 
 
-def _answer() -> dict[int, bytes] | str | None:
-    """The owner's answer: from the node's job directory, or the test's own exchange file."""
-    if JOB_DIR:
-        return outsource_request.read_answer(Path(JOB_DIR))
+def _answer() -> dict[int, bytes] | None:
+    """The owner's answer through the test's own exchange file (no node)."""
     path = DIR / "sealed.json"
     if not path.exists():
         return None
@@ -99,15 +97,15 @@ async def main() -> None:
         if JOB_DIR:  # as a node's worker: the request waits in the job directory
             _leave_request(batch, rows_mode)
         timing["helper_mask"] = time.perf_counter() - t0
-        try:  # before connecting: an absent owner ends the job before any MPC
-            got = outsource.wait_for_owner(_answer, float(os.environ.get("PROBE_WINDOW", "120")))
+        window = float(os.environ.get("PROBE_WINDOW", "120"))
+        try:  # before connecting: an absent or refusing owner ends the job before any MPC
+            if JOB_DIR:
+                sealed = outsource_request.await_answer(Path(JOB_DIR), window)
+            else:
+                sealed = outsource.wait_for_owner(_answer, window)
         except EnsnifError as exc:
             print("reason", exc.reason, flush=True)
             sys.exit(3)
-        if isinstance(got, str):  # the owner refused the job
-            print("reason", "owner_refused", flush=True)
-            sys.exit(3)
-        sealed = got
         timing["owner_wait"] = time.perf_counter() - t0 - timing["helper_mask"]
     await mpc.start()
     t0 = time.perf_counter()
