@@ -161,10 +161,43 @@ def read_weights(path: Path) -> tuple[list[str], list[float]]:
     return [str(c) for c in frame.columns], weights
 
 
+def read_released(path: Path) -> tuple[str, list[float], float]:
+    """(kind, weights, bias) of a model a training job released to this member: the
+    outputs of `ensnif job result JOB --json`. A logistic regression releases coef[j]
+    (one per feature) and intercept; a linear regression coef[0] (the intercept) and
+    coef[1..d]."""
+    import json
+
+    try:
+        outputs = json.loads(path.read_text())["outputs"]
+        values = {k: float(v["value"] if isinstance(v, dict) else v) for k, v in outputs.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InvalidArgument(
+            f"{path}: not the JSON of `ensnif job result JOB --json` (an `outputs` object)"
+        ) from None
+    coef = [values[f"coef[{j}]"] for j in range(len(values)) if f"coef[{j}]" in values]
+    if not coef or len(coef) != sum(k.startswith("coef[") for k in values):
+        raise InvalidArgument(f"{path}: no coef[0], coef[1], ... outputs in order")
+    if "intercept" in values:
+        return "logistic", coef, values["intercept"]
+    if len(coef) < 2:
+        raise InvalidArgument(f"{path}: a linear model needs coef[0] (intercept) and coef[1..d]")
+    return "linear", coef[1:], coef[0]
+
+
 @model.command("register")
 @_config
 @click.option("--name", required=True)
-@click.option("--weights", "weights_path", required=True, type=click.Path(exists=True))
+@click.option("--weights", "weights_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--from-result",
+    "result_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A released model instead of --weights: the JSON of `ensnif job result JOB --json` "
+    "of a logistic_regression job (coef[j] and intercept) or a linear regression job "
+    "(coef[0] the intercept, then one per feature); kind and bias come from it.",
+)
+@click.option("--features", "feature_list", default="", help="Feature names (comma list).")
 @click.option("--bias", default=0.0, show_default=True, type=float)
 @click.option("--kind", type=click.Choice(["linear", "logistic"]), default="logistic")
 @click.option("--input-range", default="", help="The logit range LOW,HIGH (logistic).")
@@ -189,7 +222,9 @@ def read_weights(path: Path) -> tuple[list[str], list[float]]:
 def register(
     config_path: str,
     name: str,
-    weights_path: str,
+    weights_path: str | None,
+    result_path: str | None,
+    feature_list: str,
     bias: float,
     kind: str,
     input_range: str,
@@ -204,7 +239,14 @@ def register(
     from party_node import models
 
     cfg = PartyConfig.load(Path(config_path))
-    names, weights = read_weights(Path(weights_path))
+    if (weights_path is None) == (result_path is None):
+        raise InvalidArgument("give the model as --weights CSV or --from-result JSON (one)")
+    if result_path is not None:
+        kind, weights, bias = read_released(Path(result_path))
+        names = [n.strip() for n in feature_list.split(",") if n.strip()]
+    else:
+        assert weights_path is not None
+        names, weights = read_weights(Path(weights_path))
     bounds = None
     if feature_bounds:
         lo, hi = _pair(feature_bounds, "--feature-bounds")

@@ -423,3 +423,44 @@ def test_the_node_takes_scoring_only_from_its_coordinator(
         channel.close()
 
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_released_model_is_registered_from_its_job_result(
+    consortium: Consortium,
+    registry: models.ModelRegistry,
+    tmp_path: Path,
+    client: Client,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ensnif job result JOB --json` of a logistic regression (coef[j], intercept), as
+    ensnif_mpc/cli/render.py:result_dict writes it, registered as it is."""
+    coef, intercept = [0.8, -1.1, 0.3], 0.25
+    outputs = {f"coef[{j}]": {"value": c, "exact": str(c)} for j, c in enumerate(coef)}
+    outputs["intercept"] = {"value": intercept, "exact": str(intercept)}
+    released = tmp_path / "result.json"
+    released.write_text(json.dumps({"job_id": "j", "outputs": outputs, "release": "exact"}))
+    config = str(consortium.lc.root / f"party-{OWNER}.toml")
+
+    reg = _ensnif(
+        capsys,
+        "model",
+        "register",
+        "--config",
+        config,
+        "--name",
+        "released",
+        "--from-result",
+        str(released),
+        "--features",
+        "a,b,c",
+        "--feature-bounds",
+        "-1,1",
+    )
+    rows = RNG.uniform(-1, 1, (64, 3))
+    out = client.score("released", rows, key_dir=tmp_path / "k")
+
+    assert reg.returncode == 0, reg.stderr
+    assert out.model.kind == "logistic" and list(out.model.feature_names) == ["a", "b", "c"]
+    poly = registry.get("released").model.sigmoid()
+    assert poly is not None
+    np.testing.assert_allclose(out.values, poly(rows @ coef + intercept), atol=1e-3, rtol=0)
