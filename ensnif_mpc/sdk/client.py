@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
@@ -25,7 +25,7 @@ from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.results import delivery, envelope, shares
 from ensnif_mpc.rpc import convert
-from ensnif_mpc.sdk import result as result_module, scoring
+from ensnif_mpc.sdk import result as result_module
 from ensnif_mpc.sdk.intervals import Bounds, Interval
 from ensnif_mpc.sdk.noise import NoiseLaw
 from ensnif_mpc.sdk.result import Result
@@ -34,7 +34,11 @@ from ensnif_mpc.security.pki import identity_of, parse_cert
 from ensnif_mpc.security.tls import secure_channel
 from protocols import registry
 
+if TYPE_CHECKING:
+    from ensnif_mpc.sdk.scoring import Scores
+
 T = TypeVar("T")
+SCORE_TIMEOUT_S = 3600.0  # a scoring stream of many batches
 
 
 class Client:
@@ -92,9 +96,11 @@ class Client:
         party: str = "",
         key_dir: Path | None = None,
         n_threads: int = 1,
-    ) -> scoring.Scores:
+    ) -> Scores:
         """Encrypt ``rows`` (n × features) under this analyst's CKKS key, have the model's
         owner evaluate ``model`` on them, decrypt the scores here."""
+        from ensnif_mpc.sdk import scoring  # TenSEAL, only when scoring
+
         return scoring.score(self, model, rows, party, key_dir, n_threads)
 
     def score_stream(
@@ -102,7 +108,7 @@ class Client:
     ) -> Generator[spb.ScoreResponse, None, None]:
         """The raw scoring stream (scoring.score builds and checks it)."""
         try:
-            yield from self._stub.Score(requests, timeout=scoring.STREAM_TIMEOUT_S)
+            yield from self._stub.Score(requests, timeout=SCORE_TIMEOUT_S)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from ensnif_mpc.sdk.client import Client
 
 CONTEXT_CHUNK = 1 << 20
-STREAM_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
