@@ -9,7 +9,9 @@ Not a test: it prints numbers and asserts nothing about speed. Sizes are rows pe
 private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
 side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), the
 throughput programs (bench/throughput.py: secure products, comparisons and random bits per
-second, numpy vs raw MPyC vs the worker), encrypted scoring (bench/he_scoring.py: numpy vs
+second, numpy vs raw MPyC vs the worker), the models table (bench/models.py: horizontal
+ridge regression at 1,000,000 rows per owner × 10 features, numpy vs raw MPyC vs the
+protocol's workers), encrypted scoring (bench/he_scoring.py: numpy vs
 a hand-written TenSEAL script vs `ensnif score`, and the packing table), the
 outsourced-dataset job (bench/he_outsource.py:
 100,000 BFV-encrypted values at the helper joined with a live owner's, numpy vs raw TenSEAL
@@ -220,6 +222,11 @@ def main() -> int:
 
         sizes = throughput.QUICK if args.quick else throughput.SIZES
         throughput_ok = throughput.run(list(sizes), sizes)
+    models_ok = True
+    if not narrowed:
+        import models  # horizontal ridge regression (docs/models.md)
+
+        models_ok = models.run(models.QUICK_ROWS if args.quick else models.ROWS, models.FEATURES)
     he_ok = True
     if not narrowed:
         import he_scoring  # encrypted scoring and its packing table (docs/homomorphic.md)
@@ -260,6 +267,7 @@ def main() -> int:
         or not join_ok
         or not wan_ok
         or not throughput_ok
+        or not models_ok
         or not he_ok
         or not fixed_ok
         or not he_outsource_ok

@@ -104,6 +104,8 @@ ALLOWED = (
     "restart_2",
     "stash_sum",
     "stash_add",
+    # Models (docs/models.md).
+    "linear_regression",
 )
 
 

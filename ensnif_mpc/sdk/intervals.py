@@ -40,6 +40,8 @@ EXACT, SIMULATION, NONE = "exact", "simulation", "none"
 SUMSQ = "sumsq@decimals="  # as protocols.statistics names the opened sum of squares
 GRID_COUNT = re.compile(r"^count\[(?P<x>[^\]]+)\]@q=(?P<q>\d+(?:/\d+)?)$")
 MOMENTS = ("pairs", "sum_x", "sum_y", "sumsq_x", "sumsq_y", "sum_xy")  # join_correlation
+CROSS = "cross@decimals="  # as protocols.models.regression names its opened cross products
+REGRESSION = ("coef", "se", "r2")  # linear_regression's answers, solved from its statistics
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,40 @@ def derivation(name: str, raw: Mapping[str, object]) -> Derivation | None:
             return _quantile(points)
     if kind == "r" and all(m in raw for m in MOMENTS):
         return MOMENTS, _correlation
+    if kind in REGRESSION and "n" in raw and any(k.startswith(CROSS) for k in raw):
+        return _regression(kind, int(label or 0), raw)
     return None
+
+
+def _regression(kind: str, index: int, raw: Mapping[str, object]) -> Derivation:
+    """linear_regression's DP release: the noisy n, Σz and cross products solved per draw
+    (the protocol's own solve, batched over the draws)."""
+    from protocols.models.solve import solve  # numpy only; the client's side of the protocol
+
+    sums = sorted((k for k in raw if k.startswith("sum[")), key=lambda k: int(group_label(k) or 0))
+    parsed = []
+    for k in raw:
+        if k.startswith(CROSS):
+            grid, pair = k[len(CROSS) :].split("[", 1)
+            j, other = (int(v) for v in pair.rstrip("]").split(","))
+            parsed.append(((j, other), k, 10.0 ** -int(grid)))
+    parsed.sort()  # (j, l) in row-major order: the upper triangle as the solve reads it
+    names = ("n", *sums, *(k for _, k, _ in parsed))
+
+    def f(v: Mapping[str, np.ndarray]) -> np.ndarray:
+        fit = solve(
+            v["n"],
+            np.stack([v[k] for k in sums], axis=-1),
+            np.stack([v[k] * scale for _, k, scale in parsed], axis=-1),
+        )
+        if kind == "r2":
+            return fit["r2"]
+        if kind == "se":
+            with np.errstate(invalid="ignore"):
+                return np.asarray(np.sqrt(fit["se2"][..., index]))
+        return np.asarray(fit["coef"][..., index])
+
+    return names, f
 
 
 def seed_for(job_id: str) -> int:

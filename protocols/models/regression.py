@@ -51,6 +51,7 @@ from protocols.models.gram import moments, triangle
 from protocols.ports.linalg import gauss_jordan
 
 FRAC_BITS = 48  # working precision of the solve: absolute resolution 2^-48 on scaled entries
+# (in 2·FRAC_BITS bits: MPyC's fixed-point reciprocal is only right when l = 2f)
 # A pivot at most this fraction of its column's (penalised) diagonal, or below PIVOT_FLOOR,
 # is taken for zero: the features are collinear (or one is constant) at this precision.
 PIVOT_RELATIVE = 1e-9
@@ -153,14 +154,19 @@ async def linear_regression(ctx: Context) -> list[SecureOutput]:
     ctx.progress("solving", 0.5)
     r = max(1, rows.bit_length())
     e = [max(1, b.bit_length()) for b in bounds]  # 2^e_j ≥ every |z_j| on the grid
-    fx = mpc.SecFxp(ctx.bit_length + FRAC_BITS + 8, FRAC_BITS)
-    raw = mpc.convert(mpc.np_tolist(total), fx)
-    n_hat = _pow2(raw[0], -r)
-    t = mpc.np_fromlist([_pow2(raw[1 + j], -(r + e[j])) for j in range(w)])
+    # Wide enough for the raw sums, only to scale them by public powers of two (exact);
+    # then the working type, whose 2·FRAC_BITS bits MPyC's reciprocal needs.
+    wide = mpc.SecFxp(ctx.bit_length + FRAC_BITS + 8, FRAC_BITS)
+    fx = mpc.SecFxp(2 * FRAC_BITS, FRAC_BITS)
+    raw = mpc.convert(mpc.np_tolist(total), wide)
     pairs = triangle(w)
+    shifts = [r] + [r + e[j] for j in range(w)] + [r + e[j] + e[col] for j, col in pairs]
+    scaled = mpc.convert([_pow2(v, -k) for v, k in zip(raw, shifts, strict=True)], fx)
+    n_hat = scaled[0]
+    t = mpc.np_fromlist(scaled[1 : 1 + w])
     q = [[None] * w for _ in range(w)]
     for i, (j, col) in enumerate(pairs):
-        q[j][col] = q[col][j] = _pow2(raw[1 + w + i], -(r + e[j] + e[col]))
+        q[j][col] = q[col][j] = scaled[1 + w + i]
     inv_n = 1 / n_hat
     mean = t * inv_n
     s = mpc.np_fromlist([v for row in q for v in row]).reshape(w, w) - mpc.np_outer(t, mean)

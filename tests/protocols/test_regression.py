@@ -72,10 +72,13 @@ ALL = np.vstack([A, B])
 BAD_A, BAD_B = _rows(RNG, 60, collinear=True), _rows(RNG, 50, collinear=True)
 
 
+REG = catalog()["linear_regression"]
+
+
 def _plan(rho: float = 2.0) -> dp.ReleasePlan:
     bounds = {"features": (1000,) * 3, "label": (20000,)}
     owners = [OwnerBounds(1, bounds), OwnerBounds(1, bounds)]
-    blocks = catalog()["linear_regression"].dp_sensitivity(owners, {"ridge": 0.0})
+    blocks = REG.dp_sensitivity(owners, {"ridge": 0.0})
     return dp.plan(rho, blocks, 3, 1)
 
 
