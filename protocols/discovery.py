@@ -19,7 +19,9 @@ label matches at most one slot); a matched label's count is added into the first
 slot and its own slot emptied. The 2M candidate counts are then noised by the worker
 (the job's release plan) and, after the noise, every slot whose noisy count is not above τ
 is zeroed inside MPC: code and count are multiplied by the secret bit (count > τ), so the
-analyst opens only selected labels; every other slot opens as zeros.
+analyst opens only selected labels; every other slot opens as zeros. Last, the slots are
+shuffled by resharing (``protocols.shuffle``), so a label's slot says nothing about
+which owner has it or how many labels sort before it.
 
 The threshold: one person (k rows at each owner, Δ = Σk) changes the counts by at most Δ
 in L2 and L1 and can create at most Δ labels, each with a count of at most Δ. A label
@@ -198,18 +200,27 @@ async def group_discovery(ctx: Context) -> list[SecureOutput]:
 async def select(
     ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan
 ) -> list[SecureOutput]:
-    """After the noise: keep each slot only if its (noisy) count is above τ, inside MPC.
+    """After the noise: keep each slot only if its (noisy) count is above τ, then shuffle
+    the slots, inside MPC.
 
     Every output of a slot is multiplied by the secret bit, so an unselected slot opens
-    as zeros; the number and order of outputs do not change."""
+    as zeros. The slots are then permuted by a permutation no coalition of t parties knows
+    (``protocols.shuffle``): a label's slot would otherwise tell which owner has it and
+    how many labels (opened or not) sort before it there. The number and names of the
+    outputs do not change."""
+    from protocols.shuffle import Shuffler
+
     mpc = ctx.mpc
     tau = threshold(plan, ctx.params)
     n = 2 * sizes(ctx.params)[0]
     counts = mpc.np_fromlist([o.value for o in outputs[:n]])
     keep = counts > tau
     every = mpc.np_fromlist([o.value for o in outputs])
-    kept = mpc.np_tolist(every * mpc.np_concatenate([keep] * (len(outputs) // n)))
-    return [dataclasses.replace(o, value=v) for o, v in zip(outputs, kept, strict=True)]
+    kept = every * mpc.np_concatenate([keep] * (len(outputs) // n))
+    rows = [kept[j * n : (j + 1) * n] for j in range(len(outputs) // n)]
+    shuffled = await Shuffler(mpc).apply(rows)
+    values = [v for row in shuffled for v in mpc.np_tolist(row)]
+    return [dataclasses.replace(o, value=v) for o, v in zip(outputs, values, strict=True)]
 
 
 def threshold(plan: ReleasePlan, params: Mapping[str, Any]) -> int:

@@ -50,25 +50,18 @@ def _per_group(rows: list[list[Row]]) -> tuple[list[int], list[int]]:
 
 
 def _discovery(rows, owners, params):
-    """The 2M candidate counts as the MPC lays them out: each owner's slots (the protocol's
-    own local step), the second owner's labels that the first has moved into its slots."""
+    """The 2M noised counts as what they release: the slots are shuffled inside MPC, so
+    the release is a count per label, whatever slot held it. Laid out here by label
+    identity over the drawn labels' universe (its first entries; the rest of the 2M
+    candidates stay 0); every row counts (the model's person has at most k rows)."""
     m, width = discovery.sizes(params)
-    laid = []
-    for owner in [*rows, []][:2]:
-        totals: dict[bytes, int] = {}
-        for r in owner:  # every row counts: the model's person has at most k rows here
-            label = discovery.cut(str(r.group), width)
-            totals[label] = totals.get(label, 0) + 1
-        laid.append(discovery.slots(totals, m, width))
-    a, b = laid
-    n = a.shape[0] - 1
-    codes_a, codes_b = [tuple(a[:n, i]) for i in range(m)], [tuple(b[:n, i]) for i in range(m)]
-    count_a, count_b = list(a[n]), list(b[n])
-    for i, code in enumerate(codes_b):
-        if any(code) and code in codes_a:
-            count_a[codes_a.index(code)] += count_b[i]
-            count_b[i] = 0
-    return [count_a + count_b]
+    universe = sorted({discovery.cut(g, width) for g in [*GROUPS, "z"]})
+    assert len(universe) <= 2 * m
+    counts = dict.fromkeys(universe, 0)
+    for owner in rows:
+        for r in owner:
+            counts[discovery.cut(str(r.group), width)] += 1
+    return [[counts[label] for label in universe] + [0] * (2 * m - len(universe))]
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,29 @@ def test_dp_discovery_opens_zeros_in_every_unselected_slot_and_noise_only_on_cou
     assert all(sds[f"label{j}[{i}]"] == 0 for j in range(pieces) for i in range(slots))
 
 
+def test_the_slots_are_shuffled_so_a_slot_says_nothing_about_its_owner(runs):
+    """Unshuffled, the first owner's labels would sit in its slots in code order and the
+    second owner's own labels in the second half; after the shuffle that exact layout
+    comes back with probability about 16!/8!⁻¹ (2e-9)."""
+    raw = combine(runs["exact"].parts)
+    m, pieces = PARAMS["max_groups"], discovery.chunks(discovery.DEFAULT_LABEL_BYTES)
+
+    def laid(labels: np.ndarray) -> list[str | None]:
+        cut = [discovery.cut(str(g), discovery.DEFAULT_LABEL_BYTES) for g in labels]
+        totals = {label: int(n) for label, n in pd.Series(cut).value_counts().items()}
+        out = discovery.slots(totals, m, discovery.DEFAULT_LABEL_BYTES)
+        return [discovery.decode(out[:-1, i].tolist()) for i in range(m)]
+
+    first, second = laid(A), laid(B)
+    unshuffled = first + [None if label in first else label for label in second]
+    opened = [
+        discovery.decode([int(raw[f"label{j}[{i}]"]) for j in range(pieces)]) for i in range(2 * m)
+    ]
+
+    assert sorted(filter(None, opened)) == sorted(filter(None, unshuffled))
+    assert opened != unshuffled
+
+
 # -- the local steps, without MPC ----------------------------------------------------------------
 
 
