@@ -141,19 +141,6 @@ class ArtifactStore:
             )
 
 
-def check_listed(artifacts_in: Sequence[str], listed: Sequence[str], protocol: str) -> None:
-    """A job lists exactly as many artifacts as its protocol reads (by name, in order)."""
-    if len(listed) != len(artifacts_in):
-        wants = ", ".join(artifacts_in) or "none"
-        raise InvalidJobSpec(
-            f"artifacts: protocol {protocol!r} reads {len(artifacts_in)} artifact(s) ({wants}); "
-            f"the job lists {len(listed)}"
-        )
-    for n, (want, given) in enumerate(zip(artifacts_in, listed, strict=True)):
-        if given.partition("/")[2] != want:
-            raise InvalidJobSpec(f"artifacts[{n}]: protocol {protocol!r} reads {want!r} here")
-
-
 def may_use(allowed: Sequence[str] | None, analyst: str, producer: str) -> bool:
     """An owner's rule: the listed analysts (``"*"``: anyone), or without a list only the
     analyst who produced the artifact."""

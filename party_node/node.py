@@ -35,12 +35,13 @@ from ensnif_mpc.errors import (
 )
 from ensnif_mpc.jobs import approvals, checks
 from ensnif_mpc.jobs.protocol import ProtocolDef
+from ensnif_mpc.results.artifacts import check_listed
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import Identity
 from party_node import admission, datasets
 from party_node.admission import Proposal, release_from_json
-from party_node.artifacts import ArtifactStore, check_listed
+from party_node.artifacts import ArtifactStore
 from party_node.disclosure import Disclosure
 from party_node.executor import Executor, Workspace
 from party_node.ledger import Ledger

@@ -51,6 +51,7 @@ from ensnif_mpc.jobs.protocol import (
 )
 from ensnif_mpc.privacy import dlaplace, dp
 from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
+from ensnif_mpc.results.artifacts import check_listed
 
 # An owner's dataset as a release check sees it: its name ("party/dataset") and DP policy.
 Owner = tuple[str, PrivacyPolicy]
@@ -207,6 +208,7 @@ def check_job(
     party will use, derived from the published bounds and row counts, and the release.
     """
     definition.check_params(spec.params)
+    check_listed(definition.artifacts_in, spec.artifacts, definition.name)
     for n, inp in enumerate(spec.inputs):
         if party_role(inp.party) is None:
             raise UnknownParty(

@@ -12,10 +12,11 @@ went in (their policies decide who may use the artifact).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ensnif_mpc.errors import InvalidArgument
+from ensnif_mpc.errors import InvalidArgument, InvalidJobSpec
 
 KINDS = frozenset({"int", "fixed"})
 
@@ -72,3 +73,19 @@ class ArtifactShare:
             return ArtifactShare(**values)
         except (TypeError, KeyError) as exc:
             raise InvalidArgument(f"artifact share: not a valid record ({exc})") from exc
+
+
+def check_listed(artifacts_in: Sequence[str], listed: Sequence[str], protocol: str) -> None:
+    """A job lists exactly as many artifacts as its protocol reads (by name, in order).
+
+    One check, both sides: the coordinator at submission (ensnif_mpc.jobs.checks) and
+    every node at Propose (party_node/node.py)."""
+    if len(listed) != len(artifacts_in):
+        wants = ", ".join(artifacts_in) or "none"
+        raise InvalidJobSpec(
+            f"artifacts: protocol {protocol!r} reads {len(artifacts_in)} artifact(s) ({wants}); "
+            f"the job lists {len(listed)}"
+        )
+    for n, (want, given) in enumerate(zip(artifacts_in, listed, strict=True)):
+        if given.partition("/")[2] != want:
+            raise InvalidJobSpec(f"artifacts[{n}]: protocol {protocol!r} reads {want!r} here")
