@@ -152,3 +152,46 @@ def test_join_moments_statistics_from_the_six_sums():
     assert out["sd_x"] == pytest.approx(x.std(ddof=1))
     one = moments.finalize({**values, "pairs": Fraction(1)})
     assert math.isnan(one["var_x"]) and math.isnan(one["cov"])
+
+
+def _logistic_job(box: int, rho: float | None = 0.5):
+    from ensnif_mpc.data.schema import DatasetSchema, PrivacyPolicy
+    from ensnif_mpc.jobs import jobspec
+
+    columns = (*FEATURES, Column("y", "int", 0, 1))
+    policy = PrivacyPolicy(rows_per_person=2)
+    schema = {p: DatasetSchema(p, "d", columns, 500, policy=policy) for p in ("a", "b")}
+    inputs = [
+        {"party": p, "dataset": "d", "features": ["x1", "x2"], "label": "y"} for p in ("a", "b")
+    ]
+    spec = jobspec.from_dict(
+        {
+            "protocol": "logistic_regression",
+            "params": {"lower": [-5.0] * box, "upper": [5.0] * box, "steps": 5},
+            "inputs": inputs,
+            "helpers": ["h"],
+            **({"privacy": {"rho": rho}} if rho else {}),
+        }
+    )
+    return spec, (lambda party: "member"), (lambda party, name: schema.get(party))
+
+
+def test_a_logistic_job_passes_the_catalog_checks_and_plans_every_step():
+    spec, party_role, dataset = _logistic_job(2)
+    definition = catalog()["logistic_regression"]
+
+    sizing = checks.check_job(definition, spec, party_role, dataset)
+    plan = checks.release_plan(
+        definition, spec, [dataset("a", "d"), dataset("b", "d")], sizing.decimals
+    )
+
+    assert [b.dims for b in plan.blocks] == [1] + [3] * 5
+    assert plan.blocks[0].l2_sensitivity == 4  # two rows per person at each of two owners
+    assert plan.charge() == pytest.approx(0.5)
+
+
+def test_a_logistic_job_whose_box_misses_a_feature_is_refused_before_it_runs():
+    spec, party_role, dataset = _logistic_job(3)
+
+    with pytest.raises(InvalidJobSpec, match="bound"):
+        checks.check_job(catalog()["logistic_regression"], spec, party_role, dataset)
