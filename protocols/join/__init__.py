@@ -17,8 +17,14 @@ Pipeline, the same for every protocol here:
    original row order by the inverse shuffle instead, and one secure
    matrix-vector product aggregates it.
 
-What leaks, to every party of the session (the helper included), is listed per
-protocol: the two tables' sizes after per-key pre-aggregation (numbers of
+Sessions of two owners and one helper with t = 1 take the tagged-helper route instead
+(``ensnif_mpc.jobs.join_path``): keyed-hash tags matched by the helper, a secret-shared
+selection (``protocols.join.tagged``) or, for the group-by and the correlation, the
+first owner's rows aligned to the second's by two resharings (``protocols.join.aligned``,
+whose ``aligned_rows`` hands any program both owners' matched rows).
+
+On the PRF route, what leaks to every party of the session (the helper included) is
+listed per protocol: the two tables' sizes after per-key pre-aggregation (numbers of
 distinct keys), the number of matching keys, and for the group-by, how many
 (key, group) rows each matching key has on the value owner's side. No party
 learns which of its own keys matched, nor any value.

@@ -190,8 +190,9 @@ async def with_b(
     sent = None
     if me == m.b:
         assert w is not None and mask is not None
-        sent = ring.sub(w, mask)
+        sent, mask = ring.sub(w, mask), None  # B needs W, not M, from here on (memory)
     (got,) = trace.got(await tagged.transfer(ctx.mpc, sent, [m.b], [m.a])) or [None]
+    sent = None
 
     def times(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         if rowwise is None:

@@ -169,7 +169,7 @@ async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     w = None
     if table is not None:
         assert m.order is not None
-        w = ring.encode(table[m.order])
+        w, table = ring.encode(table[m.order]), None  # one copy of B's table, not two
     ctx.progress("aggregating", 0.75)
     share = await aligned.with_b(ctx, m, ring, y, w, width, b"groups", trace)
     totals = ring.ints(share[0])

@@ -215,3 +215,39 @@ def test_aligned_rows_pair_every_matched_key_and_zero_the_rest(tmp_path, fxp):
     want_b = fb.loc[order].to_numpy() * want_present[:, None]
     assert np.array_equal(present, want_present)
     assert np.array_equal(a, want_a) and np.array_equal(b, want_b)
+
+
+def test_the_aligned_group_by_opens_the_same_whatever_the_data(tmp_path, monkeypatch):
+    """With the sizes fixed, the only openings are the masks inside MPyC's comparisons
+    (the wrap-around removal): as many and as shaped whatever the overlap and values."""
+    from ensnif_mpc.data.schema import Column
+    from tests.protocols.harness import OwnerTable
+
+    monkeypatch.setenv("ENSNIF_TRACE_OPENINGS", "1")
+
+    def tables(lo: int, shift: int) -> list[OwnerTable | None]:
+        a = OwnerTable(
+            {"k": np.arange(40), "f": (np.arange(40) + shift) % 9},
+            (Column("k", "int", 0, 200), Column("f", "int", 0, 10)),
+            {"key": "k", "filter": "f"},
+        )
+        keys = np.arange(lo, lo + 30)
+        b = OwnerTable(
+            {"k": keys, "g": np.array(["x", "y"] * 15, dtype=object), "v": (keys + shift) % 50},
+            (Column("k", "int", 0, 200), Column("g", "string"), Column("v", "int", 0, 60)),
+            {"key": "k", "group": "g", "value": "v"},
+        )
+        return [a, b, None]
+
+    logs = []
+    for n, (lo, shift) in enumerate([(10, 0), (35, 4)]):
+        run = run_parties(
+            tmp_path / f"g{n}",
+            "join_group_by",
+            tables(lo, shift),
+            {"groups": ["x", "y"], "threshold": 3.0},
+            job_id="group",
+            timeout=300,
+        )
+        logs.append([sorted((d / "openings.log").read_text().splitlines()) for d in run.dirs])
+    assert logs[0] == logs[1], logs
