@@ -71,6 +71,7 @@ _PARTY_KEYS = frozenset(
         "timeouts",
         "standby_workers",
         "artifacts",
+        "programs",
     }
 )
 _PARTY_TIMEOUTS = frozenset({"connect_seconds", "job_seconds", "start_seconds", "approval_seconds"})
@@ -464,6 +465,9 @@ class PartyConfig:
     # [artifacts] analysts: who may use or open an artifact made from this node's data
     # ("*": any analyst); None (no table): only the analyst who produced it.
     artifact_analysts: tuple[str, ...] | None = None
+    # Member programs ("sha256:…") this node runs without asking where it holds no input
+    # (a helper); any other program waits for its administrator (datasets list their own).
+    programs: tuple[str, ...] = ()
 
     @property
     def role(self) -> str:
@@ -564,6 +568,7 @@ class PartyConfig:
             approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
             standby_workers=_standby(raw.get("standby_workers", 1)),
             artifact_analysts=_artifact_analysts(raw),
+            programs=_program_hashes(raw, "party"),
         )
 
 

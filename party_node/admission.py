@@ -113,17 +113,24 @@ def review(
     approved: bool = False,
     budget: Callable[[dict[str, Fraction]], None] | None = None,
     artifacts: Callable[[Proposal, ProtocolDef], None] | None = None,
+    programs: tuple[str, ...] = (),
 ) -> Verdict:
     """Check a proposal against this node (``name``, its datasets ``own``, its CA).
 
     ``approved``: the administrator already said yes, so no person is asked again. The
     store is only asked for what a check needs: the signed job's nonce (a signed job
-    runs once) and how often the same question was admitted.
+    runs once) and how often the same question was admitted. ``programs``: the member
+    programs this node runs unasked where it holds no input (its party.toml's).
     """
     try:
         session_input, verdict = _check(p, name, own, ca_pem, store, budget, artifacts)
     except EnsnifError as err:
         return Verdict(refusal=err)
+    program = p.spec.program
+    if session_input is None and program is not None and program.digest not in programs:
+        # A helper runs the code too, with its own shares and key: a program it has not
+        # listed could send them to its author. A person reviews it, as an owner does.
+        verdict = policy.Verdict(True, f"program {program.digest} is not in this node's programs")
     if approved:
         verdict = policy.Verdict(False, "approved by the administrator")
     return Verdict(None, verdict.manual, verdict.rule, session_input)

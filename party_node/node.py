@@ -216,6 +216,7 @@ class Node:
         return admission.review(
             p,
             name=self.cfg.name,
+            programs=self.cfg.programs,
             own=self.datasets,
             ca_pem=self.ca_pem,
             store=self.store,

@@ -17,7 +17,8 @@ outputs, or exact). This module is the package and the pin, nothing that runs it
 Why the hash is what owners approve: the submitter's signature covers it
 (``jobspec.canonical``), a node recomputes it from the files it received before anything
 else (:meth:`Bundle.from_wire`), and a dataset policy lists the hashes it allows
-(``programs = ["sha256:…"]``); any other program waits for the owner's administrator.
+(``programs = ["sha256:…"]``; a helper, which runs the code too, in its party.toml); any
+other program waits for that party's administrator.
 Whether the code matches its manifest is checked statically by
 ``ensnif_mpc.jobs.program_lint`` and at run time by the worker (``protocols/member.py``).
 """

@@ -1,8 +1,9 @@
-"""Member programs end to end with real processes and the real CLI: a member's program waits for
-each owner's approval of its exact hash (`ensnif job pending` shows its code), then runs and
-gives the plaintext answer; once the owners list its hash it runs without asking, and the same
-program with one byte changed waits again; a program that opens a value itself is stopped with
-its reason and releases nothing.
+"""Member programs end to end with real processes and the real CLI: once every party lists
+its hash (the owners per dataset, the helper in its party.toml: it runs the code too) a
+member's program runs without asking and gives the plaintext answer; the same program with
+one byte changed waits at every party, whose administrators see its code in `ensnif job
+pending` and approve it; a program that opens a value itself is stopped with its reason and
+releases nothing.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "programs" / "big_baskets"
 OWNERS = ("grocery", "logistics")
+PARTIES = (*OWNERS, "helper")  # the helper runs the code too: it approves it as well
 THRESHOLD = 40
 
 
 def _reload(lc: LocalConsortium, party: str, programs: list[str]) -> None:
-    """Rewrite ``party``'s dataset policy (exact release of programs, the listed hashes)
-    and have the running node reload it (SIGHUP)."""
+    """Rewrite ``party``'s policy (its datasets': exact release of programs and the listed
+    hashes; a helper's: its own list) and have the running node reload it (SIGHUP)."""
     path = lc.root / f"party-{party}.toml"
-    lines = []
+    lines = [] if party in OWNERS else [f"programs = {json.dumps(programs)}"]
     for line in path.read_text().splitlines():
         if line.startswith("exact_protocols = ") and '"program"' not in line:
             names = json.loads(line.split("=", 1)[1])
@@ -88,11 +90,11 @@ def _party_states(lc: LocalConsortium, job_id: str) -> dict[str, str]:
     return {str(p["party"]): str(p["state"]) for p in parties}  # type: ignore[attr-defined]
 
 
-def _waits_at_every_owner(lc: LocalConsortium, job_id: str) -> None:
+def _waits_at_every_party(lc: LocalConsortium, job_id: str) -> None:
     wait_for(
-        lambda: all(_party_states(lc, job_id).get(o) == "awaiting_approval" for o in OWNERS),
+        lambda: all(_party_states(lc, job_id).get(o) == "awaiting_approval" for o in PARTIES),
         30,
-        lambda: f"job {job_id} awaiting approval at both owners: {_party_states(lc, job_id)}",
+        lambda: f"job {job_id} awaiting approval at every party: {_party_states(lc, job_id)}",
     )
 
 
@@ -138,8 +140,8 @@ def programs(lc: LocalConsortium) -> dict[str, Path]:
         )
     )
     listed = [Bundle.from_path(reviewed).digest, Bundle.from_path(leaky).digest]
-    for owner in OWNERS:
-        _reload(lc, owner, listed)
+    for party in PARTIES:
+        _reload(lc, party, listed)
     return {"reviewed": reviewed, "changed": changed, "leaky": leaky}
 
 
@@ -156,12 +158,12 @@ def test_a_listed_program_runs_unasked_and_gives_the_plaintext_answer(
     assert got["sum_above"] == pytest.approx(expected["sum_above"], abs=1e-6)
 
 
-def test_one_changed_byte_waits_for_every_owner_who_then_reviews_the_code(
+def test_one_changed_byte_waits_for_every_party_which_then_reviews_the_code(
     lc: LocalConsortium, programs: dict[str, Path]
 ) -> None:
     digest = Bundle.from_path(programs["changed"]).digest
     job_id = _submit(lc, _job_file(lc, programs["changed"], "changed"))
-    _waits_at_every_owner(lc, job_id)
+    _waits_at_every_party(lc, job_id)
 
     grocery = str(lc.root / "party-grocery.toml")
     shown = run_cli(lc, "job", "pending", "--config", grocery, "--job", job_id)
@@ -169,8 +171,8 @@ def test_one_changed_byte_waits_for_every_owner_who_then_reviews_the_code(
     assert digest in shown.stdout  # the hash the owner approves ...
     assert "sint = p.sint() " in shown.stdout  # ... the code as it will run ...
     assert "[[release.blocks]]" in shown.stdout  # ... and its manifest
-    for owner in OWNERS:
-        config = str(lc.root / f"party-{owner}.toml")
+    for party in PARTIES:
+        config = str(lc.root / f"party-{party}.toml")
         r = run_cli(lc, "job", "approve", job_id, "--config", config, "--as", "reviewer")
         assert r.code == 0, r.stderr
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ensnif_mpc.config import _policy
@@ -50,3 +52,19 @@ def test_the_console_shows_a_program_verbatim_and_escaped() -> None:
     assert LISTED in html and "main.py" in html
     assert "if a &lt; b" in html and "&lt;x&gt;" in html and "<x>" not in html
     assert _program_files({}) == ""
+
+
+def test_a_helper_lists_the_programs_it_runs_in_its_party_toml(tmp_path: Path) -> None:
+    from ensnif_mpc.config import PartyConfig
+
+    for name in ("ca.crt", "helper.crt", "helper.key"):
+        (tmp_path / name).write_text("")  # only their presence is checked when loading
+    path = tmp_path / "party.toml"
+    path.write_text(
+        f'name = "helper"\nprograms = ["{LISTED}"]\n'
+        '[tls]\nca = "ca.crt"\ncert = "helper.crt"\nkey = "helper.key"\n'
+    )
+    assert PartyConfig.load(path).programs == (LISTED,)
+    path.write_text(path.read_text().replace(LISTED, "sha256:nope"))
+    with pytest.raises(InvalidConfig, match="not a program hash"):
+        PartyConfig.load(path)
