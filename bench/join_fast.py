@@ -3,11 +3,15 @@
 (c) the Ensnif protocol under the test harness — three real worker processes
 (``python -m protocols.worker``) with per-job certificates over TLS, the owners reading
 their CSV through the node's data layer, output shares sealed to the analyst and combined —
-and, at the smallest size, (d) the same job on the PRF route (``join_path = prf-shuffle``).
+and, at the smallest size, (d) the same job on the PRF route (``join_path = prf-shuffle``);
+then the same for join_group_by (B's minutes by B's zip, 8 zips, over the keys whose A-side
+basket total exceeds 150): pandas, the raw MPyC aligned join (``"protocol":
+"join_group_by"`` in raw_join_fast.py) and the protocol on its aligned tagged-helper route.
 Every answer is checked against pandas. Bytes per key: all parties' bytes sent over
 (keys of A + keys of B). Peak memory: each worker's VmHWM, sampled every 0.1 s.
 
     python bench/join_fast.py [--keys 33000 330000 1000000] [--rows-per-key 3]
+                              [--only intersection_sum|join_group_by]
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from protocols import registry  # noqa: E402
 from tests.protocols import harness  # noqa: E402
 
 SIZES = (33_000, 330_000, 1_000_000)
+ZIPS = ("10115", "10243", "20095", "22767", "50667", "60311", "80331", "99999")
+GROUP_PARAMS: dict[str, Any] = {"groups": list(ZIPS), "threshold": 150.0}
 QUICK = (33_000,)
 DECIMALS = 2
 
@@ -83,6 +89,8 @@ def generate(root: Path, keys: int, per_key: int, seed: int) -> tuple[CsvTable, 
     a_keys = np.repeat(ids[:keys], per_key)
     basket = rng.integers(100, 20_001, size=len(a_keys)) / 100
     b_keys = ids[keys // 2 : keys // 2 + keys]
+    zips = rng.choice(np.array(ZIPS, dtype=object), size=keys)
+    minutes = rng.integers(5, 240, size=keys)
     key_col = Column("customer", "int", 0, 10**8)
     tables = []
     for name, data, columns, roles in (
@@ -92,7 +100,12 @@ def generate(root: Path, keys: int, per_key: int, seed: int) -> tuple[CsvTable, 
             (key_col, Column("basket", "float", 0, 500, DECIMALS)),
             {"key": "customer", "value": "basket"},
         ),
-        ("b", {"customer": b_keys}, (key_col,), {"key": "customer"}),
+        (
+            "b",
+            {"customer": b_keys, "zip": zips, "minutes": minutes},
+            (key_col, Column("zip", "string"), Column("minutes", "int", 0, 300)),
+            {"key": "customer"},
+        ),
     ):
         path = root / f"{name}.csv"
         pacsv.write_csv(pa.table(data), path)
@@ -117,6 +130,33 @@ def pandas_answer(a: CsvTable, b: CsvTable) -> tuple[float, dict[str, float]]:
     return time.perf_counter() - t, answer
 
 
+def pandas_group_by(a: CsvTable, b: CsvTable) -> tuple[float, dict[str, float]]:
+    import pandas as pd
+
+    t = time.perf_counter()
+    fa = pd.read_csv(a.path, engine="pyarrow")
+    fb = pd.read_csv(b.path, engine="pyarrow", dtype={"zip": str})
+    totals = fa.groupby("customer")["basket"].sum().round(DECIMALS)
+    keep = totals.index[totals > GROUP_PARAMS["threshold"]]
+    hit = fb[fb["customer"].isin(keep) & fb["zip"].isin(GROUP_PARAMS["groups"])]
+    by = hit.groupby("zip")["minutes"].agg(["count", "sum"])
+    answer: dict[str, float] = {}
+    for g in GROUP_PARAMS["groups"]:
+        answer[f"count[{g}]"] = float(by["count"].get(g, 0))
+        answer[f"sum[{g}]"] = float(by["sum"].get(g, 0))
+    return time.perf_counter() - t, answer
+
+
+def for_group_by(a: CsvTable, b: CsvTable) -> tuple[CsvTable, CsvTable]:
+    """The same files with the group-by's roles (A's basket as the thresholded filter)."""
+    import dataclasses
+
+    return (
+        dataclasses.replace(a, roles={"key": "customer", "filter": "basket"}),
+        dataclasses.replace(b, roles={"key": "customer", "group": "zip", "value": "minutes"}),
+    )
+
+
 def _peak_mb(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -134,7 +174,14 @@ class Job:
     cpu: list[float]
 
 
-def ensnif(root: Path, a: CsvTable, b: CsvTable, params: dict[str, Any], timeout_s: float) -> Job:
+def ensnif(
+    root: Path,
+    a: CsvTable,
+    b: CsvTable,
+    params: dict[str, Any],
+    timeout_s: float,
+    protocol: str = "intersection_sum",
+) -> Job:
     """The protocol as the nodes run it; wall time from starting the workers to the
     analyst's combined result."""
     job_id = "bench" + str(len(list(root.glob("bench*"))))
@@ -144,7 +191,7 @@ def ensnif(root: Path, a: CsvTable, b: CsvTable, params: dict[str, Any], timeout
         root / job_id,
         consortium,
         job_id=job_id,
-        protocol="intersection_sum",
+        protocol=protocol,
         owner_values=[a, b, None],
         params=params,
         decimals=DECIMALS,
@@ -166,7 +213,7 @@ def ensnif(root: Path, a: CsvTable, b: CsvTable, params: dict[str, Any], timeout
         if any(codes.values()):
             raise RuntimeError(f"workers failed: {codes}\n{workers.diagnose()}")
         parts = harness.unseal_all(dirs, consortium, job_id)
-        values = registry.finalize("intersection_sum", combine(parts))
+        values = registry.finalize(protocol, combine(parts))
     wall = time.perf_counter() - t
     statuses = [s for s in (harness.status_of(d) for d in dirs) if s is not None]
     return Job(
@@ -230,7 +277,51 @@ def measure(keys: int, per_key: int, prf_up_to: int, timeout_s: float) -> Row:
     return row
 
 
-def print_table(rows: list[Row]) -> None:
+def measure_group_by(keys: int, per_key: int, prf_up_to: int, timeout_s: float) -> Row:
+    from raw import run as run_raw
+
+    row = Row(keys, keys * per_key)
+    with tempfile.TemporaryDirectory(prefix="ensnif-join-") as tmp:
+        root = Path(tmp)
+        a, b = for_group_by(*generate(root, keys, per_key, seed=keys))
+        row.pandas_s, want = pandas_group_by(a, b)
+        job = {
+            "protocol": "join_group_by",
+            "decimals": DECIMALS,
+            "params": GROUP_PARAMS,
+            "owners": [
+                {"file": str(a.path), "key": "customer", "value": "basket"},
+                {"file": str(b.path), "key": "customer", "group": "zip", "value": "minutes"},
+            ],
+        }
+        try:
+            raw = run_raw(root / "raw", "raw_join_fast.py", job, timeout_s)
+            row.raw_s, row.raw_bytes, row.raw_mb = raw.wall, sum(raw.bytes_sent), raw.max_rss_mb
+            row.raw_cpu = raw.cpu_per_party
+            row.problems += agrees(raw.outputs, want, "raw")
+        except (RuntimeError, TimeoutError) as exc:
+            row.problems.append(f"raw failed: {exc}")
+        shutil.rmtree(root / "raw", ignore_errors=True)
+        for params, what in (({}, "ensnif"), ({"join_path": "prf-shuffle"}, "prf route")):
+            if what == "prf route" and keys > prf_up_to:
+                continue
+            try:
+                job_run = ensnif(root, a, b, {**GROUP_PARAMS, **params}, timeout_s, "join_group_by")
+            except (RuntimeError, TimeoutError) as exc:
+                row.problems.append(f"{what} failed: {exc}")
+                continue
+            got = {k: v for k, v in job_run.outputs.items() if k in want}
+            row.problems += agrees(got, want, what)
+            if what == "ensnif":
+                row.ensnif_s, row.ensnif_bytes = job_run.wall, job_run.bytes_sent
+                row.ensnif_mb, row.ensnif_cpu = job_run.max_rss_mb, job_run.cpu
+            else:
+                row.prf_s, row.prf_bytes = job_run.wall, job_run.bytes_sent
+                row.prf_mb, row.prf_cpu = job_run.max_rss_mb, job_run.cpu
+    return row
+
+
+def print_table(rows: list[Row], title: str = "intersection_sum, tagged-helper route") -> None:
     def per_key(sent: int, r: Row) -> str:
         return f"{sent / (2 * r.keys):.0f}" if sent else "-"
 
@@ -249,7 +340,7 @@ def print_table(rows: list[Row]) -> None:
         f"{'prf s':>7} {'prf B/key':>9} {'raw CPU A/B/H':>14} {'ensnif CPU A/B/H':>16} "
         f"{'prf CPU A/B/H':>14}"
     )
-    print("\nintersection_sum, tagged-helper route (3 parties, TLS, loopback)")
+    print(f"\n{title} (3 parties, TLS, loopback)")
     print(head)
     for r in rows:
         ratio_raw = r.ensnif_s / r.raw_s if r.raw_s == r.raw_s and r.raw_s else math.nan
@@ -270,19 +361,35 @@ def print_table(rows: list[Row]) -> None:
     )
 
 
-def run(sizes: tuple[int, ...], per_key: int, prf_up_to: int, timeout_s: float) -> list[Row]:
-    rows = []
-    for keys in sizes:
-        print(f"== join table: {keys:,} distinct keys a side", flush=True)
-        row = measure(keys, per_key, prf_up_to, timeout_s)
-        print(
-            f"   pandas {row.pandas_s:.2f} s, raw {row.raw_s:.2f} s, ensnif {row.ensnif_s:.2f} s"
-            + (f", prf route {row.prf_s:.2f} s" if row.prf_s == row.prf_s else ""),
-            flush=True,
-        )
-        rows.append(row)
-    print_table(rows)
-    return rows
+def run(
+    sizes: tuple[int, ...],
+    per_key: int,
+    prf_up_to: int,
+    timeout_s: float,
+    only: str | None = None,
+) -> list[Row]:
+    every = []
+    tables = (
+        ("intersection_sum", measure, "intersection_sum, tagged-helper route"),
+        ("join_group_by", measure_group_by, "join_group_by, aligned tagged-helper route"),
+    )
+    for protocol, how, title in tables:
+        if only not in (None, protocol):
+            continue
+        rows = []
+        for keys in sizes:
+            print(f"== {protocol}: {keys:,} distinct keys a side", flush=True)
+            row = how(keys, per_key, prf_up_to, timeout_s)
+            print(
+                f"   pandas {row.pandas_s:.2f} s, raw {row.raw_s:.2f} s, "
+                f"ensnif {row.ensnif_s:.2f} s"
+                + (f", prf route {row.prf_s:.2f} s" if row.prf_s == row.prf_s else ""),
+                flush=True,
+            )
+            rows.append(row)
+        print_table(rows, title)
+        every += rows
+    return every
 
 
 def main() -> int:
@@ -291,8 +398,9 @@ def main() -> int:
     ap.add_argument("--rows-per-key", type=int, default=3, help="A's rows per key")
     ap.add_argument("--prf-up-to", type=int, default=33_000, help="also the PRF route up to")
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--only", choices=("intersection_sum", "join_group_by"), default=None)
     args = ap.parse_args()
-    rows = run(tuple(args.keys), args.rows_per_key, args.prf_up_to, args.timeout)
+    rows = run(tuple(args.keys), args.rows_per_key, args.prf_up_to, args.timeout, args.only)
     return 1 if any(r.problems for r in rows) else 0
 
 

@@ -1,5 +1,7 @@
-"""Raw MPyC baseline of the tagged-helper intersection_sum (protocols/join/tagged.py) as a plain
-MPyC program, no orchestration: owners 0 and 1, helper 2, threshold 1.
+"""Raw MPyC baseline of the tagged-helper intersection_sum (protocols/join/tagged.py) and,
+with ``"protocol": "join_group_by"`` in the job file, of the aligned group-by join
+(protocols/join/aligned.py) as plain MPyC programs, no orchestration: owners 0 and 1,
+helper 2, threshold 1.
 
 It runs the same local arithmetic (``protocols.tagging``: HMAC tags, AES-CTR streams, the
 helper's selection, dot products in Z_2^64) and the same transfers, then opens the three
@@ -120,4 +122,120 @@ async def main() -> None:
     )
 
 
-mpc.run(main())
+def pivot_b(owner: dict, groups: list[str]):
+    """B's distinct keys and its [counts by group | sums by group] table (int64)."""
+    import pyarrow as pa
+
+    table = rawkit.read(
+        owner["file"],
+        [owner["key"], owner["group"], owner["value"]],
+        strings=(owner["key"], owner["group"]),
+    )
+    columns = {
+        "key": table.column(owner["key"]),
+        "g": table.column(owner["group"]),
+        "v": pa.array(rawkit.scaled(table, owner["value"], DECIMALS)),
+    }
+    agg = pa.table(columns).group_by(["key", "g"]).aggregate([("v", "sum"), ([], "count_all")])
+    labels = np.array(agg.column("g").to_pylist(), dtype=object)
+    keep = np.isin(labels, groups)
+    col = np.searchsorted(np.array(groups, dtype=object), labels[keep])
+    keys, row = np.unique(
+        np.array(agg.column("key").to_pylist(), dtype=object)[keep], return_inverse=True
+    )
+    out = np.zeros((len(keys), 2 * len(groups)), dtype=np.int64)
+    out[row, col] = agg.column("count_all").to_numpy()[keep]
+    out[row, col + len(groups)] = agg.column("v_sum").to_numpy()[keep]
+    return keys.tolist(), out
+
+
+async def group_by_main() -> None:
+    """σ1 (A, H) then σ2 = σ1⁻¹∘τ (H, B) carry A's flags to B's keys; one product with
+    B's pivoted table in Z_2^64; 2·|groups| outputs into MPyC and opened."""
+    import hashlib
+
+    from protocols.shuffle import permutation
+
+    await mpc.start()
+    clock.lap("start")
+    me = mpc.pid
+    groups = sorted(str(g) for g in job["params"]["groups"])
+    ring = tagging.Ring64()
+    keys, flags, table = None, None, None
+    if me == A:
+        t = per_key(A_SPEC, True)
+        keys = t.column("key").to_pylist()
+        cut = round(job["params"]["threshold"] * 10**DECIMALS)
+        flags = (t.column("v_sum").to_numpy() > cut).astype(np.int64)[:, None]
+    elif me == B:
+        keys, table = pivot_b(B_SPEC, groups)
+    clock.lap("read")
+    sizes = [len(keys) if me == owner else None for owner in (A, B)]
+    n_a, n_b = [(await mpc.transfer(sizes[i], senders=[o]))[0] for i, o in enumerate((A, B))]
+    seeds = {}
+    for name, sender, receiver in (("K", A, B), ("AH", A, H), ("HB", H, B)):
+        mine = secrets.token_bytes(32) if me == sender else None
+        got = await transfer(mine, sender, receiver)
+        seeds[name] = mine if me == sender else (got[0] if got else None)
+    order = mine_tags = None
+    if me in (A, B):
+        order = tagging.private_order(len(keys))
+        mine_tags = tagging.tags(seeds["K"], [keys[i] for i in order.tolist()]).tobytes()
+    clock.lap("tags")
+    got_a = await transfer(mine_tags if me == A else None, A, H)
+    got_b = await transfer(mine_tags if me == B else None, B, H)
+    n = n_a + n_b
+    if me in (A, H):
+        sigma1 = permutation(hashlib.sha256(b"sigma1" + seeds["AH"]).digest(), n)
+        mask_r = ring.mask(seeds["AH"], b"R", (n, 1))
+        mask_c = ring.mask(seeds["AH"], b"C", (n_b, 1))
+    z = None
+    if me == A:
+        padded = np.concatenate([ring.encode(flags[order]), ring.zeros((n_b, 1))])
+        z = ring.sub(padded[sigma1], mask_r)
+    z_got = await transfer(z, A, B)
+    to_b = None
+    if me == H:
+        tau = tagging.partners(np.frombuffer(got_a[0], "<u8"), np.frombuffer(got_b[0], "<u8"))
+        tau = np.where(tau >= 0, tau, n_a + np.arange(n_b))
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[sigma1] = np.arange(n)
+        sigma2 = inverse[tau].astype(np.uint32)
+        to_b = (sigma2, ring.sub(mask_r[sigma2], mask_c))
+    got = await transfer(to_b, H, B)
+    clock.lap("align")
+    width = 2 * len(groups)
+    mask_m = ring.mask(seeds["HB"], b"M", (n_b, width)) if me in (B, H) else None
+    w = None
+    if me == B:
+        w = ring.encode(table[order])
+    w_got = await transfer(ring.sub(w, mask_m) if me == B else None, B, A)
+    if me == B:
+        sigma2, correction = got[0]
+        share = ring.cross(ring.add(z_got[0][sigma2], correction), w)
+    elif me == A:
+        share = ring.cross(mask_c, w_got[0])
+    else:
+        share = ring.cross(mask_c, mask_m)
+    shares = ring.ints(share[0])
+    if me == A:
+        shares = [(s + tagging.OFFSET) % (1 << 64) for s in shares]
+    clock.lap("products")
+    secint = mpc.SecInt(68)
+    inputs = mpc.input([secint(s) for s in shares], senders=[A, B, H])
+    out = []
+    for j in range(width):
+        s = mpc.sum([inputs[p][j] for p in (A, B, H)])
+        out.append(s - ((s >= 1 << 64) + (s >= 1 << 65)) * (1 << 64) - tagging.OFFSET)
+    opened = [int(x) for x in await mpc.output(out)]
+    clock.lap("into MPyC and open")
+    sent = rawkit.bytes_sent(mpc)
+    await mpc.shutdown()
+    result = {}
+    for i, g in enumerate(groups):
+        result[f"count[{g}]"] = opened[i]
+        result[f"sum[{g}]"] = opened[len(groups) + i] / 10**DECIMALS
+    rawkit.report(result, sent, clock)
+
+
+mpc.run(group_by_main() if job.get("protocol") == "join_group_by" else main())

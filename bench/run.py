@@ -6,8 +6,9 @@ seeing the data), CPU time, bytes sent, and checks every answer against the plai
 
 Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
 (grocery and logistics each); a compute-only helper is the third party. After the families, the
-private-join table (bench/join_fast.py: intersection_sum at 33k, 330k, 1M distinct keys a
-side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak memory), the
+private-join tables (bench/join_fast.py: intersection_sum and join_group_by at 33k, 330k,
+1M distinct keys a side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak
+memory), the
 throughput programs (bench/throughput.py: secure products, comparisons and random bits per
 second, numpy vs raw MPyC vs the worker), the models table (bench/models.py: horizontal
 ridge regression at 1,000,000 rows per owner × 10 features, numpy vs raw MPyC vs the
