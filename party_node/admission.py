@@ -232,7 +232,7 @@ def _check(
                 _policy_request(p, ds, read_columns(inp), repeats), cohort=smallest
             )
             policy.evaluate(ds.allowed_protocols, ds.policy, facts)
-        else:
+        elif not joint_cohort(p):  # else the MPC thresholds the joint noisy count
             withheld = cohort.withheld(smallest, ds, cohort_charge(p))
     if slot_checked(p):  # group discovery: more labels than public slots
         overflow = cohort.slots_overflow(ds, roles, p.spec.params, cohort_charge(p))
@@ -245,6 +245,7 @@ def _check(
         "role_lists": inp.column_lists,
         "bound": bound,
         "withheld": withheld,
+        "min_cohort": ds.policy.min_cohort if joint_cohort(p) else 0,
     }
     return session_input, verdict
 
@@ -256,6 +257,15 @@ COHORT_SHARE = Fraction(1, 10)
 
 def cohort_charge(p: Proposal) -> Fraction:
     return p.release.charge() * COHORT_SHARE
+
+
+def joint_cohort(p: Proposal) -> bool:
+    """A DP release of a protocol that enforces min_cohort on the joint noisy counts
+    inside MPC (``extra["joint_cohort"]``, group discovery): each owner inputs its
+    minimum as a secret and no group below the largest is opened. Post-processing of the
+    noisy counts the release opens anyway: no ρ_c, and no per-owner withholding."""
+    definition = registry.catalog().get(p.spec.protocol)
+    return not p.release.exact and definition is not None and "joint_cohort" in definition.extra
 
 
 def slot_checked(p: Proposal) -> bool:
@@ -414,7 +424,7 @@ def charges_for(p: Proposal, me: str, own: Mapping[str, DatasetConfig]) -> dict[
         if i.party != me:
             continue
         ds = own.get(i.dataset)
-        noisy_checks = int(ds is not None and bool(ds.policy.min_cohort))
+        noisy_checks = int(ds is not None and bool(ds.policy.min_cohort) and not joint_cohort(p))
         noisy_checks += int(slot_checked(p))
         extra = cohort_charge(p) * noisy_checks
         out[i.dataset] = p.release.charge() + extra

@@ -38,6 +38,12 @@ What is revealed: to the analyst, the selected labels and their noisy counts, an
 their number. To no party anything: the selection bits and the unselected slots stay
 secret-shared; the analyst's zeros say nothing beyond "not selected".
 
+Minimum cohort: under DP each owner inputs its policy's ``min_cohort`` as a secret, and a
+slot is kept only if its noisy joint count is also at least the largest of them: the
+rule holds for the count summed over owners, as post-processing of the noisy count (no
+extra budget); the analyst cannot tell such a group from one below τ. An exact release
+keeps the node's exact rule (cohort_too_small before MPC).
+
 What leaks: nothing else. A label below the threshold is indistinguishable from an
 absent one except with probability δ. The public M bounds the candidates: an owner with
 more than M distinct labels is detected by its node on a noisy count (charged) and its
@@ -200,8 +206,8 @@ async def group_discovery(ctx: Context) -> list[SecureOutput]:
 async def select(
     ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan
 ) -> list[SecureOutput]:
-    """After the noise: keep each slot only if its (noisy) count is above τ, then shuffle
-    the slots, inside MPC.
+    """After the noise: keep each slot only if its (noisy) count is above τ and at least
+    every owner's min_cohort, then shuffle the slots, inside MPC.
 
     Every output of a slot is multiplied by the secret bit, so an unselected slot opens
     as zeros. The slots are then permuted by a permutation no coalition of t parties knows
@@ -214,7 +220,11 @@ async def select(
     tau = threshold(plan, ctx.params)
     n = 2 * sizes(ctx.params)[0]
     counts = mpc.np_fromlist([o.value for o in outputs[:n]])
-    keep = counts > tau
+    floor = type(outputs[0].value)(tau + 1)
+    if not plan.exact:  # the owners' min_cohort, on the joint noisy count (secret inputs)
+        own = ctx.local.min_cohort if ctx.local is not None else 0
+        floor = mpc.max(floor, *mpc.input(type(floor)(own), senders=ctx.owners))
+    keep = counts >= floor
     every = mpc.np_fromlist([o.value for o in outputs])
     kept = every * mpc.np_concatenate([keep] * (len(outputs) // n))
     rows = [kept[j * n : (j + 1) * n] for j in range(len(outputs) // n)]
@@ -335,6 +345,10 @@ DEFINITIONS = (
         examples=(
             Example({"max_groups": 8}, groups=("10115", "10117", "20095", "80331", "Zürich")),
         ),
-        extra={"after_noise": "protocols.discovery:select", "candidate_slots": "max_groups"},
+        extra={
+            "after_noise": "protocols.discovery:select",
+            "candidate_slots": "max_groups",
+            "joint_cohort": True,
+        },
     ),
 )

@@ -48,6 +48,7 @@ class LocalData:
         decimals: int,
         withheld: bool = False,
         lists: dict[str, list[str]] | None = None,
+        min_cohort: int = 0,
     ) -> None:
         self.source = source
         self.columns = columns
@@ -56,6 +57,9 @@ class LocalData:
         # The owner's min_cohort rule withheld its rows (silently, on a noisy count): every
         # pre-aggregation is that of an empty selection, the program runs unchanged.
         self.withheld = withheld
+        # This owner's min_cohort where the protocol enforces it on the joint noisy count
+        # inside MPC (it is input as a secret there); 0 otherwise.
+        self.min_cohort = min_cohort
 
     def name(self, ref: str) -> str:
         """The column behind ``ref``: a single role, or ``role[j]``, a list's j-th column."""

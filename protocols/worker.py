@@ -221,6 +221,7 @@ def _local_data(session: WorkerSession) -> LocalData | None:
         dict(session.roles),
         session.decimals,
         withheld=session.withheld,
+        min_cohort=session.min_cohort,
         lists={r: list(c) for r, c in session.role_lists.items()},
     )
 

@@ -60,6 +60,9 @@ class WorkerSession:
     # The owner's min_cohort rule withheld its rows from this job, silently (its noisy
     # cohort was below the minimum): it takes part with an empty selection.
     withheld: bool = False
+    # This owner's min_cohort, for a protocol that enforces it on the joint noisy count
+    # inside MPC (ProtocolDef.extra["joint_cohort"]: group discovery); 0 otherwise.
+    min_cohort: int = 0
     sec_param: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
     # Every party's member name and consortium certificate, in session order: an output

@@ -124,3 +124,27 @@ def test_without_a_person_column_discovery_counting_fewer_groups_than_rows_is_re
     assert sent.reason_code == "dp_unavailable"
     assert "person_column" in sent.reason
     assert not [line for line in node.ledger.show() if line.reserved]
+
+
+def test_a_min_cohort_goes_to_the_mpc_for_the_joint_count_instead_of_withholding_rows(
+    consortium: Consortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group discovery thresholds the joint noisy counts inside MPC at the owners' largest
+    min_cohort (post-processing of what it opens anyway): the node neither withholds its
+    rows on its own count nor charges the cohort rule's ρ/10."""
+    import dataclasses
+
+    from ensnif_mpc.data.schema import AccessPolicy
+
+    base = consortium.party_config("grocery")
+    ds = tuple(dataclasses.replace(d, policy=AccessPolicy(min_cohort=5000)) for d in base.datasets)
+    node = consortium.node("grocery", datasets=ds)
+    monkeypatch.setattr(dp, "sample_shares", lambda sigma, n: [0] * n)
+
+    job = propose(consortium, node, "joint1", 64)  # every zip has fewer than 5000 orders
+
+    assert job.state == "approved"
+    assert job.data["input"]["withheld"] is False
+    assert job.data["input"]["min_cohort"] == 5000
+    cost = Fraction(RHO) * Fraction(11, 10)  # ρ and the slot rule's ρ/10; no cohort charge
+    assert {line.dataset: line.reserved for line in node.ledger.show()} == {"orders": cost}
