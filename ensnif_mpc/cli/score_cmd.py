@@ -314,7 +314,13 @@ def list_models(ctx: click.Context, party: str, as_json: bool) -> None:
             m.kind,
             str(m.features),
             f"[{m.input_low:g}, {m.input_high:g}]",
-            f"{m.sigmoid_max_error:.3g}" if m.kind == "logistic" else "-",
+            _sigmoid_cell(m),
             str(m.row_quota or "-"),
         )
     console.print(t)
+
+
+def _sigmoid_cell(m: Any) -> str:
+    if m.kind != "logistic":
+        return "-"
+    return "exact, at the analyst" if m.sigmoid_at == "analyst" else f"{m.sigmoid_max_error:.3g}"

@@ -350,6 +350,11 @@ def test_the_cli_registers_a_model_and_scores_a_csv(
 
     assert reg.returncode == 0, reg.stderr
     assert "cli-logit" in {m["name"] for m in json.loads(listed.stdout)["models"]}
+    table = _ensnif(capsys, "--profile", profile, "model", "list")
+    stated = registry.get("cli-logit").model.sigmoid()
+    assert stated is not None
+    assert table.returncode == 0 and "cli-logit" in table.stdout
+    assert f"{stated.max_error:.3g}" in table.stdout  # the sigmoid's error, as stated
     assert scored.returncode == 0, scored.stderr
     summary = json.loads(scored.stdout)
     assert summary["rows"] == 40 and summary["kind"] == "logistic"
