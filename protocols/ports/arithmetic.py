@@ -6,9 +6,9 @@ session's grid; these ports are meant for integer columns, decimals 0); a helper
 nothing. Public inputs are job parameters.
 
 What is revealed: only the declared outputs, to the analyst (re-randomized shares sealed
-to the analyst's key by the worker). Where an original revealed to a player
-(``reveal_to(p)``) or opened intermediate values (``reveal()``), the port keeps them
-secret and reveals the final results to the analyst only.
+to the analyst's key by the worker), except ``vectorize``'s c and d, which go to MPC
+parties 1 and 2 only as in the original (``Program.reveal_to``). Where an original opened
+intermediate values (``reveal()``), the port keeps them secret.
 
 What leaks: each owner's row count to the parties (``Program.input_from`` sends it; the
 catalog publishes it anyway); nothing else.
@@ -68,8 +68,8 @@ async def vectorize(p: Program) -> None:
     c = b * a  # secret × public
     d = b + a  # secret + public
     f = d * b  # secret × secret (the original multiplies by the opened d: kept secret here)
-    p.reveal_to_analyst("c", c)
-    p.reveal_to_analyst("d", d)
+    p.reveal_to(1, "c", c)  # the original's c.reveal_to(1)
+    p.reveal_to(2, "d", d)  # and d.reveal_to(2)
     p.reveal_to_analyst("f", f)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ensnif_mpc.jobs.protocol import party_destination
 from protocols.ports import references as ref
 from protocols.registry import Example, Param, ProtocolDef
 
@@ -105,15 +106,19 @@ DEFINITIONS = (
         "a + b to player 2, then products with the opened d, stack and register tricks "
         "(push/pop/peek/poke, legendre, digest). Here a is public, b the first owner's "
         "column, c = a·b and d = a + b as before, and f = d·b is a secret × secret product "
-        "instead of a product with an opened d. Every output goes to the analyst: revealing "
-        "to players 1 and 2 needs the reveal-to-a-party seam (Program.reveal_to) that does "
-        "not exist yet. The stack and register instructions have no MPyC counterpart and "
-        "are left out.",
+        "instead of a product with an opened d. As in the original, c goes to MPC party 1 "
+        "only and d to party 2 only (Program.reveal_to: each party's share sealed to that "
+        "member); f goes to the analyst. The stack and register instructions have no MPyC "
+        "counterpart and are left out.",
         module="arithmetic",
         summary="Element-wise secret × public, secret + public and secret × secret on vectors",
         inputs="first owner: an integer `value` column (the vector b)",
         outputs=("c[<i>]", "d[<i>]", "f[<i>]"),
-        leakage=_ANALYST,
+        leakage="c = a·b to the member at MPC party index 1 only, d = a + b to party 2 only "
+        "(each party's re-randomized share sealed to that member's certificate), f = d·b to "
+        "the analyst only; no one else can open any of them. The parties learn the owner's "
+        "row count (public in the catalog) and nothing else: no value is opened in MPC.",
+        destinations={"c[<i>]": party_destination(1), "d[<i>]": party_destination(2)},
         max_data_owners=1,
         examples=(
             Example(

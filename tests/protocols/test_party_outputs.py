@@ -112,3 +112,17 @@ def test_a_local_protocol_runs_at_its_owner_alone_and_delivers_one_record(tmp_pa
     cents = sum(round(v * 100) for v in x)
     assert run.outputs == {"count": Fraction(30), "sum": Fraction(cents, 100)}
     assert run.statuses[0].bytes_sent == 0  # nothing went to any peer
+
+
+def test_vectorize_gives_different_outputs_to_different_parties(tmp_path: Path) -> None:
+    """SCALE-MAMBA's vectorize: c = a·b to party 1, d = a + b to party 2, f to the analyst."""
+    b = RNG.integers(0, 100, 6)
+    a = 2 * np.arange(6)
+
+    run = run_parties(tmp_path, "vectorize", [b, None, None], lower=0, upper=100)
+
+    assert run.party_outputs == {
+        1: {f"c[{i}]": Fraction(int(v)) for i, v in enumerate(a * b)},
+        2: {f"d[{i}]": Fraction(int(v)) for i, v in enumerate(a + b)},
+    }
+    assert run.outputs == {f"f[{i}]": Fraction(int(v)) for i, v in enumerate((a + b) * b)}
