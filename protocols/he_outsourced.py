@@ -30,9 +30,10 @@ PLAIN_MODULUS = 288230376150876161
 CONVERSION_BITS = 64  # |d| < t < 2^58: comparisons on 64-bit secure integers
 
 
-def forward_shares(mpc: Any, helper: int, sealed: dict[int, bytes] | None) -> Any:
-    """The helper sends every party the owner's sealed shares (each opens only its own)."""
-    return mpc.transfer(sealed, senders=[helper])
+def forward_shares(mpc: Any, helper: int, forwarded: Any) -> Any:
+    """The helper sends every party the owner's sealed shares with the batch's digest
+    (``ensnif_mpc.he.outsource.Forwarded``); each party opens only its own share."""
+    return mpc.transfer(forwarded, senders=[helper])
 
 
 async def outsourced_totals(mpc: Any, mine: Sequence[int], target: Any | None = None) -> Any:

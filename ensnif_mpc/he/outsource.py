@@ -246,16 +246,32 @@ def share_masked(
     }
 
 
-def open_share(
-    key_pem: bytes, sealed: bytes, job_id: str, index: int, batch: MaskedBatch
-) -> list[int]:
+@dataclass(frozen=True)
+class Forwarded:
+    """What H forwards to every party over the MPC links: the owner's sealed shares and
+    the batch's digest and value count (each party opens only its own share; a wrong
+    digest makes the opening fail, so H cannot swap batches unseen)."""
+
+    sealed: dict[int, bytes]
+    batch_digest: bytes
+    count: int
+
+    @classmethod
+    def of(cls, batch: MaskedBatch, sealed: dict[int, bytes]) -> Forwarded:
+        return cls(sealed, batch.digest, batch.rows or len(batch.outputs))
+
+
+def open_share(key_pem: bytes, forwarded: Forwarded, job_id: str, index: int) -> list[int]:
     """Step 3 at party ``index``: its additive share, sealed to its per-job key."""
-    plain = sealing.unseal(key_pem, sealed, associated(job_id, index, batch.digest))
+    blob = forwarded.sealed.get(index)
+    if blob is None:
+        raise CryptoError(f"the owner sealed no share for party {index}")
+    plain = sealing.unseal(key_pem, blob, associated(job_id, index, forwarded.batch_digest))
     try:
         values = [int(v) for v in json.loads(plain)]
     except (ValueError, TypeError):
         raise CryptoError("an outsourced share does not decode") from None
-    if len(values) != (batch.rows or len(batch.outputs)):
+    if len(values) != forwarded.count:
         raise CryptoError("an outsourced share has the wrong number of values")
     return values
 

@@ -5,7 +5,8 @@ member with no data, party 2 the helper that stores an outsourced dataset.
 The helper masks the outsourced outputs under encryption (``outsource.mask_outputs``) and
 writes the masked batch to ``$PROBE_DIR/batch.bin`` for the owner's client (the test
 process), which decrypts, shares, and writes the sealed shares to ``sealed.json``. The
-helper forwards them over MPC; every party opens its own with its per-job key
+helper forwards them over MPC with the batch's digest; every party opens its own with its
+per-job key
 (``$PROBE_DIR/party_<i>.key``), and the MPC adds the live owner's pre-aggregates to the
 outsourced totals. Party 0 prints the opened totals (a test program: a job would seal
 them to its analyst) and, with ``PROBE_TIMING``, the seconds each step took.
@@ -65,15 +66,6 @@ def _leave_request(batch: Any, rows: bool) -> None:
     outsource_request.write_request(Path(JOB_DIR), request, batch.to_bytes())
 
 
-def wait_for(path: Path, seconds: float = 120.0) -> bytes:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        if time.monotonic() > deadline:
-            sys.exit(f"{path.name} never came")
-        time.sleep(0.02)
-    return path.read_bytes()
-
-
 async def main() -> None:
     if os.environ.get("PROBE_MODE") == "live":
         await live_only()
@@ -84,7 +76,7 @@ async def main() -> None:
     rows_mode = os.environ.get("PROBE_MODE") == "rows"
     timing: dict[str, float] = {}
     masks: Any = None
-    sealed = None
+    batch = sealed = None
     if mpc.pid == HELPER:
         t0 = time.perf_counter()
         stored = table.open_stored(DATASET, (DIR / "ca.crt").read_bytes())
@@ -109,10 +101,10 @@ async def main() -> None:
         timing["owner_wait"] = time.perf_counter() - t0 - timing["helper_mask"]
     await mpc.start()
     t0 = time.perf_counter()
-    received = (await forward_shares(mpc, HELPER, sealed))[0]
-    batch = outsource.MaskedBatch.from_bytes(wait_for(DIR / "batch.bin"))
+    forwarded = outsource.Forwarded.of(batch, sealed) if mpc.pid == HELPER else None
+    received = (await forward_shares(mpc, HELPER, forwarded))[0]
     key = (DIR / f"party_{mpc.pid}.key").read_bytes()
-    mine = outsource.open_share(key, received[mpc.pid], JOB, mpc.pid, batch)
+    mine = outsource.open_share(key, received, JOB, mpc.pid)
     if mpc.pid == HELPER:
         assert masks is not None
         helper_input = outsource_rows.helper_row_input if rows_mode else outsource.helper_input

@@ -93,7 +93,10 @@ def test_masked_outputs_converted_to_additive_shares_reconstruct_numpy_exactly(
         key.context, key.context_sha256, batch, peers, consortium.ca_pem
     )
     shares = [
-        outsource.open_share(mpc_keys[i].encode(), sealed[i], "job-1", i, batch) for i in (0, 1)
+        outsource.open_share(
+            mpc_keys[i].encode(), outsource.Forwarded.of(batch, sealed), "job-1", i
+        )
+        for i in (0, 1)
     ]
     inputs = [shares[0], outsource.helper_input(shares[1], masks)]  # party 1 is the helper
     d = [a + b for a, b in zip(*inputs, strict=True)]
@@ -242,7 +245,10 @@ def test_masked_rows_convert_to_additive_shares_of_every_row_exactly(tmp_path, k
         key.context, key.context_sha256, batch, peers, consortium.ca_pem
     )
     shares = [
-        outsource.open_share(mpc_keys[i].encode(), sealed[i], "job-r", i, batch) for i in (0, 1)
+        outsource.open_share(
+            mpc_keys[i].encode(), outsource.Forwarded.of(batch, sealed), "job-r", i
+        )
+        for i in (0, 1)
     ]
     rows = np.array(shares[0], dtype=object) + np.array(
         outsource_rows.helper_row_input(shares[1], masks), dtype=object
@@ -269,3 +275,18 @@ def test_rows_of_a_column_too_wide_to_hide_are_refused(tmp_path, key, consortium
     with pytest.raises(EnsnifError) as err:
         outsource_rows.mask_rows(stored, "job-w", "amount")
     assert err.value.reason == "he_sum_out_of_range"
+
+
+def test_a_share_forwarded_with_another_batchs_digest_does_not_open(tmp_path, key, consortium):
+    stored = table.open_stored(_store(tmp_path, key, consortium, _draw(10, 14)), consortium.ca_pem)
+    batch, _ = outsource.mask_outputs(stored, "job-f", ["amount"])
+    other, _ = outsource.mask_outputs(stored, "job-f", ["amount"])  # fresh masks: another batch
+    peers, mpc_keys = _peers(consortium, "job-f")
+    sealed = outsource.share_masked(
+        key.context, key.context_sha256, batch, peers, consortium.ca_pem
+    )
+
+    with pytest.raises(CryptoError):
+        outsource.open_share(
+            mpc_keys[0].encode(), outsource.Forwarded.of(other, sealed), "job-f", 0
+        )
