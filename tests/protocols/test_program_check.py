@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ensnif_mpc.jobs.member_program import Bundle
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "programs" / "big_baskets"
@@ -28,6 +30,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_example_runs_with_three_parties_and_matches_its_reference(tmp_path: Path) -> None:
     r = _cli("program", "check", str(EXAMPLE), "--json", "--param", "threshold=35", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -61,6 +64,7 @@ def test_the_protocol_registry_is_listed_and_described_without_a_coordinator(
     assert described.returncode == 0 and "leakage:" in described.stdout
 
 
+@pytest.mark.slow
 def test_a_member_program_s_dp_release_is_noised_by_its_declared_blocks(tmp_path: Path) -> None:
     """The manifest's sensitivities become the release plan every party noises with: the
     noisy answers sit within 6 standard deviations of the plaintext ones."""
