@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 # 128 MB per dataset by default: 100,000 rows of one column with 8 bins take about 88 MB.
 MAX_UPLOAD_BYTES = 128 * 2**20
 _TOP = frozenset({table.MANIFEST, table.SIGNATURE, table.OWNER_CERT, table.PUBLIC})
-_CHUNK = re.compile(r"ct/[A-Za-z0-9_.@-]{1,200}/[0-9]{1,9}\.bin")
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Neither a series nor a name may start with a dot: no "." or ".." path component, ever.
+_CHUNK = re.compile(r"ct/[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,199}/[0-9]{1,9}\.bin")
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
