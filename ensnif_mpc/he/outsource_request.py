@@ -115,6 +115,7 @@ def await_answer(job_dir: Path, window_s: float) -> dict[int, bytes]:
     shares. ``owner_offline`` when the approval window passes first, ``owner_refused``
     when the owner's client refused the job; in both cases nothing was computed in MPC
     and nothing was opened."""
+
     def ready() -> dict[int, bytes] | str | None:
         return read_answer(job_dir)
 
