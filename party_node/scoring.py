@@ -94,7 +94,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)
     _context_parts: list[bytes] = field(default_factory=list)
     _context: ts.Context | None = None
-    _next_batch: int = 0
+    next_batch: int = 0  # the batch expected next (= batches evaluated so far)
     _rows_done: int = 0
 
     def add_context(self, chunk: bytes) -> None:
@@ -121,9 +121,9 @@ class Session:
         h = self.header
         slots = self.record.model.params.slots
         expected = min(slots, h.rows - self._rows_done)
-        if seal.batch != self._next_batch or seal.rows != expected or expected <= 0:
+        if seal.batch != self.next_batch or seal.rows != expected or expected <= 0:
             raise InvalidArgument(
-                f"batch {seal.batch} of {seal.rows} rows: expected batch {self._next_batch} "
+                f"batch {seal.batch} of {seal.rows} rows: expected batch {self.next_batch} "
                 f"of {expected} rows",
                 reason="he_ciphertext_invalid",
             )
@@ -144,7 +144,7 @@ class Session:
         out = scoring.evaluate(
             self.record.model, self.poly, self._ctx(), h.context_sha256, blobs, seal.rows
         )
-        self._next_batch += 1
+        self.next_batch += 1
         self._rows_done += seal.rows
         signature = pki.sign(
             self.key_pem, scoring.result_message(h.nonce, seal.batch, seal.rows, out)
@@ -235,7 +235,7 @@ class Scorer:
             if isinstance(part, bytes):
                 session.add_context(part)
             elif isinstance(part, Ciphertext):
-                if part.batch != session._next_batch or part.feature in pending:
+                if part.batch != session.next_batch or part.feature in pending:
                     raise InvalidArgument(
                         "ciphertexts out of order", reason="he_ciphertext_invalid"
                     )
@@ -268,7 +268,7 @@ class Scorer:
             {
                 "request": session.request_id,
                 "rows": header.rows,
-                "batches": session._next_batch,
+                "batches": session.next_batch,
                 "seconds": round(seconds, 3),
             },
         )
