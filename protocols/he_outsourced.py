@@ -19,7 +19,8 @@ declared bins fix it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,3 +62,77 @@ async def outsourced_rows(mpc: Any, mine: Sequence[int], sectype: Any) -> Any:
     parties = list(range(len(mpc.parties)))
     shared = mpc.input(sectype.array(np.array([int(v) for v in mine], dtype=object)), parties)
     return mpc.np_sum(mpc.np_stack(shared), axis=0)
+
+
+def helper_stage(
+    dataset_dir: Path,
+    ca_pem: bytes,
+    job_dir: Path,
+    job_id: str,
+    outputs: Sequence[str],
+    rows: bool,
+    peers: Sequence[Any],
+    job: Mapping[str, Any],
+    window_s: float,
+    timing: dict[str, float] | None = None,
+) -> tuple[Any, Any]:
+    """The helper's part before its MPC connects: verify the stored dataset, mask and flood
+    the outputs (or the rows), leave the request in the job directory for the owner (served
+    by the node's OutsourceService), and wait for the owner's sealed shares within the
+    approval window (``owner_offline`` / ``owner_refused`` otherwise: no MPC runs).
+    Returns what to forward and the masks (kept in this process only); ``timing`` gets
+    the seconds of the masking and of the wait for the owner."""
+    import time
+
+    from ensnif_mpc.he import outsource, outsource_request, outsource_rows, outsource_table
+
+    t0 = time.perf_counter()
+
+    stored = outsource_table.open_stored(dataset_dir, ca_pem)
+    masks: Any  # per-row masks (rows) or the mask totals (HelperMasks)
+    if rows:
+        batch, masks = outsource_rows.mask_rows(stored, job_id, outputs[0])
+    else:
+        batch, masks = outsource.mask_outputs(stored, job_id, outputs)
+    request = outsource_request.ConversionRequest(
+        job_id=job_id,
+        owner=stored.manifest.owner,
+        dataset=stored.manifest.dataset,
+        manifest_sha256=stored.manifest.digest,
+        outputs=tuple(outputs),
+        rows=rows,
+        peers=tuple(peers),
+        job=dict(job),
+    )
+    outsource_request.write_request(job_dir, request, batch.to_bytes())
+    t1 = time.perf_counter()
+    sealed = outsource_request.await_answer(job_dir, window_s)
+    if timing is not None:
+        timing |= {"helper_mask": t1 - t0, "owner_wait": time.perf_counter() - t1}
+    return outsource.Forwarded.of(batch, sealed), masks
+
+
+async def converted_input(
+    mpc: Any,
+    helper: int,
+    staged: tuple[Any, Any] | None,
+    key_pem: bytes,
+    job_id: str,
+    rows: bool,
+    sectype: Any,
+) -> Any:
+    """Every party's part, inside the MPC: receive the forwarded shares, open its own with
+    its per-job key (the helper subtracts its masks), and input it; returns the outsourced
+    totals (exact, wrap undone) or rows as a secure array of ``sectype``."""
+    from ensnif_mpc.he import outsource, outsource_rows
+
+    received = (await forward_shares(mpc, helper, staged[0] if staged else None))[0]
+    mine = outsource.open_share(key_pem, received, job_id, mpc.pid)
+    if mpc.pid == helper:
+        if staged is None:
+            raise ValueError("the helper converts only what it staged")
+        subtract = outsource_rows.helper_row_input if rows else outsource.helper_input
+        mine = subtract(mine, staged[1])
+    if rows:
+        return await outsourced_rows(mpc, mine, sectype)
+    return await outsourced_totals(mpc, mine, sectype)

@@ -2,11 +2,13 @@
 bench/he_outsource.py: party 0 is a live owner with its column in the clear, party 1 a
 member with no data, party 2 the helper that stores an outsourced dataset.
 
-The helper masks the outsourced outputs under encryption (``outsource.mask_outputs``) and
-writes the masked batch to ``$PROBE_DIR/batch.bin`` for the owner's client (the test
-process), which decrypts, shares, and writes the sealed shares to ``sealed.json``. The
-helper forwards them over MPC with the batch's digest; every party opens its own with its
-per-job key
+The helper does what a node's worker does before its MPC connects
+(``protocols.he_outsourced.helper_stage``): it masks the outsourced outputs under
+encryption and leaves the request in a job directory (``$PROBE_JOB_DIR``: a running helper
+node's, served to the owner's real `ensnif outsource serve`; else ``$PROBE_DIR``, answered
+by the test's in-process owner client), then waits for the sealed shares. In the MPC
+(``converted_input``) the helper forwards them with the batch's digest; every party opens
+its own with its per-job key
 (``$PROBE_DIR/party_<i>.key``), and the MPC adds the live owner's pre-aggregates to the
 outsourced totals. Party 0 prints the opened totals (a test program: a job would seal
 them to its analyst) and, with ``PROBE_TIMING``, the seconds each step took.
@@ -26,9 +28,8 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from ensnif_mpc.errors import EnsnifError
-from ensnif_mpc.he import outsource, outsource_request, outsource_rows, outsource_table as table
 from ensnif_mpc.security.mpc_session import PeerBinding
-from protocols.he_outsourced import forward_shares, outsourced_rows, outsourced_totals
+from protocols.he_outsourced import converted_input, helper_stage, outsourced_totals
 
 HELPER = 2
 DIR = Path(os.environ["PROBE_DIR"])
@@ -40,30 +41,11 @@ JOB_DIR = os.environ.get("PROBE_JOB_DIR", "")
 DATASET = Path(os.environ.get("PROBE_DATASET") or DIR / "dataset")
 
 
-def _answer() -> dict[int, bytes] | None:
-    """The owner's answer through the test's own exchange file (no node)."""
-    path = DIR / "sealed.json"
-    if not path.exists():
-        return None
-    return {int(k): base64.b64decode(v) for k, v in json.loads(path.read_bytes()).items()}
-
-
-def _leave_request(batch: Any, rows: bool) -> None:
-    peers = tuple(
+def _peers() -> list[PeerBinding]:
+    return [
         PeerBinding(**{**p, "binding_signature": base64.b64decode(p["binding_signature"])})
         for p in json.loads(os.environ["PROBE_PEERS"])
-    )
-    request = outsource_request.ConversionRequest(
-        job_id=JOB,
-        owner=json.loads((DATASET / "manifest.json").read_text())["owner"],
-        dataset=json.loads((DATASET / "manifest.json").read_text())["dataset"],
-        manifest_sha256=batch.dataset_digest,
-        outputs=tuple(OUTPUTS),
-        rows=rows,
-        peers=peers,
-        job={"protocol": os.environ.get("PROBE_PROTOCOL", "sum"), "analyst": "analyst"},
-    )
-    outsource_request.write_request(Path(JOB_DIR), request, batch.to_bytes())
+    ]
 
 
 async def main() -> None:
@@ -75,45 +57,34 @@ async def main() -> None:
         return
     rows_mode = os.environ.get("PROBE_MODE") == "rows"
     timing: dict[str, float] = {}
-    masks: Any = None
-    batch = sealed = None
-    if mpc.pid == HELPER:
+    staged = None
+    if mpc.pid == HELPER:  # as a node's worker would, before its MPC connects
         t0 = time.perf_counter()
-        stored = table.open_stored(DATASET, (DIR / "ca.crt").read_bytes())
-        if rows_mode:
-            batch, masks = outsource_rows.mask_rows(stored, JOB, OUTPUTS[0])
-        else:
-            batch, masks = outsource.mask_outputs(stored, JOB, OUTPUTS)
-        (DIR / "batch.tmp").write_bytes(batch.to_bytes())
-        (DIR / "batch.tmp").rename(DIR / "batch.bin")
-        if JOB_DIR:  # as a node's worker: the request waits in the job directory
-            _leave_request(batch, rows_mode)
-        timing["helper_mask"] = time.perf_counter() - t0
-        window = float(os.environ.get("PROBE_WINDOW", "120"))
-        try:  # before connecting: an absent or refusing owner ends the job before any MPC
-            if JOB_DIR:
-                sealed = outsource_request.await_answer(Path(JOB_DIR), window)
-            else:
-                sealed = outsource.wait_for_owner(_answer, window)
+        try:
+            staged = helper_stage(
+                DATASET,
+                (DIR / "ca.crt").read_bytes(),
+                Path(JOB_DIR) if JOB_DIR else DIR,
+                JOB,
+                OUTPUTS,
+                rows_mode,
+                _peers(),
+                {"protocol": os.environ.get("PROBE_PROTOCOL", "sum"), "analyst": "analyst"},
+                float(os.environ.get("PROBE_WINDOW", "120")),
+                timing,
+            )
         except EnsnifError as exc:
             print("reason", exc.reason, flush=True)
             sys.exit(3)
-        timing["owner_wait"] = time.perf_counter() - t0 - timing["helper_mask"]
+        timing["helper_stage"] = time.perf_counter() - t0
     await mpc.start()
     t0 = time.perf_counter()
-    forwarded = outsource.Forwarded.of(batch, sealed) if mpc.pid == HELPER else None
-    received = (await forward_shares(mpc, HELPER, forwarded))[0]
     key = (DIR / f"party_{mpc.pid}.key").read_bytes()
-    mine = outsource.open_share(key, received, JOB, mpc.pid)
-    if mpc.pid == HELPER:
-        assert masks is not None
-        helper_input = outsource_rows.helper_row_input if rows_mode else outsource.helper_input
-        mine = helper_input(mine, masks)
     secint = mpc.SecInt(64)
+    converted = await converted_input(mpc, HELPER, staged, key, JOB, rows_mode, secint)
     if rows_mode:
-        await rows_statistics(mine, secint, timing, t0)
+        await rows_statistics(converted, secint, timing, t0)
         return
-    converted = await outsourced_totals(mpc, mine, secint)
     timing["conversion"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     live = np.load(DIR / "live.npy", allow_pickle=True) if mpc.pid == 0 else np.zeros(len(OUTPUTS))
@@ -135,17 +106,14 @@ async def main() -> None:
     await mpc.shutdown()
 
 
-async def rows_statistics(
-    mine: list[int], secint: Any, timing: dict[str, float], t0: float
-) -> None:
+async def rows_statistics(x: Any, secint: Any, timing: dict[str, float], t0: float) -> None:
     """The outsourced rows x as a secure vector, and a live owner's column y of the same rows
     (party 0): open Σx, Σx² and Σxy, the statistics a regression of y on x trains on."""
-    x = await outsourced_rows(mpc, mine, secint)
     timing["conversion"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     y_plain = np.load(DIR / "live_rows.npy", allow_pickle=True) if mpc.pid == 0 else None
     y = mpc.input(
-        secint.array(y_plain if y_plain is not None else np.zeros(len(mine), dtype=object)),
+        secint.array(y_plain if y_plain is not None else np.zeros(len(x), dtype=object)),
         senders=0,
     )
     stats = [mpc.np_sum(x), x @ x, x @ y]

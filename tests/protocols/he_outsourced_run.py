@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.he import bfv, outsource, outsource_rows, outsource_table as table
+from ensnif_mpc.he import (
+    bfv,
+    outsource,
+    outsource_request,
+    outsource_rows,
+    outsource_table as table,
+)
 from ensnif_mpc.security import mpc_session, pki
 from tests.helpers import issue_pki
 from tests.protocols.harness import free_ports
@@ -196,7 +202,7 @@ def run(
             owner()
             owner_s = time.perf_counter() - t_owner
         elif mode in ("outsourced", "rows"):
-            owner_s = _owner_client(probe, key, peers, procs, timeout_s, rows=mode == "rows")
+            owner_s = _owner_client(probe, key, procs, timeout_s, rows=mode == "rows")
         codes = [p.wait(timeout=timeout_s) for p in procs]
     finally:
         for p in procs:
@@ -251,27 +257,25 @@ def _offline(
 def _owner_client(
     probe: Path,
     key: bfv.keys.KeyDir,
-    peers: list[mpc_session.PeerBinding],
     procs: list[subprocess.Popen[bytes]],
     timeout_s: float,
     rows: bool = False,
 ) -> float:
-    """What `ensnif outsource serve` does for a job: take the masked batch, decrypt, share,
-    seal each share to its party's per-job key."""
+    """What `ensnif outsource serve` does for a job, without a node in between: take the
+    request and masked batch the helper left, decrypt, share, seal each share to the
+    per-job key of its party (bindings checked), and answer."""
     deadline = time.monotonic() + timeout_s
-    batch_file = probe / "batch.bin"
-    while not batch_file.exists():
+    while (found := outsource_request.read_request(probe)) is None:
         if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
-            raise RuntimeError("the helper never produced a masked batch")
+            raise RuntimeError("the helper never left a conversion request")
         time.sleep(0.02)
     t0 = time.perf_counter()
-    batch = outsource.MaskedBatch.from_bytes(batch_file.read_bytes())
+    request, raw = found
+    batch = outsource.MaskedBatch.from_bytes(raw)
     ca = (probe / "ca.crt").read_bytes()
     share = outsource_rows.share_masked_rows if rows else outsource.share_masked
-    sealed = share(key.context, key.context_sha256, batch, peers, ca)
-    body = json.dumps({str(i): base64.b64encode(b).decode() for i, b in sealed.items()})
-    (probe / "sealed.tmp").write_text(body)
-    (probe / "sealed.tmp").rename(probe / "sealed.json")
+    sealed = share(key.context, key.context_sha256, batch, request.peers, ca)
+    outsource_request.write_answer(probe, sealed)
     return time.perf_counter() - t0
 
 
