@@ -104,6 +104,7 @@ ALLOWED = (
     "restart_2",
     "stash_sum",
     "stash_add",
+    "local_sum",  # one owner alone (backend local)
     # Models (docs/models.md).
     "linear_regression",
 )

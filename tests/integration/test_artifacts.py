@@ -145,3 +145,26 @@ def test_a_job_must_list_the_artifacts_its_protocol_reads(client: Client) -> Non
         client.submit(spec("stash_add"))  # refused at submission: no job is created
     with pytest.raises(InvalidJobSpec, match="reads 0 artifact"):
         client.submit(spec("stash_sum", ["abc/totals"]))
+
+
+def test_a_local_protocol_runs_at_its_one_owner_through_the_consortium(
+    consortium: Consortium, client: Client
+) -> None:
+    """Backend local through the coordinator and a node: one party, no MPC session."""
+    s = jobspec.from_dict(
+        {
+            "protocol": "local_sum",
+            "inputs": [{"party": "grocery", "dataset": "orders", "column": "basket_total"}],
+            "privacy": {"exact": True},
+        }
+    )
+
+    final = run(client, s)
+
+    assert state_name(final) == "succeeded", final.reason
+    a, _ = sums(consortium)
+    data = consortium.lc.data
+    assert data is not None
+    rows = len(sample_data.read_table(data.orders, {"value": "basket_total"})["value"])
+    assert client.result(final.id, exact=True) == {"count": rows, "sum": a}
+    assert [p.party for p in final.parties] == ["grocery"]
