@@ -9,8 +9,11 @@ counts within 6σ of pandas', and every slot that is not selected opens as zeros
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +51,47 @@ def _pandas() -> pd.Series:
     return pd.Series(cut).value_counts()
 
 
+def _cohort_run(tmp_path: Path) -> dict[str, Fraction | float]:
+    """Owner A's policy sets min_cohort = 600: its node writes it to its worker's session,
+    input there as a secret. Pandas: big 1200, mid 300, b-only 150."""
+    from ensnif_mpc.jobs.worker_session import SESSION_FILE
+    from protocols.registry import finalize
+    from tests.protocols.harness import (
+        Workers,
+        as_table,
+        bit_length_for,
+        make_consortium,
+        unseal_all,
+        write_sessions,
+    )
+
+    a = np.array(["big"] * 800 + ["mid"] * 200, dtype=object)
+    b = np.array(["big"] * 400 + ["mid"] * 100 + ["b-only"] * 150, dtype=object)
+    release = _plan().to_dict()
+    consortium = make_consortium(tmp_path, 3)
+    tables = [as_table(_owner(a), 0, 0, 0), as_table(_owner(b), 0, 0, 0), None]
+    bits = bit_length_for(tables, 0) + dp.ReleasePlan.from_dict(release).headroom_bits()
+    dirs = write_sessions(
+        tmp_path,
+        consortium,
+        job_id="cohort1",
+        protocol="group_discovery",
+        owner_values=tables,
+        params=PARAMS,
+        decimals=0,
+        bit_length=bits,
+        release=release,
+    )
+    session = json.loads((dirs[0] / SESSION_FILE).read_text())
+    (dirs[0] / SESSION_FILE).write_text(json.dumps({**session, "min_cohort": 600}))
+    with Workers(dirs) as workers:
+        workers.start_all()
+        assert not any(workers.wait(timeout=240).values())
+    return finalize("group_discovery", combine(unseal_all(dirs, consortium, "cohort1")))
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     def run(kind: str) -> RunResult:
         return run_parties(
             tmp_path_factory.mktemp(kind),
@@ -61,8 +103,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
             release=None if kind == "exact" else _plan().to_dict(),
         )
 
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(("exact", "dp"), pool.map(run, ("exact", "dp")), strict=True))
+    with ThreadPoolExecutor(3) as pool:  # the three jobs at once, once per module
+        cohort = pool.submit(_cohort_run, tmp_path_factory.mktemp("cohort"))
+        out: dict[str, Any] = dict(
+            zip(("exact", "dp"), pool.map(run, ("exact", "dp")), strict=True)
+        )
+        out["cohort"] = cohort.result()
+        return out
 
 
 def test_exact_discovery_opens_every_label_with_its_count_as_pandas(runs):
@@ -187,49 +234,12 @@ def test_under_a_person_bound_each_person_counts_in_their_first_groups_only(tmp_
     }
 
 
-def test_an_owner_s_min_cohort_holds_for_the_joint_noisy_count_inside_mpc(tmp_path):
-    """Owner A's policy sets min_cohort = 600 (its node writes it to its worker's session,
-    input there as a secret): a group whose joint noisy count is below it stays closed,
-    though far above τ; the one above it opens. Pandas: big 1200, mid 300, b-only 150."""
-    import json
-
-    from ensnif_mpc.jobs.worker_session import SESSION_FILE
-    from protocols.registry import finalize
-    from tests.protocols.harness import (
-        Workers,
-        as_table,
-        bit_length_for,
-        make_consortium,
-        unseal_all,
-        write_sessions,
-    )
-
-    a = np.array(["big"] * 800 + ["mid"] * 200, dtype=object)
-    b = np.array(["big"] * 400 + ["mid"] * 100 + ["b-only"] * 150, dtype=object)
-    release = _plan().to_dict()
-    consortium = make_consortium(tmp_path, 3)
-    tables = [as_table(_owner(a), 0, 0, 0), as_table(_owner(b), 0, 0, 0), None]
-    bits = bit_length_for(tables, 0) + dp.ReleasePlan.from_dict(release).headroom_bits()
-    dirs = write_sessions(
-        tmp_path,
-        consortium,
-        job_id="cohort1",
-        protocol="group_discovery",
-        owner_values=tables,
-        params=PARAMS,
-        decimals=0,
-        bit_length=bits,
-        release=release,
-    )
-    session = json.loads((dirs[0] / SESSION_FILE).read_text())
-    (dirs[0] / SESSION_FILE).write_text(json.dumps({**session, "min_cohort": 600}))
-    with Workers(dirs) as workers:
-        workers.start_all()
-        assert not any(workers.wait(timeout=240).values())
-
-    got = finalize("group_discovery", combine(unseal_all(dirs, consortium, "cohort1")))
-
+def test_an_owner_s_min_cohort_holds_for_the_joint_noisy_count_inside_mpc(runs):
+    """A group whose joint noisy count is below the owner's min_cohort stays closed, though
+    far above τ; the one above it opens."""
+    got = runs["cohort"]
     sd = _plan().output_sigmas()[0]
+
     assert discovery.threshold(_plan(), PARAMS) + 6 * sd < 150  # all three clear τ
     assert list(got) == ["count[big]"]
     assert abs(float(got["count[big]"]) - 1200) <= 6 * sd
