@@ -132,6 +132,8 @@ key = "pki/<NAME>.key"
 # [datasets.policy]
 # approval = "auto"                 # "manual": every job waits for `ensnif job approve`
 # min_cohort = 0                    # every released aggregate draws on >= this many rows
+# max_groups = 10000                # groups one job may list (0: no cap)
+# max_outputs = 50000               # outputs one job may release (0: no cap)
 #
 # [[datasets.columns]]
 # name = "customer_id"
