@@ -504,7 +504,7 @@ def test_variance_from_noisy_moments_is_clipped_at_zero_and_nan_below_two_rows()
     assert math.isnan(catalog()["variance"].finalize({**base, "count": Fraction(1)})["variance"])
 
 
-def test_quantile_of_noisy_grid_counts_matches_numpy_and_reads_negatives_as_zero():
+def test_quantile_of_grid_counts_matches_numpy_and_noisy_negatives_lower_the_cdf():
     rng = np.random.default_rng(4)
     grid = statistics.check_grid({"lower": -1.5, "upper": 3, "step": 0.25, "q": 0.3})
     counts = rng.integers(0, 5, grid.points)
@@ -516,10 +516,16 @@ def test_quantile_of_noisy_grid_counts_matches_numpy_and_reads_negatives_as_zero
     want = np.quantile(points, 0.3, method="inverted_cdf")
 
     assert float(statistics.quantile_from_counts(names)) == pytest.approx(want)
-    first = next(iter(names))
-    assert statistics.quantile_from_counts({**names, first: Fraction(-50)}) == (
-        statistics.quantile_from_counts({**names, first: Fraction(0)})
-    )
+    # A negative count is noise, summed as it is (not read as 0); a decreasing cumulative
+    # count is replaced by its isotonic fit (scikit-learn's, here, as the reference).
+    from sklearn.isotonic import isotonic_regression
+
+    noisy = counts.astype(float)
+    noisy[[0, 5]] = [-6, -3]
+    fit = isotonic_regression(np.cumsum(noisy))
+    want = grid.value(int(np.argmax(fit >= 0.3 * fit[-1])))
+    noisy_names = dict(zip(names, map(Fraction, noisy.astype(int).tolist()), strict=True))
+    assert statistics.quantile_from_counts(noisy_names) == want
     assert math.isnan(statistics.quantile_from_counts(dict.fromkeys(names, Fraction(-1))))
 
 
