@@ -129,7 +129,9 @@ DEFINITIONS = (
         "resolution (values are rounded down onto the grid; below lower they count at lower, "
         "beyond the last grid point at that point), and whether no row was selected (NaN). "
         "DP release: instead, noisy counts per grid point are opened by the analyst, whose "
-        "side takes the quantile of them (negative counts read as 0; NaN when none is left).",
+        "side takes the quantile of them (noisy counts summed as they are, an isotonic fit "
+        "of the cumulative counts where noise makes them decrease; NaN when the total is not "
+        "positive).",
         program="protocols.statistics.quantile:quantile",
         reference=_ref_quantile,
         parameters=(
