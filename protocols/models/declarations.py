@@ -69,6 +69,10 @@ def _check_rows(spec: Any, rows: Sequence[int]) -> None:
 
 
 def _z_bounds(owner: OwnerBounds) -> tuple[list[int], int]:
+    """The feature and label bounds; a plain (k, b) pair (a one-column caller) reads as one
+    feature and a label, both bounded by b."""
+    if not isinstance(owner, OwnerBounds):
+        return [int(owner[1])], int(owner[1])
     return list(owner.role("features")), (owner.role("label") or (0,))[0]
 
 
@@ -86,7 +90,7 @@ def _dp_regression(owners: Sequence[OwnerBounds], params: Mapping[str, Any]) -> 
     dims = [0] * 5
     for owner in owners:
         bx, by = _z_bounds(owner)
-        k = owner.rows_per_person
+        k = owner[0]  # rows per person
         x = np.array(bx, dtype=float)
         z = np.append(x, by)
         pairs = np.array([x[j] * x[col] for j, col in triangle(len(x))])
