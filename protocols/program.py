@@ -259,8 +259,9 @@ class Program:
 
     def _reduced(self, role: str, how: str) -> int:
         assert self.ctx.local is not None
-        if how == "count":
-            return len(self._column(role))
+        if how == "count":  # rows: of the matrix where the owner lists the role's columns
+            listed = role in self.ctx.local.lists
+            return len(self._matrix(role)) if listed else len(self._column(role))
         if how == "sum":
             return int(sum(int(v) for v in self._column(role)))
         raise ValueError(f"unknown reduction {how!r} (sum or count)")
