@@ -7,6 +7,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from coordinator import outsourced
+from coordinator.outsourced import EntrustmentProof
 from coordinator.scheduler import Scheduler
 from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
@@ -37,6 +39,8 @@ class Coordinator:
     # A DP question the same analyst asked within this many seconds, with the same
     # release, is answered from the earlier result at no privacy cost (0: never).
     cache_seconds: float = 86400.0
+    # The consortium CA: an outsourced dataset's owner certificate is checked against it.
+    ca_pem: bytes = b""
 
     def register_party(
         self,
@@ -55,19 +59,26 @@ class Coordinator:
             raise InvalidArgument(f"mpc ports: {first}-{last} is not a port range")
         return self.store.upsert_party(who.name, who.role, address, cert_pem, mpc_host, mpc_ports)
 
-    def publish_dataset(self, who: Identity, ds: DatasetSchema) -> DatasetSchema:
+    def publish_dataset(
+        self, who: Identity, ds: DatasetSchema, proof: EntrustmentProof | None = None
+    ) -> DatasetSchema:
         if who.role != "party":
             raise PermissionDenied("only party nodes publish datasets")
         if self.store.get_party(who.name) is None:
             raise PermissionDenied(f"{who.name!r} must register before publishing datasets")
-        # The owner is whoever holds the certificate, whatever the message says.
-        owned = DatasetSchema(
-            who.name, ds.name, ds.columns, ds.row_count, ds.description, ds.policy
-        )
-        if self.store.upsert_dataset(owned):  # republished every few seconds: audit changes
-            self.store.audit(
-                "dataset_published", {"party": who.name, "dataset": ds.name, "rows": ds.row_count}
+        if ds.host or proof is not None:  # under its owner's name, if the owner signed it
+            owned = outsourced.verified_entry(
+                who.name, ds, proof or EntrustmentProof(b"", b"", b""), self.ca_pem
             )
+        else:  # the owner is whoever holds the certificate, whatever the message says
+            owned = DatasetSchema(
+                who.name, ds.name, ds.columns, ds.row_count, ds.description, ds.policy
+            )
+        if self.store.upsert_dataset(owned):  # republished every few seconds: audit changes
+            audited = {"party": owned.party, "dataset": ds.name, "rows": owned.row_count}
+            if owned.host:
+                audited |= {"host": owned.host, "manifest_sha256": owned.outsourced_sha256}
+            self.store.audit("dataset_published", audited)
         return owned
 
     def party_kind(self, name: str) -> str | None:

@@ -59,7 +59,9 @@ def start(cfg: CoordinatorConfig) -> RunningCoordinator:
         cfg.job_timeout_s,
         approval_timeout_s=cfg.approval_timeout_s,
     )
-    servicer = CoordinatorServicer(Coordinator(store, scheduler, cfg.cache_seconds), hub)
+    servicer = CoordinatorServicer(
+        Coordinator(store, scheduler, cfg.cache_seconds, cfg.tls.ca.read_bytes()), hub
+    )
     name = coordinator_pb2.DESCRIPTOR.services_by_name["CoordinatorService"].full_name
     server, port, _ = build_server(
         cfg.listen,

@@ -9,6 +9,7 @@ import grpc
 
 from coordinator.artifacts import ArtifactDirectory
 from coordinator.handlers import Coordinator
+from coordinator.outsourced import EntrustmentProof
 from coordinator.relay import ScoreRelay
 from coordinator.store import JobRecord, PartyRecord
 from ensnif_mpc.errors import grpc_errors
@@ -154,8 +155,13 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         self, request: cpb.PublishDatasetRequest, context: grpc.ServicerContext
     ) -> cpb.PublishDatasetResponse:
         with grpc_errors(context, "PublishDataset"):
+            proof = None
+            if request.manifest or request.dataset.host:
+                proof = EntrustmentProof(
+                    request.manifest, request.manifest_signature, request.owner_cert_pem
+                )
             ds = self.c.publish_dataset(
-                peer_identity(context), convert.dataset_from_pb(request.dataset)
+                peer_identity(context), convert.dataset_from_pb(request.dataset), proof
             )
             return cpb.PublishDatasetResponse(dataset=convert.dataset_to_pb(ds))
         raise AssertionError

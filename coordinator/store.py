@@ -72,6 +72,21 @@ class DatasetRow(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class OutsourcedDatasetRow(Base):
+    """An outsourced dataset's catalog entry: under its owner's name (a member without a
+    node, so no ``parties`` row), served by the helper node ``host``."""
+
+    __tablename__ = "outsourced_datasets"
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(ForeignKey("parties.name"))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    row_count: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -257,6 +272,8 @@ class Store:
         cols = [c.__dict__.copy() for c in d.columns]
         policy = dataclasses.asdict(d.policy)
         policy["exact_protocols"] = list(d.policy.exact_protocols)
+        if d.host:
+            return self._upsert_outsourced(d, cols, policy)
         with self._sessions.begin() as s:
             row = s.get(DatasetRow, (d.party, d.name))
             new = json.loads(json.dumps((cols, d.row_count, d.description, policy)))
@@ -268,7 +285,66 @@ class Store:
             row.columns, row.row_count, row.description, row.policy = new
         return True
 
+    def _upsert_outsourced(
+        self, d: DatasetSchema, cols: list[dict[str, Any]], policy: dict[str, Any]
+    ) -> bool:
+        with self._sessions.begin() as s:
+            row = s.get(OutsourcedDatasetRow, (d.party, d.name))
+            new = json.loads(
+                json.dumps((d.host, d.outsourced_sha256, cols, d.row_count, d.description, policy))
+            )
+            if (
+                row is not None
+                and [
+                    row.host,
+                    row.manifest_sha256,
+                    row.columns,
+                    row.row_count,
+                    row.description,
+                    row.policy,
+                ]
+                == new
+            ):
+                return False
+            if row is None:
+                row = OutsourcedDatasetRow(owner=d.party, name=d.name)
+                s.add(row)
+            (
+                row.host,
+                row.manifest_sha256,
+                row.columns,
+                row.row_count,
+                row.description,
+                row.policy,
+            ) = new
+        return True
+
     def list_datasets(self, party: str = "") -> list[DatasetSchema]:
+        return sorted(
+            self._list_hosted(party) + self._list_outsourced(party),
+            key=lambda d: (d.party, d.name),
+        )
+
+    def _list_outsourced(self, owner: str) -> list[DatasetSchema]:
+        with self._sessions() as s:
+            q = select(OutsourcedDatasetRow)
+            if owner:
+                q = q.where(OutsourcedDatasetRow.owner == owner)
+            return [
+                DatasetSchema(
+                    r.owner,
+                    r.name,
+                    tuple(Column(**c) for c in r.columns),
+                    r.row_count,
+                    r.description,
+                    _policy(r.policy),
+                    host=r.host,
+                    outsourced_sha256=r.manifest_sha256,
+                )
+                for r in s.scalars(q).all()
+            ]
+
+    def _list_hosted(self, party: str) -> list[DatasetSchema]:
         with self._sessions() as s:
             q = select(DatasetRow).order_by(DatasetRow.party, DatasetRow.name)
             if party:

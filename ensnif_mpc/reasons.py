@@ -803,6 +803,16 @@ _ALL: tuple[Reason, ...] = (
         ends=_REJECTED + _FAILED,
         group=HE,
     ),
+    Reason(
+        "outsourced_not_entrusted",
+        "A helper node published an outsourced dataset that its owner's signed manifest does "
+        "not entrust to it (no manifest, a signature by someone else, or another owner, "
+        "dataset or helper named); the coordinator did not publish it.",
+        "The owner encrypts again with `ensnif outsource encrypt --helper NODE` and uploads "
+        "to that node.",
+        _S.PERMISSION_DENIED,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.errors import InvalidArgument, PermissionDenied
 from ensnif_mpc.he import outsource, outsource_request as requests, outsource_table as table
 from ensnif_mpc.he.outsource_request import ConversionRequest
@@ -71,6 +72,16 @@ def _accepted(stored: table.StoredDataset) -> Accepted:
         columns_json=json.dumps(list(m.columns), sort_keys=True),
         policy_json=json.dumps(dict(m.policy), sort_keys=True),
     )
+
+
+@dataclass(frozen=True)
+class Published:
+    """One catalog entry for an outsourced dataset, with the owner's signed files."""
+
+    schema: DatasetSchema
+    manifest: bytes
+    signature: bytes
+    owner_cert_pem: bytes
 
 
 class OutsourcedStore:
@@ -188,6 +199,34 @@ class OutsourcedStore:
 
     def path_of(self, owner: str, dataset: str) -> Path:
         return self.root / owner / dataset
+
+    def entries(self, host: str) -> list[Published]:
+        """What this node publishes in the catalog for each dataset it holds: the schema
+        under the owner's name with this node as host, and the owner's signed files exactly
+        as uploaded, so the coordinator checks the owner entrusted it here."""
+        out: list[Published] = []
+        for accepted in self.stored():
+            directory = self.path_of(accepted.owner, accepted.dataset)
+            try:
+                manifest = table.Manifest.from_bytes((directory / table.MANIFEST).read_bytes())
+                proof = tuple(
+                    (directory / n).read_bytes()
+                    for n in (table.MANIFEST, table.SIGNATURE, table.OWNER_CERT)
+                )
+            except (OSError, InvalidArgument):
+                log.exception("outsourced dataset %s is unreadable", directory.name)
+                continue
+            schema = DatasetSchema(
+                accepted.owner,
+                accepted.dataset,
+                tuple(c.column for c in manifest.outsourced_columns()),
+                accepted.rows,
+                "outsourced (BFV)",
+                host=host,
+                outsourced_sha256=accepted.manifest_sha256,
+            )
+            out.append(Published(schema, proof[0], proof[1], proof[2]))
+        return out
 
     # -- conversions: a job's worker waits for the owner ---------------------------------
 

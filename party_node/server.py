@@ -30,7 +30,7 @@ from ensnif_mpc.security.tls import ClientIdentity
 from party_node import console as web_console, datasets, metrics
 from party_node.node import Node
 from party_node.outsource_servicer import OutsourceServicer
-from party_node.outsourced import OutsourcedStore
+from party_node.outsourced import OutsourcedStore, Published
 from party_node.servicer import PartyServicer
 from party_node.store import NodeStore
 
@@ -46,8 +46,11 @@ class Registrar:
         advertise: str,
         interval_s: float = 10.0,
         remaining: Callable[[], dict[str, float]] | None = None,
+        outsourced: Callable[[], list[Published]] | None = None,
     ) -> None:
         self.cfg = cfg
+        # The outsourced datasets this node holds, published under their owners' names.
+        self.outsourced = outsourced or (lambda: [])
         self.advertise = advertise
         self.interval_s = interval_s
         self.schemas = [datasets.schema_of(cfg.name, d) for d in cfg.datasets]
@@ -91,6 +94,28 @@ class Registrar:
             mpc_port_last=last,
         )
 
+    def _publish_outsourced(self, stub: coordinator_pb2_grpc.CoordinatorServiceStub) -> None:
+        """One refused entry (e.g. a manifest that does not entrust it here) is logged and
+        does not stop this node's own registration."""
+        left = self.remaining() if self.remaining else {}
+        for entry in self.outsourced():
+            schema = entry.schema
+            key = f"{schema.party}/{schema.name}"
+            if key in left:
+                schema = replace(schema, policy=replace(schema.policy, remaining_rho=left[key]))
+            request = cpb.PublishDatasetRequest(
+                dataset=convert.dataset_to_pb(schema),
+                manifest=entry.manifest,
+                manifest_signature=entry.signature,
+                owner_cert_pem=entry.owner_cert_pem,
+            )
+            try:
+                stub.PublishDataset(request, timeout=10)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    raise
+                log.warning("the coordinator refused outsourced dataset %s: %s", key, exc.details())
+
     def _loop(self) -> None:
         channel = self.identity.channel(self.cfg.coordinator, self.cfg.coordinator_name)
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
@@ -108,6 +133,7 @@ class Registrar:
                     stub.PublishDataset(
                         cpb.PublishDatasetRequest(dataset=convert.dataset_to_pb(schema)), timeout=10
                     )
+                self._publish_outsourced(stub)
                 if not self.registered.is_set():
                     log.info("registered with the coordinator at %s", self.cfg.coordinator)
                 self.registered.set()
@@ -172,9 +198,8 @@ def start(cfg: PartyConfig) -> RunningNode:
     node = Node(cfg, store)
     servicer = PartyServicer(node)
     # Outsourced datasets a member without a node uploads (party_node/outsourced.py).
-    uploads = OutsourceServicer(
-        OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem, cfg.state_dir / "jobs")
-    )
+    held = OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem, cfg.state_dir / "jobs")
+    uploads = OutsourceServicer(held)
     names = [
         party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
         outsource_pb2.DESCRIPTOR.services_by_name["OutsourceService"].full_name,
@@ -203,6 +228,7 @@ def start(cfg: PartyConfig) -> RunningNode:
         cfg,
         advertise,
         remaining=lambda: {b.dataset: float(b.remaining) for b in node.ledger.show()},
+        outsourced=lambda: held.entries(cfg.name),
     )
     node.on_budget_change = registrar.wake
 

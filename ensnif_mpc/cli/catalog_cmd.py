@@ -170,5 +170,7 @@ def datasets_list(ctx: click.Context, party: str, as_json: bool) -> None:
         cols = ", ".join(_column_text(c) for c in d.columns)
         p = d.policy
         budget = f"{p.remaining_rho:g} / {p.budget_rho:g}" if p.remaining_rho >= 0 else "-"
-        t.add_row(d.party, d.name, str(d.row_count), cols, budget)
+        # An outsourced dataset: its owner runs no node; the helper holding it serves it.
+        party = f"{d.party} (outsourced at {d.host})" if d.host else d.party
+        t.add_row(party, d.name, str(d.row_count), cols, budget)
     console.print(t)

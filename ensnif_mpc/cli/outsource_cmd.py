@@ -75,6 +75,12 @@ def read_schema(path: Path) -> tuple[list[Any], dict[str, Any]]:
 @click.option("--schema", "schema_path", required=True, type=click.Path(exists=True))
 @click.option("--key", "key_dir", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--helper",
+    default="",
+    help="The helper node entrusted with the dataset (signed in the manifest); the "
+    "coordinator's catalog lists the dataset only as published by that node.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def encrypt(
@@ -84,6 +90,7 @@ def encrypt(
     schema_path: str,
     key_dir: str,
     out_dir: str,
+    helper: str,
     as_json: bool,
 ) -> None:
     """Encrypt a CSV or Parquet table column by column and sign it for a helper node."""
@@ -105,7 +112,7 @@ def encrypt(
     values = {c.column.name: arrow[c.column.name].to_numpy() for c in columns}
     key = bfv.load_key(Path(key_dir))
     t0 = time.perf_counter()
-    manifest, frames = table.encrypt_table(key, name, owner, values, columns, policy)
+    manifest, frames = table.encrypt_table(key, name, owner, values, columns, policy, helper)
     table.write(
         Path(out_dir),
         key,

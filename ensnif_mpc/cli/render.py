@@ -238,6 +238,10 @@ def dataset_dict(d: pb.Dataset) -> dict[str, Any]:
         "name": d.name,
         "description": d.description,
         "row_count": int(d.row_count),
+        # Outsourced (docs/homomorphic.md): held encrypted by the node ``host``.
+        "outsourced": bool(d.host),
+        "host": d.host,
+        "outsourced_sha256": d.outsourced_sha256,
         "columns": [
             {
                 "name": c.name,

@@ -136,6 +136,16 @@ class DatasetSchema:
     row_count: int
     description: str = ""
     policy: PrivacyPolicy = PrivacyPolicy()
+    # An outsourced dataset (docs/homomorphic.md): ``party`` is its owner, a member without
+    # a node; ``host`` the helper node that stores the ciphertexts and plays the owner's
+    # input in jobs; ``outsourced_sha256`` the signed manifest's hash. Both "" otherwise.
+    host: str = ""
+    outsourced_sha256: str = ""
+
+    @property
+    def node(self) -> str:
+        """The node that serves this dataset's input: its host, else its owner."""
+        return self.host or self.party
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

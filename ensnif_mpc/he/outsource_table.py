@@ -199,8 +199,11 @@ def encrypt_table(
     table: Mapping[str, np.ndarray],
     columns: Sequence[OutsourcedColumn],
     policy: Mapping[str, Any],
+    helper: str = "",
 ) -> tuple[Manifest, dict[tuple[str, int], bytes]]:
-    """The manifest and every framed ciphertext, keyed by (series, chunk)."""
+    """The manifest and every framed ciphertext, keyed by (series, chunk). ``helper``: the
+    node the owner entrusts the dataset to, signed in the manifest (``extra.helper``); the
+    coordinator publishes the dataset only from that node."""
     if not columns:
         raise InvalidArgument("declare at least one numeric column to outsource")
     rows = len(table[columns[0].column.name])
@@ -220,7 +223,10 @@ def encrypt_table(
     described = tuple(
         {**asdict(c.column), "bins": list(c.bins)} for c in columns
     )  # the schema as the catalog shows it
-    manifest = Manifest(dataset, owner, rows, key.context_sha256, described, dict(policy), digests)
+    extra = {"helper": helper} if helper else {}
+    manifest = Manifest(
+        dataset, owner, rows, key.context_sha256, described, dict(policy), digests, extra=extra
+    )
     return manifest, frames
 
 

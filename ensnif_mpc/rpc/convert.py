@@ -130,6 +130,8 @@ def dataset_to_pb(d: DatasetSchema) -> pb.Dataset:
             rows_per_person=d.policy.rows_per_person,
             remaining_rho=d.policy.remaining_rho,
         ),
+        host=d.host,
+        outsourced_sha256=d.outsourced_sha256,
     )
 
 
@@ -141,6 +143,8 @@ def dataset_from_pb(m: pb.Dataset) -> DatasetSchema:
         row_count=m.row_count,
         description=m.description,
         policy=_policy_from_pb(m.policy) if m.HasField("policy") else PrivacyPolicy(),
+        host=m.host,
+        outsourced_sha256=m.outsourced_sha256,
     )
 
 

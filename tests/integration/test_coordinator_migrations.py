@@ -18,7 +18,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from coordinator.store import BASELINE, MIGRATIONS, AuditAnchorRow, Base, Store
+from coordinator.store import (
+    BASELINE,
+    MIGRATIONS,
+    AuditAnchorRow,
+    Base,
+    OutsourcedDatasetRow,
+    Store,
+)
 from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.errors import InvalidConfig
 from ensnif_mpc.jobs.jobstate import JobState
@@ -156,7 +163,7 @@ def test_the_baseline_revision_is_the_schema_create_all_made(tmp_path):
     (today's metadata without what later revisions added), then upgraded to head."""
     url = f"sqlite:///{tmp_path}/c.db"
     engine = create_engine(url)
-    later = {AuditAnchorRow.__tablename__}
+    later = {AuditAnchorRow.__tablename__, OutsourcedDatasetRow.__tablename__}  # 0002, 0005
     old_tables = [t for t in Base.metadata.sorted_tables if t.name not in later]
     Base.metadata.create_all(engine, tables=old_tables)
     with engine.begin() as conn:  # revision 0003's column did not exist then

@@ -158,10 +158,18 @@ class Dataset(_message.Message):
     ROW_COUNT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    OUTSOURCED_SHA256_FIELD_NUMBER: _builtins.int
     party: _builtins.str
     name: _builtins.str
     row_count: _builtins.int
     description: _builtins.str
+    host: _builtins.str
+    """An outsourced dataset (docs/homomorphic.md): party is its owner, a member without a
+    node; host the helper node that stores its ciphertexts and serves its input to jobs.
+    """
+    outsourced_sha256: _builtins.str
+    """SHA-256 of the owner's signed manifest: names the encrypted dataset ("" otherwise)."""
     @_builtins.property
     def columns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Column]: ...
     @_builtins.property
@@ -175,10 +183,12 @@ class Dataset(_message.Message):
         row_count: _builtins.int = ...,
         description: _builtins.str = ...,
         policy: Global___PrivacyPolicy | None = ...,
+        host: _builtins.str = ...,
+        outsourced_sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "name", b"name", "party", b"party", "policy", b"policy", "row_count", b"row_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "host", b"host", "name", b"name", "outsourced_sha256", b"outsourced_sha256", "party", b"party", "policy", b"policy", "row_count", b"row_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from ensnif_mpc.gen.ensnif.v1 import common_pb2 as ensnif_dot_v1_dot_common__pb2
 from ensnif_mpc.gen.ensnif.v1 import scoring_pb2 as ensnif_dot_v1_dot_scoring__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65nsnif/v1/coordinator.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\x1a\x17\x65nsnif/v1/scoring.proto\"h\n\x14RegisterPartyRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08mpc_host\x18\x02 \x01(\t\x12\x16\n\x0empc_port_first\x18\x03 \x01(\r\x12\x15\n\rmpc_port_last\x18\x04 \x01(\r\"8\n\x15RegisterPartyResponse\x12\x1f\n\x05party\x18\x01 \x01(\x0b\x32\x10.ensnif.v1.Party\"\x14\n\x12ListPartiesRequest\"U\n\x13ListPartiesResponse\x12!\n\x07parties\x18\x01 \x03(\x0b\x32\x10.ensnif.v1.Party\x12\x1b\n\x13server_time_unix_ms\x18\x02 \x01(\x03\"<\n\x15PublishDatasetRequest\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"=\n\x16PublishDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"$\n\x13ListDatasetsRequest\x12\r\n\x05party\x18\x01 \x01(\t\"<\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.ensnif.v1.Dataset\"C\n\x10SubmitJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"0\n\x11SubmitJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"E\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.ensnif.v1.JobState\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.ensnif.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"K\n\x11GetResultResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x06shares\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SealedShare\"\x16\n\x14ListProtocolsRequest\"C\n\x15ListProtocolsResponse\x12*\n\tprotocols\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolInfo\"\'\n\x17\x44\x65scribeProtocolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x18\x44\x65scribeProtocolResponse\x12)\n\x08protocol\x18\x01 \x01(\x0b\x32\x17.ensnif.v1.ProtocolInfo2\xe8\t\n\x12\x43oordinatorService\x12R\n\rRegisterParty\x12\x1f.ensnif.v1.RegisterPartyRequest\x1a .ensnif.v1.RegisterPartyResponse\x12L\n\x0bListParties\x12\x1d.ensnif.v1.ListPartiesRequest\x1a\x1e.ensnif.v1.ListPartiesResponse\x12U\n\x0ePublishDataset\x12 .ensnif.v1.PublishDatasetRequest\x1a!.ensnif.v1.PublishDatasetResponse\x12O\n\x0cListDatasets\x12\x1e.ensnif.v1.ListDatasetsRequest\x1a\x1f.ensnif.v1.ListDatasetsResponse\x12\x46\n\tSubmitJob\x12\x1b.ensnif.v1.SubmitJobRequest\x1a\x1c.ensnif.v1.SubmitJobResponse\x12=\n\x06GetJob\x12\x18.ensnif.v1.GetJobRequest\x1a\x19.ensnif.v1.GetJobResponse\x12\x43\n\x08ListJobs\x12\x1a.ensnif.v1.ListJobsRequest\x1a\x1b.ensnif.v1.ListJobsResponse\x12\x45\n\x08WatchJob\x12\x1a.ensnif.v1.WatchJobRequest\x1a\x1b.ensnif.v1.WatchJobResponse0\x01\x12\x46\n\tCancelJob\x12\x1b.ensnif.v1.CancelJobRequest\x1a\x1c.ensnif.v1.CancelJobResponse\x12\x46\n\tGetResult\x12\x1b.ensnif.v1.GetResultRequest\x1a\x1c.ensnif.v1.GetResultResponse\x12R\n\rListProtocols\x12\x1f.ensnif.v1.ListProtocolsRequest\x1a .ensnif.v1.ListProtocolsResponse\x12[\n\x10\x44\x65scribeProtocol\x12\".ensnif.v1.DescribeProtocolRequest\x1a#.ensnif.v1.DescribeProtocolResponse\x12I\n\nListModels\x12\x1c.ensnif.v1.ListModelsRequest\x1a\x1d.ensnif.v1.ListModelsResponse\x12>\n\x05Score\x12\x17.ensnif.v1.ScoreRequest\x1a\x18.ensnif.v1.ScoreResponse(\x01\x30\x01\x12R\n\rListArtifacts\x12\x1f.ensnif.v1.ListArtifactsRequest\x1a .ensnif.v1.ListArtifactsResponse\x12U\n\x0e\x44\x65leteArtifact\x12 .ensnif.v1.DeleteArtifactRequest\x1a!.ensnif.v1.DeleteArtifactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65nsnif/v1/coordinator.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\x1a\x17\x65nsnif/v1/scoring.proto\"h\n\x14RegisterPartyRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08mpc_host\x18\x02 \x01(\t\x12\x16\n\x0empc_port_first\x18\x03 \x01(\r\x12\x15\n\rmpc_port_last\x18\x04 \x01(\r\"8\n\x15RegisterPartyResponse\x12\x1f\n\x05party\x18\x01 \x01(\x0b\x32\x10.ensnif.v1.Party\"\x14\n\x12ListPartiesRequest\"U\n\x13ListPartiesResponse\x12!\n\x07parties\x18\x01 \x03(\x0b\x32\x10.ensnif.v1.Party\x12\x1b\n\x13server_time_unix_ms\x18\x02 \x01(\x03\"\x82\x01\n\x15PublishDatasetRequest\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\x12\x10\n\x08manifest\x18\x02 \x01(\x0c\x12\x1a\n\x12manifest_signature\x18\x03 \x01(\x0c\x12\x16\n\x0eowner_cert_pem\x18\x04 \x01(\x0c\"=\n\x16PublishDatasetResponse\x12#\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.Dataset\"$\n\x13ListDatasetsRequest\x12\r\n\x05party\x18\x01 \x01(\t\"<\n\x14ListDatasetsResponse\x12$\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x12.ensnif.v1.Dataset\"C\n\x10SubmitJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"0\n\x11SubmitJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"E\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12#\n\x06states\x18\x02 \x03(\x0e\x32\x13.ensnif.v1.JobState\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.ensnif.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.ensnif.v1.Job\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"K\n\x11GetResultResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x06shares\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SealedShare\"\x16\n\x14ListProtocolsRequest\"C\n\x15ListProtocolsResponse\x12*\n\tprotocols\x18\x01 \x03(\x0b\x32\x17.ensnif.v1.ProtocolInfo\"\'\n\x17\x44\x65scribeProtocolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x18\x44\x65scribeProtocolResponse\x12)\n\x08protocol\x18\x01 \x01(\x0b\x32\x17.ensnif.v1.ProtocolInfo2\xe8\t\n\x12\x43oordinatorService\x12R\n\rRegisterParty\x12\x1f.ensnif.v1.RegisterPartyRequest\x1a .ensnif.v1.RegisterPartyResponse\x12L\n\x0bListParties\x12\x1d.ensnif.v1.ListPartiesRequest\x1a\x1e.ensnif.v1.ListPartiesResponse\x12U\n\x0ePublishDataset\x12 .ensnif.v1.PublishDatasetRequest\x1a!.ensnif.v1.PublishDatasetResponse\x12O\n\x0cListDatasets\x12\x1e.ensnif.v1.ListDatasetsRequest\x1a\x1f.ensnif.v1.ListDatasetsResponse\x12\x46\n\tSubmitJob\x12\x1b.ensnif.v1.SubmitJobRequest\x1a\x1c.ensnif.v1.SubmitJobResponse\x12=\n\x06GetJob\x12\x18.ensnif.v1.GetJobRequest\x1a\x19.ensnif.v1.GetJobResponse\x12\x43\n\x08ListJobs\x12\x1a.ensnif.v1.ListJobsRequest\x1a\x1b.ensnif.v1.ListJobsResponse\x12\x45\n\x08WatchJob\x12\x1a.ensnif.v1.WatchJobRequest\x1a\x1b.ensnif.v1.WatchJobResponse0\x01\x12\x46\n\tCancelJob\x12\x1b.ensnif.v1.CancelJobRequest\x1a\x1c.ensnif.v1.CancelJobResponse\x12\x46\n\tGetResult\x12\x1b.ensnif.v1.GetResultRequest\x1a\x1c.ensnif.v1.GetResultResponse\x12R\n\rListProtocols\x12\x1f.ensnif.v1.ListProtocolsRequest\x1a .ensnif.v1.ListProtocolsResponse\x12[\n\x10\x44\x65scribeProtocol\x12\".ensnif.v1.DescribeProtocolRequest\x1a#.ensnif.v1.DescribeProtocolResponse\x12I\n\nListModels\x12\x1c.ensnif.v1.ListModelsRequest\x1a\x1d.ensnif.v1.ListModelsResponse\x12>\n\x05Score\x12\x17.ensnif.v1.ScoreRequest\x1a\x18.ensnif.v1.ScoreResponse(\x01\x30\x01\x12R\n\rListArtifacts\x12\x1f.ensnif.v1.ListArtifactsRequest\x1a .ensnif.v1.ListArtifactsResponse\x12U\n\x0e\x44\x65leteArtifact\x12 .ensnif.v1.DeleteArtifactRequest\x1a!.ensnif.v1.DeleteArtifactResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,46 +41,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPARTIESREQUEST']._serialized_end=275
   _globals['_LISTPARTIESRESPONSE']._serialized_start=277
   _globals['_LISTPARTIESRESPONSE']._serialized_end=362
-  _globals['_PUBLISHDATASETREQUEST']._serialized_start=364
-  _globals['_PUBLISHDATASETREQUEST']._serialized_end=424
-  _globals['_PUBLISHDATASETRESPONSE']._serialized_start=426
-  _globals['_PUBLISHDATASETRESPONSE']._serialized_end=487
-  _globals['_LISTDATASETSREQUEST']._serialized_start=489
-  _globals['_LISTDATASETSREQUEST']._serialized_end=525
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=527
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=587
-  _globals['_SUBMITJOBREQUEST']._serialized_start=589
-  _globals['_SUBMITJOBREQUEST']._serialized_end=656
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=658
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=706
-  _globals['_GETJOBREQUEST']._serialized_start=708
-  _globals['_GETJOBREQUEST']._serialized_end=739
-  _globals['_GETJOBRESPONSE']._serialized_start=741
-  _globals['_GETJOBRESPONSE']._serialized_end=786
-  _globals['_LISTJOBSREQUEST']._serialized_start=788
-  _globals['_LISTJOBSREQUEST']._serialized_end=857
-  _globals['_LISTJOBSRESPONSE']._serialized_start=859
-  _globals['_LISTJOBSRESPONSE']._serialized_end=907
-  _globals['_WATCHJOBREQUEST']._serialized_start=909
-  _globals['_WATCHJOBREQUEST']._serialized_end=942
-  _globals['_WATCHJOBRESPONSE']._serialized_start=944
-  _globals['_WATCHJOBRESPONSE']._serialized_end=991
-  _globals['_CANCELJOBREQUEST']._serialized_start=993
-  _globals['_CANCELJOBREQUEST']._serialized_end=1027
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1029
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1077
-  _globals['_GETRESULTREQUEST']._serialized_start=1079
-  _globals['_GETRESULTREQUEST']._serialized_end=1113
-  _globals['_GETRESULTRESPONSE']._serialized_start=1115
-  _globals['_GETRESULTRESPONSE']._serialized_end=1190
-  _globals['_LISTPROTOCOLSREQUEST']._serialized_start=1192
-  _globals['_LISTPROTOCOLSREQUEST']._serialized_end=1214
-  _globals['_LISTPROTOCOLSRESPONSE']._serialized_start=1216
-  _globals['_LISTPROTOCOLSRESPONSE']._serialized_end=1283
-  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_start=1285
-  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_end=1324
-  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_start=1326
-  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_end=1395
-  _globals['_COORDINATORSERVICE']._serialized_start=1398
-  _globals['_COORDINATORSERVICE']._serialized_end=2654
+  _globals['_PUBLISHDATASETREQUEST']._serialized_start=365
+  _globals['_PUBLISHDATASETREQUEST']._serialized_end=495
+  _globals['_PUBLISHDATASETRESPONSE']._serialized_start=497
+  _globals['_PUBLISHDATASETRESPONSE']._serialized_end=558
+  _globals['_LISTDATASETSREQUEST']._serialized_start=560
+  _globals['_LISTDATASETSREQUEST']._serialized_end=596
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=598
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=658
+  _globals['_SUBMITJOBREQUEST']._serialized_start=660
+  _globals['_SUBMITJOBREQUEST']._serialized_end=727
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=729
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=777
+  _globals['_GETJOBREQUEST']._serialized_start=779
+  _globals['_GETJOBREQUEST']._serialized_end=810
+  _globals['_GETJOBRESPONSE']._serialized_start=812
+  _globals['_GETJOBRESPONSE']._serialized_end=857
+  _globals['_LISTJOBSREQUEST']._serialized_start=859
+  _globals['_LISTJOBSREQUEST']._serialized_end=928
+  _globals['_LISTJOBSRESPONSE']._serialized_start=930
+  _globals['_LISTJOBSRESPONSE']._serialized_end=978
+  _globals['_WATCHJOBREQUEST']._serialized_start=980
+  _globals['_WATCHJOBREQUEST']._serialized_end=1013
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1015
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1062
+  _globals['_CANCELJOBREQUEST']._serialized_start=1064
+  _globals['_CANCELJOBREQUEST']._serialized_end=1098
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1100
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1148
+  _globals['_GETRESULTREQUEST']._serialized_start=1150
+  _globals['_GETRESULTREQUEST']._serialized_end=1184
+  _globals['_GETRESULTRESPONSE']._serialized_start=1186
+  _globals['_GETRESULTRESPONSE']._serialized_end=1261
+  _globals['_LISTPROTOCOLSREQUEST']._serialized_start=1263
+  _globals['_LISTPROTOCOLSREQUEST']._serialized_end=1285
+  _globals['_LISTPROTOCOLSRESPONSE']._serialized_start=1287
+  _globals['_LISTPROTOCOLSRESPONSE']._serialized_end=1354
+  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_start=1356
+  _globals['_DESCRIBEPROTOCOLREQUEST']._serialized_end=1395
+  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_start=1397
+  _globals['_DESCRIBEPROTOCOLRESPONSE']._serialized_end=1466
+  _globals['_COORDINATORSERVICE']._serialized_start=1469
+  _globals['_COORDINATORSERVICE']._serialized_end=2725
 # @@protoc_insertion_point(module_scope)

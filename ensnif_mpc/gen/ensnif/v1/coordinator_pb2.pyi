@@ -116,16 +116,30 @@ class PublishDatasetRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DATASET_FIELD_NUMBER: _builtins.int
+    MANIFEST_FIELD_NUMBER: _builtins.int
+    MANIFEST_SIGNATURE_FIELD_NUMBER: _builtins.int
+    OWNER_CERT_PEM_FIELD_NUMBER: _builtins.int
+    manifest: _builtins.bytes
+    """For an outsourced dataset (dataset.host set): the owner's manifest, its signature and
+    the owner's consortium certificate, exactly as uploaded. The coordinator publishes the
+    entry under the owner's name only if they verify and the manifest entrusts the
+    dataset to the publishing node.
+    """
+    manifest_signature: _builtins.bytes
+    owner_cert_pem: _builtins.bytes
     @_builtins.property
     def dataset(self) -> _common_pb2.Dataset: ...
     def __init__(
         self,
         *,
         dataset: _common_pb2.Dataset | None = ...,
+        manifest: _builtins.bytes = ...,
+        manifest_signature: _builtins.bytes = ...,
+        owner_cert_pem: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset", "manifest", b"manifest", "manifest_signature", b"manifest_signature", "owner_cert_pem", b"owner_cert_pem"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,121 @@
+"""An outsourced dataset's catalog entry, checked at the coordinator before it is published.
+
+A member without a node entrusts a BFV-encrypted dataset to a helper node
+(docs/homomorphic.md, "Outsourced datasets"); the helper publishes it under the OWNER's
+name, as the dataset's party, with itself as host. Why the coordinator checks, and not
+only the nodes: the catalog is what analysts choose inputs from and what routes a job's
+input to a node, so an entry the owner never signed must not appear there at all. A
+helper could otherwise claim any member's name for data of its own making and have jobs
+believe that member took part. The check needs no key: the owner's consortium
+certificate (verified against the consortium CA), its ECDSA signature over the manifest
+as uploaded, the manifest naming that owner, that dataset and the publishing node as its
+helper. The schema, row count and policy published are the signed manifest's, never the
+message's. The helper node makes the same checks at upload and again on every job
+(``ensnif_mpc.he.outsource_table.open_stored``), so a coordinator cannot slip one in either.
+
+This module reads the manifest's JSON itself: TenSEAL stays out of the coordinator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
+from ensnif_mpc.errors import CryptoError, InvalidArgument, InvalidConfig, PermissionDenied
+from ensnif_mpc.security import pki
+
+OWNER_ROLES = ("analyst", "party")  # as ensnif_mpc.he.outsource_table.OWNER_ROLES
+MANIFEST_FORMAT = "ensnif-outsourced-bfv-v1"  # as ensnif_mpc.he.outsource_table.FORMAT
+_POLICY_KEYS = frozenset(f.name for f in fields(PrivacyPolicy)) - {"remaining_rho"}
+_COLUMN_KEYS = ("name", "type", "lower", "upper", "decimals")
+
+
+@dataclass(frozen=True)
+class EntrustmentProof:
+    """What the helper sends with the entry: the owner's files exactly as uploaded."""
+
+    manifest: bytes
+    signature: bytes
+    owner_cert_pem: bytes
+
+
+def _refuse(message: str) -> CryptoError:
+    return CryptoError(message, reason="outsourced_not_entrusted")
+
+
+def verified_entry(
+    host: str, claimed: DatasetSchema, proof: EntrustmentProof, ca_pem: bytes
+) -> DatasetSchema:
+    """The catalog entry the owner's signed manifest supports, published by ``host``."""
+    if not proof.manifest or not proof.signature or not proof.owner_cert_pem:
+        raise _refuse(
+            f"{host!r} publishes {claimed.party}/{claimed.name} as outsourced without the "
+            "owner's signed manifest"
+        )
+    owner = pki.verify_member(proof.owner_cert_pem, ca_pem)
+    if owner.role not in OWNER_ROLES:
+        raise PermissionDenied(f"{owner.name!r} (role {owner.role}) cannot own a dataset")
+    try:
+        pki.verify_signature(proof.owner_cert_pem, proof.manifest, proof.signature)
+    except CryptoError:
+        raise _refuse(
+            f"the manifest of {claimed.party}/{claimed.name} is not signed by {owner.name!r}"
+        ) from None
+    body = _parse(proof.manifest)
+    helper = str(body.get("extra", {}).get("helper", ""))
+    if body["owner"] != owner.name or claimed.party != owner.name:
+        raise _refuse(
+            f"the manifest of {claimed.name!r} is signed by {owner.name!r} but names owner "
+            f"{body['owner']!r} and is published for {claimed.party!r}"
+        )
+    if body["dataset"] != claimed.name:
+        raise _refuse(f"the signed manifest is for {body['dataset']!r}, not {claimed.name!r}")
+    if helper != host:
+        raise _refuse(
+            f"{owner.name!r} entrusted {claimed.name!r} to {helper or 'no named helper'!r}, "
+            f"not to {host!r}"
+        )
+    return DatasetSchema(
+        owner.name,
+        claimed.name,
+        _columns(body["columns"]),
+        int(body["rows"]),
+        claimed.description,
+        _policy(body.get("policy", {}), claimed.policy.remaining_rho),
+        host=host,
+        outsourced_sha256=hashlib.sha256(proof.manifest).hexdigest(),
+    )
+
+
+def _parse(manifest: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(manifest)
+        if body.get("format") != MANIFEST_FORMAT:
+            raise ValueError(body.get("format"))
+        for key in ("owner", "dataset", "rows", "columns"):
+            body[key]  # noqa: B018 - present, or KeyError
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise InvalidArgument(
+            f"not an {MANIFEST_FORMAT} manifest", reason="he_ciphertext_invalid"
+        ) from None
+    return dict(body)
+
+
+def _columns(raw: list[dict[str, Any]]) -> tuple[Column, ...]:
+    try:
+        return tuple(Column(**{k: c[k] for k in _COLUMN_KEYS}) for c in raw)
+    except (KeyError, TypeError, InvalidConfig) as exc:
+        raise InvalidArgument(f"the manifest's columns: {exc}") from None
+
+
+def _policy(raw: dict[str, Any], remaining: float) -> PrivacyPolicy:
+    known = {k: v for k, v in dict(raw).items() if k in _POLICY_KEYS}
+    if "exact_protocols" in known:
+        known["exact_protocols"] = tuple(known["exact_protocols"])
+    try:
+        return PrivacyPolicy(**known, remaining_rho=remaining)
+    except (TypeError, InvalidConfig) as exc:
+        raise InvalidArgument(f"the manifest's policy: {exc}") from None
