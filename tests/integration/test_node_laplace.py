@@ -23,7 +23,26 @@ pytestmark = [pytest.mark.slow, pytest.mark.consortium(mode="configs", rows=50)]
 
 COORDINATOR = Identity("coordinator", "coordinator")
 ORDER = ["grocery", "logistics", "helper"]
-L1 = 50_000.0 + 6_000.0  # basket_total ≤ 500.00 and fee ≤ 60.00, in cents
+
+
+def _rows_per_person(rows: int = 50, seed: int = 7) -> tuple[int, int]:
+    """The sample datasets' rows_per_person, as LocalConsortium sets it from its data."""
+    import tempfile
+    from pathlib import Path
+
+    from ensnif_mpc.demo import sample_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = sample_data.generate(Path(tmp), rows, seed)
+        return (
+            sample_data.most_rows_per_customer(data.orders),
+            sample_data.most_rows_per_customer(data.deliveries),
+        )
+
+
+K_GROCERY, K_LOGISTICS = _rows_per_person()
+# basket_total ≤ 500.00 and fee ≤ 60.00, in cents, times each dataset's rows per person
+L1 = K_GROCERY * 50_000.0 + K_LOGISTICS * 6_000.0
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +127,7 @@ def test_a_node_refuses_noise_it_did_not_compute(env, node_name, change) -> None
 
 
 def test_an_understated_l1_sensitivity_is_refused_by_the_owner(env) -> None:
-    # A self-consistent plan whose L1 is below what grocery alone contributes (50,000).
+    # A self-consistent plan whose L1 is below what grocery alone contributes (k·50,000).
     cheap = dp.laplace_plan(0.3, dlaplace.DEFAULT_DELTA, [(L1, 1, 1_000.0)], 3, 1)
 
     job = offer(env, "grocery", "cheapl1", {"epsilon": 0.3}, cheap)
