@@ -188,6 +188,24 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "model_feature_mismatch",
+        "A predict or model_accuracy job lists another number of feature columns than the "
+        "model artifact has weights (compared at every node before anything runs).",
+        "List the model's features in the order it was trained on (`ensnif model show`).",
+        _S.FAILED_PRECONDITION,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
+        "model_mismatch",
+        "The artifact a predict or model_accuracy job lists is not a trained model (a "
+        'linear or logistic regression run with keep = "artifact").',
+        "List a model artifact (`ensnif model list`).",
+        _S.FAILED_PRECONDITION,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "key_type_mismatch",
         "The join keys of the owners' datasets have different types.",
         "Join on key columns of one type at every owner.",

@@ -35,6 +35,7 @@ from ensnif_mpc.errors import (
 )
 from ensnif_mpc.jobs import approvals, checks
 from ensnif_mpc.jobs.protocol import ProtocolDef
+from ensnif_mpc.results import model_artifacts
 from ensnif_mpc.results.artifacts import check_listed
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security import mpc_session
@@ -227,11 +228,13 @@ class Node:
 
     def _check_artifacts(self, p: Proposal, definition: ProtocolDef) -> None:
         """At Propose: the job lists the artifacts its protocol reads, this node holds its
-        share of each for this session, and may let this analyst use them."""
+        share of each for this session, and may let this analyst use them (and a model
+        the job scores with has as many weights as the job lists features)."""
         check_listed(definition.artifacts_in, p.spec.artifacts, p.spec.protocol)
-        self._job_artifacts(
+        held = self._job_artifacts(
             p.spec.artifacts, p.party_order, admission.cert_name(p.analyst_cert_pem), None
         )
+        model_artifacts.check_fits(definition, p.spec, held)
 
     def _job_artifacts(
         self, ids: Sequence[str], order: Sequence[str], analyst: str, threshold: int | None

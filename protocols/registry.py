@@ -212,6 +212,7 @@ FAMILY_MODULES = (
     "protocols.local",
     "protocols.models",
     "protocols.models.learning",
+    "protocols.models.predicting",
     "protocols.join.moments",
 )
 

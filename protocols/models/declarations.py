@@ -14,7 +14,7 @@ import numpy as np
 
 from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
 from ensnif_mpc.jobs.protocol import OwnerSize
-from protocols.models import solve
+from protocols.models import keep, solve
 from protocols.models.gram import triangle
 from protocols.models.regression import CROSS
 from protocols.registry import (
@@ -46,6 +46,7 @@ def _features(spec: Any) -> list[int]:
 
 
 def _check_regression(spec: Any) -> None:
+    keep.check_keep(spec)
     ridge = spec.params.get("ridge", 0.0)
     if ridge < 0:
         raise InvalidJobSpec(f"params.ridge: must be at least 0, got {ridge!r}")
@@ -194,6 +195,8 @@ _REGRESSION_LEAKAGE = (
     "the number of features only). The owners' row counts and the columns' declared bounds "
     "(public in the catalog) are announced in the clear; the MPC work does not depend on "
     "the data."
+    ' With keep = "artifact" (exact only): nothing is opened to anyone; the model stays '
+    "secret-shared at the parties as the artifact `model`."
 )
 
 DEFINITIONS: tuple[ProtocolDef, ...] = (
@@ -216,7 +219,9 @@ DEFINITIONS: tuple[ProtocolDef, ...] = (
                 "0: ordinary least squares",
                 default=0.0,
             ),
+            keep.KEEP_PARAM,
         ),
+        destinations=keep.DESTINATIONS,
         finalize=_finalize_regression,
         check_spec=_check_regression,
         check_rows=_check_rows,

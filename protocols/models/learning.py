@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
-from protocols.models import kmeans, logistic
+from protocols.models import keep, kmeans, logistic
 from protocols.models.secure_math import feature_box
 from protocols.registry import (
     BlockSpec,
@@ -81,6 +81,7 @@ def _positive(params: Mapping[str, Any], name: str, default: float) -> None:
 
 
 def _check_logistic(spec: Any) -> None:
+    keep.check_keep(spec)
     _check_box(spec)
     _check_steps(spec.params, "steps", 10)
     for name, default in (("l2", 1.0), ("clip", 1.0), ("learning_rate", 1.0)):
@@ -145,6 +146,8 @@ _LOGISTIC_LEAKAGE = (
     "per-row gradients locally against the public weights of the step), and the weights "
     "from them. The owners' row counts (public in the catalog) are announced in the clear; "
     "the number of steps is a public parameter, so the run's length does not depend on the data."
+    ' With keep = "artifact" (exact only): nothing is opened to anyone; the model stays '
+    "secret-shared at the parties as the artifact `model`."
 )
 _KMEANS_LEAKAGE = (
     "Exact release: the final centroids and cluster sizes, to the analyst only; every "
@@ -185,7 +188,9 @@ DEFINITIONS: tuple[ProtocolDef, ...] = (
                 default=1.0,
             ),
             Param("learning_rate", "number", "DP release: the gradient step size", default=1.0),
+            keep.KEEP_PARAM,
         ),
+        destinations=keep.DESTINATIONS,
         finalize=_finalize_logistic,
         check_spec=_check_logistic,
         dp_sensitivity=_dp_logistic,

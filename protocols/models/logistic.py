@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from protocols.io import Context, SecureOutput
-from protocols.models import inputs
+from protocols.models import inputs, keep
 from protocols.models.secure_math import (
     SIGMOID_C1,
     SIGMOID_C3,
@@ -146,6 +146,8 @@ async def logistic_regression(ctx: Context) -> list[SecureOutput]:
         mpc, x_all, y_all, gram_all, max(rows, 1), ridge(ctx.params), steps_of(ctx.params)
     )
     out = await as_fixed(mpc, raw_coefficients(mpc, w, lower, upper), FOUT)
+    if keep.kept(ctx.params):  # [intercept, β_1..β_d], kept secret-shared
+        return keep.keep_model(mpc, mpc.np_hstack([out[lower.size :], out[: lower.size]]))
     names = [f"coef[{j}]" for j in range(lower.size)] + ["intercept"]
     return [
         SecureOutput(name, out[i], on_value_scale=False, noisy=False)

@@ -47,6 +47,7 @@ import numpy as np
 
 from ensnif_mpc.errors import FailedPrecondition
 from protocols.io import Context, SecureOutput
+from protocols.models import keep
 from protocols.models.gram import moments, triangle
 from protocols.ports.linalg import gauss_jordan
 
@@ -184,6 +185,8 @@ async def linear_regression(ctx: Context) -> list[SecureOutput]:
     out_scale = 10**-ctx.decimals
     intercept = (mean[d] - mpc.np_sum(gamma * mean[:d])) * (2 ** e[d] * out_scale)
     coefs = [intercept] + [_pow2(gamma[j], e[d] - e[j]) for j in range(d)]
+    if keep.kept(ctx.params):  # kept secret-shared: nothing else is computed or opened
+        return keep.keep_model(mpc, coefs)
     quad = mpc.np_sum(mean[:d] * mpc.np_matmul(m_inv, mean[:d]))
     se2 = [_pow2(sigma2 * (inv_n + quad), 2 * e[d] - r) * out_scale**2]
     se2 += [_pow2(sigma2 * m_inv[j, j], 2 * (e[d] - e[j]) - r) for j in range(d)]

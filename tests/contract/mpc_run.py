@@ -50,7 +50,8 @@ def check(tmp_path: Path, protocol: str) -> None:
         # A protocol that reads artifacts runs after the one that keeps them, on the same
         # parties: each party's kept shares are its input, as its node would hand them on.
         producer = str(definition.extra["artifacts_from"])
-        first = run_parties(tmp_path, producer, tables, example.params, job_id="job0", **common)
+        made_with = definition.extra.get("artifacts_params", example.params)
+        first = run_parties(tmp_path, producer, tables, made_with, job_id="job0", **common)
         artifacts = first.kept
     run = run_parties(tmp_path, protocol, tables, example.params, artifacts=artifacts, **common)
 
