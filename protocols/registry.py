@@ -214,6 +214,7 @@ FAMILY_MODULES = (
     "protocols.models.learning",
     "protocols.models.predicting",
     "protocols.join.moments",
+    "protocols.models.vertical_defs",
 )
 
 

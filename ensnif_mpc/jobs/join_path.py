@@ -38,7 +38,9 @@ CHOICES = (AUTO, PRF)  # "auto": the helper route where the session allows it
 # Protocols that have a tagged-helper route: the selection (protocols.join.tagged) and the
 # aligned join (protocols.join.aligned: the matched rows of both owners side by side).
 SELECTION_PROTOCOLS = frozenset({"intersection_size", "intersection_sum"})
-ALIGNED_PROTOCOLS = frozenset({"join_group_by", "join_correlation", "join_moments"})
+ALIGNED_PROTOCOLS = frozenset(
+    {"join_group_by", "join_correlation", "join_moments", "join_regression"}
+)
 TAGGED_PROTOCOLS = SELECTION_PROTOCOLS | ALIGNED_PROTOCOLS
 # These sum in the ring Z_2^64 (signed): the session's integers must fit. The correlation
 # sums in the MPyC field itself (Z_p), where every session's integers fit.

@@ -152,6 +152,16 @@ async def linear_regression(ctx: Context) -> list[SecureOutput]:
     total = await _summed(ctx, secint, w)
     if ctx.dp:
         return _noisy(ctx, total, w)
+    return await solved(ctx, total, rows, bounds)
+
+
+async def solved(ctx: Context, total: Any, rows: int, bounds: list[int]) -> list[SecureOutput]:
+    """The exact release from the summed statistics ``total`` (secure integers: n, Σz, the
+    triangle of Σ z zᵀ), ``rows`` a public bound on n and ``bounds`` public bounds on every
+    |z_j| on the grid (also the vertical regression's, ``protocols.models.vertical``)."""
+    mpc = ctx.mpc
+    w = len(bounds)
+    d = w - 1
     ctx.progress("solving", 0.5)
     r = max(1, rows.bit_length())
     e = [max(1, b.bit_length()) for b in bounds]  # 2^e_j ≥ every |z_j| on the grid

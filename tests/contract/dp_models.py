@@ -101,6 +101,44 @@ def _regression(rows, owners, params):
     ]
 
 
+def _join_regression(rows, owners, params):
+    """join_regression's five blocks over the matched keys' per-key rows: A's feature its
+    value, B's feature (value·filter)//6 and label ±value (kept or flipped by key)."""
+    from protocols.join.common import capped, row_cap
+    from protocols.join.correlation import per_key_values
+
+    how = params.get("per_key", "mean")
+    sides = []
+    for position, owner in enumerate(rows):
+        columns = [[r.value for r in owner]]
+        if position == 1:
+            columns = [
+                [(r.value * r.filter) // 6 for r in owner],
+                [r.value if r.key % 2 else -r.value for r in owner],
+            ]
+        keys = sorted({r.key for r in owner})
+        counts = [sum(1 for r in owner if r.key == k) for k in keys]
+        table = {k: [] for k in keys}
+        for col in columns:
+            sums = [sum(v for r, v in zip(owner, col, strict=True) if r.key == k) for k in keys]
+            if keys and how == "sum":
+                _, sums = capped(sums, counts, row_cap(params))
+            values = per_key_values(sums, counts, how) if keys else []
+            for k, v in zip(keys, values, strict=True):
+                table[k].append(int(v))
+        sides.append(table)
+    z = [sides[0][k] + sides[1][k] for k in sides[0] if k in sides[1]]
+    col = list(zip(*z, strict=True)) if z else [(), (), ()]
+    dot = lambda a, b: sum(p * q for p, q in zip(col[a], col[b], strict=True))  # noqa: E731
+    return [
+        [len(z)],
+        [sum(c) for c in col],
+        [dot(0, 0), dot(0, 1), dot(1, 1)],
+        [dot(0, 2), dot(1, 2)],
+        [dot(2, 2)],
+    ]
+
+
 _GROUPS_PARAM = {"groups": GROUPS}
 MODELS: dict[str, Model] = {
     "count": Model(_count, lambda cap, t, how: {"min": -100}),
@@ -124,6 +162,11 @@ MODELS: dict[str, Model] = {
         learning.kmeans_release,
         lambda c, t, h: learning.KMEANS_PARAMS,
         bounds=lambda b: {"features": (b,)},
+    ),
+    "join_regression": Model(
+        _join_regression,
+        lambda cap, t, how: {"per_key": how, "max_rows_per_key": cap, "ridge": 0.0},
+        bounds=lambda b: {"features": (b,), "label": (b,)},
     ),
     "join_moments": Model(  # the same six sums as join_correlation's release
         families.RELEASES["join_correlation"],
