@@ -53,7 +53,7 @@ COMMANDS: dict[str, str | Callable[[], click.Command]] = {
     "init": "init_cmd:init",
     "doctor": "doctor_cmd:doctor",
     "score": "score_cmd:score",
-    "model": "score_cmd:model",
+    "model": "model_cmd:model",
     "program": "program_cmd:program",
     "artifacts": "artifacts_cmd:artifacts",
     "outsource": "outsource_cmd:outsource",

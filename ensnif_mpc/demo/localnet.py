@@ -107,6 +107,8 @@ ALLOWED = (
     "local_sum",  # one owner alone (backend local)
     # Models (docs/models.md).
     "linear_regression",
+    "predict",  # scores with a model kept secret-shared, to the row owner only
+    "model_accuracy",
 )
 
 

@@ -35,6 +35,7 @@ from ensnif_mpc.security.tls import secure_channel
 from protocols import registry
 
 if TYPE_CHECKING:
+    from ensnif_mpc.sdk.models import TrainedModel
     from ensnif_mpc.sdk.scoring import Scores
 
 T = TypeVar("T")
@@ -232,6 +233,15 @@ class Client:
             else:
                 out.append((a, verified))
         return out
+
+    def model(self, job_id: str) -> TrainedModel:
+        """The model a training job released (``Result.model`` with the job's ridge):
+        coefficients as numpy arrays and ``to_sklearn()``."""
+        spec = convert.spec_from_pb(self.job(job_id).spec)
+        ridge = (
+            float(spec.params.get("ridge", 0.0)) if spec.protocol == "linear_regression" else 0.0
+        )
+        return self.result_details(job_id).model(ridge=ridge)
 
     def result_details(self, job_id: str) -> Result:
         """The result and, for a DP release, each output's noise standard deviation."""

@@ -24,6 +24,8 @@ from ensnif_mpc.sdk.noise import NoiseLaw
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ensnif_mpc.sdk.models import TrainedModel
+
 FALLBACK_DRAWS = 400  # a derived number this module has no vectorised form of: finalize per draw
 
 
@@ -71,6 +73,13 @@ class Result:
     def labels(self, output: str) -> list[str | None]:
         """The group labels of :meth:`array`'s entries (None for an ungrouped output)."""
         return [intervals.group_label(k) for k in self.values if intervals.base_name(k) == output]
+
+    def model(self, ridge: float = 0.0) -> TrainedModel:
+        """The model a training job released: coefficients as numpy arrays, ``predict``
+        and ``to_sklearn()`` (ensnif_mpc.sdk.models; ``Client.model`` reads the ridge)."""
+        from ensnif_mpc.sdk.models import from_values
+
+        return from_values(self.protocol, self.values, ridge=ridge, job_id=self.job_id)
 
     @property
     def dp(self) -> bool:

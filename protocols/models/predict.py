@@ -6,7 +6,7 @@ Who provides what: one data owner, the job's first party, its feature rows (and,
 helpers (an artifact's shares are points of that session, in its party order).
 
 The model is ``[intercept, w_1..w_d]`` in the secure fixed-point type it was trained in
-(linear: 32 fractional bits, logistic: 40). The owner secret-shares its rows in that type;
+(linear: 48 fractional bits, logistic: 40). The owner secret-shares its rows in that type;
 every product is MPyC's fixed-point product (one truncation per score, error below
 d·2^-f). ``predict`` opens each row's score to the row owner only: the linear prediction
 z = intercept + x·w, or for a logistic model σ(z) by the odd cubic the training uses

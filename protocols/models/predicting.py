@@ -74,7 +74,7 @@ DEFINITIONS: tuple[ProtocolDef, ...] = (
             "scores_with": "model",
         },
         examples=(
-            # Both fixed-point steps: the fit's 2^-32 solve (~1e-7 on these sizes) and one
+            # Both fixed-point steps: the fit's 2^-48 solve (~1e-7 on these sizes) and one
             # truncation per score; features within ±50, so |score error| ≪ 1e-4.
             Example(
                 owners=1,
