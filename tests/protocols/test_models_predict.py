@@ -1,0 +1,98 @@
+"""A logistic model kept secret-shared, then used on held-out rows, with three real MPyC
+worker processes: ``predict``'s scores (opened to the row owner only) against the same
+cubic σ in the clear with the plaintext reference's weights, and against scikit-learn's
+exact σ with those weights within the cubic's stated error; ``model_accuracy`` on the
+held-out labels against numpy's accuracy with the same weights.
+
+Tolerances: the weights differ from the float64 mirror by their fixed-point error (~1e-5,
+tests/protocols/test_models_learning.py); a score by at most that times Σ|x_j| plus one
+truncation at 2^-40, so 1e-3 on features within [−50, 120] scaled by weights ~0.05.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.data.schema import Column
+from ensnif_mpc.results.model_artifacts import from_metadata
+from ensnif_mpc.sdk.models import from_values
+from protocols.models import logistic as lr, predict
+from protocols.models.secure_math import SIGMOID_MAX_ERROR
+from tests.protocols.harness import OwnerTable, run_parties
+
+pytestmark = pytest.mark.slow
+
+LOWER, UPPER = -50.0, 120.0
+
+
+def _owner(x: np.ndarray, y: np.ndarray) -> OwnerTable:
+    names = [f"x{j}" for j in range(x.shape[1])]
+    data = {n: np.round(x[:, j], 2) for j, n in enumerate(names)}
+    data["y"] = y.astype(np.int64)
+    columns = [Column(n, "float", LOWER, UPPER, 2) for n in names] + [Column("y", "int", 0, 1)]
+    return OwnerTable(data, tuple(columns), {"label": "y"}, lists={"features": names})
+
+
+def test_a_kept_logistic_model_scores_held_out_rows_for_their_owner_only(tmp_path):
+    rng = np.random.default_rng(5)
+    x = np.round(rng.uniform(LOWER, UPPER, (160, 2)), 2)
+    y = (rng.uniform(size=160) < 1 / (1 + np.exp(-((x - 35) @ [0.05, -0.04])))).astype(int)
+    train, test = slice(0, 100), slice(100, 160)
+    params = {"lower": [LOWER] * 2, "upper": [UPPER] * 2, "steps": 6, "keep": "artifact"}
+
+    trained = run_parties(
+        tmp_path,
+        "logistic_regression",
+        [_owner(x[train], y[train]), None, None],
+        params,
+        decimals=2,
+        job_id="train",
+        timeout=300,
+    )
+    assert trained.outputs == {}  # nothing opened to the analyst
+    (meta,) = [a for a in trained.kept[0] if a["name"] == "model"]
+    model = from_metadata(meta)
+    assert (model.kind, model.features, model.frac_bits) == ("logistic", 2, lr.FOUT)
+
+    held_out = [_owner(x[test], y[test]), None, None]
+    scored = run_parties(
+        tmp_path,
+        "predict",
+        held_out,
+        {},
+        decimals=2,
+        job_id="score",
+        artifacts=trained.kept,
+        timeout=300,
+    )
+    assert scored.outputs == {}  # the analyst's part is empty
+    assert all(not v for k, v in scored.party_outputs.items() if k != 0)  # row owner only
+    got = np.array([float(scored.party_outputs[0][f"score[{i}]"]) for i in range(60)])
+
+    ref = lr.reference([{"features": x[train], "label": y[train]}], params)
+    coef, intercept = np.array([ref["coef[0]"], ref["coef[1]"]]), ref["intercept"]
+    np.testing.assert_allclose(got, predict.scores("logistic", intercept, coef, x[test]), atol=1e-3)
+    # scikit-learn's exact σ with the same weights: within the cubic's stated error.
+    released = from_values(
+        "logistic_regression", {"coef[0]": coef[0], "coef[1]": coef[1], "intercept": intercept}
+    )
+    exact = released.to_sklearn().predict_proba(x[test])[:, 1]
+    assert np.max(np.abs(got - exact)) <= SIGMOID_MAX_ERROR
+    assert np.array_equal(got > 0.5, released.to_sklearn().predict(x[test]) == 1)
+
+    measured = run_parties(
+        tmp_path,
+        "model_accuracy",
+        held_out,
+        {},
+        decimals=2,
+        job_id="measure",
+        artifacts=trained.kept,
+        timeout=300,
+    )
+    want = predict.aggregate("logistic", intercept, coef, x[test], y[test])["accuracy"]
+    assert measured.outputs["accuracy"] == pytest.approx(want, abs=1e-9)
+    assert isinstance(measured.outputs["accuracy"], Fraction)
