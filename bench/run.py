@@ -12,7 +12,8 @@ memory), the
 throughput programs (bench/throughput.py: secure products, comparisons and random bits per
 second, numpy vs raw MPyC vs the worker), the models table (bench/models.py: horizontal
 ridge regression at 1,000,000 rows per owner × 10 features, numpy vs raw MPyC vs the
-protocol's workers), encrypted scoring (bench/he_scoring.py: numpy vs
+protocol's workers; bench/vertical.py: ridge across a private join, 100,000 rows per owner,
+5 + 5 features), encrypted scoring (bench/he_scoring.py: numpy vs
 a hand-written TenSEAL script vs `ensnif score`, and the packing table), the
 outsourced-dataset job (bench/he_outsource.py:
 100,000 BFV-encrypted values at the helper joined with a live owner's, numpy vs raw TenSEAL
@@ -228,6 +229,10 @@ def main() -> int:
         import models  # horizontal ridge regression (docs/models.md)
 
         models_ok = models.run(models.QUICK_ROWS if args.quick else models.ROWS, models.FEATURES)
+        import vertical  # ridge regression across a private join (join_regression)
+
+        vertical_ok = vertical.run(vertical.QUICK_ROWS if args.quick else vertical.ROWS)
+        models_ok = models_ok and vertical_ok
     he_ok = True
     if not narrowed:
         import he_scoring  # encrypted scoring and its packing table (docs/homomorphic.md)

@@ -111,12 +111,20 @@ def reference_on_grid(
     the protocol computes exactly; None: float means)."""
     from protocols.models.declarations import _ref_regression
 
+    x, y = joined_rows(tables, params, decimals)
+    return _ref_regression([{"features": x, "label": y}], params)
+
+
+def joined_rows(
+    tables: Sequence[Mapping[str, np.ndarray]], params: Mapping[str, Any], decimals: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pandas inner join of the two owners' per-key rows: (features, label)."""
     how = str(params.get("per_key", "mean"))
     a = _per_key_frame(tables[0], ["features"], how, decimals)
     b_names = ["features", "label"] if "features" in tables[1] else ["label"]
     b = _per_key_frame(tables[1], b_names, how, decimals).add_prefix("b_")
     joined = a.join(b, how="inner").to_numpy(dtype=float)
-    return _ref_regression([{"features": joined[:, :-1], "label": joined[:, -1]}], params)
+    return joined[:, :-1], joined[:, -1]
 
 
 def _check_vertical(spec: Any) -> None:

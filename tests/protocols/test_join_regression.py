@@ -8,7 +8,8 @@ each owner's rows per key as the protocol does (the mean rounded half up to the 
 or the sum), joins them with pandas and fits scikit-learn. Exact release: coefficients
 within 1e-6 (the fixed-point solve works at 2^-48 on entries scaled to at most 1), on the
 tagged-helper route (mean, OLS) and the PRF route (sum, ridge). DP release: the noisy
-statistics within 6 σ of the exact ones, σ from the release plan. A feature of B
+statistics within 6 σ of the exact ones, σ from the release plan, and the
+coefficients the client's solve of exactly those statistics. A feature of B
 collinear with A's over the matched keys fails with ``singular_system``, nothing sealed.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.jobs.protocol import OwnerBounds
 from ensnif_mpc.privacy import dp
+from protocols.models import solve
 from protocols.models.gram import triangle
 from protocols.models.regression import CROSS
 from protocols.registry import catalog
@@ -129,11 +132,35 @@ def _run(root: Path, kind: str) -> RunResult:
     )
 
 
+def _singular(root: Path) -> list[Path]:
+    """The collinear job's party directories, once its workers have exited."""
+    root = root / "singular"
+    consortium = make_consortium(root, 3)
+    dirs = write_sessions(
+        root,
+        consortium,
+        job_id="vregsingular",
+        protocol="join_regression",
+        owner_values=[BAD_A, BAD_B, None],
+        params={"per_key": "mean"},
+        decimals=DECIMALS,
+    )
+    with Workers(dirs) as workers:
+        workers.start_all()
+        codes = workers.wait(timeout=300)
+    assert all(code != 0 for code in codes.values()), codes
+    return dirs
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every job of this module at once (four consortia of three workers)."""
     root = tmp_path_factory.mktemp("join_regression")
-    with ThreadPoolExecutor(len(RUNS)) as pool:
-        return dict(zip(RUNS, pool.map(lambda k: _run(root, k), RUNS), strict=True))
+    with ThreadPoolExecutor(len(RUNS) + 1) as pool:
+        singular = pool.submit(_singular, root)
+        done: dict[str, Any] = dict(zip(RUNS, pool.map(lambda k: _run(root, k), RUNS), strict=True))
+        done["singular"] = singular.result()
+    return done
 
 
 def _coefs(run: RunResult) -> np.ndarray:
@@ -191,25 +218,20 @@ def test_dp_statistics_are_within_six_sigma_of_the_exact_ones(runs):
         scale = 10**DECIMALS if name.startswith("sum[") else 1
         off = abs(float(run.outputs[name]) - value) * scale
         assert off <= 6 * sigmas[name], (name, off, sigmas[name])
-    assert np.isfinite(_coefs(run)).all()  # the client solved the noisy system
-
-
-def test_a_collinear_feature_across_the_join_fails_with_singular_system(tmp_path):
-    root = tmp_path / "singular"
-    consortium = make_consortium(root, 3)
-    dirs = write_sessions(
-        root,
-        consortium,
-        job_id="vregsingular",
-        protocol="join_regression",
-        owner_values=[BAD_A, BAD_B, None],
-        params={"per_key": "mean"},
-        decimals=DECIMALS,
+    # The analyst's client solved exactly the noisy statistics it opened (NaN where the
+    # noisy system is not positive definite, as solve.solve says).
+    grid = 10 ** (2 * DECIMALS)
+    names = [f"{CROSS}{2 * DECIMALS}[{j},{col}]" for j, col in triangle(3)]
+    fit = solve.solve(
+        np.asarray(float(run.outputs["n"])),
+        np.array([float(run.outputs[f"sum[{j}]"]) for j in range(3)]),
+        np.array([float(run.outputs[k]) / grid for k in names]),
     )
-    with Workers(dirs) as workers:
-        workers.start_all()
-        codes = workers.wait(timeout=300)
+    np.testing.assert_allclose(_coefs(run), fit["coef"], rtol=1e-9, equal_nan=True)
 
-    assert all(code != 0 for code in codes.values()), codes
+
+def test_a_collinear_feature_across_the_join_fails_with_singular_system(runs):
+    dirs = runs["singular"]
+
     assert {status_of(d).reason_code for d in dirs} == {"singular_system"}
     assert not any((d / "result.sealed").exists() for d in dirs)

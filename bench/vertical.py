@@ -1,0 +1,169 @@
+"""Models benchmark, vertical: ridge regression across a private join (``join_regression``),
+ROWS rows per owner (one per customer id, OVERLAP of them shared), DA features at the
+first owner, DB features and the label at the second; two owners and a helper (three
+parties over TLS on loopback, the tagged-helper route), exact release.
+
+Prints, for the same rows: (a) numpy (pandas inner join, then the closed form) and
+scikit-learn's Ridge on the joined rows, (b) a minimal raw MPyC program with the same
+secure types and the same arithmetic after the join but with public keys, i.e. no private
+join (bench/raw_vertical.py), (c) the Ensnif protocol under the test harness: three real
+``python -m protocols.worker`` processes, each owner reading its own parquet file, shares
+sealed to the analyst and combined. Every answer is checked against numpy's; nothing about
+speed is asserted.
+
+    python bench/vertical.py [--rows 100000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+import numpy as np  # noqa: E402
+
+from ensnif_mpc.data.schema import Column  # noqa: E402
+from tests.protocols import harness  # noqa: E402
+
+DECIMALS = 2
+X_BOUND, Y_BOUND = 10.0, 400.0
+RIDGE = 1.0
+ROWS, QUICK_ROWS, DA, DB = 100_000, 10_000, 5, 5
+OVERLAP = 0.8
+
+
+def owners(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """(keys A, X_A, keys B, X_B, y): y depends on both owners' features of its key."""
+    shared = int(n * OVERLAP)
+    ids = rng.permutation(3 * n)
+    keys_a = ids[:n]
+    keys_b = np.concatenate([keys_a[:shared], ids[n : 2 * n - shared]])
+    keys_b = keys_b[rng.permutation(n)]
+    x_a = np.round(rng.uniform(-X_BOUND, X_BOUND, size=(n, DA)), DECIMALS)
+    x_b = np.round(rng.uniform(-X_BOUND, X_BOUND, size=(n, DB)), DECIMALS)
+    by_key = dict(zip(keys_a.tolist(), range(n), strict=True))
+    mate = np.array([by_key.get(k, -1) for k in keys_b.tolist()])
+    other = np.where(mate[:, None] >= 0, x_a[np.maximum(mate, 0)], 0.0)
+    beta = np.linspace(-3, 3, DA + DB)
+    y = 5 + np.column_stack([other, x_b]) @ beta + rng.normal(0, 4, n)
+    return keys_a, x_a, keys_b, x_b, np.clip(np.round(y, DECIMALS), -Y_BOUND, Y_BOUND)
+
+
+def table(keys: np.ndarray, x: np.ndarray, prefix: str, y: np.ndarray | None) -> harness.OwnerTable:
+    names = [f"{prefix}{j}" for j in range(x.shape[1])]
+    data = {"key": keys} | {n: x[:, j] for j, n in enumerate(names)}
+    columns = (Column("key", "int", 0, 10**9),)
+    columns += tuple(Column(n, "float", -X_BOUND, X_BOUND, DECIMALS) for n in names)
+    roles = {"key": "key"}
+    if y is not None:
+        data["y"] = y
+        columns += (Column("y", "float", -Y_BOUND, Y_BOUND, DECIMALS),)
+        roles["label"] = "y"
+    return harness.OwnerTable(data, columns, roles, fmt="parquet", lists={"features": names})
+
+
+def numpy_fit(keys_a, x_a, keys_b, x_b, y) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    t = time.perf_counter()
+    a = pd.DataFrame(x_a, index=keys_a)
+    b = pd.DataFrame(np.column_stack([x_b, y]), index=keys_b).add_prefix("b")
+    z = a.join(b, how="inner").to_numpy()
+    design = np.column_stack([np.ones(len(z)), z[:, :-1]])
+    gram = design.T @ design + np.diag([0.0, *[RIDGE] * (DA + DB)])
+    beta = np.linalg.solve(gram, design.T @ z[:, -1])
+    return time.perf_counter() - t, beta, z[:, :-1], z[:, -1]
+
+
+def run(n: int) -> bool:
+    import raw as rawrun
+    from sklearn.linear_model import Ridge
+
+    d = DA + DB
+    print(
+        f"== models: vertical ridge regression across a private join, {n:,} rows per owner, "
+        f"{DA} + {DB} features, {OVERLAP:.0%} of the keys shared, 3 parties"
+    )
+    rng = np.random.default_rng(2)
+    keys_a, x_a, keys_b, x_b, y = owners(rng, n)
+    t_np, beta, x_joined, y_joined = numpy_fit(keys_a, x_a, keys_b, x_b, y)
+    t = time.perf_counter()
+    Ridge(alpha=RIDGE).fit(x_joined, y_joined)
+    t_sk = time.perf_counter() - t
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="ensnif-vertical-") as tmp:
+        work = Path(tmp)
+        tables = [table(keys_a, x_a, "a", None), table(keys_b, x_b, "b", y), None]
+        bits = harness.bit_length_for(tables, DECIMALS, "join_regression")
+        files = []
+        for i, t_i in enumerate(tables[:2]):
+            assert t_i is not None
+            (work / f"data{i}").mkdir()
+            files.append(t_i.write(work / f"data{i}").path)
+        grid_x, grid_y = int(np.ceil(X_BOUND * 10**DECIMALS)), int(np.ceil(Y_BOUND * 10**DECIMALS))
+        job = {
+            "da": DA,
+            "db": DB,
+            "decimals": DECIMALS,
+            "bit_length": bits,
+            "ridge": RIDGE,
+            "bounds": [grid_x] * d + [grid_y],
+            "files": files,
+            "columns": [[f"a{j}" for j in range(DA)], [*(f"b{j}" for j in range(DB)), "y"]],
+        }
+        raw_run = rawrun.run(work / "raw", "raw_vertical.py", job, 1800)
+        t = time.perf_counter()
+        ours = harness.run_parties(
+            work / "ours",
+            "join_regression",
+            tables,
+            {"ridge": RIDGE, "per_key": "mean"},
+            decimals=DECIMALS,
+            job_id="vridge",
+            timeout=1800,
+        )
+        t_ours = time.perf_counter() - t
+    got = np.array([float(ours.outputs[f"coef[{j}]"]) for j in range(d + 1)])
+    raw_got = np.array([raw_run.outputs[f"coef[{j + 1}]"] for j in range(d)])
+    err, raw_err = np.max(np.abs(got - beta)), np.max(np.abs(raw_got - beta[1:]))
+    if err > 1e-5:
+        problems.append(f"ensnif coefficients off by {err:.2e}")
+    if raw_err > 1e-5:
+        problems.append(f"raw coefficients off by {raw_err:.2e}")
+    cpu = [round(s.cpu_seconds, 2) for s in ours.statuses]
+    sent = [s.bytes_sent for s in ours.statuses]
+    rounds = [s.rounds for s in ours.statuses]
+    print(f"{'':10} {'wall s':>8} {'vs numpy':>9} {'vs raw':>7}  notes")
+    print(
+        f"{'numpy':10} {t_np:8.3f} {1:9.1f} {'':>7}  pandas join + closed form "
+        f"({len(y_joined):,} matched keys; scikit-learn Ridge {t_sk:.3f} s)"
+    )
+    print(
+        f"{'raw MPyC':10} {raw_run.wall:8.2f} {raw_run.wall / t_np:9.1f} {1:7.1f}  "
+        f"public keys (no private join), bytes sent {raw_run.bytes_sent}"
+    )
+    print(
+        f"{'ensnif':10} {t_ours:8.2f} {t_ours / t_np:9.1f} {t_ours / raw_run.wall:7.1f}  "
+        f"cpu per party {cpu}, bytes sent {sent}, rounds {rounds}, bit length {bits}, "
+        f"max |Δβ| vs numpy {err:.1e}"
+    )
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    return not problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=ROWS, help="rows per owner")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows per owner")
+    args = ap.parse_args()
+    return 0 if run(QUICK_ROWS if args.quick else args.rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
