@@ -332,4 +332,51 @@ DEFINITIONS = (
             ),
         ),
     ),
+    _port(
+        "aes128",
+        "GC_test.mpc runs AES-128 (and AES-192, AES-256, SHA-3) as garbled circuits on "
+        "sregint: key and message pushed as two 64-bit words each, ciphertext popped and "
+        "revealed to every player with the answer it should be. MPyC has no garbled "
+        "circuits; here AES-128 runs on Shamir shares over GF(2^8) with AES's modulus: "
+        "AddRoundKey, ShiftRows and MixColumns are linear (free), the S-box is x^254 (9 "
+        "rounds) then the affine map on the inverse's 8 bit-shares, the whole state and the "
+        "key schedule's 4 S-boxes in one array per round. The key comes from the first "
+        "owner and the message from the second, as 16 bytes each; the 16 ciphertext bytes go "
+        "to the analyst only, moved to the prime field by daBits (one opening of the "
+        "ciphertext under a random pad). AES-192, AES-256 and GC_test's SHA-3 calls are left "
+        "out (keccak_f1600 ports the permutation).",
+        module="aes",
+        origin=f"{ORIGIN}GC_test/GC_test.mpc",
+        summary="AES-128 encryption of a secret block under a secret-shared key",
+        inputs="first owner: the key, second owner: the plaintext; each a `value` column of "
+        "16 bytes (integers 0..255, FIPS-197 order)",
+        outputs=("ct[<i>]",),
+        leakage="The 16 ciphertext bytes, to the analyst only. The parties learn the two "
+        "row counts (16 each) and one opening of the ciphertext XOR a uniformly random "
+        "128-bit pad all parties contribute to (independent of the data); nothing else.",
+        min_data_owners=2,
+        max_data_owners=2,
+        examples=(
+            # GC_test's vector: key (0, -1) and message (-1, 1) as 64-bit words.
+            Example(
+                lower=0,
+                upper=255,
+                decimals=0,
+                data=(
+                    {"value": list(bytes.fromhex("ffffffffffffffff0000000000000000"))},
+                    {"value": list(bytes.fromhex("0000000000000001ffffffffffffffff"))},
+                ),
+            ),
+            # FIPS-197 appendix C.1.
+            Example(
+                lower=0,
+                upper=255,
+                decimals=0,
+                data=(
+                    {"value": list(range(16))},
+                    {"value": list(bytes.fromhex("00112233445566778899aabbccddeeff"))},
+                ),
+            ),
+        ),
+    ),
 )

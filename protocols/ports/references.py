@@ -160,3 +160,10 @@ def rescue_hash(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str,
 
     digest = clear_hash([int(v) for v in _column(tables[0])])
     return {"digest": digest - P if digest > P // 2 else digest}  # as the analyst reads it
+
+
+def aes128(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, float]:
+    from protocols.ports.aes import encrypt  # AES-128 in the clear, on numpy bytes
+
+    key, plaintext = (np.array([int(v) for v in _column(t)], dtype=np.int64) for t in tables[:2])
+    return {f"ct[{i}]": int(v) for i, v in enumerate(encrypt(key, plaintext))}

@@ -80,6 +80,10 @@ KNOWN = {
         "lane[1]": 0x84D5CCF933C0478A,
         "lane[2]": 0xD598261EA65AA9EE,
     },
+    # SCALE-MAMBA's GC_test: the ciphertext it says the AES-128 circuit should give.
+    "aes128": {
+        f"ct[{i}]": b for i, b in enumerate(bytes.fromhex("406bab6335ce415f4f943dc8966682aa"))
+    },
     "test_float_sorting": {
         "sorted[0]": -48.22,
         "sorted[1]": -39.34,
@@ -147,3 +151,57 @@ def test_the_clear_keccak_gives_sha3_256_of_the_empty_message():
 
     digest = np.packbits(out[:256].astype(np.uint8), bitorder="little").tobytes()
     assert digest == hashlib.sha3_256(b"").digest()
+
+
+def _clear_aes(key: bytes, plaintext: bytes) -> bytes:
+    from protocols.ports.aes import encrypt
+
+    return bytes(int(v) for v in encrypt(list(key), list(plaintext)))
+
+
+def test_the_clear_aes_gives_fips_197_and_the_fips_example():
+    """FIPS-197 appendix C.1, on the function and on the port's second example."""
+    want = bytes.fromhex("69c4e0d86a7b0430d8cdb78070b4c55a")
+    assert _clear_aes(bytes(range(16)), bytes.fromhex("00112233445566778899aabbccddeeff")) == want
+    definition = catalog()["aes128"]
+    example = definition.examples[1]
+    got = generate.reference(definition, generate.owners(definition, example, seed=0), example)
+    assert bytes(got[f"ct[{i}]"] for i in range(16)) == want
+
+
+def test_the_clear_aes_matches_the_cryptography_package_on_random_keys():
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    rng = np.random.default_rng(197)
+    for _ in range(3):
+        key, plaintext = (bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in range(2))
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        want = encryptor.update(plaintext) + encryptor.finalize()
+        assert _clear_aes(key, plaintext) == want
+
+
+def test_the_aes_sbox_is_fips_197s():
+    """The table built from the field inverse and the affine map, at FIPS-197's Figure 7
+    corners, and a permutation of the 256 bytes."""
+    from protocols.ports.aes import SBOX
+
+    assert [int(SBOX[x]) for x in (0x00, 0x01, 0x53, 0xFF, 0x10)] == [0x63, 0x7C, 0xED, 0x16, 0xCA]
+    assert sorted(SBOX.tolist()) == list(range(256))
+
+
+def test_the_secure_round_matrices_equal_the_clear_steps():
+    """The public GF(2^8) matrices the program applies to shares (ShiftRows·MixColumns,
+    the key schedule's prefix XOR) equal the reference's step-by-step code, over the field."""
+    from protocols.ports import aes
+
+    rng = np.random.default_rng(3)
+    state = rng.integers(0, 256, 16)
+    by_matrix = np.bitwise_xor.reduce(
+        aes._clear_mul(state[:, None], aes.ROUND_MATRIX.astype(np.int64)), axis=0
+    )
+    assert by_matrix.tolist() == aes._clear_mix(state[aes.SHIFT]).tolist()
+    round_keys = aes.expand_key(state)
+    t = aes.SBOX[round_keys[0][aes.ROT_WORD]] ^ np.array([aes.RCON[0], 0, 0, 0])
+    prefix = np.bitwise_xor.reduce(state[:, None] * aes.KEY_PREFIX.astype(np.int64), axis=0)
+    tiled = np.bitwise_xor.reduce(t[:, None] * aes.KEY_TILE.astype(np.int64), axis=0)
+    assert (prefix ^ tiled).tolist() == round_keys[1].tolist()
