@@ -188,6 +188,15 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "wrong_row_count",
+        "An owner's dataset does not have the number of rows the protocol takes (the "
+        "catalog's row counts), e.g. aes128's 16 key bytes and 16 plaintext bytes.",
+        "Register a dataset with exactly the rows the protocol's catalog entry names.",
+        _S.FAILED_PRECONDITION,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "model_feature_mismatch",
         "A predict or model_accuracy job lists another number of feature columns than the "
         "model artifact has weights (compared at every node before anything runs).",

@@ -3,8 +3,10 @@ reference and a known-answer example each."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from ensnif_mpc.errors import FailedPrecondition
 from ensnif_mpc.jobs.protocol import party_destination
 from protocols.ports import references as ref
 from protocols.registry import Example, Param, ProtocolDef
@@ -18,6 +20,15 @@ _ANALYST = (
 )
 _RANDOM = [68.88, 51.59, -15.89, -48.22, 2.25, -19.01, 56.76, -39.34]  # random.seed(0)
 _MATH_X = [-7.5, -6.0, -4.5, -3.0, 3.0, 4.5, 6.0, 7.5]
+
+
+def _sixteen_bytes_each(spec: Any, rows: Sequence[int]) -> None:
+    """aes128 takes one block: 16 key bytes and 16 plaintext bytes (public row counts)."""
+    if list(rows) != [16, 16]:
+        raise FailedPrecondition(
+            f"inputs: aes128 takes 16 rows from each owner (a key, a block), got {list(rows)}",
+            reason="wrong_row_count",
+        )
 
 
 def _port(
@@ -356,6 +367,7 @@ DEFINITIONS = (
         "128-bit pad all parties contribute to (independent of the data); nothing else.",
         min_data_owners=2,
         max_data_owners=2,
+        check_rows=_sixteen_bytes_each,
         examples=(
             # GC_test's vector: key (0, -1) and message (-1, 1) as 64-bit words.
             Example(
