@@ -83,7 +83,8 @@ class Coordinator:
 
     def party_kind(self, name: str) -> str | None:
         if self.store.get_party(name) is None:
-            return None
+            # An outsourced dataset's owner has no node: the node holding it serves its input.
+            return "data_owner" if self.store.host_of(name) else None
         return "data_owner" if self.store.list_datasets(name) else "compute"
 
     def submit(self, who: Identity, spec: JobSpec, cert_pem: str, fresh: bool = False) -> JobRecord:

@@ -308,9 +308,13 @@ class NodeClient:
 
     def _stub(self, party: str) -> party_pb2_grpc.PartyServiceStub:
         rec = self.parties.get_party(party)
-        if rec is None:
-            raise UnknownNode(party)
-        return self.dialer.stub(party, rec.address)
+        if rec is None:  # an outsourced dataset's owner: its position is played by its host
+            host_of = getattr(self.parties, "host_of", None)  # a directory may not host any
+            host = host_of(party) if host_of is not None else None
+            rec = self.parties.get_party(host) if host else None
+            if rec is None:
+                raise UnknownNode(party)
+        return self.dialer.stub(rec.name, rec.address)
 
 
 def _failed(party: str, exc: grpc.RpcError) -> NodeCallFailed:
@@ -357,6 +361,7 @@ def peer_to_pb(peer: PeerBinding) -> ppb.SessionPeer:
         mpc_certificate_pem=peer.mpc_cert_pem,
         binding_signature=peer.binding_signature,
         party_certificate_pem=peer.party_cert_pem,
+        host=peer.host,
     )
 
 

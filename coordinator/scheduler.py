@@ -270,6 +270,9 @@ class Scheduler:
         for i, party in enumerate(order):
             ans = approved[party]
             rec = self.store.get_party(party)
+            host = "" if rec is not None else (self.store.host_of(party) or "")
+            if host:  # an outsourced dataset's owner: the holding node plays its position
+                rec = self.store.get_party(host)
             peers.append(
                 {
                     "index": i,
@@ -278,6 +281,7 @@ class Scheduler:
                     "mpc_certificate_pem": ans.mpc_certificate_pem,
                     "binding_signature": ans.binding_signature.hex(),
                     "party_certificate_pem": rec.certificate_pem if rec else "",
+                    "host": host,
                 }
             )
         return {
@@ -346,6 +350,7 @@ class Scheduler:
                 mpc_cert_pem=p["mpc_certificate_pem"],
                 binding_signature=bytes.fromhex(p["binding_signature"]),
                 party_cert_pem=p["party_certificate_pem"],
+                host=p.get("host", ""),
             )
             for p in session["peers"]
         ]
@@ -392,7 +397,9 @@ class Scheduler:
             # report must never end the job while another's share is still in flight.
             if st.state == NodeJobState.SUCCEEDED and st.sealed_share:
                 # Keep the certificate the node signs under now: it may rotate later.
-                rec = self.store.get_party(party)
+                rec = self.store.get_party(party) or self.store.get_party(
+                    self.store.host_of(party) or ""
+                )  # an outsourced owner's share: signed by the node that played it
                 self.store.put_share(
                     job.id,
                     party,

@@ -325,6 +325,20 @@ class Store:
             key=lambda d: (d.party, d.name),
         )
 
+    def host_of(self, owner: str) -> str | None:
+        """The node holding an outsourced dataset of ``owner`` (a member without a node),
+        which plays the owner's position in its jobs; None if it has none. An owner entrusts
+        its datasets to one helper (a second helper's entry would be a second position)."""
+        with self._sessions() as s:
+            hosts = sorted(
+                set(
+                    s.scalars(
+                        select(OutsourcedDatasetRow.host).where(OutsourcedDatasetRow.owner == owner)
+                    ).all()
+                )
+            )
+        return hosts[0] if hosts else None
+
     def _list_outsourced(self, owner: str) -> list[DatasetSchema]:
         with self._sessions() as s:
             q = select(OutsourcedDatasetRow)

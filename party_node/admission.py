@@ -114,6 +114,7 @@ def review(
     budget: Callable[[dict[str, Fraction]], None] | None = None,
     artifacts: Callable[[Proposal, ProtocolDef], None] | None = None,
     programs: tuple[str, ...] = (),
+    hosted: Callable[[str, str], Any] | None = None,
 ) -> Verdict:
     """Check a proposal against this node (``name``, its datasets ``own``, its CA).
 
@@ -123,7 +124,7 @@ def review(
     programs this node runs unasked where it holds no input (its party.toml's).
     """
     try:
-        session_input, verdict = _check(p, name, own, ca_pem, store, budget, artifacts)
+        session_input, verdict = _check(p, name, own, ca_pem, store, budget, artifacts, hosted)
     except EnsnifError as err:
         return Verdict(refusal=err)
     program = p.spec.program
@@ -144,10 +145,16 @@ def _check(
     store: NodeStore,
     budget: Callable[[dict[str, Fraction]], None] | None = None,
     artifacts: Callable[[Proposal, ProtocolDef], None] | None = None,
+    hosted: Callable[[str, str], Any] | None = None,
 ) -> tuple[dict[str, Any] | None, policy.Verdict]:
     checks.check_session_size(len(p.party_order))
-    if not 0 <= p.party_index < len(p.party_order) or p.party_order[p.party_index] != me:
+    if not 0 <= p.party_index < len(p.party_order):
         raise InvalidArgument(f"party_order[{p.party_index}] is not {me!r}")
+    held = None
+    if p.party_order[p.party_index] != me:  # this node may hold the owner's dataset
+        held = outsourced_input(p, hosted)
+        if held is None:
+            raise InvalidArgument(f"party_order[{p.party_index}] is not {me!r}")
     if list(p.party_order) != list(p.spec.party_order):
         raise InvalidArgument("party_order does not match the job's owners and helpers")
     try:
@@ -176,6 +183,8 @@ def _check(
             f"session sizes out of range (bit_length {p.bit_length}, decimals {p.decimals})"
         )
     check_release_request(p)
+    if held is not None:
+        return _check_outsourced(p, definition, held, budget)
     mine = [(n, i) for n, i in enumerate(p.spec.inputs) if i.party == me]
     if not mine:
         if me in p.spec.helpers:
@@ -248,6 +257,65 @@ def _check(
         "min_cohort": ds.policy.min_cohort if joint_cohort(p) else 0,
     }
     return session_input, verdict
+
+
+def outsourced_input(p: Proposal, hosted: Callable[[str, str], Any] | None) -> Any:
+    """(input position, the input, the HostedDataset) when this node holds the outsourced
+    dataset the job's input at this node's position names; None otherwise."""
+    owner = p.party_order[p.party_index]
+    mine = [(n, i) for n, i in enumerate(p.spec.inputs) if i.party == owner]
+    if hosted is None or len(mine) != 1:
+        return None
+    dataset = hosted(owner, mine[0][1].dataset)
+    return None if dataset is None else (mine[0][0], mine[0][1], dataset)
+
+
+def _check_outsourced(
+    p: Proposal,
+    definition: ProtocolDef,
+    held: Any,
+    budget: Callable[[dict[str, Fraction]], None] | None,
+) -> tuple[dict[str, Any], policy.Verdict]:
+    """An input this node serves for an outsourced dataset's owner: the owner's signed
+    policy (party_node/outsourced_admission.py), the columns against the signed schema, the
+    release's calibration, then the owner's budget. Nothing here reads data: the node can
+    read none (it holds ciphertexts only)."""
+    position, inp, dataset = held
+    where = f"{inp.party}/{inp.dataset}"
+    if inp.column_lists or set(inp.columns) != {"value"}:
+        raise InvalidArgument(
+            f"{where} is outsourced: it gives one value column (role value) to "
+            f"{', '.join(dataset.policy.protocols)}"
+        )
+    if any(p.spec.params.get(k) is not None for k in ("min", "max")):
+        raise InvalidArgument(f"{where} is outsourced: its totals take no row filter (min, max)")
+    charge = dataset.policy.check(p.spec.protocol, p.release)
+    read = checks.check_input_columns(
+        definition, position, inp.role_columns, dataset.columns, where
+    )
+    for col in [c for cols in checks.grid_columns(read).values() for c in cols]:
+        if p.decimals < col.decimals:
+            raise InvalidArgument(
+                f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
+            )
+    if not p.release.exact:
+        checks.check_calibration(p.release, len(p.party_order))
+    if budget is not None:
+        budget(charge)
+    column = inp.columns["value"]
+    session_input = {
+        "outsourced": {
+            "directory": str(dataset.directory),
+            "owner": inp.party,
+            "dataset": inp.dataset,
+            "manifest_sha256": dataset.manifest_sha256,
+            "column": column,
+            "rows": dataset.rows,
+            "decimals": next(c.decimals for c in dataset.columns if c.name == column),
+            "charges": {k: [v.numerator, v.denominator] for k, v in charge.items()},
+        }
+    }
+    return session_input, policy.Verdict(False, f"the signed policy of {where} (outsourced)")
 
 
 # The min_cohort rule of a DP release thresholds a noisy count, charged on top of the
@@ -401,6 +469,9 @@ def check_session(
         raise CryptoError(
             "the session carries an MPC certificate for this node that it never issued"
         )
+    if len({p.node for p in peers}) != len(peers):
+        # A node playing an outsourced owner's position and another: two shares at one node.
+        raise PolicyViolation("a node plays two positions of the session (honest majority)")
     for peer in peers:
         mpc_session.verify_peer(job.job_id, peer, ca_pem)
     return peers
@@ -418,6 +489,8 @@ def charges(
 
 def charges_for(p: Proposal, me: str, own: Mapping[str, DatasetConfig]) -> dict[str, Fraction]:
     if p.release.exact:
+        return {}
+    if p.party_order[p.party_index] != me:  # an outsourced owner's: its signed policy's
         return {}
     out = {}
     for i in p.spec.inputs:

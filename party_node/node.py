@@ -89,6 +89,9 @@ class Node:
         # This node's shares of artifacts (outputs kept secret-shared for later jobs).
         self.artifacts = ArtifactStore(store)
         self.supervisor.artifacts = self.artifacts
+        # The outsourced datasets this node holds, by (owner, dataset): set by the server to
+        # its OutsourcedStore's lookup (party_node/outsourced.py); None: none held.
+        self.outsourced: Callable[[str, str], Any] = lambda _owner, _dataset: None
         self._lock = threading.Lock()
 
     # The supervisor reads these at every use; the node's are the same objects.
@@ -224,7 +227,16 @@ class Node:
             approved=approved,
             budget=self.ledger.check,
             artifacts=self._check_artifacts,
+            hosted=self._hosted,
         )
+
+    def _hosted(self, owner: str, dataset: str) -> Any:
+        """An outsourced dataset this node holds, with its owner's signed budget as the
+        ledger's cap for ``owner/dataset`` (the ledger keeps the owner's line)."""
+        held = self.outsourced(owner, dataset)
+        if held is not None:
+            self.ledger.caps[held.policy.key] = Fraction(held.policy.privacy.budget_rho)
+        return held
 
     def _check_artifacts(self, p: Proposal, definition: ProtocolDef) -> None:
         """At Propose: the job lists the artifacts its protocol reads, this node holds its
@@ -265,7 +277,13 @@ class Node:
         (budget, port, the question's count) before the failure goes on: a job that never
         ran holds nothing. A failure that is not a refusal (the file system refusing the
         job's directory) becomes one, with the reason of its class."""
-        self.ledger.reserve(p.job_id, admission.charges(p, self.cfg.name, self.datasets))
+        outsourced = (session_input or {}).get("outsourced")
+        charges = (
+            {k: Fraction(n, d) for k, (n, d) in outsourced["charges"].items()}
+            if outsourced
+            else admission.charges(p, self.cfg.name, self.datasets)
+        )
+        self.ledger.reserve(p.job_id, charges)
         port = 0
         try:
             port = self.supervisor.allocate_port()

@@ -30,11 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ensnif_mpc.data.schema import DatasetSchema
+from ensnif_mpc.data.schema import Column, DatasetSchema
 from ensnif_mpc.errors import InvalidArgument, PermissionDenied
 from ensnif_mpc.he import outsource, outsource_request as requests, outsource_table as table
 from ensnif_mpc.he.outsource_request import ConversionRequest
 from ensnif_mpc.security.pki import Identity, identity_of, parse_cert
+from party_node.outsourced_admission import OwnerPolicy
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,17 @@ def _accepted(stored: table.StoredDataset) -> Accepted:
         columns_json=json.dumps(list(m.columns), sort_keys=True),
         policy_json=json.dumps(dict(m.policy), sort_keys=True),
     )
+
+
+@dataclass(frozen=True)
+class HostedDataset:
+    """An outsourced dataset this node holds, as its admission needs it."""
+
+    directory: Path
+    manifest_sha256: str
+    columns: tuple[Column, ...]
+    rows: int
+    policy: OwnerPolicy
 
 
 @dataclass(frozen=True)
@@ -199,6 +211,23 @@ class OutsourcedStore:
 
     def path_of(self, owner: str, dataset: str) -> Path:
         return self.root / owner / dataset
+
+    def hosted(self, owner: str, dataset: str) -> HostedDataset | None:
+        """The outsourced dataset ``owner/dataset`` if this node holds it, verified again
+        (owner's certificate, signature, context), with the policy the owner signed."""
+        if not (_NAME.fullmatch(owner) and _NAME.fullmatch(dataset)):
+            return None
+        directory = self.path_of(owner, dataset)
+        if not (directory / table.MANIFEST).is_file():
+            return None
+        m = table.open_stored(directory, self.ca_pem).manifest
+        return HostedDataset(
+            directory,
+            m.digest,
+            tuple(c.column for c in m.outsourced_columns()),
+            m.rows,
+            OwnerPolicy.from_manifest(m.owner, m.dataset, m.policy),
+        )
 
     def entries(self, host: str) -> list[Published]:
         """What this node publishes in the catalog for each dataset it holds: the schema

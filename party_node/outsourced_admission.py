@@ -13,7 +13,7 @@ approve as a second line: no job reads the dataset without the owner's decryptio
 helper cannot spend the budget behind the owner's back either.
 
 Which jobs: the protocols whose input the HE → shares conversion supports (totals of a
-column: sums, counts, per-bin counts and sums), narrowed by the owner's ``protocols``.
+column: its sum and count), narrowed by the owner's ``protocols``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from ensnif_mpc.errors import InvalidArgument, InvalidConfig, PolicyViolation
 from ensnif_mpc.jobs import checks
 from ensnif_mpc.privacy.dp import ReleasePlan
 
-# The protocols whose owner input is a column's totals (what the conversion gives exactly).
-CONVERTIBLE = ("sum", "count", "mean", "histogram")
+# The protocols whose owner input is a column's (sum, count) (what the conversion gives
+# exactly; per-bin totals for histogram are converted but no program reads them yet).
+CONVERTIBLE = ("sum", "count", "mean")
 _PRIVACY_KEYS = frozenset(f.name for f in fields(PrivacyPolicy)) - {"remaining_rho"}
 
 

@@ -200,6 +200,7 @@ def start(cfg: PartyConfig) -> RunningNode:
     # Outsourced datasets a member without a node uploads (party_node/outsourced.py).
     held = OutsourcedStore(cfg.state_dir / "outsourced", node.ca_pem, cfg.state_dir / "jobs")
     uploads = OutsourceServicer(held)
+    node.outsourced = held.hosted  # jobs' inputs over them (party_node/admission.py)
     names = [
         party_pb2.DESCRIPTOR.services_by_name["PartyService"].full_name,
         outsource_pb2.DESCRIPTOR.services_by_name["OutsourceService"].full_name,

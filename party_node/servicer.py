@@ -135,6 +135,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                     p.mpc_certificate_pem,
                     p.binding_signature,
                     p.party_certificate_pem,
+                    p.host,
                 )
                 for p in request.peers
             ]

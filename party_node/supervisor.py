@@ -10,6 +10,7 @@ scrubbed, then the final state made visible. What to admit is decided before, by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -160,6 +161,17 @@ class Supervisor:
             extra["program"] = program["hash"]
         addresses = [p.mpc_address for p in peers]
         addresses[job.party_index] = f"{self.cfg.mpc_host}:{job.mpc_port}"
+        hosted = [p.index for p in peers if p.host]
+        if hosted:  # public: the positions an outsourced dataset's holder plays
+            extra["outsourced_positions"] = hosted
+            if (job.data["input"] or {}).get("outsourced"):  # the owner checks every binding
+                extra["peers"] = [
+                    {**dataclasses.asdict(p), "binding_signature": p.binding_signature.hex()}
+                    for p in peers
+                ]
+                extra["ca_pem"] = self.cfg.tls.ca.read_text()
+                # The peers wait connect_seconds for this worker: the owner must come sooner.
+                extra["owner_window_s"] = max(1.0, 0.8 * self.cfg.connect_timeout_s)
         WorkerSession(
             job_id=job_id,
             protocol=job.data["spec"]["protocol"],
@@ -209,7 +221,10 @@ class Supervisor:
         # The budget: once the worker started, its inputs were shared and the others may
         # still deliver enough shares to open the release: spent. Only a job that never
         # started gives its reservation back.
-        if state == S.SUCCEEDED or job.state in WORKER_STARTED:
+        # An outsourced dataset's holder ends owner_offline / owner_refused before its MPC
+        # connects (protocols/he_outsourced.py): nothing of the owner's was shared or opened.
+        before_mpc = code in ("owner_offline", "owner_refused")
+        if state == S.SUCCEEDED or (job.state in WORKER_STARTED and not before_mpc):
             moved = self.ledger.commit(job.job_id)
         else:
             moved = self.ledger.release(job.job_id)
@@ -338,7 +353,9 @@ class Supervisor:
                 except EnsnifError as exc:
                     self.end(job, S.FAILED, exc.message, exc.reason)
                     return
-                signature = delivery.sign_share(self.key_pem, job.job_id, self.cfg.name, blob)
+                # Signed for its position: this node's own, or an outsourced owner's it plays.
+                position = job.data["party_order"][job.party_index]
+                signature = delivery.sign_share(self.key_pem, job.job_id, position, blob)
                 data = {**job.data, "share_signature": signature.hex()}
                 self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data)
                 log.info("job %s: delivered", job.job_id)

@@ -49,10 +49,17 @@ async def _owner_partials(ctx: Context, sectype: Any) -> Any:
     else:
         local = np.array([0, 0], dtype=object)  # placeholder: only its shape is used
     ctx.progress("computing", 0.2)
-    shared = mpc.input(sectype.array(local), senders=ctx.owners)
+    hosted = ctx.outsourced  # an outsourced owner: its totals come through the conversion
+    live = [o for o in ctx.owners if hosted is None or o != hosted.position]
+    shared = mpc.input(sectype.array(local), senders=live)
     stacked = mpc.np_stack(shared)
     ctx.progress("computing", 0.5)
-    return mpc.np_sum(stacked, axis=0)
+    totals = mpc.np_sum(stacked, axis=0)
+    if hosted is not None:
+        from protocols.he_outsourced import owner_totals
+
+        totals = totals + await owner_totals(mpc, hosted, sectype)
+    return totals
 
 
 async def count(ctx: Context) -> list[SecureOutput]:

@@ -20,6 +20,7 @@ declared bins fix it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,70 @@ async def converted_input(
     if rows:
         return await outsourced_rows(mpc, mine, sectype)
     return await outsourced_totals(mpc, mine, sectype)
+
+
+# -- in a job: the worker's hook and the aggregates' input ---------------------------------
+
+
+@dataclass(frozen=True)
+class OutsourcedInput:
+    """An outsourced dataset's input in this job, at every party: the position its holder
+    plays (the owner's), this party's per-job MPC key (its sealed share is opened with it),
+    and at the holder what it staged (forwarded shares and its masks; None elsewhere)."""
+
+    position: int
+    key_pem: bytes
+    job_id: str
+    staged: tuple[Any, Any] | None = None
+    rows: int = 0  # at the holder: the signed row count (public in the catalog)
+    scale: int = 1  # at the holder: 10^(session decimals − the column's decimals)
+
+
+def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput | None:
+    """Before the MPC connects: the holder masks, leaves the owner its request and waits
+    for the owner's answer within the window (``owner_offline`` / ``owner_refused``: no
+    MPC runs, nothing is opened, the node gives the reservation back)."""
+    positions = list(session.extra.get("outsourced_positions", []))
+    if not positions:
+        return None
+    if len(positions) != 1:
+        raise ValueError("a job reads at most one outsourced input")
+    key = (directory / ".config" / f"party_{session.index}.key").read_bytes()
+    out = session.outsourced
+    if not out:
+        return OutsourcedInput(positions[0], key, session.job_id)
+    from ensnif_mpc.security.mpc_session import PeerBinding
+    from ensnif_mpc.security.pki import identity_of, parse_cert
+
+    peers = [
+        PeerBinding(**{**p, "binding_signature": bytes.fromhex(p["binding_signature"])})
+        for p in session.extra["peers"]
+    ]
+    analyst = identity_of(parse_cert(session.analyst_cert_pem)).name
+    job = {"protocol": session.protocol, "analyst": analyst, "release": session.release}
+    report("awaiting owner", 0.04, f"waiting for {out['owner']}: ensnif outsource serve")
+    staged = helper_stage(
+        Path(out["directory"]),
+        session.extra["ca_pem"].encode(),
+        directory,
+        session.job_id,
+        [out["column"]],
+        False,
+        peers,
+        job,
+        float(session.extra.get("owner_window_s", 30.0)),
+    )
+    scale = 10 ** (session.decimals - int(out["decimals"]))
+    return OutsourcedInput(positions[0], key, session.job_id, staged, int(out["rows"]), scale)
+
+
+async def owner_totals(mpc: Any, hosted: OutsourcedInput, sectype: Any) -> Any:
+    """The outsourced column's (sum, count) on the session's scale, secret-shared: the sum
+    from the masked conversion, the count the holder's input of the signed row count."""
+    converted = await converted_input(
+        mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, False, sectype
+    )
+    mine = mpc.pid == hosted.position
+    known = np.array([hosted.scale, hosted.rows] if mine else [0, 0], dtype=object)
+    public = mpc.input(sectype.array(known), senders=hosted.position)
+    return mpc.np_hstack([converted * public[0], public[1:2]])

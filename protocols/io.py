@@ -160,6 +160,9 @@ class Context:
     # DP release: the noise blocks an iterative program opens round by round
     # (protocols.rounds.NoisyRounds, set by the worker); None for an exact release.
     rounds: Any = None
+    # An outsourced dataset's input in this job (protocols/he_outsourced.py), set by the
+    # worker at every party: its position, this party's per-job key, what the holder staged.
+    outsourced: Any = None
 
     @property
     def is_owner(self) -> bool:

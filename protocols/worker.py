@@ -330,7 +330,7 @@ async def _run(
     mpc: Any, session: WorkerSession, directory: Path, report: Reporter
 ) -> tuple[bytes, list[dict[str, Any]]]:
     from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
-    from protocols import registry
+    from protocols import he_outsourced, registry
     from protocols.io import Context
     from protocols.rounds import NoisyRounds
 
@@ -344,6 +344,7 @@ async def _run(
         module_name, func_name = definition.program.split(":")
         program = getattr(importlib.import_module(module_name), func_name)
 
+    outsourced = he_outsourced.for_session(session, directory, report)
     report("connecting", 0.05)
     finished = False
     waiting = asyncio.ensure_future(_report_connecting(mpc, session, report))
@@ -370,6 +371,7 @@ async def _run(
             input_role_lists=tuple(session.input_role_lists),
             dp=not plan.exact,
             artifacts=tuple(session.artifacts),
+            outsourced=outsourced,
         )
         rounds = None if plan.exact else NoisyRounds(mpc, plan)
         ctx.rounds = rounds

@@ -72,6 +72,9 @@ class WorkerSession:
     # This party's shares of the artifacts the job takes as input
     # (ensnif_mpc.results.artifacts.ArtifactShare as dicts), copied from the node's store.
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    # At the node holding an outsourced dataset whose owner's position it plays: where the
+    # dataset is and what the job reads (party_node/admission.py); empty elsewhere.
+    outsourced: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_input(self) -> bool:

@@ -25,10 +25,18 @@ def sign_share(node_key_pem: bytes, job_id: str, party: str, blob: bytes) -> byt
 
 
 def verify_share(
-    ca_pem: bytes, job_id: str, party: str, blob: bytes, signature: bytes, party_cert_pem: str
+    ca_pem: bytes,
+    job_id: str,
+    party: str,
+    blob: bytes,
+    signature: bytes,
+    party_cert_pem: str,
+    host: str = "",
 ) -> None:
+    """``host``: the node the catalog names as playing ``party``'s position (an outsourced
+    dataset's owner runs no node); the share is then signed by that node."""
     ident = verify_member(party_cert_pem, ca_pem, role="party")
-    if ident.name != party:
+    if ident.name != (host or party):
         raise CryptoError(
             f"result share labelled {party!r} carries the certificate of {ident.name!r}"
         )

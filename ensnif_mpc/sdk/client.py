@@ -264,8 +264,20 @@ class Client:
         me = identity_of(parse_cert(self.profile.tls.cert.read_bytes()))
         recipient = envelope.member(me.name) if me.role == "party" else envelope.ANALYST
         parts = []
+        # An outsourced dataset's owner runs no node: the catalog names the node playing it.
+        nodes = {p.name for p in self.parties()}
+        hosted = [s.party for s in resp.shares if s.party not in nodes]
+        hosts = {d.party: d.host for d in self.datasets() if d.host} if hosted else {}
         for s in resp.shares:
-            delivery.verify_share(ca, source, s.party, s.blob, s.signature, s.party_certificate_pem)
+            delivery.verify_share(
+                ca,
+                source,
+                s.party,
+                s.blob,
+                s.signature,
+                s.party_certificate_pem,
+                hosts.get(s.party, ""),
+            )
             sealed = envelope.part_for(s.blob, recipient)
             if sealed is None:
                 raise CryptoError(f"job {job_id} opened nothing to {me.name!r}")

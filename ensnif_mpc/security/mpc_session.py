@@ -41,6 +41,13 @@ class PeerBinding:
     mpc_cert_pem: str
     binding_signature: bytes
     party_cert_pem: str
+    # The node playing this position for an outsourced dataset's owner (``party``, a member
+    # without a node): the binding is that node's, signed with its certificate. "" otherwise.
+    host: str = ""
+
+    @property
+    def node(self) -> str:
+        return self.host or self.party
 
 
 def mpc_name(index: int) -> str:
@@ -79,9 +86,9 @@ def mint(job_id: str, index: int, node_key_pem: bytes, hours: int = 48) -> MpcCr
 
 def verify_peer(job_id: str, peer: PeerBinding, ca_pem: bytes) -> None:
     ident = verify_member(peer.party_cert_pem, ca_pem, role="party")
-    if ident.name != peer.party:
+    if ident.name != peer.node:
         raise CryptoError(
-            f"peer {peer.index} presents the certificate of {ident.name!r}, not of {peer.party!r}"
+            f"peer {peer.index} presents the certificate of {ident.name!r}, not of {peer.node!r}"
         )
     cert = parse_cert(peer.mpc_cert_pem)
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

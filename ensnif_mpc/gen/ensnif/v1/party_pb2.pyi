@@ -143,6 +143,7 @@ class SessionPeer(_message.Message):
     MPC_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     BINDING_SIGNATURE_FIELD_NUMBER: _builtins.int
     PARTY_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     party: _builtins.str
     mpc_address: _builtins.str
@@ -150,6 +151,10 @@ class SessionPeer(_message.Message):
     binding_signature: _builtins.bytes
     party_certificate_pem: _builtins.str
     """The peer's consortium certificate, used to verify the binding signature."""
+    host: _builtins.str
+    """The node that plays this position for an outsourced dataset's owner (party, a member
+    without a node): its certificate is party_certificate_pem. "" otherwise.
+    """
     def __init__(
         self,
         *,
@@ -159,10 +164,11 @@ class SessionPeer(_message.Message):
         mpc_certificate_pem: _builtins.str = ...,
         binding_signature: _builtins.bytes = ...,
         party_certificate_pem: _builtins.str = ...,
+        host: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_signature", b"binding_signature", "index", b"index", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "party", b"party", "party_certificate_pem", b"party_certificate_pem"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding_signature", b"binding_signature", "host", b"host", "index", b"index", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "party", b"party", "party_certificate_pem", b"party_certificate_pem"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,175 @@
+"""Jobs over an OUTSOURCED dataset through the coordinator, with real processes: a real
+consortium (coordinator, grocery, logistics and the helper, production start() over mTLS,
+MPyC workers as subprocesses), a member without a node (smallshop: an analyst certificate,
+its BFV key) that encrypts its table, entrusts it to the helper (`ensnif outsource encrypt
+--helper helper`, `upload`) and stays online with the real `ensnif outsource serve`.
+
+The helper publishes the dataset in the catalog under smallshop's name; a `sum` over
+grocery's live column plus smallshop's outsourced one is routed to the helper for
+smallshop's position and equals numpy exactly (both policies allow an exact sum) and within
+6σ of the stated noise (DP); the helper's ledger charges smallshop's signed budget; with
+the owner offline the job ends owner_offline and nothing is charged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ensnif_mpc.demo import sample_data
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
+from ensnif_mpc.security import pki
+from tests.consortium import Consortium
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300, connect_timeout_s=12.0)]
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = """
+[[columns]]
+name = "amount"
+type = "float"
+lower = 0
+upper = 1000
+decimals = 2
+
+[policy]
+protocols = ["sum", "mean"]
+exact_protocols = ["sum"]
+budget_rho = 1.0
+max_rho = 0.6
+"""
+
+
+def _env(profile: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return env | {"ENSNIF_PROFILE": str(profile)}
+
+
+def _cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", *args],
+        capture_output=True, text=True, env=_env(profile), timeout=180, cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
+    """smallshop's profile and key, its amounts, uploaded to the helper and published."""
+    root = tmp_path_factory.mktemp("smallshop")
+    files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
+    profile = root / "profile.toml"
+    profile.write_text(
+        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
+        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
+    )
+    amounts = np.random.default_rng(11).integers(0, 100_000, size=700, endpoint=True)
+    (root / "payments.csv").write_text(
+        "amount\n" + "\n".join(f"{v / 100:.2f}" for v in amounts) + "\n"
+    )
+    (root / "schema.toml").write_text(SCHEMA)
+    key = str(root / "key")
+    assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
+    enc = _cli(
+        profile, "outsource", "encrypt", "--dataset", str(root / "payments.csv"),
+        "--name", "payments", "--schema", str(root / "schema.toml"), "--key", key,
+        "--out", str(root / "up"), "--helper", "helper",
+    )  # fmt: skip
+    assert enc.returncode == 0, enc.stderr
+    node = f"127.0.0.1:{consortium.nodes['helper'].port}"
+    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
+              "--node-name", "helper")  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    return profile, key, node, amounts
+
+
+def _serve(owner) -> subprocess.Popen[str]:
+    profile, key, node, _ = owner
+    return subprocess.Popen(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
+         "--node-name", "helper", "--key", key, "--allow-protocol", "sum", "--interval", "0.3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
+    )  # fmt: skip
+
+
+def _spec(privacy: dict[str, object]) -> jobspec.JobSpec:
+    return jobspec.from_dict(
+        {
+            "protocol": "sum",
+            "helpers": ["logistics"],
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": "smallshop", "dataset": "payments", "column": "amount"},
+            ],
+            "privacy": privacy,
+        }
+    )
+
+
+def _run(client, spec: jobspec.JobSpec):
+    """Submit and wait; a job still running after the wait fails the test with its state."""
+    job_id = client.submit(spec).id
+    try:
+        return client.wait(job_id, timeout_s=50)
+    except Exception:
+        job = client.job(job_id)
+        raise AssertionError(str(job)) from None
+
+
+def _plaintext(consortium: Consortium, amounts: np.ndarray) -> Fraction:
+    assert consortium.lc.data is not None
+    grocery = sample_data.read_table(consortium.lc.data.orders, {"value": "basket_total"})["value"]
+    cents = int(np.round(grocery * 100).astype(np.int64).sum()) + int(amounts.sum())
+    return Fraction(cents, 100)
+
+
+def _owner_line(consortium: Consortium):
+    lines = {b.dataset: b for b in consortium.nodes["helper"].node.ledger.show()}
+    return lines.get("smallshop/payments")
+
+
+def test_the_helper_publishes_it_under_the_owners_name(consortium: Consortium, owner):
+    with consortium.client() as client:
+        wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 15, "published")
+        (entry,) = [d for d in client.datasets() if d.party == "smallshop"]
+    assert (entry.name, entry.host, entry.row_count) == ("payments", "helper", 700)
+    assert entry.policy.exact_protocols == ["sum"] and entry.policy.budget_rho == 1.0
+    assert len(entry.outsourced_sha256) == 64
+
+
+def test_exact_and_dp_sums_with_the_owner_online(consortium: Consortium, owner):
+    want = _plaintext(consortium, owner[3])
+    serving = _serve(owner)
+    try:
+        with consortium.client() as client:
+            exact = _run(client, _spec({"exact": True}))
+            assert state_name(exact) == "succeeded", exact.reason
+            assert Fraction(client.result(exact.id, exact=True)["sum"]) == want
+            assert _owner_line(consortium).spent == 0  # an exact release costs nothing
+
+            noisy = _run(client, _spec({"rho": 0.5}))
+            assert state_name(noisy) == "succeeded", noisy.reason
+            details = client.result_details(noisy.id)
+    finally:
+        serving.terminate()
+        serving.wait(10)
+    sd = details.noise_sd["sum"]
+    got = float(details.values["sum"])
+    assert got != float(want) and abs(got - float(want)) < 6 * sd  # 6σ: false alarm < 2e-9
+    line = _owner_line(consortium)
+    assert (line.spent, line.reserved, line.cap) == (0.5, 0, 1)
+
+
+def test_the_owner_offline_ends_the_job_and_nothing_is_charged(consortium: Consortium, owner):
+    before = _owner_line(consortium)
+    with consortium.client() as client:
+        job = _run(client, _spec({"rho": 0.2}))
+    assert state_name(job) == "failed", job.reason
+    assert job.reason_code == "owner_offline"
+    after = _owner_line(consortium)
+    assert (after.spent, after.reserved) == (before.spent, 0)
