@@ -92,15 +92,16 @@ def _serve(owner) -> subprocess.Popen[str]:
     profile, key, node, _ = owner
     return subprocess.Popen(
         [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
-         "--node-name", "helper", "--key", key, "--allow-protocol", "sum", "--interval", "0.3"],
+         "--node-name", "helper", "--key", key, "--allow-protocol", "sum",
+         "--allow-protocol", "mean", "--interval", "0.3"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
     )  # fmt: skip
 
 
-def _spec(privacy: dict[str, object]) -> jobspec.JobSpec:
+def _spec(privacy: dict[str, object], protocol: str = "sum") -> jobspec.JobSpec:
     return jobspec.from_dict(
         {
-            "protocol": "sum",
+            "protocol": protocol,
             "helpers": ["logistics"],
             "inputs": [
                 {"party": "grocery", "dataset": "orders", "column": "basket_total"},
@@ -121,9 +122,13 @@ def _run(client, spec: jobspec.JobSpec):
         raise AssertionError(str(job)) from None
 
 
-def _plaintext(consortium: Consortium, amounts: np.ndarray) -> Fraction:
+def _grocery(consortium: Consortium) -> np.ndarray:
     assert consortium.lc.data is not None
-    grocery = sample_data.read_table(consortium.lc.data.orders, {"value": "basket_total"})["value"]
+    return sample_data.read_table(consortium.lc.data.orders, {"value": "basket_total"})["value"]
+
+
+def _plaintext(consortium: Consortium, amounts: np.ndarray) -> Fraction:
+    grocery = _grocery(consortium)
     cents = int(np.round(grocery * 100).astype(np.int64).sum()) + int(amounts.sum())
     return Fraction(cents, 100)
 
@@ -155,14 +160,29 @@ def test_exact_and_dp_sums_with_the_owner_online(consortium: Consortium, owner):
             noisy = _run(client, _spec({"rho": 0.5}))
             assert state_name(noisy) == "succeeded", noisy.reason
             details = client.result_details(noisy.id)
+
+            mean = _run(client, _spec({"rho": 0.2}, "mean"))  # a noisy sum and count
+            assert state_name(mean) == "succeeded", mean.reason
+            averaged = client.result_details(mean.id)
     finally:
         serving.terminate()
         serving.wait(10)
     sd = details.noise_sd["sum"]
     got = float(details.values["sum"])
     assert got != float(want) and abs(got - float(want)) < 6 * sd  # 6σ: false alarm < 2e-9
+    rows = 700 + len(_grocery(consortium))
+    for name, truth in (("sum", float(want)), ("count", float(rows))):
+        sd = averaged.noise_sd[name]
+        assert abs(float(averaged.values[name]) - truth) < 6 * sd, name
     line = _owner_line(consortium)
-    assert (line.spent, line.reserved, line.cap) == (0.5, 0, 1)
+    assert (line.spent, line.reserved, line.cap) == (Fraction(0.5) + Fraction(0.2), 0, 1)
+
+
+def test_a_protocol_the_owner_did_not_sign_is_refused_at_the_helper(consortium, owner):
+    with consortium.client() as client:
+        job = _run(client, _spec({"rho": 0.1}, "count"))  # signed: sum and mean only
+    assert state_name(job) == "rejected" and job.reason_code == "protocol_not_allowed"
+    assert _owner_line(consortium).reserved == 0
 
 
 def test_the_owner_offline_ends_the_job_and_nothing_is_charged(consortium: Consortium, owner):
