@@ -41,6 +41,7 @@ DEMO_JOBS = (
     "shared-basket.toml",
     "minutes-by-zip.toml",
     "ticket-mean-dp.toml",
+    "basket-on-minutes.toml",
 )
 # DP releases, and which of their answers the DP table shows (None: the answers the
 # analyst's side derives, e.g. every group's mean). The mean ticket asks again what the
@@ -62,11 +63,52 @@ EVERY = ("*",)
 PARTS = {"mean": ("sum", "count"), "variance": ("count",), "stdev": ("count",)}
 
 
+DEMO_DECIMALS = 2  # the sample columns' largest declared decimals (basket_total's)
+
+
+def _input_table(path: Path, spec_input: Any) -> dict[str, np.ndarray]:
+    """An input's plaintext columns by role; a list role (features) as rows × columns."""
+    out = sample_data.read_table(path, spec_input.columns)
+    for role, names in spec_input.column_lists.items():
+        columns = sample_data.read_table(path, {n: n for n in names})
+        out[role] = np.column_stack([columns[n].astype(float) for n in names])
+    return out
+
+
+def _sklearn_line(lc: LocalConsortium, rows: list[dict[str, Any]]) -> str:
+    """The vertical regression next to scikit-learn's on the same per-customer join (a dev
+    dependency: without it, the table's plaintext column is numpy's least squares)."""
+    coef = {r["output"]: r["mpc"] for r in rows if r["protocol"] == "join_regression"}
+    if "coef[1]" not in coef:
+        return ""
+    try:
+        from sklearn.linear_model import LinearRegression
+    except ImportError:
+        return ""
+    from protocols.models.vertical_defs import joined_rows
+
+    assert lc.data is not None
+    spec = jobspec.load(lc.root / "jobs" / "basket-on-minutes.toml")
+    files = {"orders": lc.data.orders, "deliveries": lc.data.deliveries}
+    tables = [_input_table(files[i.dataset], i) for i in spec.inputs]
+    x, y = joined_rows(tables, spec.params, DEMO_DECIMALS)
+    fit = LinearRegression().fit(x, y)
+    return (
+        f"basket value on delivery minutes across the join ({len(y)} shared customers): "
+        f"MPC {coef['coef[0]']:.4f} + {coef['coef[1]']:.4f}·minutes, scikit-learn "
+        f"{fit.intercept_:.4f} + {fit.coef_[0]:.4f}·minutes"
+    )
+
+
 def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, float]:
     """The same question answered in the clear, from the generated CSVs."""
     assert lc.data is not None
     files = {"orders": lc.data.orders, "deliveries": lc.data.deliveries}
-    tables = [sample_data.read_table(files[i.dataset], i.columns) for i in spec.inputs]
+    tables = [_input_table(files[i.dataset], i) for i in spec.inputs]
+    if spec.protocol == "join_regression":  # per-key means on the session's grid, as run
+        from protocols.models.vertical_defs import reference_on_grid
+
+        return reference_on_grid(tables, spec.params, DEMO_DECIMALS)
     out = dict(registry.get(spec.protocol).reference(tables, spec.params))
     if spec.privacy is not None and not spec.privacy.exact:
         for part in PARTS.get(spec.protocol, ()):
@@ -280,6 +322,9 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     console.print()
     console.print(table)
     console.print(dp_table(dp_out))
+    vertical = _sklearn_line(lc, rows_out)
+    if vertical:
+        console.print(vertical)
     if found:
         console.print(
             f"group_discovery opened {len(found['opened'])} of the "

@@ -107,6 +107,7 @@ ALLOWED = (
     "local_sum",  # one owner alone (backend local)
     # Models (docs/models.md).
     "linear_regression",
+    "join_regression",
     "predict",  # scores with a model kept secret-shared, to the row owner only
     "model_accuracy",
 )
