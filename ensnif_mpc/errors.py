@@ -76,6 +76,12 @@ class InvalidJobSpec(InvalidArgument):
     reason = "invalid_job_spec"
 
 
+class ProgramInvalid(InvalidJobSpec):
+    """A member program or its manifest is not valid (the message names what)."""
+
+    reason = "program_invalid"
+
+
 class InvalidConfig(InvalidArgument):
     reason = "invalid_config"
 

@@ -23,9 +23,9 @@ import numpy as np
 
 from ensnif_mpc.cli.render import console, emit_json
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.errors import EnsnifError
+from ensnif_mpc.errors import EnsnifError, ProgramInvalid
 from ensnif_mpc.jobs import checks, member_program, program_lint
-from ensnif_mpc.jobs.member_program import Bundle, Manifest, ProgramInvalid
+from ensnif_mpc.jobs.member_program import Bundle, Manifest
 
 
 @click.group()

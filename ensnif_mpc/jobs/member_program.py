@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ensnif_mpc import tomlfile
-from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.errors import InvalidJobSpec, ProgramInvalid
 from ensnif_mpc.jobs.protocol import NUMERIC, Param, ProtocolDef, Role
 from ensnif_mpc.privacy.dp import BlockSpec
 
@@ -48,12 +48,6 @@ MAX_BYTES = 256 * 1024  # all files together: a program is reviewed by people, n
 _HASH_DOMAIN = b"ensnif-program-v1\0"
 _PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-class ProgramInvalid(InvalidJobSpec):
-    """A member program or its manifest is not valid (the message names what)."""
-
-    reason = "program_invalid"
 
 
 def content_hash(files: Sequence[tuple[str, bytes]]) -> str:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import ast
 
-from ensnif_mpc.jobs.member_program import MANIFEST, Bundle, Manifest, ProgramInvalid
+from ensnif_mpc.errors import ProgramInvalid
+from ensnif_mpc.jobs.member_program import MANIFEST, Bundle, Manifest
 
 ALLOWED_IMPORTS = frozenset(
     {"__future__", "math", "numpy", "fractions", "functools", "itertools", "protocols.program"}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.errors import ColumnTypeMismatch, InvalidJobSpec
+from ensnif_mpc.errors import ColumnTypeMismatch, InvalidJobSpec, ProgramInvalid
 from ensnif_mpc.jobs import checks, jobspec, member_program, program_lint
-from ensnif_mpc.jobs.member_program import Bundle, ProgramInvalid
+from ensnif_mpc.jobs.member_program import Bundle
 
 EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "programs" / "big_baskets"
 ENTRY = "big_baskets.py"
