@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.errors import InvalidArgument
+from ensnif_mpc.errors import FailedPrecondition, InvalidArgument
 
 KINDS = {"linear_regression": "linear", "logistic_regression": "logistic", "kmeans": "kmeans"}
 
@@ -89,7 +89,7 @@ class TrainedModel:
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
         if rows.shape[1] != self.features:
-            raise InvalidArgument(
+            raise FailedPrecondition(
                 f"{rows.shape[1]} feature column(s) for a model of {self.features}",
                 reason="model_feature_mismatch",
             )

@@ -9,7 +9,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from ensnif_mpc.errors import InvalidArgument
+from ensnif_mpc.errors import FailedPrecondition, InvalidArgument
 from ensnif_mpc.sdk.models import from_values
 
 RNG = np.random.default_rng(3)
@@ -59,6 +59,6 @@ def test_what_is_not_a_released_model_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="predict job"):
         from_values("linear_regression", {})  # kept as an artifact: nothing released
     model = from_values("linear_regression", {"coef[0]": 1.0, "coef[1]": 2.0})
-    with pytest.raises(InvalidArgument) as err:
+    with pytest.raises(FailedPrecondition) as err:
         model.predict(np.ones((2, 3)))
     assert err.value.reason == "model_feature_mismatch"
