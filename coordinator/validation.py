@@ -43,9 +43,7 @@ def release_plan(spec: JobSpec, schemas: list[DatasetSchema], decimals: int) -> 
     return checks.release_plan(registry.for_spec(spec), spec, schemas, decimals)
 
 
-def owner_contribution(
-    schema: DatasetSchema, value_column: str, decimals: int
-) -> OwnerBounds:
+def owner_contribution(schema: DatasetSchema, value_column: str, decimals: int) -> OwnerBounds:
     """(rows per person, largest |value| on the integer grid) of one owner's value input."""
     roles = {"value": value_column} if value_column else {}
     return checks.contribution(schema.policy, checks.schema_columns(schema, roles), decimals)

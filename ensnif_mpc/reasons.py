@@ -602,6 +602,17 @@ _ALL: tuple[Reason, ...] = (
         group=RUNNING,
     ),
     Reason(
+        "singular_system",
+        "A model's linear system is singular at the job's precision: a feature is constant, "
+        "features are collinear, or there are no more rows than coefficients. Found inside "
+        "MPC; only that one fact was opened.",
+        "Drop or combine the features named as redundant, or ask for a ridge penalty "
+        "(params.ridge > 0).",
+        _S.FAILED_PRECONDITION,
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
         "peer_lost",
         "A worker's MPC connection to a peer closed mid-job and no party reported a fault "
         "of its own: a party's node died (or left) with its worker. When the lost party's "
@@ -617,17 +628,6 @@ _ALL: tuple[Reason, ...] = (
         "Nothing arrived from an awaited peer for `ENSNIF_PEER_SILENCE_SECONDS`: a frozen "
         "process or a link that stopped carrying data.",
         "Check the stalled party's host and the network between the parties; submit again.",
-        ends=_FAILED,
-        group=RUNNING,
-    ),
-    Reason(
-        "singular_system",
-        "A model's linear system is singular at the job's precision: a feature is constant, "
-        "features are collinear, or there are no more rows than coefficients. Found inside "
-        "MPC; only that one fact was opened.",
-        "Drop or combine the features named as redundant, or ask for a ridge penalty "
-        "(params.ridge > 0).",
-        _S.FAILED_PRECONDITION,
         ends=_FAILED,
         group=RUNNING,
     ),

@@ -111,6 +111,16 @@ def protocols_describe(ctx: click.Context, name: str, as_json: bool, remote: boo
     console.print(f"leakage: {p.leakage}")
 
 
+def _many_text(r: Any) -> str:
+    """``a list of 1 to 20 `` for a role that takes several columns."""
+    count = (
+        f"{r.min_columns}"
+        if r.min_columns == r.max_columns
+        else f"{r.min_columns} to {r.max_columns}"
+    )
+    return f"a list of {count} "
+
+
 def _column_text(c: Any) -> str:
     kind = COLUMN_TYPES.get(c.type, "?")
     return f"{c.name}:{kind}" if kind == "string" else f"{c.name}:{kind}[{c.lower:g},{c.upper:g}]"
@@ -136,16 +146,6 @@ def parties_list(ctx: click.Context, as_json: bool) -> None:
     for p in items:
         t.add_row(p.name, p.role, p.address, p.last_seen[:19].replace("T", " "))
     console.print(t)
-
-def _many_text(r: Any) -> str:
-    """``a list of 1 to 20 `` for a role that takes several columns."""
-    count = (
-        f"{r.min_columns}"
-        if r.min_columns == r.max_columns
-        else f"{r.min_columns} to {r.max_columns}"
-    )
-    return f"a list of {count} "
-
 
 
 @click.group()
