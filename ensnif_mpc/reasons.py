@@ -769,8 +769,7 @@ _ALL: tuple[Reason, ...] = (
     ),
     Reason(
         "he_ciphertext_invalid",
-        "A ciphertext is not a well-formed frame, does not load, or a batch lacks a "
-        "ciphertext.",
+        "A ciphertext is not a well-formed frame, does not load, or a batch lacks a ciphertext.",
         "Send the ciphertexts the Ensnif client wrote, complete and unmodified.",
         _S.INVALID_ARGUMENT,
         group=HE,
@@ -779,8 +778,7 @@ _ALL: tuple[Reason, ...] = (
         "he_ciphertext_tampered",
         "A batch's ciphertexts or a result do not match the digest their sender signed "
         "(changed in transit or at rest).",
-        "Send the request again; if it repeats, the path between you and the node alters "
-        "messages.",
+        "Send the request again; if it repeats, the path between you and the node alters messages.",
         _S.PERMISSION_DENIED,
         group=HE,
     ),
@@ -824,8 +822,7 @@ _ALL: tuple[Reason, ...] = (
         "The owner of an outsourced dataset refused the job from its `ensnif outsource "
         "serve` client (its allow-lists, or a batch or party binding that did not verify); "
         "nothing was computed in MPC or opened.",
-        "Ask the dataset's owner which jobs it approves (`--allow-protocol`, "
-        "`--allow-analyst`).",
+        "Ask the dataset's owner which jobs it approves (`--allow-protocol`, `--allow-analyst`).",
         _S.PERMISSION_DENIED,
         ends=_REJECTED + _FAILED,
         group=HE,
@@ -879,7 +876,15 @@ _ALL: tuple[Reason, ...] = (
 
 REASONS: Mapping[str, Reason] = MappingProxyType({r.name: r for r in _ALL})
 GROUPS: tuple[str, ...] = (
-    REQUESTS, IDENTITY, POLICY, CAPACITY, DATA, APPROVAL, RUNNING, HE, GENERIC
+    REQUESTS,
+    IDENTITY,
+    POLICY,
+    CAPACITY,
+    DATA,
+    APPROVAL,
+    RUNNING,
+    HE,
+    GENERIC,
 )
 
 
