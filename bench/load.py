@@ -262,6 +262,11 @@ def _proc_cmdline(pid: str) -> list[bytes] | None:
 def live_workers(root: Path) -> dict[int, Path]:
     """pid -> job directory of every live (non-zombie) worker under ``root``.
 
+    A cold worker is ``python -m protocols.worker JOB_DIR``; a pre-started one is
+    ``python -m protocols.standby`` until its node hands it a job, and then runs in that
+    job's directory (protocols/standby.py): the working directory says which job a worker
+    serves. An idle standby (not in a job directory) is not counted.
+
     A process a worker forks (a library running a helper program) carries the worker's
     command line until it execs: it is counted as part of its parent, not as a worker.
     """
@@ -271,10 +276,13 @@ def live_workers(root: Path) -> dict[int, Path]:
         if not entry.name.isdigit():
             continue
         argv = _proc_cmdline(entry.name)
-        if not argv or b"protocols.worker" not in argv or len(argv) < 4:
+        if not argv or (b"protocols.worker" not in argv and b"protocols.standby" not in argv):
             continue
-        directory = argv[3].decode(errors="replace")
-        if not directory.startswith(prefix):
+        try:
+            directory = str((entry / "cwd").readlink())
+        except OSError:
+            continue
+        if not directory.startswith(prefix) or Path(directory).parent.name != "jobs":
             continue
         try:
             fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(") ", 1)[1].split()

@@ -42,3 +42,29 @@ def issue_pki(directory: Path, members: Mapping[str, str]) -> dict[str, pki.Cert
     """A new consortium CA in ``directory`` and one certificate per member (name → role)."""
     pki.init_ca(directory)
     return {name: pki.issue(directory, name, role) for name, role in members.items()}
+
+
+def job_worker_pids(job_id: str, party: str | None = None) -> list[int]:
+    """Live worker processes of a job (optionally only one party's), from /proc.
+
+    A worker runs in its job's directory (``<state>/jobs/<job_id>``): a cold start is
+    ``python -m protocols.worker JOB_DIR``, a pre-started one ``python -m protocols.standby``
+    that moved there when the node handed it the job (protocols/standby.py), so the working
+    directory, not the command line, says which job a worker serves."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if "protocols.worker" not in cmd and "protocols.standby" not in cmd:
+                continue
+            state = (entry / "stat").read_text().split(") ")[1][0]
+            cwd = str((entry / "cwd").readlink())
+        except (OSError, IndexError):
+            continue
+        if state == "Z" or not cwd.endswith(f"/jobs/{job_id}"):
+            continue
+        if party is None or f"/{party}/jobs/" in cwd:
+            pids.append(int(entry.name))
+    return pids

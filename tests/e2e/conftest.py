@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ensnif_mpc.demo.localnet import LocalConsortium
 from tests.consortium import Consortium
+from tests.helpers import job_worker_pids
 
 
 @dataclass
@@ -45,20 +45,8 @@ def run_cli(lc: LocalConsortium, *args: str, timeout: float = 120) -> CliResult:
 
 
 def worker_pids(job_id: str, party: str | None = None) -> list[int]:
-    """Live worker processes of a job (optionally only one party's), from /proc."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split(") ")[1][0]
-        except OSError:
-            continue
-        ours = "protocols.worker" in cmd and f"jobs/{job_id}" in cmd and state != "Z"
-        if ours and (party is None or f"/{party}/jobs/" in cmd):
-            pids.append(int(entry.name))
-    return pids
+    """Live worker processes of a job (optionally only one party's): tests/helpers.py."""
+    return job_worker_pids(job_id, party)
 
 
 @pytest.fixture(scope="module")

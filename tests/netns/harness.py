@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ensnif_mpc.demo.localnet import NODES, LocalConsortium
+from tests.helpers import job_worker_pids
 
 PREFIX = "ensn-"
 SUBNET = "10.213.0"
@@ -548,18 +549,7 @@ def open_consortium(root: Path, **options: Any) -> NetnsConsortium:
 
 def worker_pids(job_id: str) -> list[int]:
     """Live MPC worker processes of a job, at any member (one pid namespace for all)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split(") ")[1][0]
-        except (OSError, IndexError):
-            continue
-        if "protocols.worker" in cmd and f"jobs/{job_id}" in cmd and state != "Z":
-            pids.append(int(entry.name))
-    return pids
+    return job_worker_pids(job_id)
 
 
 FAKETIME_LIBS = (
