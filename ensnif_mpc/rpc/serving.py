@@ -143,8 +143,16 @@ class Guard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc's stubs type 
                 _refuse(context, method, err)
 
         def parse_all(datas: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
+            # A streamed request is parsed while the servicer reads it, inside its
+            # grpc_errors block: raise the refusal for that block to answer (an abort here
+            # would surface there as an unexpected exception, i.e. INTERNAL).
             for data in datas:
-                yield parse(data, context)
+                try:
+                    msg = parse_request(data, deserialize)
+                except EnsnifError as err:
+                    log.info("%s refused: %s (%s)", method, err.message, err.reason)
+                    raise
+                yield msg
 
         serializer = handler.response_serializer
         if handler.unary_unary:

@@ -165,9 +165,15 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 3) -> Message
                 field.message_type.fields_by_name["key"],
                 field.message_type.fields_by_name["value"],
             )
-            getattr(msg, field.name).update(
-                draw(st.dictionaries(scalar(kf), scalar(vf), max_size=3))
-            )
+            if vf.message_type is not None:  # a map of messages (e.g. column_lists)
+                target = getattr(msg, field.name)
+                for key in draw(st.lists(scalar(kf), max_size=3, unique=True)):
+                    if depth:
+                        target[key].CopyFrom(draw(messages(vf.message_type, depth - 1)))
+            else:
+                getattr(msg, field.name).update(
+                    draw(st.dictionaries(scalar(kf), scalar(vf), max_size=3))
+                )
         elif field.message_type is not None:
             if depth == 0:
                 continue
@@ -188,7 +194,14 @@ def filled(descriptor: Descriptor, depth: int = 3) -> Message:
     msg = GetMessageClass(descriptor)()
     for field in descriptor.fields:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            getattr(msg, field.name)["k"] = "v"
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.message_type is not None:  # a map of messages
+                if depth:
+                    getattr(msg, field.name)["k"].CopyFrom(
+                        filled(value_field.message_type, depth - 1)
+                    )
+            else:
+                getattr(msg, field.name)["k"] = "v"
         elif field.message_type is not None:
             if depth:
                 sub = filled(field.message_type, depth - 1)
