@@ -249,6 +249,11 @@ def main() -> int:
         import learning  # logistic regression and k-means (docs/models.md)
 
         learning_ok = learning.run(args.quick)
+    aes_ok = True
+    if not narrowed:
+        import aes  # AES-128 under a secret-shared key (protocols/ports/aes.py)
+
+        aes_ok = aes.run(1 if args.quick else 2)
     fixed_ok = True
     if not narrowed:
         print("== a job's fixed cost, pre-started workers on and off (bench/fixed_cost.py)")
@@ -278,6 +283,7 @@ def main() -> int:
         or not fixed_ok
         or not he_outsource_ok
         or not learning_ok
+        or not aes_ok
     )
     return 1 if failed else 0
 
