@@ -15,10 +15,9 @@ from typing import Any
 import click
 import numpy as np
 from rich.markup import escape
-from rich.table import Table
 
 from ensnif_mpc.cli.context import client_from
-from ensnif_mpc.cli.render import console, emit_json, to_dict
+from ensnif_mpc.cli.render import console, emit_json
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.errors import InvalidArgument
 
@@ -291,33 +290,6 @@ def remove(config_path: str, name: str, as_json: bool) -> None:
         emit_json({"party": cfg.name, "removed": name})
         return
     console.print(f"removed {escape(name)} from {escape(cfg.name)}", highlight=False)
-
-
-@model.command("list")
-@click.option("--party", default="", help="Only this member's models.")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def list_models(ctx: click.Context, party: str, as_json: bool) -> None:
-    """The models members registered (name, kind, features, ranges; never weights)."""
-    with client_from(ctx) as c:
-        found = c.models(party)
-    if as_json:
-        emit_json({"models": [to_dict(m) for m in found]})
-        return
-    t = Table(title="Models for encrypted scoring")
-    for col in ("party", "model", "kind", "features", "logit range", "sigmoid error", "quota"):
-        t.add_column(col)
-    for m in found:
-        t.add_row(
-            escape(m.party),
-            escape(m.name),
-            m.kind,
-            str(m.features),
-            f"[{m.input_low:g}, {m.input_high:g}]",
-            _sigmoid_cell(m),
-            str(m.row_quota or "-"),
-        )
-    console.print(t)
 
 
 def _sigmoid_cell(m: Any) -> str:
