@@ -96,9 +96,11 @@ def fault_consortium(
     )
     for name in localnet.NODES:
         cfg = lc.root / f"party-{name}.toml"
-        cfg.write_text(
-            re.sub(r"(?m)^job_seconds = .*$", f"job_seconds = {node_job_s:.0f}", cfg.read_text())
-        )
+        text = re.sub(r"(?m)^job_seconds = .*$", f"job_seconds = {node_job_s:.0f}", cfg.read_text())
+        # Cold worker starts: the faults are injected at a worker's phases (frozen while
+        # "starting", before it connects), and a pre-started worker passes through
+        # "starting" too fast to be caught there (protocols/standby.py).
+        cfg.write_text("standby_workers = 0\n" + text)
     with silence_limit(silence_s):
         try:
             lc.start(timeout_s=90)

@@ -58,6 +58,7 @@ def test_demo_matches_plaintext_and_stops_everything(tmp_path: Path) -> None:
         "intersection_size",
         "intersection_sum",
         "join_group_by",
+        "join_regression",
     }
     for r in body["results"]:
         if r["ci95"]:  # the DP job: noisy, within 3 CI half-widths (~5.9σ) of the truth
