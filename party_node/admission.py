@@ -277,45 +277,12 @@ def _check_outsourced(
     budget: Callable[[dict[str, Fraction]], None] | None,
 ) -> tuple[dict[str, Any], policy.Verdict]:
     """An input this node serves for an outsourced dataset's owner: the owner's signed
-    policy (party_node/outsourced_admission.py), the columns against the signed schema, the
-    release's calibration, then the owner's budget. Nothing here reads data: the node can
-    read none (it holds ciphertexts only)."""
-    position, inp, dataset = held
-    where = f"{inp.party}/{inp.dataset}"
-    if inp.column_lists or set(inp.columns) != {"value"}:
-        raise InvalidArgument(
-            f"{where} is outsourced: it gives one value column (role value) to "
-            f"{', '.join(dataset.policy.protocols)}"
-        )
-    if any(p.spec.params.get(k) is not None for k in ("min", "max")):
-        raise InvalidArgument(f"{where} is outsourced: its totals take no row filter (min, max)")
-    charge = dataset.policy.check(p.spec.protocol, p.release)
-    read = checks.check_input_columns(
-        definition, position, inp.role_columns, dataset.columns, where
-    )
-    for col in [c for cols in checks.grid_columns(read).values() for c in cols]:
-        if p.decimals < col.decimals:
-            raise InvalidArgument(
-                f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
-            )
-    if not p.release.exact:
-        checks.check_calibration(p.release, len(p.party_order))
-    if budget is not None:
-        budget(charge)
-    column = inp.columns["value"]
-    session_input = {
-        "outsourced": {
-            "directory": str(dataset.directory),
-            "owner": inp.party,
-            "dataset": inp.dataset,
-            "manifest_sha256": dataset.manifest_sha256,
-            "column": column,
-            "rows": dataset.rows,
-            "decimals": next(c.decimals for c in dataset.columns if c.name == column),
-            "charges": {k: [v.numerator, v.denominator] for k, v in charge.items()},
-        }
-    }
-    return session_input, policy.Verdict(False, f"the signed policy of {where} (outsourced)")
+    policy, the roles the conversion serves, the columns against the signed schema, the
+    release's calibration, then the owner's budget (party_node/outsourced_admission.py).
+    Nothing there reads data: the node can read none (it holds ciphertexts only)."""
+    from party_node.outsourced_admission import check_input
+
+    return check_input(p, definition, held, budget)
 
 
 # The min_cohort rule of a DP release thresholds a noisy count, charged on top of the

@@ -26,8 +26,8 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ensnif_mpc.data.schema import Column, DatasetSchema
@@ -84,6 +84,8 @@ class HostedDataset:
     columns: tuple[Column, ...]
     rows: int
     policy: OwnerPolicy
+    # The bin edges the owner declared per column (signed): a histogram takes exactly these.
+    bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ class OutsourcedStore:
             tuple(c.column for c in m.outsourced_columns()),
             m.rows,
             OwnerPolicy.from_manifest(m.owner, m.dataset, m.policy),
+            {c.column.name: c.bins for c in m.outsourced_columns() if c.bins},
         )
 
     def entries(self, host: str) -> list[Published]:

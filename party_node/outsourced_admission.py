@@ -12,25 +12,37 @@ opening). The owner's ``ensnif outsource serve`` refuses what its own allow-list
 approve as a second line: no job reads the dataset without the owner's decryption, so a
 helper cannot spend the budget behind the owner's back either.
 
-Which jobs: the protocols whose input the HE → shares conversion supports (totals of a
-column: its sum and count), narrowed by the owner's ``protocols``.
+Which jobs: the protocols whose input the HE → shares conversion supports, narrowed by the
+owner's ``protocols``: a column's totals (``sum``, ``count``, ``mean``), its per-bin counts
+(``histogram`` over the bins the owner declared), and the rows themselves
+(``linear_regression``: features and label converted row by row, ``outsource_rows.py``).
+Every check here reads the signed schema and the job, never a value (the node holds
+ciphertexts only), so whether and why a job is refused does not depend on the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
 
-from ensnif_mpc.data.schema import PrivacyPolicy
+from ensnif_mpc.data.schema import Column, PrivacyPolicy
 from ensnif_mpc.errors import InvalidArgument, InvalidConfig, PolicyViolation
 from ensnif_mpc.jobs import checks
 from ensnif_mpc.privacy.dp import ReleasePlan
+from party_node.policy import Verdict
 
-# The protocols whose owner input is a column's (sum, count) (what the conversion gives
-# exactly; per-bin totals for histogram are converted but no program reads them yet).
-CONVERTIBLE = ("sum", "count", "mean")
+# The protocols whose owner input the conversion gives exactly: a column's (sum, count),
+# its per-bin counts (histogram), its rows (the horizontal regression).
+TOTALS = ("sum", "count", "mean")
+BINNED = ("histogram",)
+ROWS = ("linear_regression",)
+CONVERTIBLE = (*TOTALS, *BINNED, *ROWS)
+# The 2^-40 row hiding of ``ensnif_mpc/he/outsource_rows.py`` needs every converted
+# column's bound below this on its grid (2^(57 − 40); the same constant, no TenSEAL here).
+MAX_ROW_BOUND = 2**17
 _PRIVACY_KEYS = frozenset(f.name for f in fields(PrivacyPolicy)) - {"remaining_rho"}
 
 
@@ -95,3 +107,94 @@ def budget_caps(policies: Sequence[OwnerPolicy]) -> dict[str, Fraction]:
     """The ledger's caps for the outsourced datasets a node holds: each owner's signed
     ``budget_rho`` (added to the node's own datasets' caps)."""
     return {p.key: Fraction(p.privacy.budget_rho) for p in policies}
+
+
+def check_input(
+    p: Any, definition: Any, held: Any, budget: Callable[[dict[str, Fraction]], None] | None
+) -> tuple[dict[str, Any], Verdict]:
+    """An input this node serves for an outsourced dataset's owner (``p`` a
+    ``party_node.admission.Proposal``, ``held`` = (position, input, HostedDataset)): the
+    owner's signed policy, the roles the conversion serves for the protocol, the columns
+    against the signed schema, the release's calibration, then the owner's budget. Returns
+    the worker's ``outsourced`` session input and the verdict."""
+    position, inp, dataset = held
+    where = f"{inp.party}/{inp.dataset}"
+    protocol = p.spec.protocol
+    charge = dataset.policy.check(protocol, p.release)
+    if protocol in ROWS:
+        roles = {**inp.columns, **inp.column_lists}
+        if set(roles) != {"features", "label"} or isinstance(roles["features"], str):
+            raise InvalidArgument(
+                f"{where} is outsourced: {protocol} reads its rows as features = [columns…] "
+                "and one label column"
+            )
+    elif inp.column_lists or set(inp.columns) != {"value"}:
+        raise InvalidArgument(
+            f"{where} is outsourced: it gives one value column (role value) to "
+            f"{', '.join(dataset.policy.protocols)}"
+        )
+    if any(p.spec.params.get(k) is not None for k in ("min", "max")):
+        raise InvalidArgument(f"{where} is outsourced: its totals take no row filter (min, max)")
+    read = checks.check_input_columns(
+        definition, position, inp.role_columns, dataset.columns, where
+    )
+    for col in [c for cols in checks.grid_columns(read).values() for c in cols]:
+        if p.decimals < col.decimals:
+            raise InvalidArgument(
+                f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
+            )
+    out = _conversion(p, inp, dataset, read, where)
+    if not p.release.exact:
+        checks.check_calibration(p.release, len(p.party_order))
+    if budget is not None:
+        budget(charge)
+    column = out["columns"][0]
+    out |= {
+        "directory": str(dataset.directory),
+        "owner": inp.party,
+        "dataset": inp.dataset,
+        "manifest_sha256": dataset.manifest_sha256,
+        "column": column,
+        "rows": dataset.rows,
+        "decimals": next(c.decimals for c in dataset.columns if c.name == column),
+        "charges": {k: [v.numerator, v.denominator] for k, v in charge.items()},
+    }
+    return {"outsourced": out}, Verdict(False, f"the signed policy of {where} (outsourced)")
+
+
+def _conversion(
+    p: Any, inp: Any, dataset: Any, read: Mapping[str, tuple[Column, ...]], where: str
+) -> dict[str, Any]:
+    """What the holder's worker converts: the series (``outputs``), whether as rows, and
+    for rows each column's scale to the session's grid and its bound there."""
+    protocol = p.spec.protocol
+    if protocol in ROWS:
+        cols = [*read["features"], *read["label"]]
+        for col in cols:
+            if math.ceil(col.abs_bound * 10**col.decimals) >= MAX_ROW_BOUND:
+                raise InvalidArgument(
+                    f"{where}.{col.name}: its bound on the grid is too wide to convert rows "
+                    f"with 2^-40 hiding (below {MAX_ROW_BOUND}); declare narrower bounds or "
+                    "fewer decimals",
+                    reason="he_sum_out_of_range",
+                )
+        return {
+            "mode": "rows",
+            "columns": [c.name for c in cols],
+            "outputs": [c.name for c in cols],
+            "scales": [10 ** (p.decimals - c.decimals) for c in cols],
+            "bounds": [math.ceil(c.abs_bound * 10**p.decimals) for c in cols],
+        }
+    column = inp.columns["value"]
+    if protocol in BINNED:
+        declared = tuple(float(e) for e in dataset.bins.get(column, ()))
+        asked = tuple(float(e) for e in p.spec.params.get("edges") or ())
+        if not declared or asked != declared:
+            raise InvalidArgument(
+                f"{where}.{column} is outsourced with bin edges {list(declared) or 'none'}: "
+                "a histogram of it takes exactly those edges (params.edges); its owner "
+                "encrypted one count series per declared bin"
+            )
+        bins = range(len(declared) - 1)
+        return {"columns": [column], "outputs": [f"{column}@bin{b}" for b in bins]}
+    return {"columns": [column], "outputs": [column]}

@@ -56,13 +56,36 @@ async def outsourced_totals(mpc: Any, mine: Sequence[int], target: Any | None = 
     return mpc.np_fromlist(converted)
 
 
-async def outsourced_rows(mpc: Any, mine: Sequence[int], sectype: Any) -> Any:
-    """An outsourced column's rows, secret-shared (``ensnif_mpc/he/outsource_rows.py``):
+async def outsourced_rows(mpc: Any, mine: Any, sectype: Any, series: int = 1) -> Any:
+    """An outsourced dataset's rows, secret-shared (``ensnif_mpc/he/outsource_rows.py``):
     the parties' additive shares (the helper's minus its masks) add up to each row exactly,
-    no correction needed; a secure array of ``sectype``."""
+    no correction needed. ``mine`` holds the ``series`` columns' rows one column after the
+    other; returns a secure array of ``sectype``, ``series`` × rows (a vector for one).
+
+    The shares are reduced modulo the field's prime before they are input: their sum is
+    then x mod p, which is x itself, since |x| < p/2 (the field holds the job's values)."""
     parties = list(range(len(mpc.parties)))
-    shared = mpc.input(sectype.array(np.array([int(v) for v in mine], dtype=object)), parties)
-    return mpc.np_sum(mpc.np_stack(shared), axis=0)
+    modulus = int(sectype.field.modulus)
+    values = np.mod(np.asarray(mine, dtype=object), modulus)
+    shared = mpc.input(sectype.array(values), parties)
+    total = shared[0]
+    for part in shared[1:]:
+        total = total + part
+    return total if series == 1 else total.reshape(series, -1)
+
+
+async def forward_own_shares(mpc: Any, helper: int, forwarded: Any) -> Any:
+    """The helper sends each party only its own sealed share (a rows conversion's are
+    megabytes each): one transfer per receiver; returns what this party received."""
+    mine = None
+    for j in range(len(mpc.parties)):
+        if j == helper:
+            continue
+        part = forwarded.only(j) if mpc.pid == helper else None
+        got = await mpc.transfer(part, senders=[helper], receivers=[j])
+        if mpc.pid == j:
+            mine = got[0]
+    return forwarded if mpc.pid == helper else mine
 
 
 def helper_stage(
@@ -121,13 +144,19 @@ async def converted_input(
     job_id: str,
     rows: bool,
     sectype: Any,
+    series: int = 1,
 ) -> Any:
     """Every party's part, inside the MPC: receive the forwarded shares, open its own with
     its per-job key (the helper subtracts its masks), and input it; returns the outsourced
-    totals (exact, wrap undone) or rows as a secure array of ``sectype``."""
+    totals (exact, wrap undone) or rows as a secure array of ``sectype`` (``series`` ×
+    rows when a rows conversion carries several columns)."""
     from ensnif_mpc.he import outsource, outsource_rows
 
-    received = (await forward_shares(mpc, helper, staged[0] if staged else None))[0]
+    forwarded = staged[0] if staged else None
+    if rows:
+        received = await forward_own_shares(mpc, helper, forwarded)
+    else:
+        received = (await forward_shares(mpc, helper, forwarded))[0]
     mine = outsource.open_share(key_pem, received, job_id, mpc.pid)
     if mpc.pid == helper:
         if staged is None:
@@ -135,7 +164,7 @@ async def converted_input(
         subtract = outsource_rows.helper_row_input if rows else outsource.helper_input
         mine = subtract(mine, staged[1])
     if rows:
-        return await outsourced_rows(mpc, mine, sectype)
+        return await outsourced_rows(mpc, mine, sectype, series)
     return await outsourced_totals(mpc, mine, sectype)
 
 
@@ -154,6 +183,12 @@ class OutsourcedInput:
     staged: tuple[Any, Any] | None = None
     rows: int = 0  # at the holder: the signed row count (public in the catalog)
     scale: int = 1  # at the holder: 10^(session decimals − the column's decimals)
+    # At the holder, for a rows conversion (``mode`` "rows"): per converted column, in the
+    # job's order, 10^(session decimals − its decimals) and its declared bound on the
+    # session's grid (public: the signed schema the catalog shows).
+    mode: str = "totals"
+    scales: tuple[int, ...] = ()
+    bounds: tuple[int, ...] = ()
 
 
 def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput | None:
@@ -179,19 +214,30 @@ def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput |
     analyst = identity_of(parse_cert(session.analyst_cert_pem)).name
     job = {"protocol": session.protocol, "analyst": analyst, "release": session.release}
     report("awaiting owner", 0.04, f"waiting for {out['owner']}: ensnif outsource serve")
+    mode = str(out.get("mode", "totals"))
     staged = helper_stage(
         Path(out["directory"]),
         session.extra["ca_pem"].encode(),
         directory,
         session.job_id,
-        [out["column"]],
-        False,
+        list(out.get("outputs") or [out["column"]]),
+        mode == "rows",
         peers,
         job,
         float(session.extra.get("owner_window_s", 30.0)),
     )
     scale = 10 ** (session.decimals - int(out["decimals"]))
-    return OutsourcedInput(positions[0], key, session.job_id, staged, int(out["rows"]), scale)
+    return OutsourcedInput(
+        positions[0],
+        key,
+        session.job_id,
+        staged,
+        int(out["rows"]),
+        scale,
+        mode,
+        tuple(int(v) for v in out.get("scales", ())),
+        tuple(int(v) for v in out.get("bounds", ())),
+    )
 
 
 async def owner_totals(mpc: Any, hosted: OutsourcedInput, sectype: Any) -> Any:

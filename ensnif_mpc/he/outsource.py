@@ -55,7 +55,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenseal as ts
 
@@ -258,19 +258,32 @@ class Forwarded:
 
     @classmethod
     def of(cls, batch: MaskedBatch, sealed: dict[int, bytes]) -> Forwarded:
-        return cls(sealed, batch.digest, batch.rows or len(batch.outputs))
+        count = batch.rows * len(batch.outputs) if batch.rows else len(batch.outputs)
+        return cls(sealed, batch.digest, count)
+
+    def only(self, index: int) -> Forwarded:
+        """What party ``index`` needs of it: its own sealed share (a rows conversion's shares
+        are megabytes each; no party receives another's)."""
+        return Forwarded({index: self.sealed[index]}, self.batch_digest, self.count)
 
 
-def open_share(key_pem: bytes, forwarded: Forwarded, job_id: str, index: int) -> list[int]:
-    """Step 3 at party ``index``: its additive share, sealed to its per-job key."""
+def open_share(key_pem: bytes, forwarded: Forwarded, job_id: str, index: int) -> Any:
+    """Step 3 at party ``index``: its additive share, sealed to its per-job key (a list of
+    ints for totals; for rows, ``outsource_rows``' binary form, an object array)."""
+    from ensnif_mpc.he import outsource_rows
+
     blob = forwarded.sealed.get(index)
     if blob is None:
         raise CryptoError(f"the owner sealed no share for party {index}")
     plain = sealing.unseal(key_pem, blob, associated(job_id, index, forwarded.batch_digest))
-    try:
-        values = [int(v) for v in json.loads(plain)]
-    except (ValueError, TypeError):
-        raise CryptoError("an outsourced share does not decode") from None
+    values: Any
+    if plain.startswith(outsource_rows.ROWS_MAGIC):
+        values = outsource_rows.decode_shares(plain)
+    else:
+        try:
+            values = [int(v) for v in json.loads(plain)]
+        except (ValueError, TypeError):
+            raise CryptoError("an outsourced share does not decode") from None
     if len(values) != forwarded.count:
         raise CryptoError("an outsourced share has the wrong number of values")
     return values

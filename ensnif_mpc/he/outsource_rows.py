@@ -25,7 +25,6 @@ What leaks: the row count (public in the catalog) and, to nobody, anything else.
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from collections.abc import Sequence
@@ -69,25 +68,32 @@ def _uniform_between(low: int, high: int, n: int) -> np.ndarray:
     return out[:n] + low
 
 
-def mask_rows(stored: StoredDataset, job_id: str, series: str) -> tuple[MaskedBatch, np.ndarray]:
-    """Step 1 at H: every chunk of ``series`` masked and flooded; H keeps r (per row)."""
-    bound = row_bound(stored, series)
+def mask_rows(
+    stored: StoredDataset, job_id: str, series: str | Sequence[str]
+) -> tuple[MaskedBatch, np.ndarray]:
+    """Step 1 at H: every chunk of each of ``series`` (one or several columns of the same
+    rows) masked and flooded; H keeps r, one row of masks per series (K × rows)."""
+    names = [series] if isinstance(series, str) else list(series)
+    bounds = [row_bound(stored, s) for s in names]
     ctx = stored.context()
     rows, n = stored.manifest.rows, bfv.POLY_DEGREE
-    masks = _uniform_between(bound, bfv.T - bound, -(-rows // n) * n)
-    blobs = []
-    for i, chunk in enumerate(stored.chunks(ctx, series)):
-        chunk += bfv.centered(masks[i * n : (i + 1) * n]).tolist()
-        blobs.append(bfv.flooded(ctx, chunk))
+    padded = -(-rows // n) * n
+    blobs, masks = [], np.empty((len(names), rows), dtype=np.int64)
+    for k, (name, bound) in enumerate(zip(names, bounds, strict=True)):
+        r = _uniform_between(bound, bfv.T - bound, padded)
+        for i, chunk in enumerate(stored.chunks(ctx, name)):
+            chunk += bfv.centered(r[i * n : (i + 1) * n]).tolist()
+            blobs.append(bfv.flooded(ctx, chunk))
+        masks[k] = r[:rows]
     batch = MaskedBatch(
         job_id,
         stored.manifest.digest,
         stored.manifest.context_sha256,
-        (series,),
+        tuple(names),
         tuple(blobs),
         rows,
     )
-    return batch, masks[:rows]
+    return batch, masks[0] if isinstance(series, str) else masks
 
 
 def _shares(values: np.ndarray, n: int) -> list[np.ndarray]:
@@ -101,6 +107,32 @@ def _shares(values: np.ndarray, n: int) -> list[np.ndarray]:
     return parts
 
 
+# A rows share travels in binary: every share is an integer below 2^(SHARE_BITS + 2) in
+# magnitude, written as a signed high word and an unsigned low word (v = high·2^64 + low).
+# JSON text of a million 37-digit integers is slower to write, read and seal.
+ROWS_MAGIC = b"ENRSH1"
+_LOW64 = (1 << 64) - 1
+
+
+def encode_shares(values: np.ndarray) -> bytes:
+    v = np.asarray(values, dtype=object)
+    high = np.array(v >> 64, dtype=np.int64)
+    low = np.array(v & _LOW64, dtype=np.uint64)
+    return ROWS_MAGIC + high.tobytes() + low.tobytes()
+
+
+def decode_shares(data: bytes) -> np.ndarray:
+    """The object integers :func:`encode_shares` wrote; CryptoError if it is not such."""
+    body = memoryview(data)[len(ROWS_MAGIC) :]
+    if not data.startswith(ROWS_MAGIC) or len(body) % 16:
+        raise CryptoError("an outsourced rows share does not decode")
+    count = len(body) // 16
+    high = np.frombuffer(body, dtype=np.int64, count=count)
+    low = np.frombuffer(body, dtype=np.uint64, count=count, offset=8 * count)
+    out: np.ndarray = high.astype(object) * (1 << 64) + low.astype(object)
+    return out
+
+
 def share_masked_rows(
     ctx: ts.Context,
     context_sha256: str,
@@ -108,33 +140,41 @@ def share_masked_rows(
     peers: Sequence[mpc_session.PeerBinding],
     ca_pem: bytes,
 ) -> dict[int, bytes]:
-    """Step 2 at O for a rows batch: decrypt, share each row, seal share j to party j."""
+    """Step 2 at O for a rows batch (one or several series of the same rows, each
+    ⌈rows / N⌉ ciphertexts in order): decrypt, share each value, seal share j to party j.
+    Every party's share is the K series' rows one after the other (K·rows values)."""
     if batch.context_sha256 != context_sha256:
         raise InvalidArgument(
             "the masked batch was made under another BFV context than this key's",
             reason="he_context_mismatch",
         )
-    if not batch.rows:
+    chunks = -(-batch.rows // bfv.POLY_DEGREE)
+    if not batch.rows or len(batch.blobs) != chunks * len(batch.outputs):
         raise InvalidArgument("not a rows batch", reason="he_ciphertext_invalid")
     for peer in peers:
         mpc_session.verify_peer(batch.job_id, peer, ca_pem)
-    slots = np.concatenate([bfv.decrypt_seal(ctx, b) for b in batch.blobs])[: batch.rows]
+    per_series = [
+        np.concatenate([bfv.decrypt_seal(ctx, b) for b in batch.blobs[k : k + chunks]])
+        for k in range(0, len(batch.blobs), chunks)
+    ]
+    slots = np.concatenate([s[: batch.rows] for s in per_series])
     masked = np.mod(slots, bfv.T)  # m_i = x_i + r_i in [0, t): never reduced
     shares = _shares(masked, len(peers))
     digest = batch.digest
     return {
         peer.index: sealing.seal(
             peer.mpc_cert_pem,
-            json.dumps([str(v) for v in shares[peer.index]]).encode(),
+            encode_shares(shares[peer.index]),
             outsource.associated(batch.job_id, peer.index, digest),
         )
         for peer in peers
     }
 
 
-def helper_row_input(share: Sequence[int], masks: np.ndarray) -> list[int]:
-    """What H secret-shares: its share of each row minus that row's mask."""
+def helper_row_input(share: Sequence[int] | np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """What H secret-shares: its share of each row minus that row's mask (``masks`` one row
+    per series, K × rows, in the order of the share's values)."""
     if len(share) != masks.size:
         raise CryptoError("the rows share does not match the helper's masks")
-    out: list[int] = (np.array(share, dtype=object) - masks.astype(object)).tolist()
+    out: np.ndarray = np.asarray(share, dtype=object) - masks.reshape(-1).astype(object)
     return out

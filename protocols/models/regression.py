@@ -144,6 +144,10 @@ def _pow2(x: Any, k: int) -> Any:
 
 
 async def linear_regression(ctx: Context) -> list[SecureOutput]:
+    if ctx.outsourced is not None:  # an outsourced owner's rows: converted, Gram in MPC
+        from protocols import he_regression
+
+        return await he_regression.linear_regression(ctx)
     mpc = ctx.mpc
     d = width(ctx)
     w = d + 1

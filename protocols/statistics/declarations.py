@@ -101,7 +101,7 @@ DEFINITIONS = (
         leakage=_NOTHING.format(what="its vector of counts per bin")
         + " Rows outside [edges[0], edges[-1]] are not counted; the edges are public. "
         "DP release: every bin's count is noised (one block, sensitivity Σ rows per person).",
-        program="protocols.statistics.histogram:histogram",
+        program="protocols.he_histogram:histogram",  # plain, or with an outsourced owner
         reference=_ref_histogram,
         parameters=(
             Param(
