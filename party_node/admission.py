@@ -254,7 +254,7 @@ def _check(
         "role_lists": inp.column_lists,
         "bound": bound,
         "withheld": withheld,
-        "min_cohort": ds.policy.min_cohort if joint_cohort(p) else 0,
+        "min_cohort": ds.policy.min_cohort if declares_joint_cohort(p) else 0,
     }
     return session_input, verdict
 
@@ -296,11 +296,19 @@ def cohort_charge(p: Proposal) -> Fraction:
 
 def joint_cohort(p: Proposal) -> bool:
     """A DP release of a protocol that enforces min_cohort on the joint noisy counts
-    inside MPC (``extra["joint_cohort"]``, group discovery): each owner inputs its
-    minimum as a secret and no group below the largest is opened. Post-processing of the
-    noisy counts the release opens anyway: no ρ_c, and no per-owner withholding."""
+    inside MPC (``extra["joint_cohort"]``: group discovery, the group-by family, the
+    histogram, the private joins): each owner inputs its minimum as a secret and no
+    output below the largest is opened. Post-processing of the noisy counts the release
+    opens anyway: no ρ_c, and no per-owner withholding."""
+    return not p.release.exact and declares_joint_cohort(p)
+
+
+def declares_joint_cohort(p: Proposal) -> bool:
+    """The protocol holds min_cohort on the joint counts inside MPC, exact or DP
+    (``extra["joint_cohort"]``): the worker gets this dataset's minimum to input. An
+    exact release keeps the node's own refusal too (cohort_too_small, before MPC)."""
     definition = registry.catalog().get(p.spec.protocol)
-    return not p.release.exact and definition is not None and "joint_cohort" in definition.extra
+    return definition is not None and "joint_cohort" in definition.extra
 
 
 def slot_checked(p: Proposal) -> bool:

@@ -19,8 +19,15 @@ hands its re-randomized share to the analyst (see ``protocols.worker``).
 What leaks: the public list of groups (the analyst's); for ``group_mean``, which
 groups have no row (their mean is NaN).
 
-DP release: counts and sums per group on the integer grid, noised inside MPC; every mean
-(``group_by``'s and ``group_mean``'s) is then divided on the analyst's side.
+Minimum cohort (``protocols.joint_cohort``): each owner inputs its ``min_cohort`` as a
+secret; a group whose joint row count is below the largest is withheld inside MPC (its
+outputs multiplied by 0) and its public ``withheld[<group>]`` marker opens as 1. Exact:
+on the exact count (in the program for group_sum and group_mean, whose counts stay
+secret: the marker is then one bit of the count); DP: on the noisy count, after the noise.
+
+DP release: counts and sums per group on the integer grid, noised inside MPC (group_sum
+opens its noisy counts too, for the cohort rule); every mean (``group_by``'s and
+``group_mean``'s) is then divided on the analyst's side.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.privacy.withheld import finalizing
+from protocols import joint_cohort
 from protocols.aggregates import mean_frac_bits
 from protocols.io import Context, SecureOutput
 from protocols.registry import (
@@ -104,21 +113,42 @@ def _named(
     ]
 
 
+def _marked(ctx: Context, outputs: list[SecureOutput], sectype: Any) -> list[SecureOutput]:
+    """The outputs and a withheld marker per group (filled by the cohort rule)."""
+    return outputs + joint_cohort.markers(labels(ctx.params), sectype)
+
+
 async def group_count(ctx: Context) -> list[SecureOutput]:
-    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), [COUNT])
-    return _named("count", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), False)
+    secint = ctx.mpc.SecInt(ctx.bit_length)
+    totals = await _group_totals(ctx, secint, [COUNT])
+    return _marked(
+        ctx, _named("count", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), False), secint
+    )
 
 
 async def group_sum(ctx: Context) -> list[SecureOutput]:
-    totals = await _group_totals(ctx, ctx.mpc.SecInt(ctx.bit_length), [SUM])
-    return _named("sum", ctx.mpc.np_tolist(totals[0]), labels(ctx.params), True)
+    """Sums per group; the counts are computed too, for the cohort rule: held here for an
+    exact release (they stay secret), opened noisy under DP (their own block)."""
+    mpc, groups = ctx.mpc, labels(ctx.params)
+    secint = mpc.SecInt(ctx.bit_length)
+    totals = await _group_totals(ctx, secint, [COUNT, SUM])
+    counts = _named("count", mpc.np_tolist(totals[0]), groups, False)
+    sums = _named("sum", mpc.np_tolist(totals[1]), groups, True)
+    if ctx.dp:
+        return _marked(ctx, counts + sums, secint)
+    by_group: dict[str | None, Any] = {g: o.value for g, o in zip(groups, counts, strict=True)}
+    return await joint_cohort.gate(ctx, _marked(ctx, sums, secint), by_group)
 
 
 async def group_by(ctx: Context) -> list[SecureOutput]:
     mpc, groups = ctx.mpc, labels(ctx.params)
-    totals = await _group_totals(ctx, mpc.SecInt(ctx.bit_length), [COUNT, SUM])
-    return _named("count", mpc.np_tolist(totals[0]), groups, False) + _named(
-        "sum", mpc.np_tolist(totals[1]), groups, True
+    secint = mpc.SecInt(ctx.bit_length)
+    totals = await _group_totals(ctx, secint, [COUNT, SUM])
+    return _marked(
+        ctx,
+        _named("count", mpc.np_tolist(totals[0]), groups, False)
+        + _named("sum", mpc.np_tolist(totals[1]), groups, True),
+        secint,
     )
 
 
@@ -127,14 +157,18 @@ async def group_mean(ctx: Context) -> list[SecureOutput]:
         return await group_by(ctx)
     mpc, groups = ctx.mpc, labels(ctx.params)
     f = mean_frac_bits(ctx.bit_length)  # as the plain mean: l = 2f, relative error < 2^-30
-    totals = await _group_totals(ctx, mpc.SecFxp(2 * f, f), [COUNT, SUM])
+    secfxp = mpc.SecFxp(2 * f, f)
+    totals = await _group_totals(ctx, secfxp, [COUNT, SUM])
     counts, sums = totals[0], totals[1]
     empty = counts == 0
     means = sums / (counts + empty)  # an empty group divides by 1; the analyst gets NaN
     ctx.progress("computing", 0.8)
-    return _named("mean", mpc.np_tolist(means), groups, True) + _named(
+    outputs = _named("mean", mpc.np_tolist(means), groups, True) + _named(
         "empty", mpc.np_tolist(empty), groups, False
     )
+    # The counts stay secret: the cohort rule is held here, on them.
+    by_group: dict[str | None, Any] = dict(zip(groups, mpc.np_tolist(counts), strict=True))
+    return await joint_cohort.gate(ctx, _marked(ctx, outputs, secfxp), by_group)
 
 
 def _finalize_group_by(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
@@ -197,7 +231,11 @@ _LEAK = (
     "secret-shares only its {what} per listed group (zeros for groups it lacks, so which "
     "groups an owner has does not show); no party, the coordinator included, sees another "
     "owner's partials or the result, which reaches only the analyst. The list of groups "
-    "is public (the analyst's); rows of unlisted groups are ignored."
+    "is public (the analyst's); rows of unlisted groups are ignored. Minimum cohort: each "
+    "owner inputs its min_cohort as a secret and a group whose joint row count (noisy under "
+    "DP) is below the largest is withheld inside MPC (its outputs open as 0); the analyst "
+    "learns only its public withheld[<group>] marker: for an exact release that the count is "
+    "below k, for a DP release a function of the noisy count (no extra budget)."
 )
 
 
@@ -232,7 +270,9 @@ DEFINITIONS = (
         roles=((GROUP,),),
         parameters=(_GROUPS,),
         examples=(_EXAMPLE,),
+        finalize=finalizing(),
         dp_sensitivity=_dp_blocks("count"),
+        extra=joint_cohort.step("on_count"),
     ),
     ProtocolDef(
         name="group_sum",
@@ -240,13 +280,18 @@ DEFINITIONS = (
         summary="Sum of a numeric column per group, over the rows of all data owners",
         inputs="per data owner: a categorical `group` column and a numeric `value` column",
         outputs=("sum[<group>]",),
-        leakage=_LEAK.format(what="sum"),
+        leakage=_LEAK.format(what="row count and sum")
+        + " The counts are never opened in an exact release (only whether each is below the "
+        "owners' min_cohort: its withheld marker). DP release: a noisy count per group is "
+        "opened too (its own block, ρ/2), on which the cohort rule is held.",
         program="protocols.grouped:group_sum",
         reference=_ref("sum"),
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
         examples=(_EXAMPLE,),
-        dp_sensitivity=_dp_blocks("sum"),
+        finalize=finalizing(),
+        dp_sensitivity=_dp_blocks("count", "sum"),
+        extra=joint_cohort.step("on_noisy_count"),
     ),
     ProtocolDef(
         name="group_mean",
@@ -265,8 +310,9 @@ DEFINITIONS = (
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
         examples=(replace(_EXAMPLE, rel_error=1e-6),),  # fixed point: below 2^-30
-        finalize=_finalize_group_mean,
+        finalize=finalizing(_finalize_group_mean),
         dp_sensitivity=_dp_blocks("count", "sum"),
+        extra=joint_cohort.step("on_noisy_count"),
     ),
     ProtocolDef(
         name="group_by",
@@ -283,7 +329,8 @@ DEFINITIONS = (
         roles=((GROUP, VALUE),),
         parameters=(_GROUPS,),
         examples=(_EXAMPLE,),
-        finalize=_finalize_group_by,
+        finalize=finalizing(_finalize_group_by),
         dp_sensitivity=_dp_blocks("count", "sum"),
+        extra=joint_cohort.step("on_count"),
     ),
 )

@@ -31,10 +31,11 @@ from protocols.io import Context, SecureOutput
 async def histogram(ctx: Context) -> list[SecureOutput]:
     """The registry's ``histogram`` program: ``protocols.statistics.histogram.histogram``,
     or, when one owner is outsourced, its live owners' counts plus the converted ones."""
-    from protocols.statistics import histogram as plain
+    # The function, not the module: protocols.statistics re-exports it under that name.
+    from protocols.statistics.histogram import histogram as plain
 
     if ctx.outsourced is None:
-        return await plain.histogram(ctx)
+        return await plain(ctx)
     return await _with_outsourced(ctx)
 
 
@@ -57,7 +58,6 @@ async def _with_outsourced(ctx: Context) -> list[SecureOutput]:
     live = [o for o in ctx.owners if o != hosted.position]
     for part in mpc.input(secint.array(local), senders=live) if live else []:
         totals = totals + part
-    return [
-        SecureOutput(f"count[{i}]", c, on_value_scale=False)
-        for i, c in enumerate(mpc.np_tolist(totals))
-    ]
+    from protocols.statistics.histogram import bin_outputs
+
+    return bin_outputs(mpc.np_tolist(totals), secint)  # with the minimum cohort's markers

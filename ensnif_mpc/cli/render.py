@@ -144,6 +144,8 @@ def result_dict(job_id: str, details: Result) -> dict[str, Any]:
         }
         ci = details.ci(k)
         outputs[k]["interval_method"] = ci.method
+        if k in details.withheld:  # the owners' minimum cohort suppressed it inside MPC
+            outputs[k]["withheld"] = True
         if details.dp:
             outputs[k]["noise_sd"] = _number(details.noise_sd.get(k, 0.0))
             outputs[k]["ci95"] = _number(details.interval(k))
@@ -176,6 +178,8 @@ def interval_text(details: Result, name: str) -> str:
     ci = details.ci(name)
     if ci.method == NONE:
         return "exact release"
+    if name in details.withheld:
+        return "-"
     d = details.decimals.get(name)
     return escape(f"[{format_value(ci.lower, d)}, {format_value(ci.upper, d)}]")
 
@@ -197,9 +201,9 @@ def result_table(details: Result) -> Table:
             cells.append(escape(r[details.group_column] or ""))
         sd = r["noise_sd"]
         cells += [
-            format_value(r["value"], d),
+            format_value(r["value"], d, r["withheld"]),
             interval_text(details, name),
-            "-" if not details.dp else f"{sd:.4g}",
+            "-" if not details.dp or r["withheld"] else f"{sd:.4g}",
             r["interval_method"],
         ]
         t.add_row(*cells)
@@ -211,8 +215,10 @@ def result_lines(details: Result) -> list[str]:
     out = []
     for name, v in details.values.items():
         d = details.decimals.get(name)
-        line = f"[bold]{escape(name)}[/] = {format_value(v, d)}"
-        if details.dp:
+        line = f"[bold]{escape(name)}[/] = {format_value(v, d, name in details.withheld)}"
+        if name in details.withheld:
+            line += "  (below the owners' minimum cohort)"
+        elif details.dp:
             ci = details.ci(name)
             line += (
                 f"  95% {interval_text(details, name)} "

@@ -2,7 +2,10 @@
 
 A release plan's blocks are in the order of the outputs the protocol's program opens
 (``ReleasePlan.output_sigmas``); these are those outputs' names, and the answers the
-analyst's side derives from them.
+analyst's side derives from them. Where a protocol holds the owners' minimum cohort on a
+noisy count, that count is one of these blocks (group_sum's ``count[<group>]``, added
+for it, with its share of ρ); the ``withheld`` markers are not noised: they are computed
+from those counts (post-processing).
 """
 
 from __future__ import annotations
@@ -45,9 +48,8 @@ def opened_outputs(protocol: str, params: Mapping[str, Any]) -> list[str] | None
     groups = [str(g) for g in params.get("groups", [])]
     if protocol == "group_count":
         return [f"count[{g}]" for g in groups]
-    if protocol == "group_sum":
-        return [f"sum[{g}]" for g in groups]
-    if protocol in ("group_mean", "group_by", "join_group_by"):
+    if protocol in ("group_sum", "group_mean", "group_by", "join_group_by"):
+        # group_sum's noisy counts are its own block: the minimum cohort is held on them.
         return [f"count[{g}]" for g in groups] + [f"sum[{g}]" for g in groups]
     if protocol == "histogram":
         edges = params.get("edges") or []

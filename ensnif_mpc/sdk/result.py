@@ -5,6 +5,10 @@ Values are floats (``exact_values`` keeps the exact fractions); every output of 
 release has a noise standard deviation and an interval whose method is named (see
 :mod:`ensnif_mpc.sdk.intervals`); every value is post-processed to what the columns'
 declared bounds allow.
+
+An output the owners' minimum cohort withheld inside MPC (its public marker,
+:mod:`ensnif_mpc.privacy.withheld`) is in ``withheld``: its value is NaN (it was
+suppressed, not 0), it has no interval (method ``withheld``) and ``to_pandas`` says so.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ensnif_mpc.privacy import withheld as markers
 from ensnif_mpc.sdk import intervals
 from ensnif_mpc.sdk.intervals import NONE, SIMULATION, SUMSQ, Bounds, Interval
 from ensnif_mpc.sdk.noise import NoiseLaw
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from ensnif_mpc.sdk.models import TrainedModel
 
 FALLBACK_DRAWS = 400  # a derived number this module has no vectorised form of: finalize per draw
+WITHHELD = "withheld"  # the interval method (and the printed value) of a withheld output
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class Result:
     unclipped: dict[str, Fraction | float] = field(default_factory=dict, compare=False, repr=False)
     laws: dict[str, NoiseLaw] = field(default_factory=dict, compare=False, repr=False)
     bounds: Bounds | None = field(default=None, compare=False)
+    # Outputs the owners' minimum cohort withheld inside MPC (NaN here, no interval).
+    withheld: frozenset[str] = frozenset()
     _cis: dict[tuple[str, float], Interval] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -94,7 +102,10 @@ class Result:
 
     def interval(self, name: str, confidence: float = 0.95) -> float:
         """Half-width of an output's interval (0 for an exact release): the exact quantile
-        of its noise law for an opened statistic, half the simulated interval otherwise."""
+        of its noise law for an opened statistic, half the simulated interval otherwise;
+        NaN for a withheld output (it has none)."""
+        if name in self.withheld:
+            return math.nan
         if not self.dp:
             return _sd_only_half_width(self, name, confidence)
         law = self._law(name)
@@ -113,6 +124,8 @@ class Result:
 
     def _compute(self, name: str, confidence: float) -> tuple[Interval, float]:
         """(interval, noise sd) of one output."""
+        if name in self.withheld:
+            return Interval(math.nan, math.nan, WITHHELD, confidence), math.nan
         value = float(self.unclipped.get(name, self.exact_values[name]))
         lo, hi = intervals.limits(name, self.bounds)
         if not self.dp:
@@ -146,19 +159,22 @@ class Result:
         return out
 
     def rows(self, confidence: float = 0.95) -> list[dict[str, Any]]:
-        """One dict per output: output, group label, value, noise sd, interval, method."""
+        """One dict per output: output, group label, value, noise sd, interval, method, and
+        whether it was withheld (value, sd and interval then NaN, method ``withheld``)."""
         out = []
         for name in self.exact_values:
             ci = self.ci(name, confidence)
+            held = name in self.withheld
             out.append(
                 {
                     "output": intervals.base_name(name),
                     self.group_column: intervals.group_label(name),
                     "value": self.values[name],
-                    "noise_sd": self.noise_sd.get(name, 0.0),
+                    "noise_sd": math.nan if held else self.noise_sd.get(name, 0.0),
                     "ci_lower": ci.lower,
                     "ci_upper": ci.upper,
                     "interval_method": ci.method,
+                    "withheld": held,
                 }
             )
         return out
@@ -166,8 +182,10 @@ class Result:
     def to_pandas(self, confidence: float = 0.95) -> pd.DataFrame:
         """One row per output: ``output``, the group label (a column named after the job's
         group column, absent without groups), ``value``, ``noise_sd``, the interval's
-        ``ci95_lower`` and ``ci95_upper`` (at another confidence: ``ci90_…``), and
-        ``interval_method`` ('exact', 'simulation' or 'none')."""
+        ``ci95_lower`` and ``ci95_upper`` (at another confidence: ``ci90_…``),
+        ``interval_method`` ('exact', 'simulation', 'none', or 'withheld') and, where the
+        owners' minimum cohort suppressed outputs inside MPC, ``withheld`` (True for those:
+        value NaN, no interval)."""
         import pandas as pd
 
         tag = f"ci{round(confidence * 100):d}"
@@ -175,6 +193,8 @@ class Result:
         frame = frame.rename(columns={"ci_lower": f"{tag}_lower", "ci_upper": f"{tag}_upper"})
         if frame[self.group_column].isna().all():
             frame = frame.drop(columns=[self.group_column])
+        if not self.withheld:  # as the group column: only where it says something
+            frame = frame.drop(columns=["withheld"])
         return frame
 
 
@@ -214,8 +234,11 @@ def build(
     from protocols import registry
 
     finalized = registry.finalize(protocol, dict(combined))
+    # The minimum cohort's markers: the protocol's finalize made those outputs NaN.
+    opened, labels = markers.split(combined)
+    held = frozenset(markers.names(finalized, labels))
     clipped = {
-        k: intervals.clip_exact(v, *intervals.limits(k, bounds)) if laws else v
+        k: intervals.clip_exact(v, *intervals.limits(k, bounds)) if laws and k not in held else v
         for k, v in finalized.items()
     }
     result = Result(
@@ -228,15 +251,16 @@ def build(
         cached_from=cached_from,
         decimals={k: print_decimals(k, decimals) for k in clipped},
         group_column=group_column,
-        raw=dict(combined),
+        raw=opened,
         unclipped=dict(finalized),
         laws=laws,
         bounds=bounds,
+        withheld=held,
     )
     for name in clipped:
         ci, sd = result._compute(name, 0.95)
         result._cis[(name, 0.95)] = ci
-        if laws:
+        if laws and name not in held:
             result.noise_sd[name] = sd
     return result
 
@@ -254,7 +278,11 @@ def print_decimals(name: str, column_decimals: int | None) -> int | None:
     return column_decimals
 
 
-def format_value(value: float, decimals: int | None) -> str:
+def format_value(value: float, decimals: int | None, withheld: bool = False) -> str:
+    """A value as printed: at its decimals, ``withheld`` for an output the minimum cohort
+    suppressed, ``NaN`` where undefined."""
+    if withheld:
+        return WITHHELD
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

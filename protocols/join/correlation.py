@@ -1,5 +1,9 @@
 """Pearson correlation of owner A's and owner B's per-key values over matched keys
 (its DP release opens the sufficient statistics; r is computed by the analyst's client).
+
+Minimum cohort (``protocols.joint_cohort``): held inside MPC on the matched pairs
+(``pairs``, noisy under DP after the noise) against the largest of the owners' secret
+``min_cohort``: below it every output opens as 0 and the public ``withheld`` marker as 1.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
     _announce,
@@ -66,6 +71,14 @@ def _own_values(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
 
 
 async def join_correlation(ctx: Context) -> list[SecureOutput]:
+    outputs = await correlation_outputs(ctx)
+    pairs = next(o.value for o in outputs if o.name == "pairs")
+    return outputs + joint_cohort.markers([None], type(pairs))
+
+
+async def correlation_outputs(ctx: Context) -> list[SecureOutput]:
+    """The correlation's outputs without the cohort marker (``join_moments`` reuses its
+    DP branch, the six moments as integers)."""
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 

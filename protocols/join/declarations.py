@@ -7,6 +7,8 @@ from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
 from ensnif_mpc.jobs import join_path
+from ensnif_mpc.privacy.withheld import finalizing
+from protocols import joint_cohort
 from protocols.join.common import CAP, FILTER, GROUP, KEY, VALUE, row_cap
 from protocols.join.correlation import _dp_correlation, _finalize_correlation
 from protocols.join.group_by import _check_join_group_by, _dp_join_group_by, _finalize_group
@@ -42,6 +44,14 @@ _DP = (
     " DP release: the outputs are noised inside MPC before the analyst opens them, but the "
     "parties still see the sizes and the exact number of matching keys by construction: "
     "the noise protects the release against the analyst only."
+)
+
+
+_COHORT = (
+    " Minimum cohort: the matched set exists only inside MPC, so the owners' min_cohort is "
+    "held there: each owner inputs its minimum as a secret, and {what} below the largest "
+    "opens as 0 with its public {marker} marker set (exact: says only that the count is "
+    "below k; DP: decided by the noisy count, no extra budget)."
 )
 
 
@@ -111,7 +121,9 @@ DEFINITIONS = (
         inputs="two data owners, each a `key` column (int or string, same type)",
         outputs=("count",),
         leakage=(
-            f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}" + _ROUTES
+            f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}"
+            + _COHORT.format(what="a count", marker="withheld")
+            + _ROUTES
         ),
         program="protocols.join.intersection:intersection_size",
         reference=_ref_intersection_size,
@@ -121,7 +133,9 @@ DEFINITIONS = (
         examples=(Example(),),
         min_data_owners=2,
         max_data_owners=2,
+        finalize=finalizing(),
         dp_sensitivity=_dp_intersection_size,
+        extra=joint_cohort.step("on_count"),
     ),
     ProtocolDef(
         name="intersection_sum",
@@ -139,6 +153,7 @@ DEFINITIONS = (
             + _DP
             + " Under DP each key counts at most max_rows_per_key of the first owner's rows "
             "(its sum scaled to keep its mean), so `rows` and `sum` are of the capped rows."
+            + _COHORT.format(what="a release whose matched keys (`keys`) are", marker="withheld")
             + _ROUTES
         ),
         program="protocols.join.intersection:intersection_sum",
@@ -153,9 +168,10 @@ DEFINITIONS = (
         ),
         min_data_owners=2,
         max_data_owners=2,
-        finalize=_finalize_intersection_sum,
+        finalize=finalizing(_finalize_intersection_sum),
         check_spec=_check_sum,
         dp_sensitivity=positional(_dp_intersection_sum),
+        extra=joint_cohort.step("on_keys"),
     ),
     ProtocolDef(
         name="join_group_by",
@@ -181,7 +197,11 @@ DEFINITIONS = (
             + _DP
             + " Under DP each key of the second owner counts at most max_rows_per_key rows "
             "over the listed groups (taken in their listed order, each group's sum scaled to "
-            "keep its mean)." + _ALIGNED_ROUTES
+            "keep its mean)."
+            + _COHORT.format(
+                what="a group whose joined rows (count[<group>]) are", marker="withheld[<group>]"
+            )
+            + _ALIGNED_ROUTES
         ),
         program="protocols.join.group_by:join_group_by",
         reference=_ref_join_group_by,
@@ -206,9 +226,10 @@ DEFINITIONS = (
         ),
         min_data_owners=2,
         max_data_owners=2,
-        finalize=_finalize_group,
+        finalize=finalizing(_finalize_group),
         check_spec=_check_group_by,
         dp_sensitivity=positional(_dp_join_group_by),
+        extra=joint_cohort.step("on_count"),
     ),
     ProtocolDef(
         name="join_correlation",
@@ -226,7 +247,9 @@ DEFINITIONS = (
             + " Under DP the analyst opens noisy n, Σx, Σy, Σx², Σy², Σxy of the matched "
             "pairs instead, and its side computes r (NaN where a noisy spread is not "
             "positive) and the noisy pair count; with per_key = sum a key's sum counts at "
-            "most max_rows_per_key rows (scaled to keep its mean)." + _ALIGNED_ROUTES
+            "most max_rows_per_key rows (scaled to keep its mean)."
+            + _COHORT.format(what="a release whose matched pairs are", marker="withheld")
+            + _ALIGNED_ROUTES
         ),
         program="protocols.join.correlation:join_correlation",
         reference=_ref_join_correlation,
@@ -245,9 +268,10 @@ DEFINITIONS = (
         ),
         min_data_owners=2,
         max_data_owners=2,
-        finalize=_finalize_correlation,
+        finalize=finalizing(_finalize_correlation),
         check_spec=_check_correlation,
         dp_sensitivity=positional(_dp_correlation),
+        extra=joint_cohort.step("on_pairs"),
     ),
 )
 

@@ -1,5 +1,12 @@
 """A join, then group-by: owner B's value by B's group over the keys owner A holds
 (optionally only keys whose A-side total exceeds a threshold).
+
+Minimum cohort (``protocols.joint_cohort``): the joined selection exists only inside
+MPC, so the owners' rule is held there, per group: each owner inputs its ``min_cohort`` as
+a secret, and a group whose joined rows (``count[<group>]``: B's rows over the selected
+keys; under DP at most max_rows_per_key per key, noisy, after the noise) are fewer than
+the largest opens as 0 with its public ``withheld[<group>]`` marker set. The rule counts
+rows, which with the DP default of one row per key are distinct keys.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.errors import InvalidJobSpec
+from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
     _announce,
@@ -76,6 +84,11 @@ def _side_b(
 
 
 async def join_group_by(ctx: Context) -> list[SecureOutput]:
+    outputs = await _join_group_by(ctx)
+    return outputs + joint_cohort.markers(_groups(ctx.params), type(outputs[0].value))
+
+
+async def _join_group_by(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 

@@ -1,4 +1,12 @@
-"""Intersection size and intersection sum/mean over the keys both owners hold."""
+"""Intersection size and intersection sum/mean over the keys both owners hold.
+
+Minimum cohort (``protocols.joint_cohort``): the matched set exists only inside MPC, so
+the owners' rule is held there. Each owner inputs its ``min_cohort`` as a secret; when the
+matched keys (``count``, ``keys``; noisy under DP, after the noise) are fewer than the
+largest, every output opens as 0 and the public ``withheld`` marker as 1. Exact: the marker
+says "matched keys < k", less than the count the release gives; DP: a function of the
+noisy count the release opens (no extra budget).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
     _announce,
@@ -28,6 +37,11 @@ from protocols.registry import (
 
 # -- intersection size -------------------------------------------------------------------
 async def intersection_size(ctx: Context) -> list[SecureOutput]:
+    outputs = await _intersection_size(ctx)
+    return outputs + joint_cohort.markers([None], type(outputs[0].value))
+
+
+async def _intersection_size(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 
@@ -66,6 +80,11 @@ def _value_where(params: Mapping[str, Any]) -> list[tuple[str, str, float]]:
 
 
 async def intersection_sum(ctx: Context) -> list[SecureOutput]:
+    outputs = await _intersection_sum(ctx)
+    return outputs + joint_cohort.markers([None], type(outputs[0].value))
+
+
+async def _intersection_sum(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 

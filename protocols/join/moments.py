@@ -11,10 +11,12 @@ on the grid, opened as such; the analyst's side divides (``finalize``).
 What is revealed: exact — the six sums, equivalently n, both means, both variances and
 the covariance (a one-to-one map given n), to the analyst. DP — the same six sums with
 noise (``join_correlation``'s blocks, ρ/6 each); the SDK's intervals redraw that noise
-through the same finalize. What leaks: as ``join_correlation``: both per-key table sizes
-and (on the PRF route) the number of matched keys to every party. Under per_key = sum, a
-key's sum counts at most ``max_rows_per_key`` rows in a DP release (its mean kept); an exact
-release takes every row.
+through the same finalize. Minimum cohort: as ``join_correlation``'s, on the matched
+pairs inside MPC (the ``withheld`` marker; ``protocols.joint_cohort``). What leaks: as
+``join_correlation``: both per-key table sizes and (on the PRF route) the number of
+matched keys to every party. Under per_key = sum, a key's sum counts at most
+``max_rows_per_key`` rows in a DP release (its mean kept); an exact release takes every
+row.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ UNCAPPED = 1 << 62  # exact release: a key's whole sum (no DP row cap)
 
 
 async def join_moments(ctx: Context) -> list[SecureOutput]:
-    from protocols.join.correlation import join_correlation
+    from protocols import joint_cohort
+    from protocols.join.correlation import correlation_outputs
 
     params = dict(ctx.params)
     if not ctx.dp:
         params[CAP] = UNCAPPED
     # join_correlation's DP branch is the one that returns the six moments as integers.
-    outputs = await join_correlation(dataclasses.replace(ctx, dp=True, params=params))
+    outputs = await correlation_outputs(dataclasses.replace(ctx, dp=True, params=params))
     by_name = {o.name: o.value for o in outputs}
     out = [SecureOutput("pairs", by_name["pairs"], on_value_scale=False, noisy=ctx.dp)]
     for name in ("sum_x", "sum_y"):
@@ -53,7 +56,7 @@ async def join_moments(ctx: Context) -> list[SecureOutput]:
     for name in SECOND_ORDER:
         label = f"{name}{GRID}{2 * ctx.decimals}"
         out.append(SecureOutput(label, by_name[name], on_value_scale=False, noisy=ctx.dp))
-    return out
+    return out + joint_cohort.markers([None], type(by_name["pairs"]))
 
 
 def _moments(values: Mapping[str, Fraction]) -> dict[str, Fraction]:
@@ -129,6 +132,8 @@ def reference(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, f
 
 
 def _definitions() -> tuple[Any, ...]:
+    from ensnif_mpc.privacy.withheld import finalizing
+    from protocols import joint_cohort
     from protocols.join.correlation import _dp_correlation
     from protocols.join.declarations import _cap, _check_correlation
     from protocols.registry import VALUE, Example, Param, ProtocolDef, positional
@@ -147,7 +152,11 @@ def _definitions() -> tuple[Any, ...]:
                 "of its keys matched or any value. Exact release: the six sums n, Σx, Σy, "
                 "Σx², Σy², Σxy of the matched pairs to the analyst, which is the same as n, "
                 "both means, both variances and the covariance. DP release: the six sums "
-                "noised inside MPC (join_correlation's blocks); the analyst's side divides."
+                "noised inside MPC (join_correlation's blocks); the analyst's side divides. "
+                "Minimum cohort: held inside MPC on the matched pairs against the largest of "
+                "the owners' secret min_cohort; below it every output opens as 0 and the "
+                "public `withheld` marker as 1 (exact: says only that pairs < k; DP: decided "
+                "by the noisy pair count, no extra budget)."
             ),
             program="protocols.join.moments:join_moments",
             reference=reference,
@@ -163,9 +172,10 @@ def _definitions() -> tuple[Any, ...]:
             ),
             min_data_owners=2,
             max_data_owners=2,
-            finalize=finalize,
+            finalize=finalizing(finalize),
             check_spec=_check_correlation,
             dp_sensitivity=positional(_dp_correlation),
+            extra=joint_cohort.step("on_pairs"),
             # Exact sums of the grid values, then exact fractions: float rounding only.
             examples=(Example({"per_key": "sum"}, rel_error=1e-9, abs_error=1e-9),),
         ),

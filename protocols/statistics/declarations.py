@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ensnif_mpc.privacy.withheld import finalizing
+from protocols import joint_cohort
 from protocols.registry import (
     Example,
     Param,
@@ -100,7 +102,10 @@ DEFINITIONS = (
         outputs=("count[<i>]",),
         leakage=_NOTHING.format(what="its vector of counts per bin")
         + " Rows outside [edges[0], edges[-1]] are not counted; the edges are public. "
-        "DP release: every bin's count is noised (one block, sensitivity Σ rows per person).",
+        "DP release: every bin's count is noised (one block, sensitivity Σ rows per person). "
+        "Minimum cohort: each owner inputs its min_cohort as a secret; a bin whose joint count "
+        "(noisy under DP) is below the largest opens as 0 with its public withheld[<i>] marker "
+        "set (exact: says only that the count is below k; DP: decided by the noisy count).",
         program="protocols.he_histogram:histogram",  # plain, or with an outsourced owner
         reference=_ref_histogram,
         parameters=(
@@ -113,7 +118,9 @@ DEFINITIONS = (
         ),
         check_spec=_check_histogram,
         examples=(Example({"edges": [-50.0, -12.5, 0.0, 0.29, 33.33, 80.0, 119.99]}),),
+        finalize=finalizing(),
         dp_sensitivity=_dp_counts(lambda params: len(check_edges(params)) - 1),
+        extra=joint_cohort.step("on_count"),
     ),
     ProtocolDef(
         name="quantile",

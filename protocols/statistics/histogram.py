@@ -1,4 +1,11 @@
-"""Histogram over declared bin edges: per-bin counts."""
+"""Histogram over declared bin edges: per-bin counts.
+
+Minimum cohort (``protocols.joint_cohort``): each owner inputs its ``min_cohort`` as a
+secret, and a bin whose joint count (exact, or noisy after the noise under DP) is below
+the largest is withheld inside MPC: its count opens as 0 and its public ``withheld[<i>]``
+marker as 1. Exact: the marker says "count < k", less than the exact count the release
+gives anyway; DP: a function of the noisy count the release opens (no extra budget).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ensnif_mpc.errors import InvalidJobSpec
+from protocols import joint_cohort
 from protocols.io import Context, SecureOutput, scaled_bound
 from protocols.registry import (
     BlockSpec,
@@ -68,7 +76,14 @@ async def histogram(ctx: Context) -> list[SecureOutput]:
     ctx.progress("computing", 0.3)
     shared = mpc.input(secint.array(local), senders=ctx.owners)
     totals = mpc.np_tolist(mpc.np_sum(mpc.np_stack(shared), axis=0))
-    return [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
+    return bin_outputs(totals, secint)
+
+
+def bin_outputs(totals: list[Any], sectype: Any) -> list[SecureOutput]:
+    """``count[<i>]`` per bin and its minimum-cohort marker ``withheld[<i>]`` (filled by
+    ``protocols.joint_cohort.on_count`` after the noise); every histogram program's."""
+    counts = [SecureOutput(f"count[{i}]", c, on_value_scale=False) for i, c in enumerate(totals)]
+    return counts + joint_cohort.markers([str(i) for i in range(len(totals))], sectype)
 
 
 def _dp_counts(points: Callable[[Mapping[str, Any]], int]) -> DpSensitivity:

@@ -145,7 +145,7 @@ MODELS: dict[str, Model] = {
     "sum": Model(_sum),
     "mean": Model(_mean, lambda cap, t, how: {"max": 50}),
     "group_count": Model(lambda r, o, p: [_per_group(r)[0]], lambda c, t, h: _GROUPS_PARAM),
-    "group_sum": Model(lambda r, o, p: [_per_group(r)[1]], lambda c, t, h: _GROUPS_PARAM),
+    "group_sum": Model(lambda r, o, p: list(_per_group(r)), lambda c, t, h: _GROUPS_PARAM),
     "group_by": Model(lambda r, o, p: list(_per_group(r)), lambda c, t, h: _GROUPS_PARAM),
     "group_discovery": Model(_discovery, lambda c, t, h: {"max_groups": 8}),
     "linear_regression": Model(

@@ -1,12 +1,16 @@
 """The minimum cohort holds for every number a job opens: each
 histogram bin, and this owner's side of a join after its value filter. Exact releases
-(which the sample owner allows) are refused by the rule; DP releases withhold the owner's
-rows on a noisy count, without telling (tests/integration/test_refusal_oracle.py)."""
+(which the sample owner allows) are refused by the node's own rule; and for the protocols
+that hold the rule on the joint counts inside MPC (the group-by family, the histogram,
+the private joins: tests/protocols/test_joint_cohort.py), every release carries the
+owner's min_cohort to its worker, and a DP release is neither withheld at the node nor
+charged more whatever its cohorts (the marker is post-processing of the noisy counts)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ import pytest
 
 from ensnif_mpc.data.schema import AccessPolicy
 from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.privacy import dp
 from ensnif_mpc.security.pki import Identity
 from party_node.node import Node, Proposal
 from tests.consortium import Consortium, running_consortium
@@ -35,9 +40,12 @@ def grocery(consortium: Consortium) -> Node:
     return consortium.node("grocery", datasets=ds)
 
 
-def propose(consortium: Consortium, node: Node, job_id: str, raw: dict[str, Any]) -> Any:
+def propose(
+    consortium: Consortium, node: Node, job_id: str, raw: dict[str, Any], release: Any = None
+) -> Any:
     pki = consortium.lc.pki_dir
-    s = jobspec.from_dict({"helpers": ["helper"], "privacy": {"exact": True}, **raw})
+    privacy = {"exact": True} if release is None else {"rho": release.rho}
+    s = jobspec.from_dict({"helpers": ["helper"], "privacy": privacy, **raw})
     return node.propose(
         COORDINATOR,
         Proposal(
@@ -46,8 +54,9 @@ def propose(consortium: Consortium, node: Node, job_id: str, raw: dict[str, Any]
             party_index=0,
             party_order=ORDER,
             analyst_cert_pem=(pki / "analyst.crt").read_text(),
-            bit_length=96,
+            bit_length=96 if release is None else 160,
             decimals=2,
+            **({} if release is None else {"release": release}),
         ),
     )
 
@@ -96,3 +105,30 @@ def test_a_join_filtered_to_one_row_is_not_answered_exactly(consortium: Consorti
 
     assert (one.state, one.reason_code) == ("rejected", "cohort_too_small")
     assert many.state == "approved", many.reason
+
+
+def test_the_owner_s_min_cohort_goes_to_the_mpc_and_a_dp_release_costs_the_same(
+    consortium: Consortium,
+) -> None:
+    """The lonely top bin (one row) and a wide one, exact and DP: every approved job's
+    worker gets min_cohort 5 to input; the DP jobs are not withheld at the node, and each
+    is charged its ρ alone, lonely or not (no per-owner noisy count, no ρ/10)."""
+    node = grocery(consortium)
+    values = {"party": "grocery", "dataset": "orders", "column": "basket_total"}
+    other = {"party": "logistics", "dataset": "deliveries", "column": "fee"}
+    plan = dp.plan(0.1, [(1e9, 2)], 3, 1)
+
+    def histogram(job_id: str, edges: list[float], release: Any = None) -> Any:
+        raw = {"protocol": "histogram", "params": {"edges": edges}, "inputs": [values, other]}
+        return propose(consortium, node, job_id, raw, release)
+
+    exact = histogram("hist3", [0.0, 50.0, 500.0])
+    lonely = histogram("dph1", [0.0, top(consortium), 500.0], plan)
+    wide = histogram("dph2", [0.0, 50.0, 500.0], plan)
+
+    assert (exact.state, lonely.state, wide.state) == ("approved",) * 3, lonely.reason
+    for job in (exact, lonely, wide):
+        assert job.data["input"]["min_cohort"] == 5
+        assert job.data["input"]["withheld"] is False
+    reserved = {line.dataset: line.reserved for line in node.ledger.show()}
+    assert reserved["orders"] == 2 * Fraction(0.1)  # ρ each: the same for lonely and wide
