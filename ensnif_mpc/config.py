@@ -70,6 +70,7 @@ _PARTY_KEYS = frozenset(
         "datasets",
         "timeouts",
         "standby_workers",
+        "tenseal_threads",
         "artifacts",
         "programs",
     }
@@ -462,6 +463,9 @@ class PartyConfig:
     metrics_listen: str = ""
     # Pre-started job workers kept idle, imports done (protocols/standby.py); 0: cold starts.
     standby_workers: int = 1
+    # TenSEAL's thread pool per scoring request (its pool has crashed other projects, so it is
+    # set explicitly; the node's gRPC threads already serve requests side by side).
+    tenseal_threads: int = 1
     # [artifacts] analysts: who may use or open an artifact made from this node's data
     # ("*": any analyst); None (no table): only the analyst who produced it.
     artifact_analysts: tuple[str, ...] | None = None
@@ -567,6 +571,7 @@ class PartyConfig:
             start_timeout_s=_seconds(timeouts, "start_seconds", 600, "timeouts."),
             approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
             standby_workers=_standby(raw.get("standby_workers", 1)),
+            tenseal_threads=_tenseal_threads(raw.get("tenseal_threads", 1)),
             artifact_analysts=_artifact_analysts(raw),
             programs=_program_hashes(raw, "party"),
         )
@@ -578,6 +583,12 @@ def _artifact_analysts(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
     table = _table(raw, "artifacts", "")
     _known(table, frozenset({"analysts"}), "artifacts")
     return _names({"analysts": [], **table}, "analysts", "artifacts")
+
+
+def _tenseal_threads(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise InvalidConfig("tenseal_threads: expected an integer from 1 to 64")
+    return value
 
 
 def _standby(value: Any) -> int:

@@ -63,6 +63,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
             node.ca_pem,
             lambda: node.key_pem,
             node.check_coordinator,
+            n_threads=node.cfg.tenseal_threads,
         )
 
     def Propose(
