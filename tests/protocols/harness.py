@@ -5,7 +5,9 @@ write it: a per-job MPC certificate bound to the party's consortium key, the
 ``.config/`` MPyC reads, the owner's dataset file (CSV or Parquet, declared
 with types and bounds) and ``session.json`` naming it. The
 workers (``python -m protocols.worker JOB_DIR``) talk TLS over loopback; the
-analyst then unseals every ``result.sealed`` and interpolates the shares.
+analyst then unseals every ``result.sealed`` and interpolates the shares. The workers are
+forked from one pre-imported process per test process (``tests/protocols/forkserver.py``),
+which runs the same ``protocols.worker.main`` without paying its imports per worker.
 
 MPyC is never imported here: importing it parses ``sys.argv``, so only the worker
 subprocesses run it.
@@ -47,6 +49,7 @@ from ensnif_mpc.security import mpc_session, sealing
 from party_node.datasets import scaled_integers
 from protocols import registry
 from tests.helpers import issue_pki, wait_for
+from tests.protocols import forkserver
 
 PHASES = ("starting", "connecting", "preparing", "computing", "delivering", "done")
 WORKER = [sys.executable, "-m", "protocols.worker"]
@@ -304,6 +307,11 @@ class Workers:
     def start(self, index: int, command: list[str] = WORKER) -> None:
         directory = self.dirs[index]
         env = child_env({k: v for k, v in os.environ.items() if not k.startswith("PYTEST")})
+        if command == WORKER and forkserver.ENABLED:  # the same worker, its imports paid once
+            self.procs[index] = forkserver.spawn(  # type: ignore[assignment]
+                directory, directory.parent, directory / "worker.out", env
+            )
+            return
         with (directory / "worker.out").open("ab") as out:
             self.procs[index] = subprocess.Popen(
                 [*command, str(directory)],
