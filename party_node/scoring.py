@@ -94,6 +94,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)
     _context_parts: list[bytes] = field(default_factory=list)
     _context: ts.Context | None = None
+    _kernel: scoring.Kernel | None = None
     next_batch: int = 0  # the batch expected next (= batches evaluated so far)
     _rows_done: int = 0
 
@@ -114,7 +115,9 @@ class Session:
                     "the public context is not the one the analyst signed",
                     reason="he_context_mismatch",
                 )
-            self._context = ckks.load_public(public, self.n_threads)
+            params = self.record.model.params
+            self._context = ckks.load_public(public, self.n_threads, params)
+            self._kernel = scoring.Kernel(self._context, params)
         return self._context
 
     def evaluate(self, blobs: list[bytes], seal: Seal) -> Result:
@@ -141,8 +144,9 @@ class Session:
                 f"batch {seal.batch}: the analyst's seal does not verify",
                 reason="he_ciphertext_tampered",
             ) from None
+        ctx = self._ctx()
         out = scoring.evaluate(
-            self.record.model, self.poly, self._ctx(), h.context_sha256, blobs, seal.rows
+            self.record.model, self.poly, ctx, h.context_sha256, blobs, seal.rows, self._kernel
         )
         self.next_batch += 1
         self._rows_done += seal.rows

@@ -13,25 +13,32 @@ and, where the evaluation multiplies ciphertexts, relinearization keys), never t
 secret key. Galois keys are never generated for scoring (the slot layout needs no
 rotation, docs/homomorphic.md "Packing").
 
-A ciphertext travels framed: ``MAGIC || sha256(public context) || SEAL bytes``. The
-evaluator refuses a frame whose hash is not the context it was given (a ciphertext made
+A ciphertext travels framed: ``MAGIC || sha256(public context) || bytes``, where the
+analyst's ciphertexts carry TenSEAL's serialization (``MAGIC``) and the evaluator's results
+SEAL's own (``RESULT_MAGIC``: the evaluation runs on SEAL's API, ensnif_mpc/he/scoring.py).
+The evaluator refuses a frame whose hash is not the context it was given (a ciphertext made
 under another key or context), before SEAL parses anything.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import tenseal as ts
+import tenseal.sealapi as sealapi
 
 from ensnif_mpc.errors import InvalidArgument
 
 MAGIC = b"ENHE1"
+RESULT_MAGIC = b"ENHR1"
 HASH_BYTES = 32
 
 #: Largest log2(Q) for 128-bit classical security per ring dimension (HE standard, table 1).
@@ -145,10 +152,14 @@ def context_hash(public: bytes) -> bytes:
     return hashlib.sha256(public).digest()
 
 
-def load_public(public: bytes, n_threads: int = DEFAULT_THREADS) -> ts.Context:
+def load_public(
+    public: bytes, n_threads: int = DEFAULT_THREADS, params: ParamSet | None = None
+) -> ts.Context:
     """An evaluator's context from the bytes a key owner sent; refused if it holds a
-    secret key (a client bug that would hand the evaluator the power to decrypt) or if
-    SEAL does not accept it (malformed, or parameters below 128-bit security)."""
+    secret key (a client bug that would hand the evaluator the power to decrypt), if SEAL
+    does not accept it (malformed, or parameters below 128-bit security), or, given
+    ``params``, if its ring or modulus chain is not that set's (the evaluation's levels and
+    scales are planned for the set, never for what a request brings)."""
     try:
         ctx = ts.context_from(public, n_threads=check_threads(n_threads))
     except (ValueError, RuntimeError, TypeError):
@@ -161,21 +172,86 @@ def load_public(public: bytes, n_threads: int = DEFAULT_THREADS) -> ts.Context:
             "the context sent for evaluation holds a secret key; send the public context only",
             reason="he_context_invalid",
         )
+    if params is not None and not _is_set(ctx, params):
+        raise InvalidArgument(
+            f"the public context is not the {params.name} parameter set",
+            reason="he_context_invalid",
+        )
     return ctx
 
 
-def frame(ctx_hash: bytes, seal_bytes: bytes) -> bytes:
-    return MAGIC + ctx_hash + seal_bytes
+def data_moduli(ctx: ts.Context) -> list[int]:
+    """The data primes q_0 … q_L of the context's first level (the special prime excluded),
+    in SEAL's order: a rescaling divides by the last one and drops it."""
+    parms = ctx.seal_context().data.first_context_data().parms()
+    return [int(m.value()) for m in parms.coeff_modulus()]
 
 
-def unframe(expected_hash: bytes, blob: bytes) -> bytes:
-    """The SEAL bytes of a framed ciphertext, if it was made under ``expected_hash``."""
-    head = len(MAGIC) + HASH_BYTES
-    if len(blob) < head or not blob.startswith(MAGIC):
+def _is_set(ctx: ts.Context, params: ParamSet) -> bool:
+    key = ctx.seal_context().data.key_context_data().parms()
+    bits = tuple(int(m.bit_count()) for m in key.coeff_modulus())
+    return (
+        int(key.poly_modulus_degree()) == params.poly_modulus_degree
+        and bits == params.coeff_mod_bit_sizes
+        and (not params.relin_keys or ctx.has_relin_keys())
+    )
+
+
+# -- SEAL's own serialization (the evaluator's results) -------------------------------------
+# TenSEAL's Python binding of SEAL saves and loads ciphertexts through a file path only; an
+# anonymous in-memory file (memfd) keeps them off any disk.
+
+
+@contextmanager
+def _scratch_path() -> Iterator[tuple[str, int]]:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("ensnif-ckks")
+        try:
+            yield f"/proc/self/fd/{fd}", fd
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # pragma: no cover (not Linux)
+        path = os.path.join(tmp, "ct")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            yield path, fd
+        finally:
+            os.close(fd)
+
+
+def seal_save(ct: sealapi.Ciphertext) -> bytes:
+    with _scratch_path() as (path, fd):
+        ct.save(path)
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
+def seal_load(ctx: ts.Context, raw: bytes) -> sealapi.Ciphertext:
+    seal_ctx = ctx.seal_context().data
+    ct = sealapi.Ciphertext(seal_ctx)
+    with _scratch_path() as (path, fd):
+        os.pwrite(fd, raw, 0)
+        try:
+            ct.load(seal_ctx, path)
+        except (ValueError, RuntimeError, TypeError):
+            raise InvalidArgument(
+                "a result does not load under this context", reason="he_ciphertext_invalid"
+            ) from None
+    return ct
+
+
+def frame(ctx_hash: bytes, seal_bytes: bytes, magic: bytes = MAGIC) -> bytes:
+    return magic + ctx_hash + seal_bytes
+
+
+def unframe(expected_hash: bytes, blob: bytes, magic: bytes = MAGIC) -> bytes:
+    """The bytes of a framed ciphertext, if it was made under ``expected_hash``."""
+    head = len(magic) + HASH_BYTES
+    if len(blob) < head or not blob.startswith(magic):
         raise InvalidArgument(
             "a ciphertext is not an Ensnif CKKS frame", reason="he_ciphertext_invalid"
         )
-    if blob[len(MAGIC) : head] != expected_hash:
+    if blob[len(magic) : head] != expected_hash:
         raise InvalidArgument(
             "a ciphertext was made under another CKKS context than the one sent",
             reason="he_context_mismatch",
@@ -205,4 +281,16 @@ def load_vector(ctx: ts.Context, ctx_hash: bytes, blob: bytes) -> ts.CKKSVector:
 def decrypt(
     ctx: ts.Context, ctx_hash: bytes, blobs: Sequence[bytes]
 ) -> list[npt.NDArray[np.float64]]:
-    return [np.asarray(load_vector(ctx, ctx_hash, b).decrypt(), dtype=np.float64) for b in blobs]
+    """Each frame's values: an analyst's ciphertext (its rows) or an evaluator's result
+    (every slot; the caller keeps the rows it sent)."""
+    return [_decrypt_one(ctx, ctx_hash, b) for b in blobs]
+
+
+def _decrypt_one(ctx: ts.Context, ctx_hash: bytes, blob: bytes) -> npt.NDArray[np.float64]:
+    if not blob.startswith(RESULT_MAGIC):
+        return np.asarray(load_vector(ctx, ctx_hash, blob).decrypt(), dtype=np.float64)
+    ct = seal_load(ctx, unframe(ctx_hash, blob, RESULT_MAGIC))
+    seal_ctx = ctx.seal_context().data
+    plain = sealapi.Plaintext()
+    sealapi.Decryptor(seal_ctx, ctx.secret_key().data).decrypt(ct, plain)
+    return np.asarray(sealapi.CKKSEncoder(seal_ctx).decode_double(plain), dtype=np.float64)

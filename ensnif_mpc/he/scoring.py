@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import tenseal as ts
+import tenseal.sealapi as sealapi
 
 from ensnif_mpc.errors import InvalidArgument
 from ensnif_mpc.he import ckks
@@ -43,6 +44,10 @@ KINDS = ("linear", "logistic")
 #: ("analyst"). σ is a bijection, so the logit tells the analyst exactly what an exact
 #: score would; the owner chooses (the cubic's error against exactness and speed).
 SIGMOID_AT = ("node", "analyst")
+#: The smallest largest |weight| a model may have: below it the plaintext products of a
+#: one-row batch could round to zero at the parameter sets' scales (a constant score, and
+#: for SEAL a "transparent" ciphertext it refuses to produce).
+MIN_WEIGHT = 2.0**-16
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ class Model:
         values = (*self.weights, self.bias, *self.input_range)
         if not all(math.isfinite(v) for v in values):
             raise InvalidArgument("model weights, bias and input range must be finite")
+        if max(abs(w) for w in self.weights) < MIN_WEIGHT:
+            raise InvalidArgument(
+                f"every weight is below {MIN_WEIGHT:g} in magnitude: the model scores a "
+                "constant (and its encrypted products would round to zero)"
+            )
 
     @property
     def features(self) -> int:
@@ -91,20 +101,117 @@ class Model:
         return z if poly is None else poly(z)
 
 
-def _combine(
-    vectors: Sequence[ts.CKKSVector], weights: npt.NDArray[np.float64], bias: float, mask: int
-) -> ts.CKKSVector:
-    """Σ_j w_j·v_j + b; with ``mask`` < slots, as plaintext vectors zero past ``mask``."""
-    if mask:
-        ones = np.ones(mask)
-        acc = vectors[0] * (weights[0] * ones).tolist()
-        for w, v in zip(weights[1:], vectors[1:], strict=True):
-            acc += v * (w * ones).tolist()
-        return acc + (bias * ones).tolist()
-    acc = vectors[0] * float(weights[0])
-    for w, v in zip(weights[1:], vectors[1:], strict=True):
-        acc += v * float(w)
-    return acc + float(bias)
+class Kernel:
+    """SEAL's evaluator, encoder and keys for one public context, and the plan of scales.
+
+    Why SEAL's API and not TenSEAL's vector operators: TenSEAL rescales after every
+    plaintext product and then overwrites the ciphertext's scale with the initial one,
+    so Σ_j w_j·ct_j cost one rescaling (the costly step: inverse and forward NTTs of every
+    prime) per feature and carried a relative error |Δ/q − 1| per rescaling. Here the
+    products are summed at one scale and rescaled once (lazy rescaling), each plaintext is
+    encoded at the scale that makes the result's scale exact, and a product that would be
+    zero is skipped (TenSEAL would ask an encryptor, which a public context has not, for a
+    fresh zero).
+    """
+
+    def __init__(self, ctx: ts.Context, params: ckks.ParamSet) -> None:
+        seal_ctx = ctx.seal_context().data
+        self.params = params
+        self.evaluator = sealapi.Evaluator(seal_ctx)
+        self.encoder = sealapi.CKKSEncoder(seal_ctx)
+        self.relin_keys = ctx.relin_keys().data if params.relin_keys else None
+        self.moduli = [float(q) for q in ckks.data_moduli(ctx)]
+        self.scale = float(2**params.scale_bits)
+        self.first = seal_ctx.first_parms_id()
+
+    def plain(self, value: float | list[float], parms_id: Any, scale: float) -> sealapi.Plaintext:
+        out = sealapi.Plaintext()
+        self.encoder.encode(value, parms_id, scale, out)
+        return out
+
+    def load(self, vector: ts.CKKSVector) -> sealapi.Ciphertext:
+        (ct,) = vector.ciphertext()
+        if ct.size() != 2 or ct.parms_id() != self.first or ct.scale != self.scale:
+            raise InvalidArgument(
+                "a ciphertext is not a fresh encryption at the parameter set's scale",
+                reason="he_ciphertext_invalid",
+            )
+        return ct
+
+    def weighted_sum(
+        self,
+        cts: Sequence[sealapi.Ciphertext],
+        weights: npt.NDArray[np.float64],
+        bias: float,
+        mask: int,
+    ) -> sealapi.Ciphertext:
+        """Σ_j w_j·ct_j + b at the first level, rescaled once: the weights are encoded at
+        the scale q_L of the prime the rescaling removes, so the result's scale is Δ again.
+        With ``mask`` < slots the weights and the bias are vectors zero past ``mask``."""
+        ev, q = self.evaluator, self.moduli[-1]
+        ones = np.zeros(self.params.slots)
+        ones[:mask] = 1.0
+
+        def value(c: float) -> float | list[float]:
+            return (c * ones).tolist() if mask else float(c)
+
+        acc: sealapi.Ciphertext | None = None
+        for w, ct in zip(weights, cts, strict=True):
+            if w == 0.0:
+                continue
+            pt = self.plain(value(float(w)), self.first, q)
+            if pt.is_zero():
+                continue  # the product is exactly 0
+            ev.multiply_plain_inplace(ct, pt)
+            if acc is None:
+                acc = ct
+            else:
+                ev.add_inplace(acc, ct)
+        if acc is None:
+            raise InvalidArgument(
+                f"every weight product rounds to zero under {self.params.name}",
+                reason="he_context_invalid",
+            )
+        if bias:
+            b = self.plain(value(bias), self.first, acc.scale)
+            if not b.is_zero():
+                ev.add_plain_inplace(acc, b)
+        ev.rescale_to_next_inplace(acc)
+        acc.scale = self.scale
+        return acc
+
+    def odd_cubic(self, z: sealapi.Ciphertext, c1: float, c3: float) -> sealapi.Ciphertext:
+        """1/2 + c1·z + c3·z³ from z (scale Δ, three primes left) in two more levels:
+        z² and c3·z side by side (level 2), their product (level 3), plus c1·z brought
+        down to level 3; every scale planned so that the two terms add exactly. The caller
+        passes z normalized to [-1, 1] (and c1, c3 for it), so that every factor is of
+        order 1: a rescaling adds noise of absolute size about 2^-20 at scale 2^30, which a
+        small c3·z times a large z² would magnify (by R² at the range's edge)."""
+        ev, rk, d = self.evaluator, self.relin_keys, self.scale
+        q1, q2 = self.moduli[1], self.moduli[2]
+        level1 = z.parms_id()
+        sq = sealapi.Ciphertext()
+        ev.square(z, sq)
+        ev.relinearize_inplace(sq, rk)
+        ev.rescale_to_next_inplace(sq)
+        sq.scale = d * d / q2
+        u = sealapi.Ciphertext()
+        ev.multiply_plain(z, self.plain(c3, level1, q2), u)
+        ev.rescale_to_next_inplace(u)
+        u.scale = d
+        ev.multiply_inplace(u, sq)
+        ev.relinearize_inplace(u, rk)
+        ev.rescale_to_next_inplace(u)
+        final = d * d * d / (q2 * q1)
+        u.scale = final
+        lin = sealapi.Ciphertext()
+        ev.multiply_plain(z, self.plain(c1, level1, d * d / q1), lin)
+        ev.rescale_to_next_inplace(lin)
+        ev.mod_switch_to_next_inplace(lin)
+        lin.scale = final
+        ev.add_inplace(u, lin)
+        ev.add_plain_inplace(u, self.plain(0.5, u.parms_id(), final))
+        return u
 
 
 def evaluate(
@@ -114,14 +221,17 @@ def evaluate(
     ctx_hash: bytes,
     blobs: Sequence[bytes],
     rows: int,
+    kernel: Kernel | None = None,
 ) -> bytes:
     """One batch: the framed ciphertexts of ``model.features`` columns of ``rows`` rows
-    in, one framed ciphertext of ``rows`` scores out."""
+    in, one framed ciphertext of ``rows`` scores out (SEAL's serialization, RESULT_MAGIC).
+    ``kernel``: the context's, made once per request by the caller (else here)."""
     if len(blobs) != model.features:
         raise InvalidArgument(
             f"a batch holds {len(blobs)} feature ciphertexts; the model takes {model.features}",
             reason="he_feature_count",
         )
+    k = kernel or Kernel(ctx, model.params)
     slots = model.params.slots
     vectors = [ckks.load_vector(ctx, ctx_hash, b) for b in blobs]
     if any(v.size() != rows for v in vectors):
@@ -129,25 +239,21 @@ def evaluate(
             "a ciphertext holds another number of rows than its batch declares",
             reason="he_ciphertext_invalid",
         )
+    cts = [k.load(v) for v in vectors]
+    del vectors
     mask = rows if rows < slots else 0
-    w = np.asarray(model.weights, dtype=np.float64)
+    r = 1.0 if poly is None else poly.radius  # the cubic is evaluated on z / R, in [-1, 1]
     try:
-        z = _combine(vectors, w, model.bias, mask)
+        w = np.asarray(model.weights, dtype=np.float64) / r
+        z = k.weighted_sum(cts, w, model.bias / r, mask)
         if poly is not None:
-            # p(z) = 1/2 + z·(c1 + c3·z²) in three rescalings: y = √|c3|·z comes from the
-            # same linear step (not a product with z), so y² = |c3|·z² costs one level and
-            # the product with z the last one.
-            a = math.sqrt(abs(poly.c3))
-            y = _combine(vectors, a * w, a * model.bias, mask)
-            q = y * y
-            q = (-q if poly.c3 < 0 else q) + poly.c1
-            z = q * z + 0.5
-    except ValueError:
+            z = k.odd_cubic(z, poly.c1 * r, poly.c3 * r**3)
+    except (ValueError, RuntimeError):
         raise InvalidArgument(
             "the ciphertexts do not fit the model's CKKS parameters (scale or level)",
             reason="he_context_invalid",
         ) from None
-    return ckks.frame(ctx_hash, z.serialize())
+    return ckks.frame(ctx_hash, ckks.seal_save(z), ckks.RESULT_MAGIC)
 
 
 # -- what each side signs ------------------------------------------------------------------

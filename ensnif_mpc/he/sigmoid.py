@@ -16,6 +16,7 @@ the declared feature bounds, so z stays inside.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,9 +54,11 @@ def sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def fit(low: float, high: float, iterations: int = 100) -> SigmoidPoly:
     """The minimax odd cubic on [-R, R], R = max(|low|, |high|) (the symmetric hull of the
-    declared range; the stated error holds on all of it)."""
+    declared range; the stated error holds on all of it). Cached: a node fits it for the
+    catalog and for every request (about 0.1 s each), and the fit depends on R only."""
     radius = float(max(abs(low), abs(high)))
     if not np.isfinite(radius) or radius <= 0:
         raise ValueError("the logit range must be finite and not reduce to 0")

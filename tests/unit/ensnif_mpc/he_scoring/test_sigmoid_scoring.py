@@ -61,8 +61,8 @@ def test_a_partial_batch_scores_as_numpy(kind: str) -> None:
         333,
     )
 
-    (got,) = ckks.decrypt(ctx, digest, [out])
-    np.testing.assert_allclose(got, model.plaintext(x), atol=1e-3, rtol=0)
+    (got,) = ckks.decrypt(ctx, digest, [out])  # a result holds every slot
+    np.testing.assert_allclose(got[:333], model.plaintext(x), atol=1e-3, rtol=0)
 
 
 def test_a_batch_with_another_feature_count_is_refused() -> None:
