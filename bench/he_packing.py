@@ -60,9 +60,10 @@ def _measure(layout: str, rows: int) -> dict[str, Any]:
         batches = [ckks.encrypt_columns(ctx, digest, x[s : s + n].T) for s, n in plan]
         sent = sum(len(b) for blobs in batches for b in blobs)
         t = time.perf_counter()
-        owner = ckks.load_public(public)
+        owner = ckks.load_public(public, params=params)
+        kernel = scoring.Kernel(owner, params)  # the logistic set's chain, a linear model
         outs = [
-            scoring.evaluate(model, None, owner, digest, blobs, n)
+            scoring.evaluate(model, None, owner, digest, blobs, n, kernel)
             for blobs, (_, n) in zip(batches, plan, strict=True)
         ]
         seconds = time.perf_counter() - t
