@@ -5,20 +5,19 @@ encrypted under a BFV key only it holds (docs/homomorphic.md, "Outsourced datase
 turns a CSV or Parquet file into the signed directory a helper node stores; ``verify``
 is what the helper checks before it accepts one (signature, context, every ciphertext).
 The owner signs with its consortium certificate from the client profile (``[tls]``).
+Every command is a thin layer over the SDK (ensnif_mpc/sdk/outsource.py).
 """
 
 from __future__ import annotations
 
 import json
-import time
-import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ensnif_mpc.cli.render import console, emit_json
-from ensnif_mpc.errors import InvalidArgument
 
 
 @click.group()
@@ -26,47 +25,37 @@ def outsource() -> None:
     """Encrypted datasets for members without a node (BFV, 128-bit security)."""
 
 
+def _profile(ctx: click.Context) -> Any:
+    from ensnif_mpc.config import ClientProfile
+
+    return ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
+
+
+def _helper(ctx: click.Context, node: str, node_name: str, timeout_s: float = 600.0) -> Any:
+    from ensnif_mpc.sdk.outsource import Helper
+
+    return Helper(_profile(ctx), node, node_name, timeout_s)
+
+
+def _stored_dict(stored: Any) -> dict[str, Any]:
+    out: dict[str, Any] = asdict(stored)
+    return out
+
+
 @outsource.command("keygen")
 @click.option("--key", "key_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def keygen(key_dir: str, as_json: bool) -> None:
     """A new BFV key directory (secret.ctx mode 600; public.ctx and key.json travel)."""
-    from ensnif_mpc.he import bfv
+    from ensnif_mpc.sdk import outsource as sdk
 
-    key = bfv.keygen(Path(key_dir))
+    key = sdk.keygen(Path(key_dir))
     out = {"key": str(key.path), "scheme": key.scheme, "params": key.params}
     out["context_sha256"] = key.context_sha256
     if as_json:
         emit_json(out)
     else:
         console.print(f"BFV key in {key.path} ({key.params}, context {key.context_sha256[:16]}…)")
-
-
-def read_schema(path: Path) -> tuple[list[Any], dict[str, Any]]:
-    """``[[columns]]`` (name, type, lower, upper, decimals, optional bins) and ``[policy]``."""
-    from ensnif_mpc.data.schema import Column
-    from ensnif_mpc.he.outsource_table import OutsourcedColumn
-
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidArgument(f"--schema {path}: {exc}") from None
-    columns = []
-    for i, c in enumerate(raw.get("columns", [])):
-        try:
-            col = Column(
-                str(c["name"]),
-                str(c.get("type", "float")),
-                float(c["lower"]),
-                float(c["upper"]),
-                int(c.get("decimals", 0)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidArgument(f"--schema columns[{i}]: {exc}") from None
-        columns.append(OutsourcedColumn(col, tuple(float(b) for b in c.get("bins", ()))))
-    if not columns:
-        raise InvalidArgument(f"--schema {path}: declare at least one [[columns]] table")
-    return columns, dict(raw.get("policy", {}))
 
 
 @outsource.command("encrypt")
@@ -94,42 +83,21 @@ def encrypt(
     as_json: bool,
 ) -> None:
     """Encrypt a CSV or Parquet table column by column and sign it for a helper node."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    from ensnif_mpc.sdk import outsource as sdk
 
-    from ensnif_mpc.config import ClientProfile
-    from ensnif_mpc.he import bfv, outsource_table as table
-    from ensnif_mpc.security import pki
-
-    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
-    owner = pki.identity_of(pki.load_cert(profile.tls.cert)).name
-    columns, policy = read_schema(Path(schema_path))
-    source = Path(data_path)
-    arrow = pq.read_table(source) if source.suffix == ".parquet" else pcsv.read_csv(source)
-    missing = [c.column.name for c in columns if c.column.name not in arrow.column_names]
-    if missing:
-        raise InvalidArgument(f"--dataset {source.name} has no column {', '.join(missing)}")
-    values = {c.column.name: arrow[c.column.name].to_numpy() for c in columns}
-    key = bfv.load_key(Path(key_dir))
-    t0 = time.perf_counter()
-    manifest, frames = table.encrypt_table(key, name, owner, values, columns, policy, helper)
-    table.write(
-        Path(out_dir),
-        key,
-        manifest,
-        frames,
-        profile.tls.key.read_bytes(),
-        profile.tls.cert.read_bytes(),
-    )
-    out: dict[str, Any] = {"dataset": name, "owner": owner, "rows": manifest.rows}
-    out |= {"out": out_dir, "series": len(manifest.series), "ciphertexts": len(frames)}
-    out |= {"manifest_sha256": manifest.digest, "seconds": round(time.perf_counter() - t0, 3)}
+    done = sdk.encrypt(
+        _profile(ctx), Path(data_path), name, Path(schema_path), Path(key_dir), Path(out_dir),
+        helper,
+    )  # fmt: skip
+    out: dict[str, Any] = {"dataset": done.dataset, "owner": done.owner, "rows": done.rows}
+    out |= {"out": out_dir, "series": done.series, "ciphertexts": done.ciphertexts}
+    out |= {"manifest_sha256": done.manifest_sha256, "seconds": done.seconds}
     if as_json:
         emit_json(out)
     else:
         console.print(
-            f"{name}: {manifest.rows} rows, {len(frames)} ciphertexts in {out_dir} "
-            f"(manifest {manifest.digest[:16]}…)"
+            f"{name}: {done.rows} rows, {done.ciphertexts} ciphertexts in {out_dir} "
+            f"(manifest {done.manifest_sha256[:16]}…)"
         )
 
 
@@ -139,57 +107,16 @@ def encrypt(
 @click.option("--json", "as_json", is_flag=True)
 def verify(data_dir: str, ca_path: str, as_json: bool) -> None:
     """Check an outsourced dataset as a helper does: owner, signature, context, ciphertexts."""
-    from ensnif_mpc.he import outsource_table as table
+    from ensnif_mpc.sdk import outsource as sdk
 
-    stored = table.open_stored(Path(data_dir), Path(ca_path).read_bytes())
-    ctx = stored.context()
-    count = sum(1 for series in stored.manifest.series for _ in stored.chunks(ctx, series))
-    out: dict[str, Any] = {"dataset": stored.manifest.dataset, "owner": stored.manifest.owner}
-    out |= {"rows": stored.manifest.rows, "ciphertexts": count, "ok": True}
-    out["manifest_sha256"] = stored.manifest.digest
+    done = sdk.verify(Path(data_dir), Path(ca_path).read_bytes())
+    out: dict[str, Any] = {"dataset": done.dataset, "owner": done.owner}
+    out |= {"rows": done.rows, "ciphertexts": done.ciphertexts, "ok": True}
+    out["manifest_sha256"] = done.manifest_sha256
     if as_json:
         emit_json(out)
     else:
         console.print(json.dumps(out))
-
-
-_CHUNK_BYTES = 1 << 20  # gRPC's default message limit is 4 MB
-
-
-def _files(directory: Path) -> Any:
-    """The directory's files as upload chunks (path, data), 1 MB at a time."""
-    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
-
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        rel = path.relative_to(directory).as_posix()
-        if rel.startswith(("sums", ".")):  # the helper's own derived state, if present
-            continue
-        data = path.read_bytes()
-        for start in range(0, max(len(data), 1), _CHUNK_BYTES):
-            yield opb.UploadChunk(path=rel, data=data[start : start + _CHUNK_BYTES])
-
-
-def _stub(ctx: click.Context, node: str, node_name: str) -> Any:
-    from ensnif_mpc.config import ClientProfile
-    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2_grpc
-    from ensnif_mpc.security.tls import secure_channel
-
-    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
-    channel = secure_channel(node, profile.tls, node_name)
-    return outsource_pb2_grpc.OutsourceServiceStub(channel)
-
-
-def _dataset_dict(d: Any) -> dict[str, Any]:
-    return {
-        "owner": d.owner,
-        "dataset": d.dataset,
-        "rows": d.rows,
-        "manifest_sha256": d.manifest_sha256,
-        "context_sha256": d.context_sha256,
-        "ciphertexts": d.ciphertexts,
-        "columns": json.loads(d.columns_json or "[]"),
-        "policy": json.loads(d.policy_json or "{}"),
-    }
 
 
 @outsource.command("upload")
@@ -203,15 +130,8 @@ def upload(
     ctx: click.Context, data_dir: str, node: str, node_name: str, timeout_s: float, as_json: bool
 ) -> None:
     """Upload an encrypted dataset to a helper node over mTLS, as its owner."""
-    import grpc
-
-    from ensnif_mpc.errors import from_rpc_error
-
-    try:
-        reply = _stub(ctx, node, node_name).Upload(_files(Path(data_dir)), timeout=timeout_s)
-    except grpc.RpcError as err:
-        raise from_rpc_error(err) from None
-    out = _dataset_dict(reply.dataset)
+    with _helper(ctx, node, node_name, timeout_s) as helper:
+        out = _stored_dict(helper.upload(Path(data_dir)))
     if as_json:
         emit_json(out)
     else:
@@ -228,43 +148,13 @@ def upload(
 @click.pass_context
 def list_outsourced(ctx: click.Context, node: str, node_name: str, as_json: bool) -> None:
     """The outsourced datasets a helper node stores (schemas and hashes only)."""
-    import grpc
-
-    from ensnif_mpc.errors import from_rpc_error
-    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
-
-    try:
-        reply = _stub(ctx, node, node_name).ListOutsourced(opb.ListOutsourcedRequest(), timeout=30)
-    except grpc.RpcError as err:
-        raise from_rpc_error(err) from None
-    rows = [_dataset_dict(d) for d in reply.datasets]
+    with _helper(ctx, node, node_name) as helper:
+        rows = [_stored_dict(d) for d in helper.list()]
     if as_json:
         emit_json(rows)
     else:
         for r in rows:
             console.print(f"{r['owner']}/{r['dataset']}: {r['rows']} rows, {r['manifest_sha256']}")
-
-
-def _decide(request: Any, protocols: tuple[str, ...], analysts: tuple[str, ...]) -> str:
-    """Why the owner refuses a job ("" to approve): its own allow-lists, checked first."""
-    job = request.job
-    if protocols and job.get("protocol") not in protocols:
-        return f"protocol {job.get('protocol')!r} is not one the owner allows"
-    if analysts and job.get("analyst") not in analysts:
-        return f"analyst {job.get('analyst')!r} is not one the owner allows"
-    return ""
-
-
-def _answer_chunks(job_id: str, sealed: dict[int, bytes] | None, refusal: str) -> Any:
-    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
-
-    if sealed is None:
-        yield opb.AnswerChunk(job_id=job_id, refusal=refusal or "refused by the owner")
-        return
-    for index, blob in sorted(sealed.items()):
-        for start in range(0, len(blob), _CHUNK_BYTES):
-            part = blob[start : start + _CHUNK_BYTES]
-            yield opb.AnswerChunk(job_id=job_id, party_index=index, sealed=part)
 
 
 @outsource.command("serve")
@@ -292,57 +182,15 @@ def serve(
 ) -> None:
     """Be online for your outsourced datasets: approve or refuse each job that reads one,
     decrypt only its masked values, and seal one additive share to each MPC party."""
-    import grpc
 
-    from ensnif_mpc.errors import EnsnifError, from_rpc_error
-    from ensnif_mpc.gen.ensnif.v1 import outsource_pb2 as opb
-    from ensnif_mpc.he import bfv, outsource, outsource_rows
-    from ensnif_mpc.he.outsource_request import ConversionRequest
+    def report(answer: Any) -> None:
+        line: dict[str, Any] = {"job_id": answer.job_id, "dataset": answer.dataset}
+        line |= {"approved": answer.approved, "refusal": answer.refusal}
+        if as_json:
+            emit_json(line)
+        else:
+            verdict = "shared" if answer.approved else f"refused: {answer.refusal}"
+            console.print(f"job {answer.job_id} ({answer.dataset}): {verdict}")
 
-    key = bfv.load_key(Path(key_dir))
-    stub = _stub(ctx, node, node_name)
-    ca = _profile_ca(ctx)
-    deadline = time.monotonic() + wait_s
-    answered = 0
-    while True:
-        try:
-            pending = stub.PendingConversions(opb.PendingConversionsRequest(), timeout=60)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        for conv in pending.conversions:
-            request = ConversionRequest.from_json(conv.request_json)
-            batch = outsource.MaskedBatch.from_bytes(conv.batch)
-            refusal = _decide(request, protocols, analysts)
-            if not refusal and (
-                batch.job_id != request.job_id or batch.dataset_digest != request.manifest_sha256
-            ):
-                refusal = "the masked batch is not the one the request names"
-            sealed = None
-            if not refusal:
-                share = outsource_rows.share_masked_rows if request.rows else outsource.share_masked
-                try:
-                    sealed = share(key.context, key.context_sha256, batch, request.peers, ca)
-                except EnsnifError as err:
-                    refusal = f"{err.message} [{err.reason}]"
-            try:
-                stub.AnswerConversion(_answer_chunks(request.job_id, sealed, refusal), timeout=120)
-            except grpc.RpcError as err:
-                raise from_rpc_error(err) from None
-            answered += 1
-            line: dict[str, Any] = {"job_id": request.job_id, "dataset": request.dataset}
-            line |= {"approved": sealed is not None, "refusal": refusal}
-            if as_json:
-                emit_json(line)
-            else:
-                verdict = "shared" if sealed is not None else f"refused: {refusal}"
-                console.print(f"job {request.job_id} ({request.dataset}): {verdict}")
-        if once and (answered or time.monotonic() > deadline):
-            return
-        time.sleep(interval)
-
-
-def _profile_ca(ctx: click.Context) -> bytes:
-    from ensnif_mpc.config import ClientProfile
-
-    profile = ClientProfile.load(Path(ctx.obj["profile"]) if ctx.obj.get("profile") else None)
-    return profile.tls.ca.read_bytes()
+    with _helper(ctx, node, node_name) as helper:
+        helper.serve(Path(key_dir), protocols, analysts, interval, once, wait_s, on_answer=report)
