@@ -121,6 +121,7 @@ class Scheduler:
     @logs.job_scoped("job_id")  # every line of the job's driver carries its id
     def _run(self, job_id: str) -> None:
         admitted: list[str] | None = None
+        following: _Following | None = None
         try:
             job = self.store.get_job(job_id)
             if job.state.final:
@@ -133,9 +134,10 @@ class Scheduler:
             if job.state in (JobState.SUBMITTED, JobState.VALIDATED, JobState.AWAITING_APPROVAL):
                 job = self._approve(job)
             if job.state in (JobState.APPROVED, JobState.SCHEDULED):
+                following = self._watch_all(job)  # the streams open while Start travels
                 job = self._start(job)
             if job.state == JobState.RUNNING:
-                self._follow(job)
+                self._follow(job, following)
         except (JobEnded, UnknownNode):
             # Whoever ended it (a cancel, a rejection) may have raced our own calls to the
             # nodes; aborting again is idempotent and releases what a late Propose reserved.
@@ -146,6 +148,8 @@ class Scheduler:
             log.exception("job %s: scheduler error", job_id)
             self._fail(job_id, "internal scheduler error; see the coordinator log", "internal")
         finally:
+            if following is not None:
+                following.stop.set()
             held = self._holding.pop(job_id, None)
             if held:
                 self.admission.release(held)
@@ -377,112 +381,29 @@ class Scheduler:
             raise JobEnded(job.id)
         return self._move(job, JobState.RUNNING)
 
-    def _follow(self, job: JobRecord) -> None:
-        """Watch every node until all delivered, one failed, or the job timed out.
+    def _watch_all(self, job: JobRecord) -> _Following:
+        """Open a Watch stream to every node of the job's session, each on its own thread.
+
+        Opened before Start is sent (a node answers Watch for an approved job too), so the
+        streams are up when the workers begin: a job's end reaches the coordinator as a
+        pushed message, with no round trip of its own after Start."""
+        following = _Following(self, job)
+        following.begin()
+        return following
+
+    def _follow(self, job: JobRecord, following: _Following | None = None) -> None:
+        """Wait until every node delivered, one failed, or the job timed out (watching
+        every node, unless ``following`` already does).
 
         A failure ends the job with its root cause (:mod:`coordinator.root_cause`): when
         the first report is a consequence (a survivor's ``peer_lost``), the parties are
         followed for ``settle_s`` more, or until all of them ended, for the cause."""
-        order: list[str] = job.session["party_order"]
-        done = threading.Event()  # every party delivered, or a failure was heard
-        settled = threading.Event()  # a cause was heard, or every party ended
-        stop = threading.Event()  # the watchers leave
-        lock = threading.Lock()
-        statuses: dict[str, dict[str, Any]] = dict(job.progress)
-        reports = root_cause.Reports()
-        ended: set[str] = set()
-
-        def record(party: str, st: NodeStatus) -> None:
-            # Store the share before the status says "succeeded": the last party to
-            # report must never end the job while another's share is still in flight.
-            if st.state == NodeJobState.SUCCEEDED and st.sealed_share:
-                # Keep the certificate the node signs under now: it may rotate later.
-                rec = self.store.get_party(party) or self.store.get_party(
-                    self.store.host_of(party) or ""
-                )  # an outsourced owner's share: signed by the node that played it
-                self.store.put_share(
-                    job.id,
-                    party,
-                    st.sealed_share,
-                    st.share_signature,
-                    rec.certificate_pem if rec else "",
-                )
-            with lock:
-                statuses[party] = {
-                    "state": st.state.value,
-                    "phase": st.phase,
-                    "fraction": st.fraction,
-                    "message": st.message,
-                    "bytes_sent": st.bytes_sent,
-                    "messages_sent": st.messages_sent,
-                    "rounds": st.rounds,
-                    "cpu_seconds": st.cpu_seconds,
-                    "reason": st.reason,
-                }
-                snapshot = dict(statuses)
-                all_delivered = all(
-                    snapshot.get(p, {}).get("state") == NodeJobState.SUCCEEDED for p in order
-                )
-                if st.state.ended_badly and party not in ended:
-                    reports.add(
-                        f"{party}: {st.reason or st.state.value}", st.reason_code or "party_failed"
-                    )
-                if st.state.final:
-                    ended.add(party)
-                failed = reports.failed
-                if reports.has_cause or ended >= set(order):
-                    settled.set()
-            self.store.update_job(job.id, progress=snapshot)
-            self.notify(job.id)
-            if failed or all_delivered:
-                done.set()
-
-        def fail(message: str, code: str, party: str) -> None:
-            with lock:
-                reports.add(message, code)
-                ended.add(party)
-                if reports.has_cause or ended >= set(order):
-                    settled.set()
-            done.set()
-
-        def watch(party: str) -> None:
-            lost_since: float | None = None
-            while not stop.is_set() and not self._stopping.is_set():
-                try:
-                    for st in self.nodes.watch(party, job.id):
-                        lost_since = None
-                        record(party, st)
-                        if st.state.final or stop.is_set():
-                            return
-                    if stop.is_set():
-                        return
-                except NodeLostJob:
-                    fail(
-                        f"{party} does not know this job (its state was lost)",
-                        "party_lost_job",
-                        party,
-                    )
-                    return
-                except NodeCallFailed as exc:
-                    now = time.monotonic()
-                    lost_since = lost_since or now
-                    if now - lost_since > self.node_lost_grace_s:
-                        fail(
-                            f"party {party} is unreachable ({exc.status}); the job cannot finish",
-                            "party_unreachable",
-                            party,
-                        )
-                        return
-                    time.sleep(0.5)
-
-        threads = [threading.Thread(target=watch, args=(p,), daemon=True) for p in order]
-        for t in threads:
-            t.start()
+        following = following or self._watch_all(job)
         remaining = self.job_timeout_s - (time.time() - job.created_at.timestamp())
-        finished = done.wait(timeout=max(remaining, 1.0))
-        if finished and reports.failed:
-            settled.wait(self.settle_s)  # the cause may still be on its way
-        stop.set()
+        finished = following.done.wait(timeout=max(remaining, 1.0))
+        if finished and following.reports.failed:
+            following.settled.wait(self.settle_s)  # the cause may still be on its way
+        following.stop.set()
         if self._stopping.is_set():
             return
         if not finished:
@@ -490,14 +411,121 @@ class Scheduler:
                 job.id, f"job exceeded its time limit of {self.job_timeout_s:.0f}s", "timeout"
             )
             return
-        with lock:
-            verdict = reports.verdict()
+        with following.lock:
+            verdict = following.reports.verdict()
         if verdict is not None:
             reason, code = verdict
             self._fail(job.id, reason, code)
             return
+        order: list[str] = job.session["party_order"]
         missing = [p for p in order if p not in self.store.get_shares(job.id)]
         if missing:
             self._fail(job.id, f"no result share from {', '.join(missing)}", "result_incomplete")
             return
         self._move(job, JobState.SUCCEEDED)
+
+
+class _Following:
+    """One job's Watch streams, one thread per node, and what they heard so far: each
+    node's status (stored as the job's progress), its delivered share (stored before the
+    status says so), and the failures reported (for the root cause)."""
+
+    def __init__(self, scheduler: Scheduler, job: JobRecord) -> None:
+        self.s = scheduler
+        self.job_id = job.id
+        self.order: list[str] = list(job.session["party_order"])
+        self.done = threading.Event()  # every party delivered, or a failure was heard
+        self.settled = threading.Event()  # a cause was heard, or every party ended
+        self.stop = threading.Event()  # the watchers leave
+        self.lock = threading.Lock()
+        self.statuses: dict[str, dict[str, Any]] = dict(job.progress)
+        self.reports = root_cause.Reports()
+        self.ended: set[str] = set()
+
+    def begin(self) -> None:
+        for party in self.order:
+            threading.Thread(target=self._watch, args=(party,), daemon=True).start()
+
+    def _record(self, party: str, st: NodeStatus) -> None:
+        store = self.s.store
+        # Store the share before the status says "succeeded": the last party to
+        # report must never end the job while another's share is still in flight.
+        if st.state == NodeJobState.SUCCEEDED and st.sealed_share:
+            # Keep the certificate the node signs under now: it may rotate later.
+            rec = store.get_party(party) or store.get_party(
+                store.host_of(party) or ""
+            )  # an outsourced owner's share: signed by the node that played it
+            store.put_share(
+                self.job_id,
+                party,
+                st.sealed_share,
+                st.share_signature,
+                rec.certificate_pem if rec else "",
+            )
+        with self.lock:
+            self.statuses[party] = {
+                "state": st.state.value,
+                "phase": st.phase,
+                "fraction": st.fraction,
+                "message": st.message,
+                "bytes_sent": st.bytes_sent,
+                "messages_sent": st.messages_sent,
+                "rounds": st.rounds,
+                "cpu_seconds": st.cpu_seconds,
+                "reason": st.reason,
+            }
+            snapshot = dict(self.statuses)
+            all_delivered = all(
+                snapshot.get(p, {}).get("state") == NodeJobState.SUCCEEDED for p in self.order
+            )
+            if st.state.ended_badly and party not in self.ended:
+                self.reports.add(
+                    f"{party}: {st.reason or st.state.value}", st.reason_code or "party_failed"
+                )
+            if st.state.final:
+                self.ended.add(party)
+            failed = self.reports.failed
+            if self.reports.has_cause or self.ended >= set(self.order):
+                self.settled.set()
+        store.update_job(self.job_id, progress=snapshot)
+        self.s.notify(self.job_id)
+        if failed or all_delivered:
+            self.done.set()
+
+    def _fail(self, message: str, code: str, party: str) -> None:
+        with self.lock:
+            self.reports.add(message, code)
+            self.ended.add(party)
+            if self.reports.has_cause or self.ended >= set(self.order):
+                self.settled.set()
+        self.done.set()
+
+    def _watch(self, party: str) -> None:
+        lost_since: float | None = None
+        while not self.stop.is_set() and not self.s._stopping.is_set():
+            try:
+                for st in self.s.nodes.watch(party, self.job_id):
+                    lost_since = None
+                    self._record(party, st)
+                    if st.state.final or self.stop.is_set():
+                        return
+                if self.stop.is_set():
+                    return
+            except NodeLostJob:
+                self._fail(
+                    f"{party} does not know this job (its state was lost)",
+                    "party_lost_job",
+                    party,
+                )
+                return
+            except NodeCallFailed as exc:
+                now = time.monotonic()
+                lost_since = lost_since or now
+                if now - lost_since > self.s.node_lost_grace_s:
+                    self._fail(
+                        f"party {party} is unreachable ({exc.status}); the job cannot finish",
+                        "party_unreachable",
+                        party,
+                    )
+                    return
+                time.sleep(0.5)

@@ -4,19 +4,28 @@ process and returns a JobHandle (poll / terminate / wait) - the launcher/handle 
 Workers die with their node (``ensnif_mpc.procs``): the kernel sends SIGKILL when
 the launching thread exits, so a node killed with SIGKILL leaves no worker behind.
 Launches therefore happen on one long-lived thread of the node (its job monitor).
+A worker forked by the node's pre-started fork server (protocols/standby.py) dies with
+that server, which dies with the monitor thread that started it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from ensnif_mpc.procs import child_env
+
+log = logging.getLogger(__name__)
 
 
 class Workspace:
@@ -43,6 +52,8 @@ class Workspace:
 
 
 class JobHandle:
+    """A worker started as the node's own child (a cold start)."""
+
     def __init__(self, proc: subprocess.Popen[bytes], directory: Path) -> None:
         self.proc = proc
         self.directory = directory
@@ -71,23 +82,183 @@ class JobHandle:
         return self.proc.wait(timeout=timeout)
 
 
-class Executor:
-    """Starts a job's worker in its own process group: a pre-started standby when one is
-    ready (``python -m protocols.standby``: imports done, no job in it yet; see its
-    docstring), else ``python -m protocols.worker JOB_DIR`` from cold.
+class ForkedHandle(JobHandle):
+    """A worker forked by the fork server: the server reaps it and pushes its exit status
+    (``exit PID RC``), which :meth:`poll` and :meth:`wait` read; no polling of the process."""
 
-    ``standby`` is how many idle standbys to keep (0: always cold). Standbys are started by
+    def __init__(self, pid: int, directory: Path) -> None:
+        self._pid = pid
+        self.directory = directory
+        self._code: int | None = None
+        self._ended = threading.Event()
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def ended(self, code: int) -> None:
+        if self._code is None:
+            self._code = code
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self._code
+
+    def terminate(self, grace_s: float = 2.0) -> None:
+        """SIGTERM the worker's process group, SIGKILL after the grace period."""
+        if self._code is not None:
+            return
+        self._signal(signal.SIGTERM)
+        if not self._ended.wait(grace_s):
+            self._signal(signal.SIGKILL)
+            self._ended.wait(5)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self._pid, sig)
+        except ProcessLookupError:  # not yet its own group leader (just forked)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, sig)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(f"worker {self._pid}", timeout or 0.0)
+        assert self._code is not None
+        return self._code
+
+
+class ForkServer:
+    """One ``python -m protocols.standby`` process (imports done, no job in it) and the
+    thread that reads its reports. :meth:`fork` hands it a job directory and returns the
+    forked worker's handle; the server's ``exit`` reports end the handles (and call
+    ``on_exit``, so the node's monitor learns of a job's end at once)."""
+
+    def __init__(self, python: str, env: dict[str, str], on_exit: Callable[[], None]) -> None:
+        self.env = env  # the node's environment it was started under (without the parent pid)
+        self.proc = subprocess.Popen(
+            [python, "-m", "protocols.standby"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=child_env(env),
+        )
+        self._on_exit = on_exit
+        self._started: queue.Queue[ForkedHandle | None] = queue.Queue()
+        self._handles: dict[int, ForkedHandle] = {}
+        self._waiting: list[Path] = []  # directories sent, in order, awaiting "started"
+        self._lock = threading.Lock()
+        self._eof = threading.Event()
+        self.ready = threading.Event()  # its imports are done
+        assert self.proc.stdout is not None
+        self._reader = threading.Thread(
+            target=self._read, args=(self.proc.stdout,), name="fork-server", daemon=True
+        )
+        self._reader.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self._eof.is_set()
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for h in self._handles.values() if h.poll() is None)
+
+    def fork(self, directory: Path, timeout_s: float = 30.0) -> ForkedHandle | None:
+        """The worker forked for ``directory``, or None if the server is gone or does not
+        answer (the caller starts the worker cold)."""
+        if not self.alive or self.proc.stdin is None:
+            return None
+        with self._lock:
+            self._waiting.append(directory)
+        try:
+            self.proc.stdin.write(f"{directory}\n".encode())
+            self.proc.stdin.flush()
+            handle = self._started.get(timeout=timeout_s)
+        except (OSError, ValueError, queue.Empty):
+            handle = None
+        if handle is None:  # no answer: this server is broken; it must not get another job
+            self.kill()
+        return handle
+
+    def _read(self, out: IO[bytes]) -> None:
+        try:
+            for raw in out:
+                word, *rest = raw.decode().split()
+                if word == "ready":
+                    self.ready.set()
+                elif word == "started":
+                    pid = int(rest[0])
+                    with self._lock:
+                        handle = ForkedHandle(pid, self._waiting.pop(0))
+                        self._handles[pid] = handle
+                    self._started.put(handle)
+                elif word == "exit":
+                    with self._lock:
+                        ended = self._handles.pop(int(rest[0]), None)
+                    if ended is not None:
+                        ended.ended(int(rest[1]))
+                        self._on_exit()
+        except (OSError, ValueError, IndexError):
+            log.exception("fork server %d: unreadable report", self.proc.pid)
+        finally:
+            self._eof.set()
+            # The server is gone: its children were killed with it (pdeathsig).
+            with self._lock:
+                orphans, self._handles = list(self._handles.values()), {}
+            for handle in orphans:
+                handle.ended(-signal.SIGKILL)
+            self._started.put(None)
+            if orphans:
+                self._on_exit()
+
+    def retire(self) -> None:
+        """No more jobs: the server exits once its running children have ended."""
+        with contextlib.suppress(OSError, ValueError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.retire()
+
+    def reaped(self) -> bool:
+        """True once the server process has exited and been waited for."""
+        return self.proc.poll() is not None
+
+    def close(self, grace_s: float = 2.0) -> None:
+        self.retire()
+        try:
+            self.proc.wait(timeout=grace_s if not self.running else 0.1)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
+class Executor:
+    """Starts a job's worker in its own process group: forked by the node's pre-started
+    fork server when there is one (``python -m protocols.standby``: imports done once, no
+    job in it; see its docstring), else ``python -m protocols.worker JOB_DIR`` from cold.
+
+    ``standby`` > 0 keeps a fork server ready (0: always cold). It is started by
     :meth:`warm` and :meth:`launch`, both called on the node's job-monitor thread: a child
-    dies with the thread that started it (``ensnif_mpc.procs``). A standby that died while
-    idle is dropped and replaced, never handed a job; each one serves exactly one job.
+    dies with the thread that started it (``ensnif_mpc.procs``). A server that died while
+    idle is replaced, never handed a job; one started under another environment is
+    retired (it ends once its running workers have) and replaced. Each forked worker
+    serves exactly one job. ``on_exit`` is called (on another thread) when a worker ends,
+    so the node need not poll for it.
     """
 
     def __init__(self, python: str = sys.executable, standby: int = 0) -> None:
         self.python = python
         self.standby = max(0, standby)
-        # Each idle standby with the environment it was started with (without the parent pid).
-        self._idle: list[tuple[subprocess.Popen[bytes], dict[str, str]]] = []
-        self.launched_warm = 0  # jobs handed to a standby (for tests and operators)
+        self.on_exit: Callable[[], None] = lambda: None
+        self._server: ForkServer | None = None
+        self._retired: list[ForkServer] = []
+        self.launched_warm = 0  # jobs forked by the server (for tests and operators)
 
     def _env(self) -> dict[str, str]:
         return child_env(self._base_env())
@@ -96,63 +267,42 @@ class Executor:
     def _base_env() -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
 
+    @property
+    def server(self) -> ForkServer | None:
+        """The current fork server (None when cold, or before :meth:`warm`)."""
+        return self._server
+
     def warm(self) -> None:
-        """Drop standbys that died while idle; start new ones up to ``standby``."""
-        self._idle = [(p, env) for p, env in self._idle if p.poll() is None]
-        while len(self._idle) < self.standby:
-            proc = subprocess.Popen(
-                [self.python, "-m", "protocols.standby"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-                env=self._env(),
-            )
-            self._idle.append((proc, self._base_env()))
+        """Replace a fork server that died or whose environment is stale; reap retired ones."""
+        self._retired = [s for s in self._retired if not s.reaped()]
+        if self.standby <= 0:
+            return
+        current = self._server
+        if current is not None and current.alive and current.env == self._base_env():
+            return
+        if current is not None:  # dead, or started under another environment
+            current.retire()
+            self._retired.append(current)
+        self._server = ForkServer(self.python, self._base_env(), lambda: self.on_exit())
 
     def close(self) -> None:
-        """End the idle standbys (the node is stopping)."""
-        idle, self._idle = self._idle, []
-        for proc, _ in idle:
-            with contextlib.suppress(OSError):
-                if proc.stdin:
-                    proc.stdin.close()
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        """End the fork servers (the node is stopping)."""
+        servers = [*self._retired, *([self._server] if self._server else [])]
+        self._server, self._retired = None, []
+        for server in servers:
+            server.close()
 
     def launch(self, directory: Path) -> JobHandle:
-        handle = self._hand_over(directory)
+        self.warm()
+        handle: JobHandle | None = None
+        if self._server is not None:
+            handle = self._server.fork(directory)
+            if handle is not None:
+                self.launched_warm += 1
         if handle is None:
             handle = self._cold(directory)
-        self.warm()
+        self.warm()  # a server that failed to answer is replaced for the next job
         return handle
-
-    def _hand_over(self, directory: Path) -> JobHandle | None:
-        while self._idle:
-            proc, env = self._idle.pop(0)
-            if proc.poll() is not None or proc.stdin is None:
-                continue  # died while idle: never handed a job
-            if env != self._base_env():  # the node's environment changed since: start afresh
-                self._retire(proc)
-                continue
-            try:
-                proc.stdin.write(f"{directory}\n".encode())
-                proc.stdin.close()
-            except OSError:  # it died between the check and the write
-                continue
-            self.launched_warm += 1
-            return JobHandle(proc, directory)
-        return None
-
-    @staticmethod
-    def _retire(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(OSError):
-            if proc.stdin:
-                proc.stdin.close()  # it exits without a job
 
     def _cold(self, directory: Path) -> JobHandle:
         out = (directory / "worker.out").open("ab")
@@ -168,4 +318,8 @@ class Executor:
             )
         finally:
             out.close()
+        # Push its end too: a thread waits for it (the monitor's poll then finds it ended).
+        threading.Thread(
+            target=lambda: (proc.wait(), self.on_exit()), name="worker-wait", daemon=True
+        ).start()
         return JobHandle(proc, directory)

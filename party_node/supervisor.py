@@ -81,6 +81,9 @@ class Supervisor:
         self._wake = threading.Event()  # set by stage() so a new worker launches at once
         self._interval = monitor_interval_s
         self._monitor = threading.Thread(target=self._monitor_loop, name="job-monitor", daemon=True)
+        # A worker's end is pushed (the fork server reports it, a cold worker's waiter
+        # thread sees it): the monitor wakes and delivers its share at once, not on a tick.
+        executor.on_exit = self._wake.set
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -97,7 +100,6 @@ class Supervisor:
         self._wake.set()
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)
-        self.executor.close()
         with self._lock:
             handles = dict(self._handles)
         for job_id, handle in handles.items():
@@ -105,6 +107,8 @@ class Supervisor:
             job = self.store.find(job_id)
             if job and job.state in NODE_LIVE:
                 self.end(job, S.FAILED, "the node was shut down", "node_shutdown")
+        # After the workers: a fork server's children die with it (SIGKILL, no grace).
+        self.executor.close()
 
     def running_jobs(self) -> int:
         with self._lock:
@@ -258,9 +262,9 @@ class Supervisor:
                 self.executor.warm()
             except Exception:  # keep watching the other jobs whatever one of them does
                 log.exception("job monitor error")
-            # Poll running workers often (their exit is the delivery); idle nodes rarely.
-            busy = bool(self._handles)
-            self._wake.wait(min(self._interval, 0.05) if busy else self._interval)
+            # A worker's end wakes the loop (Executor.on_exit), as does a staged job; the
+            # interval only paces progress relays and timeouts.
+            self._wake.wait(self._interval)
             self._wake.clear()
 
     @logs.job_scoped("job")  # this job's id on every line logged for it

@@ -1,27 +1,51 @@
-"""A pre-started job worker: the imports done, nothing of any job in it until one is assigned.
+"""A pre-started fork server for job workers: imports done once, nothing of any job in it.
 
-A worker's fixed cost is mostly imports (numpy, gmpy2, MPyC's modules, the data layer, the
-protocol programs): about 0.5–1 s of CPU per party per job. A node keeps a few of these
-processes ready (``party_node.executor.Executor``, ``standby_workers`` in party.toml); it
-hands one a job by writing the job's directory to its stdin, and the process then becomes
-that job's worker exactly as ``python -m protocols.worker JOB_DIR`` would (same session
-file, same log, same exit codes).
+Why: a worker's fixed cost is mostly imports (numpy, gmpy2, MPyC's modules, the data layer,
+the protocol programs), about 0.5–1 s of CPU per party per job. A standby process that
+imports them and then *becomes* one job's worker (the first design) takes that time off the
+job's path but not off the machine: every job still pays one import per party, which capped
+a loaded 2-core machine near 20 small jobs a minute. This server imports once per node and
+forks one child per job. A fork copies the imported modules copy-on-write in well under
+10 ms; the child then becomes that job's worker exactly as ``python -m protocols.worker
+JOB_DIR`` would (same session file, same log, same exit codes).
 
-What it may hold before a job: code only. It reads no session, no data and no key until the
-directory arrives, and it serves exactly one job: a worker that held a job's data is never
-reused (it exits at the job's end, as every worker does). MPyC's runtime module is the one
-import left for after the assignment, because importing it parses ``sys.argv`` and builds
-the runtime from the session's options (about 0.06 s).
+What it may hold: code only. The server never reads a session, data or a key: it reads
+job directories from its stdin, one per line, and for each forks a child that reads its
+own job's files. A child serves exactly one job and exits; nothing flows back from a child
+to the server but its exit status, so no child's data can reach the next child. MPyC's
+runtime module is the one import left for the child, because importing it parses
+``sys.argv`` and builds the runtime from the session's options (about 0.06 s). What the
+children do share with each other is the server's memory layout (as Android's zygote
+children do): the same addresses for the same code. That weakens address randomization
+against a memory-corruption exploit inside one job, which the threat model does not rely on
+(members are semi-honest; a malicious member program already runs with its worker's rights).
+Randomness: MPyC and the protocols draw from ``secrets`` (the OS), which a fork does not
+copy; Python's ``random`` reseeds itself in a child, and numpy's legacy global generator is
+reseeded here from the OS before the job starts.
 
-An idle standby dies with its node (``ensnif_mpc.procs.die_with_parent``) and exits when its
-stdin closes without a directory (the node shut it down).
+The wire, line by line (paths contain no newline: job ids are alphanumeric):
+
+- node → server (stdin): ``JOB_DIR``; closing stdin asks the server to exit once its
+  running children have ended;
+- server → node (stdout): ``ready`` once the imports are done; ``started PID`` for every
+  directory in the order received (a directory sent before ``ready`` waits for it); and
+  ``exit PID RC`` when that child ends (RC as ``subprocess`` reports it: negative for a
+  signal), pushed the moment it is reaped (a pidfd per child), so the node learns a job's end
+  without polling.
+
+The server dies with its node (``ensnif_mpc.procs.die_with_parent``), and every child with
+the server: a node killed with SIGKILL leaves no worker behind. Each child is the leader of
+its own session and process group, so the node stops a job's worker with ``killpg``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import select
 import sys
+import traceback
 from pathlib import Path
 
 # MPyC's modules that import without building a runtime (mpyc.runtime parses sys.argv).
@@ -56,24 +80,138 @@ def prepare() -> None:
             importlib.import_module(module)
 
 
-def main() -> int:
-    from ensnif_mpc.procs import die_with_parent
+def _run_child(directory: Path, server_pid: int, inherited: list[int]) -> int:
+    """In the forked child: cut every tie to the server but the exit status, then run the
+    job's worker."""
+    from ensnif_mpc.procs import PARENT_ENV, die_with_parent
 
-    die_with_parent()
-    prepare()
-    line = sys.stdin.readline().strip()
-    if not line:
-        return 0  # closed without a job: the node no longer needs this standby
-    directory = Path(line)
-    # From here on this process is the job's worker: its output goes where a cold-started
-    # worker's does (the executor points a cold worker's stdout and stderr at worker.out).
+    os.setsid()  # its own process group: the node stops the worker and what it forks
+    os.environ[PARENT_ENV] = str(server_pid)
+    die_with_parent()  # SIGKILL when the server goes (the server goes with its node)
+    for fd in inherited:  # the server's other pipes and pidfds are not the job's
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # Its output goes where a cold-started worker's does (worker.out in the job directory).
     out = os.open(directory / "worker.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(out)
+    import numpy as np
+
+    np.random.seed()  # the legacy global generator, from the OS (a fork copied the server's)
     from protocols.worker import main as run_job
 
     return run_job([str(directory)])
+
+
+def _fork_job(directory: Path, inherited: list[int]) -> int:
+    server_pid = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = _run_child(directory, server_pid, inherited)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+class _Children:
+    """The running children, each with a pidfd that becomes readable when it ends."""
+
+    def __init__(self) -> None:
+        self.by_fd: dict[int, int] = {}
+
+    def add(self, pid: int) -> None:
+        try:
+            self.by_fd[os.pidfd_open(pid)] = pid
+        except OSError:  # no pidfd (old kernel): reaped by the periodic check instead
+            self.by_fd[-pid] = pid
+
+    def fds(self) -> list[int]:
+        return [fd for fd in self.by_fd if fd >= 0]
+
+    def reap(self, ready: list[int]) -> list[tuple[int, int]]:
+        """The children that ended: (pid, returncode); their pidfds closed."""
+        ended = []
+        for fd, pid in list(self.by_fd.items()):
+            if fd >= 0 and fd not in ready:
+                continue
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost, never success
+                done, status = pid, -1
+            if done == 0:
+                continue
+            ended.append((pid, os.waitstatus_to_exitcode(status) if status >= 0 else -9))
+            del self.by_fd[fd]
+            if fd >= 0:
+                os.close(fd)
+        return ended
+
+
+def serve(stdin: int = 0, stdout: int = 1) -> int:
+    """Fork one worker per job directory read from ``stdin``; report on ``stdout``."""
+
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError):  # the node went: pdeathsig ends us anyway
+            os.write(stdout, f"{line}\n".encode())
+
+    say("ready")
+    children = _Children()
+    pending = b""
+    reading = True
+    while reading or children.by_fd:
+        watched = ([stdin] if reading else []) + children.fds()
+        # Only children without a pidfd need a timeout (a periodic reap).
+        timeout = 0.2 if any(fd < 0 for fd in children.by_fd) else None
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if stdin in ready:
+            chunk = os.read(stdin, 4096)
+            if not chunk:
+                reading = False  # the node asks us to go once the running jobs end
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode().strip()
+                if not line:
+                    continue
+                # fds 0-2 are replaced in the child; any other pipe or pidfd is closed.
+                extra = [fd for fd in (stdin, stdout) if fd > 2]
+                pid = _fork_job(Path(line), [*extra, *children.fds()])
+                children.add(pid)
+                say(f"started {pid}")
+        for pid, code in children.reap(ready):
+            say(f"exit {pid} {code}")
+    return 0
+
+
+# Libraries that start threads when imported, told not to: a fork copies only the calling
+# thread, so the server must hold no other (OpenBLAS's pool, Arrow's jemalloc background
+# thread). The workers inherit these settings: their BLAS runs single-threaded, which the
+# MPC programs (object arrays, integer limbs) do not use for their bulk work anyway.
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+
+
+def main() -> int:
+    from ensnif_mpc.procs import die_with_parent
+
+    die_with_parent()
+    os.environ.update(SINGLE_THREADED)
+    prepare()
+    return serve()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ is decrypted with the analyst's key and the shares are interpolated.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,11 +43,17 @@ SCORE_TIMEOUT_S = 3600.0  # a scoring stream of many batches
 
 
 class Client:
-    def __init__(self, profile: ClientProfile, timeout_s: float = 30.0) -> None:
+    """``interceptors``: gRPC client interceptors every call passes through (e.g. the
+    benchmarks' round-trip counter, bench/fixed_cost.py)."""
+
+    def __init__(
+        self, profile: ClientProfile, timeout_s: float = 30.0, interceptors: Sequence[Any] = ()
+    ) -> None:
         self.profile = profile
         self.timeout_s = timeout_s
         self._channel = secure_channel(profile.coordinator, profile.tls, profile.coordinator_name)
-        self._stub = coordinator_pb2_grpc.CoordinatorServiceStub(self._channel)
+        calls = grpc.intercept_channel(self._channel, *interceptors) if interceptors else None
+        self._stub = coordinator_pb2_grpc.CoordinatorServiceStub(calls or self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -61,6 +67,18 @@ class Client:
     def _call(self, fn: Callable[..., T], request: Any) -> T:
         try:
             return fn(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def _send(self, fn: Any, request: Any) -> grpc.Future:
+        """Start a call without waiting for it (several then share one round trip)."""
+        future: grpc.Future = fn.future(request, timeout=self.timeout_s)
+        return future
+
+    @staticmethod
+    def _answer(future: grpc.Future) -> Any:
+        try:
+            return future.result()
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -134,8 +152,10 @@ class Client:
         resp: cpb.GetJobResponse = self._call(self._stub.GetJob, cpb.GetJobRequest(job_id=job_id))
         return resp.job
 
-    def jobs(self, limit: int = 50) -> list[pb.Job]:
-        return list(self._call(self._stub.ListJobs, cpb.ListJobsRequest(limit=limit)).jobs)
+    def jobs(self, limit: int = 50, states: Iterable[JobState] = ()) -> list[pb.Job]:
+        """The latest jobs this caller may see; only those in ``states`` if given."""
+        request = cpb.ListJobsRequest(limit=limit, states=[convert.state_to_pb(s) for s in states])
+        return list(self._call(self._stub.ListJobs, request).jobs)
 
     def cancel(self, job_id: str) -> pb.Job:
         resp: cpb.CancelJobResponse = self._call(
@@ -157,12 +177,13 @@ class Client:
         on_update: Callable[[pb.Job], None] | None = None,
         timeout_s: float | None = None,
     ) -> pb.Job:
-        last = self.job(job_id)
+        # WatchJob sends the job as it is first, so no GetJob before it (a round trip less).
+        last: pb.Job | None = None
         for job in self.watch(job_id, timeout_s):
             last = job
             if on_update:
                 on_update(job)
-        return last
+        return last if last is not None else self.job(job_id)
 
     # -- artifacts -----------------------------------------------------------
     def artifacts(self) -> list[pb.ArtifactInfo]:
@@ -176,11 +197,12 @@ class Client:
         resp = self._call(self._stub.DeleteArtifact, pb.DeleteArtifactRequest(id=artifact_id))
         return list(resp.deleted_at)
 
-    def result(self, job_id: str, exact: bool = False) -> dict[str, Any]:
+    def result(self, job_id: str, exact: bool = False, job: pb.Job | None = None) -> dict[str, Any]:
         """Fetch, unseal and combine the result shares: every output as a float (NaN where
         undefined), or as an exact fraction with ``exact=True``. Post-processed to the
-        columns' declared bounds for a DP release (see :class:`Result`)."""
-        details = self.result_details(job_id)
+        columns' declared bounds for a DP release (see :class:`Result`). ``job``: the
+        job as :meth:`wait` returned it, which saves asking for it again."""
+        details = self.result_details(job_id, job)
         return dict(details.exact_values) if exact else details.values
 
     def _answering_job(self, job: pb.Job) -> str:
@@ -243,10 +265,23 @@ class Client:
         )
         return self.result_details(job_id).model(ridge=ridge)
 
-    def result_details(self, job_id: str) -> Result:
-        """The result and, for a DP release, each output's noise standard deviation."""
-        job = self.job(job_id)
-        resp = self._call(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
+    def result_details(self, job_id: str, job: pb.Job | None = None) -> Result:
+        """The result and, for a DP release, each output's noise standard deviation.
+
+        The calls it needs (the job unless given, the shares, the parties and the catalog)
+        go out together: one round trip to the coordinator, not four."""
+        asked_job = (
+            None
+            if job is not None
+            else self._send(self._stub.GetJob, cpb.GetJobRequest(job_id=job_id))
+        )
+        asked_result = self._send(self._stub.GetResult, cpb.GetResultRequest(job_id=job_id))
+        asked_parties = self._send(self._stub.ListParties, cpb.ListPartiesRequest())
+        asked_datasets = self._send(self._stub.ListDatasets, cpb.ListDatasetsRequest())
+        if asked_job is not None:
+            job = self._answer(asked_job).job
+        assert job is not None
+        resp = self._answer(asked_result)
         # Shares are sealed and signed for the job that computed them: this one, or the
         # earlier job that answered the same question (checked, not taken on trust).
         source = self._answering_job(job)
@@ -265,9 +300,15 @@ class Client:
         recipient = envelope.member(me.name) if me.role == "party" else envelope.ANALYST
         parts = []
         # An outsourced dataset's owner runs no node: the catalog names the node playing it.
-        nodes = {p.name for p in self.parties()}
+        nodes = {p.name for p in self._answer(asked_parties).parties}
         hosted = [s.party for s in resp.shares if s.party not in nodes]
-        hosts = {d.party: d.host for d in self.datasets() if d.host} if hosted else {}
+        try:
+            catalog: list[pb.Dataset] | None = list(self._answer(asked_datasets).datasets)
+        except EnsnifError:
+            if hosted:
+                raise
+            catalog = None  # only the declared bounds are lost (see _declared)
+        hosts = {d.party: d.host for d in catalog or [] if d.host} if hosted else {}
         for s in resp.shares:
             delivery.verify_share(
                 ca,
@@ -299,7 +340,7 @@ class Client:
             if o.noise_sd
         }
         spec = convert.spec_from_pb(job.spec)
-        bounds, decimals = self._declared(spec)
+        bounds, decimals = self._declared(spec, catalog)
         return result_module.build(
             shares.combine(parts),
             spec.protocol,
@@ -312,13 +353,15 @@ class Client:
             cached_from=job.cached_from,
         )
 
-    def _declared(self, spec: JobSpec) -> tuple[Bounds | None, int | None]:
+    @staticmethod
+    def _declared(
+        spec: JobSpec, datasets: list[pb.Dataset] | None
+    ) -> tuple[Bounds | None, int | None]:
         """The declared [lower, upper] and decimals of the job's value columns, from the
         catalog (ListDatasets publishes them); (None, None) when it cannot say."""
-        try:
-            catalog = {(d.party, d.name): d for d in self.datasets()}
-        except EnsnifError:
+        if datasets is None:
             return None, None
+        catalog = {(d.party, d.name): d for d in datasets}
         lows, highs, decimals = [], [], []
         for i in spec.inputs:
             if not i.column or (i.party, i.dataset) not in catalog:

@@ -1,17 +1,18 @@
-"""Pre-started workers (protocols/standby.py, party_node.executor.Executor): a job handed to
-a standby runs the real worker in that process, each standby serves one job, and a standby
-that died while idle is never handed one."""
+"""The pre-started fork server (protocols/standby.py, party_node.executor.Executor): each job
+runs the real worker in a fresh child forked from one server that imported once, no child is
+ever handed a second job, a server that died while idle is never handed one, and a worker's
+end is pushed to the node."""
 
 from __future__ import annotations
 
 import os
 import signal
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
-from ensnif_mpc.jobs.worker_session import EXIT_BAD_SESSION, LOG_FILE
+from ensnif_mpc.jobs.worker_session import EXIT_BAD_SESSION, LOG_FILE, SESSION_FILE
 from party_node.executor import Executor
 from tests.helpers import wait_for
 
@@ -24,31 +25,85 @@ def job_dir(root: Path, name: str) -> Path:
     return d  # no session.json: the worker ends with EXIT_BAD_SESSION, as a cold one does
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def executor():
+    """One server for the module's tests (each starts costs an import of everything)."""
     ex = Executor(standby=1)
+    ex.warm()
+    assert ex.server is not None
+    assert ex.server.ready.wait(120), "the fork server never finished its imports"
     yield ex
     ex.close()
 
 
-def test_a_job_runs_in_the_standby_and_the_next_in_a_fresh_one(tmp_path, executor):
-    executor.warm()
-    idle = [p.pid for p, _ in executor._idle]
-    assert len(idle) == 1
+def test_the_server_holds_one_thread_before_it_forks(executor):
+    # A fork copies only the calling thread: an import that started threads would leave
+    # every child with locks held by threads that do not exist there.
+    assert len(os.listdir(f"/proc/{executor.server.proc.pid}/task")) == 1
+
+
+def test_each_job_runs_in_its_own_child_of_the_one_server(tmp_path, executor):
+    server = executor.server.proc.pid
+    before = executor.launched_warm
 
     first = executor.launch(job_dir(tmp_path, "a"))
-    assert first.pid == idle[0] and executor.launched_warm == 1
-    assert first.wait(timeout=60) == EXIT_BAD_SESSION
-    # The standby became the job's worker: the worker's own log, in the job's directory.
-    assert "unreadable session" in (tmp_path / "a" / LOG_FILE).read_text()
-    assert (tmp_path / "a" / "worker.out").exists()
-
-    # A new standby replaced it (never the same process twice).
-    [(replacement, _)] = executor._idle
-    assert replacement.pid != first.pid
     second = executor.launch(job_dir(tmp_path, "b"))
-    assert second.pid == replacement.pid
+
+    assert executor.launched_warm == before + 2
+    assert len({first.pid, second.pid, server}) == 3
+    assert executor.server.proc.pid == server  # the server itself never runs a job
+    assert first.wait(timeout=60) == EXIT_BAD_SESSION
     assert second.wait(timeout=60) == EXIT_BAD_SESSION
+    # The child became the job's worker: the worker's own log, in the job's directory.
+    assert "unreadable session" in (tmp_path / "a" / LOG_FILE).read_text()
+    assert (tmp_path / "b" / "worker.out").exists()
+
+
+def test_a_workers_end_is_pushed_to_the_node(tmp_path, executor):
+    ended = threading.Event()
+    executor.on_exit = ended.set
+    try:
+        handle = executor.launch(job_dir(tmp_path, "p"))
+        assert ended.wait(60), "no exit report"
+        assert handle.poll() == EXIT_BAD_SESSION
+    finally:
+        executor.on_exit = lambda: None
+
+
+def blocked_job_dir(root: Path, name: str) -> Path:
+    """A job whose worker blocks reading its session (a FIFO nobody writes): a live worker."""
+    d = job_dir(root, name)
+    os.mkfifo(d / SESSION_FILE)
+    return d
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_forked_worker_is_stopped_by_its_handle(tmp_path, executor):
+    handle = executor.launch(blocked_job_dir(tmp_path, "t"))
+    assert handle.poll() is None
+
+    handle.terminate(grace_s=5)
+
+    assert handle.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_a_forked_worker_dies_with_its_server(tmp_path):
+    ex = Executor(standby=1)
+    try:
+        handle = ex.launch(blocked_job_dir(tmp_path, "k"))
+        server = ex.server
+        os.killpg(server.proc.pid, signal.SIGKILL)
+
+        assert handle.wait(timeout=10) == -signal.SIGKILL  # the node hears of it
+        wait_for(lambda: _gone(handle.pid), timeout=10, what="the orphaned worker to die")
+    finally:
+        ex.close()
 
 
 def test_cold_start_gives_the_same_exit(tmp_path):
@@ -57,33 +112,36 @@ def test_cold_start_gives_the_same_exit(tmp_path):
     assert "unreadable session" in (tmp_path / "c" / LOG_FILE).read_text()
 
 
-def test_a_standby_that_died_while_idle_is_not_handed_a_job(tmp_path, executor):
-    executor.warm()
-    [(dead, _)] = executor._idle
-    os.killpg(dead.pid, signal.SIGKILL)
-    wait_for(lambda: dead.poll() is not None, timeout=10, what="the standby to die")
+def test_a_server_that_died_while_idle_is_not_handed_a_job(tmp_path, executor):
+    dead = executor.server
+    os.killpg(dead.proc.pid, signal.SIGKILL)
+    wait_for(lambda: not dead.alive, timeout=10, what="the server to die")
 
     handle = executor.launch(job_dir(tmp_path, "d"))
 
-    assert handle.pid != dead.pid
+    assert executor.server is not dead and executor.server.alive
+    assert handle.pid != dead.proc.pid
     assert handle.wait(timeout=60) == EXIT_BAD_SESSION
+    assert executor.server.ready.wait(120)
 
 
-def test_a_standby_started_under_another_environment_is_retired(tmp_path, executor, monkeypatch):
-    executor.warm()
-    [(old, _)] = executor._idle
+def test_a_server_started_under_another_environment_is_retired(tmp_path, executor, monkeypatch):
+    old = executor.server
     monkeypatch.setenv("ENSNIF_PEER_SILENCE_SECONDS", "7")
 
     handle = executor.launch(job_dir(tmp_path, "e"))
 
-    assert handle.pid != old.pid and executor.launched_warm in (0, 1)
-    assert old.wait(timeout=30) == 0  # its stdin closed without a job: it exits cleanly
+    assert executor.server is not old
+    assert old.proc.wait(timeout=30) == 0  # its stdin closed: it exits cleanly
     assert handle.wait(timeout=60) == EXIT_BAD_SESSION
+    monkeypatch.undo()
+    executor.warm()  # back under the first environment: a fresh server again
+    assert executor.server.ready.wait(120)
 
 
-def test_close_ends_idle_standbys(executor):
-    executor.warm()
-    [(proc, _)] = executor._idle
-    time.sleep(0.1)
-    executor.close()
-    assert proc.poll() is not None
+def test_close_ends_the_server():
+    ex = Executor(standby=1)
+    ex.warm()
+    server = ex.server
+    ex.close()
+    assert server.proc.poll() is not None
