@@ -8,10 +8,15 @@ then the same for join_group_by (B's minutes by B's zip, 8 zips, over the keys w
 basket total exceeds 150): pandas, the raw MPyC aligned join (``"protocol":
 "join_group_by"`` in raw_join_fast.py) and the protocol on its aligned tagged-helper route.
 Every answer is checked against pandas. Bytes per key: all parties' bytes sent over
-(keys of A + keys of B). Peak memory: each worker's VmHWM, sampled every 0.1 s.
+(keys of A + keys of B). Peak memory: each worker's VmHWM, sampled every 0.1 s. Rounds:
+each party's send bursts after a wait (protocols/transport_stats.py), the most over the
+parties, for the protocol (its worker status) and the raw program (counted the same way).
 
     python bench/join_fast.py [--keys 33000 330000 1000000] [--rows-per-key 3]
-                              [--only intersection_sum|join_group_by]
+                              [--only intersection_sum|join_group_by] [--no-raw]
+                              [--profile DIR]
+
+``--profile DIR`` runs every worker under cProfile (DIR/<protocol>-<keys>-party<i>.prof).
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class Row:
     raw_cpu: list[float] = field(default_factory=list)  # CPU seconds per party
     ensnif_cpu: list[float] = field(default_factory=list)
     prf_cpu: list[float] = field(default_factory=list)
+    raw_rounds: int = 0  # the most rounds of any party
+    ensnif_rounds: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -172,6 +179,12 @@ class Job:
     bytes_sent: int
     max_rss_mb: list[float]
     cpu: list[float]
+    rounds: int = 0
+
+
+PROFILE: Path | None = None  # --profile: where each worker's cProfile output goes
+RAW = True  # --no-raw: skip the raw MPyC baseline
+WORKER_M = ["-m", "protocols.worker"]
 
 
 def ensnif(
@@ -200,7 +213,12 @@ def ensnif(
     peaks = [0.0, 0.0, 0.0]
     t = time.perf_counter()
     with harness.Workers(dirs) as workers:
-        workers.start_all()
+        for i in range(len(dirs)):
+            if PROFILE is None:
+                workers.start(i)
+            else:
+                out = PROFILE / f"{protocol}-{root.name}-{job_id}-party{i}.prof"
+                workers.start(i, [sys.executable, "-m", "cProfile", "-o", str(out), *WORKER_M])
         deadline = t + timeout_s
         while any(p.poll() is None for p in workers.procs.values()):
             for i, p in workers.procs.items():
@@ -222,6 +240,7 @@ def ensnif(
         sum(s.bytes_sent for s in statuses),
         peaks,
         [s.cpu_seconds for s in statuses],
+        max((s.rounds for s in statuses), default=0),
     )
 
 
@@ -252,9 +271,11 @@ def measure(keys: int, per_key: int, prf_up_to: int, timeout_s: float) -> Row:
             ],
         }
         try:
+            if not RAW:
+                raise RuntimeError("skipped (--no-raw)")
             raw = run_raw(root / "raw", "raw_join_fast.py", job, timeout_s)
             row.raw_s, row.raw_bytes, row.raw_mb = raw.wall, sum(raw.bytes_sent), raw.max_rss_mb
-            row.raw_cpu = raw.cpu_per_party
+            row.raw_cpu, row.raw_rounds = raw.cpu_per_party, int(raw.outputs.get("mpc_rounds", 0))
             row.problems += agrees(raw.outputs, want, "raw")
         except (RuntimeError, TimeoutError) as exc:
             row.problems.append(f"raw failed: {exc}")
@@ -262,7 +283,7 @@ def measure(keys: int, per_key: int, prf_up_to: int, timeout_s: float) -> Row:
         try:
             job = ensnif(root, a, b, {}, timeout_s)
             row.ensnif_s, row.ensnif_bytes, row.ensnif_mb = job.wall, job.bytes_sent, job.max_rss_mb
-            row.ensnif_cpu = job.cpu
+            row.ensnif_cpu, row.ensnif_rounds = job.cpu, job.rounds
             row.problems += agrees(job.outputs, want, "ensnif")
         except (RuntimeError, TimeoutError) as exc:
             row.problems.append(f"ensnif failed: {exc}")
@@ -295,9 +316,11 @@ def measure_group_by(keys: int, per_key: int, prf_up_to: int, timeout_s: float) 
             ],
         }
         try:
+            if not RAW:
+                raise RuntimeError("skipped (--no-raw)")
             raw = run_raw(root / "raw", "raw_join_fast.py", job, timeout_s)
             row.raw_s, row.raw_bytes, row.raw_mb = raw.wall, sum(raw.bytes_sent), raw.max_rss_mb
-            row.raw_cpu = raw.cpu_per_party
+            row.raw_cpu, row.raw_rounds = raw.cpu_per_party, int(raw.outputs.get("mpc_rounds", 0))
             row.problems += agrees(raw.outputs, want, "raw")
         except (RuntimeError, TimeoutError) as exc:
             row.problems.append(f"raw failed: {exc}")
@@ -315,6 +338,7 @@ def measure_group_by(keys: int, per_key: int, prf_up_to: int, timeout_s: float) 
             if what == "ensnif":
                 row.ensnif_s, row.ensnif_bytes = job_run.wall, job_run.bytes_sent
                 row.ensnif_mb, row.ensnif_cpu = job_run.max_rss_mb, job_run.cpu
+                row.ensnif_rounds = job_run.rounds
             else:
                 row.prf_s, row.prf_bytes = job_run.wall, job_run.bytes_sent
                 row.prf_mb, row.prf_cpu = job_run.max_rss_mb, job_run.cpu
@@ -338,7 +362,7 @@ def print_table(rows: list[Row], title: str = "intersection_sum, tagged-helper r
         f"{'keys/side':>10} {'rows/A':>9} {'pandas s':>8} {'raw s':>7} {'ensnif s':>8} "
         f"{'e/raw':>5} {'e/pd':>6} {'B/key':>6} {'raw B/key':>9} {'peak MB A/B/H':>15} "
         f"{'prf s':>7} {'prf B/key':>9} {'raw CPU A/B/H':>14} {'ensnif CPU A/B/H':>16} "
-        f"{'prf CPU A/B/H':>14}"
+        f"{'prf CPU A/B/H':>14} {'rounds e/raw':>12}"
     )
     print(f"\n{title} (3 parties, TLS, loopback)")
     print(head)
@@ -350,14 +374,16 @@ def print_table(rows: list[Row], title: str = "intersection_sum, tagged-helper r
             f"{s(r.ensnif_s):>8} {s(ratio_raw):>5} {s(ratio_pd):>6} "
             f"{per_key(r.ensnif_bytes, r):>6} {per_key(r.raw_bytes, r):>9} "
             f"{mb(r.ensnif_mb):>15} {s(r.prf_s):>7} {per_key(r.prf_bytes, r):>9} "
-            f"{cpu(r.raw_cpu):>14} {cpu(r.ensnif_cpu):>16} {cpu(r.prf_cpu):>14}"
+            f"{cpu(r.raw_cpu):>14} {cpu(r.ensnif_cpu):>16} {cpu(r.prf_cpu):>14} "
+            f"{f'{r.ensnif_rounds}/{r.raw_rounds}':>12}"
         )
         for p in r.problems:
             print(f"   ! {p[:400]}")
     print(
         "wall seconds on this (shared, loaded) machine; CPU seconds per party include Python "
         "start and imports; e = ensnif, pd = pandas, B/key = bytes sent by all parties over "
-        "the keys of both sides; prf = the same job with join_path = prf-shuffle"
+        "the keys of both sides; prf = the same job with join_path = prf-shuffle; rounds = the "
+        "most send bursts after a wait of any party (loopback: a lower bound of the depth)"
     )
 
 
@@ -399,7 +425,14 @@ def main() -> int:
     ap.add_argument("--prf-up-to", type=int, default=33_000, help="also the PRF route up to")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--only", choices=("intersection_sum", "join_group_by"), default=None)
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw MPyC baseline")
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile every worker here")
     args = ap.parse_args()
+    global PROFILE, RAW
+    RAW = not args.no_raw
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE = args.profile.resolve()
     rows = run(tuple(args.keys), args.rows_per_key, args.prf_up_to, args.timeout, args.only)
     return 1 if any(r.problems for r in rows) else 0
 

@@ -3,7 +3,7 @@ with ``"protocol": "join_group_by"`` in the job file, of the aligned group-by jo
 (protocols/join/aligned.py) as plain MPyC programs, no orchestration: owners 0 and 1,
 helper 2, threshold 1.
 
-It runs the same local arithmetic (``protocols.tagging``: HMAC tags, AES-CTR streams, the
+It runs the same local arithmetic (``protocols.tagging``: CBC-MAC-AES tags, AES-CTR streams, the
 helper's selection, dot products in Z_2^64) and the same transfers, then opens the three
 sums to every party (a raw program's output) instead of sealing shares to an analyst. Each
 owner reads its own CSV and pre-aggregates per key with Arrow; every party prints its time
@@ -21,7 +21,9 @@ job = rawkit.setup()
 import numpy as np  # noqa: E402
 from mpyc.runtime import mpc  # noqa: E402  (after setup: MPyC parses sys.argv on import)
 
-from protocols import tagging  # noqa: E402  (numpy, hashlib and cryptography only)
+from protocols import tagging, transport_stats  # noqa: E402  (numpy, hashlib, cryptography)
+
+COUNTS = transport_stats.install()  # rounds counted as the worker counts them
 
 A_SPEC, B_SPEC = job["owners"]
 DECIMALS = job["decimals"]
@@ -31,6 +33,27 @@ clock = rawkit.Clock()
 
 async def transfer(obj, sender, receiver):
     return await mpc.transfer(obj, senders=[sender], receivers=[receiver])
+
+
+async def into_mpc(shares: list[int]):
+    """Three additive shares in Z_2^64 (A's with the offset) to secints: A sends B its
+    share + e and H e; B and H input theirs and their top bits; the wrap is their OR."""
+    count = len(shares)
+    ring = np.array([s % (1 << 64) for s in shares], dtype=np.uint64)
+    e = np.frombuffer(secrets.token_bytes(8 * count), "<u8") if mpc.pid == A else None
+    e_got = await transfer(None if e is None else e.tobytes(), A, H)
+    with np.errstate(over="ignore"):
+        a_got = await transfer(None if e is None else (ring + e).tobytes(), A, B)
+        mine = np.zeros(count, dtype=np.uint64)
+        if mpc.pid == B:
+            mine = ring + np.frombuffer(a_got[0], "<u8")
+        elif mpc.pid == H:
+            mine = ring - np.frombuffer(e_got[0], "<u8")
+    secint = mpc.SecInt(68)
+    values = [int(v) for v in mine] + [int(v) >> 63 for v in mine]
+    x_b, x_h = mpc.input(secint.array(np.array(values, dtype=object)), senders=[B, H])
+    wraps = x_b[count:] + x_h[count:] - x_b[count:] * x_h[count:]
+    return x_b[:count] + x_h[:count] - wraps * (1 << 64) - tagging.OFFSET
 
 
 def per_key(owner: dict, value: bool):
@@ -68,7 +91,7 @@ async def main() -> None:
     mine_tags = None
     if me in (A, B):
         order = tagging.private_order(len(keys))
-        mine_tags = tagging.tags(seeds["K"], [keys[i] for i in order.tolist()]).tobytes()
+        mine_tags = tagging.tags(seeds["K"], keys)[order].tobytes()
     clock.lap("tags")
     got_a = await transfer(mine_tags if me == A else None, A, H)
     got_b = await transfer(mine_tags if me == B else None, B, H)
@@ -99,13 +122,7 @@ async def main() -> None:
         q = tagging.stream(seeds["AH"], b"q", 2 * len(sel)).reshape(2, len(sel))
         shares = [int(sel.sum()), tagging.dot(q[0], r), tagging.dot(q[1], r)]
     clock.lap("dot products")
-    secint = mpc.SecInt(68)
-    inputs = mpc.input([secint(s % (1 << 64)) for s in shares], senders=[A, B, H])
-    out = []
-    for j in range(3):
-        s = mpc.sum([inputs[p][j] for p in (A, B, H)])
-        out.append(s - ((s >= 1 << 64) + (s >= 1 << 65)) * (1 << 64) - tagging.OFFSET)
-    matched, rows, total = (int(x) for x in await mpc.output(out))
+    matched, rows, total = (int(x) for x in await mpc.output(await into_mpc(shares)))
     clock.lap("into MPyC and open")
     sent = rawkit.bytes_sent(mpc)
     await mpc.shutdown()
@@ -116,6 +133,7 @@ async def main() -> None:
             "rows": rows,
             "sum": total_value,
             "mean": total_value / rows if rows else float("nan"),
+            "mpc_rounds": COUNTS.rounds,
         },
         sent,
         clock,
@@ -180,7 +198,7 @@ async def group_by_main() -> None:
     order = mine_tags = None
     if me in (A, B):
         order = tagging.private_order(len(keys))
-        mine_tags = tagging.tags(seeds["K"], [keys[i] for i in order.tolist()]).tobytes()
+        mine_tags = tagging.tags(seeds["K"], keys)[order].tobytes()
     clock.lap("tags")
     got_a = await transfer(mine_tags if me == A else None, A, H)
     got_b = await transfer(mine_tags if me == B else None, B, H)
@@ -221,13 +239,7 @@ async def group_by_main() -> None:
     if me == A:
         shares = [(s + tagging.OFFSET) % (1 << 64) for s in shares]
     clock.lap("products")
-    secint = mpc.SecInt(68)
-    inputs = mpc.input([secint(s) for s in shares], senders=[A, B, H])
-    out = []
-    for j in range(width):
-        s = mpc.sum([inputs[p][j] for p in (A, B, H)])
-        out.append(s - ((s >= 1 << 64) + (s >= 1 << 65)) * (1 << 64) - tagging.OFFSET)
-    opened = [int(x) for x in await mpc.output(out)]
+    opened = [int(x) for x in await mpc.output(await into_mpc(shares))]
     clock.lap("into MPyC and open")
     sent = rawkit.bytes_sent(mpc)
     await mpc.shutdown()
@@ -235,6 +247,7 @@ async def group_by_main() -> None:
     for i, g in enumerate(groups):
         result[f"count[{g}]"] = opened[i]
         result[f"sum[{g}]"] = opened[len(groups) + i] / 10**DECIMALS
+    result["mpc_rounds"] = COUNTS.rounds
     rawkit.report(result, sent, clock)
 
 

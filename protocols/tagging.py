@@ -1,5 +1,6 @@
 """The local arithmetic of the tagged-helper join (``protocols.join.tagged``): key tags,
-pseudorandom streams, the helper's selection and dot products in the ring Z_2^64.
+pseudorandom streams, the helper's selection, dot products in the ring Z_2^64 and the
+wrap of two ring shares.
 
 numpy, hashlib and ``cryptography`` only (no MPyC, no Ensnif data layer), so the raw MPyC
 baseline of the benchmark (``bench/raw_join_fast.py``) runs the same code.
@@ -17,26 +18,81 @@ import numpy as np
 OFFSET = 1 << 62  # added by one owner so that every output is non-negative in Z_2^64
 
 
-def _encoded(key: Any) -> bytes:
-    """The byte string of a join key (as ``protocols.prf.hash_keys``: int and str differ)."""
-    if isinstance(key, str):
-        return b"ensnif-key\x00s" + key.encode()
-    return b"ensnif-key\x00i" + int(key).to_bytes(16, "big", signed=True)
+# -- key tags: a PRF of the join key under the owners' per-job key K -------------------------
+# Every key is one message of 16-byte blocks whose first block names its kind (and, for a
+# string, its length in bytes): no message is a proper prefix of another, so CBC-MAC over
+# AES-256 is a PRF on them (Bellare-Kilian-Rogaway 1994; Petrank-Rackoff 2000: CBC-MAC is
+# secure on any prefix-free message space). An int key is the single block
+# "ensnif-i" || int64 (big-endian), that is AES_K of it, a PRP and so a PRF on distinct
+# inputs; a string key is "ensnif-s" || len || its UTF-8 bytes zero-padded to whole blocks.
+# The tag is the first 64 bits of the MAC. The blocks of every key go through AES in one
+# call per block position (numpy builds them), not one hash per key in Python.
+INT_KIND = b"ensnif-i"
+STR_KIND = b"ensnif-s"
+_CHUNK = 1 << 16  # string keys per numpy batch (bounds the padded block matrix)
 
 
-def tags(tag_key: bytes, keys: Sequence[Any]) -> np.ndarray:
-    """HMAC-SHA256 under ``tag_key`` of every key, truncated to 64 bits (uint64)."""
-    block = tag_key.ljust(64, b"\x00")  # a 32-byte key is padded, as HMAC does
-    inner = hashlib.sha256(bytes(x ^ 0x36 for x in block))
-    outer = hashlib.sha256(bytes(x ^ 0x5C for x in block))
-    out = bytearray()
-    for key in keys:
-        h = inner.copy()
-        h.update(_encoded(key))
-        o = outer.copy()
-        o.update(h.digest())
-        out += o.digest()[:8]
-    return np.frombuffer(bytes(out), dtype="<u8")
+def _aes(tag_key: bytes) -> Any:
+    """AES-256 (one block at a time, ECB) under a key derived from the 256-bit ``tag_key``."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = hashlib.sha256(b"ensnif-tag\x00" + tag_key).digest()
+    return Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+
+
+def _blocks(aes: Any, blocks: np.ndarray) -> np.ndarray:
+    """AES of every row of an (n, 16) uint8 matrix."""
+    return np.frombuffer(aes.update(blocks.tobytes()), dtype=np.uint8).reshape(-1, 16)
+
+
+def _int_tags(aes: Any, keys: np.ndarray) -> np.ndarray:
+    blocks = np.empty((len(keys), 2), dtype=">u8")
+    blocks[:, 0] = np.frombuffer(INT_KIND, dtype=">u8")[0]
+    blocks[:, 1] = keys.astype(np.int64).view(np.uint64)
+    return _blocks(aes, blocks.view(np.uint8).reshape(-1, 16))[:, :8].copy().view("<u8")[:, 0]
+
+
+def _str_tags(aes: Any, keys: list[str]) -> np.ndarray:
+    encoded = list(map(str.encode, keys))  # TypeError for anything but a str
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    first = np.empty((len(encoded), 2), dtype=">u8")
+    first[:, 0] = np.frombuffer(STR_KIND, dtype=">u8")[0]
+    first[:, 1] = lengths
+    head = first.view(np.uint8).reshape(-1, 16)
+    nblocks = (lengths + 15) // 16
+    out = np.empty(len(encoded), dtype="<u8")
+    for at in range(0, len(encoded), _CHUNK):
+        rows = slice(at, at + _CHUNK)
+        most = int(nblocks[rows].max())
+        state = _blocks(aes, head[rows]).copy()  # written in place below
+        if most:  # numpy pads every key's bytes with zeros to the chunk's widest
+            padded = np.array(encoded[rows], dtype=f"S{16 * most}").view(np.uint8)
+            padded = padded.reshape(-1, 16 * most)
+            for j in range(most):
+                live = nblocks[rows] > j  # a key's MAC stops after its own last block
+                block = padded[live, 16 * j : 16 * (j + 1)]
+                state[live] = _blocks(aes, state[live] ^ block)
+        out[rows] = state[:, :8].copy().view("<u8")[:, 0]
+    return out
+
+
+def tags(tag_key: bytes, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """The 64-bit tag (uint64) of every join key (int or str) under ``tag_key``: CBC-MAC
+    over AES-256 on the key's prefix-free encoding (above), truncated. Equal keys give
+    equal tags; an int and a str never share an encoding."""
+    array = np.asarray(keys) if not isinstance(keys, np.ndarray) else keys
+    if len(array) == 0:
+        return np.zeros(0, dtype="<u8")
+    aes = _aes(tag_key)
+    if array.dtype.kind in "iu":
+        return _int_tags(aes, array)
+    items = array.tolist()
+    kinds = set(map(type, items))
+    if all(issubclass(k, str) for k in kinds):
+        return _str_tags(aes, items)
+    if all(issubclass(k, int | np.integer) and not issubclass(k, bool) for k in kinds):
+        return _int_tags(aes, np.array(items, dtype=np.int64))  # beyond int64: OverflowError
+    raise TypeError("join keys must all be integers or all be strings")
 
 
 def stream(seed: bytes, label: bytes, count: int) -> np.ndarray:
@@ -56,23 +112,53 @@ def private_order(length: int) -> np.ndarray:
     return permutation(secrets.token_bytes(32), length)
 
 
+def _lookup(tags_a: np.ndarray, tags_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of B's tags (in B's order): whether A has it and A's position of it.
+    Both lists are sorted first, so the binary searches run over sorted queries (cache
+    friendly: 4x faster than ``np.isin`` at a million tags)."""
+    order_a = np.argsort(tags_a)
+    ordered = tags_a[order_a]
+    if np.any(ordered[1:] == ordered[:-1]):
+        raise ArithmeticError("two keys of one owner share a 64-bit tag")
+    order_b = np.argsort(tags_b)
+    queries = tags_b[order_b]
+    if np.any(queries[1:] == queries[:-1]):
+        raise ArithmeticError("two keys of one owner share a 64-bit tag")
+    pos = np.minimum(np.searchsorted(ordered, queries), len(ordered) - 1)
+    hit_sorted = ordered[pos] == queries
+    hit = np.empty(len(tags_b), dtype=bool)
+    hit[order_b] = hit_sorted
+    where = np.empty(len(tags_b), dtype=np.int64)
+    where[order_b] = order_a[pos]
+    return hit, where
+
+
 def select(tags_a: np.ndarray, tags_b: np.ndarray) -> np.ndarray:
     """The helper's selection: 1 where A's tag is among B's (uint64), in A's order."""
-    return np.isin(tags_a, tags_b).astype(np.uint64)
+    if len(tags_a) == 0 or len(tags_b) == 0:
+        return np.zeros(len(tags_a), dtype=np.uint64)
+    hit, where = _lookup(tags_a, tags_b)
+    out = np.zeros(len(tags_a), dtype=np.uint64)
+    out[where[hit]] = 1
+    return out
 
 
 def partners(tags_a: np.ndarray, tags_b: np.ndarray) -> np.ndarray:
     """The helper's alignment: for each of B's tags, the position of the same tag among
     A's, or −1 (int64, in B's order)."""
-    if len(tags_a) == 0:
+    if len(tags_a) == 0 or len(tags_b) == 0:
         return np.full(len(tags_b), -1, dtype=np.int64)
-    order = np.argsort(tags_a, kind="stable")
-    ordered = tags_a[order]
-    pos = np.minimum(np.searchsorted(ordered, tags_b), len(ordered) - 1)
-    hit = ordered[pos] == tags_b
-    if np.any(ordered[1:] == ordered[:-1]) or len(np.unique(tags_b)) != len(tags_b):
-        raise ArithmeticError("two keys of one owner share a 64-bit tag")
-    return np.where(hit, order[pos], -1)
+    hit, where = _lookup(tags_a, tags_b)
+    return np.where(hit, where, -1)
+
+
+def wrap_bit(x_b: int, x_h: int) -> int:
+    """For two shares x_b + x_h ≡ S (mod 2^64) of an S < 2^63, as integers in [0, 2^64):
+    1 when x_b + x_h = S + 2^64, else 0. That is the OR of their top bits: the carry into
+    bit 63 equals the XOR of the top bits (S's top bit is 0), and the carry out is then
+    their majority, which is their OR. ``protocols.join.tagged._into_mpc`` computes the
+    same inside MPyC as β + η − β·η."""
+    return ((x_b >> 63) | (x_h >> 63)) & 1
 
 
 def as_ring(values: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ matched rows themselves, such as a vertical regression). Two data owners A, B an
 compute-only helper H, threshold t = 1 (``ensnif_mpc.jobs.join_path``).
 
 How, after the tagging of ``protocols.join.tagged`` (steps 1–2 there: seeds K (A, B),
-s_AH (A, H), s_HB (H, B); each owner sends H the 64-bit HMAC tags of its distinct keys
+s_AH (A, H), s_HB (H, B); each owner sends H the 64-bit tags of its distinct keys
 in a private random order), every party running every step, "→" being ``mpc.transfer``:
 
 0. Sizes. Each owner announces its number of distinct keys, n_A and n_B, to everyone.
@@ -20,12 +20,14 @@ in a private random order), every party running every step, "→" being ``mpc.tr
    matrix from s_AH. B sets  Y_B = Z[σ2] + R[σ2] − C.  Then Y_B + C = X[τ]: row j is
    A's row of B's j-th key, or zeros. B holds Y_B, A and H both hold C.
 4. Products with B's own columns W (n_B × d, B's tag order): B sends A  W − M, M from
-   s_HB. Y^T·W = Y_B^T·W (B) + C^T·(W − M) (A) + C^T·M (H); row by row the same
+   s_HB, in chunks of rows (each chunk folded in before the next, so memory stays a
+   chunk). Y^T·W = Y_B^T·W (B) + C^T·(W − M) (A) + C^T·M (H); row by row the same
    with ∘ for :func:`aligned_rows`. Column sums of Y: Y_B (B) + C (A).
-5. Into MPyC. Each party secret-shares its additive share; MPyC adds them. In Z_2^64
-   (numpy uint64, the group-by) two comparisons per output remove the wrap-arounds
-   (``protocols.join.tagged._into_mpc``); in Z_p, p the MPyC field's modulus (object
-   arrays, the correlation and :func:`aligned_rows`), the sum is the value itself.
+5. Into MPyC. In Z_2^64 (numpy uint64, the group-by) the three shares become two
+   (A sends B its share + e, H e) and one multiplication per output removes the one
+   possible wrap-around (``protocols.join.tagged._into_mpc``, no comparison); in Z_p, p
+   the MPyC field's modulus (object arrays, the correlation and :func:`aligned_rows`),
+   each party secret-shares its additive share and the sum is the value itself.
 
 Who sees what (semi-honest, one corrupted party, t = 1):
 - A: its data, s_AH, K, n_B and W − M, pseudorandom under s_HB which A never sees. A
@@ -36,7 +38,8 @@ Who sees what (semi-honest, one corrupted party, t = 1):
   uniformly random injection of [n_B] into [N]: B learns nothing of which of its keys
   matched (the unmatched ones point into A's zero rows, which σ1 hides among A's rows).
 - H: s_AH, s_HB and both tag lists, as on the selection route: the sizes, the match
-  count and which random positions matched. H receives no share in steps 2–4.
+  count and which random positions matched. H receives no share in steps 2–4 (in step 5
+  of the Z_2^64 products only A's fresh uniform e).
 - Step 5 is MPyC's usual t = 1 computation. So every single party's view is simulated
   from its input and its announced sizes (H: and the match count): t = 1 suffices, with
   the helper a third party distinct from both owners. Compared with the PRF route, where
@@ -171,6 +174,9 @@ async def align(
     return Shared(None, mask_c)
 
 
+CHUNK_ROWS = 1 << 17  # B's masked columns go to A in chunks of this many rows (memory)
+
+
 async def with_b(
     ctx: Context,
     m: Matching,
@@ -184,27 +190,40 @@ async def with_b(
 ) -> np.ndarray:
     """Step 4: this party's additive share of Y^T·W (width × depth), W being B's (n_B ×
     depth) matrix of ring elements in B's tag order (None elsewhere); with ``rowwise = k``
-    instead of column k of Y times every column of W, row by row (n_B × depth)."""
+    instead of column k of Y times every column of W, row by row (n_B × depth).
+
+    B sends W − M in chunks of :data:`CHUNK_ROWS` rows (M from s_HB, drawn per chunk), and
+    every party folds each chunk into its share before the next: no party holds more than
+    a chunk of M or of W − M at once, and A starts on a chunk while B sends the next."""
     me = ctx.index
-    mask = ring.mask(m.seeds["HB"], label, (m.n_b, depth)) if me in (m.b, m.h) else None
-    sent = None
-    if me == m.b:
-        assert w is not None and mask is not None
-        sent, mask = ring.sub(w, mask), None  # B needs W, not M, from here on (memory)
-    (got,) = trace.got(await tagged.transfer(ctx.mpc, sent, [m.b], [m.a])) or [None]
-    sent = None
-
-    def times(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    own = y.b_part if me == m.b else y.ah_part
+    assert own is not None
+    width = own.shape[1]
+    total = ring.zeros((width, depth))
+    rows_out: list[np.ndarray] = []
+    for start in range(0, m.n_b, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, m.n_b)
+        tag = label + b"@" + str(start).encode()
+        mask = ring.mask(m.seeds["HB"], tag, (stop - start, depth)) if me in (m.b, m.h) else None
+        sent = None
+        if me == m.b:
+            assert w is not None and mask is not None
+            sent = ring.sub(w[start:stop], mask)
+        (got,) = trace.got(await tagged.transfer(ctx.mpc, sent, [m.b], [m.a])) or [None]
+        sent = None
+        right: np.ndarray | None = got if me == m.a else mask
+        if me == m.b:
+            assert w is not None
+            right = w[start:stop]
+        assert right is not None
+        left = own[start:stop]
         if rowwise is None:
-            return ring.cross(left, right)
-        return ring.mul(left[:, [rowwise]], right)
-
-    if me == m.b:
-        assert y.b_part is not None and w is not None
-        return times(y.b_part, w)
-    other = got if me == m.a else mask
-    assert y.ah_part is not None and other is not None
-    return times(y.ah_part, other)
+            total = ring.add(total, ring.cross(left, right))
+        else:
+            rows_out.append(ring.mul(left[:, [rowwise]], right))
+    if rowwise is None:
+        return total
+    return np.concatenate(rows_out) if rows_out else ring.zeros((0, depth))
 
 
 def column_sums(m: Matching, ring: Ring, y: Shared, width: int) -> np.ndarray:

@@ -13,18 +13,23 @@ party to the same peer never share a receive buffer — tests/protocols/test_tra
    s_AH (A → H) and H draws s_HB (H → B). A transfer reaches only its named receivers:
    H never receives K. From each seed, AES-256-CTR gives a pseudorandom stream.
 2. Tags. Each owner pre-aggregates per key, puts its distinct keys in a private uniformly
-   random order (a fresh local permutation), and sends H only
-   tag(k) = HMAC-SHA256_K(k) truncated to 64 bits, in that order.
+   random order (a fresh local permutation), and sends H only tag(k), in that order:
+   CBC-MAC over AES-256 under a key derived from K of k's prefix-free block encoding,
+   truncated to 64 bits (``protocols.tagging.tags``; a PRF, computed for all keys at once
+   with one AES call per block position instead of one hash per key in Python).
 3. Matching. H computes the selection sel ∈ {0,1}^{n_A} (sel_i = 1 when A's i-th tag is
    among B's) and its count c.
 4. The dot product Σ_i v_i·sel_i for each of A's columns v (sum, count), in the ring
    Z_2^64: H sends A u = sel − r with r = stream(s_HB); A sends B w = v − q with
    q = stream(s_AH). Then A holds a = Σ v·u, B holds b = Σ w·r, H holds h = Σ q·r, and
    a + b + h = Σ v·sel (mod 2^64). The arithmetic is numpy on uint64 vectors.
-5. Into MPyC. Each party secret-shares its additive share (A adds a public offset,
-   H adds c to the keys column); MPyC adds them, removes the ring's wrap-arounds with two
-   comparisons per output and hands the outputs to the worker (DP noise, sealing) as
-   on every route.
+5. Into MPyC (``_into_mpc``). A adds a public offset to its shares (H adds c to the keys
+   column). A turns the three additive shares into two: it sends a fresh uniform e to H
+   and its share + e to B. B and H secret-share their shares and their top bits; MPyC
+   adds them and removes the one possible wrap-around with one multiplication per output
+   (the wrap is the OR of the two top bits, since the offset output is below 2^63), no
+   comparison, and hands the outputs to the worker (DP noise, sealing) as on every
+   route.
 
 Who sees what (semi-honest, one corrupted party, t = 1):
 - A: K, s_AH, its own data and u = sel − r. r is pseudorandom under s_HB, which A never
@@ -32,12 +37,14 @@ Who sees what (semi-honest, one corrupted party, t = 1):
 - B: K, s_HB, its own data and w = v − q, pseudorandom under s_AH which B never sees:
   B learns A's number of distinct keys (the length of w) and nothing else.
 - H: s_AH, s_HB and the two tag lists. Without K the tags of distinct keys are
-  independent random 64-bit strings (HMAC is a PRF); equal keys give equal tags. Both
+  independent random 64-bit strings (CBC-MAC over AES is a PRF on a prefix-free message
+  space, and a truncated PRF is a PRF); equal keys give equal tags. Both
   lists are in orders H does not know, so H learns the two sizes, the match count c and
   which of A's random positions matched — a uniformly random c-subset given c, that is,
   nothing beyond c. Its other messages are the shares of step 5.
-- The MPyC step of 5 is MPyC's usual t = 1 computation: a single party sees
-  independent shares. The analyst gets only the outputs, sealed (and noised under DP).
+- Step 5: B sees A's share + e and H sees e, e fresh and uniform, so each sees one
+  uniform value; the MPyC part is MPyC's usual t = 1 computation, where a single party
+  sees independent shares. The analyst gets only the outputs, sealed (and noised under DP).
 So t = 1 suffices: every view above is that of a single party; the route needs the
 helper to be a third party distinct from both owners, which is the session's shape.
 Compared with the PRF route, where every party learns both sizes and c, the owners learn
@@ -160,7 +167,7 @@ async def exchange_tags(
     if me in (a, b):
         assert keys is not None
         order = private_order(len(keys))
-        mine_tags[me] = tags(seeds["K"], np.asarray(keys, dtype=object)[order].tolist()).tobytes()
+        mine_tags[me] = tags(seeds["K"], keys)[order].tobytes()  # tag, then reorder the tags
     received = []
     for owner in (a, b):
         got = trace.got(await transfer(mpc, mine_tags.get(owner), [owner], [h]))
@@ -171,22 +178,41 @@ async def exchange_tags(
     return order, (tags_a, tags_b), seeds
 
 
-async def _into_mpc(ctx: Context, shares: list[int]) -> list[Any]:
-    """Step 5: every party's additive shares (one per output, in Z_2^64) into MPyC secints.
+async def _into_mpc(ctx: Context, shares: list[int], trace: _Trace | None = None) -> list[Any]:
+    """Step 5: every party's additive shares (one per output, in Z_2^64, summing to the
+    output plus OFFSET) into MPyC secints, with one multiplication per output and no
+    comparison.
 
-    s = Σ shares < 3·2^64 as integers; the output is s − 2^64·[s ≥ 2^64] − 2^64·[s ≥ 2^65]
-    − OFFSET (A's shares carry the offset).
+    First to two shares: A draws a fresh uniform e, sends e to H and its share + e to B
+    (each sees one uniform value), so B holds x_B and H holds x_H with
+    x_B + x_H ≡ S (mod 2^64), S = output + OFFSET ∈ [0, 2^63) (the route's integers have
+    at most 62 bits). As integers x_B + x_H is S or S + 2^64, and since S's top bit is 0
+    the wrap is exactly "x_B's or x_H's top bit is set" (:func:`protocols.tagging.wrap_bit`):
+    B and H secret-share their share and its top bit, and
+    output = x_B + x_H − 2^64·(β + η − β·η) − OFFSET.
     """
-    mpc = ctx.mpc
+    mpc, me = ctx.mpc, ctx.index
+    a, b, h = _roles(ctx)
+    count = len(shares)
+    ring = np.array([s % (1 << 64) for s in shares], dtype=np.uint64)
+    got = (lambda objs: objs) if trace is None else trace.got
+    e = np.frombuffer(secrets.token_bytes(8 * count), dtype="<u8") if me == a else None
+    (e_got,) = got(await transfer(mpc, None if e is None else e.tobytes(), [a], [h])) or [None]
+    with np.errstate(over="ignore"):
+        to_b = None if e is None else (ring + e).tobytes()
+        (a_got,) = got(await transfer(mpc, to_b, [a], [b])) or [None]
+        mine = np.zeros(count, dtype=np.uint64)
+        if me == b:
+            mine = ring + np.frombuffer(a_got, dtype="<u8")
+        elif me == h:
+            mine = ring - np.frombuffer(e_got, dtype="<u8")
     secint = mpc.SecInt(max(ctx.bit_length, 68))
-    everyone = list(range(len(mpc.parties)))
-    inputs = mpc.input([secint(v) for v in shares], senders=everyone)
-    out = []
-    for j in range(len(shares)):
-        s = mpc.sum([inputs[p][j] for p in everyone])
-        wraps = (s >= 1 << 64) + (s >= 1 << 65)
-        out.append(s - wraps * (1 << 64) - OFFSET)
-    return out
+    values = [int(v) for v in mine] + [int(v) >> 63 for v in mine]
+    x_b, x_h = mpc.input(secint.array(np.array(values, dtype=object)), senders=[b, h])
+    top_b, top_h = x_b[count:], x_h[count:]
+    wraps = top_b + top_h - top_b * top_h
+    out = x_b[:count] + x_h[:count] - wraps * (1 << 64) - OFFSET
+    return list(out.tolist())
 
 
 def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +295,8 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
             r = stream(seeds["HB"], b"r", len(sel))
             q = stream(seeds["AH"], b"q", 2 * len(sel)).reshape(2, len(sel))
             shares = [int(sel.sum()), dot(q[0], r), dot(q[1], r)]
+    keys_out, rows_out, sum_out = await _into_mpc(ctx, [s % (1 << 64) for s in shares], trace)
     trace.write(mpc)
-    keys_out, rows_out, sum_out = await _into_mpc(ctx, [s % (1 << 64) for s in shares])
     return [
         SecureOutput("keys", keys_out, on_value_scale=False),
         SecureOutput("rows", rows_out, on_value_scale=False),

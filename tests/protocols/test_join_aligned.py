@@ -218,8 +218,9 @@ def test_aligned_rows_pair_every_matched_key_and_zero_the_rest(tmp_path, fxp):
 
 
 def test_the_aligned_group_by_opens_the_same_whatever_the_data(tmp_path, monkeypatch):
-    """With the sizes fixed, the only openings are the masks inside MPyC's comparisons
-    (the wrap-around removal): as many and as shaped whatever the overlap and values."""
+    """With the sizes fixed, whatever the parties open is as many and as shaped whatever
+    the overlap and values (the wrap-around removal, one multiplication per output since
+    it stopped using comparisons, opens nothing itself)."""
     from ensnif_mpc.data.schema import Column
     from tests.protocols.harness import OwnerTable
 
