@@ -3,8 +3,9 @@
 Two routes exist (``protocols.join``):
 
 - ``tagged-helper`` (``protocols.join.tagged``): two data owners and one compute-only
-  helper, threshold t = 1. The owners tag their keys with HMAC-SHA256 under a fresh key
-  the helper never holds; the helper matches the tags and secret-shares the selection.
+  helper, threshold t = 1. The owners tag their keys with a keyed PRF (CBC-MAC over
+  AES-256, ``protocols.tagging``) under a fresh key the helper never holds; the helper
+  matches the tags and secret-shares the selection.
   Only the helper learns the number of matching keys; a helper that deviates from the
   protocol chooses the selection alone.
   For ``join_group_by`` and ``join_correlation`` the helper's matching aligns the two
@@ -49,7 +50,7 @@ MAX_BITS = 62
 
 DESCRIPTIONS = {
     TAGGED: (
-        "tagged-helper: the two owners tag their distinct keys with HMAC-SHA256 (truncated "
+        "tagged-helper: the two owners tag their distinct keys with CBC-MAC-AES-256 (truncated "
         "to 64 bits) under a fresh per-job key only they hold and send the tags, in a "
         "private random order, to the helper; the helper matches them and secret-shares the "
         "selection; the aggregate is one dot product over shares. Only the helper learns the "
@@ -59,7 +60,7 @@ DESCRIPTIONS = {
         "with the helper can test guessed keys of the other owner"
     ),
     ALIGNED: (
-        "tagged-helper, aligned: the two owners tag their distinct keys with HMAC-SHA256 "
+        "tagged-helper, aligned: the two owners tag their distinct keys with CBC-MAC-AES-256 "
         "(truncated to 64 bits) under a fresh per-job key only they hold and send the tags, "
         "in a private random order, to the helper, which matches them; the first owner's "
         "per-key columns are carried into the second owner's key order by two resharings "
