@@ -81,6 +81,7 @@ def numpy_fit(keys_a, x_a, keys_b, x_b, y) -> tuple[float, np.ndarray, np.ndarra
 
 
 def run(n: int) -> bool:
+    import models_job
     import raw as rawrun
     from sklearn.linear_model import Ridge
 
@@ -117,8 +118,7 @@ def run(n: int) -> bool:
             "columns": [[f"a{j}" for j in range(DA)], [*(f"b{j}" for j in range(DB)), "y"]],
         }
         raw_run = rawrun.run(work / "raw", "raw_vertical.py", job, 1800)
-        t = time.perf_counter()
-        ours = harness.run_parties(
+        ours = models_job.run(
             work / "ours",
             "join_regression",
             tables,
@@ -127,7 +127,7 @@ def run(n: int) -> bool:
             job_id="vridge",
             timeout=1800,
         )
-        t_ours = time.perf_counter() - t
+        t_ours = ours.job
     got = np.array([float(ours.outputs[f"coef[{j}]"]) for j in range(d + 1)])
     raw_got = np.array([raw_run.outputs[f"coef[{j + 1}]"] for j in range(d)])
     err, raw_err = np.max(np.abs(got - beta)), np.max(np.abs(raw_got - beta[1:]))
@@ -135,9 +135,6 @@ def run(n: int) -> bool:
         problems.append(f"ensnif coefficients off by {err:.2e}")
     if raw_err > 1e-5:
         problems.append(f"raw coefficients off by {raw_err:.2e}")
-    cpu = [round(s.cpu_seconds, 2) for s in ours.statuses]
-    sent = [s.bytes_sent for s in ours.statuses]
-    rounds = [s.rounds for s in ours.statuses]
     print(f"{'':10} {'wall s':>8} {'vs numpy':>9} {'vs raw':>7}  notes")
     print(
         f"{'numpy':10} {t_np:8.3f} {1:9.1f} {'':>7}  pandas join + closed form "
@@ -149,7 +146,7 @@ def run(n: int) -> bool:
     )
     print(
         f"{'ensnif':10} {t_ours:8.2f} {t_ours / t_np:9.1f} {t_ours / raw_run.wall:7.1f}  "
-        f"cpu per party {cpu}, bytes sent {sent}, rounds {rounds}, bit length {bits}, "
+        f"{ours.summary()}, bit length {bits}, "
         f"max |Δβ| vs numpy {err:.1e}"
     )
     for p in problems:

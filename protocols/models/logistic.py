@@ -37,13 +37,12 @@ from typing import Any
 import numpy as np
 
 from protocols.io import Context, SecureOutput
-from protocols.models import inputs, keep
+from protocols.models import inputs, keep, ns_solve
 from protocols.models.secure_math import (
     SIGMOID_C1,
     SIGMOID_C3,
     as_fixed,
     feature_box,
-    newton_schulz,
     newton_schulz_steps,
     public_vector,
     scaled_int,
@@ -91,8 +90,13 @@ async def fit_exact(mpc: Any, x: Any, y: Any, gram: Any, rows: int, l2: float, s
     b = shift(mpc, gram * scaled_int(alpha / 4, FB + 2 * FX), 2 * FX + 2 * FX)
     b = b + np.eye(d, dtype=object) * scaled_int(alpha * l2, FB)
     k = newton_schulz_steps(1.0 / (alpha * l2), INVERSE_ACCURACY)
-    inverse = shift(mpc, newton_schulz(mpc, b, FB, k) * scaled_int(alpha, 60), FB + 60 - FA)
     sectype = type(y)
+    # Truncations by pre-shared pairs (no random bits; ns_solve): the iterate's values stay
+    # below 2^(FB + K + 1) at scale 2^(2·FB), far inside the 200-bit integers.
+    pairs = ns_solve.PairTruncator(mpc, sectype.sectype, FB)
+    pairs.prepare(2 * k * d * d)
+    y_k = await ns_solve.iterate(mpc, pairs, b, k)
+    inverse = shift(mpc, y_k * scaled_int(alpha, 60), FB + 60 - FA)
     c1 = scaled_int(SIGMOID_C1, FR - (FX + FW))
     c3 = scaled_int(SIGMOID_C3, FR - 3 * (FX + FW))
     target = y * (1 << FR) - (1 << (FR - 1))  # y − 1/2 at 2^FR
@@ -179,18 +183,38 @@ def learning_rate(params: Mapping[str, Any]) -> float:
     return float(params.get("learning_rate", 1.0))
 
 
-def clipped_gradient_sum(x: np.ndarray, y: np.ndarray, w: np.ndarray, clip: float) -> np.ndarray:
+def clipped_gradient_sum(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    clip: float,
+    row_norms: np.ndarray | None = None,
+) -> np.ndarray:
     """Σ over rows of each row's log-loss gradient x(σ(x·w) − y), clipped to L2 norm ``clip``
     and put on the grid 2^DP_GRID / clip, each coordinate truncated toward zero (so a row
-    contributes at most 2^DP_GRID in L2): an owner's local step, in the clear."""
+    contributes at most 2^DP_GRID in L2): an owner's local step, in the clear.
+
+    A row's gradient is x_i scaled by its residual r_i, so its norm is |r_i|·‖x_i‖: with the
+    rows' norms computed once (``row_norms``, :func:`norms`) a step is one matrix-vector
+    product, one scaling of the rows and one truncation, with no per-step norm pass. The
+    grid values are integers below 2^DP_GRID, so their float64 column sums are exact for up
+    to 2^33 rows (every partial sum an integer below 2^53)."""
     if x.shape[0] == 0:
         return np.zeros(x.shape[1], dtype=object)
+    if row_norms is None:
+        row_norms = norms(x)
     residual = 1 / (1 + np.exp(-(x @ w))) - y
-    g = x * residual[:, None]
-    norms = np.linalg.norm(g, axis=1)
-    g = g * np.minimum(1.0, clip / np.maximum(norms, 1e-300))[:, None]
-    grid = np.trunc(g * ((1 << DP_GRID) / clip)).astype(np.int64)
+    length = np.abs(residual) * row_norms
+    scale = residual * np.minimum(1.0, clip / np.maximum(length, 1e-300)) * ((1 << DP_GRID) / clip)
+    grid = np.multiply(x, scale[:, None])
+    np.trunc(grid, out=grid)
     return np.array([int(v) for v in grid.sum(axis=0)], dtype=object)
+
+
+def norms(x: np.ndarray) -> np.ndarray:
+    """Each row's L2 norm (computed once per run: the rows do not change between steps)."""
+    out: np.ndarray = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return out
 
 
 def descent_step(
@@ -211,11 +235,12 @@ async def _noisy_descent(ctx: Context, lower: np.ndarray, upper: np.ndarray) -> 
     if ctx.is_owner and ctx.local is not None:
         x = design_matrix(inputs.features(ctx), lower, upper)
         y = inputs.labels(ctx).astype(float)
+    row_norms = None if x is None else norms(x)
     count = np.array([0 if x is None else len(x)], dtype=object)
     (n_hat,) = await rounds.open("count", inputs.summed(ctx, sint, count, (1,)))
     w = np.zeros(d)
     for t in range(steps):
-        local = None if x is None or y is None else clipped_gradient_sum(x, y, w, clip)
+        local = None if x is None or y is None else clipped_gradient_sum(x, y, w, clip, row_norms)
         noisy = await rounds.open(f"gradient{t}", inputs.summed(ctx, sint, local, (d,)))
         w = descent_step(w, noisy, float(n_hat), clip, lr)
         ctx.progress("training", 0.1 + 0.8 * (t + 1) / steps)

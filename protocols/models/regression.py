@@ -10,22 +10,23 @@ the sums Σz and the upper triangle of Σ z zᵀ, exactly (``protocols.models.gr
 owner secret-shares that one vector (its length depends only on d); MPC adds them as secure
 integers, so the MPC work does not depend on the rows. Then, exact release:
 
-- the statistics become fixed point (``FRAC_BITS`` fractional bits) scaled by public powers
+- the statistics become fixed point (``FRAC_BITS`` = 64 fractional bits) scaled by public powers
   of two from the columns' declared bounds and the owners' row counts (the catalog's), so
   every entry is at most about 1 in magnitude;
 - centred: S = Σ z zᵀ − Σz Σzᵀ / n (one secure reciprocal of n);
-- the d × d system (S_xx + λ·I) β = S_xy is solved by Gauss–Jordan elimination on
-  [S_xx + λI | S_xy | I] (``protocols.ports.linalg.gauss_jordan``, the Local_test port's);
-  it gives β and (S_xx + λI)⁻¹ together;
+- the d × d system (S_xx + λ·I) β = S_xy is solved through (S_xx + λI)⁻¹, computed by
+  Newton–Schulz iteration (``protocols.models.ns_solve``: matrix products only, a public
+  number of steps, truncations by pre-shared random pairs), then β = (S_xx + λI)⁻¹ S_xy;
 - the intercept ȳ − β·x̄, the residual sum RSS = S_yy − β·S_xy, R² = 1 − RSS/S_yy and the
   squared standard errors σ̂²·(S_xx + λI)⁻¹_jj (intercept: σ̂²·(1/n + x̄ᵀ(S_xx + λI)⁻¹x̄)),
   σ̂² = RSS/(n − d − 1). For λ > 0 these are those of the penalised fit: RSS includes
   λ‖β‖² (see docs/models.md).
 
 A singular system (a constant feature, collinear features, or n ≤ d + 1 rows) is found
-inside MPC: every pivot of the elimination is compared with a threshold relative to its
-column's diagonal, and n with d + 1; only one bit is opened — whether any of these tests
-failed — and the job then fails with ``singular_system``, opening nothing else.
+inside MPC: the iteration's residual ‖I − BY‖²_F is compared with a threshold (a singular or
+too ill-conditioned system does not converge, ``ns_solve``), and n with d + 1; only one bit
+is opened — whether either test failed — and the job then fails with ``singular_system``,
+opening nothing else.
 
 DP release (sufficient-statistics perturbation): the summed integers themselves are the
 outputs, noised inside MPC before anything is opened, in five blocks: n; Σz; the upper
@@ -47,16 +48,18 @@ import numpy as np
 
 from ensnif_mpc.errors import FailedPrecondition
 from protocols.io import Context, SecureOutput
-from protocols.models import keep
+from protocols.models import keep, ns_solve
 from protocols.models.gram import moments, triangle
-from protocols.ports.linalg import gauss_jordan
 
-FRAC_BITS = 48  # working precision of the solve: absolute resolution 2^-48 on scaled entries
-# (in 2·FRAC_BITS bits: MPyC's fixed-point reciprocal is only right when l = 2f)
-# A pivot at most this fraction of its column's (penalised) diagonal, or below PIVOT_FLOOR,
-# is taken for zero: the features are collinear (or one is constant) at this precision.
-PIVOT_RELATIVE = 1e-9
-PIVOT_FLOOR = 2.0 ** -(FRAC_BITS - 8)
+# Working precision of the solve: absolute resolution 2^-64 on scaled entries (every entry
+# at most 1 by the declared bounds). The Newton–Schulz inverse's error is absolute, about
+# ‖(S_xx + λI)⁻¹‖ times that resolution in the scaled units, so data far inside its declared
+# bounds (tiny scaled variances) needs the bits: at 2^-48 a per-key sum regression lost 1e-6.
+FRAC_BITS = 64
+KEPT_FRAC = 48  # a kept model's coefficients (SecFxp(96, 48)): what predict computes in
+# Added to n·S_yy (scaled) before R²'s reciprocal, so that the solve inverts it for a
+# constant label too (R² is then meaningless): a bias of YY_FLOOR / (n·S_yy) in 1 − R².
+YY_FLOOR = 2.0**-30
 CROSS = "cross@decimals="  # the name says which grid an opened cross product is on
 
 
@@ -169,38 +172,51 @@ async def solved(ctx: Context, total: Any, rows: int, bounds: list[int]) -> list
     ctx.progress("solving", 0.5)
     r = max(1, rows.bit_length())
     e = [max(1, b.bit_length()) for b in bounds]  # 2^e_j ≥ every |z_j| on the grid
-    # Wide enough for the raw sums, only to scale them by public powers of two (exact);
-    # then the working type, whose 2·FRAC_BITS bits MPyC's reciprocal needs.
-    wide = mpc.SecFxp(ctx.bit_length + FRAC_BITS + 8, FRAC_BITS)
-    fx = mpc.SecFxp(2 * FRAC_BITS, FRAC_BITS)
-    raw = mpc.convert(mpc.np_tolist(total), wide)
+    fx = mpc.SecFxp(2 * FRAC_BITS, FRAC_BITS)  # 2·FRAC_BITS bits: the solve's working type
     pairs = triangle(w)
     shifts = [r] + [r + e[j] for j in range(w)] + [r + e[j] + e[col] for j, col in pairs]
-    scaled = mpc.convert([_pow2(v, -k) for v, k in zip(raw, shifts, strict=True)], fx)
+    scaled = await _scaled(mpc, fx, total, shifts)
     n_hat = scaled[0]
-    t = mpc.np_fromlist(scaled[1 : 1 + w])
-    q = [[None] * w for _ in range(w)]
+    t = scaled[1 : 1 + w]
+    where = np.zeros((w, w), dtype=int)
     for i, (j, col) in enumerate(pairs):
-        q[j][col] = q[col][j] = scaled[1 + w + i]
-    inv_n = 1 / n_hat
-    mean = t * inv_n
-    s = mpc.np_fromlist([v for row in q for v in row]).reshape(w, w) - mpc.np_outer(t, mean)
+        where[j, col] = where[col, j] = 1 + w + i
+    q = scaled[where]
+    # a = n·S in units of 2^(2r + e_j + e_l): n·Σ z zᵀ − Σz Σzᵀ, no division by n (every
+    # entry at most 1 in magnitude by the declared bounds). The solve needs no 1/n: n cancels.
+    a = q * n_hat - mpc.np_outer(t, t)
     ridge = float(ctx.params.get("ridge", 0.0)) * 10 ** (2 * ctx.decimals)
     penalty = np.array([ridge / 2.0 ** (r + 2 * e[j]) for j in range(d)])
-    m = s[:d, :d] + np.diag(penalty)
-    aug = mpc.np_hstack((m, s[:d, d:], fx.array(np.eye(d))))
-    reduced, pivots = gauss_jordan(mpc, aug, d)
-    await _check_singular(ctx, fx, total[0], mpc.np_fromlist(pivots), m, w)
+    m = a[:d, :d] + mpc.np_fromlist([n_hat * p for p in penalty]) * np.eye(d)  # n(S_xx + λI)
+    # The divisions the outputs need ride along in the solve as 1 × 1 blocks (no MPyC
+    # reciprocal): 1/n, 1/(n − d − 1) and 1/(n·S_yy) (scaled; S_yy floored, and not part of
+    # the convergence check: a constant label only makes R² meaningless).
+    scalars = [n_hat, n_hat - w * 2.0**-r, a[d, d] + YY_FLOOR]
+    # Every diagonal entry of m is at most 1 + its penalty (the declared bounds), and each
+    # scalar at most 1, so the eigenvalues are at most the sum: the solve's public scale.
+    m_inv_a, inverses, residual = await ns_solve.inverse(
+        mpc,
+        fx,
+        m,
+        scalars,
+        [True, True, False],
+        float(w + 2 + penalty.sum()),
+        ns_solve.iterations(),
+    )
+    inv_n, inv_dof, inv_syy = (inverses[i] for i in range(3))
+    await _check_singular(ctx, residual, total[0], w)
     ctx.progress("solving", 0.8)
-    gamma, m_inv = reduced[:, d], reduced[:, d + 1 :]
-    rss = s[d, d] - mpc.np_sum(gamma * s[:d, d])
-    r2 = 1 - rss * (1 / (s[d, d] + PIVOT_FLOOR))
-    sigma2 = rss * (1 / (n_hat - w * 2.0**-r))
+    gamma = mpc.np_matmul(m_inv_a, a[:d, d])  # β on the scaled columns: n cancels
+    m_inv = m_inv_a * n_hat  # (S_xx + λI)⁻¹ in the scaled units
+    mean = t * inv_n
+    rss_n = a[d, d] - mpc.np_sum(gamma * a[:d, d])  # n·RSS, scaled
+    r2 = 1 - rss_n * inv_syy
+    sigma2 = rss_n * inv_n * inv_dof
     out_scale = 10**-ctx.decimals
     intercept = (mean[d] - mpc.np_sum(gamma * mean[:d])) * (2 ** e[d] * out_scale)
     coefs = [intercept] + [_pow2(gamma[j], e[d] - e[j]) for j in range(d)]
     if keep.kept(ctx.params):  # kept secret-shared: nothing else is computed or opened
-        return keep.keep_model(mpc, coefs)
+        return keep.keep_model(mpc, mpc.convert(coefs, mpc.SecFxp(2 * KEPT_FRAC, KEPT_FRAC)))
     quad = mpc.np_sum(mean[:d] * mpc.np_matmul(m_inv, mean[:d]))
     se2 = [_pow2(sigma2 * (inv_n + quad), 2 * e[d] - r) * out_scale**2]
     se2 += [_pow2(sigma2 * m_inv[j, j], 2 * (e[d] - e[j]) - r) for j in range(d)]
@@ -210,14 +226,31 @@ async def solved(ctx: Context, total: Any, rows: int, bounds: list[int]) -> list
     return out
 
 
-async def _check_singular(ctx: Context, fx: Any, n: Any, pivots: Any, m: Any, w: int) -> None:
-    """Open one bit: is any pivot ~0 (relative to its column's diagonal) or n ≤ d + 1? Then
-    the job fails with singular_system, before anything else is opened."""
+async def _scaled(mpc: Any, fx: Any, total: Any, shifts: list[int]) -> Any:
+    """total_i / 2^shifts_i as one ``fx`` array (every |total_i| ≤ 2^shifts_i, so every
+    entry at most 1): into ``fx``'s field as integers (one conversion), each multiplied by
+    the public 2^(top − shifts_i) so that one truncation by top − FRAC_BITS bits (pre-shared
+    pairs, ``ns_solve``) puts all of them at 2^FRAC_BITS, read as fixed point in place."""
+    sint = mpc.SecInt(fx.bit_length + fx.frac_length)  # fx's field, as integers
+    top = max(shifts)
+    ints = mpc.np_fromlist(mpc.convert(mpc.np_tolist(total), sint))
+    widened = ints * np.array([1 << (top - k) for k in shifts], dtype=object)  # |v| ≤ 2^top
+    if top <= FRAC_BITS:
+        at_f = widened * (1 << (FRAC_BITS - top))
+    else:
+        pairs = ns_solve.PairTruncator(mpc, sint, top - FRAC_BITS, top + 2)
+        pairs.prepare(len(shifts))
+        at_f = await pairs.truncate(widened)
+    return fx.array(await mpc.gather(at_f), integral=False)
+
+
+async def _check_singular(ctx: Context, residual: Any, n: Any, w: int) -> None:
+    """Open one bit: did the solve not converge (a singular or too ill-conditioned system,
+    ``ns_solve``), or is n ≤ d + 1? Then the job fails with singular_system, before
+    anything else is opened."""
     mpc = ctx.mpc
-    diagonal = mpc.np_fromlist([m[k, k] for k in range(w - 1)])
-    small = pivots <= diagonal * PIVOT_RELATIVE + PIVOT_FLOOR
-    too_few = mpc.convert(n <= w, fx)
-    bad = mpc.np_sum(small) + too_few
+    sint = type(residual)
+    bad = ns_solve.diverged(residual, FRAC_BITS) + mpc.convert(n <= w, sint)
     if not await mpc.is_zero_public(bad):
         raise FailedPrecondition(
             "the regression's system is singular: a feature is constant, features are "
