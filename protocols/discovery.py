@@ -351,6 +351,10 @@ DEFINITIONS = (
             "after_noise": "protocols.discovery:select",
             "candidate_slots": "max_groups",
             "joint_cohort": True,
+            # τ opens a one-person group with probability at most δ: the ledger adds it up
+            # (ensnif_mpc.privacy.delta).
+            "delta_param": "delta",
+            "delta_default": DEFAULT_DELTA,
         },
     ),
 )

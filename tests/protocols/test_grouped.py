@@ -87,7 +87,8 @@ def test_group_mean_hides_counts_and_matches_within_the_fixed_point_tolerance(tm
         assert float(got.outputs[f"mean[{g}]"]) == pytest.approx(want[f"mean[{g}]"], rel=1e-6)
     assert math.isnan(got.outputs["mean[99999]"])
     sent = {o.name for o in got.parts[0].outputs}
-    assert sent == {f"mean[{g}]" for g in GROUPS} | {f"empty[{g}]" for g in GROUPS}
+    # and the minimum cohort's marker per group (0: no owner sets a min_cohort here)
+    assert sent == {f"{o}[{g}]" for o in ("mean", "empty", "withheld") for g in GROUPS}
 
 
 def test_group_count_and_sum_over_an_int_group_column(tmp_path):

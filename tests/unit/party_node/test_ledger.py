@@ -11,7 +11,7 @@ import pytest
 
 from ensnif_mpc.db import make_engine
 from ensnif_mpc.errors import BudgetExhausted, InvalidArgument
-from party_node.ledger import COMMITTED, RELEASED, RESERVED, Ledger
+from party_node.ledger import COMMITTED, DEFAULT_MAX_DELTA, RELEASED, RESERVED, Ledger
 
 
 @pytest.fixture
@@ -98,3 +98,81 @@ def test_reserving_twice_for_one_job_is_idempotent(ledger: Ledger) -> None:
     ledger.reserve("a", {"orders": Fraction(1, 2)})
     (orders,) = [line for line in ledger.show() if line.dataset == "orders"]
     assert orders.reserved == Fraction(1, 2)
+
+
+# -- δ, added up per dataset beside ρ ---------------------------------------------------------
+def test_delta_adds_up_per_dataset_and_a_job_beyond_max_delta_is_refused_whole(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'node.db'}")
+    ledger = Ledger(
+        engine, {"orders": Fraction(1), "stores": Fraction(1)}, {"orders": Fraction(3, 10**6)}
+    )
+    ledger.reserve("a", {"orders": Fraction(1, 100)}, {"orders": Fraction(1, 10**6)})
+    ledger.reserve("b", {"orders": Fraction(1, 100)}, {"orders": Fraction(1, 10**6)})
+    ledger.commit("a")
+
+    with pytest.raises(BudgetExhausted, match=r"δ = 2e-06 but only 1e-06 of its max_delta 3e-06"):
+        ledger.check({"orders": Fraction(1, 100)}, {"orders": Fraction(2, 10**6)})
+    with pytest.raises(BudgetExhausted, match="max_delta"):
+        ledger.reserve(
+            "c",
+            {"stores": Fraction(1, 100), "orders": Fraction(1, 100)},
+            {"stores": Fraction(1, 10**6), "orders": Fraction(2, 10**6)},
+        )
+    assert ledger.state_of("c") == {}  # nothing reserved, not even where δ had room
+    ledger.release("b")  # nothing opened: its δ comes back
+    ledger.reserve("c", {"orders": Fraction(1, 100)}, {"orders": Fraction(2, 10**6)})
+
+    lines = {line.dataset: line for line in ledger.show()}
+    assert (lines["orders"].delta_spent, lines["orders"].delta_reserved) == (
+        Fraction(1, 10**6),
+        Fraction(2, 10**6),
+    )
+    assert lines["orders"].delta_remaining == 0
+    assert lines["stores"].delta_cap == DEFAULT_MAX_DELTA  # no max_delta named: the default
+
+
+def test_a_job_without_delta_never_touches_the_delta_cap(ledger: Ledger) -> None:
+    ledger.reserve("a", {"orders": Fraction(1, 4)})
+
+    (orders,) = [line for line in ledger.show() if line.dataset == "orders"]
+    assert orders.delta_spent == orders.delta_reserved == 0
+
+
+def test_a_ledger_made_before_delta_was_kept_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the table as it was, with one committed charge
+        db.execute(
+            "CREATE TABLE budget_charges (job_id VARCHAR(64), dataset VARCHAR(128), "
+            "rho VARCHAR(200), state VARCHAR(16), updated_at VARCHAR(40), "
+            "PRIMARY KEY (job_id, dataset))"
+        )
+        db.execute("INSERT INTO budget_charges VALUES ('old', 'orders', '1/4', 'committed', '')")
+    ledger = Ledger(make_engine(f"sqlite:///{path}"), {"orders": Fraction(1)})
+    ledger.reserve("new", {"orders": Fraction(1, 4)}, {"orders": Fraction(1, 10**6)})
+
+    (orders,) = ledger.show()
+    assert (orders.spent, orders.delta_spent, orders.delta_reserved) == (
+        Fraction(1, 4),
+        0,
+        Fraction(1, 10**6),
+    )
+
+
+def test_a_job_s_delta_is_the_laplace_sampler_s_and_discovery_s_threshold() -> None:
+    from ensnif_mpc.privacy import dp
+    from ensnif_mpc.privacy.delta import job_delta
+    from protocols.registry import get
+
+    gaussian = dp.plan(0.5, [(1.0, 1)], 3, 1)
+    laplace = dp.laplace_plan(1.0, 1e-10, [(1.0, 1)], 3, 1)
+    discovery = get("group_discovery").extra
+
+    assert job_delta(dp.EXACT, discovery, {}) == 0
+    assert job_delta(gaussian, {}, {}) == 0
+    assert job_delta(laplace, {}, {}) == Fraction(1e-10)
+    assert job_delta(gaussian, discovery, {}) == Fraction(1e-6)  # its default δ
+    assert job_delta(laplace, discovery, {"delta": 1e-9}) == Fraction(1e-10) + Fraction(1e-9)
