@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ensnif_mpc.cli.job_cmd import follow
 from ensnif_mpc.cli.render import console, emit_json
-from ensnif_mpc.demo import sample_data, scoring as demo_scoring
+from ensnif_mpc.demo import outsourced as demo_outsourced, sample_data, scoring as demo_scoring
 from ensnif_mpc.demo.localnet import LocalConsortium
 from ensnif_mpc.errors import EnsnifError
 from ensnif_mpc.jobs import jobspec
@@ -117,18 +117,25 @@ def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, fl
 
 
 def remaining_budgets(client: Any, wait_s: float = 5.0) -> list[dict[str, Any]]:
-    """The owners' remaining ρ as the catalog mirrors it (nodes republish after a charge)."""
+    """The owners' remaining ρ as the catalog mirrors it (nodes republish after a charge).
+    An outsourced dataset's ledger is the helper's; no DP job reads it, so its budget is
+    whole and is not waited for."""
     deadline = time.monotonic() + wait_s
     while True:
         out = [
             {
-                "dataset": f"{d.party}/{d.name}",
+                "dataset": f"{d.party}/{d.name}"
+                + (f" (outsourced at {d.host})" if d.outsourced_sha256 else ""),
                 "budget_rho": d.policy.budget_rho,
                 "remaining_rho": d.policy.remaining_rho,
+                "outsourced": bool(d.outsourced_sha256),
             }
             for d in client.datasets()
         ]
-        if all(b["remaining_rho"] < b["budget_rho"] for b in out) or time.monotonic() > deadline:
+        live = [b for b in out if not b["outsourced"]]
+        if all(b["remaining_rho"] < b["budget_rho"] for b in live):
+            return out
+        if time.monotonic() > deadline:
             return out
         time.sleep(0.2)
 
@@ -208,6 +215,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     found: dict[str, Any] = {}
     budgets: list[dict[str, Any]] = []
     scored: dict[str, Any] = {}
+    outsourced: dict[str, Any] = {}
     # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
     # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
     interrupted = threading.Event()
@@ -225,6 +233,14 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
         lc.start(timeout_s=180)  # generous: a loaded machine starts daemons slowly
         if not as_json:
             console.print("coordinator and 3 party nodes are up (mTLS, consortium CA)")
+        # The corner shop (no node) encrypts and uploads first: the helper publishes it at
+        # its next registration, while the canonical jobs run.
+        shop = demo_outsourced.prepare(lc)
+        if not as_json:
+            console.print(
+                f"{demo_outsourced.OWNER} (no node) encrypted {shop.amounts.size} sales under "
+                f"its own BFV key and uploaded them to the {demo_outsourced.HELPER} node"
+            )
         with lc.client() as client:
             for name in DEMO_JOBS:
                 spec = jobspec.load(root / "jobs" / name)
@@ -275,6 +291,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                     found = discovered(client, spec, details, expected)
             budgets = remaining_budgets(client)
             scored = demo_scoring.run(root, client, model)
+            outsourced = demo_outsourced.run(lc, client, shop)
     except EnsnifError:
         if interrupted.is_set():
             raise KeyboardInterrupt from None
@@ -291,6 +308,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 "budgets": budgets,
                 "discovery": found,
                 "scoring": scored,
+                "outsourced": outsourced,
                 "seconds": round(total, 2),
                 "killed": killed,
             }
@@ -334,12 +352,14 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     spent = Table(title="Privacy budgets (zCDP ρ), as each owner's node reports them")
     for col in ("dataset", "budget", "remaining"):
         spent.add_column(col, justify="left" if col == "dataset" else "right")
-    for b in budgets:
-        spent.add_row(b["dataset"], f"{b['budget_rho']:g}", f"{b['remaining_rho']:g}")
+    for b in budgets:  # an outsourced dataset's ledger is the helper's (not mirrored: < 0)
+        left = f"{b['remaining_rho']:g}" if b["remaining_rho"] >= 0 else "—"
+        spent.add_row(b["dataset"], f"{b['budget_rho']:g}", left)
     console.print(spent)
     console.print(scoring_table(scored))
+    console.print(outsourced_table(outsourced))
     ok = all(answer_ok(r) for r in rows_out) and all(dp_answer_ok(r) for r in dp_out)
-    ok = ok and demo_scoring.ok(scored)
+    ok = ok and demo_scoring.ok(scored) and demo_outsourced.ok(outsourced)
     inside = sum(
         r["ci95_lower"] is not None and r["ci95_lower"] <= r["plaintext"] <= r["ci95_upper"]
         for r in dp_out
@@ -423,4 +443,26 @@ def scoring_table(scored: dict[str, Any]) -> Table:
             f"{r['polynomial']:.5f}",
             f"{r['sigmoid']:.5f}",
         )
+    return t
+
+
+def outsourced_table(done: dict[str, Any]) -> Table:
+    """The job over the outsourced dataset next to the plaintext sum."""
+    secs = done["seconds"]
+    t = Table(
+        title=f"Outsourced dataset: {done['owner']}/{done['dataset']} (no node), BFV-encrypted "
+        f"at the {done['helper']} node; the owner's client was online to approve and share",
+        caption=f"{done['rows']} outsourced rows in {done['ciphertexts']} ciphertext(s), "
+        f"{done['upload_bytes']:,} B uploaded; keygen {secs['keygen']:.1f}s, encrypt "
+        f"{secs['encrypt']:.1f}s, upload {secs['upload']:.1f}s",
+    )
+    for col in ("question", "MPC result", "plaintext", "|diff|", "time"):
+        t.add_column(col, justify="left" if col == "question" else "right")
+    t.add_row(
+        f"grocery's {done['live_rows']} basket totals + {done['owner']}'s sales (sum, exact)",
+        f"{done['mpc']:,.2f}",
+        f"{done['plaintext']:,.2f}",
+        f"{abs(done['mpc'] - done['plaintext']):.2e}",
+        f"{secs['job']:.1f}s",
+    )
     return t
