@@ -64,16 +64,36 @@ _MPYC = (
 )
 
 
+# What a job's worker imports lazily (found by profiling forked workers): pandas and
+# Arrow's readers for an owner's bounds checks and files, what mpyc.runtime imports, the
+# worker's own late imports, and the standard modules they pull in.
+_LATE = (
+    "ensnif_mpc.data.file_source",
+    "ensnif_mpc.data.sources",
+    "ensnif_mpc.results.envelope",
+    "protocols.transport_stats",
+    "protocols.rounds",
+    "pandas",
+    "pyarrow.csv",
+    "pyarrow.dataset",
+    "pyarrow.fs",
+    "configparser",
+    "concurrent.futures.thread",
+    "encodings.idna",
+    "ssl",
+    "_strptime",
+    "zoneinfo",
+)
+
+
 def prepare() -> None:
     """Import what every job needs: the worker, MPyC's modules, the data layer and every
-    registered protocol's program module."""
+    registered protocol's program module, and what they import on first use."""
     from protocols import worker  # noqa: F401
     from protocols.registry import catalog
 
-    for name in _MPYC:
+    for name in (*_MPYC, *_LATE):
         importlib.import_module(name)
-    for module in ("ensnif_mpc.data.file_source", "ensnif_mpc.data.sources"):
-        importlib.import_module(module)
     for definition in catalog().values():
         module = definition.program.split(":")[0]
         if module.startswith("protocols."):

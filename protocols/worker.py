@@ -15,6 +15,7 @@ the result; the analyst interpolates the shares (``ensnif_mpc.results.shares``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -349,7 +351,8 @@ async def _run(
     finished = False
     waiting = asyncio.ensure_future(_report_connecting(mpc, session, report))
     try:
-        await mpc.start()
+        with consortium_ca_only():
+            await mpc.start()
     finally:
         waiting.cancel()
     state = {"finishing": False}
@@ -405,6 +408,43 @@ async def _run(
             await mpc.shutdown()
     destinations = [o.to for o in outputs]
     return delivery.seal_parts(session, shares, destinations, modulus), kept
+
+
+@contextlib.contextmanager
+def consortium_ca_only() -> Iterator[None]:
+    """While MPyC connects: its TLS contexts trust the job's CA only, not the system's.
+
+    MPyC's ``start()`` builds each context with ``ssl.create_default_context(purpose)``,
+    which loads every certificate of the system's trust store (a few hundred, parsed per
+    context: tens of milliseconds of CPU per context and worker), and then adds the job's
+    CA from ``.config``. A peer's certificate must chain to the consortium (DESIGN §3), so
+    the system's CAs are never wanted on an MPC link: without them a context costs
+    nothing to build, and a certificate from a public CA is refused. Other callers (and
+    contexts that name their own CAs) get the standard function."""
+    import ssl
+
+    standard = ssl.create_default_context
+
+    def without_system_cas(
+        purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
+        *,
+        cafile: str | None = None,
+        capath: str | None = None,
+        cadata: Any = None,
+    ) -> ssl.SSLContext:
+        if cafile or capath or cadata:
+            return standard(purpose, cafile=cafile, capath=capath, cadata=cadata)
+        # As create_default_context, without load_default_certs: TLS 1.2 at least, and a
+        # client that requires and checks the server's certificate and name.
+        if purpose == ssl.Purpose.SERVER_AUTH:
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    ssl.create_default_context = without_system_cas  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        ssl.create_default_context = standard
 
 
 def bind_peer_indices() -> None:
