@@ -13,12 +13,15 @@ then ``protocols.worker.main``. It is a separate process with its own MPyC runti
 and keys, talking TLS to its peers exactly as before; what it shares with its siblings is
 the zygote's copy-on-write memory of code that was imported before any job existed (the
 standby's rule: nothing of a job in it before the job is assigned). Python reseeds
-``random`` in a forked child and OpenSSL notices the fork; the code a worker runs keeps no
-module-level random state (``tests/unit/layers`` would be the place to guard that).
+``random`` in a forked child, OpenSSL notices the fork, and the child reseeds numpy's legacy
+global generator from the OS. The nodes fork their workers the same way
+(``protocols/standby.py``, whose imports and thread settings this reuses); the harness keeps
+its own server because a test may give one run's workers an environment of its own (traces,
+silence limits), which the node's server, serving one node, does not take per job.
 
-The exec path (``python -m protocols.worker``) stays covered: the nodes in the integration
-and e2e tests spawn their workers themselves, and any other command the harness is given
-(a stalled worker, say) is started with ``subprocess`` as before. ``ENSNIF_TEST_FORK=0``
+The exec path (``python -m protocols.worker``) stays covered where a node starts cold
+workers (``standby_workers = 0``), and any other command the harness is given (a stalled
+worker, say) is started with ``subprocess`` as before. ``ENSNIF_TEST_FORK=0``
 turns the zygote off.
 
 Protocol on the zygote's pipes, one JSON object per line: the harness writes
@@ -69,6 +72,9 @@ def _child(request: dict[str, Any], pipes: tuple[int, ...], added: dict[str, str
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.argv = ["-m", request["dir"]]
+        import numpy as np
+
+        np.random.seed()  # the legacy global generator, from the OS (the fork copied ours)
         from protocols.worker import main as run_job
 
         try:
@@ -96,6 +102,7 @@ def zygote() -> int:
     from protocols import standby
 
     die_with_parent()
+    os.environ.update(standby.SINGLE_THREADED)  # no thread of a library to lose in a fork
     before = dict(os.environ)
     standby.prepare()
     added = {k: v for k, v in os.environ.items() if before.get(k) != v}
