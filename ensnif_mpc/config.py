@@ -344,6 +344,7 @@ def _privacy(raw: Any, where: str, columns: list[Column]) -> PrivacyPolicy:
         "exact_protocols",
         "rows_per_person",
         "person_column",
+        "max_delta",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -364,9 +365,12 @@ def _privacy(raw: Any, where: str, columns: list[Column]) -> PrivacyPolicy:
             exact_protocols=tuple(exact),
             rows_per_person=int(raw.get("rows_per_person", 1)),
             person_column=str(raw.get("person_column", "")),
+            max_delta=float(raw.get("max_delta", 1e-5)),
         )
     except (TypeError, ValueError):
-        raise InvalidConfig(f"{where}: budget_rho, default_rho, max_rho must be numbers") from None
+        raise InvalidConfig(
+            f"{where}: budget_rho, default_rho, max_rho, max_delta must be numbers"
+        ) from None
 
 
 def _names(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:

@@ -74,7 +74,9 @@ class Node:
         # What of a message may leave the node (the servicer filters everything it sends).
         self.disclosure = Disclosure(cfg.datasets)
         self.ledger = Ledger(
-            store.engine, {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
+            store.engine,
+            {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets},
+            {d.name: Fraction(d.privacy.max_delta) for d in cfg.datasets},
         )
         self.supervisor = Supervisor(
             cfg,
@@ -163,6 +165,7 @@ class Node:
             self.datasets = {d.name: d for d in cfg.datasets}
             self.disclosure = self.disclosure.adding(cfg.datasets)  # old jobs' reasons too
             self.ledger.caps = {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
+            self.ledger.delta_caps = {d.name: Fraction(d.privacy.max_delta) for d in cfg.datasets}
         digest = hashlib.sha256(
             json.dumps(
                 [
@@ -225,7 +228,7 @@ class Node:
             ca_pem=self.ca_pem,
             store=self.store,
             approved=approved,
-            budget=self.ledger.check,
+            budget=lambda charges: self.ledger.check(charges, _deltas(p, charges)),
             artifacts=self._check_artifacts,
             hosted=self._hosted,
         )
@@ -283,7 +286,7 @@ class Node:
             if outsourced
             else admission.charges(p, self.cfg.name, self.datasets)
         )
-        self.ledger.reserve(p.job_id, charges)
+        self.ledger.reserve(p.job_id, charges, _deltas(p, charges))
         port = 0
         try:
             port = self.supervisor.allocate_port()
@@ -398,3 +401,14 @@ class Node:
             return self.store.create(job_id, S.ABORTED, 0, {}, 0, reason, "aborted")
         self.supervisor.abort(job, reason)
         return self.store.get(job_id)
+
+
+def _deltas(p: Proposal, charges: dict[str, Fraction]) -> dict[str, Fraction]:
+    """The job's δ at every dataset it charges, for the ledger's max_delta
+    (ensnif_mpc.privacy.delta: the Laplace sampler's δ, group discovery's threshold δ)."""
+    from ensnif_mpc.privacy.delta import job_delta
+    from protocols import registry
+
+    definition = registry.catalog().get(p.spec.protocol)
+    delta = job_delta(p.release, definition.extra if definition else {}, p.spec.params)
+    return {dataset: delta for dataset in charges} if delta else {}

@@ -31,7 +31,8 @@ def budget() -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def show(config_path: str, as_json: bool) -> None:
-    """Budget, spent, reserved and remaining ρ (zCDP) per dataset, from the node's ledger."""
+    """Budget, spent, reserved and remaining ρ (zCDP) per dataset, from the node's ledger,
+    and the δ its jobs added up against its max_delta."""
     from fractions import Fraction
 
     from ensnif_mpc.db import make_engine
@@ -48,7 +49,9 @@ def show(config_path: str, as_json: bool) -> None:
     engine = make_engine(f"sqlite:///{db}")
     try:
         lines = Ledger(
-            engine, {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets}
+            engine,
+            {d.name: Fraction(d.privacy.budget_rho) for d in cfg.datasets},
+            {d.name: Fraction(d.privacy.max_delta) for d in cfg.datasets},
         ).show()
     finally:
         engine.dispose()
@@ -59,6 +62,9 @@ def show(config_path: str, as_json: bool) -> None:
             "spent_rho": float(line.spent),
             "reserved_rho": float(line.reserved),
             "remaining_rho": float(line.remaining),
+            "max_delta": float(line.delta_cap),
+            "spent_delta": float(line.delta_spent),
+            "reserved_delta": float(line.delta_reserved),
             "exact": {"spent": str(line.spent), "reserved": str(line.reserved)},
         }
         for line in lines
@@ -67,7 +73,7 @@ def show(config_path: str, as_json: bool) -> None:
         emit_json({"party": cfg.name, "budgets": rows})
         return
     t = Table(title=f"Privacy budgets of {cfg.name} (zCDP ρ)")
-    for col in ("dataset", "budget", "spent", "reserved", "remaining"):
+    for col in ("dataset", "budget", "spent", "reserved", "remaining", "δ spent / max"):
         t.add_column(col, justify="left" if col == "dataset" else "right")
     for r in rows:
         t.add_row(
@@ -76,5 +82,6 @@ def show(config_path: str, as_json: bool) -> None:
             f"{r['spent_rho']:g}",
             f"{r['reserved_rho']:g}",
             f"{r['remaining_rho']:g}",
+            f"{r['spent_delta'] + r['reserved_delta']:.3g} / {r['max_delta']:.3g}",
         )
     console.print(t)

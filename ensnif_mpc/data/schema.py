@@ -66,8 +66,15 @@ class PrivacyPolicy:
     # before every DP release that no person has more than rows_per_person rows, so the
     # sensitivity the release is calibrated to is a fact, not a hope. Node-only.
     person_column: str = ""
+    # The δ all jobs on the dataset may add up to (the node's ledger; the discrete Laplace
+    # sampler's δ, group discovery's threshold δ): 1e-5 unless the owner says otherwise.
+    max_delta: float = 1e-5
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.max_delta, int | float) and 0 < self.max_delta < 1):
+            raise InvalidConfig(
+                f"privacy.max_delta: expected a number in (0, 1), got {self.max_delta!r}"
+            )
         for name in ("budget_rho", "default_rho", "max_rho"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
