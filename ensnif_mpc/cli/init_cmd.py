@@ -91,6 +91,10 @@ mpc_ports = "41000-41099"
 # serves one job): about 0.5-1 s less per job, about 140 MB each while idle. 0: cold starts.
 standby_workers = 1
 
+# TenSEAL's thread pool for each encrypted-scoring request, set explicitly (its pool has
+# crashed other projects; the node's gRPC threads already serve requests side by side).
+tenseal_threads = 1
+
 [timeouts]
 connect_seconds = 30        # all MPC peers must connect within this
 job_seconds = 3600          # the node's own limit on one worker
