@@ -19,6 +19,7 @@ declared bins fix it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def helper_stage(
     stored = outsource_table.open_stored(dataset_dir, ca_pem)
     masks: Any  # per-row masks (rows) or the mask totals (HelperMasks)
     if rows:
-        batch, masks = outsource_rows.mask_rows(stored, job_id, outputs[0])
+        batch, masks = outsource_rows.mask_rows(stored, job_id, list(outputs))
     else:
         batch, masks = outsource.mask_outputs(stored, job_id, outputs)
     request = outsource_request.ConversionRequest(
@@ -215,6 +216,7 @@ def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput |
     job = {"protocol": session.protocol, "analyst": analyst, "release": session.release}
     report("awaiting owner", 0.04, f"waiting for {out['owner']}: ensnif outsource serve")
     mode = str(out.get("mode", "totals"))
+    timing: dict[str, float] = {}
     staged = helper_stage(
         Path(out["directory"]),
         session.extra["ca_pem"].encode(),
@@ -225,7 +227,10 @@ def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput |
         peers,
         job,
         float(session.extra.get("owner_window_s", 30.0)),
+        timing,
     )
+    # For operators and the bench: seconds of the masking and of the wait (no data in it).
+    (directory / "outsourced" / "timing.json").write_text(json.dumps(timing))
     scale = 10 ** (session.decimals - int(out["decimals"]))
     return OutsourcedInput(
         positions[0],

@@ -18,15 +18,16 @@ result), adds them to the live owners' statistics and solves as for any owner.
 Why the Gram in MPC, not under BFV at the helper: the helper would have to multiply
 ciphertexts (ct_j ⊗ ct_l slot-wise, then add the chunks), which needs the owner's
 relinearization key or size-3 ciphertexts, and one product eats most of the noise budget
-at these parameters (q ≈ 2^180 of data modulus, t ≈ 2^58: about 110 bits of budget fresh,
-about 25 after one product, measured in tests/unit/ensnif_mpc/he/test_he_rows_regression.py).
-The 2^100 noise flooding that hides the helper's computation and masks from the owner's
-decryption (``bfv.flooded``) no longer fits under Δ = q/t ≈ 2^122 once the product's noise
-is near 2^97, so the owner's decryption of a product would leak the helper's masks
-through the noise; a larger ring (N = 16384) would mean re-encrypting every dataset under
-a second parameter set. The product's cost in MPC is what the bench measures
-(bench/he_outsource.py ``--ridge``): it is local arithmetic on shares and w(w+1)/2
-resharings, and it does not depend on the values.
+at these parameters (q ≈ 2^180 of data modulus, t ≈ 2^58): measured, a fresh ciphertext
+has 114 bits of invariant noise budget and one product leaves 44
+(tests/unit/ensnif_mpc/he_outsource/test_he_rows_regression.py). The 2^100 noise flooding
+that hides the helper's computation and masks from the owner's decryption
+(``bfv.flooded``) spends 100 bits, so it no longer fits: the owner's decryption of a
+product would either leak the helper's masks through the noise (no flooding) or fail (with
+it). A larger ring (N = 16384) would mean a second parameter set and re-encrypting every
+dataset. The product's cost in MPC is what the bench measures (bench/he_outsource.py
+``--ridge-only``): local arithmetic on shares and w(w+1)/2 resharings, independent of
+the values.
 
 What is revealed: what the regression reveals (its docstring): the coefficients, their
 squared standard errors and R² (exact release), or the noisy statistics (DP); and to every

@@ -13,7 +13,9 @@ import pytest
 from ensnif_mpc.he import bfv
 from ensnif_mpc.privacy import dp
 from protocols.he_outsourced import PLAIN_MODULUS
+from tests.protocols.harness import OwnerTable
 from tests.protocols.he_outsourced_run import DECIMALS, run, run_wrap
+from tests.protocols.he_rows_run import OutsourcedTable, column
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +83,116 @@ def test_outsourced_rows_train_with_a_live_owners_column_exactly(tmp_path):
     gx = np.rint(x * 100).astype(object)
     gy = np.rint(y * 100).astype(object)
     assert result.totals == [int(gx.sum()), int(gx @ gx), int(gx @ gy)]
+
+
+# -- the real worker: registry programs with one outsourced owner (tests/protocols/he_rows_run)
+
+FEATURES = ["x1", "x2", "x3"]
+X_BOUND, Y_BOUND = 10.0, 200.0
+TRUE = np.array([3.0, 1.5, -2.0, 0.5])
+HIST_EDGES = [0.0, 100.0, 250.0, 500.0, 1000.0]
+
+
+def _regression_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.round(rng.uniform(-X_BOUND, X_BOUND, size=(n, 3)), DECIMALS)
+    y = np.clip(np.round(TRUE[0] + x @ TRUE[1:] + rng.normal(0, 2.0, n), DECIMALS), -200, 200)
+    return np.column_stack([x, y])
+
+
+def _table(rows: np.ndarray, kind: type[OwnerTable] = OwnerTable) -> OwnerTable:
+    data = {name: rows[:, j] for j, name in enumerate([*FEATURES, "y"])}
+    columns = tuple(column(n, -X_BOUND, X_BOUND, DECIMALS) for n in FEATURES)
+    columns += (column("y", -Y_BOUND, Y_BOUND, DECIMALS),)
+    return kind(data, columns, {"label": "y"}, lists={"features": FEATURES})
+
+
+def _amounts(values: np.ndarray, outsourced: bool = False) -> OwnerTable:
+    columns = (column("amount", 0.0, 1000.0, DECIMALS),)
+    if outsourced:
+        bins = {"amount": HIST_EDGES}
+        return OutsourcedTable({"amount": values}, columns, {"value": "amount"}, bins=bins)
+    return OwnerTable({"amount": values}, columns, {"value": "amount"})
+
+
+RNG = np.random.default_rng(2027)
+LIVE_ROWS, OUT_ROWS = _regression_rows(RNG, 400), _regression_rows(RNG, 700)
+LIVE_AMOUNTS = RNG.integers(0, 100_000, size=500, endpoint=True) / 100
+OUT_AMOUNTS = RNG.integers(0, 100_000, size=900, endpoint=True) / 100
+
+
+def _histogram_plan(rho: float):
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from protocols.registry import catalog
+
+    bounds = {"value": (100_000,)}
+    blocks = catalog()["histogram"].dp_sensitivity(
+        [OwnerBounds(1, bounds), OwnerBounds(1, bounds)], {"edges": HIST_EDGES}
+    )
+    return dp.plan(rho, blocks, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def worker_runs(tmp_path_factory: pytest.TempPathFactory):
+    """Three jobs through the real worker at once: the ridge regression over a live owner's
+    rows and an outsourced owner's converted rows, and the histogram exact and DP."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.protocols.he_rows_run import run as run_worker
+
+    root = tmp_path_factory.mktemp("he-worker")
+    jobs = {
+        "ridge": lambda: run_worker(
+            root, "linear_regression", _table(LIVE_ROWS), _table(OUT_ROWS, OutsourcedTable),
+            {"ridge": 5.0}, decimals=DECIMALS, job_id="herows", timeout=300.0,
+        ),
+        "histogram": lambda: run_worker(
+            root, "histogram", _amounts(LIVE_AMOUNTS), _amounts(OUT_AMOUNTS, outsourced=True),
+            {"edges": HIST_EDGES}, decimals=DECIMALS, job_id="hehist", timeout=300.0,
+        ),
+        "histogram_dp": lambda: run_worker(
+            root, "histogram", _amounts(LIVE_AMOUNTS), _amounts(OUT_AMOUNTS, outsourced=True),
+            {"edges": HIST_EDGES}, decimals=DECIMALS, job_id="hehistdp", timeout=300.0,
+            release=_histogram_plan(0.5).to_dict(),
+        ),
+    }  # fmt: skip
+    with ThreadPoolExecutor(len(jobs)) as pool:  # each test takes its own job's outcome
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+    return {name: f.result for name, f in futures.items()}
+
+
+def test_outsourced_rows_train_the_ridge_regression_as_scikit_learn_does(worker_runs):
+    """The live owner's 400 rows and the outsourced owner's 700 (converted from BFV row by
+    row, their Gram computed in MPC): coefficients within 1e-6 of scikit-learn's Ridge on
+    all 1,100 rows (the fixed-point solve's error is far below; see test_regression.py)."""
+    from sklearn.linear_model import Ridge
+
+    every = np.vstack([LIVE_ROWS, OUT_ROWS])
+    model = Ridge(alpha=5.0).fit(every[:, :3], every[:, 3])
+    out = worker_runs["ridge"]().outputs
+
+    got = np.array([float(out[f"coef[{j}]"]) for j in range(4)])
+    np.testing.assert_allclose(got, [model.intercept_, *model.coef_], rtol=1e-6, atol=1e-6)
+    assert worker_runs["ridge"]().helper_mask_s > 0  # the holder converted under encryption
+
+
+def _numpy_histogram(values: np.ndarray) -> np.ndarray:
+    counts, _ = np.histogram(values, bins=HIST_EDGES)  # the last bin closed, as ours
+    return counts
+
+
+def test_an_outsourced_histogram_is_numpy_s_exactly(worker_runs):
+    out = worker_runs["histogram"]().outputs
+    want = _numpy_histogram(np.concatenate([LIVE_AMOUNTS, OUT_AMOUNTS]))
+
+    assert [int(out[f"count[{i}]"]) for i in range(4)] == want.tolist()
+
+
+def test_an_outsourced_dp_histogram_is_within_six_sigma_of_numpy_s(worker_runs):
+    run = worker_runs["histogram_dp"]()
+    want = _numpy_histogram(np.concatenate([LIVE_AMOUNTS, OUT_AMOUNTS]))
+    sigmas = {p.name: p.noise_sd for p in run.parts[0].outputs}
+
+    got = np.array([float(run.outputs[f"count[{i}]"]) for i in range(4)])
+    assert all(sigmas[f"count[{i}]"] > 0 for i in range(4))
+    assert np.all(np.abs(got - want) <= 6 * np.array([sigmas[f"count[{i}]"] for i in range(4)]))
+    assert np.any(got != want)  # noise was added
