@@ -14,6 +14,11 @@ determine it; the owner's row quota limits this). Slots past a partial batch's d
 rows are zeroed by a plaintext mask before the model's weights touch them, so an
 analyst learns exactly as many scores as it declared and was charged for.
 
+What leaks beyond the scores: a decrypted result carries the evaluation's noise and the
+rounding of the encoded weights, which depend on the weights. The node does not flood it
+(no circuit privacy), so the analyst, who decrypts with its own key, sees the scores plus
+terms of order 2^-20 that are a function of the model (docs/homomorphic.md).
+
 The messages each side signs (:func:`header_message`, :func:`seal_message`,
 :func:`result_message`) bind every batch to the request's nonce, the public context's
 hash and the ciphertexts' digests, so a relay that alters, reorders or splices
