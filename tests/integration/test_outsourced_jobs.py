@@ -37,10 +37,11 @@ type = "float"
 lower = 0
 upper = 1000
 decimals = 2
+bins = [0, 250, 500, 750, 1000]
 
 [policy]
-protocols = ["sum", "mean"]
-exact_protocols = ["sum"]
+protocols = ["sum", "mean", "histogram"]
+exact_protocols = ["sum", "histogram"]
 budget_rho = 1.0
 max_rho = 0.6
 """
@@ -90,10 +91,11 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
 
 def _serve(owner) -> subprocess.Popen[str]:
     profile, key, node, _ = owner
+    allowed = [a for p in ("sum", "mean", "histogram", "linear_regression")
+               for a in ("--allow-protocol", p)]  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
-         "--node-name", "helper", "--key", key, "--allow-protocol", "sum",
-         "--allow-protocol", "mean", "--interval", "0.3"],
+         "--node-name", "helper", "--key", key, *allowed, "--interval", "0.3"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
     )  # fmt: skip
 
@@ -141,9 +143,10 @@ def _owner_line(consortium: Consortium):
 def test_the_helper_publishes_it_under_the_owners_name(consortium: Consortium, owner):
     with consortium.client() as client:
         wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 15, "published")
-        (entry,) = [d for d in client.datasets() if d.party == "smallshop"]
+        (entry,) = [d for d in client.datasets() if (d.party, d.name) == ("smallshop", "payments")]
     assert (entry.name, entry.host, entry.row_count) == ("payments", "helper", 700)
-    assert entry.policy.exact_protocols == ["sum"] and entry.policy.budget_rho == 1.0
+    assert entry.policy.exact_protocols == ["sum", "histogram"]
+    assert entry.policy.budget_rho == 1.0
     assert len(entry.outsourced_sha256) == 64
 
 
@@ -193,3 +196,147 @@ def test_the_owner_offline_ends_the_job_and_nothing_is_charged(consortium: Conso
     assert job.reason_code == "owner_offline"
     after = _owner_line(consortium)
     assert (after.spent, after.reserved) == (before.spent, 0)
+
+
+# -- rows into a model, per-bin counts into a histogram ------------------------------------
+
+TRIPS_SCHEMA = """
+[[columns]]
+name = "km"
+type = "float"
+lower = 0
+upper = 80
+decimals = 1
+
+[[columns]]
+name = "minutes"
+type = "int"
+lower = 5
+upper = 240
+
+[policy]
+protocols = ["linear_regression"]
+exact_protocols = ["linear_regression"]
+budget_rho = 1.0
+"""
+EDGES = [0, 250, 500, 750, 1000]
+
+
+@pytest.fixture(scope="module")
+def trips(consortium: Consortium, owner):
+    """smallshop's second outsourced dataset: 600 trips (km, minutes), for a regression
+    beside logistics' live deliveries (distance_km, delivery_minutes)."""
+    profile, key, node, _ = owner
+    root = profile.parent
+    rng = np.random.default_rng(12)
+    km = rng.integers(1, 800, size=600, endpoint=True) / 10
+    minutes = np.clip(np.rint(12 + 2.5 * km + rng.normal(0, 6, km.size)), 5, 240).astype(int)
+    (root / "trips.csv").write_text(
+        "km,minutes\n" + "\n".join(f"{a:.1f},{b}" for a, b in zip(km, minutes, strict=True))
+    )
+    (root / "trips.toml").write_text(TRIPS_SCHEMA)
+    enc = _cli(
+        profile, "outsource", "encrypt", "--dataset", str(root / "trips.csv"),
+        "--name", "trips", "--schema", str(root / "trips.toml"), "--key", key,
+        "--out", str(root / "up-trips"), "--helper", "helper",
+    )  # fmt: skip
+    assert enc.returncode == 0, enc.stderr
+    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up-trips"), "--node", node,
+              "--node-name", "helper")  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    with consortium.client() as client:
+        wait_for(
+            lambda: any(d.name == "trips" for d in client.datasets() if d.party == "smallshop"),
+            15,
+            "trips published",
+        )
+    return km, minutes
+
+
+def _deliveries(consortium: Consortium) -> tuple[np.ndarray, np.ndarray]:
+    assert consortium.lc.data is not None
+    got = sample_data.read_table(
+        consortium.lc.data.deliveries, {"value": "distance_km", "filter": "delivery_minutes"}
+    )
+    return got["value"], got["filter"]
+
+
+def test_outsourced_rows_train_a_regression_with_a_live_owners(consortium, owner, trips):
+    """logistics' live deliveries and smallshop's outsourced trips (converted row by row at
+    the helper, its Gram computed in MPC): the coefficients are numpy's least squares on
+    all rows, within the fixed-point solve's error (1e-6)."""
+    spec = jobspec.from_dict(
+        {
+            "protocol": "linear_regression",
+            "helpers": ["grocery"],
+            "inputs": [
+                {"party": "logistics", "dataset": "deliveries",
+                 "features": ["distance_km"], "label": "delivery_minutes"},
+                {"party": "smallshop", "dataset": "trips",
+                 "features": ["km"], "label": "minutes"},
+            ],
+            "privacy": {"exact": True},
+        }
+    )  # fmt: skip
+    serving = _serve(owner)
+    try:
+        with consortium.client() as client:
+            job = _run(client, spec)
+            assert state_name(job) == "succeeded", job.reason
+            got = client.result(job.id, exact=True)
+    finally:
+        serving.terminate()
+        serving.wait(10)
+    x_live, y_live = _deliveries(consortium)
+    x = np.concatenate([x_live, trips[0]])
+    y = np.concatenate([y_live, trips[1].astype(float)])
+    want = np.linalg.lstsq(np.column_stack([np.ones(x.size), x]), y, rcond=None)[0]
+    coefs = [float(Fraction(got[f"coef[{j}]"])) for j in range(2)]
+    np.testing.assert_allclose(coefs, want, rtol=1e-6, atol=1e-6)
+
+
+def test_an_outsourced_histogram_adds_its_bins_to_a_live_owners(consortium, owner):
+    spec = jobspec.from_dict(
+        {
+            "protocol": "histogram",
+            "helpers": ["logistics"],
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": "smallshop", "dataset": "payments", "column": "amount"},
+            ],
+            "params": {"edges": EDGES},
+            "privacy": {"exact": True},
+        }
+    )
+    serving = _serve(owner)
+    try:
+        with consortium.client() as client:
+            job = _run(client, spec)
+            assert state_name(job) == "succeeded", job.reason
+            got = client.result(job.id, exact=True)
+    finally:
+        serving.terminate()
+        serving.wait(10)
+    values = np.concatenate([_grocery(consortium), owner[3] / 100])
+    want, _ = np.histogram(values, bins=EDGES)  # the last bin closed, as the protocol's
+    assert [int(Fraction(got[f"count[{i}]"])) for i in range(4)] == want.tolist()
+
+
+def test_a_histogram_with_other_edges_than_the_owners_is_refused(consortium, owner):
+    spec = jobspec.from_dict(
+        {
+            "protocol": "histogram",
+            "helpers": ["logistics"],
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": "smallshop", "dataset": "payments", "column": "amount"},
+            ],
+            "params": {"edges": [0, 500, 1000]},
+            "privacy": {"exact": True},
+        }
+    )
+    with consortium.client() as client:
+        job = _run(client, spec)
+    assert state_name(job) == "rejected", job.reason
+    assert "declared" in job.reason or "edges" in job.reason
+    assert _owner_line(consortium).reserved == 0
