@@ -119,8 +119,9 @@ async def iterate(mpc: Any, tr: PairTruncator, b: Any, steps: int) -> Any:
 
 
 def pairs_needed(size: int, steps: int) -> int:
-    """The truncations of :func:`inverse`: B, 2 per step, and the residual's product."""
-    return size * size * (2 * steps + 2)
+    """The truncations of :func:`inverse`: B, 2 per step, the residual's product and the
+    result's scaling back by c."""
+    return size * size * (2 * steps + 3)
 
 
 async def inverse(
@@ -166,10 +167,11 @@ async def inverse(
     for i, check in enumerate(checked):
         mask[k + i, k + i] = int(check)
     residual = mpc.np_sum(e * e * mask)
-    shares = (await mpc.gather(y)).value  # the same shares, read at 2^-f
+    inverse = await tr.truncate(y * round(c * (1 << f)))  # c·Y: the blocks' inverse at 2^f
+    shares = (await mpc.gather(inverse)).value  # the same shares, read at 2^-f
     y_m = fx.array(sint.field.array(shares[:k, :k]), integral=False)
     y_s = fx.array(sint.field.array(np.diagonal(shares)[k:].copy()), integral=False)
-    return y_m * c, y_s * c, residual
+    return y_m, y_s, residual
 
 
 def diverged(residual: Any, frac: int) -> Any:

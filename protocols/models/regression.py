@@ -57,9 +57,11 @@ from protocols.models.gram import moments, triangle
 # bounds (tiny scaled variances) needs the bits: at 2^-48 a per-key sum regression lost 1e-6.
 FRAC_BITS = 64
 KEPT_FRAC = 48  # a kept model's coefficients (SecFxp(96, 48)): what predict computes in
-# Added to n·S_yy (scaled) before R²'s reciprocal, so that the solve inverts it for a
-# constant label too (R² is then meaningless): a bias of YY_FLOOR / (n·S_yy) in 1 − R².
-YY_FLOOR = 2.0**-30
+# Added to n·S_yy (scaled) before R²'s reciprocal, so that a constant label divides by no
+# zero (its R² is meaningless): a bias of YY_FLOOR / (n·S_yy) in 1 − R², below the working
+# resolution. The reciprocal rides in the solve, which inverts down to about 2^-34 of the
+# scale: R² is right when the label's spread is at least ~2^-17 of its declared bound.
+YY_FLOOR = 2.0**-60
 CROSS = "cross@decimals="  # the name says which grid an opened cross product is on
 
 
@@ -72,9 +74,13 @@ def width(ctx: Context) -> int:
 def _z(ctx: Context) -> np.ndarray:
     """This owner's rows z = (features…, label) on the session's grid (int64)."""
     assert ctx.local is not None
-    x = ctx.local.matrix("features", scaled=True)
-    y = ctx.local.column("label", scaled=True)
-    return np.column_stack([x, y]).astype(np.int64)
+    refs = [f"features[{j}]" for j in range(len(ctx.local.role_names("features")))]
+    first = ctx.local.column("label", scaled=True)
+    z = np.empty((first.shape[0], len(refs) + 1), dtype=np.int64)  # one copy of the rows
+    z[:, -1] = first
+    for j, ref in enumerate(refs):
+        z[:, j] = ctx.local.column(ref, scaled=True)
+    return z
 
 
 def _declared(ctx: Context) -> list[int]:
@@ -181,13 +187,10 @@ async def solved(ctx: Context, total: Any, rows: int, bounds: list[int]) -> list
     where = np.zeros((w, w), dtype=int)
     for i, (j, col) in enumerate(pairs):
         where[j, col] = where[col, j] = 1 + w + i
-    q = scaled[where]
-    # a = n·S in units of 2^(2r + e_j + e_l): n·Σ z zᵀ − Σz Σzᵀ, no division by n (every
-    # entry at most 1 in magnitude by the declared bounds). The solve needs no 1/n: n cancels.
-    a = q * n_hat - mpc.np_outer(t, t)
     ridge = float(ctx.params.get("ridge", 0.0)) * 10 ** (2 * ctx.decimals)
     penalty = np.array([ridge / 2.0 ** (r + 2 * e[j]) for j in range(d)])
-    m = a[:d, :d] + mpc.np_fromlist([n_hat * p for p in penalty]) * np.eye(d)  # n(S_xx + λI)
+    a = await _centred(mpc, fx, scaled, where, penalty)
+    m = a[:d, :d]  # n(S_xx + λI)
     # The divisions the outputs need ride along in the solve as 1 × 1 blocks (no MPyC
     # reciprocal): 1/n, 1/(n − d − 1) and 1/(n·S_yy) (scaled; S_yy floored, and not part of
     # the convergence check: a constant label only makes R² meaningless).
@@ -242,6 +245,24 @@ async def _scaled(mpc: Any, fx: Any, total: Any, shifts: list[int]) -> Any:
         pairs.prepare(len(shifts))
         at_f = await pairs.truncate(widened)
     return fx.array(await mpc.gather(at_f), integral=False)
+
+
+async def _centred(mpc: Any, fx: Any, scaled: Any, where: np.ndarray, penalty: np.ndarray) -> Any:
+    """a = n·S in units of 2^(2r + e_j + e_l) — n·Σ z zᵀ − Σz Σzᵀ, no division by n (every
+    entry at most 1 in magnitude by the declared bounds; the solve needs no 1/n, n cancels)
+    — with n·λ_j on the features' diagonal: exact products of the integer views at 2^(2f),
+    one truncation by pre-shared pairs (``ns_solve``), no random bits."""
+    f = fx.frac_length
+    sint = mpc.SecInt(fx.bit_length + f)
+    v = sint.array(await mpc.gather(scaled))  # the same shares, as integers at 2^f
+    n, t = v[0:1], v[1 : where.shape[0] + 1]  # n as a 1-element array: it broadcasts
+    d = penalty.size
+    ridge = np.zeros(where.shape, dtype=object)
+    ridge[np.arange(d), np.arange(d)] = [round(p * (1 << f)) for p in penalty]
+    pairs = ns_solve.PairTruncator(mpc, sint, f, 2 * f + 4)
+    pairs.prepare(where.size)
+    wide = v[where] * n - mpc.np_outer(t, t) + n * ridge  # at 2^(2f), exact
+    return fx.array(await mpc.gather(await pairs.truncate(wide)), integral=False)
 
 
 async def _check_singular(ctx: Context, residual: Any, n: Any, w: int) -> None:
