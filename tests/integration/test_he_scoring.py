@@ -4,6 +4,7 @@ found nowhere but in the analyst's key directory."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Iterator
@@ -212,6 +213,16 @@ def test_ciphertexts_from_another_context_are_refused(
     reason = _refusal(client, _stream(client, mine, np.ones((4, 5)), cipher_key=other))
 
     assert reason == "he_context_mismatch"
+
+
+def test_a_context_of_other_parameters_than_it_claims_is_refused(
+    client: Client, registry: models.ModelRegistry, tmp_path: Path
+) -> None:
+    """The header names the linear set; the context sent (and signed) is a logistic one."""
+    logistic = keys.load_or_create_ckks(tmp_path / "a", ckks.LOGISTIC)
+    claimed = dataclasses.replace(logistic, params=ckks.LINEAR.name)
+
+    assert _refusal(client, _stream(client, claimed, np.ones((4, 5)))) == "he_context_invalid"
 
 
 def test_a_tampered_ciphertext_is_refused(
