@@ -1,11 +1,30 @@
 """A job's fixed cost: submit-to-result of a small exact sum (the demo's revenue-sum, 1,000
 rows per owner) through the coordinator and three node daemons, with the nodes' pre-started
-workers on (``standby_workers = 1``, protocols/standby.py) and off (cold worker starts),
+fork server on (``standby_workers = 1``, protocols/standby.py) and off (cold worker starts),
 next to the raw MPyC program for the same sum (bench/raw_aggregate.py, three processes over
-TLS, no orchestration) — the difference is what orchestration costs per job.
+TLS, no orchestration).
 
-Median of ``--runs`` jobs each (after one warm-up job that is not counted). Every answer is
-checked against the plaintext sum. Not a test: it prints numbers.
+Per job it prints where the time goes, as the analyst's client sees it (medians over
+``--runs`` jobs, after one warm-up job that is not counted):
+
+- ``submit``: SubmitJob answered;
+- ``running``: the coordinator says the job runs (approved at every node, Start sent);
+- ``connected``: every party's worker reports its MPC links up (its phase is past
+  ``connecting``);
+- ``delivered``: every node holds its sealed share (each party's state ``succeeded``);
+- ``succeeded``: the coordinator's job state says so;
+- ``result``: the result fetched, unsealed and combined at the client;
+
+and the longest party's MPyC session (MPyC's "elapsed time" from its connect to its
+shutdown, in each worker's log), the CPU seconds per party's worker (as the worker reports
+them), and the orchestration round trips the analyst's client made in sequence (calls that
+overlap in time count as one: ``WatchJob`` is one however long the job runs; a long-lived
+client's connection is already up, a fresh CLI pays two more for TCP and TLS). The
+coordinator↔node path is, per job: Propose to every node at once (one round trip), then
+Start with every node's Watch stream opened at the same time (one), then the nodes' end
+pushed on those streams (half a round trip each way to the analyst).
+
+Every answer is checked against the plaintext sum. Not a test: it prints numbers.
 
     python bench/fixed_cost.py [--runs 7]
 """
@@ -13,43 +32,158 @@ checked against the plaintext sum. Not a test: it prints numbers.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+from ensnif_mpc.config import ClientProfile  # noqa: E402
 from ensnif_mpc.demo.localnet import LocalConsortium  # noqa: E402
+from ensnif_mpc.gen.ensnif.v1 import coordinator_pb2_grpc  # noqa: E402
 from ensnif_mpc.jobs import jobspec  # noqa: E402
+from ensnif_mpc.sdk.client import Client, state_name  # noqa: E402
 
 JOB = HERE.parent / "ensnif_mpc" / "demo" / "jobs" / "revenue-sum.toml"
 ROWS = 1000
+PHASES = ("submit", "running", "connected", "delivered", "succeeded", "result")
+_BEFORE_MPC = {"", "approved", "awaiting approval", "starting", "loading", "connecting"}
+_ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
 
 
-def consortium_runs(root: Path, standby: int, runs: int) -> tuple[list[float], float]:
+class RoundTrips(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Every call the client makes, with when it was sent and when it completed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[list[Any]] = []
+
+    def _note(self, method: str, call: Any) -> Any:
+        record = [method, time.perf_counter(), None]
+        with self._lock:
+            self._calls.append(record)
+        call.add_done_callback(lambda _f: record.__setitem__(2, time.perf_counter()))
+        return call
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return self._note(details.method, continuation(details, request))
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return self._note(details.method, continuation(details, request))
+
+    def take(self) -> list[tuple[str, float, float]]:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        now = time.perf_counter()
+        return [(m, t0, t1 if t1 is not None else now) for m, t0, t1 in calls]
+
+
+def sequential(calls: list[tuple[str, float, float]]) -> list[list[str]]:
+    """The calls grouped into round trips: a call that starts before the previous group
+    ended shares its round trip."""
+    groups: list[list[str]] = []
+    end = -1.0
+    for method, t0, t1 in sorted(calls, key=lambda c: c[1]):
+        name = method.rsplit("/", 1)[-1]
+        if groups and t0 < end:
+            groups[-1].append(name)
+            end = max(end, t1)
+        else:
+            groups.append([name])
+            end = t1
+    return groups
+
+
+def mpc_seconds(root: Path, job_id: str) -> float:
+    longest = 0.0
+    for log in root.glob(f"state/*/jobs/{job_id}/worker.log"):
+        m = _ELAPSED.search(log.read_text(errors="replace"))
+        if m:
+            longest = max(longest, int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]))
+    return longest
+
+
+def one_job(client: Client, counter: RoundTrips, spec: jobspec.JobSpec) -> dict[str, Any]:
+    counter.take()
+    seen: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def mark(name: str) -> None:
+        seen.setdefault(name, time.perf_counter() - t0)
+
+    def note(j: Any) -> None:
+        state = state_name(j)
+        if state in ("scheduled", "running", "succeeded"):
+            mark("running")
+        parties = list(j.parties)
+        if parties and all(
+            p.state == "succeeded" or p.progress.phase not in _BEFORE_MPC for p in parties
+        ):
+            mark("connected")
+        if parties and all(p.state == "succeeded" for p in parties):
+            mark("delivered")
+        if state == "succeeded":
+            mark("succeeded")
+
+    job = client.submit(spec, fresh=True)
+    mark("submit")
+    final = client.wait(job.id, on_update=note, timeout_s=300)
+    answer = client.result(job.id, exact=True)["sum"]
+    mark("result")
+    for name in PHASES:  # an update the watch coalesced: the next phase's time bounds it
+        if name not in seen:
+            later = [seen[n] for n in PHASES[PHASES.index(name) :] if n in seen]
+            seen[name] = min(later) if later else float("nan")
+    cpu = sorted(float(p.progress.cpu_seconds) for p in final.parties)
+    return {
+        "id": job.id,
+        "phases": seen,
+        "answer": answer,
+        "round_trips": sequential(counter.take()),
+        "cpu": cpu,
+    }
+
+
+def consortium_runs(root: Path, standby: int, runs: int) -> list[dict[str, Any]]:
     lc = LocalConsortium(root, rows=ROWS).setup()
     for cfg in root.glob("party-*.toml"):
         cfg.write_text(f"standby_workers = {standby}\n" + cfg.read_text())
     spec = jobspec.load(JOB)
+    out = []
     with lc:
         lc.start(timeout_s=120)
-        client = lc.client()
-        times, answer = [], 0.0
-        for n in range(runs + 1):
-            t = time.perf_counter()
-            job = client.submit(spec, fresh=True)
-            client.wait(job.id, timeout_s=300)
-            answer = client.result(job.id, exact=True)["sum"]
-            if n:  # the first job warms the coordinator's and nodes' connections
-                times.append(time.perf_counter() - t)
-            time.sleep(0.3)  # let each node start its next standby (as between real jobs)
-    return times, answer
+        counter = RoundTrips()
+        with Client(ClientProfile.load(lc.profile)) as client:
+            # Every call through the counter (set here, not by Client's own option, so this
+            # bench also measures commits from before that option: the "before" figures).
+            calls = grpc.intercept_channel(client._channel, counter)
+            client._stub = coordinator_pb2_grpc.CoordinatorServiceStub(calls)
+            for n in range(runs + 1):
+                got = one_job(client, counter, spec)
+                got["mpc_s"] = mpc_seconds(root, got["id"])
+                if n:  # the first job warms the coordinator's and nodes' connections
+                    out.append(got)
+                time.sleep(0.3)  # as between real jobs
+    return out
 
 
-def raw_sum(root: Path, data_files: dict[str, Path]) -> float:
+def raw_sum(root: Path, data_files: dict[str, Path]) -> tuple[float, float, float]:
+    """Raw MPyC: (launch-to-exit wall, its MPC part: connect to the end, CPU per party),
+    the fastest of three runs."""
     import raw
     import rawkit  # noqa: F401  (bench/ on the path)
 
@@ -62,8 +196,39 @@ def raw_sum(root: Path, data_files: dict[str, Path]) -> float:
             {"file": str(data_files["logistics"]), "value": "fee"},
         ],
     }
-    walls = [raw.run(root / f"raw{i}", "raw_aggregate.py", job, 300).wall for i in range(3)]
-    return min(walls)
+    runs = [raw.run(root / f"raw{i}", "raw_aggregate.py", job, 300) for i in range(3)]
+    best = min(runs, key=lambda r: r.wall)
+    mpc = max(sum(p.values()) for p in best.phases)
+    return best.wall, mpc, statistics.median(best.cpu_per_party)
+
+
+def _median(rows: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
+    return statistics.median(pick(r) for r in rows)
+
+
+def print_table(rows: dict[int, list[dict[str, Any]]]) -> None:
+    print(f"{'phase (s after submit)':<24}" + "".join(f"{f'standby {s}':>12}" for s in rows))
+    for name in PHASES:
+        cells = "".join(
+            f"{_median(r, lambda x, n=name: x['phases'][n]):>12.3f}" for r in rows.values()
+        )
+        print(f"{name:<24}{cells}")
+    print(
+        f"{'MPyC session (longest)':<24}"
+        + "".join(f"{_median(r, lambda x: x['mpc_s']):>12.3f}" for r in rows.values())
+    )
+    print(
+        f"{'worker CPU s per party':<24}"
+        + "".join(
+            f"{_median(r, lambda x: statistics.median(x['cpu'])):>12.3f}" for r in rows.values()
+        )
+    )
+    for standby, r in rows.items():
+        trips = r[-1]["round_trips"]
+        print(
+            f"standby {standby}: analyst round trips in sequence {len(trips)}: "
+            + " | ".join("+".join(g) for g in trips)
+        )
 
 
 def main() -> int:
@@ -71,17 +236,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     print("== a job's fixed cost (exact sum, 1,000 rows per owner, 3 node daemons)", flush=True)
+    print(f"   load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ensnif-fixed-") as tmp:
         root = Path(tmp)
-        rows, answers = {}, {}
+        rows: dict[int, list[dict[str, Any]]] = {}
         for standby in (0, 1):
-            times, answer = consortium_runs(root / f"standby{standby}", standby, args.runs)
-            rows[standby], answers[standby] = times, answer
-            print(
-                f"standby_workers = {standby}: median {statistics.median(times):.2f} s, "
-                f"min {min(times):.2f} s over {len(times)} jobs (sum {float(answer):,.2f})",
-                flush=True,
-            )
+            rows[standby] = consortium_runs(root / f"standby{standby}", standby, args.runs)
         data = root / "standby1"
         files = {
             "grocery": next(data.rglob("orders*.csv")),
@@ -93,17 +253,26 @@ def main() -> int:
             pd.read_csv(files["grocery"])["basket_total"].sum()
             + pd.read_csv(files["logistics"])["fee"].sum()
         )
-        for standby, got in answers.items():
-            if abs(float(got) - want) > 1e-6 * max(1.0, abs(want)):
-                print(f"PROBLEM: standby_workers = {standby} gave {float(got)}, pandas {want}")
-                return 1
-        raw_s = raw_sum(root, files)
-        cold, warm = statistics.median(rows[0]), statistics.median(rows[1])
-        print(f"raw MPyC sum (3 processes over TLS, launch to exit): {raw_s:.2f} s")
+        for standby, runs in rows.items():
+            for r in runs:
+                if abs(float(r["answer"]) - want) > 1e-6 * max(1.0, abs(want)):
+                    print(f"PROBLEM: standby {standby} gave {float(r['answer'])}, pandas {want}")
+                    return 1
+        print_table(rows)
+        raw_wall, raw_mpc, raw_cpu = raw_sum(root, files)
         print(
-            f"orchestration per job beyond raw MPyC: cold {cold - raw_s:+.2f} s, "
-            f"pre-started {warm - raw_s:+.2f} s; pre-started workers save {cold - warm:.2f} s"
+            f"raw MPyC sum (3 processes over TLS): launch to exit {raw_wall:.3f} s, of it "
+            f"connect to end {raw_mpc:.3f} s; CPU {raw_cpu:.3f} s per party"
         )
+        for standby, runs in rows.items():
+            total = _median(runs, lambda x: x["phases"]["result"])
+            mpc = _median(runs, lambda x: x["mpc_s"])
+            print(
+                f"standby {standby}: submit to result {total:.3f} s (sum {want:,.2f}: all "
+                f"correct); beyond its own MPyC session {total - mpc:+.3f} s; beyond raw "
+                f"MPyC launch-to-exit {total - raw_wall:+.3f} s"
+            )
+        print(f"   load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
     return 0
 
 

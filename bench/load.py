@@ -1,4 +1,5 @@
-"""Load benchmark: many small jobs submitted at once to one coordinator and three nodes.
+"""Load benchmark: many small jobs submitted at once (or at a rate, ``--rate``) to one
+coordinator and three nodes.
 
 A local consortium (coordinator, grocery, logistics, helper as processes, as in the demo)
 gets ``--jobs`` small jobs, all submitted at the same moment by as many client threads: sums,
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ensnif_mpc.demo.localnet import NODES, LocalConsortium  # noqa: E402
 from ensnif_mpc.errors import EnsnifError  # noqa: E402
 from ensnif_mpc.jobs import jobspec  # noqa: E402
+from ensnif_mpc.jobs.jobstate import LIVE  # noqa: E402
 from ensnif_mpc.jobs.worker_session import SESSION_FILE, STATUS_FILE  # noqa: E402
 from ensnif_mpc.sdk.client import is_final, state_name  # noqa: E402
 
@@ -161,10 +163,18 @@ class Poller(threading.Thread):
     def run(self) -> None:
         with self.lc.client() as c:
             while not self.done.is_set():
+                # Only the live jobs are listed (the coordinator converts fewer each time);
+                # a followed job missing from the list has ended, and is asked for once.
                 try:
-                    jobs = c.jobs(limit=self.limit)
+                    jobs = c.jobs(limit=self.limit, states=LIVE)
                 except EnsnifError:
                     jobs = []
+                listed = {j.id for j in jobs}
+                with self._lock:
+                    gone = [k for k, e in self._ended.items() if not e.is_set() and k not in listed]
+                for job_id in gone:
+                    with contextlib.suppress(EnsnifError):
+                        jobs.append(c.job(job_id))
                 now = time.perf_counter() - self.t0[0]
                 for j in jobs:
                     self.seen[j.id].setdefault(state_name(j), now)
@@ -183,10 +193,13 @@ def _one(
     t0: list[float],
     timeout_s: float,
     poller: Poller | None,
+    delay_s: float = 0.0,
 ) -> Outcome:
     out = Outcome(job.label)
     with lc.client() as c:
         start.wait()
+        if delay_s:  # an arrival rate: this job's turn comes delay_s after the start
+            time.sleep(max(0.0, t0[0] + delay_s - time.perf_counter()))
         begin = time.perf_counter()
         out.submit_s = begin - t0[0]
         try:
@@ -213,7 +226,7 @@ def _one(
                 final.reason_code,
             )
             if out.state == "succeeded":
-                details = c.result_details(submitted.id)
+                details = c.result_details(submitted.id, final)  # no GetJob again
                 end = time.perf_counter()
                 out.result_s, out.latency_s = end - t0[0], end - begin
                 out.values = {k: float(v) for k, v in details.values.items()}
@@ -338,6 +351,20 @@ class Sampler(threading.Thread):
                     if len(j) > 1
                 ]
             self.done.wait(self.interval)
+
+
+def fork_servers(pid: int) -> list[int]:
+    """The daemon's fork servers (protocols/standby.py: its children running the standby
+    module outside any job directory). Their own CPU (the imports, done once) is the
+    daemons' cost, not any one job's; a forked worker's own CPU is in its status."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in task.read_text().split():
+                argv = _proc_cmdline(child) or []
+                if b"protocols.standby" in argv:
+                    found.append(int(child))
+    return found
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -484,6 +511,8 @@ class LoadReport:
     service_cpu_s: float
     load: tuple[float, float]
     latency: dict[str, float] = field(default_factory=dict)
+    service_cpu_by: dict[str, float] = field(default_factory=dict)  # per daemon
+    rate: float = 0.0  # jobs a minute one after the other; 0: all at once
 
     @property
     def ok(self) -> bool:
@@ -507,11 +536,14 @@ def run_load(
     timeout_s: float = 240.0,
     follow: str = "poll",
     progress: Callable[[str], None] = lambda _: None,
+    rate: float = 0.0,
 ) -> LoadReport:
-    """Submit every planned job at once (one client thread each), wait for all, check all."""
+    """Submit every planned job at once (one client thread each), or ``rate`` jobs a minute
+    one after the other; wait for all, check all."""
     n = len(planned)
-    services = [m.proc.pid for m in lc.members.values() if m.proc is not None]
-    cpu0 = sum(_cpu_seconds(p) for p in services)
+    services = {name: m.proc.pid for name, m in lc.members.items() if m.proc is not None}
+    cpu0 = {name: _cpu_seconds(p) for name, p in services.items()}
+    servers0 = {s: _cpu_seconds(s) for p in services.values() for s in fork_servers(p)}
     load0 = os.getloadavg()[0]
     sampler = Sampler(lc.root / "state")
     sampler.start()
@@ -523,7 +555,8 @@ def run_load(
     outcomes: list[Outcome | None] = [None] * n
 
     def worker(k: int) -> None:
-        outcomes[k] = _one(lc, planned[k], start, t0, timeout_s, poller)
+        delay = 60.0 * k / rate if rate > 0 else 0.0
+        outcomes[k] = _one(lc, planned[k], start, t0, timeout_s, poller, delay)
 
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(n)]
     for t in threads:
@@ -538,7 +571,11 @@ def run_load(
     if poller is not None:
         poller.done.set()
     sampler.join(timeout=5)
-    cpu1 = sum(_cpu_seconds(p) for p in services)
+    by_service = {name: _cpu_seconds(p) - cpu0[name] for name, p in services.items()}
+    for name, p in services.items():
+        spent = sum(_cpu_seconds(s) - servers0.get(s, 0.0) for s in fork_servers(p))
+        if spent:
+            by_service[f"{name}'s fork server"] = spent
     results = [
         o or Outcome(planned[k].label, state="thread still running") for k, o in enumerate(outcomes)
     ]
@@ -581,8 +618,10 @@ def run_load(
         max_live_at_node=live_at,
         max_running_at_node=running_at,
         worker_cpu_s=worker_cpu,
-        service_cpu_s=cpu1 - cpu0,
+        service_cpu_s=sum(by_service.values()),
+        service_cpu_by=by_service,
         load=(load0, os.getloadavg()[0]),
+        rate=rate,
     )
     if latencies:
         report.latency = {
@@ -597,7 +636,8 @@ def run_load(
 def print_report(r: LoadReport, cores: int = os.cpu_count() or 1) -> None:
     ok = r.states.get("succeeded", 0)
     print()
-    print(f"load: {r.jobs} jobs submitted at once, {ok} succeeded, states {r.states}")
+    how = f"at {r.rate:g} a minute" if r.rate > 0 else "at once"
+    print(f"load: {r.jobs} jobs submitted {how}, {ok} succeeded, states {r.states}")
     if r.failures:
         print(f"  not succeeded, by reason: {r.failures}")
         for o in r.outcomes:
@@ -618,6 +658,12 @@ def print_report(r: LoadReport, cores: int = os.cpu_count() or 1) -> None:
         f" = {total:.1f} s ({total / max(ok, 1):.2f} s per job; "
         f"{100 * total / (r.wall_s * cores):.0f} % of {cores} cores over the run)"
     )
+    if r.service_cpu_by:
+        print(
+            "  CPU per daemon: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.service_cpu_by.items()))
+            + f"; workers {r.worker_cpu_s / max(ok, 1) / 3:.2f} s per party and job"
+        )
     print(
         f"  concurrency: up to {r.max_jobs_sampled} jobs ({r.max_workers_sampled} workers) "
         f"running at once (sampled); jobs holding a port at once per node (approved..end): "
@@ -645,6 +691,7 @@ def measure(
     timeout_s: float = 600.0,
     follow: str = "poll",
     keep: Path | None = None,
+    rate: float = 0.0,
 ) -> LoadReport:
     """Start a local consortium, run the load, stop it; print progress lines."""
     with tempfile.TemporaryDirectory(prefix="ensnif-load-") as tmp:
@@ -654,11 +701,17 @@ def measure(
             root / "consortium", rows=rows, connect_timeout_s=CONNECT_S, job_timeout_s=timeout_s
         )
         lc.setup()
-        print(f"== load: {jobs} jobs submitted at once, {rows:,} rows per owner", flush=True)
+        how = f"at {rate:g} a minute" if rate > 0 else "at once"
+        print(f"== load: {jobs} jobs submitted {how}, {rows:,} rows per owner", flush=True)
         try:
             lc.start(timeout_s=120)
             return run_load(
-                lc, plan_jobs(lc, jobs), timeout_s, follow, progress=lambda s: print(s, flush=True)
+                lc,
+                plan_jobs(lc, jobs),
+                timeout_s,
+                follow,
+                progress=lambda s: print(s, flush=True),
+                rate=rate,
             )
         finally:
             lc.stop()
@@ -671,7 +724,7 @@ def from_json(raw: dict[str, Any]) -> LoadReport:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs", type=int, default=50, help="jobs submitted at once")
+    ap.add_argument("--jobs", type=int, default=50, help="jobs submitted")
     ap.add_argument("--rows", type=int, default=1000, help="rows per data owner")
     ap.add_argument("--timeout", type=float, default=600, help="seconds for all jobs to end")
     ap.add_argument(
@@ -680,10 +733,16 @@ def main() -> int:
         default="poll",
         help="how clients wait: one ListJobs poller for all (default), or WatchJob per job",
     )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="submit one after the other at this many jobs a minute (default 0: all at once)",
+    )
     ap.add_argument("--json", type=Path, help="also write the measurements here")
     ap.add_argument("--keep", type=Path, help="keep the consortium in this directory")
     args = ap.parse_args()
-    report = measure(args.jobs, args.rows, args.timeout, args.follow, args.keep)
+    report = measure(args.jobs, args.rows, args.timeout, args.follow, args.keep, args.rate)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(dataclasses.asdict(report), indent=1))

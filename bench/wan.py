@@ -17,7 +17,14 @@ changes between the rows (0 ms = the relay with no delay). Per job and RTT:
 - ``rounds``: the most MPC rounds of any party (send bursts after a wait, counted on MPyC's
   transport by protocols/transport_stats.py; at a high RTT it is the protocol's depth).
 
+After the table, the orchestration round trips each job pays beyond its MPC session: what
+the RTT adds to the time outside the MPyC session, divided by the RTT
+(((t − MPC s) at RTT r − (t − MPC s) at 0) / r), from the coordinator's stamps (``job``:
+Propose, Start, the workers' MPC links and the nodes' reports) and from the analyst's CLI
+(``cli``: that plus the CLI's own connection, submission, watch and result fetch).
+
     sudo .venv/bin/python bench/wan.py [--rows 1000] [--rtt 0 10 50] [--repeat 3] [--json F]
+        [--only 'dp mean' ...]
 """
 
 from __future__ import annotations
@@ -107,7 +114,9 @@ def run_one(c: harness.NetnsConsortium, job_file: str) -> dict[str, Any]:
     }
 
 
-def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
+def measure(
+    rows: int, rtts: list[float], repeat: int, only: list[str] | None = None
+) -> list[dict[str, Any]]:
     reason = harness.unavailable_reason()
     if reason is not None:
         raise SystemExit(f"bench/wan.py: {reason}")
@@ -119,6 +128,8 @@ def measure(rows: int, rtts: list[float], repeat: int) -> list[dict[str, Any]]:
         for rtt in rtts:
             c.set_wan(rtt)
             for label, job_file in JOBS.items():
+                if only and label not in only:
+                    continue
                 runs = [run_one(c, job_file) for _ in range(repeat)]
                 out.append(
                     {
@@ -156,14 +167,33 @@ def print_row(r: dict[str, Any], header: bool = False) -> None:
     )
 
 
+def print_round_trips(rows: list[dict[str, Any]]) -> None:
+    """Orchestration round trips per job: the extra time outside MPC per unit of RTT."""
+    base = {r["job"]: r for r in rows if r["rtt_ms"] == 0}
+    lines = []
+    for r in rows:
+        b = base.get(r["job"])
+        if b is None or r["rtt_ms"] <= 0:
+            continue
+        rtt = r["rtt_ms"] / 1000.0
+        job = ((r["job_s"] - r["mpc_s"]) - (b["job_s"] - b["mpc_s"])) / rtt
+        cli = ((r["cli_s"] - r["mpc_s"]) - (b["cli_s"] - b["mpc_s"])) / rtt
+        lines.append(f"{r['rtt_ms']:>6g}  {r['job']:<18} {job:>10.1f} {cli:>10.1f}")
+    if lines:
+        print(f"{'RTT ms':>6}  {'job':<18} {'job trips':>10} {'cli trips':>10}")
+        print("\n".join(lines), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1000, help="rows per data owner")
     ap.add_argument("--rtt", type=float, nargs="+", default=[0, 10, 50], help="RTTs in ms")
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell (median shown)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--only", nargs="+", choices=sorted(JOBS), help="just these jobs")
     args = ap.parse_args(argv)
-    rows = measure(args.rows, args.rtt, args.repeat)
+    rows = measure(args.rows, args.rtt, args.repeat, args.only)
+    print_round_trips(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0 if all(r["ok"] for r in rows) else 1
