@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import resource
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -35,6 +37,40 @@ from party_node.store import NodeStore
 log = logging.getLogger(__name__)
 
 MAX_CONTEXT_BYTES = 64 << 20  # a public context with relinearization keys is ~2 MB
+CONTEXT_CACHE = 8  # loaded public contexts kept (about 3 MB each in memory)
+
+
+class Contexts:
+    """Loaded public contexts by the SHA-256 of their bytes, the most recent ``size``.
+
+    Why: an analyst reuses its key directory, so its next request sends the same public
+    context, and loading one (parsing and checking its relinearization keys) is about
+    30 ms, the largest fixed cost of a request. The key is the digest of the exact bytes
+    (checked against the analyst's signed header before any lookup), the thread count and
+    the parameter set, so a hit is the context those bytes would load. A context is only
+    read by the evaluation (each request has its own SEAL evaluator, ``scoring.Kernel``),
+    so requests on the node's gRPC threads may share one.
+    """
+
+    def __init__(self, size: int = CONTEXT_CACHE) -> None:
+        self.size = size
+        self._held: OrderedDict[tuple[bytes, int, str], ts.Context] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(
+        self, digest: bytes, public: bytes, n_threads: int, params: ckks.ParamSet
+    ) -> ts.Context:
+        key = (digest, n_threads, params.name)
+        with self._lock:
+            if key in self._held:
+                self._held.move_to_end(key)
+                return self._held[key]
+        ctx = ckks.load_public(public, n_threads, params)  # refused ones are not kept
+        with self._lock:
+            self._held[key] = ctx
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+        return ctx
 
 
 @dataclass(frozen=True)
@@ -91,6 +127,7 @@ class Session:
     request_id: str
     key_pem: bytes
     n_threads: int
+    contexts: Contexts | None = None
     started: float = field(default_factory=time.perf_counter)
     _context_parts: list[bytes] = field(default_factory=list)
     _context: ts.Context | None = None
@@ -116,7 +153,11 @@ class Session:
                     reason="he_context_mismatch",
                 )
             params = self.record.model.params
-            self._context = ckks.load_public(public, self.n_threads, params)
+            digest = self.header.context_sha256
+            if self.contexts is None:
+                self._context = ckks.load_public(public, self.n_threads, params)
+            else:
+                self._context = self.contexts.load(digest, public, self.n_threads, params)
             self._kernel = scoring.Kernel(self._context, params)
         return self._context
 
@@ -180,6 +221,7 @@ class Scorer:
         self.key_pem = key_pem
         self.check_coordinator = check_coordinator
         self.n_threads = ckks.check_threads(n_threads)
+        self.contexts = Contexts()
 
     def models(self) -> list[dict[str, object]]:
         return [r.public(self.party) for r in self.registry.all()]
@@ -224,7 +266,14 @@ class Scorer:
             },
         )
         session = Session(
-            h, record, model.sigmoid(), analyst.name, request_id, self.key_pem(), self.n_threads
+            h,
+            record,
+            model.sigmoid(),
+            analyst.name,
+            request_id,
+            self.key_pem(),
+            self.n_threads,
+            self.contexts,
         )
         return session, Accepted(record.public(self.party), used)
 
