@@ -380,10 +380,13 @@ def print_table(rows: list[Row], title: str = "intersection_sum, tagged-helper r
         for p in r.problems:
             print(f"   ! {p[:400]}")
     print(
-        "wall seconds on this (shared, loaded) machine; CPU seconds per party include Python "
-        "start and imports; e = ensnif, pd = pandas, B/key = bytes sent by all parties over "
-        "the keys of both sides; prf = the same job with join_path = prf-shuffle; rounds = the "
-        "most send bursts after a wait of any party (loopback: a lower bound of the depth)"
+        "wall seconds on this (shared, loaded) machine; CPU seconds per party: the raw "
+        "program's include Python start and imports, the workers' do not (the harness forks "
+        "them from a pre-imported process, as a node's standby; ENSNIF_TEST_FORK=0 or "
+        "--profile starts them cold); e = ensnif, pd = pandas, B/key = bytes sent by all "
+        "parties over the keys of both sides; prf = the same job with join_path = "
+        "prf-shuffle; rounds = the most send bursts after a wait of any party (loopback: a "
+        "lower bound of the depth)"
     )
 
 

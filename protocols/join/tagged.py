@@ -6,8 +6,10 @@ A's per-key totals and row counts over those keys, exactly as on the PRF route.
 
 How, in order (every party runs every step; "→" is MPyC's point-to-point ``mpc.transfer`` over
 the session's mutual-TLS links, which reaches only the named receivers; each call is an
-MPyC coroutine with its own program-counter label, so consecutive transfers from one
-party to the same peer never share a receive buffer — tests/protocols/test_transfer_labels.py):
+MPyC coroutine that forks its own program-counter label when called, so consecutive
+or concurrent transfers from one party to the same peer never share a receive buffer —
+tests/protocols/test_transfer_labels.py, and test_tagged_labels.py, which runs these
+exchanges under a sender-side and a receiver-side collision detector):
 
 1. Seeds. A draws three fresh 256-bit secrets for this job: the tag key K (A → B only),
    s_AH (A → H) and H draws s_HB (H → B). A transfer reaches only its named receivers:
