@@ -613,6 +613,16 @@ _ALL: tuple[Reason, ...] = (
         group=RUNNING,
     ),
     Reason(
+        "model_out_of_range",
+        "An exact logistic fit's weights grew past what its fixed point holds (|x·w| could "
+        "reach 2^8 on the normalized features). Found inside MPC; only that one fact was "
+        "opened.",
+        "Raise params.l2 (a larger penalty keeps the weights small), or use the DP release.",
+        _S.FAILED_PRECONDITION,
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
         "peer_lost",
         "A worker's MPC connection to a peer closed mid-job and no party reported a fault "
         "of its own: a party's node died (or left) with its worker. When the lost party's "

@@ -22,7 +22,9 @@ the step's noise (``protocols.rounds``). The first round opens a noisy row count
 every later step divides. The ledger charges the whole run (count + steps blocks, ρ split
 evenly) at admission; a run beyond the budget is refused before it starts.
 
-What is revealed: exact — the coefficients and the intercept (to the analyst). DP — the
+What is revealed: exact — the coefficients and the intercept (to the analyst), and to every
+party one bit: whether some step's weights could have given |x·w| ≥ 2^Z_BITS (then the job
+fails with ``model_out_of_range`` and nothing else is opened). DP — the
 noisy count, every step's noisy gradient sum (to every party and the analyst) and the
 weights computed from them. What leaks: the owners' row counts (public in the catalog);
 the number of steps and the sizes are public parameters. Nothing depends on the data in
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.errors import FailedPrecondition
 from protocols.io import Context, SecureOutput
 from protocols.models import inputs, keep, ns_solve
 from protocols.models.secure_math import (
@@ -59,9 +62,13 @@ FG = 40  # the gradient Xᵀr after its truncation (from 2^(FR+FX) = 2^152)
 FA = 40  # the inverse (XᵀX/4 + λI)⁻¹
 FB = 44  # the Newton–Schulz iterate
 FOUT = 40  # released coefficients
-# Secure integers of 200 bits hold |z| < 2^8 (well past the sigmoid's range [−8, 8]), the
-# gradient of up to 2^24 rows and every intermediate above (field: 200 + k + 2 bits).
+# Secure integers of 200 bits hold |z| < 2^Z_BITS (well past the sigmoid's range [−8, 8]),
+# the gradient of up to 2^24 rows and every intermediate above (field: 200 + k + 2 bits).
+# Checked inside MPC at every step from the weights (|z| ≤ Σ|w_j| ≤ √D·‖w‖ on features in
+# [−1, 1]): a step whose ‖w‖² reaches 2^(2·Z_BITS)/D scores with w = 0 instead, so every
+# value stays in range, and the job then fails with ``model_out_of_range``, one bit opened.
 BITS = 200
+Z_BITS = 8
 INVERSE_ACCURACY = 40  # bits of the Newton–Schulz residual
 
 # The DP gradient grid: a row's clipped gradient, in units of 2^-20 of its norm bound.
@@ -102,11 +109,25 @@ async def fit_exact(mpc: Any, x: Any, y: Any, gram: Any, rows: int, l2: float, s
     target = y * (1 << FR) - (1 << (FR - 1))  # y − 1/2 at 2^FR
     penalty = scaled_int(l2, FR + FX - FW)
     w = sectype(np.zeros(d, dtype=object))
-    for _ in range(steps):
-        z = x @ w
+    limit = (1 << 2 * (Z_BITS + FW)) // d  # ‖w‖² below it: |x·w| ≤ Σ|w_j| ≤ √D‖w‖ < 2^Z_BITS
+    out_of_range = []
+    for step in range(steps):
+        used = w
+        if step:  # w₀ = 0; a step whose weights could give |z| ≥ 2^Z_BITS scores with w = 0
+            big = mpc.np_sum(w * w) >= limit
+            out_of_range.append(big)
+            used = w * mpc.np_fromlist([1 - big])
+        z = x @ used
         r = target - (z * c1 + z * z * z * c3)  # y − σ(z)
         g = shift(mpc, r @ x - w * penalty, FR + FX - FG)
         w = w + shift(mpc, inverse @ g, FA + FG - FW)
+    if out_of_range and not await mpc.is_zero_public(mpc.np_sum(mpc.np_fromlist(out_of_range))):
+        raise FailedPrecondition(
+            f"the exact logistic fit's weights left the range its fixed point holds (|x·w| "
+            f"could reach 2^{Z_BITS} on the normalized features; only that was opened): "
+            "raise params.l2, or use the DP release",
+            reason="model_out_of_range",
+        )
     return w
 
 
