@@ -4,19 +4,23 @@ DP partition selection inside MPC. The analyst lists no groups; each data owner
 contributes the labels of its own ``group`` column, and only labels whose joint noisy
 row count clears a public threshold τ are opened, with that noisy count.
 
-Who provides what: each of the (at most two) data owners feeds its ``group`` column;
-a compute-only party (the helper) feeds nothing. Public parameters: ``max_groups`` M
-(the candidate slots per owner), ``label_bytes`` (the longest label, in UTF-8 bytes) and
-``delta`` (δ, the selection's failure probability).
+Who provides what: each data owner (up to ``owners``, default 2, at most 8) feeds its
+``group`` column; a compute-only party (the helper) feeds nothing. Public parameters:
+``max_groups`` M (the candidate slots per owner), ``owners`` (how many owners' slots the
+release has: it fixes the number of noised outputs, owners·M, from the signed job alone,
+so every node's check of the plan counts the same), ``label_bytes`` (the longest label,
+in UTF-8 bytes) and ``delta`` (δ, the selection's failure probability).
 
 How: each owner counts its rows per label locally (after contribution bounding: at most
 k rows per person) and secret-shares M slots, each a label's code and its count, zeros in
 the slots it does not use, so the number of labels an owner has does not show. A label
 longer than ``label_bytes`` is cut at a character boundary (a per-row map, so the
-sensitivity analysis is unchanged). Inside MPC the second owner's labels are matched
-against the first's by an M×M secure equality (labels an owner has are distinct, so a
-label matches at most one slot); a matched label's count is added into the first owner's
-slot and its own slot emptied. The 2M candidate counts are then noised by the worker
+sensitivity analysis is unchanged). Inside MPC each owner's labels, in turn, are matched
+against every slot of the owners before it by an M×(j·M) secure equality (labels an owner
+has are distinct, and a label already seen keeps one slot, so a label matches at most one
+slot); a matched label's count is added into that earlier slot and its own slot emptied.
+An owner fewer than ``owners`` contributes empty slots. The owners·M candidate counts are
+then noised by the worker
 (the job's release plan) and, after the noise, every slot whose noisy count is not above τ
 is zeroed inside MPC: code and count are multiplied by the secret bit (count > τ), so the
 analyst opens only selected labels; every other slot opens as zeros. Last, the slots are
@@ -73,7 +77,8 @@ DEFAULT_LABEL_BYTES = 17  # with its length byte: three chunks
 DEFAULT_MAX_GROUPS = 32
 DEFAULT_DELTA = 1e-6
 DEFAULT_PER_PERSON = 1
-OWNERS = 2  # the candidates are 2·M slots whatever the number of owners (1 or 2)
+DEFAULT_OWNERS = 2  # params.owners: the candidates are owners·M slots (public, signed)
+MAX_OWNERS = 8
 
 
 def chunks(label_bytes: int) -> int:
@@ -166,6 +171,14 @@ def per_person(params: Mapping[str, Any]) -> int:
     return int(params.get("groups_per_person", DEFAULT_PER_PERSON))
 
 
+def owner_count(params: Mapping[str, Any]) -> int:
+    """The number of candidate blocks of M slots: ``params.owners`` (default 2), a public
+    parameter the job's data owners must match (checked with the spec). It fixes the
+    number of noised outputs from the signed job alone, so the coordinator and every
+    node, each checking the plan with its own dataset only, count the same."""
+    return int(params.get("owners", DEFAULT_OWNERS))
+
+
 def code_bits(label_bytes: int) -> int:
     return 8 * CHUNK_BYTES * chunks(label_bytes)
 
@@ -181,21 +194,26 @@ async def group_discovery(ctx: Context) -> list[SecureOutput]:
         local = np.zeros((c + 1, m), dtype=object)
     ctx.progress("computing", 0.2)
     shared = mpc.input(sectype.array(local), senders=ctx.owners)
-    if len(shared) == 1:  # one owner: the second owner's slots are empty
+    for _ in range(owner_count(ctx.params) - len(shared)):  # fewer owners: empty slots
         shared.append(sectype.array(np.zeros((c + 1, m), dtype=object)))
-    first, second = shared
     weights = sectype.array(np.array([1 << (48 * (c - 1 - i)) for i in range(c)], dtype=object))
-    code_a = weights @ first[:-1]  # the whole code of each slot, for matching
-    code_b = weights @ second[:-1]
-    same = code_b.reshape(m, 1) == code_a.reshape(1, m)  # M×M: b's slot s holds a's label r
-    ctx.progress("computing", 0.5)
-    # Empty b slots match every empty a slot, but carry count 0 and code 0: harmless.
-    moved = 1 - mpc.np_sum(same, axis=1)  # 0 where b's label is also a's, 1 where new
-    count_a = first[-1] + same.T @ second[-1]
-    count_b = second[-1] * moved
-    labels_b = second[:-1] * moved.reshape(1, m)
-    counts = mpc.np_tolist(mpc.np_concatenate((count_a, count_b)))
-    pieces = mpc.np_concatenate((first[:-1], labels_b), axis=1)
+    # Owner by owner, its labels are matched against every slot before it (an emptied
+    # slot has code 0, which no label has): a label's count goes into the first slot that
+    # holds it, and the later owner's slot is emptied.
+    first = shared[0]
+    counts_so_far = first[-1]
+    codes = weights @ first[:-1]  # the whole code of each slot, for matching
+    pieces = first[:-1]
+    for j, later in enumerate(shared[1:], start=1):
+        code = weights @ later[:-1]
+        same = code.reshape(m, 1) == codes.reshape(1, j * m)  # M×jM: its slot s is slot r
+        # Empty slots match every empty earlier slot, but carry count 0 and code 0: harmless.
+        moved = 1 - mpc.np_sum(same, axis=1)  # 0 where the label is already there, 1 if new
+        counts_so_far = mpc.np_concatenate((counts_so_far + same.T @ later[-1], later[-1] * moved))
+        codes = mpc.np_concatenate((codes, code * moved))
+        pieces = mpc.np_concatenate((pieces, later[:-1] * moved.reshape(1, m)), axis=1)
+        ctx.progress("computing", 0.2 + 0.3 * j / (len(shared) - 1))
+    counts = mpc.np_tolist(counts_so_far)
     out = [SecureOutput(f"count[{i}]", v, False) for i, v in enumerate(counts)]
     for j in range(c):
         row = mpc.np_tolist(pieces[j])
@@ -218,7 +236,7 @@ async def select(
 
     mpc = ctx.mpc
     tau = threshold(plan, ctx.params)
-    n = 2 * sizes(ctx.params)[0]
+    n = owner_count(ctx.params) * sizes(ctx.params)[0]
     counts = mpc.np_fromlist([o.value for o in outputs[:n]])
     floor = type(outputs[0].value)(tau + 1)
     if not plan.exact:  # the owners' min_cohort, on the joint noisy count (secret inputs)
@@ -243,7 +261,7 @@ def threshold(plan: ReleasePlan, params: Mapping[str, Any]) -> int:
     block = plan.blocks[0]
     sensitivity = max(1, math.ceil(block.l2_sensitivity))
     # One person brings at most Δ rows, and at most groups_per_person labels per owner.
-    per_label = delta / min(sensitivity, OWNERS * per_person(params))
+    per_label = delta / min(sensitivity, owner_count(params) * per_person(params))
     if plan.laplace:
         q = math.exp(-block.epsilon / block.l1_sensitivity)
         # P[N ≥ t] = q^t / (1 + q): the smallest t with that at most per_label.
@@ -287,9 +305,9 @@ def _reference(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[str, 
 
 
 def _blocks(owners: Sequence[tuple[int, int]], params: Mapping[str, Any]) -> list[BlockSpec]:
-    """One person's Σk rows change the 2M candidate counts by at most Σk (L2 and L1)."""
+    """One person's Σk rows change the owners·M candidate counts by at most Σk (L2 and L1)."""
     k = float(sum(rows for rows, _ in owners))
-    return [BlockSpec(k, OWNERS * sizes(params)[0], k)]
+    return [BlockSpec(k, owner_count(params) * sizes(params)[0], k)]
 
 
 def _check(spec: Any) -> None:
@@ -305,6 +323,14 @@ def _check(spec: Any) -> None:
     delta = float(spec.params.get("delta", DEFAULT_DELTA))
     if not 0 < delta < 1e-2:
         raise InvalidJobSpec(f"params.delta: expected a number in (0, 0.01), got {delta:g}")
+    owners = spec.params.get("owners", DEFAULT_OWNERS)
+    if isinstance(owners, bool) or not isinstance(owners, int) or not 1 <= owners <= MAX_OWNERS:
+        raise InvalidJobSpec(f"params.owners: expected 1 to {MAX_OWNERS}, got {owners!r}")
+    if len(spec.inputs) > owners:
+        raise InvalidJobSpec(
+            f"params.owners: the job has {len(spec.inputs)} data owners, more than owners = "
+            f"{owners} (the candidate slots are owners × max_groups)"
+        )
 
 
 DEFINITIONS = (
@@ -312,7 +338,7 @@ DEFINITIONS = (
         name="group_discovery",
         family="group-by",
         summary="Which groups exist and their row counts, opening only groups many rows are in",
-        inputs="one categorical `group` column per data owner (one or two owners)",
+        inputs="one categorical `group` column per data owner (up to params.owners, at most 8)",
         outputs=("count[<group>]",),
         leakage=(
             "The analyst learns the selected labels, their noisy counts and how many there "
@@ -331,6 +357,13 @@ DEFINITIONS = (
         roles=((GROUP,),),
         parameters=(
             Param("max_groups", "int", "candidate slots per owner (public)", False, 32),
+            Param(
+                "owners",
+                "int",
+                "how many owners' slots the release has (public; at least the job's owners)",
+                False,
+                DEFAULT_OWNERS,
+            ),
             Param("label_bytes", "int", "longest label in UTF-8 bytes; longer are cut", False),
             Param("delta", "number", "δ: chance that a group of one person is opened", False),
             Param(
@@ -340,7 +373,7 @@ DEFINITIONS = (
                 False,
             ),
         ),
-        max_data_owners=OWNERS,
+        max_data_owners=MAX_OWNERS,
         finalize=finalize,
         check_spec=_check,
         dp_sensitivity=positional(_blocks),

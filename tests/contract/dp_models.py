@@ -50,18 +50,19 @@ def _per_group(rows: list[list[Row]]) -> tuple[list[int], list[int]]:
 
 
 def _discovery(rows, owners, params):
-    """The 2M noised counts as what they release: the slots are shuffled inside MPC, so
+    """The owners·M noised counts as what they release: the slots are shuffled inside MPC, so
     the release is a count per label, whatever slot held it. Laid out here by label
     identity over the drawn labels' universe (its first entries; the rest of the 2M
     candidates stay 0); every row counts (the model's person has at most k rows)."""
     m, width = discovery.sizes(params)
+    slots = discovery.owner_count(params) * m
     universe = sorted({discovery.cut(g, width) for g in [*GROUPS, "z"]})
-    assert len(universe) <= 2 * m
+    assert len(universe) <= slots
     counts = dict.fromkeys(universe, 0)
     for owner in rows:
         for r in owner:
             counts[discovery.cut(str(r.group), width)] += 1
-    return [[counts[label] for label in universe] + [0] * (2 * m - len(universe))]
+    return [[counts[label] for label in universe] + [0] * (slots - len(universe))]
 
 
 @dataclass(frozen=True)

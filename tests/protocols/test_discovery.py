@@ -35,6 +35,8 @@ BIG = ["10115", "10117", "Zürich", "a-label-longer-than-seventeen-bytes"]
 A = np.array([*rng.choice(BIG, 600), *["only-a"] * 300, "solo-a"], dtype=object)
 B = np.array([*rng.choice(BIG[:3], 500), *["only-b"] * 250, "solo-b"], dtype=object)
 PARAMS = {"max_groups": 8, "delta": 1e-9}
+# A third owner: a label all three have, one only B and C have, one of its own.
+C = np.array([*rng.choice(BIG[:2], 200), *["only-b"] * 30, *["only-c"] * 40], dtype=object)
 
 
 def _owner(labels: np.ndarray) -> OwnerTable:
@@ -103,12 +105,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             release=None if kind == "exact" else _plan().to_dict(),
         )
 
-    with ThreadPoolExecutor(3) as pool:  # the three jobs at once, once per module
+    def three() -> RunResult:  # three owners and a helper: four workers
+        return run_parties(
+            tmp_path_factory.mktemp("three"),
+            "group_discovery",
+            [_owner(A), _owner(B), _owner(C), None],
+            {**PARAMS, "owners": 3},
+            job_id="discoverthree",
+            timeout=240,
+        )
+
+    with ThreadPoolExecutor(3) as pool:  # the jobs at once, once per module
         cohort = pool.submit(_cohort_run, tmp_path_factory.mktemp("cohort"))
+        owners3 = pool.submit(three)
         out: dict[str, Any] = dict(
             zip(("exact", "dp"), pool.map(run, ("exact", "dp")), strict=True)
         )
         out["cohort"] = cohort.result()
+        out["three"] = owners3.result()
         return out
 
 
@@ -116,6 +130,21 @@ def test_exact_discovery_opens_every_label_with_its_count_as_pandas(runs):
     want = {f"count[{label}]": Fraction(int(n)) for label, n in _pandas().items()}
 
     assert runs["exact"].outputs == want
+
+
+def test_three_owners_labels_are_matched_across_all_of_them_as_pandas(runs):
+    """params.owners = 3: 3·M candidate slots; a label at all three owners, at two of them
+    (B and C, not A) and at one comes out once, with its count over all three."""
+    cut = [discovery.cut(str(g), discovery.DEFAULT_LABEL_BYTES).decode() for g in [*A, *B, *C]]
+    want = {f"count[{k}]": Fraction(int(n)) for k, n in pd.Series(cut).value_counts().items()}
+    raw = combine(runs["three"].parts)
+
+    assert runs["three"].outputs == want
+    assert sum(1 for k in raw if k.startswith("count[")) == 3 * PARAMS["max_groups"]
+    assert (
+        catalog()["group_discovery"].dp_sensitivity([(1, 0)], {**PARAMS, "owners": 3})[0][1]
+        == 3 * PARAMS["max_groups"]
+    )  # what every node's check counts, from the job alone
 
 
 def test_dp_discovery_hides_one_person_groups_and_finds_the_large_ones(runs):

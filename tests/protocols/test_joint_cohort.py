@@ -173,8 +173,8 @@ def test_a_group_of_one_row_is_withheld_and_a_joint_group_of_six_is_answered(run
     rows = pd.DataFrame({"g": GROUP_A + GROUP_B, "v": np.concatenate([VALS_A, VALS_B])})
     want = rows.groupby("g")["v"].mean()
 
+    assert math.isnan(got["mean[tiny]"])  # before the rule: answered, the one row's value
     assert raw["withheld[tiny]"] == 1 and raw["mean[tiny]"] == 0  # zeroed inside MPC
-    assert math.isnan(got["mean[tiny]"])
     assert raw["withheld[mid]"] == raw["withheld[big]"] == 0  # six rows: three at each owner
     for g in ("big", "mid"):
         assert float(got[f"mean[{g}]"]) == pytest.approx(want[g], rel=1e-6)
@@ -185,8 +185,8 @@ def test_a_histogram_bin_of_one_row_is_withheld_the_others_exact(runs):
     values = np.concatenate([HIST_A, HIST_B])
     want = np.histogram(values, bins=EDGES["edges"])[0]
 
-    assert [raw[f"withheld[{i}]"] for i in range(3)] == [0, 0, 1]
-    assert raw["count[2]"] == 0 and math.isnan(got["count[2]"])
+    assert math.isnan(got["count[2]"])  # before the rule: answered, 1
+    assert raw["count[2]"] == 0 and [raw[f"withheld[{i}]"] for i in range(3)] == [0, 0, 1]
     assert [got["count[0]"], got["count[1]"]] == [want[0], want[1]]
 
 
@@ -195,9 +195,9 @@ def test_a_join_whose_matched_set_is_one_key_is_withheld(runs):
 
     assert len(set(JOIN_A) & set(JOIN_B_ONE)) == 1
     assert len(set(JOIN_A)) > K < len(set(JOIN_B_ONE))  # each owner's own side passes
+    assert all(math.isnan(got[name]) for name in ("keys", "rows", "sum", "mean"))
     assert raw["withheld"] == 1
     assert raw["keys"] == raw["rows"] == raw["sum"] == 0
-    assert all(math.isnan(got[name]) for name in ("keys", "rows", "sum", "mean"))
 
 
 def test_a_joined_group_of_one_key_is_withheld_the_others_exact(runs):
@@ -206,8 +206,8 @@ def test_a_joined_group_of_one_key_is_withheld_the_others_exact(runs):
     hit = b[b["k"].isin(set(JOIN_A))].groupby("g")["v"].agg(["count", "sum"])
 
     assert hit.loc["one", "count"] == 1 and hit.loc["few", "count"] == 20
-    assert (raw["withheld[one]"], raw["withheld[many]"], raw["withheld[few]"]) == (1, 1, 0)
     assert math.isnan(got["count[one]"]) and math.isnan(got["sum[one]"])
+    assert (raw["withheld[one]"], raw["withheld[many]"], raw["withheld[few]"]) == (1, 1, 0)
     assert math.isnan(got["count[many]"])  # no matched row: 0 < k, withheld too
     assert (got["count[few]"], got["sum[few]"]) == (20, hit.loc["few", "sum"])
     assert got["mean[few]"] == Fraction(int(hit.loc["few", "sum"]), 20)
