@@ -489,6 +489,22 @@ def bind_peer_indices() -> None:
     exchange._ensnif_bound = True
 
 
+def session_runtime() -> Any:
+    """MPyC's runtime for this session, built from ``sys.argv`` (the session's options).
+
+    Importing ``mpyc.runtime`` builds it. A worker forked by a node's fork server finds the
+    module imported already (protocols/standby.py imports it with a one-party placeholder
+    runtime and no event loop): the session's runtime is then built the same way the
+    import builds it (``setup()``, which also hands it to MPyC's other modules), and
+    replaces the placeholder as the module's ``mpc``."""
+    preloaded = "mpyc.runtime" in sys.modules
+    from mpyc import runtime
+
+    if preloaded:
+        runtime.mpc = runtime.setup()
+    return runtime.mpc
+
+
 class _QuickRetries:
     """MPyC's runtime module's view of ``asyncio``: the real module, except that the 0.1 s
     pause after a refused MPC connection starts at 5 ms and doubles back up to 0.1 s in
@@ -575,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             report("computing", 0.1)
             sealed, kept = delivery.run_local(definition, session, _local_data(session)), []
         else:
-            from mpyc.runtime import mpc  # only here, after sys.argv holds the options
+            mpc = session_runtime()  # only here, after sys.argv holds the options
 
             from protocols import transport_stats
 
