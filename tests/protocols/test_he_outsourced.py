@@ -131,36 +131,38 @@ def _histogram_plan(rho: float):
     return dp.plan(rho, blocks, 3, 1)
 
 
+# One job at a time: two jobs' workers started at once from the harness's threads left the
+# DP histogram's parties waiting in its noising step on this loaded machine (not understood
+# yet; each alone passes), so the fixtures run them one after the other.
 @pytest.fixture(scope="module")
-def worker_runs(tmp_path_factory: pytest.TempPathFactory):
-    """Three jobs through the real worker at once: the ridge regression over a live owner's
-    rows and an outsourced owner's converted rows, and the histogram exact and DP."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def ridge_run(tmp_path_factory: pytest.TempPathFactory):
+    """The ridge regression over a live owner's rows and an outsourced owner's converted
+    rows, through the real worker."""
     from tests.protocols.he_rows_run import run as run_worker
 
-    root = tmp_path_factory.mktemp("he-worker")
-    jobs = {
-        "ridge": lambda: run_worker(
-            root, "linear_regression", _table(LIVE_ROWS), _table(OUT_ROWS, OutsourcedTable),
-            {"ridge": 5.0}, decimals=DECIMALS, job_id="herows", timeout=300.0,
-        ),
-        "histogram": lambda: run_worker(
-            root, "histogram", _amounts(LIVE_AMOUNTS), _amounts(OUT_AMOUNTS, outsourced=True),
-            {"edges": HIST_EDGES}, decimals=DECIMALS, job_id="hehist", timeout=300.0,
-        ),
-        "histogram_dp": lambda: run_worker(
-            root, "histogram", _amounts(LIVE_AMOUNTS), _amounts(OUT_AMOUNTS, outsourced=True),
-            {"edges": HIST_EDGES}, decimals=DECIMALS, job_id="hehistdp", timeout=300.0,
-            release=_histogram_plan(0.5).to_dict(),
-        ),
-    }  # fmt: skip
-    with ThreadPoolExecutor(len(jobs)) as pool:  # each test takes its own job's outcome
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
-    return {name: f.result for name, f in futures.items()}
+    return run_worker(
+        tmp_path_factory.mktemp("he-ridge"), "linear_regression", _table(LIVE_ROWS),
+        _table(OUT_ROWS, OutsourcedTable), {"ridge": 5.0}, decimals=DECIMALS,
+        job_id="herows", timeout=300.0,
+    )  # fmt: skip
 
 
-def test_outsourced_rows_train_the_ridge_regression_as_scikit_learn_does(worker_runs):
+@pytest.fixture(scope="module")
+def histogram_dp_run(tmp_path_factory: pytest.TempPathFactory):
+    """A DP histogram with an outsourced owner (the exact one runs through the coordinator
+    in tests/integration/test_outsourced_jobs.py)."""
+    from tests.protocols.he_rows_run import run as run_worker
+
+    return run_worker(
+        tmp_path_factory.mktemp("he-hist"), "histogram", _amounts(LIVE_AMOUNTS),
+        _amounts(OUT_AMOUNTS, outsourced=True), {"edges": HIST_EDGES}, decimals=DECIMALS,
+        job_id="hehistdp", timeout=300.0, release=_histogram_plan(0.5).to_dict(),
+    )  # fmt: skip
+
+
+# A loaded two-core machine: more than the default 240 s (about 40 s at a load of 25).
+@pytest.mark.timeout(600)
+def test_outsourced_rows_train_the_ridge_regression_as_scikit_learn_does(ridge_run):
     """The live owner's 400 rows and the outsourced owner's 700 (converted from BFV row by
     row, their Gram computed in MPC): coefficients within 1e-6 of scikit-learn's Ridge on
     all 1,100 rows (the fixed-point solve's error is far below; see test_regression.py)."""
@@ -168,11 +170,11 @@ def test_outsourced_rows_train_the_ridge_regression_as_scikit_learn_does(worker_
 
     every = np.vstack([LIVE_ROWS, OUT_ROWS])
     model = Ridge(alpha=5.0).fit(every[:, :3], every[:, 3])
-    out = worker_runs["ridge"]().outputs
+    out = ridge_run.outputs
 
     got = np.array([float(out[f"coef[{j}]"]) for j in range(4)])
     np.testing.assert_allclose(got, [model.intercept_, *model.coef_], rtol=1e-6, atol=1e-6)
-    assert worker_runs["ridge"]().helper_mask_s > 0  # the holder converted under encryption
+    assert ridge_run.helper_mask_s > 0  # the holder converted under encryption
 
 
 def _numpy_histogram(values: np.ndarray) -> np.ndarray:
@@ -180,15 +182,9 @@ def _numpy_histogram(values: np.ndarray) -> np.ndarray:
     return counts
 
 
-def test_an_outsourced_histogram_is_numpy_s_exactly(worker_runs):
-    out = worker_runs["histogram"]().outputs
-    want = _numpy_histogram(np.concatenate([LIVE_AMOUNTS, OUT_AMOUNTS]))
-
-    assert [int(out[f"count[{i}]"]) for i in range(4)] == want.tolist()
-
-
-def test_an_outsourced_dp_histogram_is_within_six_sigma_of_numpy_s(worker_runs):
-    run = worker_runs["histogram_dp"]()
+@pytest.mark.timeout(600)
+def test_an_outsourced_dp_histogram_is_within_six_sigma_of_numpy_s(histogram_dp_run):
+    run = histogram_dp_run
     want = _numpy_histogram(np.concatenate([LIVE_AMOUNTS, OUT_AMOUNTS]))
     sigmas = {p.name: p.noise_sd for p in run.parts[0].outputs}
 
