@@ -11,6 +11,18 @@ live owners only. "extra" is (c) minus the live job: the price of an owner with 
 Every answer is checked against numpy.
 
     python bench/he_outsource.py [--rows 100000] [--bins 8] [--repeat 3]
+
+The rows → ridge case (after the totals; ``--no-ridge`` skips it, ``--ridge-only`` runs it
+alone; ``make bench`` calls ``report`` only, see bench/run.py): the horizontal ridge regression
+with one live owner and one outsourced owner of ``--ridge-rows`` × ``--features`` rows each
+(default 100,000 × 10), through the real worker (tests/protocols/he_rows_run.py: the
+outsourced rows converted from BFV row by row, their Gram computed in MPC), against
+scikit-learn's Ridge on the same rows and the same job with both owners live
+(tests/protocols/harness.py). Prints the time split (helper masking, owner's client, MPC),
+the bytes (stored, the masked batch, the sealed shares, what each party sent), every
+worker's CPU seconds and peak RSS, and the load average.
+
+    python bench/he_outsource.py --ridge-only [--ridge-rows 100000] [--features 10]
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from tests.protocols.he_outsourced_run import DECIMALS, partials, run  # noqa: E
 
 ROWS = 100_000
 QUICK_ROWS = 20_000
+RIDGE_ROWS = 100_000
 
 
 def edges_for(bins: int) -> tuple[float, ...]:
@@ -84,10 +97,20 @@ def main() -> int:
     ap.add_argument("--bins", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each job (best shown)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, one run")
+    ap.add_argument("--ridge-only", action="store_true", help="only the rows → ridge case")
+    ap.add_argument("--no-ridge", action="store_true", help="skip the rows → ridge case")
+    ap.add_argument("--ridge-rows", type=int, default=RIDGE_ROWS, help="rows per owner")
+    ap.add_argument("--features", type=int, default=10)
     args = ap.parse_args()
-    return report(
-        QUICK_ROWS if args.quick else args.rows, args.bins, 1 if args.quick else args.repeat
-    )
+    code = 0
+    if not args.ridge_only:
+        code |= report(
+            QUICK_ROWS if args.quick else args.rows, args.bins, 1 if args.quick else args.repeat
+        )
+    if not args.no_ridge:
+        rows = QUICK_ROWS if args.quick else args.ridge_rows
+        code |= ridge_report(rows, args.features)
+    return code
 
 
 def report(rows: int, bins: int, repeat: int) -> int:
@@ -140,6 +163,99 @@ def report(rows: int, bins: int, repeat: int) -> int:
     for p in problems:
         print(f"   PROBLEM: {p}")
     return 1 if problems else 0
+
+
+def _ridge_tables(rows: int, features: int, seed: int):
+    from ensnif_mpc.data.schema import Column
+    from tests.protocols.harness import OwnerTable
+    from tests.protocols.he_rows_run import OutsourcedTable
+
+    rng = np.random.default_rng(seed)
+    names = [f"x{j}" for j in range(features)]
+    beta = np.linspace(-2.0, 2.0, features)
+    x = np.round(rng.uniform(-10.0, 10.0, size=(rows, features)), DECIMALS)
+    y = np.clip(np.round(3.0 + x @ beta + rng.normal(0, 2.0, rows), DECIMALS), -500.0, 500.0)
+    columns = tuple(Column(n, "float", -10.0, 10.0, DECIMALS) for n in names)
+    columns += (Column("y", "float", -500.0, 500.0, DECIMALS),)
+    data = {**{n: x[:, j] for j, n in enumerate(names)}, "y": y}
+    args = (data, columns, {"label": "y"})
+    live = OwnerTable(*args, lists={"features": names})
+    return live, OutsourcedTable(*args, lists={"features": names}), x, y
+
+
+def ridge_report(rows: int, features: int, ridge: float = 5.0) -> int:
+    """The rows → ridge case: one live owner and one outsourced, ``rows`` × ``features``
+    each, exact release, against scikit-learn and the same job with both owners live."""
+    import os
+
+    from sklearn.linear_model import Ridge
+
+    from tests.protocols.harness import run_parties
+    from tests.protocols.he_rows_run import run as run_outsourced
+
+    live, outsourced, x_a, y_a = _ridge_tables(rows, features, 21)
+    _, other, x_b, y_b = _ridge_tables(rows, features, 22)
+    outsourced = type(outsourced)(other.data, other.columns, other.roles, lists=other.lists)
+    x, y = np.vstack([x_a, x_b]), np.concatenate([y_a, y_b])
+    t0 = time.perf_counter()
+    model = Ridge(alpha=ridge).fit(x, y)
+    plain_s = time.perf_counter() - t0
+    want = np.array([model.intercept_, *model.coef_])
+    params = {"ridge": ridge}
+    problems = []
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ensnif-he-ridge-") as tmp:
+        got = run_outsourced(
+            Path(tmp), "linear_regression", live, outsourced, params,
+            decimals=DECIMALS, job_id="benchrows", timeout=1800.0,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        base = run_parties(
+            Path(tmp), "linear_regression", [live, live_copy(other), None], params,
+            decimals=DECIMALS, job_id="benchlive", timeout=1800.0,
+        )  # fmt: skip
+        base_wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
+    for name, run_outputs in (("outsourced", got.outputs), ("live", base.outputs)):
+        coefs = np.array([float(run_outputs[f"coef[{j}]"]) for j in range(features + 1)])
+        err = float(np.max(np.abs(coefs - want) / np.maximum(1.0, np.abs(want))))
+        if err > 1e-6:
+            problems.append(f"{name} ridge coefficients differ from scikit-learn's ({err:.2e})")
+        print(f"   {name} job: max relative coefficient error vs scikit-learn {err:.1e}")
+    print(
+        f"== outsourced rows → horizontal ridge (λ = {ridge}): {rows:,} live + {rows:,} "
+        f"outsourced rows × {features} features, exact release"
+    )
+    print(f"   load average before / after: {load[0]:.1f} / {load_after[0]:.1f} (2 cores)")
+    print(f"   (a) scikit-learn Ridge on all rows           {plain_s * 1e3:10.1f} ms")
+    print(f"   (c) owner's encryption (one-off, {features + 1} columns) {got.encrypt_s:10.2f} s")
+    print(f"       stored at the helper                     {got.stored_bytes / 1e6:10.1f} MB")
+    print(f"       helper: verify, mask, flood every row    {got.helper_mask_s:10.2f} s")
+    print(
+        f"       owner's client: decrypt, share, seal     {got.owner_s:10.2f} s "
+        f"(CPU {got.owner_cpu_s:.2f} s)"
+    )
+    print(f"       masked batch to the owner                {got.batch_bytes / 1e6:10.1f} MB")
+    print(f"       sealed shares back (all parties)         {got.sealed_bytes / 1e6:10.1f} MB")
+    print(f"       MPC after the owner answered             {got.mpc_s:10.2f} s")
+    print(f"       whole job, outsourced                    {got.wall_s:10.2f} s")
+    print(f"       same job, both owners live               {base_wall:10.2f} s")
+    for i in sorted(got.cpu_s):
+        live_cpu = base.statuses[i].cpu_seconds
+        print(
+            f"       party {i}: CPU {got.cpu_s[i]:7.2f} s (live job {live_cpu:6.2f} s), "
+            f"sent {got.bytes_sent[i] / 1e6:7.1f} MB, peak RSS {got.peak_rss_mb[i]:6.0f} MB"
+        )
+    for p in problems:
+        print(f"   PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+def live_copy(table):
+    """The outsourced owner's table as a live owner's (the baseline job)."""
+    from tests.protocols.harness import OwnerTable
+
+    return OwnerTable(table.data, table.columns, table.roles, lists=table.lists)
 
 
 if __name__ == "__main__":
