@@ -102,7 +102,7 @@ def test_train_keep_predict_to_the_row_owner_accuracy_to_the_analyst_then_delete
     assert (mine["kind"], mine["features"], mine["precision_bits"]) == (
         "linear",
         2,
-        regression.FRAC_BITS,
+        regression.KEPT_FRAC,
     )
     assert mine["parties"] == ["logistics", *HELPERS] and mine["owners"] == ["logistics"]
     shown = cli_json(consortium, "model", "show", model_id, "--json")
