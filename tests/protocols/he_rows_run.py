@@ -23,6 +23,7 @@ from typing import Any
 
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.he import bfv, outsource, outsource_request, outsource_rows, outsource_table
+from ensnif_mpc.he.keys import KeyDir
 from ensnif_mpc.jobs.worker_session import SESSION_FILE
 from ensnif_mpc.results.shares import combine
 from ensnif_mpc.security import mpc_session, pki
@@ -68,7 +69,7 @@ class OutsourcedTable(OwnerTable):
 
 def _encrypt(
     root: Path, pki_dir: Path, table: OutsourcedTable, policy: Mapping[str, Any]
-) -> tuple[Path, outsource_table.Manifest, bfv.keys.KeyDir, float]:
+) -> tuple[Path, outsource_table.Manifest, KeyDir, float]:
     certs = pki.issue(pki_dir, OWNER, "analyst")
     key = bfv.keygen(root / "owner-key")
     columns = [
@@ -210,7 +211,7 @@ def run(
 
 
 def _owner_client(
-    job_dir: Path, key: bfv.keys.KeyDir, ca_pem: bytes, result: OutsourcedRun, timeout: float
+    job_dir: Path, key: KeyDir, ca_pem: bytes, result: OutsourcedRun, timeout: float
 ) -> float:
     """The owner's `ensnif outsource serve`, in this process: wait for the holder's request,
     decrypt the masked batch, share, seal, answer. Returns when it answered."""
