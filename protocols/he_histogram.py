@@ -1,5 +1,6 @@
 """The histogram with an outsourced owner: its per-bin counts converted from BFV into
-secret shares (``ensnif_mpc/he/outsource.py``), added to the live owners' counts.
+secret shares (``ensnif_mpc/he/outsource.py``), added to the live owners' counts (called
+by ``protocols.statistics.histogram.histogram`` when the job has an outsourced input).
 
 Who provides what: every live owner its local per-bin counts, as in
 ``protocols.statistics.histogram``; the outsourced owner's are the sums of the 0/1 series
@@ -28,18 +29,8 @@ from protocols.he_outsourced import converted_input
 from protocols.io import Context, SecureOutput
 
 
-async def histogram(ctx: Context) -> list[SecureOutput]:
-    """The registry's ``histogram`` program: ``protocols.statistics.histogram.histogram``,
-    or, when one owner is outsourced, its live owners' counts plus the converted ones."""
-    # The function, not the module: protocols.statistics re-exports it under that name.
-    from protocols.statistics.histogram import histogram as plain
-
-    if ctx.outsourced is None:
-        return await plain(ctx)
-    return await _with_outsourced(ctx)
-
-
-async def _with_outsourced(ctx: Context) -> list[SecureOutput]:
+async def with_outsourced(ctx: Context) -> list[SecureOutput]:
+    """``protocols.statistics.histogram.histogram`` when one owner is outsourced."""
     from protocols.statistics.histogram import bin_counts, check_edges
 
     mpc = ctx.mpc

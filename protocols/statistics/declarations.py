@@ -106,7 +106,7 @@ DEFINITIONS = (
         "Minimum cohort: each owner inputs its min_cohort as a secret; a bin whose joint count "
         "(noisy under DP) is below the largest opens as 0 with its public withheld[<i>] marker "
         "set (exact: says only that the count is below k; DP: decided by the noisy count).",
-        program="protocols.he_histogram:histogram",  # plain, or with an outsourced owner
+        program="protocols.statistics.histogram:histogram",
         reference=_ref_histogram,
         parameters=(
             Param(
