@@ -120,8 +120,15 @@ def warm_up(lc: LocalConsortium, attempts: int = 3) -> None:
     test. A job rejected at Propose is retried (at most ``attempts`` times); any other end
     is accepted, since the faults' own checks are made on later jobs."""
     for _ in range(attempts):
-        job = final_job(lc, _submit(lc), COORDINATOR_JOB_S)
+        job_id = _submit(lc)
+        job = final_job(lc, job_id, COORDINATOR_JOB_S)
         if state_name(job) != "rejected":
+            # Its charges settled too, so that no later fault's budget check counts them.
+            wait_for(
+                lambda j=job_id: all("reserved" not in s for s in charges(lc, j).values()),
+                timeout=30,
+                interval=0.1,
+            )
             return
     raise RuntimeError(f"the warm-up job was rejected {attempts} times: {job.reason}")
 

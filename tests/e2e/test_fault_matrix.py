@@ -41,7 +41,7 @@ def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
         consortium.stop()
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(90, func_only=True)  # the consortium's start has bounds of its own
 def test_a_stalled_link_ends_the_job_with_peer_stalled_after_the_silence_limit(
     lc: LocalConsortium,
 ) -> None:
