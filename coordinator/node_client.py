@@ -194,7 +194,11 @@ class NodeClient:
         self, party: str, job: JobRecord, index: int, order: Sequence[str], timeout: float
     ) -> ProposeAnswer:
         """Ask ``party`` (at ``index`` in ``order``) to approve the job. A node that cannot
-        be reached has not decided yet; any other failed call counts as a rejection."""
+        be reached, or that did not answer within ``timeout`` (a slow node, say one reading a
+        large source for a DP cohort check), has not decided yet: the scheduler asks again
+        while its approval window lasts and ends the job ``approval_timeout`` after it,
+        never ``rejected`` for a decision nobody made. Any other failed call counts as a
+        rejection."""
         req = ppb.ProposeRequest(
             job_id=job.id,
             spec=convert.spec_to_pb(job.spec),
@@ -210,7 +214,7 @@ class NodeClient:
             return answer_from_pb(stub.Propose(req, timeout=timeout))
         except grpc.RpcError as exc:
             err = from_rpc_error(exc)
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return NodeUnavailable(err.message, err.reason)
             return Rejected(err.message, err.reason or "rejected")
 
