@@ -95,6 +95,10 @@ class Node:
         # its OutsourcedStore's lookup (party_node/outsourced.py); None: none held.
         self.outsourced: Callable[[str, str], Any] = lambda _owner, _dataset: None
         self._lock = threading.Lock()
+        # One Propose at a time per job id: the coordinator asks again when a call outlasts
+        # its deadline while the first may still be running here, and both must not reserve.
+        self._proposing: dict[str, list[Any]] = {}  # job id -> [lock, callers]
+        self._proposing_guard = threading.Lock()
 
     # The supervisor reads these at every use; the node's are the same objects.
     @property
@@ -194,6 +198,19 @@ class Node:
     def propose(self, caller: Identity, p: Proposal) -> NodeJob:
         self.check_coordinator(caller)
         checks.check_job_id(p.job_id)  # before anything is stored or reserved for it
+        with self._proposing_guard:
+            entry = self._proposing.setdefault(p.job_id, [threading.Lock(), 0])
+            entry[1] += 1  # callers holding or waiting for this job's lock
+        try:
+            with entry[0]:  # a repeated Propose waits for the first, then finds its record
+                return self._propose(p)
+        finally:
+            with self._proposing_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._proposing[p.job_id]
+
+    def _propose(self, p: Proposal) -> NodeJob:
         existing = self.store.find(p.job_id)
         if existing is not None:
             if existing.state == S.AWAITING_APPROVAL:

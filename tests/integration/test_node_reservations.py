@@ -124,3 +124,36 @@ def test_an_approved_job_aborted_before_it_ran_does_not_count_toward_the_repeat_
     assert propose(consortium, node, "rep2").state == "approved"
     third = propose(consortium, node, "rep3")
     assert (third.state, third.reason_code) == ("rejected", "rate_limited")
+
+
+def test_a_proposal_asked_again_while_the_first_runs_reserves_once(
+    consortium: Consortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The coordinator asks again when a Propose outlasts its call deadline (a slow source);
+    # the first call may still be running at the node. Both must end in one reservation.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    node = grocery(consortium)
+    inside = threading.Event()
+    release = threading.Event()
+    slow_admit = node._admit
+
+    def admit(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(10)  # the first call is still here when the second one arrives
+        return slow_admit(*args, **kwargs)
+
+    monkeypatch.setattr(node, "_admit", admit)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(propose, consortium, node, "again1")
+        assert inside.wait(10)
+        second = pool.submit(propose, consortium, node, "again1")
+        release.set()
+        answers = [first.result(20), second.result(20)]
+
+    assert [a.state for a in answers] == ["approved", "approved"]
+    assert answers[0].mpc_port == answers[1].mpc_port
+    assert list(reserved(node)) == ["orders"]
+    assert reserved(node)["orders"] == pytest.approx(0.1)
+    assert len(node.supervisor._reserved) == 1
