@@ -244,6 +244,9 @@ def main() -> int:
 
         rows = he_outsource.QUICK_ROWS if args.quick else he_outsource.ROWS
         he_outsource_ok = he_outsource.report(rows, 8, 1 if args.quick else 3) == 0
+        # Outsourced rows converted to shares and used to train the horizontal ridge.
+        ridge_rows = he_outsource.QUICK_ROWS if args.quick else he_outsource.RIDGE_ROWS
+        he_outsource_ok = he_outsource.ridge_report(ridge_rows, 10) == 0 and he_outsource_ok
     learning_ok = True
     if not narrowed:
         import learning  # logistic regression and k-means (docs/models.md)
