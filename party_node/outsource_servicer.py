@@ -6,7 +6,7 @@ dataset). Uploads carry only ciphertexts the node cannot read, a manifest and ce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -32,6 +32,9 @@ def accepted_to_pb(a: Accepted) -> opb.OutsourcedDataset:
 class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
     def __init__(self, store: OutsourcedStore) -> None:
         self.store = store
+        # Called after an upload is accepted: the server wakes its registrar, so the dataset
+        # is in the catalog at once, not at the next periodic registration (up to 10 s).
+        self.on_accept: Callable[[], None] = lambda: None
 
     def Upload(
         self, request_iterator: Iterator[opb.UploadChunk], context: grpc.ServicerContext
@@ -39,7 +42,9 @@ class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
         with grpc_errors(context, "Upload"):
             caller = peer_identity(context)  # authenticate before reading the stream
             files = ((c.path, c.data) for c in request_iterator)
-            return opb.UploadResponse(dataset=accepted_to_pb(self.store.accept(caller, files)))
+            accepted = self.store.accept(caller, files)
+            self.on_accept()
+            return opb.UploadResponse(dataset=accepted_to_pb(accepted))
 
     def ListOutsourced(
         self, request: opb.ListOutsourcedRequest, context: grpc.ServicerContext

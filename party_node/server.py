@@ -232,6 +232,7 @@ def start(cfg: PartyConfig) -> RunningNode:
         outsourced=lambda: held.entries(cfg.name),
     )
     node.on_budget_change = registrar.wake
+    uploads.on_accept = registrar.wake  # an outsourced dataset is published when accepted
 
     def signing_key(key: bytes) -> None:
         node.key_pem = key  # the key of the certificate peers will check signatures with
