@@ -29,6 +29,19 @@ def accepted_to_pb(a: Accepted) -> opb.OutsourcedDataset:
     )
 
 
+BATCH_PART = 1 << 20  # bytes of masked batch per message (gRPC's default limit is 4 MB)
+
+
+def conversion_messages(job_id: str, request_json: str, batch: bytes) -> Iterator[opb.Conversion]:
+    """One conversion as messages of at most BATCH_PART bytes of batch, the request first."""
+    for start in range(0, max(len(batch), 1), BATCH_PART):
+        yield opb.Conversion(
+            job_id=job_id,
+            request_json=request_json if start == 0 else "",
+            batch=batch[start : start + BATCH_PART],
+        )
+
+
 class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
     def __init__(self, store: OutsourcedStore) -> None:
         self.store = store
@@ -57,15 +70,12 @@ class OutsourceServicer(outsource_pb2_grpc.OutsourceServiceServicer):
 
     def PendingConversions(
         self, request: opb.PendingConversionsRequest, context: grpc.ServicerContext
-    ) -> opb.PendingConversionsResponse:
+    ) -> Iterator[opb.Conversion]:
         with grpc_errors(context, "PendingConversions"):
             caller = peer_identity(context)
-            return opb.PendingConversionsResponse(
-                conversions=[
-                    opb.Conversion(job_id=r.job_id, request_json=r.to_json(), batch=batch)
-                    for r, batch in self.store.pending(caller)
-                ]
-            )
+            pending = self.store.pending(caller)
+        for r, batch in pending:
+            yield from conversion_messages(r.job_id, r.to_json(), batch)
 
     def AnswerConversion(
         self, request_iterator: Iterator[opb.AnswerChunk], context: grpc.ServicerContext

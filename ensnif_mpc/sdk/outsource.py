@@ -286,6 +286,21 @@ class Helper:
         reply = self._call(self._stub.ListOutsourced, opb.ListOutsourcedRequest(), 30.0)
         return [Stored.from_pb(d) for d in reply.datasets]
 
+    def _pending(self) -> builtins.list[tuple[str, bytes]]:
+        """The pending conversions, each (request JSON, masked batch), reassembled from the
+        node's stream (a conversion's parts come in order, its first with the request)."""
+        parts: dict[str, tuple[str, bytearray]] = {}
+        try:
+            for message in self._stub.PendingConversions(
+                opb.PendingConversionsRequest(), timeout=600.0
+            ):
+                if message.job_id not in parts:
+                    parts[message.job_id] = (message.request_json, bytearray())
+                parts[message.job_id][1].extend(message.batch)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        return [(request_json, bytes(blob)) for request_json, blob in parts.values()]
+
     def answer_pending(
         self,
         key: Any,
@@ -294,11 +309,10 @@ class Helper:
         allow_analysts: Sequence[str] = (),
     ) -> builtins.list[Answer]:
         """One poll: approve or refuse each job waiting for this owner, and answer it."""
-        pending = self._call(self._stub.PendingConversions, opb.PendingConversionsRequest(), 60.0)
         out = []
-        for conv in pending.conversions:
-            request = ConversionRequest.from_json(conv.request_json)
-            batch = outsource.MaskedBatch.from_bytes(conv.batch)
+        for request_json, blob in self._pending():
+            request = ConversionRequest.from_json(request_json)
+            batch = outsource.MaskedBatch.from_bytes(blob)
             refusal = decide(request.job, allow_protocols, allow_analysts)
             if not refusal and (
                 batch.job_id != request.job_id or batch.dataset_digest != request.manifest_sha256

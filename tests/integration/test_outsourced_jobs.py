@@ -221,16 +221,19 @@ exact_protocols = ["linear_regression"]
 budget_rho = 1.0
 """
 EDGES = [0, 250, 500, 750, 1000]
+TRIP_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
 def trips(consortium: Consortium, owner):
-    """smallshop's second outsourced dataset: 600 trips (km, minutes), for a regression
-    beside logistics' live deliveries (distance_km, delivery_minutes)."""
+    """smallshop's second outsourced dataset: 20,000 trips (km, minutes), for a regression
+    beside logistics' live deliveries (distance_km, delivery_minutes). That many rows make
+    the conversion's masked batch (6 ciphertexts, about 2 MB) come in several of the node's
+    1 MB stream messages, which the owner's client reassembles."""
     profile, key, node, _ = owner
     root = profile.parent
     rng = np.random.default_rng(12)
-    km = rng.integers(1, 800, size=600, endpoint=True) / 10
+    km = rng.integers(1, 800, size=TRIP_ROWS, endpoint=True) / 10
     minutes = np.clip(np.rint(12 + 2.5 * km + rng.normal(0, 6, km.size)), 5, 240).astype(int)
     (root / "trips.csv").write_text(
         "km,minutes\n" + "\n".join(f"{a:.1f},{b}" for a, b in zip(km, minutes, strict=True))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65nsnif/v1/outsource.proto\x12\tensnif.v1\"\x1b\n\x19PendingConversionsRequest\"A\n\nConversion\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_json\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\x0c\"H\n\x1aPendingConversionsResponse\x12*\n\x0b\x63onversions\x18\x01 \x03(\x0b\x32\x15.ensnif.v1.Conversion\"S\n\x0b\x41nswerChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07refusal\x18\x02 \x01(\t\x12\x13\n\x0bparty_index\x18\x03 \x01(\r\x12\x0e\n\x06sealed\x18\x04 \x01(\x0c\"*\n\x18\x41nswerConversionResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\")\n\x0bUploadChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xb2\x01\n\x11OutsourcedDataset\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x04\x12\x17\n\x0fmanifest_sha256\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63iphertexts\x18\x06 \x01(\r\x12\x14\n\x0c\x63olumns_json\x18\x07 \x01(\t\x12\x13\n\x0bpolicy_json\x18\x08 \x01(\t\"?\n\x0eUploadResponse\x12-\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1c.ensnif.v1.OutsourcedDataset\"\x17\n\x15ListOutsourcedRequest\"H\n\x16ListOutsourcedResponse\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.ensnif.v1.OutsourcedDataset2\xde\x02\n\x10OutsourceService\x12=\n\x06Upload\x12\x16.ensnif.v1.UploadChunk\x1a\x19.ensnif.v1.UploadResponse(\x01\x12U\n\x0eListOutsourced\x12 .ensnif.v1.ListOutsourcedRequest\x1a!.ensnif.v1.ListOutsourcedResponse\x12\x61\n\x12PendingConversions\x12$.ensnif.v1.PendingConversionsRequest\x1a%.ensnif.v1.PendingConversionsResponse\x12Q\n\x10\x41nswerConversion\x12\x16.ensnif.v1.AnswerChunk\x1a#.ensnif.v1.AnswerConversionResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65nsnif/v1/outsource.proto\x12\tensnif.v1\"\x1b\n\x19PendingConversionsRequest\"A\n\nConversion\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0crequest_json\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\x0c\"S\n\x0b\x41nswerChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07refusal\x18\x02 \x01(\t\x12\x13\n\x0bparty_index\x18\x03 \x01(\r\x12\x0e\n\x06sealed\x18\x04 \x01(\x0c\"*\n\x18\x41nswerConversionResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\")\n\x0bUploadChunk\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xb2\x01\n\x11OutsourcedDataset\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x04\x12\x17\n\x0fmanifest_sha256\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x05 \x01(\t\x12\x13\n\x0b\x63iphertexts\x18\x06 \x01(\r\x12\x14\n\x0c\x63olumns_json\x18\x07 \x01(\t\x12\x13\n\x0bpolicy_json\x18\x08 \x01(\t\"?\n\x0eUploadResponse\x12-\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1c.ensnif.v1.OutsourcedDataset\"\x17\n\x15ListOutsourcedRequest\"H\n\x16ListOutsourcedResponse\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.ensnif.v1.OutsourcedDataset2\xd0\x02\n\x10OutsourceService\x12=\n\x06Upload\x12\x16.ensnif.v1.UploadChunk\x1a\x19.ensnif.v1.UploadResponse(\x01\x12U\n\x0eListOutsourced\x12 .ensnif.v1.ListOutsourcedRequest\x1a!.ensnif.v1.ListOutsourcedResponse\x12S\n\x12PendingConversions\x12$.ensnif.v1.PendingConversionsRequest\x1a\x15.ensnif.v1.Conversion0\x01\x12Q\n\x10\x41nswerConversion\x12\x16.ensnif.v1.AnswerChunk\x1a#.ensnif.v1.AnswerConversionResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,22 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PENDINGCONVERSIONSREQUEST']._serialized_end=67
   _globals['_CONVERSION']._serialized_start=69
   _globals['_CONVERSION']._serialized_end=134
-  _globals['_PENDINGCONVERSIONSRESPONSE']._serialized_start=136
-  _globals['_PENDINGCONVERSIONSRESPONSE']._serialized_end=208
-  _globals['_ANSWERCHUNK']._serialized_start=210
-  _globals['_ANSWERCHUNK']._serialized_end=293
-  _globals['_ANSWERCONVERSIONRESPONSE']._serialized_start=295
-  _globals['_ANSWERCONVERSIONRESPONSE']._serialized_end=337
-  _globals['_UPLOADCHUNK']._serialized_start=339
-  _globals['_UPLOADCHUNK']._serialized_end=380
-  _globals['_OUTSOURCEDDATASET']._serialized_start=383
-  _globals['_OUTSOURCEDDATASET']._serialized_end=561
-  _globals['_UPLOADRESPONSE']._serialized_start=563
-  _globals['_UPLOADRESPONSE']._serialized_end=626
-  _globals['_LISTOUTSOURCEDREQUEST']._serialized_start=628
-  _globals['_LISTOUTSOURCEDREQUEST']._serialized_end=651
-  _globals['_LISTOUTSOURCEDRESPONSE']._serialized_start=653
-  _globals['_LISTOUTSOURCEDRESPONSE']._serialized_end=725
-  _globals['_OUTSOURCESERVICE']._serialized_start=728
-  _globals['_OUTSOURCESERVICE']._serialized_end=1078
+  _globals['_ANSWERCHUNK']._serialized_start=136
+  _globals['_ANSWERCHUNK']._serialized_end=219
+  _globals['_ANSWERCONVERSIONRESPONSE']._serialized_start=221
+  _globals['_ANSWERCONVERSIONRESPONSE']._serialized_end=263
+  _globals['_UPLOADCHUNK']._serialized_start=265
+  _globals['_UPLOADCHUNK']._serialized_end=306
+  _globals['_OUTSOURCEDDATASET']._serialized_start=309
+  _globals['_OUTSOURCEDDATASET']._serialized_end=487
+  _globals['_UPLOADRESPONSE']._serialized_start=489
+  _globals['_UPLOADRESPONSE']._serialized_end=552
+  _globals['_LISTOUTSOURCEDREQUEST']._serialized_start=554
+  _globals['_LISTOUTSOURCEDREQUEST']._serialized_end=577
+  _globals['_LISTOUTSOURCEDRESPONSE']._serialized_start=579
+  _globals['_LISTOUTSOURCEDRESPONSE']._serialized_end=651
+  _globals['_OUTSOURCESERVICE']._serialized_start=654
+  _globals['_OUTSOURCESERVICE']._serialized_end=990
 # @@protoc_insertion_point(module_scope)

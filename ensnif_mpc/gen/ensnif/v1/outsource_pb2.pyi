@@ -42,9 +42,13 @@ class Conversion(_message.Message):
     BATCH_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     request_json: _builtins.str
-    """ensnif_mpc.he.outsource_request.ConversionRequest as JSON."""
+    """ensnif_mpc.he.outsource_request.ConversionRequest as JSON (on a conversion's first
+    message only).
+    """
     batch: _builtins.bytes
-    """The masked, flooded ciphertexts (ensnif_mpc.he.outsource.MaskedBatch)."""
+    """(Part of) the masked, flooded ciphertexts (ensnif_mpc.he.outsource.MaskedBatch): the
+    parts of one job_id, concatenated in order, are the batch.
+    """
     def __init__(
         self,
         *,
@@ -59,26 +63,6 @@ class Conversion(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Conversion: _TypeAlias = Conversion  # noqa: Y015
-
-@_typing.final
-class PendingConversionsResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    CONVERSIONS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def conversions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conversion]: ...
-    def __init__(
-        self,
-        *,
-        conversions: _abc.Iterable[Global___Conversion] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversions", b"conversions"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___PendingConversionsResponse: _TypeAlias = PendingConversionsResponse  # noqa: Y015
 
 @_typing.final
 class AnswerChunk(_message.Message):

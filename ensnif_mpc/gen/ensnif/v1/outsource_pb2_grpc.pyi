@@ -42,9 +42,12 @@ class OutsourceServiceStub:
     """The directory's files, in any order, each in one or more chunks (path repeated)."""
     ListOutsourced: _grpc.UnaryUnaryMultiCallable[_outsource_pb2.ListOutsourcedRequest, _outsource_pb2.ListOutsourcedResponse]
     """The outsourced datasets this node stores (schemas and hashes, never ciphertexts)."""
-    PendingConversions: _grpc.UnaryUnaryMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.PendingConversionsResponse]
+    PendingConversions: _grpc.UnaryStreamMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.Conversion]
     """The caller's pending conversions: jobs whose worker here masked the caller's dataset
-    and waits for the owner (`ensnif outsource serve`) to approve and share.
+    and waits for the owner (`ensnif outsource serve`) to approve and share. Streamed: a
+    rows conversion's masked batch (56 MB for 100,000 x 11) exceeds one gRPC message, so
+    each conversion comes as one or more Conversion messages of at most 1 MB of batch,
+    in order, the first carrying the request.
     """
     AnswerConversion: _grpc.StreamUnaryMultiCallable[_outsource_pb2.AnswerChunk, _outsource_pb2.AnswerConversionResponse]
     """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
@@ -65,9 +68,12 @@ class OutsourceServiceAsyncStub(OutsourceServiceStub):
     """The directory's files, in any order, each in one or more chunks (path repeated)."""
     ListOutsourced: _aio.UnaryUnaryMultiCallable[_outsource_pb2.ListOutsourcedRequest, _outsource_pb2.ListOutsourcedResponse]  # type: ignore[assignment]
     """The outsourced datasets this node stores (schemas and hashes, never ciphertexts)."""
-    PendingConversions: _aio.UnaryUnaryMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.PendingConversionsResponse]  # type: ignore[assignment]
+    PendingConversions: _aio.UnaryStreamMultiCallable[_outsource_pb2.PendingConversionsRequest, _outsource_pb2.Conversion]  # type: ignore[assignment]
     """The caller's pending conversions: jobs whose worker here masked the caller's dataset
-    and waits for the owner (`ensnif outsource serve`) to approve and share.
+    and waits for the owner (`ensnif outsource serve`) to approve and share. Streamed: a
+    rows conversion's masked batch (56 MB for 100,000 x 11) exceeds one gRPC message, so
+    each conversion comes as one or more Conversion messages of at most 1 MB of batch,
+    in order, the first carrying the request.
     """
     AnswerConversion: _aio.StreamUnaryMultiCallable[_outsource_pb2.AnswerChunk, _outsource_pb2.AnswerConversionResponse]  # type: ignore[assignment]
     """The owner's answer to one conversion: a refusal, or one sealed share per MPC party,
@@ -103,9 +109,12 @@ class OutsourceServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outsource_pb2.PendingConversionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outsource_pb2.PendingConversionsResponse, _abc.Awaitable[_outsource_pb2.PendingConversionsResponse]]:
+    ) -> _typing.Union[_abc.Iterator[_outsource_pb2.Conversion], _abc.AsyncIterator[_outsource_pb2.Conversion]]:
         """The caller's pending conversions: jobs whose worker here masked the caller's dataset
-        and waits for the owner (`ensnif outsource serve`) to approve and share.
+        and waits for the owner (`ensnif outsource serve`) to approve and share. Streamed: a
+        rows conversion's masked batch (56 MB for 100,000 x 11) exceeds one gRPC message, so
+        each conversion comes as one or more Conversion messages of at most 1 MB of batch,
+        in order, the first carrying the request.
         """
 
     @_abc_1.abstractmethod
