@@ -492,7 +492,9 @@ class _Following:
         if failed or all_delivered:
             self.done.set()
 
-    def _fail(self, message: str, code: str, party: str) -> None:
+    def _fail(self, party: str, message: str, code: str) -> None:
+        # (party, message, code): the scheduler's _fail's order, code last, which the
+        # reason registry's source check reads by position.
         with self.lock:
             self.reports.add(message, code)
             self.ended.add(party)
@@ -513,9 +515,9 @@ class _Following:
                     return
             except NodeLostJob:
                 self._fail(
+                    party,
                     f"{party} does not know this job (its state was lost)",
                     "party_lost_job",
-                    party,
                 )
                 return
             except NodeCallFailed as exc:
@@ -523,9 +525,9 @@ class _Following:
                 lost_since = lost_since or now
                 if now - lost_since > self.s.node_lost_grace_s:
                     self._fail(
+                        party,
                         f"party {party} is unreachable ({exc.status}); the job cannot finish",
                         "party_unreachable",
-                        party,
                     )
                     return
                 time.sleep(0.5)
