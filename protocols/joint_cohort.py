@@ -149,6 +149,17 @@ async def on_noisy_count(
     return await _by(ctx, outputs, "count")
 
 
+async def on_noisy_n(
+    ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan
+) -> list[SecureOutput]:
+    """A regression across a join, DP release: the rule on its noisy matched count ``n``
+    (its exact release holds the rule inside the program, before the solve opens
+    anything: ``protocols.models.vertical``)."""
+    if plan.exact:
+        return outputs
+    return await _by(ctx, outputs, "n")
+
+
 def step(name: str) -> dict[str, Any]:
     """A ProtocolDef's ``extra`` for the rule: the node's min_cohort goes to the worker
     and the after-noise step ``name`` of this module holds it."""

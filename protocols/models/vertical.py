@@ -29,10 +29,14 @@ MPC in fixed point by ``regression.solved`` (a singular system opens one bit and
 the analyst's client.
 
 What is revealed: as ``linear_regression`` (exact: coefficients, squared standard errors,
-R², and the one singular bit; DP: the noisy n, Σz, XᵀX, Xᵀy, yᵀy). What leaks: the join
-route's — tagged-helper: every party learns both per-key table sizes, the helper the
-number of matched keys; PRF route: every party learns both sizes and the match count —
-and the owners' catalog row counts and declared bounds (public), announced in the clear.
+R², and the one singular bit; DP: the noisy n, Σz, XᵀX, Xᵀy, yᵀy), and the owners'
+joint minimum cohort on the matched set (``protocols.joint_cohort``): exact, one bit
+"n < k" opened before anything else (set: the job fails ``cohort_too_small``); DP, the
+public ``withheld`` marker, a function of the noisy n (every block then opens as 0).
+What leaks: the join route's — tagged-helper: every party learns both per-key table
+sizes, the helper the number of matched keys; PRF route: every party learns both sizes
+and the match count — and the owners' catalog row counts and declared bounds (public),
+announced in the clear.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.errors import FailedPrecondition
+from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
     _announce,
@@ -181,6 +187,21 @@ async def _prf_total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
     return _statistics(mpc, secint(len(ia)), z, w), len(ia)
 
 
+async def _hold_cohort(ctx: Context, n: Any, secint: Any) -> None:
+    """The joint minimum cohort on the matched set, exact release: open one bit, n < k
+    (k the largest of the owners' ``min_cohort``, a secret; ``protocols.joint_cohort``),
+    before the solve opens anything; set, the job fails with ``cohort_too_small`` and
+    nothing else is opened. Revealed: that bit, strictly less than the coefficients an
+    exact release opens otherwise."""
+    k = joint_cohort.floor(ctx, secint)
+    below = (n < k) * (k > 0)
+    if not await ctx.mpc.is_zero_public(below):
+        raise FailedPrecondition(
+            "fewer keys matched than an owner's minimum cohort (nothing else was opened)",
+            reason="cohort_too_small",
+        )
+
+
 async def join_regression(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
 
@@ -192,6 +213,7 @@ async def join_regression(ctx: Context) -> list[SecureOutput]:
         total, rows = await _aligned_total(ctx, secint, w)
     else:
         total, rows = await _prf_total(ctx, secint, w)
-    if ctx.dp:
-        return _noisy(ctx, total, w)
+    if ctx.dp:  # the rule on the noisy n after the noise (joint_cohort.on_noisy_n)
+        return _noisy(ctx, total, w) + joint_cohort.markers([None], secint)
+    await _hold_cohort(ctx, total[0], secint)
     return await solved(ctx, total, rows, bounds)

@@ -4,11 +4,15 @@ only; the worker imports the program."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.privacy import withheld
+from protocols import joint_cohort
 from protocols.join.common import row_cap
 from protocols.models.vertical import MAX_SIDE
 
@@ -27,6 +31,22 @@ def _sizing(owners: Sequence[Any], params: Mapping[str, Any]) -> int:
     cap = int(params.get("max_rows_per_key", 1))
     side = max((r * b for r, b in per), default=1)
     return max(1, side * side, keys * (cap * largest) ** 2)
+
+
+def _finalize_vertical(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    """The regression's finalize, after the joint cohort's marker: a DP release whose
+    matched set was withheld opened zeros, so nothing is solved from them and every output,
+    the coefficients included, is NaN (suppressed, not 0)."""
+    from protocols.models.declarations import _finalize_regression
+
+    kept, labels = withheld.split(values)
+    if not labels:
+        return _finalize_regression(kept)
+    w = sum(1 for k in kept if k.startswith("sum["))
+    out: dict[str, Fraction | float] = {k: math.nan for k in kept}
+    out.update({f"{name}[{j}]": math.nan for name in ("coef", "se") for j in range(w)})
+    out["r2"] = math.nan
+    return out
 
 
 def _z_of(owner: Any, position: int) -> tuple[int, list[int]]:
@@ -157,7 +177,7 @@ def _definitions() -> tuple[Any, ...]:
     from ensnif_mpc.jobs import join_path
     from protocols.join.common import KEY
     from protocols.join.declarations import _ROUTE_PARAM, _cap
-    from protocols.models.declarations import LABEL, _finalize_regression
+    from protocols.models.declarations import LABEL
     from protocols.registry import NUMERIC, Example, Param, ProtocolDef, Role, positional
 
     def features(required: bool, low: int) -> Role:
@@ -217,7 +237,8 @@ def _definitions() -> tuple[Any, ...]:
             ),
             min_data_owners=2,
             max_data_owners=2,
-            finalize=_finalize_regression,
+            finalize=_finalize_vertical,
+            extra=joint_cohort.step("on_noisy_n"),  # the owners' min_cohort on the match
             check_spec=_check_vertical,
             check_rows=_check_rows,
             dp_sensitivity=positional(_dp_vertical),

@@ -76,8 +76,9 @@ def test_noisy_group_by_adds_noise_to_every_group_and_stays_near_pandas(tmp_path
 
 def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_path, monkeypatch):
     """The outputs reach only the analyst: no party calls open at all for an aggregate;
-    a private join on the PRF path opens only its masked products r·(k+x) (one array) and
-    pseudonyms are points, not openings; on the tagged-helper path the only openings are
+    a private join on the PRF path opens its masked products r·(k+x) (one array), then only
+    the masked values of the joint cohort's comparison, and pseudonyms are points, not
+    openings; on the tagged-helper path the only openings are
     the masked values inside MPyC's secure comparisons, as many and as shaped whatever the
     data."""
     monkeypatch.setenv("ENSNIF_TRACE_OPENINGS", "1")
@@ -98,18 +99,26 @@ def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_pat
         other = OwnerTable({"k": np.arange(lo, hi)}, (Column("k", "int", 0, 100),), {"key": "k"})
         return [keys, other, None]
 
-    prf = run_parties(
-        tmp_path / "prf",
-        "intersection_sum",
-        tables(25, 90, 0),
-        {"join_path": "prf-shuffle"},
-        job_id="join",
-    )
-    assert prf.outputs["keys"] == 25
-    for d in prf.dirs:
-        lines = (d / "openings.log").read_text().split()
-        assert lines[0].startswith("ArraySecFld") and lines[1] == str(50 + 65)
-        assert len(lines) == 2  # exactly one opening: the masked products of all keys
+    prf_logs = []
+    for n, (lo, hi, shift) in enumerate([(25, 90, 0), (40, 45, 3)]):
+        prf = run_parties(
+            tmp_path / f"prf{n}",
+            "intersection_sum",
+            tables(lo, hi, shift),
+            {"join_path": "prf-shuffle"},
+            job_id="join",
+        )
+        assert prf.outputs["keys"] == len(set(range(50)) & set(range(lo, hi)))
+        prf_logs.append([(d / "openings.log").read_text().splitlines() for d in prf.dirs])
+    for d_lines in prf_logs[0]:
+        # First the masked products r·(k+x) of all keys, one array; after it only the
+        # masked values inside the joint minimum cohort's secure comparison
+        # (protocols.joint_cohort), as many and as shaped whatever the data.
+        first = d_lines[0].split()
+        assert first[0].startswith("ArraySecFld") and first[1] == str(50 + 65)
+        assert not any(line.startswith("ArraySecFld") for line in d_lines[1:])
+    # (the products' count is the two tables' sizes, public; the rest must not move)
+    assert [sorted(x[1:]) for x in prf_logs[0]] == [sorted(x[1:]) for x in prf_logs[1]]
 
     logs = []
     for n, (lo, hi, shift) in enumerate([(25, 90, 0), (40, 45, 3)]):
@@ -121,5 +130,6 @@ def test_no_party_opens_anything_in_a_dp_sum_and_a_join_opens_only_masks(tmp_pat
     shapes = [[sorted(log.splitlines()) for log in run_logs] for run_logs in logs]
     assert shapes[0] == shapes[1], shapes  # the same openings (in any order) whatever the data
     assert all(
-        line.split()[0] in ("list",) or line.startswith("GF(") for line in logs[0][0].splitlines()
+        line.split()[0] in ("list",) or line.startswith(("GF(", "ArrayGF("))
+        for line in logs[0][0].splitlines()
     )
