@@ -280,6 +280,45 @@ def write_sessions(
     return dirs
 
 
+def sessions_with_minimums(
+    root: Path,
+    protocol: str,
+    tables: Sequence[OwnerTable],
+    params: Mapping[str, Any],
+    minimums: Sequence[int],
+    *,
+    job_id: str,
+    decimals: int = 0,
+    release: Mapping[str, Any] | None = None,
+) -> tuple[Any, list[Path]]:
+    """(consortium, party directories) of one job over two owners and a helper, with each
+    owner's ``min_cohort`` in its worker's session as its node writes it (the joint
+    minimum cohort's input, ``protocols/joint_cohort.py``)."""
+    from ensnif_mpc.jobs.worker_session import SESSION_FILE
+    from ensnif_mpc.privacy import dp
+
+    consortium = make_consortium(root, len(tables) + 1)
+    owners = [as_table(t, 0, 0, decimals) for t in tables]
+    bits = bit_length_for([*owners, None], decimals, protocol)
+    if release is not None:
+        bits += dp.ReleasePlan.from_dict(dict(release)).headroom_bits()
+    dirs = write_sessions(
+        root,
+        consortium,
+        job_id=job_id,
+        protocol=protocol,
+        owner_values=[*owners, None],
+        params=dict(params),
+        decimals=decimals,
+        bit_length=bits,
+        release=release,
+    )
+    for directory, minimum in zip(dirs, minimums, strict=False):
+        session = json.loads((directory / SESSION_FILE).read_text())
+        (directory / SESSION_FILE).write_text(json.dumps({**session, "min_cohort": minimum}))
+    return consortium, dirs
+
+
 # -- worker processes ------------------------------------------------------------
 def status_of(directory: Path) -> WorkerStatus | None:
     return WorkerStatus.read(directory)

@@ -16,7 +16,6 @@ B's 3, written into the workers' sessions as their nodes write them:
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,18 +25,15 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from ensnif_mpc.jobs.worker_session import RESULT_FILE, SESSION_FILE
+from ensnif_mpc.jobs.worker_session import RESULT_FILE
 from ensnif_mpc.results.shares import combine
 from protocols.registry import finalize
 from tests.protocols.harness import (
     OwnerTable,
     Workers,
-    as_table,
-    bit_length_for,
-    make_consortium,
+    sessions_with_minimums,
     status_of,
     unseal_all,
-    write_sessions,
 )
 from tests.protocols.test_join_regression import DECIMALS, A, B, _joined, _plan
 
@@ -66,27 +62,10 @@ FEW_B = _few(B, 3)
 def _run(
     root: Path, b: OwnerTable, release: dict[str, Any] | None, minimums: tuple[int, int]
 ) -> dict[str, Any]:
-    consortium = make_consortium(root, 3)
-    owners = [as_table(t, 0, 0, DECIMALS) for t in (A, b)]
-    bits = bit_length_for([*owners, None], DECIMALS, "join_regression")
-    if release is not None:
-        from ensnif_mpc.privacy import dp
-
-        bits += dp.ReleasePlan.from_dict(release).headroom_bits()
-    dirs = write_sessions(
-        root,
-        consortium,
-        job_id="vregk",
-        protocol="join_regression",
-        owner_values=[*owners, None],
-        params={"per_key": "mean"},
-        decimals=DECIMALS,
-        bit_length=bits,
-        release=release,
-    )
-    for directory, minimum in zip(dirs, minimums, strict=False):
-        session = json.loads((directory / SESSION_FILE).read_text())
-        (directory / SESSION_FILE).write_text(json.dumps({**session, "min_cohort": minimum}))
+    consortium, dirs = sessions_with_minimums(
+        root, "join_regression", [A, b], {"per_key": "mean"}, minimums,
+        job_id="vregk", decimals=DECIMALS, release=release,
+    )  # fmt: skip
     with Workers(dirs) as workers:
         workers.start_all()
         codes = workers.wait(timeout=240)

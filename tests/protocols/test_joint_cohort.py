@@ -12,7 +12,6 @@ noisy count (groups sitting exactly at the minimum fall on either side of it).
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -24,18 +23,14 @@ import pandas as pd
 import pytest
 
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.jobs.worker_session import SESSION_FILE
 from ensnif_mpc.privacy import dp, withheld
 from ensnif_mpc.results.shares import combine
 from protocols.registry import catalog, finalize
 from tests.protocols.harness import (
     OwnerTable,
     Workers,
-    as_table,
-    bit_length_for,
-    make_consortium,
+    sessions_with_minimums,
     unseal_all,
-    write_sessions,
 )
 
 pytestmark = pytest.mark.slow
@@ -55,25 +50,10 @@ def run(
     decimals: int = 0,
 ) -> dict[str, Any]:
     """One job with the owners' minimums in their sessions; (raw combined, finalized)."""
-    consortium = make_consortium(root, 3)
-    owners = [as_table(t, 0, 0, decimals) for t in tables]
-    bits = bit_length_for([*owners, None], decimals, protocol)
-    if release is not None:
-        bits += dp.ReleasePlan.from_dict(release).headroom_bits()
-    dirs = write_sessions(
-        root,
-        consortium,
-        job_id="cohort1",
-        protocol=protocol,
-        owner_values=[*owners, None],
-        params=params,
-        decimals=decimals,
-        bit_length=bits,
-        release=release,
-    )
-    for directory, minimum in zip(dirs, minimums, strict=False):
-        session = json.loads((directory / SESSION_FILE).read_text())
-        (directory / SESSION_FILE).write_text(json.dumps({**session, "min_cohort": minimum}))
+    consortium, dirs = sessions_with_minimums(
+        root, protocol, tables, params, minimums,
+        job_id="cohort1", decimals=decimals, release=release,
+    )  # fmt: skip
     with Workers(dirs) as workers:
         workers.start_all()
         codes = workers.wait(timeout=240)
