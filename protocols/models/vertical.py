@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.errors import FailedPrecondition
+from ensnif_mpc.errors import PolicyViolation
 from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
@@ -196,7 +196,7 @@ async def _hold_cohort(ctx: Context, n: Any, secint: Any) -> None:
     k = joint_cohort.floor(ctx, secint)
     below = (n < k) * (k > 0)
     if not await ctx.mpc.is_zero_public(below):
-        raise FailedPrecondition(
+        raise PolicyViolation(  # the owners' policy, as the node's own cohort refusal
             "fewer keys matched than an owner's minimum cohort (nothing else was opened)",
             reason="cohort_too_small",
         )
