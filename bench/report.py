@@ -61,7 +61,7 @@ def cells(r: dict[str, Any]) -> list[str]:
     rows = r["rows_per_owner"]
     a_s = r["plaintext_s"]
     out = [r["family"], r["protocol"], f"{rows:,}", f"{a_s:.2f}"]
-    out.append(f"{b['wall']:.2f}" if b else "failed")
+    out.append(f"{b['wall']:.2f}" if b else ("skipped" if r.get("raw_skipped") else "failed"))
     out.append(f"{c['wall']:.2f}" if c else "failed")
     out.append(f"{c['wall'] / b['wall']:.2f}" if b and c else "-")
     out.append(f"{c['wall'] / a_s:.0f}" if c else "-")

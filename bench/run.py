@@ -80,7 +80,9 @@ def best(runs: list[Any]) -> Any:
     return min(runs, key=lambda r: r.wall)
 
 
-def measure(case: Case, net: Consortium, work: Path, timeout_s: float, repeat: int) -> dict:
+def measure(
+    case: Case, net: Consortium, work: Path, timeout_s: float, repeat: int, raw: bool = True
+) -> dict:
     """a, then b and c interleaved ``repeat`` times (so load from others hits both alike);
     the fastest run of each is reported, every answer is checked."""
     row: dict[str, Any] = {
@@ -100,7 +102,7 @@ def measure(case: Case, net: Consortium, work: Path, timeout_s: float, repeat: i
         problems += [f"pandas vs reference: {p}" for p in agrees(want, reference(case, net.data))]
     raws: list[RawRun] = []
     jobs: list[EnsnifRun] = []
-    raw_ok = job_ok = True
+    raw_ok, job_ok = raw, True  # raw False (--no-raw): the Ensnif job only
     for _ in range(repeat):
         if raw_ok:
             try:
@@ -125,6 +127,7 @@ def measure(case: Case, net: Consortium, work: Path, timeout_s: float, repeat: i
     if jobs:
         row["ensnif"] = asdict(best(jobs))
         row["ensnif_walls"] = [r.wall for r in jobs]
+    row["raw_skipped"] = not raw
     row["load_after"] = os.getloadavg()[0]
     row["problems"] = sorted(set(problems))
     return row
@@ -141,6 +144,11 @@ def main() -> int:
         help="only this protocol (repeatable)",
     )
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument(
+        "--no-raw",
+        action="store_true",
+        help="skip the raw MPyC baselines (b): the PRF-route join's takes minutes at 1M rows",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="runs of a, b and c (best shown)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per raw run or job")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
@@ -200,7 +208,9 @@ def main() -> int:
                     flush=True,
                 )
                 for case in (c for c in cases if c.rows == rows):
-                    row = measure(case, net, root, args.timeout, max(args.repeat, 1))
+                    row = measure(
+                        case, net, root, args.timeout, max(args.repeat, 1), not args.no_raw
+                    )
                     results.append(row)
                     print(_progress(row), flush=True)
             finally:
