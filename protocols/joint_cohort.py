@@ -117,6 +117,14 @@ async def _by(ctx: Context, outputs: list[SecureOutput], count: str) -> list[Sec
     return await gate(ctx, outputs, named_counts(outputs, count))
 
 
+async def _dp_by(
+    ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan, count: str
+) -> list[SecureOutput]:
+    """The rule on ``count`` for a DP release only (an exact release of the protocol holds
+    it inside its program)."""
+    return outputs if plan.exact else await _by(ctx, outputs, count)
+
+
 # -- the after-noise steps (ProtocolDef.extra["after_noise"]) ------------------------------
 async def on_count(
     ctx: Context, outputs: list[SecureOutput], plan: ReleasePlan
@@ -144,9 +152,7 @@ async def on_noisy_count(
 ) -> list[SecureOutput]:
     """As :func:`on_count`, for a DP release only: the exact release of a protocol whose
     counts stay secret (group_sum, group_mean) holds the rule inside its program."""
-    if plan.exact:
-        return outputs
-    return await _by(ctx, outputs, "count")
+    return await _dp_by(ctx, outputs, plan, "count")
 
 
 async def on_noisy_n(
@@ -155,9 +161,7 @@ async def on_noisy_n(
     """A regression across a join, DP release: the rule on its noisy matched count ``n``
     (its exact release holds the rule inside the program, before the solve opens
     anything: ``protocols.models.vertical``)."""
-    if plan.exact:
-        return outputs
-    return await _by(ctx, outputs, "n")
+    return await _dp_by(ctx, outputs, plan, "n")
 
 
 def step(name: str) -> dict[str, Any]:
