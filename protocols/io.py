@@ -118,7 +118,7 @@ class LocalData:
         same scale), else each column as declared (float64 if any is a float column)."""
         names = self.role_names(role)
         scale = self.scale(role) if scaled else None
-        columns = [self.source.column(n, scale) for n in names]
+        columns = self.source.read_columns(names, scale) if names else []
         out = np.column_stack(columns) if columns else np.empty((0, 0))
         return out[:0] if self.withheld else out
 

@@ -276,6 +276,20 @@ class FileSource(Source):
         self._validate(table, [name])
         return _column_values(self, col, arr.to_numpy(zero_copy_only=False), scale)
 
+    def read_columns(self, names: Sequence[str], scale: int | None = None) -> list[np.ndarray]:
+        """Numeric columns (a model's features) in one read of the file, not one per column:
+        the same rows, checks and first offending row as :meth:`column` column by column."""
+        names = list(names)
+        cols = [self._col(n) for n in names]
+        if not all(c.numeric for c in cols):
+            return super().read_columns(names, scale)
+        table = keep_first(self._table([*names, *self._person()]), self.bound, self.label)
+        self._validate(table, list(dict.fromkeys(names)))
+        return [
+            _column_values(self, c, table.column(c.name).to_numpy(zero_copy_only=False), scale)
+            for c in cols
+        ]
+
     def aggregate(
         self,
         by: Sequence[str],

@@ -333,6 +333,12 @@ class Source(ABC):
         """A whole checked column: int64 on the scale when given; else int64 for int
         columns, float64 for float columns, an object array of str for string columns."""
 
+    def read_columns(self, names: Sequence[str], scale: int | None = None) -> list[np.ndarray]:
+        """Several whole checked columns, as :meth:`column` gives each, from the same rows
+        (a model's feature matrix). Sources that can read them in one pass override
+        this; the default reads each on its own."""
+        return [self.column(n, scale) for n in names]
+
     # -- request validation shared by both backends
 
     def _col(self, name: str) -> Column:

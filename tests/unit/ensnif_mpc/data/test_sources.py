@@ -672,3 +672,61 @@ def test_source_spec_round_trips_through_a_dict():
     spec = SourceSpec("sql", url="sqlite:////data/x.db", table="orders", timeout_s=5)
 
     assert SourceSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_columns_equals_each_column_read_alone(kind, tmp_path):
+    """A model's feature matrix: one read (files) or one per column (SQL), the same arrays."""
+    df = _orders(200)
+    src = _source(kind, tmp_path, df)
+    names = ["basket_total", "items", "region", "items"]
+
+    for scale in (None, 2):
+        together = src.read_columns(names, scale)
+
+        assert len(together) == len(names)
+        for name, got in zip(names, together, strict=True):
+            alone = src.column(name, scale)
+            assert got.dtype == alone.dtype
+            np.testing.assert_array_equal(got, alone)
+    np.testing.assert_array_equal(together[0], np.rint(df["basket_total"] * 100))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_columns_keeps_the_same_rows_per_person_as_column(kind, tmp_path):
+    from ensnif_mpc.data.bounding import Bound
+
+    df = _orders(60)
+    df["person"] = np.arange(60) % 7
+    columns = (*COLUMNS, Column("person", "int", 0, 10))
+    src = _source(kind, tmp_path, df, columns=columns)
+    src.bound = Bound("person", 2)
+
+    items, region = src.read_columns(["items", "region"])
+
+    assert items.size == region.size == 14
+    np.testing.assert_array_equal(items, src.column("items"))
+    np.testing.assert_array_equal(region, src.column("region"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_columns_names_the_first_offending_column_and_row(kind, tmp_path):
+    df = _orders(10)
+    df.loc[6, "items"] = 101
+    df.loc[3, "basket_total"] = 500.01
+
+    with pytest.raises(DataError) as info:
+        _source(kind, tmp_path, df).read_columns(["items", "basket_total"])
+
+    where = "line 8" if kind == "csv" else "row 7"
+    assert f"{where}, column 'items'" in info.value.message
+    assert "101" not in info.value.message
+
+
+def test_read_columns_with_a_string_column_reads_it_as_column_does(tmp_path):
+    src = _source("csv", tmp_path, _orders(20))
+
+    store, items = src.read_columns(["store", "items"])
+
+    np.testing.assert_array_equal(store, src.column("store"))
+    np.testing.assert_array_equal(items, src.column("items"))
