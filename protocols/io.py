@@ -112,6 +112,17 @@ class LocalData:
         values = self.source.column(self.name(role), self.scale(role) if scaled else None)
         return values[:0] if self.withheld else values
 
+    def columns_of(self, refs: Sequence[str], scaled: bool = False) -> list[np.ndarray]:
+        """Several roles' columns (``role`` or ``role[j]``) read together from the same rows,
+        as :meth:`column` gives each (one pass over a file)."""
+        names = [self.name(r) for r in refs]
+        scales = {self.scale(r) for r in refs} if scaled else {None}
+        if len(scales) == 1:
+            got = self.source.read_columns(names, scales.pop()) if names else []
+        else:  # roles on different scales: one read per column
+            got = [self.source.column(n, self.scale(r)) for n, r in zip(names, refs, strict=True)]
+        return [v[:0] for v in got] if self.withheld else got
+
     def matrix(self, role: str, scaled: bool = False) -> np.ndarray:
         """The columns of ``role`` as one rows × columns array, column j the job's j-th:
         int64 on the session's grid when ``scaled`` (every column of a grid role on the

@@ -75,11 +75,10 @@ def _z(ctx: Context) -> np.ndarray:
     """This owner's rows z = (features…, label) on the session's grid (int64)."""
     assert ctx.local is not None
     refs = [f"features[{j}]" for j in range(len(ctx.local.role_names("features")))]
-    first = ctx.local.column("label", scaled=True)
-    z = np.empty((first.shape[0], len(refs) + 1), dtype=np.int64)  # one copy of the rows
-    z[:, -1] = first
-    for j, ref in enumerate(refs):
-        z[:, j] = ctx.local.column(ref, scaled=True)
+    cols = ctx.local.columns_of([*refs, "label"], scaled=True)  # one read of the rows
+    z = np.empty((cols[-1].shape[0], len(cols)), dtype=np.int64)
+    for j, col in enumerate(cols):
+        z[:, j] = col
     return z
 
 
