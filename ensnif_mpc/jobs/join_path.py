@@ -40,7 +40,7 @@ CHOICES = (AUTO, PRF)  # "auto": the helper route where the session allows it
 # aligned join (protocols.join.aligned: the matched rows of both owners side by side).
 SELECTION_PROTOCOLS = frozenset({"intersection_size", "intersection_sum"})
 ALIGNED_PROTOCOLS = frozenset(
-    {"join_group_by", "join_correlation", "join_moments", "join_regression"}
+    {"join_group_by", "join_correlation", "join_moments", "join_regression", "join_logistic"}
 )
 TAGGED_PROTOCOLS = SELECTION_PROTOCOLS | ALIGNED_PROTOCOLS
 # These sum in the ring Z_2^64 (signed): the session's integers must fit. The correlation
