@@ -180,10 +180,13 @@ async def exchange_tags(
     return order, (tags_a, tags_b), seeds
 
 
-async def _into_mpc(ctx: Context, shares: list[int], trace: _Trace | None = None) -> list[Any]:
+async def _into_mpc(
+    ctx: Context, shares: list[int], trace: _Trace | None = None, bits: int = 64
+) -> list[Any]:
     """Step 5: every party's additive shares (one per output, in Z_2^64, summing to the
     output plus OFFSET) into MPyC secints, with one multiplication per output and no
-    comparison.
+    comparison. (With ``bits = k < 64`` the same in Z_2^k, the offset 2^(k−2) and the
+    top bit k − 1: the aligned group-by's smaller ring, ``protocols.join.aligned.Ring2k``.)
 
     First to two shares: A draws a fresh uniform e, sends e to H and its share + e to B
     (each sees one uniform value), so B holds x_B and H holds x_H with
@@ -195,25 +198,26 @@ async def _into_mpc(ctx: Context, shares: list[int], trace: _Trace | None = None
     """
     mpc, me = ctx.mpc, ctx.index
     a, b, h = _roles(ctx)
-    count = len(shares)
-    ring = np.array([s % (1 << 64) for s in shares], dtype=np.uint64)
+    count, low = len(shares), np.uint64((1 << bits) - 1)
+    ring = np.array([s % (1 << bits) for s in shares], dtype=np.uint64)
     got = (lambda objs: objs) if trace is None else trace.got
-    e = np.frombuffer(secrets.token_bytes(8 * count), dtype="<u8") if me == a else None
+    e = np.frombuffer(secrets.token_bytes(8 * count), dtype="<u8") & low if me == a else None
     (e_got,) = got(await transfer(mpc, None if e is None else e.tobytes(), [a], [h])) or [None]
     with np.errstate(over="ignore"):
-        to_b = None if e is None else (ring + e).tobytes()
+        to_b = None if e is None else ((ring + e) & low).tobytes()
         (a_got,) = got(await transfer(mpc, to_b, [a], [b])) or [None]
         mine = np.zeros(count, dtype=np.uint64)
         if me == b:
-            mine = ring + np.frombuffer(a_got, dtype="<u8")
+            mine = (ring + np.frombuffer(a_got, dtype="<u8")) & low
         elif me == h:
-            mine = ring - np.frombuffer(e_got, dtype="<u8")
-    secint = mpc.SecInt(max(ctx.bit_length, 68))
-    values = [int(v) for v in mine] + [int(v) >> 63 for v in mine]
+            mine = (ring - np.frombuffer(e_got, dtype="<u8")) & low
+    secint = mpc.SecInt(max(ctx.bit_length, bits + 4))
+    values = [int(v) for v in mine] + [int(v) >> (bits - 1) for v in mine]
     x_b, x_h = mpc.input(secint.array(np.array(values, dtype=object)), senders=[b, h])
     top_b, top_h = x_b[count:], x_h[count:]
     wraps = top_b + top_h - top_b * top_h
-    out = x_b[:count] + x_h[:count] - wraps * (1 << 64) - OFFSET
+    offset = OFFSET if bits == 64 else 1 << (bits - 2)
+    out = x_b[:count] + x_h[:count] - wraps * (1 << bits) - offset
     return list(out.tolist())
 
 
