@@ -151,6 +151,18 @@ async def converted_input(
     its per-job key (the helper subtracts its masks), and input it; returns the outsourced
     totals (exact, wrap undone) or rows as a secure array of ``sectype`` (``series`` ×
     rows when a rows conversion carries several columns)."""
+    mine = await own_share(mpc, helper, staged, key_pem, job_id, rows)
+    if rows:
+        return await outsourced_rows(mpc, mine, sectype, series)
+    return await outsourced_totals(mpc, mine, sectype)
+
+
+async def own_share(
+    mpc: Any, helper: int, staged: tuple[Any, Any] | None, key_pem: bytes, job_id: str, rows: bool
+) -> Any:
+    """This party's additive share of the conversion, opened with its per-job key (the
+    helper's minus its masks): what it inputs. A program that inputs parts of a rows
+    conversion in different secure types (``protocols.he_join``) starts from here."""
     from ensnif_mpc.he import outsource, outsource_rows
 
     forwarded = staged[0] if staged else None
@@ -164,9 +176,7 @@ async def converted_input(
             raise ValueError("the helper converts only what it staged")
         subtract = outsource_rows.helper_row_input if rows else outsource.helper_input
         mine = subtract(mine, staged[1])
-    if rows:
-        return await outsourced_rows(mpc, mine, sectype, series)
-    return await outsourced_totals(mpc, mine, sectype)
+    return mine
 
 
 # -- in a job: the worker's hook and the aggregates' input ---------------------------------
