@@ -93,12 +93,13 @@ DEFINITIONS: tuple[ProtocolDef, ...] = (
         name="model_accuracy",
         family="models",
         summary="A model kept secret-shared, on the row owner's labelled rows: its accuracy "
-        "(logistic) or mean squared error (linear), to the analyst",
+        "and log-loss (logistic) or mean squared error (linear), to the analyst",
         inputs=_WHO.format(label=" and a label column (0/1 for a logistic model)"),
-        outputs=("accuracy", "mse"),
-        leakage="One number to the analyst: the share of rows whose predicted class (logit ≥ "
-        "0) equals the label (logistic) or the mean squared error (linear); no score is "
-        "opened to anyone." + _LEAKS,
+        outputs=("accuracy", "log_loss", "mse"),
+        leakage="To the analyst, for a logistic model two numbers: the share of rows whose "
+        "predicted class (logit ≥ 0) equals the label, and the mean log-loss of the exact "
+        "sigmoid (within 6e-5: a stated polynomial for ln(1 + e^-|z|)); for a linear model "
+        "one: the mean squared error. No score is opened to anyone." + _LEAKS,
         program="protocols.models.predict:model_accuracy",
         reference=_ref_accuracy,
         roles=((FEATURES, LABEL),),

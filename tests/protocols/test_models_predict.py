@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from sklearn.metrics import log_loss
 
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.results.model_artifacts import from_metadata
@@ -96,3 +97,9 @@ def test_a_kept_logistic_model_scores_held_out_rows_for_their_owner_only(tmp_pat
     want = predict.aggregate("logistic", intercept, coef, x[test], y[test])["accuracy"]
     assert measured.outputs["accuracy"] == pytest.approx(want, abs=1e-9)
     assert isinstance(measured.outputs["accuracy"], Fraction)
+    # The log-loss of the exact σ (scikit-learn's) with the same weights: within the stated
+    # polynomial error, plus the secret weights' fixed-point distance from the reference's.
+    expected = log_loss(y[test], exact, labels=[0, 1])
+    got_loss = float(measured.outputs["log_loss"])
+    assert abs(got_loss - expected) <= predict.LOG_LOSS_MAX_ERROR + 1e-4
+    assert 0.0 < got_loss < np.log(2.0)  # better than chance on these separable rows
