@@ -26,43 +26,43 @@ from ensnif_mpc.gen.ensnif.v1 import common_pb2 as ensnif_dot_v1_dot_common__pb2
 from ensnif_mpc.gen.ensnif.v1 import scoring_pb2 as ensnif_dot_v1_dot_scoring__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x65nsnif/v1/party.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\x1a\x17\x65nsnif/v1/scoring.proto\"\xc9\x01\n\x0eProposeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\x13\n\x0bparty_index\x18\x03 \x01(\r\x12\x13\n\x0bparty_order\x18\x04 \x03(\t\x12\x1f\n\x17\x61nalyst_certificate_pem\x18\x05 \x01(\t\x12\x12\n\nbit_length\x18\x06 \x01(\r\x12\x10\n\x08\x64\x65\x63imals\x18\x07 \x01(\r\x12\x14\n\x0crelease_json\x18\x08 \x01(\t\"\xd1\x01\n\x0fProposeResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x13.ensnif.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x13\n\x0bmpc_address\x18\x04 \x01(\t\x12\x1b\n\x13mpc_certificate_pem\x18\x05 \x01(\t\x12\x19\n\x11\x62inding_signature\x18\x06 \x01(\x0c\x12%\n\x08\x61pproval\x18\x07 \x01(\x0b\x32\x13.ensnif.v1.Approval\"\xa5\x01\n\x0bSessionPeer\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05party\x18\x02 \x01(\t\x12\x13\n\x0bmpc_address\x18\x03 \x01(\t\x12\x1b\n\x13mpc_certificate_pem\x18\x04 \x01(\t\x12\x19\n\x11\x62inding_signature\x18\x05 \x01(\x0c\x12\x1d\n\x15party_certificate_pem\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\"X\n\x0cStartRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05peers\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SessionPeer\x12\x11\n\tthreshold\x18\x03 \x01(\r\"\x1e\n\rStartResponse\x12\r\n\x05state\x18\x01 \x01(\t\"\x1f\n\rStatusRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xa9\x01\n\rNodeJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12%\n\x08progress\x18\x03 \x01(\x0b\x32\x13.ensnif.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x14\n\x0csealed_share\x18\x06 \x01(\x0c\x12\x17\n\x0fshare_signature\x18\x07 \x01(\x0c\":\n\x0eStatusResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.NodeJobStatus\"\x1e\n\x0cWatchRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\rWatchResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.NodeJobStatus\".\n\x0c\x41\x62ortRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1e\n\rAbortResponse\x12\r\n\x05state\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"F\n\x0eHealthResponse\x12\r\n\x05party\x18\x01 \x01(\t\x12\x14\n\x0crunning_jobs\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t*m\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x15\n\x11\x44\x45\x43ISION_REJECTED\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_NEEDS_MANUAL\x10\x03\x32\xba\x05\n\x0cPartyService\x12@\n\x07Propose\x12\x19.ensnif.v1.ProposeRequest\x1a\x1a.ensnif.v1.ProposeResponse\x12:\n\x05Start\x12\x17.ensnif.v1.StartRequest\x1a\x18.ensnif.v1.StartResponse\x12=\n\x06Status\x12\x18.ensnif.v1.StatusRequest\x1a\x19.ensnif.v1.StatusResponse\x12<\n\x05Watch\x12\x17.ensnif.v1.WatchRequest\x1a\x18.ensnif.v1.WatchResponse0\x01\x12:\n\x05\x41\x62ort\x12\x17.ensnif.v1.AbortRequest\x1a\x18.ensnif.v1.AbortResponse\x12=\n\x06Health\x12\x18.ensnif.v1.HealthRequest\x1a\x19.ensnif.v1.HealthResponse\x12I\n\nListModels\x12\x1c.ensnif.v1.ListModelsRequest\x1a\x1d.ensnif.v1.ListModelsResponse\x12>\n\x05Score\x12\x17.ensnif.v1.ScoreRequest\x1a\x18.ensnif.v1.ScoreResponse(\x01\x30\x01\x12R\n\rListArtifacts\x12\x1f.ensnif.v1.ListArtifactsRequest\x1a .ensnif.v1.ListArtifactsResponse\x12U\n\x0e\x44\x65leteArtifact\x12 .ensnif.v1.DeleteArtifactRequest\x1a!.ensnif.v1.DeleteArtifactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x65nsnif/v1/party.proto\x12\tensnif.v1\x1a\x16\x65nsnif/v1/common.proto\x1a\x17\x65nsnif/v1/scoring.proto\"\xc9\x01\n\x0eProposeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.ensnif.v1.JobSpec\x12\x13\n\x0bparty_index\x18\x03 \x01(\r\x12\x13\n\x0bparty_order\x18\x04 \x03(\t\x12\x1f\n\x17\x61nalyst_certificate_pem\x18\x05 \x01(\t\x12\x12\n\nbit_length\x18\x06 \x01(\r\x12\x10\n\x08\x64\x65\x63imals\x18\x07 \x01(\r\x12\x14\n\x0crelease_json\x18\x08 \x01(\t\"\xec\x01\n\x0fProposeResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x13.ensnif.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x13\n\x0bmpc_address\x18\x04 \x01(\t\x12\x1b\n\x13mpc_certificate_pem\x18\x05 \x01(\t\x12\x19\n\x11\x62inding_signature\x18\x06 \x01(\x0c\x12%\n\x08\x61pproval\x18\x07 \x01(\x0b\x32\x13.ensnif.v1.Approval\x12\x19\n\x11parallel_sessions\x18\x08 \x01(\r\"\xa5\x01\n\x0bSessionPeer\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05party\x18\x02 \x01(\t\x12\x13\n\x0bmpc_address\x18\x03 \x01(\t\x12\x1b\n\x13mpc_certificate_pem\x18\x04 \x01(\t\x12\x19\n\x11\x62inding_signature\x18\x05 \x01(\x0c\x12\x1d\n\x15party_certificate_pem\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\"j\n\x0cStartRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05peers\x18\x02 \x03(\x0b\x32\x16.ensnif.v1.SessionPeer\x12\x11\n\tthreshold\x18\x03 \x01(\r\x12\x10\n\x08sessions\x18\x04 \x01(\r\"\x1e\n\rStartResponse\x12\r\n\x05state\x18\x01 \x01(\t\"\x1f\n\rStatusRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xa9\x01\n\rNodeJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12%\n\x08progress\x18\x03 \x01(\x0b\x32\x13.ensnif.v1.Progress\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x14\n\x0csealed_share\x18\x06 \x01(\x0c\x12\x17\n\x0fshare_signature\x18\x07 \x01(\x0c\":\n\x0eStatusResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.NodeJobStatus\"\x1e\n\x0cWatchRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"9\n\rWatchResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.ensnif.v1.NodeJobStatus\".\n\x0c\x41\x62ortRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1e\n\rAbortResponse\x12\r\n\x05state\x18\x01 \x01(\t\"\x0f\n\rHealthRequest\"F\n\x0eHealthResponse\x12\r\n\x05party\x18\x01 \x01(\t\x12\x14\n\x0crunning_jobs\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t*m\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x15\n\x11\x44\x45\x43ISION_REJECTED\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_NEEDS_MANUAL\x10\x03\x32\xba\x05\n\x0cPartyService\x12@\n\x07Propose\x12\x19.ensnif.v1.ProposeRequest\x1a\x1a.ensnif.v1.ProposeResponse\x12:\n\x05Start\x12\x17.ensnif.v1.StartRequest\x1a\x18.ensnif.v1.StartResponse\x12=\n\x06Status\x12\x18.ensnif.v1.StatusRequest\x1a\x19.ensnif.v1.StatusResponse\x12<\n\x05Watch\x12\x17.ensnif.v1.WatchRequest\x1a\x18.ensnif.v1.WatchResponse0\x01\x12:\n\x05\x41\x62ort\x12\x17.ensnif.v1.AbortRequest\x1a\x18.ensnif.v1.AbortResponse\x12=\n\x06Health\x12\x18.ensnif.v1.HealthRequest\x1a\x19.ensnif.v1.HealthResponse\x12I\n\nListModels\x12\x1c.ensnif.v1.ListModelsRequest\x1a\x1d.ensnif.v1.ListModelsResponse\x12>\n\x05Score\x12\x17.ensnif.v1.ScoreRequest\x1a\x18.ensnif.v1.ScoreResponse(\x01\x30\x01\x12R\n\rListArtifacts\x12\x1f.ensnif.v1.ListArtifactsRequest\x1a .ensnif.v1.ListArtifactsResponse\x12U\n\x0e\x44\x65leteArtifact\x12 .ensnif.v1.DeleteArtifactRequest\x1a!.ensnif.v1.DeleteArtifactResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ensnif.v1.party_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=1316
-  _globals['_DECISION']._serialized_end=1425
+  _globals['_DECISION']._serialized_start=1361
+  _globals['_DECISION']._serialized_end=1470
   _globals['_PROPOSEREQUEST']._serialized_start=86
   _globals['_PROPOSEREQUEST']._serialized_end=287
   _globals['_PROPOSERESPONSE']._serialized_start=290
-  _globals['_PROPOSERESPONSE']._serialized_end=499
-  _globals['_SESSIONPEER']._serialized_start=502
-  _globals['_SESSIONPEER']._serialized_end=667
-  _globals['_STARTREQUEST']._serialized_start=669
-  _globals['_STARTREQUEST']._serialized_end=757
-  _globals['_STARTRESPONSE']._serialized_start=759
-  _globals['_STARTRESPONSE']._serialized_end=789
-  _globals['_STATUSREQUEST']._serialized_start=791
-  _globals['_STATUSREQUEST']._serialized_end=822
-  _globals['_NODEJOBSTATUS']._serialized_start=825
-  _globals['_NODEJOBSTATUS']._serialized_end=994
-  _globals['_STATUSRESPONSE']._serialized_start=996
-  _globals['_STATUSRESPONSE']._serialized_end=1054
-  _globals['_WATCHREQUEST']._serialized_start=1056
-  _globals['_WATCHREQUEST']._serialized_end=1086
-  _globals['_WATCHRESPONSE']._serialized_start=1088
-  _globals['_WATCHRESPONSE']._serialized_end=1145
-  _globals['_ABORTREQUEST']._serialized_start=1147
-  _globals['_ABORTREQUEST']._serialized_end=1193
-  _globals['_ABORTRESPONSE']._serialized_start=1195
-  _globals['_ABORTRESPONSE']._serialized_end=1225
-  _globals['_HEALTHREQUEST']._serialized_start=1227
-  _globals['_HEALTHREQUEST']._serialized_end=1242
-  _globals['_HEALTHRESPONSE']._serialized_start=1244
-  _globals['_HEALTHRESPONSE']._serialized_end=1314
-  _globals['_PARTYSERVICE']._serialized_start=1428
-  _globals['_PARTYSERVICE']._serialized_end=2126
+  _globals['_PROPOSERESPONSE']._serialized_end=526
+  _globals['_SESSIONPEER']._serialized_start=529
+  _globals['_SESSIONPEER']._serialized_end=694
+  _globals['_STARTREQUEST']._serialized_start=696
+  _globals['_STARTREQUEST']._serialized_end=802
+  _globals['_STARTRESPONSE']._serialized_start=804
+  _globals['_STARTRESPONSE']._serialized_end=834
+  _globals['_STATUSREQUEST']._serialized_start=836
+  _globals['_STATUSREQUEST']._serialized_end=867
+  _globals['_NODEJOBSTATUS']._serialized_start=870
+  _globals['_NODEJOBSTATUS']._serialized_end=1039
+  _globals['_STATUSRESPONSE']._serialized_start=1041
+  _globals['_STATUSRESPONSE']._serialized_end=1099
+  _globals['_WATCHREQUEST']._serialized_start=1101
+  _globals['_WATCHREQUEST']._serialized_end=1131
+  _globals['_WATCHRESPONSE']._serialized_start=1133
+  _globals['_WATCHRESPONSE']._serialized_end=1190
+  _globals['_ABORTREQUEST']._serialized_start=1192
+  _globals['_ABORTREQUEST']._serialized_end=1238
+  _globals['_ABORTRESPONSE']._serialized_start=1240
+  _globals['_ABORTRESPONSE']._serialized_end=1270
+  _globals['_HEALTHREQUEST']._serialized_start=1272
+  _globals['_HEALTHREQUEST']._serialized_end=1287
+  _globals['_HEALTHRESPONSE']._serialized_start=1289
+  _globals['_HEALTHRESPONSE']._serialized_end=1359
+  _globals['_PARTYSERVICE']._serialized_start=1473
+  _globals['_PARTYSERVICE']._serialized_end=2171
 # @@protoc_insertion_point(module_scope)

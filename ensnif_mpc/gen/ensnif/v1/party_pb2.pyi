@@ -101,6 +101,7 @@ class ProposeResponse(_message.Message):
     MPC_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     BINDING_SIGNATURE_FIELD_NUMBER: _builtins.int
     APPROVAL_FIELD_NUMBER: _builtins.int
+    PARALLEL_SESSIONS_FIELD_NUMBER: _builtins.int
     decision: Global___Decision.ValueType
     reason: _builtins.str
     reason_code: _builtins.str
@@ -110,6 +111,11 @@ class ProposeResponse(_message.Message):
     """Self-signed per-job certificate with CN "MPyC party <index>"."""
     binding_signature: _builtins.bytes
     """Signature by the node's consortium key over the binding of (job, index, mpc cert)."""
+    parallel_sessions: _builtins.int
+    """How many parallel MPC sessions this node offers the job (its parallel_sessions
+    setting, capped by its cores and the job's params.sessions), each on one of the
+    consecutive ports from mpc_address's on; 0 from an older node means 1.
+    """
     @_builtins.property
     def approval(self) -> _common_pb2.Approval:
         """The node's signed decision (approved or rejected; absent while awaiting approval)."""
@@ -124,10 +130,11 @@ class ProposeResponse(_message.Message):
         mpc_certificate_pem: _builtins.str = ...,
         binding_signature: _builtins.bytes = ...,
         approval: _common_pb2.Approval | None = ...,
+        parallel_sessions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "binding_signature", b"binding_signature", "decision", b"decision", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "reason", b"reason", "reason_code", b"reason_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "binding_signature", b"binding_signature", "decision", b"decision", "mpc_address", b"mpc_address", "mpc_certificate_pem", b"mpc_certificate_pem", "parallel_sessions", b"parallel_sessions", "reason", b"reason", "reason_code", b"reason_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -181,8 +188,13 @@ class StartRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     PEERS_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     threshold: _builtins.int
+    sessions: _builtins.int
+    """The job's parallel sessions per party, decided by the coordinator (the smallest of
+    the job's params.sessions and every node's offer); 0 or 1: one session.
+    """
     @_builtins.property
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionPeer]: ...
     def __init__(
@@ -191,10 +203,11 @@ class StartRequest(_message.Message):
         job_id: _builtins.str = ...,
         peers: _abc.Iterable[Global___SessionPeer] | None = ...,
         threshold: _builtins.int = ...,
+        sessions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "peers", b"peers", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "peers", b"peers", "sessions", b"sessions", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
