@@ -70,6 +70,7 @@ _PARTY_KEYS = frozenset(
         "datasets",
         "timeouts",
         "standby_workers",
+        "parallel_sessions",
         "tenseal_threads",
         "artifacts",
         "programs",
@@ -467,6 +468,9 @@ class PartyConfig:
     metrics_listen: str = ""
     # Pre-started job workers kept idle, imports done (protocols/standby.py); 0: cold starts.
     standby_workers: int = 1
+    # Parallel MPC sessions this node offers a partitionable job (at most its cores; each
+    # takes one more MPC port per job): protocols/partitions.py, ensnif_mpc/jobs/sessions.py.
+    parallel_sessions: int = 1
     # TenSEAL's thread pool per scoring request (its pool has crashed other projects, so it is
     # set explicitly; the node's gRPC threads already serve requests side by side).
     tenseal_threads: int = 1
@@ -575,6 +579,7 @@ class PartyConfig:
             start_timeout_s=_seconds(timeouts, "start_seconds", 600, "timeouts."),
             approval_timeout_s=_seconds(timeouts, "approval_seconds", 7 * 86400, "timeouts."),
             standby_workers=_standby(raw.get("standby_workers", 1)),
+            parallel_sessions=_parallel_sessions(raw.get("parallel_sessions", 1)),
             tenseal_threads=_tenseal_threads(raw.get("tenseal_threads", 1)),
             artifact_analysts=_artifact_analysts(raw),
             programs=_program_hashes(raw, "party"),
@@ -592,6 +597,12 @@ def _artifact_analysts(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
 def _tenseal_threads(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
         raise InvalidConfig("tenseal_threads: expected an integer from 1 to 64")
+    return value
+
+
+def _parallel_sessions(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+        raise InvalidConfig("parallel_sessions: expected an integer from 1 to 16")
     return value
 
 
