@@ -847,6 +847,26 @@ _ALL: tuple[Reason, ...] = (
         _S.PERMISSION_DENIED,
         group=HE,
     ),
+    Reason(
+        "outsourced_key_not_encrypted",
+        "A private join reads an outsourced column as its key, but the owner did not encrypt "
+        "that column as a key (`key = true` in the schema file: the limbs of its key hash); "
+        "refused at the helper's admission before anything is reserved.",
+        "Ask the owner to encrypt the column with `key = true` and upload it again, or join "
+        "on a column it encrypted as a key.",
+        _S.INVALID_ARGUMENT,
+        ends=_REJECTED,
+        group=HE,
+    ),
+    Reason(
+        "outsourced_join_path",
+        "A private join with an outsourced side runs only on the PRF route (its keys are "
+        "ciphertexts at the helper, which cannot tag them); the job did not ask for it.",
+        'Set `params.join_path = "prf-shuffle"` in the job file and submit it again.',
+        _S.INVALID_ARGUMENT,
+        ends=_REJECTED,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",
