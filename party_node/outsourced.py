@@ -86,6 +86,8 @@ class HostedDataset:
     policy: OwnerPolicy
     # The bin edges the owner declared per column (signed): a histogram takes exactly these.
     bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # The columns the owner encrypted as join keys (the limbs of their hashes; signed).
+    keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ class OutsourcedStore:
             m.rows,
             OwnerPolicy.from_manifest(m.owner, m.dataset, m.policy),
             {c.column.name: c.bins for c in m.outsourced_columns() if c.bins},
+            frozenset(c.column.name for c in m.outsourced_columns() if c.key),
         )
 
     def entries(self, host: str) -> list[Published]:

@@ -15,7 +15,10 @@ helper cannot spend the budget behind the owner's back either.
 Which jobs: the protocols whose input the HE → shares conversion supports, narrowed by the
 owner's ``protocols``: a column's totals (``sum``, ``count``, ``mean``), its per-bin counts
 (``histogram`` over the bins the owner declared), and the rows themselves
-(``linear_regression``: features and label converted row by row, ``outsource_rows.py``).
+(``linear_regression``: features and label converted row by row, ``outsource_rows.py``),
+and a side of a private join (``intersection_sum``: the key column the owner encrypted as
+a key, and on the first side the value column, row by row, on the PRF route only:
+``protocols/he_join.py`` says why).
 Every check here reads the signed schema and the job, never a value (the node holds
 ciphertexts only), so whether and why a job is refused does not depend on the data.
 """
@@ -39,7 +42,12 @@ from party_node.policy import Verdict
 TOTALS = ("sum", "count", "mean")
 BINNED = ("histogram",)
 ROWS = ("linear_regression",)
-CONVERTIBLE = (*TOTALS, *BINNED, *ROWS)
+# A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
+# and, on the first side, the value column, converted row by row, on the PRF route only.
+JOINS = ("intersection_sum",)
+CONVERTIBLE = (*TOTALS, *BINNED, *ROWS, *JOINS)
+PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
+KEY_LIMBS, KEY_LIMB_BOUND = 8, 2**16 - 1  # ensnif_mpc.he.outsource_keys (no TenSEAL here)
 # The 2^-40 row hiding of ``ensnif_mpc/he/outsource_rows.py`` needs every converted
 # column's bound below this on its grid (2^(57 − 40); the same constant, no TenSEAL here).
 MAX_ROW_BOUND = 2**17
@@ -103,6 +111,17 @@ class OwnerPolicy:
         return {self.key: release.charge()}
 
 
+def _check_row_bounds(cols: Sequence[Column], where: str) -> None:
+    for col in cols:
+        if math.ceil(col.abs_bound * 10**col.decimals) >= MAX_ROW_BOUND:
+            raise InvalidArgument(
+                f"{where}.{col.name}: its bound on the grid is too wide to convert rows "
+                f"with 2^-40 hiding (below {MAX_ROW_BOUND}); declare narrower bounds or "
+                "fewer decimals",
+                reason="he_sum_out_of_range",
+            )
+
+
 def budget_caps(policies: Sequence[OwnerPolicy]) -> dict[str, Fraction]:
     """The ledger's caps for the outsourced datasets a node holds: each owner's signed
     ``budget_rho`` (added to the node's own datasets' caps)."""
@@ -128,6 +147,8 @@ def check_input(
                 f"{where} is outsourced: {protocol} reads its rows as features = [columns…] "
                 "and one label column"
             )
+    elif protocol in JOINS:
+        _check_join(p, inp, dataset, position, where)
     elif inp.column_lists or set(inp.columns) != {"value"}:
         raise InvalidArgument(
             f"{where} is outsourced: it gives one value column (role value) to "
@@ -162,22 +183,54 @@ def check_input(
     return {"outsourced": out}, Verdict(False, f"the signed policy of {where} (outsourced)")
 
 
+def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> None:
+    """A join side: the PRF route (asked for in the signed spec, so the manifest names it),
+    the key column encrypted as a key, and a value column only on the first side."""
+    if p.spec.params.get("join_path") != PRF_ROUTE:
+        raise InvalidArgument(
+            f"{where} is outsourced: a private join with an outsourced side runs on the PRF "
+            f'route only; set params.join_path = "{PRF_ROUTE}"',
+            reason="outsourced_join_path",
+        )
+    wanted = {"key", "value"} if position == 0 else {"key"}
+    if inp.column_lists or set(inp.columns) != wanted:
+        raise InvalidArgument(
+            f"{where} is outsourced: as side {position + 1} of {p.spec.protocol} it gives "
+            f"{' and '.join(sorted(wanted))}"
+        )
+    key = inp.columns["key"]
+    if key not in dataset.keys:
+        raise InvalidArgument(
+            f"{where}.{key} was not encrypted as a join key (key = true in the owner's "
+            "schema file); the helper holds no key hash to convert",
+            reason="outsourced_key_not_encrypted",
+        )
+    if inp.columns.get("value") in dataset.keys:
+        raise InvalidArgument(f"{where}: a key column cannot be the value")
+
+
 def _conversion(
     p: Any, inp: Any, dataset: Any, read: Mapping[str, tuple[Column, ...]], where: str
 ) -> dict[str, Any]:
     """What the holder's worker converts: the series (``outputs``), whether as rows, and
     for rows each column's scale to the session's grid and its bound there."""
     protocol = p.spec.protocol
+    if protocol in JOINS:
+        key = inp.columns["key"]
+        limbs = [f"{key}@key{j}" for j in range(KEY_LIMBS)]
+        values = list(read.get("value", ()))
+        _check_row_bounds(values, where)
+        return {
+            "mode": "rows",
+            "columns": [key, *(c.name for c in values)],
+            "outputs": [*limbs, *(c.name for c in values)],
+            "scales": [1] * KEY_LIMBS + [10 ** (p.decimals - c.decimals) for c in values],
+            "bounds": [KEY_LIMB_BOUND] * KEY_LIMBS
+            + [math.ceil(c.abs_bound * 10**p.decimals) for c in values],
+        }
     if protocol in ROWS:
         cols = [*read["features"], *read["label"]]
-        for col in cols:
-            if math.ceil(col.abs_bound * 10**col.decimals) >= MAX_ROW_BOUND:
-                raise InvalidArgument(
-                    f"{where}.{col.name}: its bound on the grid is too wide to convert rows "
-                    f"with 2^-40 hiding (below {MAX_ROW_BOUND}); declare narrower bounds or "
-                    "fewer decimals",
-                    reason="he_sum_out_of_range",
-                )
+        _check_row_bounds(cols, where)
         return {
             "mode": "rows",
             "columns": [c.name for c in cols],

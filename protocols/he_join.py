@@ -97,9 +97,7 @@ async def converted_side(
     """The outsourced side from its rows conversion: the keys h (GF(q), one per row) and,
     if ``values``, the value column on the session's grid (None otherwise)."""
     mpc = ctx.mpc
-    mine = await own_share(
-        mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, True
-    )
+    mine = await own_share(mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, True)
     flat = np.asarray(mine, dtype=object)
     width = outsource_keys.LIMBS * rows
     limbs = await outsourced_rows(mpc, flat[:width], secfld)

@@ -33,7 +33,7 @@ import numpy as np
 import tenseal as ts
 
 from ensnif_mpc.errors import CryptoError, InvalidArgument
-from ensnif_mpc.he import bfv, outsource
+from ensnif_mpc.he import bfv, outsource, outsource_keys
 from ensnif_mpc.he.outsource import MaskedBatch
 from ensnif_mpc.he.outsource_table import StoredDataset
 from ensnif_mpc.security import mpc_session, sealing
@@ -43,8 +43,11 @@ MAX_ROW_BOUND = 2 ** (bfv.PLAIN_BITS - 1 - ROW_SIGMA)
 
 
 def row_bound(stored: StoredDataset, series: str) -> int:
-    """B for a column's rows on the grid; refused when rows could not hide within 2^-40."""
+    """B for a column's rows on the grid; refused when rows could not hide within 2^-40.
+    A key column's limb series (``outsource_keys``) have B = 2^16 − 1."""
     for col in stored.manifest.outsourced_columns():
+        if col.key and series in col.series():
+            return outsource_keys.LIMB_BOUND
         if col.column.name == series:
             bound: int = math.ceil(col.column.abs_bound * 10**col.column.decimals)
             if bound >= MAX_ROW_BOUND:

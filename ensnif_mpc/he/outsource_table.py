@@ -16,7 +16,10 @@ Series: a column's values, and for a column with declared bin edges, per bin b t
 indicator (``col@bin<b>``, for per-bin counts) and the value × indicator
 (``col@binsum<b>``, for per-bin sums). The owner computes these at encryption, in the
 clear, on its own machine: the helper only ever adds ciphertexts, so no relinearization
-or Galois key is needed and no multiplication noise arises.
+or Galois key is needed and no multiplication noise arises. A join key column
+(``key = true``, int or string, distinct over the table) has no value series: it is
+encrypted as the eight 16-bit limbs of its 128-bit hash (``col@key0`` … ``col@key7``,
+``outsource_keys``), which a join converts row by row.
 
 Binding: a frame is ``ENBFV1 | sha256(public context) | sha256(owner/dataset) | SEAL
 bytes``, and the signed manifest lists the SHA-256 of each frame. A ciphertext from another
@@ -45,7 +48,7 @@ import tenseal as ts
 
 from ensnif_mpc.data.schema import Column
 from ensnif_mpc.errors import CryptoError, DataError, InvalidArgument, UnknownColumn
-from ensnif_mpc.he import bfv, ckks
+from ensnif_mpc.he import bfv, ckks, outsource_keys
 from ensnif_mpc.he.keys import KeyDir
 from ensnif_mpc.security import pki
 
@@ -61,11 +64,21 @@ class OutsourcedColumn:
 
     column: Column
     bins: tuple[float, ...] = ()
+    # A join key (``key = true``): encrypted as the eight 16-bit limbs of its 128-bit hash
+    # (``outsource_keys``), int or string; distinct over the table; no value series.
+    key: bool = False
 
     def __post_init__(self) -> None:
+        if self.key:
+            if self.column.type not in ("int", "string") or self.bins:
+                raise InvalidArgument(
+                    f"column {self.column.name!r}: a key column is int or string, without bins"
+                )
+            return
         if not self.column.numeric:
             raise InvalidArgument(
-                f"column {self.column.name!r}: only numeric columns can be outsourced"
+                f"column {self.column.name!r}: only numeric columns can be outsourced "
+                "(a string column as a join key: key = true)"
             )
         edges = self.bins
         if edges and (
@@ -77,6 +90,8 @@ class OutsourcedColumn:
 
     def series(self) -> list[str]:
         name = self.column.name
+        if self.key:
+            return outsource_keys.series_names(name)
         per_bin = [(f"{name}@bin{b}", f"{name}@binsum{b}") for b in range(len(self.bins) - 1)]
         return [name, *(s for pair in per_bin for s in pair)]
 
@@ -141,7 +156,7 @@ class Manifest:
         out = []
         for c in self.columns:
             col = Column(c["name"], c["type"], c["lower"], c["upper"], c["decimals"])
-            out.append(OutsourcedColumn(col, tuple(c.get("bins", ()))))
+            out.append(OutsourcedColumn(col, tuple(c.get("bins", ())), bool(c.get("key"))))
         return out
 
 
@@ -176,7 +191,32 @@ def check_capacity(col: OutsourcedColumn, rows: int) -> None:
         )
 
 
+def key_series(values: np.ndarray, col: OutsourcedColumn) -> dict[str, np.ndarray]:
+    """A key column's series: the limbs of each key's hash (``outsource_keys``). An int key
+    must be an integer within its declared bounds; every key must be present and distinct
+    (messages name the row, never the key)."""
+    c = col.column
+    raw = np.asarray(values)
+    if c.type == "int":
+        keys: np.ndarray = _grid(raw, col)
+    else:
+        keys = np.array([str(v) for v in raw.tolist()], dtype=object)
+        missing = np.array([v in ("", "None", "nan") for v in keys.tolist()], dtype=bool)
+        if missing.any():
+            raise DataError(f"column {c.name!r}, row {int(np.argmax(missing)) + 1}: no key")
+    repeat = outsource_keys.first_repeat(keys)
+    if repeat:
+        raise DataError(
+            f"column {c.name!r}, row {repeat}: a key repeats an earlier row's; a key column "
+            "must be distinct over the table (aggregate per key before encrypting)"
+        )
+    parts = outsource_keys.limbs(outsource_keys.key_hashes(keys))
+    return dict(zip(outsource_keys.series_names(c.name), parts, strict=True))
+
+
 def series_values(table: Mapping[str, np.ndarray], col: OutsourcedColumn) -> dict[str, np.ndarray]:
+    if col.key:
+        return key_series(table[col.column.name], col)
     x = _grid(table[col.column.name], col)
     out = {col.column.name: x}
     if col.bins:
@@ -212,7 +252,8 @@ def encrypt_table(
     frames: dict[tuple[str, int], bytes] = {}
     digests: dict[str, tuple[str, ...]] = {}
     for col in columns:
-        check_capacity(col, rows)
+        if not col.key:
+            check_capacity(col, rows)
         for name, values in series_values(table, col).items():
             chunks = [values[i : i + n] for i in range(0, max(rows, 1), n)]
             blobs = [
@@ -221,7 +262,8 @@ def encrypt_table(
             frames |= {(name, i): b for i, b in enumerate(blobs)}
             digests[name] = tuple(hashlib.sha256(b).hexdigest() for b in blobs)
     described = tuple(
-        {**asdict(c.column), "bins": list(c.bins)} for c in columns
+        {**asdict(c.column), "bins": list(c.bins), **({"key": True} if c.key else {})}
+        for c in columns
     )  # the schema as the catalog shows it
     extra = {"helper": helper} if helper else {}
     manifest = Manifest(

@@ -73,24 +73,28 @@ class Schema:
 
 
 def read_schema(path: Path) -> Schema:
-    """``[[columns]]`` (name, type, lower, upper, decimals, optional bins) and ``[policy]``."""
+    """``[[columns]]`` (name, type, lower, upper, decimals, optional bins; ``key = true``
+    for a join key, int or string, whose bounds a string key omits) and ``[policy]``."""
     try:
         raw = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidArgument(f"--schema {path}: {exc}") from None
     columns = []
     for i, c in enumerate(raw.get("columns", [])):
+        key = c.get("key", False) is True
+        string_key = key and c.get("type") == "string"
         try:
             col = Column(
                 str(c["name"]),
                 str(c.get("type", "float")),
-                float(c["lower"]),
-                float(c["upper"]),
+                float(c.get("lower", 0.0) if string_key else c["lower"]),
+                float(c.get("upper", 0.0) if string_key else c["upper"]),
                 int(c.get("decimals", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"--schema columns[{i}]: {exc}") from None
-        columns.append(table.OutsourcedColumn(col, tuple(float(b) for b in c.get("bins", ()))))
+        bins = tuple(float(b) for b in c.get("bins", ()))
+        columns.append(table.OutsourcedColumn(col, bins, key))
     if not columns:
         raise InvalidArgument(f"--schema {path}: declare at least one [[columns]] table")
     return Schema(tuple(columns), dict(raw.get("policy", {})))

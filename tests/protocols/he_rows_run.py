@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ensnif_mpc.data.schema import Column
-from ensnif_mpc.he import bfv, outsource, outsource_request, outsource_rows, outsource_table
+from ensnif_mpc.he import (
+    bfv,
+    outsource,
+    outsource_keys,
+    outsource_request,
+    outsource_rows,
+    outsource_table,
+)
 from ensnif_mpc.he.keys import KeyDir
 from ensnif_mpc.jobs.worker_session import SESSION_FILE
 from ensnif_mpc.results.shares import combine
@@ -62,9 +69,11 @@ class OutsourcedRun:
 
 @dataclass(frozen=True)
 class OutsourcedTable(OwnerTable):
-    """The outsourced owner's table, with the bin edges it declares per column."""
+    """The outsourced owner's table, with the bin edges it declares per column and the
+    columns it encrypts as join keys (``key = true``)."""
 
     bins: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    keys: Sequence[str] = ()
 
 
 def _encrypt(
@@ -73,7 +82,7 @@ def _encrypt(
     certs = pki.issue(pki_dir, OWNER, "analyst")
     key = bfv.keygen(root / "owner-key")
     columns = [
-        outsource_table.OutsourcedColumn(c, tuple(table.bins.get(c.name, ())))
+        outsource_table.OutsourcedColumn(c, tuple(table.bins.get(c.name, ())), c.name in table.keys)
         for c in table.columns
     ]
     t0 = time.perf_counter()
@@ -112,6 +121,18 @@ def _holder_input(
     """The ``outsourced`` session input the helper's admission writes
     (party_node/outsourced_admission.check_input)."""
     declared = {c.name: c for c in table.columns}
+    if protocol == "intersection_sum":
+        key = table.roles["key"]
+        values = [declared[table.roles["value"]]] if "value" in table.roles else []
+        out_join: dict[str, Any] = {
+            "mode": "rows",
+            "columns": [key, *(c.name for c in values)],
+            "outputs": [*outsource_keys.series_names(key), *(c.name for c in values)],
+            "scales": [1] * outsource_keys.LIMBS + [10 ** (decimals - c.decimals) for c in values],
+            "bounds": [outsource_keys.LIMB_BOUND] * outsource_keys.LIMBS
+            + [math.ceil(c.abs_bound * 10**decimals) for c in values],
+        }
+        return out_join | _common(table, directory, manifest, key)
     if protocol == "linear_regression":
         cols = [declared[n] for n in [*table.lists["features"], table.roles["label"]]]
         out: dict[str, Any] = {
@@ -127,8 +148,12 @@ def _holder_input(
         if protocol == "histogram":
             outputs = [f"{column}@bin{b}" for b in range(len(table.bins[column]) - 1)]
         out = {"columns": [column], "outputs": outputs}
-    first = out["columns"][0]
-    return out | {
+    return out | _common(table, directory, manifest, out["columns"][0])
+
+
+def _common(table: OutsourcedTable, directory: Path, manifest: Any, first: str) -> dict[str, Any]:
+    declared = {c.name: c for c in table.columns}
+    return {
         "directory": str(directory),
         "owner": OWNER,
         "dataset": "payments",
@@ -152,19 +177,24 @@ def run(
     policy: Mapping[str, Any] | None = None,
     job_id: str = "jobhe1",
     timeout: float = 120.0,
+    holder: int = HOLDER,
 ) -> OutsourcedRun:
+    """``holder``: the outsourced owner's position (0 or 1; the live owner takes the other)."""
     root = tmp_path / job_id
     consortium = make_consortium(root, 3)
     pki_dir = root / "pki"
     store, manifest, key, encrypt_s = _encrypt(root, pki_dir, outsourced, policy or {})
-    bit_length = bit_length_for([live, outsourced, None], decimals, protocol)
+    owners: list[OwnerTable | None] = [live, outsourced, None]
+    if holder == 0:
+        owners = [outsourced, live, None]
+    bit_length = bit_length_for(owners, decimals, protocol)
     if release:
         from ensnif_mpc.privacy.dp import ReleasePlan
 
         bit_length += ReleasePlan.from_dict(dict(release)).headroom_bits()
     dirs = write_sessions(
         root, consortium, job_id=job_id, protocol=protocol,
-        owner_values=[live, outsourced, None], params=dict(params or {}),
+        owner_values=owners, params=dict(params or {}),
         decimals=decimals, bit_length=bit_length, release=release,
     )  # fmt: skip
     names = [f"party{i}" for i in range(3)]
@@ -172,8 +202,8 @@ def run(
     ca = (pki_dir / pki.CA_CERT).read_text()
     for i, d in enumerate(dirs):
         session = json.loads((d / SESSION_FILE).read_text())
-        session["extra"] = {**session["extra"], "outsourced_positions": [HOLDER]}
-        if i == HOLDER:  # the helper node plays the owner: ciphertexts, no data source
+        session["extra"] = {**session["extra"], "outsourced_positions": [holder]}
+        if i == holder:  # the helper node plays the owner: ciphertexts, no data source
             for written in d.glob("data.*"):
                 written.unlink()
             session |= {"source": None, "dataset_columns": [], "roles": {}, "role_lists": {}}
@@ -191,14 +221,14 @@ def run(
     t0 = time.perf_counter()
     with Workers(dirs) as workers:
         workers.start_all()
-        answered = _owner_client(dirs[HOLDER], key, ca.encode(), result, timeout)
+        answered = _owner_client(dirs[holder], key, ca.encode(), result, timeout)
         codes = _reap(workers, result, timeout)
         end = time.perf_counter()
         if any(codes.values()):
             raise AssertionError(f"workers failed: {codes}\n{workers.diagnose()}")
     result.wall_s = end - t0
     result.mpc_s = end - answered
-    timing = dirs[HOLDER] / outsource_request.FOLDER / "timing.json"
+    timing = dirs[holder] / outsource_request.FOLDER / "timing.json"
     if timing.exists():
         result.helper_mask_s = float(json.loads(timing.read_text()).get("helper_mask", 0.0))
     for i, d in enumerate(dirs):
