@@ -79,6 +79,16 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "sessions_not_partitionable",
+        "The job asks for more than one parallel MPC session (`params.sessions`) for a "
+        "protocol or route whose work does not split by key (only intersection_size and "
+        "intersection_sum on the tagged-helper route do).",
+        "Leave `params.sessions` out (one session), or use a protocol that lists parallel "
+        "sessions in `ensnif protocols describe`.",
+        _S.INVALID_ARGUMENT,
+        group=REQUESTS,
+    ),
+    Reason(
         "invalid_config",
         "A configuration file (coordinator, node, profile) does not load or does not validate.",
         "Fix the named setting; a node keeps its previous policy when a reload is refused.",
@@ -658,6 +668,17 @@ _ALL: tuple[Reason, ...] = (
         "declared one): the worker stopped before resharing anything, nothing was released.",
         "Declare every output in program.toml, or reveal only declared ones.",
         _S.PERMISSION_DENIED,
+        ends=_FAILED,
+        group=RUNNING,
+    ),
+    Reason(
+        "partition_failed",
+        "A job running as k parallel MPC sessions per party (`params.sessions`) lost one of "
+        "them at a node: that session's worker failed or was killed before it handed its "
+        "partial shares to the node's first session. The whole job ends at every party and "
+        "nothing is released (the partials are never opened; protocols/partitions.py).",
+        "The node's operator reads `part<s>/worker.log` in the job's directory; submit "
+        "again (with fewer sessions if the node is short of memory or ports).",
         ends=_FAILED,
         group=RUNNING,
     ),
