@@ -1,0 +1,159 @@
+"""A private join with an OUTSOURCED side through the coordinator, with real processes (the
+coordinator, grocery, logistics and the helper over mTLS, MPyC workers as subprocesses), and
+a member without a node (smallshop) that encrypts its customer table with the real CLI
+(`ensnif outsource encrypt`, its key column declared `key = true`), uploads it to the
+helper and answers with the real `ensnif outsource serve`.
+
+An exact intersection_sum of grocery's baskets over the customers smallshop holds, on the
+PRF route, equals pandas exactly; a job without `join_path = "prf-shuffle"` is refused at
+the helper before anything is reserved (outsourced_join_path)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ensnif_mpc.jobs import jobspec
+from ensnif_mpc.sdk.client import state_name
+from ensnif_mpc.security import pki
+from tests.consortium import Consortium
+from tests.helpers import wait_for
+from tests.integration.test_outsourced_jobs import ROOT, _cli, _env
+
+pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300, connect_timeout_s=12.0)]
+SCHEMA = """
+[[columns]]
+name = "customer_id"
+type = "string"
+key = true
+
+[[columns]]
+name = "visits"
+type = "int"
+lower = 0
+upper = 50
+
+[policy]
+protocols = ["intersection_sum"]
+exact_protocols = ["intersection_sum"]
+budget_rho = 1.0
+max_rho = 0.5
+"""
+
+
+def _owner_line(consortium: Consortium):
+    lines = {b.dataset: b for b in consortium.nodes["helper"].node.ledger.show()}
+    return lines.get("smallshop/customers")
+
+
+def _orders(consortium: Consortium) -> pd.DataFrame:
+    assert consortium.lc.data is not None
+    return pd.read_csv(consortium.lc.data.orders, dtype={"customer_id": str})
+
+
+@pytest.fixture(scope="module")
+def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
+    """smallshop's customers: about half of grocery's, and as many others, uploaded."""
+    root = tmp_path_factory.mktemp("smallshop")
+    files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
+    profile = root / "profile.toml"
+    profile.write_text(
+        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
+        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
+    )
+    rng = np.random.default_rng(23)
+    grocery = sorted(set(_orders(consortium)["customer_id"]))
+    mine = [c for c in grocery if rng.random() < 0.5] + [f"X{i:07d}" for i in range(200)]
+    ids = rng.permutation(np.array(mine, dtype=object))
+    visits = rng.integers(0, 50, size=len(ids))
+    (root / "customers.csv").write_text(
+        "customer_id,visits\n" + "".join(f"{c},{v}\n" for c, v in zip(ids, visits, strict=True))
+    )
+    (root / "schema.toml").write_text(SCHEMA)
+    key = str(root / "key")
+    assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
+    enc = _cli(
+        profile, "outsource", "encrypt", "--dataset", str(root / "customers.csv"),
+        "--name", "customers", "--schema", str(root / "schema.toml"), "--key", key,
+        "--out", str(root / "up"), "--helper", "helper",
+    )  # fmt: skip
+    assert enc.returncode == 0, enc.stderr
+    node = f"127.0.0.1:{consortium.nodes['helper'].port}"
+    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
+              "--node-name", "helper")  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    with consortium.client() as client:
+        wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 5, "published")
+    return profile, key, node, ids
+
+
+def _spec(params: dict[str, object]) -> jobspec.JobSpec:
+    return jobspec.from_dict(
+        {
+            "protocol": "intersection_sum",
+            "helpers": ["logistics"],
+            "params": params,
+            "inputs": [
+                {
+                    "party": "grocery",
+                    "dataset": "orders",
+                    "key": "customer_id",
+                    "value": "basket_total",
+                },
+                {"party": "smallshop", "dataset": "customers", "key": "customer_id"},
+            ],
+            "privacy": {"exact": True},
+        }
+    )
+
+
+def _run(client, spec: jobspec.JobSpec):
+    job_id = client.submit(spec).id
+    try:
+        return client.wait(job_id, timeout_s=120)
+    except Exception:
+        raise AssertionError(str(client.job(job_id))) from None
+
+
+def test_an_exact_intersection_sum_with_an_outsourced_side_equals_pandas(
+    consortium: Consortium, owner
+):
+    import subprocess
+    import sys
+
+    profile, key, node, ids = owner
+    orders = _orders(consortium)
+    hit = orders[orders["customer_id"].isin(set(ids.tolist()))]
+    cents = int(np.rint(hit["basket_total"].to_numpy() * 100).astype(np.int64).sum())
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
+         "--node-name", "helper", "--key", key, "--allow-protocol", "intersection_sum",
+         "--interval", "0.3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
+    )  # fmt: skip
+    try:
+        with consortium.client() as client:
+            job = _run(client, _spec({"join_path": "prf-shuffle"}))
+            assert state_name(job) == "succeeded", (job.reason_code, job.reason)
+            got = client.result(job.id, exact=True)
+    finally:
+        serving.terminate()
+        serving.wait(10)
+    assert 0 < hit["customer_id"].nunique() < len(ids)
+    assert Fraction(got["keys"]) == hit["customer_id"].nunique()
+    assert Fraction(got["rows"]) == len(hit)
+    assert Fraction(got["sum"]) == Fraction(cents, 100)
+
+
+def test_a_join_off_the_prf_route_is_refused_before_anything_runs(consortium, owner):
+    """Without join_path the manifest would name the tagged route, which cannot serve an
+    outsourced side: refused at the helper (a key column not encrypted as a key is refused
+    there too: tests/unit/ensnif_mpc/he_outsource/test_outsourced_admission.py)."""
+    with consortium.client() as client:
+        job = _run(client, _spec({}))
+    assert (state_name(job), job.reason_code) == ("rejected", "outsourced_join_path")
+    line = _owner_line(consortium)
+    assert line is None or line.reserved == 0
