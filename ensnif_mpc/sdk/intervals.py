@@ -36,6 +36,7 @@ from ensnif_mpc.sdk.noise import NoiseLaw
 
 DRAWS = 2000
 EXACT, SIMULATION, NONE = "exact", "simulation", "none"
+NORMAL = "normal"  # an exact release's sampling interval: estimate ± z·se
 
 SUMSQ = "sumsq@decimals="  # as protocols.statistics names the opened sum of squares
 GRID_COUNT = re.compile(r"^count\[(?P<x>[^\]]+)\]@q=(?P<q>\d+(?:/\d+)?)$")
@@ -231,6 +232,28 @@ def _regression(kind: str, index: int, raw: Mapping[str, object]) -> Derivation:
             with np.errstate(invalid="ignore"):
                 return np.asarray(np.sqrt(fit["se2"][..., index]))
         return np.asarray(fit["coef"][..., index])
+
+    return names, f
+
+
+def with_sampling(name: str, raw: Mapping[str, object], seed: int) -> Derivation | None:
+    """A DP regression coefficient with its sampling error: per noise draw, the protocol's
+    solve gives the coefficient and its standard error (the classical one, from the noisy
+    residual sum of squares), and one standard normal draw of the sampling error times that
+    standard error is added (seeded; independent of the noise draws). The quantiles of the
+    result are an interval for the population's coefficient (rows an independent sample of
+    it, homoscedastic errors), not only for the exact fit on these rows. None for any
+    other output."""
+    if base_name(name) != "coef" or "n" not in raw or not any(k.startswith(CROSS) for k in raw):
+        return None
+    index = int(group_label(name) or 0)
+    names, coef = _regression("coef", index, raw)
+    _, se = _regression("se", index, raw)
+
+    def f(v: Mapping[str, np.ndarray]) -> np.ndarray:
+        c, e = coef(v), se(v)
+        z = np.random.default_rng(seed).standard_normal(np.shape(c))
+        return np.asarray(c + z * e)
 
     return names, f
 

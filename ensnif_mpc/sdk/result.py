@@ -14,6 +14,7 @@ suppressed, not 0), it has no interval (method ``withheld``) and ``to_pandas`` s
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,7 +24,7 @@ import numpy as np
 
 from ensnif_mpc.privacy import withheld as markers
 from ensnif_mpc.sdk import intervals
-from ensnif_mpc.sdk.intervals import NONE, SIMULATION, SUMSQ, Bounds, Interval
+from ensnif_mpc.sdk.intervals import NONE, NORMAL, SIMULATION, SUMSQ, Bounds, Interval
 from ensnif_mpc.sdk.noise import NoiseLaw
 
 if TYPE_CHECKING:
@@ -112,6 +113,33 @@ class Result:
         if law is not None:
             return law.half_width(confidence)
         return self.ci(name, confidence).half_width
+
+    def population_ci(self, name: str, confidence: float = 0.95) -> Interval:
+        """A regression coefficient's interval for the population's coefficient: its
+        sampling error (the classical standard error) and, in a DP release, the noise.
+        :meth:`ci` covers the exact fit on the joint rows (the noise only); this one also
+        the rows being a sample (independent rows, homoscedastic errors). Exact release:
+        coefficient ± z·se (method ``normal``); DP release: the noise redrawn through the
+        solve with a normal draw of the sampling error per draw (``simulation``, see
+        :func:`ensnif_mpc.sdk.intervals.with_sampling`). Only for ``coef[j]`` of a
+        regression that releases its standard errors."""
+        if name in self.withheld:
+            return Interval(math.nan, math.nan, WITHHELD, confidence)
+        value = float(self.unclipped.get(name, self.exact_values[name]))
+        if not self.dp:
+            se = self.values.get("se" + name[len("coef") :])
+            if intervals.base_name(name) != "coef" or se is None:
+                raise ValueError(f"{name!r}: not a regression coefficient with a standard error")
+            h = statistics.NormalDist().inv_cdf(0.5 + confidence / 2) * float(se)
+            return Interval(value - h, value + h, NORMAL, confidence)
+        raw = {k: float(v) for k, v in self.raw.items()}
+        seed = intervals.seed_for(f"{self.cached_from or self.job_id}/{name}/sampling")
+        derive = intervals.with_sampling(name, raw, seed)
+        if derive is None:
+            raise ValueError(f"{name!r}: not a regression coefficient with a standard error")
+        samples = intervals.simulate(derive, raw, self.laws, seed=seed)
+        lower, upper, _ = intervals.from_draws(samples, confidence, value)
+        return Interval(lower, upper, SIMULATION, confidence)
 
     def _law(self, name: str) -> NoiseLaw | None:
         if name in self.laws:
