@@ -37,7 +37,7 @@ LOWER, UPPER, DECIMALS = -50.0, 120.0, 2
 SIZES = {
     "logistic": (5_000, 10, 10),
     "logistic_dp": (1_000_000, 10, 20),
-    "kmeans": (100_000, 10, 10),
+    "kmeans": (100_000, 5, 10),
 }
 QUICK = {"logistic": (1_000, 10, 10), "logistic_dp": (100_000, 10, 20), "kmeans": (1_000, 5, 3)}
 K = 5

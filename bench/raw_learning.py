@@ -75,13 +75,25 @@ async def main() -> None:
             g = np.array([int(v) for v in await mpc.output(parts[0] + parts[1])])
             w = lr.descent_step(w, g, float(sum(sizes)), 1.0, job["learning_rate"])
         opened = {f"w[{j}]": float(v) for j, v in enumerate(w)}
-    else:
+    elif job.get("kmeans_route") == "mpc":  # all in MPyC: SecInt comparisons
         sint = mpc.SecInt(km.BITS)
         g = None if mine is None else box_grid(mine[0], LOWER, UPPER, km.FK).astype(object)
         xs = share(sint, g, [(n, D) for n in sizes])
         c0 = km.to_grid(np.array(job["initial"]).reshape(-1, D), LOWER, UPPER, km.FK + km.FC)
         c, counts = await km.kmeans_exact(mpc, mpc.np_vstack(xs), c0, job["iterations"])
         out = await mpc.output(mpc.np_reshape(c, (-1,)))
+    else:  # the two-owner ring route (protocols.models.kmeans_ring), without orchestration
+        from protocols.io import Context
+        from protocols.models.kmeans_ring import kmeans_ring
+
+        ctx = Context(mpc, mpc.pid, [0, 1], None, {}, 32, 0, lambda *_: None)
+        g = None if mine is None else box_grid(mine[0], LOWER, UPPER, km.FK)
+        c0 = km.to_grid(np.array(job["initial"]).reshape(-1, D), LOWER, UPPER, km.FK + km.FC)
+        c, counts = await kmeans_ring(ctx, g, np.asarray(c0, dtype=np.int64), job["iterations"])
+        out = await mpc.output(mpc.np_reshape(c, (-1,)))
+        from protocols.models.kmeans_ring import PHASES
+
+        clock.phases |= PHASES
         opened = {f"c[{j}]": int(v) for j, v in enumerate(out)}
     clock.lap("compute")
     sent = rawkit.bytes_sent(mpc)

@@ -102,9 +102,15 @@ def assign(mpc: Any, x: Any, c: Any) -> Any:
 
 async def update(mpc: Any, x: Any, onehot: Any, c: Any) -> tuple[Any, Any]:
     """New centroids (at 2^(FK+FC)) and the cluster sizes."""
-    sint = type(c).sectype
     counts = onehot.sum(axis=0)
     sums = onehot.T @ x  # k × d, at 2^FK
+    return await divide(mpc, sums, counts, c), counts
+
+
+async def divide(mpc: Any, sums: Any, counts: Any, c: Any) -> Any:
+    """sums / counts at 2^(FK+FC) from the per-cluster sums (k × d, at 2^FK) and counts
+    (secure integers); a cluster left empty keeps its centroid ``c``. Both routes."""
+    sint = type(c).sectype
     empty = counts == 0
     safe = counts + empty
     k, d = sums.shape
@@ -113,7 +119,7 @@ async def update(mpc: Any, x: Any, onehot: Any, c: Any) -> tuple[Any, Any]:
     quotient = await as_int(mpc, sint, num / den)  # grid units at 2^DIV_FRAC
     moved = shift(mpc, quotient, DIV_FRAC - FC)
     keep = empty.reshape(k, 1)
-    return moved + keep * (c - moved), counts
+    return moved + keep * (c - moved)
 
 
 async def kmeans_exact(
@@ -138,13 +144,22 @@ def to_units(mpc: Any, c: Any, lower: np.ndarray, upper: np.ndarray) -> Any:
 
 
 async def kmeans(ctx: Context) -> list[SecureOutput]:
+    from protocols.models import kmeans_ring  # it imports this module
+
     lower, upper = feature_box(ctx.params)
-    k, d = clusters(ctx.params), lower.size
+    d = lower.size
     c0 = initial_centroids(ctx.params, lower, upper)
     if ctx.dp:
         return await _noisy_lloyd(ctx, lower, upper, c0)
     mpc = ctx.mpc
     sint = mpc.SecInt(BITS)
+    grid_c0 = to_grid(c0, lower, upper, FK + FC)
+    if kmeans_ring.route(len(mpc.parties), mpc.threshold, len(ctx.owners)) == kmeans_ring.ROUTE:
+        rows = box_grid(inputs.features(ctx), lower, upper, FK) if ctx.local is not None else None
+        c, counts = await kmeans_ring.kmeans_ring(
+            ctx, rows, np.asarray(grid_c0, dtype=np.int64), iterations(ctx.params)
+        )
+        return await _release(mpc, c, counts, lower, upper)
     parts = []
     for position in range(len(ctx.owners)):
         mine = inputs.is_owner_at(ctx, position)
@@ -152,9 +167,15 @@ async def kmeans(ctx: Context) -> list[SecureOutput]:
         n = await inputs.announce(ctx, position, None if x is None else len(x))
         parts.append(inputs.share(ctx, position, sint, x, (n, d)))
     x_all = mpc.np_vstack(parts)
-    c, counts = await kmeans_exact(
-        mpc, x_all, to_grid(c0, lower, upper, FK + FC), iterations(ctx.params), ctx.progress
-    )
+    c, counts = await kmeans_exact(mpc, x_all, grid_c0, iterations(ctx.params), ctx.progress)
+    return await _release(mpc, c, counts, lower, upper)
+
+
+async def _release(
+    mpc: Any, c: Any, counts: Any, lower: np.ndarray, upper: np.ndarray
+) -> list[SecureOutput]:
+    """The exact release: the final centroids (features' units) and the cluster sizes."""
+    k, d = c.shape
     centroids = await as_fixed(mpc, to_units(mpc, c, lower, upper), FOUT)
     out = []
     for j in range(k):
