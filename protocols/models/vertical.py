@@ -41,6 +41,8 @@ announced in the clear.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -136,25 +138,52 @@ def _statistics(mpc: Any, n: Any, z: Any, w: int) -> Any:
     return mpc.np_concatenate((mpc.np_fromlist([n]), sums, upper))
 
 
-async def _aligned_total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
+@dataclass(frozen=True)
+class Matched:
+    """The join's matched rows, secret-shared: Z = [A's columns | B's columns] (rows × w),
+    zero rows where B's key has no match (tagged-helper route), ``present`` 1 on a
+    matched row (None: every row is matched, the PRF route), ``n`` the secure count of
+    matched rows and ``rows`` the public number of rows of Z (n_B, or the match count)."""
+
+    z: Any
+    present: Any | None
+    n: Any
+    rows: int
+
+
+Table = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
+async def matched_rows(ctx: Context, secint: Any, protocol: str, table: Table) -> Matched | None:
+    """The matched rows of the two owners' per-key tables (``table(position)`` at each
+    owner, one row of integers per distinct key), on the session's join route (module
+    docstring); None when nothing can match (an empty table, or no match on the PRF route,
+    whose match count is public there)."""
+    from protocols.join import tagged
+
+    if tagged.takes_route(ctx, protocol):
+        return await _aligned_rows(ctx, secint, table)
+    return await _prf_rows(ctx, secint, table)
+
+
+async def _aligned_rows(ctx: Context, secint: Any, table: Table) -> Matched | None:
     from protocols.join import aligned
 
     me, (a, b) = ctx.index, ctx.owners
-    keys = table = None
+    keys = columns = None
     if ctx.local is not None and me in (a, b):
-        keys, table = _own_table(ctx, ctx.owners.index(me))
+        keys, columns = table(ctx.owners.index(me))
     c_a, c_b1 = widths(ctx)
     ctx.progress("joining", 0.2)
-    rows = await aligned.aligned_rows(ctx, secint, keys, table, (c_a, c_b1))
+    rows = await aligned.aligned_rows(ctx, secint, keys, columns, (c_a, c_b1))
     if rows.rows == 0:
-        return secint.array(np.zeros(1 + w + w * (w + 1) // 2, dtype=object)), 1
+        return None
     ctx.progress("cross products", 0.4)
-    n = ctx.mpc.np_sum(rows.present)
     z = ctx.mpc.np_hstack((rows.a, rows.b))
-    return _statistics(ctx.mpc, n, z, w), rows.rows
+    return Matched(z, rows.present, ctx.mpc.np_sum(rows.present), rows.rows)
 
 
-async def _prf_total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
+async def _prf_rows(ctx: Context, secint: Any, table: Table) -> Matched | None:
     from protocols.shuffle import Shuffler
 
     mpc, secfld = ctx.mpc, _secfld(ctx)
@@ -162,14 +191,14 @@ async def _prf_total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
     mine: tuple[np.ndarray, np.ndarray] | None = None
     position = ctx.owners.index(ctx.index) if ctx.index in ctx.owners else -1
     if ctx.local is not None and position >= 0:
-        keys, table = _own_table(ctx, position)
-        mine = (_hashed(keys), table)
+        keys, columns = table(position)
+        mine = (_hashed(keys), columns)
     sizes = [
         await _announce(ctx, p, len(mine[0]) if mine is not None and p == position else None)
         for p in range(2)
     ]
     if not all(sizes):
-        return secint.array(np.zeros(1 + w + w * (w + 1) // 2, dtype=object)), 1
+        return None
     shuffled = []
     for p, (size, width) in enumerate(zip(sizes, (c_a, c_b1), strict=True)):
         own = mine if p == position else None
@@ -182,9 +211,17 @@ async def _prf_total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
     ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)
     ia, ib = match(ps_a, ps_b)
     if len(ia) == 0:
-        return secint.array(np.zeros(1 + w + w * (w + 1) // 2, dtype=object)), 1
+        return None
     z = mpc.np_hstack((x_a[ia], x_b[ib]))
-    return _statistics(mpc, secint(len(ia)), z, w), len(ia)
+    return Matched(z, None, secint(len(ia)), len(ia))
+
+
+async def _total(ctx: Context, secint: Any, w: int) -> tuple[Any, int]:
+    """The regression's statistics over the matched rows (zeros when nothing matched)."""
+    m = await matched_rows(ctx, secint, "join_regression", lambda p: _own_table(ctx, p))
+    if m is None:
+        return secint.array(np.zeros(1 + w + w * (w + 1) // 2, dtype=object)), 1
+    return _statistics(ctx.mpc, m.n, m.z, w), m.rows
 
 
 async def _hold_cohort(ctx: Context, n: Any, secint: Any) -> None:
@@ -203,16 +240,11 @@ async def _hold_cohort(ctx: Context, n: Any, secint: Any) -> None:
 
 
 async def join_regression(ctx: Context) -> list[SecureOutput]:
-    from protocols.join import tagged
-
     c_a, c_b1 = widths(ctx)
     w = c_a + c_b1
     bounds = await _z_bounds(ctx)
     secint = ctx.mpc.SecInt(ctx.bit_length)
-    if tagged.takes_route(ctx, "join_regression"):
-        total, rows = await _aligned_total(ctx, secint, w)
-    else:
-        total, rows = await _prf_total(ctx, secint, w)
+    total, rows = await _total(ctx, secint, w)
     if ctx.dp:  # the rule on the noisy n after the noise (joint_cohort.on_noisy_n)
         return _noisy(ctx, total, w) + joint_cohort.markers([None], secint)
     await _hold_cohort(ctx, total[0], secint)

@@ -1,4 +1,5 @@
-"""The registry entry of ``join_regression`` (``protocols.models.vertical``): roles,
+"""The registry entries of ``join_regression`` (``protocols.models.vertical``) and, from
+``protocols.models.vertical_logistic_defs``, ``join_logistic``: roles,
 parameters, leakage, DP sensitivity, sizing and the plaintext reference. Declarations
 only; the worker imports the program."""
 
@@ -262,4 +263,10 @@ def _definitions() -> tuple[Any, ...]:
     )
 
 
-DEFINITIONS = _definitions()
+def _all() -> tuple[Any, ...]:
+    from protocols.models import vertical_logistic_defs  # join_logistic's entry
+
+    return _definitions() + vertical_logistic_defs.DEFINITIONS
+
+
+DEFINITIONS = _all()
