@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols import discovery
-from tests.contract import dp_models_learning as learning
+from tests.contract import dp_models_learning as learning, dp_models_vertical as vertical
 from tests.unit.protocols import test_dp_families_sensitivity as families
 
 Row = families.Row
@@ -168,6 +168,11 @@ MODELS: dict[str, Model] = {
         _join_regression,
         lambda cap, t, how: {"per_key": how, "max_rows_per_key": cap, "ridge": 0.0},
         bounds=lambda b: {"features": (b,), "label": (b,)},
+    ),
+    "join_logistic": Model(
+        vertical.join_logistic_release,
+        lambda cap, t, how: {**vertical.PARAMS, "per_key": how, "max_rows_per_key": cap},
+        bounds=lambda b: {"features": (b,), "label": (1,)},
     ),
     "join_moments": Model(  # the same six sums as join_correlation's release
         families.RELEASES["join_correlation"],
