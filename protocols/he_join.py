@@ -92,10 +92,10 @@ def _live_side(ctx: Context, first: bool) -> tuple[np.ndarray, ...] | None:
 
 
 async def converted_side(
-    ctx: Context, hosted: OutsourcedInput, rows: int, values: bool, secfld: Any, secint: Any
+    ctx: Context, hosted: OutsourcedInput, rows: int, columns: int, secfld: Any, secint: Any
 ) -> tuple[Any, Any]:
-    """The outsourced side from its rows conversion: the keys h (GF(q), one per row) and,
-    if ``values``, the value column on the session's grid (None otherwise)."""
+    """The outsourced side from its rows conversion: the keys h (GF(q), one per row) and its
+    ``columns`` value columns on the session's grid (``columns`` × rows; None for none)."""
     mpc = ctx.mpc
     mine = await own_share(mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, True)
     flat = np.asarray(mine, dtype=object)
@@ -104,14 +104,20 @@ async def converted_side(
     keys = limbs[:rows]
     for j, weight in enumerate(outsource_keys.weights()[1:], start=1):
         keys = keys + limbs[j * rows : (j + 1) * rows] * int(weight)
-    if not values:
+    if not columns:
         return keys, None
-    scale = await ctx.mpc.transfer(
-        hosted.scales[-1] if ctx.index == hosted.position else None, senders=[hosted.position]
+    at_holder = ctx.index == hosted.position
+    got = await mpc.transfer(
+        list(hosted.scales[outsource_keys.LIMBS :]) if at_holder else None,
+        senders=[hosted.position],
     )
-    value = await outsourced_rows(mpc, flat[width:], secint)
-    factor = int(scale[0] if isinstance(scale, list) else scale)
-    return keys, (value * factor if factor != 1 else value)
+    scales = [int(v) for v in got[0]]  # one sender: a list of its one message
+    if len(scales) != columns:
+        raise ValueError("the holder's conversion does not carry the job's value columns")
+    values = (await outsourced_rows(mpc, flat[width:], secint)).reshape(columns, rows)
+    if any(f != 1 for f in scales):
+        values = values * np.array(scales, dtype=object).reshape(columns, 1)
+    return keys, values
 
 
 async def intersection_sum(ctx: Context) -> list[SecureOutput]:
@@ -146,9 +152,9 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
             SecureOutput("sum", zero),
         ]
     ctx.progress("converting", 0.1)
-    key_out, value_out = await converted_side(ctx, hosted, n_out, side == 0, secfld, secint)
+    key_out, value_out = await converted_side(ctx, hosted, n_out, int(side == 0), secfld, secint)
     if side == 0:
-        key_a, sum_a = key_out, value_out
+        key_a, sum_a = key_out, value_out[0]
         cnt_a = secint.array(np.ones(n_out, dtype=object))  # one row per key (public)
         key_b = _input(ctx, 1, secfld, None if mine is None else mine[0], (n_live,))
     else:
@@ -169,3 +175,92 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
         SecureOutput("rows", _select_sum(ctx, cnt_a, ia, secint), on_value_scale=False),
         SecureOutput("sum", _select_sum(ctx, sum_a, ia, secint)),
     ]
+
+
+# -- join_regression (the vertical ridge) with an outsourced side -------------------------
+async def _z_bounds(ctx: Context, hosted: OutsourcedInput) -> list[int]:
+    """``protocols.models.vertical._z_bounds`` with the holder announcing the outsourced
+    owner's facts: its signed row count and its value columns' bounds on the session's
+    grid (public in the catalog). One row per key there, so a per-key sum is the row."""
+    from protocols.join.common import row_cap
+    from protocols.models import vertical
+
+    mine = None
+    if ctx.local is not None and ctx.index in ctx.owners:
+        mine = vertical._declared(ctx, ctx.owners.index(ctx.index))
+    elif ctx.index == hosted.position:
+        mine = [hosted.rows, *hosted.bounds[outsource_keys.LIMBS :]]
+    got = await ctx.mpc.transfer(mine, senders=list(ctx.owners))
+    how = ctx.params.get("per_key", "mean")
+    out: list[int] = []
+    for position, facts in enumerate(got):
+        rows, bounds = int(facts[0]), [int(b) for b in facts[1:]]
+        if how == "sum" and ctx.owners[position] != hosted.position:
+            factor = row_cap(ctx.params) if ctx.dp else max(1, rows)
+            bounds = [b * factor for b in bounds]
+        out += bounds
+    return out
+
+
+async def _matched(ctx: Context, secint: Any, hosted: OutsourcedInput) -> tuple[Any, int] | None:
+    """The PRF route's matched rows Z = [A's columns | B's columns] (matches × w) when one
+    side is converted from BFV, and the public match count; None when nothing matched."""
+    from protocols.join.common import _announce, _input, _pseudonymize, _secfld, match
+    from protocols.models import vertical
+    from protocols.shuffle import Shuffler
+
+    mpc, secfld = ctx.mpc, _secfld(ctx)
+    side = ctx.owners.index(hosted.position)
+    live = 1 - side
+    widths = vertical.widths(ctx)
+    mine = None
+    if ctx.local is not None and ctx.index == ctx.owners[live]:
+        keys, columns = vertical._own_table(ctx, live)
+        mine = (_hashed(keys), columns)
+    n_live = await _announce(ctx, live, None if mine is None else len(mine[0]))
+    n_out = await _announce(ctx, side, hosted.rows if ctx.index == hosted.position else None)
+    if not (n_live and n_out):
+        return None
+    ctx.progress("converting", 0.1)
+    key_out, values = await converted_side(ctx, hosted, n_out, widths[side], secfld, secint)
+    ctx.progress("shuffling", 0.25)
+    shuffled: list[tuple[Any, Any]] = [(None, None), (None, None)]
+    got = await Shuffler(mpc).apply([key_out, *(values[j] for j in range(widths[side]))])
+    shuffled[side] = (got[0], mpc.np_transpose(mpc.np_stack(got[1:])))
+    key = _input(ctx, live, secfld, None if mine is None else mine[0], (n_live,))
+    cols = _input(ctx, live, secint, None if mine is None else mine[1], (n_live, widths[live]))
+    got = await Shuffler(mpc).apply([key, *(cols[:, j] for j in range(widths[live]))])
+    shuffled[live] = (got[0], mpc.np_transpose(mpc.np_stack(got[1:])))
+    ctx.progress("pseudonyms", 0.4)
+    (key_a, x_a), (key_b, x_b) = shuffled
+    ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)
+    ia, ib = match(ps_a, ps_b)
+    if len(ia) == 0:
+        return None
+    return mpc.np_hstack((x_a[ia], x_b[ib])), len(ia)
+
+
+async def join_regression(ctx: Context) -> list[SecureOutput]:
+    """``protocols.models.vertical.join_regression`` when one side is outsourced: the same
+    statistics of the matched rows, the same joint minimum cohort and the same solve (exact)
+    or noisy blocks (DP); only the outsourced side's per-key table comes from BFV."""
+    from protocols import joint_cohort
+    from protocols.models import vertical
+    from protocols.models.regression import _noisy, solved
+
+    hosted = ctx.outsourced
+    c_a, c_b1 = vertical.widths(ctx)
+    w = c_a + c_b1
+    bounds = await _z_bounds(ctx, hosted)
+    secint = ctx.mpc.SecInt(ctx.bit_length)
+    matched = await _matched(ctx, secint, hosted)
+    if matched is None:
+        total, rows = secint.array(np.zeros(1 + w + w * (w + 1) // 2, dtype=object)), 1
+    else:
+        z, rows = matched
+        ctx.progress("cross products", 0.5)
+        total = vertical._statistics(ctx.mpc, secint(rows), z, w)
+    if ctx.dp:  # the rule on the noisy n after the noise (joint_cohort.on_noisy_n)
+        return _noisy(ctx, total, w) + joint_cohort.markers([None], secint)
+    await vertical._hold_cohort(ctx, total[0], secint)
+    return await solved(ctx, total, rows, bounds)

@@ -200,6 +200,9 @@ class OutsourcedInput:
     mode: str = "totals"
     scales: tuple[int, ...] = ()
     bounds: tuple[int, ...] = ()
+    # At the holder: the owner's signed min_cohort where the protocol holds the joint
+    # minimum cohort inside MPC (the holder inputs it, ``protocols.joint_cohort.floor``).
+    min_cohort: int = 0
 
 
 def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput | None:
@@ -252,6 +255,7 @@ def for_session(session: Any, directory: Path, report: Any) -> OutsourcedInput |
         mode,
         tuple(int(v) for v in out.get("scales", ())),
         tuple(int(v) for v in out.get("bounds", ())),
+        int(out.get("min_cohort", 0)),
     )
 
 
