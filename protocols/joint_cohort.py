@@ -53,6 +53,9 @@ def floor(ctx: Context, sectype: Any) -> Any:
     every party, the helper included, takes part in the same input)."""
     mpc = ctx.mpc
     own = ctx.local.min_cohort if ctx.local is not None else 0
+    hosted = ctx.outsourced  # an outsourced owner's signed minimum, input by its holder
+    if hosted is not None and ctx.index == hosted.position:
+        own = hosted.min_cohort
     minimums = mpc.input(sectype(int(own)), senders=list(ctx.owners))
     return minimums[0] if len(minimums) == 1 else mpc.max(*minimums)
 
