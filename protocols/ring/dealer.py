@@ -158,6 +158,8 @@ class Engine:
         got = await self.mpc.transfer(payload, senders=[self.h], receivers=[self.b])
         if self.role != "B":
             return []
+        if self.trace is not None:
+            self.trace.setdefault("dealer", []).append(got[0].hex())
         return _split(got[0], shapes)
 
     async def swap(
