@@ -18,7 +18,8 @@ owner's ``protocols``: a column's totals (``sum``, ``count``, ``mean``), its per
 (``linear_regression``: features and label converted row by row, ``outsource_rows.py``),
 and a side of a private join (``intersection_sum``: the key column the owner encrypted as
 a key, and on the first side the value column, row by row, on the PRF route only:
-``protocols/he_join.py`` says why).
+``protocols/he_join.py`` says why; ``join_regression``: the key and the side's features
+and label, likewise).
 Every check here reads the signed schema and the job, never a value (the node holds
 ciphertexts only), so whether and why a job is refused does not depend on the data.
 """
@@ -44,7 +45,7 @@ BINNED = ("histogram",)
 ROWS = ("linear_regression",)
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
-JOINS = ("intersection_sum",)
+JOINS = ("intersection_sum", "join_regression")
 CONVERTIBLE = (*TOTALS, *BINNED, *ROWS, *JOINS)
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
 KEY_LIMBS, KEY_LIMB_BOUND = 8, 2**16 - 1  # ensnif_mpc.he.outsource_keys (no TenSEAL here)
@@ -67,6 +68,9 @@ class OwnerPolicy:
     dataset: str
     privacy: PrivacyPolicy
     protocols: tuple[str, ...]
+    # Every released aggregate draws on at least this many of the owner's rows (or none),
+    # as a live owner's ``[datasets.policy] min_cohort``; 0: no minimum.
+    min_cohort: int = 0
 
     @staticmethod
     def from_manifest(owner: str, dataset: str, raw: Mapping[str, Any]) -> OwnerPolicy:
@@ -79,7 +83,14 @@ class OwnerPolicy:
             privacy = PrivacyPolicy(**known)
         except (TypeError, InvalidConfig) as exc:
             raise InvalidArgument(f"the signed policy of {owner}/{dataset}: {exc}") from None
-        return OwnerPolicy(owner, dataset, privacy, tuple(p for p in allowed if p in CONVERTIBLE))
+        k = signed.get("min_cohort", 0)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InvalidArgument(
+                f"the signed policy of {owner}/{dataset}: min_cohort must be a non-negative "
+                "integer"
+            )
+        kept = tuple(p for p in allowed if p in CONVERTIBLE)
+        return OwnerPolicy(owner, dataset, privacy, kept, k)
 
     @property
     def key(self) -> str:
@@ -165,6 +176,7 @@ def check_input(
                 f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
             )
     out = _conversion(p, inp, dataset, read, where)
+    out["min_cohort"] = _min_cohort(dataset.policy, definition, dataset.rows, where)
     if not p.release.exact:
         checks.check_calibration(p.release, len(p.party_order))
     if budget is not None:
@@ -183,6 +195,25 @@ def check_input(
     return {"outsourced": out}, Verdict(False, f"the signed policy of {where} (outsourced)")
 
 
+def _min_cohort(policy: OwnerPolicy, definition: Any, rows: int, where: str) -> int:
+    """The owner's signed ``min_cohort``, applied as a live owner's would be. A protocol that
+    holds the joint minimum cohort inside MPC (``extra["joint_cohort"]``: the histogram,
+    the joins) gets it for the holder to input (``protocols.joint_cohort.floor``), exact or
+    DP. Every other protocol the conversion serves releases an aggregate over all the
+    owner's rows, whose number is public (the catalog's): fewer than min_cohort is refused
+    here, exact or DP alike, which tells nothing the catalog does not."""
+    k = policy.min_cohort
+    if "joint_cohort" in getattr(definition, "extra", {}):
+        return k
+    if k and 0 < rows < k:
+        raise PolicyViolation(
+            f"{where} requires every released aggregate to draw on at least {k} of its "
+            f"rows; it has {rows} (its catalog row count)",
+            reason="cohort_too_small",
+        )
+    return 0
+
+
 def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> None:
     """A join side: the PRF route (asked for in the signed spec, so the manifest names it),
     the key column encrypted as a key, and a value column only on the first side."""
@@ -192,11 +223,17 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
             f'route only; set params.join_path = "{PRF_ROUTE}"',
             reason="outsourced_join_path",
         )
-    wanted = {"key", "value"} if position == 0 else {"key"}
-    if inp.column_lists or set(inp.columns) != wanted:
+    protocol = p.spec.protocol
+    if protocol == "intersection_sum":
+        wanted, lists = ({"key", "value"} if position == 0 else {"key"}), [set()]
+    else:  # join_regression: A key and features, B key, label and optional features
+        wanted = {"key"} if position == 0 else {"key", "label"}
+        lists = [{"features"}] if position == 0 else [set(), {"features"}]
+    if set(inp.columns) != wanted or set(inp.column_lists) not in lists:
+        gives = sorted(wanted | set().union(*lists))
         raise InvalidArgument(
-            f"{where} is outsourced: as side {position + 1} of {p.spec.protocol} it gives "
-            f"{' and '.join(sorted(wanted))}"
+            f"{where} is outsourced: as side {position + 1} of {protocol} it gives "
+            f"{' and '.join(gives)}"
         )
     key = inp.columns["key"]
     if key not in dataset.keys:
@@ -205,8 +242,10 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
             "schema file); the helper holds no key hash to convert",
             reason="outsourced_key_not_encrypted",
         )
-    if inp.columns.get("value") in dataset.keys:
-        raise InvalidArgument(f"{where}: a key column cannot be the value")
+    used = [c for r, c in inp.columns.items() if r != "key"]
+    used += [c for cols in inp.column_lists.values() for c in cols]
+    if any(c in dataset.keys for c in used):
+        raise InvalidArgument(f"{where}: a key column cannot be a value, feature or label")
 
 
 def _conversion(
@@ -218,7 +257,8 @@ def _conversion(
     if protocol in JOINS:
         key = inp.columns["key"]
         limbs = [f"{key}@key{j}" for j in range(KEY_LIMBS)]
-        values = list(read.get("value", ()))
+        # in the join's order of the side's columns: the value, or features then label
+        values = [*read.get("value", ()), *read.get("features", ()), *read.get("label", ())]
         _check_row_bounds(values, where)
         return {
             "mode": "rows",

@@ -121,9 +121,13 @@ def _holder_input(
     """The ``outsourced`` session input the helper's admission writes
     (party_node/outsourced_admission.check_input)."""
     declared = {c.name: c for c in table.columns}
-    if protocol == "intersection_sum":
+    if protocol in ("intersection_sum", "join_regression"):
         key = table.roles["key"]
-        values = [declared[table.roles["value"]]] if "value" in table.roles else []
+        names = [table.roles[r] for r in ("value",) if r in table.roles]
+        names += [*table.lists.get("features", ()), *(
+            [table.roles["label"]] if "label" in table.roles else []
+        )]  # fmt: skip
+        values = [declared[n] for n in names]
         out_join: dict[str, Any] = {
             "mode": "rows",
             "columns": [key, *(c.name for c in values)],
@@ -207,7 +211,10 @@ def run(
             for written in d.glob("data.*"):
                 written.unlink()
             session |= {"source": None, "dataset_columns": [], "roles": {}, "role_lists": {}}
-            session["outsourced"] = _holder_input(protocol, outsourced, store, manifest, decimals)
+            held = _holder_input(protocol, outsourced, store, manifest, decimals)
+            if "joint_cohort" in registry.catalog()[protocol].extra:  # as the admission does
+                held["min_cohort"] = int((policy or {}).get("min_cohort", 0))
+            session["outsourced"] = held
             session["extra"] |= {
                 "peers": [
                     {**vars(p), "binding_signature": p.binding_signature.hex()} for p in peers

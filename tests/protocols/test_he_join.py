@@ -94,3 +94,30 @@ def test_an_outsourced_first_side_s_string_keys_and_values_join_as_pandas_does(t
     assert 200 < want["keys"] < 1300
     for name in ("keys", "rows", "sum"):
         assert got.outputs[name] == want[name], name
+
+
+@pytest.mark.timeout(900)
+def test_the_outsourced_owner_s_signed_min_cohort_withholds_a_small_matched_set(tmp_path):
+    """The outsourced owner signed min_cohort = 60; 50 of its keys match: inside MPC the
+    holder inputs 60 as that owner's minimum, every output opens as 0 with the marker set
+    (the live owner's own minimum is 0, so before this rule the join was answered)."""
+    from ensnif_mpc.results.shares import combine
+
+    rng = np.random.default_rng(7)
+    cust = rng.permutation(400)[:300] + 10**6
+    live = OwnerTable(
+        {"cust": cust, "amount": rng.integers(0, 100_000, size=300) / 100},
+        (Column("cust", "int", 0, 2 * 10**6), AMOUNT),
+        {"key": "cust", "value": "amount"},
+    )
+    out_keys = np.concatenate([cust[:50], np.arange(5000, 5400) + 10**6])
+    outsourced = OutsourcedTable(
+        {"cust": out_keys}, (Column("cust", "int", 0, 2 * 10**6),), {"key": "cust"}, keys=("cust",)
+    )
+    got = run(
+        tmp_path, "intersection_sum", live, outsourced, PRF, decimals=DECIMALS,
+        job_id="hejoinmc", timeout=600.0, holder=1, policy={"min_cohort": 60},
+    )  # fmt: skip
+    raw = combine(got.parts)
+    assert raw["withheld"] == 1
+    assert raw["keys"] == raw["rows"] == raw["sum"] == 0

@@ -151,3 +151,18 @@ def test_a_join_side_converts_the_key_limbs_and_the_value_row_by_row():
     with pytest.raises(InvalidArgument) as err:
         adm._conversion(p, inp, dataset, {"key": (), "value": (wide,)}, "shop/cust")
     assert err.value.reason == "he_sum_out_of_range"
+
+
+def test_the_signed_min_cohort_goes_to_the_mpc_or_refuses_on_the_public_row_count():
+    from ensnif_mpc.errors import PolicyViolation
+    from protocols.registry import catalog
+
+    policy = adm.OwnerPolicy.from_manifest("shop", "cust", {"min_cohort": 50})
+    for joint in ("histogram", "intersection_sum", "join_regression"):
+        assert adm._min_cohort(policy, catalog()[joint], 10, "shop/cust") == 50
+    assert adm._min_cohort(policy, catalog()["sum"], 50, "shop/cust") == 0  # 50 rows: allowed
+    with pytest.raises(PolicyViolation) as err:
+        adm._min_cohort(policy, catalog()["linear_regression"], 49, "shop/cust")
+    assert err.value.reason == "cohort_too_small"
+    none = adm.OwnerPolicy.from_manifest("shop", "cust", {})
+    assert adm._min_cohort(none, catalog()["histogram"], 3, "shop/cust") == 0
