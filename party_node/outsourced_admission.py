@@ -86,8 +86,7 @@ class OwnerPolicy:
         k = signed.get("min_cohort", 0)
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise InvalidArgument(
-                f"the signed policy of {owner}/{dataset}: min_cohort must be a non-negative "
-                "integer"
+                f"the signed policy of {owner}/{dataset}: min_cohort must be a non-negative integer"
             )
         kept = tuple(p for p in allowed if p in CONVERTIBLE)
         return OwnerPolicy(owner, dataset, privacy, kept, k)
@@ -224,8 +223,9 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
             reason="outsourced_join_path",
         )
     protocol = p.spec.protocol
+    lists: list[set[str]] = [set()]
     if protocol == "intersection_sum":
-        wanted, lists = ({"key", "value"} if position == 0 else {"key"}), [set()]
+        wanted = {"key", "value"} if position == 0 else {"key"}
     else:  # join_regression: A key and features, B key, label and optional features
         wanted = {"key"} if position == 0 else {"key", "label"}
         lists = [{"features"}] if position == 0 else [set(), {"features"}]
