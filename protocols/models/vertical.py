@@ -240,6 +240,10 @@ async def _hold_cohort(ctx: Context, n: Any, secint: Any) -> None:
 
 
 async def join_regression(ctx: Context) -> list[SecureOutput]:
+    if ctx.outsourced is not None:  # an outsourced side: its keys and columns from BFV
+        from protocols import he_join
+
+        return await he_join.join_regression(ctx)
     c_a, c_b1 = widths(ctx)
     w = c_a + c_b1
     bounds = await _z_bounds(ctx)
