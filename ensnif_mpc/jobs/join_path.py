@@ -47,6 +47,11 @@ TAGGED_PROTOCOLS = SELECTION_PROTOCOLS | ALIGNED_PROTOCOLS
 # sums in the MPyC field itself (Z_p), where every session's integers fit.
 RING_PROTOCOLS = frozenset({"intersection_size", "intersection_sum", "join_group_by"})
 MAX_BITS = 62
+# Models whose exact release has a two-owner route with the helper as dealer
+# (protocols.models.kmeans_ring); their other sessions run all in MPyC.
+DEALER = "two-owner-dealer"
+MPC_ONLY = "mpc"
+DEALER_PROTOCOLS = frozenset({"kmeans"})
 
 DESCRIPTIONS = {
     TAGGED: (
@@ -72,6 +77,20 @@ DESCRIPTIONS = {
         "Trusts the helper to follow the protocol: a deviating helper chooses the pairing "
         "alone; an owner colluding with the helper can test guessed keys of the other owner "
         "and learns the other owner's columns"
+    ),
+    DEALER: (
+        "two-owner-dealer (exact release): the two owners hold additive shares in Z_2^64 of "
+        "the scores, assignments and per-cluster sums and the helper deals correlated "
+        "randomness (triples, masks with their bits) from seeds it shares with each owner, "
+        "receiving no share of data; comparisons open only values under fresh uniform "
+        "masks; the counts and sums move into MPyC for the division and the centroids back "
+        "under a statistical mask only the second owner sees. Every party learns both row "
+        "counts. Trusts every party to follow the protocol; the helper colluding with an "
+        "owner learns everything, every row's cluster included. A DP release uses no dealer"
+    ),
+    MPC_ONLY: (
+        "mpc: every step in MPyC's Shamir secret sharing (more than two owners or t ≥ 2); "
+        "every party learns the owners' row counts"
     ),
     PRF: (
         "prf-shuffle: shared keys shuffled obliviously by resharing, pseudonymized by a PRF "
@@ -102,6 +121,8 @@ def choose(
     ``bit_length`` (the session's integer size) is known to the workers; the manifest,
     built before the session is sized, passes None and states the condition instead.
     """
+    if protocol in DEALER_PROTOCOLS:
+        return DEALER if (n_parties, threshold, n_owners) == (3, 1, 2) else MPC_ONLY
     if protocol not in TAGGED_PROTOCOLS:
         return None
     asked = requested(params)
