@@ -121,3 +121,82 @@ def test_the_outsourced_owner_s_signed_min_cohort_withholds_a_small_matched_set(
     raw = combine(got.parts)
     assert raw["withheld"] == 1
     assert raw["keys"] == raw["rows"] == raw["sum"] == 0
+
+
+# -- join_regression (the vertical ridge) with an outsourced side ---------------------------
+REG_DECIMALS = 1
+
+
+def _grid_frame(data: dict[str, np.ndarray], columns: list[str], how: str) -> pd.DataFrame:
+    """An owner's per-key rows as the protocol reduces them: sums, or means rounded half
+    up to the grid (exact integers), in units."""
+    scale = 10**REG_DECIMALS
+    frame = pd.DataFrame({"key": data["cust"]})
+    for c in columns:
+        frame[c] = np.round(np.asarray(data[c]) * scale).astype(np.int64)
+    grouped = frame.groupby("key")
+    sums, counts = grouped.sum(), grouped.size().to_numpy()[:, None]
+    if how == "sum":
+        return sums / scale
+    means = (2 * sums.to_numpy() + counts) // (2 * counts)
+    return pd.DataFrame(means / scale, index=sums.index, columns=columns)
+
+
+def _regression_sides(rng: np.random.Generator, outsourced: int):
+    """A (key, minutes) and B (key, items, basket): the outsourced side one row per key,
+    the live side several rows for some keys, 200 keys shared."""
+    ids = rng.permutation(600)[:260] + 10**5
+    minutes = np.round(rng.uniform(10, 100, len(ids)), REG_DECIMALS)
+    b_keys = np.concatenate([ids[:200], rng.permutation(np.arange(700, 900))[:60] + 10**5])
+    visits = np.ones(len(b_keys), dtype=np.int64)
+    if outsourced == 0:
+        visits = rng.integers(1, 4, len(b_keys))  # the live B repeats keys
+    customer = np.repeat(b_keys, visits)
+    by_id = dict(zip(ids, minutes, strict=True))
+    delivery = np.array([by_id.get(c, 50.0) for c in customer])
+    items = np.round(rng.uniform(1, 30, len(customer)), REG_DECIMALS)
+    basket = np.round(20 + 1.5 * delivery + 3.0 * items + rng.normal(0, 8, len(customer)), 1)
+    key = Column("cust", "int", 0, 10**6)
+    cols_a = (key, Column("minutes", "float", 0, 120.0, REG_DECIMALS))
+    cols_b = (
+        key,
+        Column("items", "float", 0, 120.0, REG_DECIMALS),
+        Column("basket", "float", 0, 800.0, REG_DECIMALS),
+    )
+    data_a = {"cust": ids, "minutes": minutes}
+    data_b = {"cust": customer, "items": items, "basket": np.clip(basket, 0, 800)}
+    kind_a = OutsourcedTable if outsourced == 0 else OwnerTable
+    kind_b = OutsourcedTable if outsourced == 1 else OwnerTable
+    extra_a = {"keys": ("cust",)} if outsourced == 0 else {}
+    extra_b = {"keys": ("cust",)} if outsourced == 1 else {}
+    a = kind_a(data_a, cols_a, {"key": "cust"}, lists={"features": ["minutes"]}, **extra_a)
+    b = kind_b(
+        data_b, cols_b, {"key": "cust", "label": "basket"}, lists={"features": ["items"]},
+        **extra_b,
+    )  # fmt: skip
+    return a, b
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("outsourced", "how"), [(0, "sum"), (1, "mean")])
+def test_join_regression_with_an_outsourced_side_is_scikit_learn_s_ridge(tmp_path, outsourced, how):
+    """The vertical ridge (λ = 30) over the pandas join of the per-key rows: coefficients
+    within 1e-6 of scikit-learn's Ridge, the outsourced owner first (sums per key) and
+    second (means per key)."""
+    from sklearn.linear_model import Ridge
+
+    a, b = _regression_sides(np.random.default_rng(31 + outsourced), outsourced)
+    live, out = (b, a) if outsourced == 0 else (a, b)
+    params = {**PRF, "per_key": how, "ridge": 30.0}
+    got = run(
+        tmp_path, "join_regression", live, out, params, decimals=REG_DECIMALS,
+        job_id=f"hejreg{outsourced}", timeout=600.0, holder=outsourced,
+    )  # fmt: skip
+    joined = _grid_frame(dict(a.data), ["minutes"], how).join(
+        _grid_frame(dict(b.data), ["items", "basket"], how), how="inner"
+    )
+    z = joined.to_numpy()
+    assert len(z) == 200
+    model = Ridge(alpha=30.0).fit(z[:, :2], z[:, 2])
+    coefs = np.array([float(got.outputs[f"coef[{j}]"]) for j in range(3)])
+    np.testing.assert_allclose(coefs, [model.intercept_, *model.coef_], rtol=1e-6, atol=1e-6)
