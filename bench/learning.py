@@ -183,10 +183,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (see QUICK)")
     ap.add_argument("--only", choices=sorted(SIZES), help="one case")
     ap.add_argument("--rows", type=int, help="rows per owner (with --only)")
+    ap.add_argument("--features", type=int, help="features (with --only)")
     args = ap.parse_args()
-    if args.rows and args.only:
+    if (args.rows or args.features) and args.only:
         n, d, steps = (QUICK if args.quick else SIZES)[args.only]
-        return 0 if run_case(args.only, args.rows, d, steps) else 1
+        return 0 if run_case(args.only, args.rows or n, args.features or d, steps) else 1
     return 0 if run(args.quick, args.only) else 1
 
 

@@ -59,13 +59,14 @@ from typing import Any
 
 import numpy as np
 
+from ensnif_mpc.jobs import join_path
 from protocols.io import Context
 from protocols.models import inputs
 from protocols.models.kmeans import BITS, FC, divide
 from protocols.ring.dealer import ONES, Engine, words
 
-ROUTE = "two-owner-dealer"
-MPC_ROUTE = "mpc"
+ROUTE = join_path.DEALER  # the manifest names it (ensnif_mpc.jobs.join_path)
+MPC_ROUTE = join_path.MPC_ONLY
 MASK_BITS = 61  # the statistical mask of step 5: c < 2^21, so c + R hides c within 2^-40
 PHASES: dict[str, float] = {}  # wall seconds per step in this process (benchmarks read it)
 
@@ -77,8 +78,9 @@ def _lap(name: str, since: float) -> float:
 
 
 def route(n_parties: int, threshold: int, n_owners: int) -> str:
-    """The exact release's route, from the session alone (every party decides alike)."""
-    return ROUTE if (n_parties, threshold, n_owners) == (3, 1, 2) else MPC_ROUTE
+    """The exact release's route, from the session alone (every party decides alike, and
+    the manifest says the same: ``join_path.choose``)."""
+    return str(join_path.choose("kmeans", n_parties, threshold, n_owners, {}))
 
 
 def _u64(x: Any) -> np.ndarray:
