@@ -42,7 +42,7 @@ from party_node.policy import Verdict
 # its per-bin counts (histogram), its rows (the horizontal regression).
 TOTALS = ("sum", "count", "mean")
 BINNED = ("histogram",)
-ROWS = ("linear_regression",)
+ROWS = ("linear_regression", "logistic_regression")
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
 JOINS = ("intersection_sum", "join_regression")
@@ -150,6 +150,12 @@ def check_input(
     where = f"{inp.party}/{inp.dataset}"
     protocol = p.spec.protocol
     charge = dataset.policy.check(protocol, p.release)
+    if protocol == "logistic_regression" and not p.release.exact:
+        raise InvalidArgument(
+            f"{where} is outsourced: the DP logistic regression clips every row's gradient "
+            "in the clear at its owner, which an outsourced owner cannot; ask for an exact "
+            "release (the owner's policy must allow it)"
+        )
     if protocol in ROWS:
         roles = {**inp.columns, **inp.column_lists}
         if set(roles) != {"features", "label"} or isinstance(roles["features"], str):
@@ -174,6 +180,8 @@ def check_input(
             raise InvalidArgument(
                 f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
             )
+    if protocol == "logistic_regression":
+        _check_box(p.spec.params, read, where)
     out = _conversion(p, inp, dataset, read, where)
     out["min_cohort"] = _min_cohort(dataset.policy, definition, dataset.rows, where)
     if not p.release.exact:
@@ -211,6 +219,28 @@ def _min_cohort(policy: OwnerPolicy, definition: Any, rows: int, where: str) -> 
             reason="cohort_too_small",
         )
     return 0
+
+
+def _check_box(
+    params: Mapping[str, Any], read: Mapping[str, tuple[Column, ...]], where: str
+) -> None:
+    """The logistic fit's box (params.lower/upper) must contain every outsourced feature's
+    declared bounds, and the label be declared an integer in [0, 1]: the helper cannot
+    clamp or check ciphertexts, the live owners clamp and check in the clear."""
+    lower, upper = params.get("lower") or [], params.get("upper") or []
+    features = read.get("features", ())
+    if len(lower) != len(features) or len(upper) != len(features):
+        raise InvalidArgument(f"params.lower/params.upper: one bound per feature of {where}")
+    for col, low, high in zip(features, lower, upper, strict=True):
+        if col.lower < float(low) or col.upper > float(high):
+            raise InvalidArgument(
+                f"{where}.{col.name} is outsourced with declared bounds [{col.lower:g}, "
+                f"{col.upper:g}]: the job's box must contain them (params.lower/upper), "
+                "since the helper cannot clamp ciphertexts"
+            )
+    for col in read.get("label", ()):
+        if col.type != "int" or col.lower < 0 or col.upper > 1:
+            raise InvalidArgument(f"{where}.{col.name}: a 0/1 label is declared int in [0, 1]")
 
 
 def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> None:

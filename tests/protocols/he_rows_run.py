@@ -137,7 +137,7 @@ def _holder_input(
             + [math.ceil(c.abs_bound * 10**decimals) for c in values],
         }
         return out_join | _common(table, directory, manifest, key)
-    if protocol == "linear_regression":
+    if protocol in ("linear_regression", "logistic_regression"):
         cols = [declared[n] for n in [*table.lists["features"], table.roles["label"]]]
         out: dict[str, Any] = {
             "mode": "rows",
