@@ -144,6 +144,10 @@ def raw_coefficients(mpc: Any, w: Any, lower: np.ndarray, upper: np.ndarray) -> 
 
 
 async def logistic_regression(ctx: Context) -> list[SecureOutput]:
+    if ctx.outsourced is not None:  # an outsourced owner's rows: converted, Gram in MPC
+        from protocols import he_logistic
+
+        return await he_logistic.logistic_regression(ctx)
     lower, upper = feature_box(ctx.params)
     if ctx.dp:
         return await _noisy_descent(ctx, lower, upper)
