@@ -46,9 +46,17 @@ class Workspace:
         return p
 
     def scrub_secrets(self, job_id: str) -> None:
-        """After a job ends, its MPC key is no longer needed (the data was never copied here)."""
+        """After a job ends, its MPC key is no longer needed (the data was never copied here);
+        nor are a partitioned job's partition key and its other sessions' copies of the key
+        and partial shares (protocols/partitions.py)."""
         p = self.path(job_id)
         shutil.rmtree(p / ".config", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (p / "partition.key").unlink()
+        for sibling in p.glob("part[0-9]*"):
+            shutil.rmtree(sibling / ".config", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (sibling / "partials.json").unlink()
 
 
 class JobHandle:

@@ -24,7 +24,7 @@ from ensnif_mpc import logs
 from ensnif_mpc.config import PartyConfig
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import EnsnifError, InvalidArgument, ResourceBusy
-from ensnif_mpc.jobs import approvals, member_program
+from ensnif_mpc.jobs import approvals, member_program, sessions
 from ensnif_mpc.jobs.worker_session import (
     ARTIFACTS_FILE,
     RESULT_FILE,
@@ -115,28 +115,54 @@ class Supervisor:
             return len(self._handles)
 
     # -- ports ---------------------------------------------------------------
-    def allocate_port(self) -> int:
+    @property
+    def _block(self) -> int:
+        """Ports a job may hold from its job port on: one per parallel session offered."""
+        return sessions.capacity(self.cfg.parallel_sessions)
+
+    def offer(self, protocol: str, params: Any, n_parties: int, n_owners: int) -> int:
+        """The parallel sessions this node offers a job (``ensnif_mpc.jobs.sessions``)."""
+        return sessions.offer(self.cfg.parallel_sessions, protocol, n_parties, n_owners, params)
+
+    def offer_for(self, job: NodeJob) -> int:
+        spec = job.data["spec"]
+        return self.offer(
+            spec["protocol"], spec["params"], len(job.data["party_order"]), len(job.data["owners"])
+        )
+
+    def allocate_port(self, count: int = 1) -> int:
+        """The first of ``count`` consecutive free MPC ports (a job of k parallel sessions
+        listens on its job port + s in session s), all reserved. A live job's port counts
+        as the start of a block of the node's largest offer (its k is not stored)."""
         lo, hi = self.cfg.mpc_ports
+        count = max(1, count)
         with self._lock:
-            used = self.store.ports_in_use() | self._reserved
-            for port in range(lo, hi + 1):
-                if port in used:
+            used = {
+                p + i for p in self.store.ports_in_use() for i in range(self._block)
+            } | self._reserved
+            for port in range(lo, hi - count + 2):
+                block = range(port, port + count)
+                if any(p in used for p in block) or not all(map(self._bindable, block)):
                     continue
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    # As the worker's own listener does: a port whose last job's connections
-                    # linger in TIME_WAIT is free (without this, a busy node ran out).
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    try:
-                        s.bind(("", port))
-                    except OSError:
-                        continue
-                self._reserved.add(port)
+                self._reserved.update(block)
                 return port
         raise ResourceBusy(f"no free MPC port in {lo}-{hi}; too many concurrent jobs")
 
+    @staticmethod
+    def _bindable(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As the worker's own listener does: a port whose last job's connections
+            # linger in TIME_WAIT is free (without this, a busy node ran out).
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("", port))
+            except OSError:
+                return False
+        return True
+
     def release_port(self, port: int) -> None:
         with self._lock:
-            self._reserved.discard(port)
+            self._reserved.difference_update(range(port, port + self._block))
 
     # -- a job's session and its end -------------------------------------------
     def stage(
@@ -145,19 +171,29 @@ class Supervisor:
         peers: list[mpc_session.PeerBinding],
         threshold: int,
         artifacts: Sequence[dict[str, Any]] = (),
+        parallel: int = 1,
     ) -> None:
         """Write the checked session into the job's directory; the monitor launches it.
 
         ``artifacts``: this node's shares of the artifacts the job reads (checked by the
         node). Every member's consortium certificate goes in too: an output opened to a
-        named party is sealed to it."""
+        named party is sealed to it. ``parallel``: the job's k from the coordinator, at
+        most what this node offered (it reserved that many ports)."""
         job_id = job.job_id
+        parallel = max(1, parallel)
+        if parallel > self.offer_for(job):
+            raise InvalidArgument(
+                f"the coordinator asks for {parallel} parallel sessions; this node offered "
+                f"{self.offer_for(job)} for the job"
+            )
         own = mpc_session.MpcCredential(
             job.data["mpc_cert"], job.data["mpc_key"], bytes.fromhex(job.data["binding_signature"])
         )
         directory = self.workspace.create(job_id)
         mpc_session.write_config(directory, job.party_index, own, peers)
         extra: dict[str, Any] = {}
+        if parallel > 1:  # protocols/partitions.py: session 0 starts the others
+            extra["sessions"] = parallel
         if (program := job.data["spec"].get("program")) is not None:
             # A member program runs from the job's own directory, never from the node's
             # code paths; the worker checks these files against the hash again.
@@ -238,7 +274,7 @@ class Supervisor:
         with self._lock:
             self._handles.pop(job.job_id, None)
             self._started.pop(job.job_id, None)
-            self._reserved.discard(job.mpc_port)
+            self._reserved.difference_update(range(job.mpc_port, job.mpc_port + self._block))
         # The per-job MPC key is useless once the job ended; do not keep it at rest.
         self.workspace.scrub_secrets(job.job_id)
         data = fields.pop("data", job.data)

@@ -47,6 +47,7 @@ from ensnif_mpc.jobs.worker_session import (
 from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.results.shares import OutputShare
 from protocols import delivery
+from protocols.partitions import PartitionFailed
 
 # For annotations only: the worker imports these where it uses them. MPyC has no type
 # stubs: its runtime (``mpc``), secure types and values are typed Any here.
@@ -72,23 +73,45 @@ def mpyc_argv(session: WorkerSession) -> list[str]:
 
 
 class Reporter:
+    """Writes this worker's status. In session 0 of a partitioned job (``others``: the
+    sibling sessions' last figures) the bytes, messages and CPU seconds are summed over
+    the sessions and the rounds are the largest session's (they run at once)."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.bytes_sent = 0
+        self.others: list[dict[str, Any]] = []
 
     def __call__(self, phase: str, fraction: float, message: str = "") -> None:
         from protocols.transport_stats import COUNTS
 
+        sent, cpu, messages, rounds = self.bytes_sent, _cpu(), COUNTS.messages, COUNTS.rounds
+        for other in self.others:
+            sent += int(other["bytes_sent"])
+            cpu += float(other["cpu_seconds"])
+            messages += int(other["messages_sent"])
+            rounds = max(rounds, int(other["rounds"]))
         status = WorkerStatus(
             phase,
             fraction,
             message,
-            self.bytes_sent,
-            cpu_seconds=_cpu(),
-            messages_sent=COUNTS.messages,
-            rounds=COUNTS.rounds,
+            sent,
+            cpu_seconds=round(cpu, 3),
+            messages_sent=messages,
+            rounds=rounds,
         )
         status.write(self.directory)
+
+    def own(self, mpc: Any) -> dict[str, Any]:
+        """This session's own figures (for ``sessions.json``)."""
+        from protocols.transport_stats import COUNTS
+
+        return {
+            "bytes_sent": _bytes_sent(mpc),
+            "messages_sent": COUNTS.messages,
+            "rounds": COUNTS.rounds,
+            "cpu_seconds": _cpu(),
+        }
 
 
 def _cpu() -> float:
@@ -329,10 +352,18 @@ async def _reshare_outputs(
 
 
 async def _run(
-    mpc: Any, session: WorkerSession, directory: Path, report: Reporter
-) -> tuple[bytes, list[dict[str, Any]]]:
+    mpc: Any,
+    session: WorkerSession,
+    directory: Path,
+    report: Reporter,
+    siblings: list[tuple[Path, Any]] | None = None,
+) -> tuple[bytes | None, list[dict[str, Any]]]:
+    """The session's program, noise and delivery. In a partitioned job
+    (``protocols.partitions``) a sibling session stops after its partial outputs (its
+    shares go to session 0 at this node; None is returned) and session 0 combines them
+    with its own before the noise and the delivery."""
     from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
-    from protocols import he_outsourced, registry
+    from protocols import he_outsourced, partitions, registry
     from protocols.io import Context
     from protocols.rounds import NoisyRounds
 
@@ -358,6 +389,13 @@ async def _run(
     state = {"finishing": False}
     watcher = asyncio.ensure_future(_watch_peers(mpc, session, directory, state))
     try:
+        part = None
+        if partitions.sessions_of(session.extra) > 1:
+            part = partitions.Partition(
+                int(session.extra.get("partition", 0)), partitions.sessions_of(session.extra)
+            )
+            part = await partitions.agree_key(mpc, session.index, session.owners, part, directory)
+            partitions.install(part)
         # The owner reads its own data only now: a slow source then counts against the
         # job's time limit, not the peers' connect timeout.
         report("preparing", 0.08)
@@ -382,6 +420,19 @@ async def _run(
         produced = await program(ctx)
         delivery.check_destinations(definition, produced, len(session.addresses))
         outputs = [o for o in produced if o.to != ARTIFACT]
+        if part is not None and session.index in session.owners and not partitions.applied():
+            raise RuntimeError(f"{session.protocol} did not partition its input")
+        if part is not None and part.sibling:  # shares only: session 0 goes on
+            report.bytes_sent = _bytes_sent(mpc)
+            report("partials", 0.9)
+            await partitions.write_partials(mpc, outputs, directory)
+            finished = True
+            return None, []
+        if part is not None:
+            report("combining", 0.8)
+            partials = await partitions.wait_partials(siblings or [])
+            outputs = partitions.combine(outputs, partials)
+            report.others = partitions.session_stats(directory, {})[1:]
         sigmas = [0.0] * len(outputs)
         if rounds is not None and rounds.used:  # an iterative program noised its rounds
             outputs, sigmas = rounds.finish(outputs)
@@ -397,6 +448,10 @@ async def _run(
             mpc, session, [o for o in produced if o.to == ARTIFACT]
         )
         report.bytes_sent = _bytes_sent(mpc)
+        if part is not None:
+            stats = partitions.session_stats(directory, report.own(mpc))
+            report.others = stats[1:]
+            atomic_write(directory / partitions.SESSIONS_FILE, json.dumps(stats).encode())
         finished = True
     finally:
         state["finishing"] = True
@@ -560,6 +615,12 @@ def _trace_openings(mpc: Any, directory: Path) -> None:
     mpc.output = traced
 
 
+def _first_of_partitioned(session: WorkerSession) -> bool:
+    from protocols import partitions
+
+    return partitions.sessions_of(session.extra) > 1 and "partition" not in session.extra
+
+
 def _leave(code: int) -> NoReturn:
     """Exit now: after a failure MPyC's open connections must not keep the process alive."""
     logging.shutdown()
@@ -585,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = mpyc_argv(session)
     report = Reporter(directory)
     report("starting", 0.0)
+    siblings: list[tuple[Path, Any]] = []
     try:
         definition = delivery.backend_definition(session)
         if definition is not None:  # another backend than MPyC: no MPC session, no MPyC
@@ -599,7 +661,22 @@ def main(argv: list[str] | None = None) -> int:
             _trace_openings(mpc, directory)
             bind_peer_indices()
             quick_connect_retries()
-            sealed, kept = mpc.run(_run(mpc, session, directory, report))
+            if _first_of_partitioned(session):  # the other sessions start cold, at once
+                from protocols import partitions
+
+                siblings = partitions.launch_siblings(directory, session)
+            sealed, kept = mpc.run(_run(mpc, session, directory, report, siblings))
+    except PartitionFailed as exc:  # another session of this job at this node ended
+        log.error("job %s failed: %s", session.job_id, exc)
+        WorkerStatus(
+            "failed",
+            0.0,
+            f"a parallel session of this job failed at this node ({exc}); the whole job "
+            "ends and nothing is released",
+            report.bytes_sent,
+            "partition_failed",
+        ).write(directory)
+        return _leave(EXIT_FAILED)
     except EnsnifError as exc:  # a known failure (bad data, a failing source): its own reason
         log.error("job %s failed: %s (%s)", session.job_id, exc.message, exc.reason)
         WorkerStatus("failed", 0.0, exc.message, report.bytes_sent, exc.reason).write(directory)
@@ -615,6 +692,11 @@ def main(argv: list[str] | None = None) -> int:
             "worker_failed",
         ).write(directory)
         return _leave(EXIT_FAILED)
+    if sealed is None:  # a partitioned job's sibling session: its partials are written
+        report("done", 1.0)
+        return _leave(EXIT_OK)
+    for _, proc in siblings:
+        proc.wait()
     if kept:  # before the result: the node takes a present result as the job's end
         atomic_write(directory / ARTIFACTS_FILE, json.dumps(kept).encode())
     atomic_write(directory / RESULT_FILE, sealed)

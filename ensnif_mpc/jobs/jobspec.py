@@ -397,6 +397,7 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
     if not isinstance(params, dict):
         raise InvalidJobSpec("params: expected a table")
     _check_json("params", params)
+    _check_sessions(protocol, len(inputs), len(helper_names), params)
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise InvalidJobSpec("name: expected a string")
@@ -422,6 +423,19 @@ def from_dict(raw: dict[str, Any]) -> JobSpec:
         program,
         artifacts=_artifact_ids(raw.get("artifacts", [])),
     )
+
+
+def _check_sessions(protocol: str, owners: int, helpers: int, params: dict[str, Any]) -> None:
+    """``params.sessions`` (k parallel MPC sessions, ``ensnif_mpc.jobs.sessions``): an
+    integer from 1, above 1 only for a protocol that splits by key on the job's route."""
+    from ensnif_mpc.jobs import sessions
+
+    try:
+        sessions.check(protocol, owners + helpers, owners, params)
+    except sessions.SessionsNotPartitionable as exc:
+        raise InvalidJobSpec(str(exc), reason="sessions_not_partitionable") from None
+    except ValueError as exc:
+        raise InvalidJobSpec(str(exc)) from None
 
 
 def _artifact_ids(raw: Any) -> tuple[str, ...]:

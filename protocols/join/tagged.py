@@ -79,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from protocols import partitions
 from protocols.io import Context, SecureOutput
 from protocols.join.common import capped, keyed, row_cap
 from protocols.tagging import OFFSET, as_ring, dot, private_order, select, stream, tags
@@ -221,6 +222,16 @@ async def _into_mpc(
     return list(out.tolist())
 
 
+def _in_partition(keys: Any, columns: np.ndarray | None = None) -> tuple[Any, Any]:
+    """An owner's distinct keys (and their columns) in this session's partition when the
+    job runs as k parallel sessions (``protocols.partitions``); all of them otherwise."""
+    mask = partitions.keep(keys)
+    if mask is None:
+        return keys, columns
+    kept = np.asarray(keys)[mask]
+    return kept, None if columns is None else columns[:, mask]
+
+
 def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     """A's distinct keys and its columns (row counts, sums) as a (2, n) int64 matrix."""
     from protocols.join.intersection import _value_where
@@ -236,7 +247,8 @@ def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
         counts, sums = capped(sums, counts, row_cap(ctx.params))
     columns = np.array([np.asarray(counts, dtype=np.int64), np.asarray(sums, dtype=np.int64)])
-    return agg.keys["key"], columns.reshape(2, -1)
+    keys, kept = _in_partition(agg.keys["key"], columns.reshape(2, -1))
+    return keys, kept
 
 
 # -- the programs -----------------------------------------------------------------------------
@@ -248,7 +260,7 @@ async def intersection_size(ctx: Context) -> list[SecureOutput]:
     keys = None
     if me in (a, b):
         assert ctx.local is not None
-        keys = keyed(ctx.local, ["key"]).keys["key"]
+        keys, _ = _in_partition(keyed(ctx.local, ["key"]).keys["key"])
     ctx.progress("tagging", 0.3)
     _, sel, _ = await _match(ctx, keys, trace)
     count = int(sel.sum()) if sel is not None else 0
@@ -269,7 +281,7 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
         keys, columns = _owner_a_columns(ctx)
     elif me == b:
         assert ctx.local is not None
-        keys = keyed(ctx.local, ["key"]).keys["key"]
+        keys, _ = _in_partition(keyed(ctx.local, ["key"]).keys["key"])
     ctx.progress("tagging", 0.3)
     order, sel, seeds = await _match(ctx, keys, trace)
     ctx.progress("aggregating", 0.6)

@@ -1,0 +1,362 @@
+"""k parallel MPC sessions of one job on disjoint keyed-hash partitions of its keys.
+
+Why: a join over hundreds of thousands of keys per side spends its time in per-key work
+(tagging, matching, the dot products, the transfers), all of which splits by key. A job
+whose coordinator set ``sessions = k > 1`` (the smallest of the analyst's
+``params.sessions`` and every node's ``parallel_sessions``; ``ensnif_mpc.jobs.sessions``)
+runs as k MPyC sessions per party at once, each the job's own program on one partition
+of the keys, each with its own ports, its own TLS links and its own per-session seeds.
+
+How, at every party (``protocols.worker`` drives it; this module holds the pieces):
+
+1. Session 0 is the job's worker. It writes k − 1 sibling session directories under its
+   job directory (``part<s>/``: the same session, ports shifted by s, the same per-job
+   TLS credential) and starts one worker process per sibling, in its own process group.
+2. The partition key P (:func:`agree_key`): in session 0, owner A draws a fresh 256-bit P
+   and sends it to owner B only (``mpc.transfer``, as the tag key K of
+   ``protocols.join.tagged``); the helper never receives it. Each owner's session 0
+   writes P into its job directory (mode 0600, node-local IPC), where its siblings at the
+   same node read it; the helper's siblings never need it.
+3. Each session keeps the keys x with ``partition(P, x) = PRF_P(x) mod k = s``
+   (:func:`assign`: the route's CBC-MAC-over-AES PRF under a key derived from P with its
+   own label, so P's partition tags are unrelated to any session's join tags). The
+   owners' per-key pre-aggregation runs over all rows; a key's rows are never split.
+4. Every session computes its outputs as secret shares and opens nothing. A sibling
+   gathers its own shares of its partial outputs (a local step: a party's share of a
+   secure value is its own) and writes them to its directory (:func:`write_partials`);
+   session 0 at the same node adds them to its own (:func:`combine`). Shamir sharing is
+   linear and every session shares in the same field (the same secure types, the same
+   bit lengths and security parameter) at the same evaluation points (the same party
+   order), so the sums of one party's k shares are that party's shares of the totals.
+5. Only session 0 goes on: the DP noise is added once, to the totals, with the whole
+   job's sensitivity (the release plan does not change with k); the protocol's
+   after-noise step (the joint minimum cohort) runs on the totals; then the one
+   re-randomization and sealing to the analyst, as for k = 1.
+
+What each party learns, per session and over the k sessions (semi-honest, t = 1, the
+tagged route's roles; the proofs per session are in ``protocols.join.tagged``):
+
+- Owners A and B: P (both hold it; it selects partitions of their own keys, which they
+  know anyway). A learns nothing new in any session. B learns, per session, the length
+  of A's vector, that is |A_s|, A's distinct keys in partition s. Over the k sessions B
+  therefore learns the split (|A_0|, …, |A_{k−1}|) of A's key count by a hash B can
+  evaluate (B holds P). This is more than one session reveals to B (only |A|): B learns
+  how many of A's keys fall in each of B's own partitions — for k = 2, one bit-like
+  count about A's key set as seen through P. Given |A| and P chosen after both key sets
+  are fixed, each |A_s| is Binomial(|A|, 1/k) in distribution over P, but B sees P and
+  its value for A's actual set: it is a genuine (small) extra disclosure to B, written
+  in docs/protocols.md.
+- Helper H: per session, the two partition sizes |A_s|, |B_s| and the match count c_s.
+  H never sees P. Under the PRF (P uniform and unknown to H), each key's partition is an
+  independent uniform draw from {0, …, k − 1}, independent of the tags H sees in any
+  session (those are under unrelated per-session keys). So given the totals
+  (|A|, |B|, c), the vector of per-session triples is distributed as the split of three
+  disjoint classes of keys — A-only (|A| − c), B-only (|B| − c), both (c) — each
+  multinomially into k cells with equal probabilities: H can sample it from the totals
+  alone. Checked claim: this is exact in the ideal model (partition values independent
+  uniform per distinct key); the real one is a PRF away from it. What H learns beyond
+  one session is therefore nothing (the totals |A|, |B|, c are what one session reveals
+  to H). Not hidden from H: k itself (public in the job's record).
+- Shares: every partial stays secret-shared; a party's k partial shares are added
+  locally and the totals are re-randomized once before delivery, so the analyst receives
+  exactly what a k = 1 job delivers (the same outputs, the same noise).
+- Everyone: k, each session's bytes and rounds (public in the job's status; they depend
+  on the partition sizes, which H learns anyway, and which an observer of traffic
+  volume sees on the k links, as the one session's volume shows |A| and |B| today).
+
+What breaks: as for the route (collusion of an owner with H: the dictionary attack on
+the tags; and now also on the partition: A or B with H learns every key's partition).
+A reused P would let B link partition splits across jobs: P is fresh per job and lives
+only in the job directory until the job ends (the node scrubs it with the MPC keys).
+
+Faults: a sibling that fails or dies ends its node's session 0 with ``partition_failed``
+(session 0 polls its siblings while it waits for their partials), which fails the job at
+that node; the peers' sessions lose their links and end; no session opens anything
+before session 0's final step, which needs every party's totals, so nothing is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KEY_FILE = "partition.key"  # in session 0's job directory: P, read by the owners' siblings
+PARTIALS_FILE = "partials.json"  # a sibling's own shares of its partial outputs
+SESSIONS_FILE = "sessions.json"  # session 0: each session's bytes, messages, rounds, CPU
+SIBLING_PREFIX = "part"
+PID_FILE = "worker.pid"  # in a sibling's directory: its worker's process id
+KEY_WAIT_S = 600.0  # a sibling waits at most this long for P (the job's timeouts govern)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """This process's session of a partitioned job: session ``index`` of ``count``."""
+
+    index: int
+    count: int
+    key: bytes | None = None  # P at an owner once agreed; None at the helper
+
+    @property
+    def sibling(self) -> bool:
+        return self.index > 0
+
+
+_CURRENT: Partition | None = None  # one session per worker process, as MPyC's runtime
+
+
+def install(partition: Partition | None) -> None:
+    global _CURRENT
+    _CURRENT = partition
+
+
+def current() -> Partition | None:
+    """This worker's partition, or None for an unpartitioned job (k = 1)."""
+    return _CURRENT
+
+
+def _partition_aes_key(key: bytes) -> bytes:
+    """The PRF key of the partition function: derived from P with its own label."""
+    return hashlib.sha256(b"ensnif-partition\x00" + key).digest()
+
+
+def assign(key: bytes, keys: Sequence[Any] | np.ndarray, count: int) -> np.ndarray:
+    """Each key's partition in {0, …, count − 1}: PRF_P(key) mod count, all keys at once.
+
+    The PRF is ``protocols.tagging.tags`` (CBC-MAC over AES-256, 64-bit output) under a
+    key derived from P; the modulo bias is below count / 2^64."""
+    from protocols.tagging import tags
+
+    if count < 1:
+        raise ValueError("a job has at least one partition")
+    hashed = tags(_partition_aes_key(key), keys)
+    return (hashed % np.uint64(count)).astype(np.int64)
+
+
+def keep(keys: Sequence[Any] | np.ndarray) -> np.ndarray | None:
+    """The boolean mask of ``keys`` in this session's partition, or None when the job is
+    not partitioned (every key is kept). Only an owner calls it (it needs P)."""
+    part = current()
+    if part is None or part.count == 1:
+        return None
+    if part.key is None:
+        raise RuntimeError("this session's partition key was not agreed")
+    _APPLIED[0] = True
+    mask: np.ndarray = assign(part.key, keys, part.count) == part.index
+    return mask
+
+
+_APPLIED = [False]
+
+
+def applied() -> bool:
+    """True once this owner's program kept only its partition's keys (the worker checks
+    it: a program that ignored the partition would count every key k times)."""
+    return _APPLIED[0]
+
+
+# -- the partition key ------------------------------------------------------------------------
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+async def agree_key(
+    mpc: Any, me: int, owners: Sequence[int], part: Partition, job_dir: Path
+) -> Partition:
+    """P at this party: session 0's owner A draws it and sends it to B only, both write it
+    for their siblings; a sibling owner reads it from its session 0's directory. The
+    helper's sessions return ``part`` unchanged (they never hold P)."""
+    a, b = owners[0], owners[1]
+    if part.sibling:
+        if me not in (a, b):
+            return part
+        path = job_dir.parent / KEY_FILE  # part<s>/ lives in session 0's directory
+        deadline = time.monotonic() + KEY_WAIT_S
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("session 0 did not agree the partition key in time")
+            await asyncio.sleep(0.02)
+        return Partition(part.index, part.count, path.read_bytes())
+    # Every party of session 0 takes part in the transfer (MPyC's program counters stay
+    # in step); only B receives.
+    mine = secrets.token_bytes(32) if me == a else None
+    got = list(await mpc.transfer(mine, senders=[a], receivers=[b]))
+    if me not in (a, b):
+        return part
+    key = mine if me == a else got[0]
+    assert isinstance(key, bytes) and len(key) == 32
+    _write_private(job_dir / KEY_FILE, key)
+    return Partition(part.index, part.count, key)
+
+
+# -- the partials -----------------------------------------------------------------------------
+def _sectype(value: Any) -> Any:
+    return getattr(value, "sectype", None) or type(value)
+
+
+async def write_partials(mpc: Any, outputs: Sequence[Any], directory: Path) -> None:
+    """A sibling's own shares of its partial outputs (scalars), with their names and
+    fields, for session 0 at the same node. Nothing is opened: a party's share of a
+    secure value is its own, gathered locally."""
+    own = await mpc.gather([o.value for o in outputs]) if outputs else []
+    records = [
+        {
+            "name": o.name,
+            "modulus": int(_sectype(o.value).field.modulus),
+            "share": int(getattr(s, "value", s)),
+        }
+        for o, s in zip(outputs, own, strict=True)
+    ]
+    _write_private(directory / PARTIALS_FILE, json.dumps(records).encode())
+
+
+class PartitionFailed(Exception):
+    """A sibling session at this node ended without its partials."""
+
+
+async def wait_partials(
+    siblings: Sequence[tuple[Path, Any]], poll_s: float = 0.05
+) -> list[list[dict[str, Any]]]:
+    """Every sibling's partials, in session order; raises :class:`PartitionFailed` as soon
+    as one sibling process has ended without writing them. ``siblings``: (directory,
+    process with ``poll()``) per sibling."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    while len(found) < len(siblings):
+        for i, (directory, proc) in enumerate(siblings):
+            if i in found:
+                continue
+            path = directory / PARTIALS_FILE
+            if path.exists():
+                found[i] = json.loads(path.read_text())
+            elif proc.poll() is not None:
+                raise PartitionFailed(f"session {i + 1} ended with code {proc.poll()}")
+        if len(found) < len(siblings):
+            await asyncio.sleep(poll_s)
+    return [found[i] for i in range(len(siblings))]
+
+
+def combine(outputs: Sequence[Any], partials: Sequence[Sequence[dict[str, Any]]]) -> list[Any]:
+    """Session 0's outputs plus the siblings' shares of theirs: the same names in the same
+    order, the same fields; each total is a secure value whose share is the sum of this
+    party's shares (local additions, no communication)."""
+    import dataclasses
+
+    combined = []
+    for j, out in enumerate(outputs):
+        sectype = _sectype(out.value)
+        field = sectype.field
+        total = out.value
+        for records in partials:
+            if len(records) != len(outputs):
+                raise ValueError("a partition returned another number of outputs")
+            rec = records[j]
+            if rec["name"] != out.name or rec["modulus"] != int(field.modulus):
+                raise ValueError(f"a partition's output {rec['name']!r} does not match")
+            total = total + sectype(field(int(rec["share"])))
+        combined.append(dataclasses.replace(out, value=total))
+    return combined
+
+
+def sibling_addresses(addresses: Sequence[str], index: int) -> list[str]:
+    """Session ``index``'s MPC addresses: every party's job port plus ``index`` (each node
+    reserved the ``parallel_sessions`` ports from its job port on)."""
+    out = []
+    for addr in addresses:
+        host, port = addr.rsplit(":", 1)
+        out.append(f"{host}:{int(port) + index}")
+    return out
+
+
+def sibling_dirs(job_dir: Path) -> list[Path]:
+    return sorted(
+        (p for p in job_dir.glob(f"{SIBLING_PREFIX}*") if p.is_dir()),
+        key=lambda p: int(p.name[len(SIBLING_PREFIX) :]),
+    )
+
+
+def scrub(job_dir: Path) -> None:
+    """After the job: P and the siblings' MPC keys are no longer needed."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        (job_dir / KEY_FILE).unlink()
+    for sibling in sibling_dirs(job_dir):
+        shutil.rmtree(sibling / ".config", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (sibling / PARTIALS_FILE).unlink()
+
+
+# -- the sibling sessions at this node --------------------------------------------------------
+def sessions_of(extra: dict[str, Any]) -> int:
+    """The job's k as the node wrote it into the session (1 when absent)."""
+    return max(1, int(extra.get("sessions", 1) or 1))
+
+
+def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
+    """Session 0's k − 1 siblings: one directory ``part<s>/`` each (the session with every
+    party's port shifted by s, the job's TLS material) and one worker process each, in
+    session 0's process group (the node's terminate reaches them) and dying with it."""
+    import dataclasses
+    import shutil
+    import subprocess
+    import sys
+
+    from ensnif_mpc.procs import child_env
+
+    count = sessions_of(session.extra)
+    siblings = []
+    for s in range(1, count):
+        sib = directory / f"{SIBLING_PREFIX}{s}"
+        sib.mkdir(mode=0o700, exist_ok=True)
+        shutil.copytree(directory / ".config", sib / ".config", dirs_exist_ok=True)
+        dataclasses.replace(
+            session,
+            addresses=sibling_addresses(session.addresses, s),
+            extra={**session.extra, "partition": s},
+        ).write(sib)
+        with (sib / "worker.out").open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "protocols.worker", str(sib)],
+                cwd=sib,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+            )
+        (sib / PID_FILE).write_text(str(proc.pid))  # for the operator (and the tests)
+        siblings.append((sib, proc))
+    return siblings
+
+
+def session_stats(directory: Path, own: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each session's bytes, messages, rounds and CPU seconds (session 0 first), from the
+    siblings' last status files; written to ``sessions.json`` for the node."""
+    from ensnif_mpc.jobs.worker_session import WorkerStatus
+
+    rows = [{"session": 0, **own}]
+    for sib in sibling_dirs(directory):
+        st = WorkerStatus.read(sib)
+        rows.append(
+            {
+                "session": int(sib.name[len(SIBLING_PREFIX) :]),
+                "bytes_sent": st.bytes_sent if st else 0,
+                "messages_sent": st.messages_sent if st else 0,
+                "rounds": st.rounds if st else 0,
+                "cpu_seconds": st.cpu_seconds if st else 0.0,
+            }
+        )
+    return rows
