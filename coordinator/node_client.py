@@ -95,6 +95,7 @@ class Approved:
     mpc_certificate_pem: str
     binding_signature: bytes
     approval: Decision | None
+    parallel_sessions: int = 1  # the parallel MPC sessions it offers (0 from older: 1)
 
 
 @dataclass(frozen=True)
@@ -225,11 +226,16 @@ class NodeClient:
         peers: Sequence[PeerBinding],
         threshold: int,
         timeout: float = 30.0,
+        sessions: int = 1,
     ) -> None:
-        """Start the job's worker at ``party`` with the session's peers; raises
-        :class:`NodeCallFailed` with the node's reason if it could not."""
+        """Start the job's worker at ``party`` with the session's peers and the job's
+        parallel sessions; raises :class:`NodeCallFailed` with the node's reason if it
+        could not."""
         req = ppb.StartRequest(
-            job_id=job_id, peers=[peer_to_pb(p) for p in peers], threshold=threshold
+            job_id=job_id,
+            peers=[peer_to_pb(p) for p in peers],
+            threshold=threshold,
+            sessions=sessions,
         )
         stub = self._stub(party)
         try:
@@ -337,6 +343,7 @@ def answer_from_pb(msg: ppb.ProposeResponse) -> ProposeAnswer:
             mpc_certificate_pem=msg.mpc_certificate_pem,
             binding_signature=bytes(msg.binding_signature),
             approval=decision_from_pb(msg.approval) if msg.HasField("approval") else None,
+            parallel_sessions=max(1, msg.parallel_sessions),
         )
     if msg.decision == ppb.DECISION_REJECTED:
         return Rejected(msg.reason, msg.reason_code or "rejected")
