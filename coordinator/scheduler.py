@@ -37,6 +37,7 @@ from coordinator.node_client import (
 from coordinator.store import JobRecord, Store
 from coordinator.validation import honest_majority_threshold
 from ensnif_mpc import logs
+from ensnif_mpc.jobs import sessions
 from ensnif_mpc.jobs.jobstate import LIVE, JobState
 from ensnif_mpc.security.mpc_session import PeerBinding
 
@@ -262,14 +263,17 @@ class Scheduler:
             job = self.store.get_job(job.id)
             if job.state.final:
                 raise JobEnded(job.id)
-        session = self._session(order, approved)
+        session = self._session(order, approved, _requested_sessions(job))
         job = self._move(job, JobState.APPROVED, session=session)
         return job
 
-    def _session(self, order: list[str], approved: dict[str, Approved]) -> dict[str, Any]:
+    def _session(
+        self, order: list[str], approved: dict[str, Approved], requested: int = 1
+    ) -> dict[str, Any]:
         """What every node needs to start (persisted with the job): the party order, each
-        peer's MPC endpoint and certificates, the threshold, and each owner's signed
-        approval."""
+        peer's MPC endpoint and certificates, the threshold, each owner's signed
+        approval, and the job's parallel sessions per party: the smallest of the
+        analyst's request and every node's offer (``ensnif_mpc.jobs.sessions``)."""
         peers = []
         for i, party in enumerate(order):
             ans = approved[party]
@@ -292,6 +296,7 @@ class Scheduler:
             "party_order": order,
             "peers": peers,
             "threshold": honest_majority_threshold(len(order)),
+            "sessions": sessions.decide(requested, (approved[p].parallel_sessions for p in order)),
             "approvals": [
                 {
                     "party": party,
@@ -359,10 +364,11 @@ class Scheduler:
             for p in session["peers"]
         ]
         threshold = int(session["threshold"])
+        parallel = int(session.get("sessions", 1))
 
         def start_one(party: str) -> tuple[str, NodeCallFailed | None]:
             try:
-                self.nodes.start(party, job.id, peers, threshold)
+                self.nodes.start(party, job.id, peers, threshold, sessions=parallel)
                 return party, None
             except NodeCallFailed as exc:
                 return party, exc
@@ -531,3 +537,11 @@ class _Following:
                     )
                     return
                 time.sleep(0.5)
+
+
+def _requested_sessions(job: JobRecord) -> int:
+    """The analyst's ``params.sessions`` (checked when the job file was parsed)."""
+    try:
+        return sessions.requested(job.spec.params)
+    except ValueError:
+        return 1
