@@ -306,7 +306,12 @@ class Node:
         self.ledger.reserve(p.job_id, charges, _deltas(p, charges))
         port = 0
         try:
-            port = self.supervisor.allocate_port()
+            # One port per parallel session this node offers (ensnif_mpc/jobs/sessions.py).
+            spec = p.spec
+            offer = self.supervisor.offer(
+                spec.protocol, spec.params, len(p.party_order), len(spec.owners)
+            )
+            port = self.supervisor.allocate_port(offer)
             self.store.record_question(p.job_id, admission.question_key(p))
             cred = mpc_session.mint(p.job_id, p.party_index, self.key_pem)
             self.workspace.create(p.job_id)
@@ -370,7 +375,12 @@ class Node:
     # -- start ---------------------------------------------------------------
     @logs.job_scoped("job_id")
     def start(
-        self, caller: Identity, job_id: str, peers: list[mpc_session.PeerBinding], threshold: int
+        self,
+        caller: Identity,
+        job_id: str,
+        peers: list[mpc_session.PeerBinding],
+        threshold: int,
+        parallel: int = 1,
     ) -> NodeJob:
         self.check_coordinator(caller)
         job = self.store.get(job_id)
@@ -383,7 +393,7 @@ class Node:
         ids = job.data["spec"].get("artifacts", [])
         analyst = admission.cert_name(job.data["analyst_cert"])
         shares = self._job_artifacts(ids, job.data["party_order"], analyst, threshold)
-        self.supervisor.stage(job, peers, threshold, artifacts=shares)
+        self.supervisor.stage(job, peers, threshold, artifacts=shares, parallel=parallel)
         self.artifacts.record_use(ids, job_id, analyst)
         return self.store.get(job_id)
 
