@@ -106,6 +106,7 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 mpc_certificate_pem=job.data.get("mpc_cert", ""),
                 binding_signature=bytes.fromhex(job.data.get("binding_signature", "")),
                 approval=approval,
+                parallel_sessions=self.node.supervisor.offer_for(job),
             )
         raise AssertionError  # unreachable: grpc_errors aborts
 
@@ -140,7 +141,9 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
                 )
                 for p in request.peers
             ]
-            job = self.node.start(caller, request.job_id, peers, request.threshold)
+            job = self.node.start(
+                caller, request.job_id, peers, request.threshold, max(1, request.sessions)
+            )
             return ppb.StartResponse(state=job.state)
         raise AssertionError
 
