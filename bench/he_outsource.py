@@ -23,6 +23,15 @@ the bytes (stored, the masked batch, the sealed shares, what each party sent), e
 worker's CPU seconds and peak RSS, and the load average.
 
     python bench/he_outsource.py --ridge-only [--ridge-rows 100000] [--features 10]
+
+The join case (``--join-only`` runs it alone, ``--no-join`` skips it): intersection_sum on the
+PRF route with a live first side (``--join-rows`` rows of baskets over customer ids, several
+per customer) and an outsourced second side (``--join-rows`` distinct customer ids encrypted
+as key limbs, about half of them the live side's), against pandas and the same job with
+both sides live (tests/protocols/harness.py), with the same time split, CPU seconds per
+party and the load average.
+
+    python bench/he_outsource.py --join-only [--join-rows 10000]
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from tests.protocols.he_outsourced_run import DECIMALS, partials, run  # noqa: E
 ROWS = 100_000
 QUICK_ROWS = 20_000
 RIDGE_ROWS = 100_000
+JOIN_ROWS = 10_000
 
 
 def edges_for(bins: int) -> tuple[float, ...]:
@@ -101,8 +111,13 @@ def main() -> int:
     ap.add_argument("--no-ridge", action="store_true", help="skip the rows → ridge case")
     ap.add_argument("--ridge-rows", type=int, default=RIDGE_ROWS, help="rows per owner")
     ap.add_argument("--features", type=int, default=10)
+    ap.add_argument("--join-only", action="store_true", help="only the outsourced join case")
+    ap.add_argument("--no-join", action="store_true", help="skip the outsourced join case")
+    ap.add_argument("--join-rows", type=int, default=JOIN_ROWS, help="rows per side")
     args = ap.parse_args()
     code = 0
+    if args.join_only:
+        return join_report(QUICK_ROWS // 10 if args.quick else args.join_rows)
     if not args.ridge_only:
         code |= report(
             QUICK_ROWS if args.quick else args.rows, args.bins, 1 if args.quick else args.repeat
@@ -110,6 +125,8 @@ def main() -> int:
     if not args.no_ridge:
         rows = QUICK_ROWS if args.quick else args.ridge_rows
         code |= ridge_report(rows, args.features)
+    if not (args.no_join or args.ridge_only):
+        code |= join_report(QUICK_ROWS // 10 if args.quick else args.join_rows)
     return code
 
 
@@ -240,6 +257,98 @@ def ridge_report(rows: int, features: int, ridge: float = 5.0) -> int:
     print(f"       MPC after the owner answered             {got.mpc_s:10.2f} s")
     print(f"       whole job, outsourced                    {got.wall_s:10.2f} s")
     print(f"       same job, both owners live               {base_wall:10.2f} s")
+    for i in sorted(got.cpu_s):
+        live_cpu = base.statuses[i].cpu_seconds
+        print(
+            f"       party {i}: CPU {got.cpu_s[i]:7.2f} s (live job {live_cpu:6.2f} s), "
+            f"sent {got.bytes_sent[i] / 1e6:7.1f} MB, peak RSS {got.peak_rss_mb[i]:6.0f} MB"
+        )
+    for p in problems:
+        print(f"   PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+def _join_tables(rows: int, seed: int):
+    from ensnif_mpc.data.schema import Column
+    from tests.protocols.harness import OwnerTable
+    from tests.protocols.he_rows_run import OutsourcedTable
+
+    rng = np.random.default_rng(seed)
+    customers = max(1, rows // 2)
+    cust = rng.integers(0, customers, size=rows) * 13 + 10**9  # ids far beyond 2^17
+    amount = rng.integers(0, 100_000, size=rows) / 100
+    key = Column("cust", "int", 0, 2 * 10**9)
+    live = OwnerTable(
+        {"cust": cust, "amount": amount},
+        (key, Column("amount", "float", 0.0, 1000.0, DECIMALS)),
+        {"key": "cust", "value": "amount"},
+    )
+    ids = rng.permutation(np.arange(0, 2 * customers) * 13 + 10**9)[:rows]
+    outsourced = OutsourcedTable({"cust": ids}, (key,), {"key": "cust"}, keys=("cust",))
+    return live, outsourced, cust, amount, ids
+
+
+def join_report(rows: int) -> int:
+    """The outsourced join case: intersection_sum, a live first side and an outsourced
+    second side of ``rows`` rows each, exact release, PRF route, against pandas and the same
+    job with both sides live."""
+    import os
+    from fractions import Fraction
+
+    import pandas as pd
+
+    from tests.protocols.harness import OwnerTable, run_parties
+    from tests.protocols.he_rows_run import run as run_outsourced
+
+    live, outsourced, cust, amount, ids = _join_tables(rows, 31)
+    t0 = time.perf_counter()
+    frame = pd.DataFrame({"cust": cust, "cents": np.rint(amount * 100).astype(np.int64)})
+    hit = frame[frame["cust"].isin(pd.Series(ids))]
+    want = {
+        "keys": Fraction(int(hit["cust"].nunique())),
+        "rows": Fraction(len(hit)),
+        "sum": Fraction(int(hit["cents"].sum()), 100),
+    }
+    plain_s = time.perf_counter() - t0
+    params = {"join_path": "prf-shuffle"}
+    as_live = OwnerTable(outsourced.data, outsourced.columns, outsourced.roles)
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ensnif-he-join-") as tmp:
+        got = run_outsourced(
+            Path(tmp), "intersection_sum", live, outsourced, params,
+            decimals=DECIMALS, job_id="benchjoin", timeout=1800.0,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        base = run_parties(
+            Path(tmp), "intersection_sum", [live, as_live, None], params,
+            decimals=DECIMALS, job_id="benchjoinlive", timeout=1800.0,
+        )  # fmt: skip
+        base_wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
+    problems = [
+        f"{name}: {k} differs from pandas"
+        for name, out in (("outsourced", got.outputs), ("live", base.outputs))
+        for k in want
+        if out[k] != want[k]
+    ]
+    print(
+        f"== outsourced join: intersection_sum, {rows:,} live rows ({int(want['keys']):,} "
+        f"matching keys) and {rows:,} outsourced keys, exact release, PRF route"
+    )
+    print(f"   load average before / after: {load[0]:.1f} / {load_after[0]:.1f} (2 cores)")
+    print(f"   (a) pandas isin + sums                        {plain_s * 1e3:10.1f} ms")
+    print(f"   (c) owner's encryption (one-off, 8 key limbs)  {got.encrypt_s:10.2f} s")
+    print(f"       stored at the helper                      {got.stored_bytes / 1e6:10.1f} MB")
+    print(f"       helper: verify, mask, flood every limb     {got.helper_mask_s:10.2f} s")
+    print(
+        f"       owner's client: decrypt, share, seal      {got.owner_s:10.2f} s "
+        f"(CPU {got.owner_cpu_s:.2f} s)"
+    )
+    print(f"       masked batch to the owner                 {got.batch_bytes / 1e6:10.1f} MB")
+    print(f"       sealed shares back (all parties)          {got.sealed_bytes / 1e6:10.1f} MB")
+    print(f"       MPC after the owner answered              {got.mpc_s:10.2f} s")
+    print(f"       whole job, outsourced                     {got.wall_s:10.2f} s")
+    print(f"       same job, both sides live                 {base_wall:10.2f} s")
     for i in sorted(got.cpu_s):
         live_cpu = base.statuses[i].cpu_seconds
         print(
