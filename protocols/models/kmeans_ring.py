@@ -53,6 +53,7 @@ division of k·d values. Per-element Python loops: none.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from typing import Any
@@ -62,13 +63,20 @@ import numpy as np
 from ensnif_mpc.jobs import join_path
 from protocols.io import Context
 from protocols.models import inputs
-from protocols.models.kmeans import BITS, FC, divide
+from protocols.models.kmeans import BITS, FC, FK, divide
 from protocols.ring.dealer import ONES, Engine, words
 
 ROUTE = join_path.DEALER  # the manifest names it (ensnif_mpc.jobs.join_path)
 MPC_ROUTE = join_path.MPC_ONLY
 MASK_BITS = 61  # the statistical mask of step 5: c < 2^21, so c + R hides c within 2^-40
 PHASES: dict[str, float] = {}  # wall seconds per step in this process (benchmarks read it)
+
+
+def score_bits(d: int) -> int:
+    """The signed range of a difference of two scores, in bits: ‖c‖² ≤ d·(2^20 + 1)² and
+    2^(FC+1)·x·c ≤ d·2^41·(1 + 2^-20) (rows ≤ 2^12, centroids ≤ 2^20 + 1 after the
+    division's rounding), so |Δ| < 3d·2^40·(1 + 2^-18) < 2^(40 + ⌈log2(3d + 1)⌉ + 1)."""
+    return min(64, 2 * (FK + FC) + math.ceil(math.log2(3 * d + 1)) + 2)
 
 
 def _lap(name: str, since: float) -> float:
@@ -154,7 +162,9 @@ async def _scores(eng: Engine, rows: _Rows, c: np.ndarray | None, k: int) -> np.
         return np.asarray(norms[None, :] - xc * np.uint64(2 << FC))
 
 
-async def _argmin(eng: Engine, scores: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
+async def _argmin(
+    eng: Engine, scores: np.ndarray | None, n: int, k: int, d: int
+) -> np.ndarray | None:
     """One-hot (n, k) arithmetic shares of each row's first smallest score: a tournament."""
     w = words(n)
     pad = w * 64
@@ -172,7 +182,7 @@ async def _argmin(eng: Engine, scores: np.ndarray | None, n: int, k: int) -> np.
             hi = np.vstack([vals[2 * i + 1] for i in range(pairs)])  # type: ignore[misc]
             with np.errstate(over="ignore"):
                 diff = (hi - lo).ravel()
-        bits = await eng.negative(diff, pairs * pad)  # 1 where the right one is smaller
+        bits = await eng.negative(diff, pairs * pad, score_bits(d))  # 1: the right is smaller
         won = await eng.select(bits, lo, hi, pairs * pad, 1)
         levels.append([None if bits is None else bits[i * w : (i + 1) * w] for i in range(pairs)])
         nxt: list[np.ndarray | None] = [
@@ -304,7 +314,7 @@ async def kmeans_ring(
     for t in range(steps):
         scores = await _scores(eng, rows, c, k)
         clock = _lap("scores", clock)
-        onehot = await _argmin(eng, scores, n, k)
+        onehot = await _argmin(eng, scores, n, k, d)
         clock = _lap("argmin", clock)
         got = await _sums(eng, rows, onehot, k)
         clock = _lap("sums", clock)

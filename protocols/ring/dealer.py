@@ -20,12 +20,14 @@ compute):
 - :meth:`Engine.mul`: Beaver products of arithmetic shares (one round: A and B open
   x − a and y − b to each other).
 - :meth:`Engine.band`: AND of XOR-shared packed bits with bit triples (one round).
-- :meth:`Engine.negative`: [v < 0] of shared v (two's complement) as XOR-shared bits:
-  A and B open m = v + r to each other, r uniform in Z_2^64 dealt with its 64 bits
-  XOR-shared; [v < 0] = m₆₃ ⊕ r₆₃ ⊕ borrow, where borrow = [m mod 2^63 < r mod 2^63] is
-  the borrow of the 63-bit subtraction m − r, computed from the public m and the shared
-  bits of r by a generate/propagate tree (``g = ¬m ∧ r``, ``p = ¬(m ⊕ r)``; six levels,
-  123 ANDs per comparison, packed 64 comparisons to a word).
+- :meth:`Engine.negative`: [v < 0] of shared v (two's complement, known to lie in
+  [−2^(ℓ−1), 2^(ℓ−1)), ℓ ≤ 64) as XOR-shared bits: A and B open m = v + 2^(ℓ−1) + r to
+  each other, r uniform in Z_2^64 dealt with its lowest ℓ bits XOR-shared;
+  [v < 0] = ¬(m_(ℓ−1) ⊕ r_(ℓ−1) ⊕ borrow), where borrow = [m mod 2^(ℓ−1) < r mod 2^(ℓ−1)]
+  is the borrow of the (ℓ−1)-bit subtraction m − r, computed from the public m and the
+  shared bits of r by a generate/propagate tree (``g = ¬m ∧ r``, ``p = ¬(m ⊕ r)``; six
+  levels for ℓ from 34 to 64, 123 ANDs per comparison at ℓ = 64, 89 at ℓ = 47, packed 64
+  comparisons to a word).
 - :meth:`Engine.select`: vL + b·(vR − vL) for a XOR-shared bit b and arithmetic vL, vR, in
   one round: H deals a daBit ρ (the same random bit XOR-shared and arithmetically shared)
   with a random a and ρ·a; A and B open c = b ⊕ ρ and f = y − a together, and
@@ -102,9 +104,6 @@ def _tree_sizes(length: int) -> list[int]:
         sizes.append(pairs if nxt == 1 else 2 * pairs)
         length = nxt
     return sizes
-
-
-BORROW_ANDS = _tree_sizes(63)  # [62, 32, 16, 8, 4, 1]: 123 per comparison
 
 
 class Engine:
@@ -255,31 +254,39 @@ class Engine:
         z = c ^ (e & b) ^ (f & a)
         return np.asarray(z ^ (e & f) if self.role == "A" else z)
 
-    async def negative(self, v: np.ndarray | None, n: int) -> np.ndarray | None:
-        """[v < 0] for n shared values (two's complement in Z_2^64), as one XOR-shared
-        packed plane (words(n),); H passes None."""
+    async def negative(self, v: np.ndarray | None, n: int, bits: int = 64) -> np.ndarray | None:
+        """[v < 0] for n shared values known to lie in [−2^(bits−1), 2^(bits−1)) (two's
+        complement in Z_2^64), as one XOR-shared packed plane (words(n),); H passes None.
+
+        A adds 2^(bits−1), so v' = v + 2^(bits−1) ∈ [0, 2^bits) and [v < 0] is the
+        complement of v''s bit bits−1. Bit i of v' = m − r (m = v' + r opened, r uniform
+        in Z_2^64) is m_i ⊕ r_i ⊕ [m mod 2^i < r mod 2^i] for every i, so only r's lowest
+        ``bits`` bits are dealt and the borrow tree spans bits − 1 positions (bits = 47:
+        89 ANDs instead of 123)."""
+        assert 3 <= bits <= 64
         w = words(n)
         label = self.label("mask")
-        tree = [(s, w) for s in BORROW_ANDS]
+        tree = [(s, w) for s in _tree_sizes(bits - 1)]
+        top_bit = bits - 1
         # One dealing for the whole comparison: the mask r with its bits, then every triple.
         if self.role == "H":
             ra, rb = self.seeded("A", label, (n,), "r"), self.seeded("B", label, (n,), "r")
             with np.errstate(over="ignore"):
                 r = ra + rb
-            bits_a = self.seeded("A", label, (64, w), "bits")
-            parts = [to_planes(r) ^ bits_a]
+            bits_a = self.seeded("A", label, (bits, w), "bits")
+            parts = [to_planes(r)[:bits] ^ bits_a]
             for i, shape in enumerate(tree):
                 sub = label + f"/t{i}".encode()
                 aa, ba, ca = (self.seeded("A", sub, shape, p) for p in "abc")
                 ab, bb = (self.seeded("B", sub, shape, p) for p in "ab")
                 parts.append(((aa ^ ab) & (ba ^ bb)) ^ ca)
-            await self.correct(parts, [(64, w), *tree])
+            await self.correct(parts, [(bits, w), *tree])
             await self.swap("mask", [])
             for _ in tree:
                 await self.swap("and", [])
             return None
         owner = self.role
-        got = await self.correct(None, [(64, w), *tree])
+        got = await self.correct(None, [(bits, w), *tree])
         r_mine = self.seeded(owner, label, (n,), "r")
         triples = []
         for i, shape in enumerate(tree):
@@ -288,16 +295,18 @@ class Engine:
                 triples.append([self.seeded("A", sub, shape, p) for p in "abc"])
             else:
                 triples.append([self.seeded("B", sub, shape, p) for p in "ab"] + [got[1 + i]])
-        bits = self.seeded("A", label, (64, w), "bits") if owner == "A" else got[0]
+        r_bits = self.seeded("A", label, (bits, w), "bits") if owner == "A" else got[0]
         assert v is not None
         with np.errstate(over="ignore"):
             m_mine = v + r_mine
+            if owner == "A":
+                m_mine = m_mine + np.uint64(1 << top_bit)
             (m_o,) = await self.swap("mask", [m_mine])
             m = m_mine + m_o
         planes = to_planes(m)
-        not_m = ~planes[:63]
-        g = not_m & bits[:63]
-        p = bits[:63] ^ not_m if owner == "A" else bits[:63].copy()
+        not_m = ~planes[:top_bit]
+        g = not_m & r_bits[:top_bit]
+        p = r_bits[:top_bit] ^ not_m if owner == "A" else r_bits[:top_bit].copy()
         for t in triples:
             length = g.shape[0]
             pairs = length // 2
@@ -315,8 +324,8 @@ class Engine:
                 if length % 2:
                     g_new, p_new = np.concatenate([g_new, g[-1:]]), np.concatenate([p_new, p[-1:]])
                 g, p = g_new, p_new
-        top = bits[63] ^ g[0]
-        return np.asarray(top ^ planes[63] if owner == "A" else top)
+        top = r_bits[top_bit] ^ g[0]  # v''s bit bits−1, then its complement (A flips)
+        return np.asarray(top ^ ~planes[top_bit] if owner == "A" else top)
 
     async def dabits(self, n: int, extra: int = 0) -> tuple[np.ndarray, ...]:
         """n daBits ρ (packed XOR shares (words(n),), arithmetic shares (n,)) and, when

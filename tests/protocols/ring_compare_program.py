@@ -44,6 +44,7 @@ async def main() -> None:
     n = v.size
     sv, sw = split(v, me), split(w, me)
     neg = await eng.negative(sv, n)
+    narrow = await eng.negative(sv, n, job["bits"])  # right only where |v| < 2^(bits−1)
     lo = None if sv is None else sv.reshape(n, 1)
     hi = None if sw is None else sw.reshape(n, 1)
     picked = await eng.select(neg, lo, hi, n, 1)  # w where v < 0, else v
@@ -53,8 +54,8 @@ async def main() -> None:
     mine = None
     if me != 2:
         assert neg is not None and picked is not None and arith is not None
-        assert product is not None
-        mine = [from_plane(neg, n), picked.ravel(), arith.ravel(), product]
+        assert product is not None and narrow is not None
+        mine = [from_plane(neg, n), picked.ravel(), arith.ravel(), product, from_plane(narrow, n)]
     got = await mpc.transfer(mine, senders=[0, 1])
     a_part, b_part = got
     with np.errstate(over="ignore"):
@@ -63,6 +64,7 @@ async def main() -> None:
             "select": (a_part[1] + b_part[1]).view(np.int64).tolist(),
             "arith": (a_part[2] + b_part[2]).view(np.int64).tolist(),
             "product": (a_part[3] + b_part[3]).view(np.int64).tolist(),
+            "narrow": (a_part[4] ^ b_part[4]).astype(int).tolist(),
             "rounds": eng.rounds,
         }
     eng.write_trace()

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 LOWER, UPPER = -50.0, 120.0
 LIMIT = 2**63
+NARROW = 47  # the sign test on a narrower range: k-means' score differences at d = 10
 
 
 def _owner(x: np.ndarray) -> OwnerTable:
@@ -52,7 +53,7 @@ def _uniform(hex_payloads: list[str]) -> bool:
 def _engine_run(tmp_path: Path, values: np.ndarray, others: np.ndarray) -> dict:
     from bench.raw import run as run_raw
 
-    job = {"values": values.tolist(), "others": others.tolist(), "seed": 7}
+    job = {"values": values.tolist(), "others": others.tolist(), "seed": 7, "bits": NARROW}
     program = Path(__file__).with_name("ring_compare_program.py")
     out = run_raw(tmp_path, str(program), job, 120)
     traces = [json.loads((tmp_path / f"party{i}" / TRACE_FILE).read_text()) for i in (0, 1)]
@@ -65,8 +66,15 @@ def test_the_ring_engine_matches_numpy_on_edge_cases_and_opens_only_uniform_valu
     monkeypatch.setenv(TRACE_ENV, "1")
     rng = np.random.default_rng(5)
     edges = [0, -1, 1, -LIMIT, LIMIT - 1, -LIMIT + 1, LIMIT - 2, 2**62, -(2**62), 2**63 - 2**62]
+    half = 2 ** (NARROW - 1)
+    edges += [-half, half - 1, -half + 1, half - 2, 2**40, -(2**40)]
     v = np.concatenate(
-        [edges, rng.integers(-LIMIT, LIMIT, 300, dtype=np.int64), rng.integers(-9, 9, 60)]
+        [
+            edges,
+            rng.integers(-LIMIT, LIMIT, 300, dtype=np.int64),
+            rng.integers(-9, 9, 60),
+            rng.integers(-half, half, 60),
+        ]
     ).astype(np.int64)
     o = rng.integers(-(2**40), 2**40, v.size).astype(np.int64)
     o[:5] = v[:5]  # equal values: not negative, the select keeps the left one
@@ -79,7 +87,11 @@ def test_the_ring_engine_matches_numpy_on_edge_cases_and_opens_only_uniform_valu
     assert out["select"] == np.where(v < 0, o, v).tolist()
     with np.errstate(over="ignore"):
         assert out["product"] == (v * o).tolist()
-    assert out["rounds"] == 1 + 6 + 1 + 1 + 1  # open v + r, six AND levels, select, b2a, mul
+    inside = (v >= -half) & (v < half)
+    assert inside.sum() > 60
+    assert np.array_equal(np.array(out["narrow"])[inside], (v[inside] < 0).astype(int))
+    # open v + r and six AND levels (twice), select, b2a, mul
+    assert out["rounds"] == 2 * (1 + 6) + 1 + 1 + 1
     # What each owner received (from the other owner and, for B, from the dealer): uniform
     # bits, and as many bytes for small values as for any others.
     small = _engine_run(tmp_path / "b", np.zeros_like(v), np.ones_like(o))
