@@ -12,6 +12,10 @@ sealed to the analyst and combined. Every answer is checked against numpy's; not
 speed is asserted.
 
     python bench/vertical.py [--rows 100000] [--quick]
+    python bench/vertical.py --logistic [--rows 10000] [--quick]
+
+``--logistic``: logistic regression across the same kind of join (``join_logistic``),
+exact and DP, next to scikit-learn's LogisticRegression on the joined rows.
 """
 
 from __future__ import annotations
@@ -154,11 +158,114 @@ def run(n: int) -> bool:
     return not problems
 
 
+LOGISTIC_ROWS, QUICK_LOGISTIC_ROWS = 10_000, 2_000
+LOGISTIC_STEPS, DP_STEPS, DP_RHO = 10, 20, 1.0
+
+
+def logistic_run(n: int) -> bool:
+    """join_logistic on the same kind of join (n rows per owner, DA + DB features, a 0/1
+    label at B drawn from a logistic model of both owners' features): scikit-learn's
+    LogisticRegression on the pandas join, then the Ensnif job exact (Newton steps in MPC)
+    and DP (noisy gradient descent in MPC, ρ = DP_RHO). No raw MPyC program: the
+    horizontal one (bench/raw_learning.py) is the hand-written baseline of the fit."""
+    import models_job
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from protocols.models import logistic
+    from protocols.registry import catalog
+
+    d = DA + DB
+    print(
+        f"== models: vertical logistic regression across a private join, {n:,} rows per "
+        f"owner, {DA} + {DB} features, {OVERLAP:.0%} of the keys shared, 3 parties"
+    )
+    rng = np.random.default_rng(3)
+    keys_a, x_a, keys_b, x_b, score = owners(rng, n)
+    late = (rng.uniform(size=n) < 1 / (1 + np.exp(-(score - 5) / 8))).astype(np.int64)
+    t = time.perf_counter()
+    a = pd.DataFrame(x_a, index=keys_a)
+    b = pd.DataFrame(np.column_stack([x_b, late]), index=keys_b).add_prefix("b")
+    z = a.join(b, how="inner").to_numpy()
+    x, y = z[:, :-1], z[:, -1]
+    sk = LogisticRegression(max_iter=1000).fit(x, y)
+    t_sk = time.perf_counter() - t
+    box = {"lower": [-X_BOUND] * d, "upper": [X_BOUND] * d}
+    tables = [table(keys_a, x_a, "a", None), label_table(keys_b, x_b, late), None]
+    params = {**box, "steps": LOGISTIC_STEPS}
+    dp_params = {**box, "steps": DP_STEPS, "learning_rate": 4.0}
+    blocks = catalog()["join_logistic"].dp_sensitivity([OwnerBounds(1)] * 2, dp_params)
+    release = dp.plan(DP_RHO, blocks, 3, 1).to_dict()
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="ensnif-vlogistic-") as tmp:
+        exact = models_job.run(
+            Path(tmp) / "exact",
+            "join_logistic",
+            tables,
+            params,
+            decimals=DECIMALS,
+            job_id="vlogexact",
+            timeout=1800,
+        )
+        noisy = models_job.run(
+            Path(tmp) / "dp",
+            "join_logistic",
+            tables,
+            dp_params,
+            decimals=DECIMALS,
+            job_id="vlogdp",
+            timeout=1800,
+            release=release,
+        )
+    print(f"{'':10} {'wall s':>8} {'vs sk':>7} {'accuracy':>9}  notes")
+    print(
+        f"{'sklearn':10} {t_sk:8.3f} {1:7.1f} {sk.score(x, y):9.3f}  pandas join + "
+        f"LogisticRegression ({len(y):,} matched keys)"
+    )
+    for name, run_, steps in (("exact", exact, LOGISTIC_STEPS), ("dp", noisy, DP_STEPS)):
+        coef = np.array([float(run_.outputs[f"coef[{j}]"]) for j in range(d)])
+        p = logistic.predict_proba(coef, float(run_.outputs["intercept"]), x)
+        accuracy = float(((p > 0.5) == y).mean())
+        if name == "exact" and abs(accuracy - sk.score(x, y)) > 0.01:
+            problems.append(f"exact accuracy {accuracy:.3f} vs scikit-learn {sk.score(x, y):.3f}")
+        what = "Newton steps" if name == "exact" else f"noisy gradient steps, ρ = {DP_RHO:g}"
+        print(
+            f"{'ensnif ' + name:10} {run_.job:8.2f} {run_.job / t_sk:7.1f} {accuracy:9.3f}  "
+            f"{steps} {what}; {run_.summary()}"
+        )
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    return not problems
+
+
+def label_table(keys: np.ndarray, x: np.ndarray, late: np.ndarray) -> harness.OwnerTable:
+    """B's table for the logistic case: its features and the 0/1 label."""
+    base = table(keys, x, "b", None)
+    return harness.OwnerTable(
+        {**base.data, "late": late},
+        (*base.columns, Column("late", "int", 0, 1)),
+        {**base.roles, "label": "late"},
+        fmt="parquet",
+        lists=base.lists,
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=ROWS, help="rows per owner")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows per owner")
+    ap.add_argument(
+        "--logistic",
+        action="store_true",
+        help=f"the join_logistic case instead ({LOGISTIC_ROWS:,} rows per owner, quick "
+        f"{QUICK_LOGISTIC_ROWS:,}; --rows overrides)",
+    )
     args = ap.parse_args()
+    if args.logistic:
+        rows = QUICK_LOGISTIC_ROWS if args.quick else LOGISTIC_ROWS
+        return 0 if logistic_run(rows if args.rows == ROWS else args.rows) else 1
     return 0 if run(QUICK_ROWS if args.quick else args.rows) else 1
 
 
