@@ -880,6 +880,15 @@ _ALL: tuple[Reason, ...] = (
         group=HE,
     ),
     Reason(
+        "outsourced_one_per_job",
+        "The job reads more than one outsourced dataset; a job converts one outsourced "
+        "owner's masked values (docs/homomorphic.md, \"More than one outsourced input\"); "
+        "refused at submit, nothing was proposed.",
+        "Run one job per outsourced dataset, or ask one owner to run a node.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
         "outsourced_join_path",
         "A private join with an outsourced side runs only on the PRF route (its keys are "
         "ciphertexts at the helper, which cannot tag them); the job did not ask for it.",
