@@ -119,3 +119,35 @@ def _policy(raw: dict[str, Any], remaining: float) -> PrivacyPolicy:
         return PrivacyPolicy(**known, remaining_rho=remaining)
     except (TypeError, InvalidConfig) as exc:
         raise InvalidArgument(f"the manifest's policy: {exc}") from None
+
+
+# -- jobs over outsourced datasets, checked at submit -------------------------------------
+# The private joins a helper serves with an outsourced side: only on the PRF route
+# (protocols/he_join.py says why), so a job must ask for it and its manifest names it.
+OUTSOURCED_JOINS = frozenset({"intersection_sum", "join_regression"})
+PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
+
+
+def check_job(spec: Any, host_of: Any) -> None:
+    """Refuse at submit, before any node is asked, what no helper could serve: more than one
+    outsourced input (``outsourced_one_per_job``), and a private join with an outsourced
+    side off the PRF route (``outsourced_join_path``; the helper refuses it too). Reads the
+    catalog's hosts only, never data."""
+    outsourced = sorted({i.party for i in spec.inputs if host_of(i.party)})
+    if len(outsourced) > 1:
+        raise InvalidArgument(
+            f"a job reads at most one outsourced dataset; this one reads {len(outsourced)} "
+            f"({', '.join(outsourced)}): each conversion is one owner's masked batch at one "
+            "helper, and the programs take one converted input",
+            reason="outsourced_one_per_job",
+        )
+    if (
+        outsourced
+        and spec.protocol in OUTSOURCED_JOINS
+        and (spec.params or {}).get("join_path") != PRF_ROUTE
+    ):
+        raise InvalidArgument(
+            f"{outsourced[0]}'s dataset is outsourced: {spec.protocol} with an outsourced "
+            f'side runs on the PRF route only; set params.join_path = "{PRF_ROUTE}"',
+            reason="outsourced_join_path",
+        )

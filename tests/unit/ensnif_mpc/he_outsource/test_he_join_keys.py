@@ -166,3 +166,24 @@ def test_the_signed_min_cohort_goes_to_the_mpc_or_refuses_on_the_public_row_coun
     assert err.value.reason == "cohort_too_small"
     none = adm.OwnerPolicy.from_manifest("shop", "cust", {})
     assert adm._min_cohort(none, catalog()["histogram"], 3, "shop/cust") == 0
+
+
+def test_the_coordinator_refuses_two_outsourced_inputs_and_an_off_route_join_at_submit():
+    from coordinator.outsourced import check_job
+    from ensnif_mpc.jobs import jobspec
+
+    hosts = {"shop": "helper", "office": "other-helper"}.get
+
+    def spec(protocol: str, parties: list[str], params: dict[str, object]):
+        inputs = [{"party": p, "dataset": "d", "key": "k", "value": "v"} for p in parties]
+        inputs[1:] = [{"party": p, "dataset": "d", "key": "k"} for p in parties[1:]]
+        return jobspec.from_dict({"protocol": protocol, "inputs": inputs, "params": params})
+
+    check_job(spec("intersection_sum", ["grocery", "shop"], PRF), hosts)
+    check_job(spec("intersection_sum", ["grocery", "logistics"], {}), hosts)  # no outsourced
+    with pytest.raises(InvalidArgument) as off_route:
+        check_job(spec("intersection_sum", ["shop", "grocery"], {}), hosts)
+    assert off_route.value.reason == "outsourced_join_path"
+    with pytest.raises(InvalidArgument) as two:
+        check_job(spec("intersection_sum", ["shop", "office"], PRF), hosts)
+    assert two.value.reason == "outsourced_one_per_job"
