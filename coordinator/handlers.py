@@ -94,6 +94,7 @@ class Coordinator:
         jobspec.verify(spec, cert_pem, registry.for_spec(spec).version)
         datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
         sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
+        outsourced.check_job(spec, self.store.host_of)  # one outsourced input, PRF joins
         job = self.store.create_job(
             uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
         )
