@@ -35,7 +35,7 @@ from ensnif_mpc.errors import (
 )
 from ensnif_mpc.jobs import approvals, caps, checks, jobspec, manifest, member_program
 from ensnif_mpc.jobs.jobspec import JobSpec
-from ensnif_mpc.jobs.protocol import ProtocolDef
+from ensnif_mpc.jobs.protocol import ProtocolDef, member_recipient
 from ensnif_mpc.privacy.dp import EXACT, ReleasePlan
 from ensnif_mpc.security import mpc_session
 from ensnif_mpc.security.pki import identity_of, parse_cert, verify_member
@@ -350,7 +350,8 @@ def _policy_request(
         dataset=ds.name,
         protocol=p.spec.protocol,
         columns=roles,
-        recipient=cert_name(p.analyst_cert_pem),
+        # A model released to a member (keep = "to:<member>") is sealed to that member.
+        recipient=member_recipient(p.spec.params) or cert_name(p.analyst_cert_pem),
         repeats=repeats,
         program=p.spec.program.digest if p.spec.program is not None else "",
         groups=size.groups,

@@ -76,6 +76,19 @@ def party_destination(index: int) -> str:
     return f"party:{index}"
 
 
+# A model's ``keep = "to:<member>"`` (protocols/models/keep.py): the outputs the analyst
+# would open are opened by that data owner of the job only; its policy's recipient.
+TO_MEMBER = "to:"
+
+
+def member_recipient(params: Mapping[str, Any]) -> str | None:
+    """The member a job's outputs are released to instead of the analyst, if any."""
+    keep = params.get("keep")
+    if isinstance(keep, str) and keep.startswith(TO_MEMBER):
+        return keep[len(TO_MEMBER) :]
+    return None
+
+
 def destination_party(destination: str) -> int | None:
     """The MPC party index of a ``party:<i>`` destination; None for the analyst or an artifact."""
     if destination.startswith("party:"):

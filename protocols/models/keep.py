@@ -1,8 +1,10 @@
-"""Where a trained model goes: released (its coefficients opened, as every output is) or
-kept secret-shared at the parties as the artifact ``model`` for later ``predict`` and
-``model_accuracy`` jobs. Every model protocol calls :func:`keep_model` at its output step
-when the job asks ``keep = "artifact"``, so a model artifact has one layout whatever
-trained it.
+"""Where a trained model goes: released to the analyst (its coefficients opened, as every
+output is), released to a named member of the job instead (``keep = "to:<member>"``, one
+of the job's data owners: every output the analyst would open is opened by that member
+only, e.g. to register the model for encrypted scoring at its node), or kept secret-shared
+at the parties as the artifact ``model`` for later ``predict`` and ``model_accuracy`` jobs.
+Every model protocol calls :func:`keep_model` at its output step when the job asks
+``keep = "artifact"``, so a model artifact has one layout whatever trained it.
 
 The layout (what :mod:`ensnif_mpc.results.model_artifacts` reads back from the metadata):
 one secure fixed-point vector ``[intercept, w_1, …, w_d]`` in the weights' own units (the
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ensnif_mpc.errors import InvalidJobSpec
-from ensnif_mpc.jobs.protocol import ARTIFACT, Param
+from ensnif_mpc.jobs.protocol import ARTIFACT, Param, member_recipient
 from protocols.io import SecureOutput
 
 MODEL = "model"
@@ -27,9 +29,10 @@ RELEASE, KEEP = "release", "artifact"
 KEEP_PARAM = Param(
     "keep",
     "string",
-    'exact release only: "release" opens the model to the analyst; "artifact" keeps it '
-    "secret-shared at the parties as the artifact `model` (nothing opened) for predict "
-    "and model_accuracy jobs",
+    '"release" opens the model to the analyst; "to:<member>" opens it to that data owner '
+    "of the job only (exact or DP, as the owners allow; the analyst opens nothing); "
+    '"artifact" (exact release only) keeps it secret-shared at the parties as the artifact '
+    "`model` (nothing opened) for predict and model_accuracy jobs",
     default=RELEASE,
 )
 # The declaration every model protocol adds to its destinations.
@@ -41,11 +44,21 @@ def kept(params: Mapping[str, Any]) -> bool:
 
 
 def check_keep(spec: Any) -> None:
-    """``check_spec`` helper: ``keep`` is one of its two values, and a model is kept only
-    from an exact fit (a DP release is public by construction: there is nothing to keep)."""
+    """``check_spec`` helper: ``keep`` is one of its values, a member it releases to is one
+    of the job's data owners, and a model is kept only from an exact fit (a DP release is
+    public by construction: there is nothing to keep)."""
     keep = spec.params.get("keep", RELEASE)
+    to = member_recipient(spec.params)
+    if to is not None:
+        if to not in spec.owners:
+            raise InvalidJobSpec(
+                f"params.keep: {to!r} is not a data owner of this job "
+                f"({', '.join(spec.owners)}); a model is released to the analyst or to one "
+                "of its data owners"
+            )
+        return
     if keep not in (RELEASE, KEEP):
-        raise InvalidJobSpec(f'params.keep: "release" or "artifact", got {keep!r}')
+        raise InvalidJobSpec(f'params.keep: "release", "to:<member>" or "artifact", got {keep!r}')
     if keep == KEEP and not (spec.privacy is not None and spec.privacy.exact):
         raise InvalidJobSpec(
             'params.keep = "artifact" needs an exact release ([privacy] exact = true): a DP '
