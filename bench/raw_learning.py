@@ -1,6 +1,8 @@
 """Raw MPyC baseline for logistic regression and k-means (protocols/models/logistic.py,
-kmeans.py): the same secure types and the same core functions on secure arrays, no
-orchestration (no per-job certificates, no sealing, no noise for the DP mode). Parties 0
+kmeans.py, kmeans_ring.py): the same secure types and the same core functions on secure
+arrays, no orchestration (no per-job certificates, no sealing, no noise for the DP mode).
+k-means runs the two-owner ring route (the one a session of two owners and a helper
+takes), or with ``"kmeans_route": "mpc"`` in the job file the all-MPyC iterations. Parties 0
 and 1 each read their parquet file and secret-share their rows (and Gram matrix); all three
 run the fit and open the result to every party.
 
@@ -82,17 +84,16 @@ async def main() -> None:
         c0 = km.to_grid(np.array(job["initial"]).reshape(-1, D), LOWER, UPPER, km.FK + km.FC)
         c, counts = await km.kmeans_exact(mpc, mpc.np_vstack(xs), c0, job["iterations"])
         out = await mpc.output(mpc.np_reshape(c, (-1,)))
+        opened = {f"c[{j}]": int(v) for j, v in enumerate(out)}
     else:  # the two-owner ring route (protocols.models.kmeans_ring), without orchestration
         from protocols.io import Context
-        from protocols.models.kmeans_ring import kmeans_ring
+        from protocols.models.kmeans_ring import PHASES, kmeans_ring
 
         ctx = Context(mpc, mpc.pid, [0, 1], None, {}, 32, 0, lambda *_: None)
         g = None if mine is None else box_grid(mine[0], LOWER, UPPER, km.FK)
         c0 = km.to_grid(np.array(job["initial"]).reshape(-1, D), LOWER, UPPER, km.FK + km.FC)
         c, counts = await kmeans_ring(ctx, g, np.asarray(c0, dtype=np.int64), job["iterations"])
         out = await mpc.output(mpc.np_reshape(c, (-1,)))
-        from protocols.models.kmeans_ring import PHASES
-
         clock.phases |= PHASES
         opened = {f"c[{j}]": int(v) for j, v in enumerate(out)}
     clock.lap("compute")
