@@ -256,6 +256,8 @@ class Node:
         held = self.outsourced(owner, dataset)
         if held is not None:
             self.ledger.caps[held.policy.key] = Fraction(held.policy.privacy.budget_rho)
+            # and its signed max_delta as the δ cap, as a live dataset's policy sets it
+            self.ledger.delta_caps[held.policy.key] = Fraction(held.policy.privacy.max_delta)
         return held
 
     def _check_artifacts(self, p: Proposal, definition: ProtocolDef) -> None:
