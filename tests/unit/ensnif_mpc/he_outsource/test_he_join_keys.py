@@ -187,3 +187,20 @@ def test_the_coordinator_refuses_two_outsourced_inputs_and_an_off_route_join_at_
     with pytest.raises(InvalidArgument) as two:
         check_job(spec("intersection_sum", ["shop", "office"], PRF), hosts)
     assert two.value.reason == "outsourced_one_per_job"
+
+
+def test_the_helper_s_ledger_takes_the_signed_budget_and_delta_caps():
+    from fractions import Fraction
+
+    from party_node.node import Node
+
+    policy = adm.OwnerPolicy.from_manifest(
+        "shop", "cust", {"budget_rho": 0.75, "max_delta": 2e-6, "min_cohort": 3}
+    )
+    held = SimpleNamespace(policy=policy)
+    ledger = SimpleNamespace(caps={}, delta_caps={})
+    node = SimpleNamespace(outsourced=lambda owner, dataset: held, ledger=ledger)
+    assert Node._hosted(node, "shop", "cust") is held  # type: ignore[arg-type]
+    assert ledger.caps == {"shop/cust": Fraction(0.75)}
+    assert ledger.delta_caps == {"shop/cust": Fraction(2e-6)}
+    assert policy.min_cohort == 3
