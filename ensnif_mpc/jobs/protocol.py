@@ -225,6 +225,9 @@ class ProtocolDef:
     # e.g. more coefficients than rows; raises a refusal naming the rule.
     check_rows: Callable[[Any, Sequence[int]], None] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Its outputs are sums over join keys, so a job may run as k parallel MPC sessions on
+    # disjoint key partitions (params.sessions; ensnif_mpc/jobs/sessions.py).
+    partitionable: bool = False
     # Who computes: "mpyc" (every party of the session, Shamir shares), "local" (one data
     # owner alone on its own data, no MPC session), "he" (homomorphic encryption).
     backend: str = "mpyc"
