@@ -76,6 +76,15 @@ _ROUTE_PARAM = Param(
 )
 
 
+_SESSIONS_PARAM = Param(
+    "sessions",
+    "int",
+    "k parallel MPC sessions per party on disjoint keyed-hash partitions of the keys "
+    "(tagged-helper route only; the coordinator takes the smallest of k and every node's "
+    "parallel_sessions; protocols/partitions.py); default 1",
+)
+
+
 def _check_route(spec: Any) -> None:
     try:
         join_path.requested(spec.params)
@@ -128,7 +137,7 @@ DEFINITIONS = (
         program="protocols.join.intersection:intersection_size",
         reference=_ref_intersection_size,
         roles=((KEY,), (KEY,)),
-        parameters=(_ROUTE_PARAM,),
+        parameters=(_ROUTE_PARAM, _SESSIONS_PARAM),
         check_spec=_check_route,
         examples=(Example(),),
         min_data_owners=2,
@@ -136,6 +145,7 @@ DEFINITIONS = (
         finalize=finalizing(),
         dp_sensitivity=_dp_intersection_size,
         extra=joint_cohort.step("on_count"),
+        partitionable=True,
     ),
     ProtocolDef(
         name="intersection_sum",
@@ -165,6 +175,7 @@ DEFINITIONS = (
             Param("max", "number", "only the first owner's rows with value <= max (local)"),
             _cap("the first owner's"),
             _ROUTE_PARAM,
+            _SESSIONS_PARAM,
         ),
         min_data_owners=2,
         max_data_owners=2,
@@ -172,6 +183,7 @@ DEFINITIONS = (
         check_spec=_check_sum,
         dp_sensitivity=positional(_dp_intersection_sum),
         extra=joint_cohort.step("on_keys"),
+        partitionable=True,
     ),
     ProtocolDef(
         name="join_group_by",
