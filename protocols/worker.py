@@ -442,6 +442,7 @@ async def _run(
             outputs = await _add_noise(mpc, outputs, plan, gated)
             sigmas = _sigmas(outputs, plan)
         outputs = await _after_noise(definition, ctx, outputs, plan)
+        outputs = delivery.to_member(outputs, session)  # a model released to a member
         report("delivering", 0.9)
         shares, modulus = await _reshare_outputs(mpc, outputs, session.decimals, sigmas)
         kept = await delivery.artifact_shares(
@@ -615,6 +616,22 @@ def _trace_openings(mpc: Any, directory: Path) -> None:
     mpc.output = traced
 
 
+def _sessions_summary(directory: Path) -> str:
+    """A partitioned job's sessions at this party, for the node's last progress message:
+    k and each session's bytes, rounds and CPU seconds (``sessions.json``)."""
+    from protocols import partitions
+
+    try:
+        rows = json.loads((directory / partitions.SESSIONS_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    parts = [
+        f"s{r['session']}: {r['bytes_sent']} B, {r['rounds']} rounds, {r['cpu_seconds']:.2f} s CPU"
+        for r in rows
+    ]
+    return f"{len(rows)} parallel sessions; " + "; ".join(parts)
+
+
 def _first_of_partitioned(session: WorkerSession) -> bool:
     from protocols import partitions
 
@@ -701,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(directory / ARTIFACTS_FILE, json.dumps(kept).encode())
     atomic_write(directory / RESULT_FILE, sealed)
     log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)
-    report("done", 1.0)
+    report("done", 1.0, _sessions_summary(directory) if siblings else "")
     return EXIT_OK
 
 
