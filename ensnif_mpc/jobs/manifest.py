@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ensnif_mpc.jobs import join_path
+from ensnif_mpc.jobs import join_path, sessions
 from ensnif_mpc.jobs.checks import honest_majority_threshold
 from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.protocol import ProtocolDef
@@ -64,6 +64,19 @@ def build(
                 f" (The {join_path.PRF} route is taken instead if the session's integers "
                 f"need more than {limit} bits.)"
             )
+    try:
+        parallel = sessions.requested(spec.params)
+    except ValueError:
+        parallel = 1
+    if parallel > 1:
+        leakage += (
+            f" Parallel sessions: up to {parallel} per party (the smallest of this and every "
+            "node's parallel_sessions), each on a keyed-hash partition of the keys under a "
+            "per-job key only the two owners hold: the helper learns each partition's sizes "
+            "and match count (a split of the totals it could draw itself); the second owner "
+            "learns how many of the first owner's keys fall in each partition; the partial "
+            "results stay secret-shared and are added before the one release."
+        )
     return {
         "protocol": definition.name,
         "version": definition.version,
@@ -91,6 +104,7 @@ def build(
         },
         "leakage": leakage,
         "join_path": path,
+        "sessions": parallel,
         "privacy": privacy,
         "params": dict(spec.params),
     }
@@ -117,6 +131,8 @@ def render(m: dict[str, Any]) -> str:
         lines.append(f"reveals    to {who}: {shown}")
     if m.get("join_path"):
         lines.append(f"route      {m['join_path']}")
+    if m.get("sessions", 1) > 1:
+        lines.append(f"sessions   up to {m['sessions']} parallel MPC sessions per party")
     lines.append(f"leakage    {m['leakage']}")
     lines.append(f"privacy    {m['privacy']['release']}; {m['privacy']['cost']}")
     if m.get("params"):

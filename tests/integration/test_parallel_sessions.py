@@ -66,7 +66,7 @@ def _plaintext(consortium: Consortium, s: jobspec.JobSpec) -> dict[str, float]:
     data = consortium.lc.data
     assert data is not None
     files = {"orders": data.orders, "deliveries": data.deliveries}
-    tables = [sample_data.read_table(files[i.dataset], i.role_columns) for i in s.inputs]
+    tables = [sample_data.read_table(files[i.dataset], i.columns) for i in s.inputs]
     return dict(registry.get(s.protocol).reference(tables, s.params))
 
 
