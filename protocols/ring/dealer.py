@@ -71,15 +71,19 @@ def words(n: int) -> int:
     return (n + 63) // 64
 
 
-def to_planes(v: np.ndarray) -> np.ndarray:
-    """uint64 values (n,) → their 64 bit planes (64, words(n)), bit j of word w of plane i
-    being bit i of value 64·w + j."""
+def to_planes(v: np.ndarray, bits: int = 64) -> np.ndarray:
+    """uint64 values (n,) → their lowest ``bits`` bit planes (bits, words(n)), bit j of word
+    w of plane i being bit i of value 64·w + j. One pass per bit position over the values'
+    bytes (byte-major first, so each pass reads one contiguous row)."""
     n = v.size
     padded = np.zeros(words(n) * 64, dtype=np.uint64)
     padded[:n] = v
-    bits = np.unpackbits(padded.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    packed = np.packbits(np.ascontiguousarray(bits.T), axis=1, bitorder="little")
-    return np.ascontiguousarray(packed).view(np.uint64)
+    by_byte = np.ascontiguousarray(padded.view(np.uint8).reshape(-1, 8).T)  # (8, padded n)
+    out = np.empty((bits, padded.size // 8), dtype=np.uint8)
+    one = np.uint8(1)
+    for i in range(bits):  # a loop over bit positions, each an array operation
+        out[i] = np.packbits((by_byte[i >> 3] >> np.uint8(i & 7)) & one, bitorder="little")
+    return out.view(np.uint64)
 
 
 def from_plane(p: np.ndarray, n: int) -> np.ndarray:
@@ -274,7 +278,7 @@ class Engine:
             with np.errstate(over="ignore"):
                 r = ra + rb
             bits_a = self.seeded("A", label, (bits, w), "bits")
-            parts = [to_planes(r)[:bits] ^ bits_a]
+            parts = [to_planes(r, bits) ^ bits_a]
             for i, shape in enumerate(tree):
                 sub = label + f"/t{i}".encode()
                 aa, ba, ca = (self.seeded("A", sub, shape, p) for p in "abc")
@@ -303,7 +307,7 @@ class Engine:
                 m_mine = m_mine + np.uint64(1 << top_bit)
             (m_o,) = await self.swap("mask", [m_mine])
             m = m_mine + m_o
-        planes = to_planes(m)
+        planes = to_planes(m, bits)
         not_m = ~planes[:top_bit]
         g = not_m & r_bits[:top_bit]
         p = r_bits[:top_bit] ^ not_m if owner == "A" else r_bits[:top_bit].copy()
