@@ -56,6 +56,24 @@ def check_destinations(definition: Any, outputs: list[SecureOutput], parties: in
             raise ValueError(f"output {out.name!r} names party {party} of {parties}")
 
 
+def to_member(outputs: list[SecureOutput], session: WorkerSession) -> list[SecureOutput]:
+    """A job that releases to a named member (``keep = "to:<member>"``, a model released to
+    one of its data owners; ``ensnif_mpc.jobs.protocol.member_recipient``): every output the
+    analyst would open goes to that member's party instead, sealed to its certificate, and
+    the analyst's part is empty. Unchanged otherwise."""
+    from dataclasses import replace
+
+    from ensnif_mpc.jobs.protocol import member_recipient, party_destination
+
+    member = member_recipient(session.params)
+    if member is None:
+        return outputs
+    if member not in session.party_names:
+        raise ValueError(f"keep names {member!r}, who is not a party of this session")
+    to = party_destination(session.party_names.index(member))
+    return [replace(o, to=to) if o.to == ANALYST else o for o in outputs]
+
+
 async def artifact_shares(
     mpc: Any, session: WorkerSession, kept: list[SecureOutput]
 ) -> list[dict[str, Any]]:
