@@ -468,7 +468,7 @@ class PartyConfig:
     metrics_listen: str = ""
     # Pre-started job workers kept idle, imports done (protocols/standby.py); 0: cold starts.
     standby_workers: int = 1
-    # Parallel MPC sessions this node offers a partitionable job (at most its cores; each
+    # Parallel MPC sessions this node offers a partitionable job (0: one per core; each
     # takes one more MPC port per job): protocols/partitions.py, ensnif_mpc/jobs/sessions.py.
     parallel_sessions: int = 1
     # TenSEAL's thread pool per scoring request (its pool has crashed other projects, so it is
@@ -601,8 +601,8 @@ def _tenseal_threads(value: Any) -> int:
 
 
 def _parallel_sessions(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
-        raise InvalidConfig("parallel_sessions: expected an integer from 1 to 16")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
+        raise InvalidConfig("parallel_sessions: expected an integer from 0 (one per core) to 16")
     return value
 
 
