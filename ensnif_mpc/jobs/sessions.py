@@ -6,8 +6,9 @@ Who decides what:
   :data:`MAX_SESSIONS`; absent means 1), and may ask only for a protocol whose work splits
   by key on the route the job takes (:func:`check`, at the job file's parse, refused with
   ``sessions_not_partitionable`` otherwise);
-- each node offers at most its ``parallel_sessions`` setting, capped by its cores
-  (:func:`capacity`), and reserves that many consecutive MPC ports for the job;
+- each node offers at most its ``parallel_sessions`` setting (0: one per core;
+  :func:`capacity`), and reserves that many consecutive MPC ports for the job. More
+  sessions than cores still split the per-key work but no longer shorten the wall time;
 - the coordinator takes the smallest of the request and the offers (:func:`decide`),
   records it with the job's session (``session["sessions"]``, which the manifest and
   ``ensnif job status`` show) and sends it in Start; each node checks it against its own
@@ -69,9 +70,10 @@ def check(protocol: str, n_parties: int, n_owners: int, params: Mapping[str, Any
 
 
 def capacity(configured: int, cores: int | None = None) -> int:
-    """What a node offers: its ``parallel_sessions`` setting, at most its cores."""
-    cores = cores if cores is not None else (os.cpu_count() or 1)
-    return max(1, min(int(configured), int(cores), MAX_SESSIONS))
+    """What a node offers: its ``parallel_sessions`` setting, or one per core for 0."""
+    if int(configured) <= 0:
+        configured = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, min(int(configured), MAX_SESSIONS))
 
 
 def offer(configured: int, protocol: str, n_parties: int, n_owners: int, params: Any) -> int:

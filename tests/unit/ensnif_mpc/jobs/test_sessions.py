@@ -38,7 +38,8 @@ def test_only_the_tagged_route_of_the_sums_over_keys_splits() -> None:
 
 
 def test_a_node_offers_at_most_its_setting_its_cores_and_the_request() -> None:
-    assert sessions.capacity(4, cores=2) == 2
+    assert sessions.capacity(4, cores=2) == 4  # the operator's explicit setting
+    assert sessions.capacity(0, cores=2) == 2  # 0: one per core
     assert sessions.capacity(1, cores=8) == 1
     params = {"sessions": 3}
     assert sessions.offer(8, "intersection_sum", 3, 2, params) == min(3, sessions.capacity(8))
