@@ -6,7 +6,7 @@ helper and answers with the real `ensnif outsource serve`.
 
 An exact intersection_sum of grocery's baskets over the customers smallshop holds, on the
 PRF route, equals pandas exactly; a job without `join_path = "prf-shuffle"` is refused at
-the helper before anything is reserved (outsourced_join_path)."""
+submit (outsourced_join_path)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     return profile, key, node, ids
 
 
-def _spec(params: dict[str, object]) -> jobspec.JobSpec:
+def _spec(params: dict[str, object], privacy: dict[str, object] | None = None) -> jobspec.JobSpec:
     return jobspec.from_dict(
         {
             "protocol": "intersection_sum",
@@ -105,7 +105,7 @@ def _spec(params: dict[str, object]) -> jobspec.JobSpec:
                 },
                 {"party": "smallshop", "dataset": "customers", "key": "customer_id"},
             ],
-            "privacy": {"exact": True},
+            "privacy": privacy or {"exact": True},
         }
     )
 
@@ -150,10 +150,24 @@ def test_an_exact_intersection_sum_with_an_outsourced_side_equals_pandas(
 
 def test_a_join_off_the_prf_route_is_refused_before_anything_runs(consortium, owner):
     """Without join_path the manifest would name the tagged route, which cannot serve an
-    outsourced side: refused at the helper (a key column not encrypted as a key is refused
-    there too: tests/unit/ensnif_mpc/he_outsource/test_outsourced_admission.py)."""
-    with consortium.client() as client:
-        job = _run(client, _spec({}))
-    assert (state_name(job), job.reason_code) == ("rejected", "outsourced_join_path")
+    outsourced side: refused at submit, before any node is asked (the helper refuses it
+    too, and a key column not encrypted as a key:
+    tests/unit/ensnif_mpc/he_outsource/test_he_join_keys.py)."""
+    from ensnif_mpc.errors import InvalidArgument
+
+    with consortium.client() as client, pytest.raises(InvalidArgument) as err:
+        client.submit(_spec({}))
+    assert err.value.reason == "outsourced_join_path"
     line = _owner_line(consortium)
     assert line is None or line.reserved == 0
+
+
+def test_the_owner_offline_ends_an_outsourced_join_and_nothing_is_charged(consortium, owner):
+    """A DP join (ρ = 0.2) while smallshop's client is not serving: the helper's worker
+    waits for it within the window, the job ends owner_offline, smallshop's reservation
+    is released and nothing is spent."""
+    with consortium.client() as client:
+        job = _run(client, _spec({"join_path": "prf-shuffle"}, {"rho": 0.2}))
+    assert (state_name(job), job.reason_code) == ("failed", "owner_offline")
+    line = _owner_line(consortium)
+    assert line is not None and (line.spent, line.reserved) == (0, 0)
