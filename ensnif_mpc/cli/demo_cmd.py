@@ -57,6 +57,8 @@ DP_JOBS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     # of a few dozen customers is drowned by its noise at the owners' max_rho of 1.
     ("zips-discovered-dp.toml", ("*",)),  # every group it found
 )
+# The DP logistic model across the join, run after the DP table's jobs (its own table).
+LOGISTIC_JOB = "late-customers-dp.toml"
 EVERY = ("*",)
 # The opened statistics a DP answer is made of, answered in the clear by these protocols'
 # references (for the plaintext column next to them).
@@ -98,6 +100,89 @@ def _sklearn_line(lc: LocalConsortium, rows: list[dict[str, Any]]) -> str:
         f"MPC {coef['coef[0]']:.4f} + {coef['coef[1]']:.4f}·minutes, scikit-learn "
         f"{fit.intercept_:.4f} + {fit.coef_[0]:.4f}·minutes"
     )
+
+
+def logistic_model(lc: LocalConsortium, client: Any, as_json: bool) -> dict[str, Any]:
+    """The DP logistic regression across the join (``join_logistic``), and scikit-learn's
+    LogisticRegression on the same per-customer join in the clear: coefficients, accuracy
+    and log-loss of each on the joined rows (scikit-learn, a dev dependency, is left out
+    when missing)."""
+    from protocols.models import logistic, vertical_logistic_defs
+
+    assert lc.data is not None
+    spec = jobspec.load(lc.root / "jobs" / LOGISTIC_JOB)
+    started = time.monotonic()
+    submitted = client.submit(spec)
+    if not as_json:
+        console.print(f"\n[bold]{spec.name}[/] ({spec.protocol}) → job {submitted.id}")
+    final = follow(client, submitted.id, quiet=as_json)
+    if state_name(final) != "succeeded":
+        raise click.ClickException(f"job {final.id} {state_name(final)}: {final.reason}")
+    got = {k: float(v) for k, v in client.result_details(final.id).values.items()}
+    elapsed = time.monotonic() - started
+    grocery, logistics = lc.data.grocery_customers, lc.data.logistics_customers
+    assert grocery is not None and logistics is not None
+    files = {"grocery": grocery, "logistics": logistics}
+    tables = [_input_table(files[i.party], i) for i in spec.inputs]
+    x, y = vertical_logistic_defs.joined(tables, spec.params, DEMO_DECIMALS)
+    names = [n for i in spec.inputs for n in i.column_lists.get("features", [])]
+    coef = np.array([got[f"coef[{j}]"] for j in range(len(names))])
+
+    def scored(c: np.ndarray, b: float) -> dict[str, Any]:
+        p = np.clip(logistic.predict_proba(c, b, x), 1e-12, 1 - 1e-12)
+        loss = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        accuracy = float(((p > 0.5) == y).mean())
+        return {
+            "coef": [float(v) for v in c],
+            "intercept": b,
+            "accuracy": accuracy,
+            "log_loss": loss,
+        }
+
+    out: dict[str, Any] = {
+        "job": final.id,
+        "question": spec.name,
+        "features": names,
+        "rows": int(len(y)),
+        "steps": int(spec.params.get("steps", 10)),
+        "rho": float(spec.privacy.rho or 0) if spec.privacy is not None else 0.0,
+        "seconds": round(elapsed, 2),
+        "dp": scored(coef, got["intercept"]),
+        "sklearn": None,
+    }
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return out
+    fit = LogisticRegression(max_iter=1000).fit(x, y)
+    out["sklearn"] = scored(fit.coef_[0], float(fit.intercept_[0]))
+    return out
+
+
+def logistic_table(model: dict[str, Any]) -> Table:
+    """The DP logistic model next to scikit-learn's on the same joined rows."""
+    t = Table(
+        title=f"{model['question']}: join_logistic over {model['rows']} shared customers "
+        f"({model['steps']} noisy gradient steps in MPC, {model['seconds']:.1f}s)",
+        caption="the same per-customer join in the clear for scikit-learn (C = 1); "
+        "accuracy and log-loss of each model on those rows",
+    )
+    for col in ("model", "intercept", *model["features"], "accuracy", "log-loss"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for label, fit in (
+        (f"MPC, DP (ρ = {model['rho']:g})", model["dp"]),
+        ("scikit-learn", model["sklearn"]),
+    ):
+        if fit is None:
+            continue
+        t.add_row(
+            label,
+            f"{fit['intercept']:.4f}",
+            *(f"{c:.4f}" for c in fit["coef"]),
+            f"{fit['accuracy']:.3f}",
+            f"{fit['log_loss']:.3f}",
+        )
+    return t
 
 
 def plaintext_answer(lc: LocalConsortium, spec: jobspec.JobSpec) -> dict[str, float]:
@@ -209,13 +294,14 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     root = Path(directory).resolve()
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.monotonic()
-    lc = LocalConsortium(root, rows=rows)
+    lc = LocalConsortium(root, rows=rows, customers=True)
     rows_out: list[dict[str, Any]] = []
     dp_out: list[dict[str, Any]] = []
     found: dict[str, Any] = {}
     budgets: list[dict[str, Any]] = []
     scored: dict[str, Any] = {}
     outsourced: dict[str, Any] = {}
+    logistic: dict[str, Any] = {}
     # Ctrl-C reaches the daemons too (same process group); they stop and our calls fail
     # with UNAVAILABLE before Python raises KeyboardInterrupt here. Report the cause.
     interrupted = threading.Event()
@@ -289,6 +375,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 dp_out += dp_rows(spec, details, shown, expected, final.id)
                 if spec.protocol == "group_discovery":
                     found = discovered(client, spec, details, expected)
+            logistic = logistic_model(lc, client, as_json)
             budgets = remaining_budgets(client)
             scored = demo_scoring.run(root, client, model)
             outsourced = demo_outsourced.run(lc, client, shop)
@@ -309,6 +396,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
                 "discovery": found,
                 "scoring": scored,
                 "outsourced": outsourced,
+                "logistic": logistic,
                 "seconds": round(total, 2),
                 "killed": killed,
             }
@@ -340,6 +428,7 @@ def demo(directory: str, rows: int, as_json: bool) -> None:
     console.print()
     console.print(table)
     console.print(dp_table(dp_out))
+    console.print(logistic_table(logistic))
     vertical = _sklearn_line(lc, rows_out)
     if vertical:
         console.print(vertical)

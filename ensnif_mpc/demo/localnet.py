@@ -78,6 +78,30 @@ DATASETS: dict[str, tuple[str, str, str, tuple[tuple[str, str, float, float, int
 }
 
 
+# Each owner's second dataset: one row per customer (rows_per_person = 1), for the demo's DP
+# logistic model across the join (a customer's rows at both owners move it as one person).
+CUSTOMER_DATASETS: dict[
+    str, tuple[str, str, str, tuple[tuple[str, str, float, float, int], ...]]
+] = {
+    "grocery": (
+        "customers",
+        "data/grocery_customers.csv",
+        "one row per customer: orders and mean basket",
+        (("orders", "int", 1, 50, 0), ("mean_basket", "float", 0, 500, 2)),
+    ),
+    "logistics": (
+        "customers",
+        "data/logistics_customers.csv",
+        "one row per customer: deliveries, mean distance, mostly late (0/1)",
+        (
+            ("deliveries", "int", 1, 50, 0),
+            ("mean_distance", "float", 0, 80, 1),
+            ("late", "int", 0, 1, 0),
+        ),
+    ),
+}
+
+
 # What the sample owners' policies allow on their datasets: the aggregates, the
 # statistics and the private joins (a real owner lists only what it accepts to leak).
 ALLOWED = (
@@ -108,6 +132,7 @@ ALLOWED = (
     # Models (docs/models.md).
     "linear_regression",
     "join_regression",
+    "join_logistic",
     "predict",  # scores with a model kept secret-shared, to the row owner only
     "model_accuracy",
 )
@@ -164,6 +189,14 @@ class LocalConsortium:
     job_timeout_s: float = 600.0
     members: dict[str, Member] = field(default_factory=dict)
     data: sample_data.SampleData | None = None
+    # The owners' one-row-per-customer datasets too (CUSTOMER_DATASETS; the demo's DP
+    # logistic model): off by default, so other consortia publish the two datasets only.
+    customers: bool = False
+
+    @property
+    def datasets(self) -> int:
+        """How many datasets the owners publish."""
+        return len(DATASETS) * (2 if self.customers else 1)
 
     # -- setup ---------------------------------------------------------------
     @property
@@ -256,7 +289,10 @@ key = "pki/{name}.key"
         if name in DATASETS:
             path = self.root / DATASETS[name][1]
             rows = sample_data.most_rows_per_customer(path)
-            return head + _dataset_toml(*DATASETS[name], rows_per_person=rows)
+            out = head + _dataset_toml(*DATASETS[name], rows_per_person=rows)
+            if self.customers:
+                out += _dataset_toml(*CUSTOMER_DATASETS[name], rows_per_person=1)
+            return out
         return head + "\n# A compute-only helper: no datasets, it completes the honest majority.\n"
 
     def _write_jobs(self) -> None:
@@ -304,7 +340,7 @@ key = "pki/{name}.key"
         self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Until all three nodes are registered and both datasets published."""
+        """Until all three nodes are registered and every dataset published."""
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -314,7 +350,7 @@ key = "pki/{name}.key"
                     raise Unavailable(f"{m.name} exited with code {m.proc.returncode}:\n{tail}")
             try:
                 with self.client() as c:
-                    if len(c.parties()) == len(NODES) and len(c.datasets()) == 2:
+                    if len(c.parties()) == len(NODES) and len(c.datasets()) == self.datasets:
                         return
             except EnsnifError as exc:
                 last = exc

@@ -16,6 +16,10 @@ import pyarrow.compute as pc
 
 ORDER_COLUMNS = ("order_id", "customer_id", "zip", "basket_total", "order_date")
 DELIVERY_COLUMNS = ("delivery_id", "customer_id", "zip", "delivery_minutes", "distance_km", "fee")
+# One row per customer, at each owner (a customer file: the privacy unit has one row).
+GROCERY_CUSTOMER_COLUMNS = ("customer_id", "zip", "orders", "mean_basket")
+LOGISTICS_CUSTOMER_COLUMNS = ("customer_id", "zip", "deliveries", "mean_distance", "late")
+LATE_MINUTES = 40  # a delivery later than this is late
 ZIPS = tuple(f"{z:05d}" for z in (10115, 10117, 10119, 10178, 10243, 10245, 10247, 10249))
 
 
@@ -23,6 +27,8 @@ ZIPS = tuple(f"{z:05d}" for z in (10115, 10117, 10119, 10178, 10243, 10245, 1024
 class SampleData:
     orders: Path
     deliveries: Path
+    grocery_customers: Path | None = None
+    logistics_customers: Path | None = None
 
 
 def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
@@ -80,7 +86,42 @@ def generate(directory: Path, rows: int = 3000, seed: int = 7) -> SampleData:
             _fixed(fee, 2),
         ],
     )
-    return SampleData(orders, deliveries)
+    # Each owner's customer file, derived from its own rows (no further draws): the grocery's
+    # orders and mean basket per customer; the logistics firm's deliveries, mean distance
+    # and whether most of them were late (the demo's DP logistic model across the join).
+    g_ids, g_orders, g_basket = _per_customer(g_cust, basket)
+    grocery_customers = directory / "grocery_customers.csv"
+    _write_csv(
+        grocery_customers,
+        GROCERY_CUSTOMER_COLUMNS,
+        [
+            _customer(g_ids),
+            zips.take(pa.array(home_zip[g_ids])),
+            _text(g_orders),
+            _fixed(np.round(g_basket, 2), 2),
+        ],
+    )
+    l_ids, l_count, l_distance = _per_customer(l_cust, distance)
+    _, _, late_share = _per_customer(l_cust, (minutes > LATE_MINUTES).astype(float))
+    logistics_customers = directory / "logistics_customers.csv"
+    _write_csv(
+        logistics_customers,
+        LOGISTICS_CUSTOMER_COLUMNS,
+        [
+            _customer(l_ids),
+            zips.take(pa.array(home_zip[l_ids])),
+            _text(l_count),
+            _fixed(np.round(l_distance, 1), 1),
+            _text((late_share >= 0.5).astype(np.int64)),
+        ],
+    )
+    return SampleData(orders, deliveries, grocery_customers, logistics_customers)
+
+
+def _per_customer(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The distinct customers, their row counts and the mean of ``values`` per customer."""
+    unique, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    return unique, counts, np.bincount(inverse, weights=values) / counts
 
 
 def _text(integers: np.ndarray) -> pa.Array:
