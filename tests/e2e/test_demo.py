@@ -69,7 +69,12 @@ def test_demo_matches_plaintext_and_stops_everything(tmp_path: Path) -> None:
             assert r["mpc"] == pytest.approx(r["plaintext"], rel=1e-6, abs=1e-9), r
     assert any(r["ci95"] for r in body["results"])
     live = [b for b in body["budgets"] if not b["outsourced"]]  # no DP job reads the shop's
-    assert len(live) == 2 and all(b["remaining_rho"] < b["budget_rho"] for b in live)
+    # orders, deliveries and each owner's customer file (the DP logistic model's)
+    assert len(live) == 4 and all(b["remaining_rho"] < b["budget_rho"] for b in live)
+    model = body["logistic"]  # the DP join_logistic next to scikit-learn on the same join
+    assert model["rows"] > 0 and len(model["dp"]["coef"]) == len(model["features"]) == 2
+    assert all(math.isfinite(c) for c in [*model["dp"]["coef"], model["dp"]["intercept"]])
+    assert model["sklearn"] is not None and 0 <= model["dp"]["accuracy"] <= 1
     shared = next(r for r in body["results"] if r["protocol"] == "intersection_size")
     assert shared["plaintext"] > 0  # the sample owners do share customers
     scored = body["scoring"]  # encrypted scoring: CKKS error, and the sigmoid's stated one
