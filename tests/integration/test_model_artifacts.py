@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,3 +151,41 @@ def test_a_kept_model_needs_an_exact_release(client: Client) -> None:
     dp = dataclasses.replace(raw, privacy=jobspec.Privacy(rho=0.1))
     with pytest.raises(Exception, match="exact release"):
         client.submit(dp)
+
+
+def test_a_model_released_to_a_member_reaches_it_alone_and_scores_encrypted_rows(
+    consortium: Consortium, client: Client, tmp_path: Path
+) -> None:
+    """keep = "to:logistics": the fit is sealed to logistics only; logistics registers it at
+    its own node from its `job result --json`, and the analyst scores encrypted rows with
+    it (issue 13's model released to a named member, issue 14's encrypted scoring)."""
+    from ensnif_mpc.cli.render import result_dict
+
+    x, y = rows(consortium)
+    intercept, coef = plain_fit(x, y)
+
+    trained = run(client, spec("linear_regression", FEATURES, {"keep": "to:logistics"}))
+    assert state_name(trained) == "succeeded", trained.reason
+    assert client.result(trained.id) == {}  # the analyst's part is empty
+    with member(consortium, "grocery") as grocery, pytest.raises(CryptoError):
+        grocery.result(trained.id)
+    with member(consortium, "logistics") as logistics:
+        details = logistics.result_details(trained.id)
+        model = logistics.model(trained.id)
+    np.testing.assert_allclose(model.intercept, intercept, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.coef, coef, rtol=1e-6, atol=1e-6)
+
+    released = tmp_path / "released.json"
+    released.write_text(json.dumps(result_dict(trained.id, details)))
+    config = str(consortium.lc.root / "party-logistics.toml")
+    out = CliRunner().invoke(
+        cli,
+        [
+            "model", "register", "--config", config, "--name", f"fee-{trained.id}",
+            "--from-result", str(released), "--features", ",".join(FEATURES),
+            "--feature-bounds", "0,1000", "--json",
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    scored = client.score(f"fee-{trained.id}", x[:16], key_dir=tmp_path / "k")
+    np.testing.assert_allclose(scored.values, intercept + x[:16] @ coef, atol=1e-3)

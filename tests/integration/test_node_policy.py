@@ -114,6 +114,48 @@ def test_columns_recipients_and_protocols_are_enforced_with_the_rule_named(owner
     assert owner.propose("fine1").state == "approved"  # no policy table: as before
 
 
+def test_a_model_released_to_a_member_is_judged_with_that_member_as_the_recipient(
+    owner: Owner,
+) -> None:
+    """keep = "to:<member>" (a model released to one of the job's data owners): the
+    recipients rule judges that member, not the analyst who submitted the job."""
+
+    def regression(to: str) -> Any:
+        return jobspec.from_dict(
+            {
+                "protocol": "linear_regression",
+                "helpers": ["helper"],
+                "params": {"keep": f"to:{to}"},
+                "privacy": {"exact": True},
+                "inputs": [
+                    {
+                        "party": "grocery",
+                        "dataset": "orders",
+                        "features": ["basket_total"],
+                        "label": "basket_total",
+                    },
+                    {
+                        "party": "logistics",
+                        "dataset": "deliveries",
+                        "features": ["distance_km"],
+                        "label": "fee",
+                    },
+                ],
+            }
+        )
+
+    owner.start(recipients=("analyst",))
+    job = owner.propose("member1", regression("logistics"))
+    assert (job.state, job.reason_code) == ("rejected", "recipient_not_allowed")
+    assert "not to 'logistics'" in job.reason
+    owner.stop()
+
+    owner.start(recipients=("logistics",))
+    assert owner.propose("member2", regression("logistics")).state == "approved"
+    job = owner.propose("member3", regression("grocery"))
+    assert (job.state, job.reason_code) == ("rejected", "recipient_not_allowed")
+
+
 def test_min_cohort_refuses_a_selection_of_too_few_rows(owner: Owner) -> None:
     orders = pd.read_csv(owner.lc.data.orders)
     top = float(np.sort(orders["basket_total"].to_numpy())[-3])  # 3 rows at or above
