@@ -200,3 +200,40 @@ def test_join_regression_with_an_outsourced_side_is_scikit_learn_s_ridge(tmp_pat
     model = Ridge(alpha=30.0).fit(z[:, :2], z[:, 2])
     coefs = np.array([float(got.outputs[f"coef[{j}]"]) for j in range(3)])
     np.testing.assert_allclose(coefs, [model.intercept_, *model.coef_], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.timeout(900)
+def test_a_dp_intersection_sum_with_an_outsourced_first_side_is_within_six_sigma(tmp_path):
+    """ρ = 2 over keys, rows and sum (the live join's blocks, c = 1): each noisy output
+    within 6σ of pandas' exact value, σ from the release plan; the outsourced side's
+    one row per key is its own capped contribution."""
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from protocols.registry import catalog
+
+    rng = np.random.default_rng(77)
+    ids = rng.permutation(3000)[:1500] + 10**7
+    amount = rng.integers(0, 100_000, size=len(ids)) / 100
+    outsourced = OutsourcedTable(
+        {"cust": ids, "amount": amount},
+        (Column("cust", "int", 0, 2 * 10**7), AMOUNT),
+        {"key": "cust", "value": "amount"},
+        keys=("cust",),
+    )
+    live_ids = rng.integers(0, 3000, size=1200) + 10**7
+    live = OwnerTable({"cust": live_ids}, (Column("cust", "int", 0, 2 * 10**7),), {"key": "cust"})
+    owners = [OwnerBounds(1, {"value": (100_000,)}), OwnerBounds(1)]
+    blocks = catalog()["intersection_sum"].dp_sensitivity(owners, PRF)
+    plan = dp.plan(2.0, blocks, 3, 1)
+    got = run(
+        tmp_path, "intersection_sum", live, outsourced, PRF, decimals=DECIMALS,
+        job_id="hejoindp", timeout=600.0, holder=0, release=plan.to_dict(),
+    )  # fmt: skip
+    want = _pandas(pd.DataFrame({"cust": ids, "amount": amount}), pd.Series(live_ids))
+    sigmas = {p.name: p.noise_sd for p in got.parts[0].outputs}
+    noisy = [name for name in ("keys", "rows", "sum") if got.outputs[name] != want[name]]
+    assert noisy  # noise was added
+    for name, unit in (("keys", 1), ("rows", 1), ("sum", 10**DECIMALS)):  # σ on the grid
+        assert sigmas[name] > 0
+        error = abs(float(got.outputs[name]) - float(want[name])) * unit
+        assert error <= 6 * sigmas[name], name
