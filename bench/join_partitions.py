@@ -1,119 +1,152 @@
-"""Parallel sessions for a big private join, measured raw (issue 15's goal 4; not wired into
-the orchestration): intersection_sum at N distinct keys a side split into k disjoint
-partitions by a keyed hash of the join key, each partition one raw MPyC session of the
-tagged-helper route (bench/raw_join_fast.py, three processes over TLS), the k sessions at
-once. Prints, per k, the wall time until the last session ends, the CPU seconds summed over
-every process of every session and per party, the bytes, and checks that the partitions'
-answers add up to pandas' (they are sums over disjoint key sets).
+"""Parallel sessions for a big private join through the real orchestration (issue 15 goal 4):
+intersection_sum on the tagged-helper route as k = 1, 2, 4 MPC sessions per party
+(``params.sessions``; protocols/partitions.py), submitted through the SDK to a local
+consortium of daemons (coordinator, grocery, logistics, helper: processes, mTLS gRPC,
+MPyC over TLS) whose nodes offer ``parallel_sessions = max(k)``.
 
-The partition of a key is the keyed hash HMAC-SHA256_P(key) mod k under a key P the two
-owners share and the helper never holds (here one fixed per run; in a job it would be drawn
-fresh like the tag key). Each partition's sizes and match count are then what the helper
-learns of a session: a split of the totals by a function it cannot evaluate, which it can
-simulate from the totals (a multinomial split), so k sessions reveal what one session does.
+Per run: the wall time from SubmitJob to the combined result, each party's worker CPU
+seconds summed over its k sessions and per session (``sessions.json`` in the node's job
+directory), the bytes sent per party (summed over its sessions), rounds (the largest
+session's), and the answer checked against pandas.
 
-    python bench/join_partitions.py [--keys 330000] [--k 1 2 4]
+    python bench/join_partitions.py [--rows 1000000 3000000] [--k 1 2 4]
+
+(1,000,000 generated rows per owner hold about 330,000 distinct customers a side,
+3,000,000 about 989,000.)
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import math
-import secrets
+import json
+import os
+import re
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-import numpy as np  # noqa: E402
+from ensnif_job import Consortium  # noqa: E402
 
 
-def partition_of(key_bytes: bytes, k: int, secret: bytes) -> int:
-    return int.from_bytes(hmac.new(secret, key_bytes, hashlib.sha256).digest()[:8], "big") % k
+def start(root: Path, rows: int, parallel: int, timeout_s: float) -> Consortium:
+    """The bench's consortium (every protocol allowed exactly) with ``parallel_sessions``."""
+    from ensnif_mpc.demo.localnet import NODES
+    from protocols import registry
+
+    net = Consortium(root, rows, job_timeout_s=timeout_s)
+    net.lc.setup()
+    everything = json.dumps(sorted(registry.catalog()))
+    for name in NODES:
+        cfg = net.lc.root / f"party-{name}.toml"
+        text = re.sub(
+            r"(?m)^(allowed_protocols|exact_protocols) = .*$",
+            lambda m: f"{m.group(1)} = {everything}",
+            cfg.read_text(),
+        )
+        cfg.write_text(f"parallel_sessions = {parallel}\n" + text)
+    net.lc.start(timeout_s)
+    return net
 
 
-def split(path: Path, k: int, secret: bytes, out: Path) -> list[Path]:
-    """The owner's CSV as k files by the keyed hash of its key column (the first)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def spec(k: int) -> dict[str, Any]:
+    return {
+        "protocol": "intersection_sum",
+        "helpers": ["helper"],
+        "inputs": [
+            {
+                "party": "grocery",
+                "dataset": "orders",
+                "key": "customer_id",
+                "value": "basket_total",
+            },
+            {"party": "logistics", "dataset": "deliveries", "key": "customer_id"},
+        ],
+        "params": {"sessions": k} if k > 1 else {},
+        "privacy": {"exact": True},
+    }
 
-    table = pacsv.read_csv(path)
-    keys = table.column("customer").to_pylist()
-    parts = np.array([partition_of(str(key).encode(), k, secret) for key in keys])
-    paths = []
-    for p in range(k):
-        target = out / f"{path.stem}.{p}.csv"
-        pacsv.write_csv(table.filter(pa.array(parts == p)), target)
-        paths.append(target)
-    return paths
+
+def plaintext(net: Consortium) -> dict[str, float]:
+    import pandas as pd
+
+    orders = pd.read_csv(net.data.orders, usecols=["customer_id", "basket_total"])
+    deliveries = pd.read_csv(net.data.deliveries, usecols=["customer_id"])
+    hit = orders[orders["customer_id"].isin(set(deliveries["customer_id"]))]
+    return {
+        "keys": float(hit["customer_id"].nunique()),
+        "rows": float(len(hit)),
+        "sum": float(hit["basket_total"].sum()),
+        "distinct_a": float(orders["customer_id"].nunique()),
+        "distinct_b": float(deliveries["customer_id"].nunique()),
+    }
+
+
+def sessions_of(net: Consortium, job_dirs: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for party, d in job_dirs.items():
+        path = d / "sessions.json"
+        out[party] = json.loads(path.read_text()) if path.exists() else []
+    return out
 
 
 def main() -> int:
-    import join_fast
-    from raw import run as run_raw
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--keys", type=int, default=330_000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args()
-    problems = 0
-    with tempfile.TemporaryDirectory(prefix="ensnif-partitions-") as tmp:
-        root = Path(tmp)
-        a, b = join_fast.generate(root, args.keys, 3, seed=args.keys)
-        _, want = join_fast.pandas_answer(a, b)
-        print(f"intersection_sum at {args.keys:,} keys a side as k raw sessions at once")
-        print(
-            f"{'k':>3} {'wall s':>8} {'CPU s all':>10} {'CPU s A/B/H (sum over sessions)':>32} "
-            f"{'B/key':>6} ok"
-        )
-        for k in args.k:
-            secret = secrets.token_bytes(32)
-            work = root / f"k{k}"
-            work.mkdir()
-            files = [split(t.path, k, secret, work) for t in (a, b)]
-            jobs = [
-                {
-                    "decimals": join_fast.DECIMALS,
-                    "owners": [
-                        {"file": str(files[0][p]), "key": "customer", "value": "basket"},
-                        {"file": str(files[1][p]), "key": "customer"},
-                    ],
-                }
-                for p in range(k)
-            ]
-            start = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=k) as pool:
-                futures = [
-                    pool.submit(run_raw, work / f"s{p}", "raw_join_fast.py", job, args.timeout)
-                    for p, job in enumerate(jobs)
-                ]
-                runs = [f.result() for f in futures]
-            wall = time.perf_counter() - start
-            per_party = np.sum([r.cpu_per_party for r in runs], axis=0)
-            sent = sum(sum(r.bytes_sent) for r in runs)
-            got = {
-                name: sum(float(r.outputs[name]) for r in runs) for name in ("keys", "rows", "sum")
-            }
-            ok = all(math.isclose(got[n], want[n], rel_tol=1e-9, abs_tol=1e-6) for n in got)
-            problems += not ok
-            print(
-                f"{k:>3} {wall:>8.2f} {per_party.sum():>10.2f} "
-                f"{'/'.join(f'{v:.1f}' for v in per_party):>32} {sent / (2 * args.keys):>6.0f} "
-                f"{'✓' if ok else f'✗ {got} != {want}'}",
-                flush=True,
-            )
-    print(
-        "wall: until the last session ends; CPU: every process of every session, Python start "
-        "and imports included (each session is three fresh processes)"
-    )
-    return 1 if problems else 0
+    rows_out = []
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory(prefix="ensnif-partitions-") as tmp:
+            net = start(Path(tmp), rows, max(args.k), args.timeout)
+            try:
+                want = plaintext(net)
+                for k in args.k:
+                    load = os.getloadavg()
+                    run = net.run(spec(k), args.timeout)
+                    from ensnif_mpc.demo.localnet import NODES
+
+                    job_root = net.lc.root / "state"
+                    latest = {
+                        n: max((job_root / n / "jobs").iterdir(), key=lambda p: p.stat().st_mtime)
+                        for n in NODES
+                    }
+                    per_session = sessions_of(net, latest)
+                    ok = (
+                        run.outputs["keys"] == want["keys"]
+                        and run.outputs["rows"] == want["rows"]
+                        and abs(run.outputs["sum"] - want["sum"]) < 1e-6 * max(1.0, want["sum"])
+                    )
+                    row = {
+                        "rows_per_owner": rows,
+                        "distinct_keys": [int(want["distinct_a"]), int(want["distinct_b"])],
+                        "k": k,
+                        "wall_s": round(run.wall, 2),
+                        "cpu_s_per_party": [round(c, 2) for c in run.worker_cpu_per_party],
+                        "cpu_s_total": round(run.worker_cpu, 2),
+                        "bytes_per_party": run.bytes_sent,
+                        "bytes_per_key": round(sum(run.bytes_sent) / want["distinct_a"], 1),
+                        "cpu_s_per_session": {
+                            p: [round(s["cpu_seconds"], 2) for s in v]
+                            for p, v in per_session.items()
+                        },
+                        "rounds_per_session": {
+                            p: [s["rounds"] for s in v] for p, v in per_session.items()
+                        },
+                        "matches_pandas": ok,
+                        "load_before": [round(x, 1) for x in load],
+                    }
+                    rows_out.append(row)
+                    print(json.dumps(row), flush=True)
+                    time.sleep(1.0)
+            finally:
+                net.stop()
+    return 0 if all(r["matches_pandas"] for r in rows_out) else 1
 
 
 if __name__ == "__main__":

@@ -306,19 +306,56 @@ def sessions_of(extra: dict[str, Any]) -> int:
     return max(1, int(extra.get("sessions", 1) or 1))
 
 
+class _Forked:
+    """A sibling session forked from session 0 (``poll``/``wait`` as a Popen's)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.code: int | None = None
+
+    def poll(self) -> int | None:
+        if self.code is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code
+
+    def wait(self) -> int:
+        if self.code is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.code = os.waitstatus_to_exitcode(status)
+        return self.code
+
+
+def _run_sibling(sib: Path, parent: int) -> int:
+    """In the forked sibling: its own output and randomness, then the job's worker on its
+    own directory (MPyC's runtime is built there, from its session)."""
+    from ensnif_mpc.procs import PARENT_ENV
+
+    os.environ[PARENT_ENV] = str(parent)  # protocols.worker.main: die with session 0
+    out = os.open(sib / "worker.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    np.random.seed()  # the legacy global generator, from the OS (the fork copied it)
+    from protocols.worker import main as run_job
+
+    return run_job([str(sib)])
+
+
 def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
     """Session 0's k − 1 siblings: one directory ``part<s>/`` each (the session with every
-    party's port shifted by s, the job's TLS material) and one worker process each, in
-    session 0's process group (the node's terminate reaches them) and dying with it."""
+    party's port shifted by s, the job's TLS material) and one worker process each,
+    forked from session 0 before its MPyC runtime exists (so with its imports done and
+    nothing of the job's data in it), in session 0's process group (the node's terminate
+    reaches them), each dying with session 0."""
     import dataclasses
     import shutil
-    import subprocess
     import sys
-
-    from ensnif_mpc.procs import child_env
+    import traceback
 
     count = sessions_of(session.extra)
-    siblings = []
+    siblings: list[tuple[Path, Any]] = []
     for s in range(1, count):
         sib = directory / f"{SIBLING_PREFIX}{s}"
         sib.mkdir(mode=0o700, exist_ok=True)
@@ -328,17 +365,22 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
             addresses=sibling_addresses(session.addresses, s),
             extra={**session.extra, "partition": s},
         ).write(sib)
-        with (sib / "worker.out").open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "protocols.worker", str(sib)],
-                cwd=sib,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-            )
-        (sib / PID_FILE).write_text(str(proc.pid))  # for the operator (and the tests)
-        siblings.append((sib, proc))
+        parent = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _run_sibling(sib, parent)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        (sib / PID_FILE).write_text(str(pid))  # for the operator (and the tests)
+        siblings.append((sib, _Forked(pid)))
     return siblings
 
 

@@ -670,6 +670,10 @@ def main(argv: list[str] | None = None) -> int:
             report("computing", 0.1)
             sealed, kept = delivery.run_local(definition, session, _local_data(session)), []
         else:
+            if _first_of_partitioned(session):  # forked before this session's runtime
+                from protocols import partitions
+
+                siblings = partitions.launch_siblings(directory, session)
             mpc = session_runtime()  # only here, after sys.argv holds the options
 
             from protocols import transport_stats
@@ -678,10 +682,6 @@ def main(argv: list[str] | None = None) -> int:
             _trace_openings(mpc, directory)
             bind_peer_indices()
             quick_connect_retries()
-            if _first_of_partitioned(session):  # the other sessions start cold, at once
-                from protocols import partitions
-
-                siblings = partitions.launch_siblings(directory, session)
             sealed, kept = mpc.run(_run(mpc, session, directory, report, siblings))
     except PartitionFailed as exc:  # another session of this job at this node ended
         log.error("job %s failed: %s", session.job_id, exc)
