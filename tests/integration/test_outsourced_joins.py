@@ -37,8 +37,8 @@ lower = 0
 upper = 50
 
 [policy]
-protocols = ["intersection_sum"]
-exact_protocols = ["intersection_sum"]
+protocols = ["intersection_sum", "join_regression"]
+exact_protocols = ["intersection_sum", "join_regression"]
 budget_rho = 1.0
 max_rho = 0.5
 """
@@ -87,7 +87,20 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     assert up.returncode == 0, up.stderr
     with consortium.client() as client:
         wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 5, "published")
-    return profile, key, node, ids
+    return profile, key, node, ids, visits
+
+
+def _serve(owner):
+    import subprocess
+    import sys
+
+    profile, key, node = owner[:3]
+    allowed = ["--allow-protocol", "intersection_sum", "--allow-protocol", "join_regression"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
+         "--node-name", "helper", "--key", key, *allowed, "--interval", "0.3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
+    )  # fmt: skip
 
 
 def _spec(params: dict[str, object], privacy: dict[str, object] | None = None) -> jobspec.JobSpec:
@@ -121,19 +134,11 @@ def _run(client, spec: jobspec.JobSpec):
 def test_an_exact_intersection_sum_with_an_outsourced_side_equals_pandas(
     consortium: Consortium, owner
 ):
-    import subprocess
-    import sys
-
-    profile, key, node, ids = owner
+    profile, key, node, ids = owner[:4]
     orders = _orders(consortium)
     hit = orders[orders["customer_id"].isin(set(ids.tolist()))]
     cents = int(np.rint(hit["basket_total"].to_numpy() * 100).astype(np.int64).sum())
-    serving = subprocess.Popen(
-        [sys.executable, "-m", "ensnif_mpc.cli.main", "outsource", "serve", "--node", node,
-         "--node-name", "helper", "--key", key, "--allow-protocol", "intersection_sum",
-         "--interval", "0.3"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(profile), cwd=ROOT,
-    )  # fmt: skip
+    serving = _serve(owner)
     try:
         with consortium.client() as client:
             job = _run(client, _spec({"join_path": "prf-shuffle"}))
@@ -171,3 +176,52 @@ def test_the_owner_offline_ends_an_outsourced_join_and_nothing_is_charged(consor
     assert (state_name(job), job.reason_code) == ("failed", "owner_offline")
     line = _owner_line(consortium)
     assert line is not None and (line.spent, line.reserved) == (0, 0)
+
+
+def test_join_regression_with_an_outsourced_side_is_scikit_learn_s(consortium, owner):
+    """grocery's per-key mean basket (A's feature) against smallshop's outsourced visits
+    (B's label) over the customers both hold: the vertical ridge (λ = 2) through the
+    coordinator, coefficients within 1e-6 of scikit-learn's Ridge on the pandas join."""
+    from sklearn.linear_model import Ridge
+
+    ids, visits = owner[3], owner[4]
+    orders = _orders(consortium)
+    cents = orders.assign(c=np.rint(orders["basket_total"] * 100).astype(np.int64))
+    grouped = cents.groupby("customer_id")["c"]
+    sums, counts = grouped.sum(), grouped.size()
+    means = (2 * sums + counts) // (2 * counts) / 100  # half up on the grid, as the join
+    joined = pd.DataFrame({"v": visits}, index=ids.tolist()).join(means, how="inner")
+    model = Ridge(alpha=2.0).fit(joined[["c"]].to_numpy(), joined["v"].to_numpy())
+    spec = jobspec.from_dict(
+        {
+            "protocol": "join_regression",
+            "helpers": ["logistics"],
+            "params": {"join_path": "prf-shuffle", "per_key": "mean", "ridge": 2.0},
+            "inputs": [
+                {
+                    "party": "grocery",
+                    "dataset": "orders",
+                    "key": "customer_id",
+                    "features": ["basket_total"],
+                },
+                {
+                    "party": "smallshop",
+                    "dataset": "customers",
+                    "key": "customer_id",
+                    "label": "visits",
+                },
+            ],
+            "privacy": {"exact": True},
+        }
+    )
+    serving = _serve(owner)
+    try:
+        with consortium.client() as client:
+            job = _run(client, spec)
+            assert state_name(job) == "succeeded", (job.reason_code, job.reason)
+            got = client.result(job.id, exact=True)
+    finally:
+        serving.terminate()
+        serving.wait(10)
+    coefs = [float(Fraction(got[f"coef[{j}]"])) for j in range(2)]
+    np.testing.assert_allclose(coefs, [model.intercept_, *model.coef_], rtol=1e-6, atol=1e-6)
