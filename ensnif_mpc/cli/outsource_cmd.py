@@ -82,7 +82,11 @@ def encrypt(
     helper: str,
     as_json: bool,
 ) -> None:
-    """Encrypt a CSV or Parquet table column by column and sign it for a helper node."""
+    """Encrypt a CSV or Parquet table column by column and sign it for a helper node.
+
+    The schema file's [[columns]] give name, type, lower, upper, decimals and optional
+    bins; a join key column says key = true (int or string, distinct over the table; it
+    is encrypted as the limbs of its 128-bit hash, docs/homomorphic.md "Join keys")."""
     from ensnif_mpc.sdk import outsource as sdk
 
     done = sdk.encrypt(
