@@ -13,7 +13,8 @@ LogisticRegression on the joined rows and log-loss within 0.02 of it, on the
 tagged-helper route (per-key means) and the PRF route (sums). DP release: every opened
 gradient within 6σ (the plan's noise) of the same step recomputed in the clear at the
 public weights the parties computed, and the released coefficients exactly that public
-trajectory's. Bad input: near-collinear rows with a tiny penalty make the weights leave the
+trajectory's. With keep = "artifact" nothing is opened and the kept model is the
+released one. Bad input: near-collinear rows with a tiny penalty make the weights leave the
 fixed point's range (``model_out_of_range``), a feature constant over the matched keys
 fails with ``singular_system``, a label of 2 with ``data_out_of_schema``, each with
 nothing sealed.
@@ -154,6 +155,7 @@ RUNS: dict[str, tuple[Any, Any, dict[str, Any], dict[str, Any] | None]] = {
     "exact": (A, B, EXACT, None),
     "prf": (A, B, SUMS, None),
     "dp": (A, B, DP, _plan(DP, RHO)),
+    "kept": (A, B, {**EXACT, "keep": "artifact"}, None),
 }
 FAILING = {
     "range": (SEP_A, SEP_B, {**RANGE_BOX, "steps": 3, "l2": 1e-4}),
@@ -196,7 +198,7 @@ def _failing(root: Path, kind: str) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every job of this module (five consortia of three workers), two at a time."""
+    """Every job of this module (six consortia of three workers), two at a time."""
     root = tmp_path_factory.mktemp("join_logistic")
     with ThreadPoolExecutor(2) as pool:
         done = {k: pool.submit(_run, root, k) for k in RUNS}
@@ -226,6 +228,15 @@ def test_exact_fit_is_its_mirror_and_within_a_point_of_scikit_learn(runs, kind):
     assert abs(((ours > 0.5) == y).mean() - sk.score(x, y)) <= 0.01
     assert log_loss(y, ours) <= log_loss(y, sk.predict_proba(x)[:, 1]) + 0.02
     assert len(y) == 240  # the matched customers, every one of them
+
+
+def test_a_kept_model_opens_nothing_and_holds_the_released_weights(runs):
+    kept, released = runs["kept"], runs["exact"]
+    coef, intercept = _coefs(released)
+
+    assert kept.outputs == {}
+    model = [float(kept.artifacts[f"model[{i}]"]) for i in range(4)]  # [intercept, w…]
+    np.testing.assert_allclose(model, [intercept, *coef], atol=1e-5)  # two runs: rounding
 
 
 def test_the_reference_is_the_float_mirror_on_the_raw_join():
