@@ -882,7 +882,7 @@ _ALL: tuple[Reason, ...] = (
     Reason(
         "outsourced_one_per_job",
         "The job reads more than one outsourced dataset; a job converts one outsourced "
-        "owner's masked values (docs/homomorphic.md, \"More than one outsourced input\"); "
+        'owner\'s masked values (docs/homomorphic.md, "More than one outsourced input"); '
         "refused at submit, nothing was proposed.",
         "Run one job per outsourced dataset, or ask one owner to run a node.",
         _S.INVALID_ARGUMENT,
