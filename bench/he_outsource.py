@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -268,7 +269,7 @@ def ridge_report(rows: int, features: int, ridge: float = 5.0) -> int:
     return 1 if problems else 0
 
 
-def _join_tables(rows: int, seed: int):
+def _join_tables(rows: int, seed: int) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray]:
     from ensnif_mpc.data.schema import Column
     from tests.protocols.harness import OwnerTable
     from tests.protocols.he_rows_run import OutsourcedTable
