@@ -64,7 +64,8 @@ def edges_for(bins: int) -> tuple[float, ...]:
 
 def draw(rows: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 100_000, size=rows, endpoint=True) / 10**DECIMALS
+    out: np.ndarray = rng.integers(0, 100_000, size=rows, endpoint=True) / 10**DECIMALS
+    return out
 
 
 def numpy_answer(values: np.ndarray, edges: tuple[float, ...]) -> tuple[float, list[int]]:
@@ -183,7 +184,7 @@ def report(rows: int, bins: int, repeat: int) -> int:
     return 1 if problems else 0
 
 
-def _ridge_tables(rows: int, features: int, seed: int):
+def _ridge_tables(rows: int, features: int, seed: int) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     from ensnif_mpc.data.schema import Column
     from tests.protocols.harness import OwnerTable
     from tests.protocols.he_rows_run import OutsourcedTable
@@ -361,7 +362,7 @@ def join_report(rows: int) -> int:
     return 1 if problems else 0
 
 
-def live_copy(table):
+def live_copy(table: Any) -> Any:
     """The outsourced owner's table as a live owner's (the baseline job)."""
     from tests.protocols.harness import OwnerTable
 
