@@ -26,6 +26,7 @@ from ensnif_mpc.he import (
     outsource_rows,
     outsource_table as table,
 )
+from ensnif_mpc.he.keys import KeyDir
 from ensnif_mpc.security import mpc_session, pki
 from tests.helpers import issue_pki
 from tests.protocols.harness import free_ports
@@ -139,7 +140,7 @@ def run(
     certs, key, probe = setup["certs"], setup["key"], Path(str(setup["probe"]))
     # ``dataset_dir`` hands the owner's directory to a helper node and says where it stores it
     stored_at = dataset_dir(probe / "dataset") if dataset_dir else probe / "dataset"
-    assert isinstance(certs, dict) and isinstance(key, bfv.keys.KeyDir)
+    assert isinstance(certs, dict) and isinstance(key, KeyDir)
     outputs = ["amount"] if mode == "rows" else column(edges).series()
     if mode == "rows":  # the live owner holds another column of the same rows
         np.save(
@@ -256,7 +257,7 @@ def _offline(
 
 def _owner_client(
     probe: Path,
-    key: bfv.keys.KeyDir,
+    key: KeyDir,
     procs: list[subprocess.Popen[bytes]],
     timeout_s: float,
     rows: bool = False,
