@@ -10,6 +10,10 @@ Exact release: centroids secret throughout. Per iteration, in MPC: the scores
 the d × k centroids; ‖x‖² is the same for every centroid and not needed), a secure argmin
 per row (k − 1 comparisons, as unit vectors), per-cluster counts and sums (one product),
 and the division sums/counts in fixed point (a cluster left empty keeps its centroid).
+Two routes (``ensnif_mpc.jobs.join_path.choose``, named in the manifest): a session of two
+owners and one helper with t = 1 runs the iterations in Z_2^64 between the owners with the
+helper as dealer (``protocols.models.kmeans_ring``: the same scores, argmin, sums and, in
+MPyC, the same :func:`divide`); any other session runs them here, all in MPyC.
 
 DP release: the centroids are public at every iteration. Each owner assigns its own rows
 to the nearest public centroid locally and sums counts and features per cluster; MPC adds
