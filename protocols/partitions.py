@@ -165,6 +165,30 @@ def applied() -> bool:
     return _APPLIED[0]
 
 
+def padded_size(total: int, count: int) -> int:
+    """The public length of owner A's vector in each session of a partitioned
+    intersection_sum: n/k + 8·sqrt(n/k) + 8 for A's n distinct keys (a function of n, which
+    one session shows B anyway). A partition holds Binomial(n, 1/k) keys, above this with
+    probability below e^-32 (Chernoff), so the padded length hides the split of n."""
+    import math
+
+    mean = total / count
+    return math.ceil(mean + 8 * math.sqrt(mean) + 8)
+
+
+def padding(total: int, held: int) -> int:
+    """How many dummy entries owner A appends to its ``held`` keys of this partition (0
+    for an unpartitioned job). The dummies carry random tags (they match nothing but with
+    the tags' own collision probability) and zero values."""
+    part = current()
+    if part is None or part.count == 1:
+        return 0
+    size = padded_size(total, part.count)
+    if held > size:  # probability below e^-32: end the job rather than show the split
+        raise RuntimeError("a partition holds more keys than its padded size")
+    return size - held
+
+
 # -- the partition key ------------------------------------------------------------------------
 def _write_private(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")

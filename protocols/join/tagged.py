@@ -133,11 +133,11 @@ def _roles(ctx: Context) -> tuple[int, int, int]:
 
 
 async def _match(
-    ctx: Context, keys: np.ndarray | None, trace: _Trace
+    ctx: Context, keys: np.ndarray | None, trace: _Trace, padding: int = 0
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, bytes]]:
     """Steps 1–3: seeds, tags, matching. Returns (A's private order or None, H's selection
     or None, the seeds this party holds)."""
-    order, received, seeds = await exchange_tags(ctx, keys, trace)
+    order, received, seeds = await exchange_tags(ctx, keys, trace, padding)
     sel = None
     if received is not None:
         sel = select(*received)
@@ -145,11 +145,13 @@ async def _match(
 
 
 async def exchange_tags(
-    ctx: Context, keys: np.ndarray | None, trace: _Trace
+    ctx: Context, keys: np.ndarray | None, trace: _Trace, padding: int = 0
 ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None, dict[str, bytes]]:
     """Steps 1–2: seeds and tags. Returns (an owner's private order of its keys or None,
     H's two tag lists (A's, B's; each in its owner's private order) or None, the seeds
-    this party holds). ``protocols.join.aligned`` builds on it."""
+    this party holds). ``protocols.join.aligned`` builds on it. ``padding`` (A only, a
+    partitioned job): that many dummy entries with fresh random tags after A's keys,
+    ordered with them (``protocols.partitions.padding``)."""
     mpc, me = ctx.mpc, ctx.index
     a, b, h = _roles(ctx)
     seeds: dict[str, bytes] = {}
@@ -169,8 +171,13 @@ async def exchange_tags(
     mine_tags: dict[int, bytes] = {}
     if me in (a, b):
         assert keys is not None
-        order = private_order(len(keys))
-        mine_tags[me] = tags(seeds["K"], keys)[order].tobytes()  # tag, then reorder the tags
+        pad = padding if me == a else 0
+        order = private_order(len(keys) + pad)
+        own = tags(seeds["K"], keys)
+        if pad:
+            dummies = np.frombuffer(secrets.token_bytes(8 * pad), dtype="<u8")
+            own = np.concatenate([own, dummies])
+        mine_tags[me] = own[order].tobytes()  # tag, then reorder the tags
     received = []
     for owner in (a, b):
         got = trace.got(await transfer(mpc, mine_tags.get(owner), [owner], [h]))
@@ -224,12 +231,17 @@ async def _into_mpc(
 
 def _in_partition(keys: Any, columns: np.ndarray | None = None) -> tuple[Any, Any]:
     """An owner's distinct keys (and their columns) in this session's partition when the
-    job runs as k parallel sessions (``protocols.partitions``); all of them otherwise."""
+    job runs as k parallel sessions (``protocols.partitions``); all of them otherwise.
+    With columns (owner A of intersection_sum), the columns come back padded with zeros
+    to the partition's public length, and the keys with them are only the real ones."""
     mask = partitions.keep(keys)
     if mask is None:
         return keys, columns
     kept = np.asarray(keys)[mask]
-    return kept, None if columns is None else columns[:, mask]
+    if columns is None:
+        return kept, None
+    pad = partitions.padding(len(keys), len(kept))
+    return kept, np.pad(columns[:, mask], ((0, 0), (0, pad)))
 
 
 def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +295,9 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
         assert ctx.local is not None
         keys, _ = _in_partition(keyed(ctx.local, ["key"]).keys["key"])
     ctx.progress("tagging", 0.3)
-    order, sel, seeds = await _match(ctx, keys, trace)
+    # A partitioned job pads A's vector to a public length (zero columns, random tags).
+    pad = columns.shape[1] - len(keys) if me == a and keys is not None else 0
+    order, sel, seeds = await _match(ctx, keys, trace, pad)
     ctx.progress("aggregating", 0.6)
     # A → B: w = v − q in A's private order (q from s_AH); H → A: u = sel − r (r from s_HB).
     n_a = columns.shape[1]

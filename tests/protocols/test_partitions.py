@@ -62,6 +62,22 @@ def test_keep_selects_this_sessions_partition_and_is_recorded() -> None:
     assert partitions.applied()
 
 
+def test_the_padded_size_bounds_a_partition_and_depends_on_the_total_only() -> None:
+    n, k = 330_000, 4
+    size = partitions.padded_size(n, k)
+    rng = np.random.default_rng(0)
+    assert rng.multinomial(n, [1 / k] * k, size=2000).max() < size
+    assert size < (n / k) * (1 + 9 / np.sqrt(n / k))  # about 8 / sqrt(n / k) more entries
+    partitions.install(partitions.Partition(1, k, b"x" * 32))
+    try:
+        assert partitions.padding(n, 82_000) == size - 82_000
+        with pytest.raises(RuntimeError):
+            partitions.padding(n, size + 1)
+    finally:
+        partitions.install(None)
+    assert partitions.padding(n, n) == 0  # not partitioned
+
+
 def test_sibling_addresses_shift_every_port() -> None:
     assert partitions.sibling_addresses(["a:100", "10.0.0.2:200"], 2) == ["a:102", "10.0.0.2:202"]
 
@@ -160,7 +176,12 @@ def _kill_sibling(directory: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [2, 3])
-def test_intersection_sum_and_size_in_k_sessions_match_pandas(tmp_path: Path, k: int) -> None:
+def test_intersection_sum_and_size_in_k_sessions_match_pandas(
+    tmp_path: Path, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protocols.join.tagged import TRACE_ENV, TRACE_FILE
+
+    monkeypatch.setenv(TRACE_ENV, "1")
     rng = np.random.default_rng(21 + k)
     a = orders(rng, 3000, customers=1500)
     b = deliveries(rng, 2500, offset=600, customers=1500)
@@ -179,6 +200,13 @@ def test_intersection_sum_and_size_in_k_sessions_match_pandas(tmp_path: Path, k:
         assert len(partitions.sibling_dirs(d)) == k - 1
     key_a, key_b = ((d / partitions.KEY_FILE).read_bytes() for d in dirs[:2])
     assert key_a == key_b
+    # B receives A's vector (2 columns of 8 bytes per entry) padded to one public length
+    # in every session: the split of A's keys over the partitions does not show.
+    n_a = len(set(a.data["customer"][a.data["basket"] >= 20.0].tolist()))
+    width = 2 * 16 * partitions.padded_size(n_a, k)  # hex characters
+    for session_dir in [dirs[1], *partitions.sibling_dirs(dirs[1])]:
+        received = json.loads((session_dir / TRACE_FILE).read_text())["received"]
+        assert sum(len(r) == width for r in received) == 1, session_dir
     size, *_ = _run(tmp_path, "intersection_size", [a, b, None], {"sessions": k}, k, job_id="size")
     assert size is not None
     assert size["count"] == reference("intersection_size", [a, b], {})["count"]
