@@ -36,9 +36,10 @@ def _job() -> click.Command:
     return job_cmd.job
 
 
-# Each command's module is imported only when that command runs (or `--help` lists them
-# all): importing every command module, the SDK, numpy and pyarrow cost about 0.9 s on every
-# invocation. A loader is "module:attribute" under ensnif_mpc.cli, or a function.
+# Each command's module is imported only when that command runs (`--help` lists them
+# from SUMMARIES below): importing every command module, the SDK, numpy and pyarrow cost
+# about 0.9 s on every invocation. A loader is "module:attribute" under ensnif_mpc.cli,
+# or a function.
 COMMANDS: dict[str, str | Callable[[], click.Command]] = {
     "pki": "pki_cmd:pki",
     "coordinator": "serve_cmd:coordinator",
@@ -60,8 +61,67 @@ COMMANDS: dict[str, str | Callable[[], click.Command]] = {
 }
 
 
+# What `ensnif --help` lists for a command not yet imported: the first paragraph of its
+# help, shortened as click shortens it (tests/unit/ensnif_mpc/cli/test_cli_summaries.py
+# keeps each equal to the command's own), so listing the commands imports none of them.
+SUMMARIES: dict[str, str] = {
+    "artifacts": "Artifacts: outputs kept secret-shared at the parties for a later job.",
+    "audit": "The hash-chained audit log of this coordinator or node (run on its host).",
+    "budget": "Privacy budgets of this node's datasets (run beside the node).",
+    "coordinator": ("The consortium coordinator (registry, catalog, scheduling; never sees data)."),
+    "datasets": "The dataset catalog (schemas, bounds, row counts; never rows).",
+    "demo": ("Run a local consortium (coordinator + grocery, logistics, helper) and its jobs."),
+    "doctor": (
+        "Check this member's setup: configuration, certificates (expiry within 14 days is "
+        "a warning), revocation list, the coordinator over mutual TLS, clock skew against "
+        "the coordinator (warning above 30 s, failure above 5 minutes), and for a node "
+        "every other member's MPC port range (reachable from here: a dropped port fails), "
+        "its data sources (readable, within their declared bounds) and its own MPC port "
+        "range."
+    ),
+    "init": (
+        "Write a commented configuration: coordinator.toml, party.toml or (analyst) profile.toml."
+    ),
+    "job": "Submit and follow consortium jobs.",
+    "model": (
+        "Models: registered by a member at its node for encrypted scoring, or trained and "
+        "kept secret-shared at the parties as an artifact (predict jobs)."
+    ),
+    "outsource": "Encrypted datasets for members without a node (BFV, 128-bit security).",
+    "parties": "Registered party nodes.",
+    "party": "A member's party node (datasets, policy, MPC workers).",
+    "pki": "Consortium PKI: a CA and certificates for coordinator, nodes and analysts.",
+    "program": "Programs written by consortium members (docs/programs.md).",
+    "protocols": "The protocol registry.",
+    "score": (
+        "Score rows against a member's model under homomorphic encryption: only you see "
+        "the rows and the scores; the model's weights stay at its owner."
+    ),
+}
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (see COMMANDS)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their summaries without importing them (SUMMARIES)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is None and name in SUMMARIES:
+                text = click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)
+            else:
+                command = loaded or self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
