@@ -156,6 +156,13 @@ def check_input(
             "in the clear at its owner, which an outsourced owner cannot; ask for an exact "
             "release (the owner's policy must allow it)"
         )
+    if protocol not in JOINS:
+        read_keys = [c for c in _columns_of(inp) if c in dataset.keys]
+        if read_keys:
+            raise InvalidArgument(
+                f"{where}.{read_keys[0]} is a join key (encrypted as the limbs of its hash): "
+                f"it has no values for {protocol}; use it as a join's key"
+            )
     if protocol in ROWS:
         roles = {**inp.columns, **inp.column_lists}
         if set(roles) != {"features", "label"} or isinstance(roles["features"], str):
@@ -200,6 +207,10 @@ def check_input(
         "charges": {k: [v.numerator, v.denominator] for k, v in charge.items()},
     }
     return {"outsourced": out}, Verdict(False, f"the signed policy of {where} (outsourced)")
+
+
+def _columns_of(inp: Any) -> list[str]:
+    return [*inp.columns.values(), *(c for cols in inp.column_lists.values() for c in cols)]
 
 
 def _min_cohort(policy: OwnerPolicy, definition: Any, rows: int, where: str) -> int:

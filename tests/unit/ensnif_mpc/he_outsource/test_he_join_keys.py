@@ -204,3 +204,27 @@ def test_the_helper_s_ledger_takes_the_signed_budget_and_delta_caps():
     assert ledger.caps == {"shop/cust": Fraction(0.75)}
     assert ledger.delta_caps == {"shop/cust": Fraction(2e-6)}
     assert policy.min_cohort == 3
+
+
+def test_a_key_column_is_refused_where_a_protocol_reads_values():
+    """An int key column passes a numeric role's type check, but it holds no value series:
+    refused at the helper's admission, before anything is reserved."""
+    from ensnif_mpc.privacy.dp import ReleasePlan
+
+    policy = adm.OwnerPolicy.from_manifest("shop", "cust", {"exact_protocols": ["sum"]})
+    dataset = SimpleNamespace(keys=frozenset({"cust"}), policy=policy)
+    spec = SimpleNamespace(protocol="sum", params={})
+    p = SimpleNamespace(spec=spec, release=ReleasePlan(True, 0.0, (), 3, 1), decimals=0)
+    inp = SimpleNamespace(party="shop", dataset="cust", columns={"value": "cust"}, column_lists={})
+    with pytest.raises(InvalidArgument, match="is a join key"):
+        adm.check_input(p, None, (0, inp, dataset), None)
+    join = SimpleNamespace(protocol="intersection_sum", params=PRF)
+    both = {"key": "cust", "value": "cust"}
+    with pytest.raises(InvalidArgument, match="cannot be a value"):
+        adm._check_join(
+            SimpleNamespace(spec=join),
+            SimpleNamespace(**{**vars(inp), "columns": both}),
+            dataset,
+            0,
+            "shop/cust",
+        )
