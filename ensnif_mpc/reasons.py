@@ -351,9 +351,9 @@ _ALL: tuple[Reason, ...] = (
     Reason(
         "artifact_not_found",
         "A node holds no share of an artifact the job lists (never made, deleted, or made "
-        "for another party order), so the job cannot read it.",
-        "Check `ensnif artifacts list`; run the job on the parties that made the artifact, "
-        "in the same order, or make it again.",
+        "by a session of other parties), so the job cannot read it.",
+        "Check `ensnif artifacts list`; run the job on the parties that made the artifact "
+        "(in any order), or make it again.",
         _S.NOT_FOUND,
         ends=_REJECTED + _FAILED,
         group=POLICY,

@@ -102,10 +102,11 @@ class ArtifactStore:
         """This node's shares of the artifacts ``ids`` a job lists, checked for that job.
 
         Refused with ``artifact_not_found`` when this node holds no share of one, or holds
-        it for another session (another party order or threshold would put the shares at
-        other points); with ``artifact_forbidden`` when this node's data went into it and
-        its policy (``allowed``: analyst names, ``"*"``, or None for the producer only)
-        does not let ``analyst`` use it."""
+        it for another session (other parties or another threshold: the shares could not
+        be brought to this session's points; the same parties in another order can, by
+        resharing, ``protocols.program.Program.import_shares``); with ``artifact_forbidden``
+        when this node's data went into it and its policy (``allowed``: analyst names,
+        ``"*"``, or None for the producer only) does not let ``analyst`` use it."""
         out = []
         for artifact_id in ids:
             found = self.get(artifact_id)
@@ -115,13 +116,13 @@ class ArtifactStore:
                     reason="artifact_not_found",
                 )
             share, producer = found
-            if list(share.parties) != list(party_order) or (
+            if sorted(share.parties) != sorted(party_order) or (
                 threshold is not None and share.threshold != threshold
             ):
                 raise NotFound(
                     f"{me} holds artifact {artifact_id!r} for the session "
                     f"{', '.join(share.parties)}; a job using it must run on those parties "
-                    "in that order",
+                    "(in any order)",
                     reason="artifact_not_found",
                 )
             if me in share.owners and not may_use(allowed, analyst, producer):

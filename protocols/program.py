@@ -213,7 +213,7 @@ class Program:
             given = ", ".join(a.artifact_id for a in held) or "none"
             raise ValueError(f"the job holds no single artifact {name!r} (it lists: {given})")
         art = found[0]
-        if art.x != self.ctx.index + 1 or art.threshold != self.mpc.threshold:
+        if art.threshold != self.mpc.threshold:
             raise ValueError(f"artifact {art.artifact_id!r} was shared for another session")
         if art.kind == "fixed":
             stype = self.mpc.SecFxp(art.bit_length, art.frac_bits)
@@ -230,8 +230,38 @@ class Program:
         held_shape = art.shape or (1,)
         shares = stype.field.array(np.array(art.shares, dtype=object).reshape(held_shape))
         fixed = {"integral": False} if art.kind == "fixed" else {}
-        array = stype.array(shares, **fixed)
+        array = await self._at_this_session(stype, shares, fixed, art.x)
         return array[0] if art.shape == () else array
+
+    async def _at_this_session(
+        self, stype: Any, shares: Any, fixed: dict[str, bool], x: int
+    ) -> Any:
+        """``shares``, this party's Shamir shares at point ``x`` of the session that made the
+        artifact, as shares of this session. The same parties in the same order: as is.
+        In another order (every node checks the parties are the same): each party inputs
+        its share times its Lagrange coefficient at 0 over the old points, and the sum of
+        those inputs is a fresh sharing of the same value at this session's points — one
+        input round, nothing opened (each input is secret-shared; the old points are the
+        artifact's public party order, announced by every party)."""
+        mpc = self.mpc
+        points = [int(v) for v in await mpc.transfer(x)]  # every party's old point, public
+        if points == [i + 1 for i in range(len(points))]:
+            return stype.array(shares, **fixed)
+        if sorted(points) != list(range(1, len(points) + 1)):
+            raise ValueError("the artifact's shares are not held by this session's parties")
+        order = int(stype.field.order)
+        coefficient = 1  # Lagrange at 0 over the old points
+        for other in points:
+            if other != x:
+                coefficient = coefficient * other * pow(other - x, -1, order) % order
+        mine = np.asarray(shares.value, dtype=object) * coefficient % order
+        parts = mpc.input(
+            stype.array(stype.field.array(mine), **fixed), senders=list(range(len(points)))
+        )
+        total = parts[0]
+        for more in parts[1:]:
+            total = total + more
+        return total
 
     def _reveal(self, name: str, value: Any, scaled: bool | int, to: str) -> None:
         shape = getattr(value, "shape", None)

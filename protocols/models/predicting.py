@@ -40,7 +40,7 @@ def _ref_accuracy(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[st
 
 
 _WHO = (
-    "one data owner (the job's first party: the training session's first party): "
+    "one data owner (the job's first party: one of the training session's parties): "
     "features = [columns…] in the model's order{label}; the other parties of the training "
     "session, in its order, as helpers; the job lists the artifact `<training job>/model`"
 )

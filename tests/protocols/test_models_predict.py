@@ -103,3 +103,45 @@ def test_a_kept_logistic_model_scores_held_out_rows_for_their_owner_only(tmp_pat
     got_loss = float(measured.outputs["log_loss"])
     assert abs(got_loss - expected) <= predict.LOG_LOSS_MAX_ERROR + 1e-4
     assert 0.0 < got_loss < np.log(2.0)  # better than chance on these separable rows
+
+
+def test_a_model_kept_by_one_session_scores_in_another_order_of_its_parties(tmp_path):
+    """Trained with owners (A, B) and a helper; scored on B's rows with B first: the
+    parties reshare the artifact to the new order (one input round) and B's scores are
+    numpy's with the same weights. The same order skips the resharing."""
+    rng = np.random.default_rng(9)
+    x = np.round(rng.uniform(LOWER, UPPER, (140, 2)), 2)
+    y = (rng.uniform(size=140) < 1 / (1 + np.exp(-((x - 35) @ [0.05, -0.04])))).astype(int)
+    a, b = slice(0, 70), slice(70, 140)
+    params = {"lower": [LOWER] * 2, "upper": [UPPER] * 2, "steps": 5, "keep": "artifact"}
+    trained = run_parties(
+        tmp_path,
+        "logistic_regression",
+        [_owner(x[a], y[a]), _owner(x[b], y[b]), None],
+        params,
+        decimals=2,
+        job_id="train2",
+        timeout=300,
+    )
+    ref = lr.reference(
+        [{"features": x[a], "label": y[a]}, {"features": x[b], "label": y[b]}], params
+    )
+    coef, intercept = np.array([ref["coef[0]"], ref["coef[1]"]]), ref["intercept"]
+    want = predict.scores("logistic", intercept, coef, x[b])
+    kept = trained.kept
+
+    # B (the training session's party 1) is the new party 0; A is party 1; the helper stays.
+    swapped = run_parties(
+        tmp_path,
+        "predict",
+        [_owner(x[b], y[b]), None, None],
+        {},
+        decimals=2,
+        job_id="score2",
+        artifacts=[kept[1], kept[0], kept[2]],
+        timeout=300,
+    )
+
+    got = np.array([float(swapped.party_outputs[0][f"score[{i}]"]) for i in range(70)])
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert set(swapped.party_outputs) == {0}
