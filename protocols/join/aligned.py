@@ -23,7 +23,9 @@ in a private random order), every party running every step, "→" being ``mpc.tr
    s_HB, in chunks of rows (each chunk folded in before the next, so memory stays a
    chunk). Y^T·W = Y_B^T·W (B) + C^T·(W − M) (A) + C^T·M (H); row by row the same
    with ∘ for :func:`aligned_rows`. Column sums of Y: Y_B (B) + C (A).
-5. Into MPyC. In Z_2^64 (numpy uint64, the group-by) the three shares become two
+5. Into MPyC. In Z_2^k (numpy uint64, the group-by; k the whole bytes of the session's
+   integer size, :func:`ring_bits`, and only k/8 bytes an element sent in steps 2–4:
+   :class:`Ring2k`) the three shares become two
    (A sends B its share + e, H e) and one multiplication per output removes the one
    possible wrap-around (``protocols.join.tagged._into_mpc``, no comparison); in Z_p, p
    the MPyC field's modulus (object arrays, the correlation and :func:`aligned_rows`),
@@ -40,6 +42,9 @@ Who sees what (semi-honest, one corrupted party, t = 1):
 - H: s_AH, s_HB and both tag lists, as on the selection route: the sizes, the match
   count and which random positions matched. H receives no share in steps 2–4 (in step 5
   of the Z_2^64 products only A's fresh uniform e).
+- In Z_2^k every masked element is sent reduced modulo 2^k; its mask, uniform modulo
+  2^64, is uniform modulo 2^k, so each of those views is uniform as in Z_2^64. The ring's
+  size k follows from the session's public integer size, never from the data.
 - Step 5 is MPyC's usual t = 1 computation. So every single party's view is simulated
   from its input and its announced sizes (H: and the match count): t = 1 suffices, with
   the helper a third party distinct from both owners. Compared with the PRF route, where
@@ -81,7 +86,62 @@ from protocols.join.common import _announce
 from protocols.shuffle import permutation
 from protocols.tagging import Ring64, RingP, partners
 
+
+class Ring2k(Ring64):
+    """Z_2^k for k a multiple of 8 up to 64 (the group-by's ring, sized to the session).
+
+    The arithmetic is Ring64's uint64, which wraps modulo 2^64 and so is right modulo 2^k
+    (2^k divides 2^64); only the low k/8 bytes of each element go on the wire
+    (:func:`wire`), so every masked matrix costs k/8 bytes an element instead of 8. A
+    masked element x − r with r uniform in Z_2^64 is, reduced modulo 2^k, uniform in
+    Z_2^k: the messages stay independent of the data.
+    """
+
+    def __init__(self, bits: int) -> None:
+        if bits % 8 or not 8 <= bits <= 64:
+            raise ValueError(f"ring bits must be a multiple of 8 in [8, 64], got {bits}")
+        self.bits = bits
+        self.modulus = 1 << bits
+        self.width = bits // 8
+
+    def ints(self, x: np.ndarray) -> list[int]:
+        """Ring elements as Python ints in [0, 2^k)."""
+        return [int(v) % self.modulus for v in np.asarray(x, dtype=np.uint64).ravel()]
+
+
+def ring_bits(bit_length: int) -> int:
+    """The group-by's ring Z_2^k for a session of ``bit_length``-bit integers: k the
+    whole bytes that hold ``bit_length`` bits (at most 64).
+
+    Every output of the session is below 2^(bit_length − 2) in magnitude (the coordinator
+    sizes the session to rows × declared bounds plus sign and headroom,
+    ``ensnif_mpc.jobs.checks.sum_bits``, and a node refuses a source that outgrew it:
+    ``catalog_stale``), so output + 2^(k − 2) lies in [0, 2^(k − 1)), as the two-share
+    conversion (``tagged._into_mpc``) requires."""
+    return min(64, 8 * -(-bit_length // 8))
+
+
 Ring = Ring64 | RingP
+
+
+def wire(ring: Ring, x: np.ndarray) -> np.ndarray:
+    """A matrix of ring elements as it is sent: Ring2k's low bytes only, as an (n, c·k/8)
+    uint8 matrix (one row per element row); any other ring's elements unchanged."""
+    if not isinstance(ring, Ring2k) or ring.bits == 64:
+        return x
+    rows, cols = x.shape
+    as_bytes = np.ascontiguousarray(x, dtype="<u8").view(np.uint8).reshape(rows, cols, 8)
+    return np.ascontiguousarray(as_bytes[..., : ring.width]).reshape(rows, cols * ring.width)
+
+
+def unwire(ring: Ring, x: np.ndarray, cols: int) -> np.ndarray:
+    """The inverse of :func:`wire`: (n, cols) ring elements (uint64, top bytes zero)."""
+    if not isinstance(ring, Ring2k) or ring.bits == 64:
+        return x
+    rows = x.shape[0]
+    full = np.zeros((rows, cols, 8), dtype=np.uint8)
+    full[..., : ring.width] = x.reshape(rows, cols, ring.width)
+    return full.view("<u8").reshape(rows, cols)
 
 
 @dataclass(frozen=True)
@@ -156,7 +216,7 @@ async def align(
         assert columns is not None and m.order is not None
         assert sigma1 is not None and mask_r is not None
         table = np.concatenate([columns[m.order], ring.zeros((m.n_b, width))])
-        z = ring.sub(table[sigma1], mask_r)
+        z = wire(ring, ring.sub(table[sigma1], mask_r))
     (z_got,) = trace.got(await tagged.transfer(ctx.mpc, z, [m.a], [m.b])) or [None]
     to_b = None
     if me == m.h:
@@ -166,11 +226,12 @@ async def align(
         inverse = np.empty(n, dtype=np.int64)
         inverse[sigma1] = np.arange(n)
         sigma2 = inverse[target].astype(np.uint32 if n < 1 << 32 else np.int64)
-        to_b = (sigma2, ring.sub(mask_r[sigma2], mask_c))
+        to_b = (sigma2, wire(ring, ring.sub(mask_r[sigma2], mask_c)))
     (got,) = trace.got(await tagged.transfer(ctx.mpc, to_b, [m.h], [m.b])) or [None]
     if me == m.b:
         sigma2, correction = got
-        return Shared(ring.add(z_got[sigma2], correction), None)
+        z_got = unwire(ring, z_got, width)
+        return Shared(ring.add(z_got[sigma2], unwire(ring, correction, width)), None)
     return Shared(None, mask_c)
 
 
@@ -208,10 +269,10 @@ async def with_b(
         sent = None
         if me == m.b:
             assert w is not None and mask is not None
-            sent = ring.sub(w[start:stop], mask)
+            sent = wire(ring, ring.sub(w[start:stop], mask))
         (got,) = trace.got(await tagged.transfer(ctx.mpc, sent, [m.b], [m.a])) or [None]
         sent = None
-        right: np.ndarray | None = got if me == m.a else mask
+        right: np.ndarray | None = unwire(ring, got, depth) if me == m.a else mask
         if me == m.b:
             assert w is not None
             right = w[start:stop]

@@ -99,7 +99,11 @@ def keyed(local: Any, by: list[str], **kwargs: Any) -> Any:
 
     agg = local.aggregate(by=by, **kwargs)
     keys = agg.keys["key"]
-    present = np.array([k is not None and k != "" for k in keys.tolist()], dtype=bool)
+    if keys.dtype.kind in "iu":  # an int column has no missing keys
+        return agg
+    cells = np.asarray(keys, dtype=object)
+    missing = np.full(len(cells), None, dtype=object)  # elementwise, no loop over keys
+    present = np.asarray((cells != missing) & (cells != ""), dtype=bool)
     if present.all():
         return agg
     return Aggregate(
@@ -128,17 +132,28 @@ def row_cap(params: Mapping[str, Any]) -> int:
     return cap
 
 
+def _scaled_sums(sums: np.ndarray, counts: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """s·a/n rounded half up, (2·s·a + n) // (2·n), and 0 where n = 0: exact Python ints
+    (numpy's object arithmetic, one call per operation, not one loop per row)."""
+    n = np.asarray(counts, dtype=object)
+    s = np.asarray(sums, dtype=object)
+    a = np.asarray(kept, dtype=object)
+    empty = np.asarray(counts, dtype=np.int64) == 0
+    denominator = np.where(empty, 1, n)
+    out = (2 * s * a + n) // (2 * denominator)
+    out[empty] = 0
+    return np.asarray(out, dtype=object)
+
+
 def capped(sums: np.ndarray, counts: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """Per key: its count capped at ``cap`` and its sum scaled to that count, keeping the
     key's mean (rounded half up): a key with n rows of sum s counts a = min(n, cap) rows
     of sum s·a/n. Exact integers."""
-    rows, total = [], []
-    for s, n in zip(sums, counts, strict=True):
-        n, s = int(n), int(s)
-        a = min(n, cap)
-        rows.append(a)
-        total.append((2 * s * a + n) // (2 * n) if n else 0)
-    return np.array(rows, dtype=object), np.array(total, dtype=object)
+    n = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if len(n) != len(np.asarray(sums, dtype=object).reshape(-1)):
+        raise ValueError("capped: sums and counts differ in length")
+    a = np.minimum(n, cap)
+    return a.astype(object), _scaled_sums(np.asarray(sums, dtype=object).reshape(-1), n, a)
 
 
 def cap_per_key(
@@ -149,15 +164,24 @@ def cap_per_key(
     Greedy in the listed groups' order: each (key, group) row keeps a = min(n, what the key
     has left) of its n rows and the sum s·a/n (its mean kept, rounded half up). Rows stay
     in the table (with zeros where nothing is left), so the table's shape is unchanged.
+
+    Vectorized: with the rows sorted by (key, group), what a key has left before a row is
+    cap − min(cap, the key's rows in its earlier groups), since the greedy fill keeps
+    every earlier row whole until the cap is reached.
     """
-    left: dict[Any, int] = {}
-    rows = np.zeros(len(keys), dtype=object)
-    total = np.zeros(len(keys), dtype=object)
-    for i in sorted(range(len(keys)), key=lambda i: int(columns[i])):
-        n, s = int(counts[i]), int(sums[i])
-        room = left.get(keys[i], cap)
-        a = min(n, room)
-        left[keys[i]] = room - a
-        rows[i] = a
-        total[i] = (2 * s * a + n) // (2 * n) if n else 0
-    return rows, total
+    n = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if len(n) == 0:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=object)
+    _, key_id = np.unique(np.asarray(keys), return_inverse=True)
+    key_id = key_id.reshape(-1)
+    order = np.lexsort((np.asarray(columns, dtype=np.int64), key_id))
+    ids, rows = key_id[order], n[order]
+    before = np.cumsum(rows) - rows  # rows of every earlier (key, group) in this order
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))
+    earlier = before - before[start]  # the same key's rows in its earlier groups
+    kept_sorted = np.minimum(rows, np.maximum(cap - earlier, 0))
+    kept = np.empty(len(n), dtype=np.int64)
+    kept[order] = kept_sorted
+    return kept.astype(object), _scaled_sums(np.asarray(sums, dtype=object).reshape(-1), n, kept)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ensnif_mpc.errors import InvalidJobSpec
+from ensnif_mpc.errors import FailedPrecondition, InvalidJobSpec
 from protocols import joint_cohort
 from protocols.io import Context, SecureOutput
 from protocols.join.common import (
@@ -48,7 +48,23 @@ def threshold_flags(totals: np.ndarray, threshold: float, decimals: int) -> np.n
     from protocols.io import scaled_bound
 
     cut = scaled_bound(threshold, decimals, upper=True)
-    return np.array([1 if int(v) > cut else 0 for v in totals], dtype=object)
+    # Python ints compared by numpy's object loop: exact at any size, no per-key Python.
+    above = np.asarray(np.asarray(totals, dtype=object) > cut, dtype=bool)
+    return np.asarray(above.astype(np.int64), dtype=object)
+
+
+def group_columns(labels: np.ndarray, groups: list[str]) -> np.ndarray:
+    """Each row's column among the listed ``groups`` (its group's text, as the job lists
+    groups), or −1 for a group not listed; a label listed twice takes its last column.
+    One sort of the listed groups and one binary search of all rows: no per-row Python."""
+    if len(labels) == 0 or not groups:
+        return np.full(len(labels), -1, dtype=np.int64)
+    column = {g: i for i, g in enumerate(groups)}  # over the listed groups, not the rows
+    names = np.array(sorted(column), dtype=str)
+    index = np.array([column[g] for g in names], dtype=np.int64)
+    text = np.asarray(labels).astype(str)
+    at = np.minimum(np.searchsorted(names, text), len(names) - 1)
+    return np.where(names[at] == text, index[at], -1)
 
 
 def _side_a(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -72,10 +88,9 @@ def _side_b(
     row counts and sums (capped per key under DP)."""
     assert ctx.local is not None
     agg = keyed(ctx.local, ["key", "group"], measures=[("count", None), ("sum", "value")])
-    label = np.array([str(g) for g in agg.keys["group"]], dtype=object)
-    keep = np.isin(label, groups)
-    column = {g: i for i, g in enumerate(groups)}
-    cols = np.array([column[g] for g in label[keep]], dtype=np.int64)
+    cols = group_columns(agg.keys["group"], groups)
+    keep = cols >= 0
+    cols = cols[keep]
     counts = agg.values["count"][keep].astype(object)
     sums = agg.values["sum:value"][keep]
     if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
@@ -153,21 +168,27 @@ def pivot(
 
 async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     """The tagged-helper route (``protocols.join.aligned``): A's flags aligned to B's keys,
-    then one product with B's pivoted table, in Z_2^64.
+    then one product with B's pivoted table, in Z_2^k.
 
     B's table is one row per distinct key (its groups as columns), so nobody — the
-    helper included — learns how many groups a key has rows in."""
+    helper included — learns how many groups a key has rows in. k is the whole bytes of
+    the session's integer size (``aligned.ring_bits``: 40 bits for a million rows of
+    values up to 300.00), public before any data is read; every output's magnitude is
+    below 2^(k − 2), so the ring holds it exactly, and each masked element costs k/8
+    bytes on the wire instead of 8 (what each party sees is unchanged: uniform masks
+    reduced modulo 2^k are uniform; ``protocols.join.aligned``, "Who sees what")."""
     from protocols.join import aligned, tagged
-    from protocols.tagging import OFFSET, Ring64
 
     me, (a, b) = ctx.index, ctx.owners
     groups = _groups(ctx.params)
     width = 2 * len(groups)
+    bits = aligned.ring_bits(ctx.bit_length)
     keys = flags = table = None
     if me == a:
         keys, flags = _side_a(ctx)
     elif me == b:
         keys, table = pivot(*_side_b(ctx, groups), len(groups))
+        _fits_ring(table, bits)
     n_a, n_b = await aligned.sizes(ctx, None if keys is None else len(keys))
     if not (n_a and n_b):
         secint = ctx.mpc.SecInt(ctx.bit_length)
@@ -175,7 +196,7 @@ async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     trace = tagged._Trace("helper" if me not in (a, b) else f"owner{ctx.owners.index(me)}")
     ctx.progress("tagging", 0.25)
     m = await aligned.match(ctx, keys, n_a, n_b, trace)
-    ring = Ring64()
+    ring = aligned.Ring2k(bits)
     ctx.progress("aligning", 0.5)
     x = None if flags is None else ring.encode(np.asarray(flags, dtype=np.int64)[:, None])
     y = await aligned.align(ctx, m, ring, x, 1, trace)
@@ -187,9 +208,26 @@ async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     share = await aligned.with_b(ctx, m, ring, y, w, width, b"groups", trace)
     totals = ring.ints(share[0])
     if me == a:  # the offset keeps every total non-negative in the ring
-        totals = [(t + OFFSET) % (1 << 64) for t in totals]
+        totals = [(t + (1 << (bits - 2))) % (1 << bits) for t in totals]
     trace.write(ctx.mpc)
-    return _group_outputs(groups, await tagged._into_mpc(ctx, totals))
+    return _group_outputs(groups, await tagged._into_mpc(ctx, totals, bits=bits))
+
+
+def _fits_ring(table: np.ndarray, bits: int) -> None:
+    """B's own check that any selection of its table sums below 2^(bits − 2) in
+    magnitude, as the session's size promises (the node checks the same against the
+    catalog before the job; this guards the ring's exactness, not privacy)."""
+    if not len(table):
+        return
+    magnitude = np.abs(table).astype(np.uint64)
+    rough = magnitude.sum(axis=0, dtype=np.float64).max()  # no wrap, to rule one out
+    exact = int(magnitude.sum(axis=0, dtype=np.uint64).max())  # exact below 2^64
+    if rough >= 2.0**63 or exact >= 1 << (bits - 2):
+        raise FailedPrecondition(
+            "join_group_by: the second input's counts or sums outgrow the session's "
+            "integer size; restart the node to republish its catalog",
+            reason="catalog_stale",
+        )
 
 
 def _group_outputs(groups: list[str], totals: list[Any]) -> list[SecureOutput]:
