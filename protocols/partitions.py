@@ -37,32 +37,37 @@ What each party learns, per session and over the k sessions (semi-honest, t = 1,
 tagged route's roles; the proofs per session are in ``protocols.join.tagged``):
 
 - Owners A and B: P (both hold it; it selects partitions of their own keys, which they
-  know anyway). A learns nothing new in any session. B learns, per session, the length
-  of A's vector, that is |A_s|, A's distinct keys in partition s. Over the k sessions B
-  therefore learns the split (|A_0|, …, |A_{k−1}|) of A's key count by a hash B can
-  evaluate (B holds P). This is more than one session reveals to B (only |A|): B learns
-  how many of A's keys fall in each of B's own partitions — for k = 2, one bit-like
-  count about A's key set as seen through P. Given |A| and P chosen after both key sets
-  are fixed, each |A_s| is Binomial(|A|, 1/k) in distribution over P, but B sees P and
-  its value for A's actual set: it is a genuine (small) extra disclosure to B, written
-  in docs/protocols.md.
-- Helper H: per session, the two partition sizes |A_s|, |B_s| and the match count c_s.
-  H never sees P. Under the PRF (P uniform and unknown to H), each key's partition is an
-  independent uniform draw from {0, …, k − 1}, independent of the tags H sees in any
-  session (those are under unrelated per-session keys). So given the totals
-  (|A|, |B|, c), the vector of per-session triples is distributed as the split of three
-  disjoint classes of keys — A-only (|A| − c), B-only (|B| − c), both (c) — each
-  multinomially into k cells with equal probabilities: H can sample it from the totals
-  alone. Checked claim: this is exact in the ideal model (partition values independent
-  uniform per distinct key); the real one is a PRF away from it. What H learns beyond
-  one session is therefore nothing (the totals |A|, |B|, c are what one session reveals
-  to H). Not hidden from H: k itself (public in the job's record).
+  know anyway). A learns nothing new in any session. In one session B learns the length
+  of A's vector, |A| (A's distinct keys). Unpadded, k sessions would show B the split
+  (|A_0|, …, |A_{k−1}|) of A's keys by a hash B can evaluate (B holds P) — for a guess of
+  A's key set, evidence beyond |A|. So A pads its vector in every session
+  (:func:`padding`) to the one public length m = n/k + 8·sqrt(n/k) + 8, n = |A|, with
+  zero-valued entries under fresh random tags (they match none of B's tags but with the
+  route's tag-collision probability, so the sums and the match count are unchanged):
+  B sees m in each session, a function of |A|, which one session reveals. A partition
+  larger than m (Binomial(n, 1/k) above its mean by 8 sd: probability below e^-32)
+  ends the job at A instead of showing its size. Cost: about 8/sqrt(n/k) more entries
+  (2.8 % at 330,000 keys and k = 4).
+- Helper H: per session, m (A's padded length), |B_s| (B's keys in partition s) and the
+  match count c_s. H never sees P. Under the PRF (P uniform and unknown to H), each
+  distinct key's partition is an independent uniform draw from {0, …, k − 1},
+  independent of the tags H sees in any session (those are under unrelated per-session
+  tag keys, and the dummies' tags are fresh random strings). So given one session's
+  view (m, |B|, c), the per-session pairs (|B_s|, c_s) are distributed as the split of
+  two disjoint classes of B's keys — matched (c) and unmatched (|B| − c) — each
+  multinomially into k equal cells: H can sample them from the totals alone. Checked:
+  exact in the ideal model (independent uniform partitions per distinct key; the real
+  one is a PRF away from it), and it needs the padding: unpadded, H would see |A_s| too,
+  which is also a multinomial split of |A| (so still simulable) — the padding is for B.
+  What H learns beyond one session is therefore nothing. Not hidden from anyone: k
+  itself (public in the job's record and manifest).
 - Shares: every partial stays secret-shared; a party's k partial shares are added
   locally and the totals are re-randomized once before delivery, so the analyst receives
   exactly what a k = 1 job delivers (the same outputs, the same noise).
-- Everyone: k, each session's bytes and rounds (public in the job's status; they depend
-  on the partition sizes, which H learns anyway, and which an observer of traffic
-  volume sees on the k links, as the one session's volume shows |A| and |B| today).
+- Everyone: k, each session's bytes and rounds (public in the job's status and the
+  node's last progress message; they follow m and |B_s|, which H learns anyway, and an
+  observer of the k links' traffic volume sees as the one session's volume shows |A|
+  and |B| today).
 
 What breaks: as for the route (collusion of an owner with H: the dictionary attack on
 the tags; and now also on the partition: A or B with H learns every key's partition).

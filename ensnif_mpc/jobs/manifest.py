@@ -72,10 +72,11 @@ def build(
         leakage += (
             f" Parallel sessions: up to {parallel} per party (the smallest of this and every "
             "node's parallel_sessions), each on a keyed-hash partition of the keys under a "
-            "per-job key only the two owners hold: the helper learns each partition's sizes "
-            "and match count (a split of the totals it could draw itself); the second owner "
-            "learns how many of the first owner's keys fall in each partition; the partial "
-            "results stay secret-shared and are added before the one release."
+            "per-job key only the two owners hold: the helper learns the second owner's "
+            "keys and the matches per partition (a split of the totals it could draw "
+            "itself); the first owner's vector is padded to one public length in every "
+            "session, so its split shows to no one; the partial results stay "
+            "secret-shared and are added before the one release."
         )
     return {
         "protocol": definition.name,
