@@ -237,3 +237,41 @@ def test_a_dp_intersection_sum_with_an_outsourced_first_side_is_within_six_sigma
         assert sigmas[name] > 0
         error = abs(float(got.outputs[name]) - float(want[name])) * unit
         assert error <= 6 * sigmas[name], name
+
+
+@pytest.mark.timeout(900)
+def test_a_dp_join_regression_with_an_outsourced_side_is_within_six_sigma(tmp_path):
+    """ρ = 64 (the live test's), per-key means, the outsourced owner second: every noisy
+    statistic (n, Σz, the triangle of ZᵀZ) within 6σ of the exact ones on the pandas join."""
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from protocols.models.gram import triangle
+    from protocols.models.regression import CROSS
+    from protocols.registry import catalog
+
+    a, b = _regression_sides(np.random.default_rng(44), 1)
+    params = {**PRF, "per_key": "mean"}
+    owners = [
+        OwnerBounds(1, {"features": (1200,)}),
+        OwnerBounds(1, {"features": (1200,), "label": (8000,)}),
+    ]
+    plan = dp.plan(64.0, catalog()["join_regression"].dp_sensitivity(owners, params), 3, 1)
+    got = run(
+        tmp_path, "join_regression", a, b, params, decimals=REG_DECIMALS,
+        job_id="hejregdp", timeout=600.0, holder=1, release=plan.to_dict(),
+    )  # fmt: skip
+    joined = _grid_frame(dict(a.data), ["minutes"], "mean").join(
+        _grid_frame(dict(b.data), ["items", "basket"], "mean"), how="inner"
+    )
+    z = np.round(joined.to_numpy() * 10**REG_DECIMALS).astype(np.int64).astype(object)
+    exact = {"n": float(len(z))}
+    exact |= {f"sum[{j}]": float(z[:, j].sum()) / 10**REG_DECIMALS for j in range(3)}
+    gram = z.T @ z
+    for j, col in triangle(3):
+        exact[f"{CROSS}{2 * REG_DECIMALS}[{j},{col}]"] = float(gram[j, col])
+    sigmas = {p.name: p.noise_sd for p in got.parts[0].outputs}
+    assert any(float(got.outputs[name]) != value for name, value in exact.items())
+    for name, value in exact.items():
+        scale = 10**REG_DECIMALS if name.startswith("sum[") else 1
+        off = abs(float(got.outputs[name]) - value) * scale
+        assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
