@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def _owner(x: np.ndarray) -> OwnerTable:
     return OwnerTable(data, columns, {}, lists={"features": names})
 
 
-def _box(d: int) -> dict:
+def _box(d: int) -> dict[str, Any]:
     return {"lower": [LOWER] * d, "upper": [UPPER] * d}
 
 
@@ -50,7 +51,7 @@ def _uniform(hex_payloads: list[str]) -> bool:
     return bool(abs(bits.mean() - 0.5) <= 6 * 0.5 / np.sqrt(bits.size))
 
 
-def _engine_run(tmp_path: Path, values: np.ndarray, others: np.ndarray) -> dict:
+def _engine_run(tmp_path: Path, values: np.ndarray, others: np.ndarray) -> dict[str, Any]:
     from bench.raw import run as run_raw
 
     job = {"values": values.tolist(), "others": others.tolist(), "seed": 7, "bits": NARROW}
@@ -61,8 +62,8 @@ def _engine_run(tmp_path: Path, values: np.ndarray, others: np.ndarray) -> dict:
 
 
 def test_the_ring_engine_matches_numpy_on_edge_cases_and_opens_only_uniform_values(
-    tmp_path, monkeypatch
-):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(TRACE_ENV, "1")
     rng = np.random.default_rng(5)
     edges = [0, -1, 1, -LIMIT, LIMIT - 1, -LIMIT + 1, LIMIT - 2, 2**62, -(2**62), 2**63 - 2**62]
@@ -102,7 +103,9 @@ def test_the_ring_engine_matches_numpy_on_edge_cases_and_opens_only_uniform_valu
             assert [len(p) for p in payloads] == [len(p) for p in other["received"][step]]
 
 
-def test_ring_kmeans_matches_scikit_learn_and_opens_only_masked_values(tmp_path, monkeypatch):
+def test_ring_kmeans_matches_scikit_learn_and_opens_only_masked_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(TRACE_ENV, "1")
     monkeypatch.setenv("ENSNIF_TRACE_OPENINGS", "1")
     rng = np.random.default_rng(21)
@@ -152,7 +155,7 @@ def test_ring_kmeans_matches_scikit_learn_and_opens_only_masked_values(tmp_path,
         assert internal and max(internal) <= 32 * k * (d + 1)
 
 
-def test_ring_kmeans_keeps_an_empty_clusters_centroid(tmp_path):
+def test_ring_kmeans_keeps_an_empty_clusters_centroid(tmp_path: Path) -> None:
     rng = np.random.default_rng(22)
     x = _clusters(rng, 80, np.array([[-20.0, 0.0], [40.0, 90.0]]))
     start = np.array([[-20.0, 0.0], [40.0, 90.0], [119.0, -49.0]])  # the last draws no row
@@ -173,7 +176,9 @@ def test_ring_kmeans_keeps_an_empty_clusters_centroid(tmp_path):
     assert int(run.outputs["size[2]"]) == 0
 
 
-def test_three_owners_take_the_all_mpyc_route(tmp_path, monkeypatch):
+def test_three_owners_take_the_all_mpyc_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(TRACE_ENV, "1")
     rng = np.random.default_rng(23)
     x = _clusters(rng, 36, np.array([[-20.0, 0.0], [40.0, 90.0]]))

@@ -3,13 +3,15 @@ as the workers choose it (protocols.models.kmeans_ring.route): the same, from th
 
 from __future__ import annotations
 
+from typing import Any
+
 from ensnif_mpc.jobs import jobspec, join_path, manifest
 from ensnif_mpc.privacy.dp import ReleasePlan
 from protocols import registry
 from protocols.models import kmeans_ring
 
 
-def _manifest(owners: int, helpers: list[str]) -> dict:
+def _manifest(owners: int, helpers: list[str]) -> dict[str, Any]:
     spec = jobspec.from_dict(
         {
             "protocol": "kmeans",
@@ -25,14 +27,14 @@ def _manifest(owners: int, helpers: list[str]) -> dict:
     return manifest.build(spec, registry.get("kmeans"), order, ReleasePlan(exact=True), "analyst")
 
 
-def test_two_owners_and_a_helper_take_the_dealer_route_and_the_manifest_says_so():
+def test_two_owners_and_a_helper_take_the_dealer_route_and_the_manifest_says_so() -> None:
     m = _manifest(2, ["helper"])
     assert m["join_path"] == join_path.DEALER == kmeans_ring.route(3, 1, 2)
     assert "helper deals correlated randomness" in m["leakage"]
     assert "route      two-owner-dealer" in manifest.render(m)
 
 
-def test_three_owners_run_all_in_mpyc():
+def test_three_owners_run_all_in_mpyc() -> None:
     m = _manifest(3, [])
     assert m["join_path"] == join_path.MPC_ONLY == kmeans_ring.route(3, 1, 3)
     assert kmeans_ring.route(5, 2, 2) == join_path.MPC_ONLY
