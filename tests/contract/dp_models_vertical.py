@@ -17,7 +17,8 @@ from protocols.join.common import capped, row_cap
 from protocols.join.correlation import per_key_values
 from protocols.models import logistic as lr, vertical_logistic as vl
 
-PARAMS = {"lower": [-300.0, -600.0], "upper": [300.0, 600.0], "steps": 3}
+# A narrow box: every nonzero drawn value clamps to ±1, the extremes the bound is about.
+PARAMS = {"lower": [-1.0, -1.0], "upper": [1.0, 1.0], "steps": 3}
 
 
 def _table(owner: list[Any], position: int, params: dict[str, Any]) -> dict[int, list[float]]:
@@ -52,6 +53,7 @@ def join_logistic_release(rows, owners, params):
     y = z[:, 2].astype(np.int64)
     blocks: list[list[Any]] = [[len(z)]]
     for t in range(lr.steps_of(params)):
-        w = np.array([0.7 * t - 1.0, 0.3 * (-1) ** t, 2.5 * t - 3.0])
+        # weights where the cubic σ peaks (|z| up to 5.5, s·|σ − y| near 1) and beyond
+        w = np.array([2.0 * (-1) ** t, -2.0 + t, 1.5 + 2 * t])
         blocks.append(list(vl.gradient_grid(x, y, w)[0]))
     return blocks
