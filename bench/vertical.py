@@ -196,7 +196,9 @@ def logistic_run(n: int) -> bool:
     tables = [table(keys_a, x_a, "a", None), label_table(keys_b, x_b, late), None]
     params = {**box, "steps": LOGISTIC_STEPS}
     dp_params = {**box, "steps": DP_STEPS, "learning_rate": 4.0}
-    blocks = catalog()["join_logistic"].dp_sensitivity([OwnerBounds(1)] * 2, dp_params)
+    sensitivity = catalog()["join_logistic"].dp_sensitivity
+    assert sensitivity is not None
+    blocks = sensitivity([OwnerBounds(1)] * 2, dp_params)
     release = dp.plan(DP_RHO, blocks, 3, 1).to_dict()
     problems = []
     with tempfile.TemporaryDirectory(prefix="ensnif-vlogistic-") as tmp:

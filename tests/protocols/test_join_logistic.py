@@ -139,6 +139,7 @@ def _tables(a: OwnerTable, b: OwnerTable) -> list[dict[str, Any]]:
 
 
 def _plan(params: dict[str, Any], rho: float) -> dict[str, Any]:
+    assert REG.dp_sensitivity is not None
     blocks = REG.dp_sensitivity([OwnerBounds(1), OwnerBounds(1)], params)
     return dp.plan(rho, blocks, 3, 1).to_dict()
 
@@ -278,6 +279,7 @@ def test_dp_gradients_are_within_six_sigma_and_the_model_is_their_public_traject
 
 
 def test_dp_count_and_steps_are_charged_as_blocks():
+    assert REG.dp_sensitivity is not None
     blocks = REG.dp_sensitivity([OwnerBounds(2), OwnerBounds(1)], DP)
     assert [b.dims for b in blocks] == [1] + [4] * DP["steps"]
     assert blocks[0].l2 == 3
