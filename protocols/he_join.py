@@ -21,8 +21,10 @@ Who provides what:
   side the value column. The helper masks every limb and value row under encryption
   (r uniform in [B, t − B), B = 2^16 − 1 for a limb; noise flooded), the owner's client
   decrypts only masked values and seals an additive share of them to each party, every
-  party inputs its share (the helper its share minus r): the limbs into GF(q), where
-  h = Σ_j 2^(16 j) · limb_j is exact (2^128 < q), the values into the job's integers
+  party combines its additive shares of the eight limbs (the helper its shares minus r)
+  into one share of h = Σ_j 2^(16 j) · limb_j (linear, so the shares still add up to h,
+  exact in GF(q) as 2^128 < q) and inputs that one value per key, the values into the
+  job's integers
   (scaled to the session's grid by a public power of ten). A row's count is 1 (public).
 
 Then the PRF route as for two live owners: both key vectors (the first side's with its
@@ -100,10 +102,12 @@ async def converted_side(
     mine = await own_share(mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, True)
     flat = np.asarray(mine, dtype=object)
     width = outsource_keys.LIMBS * rows
-    limbs = await outsourced_rows(mpc, flat[:width], secfld)
-    keys = limbs[:rows]
-    for j, weight in enumerate(outsource_keys.weights()[1:], start=1):
-        keys = keys + limbs[j * rows : (j + 1) * rows] * int(weight)
+    # h = Σ_j 2^(16 j)·limb_j is linear: each party combines its own additive shares of the
+    # eight limbs into one share of h before inputting (the helper its shares minus r, so
+    # its combination holds −Σ_j 2^(16 j)·r_j), and inputs one value per key, not eight.
+    parts = flat[:width].reshape(outsource_keys.LIMBS, rows)
+    combined = (outsource_keys.weights().reshape(-1, 1) * parts).sum(axis=0)
+    keys = await outsourced_rows(mpc, combined, secfld)
     if not columns:
         return keys, None
     at_holder = ctx.index == hosted.position
