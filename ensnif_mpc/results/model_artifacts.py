@@ -78,8 +78,16 @@ def check_fits(definition: Any, spec: Any, held: Sequence[Mapping[str, Any]]) ->
     (the signed job's column lists, the artifact's shape), so the refusal tells nothing."""
     if definition.extra.get("scores_with") != MODEL_NAME:
         return
+    dp = spec.privacy is None or not spec.privacy.exact  # no table: the owners default to DP
     for meta in held:
         model = from_metadata(meta)
+        if dp and model.kind != "logistic" and definition.name == "model_accuracy":
+            raise FailedPrecondition(
+                f"model_accuracy has a DP release for a logistic model only; "
+                f"{model.artifact_id!r} is a {model.kind} model (its squared error is not "
+                "bounded by the declared columns): ask for an exact release",
+                reason="dp_unavailable",
+            )
         for n, given in enumerate(spec.inputs):
             columns = len(given.column_lists.get("features", ()))
             if columns != model.features:

@@ -125,6 +125,11 @@ async def model_accuracy(p: Program) -> None:
     y = await p.input_from(ROW_OWNER, sectype, role="label")
     n = int(z.shape[0])
     inv_n = 1.0 / max(n, 1)
+    if p.ctx.dp:  # the nodes refuse a DP release of a linear model's error (dp_unavailable)
+        if kind != "logistic":
+            raise ValueError("model_accuracy has a DP release for a logistic model only")
+        _dp_accuracy(p, z, y)
+        return
     if kind == "logistic":
         predicted = z >= 0
         wrong = predicted + y - 2 * predicted * y  # 1 where class and label differ
@@ -135,6 +140,23 @@ async def model_accuracy(p: Program) -> None:
     else:
         error = z - y
         p.reveal_to_analyst("mse", p.mpc.np_sum(error * error * inv_n))
+
+
+def _dp_accuracy(p: Program, z: Any, y: Any) -> None:
+    """DP release: the numbers of correctly classified rows and of rows, as secure integers
+    the worker noises (two blocks: a person with k rows moves each by at most k); the
+    analyst's client divides. The bounded row count is noised too: under contribution
+    bounding it depends on the data."""
+    from protocols.io import SecureOutput
+
+    mpc = p.mpc
+    predicted = z >= 0
+    wrong = predicted + y - 2 * predicted * y
+    n = int(z.shape[0])
+    secint = mpc.SecInt(p.ctx.bit_length)
+    correct = mpc.convert(n - mpc.np_sum(wrong), secint)
+    p.outputs.append(SecureOutput("correct", correct, on_value_scale=False))
+    p.outputs.append(SecureOutput("rows", secint(n), on_value_scale=False))
 
 
 # -- the same computations in the clear ----------------------------------------------------------

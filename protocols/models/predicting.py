@@ -10,10 +10,13 @@ the contract suite runs that training first on the same parties and rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 from ensnif_mpc.jobs.protocol import party_destination
+from ensnif_mpc.privacy.dp import BlockSpec
 from protocols.models import predict
 from protocols.models.declarations import FEATURES, LABEL
 from protocols.registry import Example, ProtocolDef, Role, Table
@@ -37,6 +40,23 @@ def _ref_accuracy(tables: Sequence[Table], params: Mapping[str, Any]) -> dict[st
     intercept, coef = predict.trained("logistic", tables, _LOGISTIC)
     y = tables[predict.ROW_OWNER]["label"]
     return predict.aggregate("logistic", intercept, coef, predict._rows(tables), y)
+
+
+def _dp_accuracy(owners: Sequence[Any], params: Mapping[str, Any]) -> list[BlockSpec]:
+    """A person with k rows at the row owner moves the number of correctly classified rows
+    and the number of rows by at most k each (the model is fixed: it is not their data)."""
+    k = float(sum(int(o[0]) for o in owners))
+    return [BlockSpec(k, 1), BlockSpec(k, 1)]
+
+
+def _finalize_accuracy(values: dict[str, Fraction]) -> dict[str, Fraction | float]:
+    """DP release: the noisy counts divided here, clipped to [0, 1] (post-processing)."""
+    if "correct" not in values:
+        return dict(values)
+    rows = values["rows"]
+    share = values["correct"] / rows if rows > 0 else math.nan
+    clipped = share if isinstance(share, float) else min(max(share, Fraction(0)), Fraction(1))
+    return {"accuracy": clipped, **values}
 
 
 _WHO = (
@@ -99,12 +119,16 @@ DEFINITIONS: tuple[ProtocolDef, ...] = (
         leakage="To the analyst, for a logistic model two numbers: the share of rows whose "
         "predicted class (logit ≥ 0) equals the label, and the mean log-loss of the exact "
         "sigmoid (within 6e-5: a stated polynomial for ln(1 + e^-|z|)); for a linear model "
-        "one: the mean squared error. No score is opened to anyone." + _LEAKS,
+        "one: the mean squared error. DP release (logistic models): a noisy count of the "
+        "correctly classified rows and a noisy row count, divided by the analyst's client. "
+        "No score is opened to anyone." + _LEAKS,
         program="protocols.models.predict:model_accuracy",
         reference=_ref_accuracy,
         roles=((FEATURES, LABEL),),
         max_data_owners=1,
         artifacts_in=("model",),
+        finalize=_finalize_accuracy,
+        dp_sensitivity=_dp_accuracy,
         extra={
             "artifacts_from": "logistic_regression",
             "artifacts_params": _LOGISTIC,

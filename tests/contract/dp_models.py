@@ -140,6 +140,13 @@ def _join_regression(rows, owners, params):
     ]
 
 
+def _accuracy(rows, owners, params):
+    """model_accuracy's DP release for a fixed model: correctly classified rows (the
+    model's class is value ≥ 0, the label the filter's parity), then the row count."""
+    flat = families._flat(rows)
+    return [[sum(1 for r in flat if (r.value >= 0) == (r.filter % 2 == 1))], [len(flat)]]
+
+
 _GROUPS_PARAM = {"groups": GROUPS}
 MODELS: dict[str, Model] = {
     "count": Model(_count, lambda cap, t, how: {"min": -100}),
@@ -174,6 +181,7 @@ MODELS: dict[str, Model] = {
         lambda cap, t, how: {**vertical.PARAMS, "per_key": how, "max_rows_per_key": cap},
         bounds=lambda b: {"features": (b,), "label": (1,)},
     ),
+    "model_accuracy": Model(_accuracy, bounds=lambda b: {"features": (b,), "label": (1,)}),
     "join_moments": Model(  # the same six sums as join_correlation's release
         families.RELEASES["join_correlation"],
         lambda cap, t, how: families._params("join_correlation", cap, t, how),

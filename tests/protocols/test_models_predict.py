@@ -145,3 +145,54 @@ def test_a_model_kept_by_one_session_scores_in_another_order_of_its_parties(tmp_
     got = np.array([float(swapped.party_outputs[0][f"score[{i}]"]) for i in range(70)])
     np.testing.assert_allclose(got, want, atol=1e-3)
     assert set(swapped.party_outputs) == {0}
+
+
+def test_a_dp_accuracy_is_the_noisy_count_of_correct_rows_over_the_noisy_row_count(tmp_path):
+    """model_accuracy under DP: the correctly classified rows and the rows, each within 6 σ
+    of numpy's with the reference weights (one borderline row may flip with the weights'
+    fixed-point error), and the analyst's accuracy is their ratio."""
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from protocols.registry import catalog
+
+    rng = np.random.default_rng(13)
+    x = np.round(rng.uniform(LOWER, UPPER, (220, 2)), 2)
+    y = (rng.uniform(size=220) < 1 / (1 + np.exp(-((x - 35) @ [0.05, -0.04])))).astype(int)
+    train, test = slice(0, 100), slice(100, 220)
+    params = {"lower": [LOWER] * 2, "upper": [UPPER] * 2, "steps": 5, "keep": "artifact"}
+    trained = run_parties(
+        tmp_path,
+        "logistic_regression",
+        [_owner(x[train], y[train]), None, None],
+        params,
+        decimals=2,
+        job_id="train3",
+        timeout=300,
+    )
+    blocks = catalog()["model_accuracy"].dp_sensitivity([OwnerBounds(1, {})], {})
+    plan = dp.plan(8.0, blocks, 3, 1)
+    measured = run_parties(
+        tmp_path,
+        "model_accuracy",
+        [_owner(x[test], y[test]), None, None],
+        {},
+        decimals=2,
+        job_id="measure3",
+        artifacts=trained.kept,
+        timeout=300,
+        release=plan.to_dict(),
+    )
+
+    ref = lr.reference([{"features": x[train], "label": y[train]}], params)
+    coef, intercept = np.array([ref["coef[0]"], ref["coef[1]"]]), ref["intercept"]
+    z = x[test] @ coef + intercept
+    correct = int(np.sum((z >= 0) == (y[test] == 1)))
+    sigma = [b.sigma_share * np.sqrt(3) for b in plan.blocks]
+    out = measured.outputs
+    assert abs(float(out["correct"]) - correct) <= 6 * sigma[0] + 1
+    assert abs(float(out["rows"]) - 120) <= 6 * sigma[1]
+    assert sigma[0] > 0.5  # the noise is real
+    assert float(out["accuracy"]) == pytest.approx(
+        min(max(float(out["correct"]) / float(out["rows"]), 0.0), 1.0)
+    )
+    assert "log_loss" not in out  # not released under DP

@@ -70,3 +70,15 @@ def test_keep_is_checked_and_needs_an_exact_release() -> None:
         )
     with pytest.raises(InvalidJobSpec, match="params.keep"):
         keep.check_keep(_spec("linear_regression", ["x"], {"keep": "yes"}))
+
+
+def test_a_dp_accuracy_of_a_linear_model_is_refused_a_logistic_one_is_not() -> None:
+    definition = catalog()["model_accuracy"]
+    linear = {**META, "protocol": "linear_regression"}
+    dp = {"rho": 0.5}
+
+    ma.check_fits(definition, _spec("model_accuracy", ["x", "y", "z"], privacy=dp), [META])
+    ma.check_fits(definition, _spec("model_accuracy", ["x", "y", "z"]), [linear])  # exact
+    with pytest.raises(FailedPrecondition) as err:
+        ma.check_fits(definition, _spec("model_accuracy", ["x", "y", "z"], privacy=dp), [linear])
+    assert err.value.reason == "dp_unavailable"
