@@ -49,8 +49,9 @@ What each party learns, compared with a live owner's PRF join:
   2^-64);
 * the helper: additionally nothing about a key or value (ciphertexts, its masks);
 * the outsourced owner's client: masked limbs and values, each within statistical
-  distance 2B/(t − 2B) < 2^-40 of a value independent of the data (so a key's eight limbs
-  within 2^-37), and the job's protocol, analyst and release, which it approves; it
+  distance 2B/(t − 2B) of a value independent of the data (below 2^-40 for a value,
+  B < 2^17; 2^-41 for a limb, so a key's eight limbs within 2^-38), and the job's
+  protocol, analyst and release, which it approves; it
   receives nothing of the live owner's keys or values;
 * the live owner: the same as with a live counterpart.
 The owners' declared bounds and the outsourced value column's scale to the session's grid
