@@ -61,7 +61,10 @@ def cells(r: dict[str, Any]) -> list[str]:
     rows = r["rows_per_owner"]
     a_s = r["plaintext_s"]
     out = [r["family"], r["protocol"], f"{rows:,}", f"{a_s:.2f}"]
-    out.append(f"{b['wall']:.2f}" if b else ("skipped" if r.get("raw_skipped") else "failed"))
+    label = f" ({r['raw_label']})" if b and r.get("raw_label") else ""
+    out.append(
+        f"{b['wall']:.2f}{label}" if b else ("skipped" if r.get("raw_skipped") else "failed")
+    )
     out.append(f"{c['wall']:.2f}" if c else "failed")
     out.append(f"{c['wall'] / b['wall']:.2f}" if b and c else "-")
     out.append(f"{c['wall'] / a_s:.0f}" if c else "-")
@@ -89,7 +92,9 @@ def print_table(results: list[dict[str, Any]], markdown: bool = False) -> None:
         "c/b = Ensnif / raw MPyC (orchestration overhead); c/a = Ensnif / plaintext pandas "
         "(read included). CPU Ensnif = the three workers + coordinator and nodes during the "
         "job. sent/party: bytes each party sent (grocery/logistics/helper, MPyC's count); "
-        "B/row: all parties' bytes per input row (both owners' rows)."
+        "B/row: all parties' bytes per input row (both owners' rows). A join's raw MPyC "
+        "baseline runs the route its Ensnif job takes: (tagged route) bench/raw_join_fast.py, "
+        "(PRF route) bench/raw_join.py."
     )
     loads = [r[k] for r in results for k in ("load_before", "load_after") if k in r]
     if loads:

@@ -58,6 +58,16 @@ from ensnif_mpc.demo import sample_data  # noqa: E402
 from protocols import registry  # noqa: E402
 
 REFERENCE_MAX_ROWS = 100_000  # the registry's references are row loops: checked up to here
+# The raw baseline of a protocol whose Ensnif job takes another route than the plan's
+# script (bench/cases.py) computes: intersection_sum runs on the tagged-helper route
+# (protocols/join/tagged.py), so its fair raw program is bench/raw_join_fast.py, the same
+# route in plain MPyC, not the PRF-route program bench/raw_join.py.
+RAW_SCRIPTS = {"intersection_sum": "raw_join_fast.py"}
+RAW_LABELS = {"raw_join_fast.py": "tagged route", "raw_join.py": "PRF route"}
+
+
+def raw_script(case: Case) -> str:
+    return RAW_SCRIPTS.get(case.plan.protocol, case.plan.script)
 
 
 def plaintext(case: Case, data: sample_data.SampleData) -> tuple[float, dict[str, float]]:
@@ -106,7 +116,7 @@ def measure(
     for _ in range(repeat):
         if raw_ok:
             try:
-                b = run_raw(work / "raw", case.plan.script, case.raw_job(net.data), timeout_s)
+                b = run_raw(work / "raw", raw_script(case), case.raw_job(net.data), timeout_s)
                 raws.append(b)
                 problems += [f"raw: {p}" for p in agrees(b.outputs, want)]
             except (RuntimeError, TimeoutError) as exc:
@@ -128,6 +138,8 @@ def measure(
         row["ensnif"] = asdict(best(jobs))
         row["ensnif_walls"] = [r.wall for r in jobs]
     row["raw_skipped"] = not raw
+    row["raw_script"] = raw_script(case)
+    row["raw_label"] = RAW_LABELS.get(row["raw_script"], "")
     row["load_after"] = os.getloadavg()[0]
     row["problems"] = sorted(set(problems))
     return row
