@@ -8,9 +8,10 @@ shares with 2^-40 hiding when its bound on the grid is below 2^17
 (``outsource_rows.MAX_ROW_BOUND``). So the owner maps every key, int or string alike, to
 h(key) = the first 128 bits of SHA-256(domain tag | type tag | key bytes), and encrypts h in
 eight 16-bit limbs, one BFV series each (``<column>@key0`` … ``@key7``, least significant
-first). Each limb is below 2^16, so the rows conversion carries it with its usual 2^-40
-hiding, and the MPC rebuilds h = Σ limb_j · 2^(16 j) by public-constant products in the
-PRF's field GF(q), q ≈ 2^256 > 2^128 (no comparison, no wrap). A live owner's key enters
+first). Each limb is below 2^16, so the rows conversion carries it with 2^-41 hiding (a
+key's eight limbs within 2^-38), and h = Σ limb_j · 2^(16 j) is linear: every party combines
+its own additive shares of the limbs into one share of h and inputs it into the PRF's field
+GF(q), q ≈ 2^256 > 2^128, where h is exact (no comparison, no wrap). A live owner's key enters
 the same join as the same h, computed in its own engine.
 
 Collisions: h is a 128-bit truncation of SHA-256 (modelled as a random function), so among
