@@ -201,10 +201,12 @@ def _failing(root: Path, kind: str) -> list[Path]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every job of this module (six consortia of three workers), two at a time."""
     root = tmp_path_factory.mktemp("join_logistic")
-    with ThreadPoolExecutor(2) as pool:
-        done = {k: pool.submit(_run, root, k) for k in RUNS}
-        done.update({k: pool.submit(_failing, root, k) for k in FAILING})
-        return {k: f.result() for k, f in done.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENSNIF_TRACE_OPENINGS", "1")  # every worker logs what it opens
+        with ThreadPoolExecutor(2) as pool:
+            done = {k: pool.submit(_run, root, k) for k in RUNS}
+            done.update({k: pool.submit(_failing, root, k) for k in FAILING})
+            return {k: f.result() for k, f in done.items()}
 
 
 def _coefs(run: RunResult) -> tuple[np.ndarray, float]:
@@ -276,6 +278,20 @@ def test_dp_gradients_are_within_six_sigma_and_the_model_is_their_public_traject
     # With this budget the noise is small next to the gradients: the model is useful.
     sk = LogisticRegression(max_iter=1000).fit(x, y)
     assert ((lr.predict_proba(coef, intercept, x) > 0.5) == y).mean() >= sk.score(x, y) - 0.05
+
+
+def test_dp_opens_the_count_the_noisy_gradients_and_masked_values_only(runs):
+    """Per party: the noisy count first, one secure-integer vector of D per step (the
+    noisy gradients), and otherwise only MPyC's masked openings (comparison and truncation
+    masks: at most 132 random bits per gradient element), none of them a row's value:
+    nothing is opened per row (B has 290 keys)."""
+    for directory in runs["dp"].dirs:
+        lines = [x for x in (directory / "openings.log").read_text().split("\n") if x]
+        kinds = [(x.split()[0], int(x.split()[-1])) for x in lines]
+        assert kinds[0] == ("ArraySecInt200", 1)
+        secure = [size for kind, size in kinds if kind.startswith("ArraySecInt")]
+        assert secure == [1] + [4] * DP["steps"]
+        assert all(size in (1, 4, 200, 4 * 132) for _, size in kinds), kinds
 
 
 def test_dp_count_and_steps_are_charged_as_blocks():
