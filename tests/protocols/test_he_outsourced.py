@@ -192,3 +192,30 @@ def test_an_outsourced_dp_histogram_is_within_six_sigma_of_numpy_s(histogram_dp_
     assert all(sigmas[f"count[{i}]"] > 0 for i in range(4))
     assert np.all(np.abs(got - want) <= 6 * np.array([sigmas[f"count[{i}]"] for i in range(4)]))
     assert np.any(got != want)  # noise was added
+
+
+@pytest.mark.timeout(600)
+def test_the_outsourced_owner_s_signed_min_cohort_withholds_a_small_bin(tmp_path):
+    """An exact histogram where the outsourced owner signed a min_cohort between the
+    smallest joint bin count and the others (the live owner sets none): the holder inputs
+    it inside MPC, that bin opens as 0 with its marker set, the others equal numpy."""
+    from ensnif_mpc.results.shares import combine
+    from tests.protocols.he_rows_run import run as run_worker
+
+    live = LIVE_AMOUNTS[LIVE_AMOUNTS < 900]
+    out = OUT_AMOUNTS[OUT_AMOUNTS < 520]  # the top bin [500, 1000] keeps few rows
+    want = _numpy_histogram(np.concatenate([live, out]))
+    small = int(np.argmin(want))
+    k = int(want[small]) + 1
+    assert all(want[i] >= k for i in range(4) if i != small)
+    got = run_worker(
+        tmp_path, "histogram", _amounts(live), _amounts(out, outsourced=True),
+        {"edges": HIST_EDGES}, decimals=DECIMALS, job_id="hehistmc", timeout=300.0,
+        policy={"min_cohort": k},
+    )  # fmt: skip
+    raw = combine(got.parts)
+    assert [int(raw[f"withheld[{i}]"]) for i in range(4)] == [int(i == small) for i in range(4)]
+    assert raw[f"count[{small}]"] == 0
+    assert [int(raw[f"count[{i}]"]) for i in range(4) if i != small] == [
+        int(want[i]) for i in range(4) if i != small
+    ]
