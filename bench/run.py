@@ -270,8 +270,8 @@ def main() -> int:
         ridge_rows = he_outsource.QUICK_ROWS if args.quick else he_outsource.RIDGE_ROWS
         he_outsource_ok = he_outsource.ridge_report(ridge_rows, 10) == 0 and he_outsource_ok
         # An outsourced side in a private join (intersection_sum, PRF route).
-        join_rows = he_outsource.QUICK_ROWS // 10 if args.quick else he_outsource.JOIN_ROWS
-        he_outsource_ok = he_outsource.join_report(join_rows) == 0 and he_outsource_ok
+        he_join_rows = he_outsource.QUICK_ROWS // 10 if args.quick else he_outsource.JOIN_ROWS
+        he_outsource_ok = he_outsource.join_report(he_join_rows) == 0 and he_outsource_ok
     learning_ok = True
     if not narrowed:
         import learning  # logistic regression and k-means (docs/models.md)
