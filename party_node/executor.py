@@ -47,12 +47,10 @@ class Workspace:
 
     def scrub_secrets(self, job_id: str) -> None:
         """After a job ends, its MPC key is no longer needed (the data was never copied here);
-        nor are a partitioned job's partition key and its other sessions' copies of the key
-        and partial shares (protocols/partitions.py)."""
+        nor are a partitioned job's other sessions' copies of the key and their partial
+        shares (protocols/partitions.py)."""
         p = self.path(job_id)
         shutil.rmtree(p / ".config", ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (p / "partition.key").unlink()
         for sibling in p.glob("part[0-9]*"):
             shutil.rmtree(sibling / ".config", ignore_errors=True)
             with contextlib.suppress(OSError):

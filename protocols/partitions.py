@@ -88,7 +88,6 @@ import hashlib
 import json
 import os
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +95,10 @@ from typing import Any
 
 import numpy as np
 
-KEY_FILE = "partition.key"  # in session 0's job directory: P, read by the owners' siblings
 PARTIALS_FILE = "partials.json"  # a sibling's own shares of its partial outputs
 SESSIONS_FILE = "sessions.json"  # session 0: each session's bytes, messages, rounds, CPU
 SIBLING_PREFIX = "part"
 PID_FILE = "worker.pid"  # in a sibling's directory: its worker's process id
-KEY_WAIT_S = 600.0  # a sibling waits at most this long for P (the job's timeouts govern)
 
 
 @dataclass(frozen=True)
@@ -148,19 +145,6 @@ def assign(key: bytes, keys: Sequence[Any] | np.ndarray, count: int) -> np.ndarr
     return (hashed % np.uint64(count)).astype(np.int64)
 
 
-def keep(keys: Sequence[Any] | np.ndarray) -> np.ndarray | None:
-    """The boolean mask of ``keys`` in this session's partition, or None when the job is
-    not partitioned (every key is kept). Only an owner calls it (it needs P)."""
-    part = current()
-    if part is None or part.count == 1:
-        return None
-    if part.key is None:
-        raise RuntimeError("this session's partition key was not agreed")
-    _APPLIED[0] = True
-    mask: np.ndarray = assign(part.key, keys, part.count) == part.index
-    return mask
-
-
 _APPLIED = [False]
 
 
@@ -194,6 +178,80 @@ def padding(total: int, held: int) -> int:
     return size - held
 
 
+# -- the owners' inputs, read once ------------------------------------------------------------
+_TO_SIBLINGS: dict[int, int] = {}  # session 0: sibling index -> write end of its pipe
+_FROM_PARENT: list[int] = []  # a sibling: the read end of its pipe from session 0
+
+
+def _frame(obj: Any) -> bytes:
+    import pickle
+
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(body).to_bytes(8, "little") + body
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, count: int) -> bytes:
+    chunks, left = [], count
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise PartitionFailed("session 0 ended before it handed this session its keys")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int) -> Any:
+    import pickle
+
+    size = int.from_bytes(_read_exactly(fd, 8), "little")
+    return pickle.loads(_read_exactly(fd, size))  # from session 0 of this job, this node
+
+
+async def owner_input(
+    build: Any, columns: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """An owner's distinct keys of this session (and their columns), and its total n of
+    distinct keys. The owner reads and pre-aggregates its data once, in session 0
+    (``build()``: (keys, columns or None) over all its rows); session 0 keeps partition 0
+    and hands each sibling its partition through a pipe to the forked sibling (node-local
+    memory: nothing is written to disk), so the reading, the aggregation and the
+    partition function are not repeated per session. Unpartitioned: ``build()``."""
+    import asyncio
+
+    part = current()
+    if part is None or part.count == 1:
+        keys, cols = build()
+        return keys, cols, len(keys)
+    _APPLIED[0] = True
+    if part.sibling:
+        keys, cols, total = await asyncio.to_thread(_receive, _FROM_PARENT[0])
+        return keys, cols, int(total)
+    if part.key is None:
+        raise RuntimeError("this session's partition key was not agreed")
+    keys, cols = build()
+    keys = np.asarray(keys)
+    which = assign(part.key, keys, part.count)
+    for s, fd in sorted(_TO_SIBLINGS.items()):
+        mask = which == s
+        frame = _frame((keys[mask], None if cols is None else cols[:, mask], len(keys)))
+        try:
+            await asyncio.to_thread(_write_all, fd, frame)
+        except OSError as exc:
+            raise PartitionFailed(f"session {s} is gone ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
+        del _TO_SIBLINGS[s]
+    mask = which == 0
+    return keys[mask], None if cols is None else cols[:, mask], len(keys)
+
+
 # -- the partition key ------------------------------------------------------------------------
 def _write_private(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
@@ -206,20 +264,12 @@ def _write_private(path: Path, data: bytes) -> None:
 async def agree_key(
     mpc: Any, me: int, owners: Sequence[int], part: Partition, job_dir: Path
 ) -> Partition:
-    """P at this party: session 0's owner A draws it and sends it to B only, both write it
-    for their siblings; a sibling owner reads it from its session 0's directory. The
-    helper's sessions return ``part`` unchanged (they never hold P)."""
+    """P at this party: session 0's owner A draws it and sends it to B only (every party
+    of session 0 takes part in the transfer). Siblings never need it: their keys come
+    from session 0 (:func:`owner_input`). The helper never holds it."""
     a, b = owners[0], owners[1]
     if part.sibling:
-        if me not in (a, b):
-            return part
-        path = job_dir.parent / KEY_FILE  # part<s>/ lives in session 0's directory
-        deadline = time.monotonic() + KEY_WAIT_S
-        while not path.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError("session 0 did not agree the partition key in time")
-            await asyncio.sleep(0.02)
-        return Partition(part.index, part.count, path.read_bytes())
+        return part
     # Every party of session 0 takes part in the transfer (MPyC's program counters stay
     # in step); only B receives.
     mine = secrets.token_bytes(32) if me == a else None
@@ -228,7 +278,6 @@ async def agree_key(
         return part
     key = mine if me == a else got[0]
     assert isinstance(key, bytes) and len(key) == 32
-    _write_private(job_dir / KEY_FILE, key)
     return Partition(part.index, part.count, key)
 
 
@@ -318,11 +367,9 @@ def sibling_dirs(job_dir: Path) -> list[Path]:
 
 
 def scrub(job_dir: Path) -> None:
-    """After the job: P and the siblings' MPC keys are no longer needed."""
+    """After the job: the siblings' MPC keys and partial shares are no longer needed."""
     import shutil
 
-    with contextlib.suppress(OSError):
-        (job_dir / KEY_FILE).unlink()
     for sibling in sibling_dirs(job_dir):
         shutil.rmtree(sibling / ".config", ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -385,6 +432,7 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
 
     count = sessions_of(session.extra)
     siblings: list[tuple[Path, Any]] = []
+    pipes = {s: os.pipe() for s in range(1, count)}  # session 0 -> s: the owner's keys
     for s in range(1, count):
         sib = directory / f"{SIBLING_PREFIX}{s}"
         sib.mkdir(mode=0o700, exist_ok=True)
@@ -401,6 +449,11 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
         if pid == 0:
             code = 1
             try:
+                for t, (r, w) in pipes.items():  # keep only the read end of its own pipe
+                    os.close(w)
+                    if t != s:
+                        os.close(r)
+                _FROM_PARENT[:] = [pipes[s][0]]
                 code = _run_sibling(sib, parent)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
@@ -410,6 +463,9 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
                 os._exit(code)
         (sib / PID_FILE).write_text(str(pid))  # for the operator (and the tests)
         siblings.append((sib, _Forked(pid)))
+    for s, (r, w) in pipes.items():
+        os.close(r)
+        _TO_SIBLINGS[s] = w
     return siblings
 
 

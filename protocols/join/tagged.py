@@ -229,23 +229,9 @@ async def _into_mpc(
     return list(out.tolist())
 
 
-def _in_partition(keys: Any, columns: np.ndarray | None = None) -> tuple[Any, Any]:
-    """An owner's distinct keys (and their columns) in this session's partition when the
-    job runs as k parallel sessions (``protocols.partitions``); all of them otherwise.
-    With columns (owner A of intersection_sum), the columns come back padded with zeros
-    to the partition's public length, and the keys with them are only the real ones."""
-    mask = partitions.keep(keys)
-    if mask is None:
-        return keys, columns
-    kept = np.asarray(keys)[mask]
-    if columns is None:
-        return kept, None
-    pad = partitions.padding(len(keys), len(kept))
-    return kept, np.pad(columns[:, mask], ((0, 0), (0, pad)))
-
-
 def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """A's distinct keys and its columns (row counts, sums) as a (2, n) int64 matrix."""
+    """A's distinct keys and its columns (row counts, sums) as a (2, n) int64 matrix,
+    over all its rows (a partitioned job splits them in ``_owner_a_input``)."""
     from protocols.join.intersection import _value_where
 
     assert ctx.local is not None
@@ -259,8 +245,31 @@ def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     if ctx.dp:  # bounded contribution per key: what the sensitivity assumes
         counts, sums = capped(sums, counts, row_cap(ctx.params))
     columns = np.array([np.asarray(counts, dtype=np.int64), np.asarray(sums, dtype=np.int64)])
-    keys, kept = _in_partition(agg.keys["key"], columns.reshape(2, -1))
-    return keys, kept
+    return agg.keys["key"], columns.reshape(2, -1)
+
+
+async def _owner_a_input(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """A's keys and columns of this session: all of them, or, in a partitioned job
+    (``protocols.partitions.owner_input``: read once in session 0), its partition's with
+    the columns padded with zeros to the partition's public length."""
+    keys, columns, total = await partitions.owner_input(lambda: _owner_a_columns(ctx))
+    assert columns is not None
+    if partitions.current() is not None:
+        pad = partitions.padding(total, len(keys))
+        columns = np.pad(columns, ((0, 0), (0, pad)))
+    return keys, columns
+
+
+async def _owner_keys(ctx: Context) -> Any:
+    """An owner's distinct keys of this session (all, or its partition's)."""
+    assert ctx.local is not None
+    local = ctx.local
+    keys, _, _ = await partitions.owner_input(lambda: (_keys_of(local), None))
+    return keys
+
+
+def _keys_of(local: Any) -> Any:
+    return keyed(local, ["key"]).keys["key"]
 
 
 # -- the programs -----------------------------------------------------------------------------
@@ -271,8 +280,7 @@ async def intersection_size(ctx: Context) -> list[SecureOutput]:
     trace = _Trace("helper" if me == h else f"owner{ctx.owners.index(me)}")
     keys = None
     if me in (a, b):
-        assert ctx.local is not None
-        keys, _ = _in_partition(keyed(ctx.local, ["key"]).keys["key"])
+        keys = await _owner_keys(ctx)
     ctx.progress("tagging", 0.3)
     _, sel, _ = await _match(ctx, keys, trace)
     count = int(sel.sum()) if sel is not None else 0
@@ -290,10 +298,9 @@ async def intersection_sum(ctx: Context) -> list[SecureOutput]:
     keys: np.ndarray | None = None
     columns = np.zeros((2, 0), dtype=np.int64)
     if me == a:
-        keys, columns = _owner_a_columns(ctx)
+        keys, columns = await _owner_a_input(ctx)
     elif me == b:
-        assert ctx.local is not None
-        keys, _ = _in_partition(keyed(ctx.local, ["key"]).keys["key"])
+        keys = await _owner_keys(ctx)
     ctx.progress("tagging", 0.3)
     # A partitioned job pads A's vector to a public length (zero columns, random tags).
     pad = columns.shape[1] - len(keys) if me == a and keys is not None else 0

@@ -90,7 +90,6 @@ def test_intersection_sum_in_two_sessions_per_party_matches_pandas(parallel: Con
         directory = _job_dir(parallel, party, job.id)
         assert len(partitions.sibling_dirs(directory)) == 1
         assert (directory / partitions.SESSIONS_FILE).exists()
-        assert not (directory / partitions.KEY_FILE).exists()  # scrubbed at the end
     progress = {p.party: p.progress for p in final.parties}
     assert all(p.message.startswith("2 parallel sessions") for p in progress.values())
 

@@ -48,18 +48,11 @@ def test_partition_is_a_keyed_function_of_the_key_spread_evenly() -> None:
     assert (partitions.assign(key, ints, 1) == 0).all()
 
 
-def test_keep_selects_this_sessions_partition_and_is_recorded() -> None:
+def test_the_partitions_are_disjoint_and_cover_every_key() -> None:
     key = secrets.token_bytes(32)
-    keys = np.arange(1000)
-    masks = []
-    for s in range(3):
-        partitions.install(partitions.Partition(s, 3, key))
-        masks.append(partitions.keep(keys))
-    partitions.install(None)
-    assert partitions.keep(keys) is None
-    stacked = np.array(masks)
-    assert (stacked.sum(axis=0) == 1).all()  # disjoint and covering
-    assert partitions.applied()
+    parts = partitions.assign(key, np.arange(1000), 3)
+    masks = np.array([parts == s for s in range(3)])
+    assert (masks.sum(axis=0) == 1).all()
 
 
 def test_the_padded_size_bounds_a_partition_and_depends_on_the_total_only() -> None:
@@ -191,15 +184,13 @@ def test_intersection_sum_and_size_in_k_sessions_match_pandas(
     want = reference("intersection_sum", [a, b], params)
     assert got["keys"] == want["keys"] and got["rows"] == want["rows"]
     assert got["sum"] == exact_sum(a, b, 20.0)
-    # k sessions ran at each party; each session's figures are recorded; P only at owners.
-    for i, d in enumerate(dirs):
+    # k sessions ran at each party; each session's figures are recorded; P not on disk.
+    for d in dirs:
         stats = json.loads((d / partitions.SESSIONS_FILE).read_text())
         assert [s["session"] for s in stats] == list(range(k))
         assert all(s["bytes_sent"] > 0 and s["rounds"] > 0 for s in stats)
-        assert (d / partitions.KEY_FILE).exists() == (i < 2)
+        assert not (d / "partition.key").exists()  # P lives in the workers' memory only
         assert len(partitions.sibling_dirs(d)) == k - 1
-    key_a, key_b = ((d / partitions.KEY_FILE).read_bytes() for d in dirs[:2])
-    assert key_a == key_b
     # B receives A's vector (2 columns of 8 bytes per entry) padded to one public length
     # in every session: the split of A's keys over the partitions does not show.
     n_a = len(set(a.data["customer"][a.data["basket"] >= 20.0].tolist()))
