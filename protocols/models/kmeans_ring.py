@@ -3,7 +3,7 @@ helper as dealer (``protocols.ring.dealer``), the division in MPyC.
 
 Route: a session of exactly three parties, threshold 1 and two owners (A, B; the third
 party H is the dealer) runs this; any other session runs the all-MPyC iterations of
-``protocols.models.kmeans`` (same outputs, same rounding rules, no dealer).
+``protocols.models.kmeans`` (same outputs and empty-cluster rule, no dealer).
 
 What is computed, per iteration, with the rows on the box grid (integers in [0, 2^12],
 ``kmeans.FK``) and the centroids at 2^-(FK+FC) of the box, secret-shared between A and B:
@@ -30,8 +30,8 @@ What is computed, per iteration, with the rows on the box grid (integers in [0, 
 4. Into MPyC: A and B secret-share their ring shares of the k·(d + 1) counts and sums and
    their top bits; the one possible wrap of the two shares (the values are below 2^63) is
    removed by one multiplication (the OR of the top bits, as ``protocols.join.tagged``).
-   MPyC divides (``kmeans.divide``: the same fixed-point division, rounding and
-   empty-cluster rule as the all-MPyC route).
+   MPyC divides (:func:`divide`: the empty-cluster rule and final rounding of
+   ``kmeans.divide``, the reciprocal normalized from the counts' few bits).
 5. Back to the ring: A secret-shares a fresh uniform R < 2^61 per centroid value
    (the values are below 2^21), and B alone receives c + R: statistically within 2^-40 of
    uniform, whatever c is. B's ring share is c + R, A's −R.
@@ -63,7 +63,8 @@ import numpy as np
 from ensnif_mpc.jobs import join_path
 from protocols.io import Context
 from protocols.models import inputs
-from protocols.models.kmeans import BITS, FC, FK, divide
+from protocols.models.kmeans import BITS, FC, FK, divide as divide_mpc
+from protocols.models.secure_math import as_fixed, as_int, shift
 from protocols.ring.dealer import ONES, Engine, words
 
 ROUTE = join_path.DEALER  # the manifest names it (ensnif_mpc.jobs.join_path)
@@ -286,6 +287,40 @@ async def _from_mpc(ctx: Context, eng: Engine, c: Any, shape: tuple[int, int]) -
     return None
 
 
+NEWTON = 4  # steps from 2.914 − 2b for b in [1/2, 1): error below 2^-32 (MPyC's own count)
+FX = 32  # the reciprocal's fractional bits
+
+
+async def divide(mpc: Any, sums: Any, counts: Any, c: Any, n: int) -> Any:
+    """sums / counts at 2^(FK+FC), an empty cluster keeping its centroid ``c`` — as
+    ``kmeans.divide`` but with the reciprocal normalized from the counts' l = bit_length(n)
+    bits (public n ≥ every count) instead of MPyC's 64-bit normalization of a fixed-point
+    number, which was most of its time: N' = N + [N = 0], nf = 2^(l − 1 − ⌊log2 N'⌋) from
+    the highest bit, b = N'·nf / 2^l ∈ [1/2, 1), c ≈ 1/b by Newton in SecFxp(64, 32), and
+    S/N = S·nf·c / 2^l. The reciprocal keeps 32 significant bits whatever N (kmeans.divide
+    keeps 32 fractional ones), so the only error left is the final probabilistic rounding
+    at 2^-(FK+FC). Sizes: S·nf·c < 2^(2l + 45) must fit the 96-bit integers: l ≤ 25 (else
+    kmeans.divide runs)."""
+    sint = type(c).sectype
+    width = max(1, n.bit_length())  # l above
+    if 2 * width + 46 > BITS or width > FX:
+        return await divide_mpc(mpc, sums, counts, c)
+    k, d = sums.shape
+    empty = counts == 0
+    safe = (counts + empty).reshape(k, 1)
+    bits = mpc.np_to_bits(safe, width)  # (k, 1, l), low to high
+    nf = mpc.np_find(np.flip(bits, axis=-1), 1, cs_f=lambda b, i: (b + 1) * 2**i)
+    nf = nf.reshape(k, 1)
+    b = await as_fixed(mpc, safe * nf * (1 << (FX - width)), FX)
+    r = 2.9142135623731 - b * 2
+    for _ in range(NEWTON):
+        r *= 2 - r * b
+    r_int = await as_int(mpc, sint, r)  # 1/b at 2^FX
+    moved = shift(mpc, (sums * nf) * r_int, FX + width - FC)
+    keep = empty.reshape(k, 1)
+    return moved + keep * (c - moved)
+
+
 async def kmeans_ring(
     ctx: Context, x: np.ndarray | None, c0: np.ndarray, steps: int
 ) -> tuple[Any, Any]:
@@ -321,7 +356,7 @@ async def kmeans_ring(
         flat = None if got is None else np.concatenate([got[0].ravel(), got[1]])
         both = await _into_mpc(ctx, eng, flat, k * (d + 1))
         sums, counts_mpc = both[: k * d].reshape(k, d), both[k * d :]
-        c_mpc = await divide(mpc, sums, counts_mpc, c_mpc)
+        c_mpc = await divide(mpc, sums, counts_mpc, c_mpc, n)
         if t + 1 < steps:
             c = await _from_mpc(ctx, eng, c_mpc, (k, d))
         else:
