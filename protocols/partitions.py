@@ -11,16 +11,19 @@ How, at every party (``protocols.worker`` drives it; this module holds the piece
 
 1. Session 0 is the job's worker. It writes k − 1 sibling session directories under its
    job directory (``part<s>/``: the same session, ports shifted by s, the same per-job
-   TLS credential) and starts one worker process per sibling, in its own process group.
+   TLS credential) and forks one worker per sibling before its own MPyC runtime exists
+   (imports paid, nothing of the job's data in memory yet), in its own process group.
 2. The partition key P (:func:`agree_key`): in session 0, owner A draws a fresh 256-bit P
    and sends it to owner B only (``mpc.transfer``, as the tag key K of
-   ``protocols.join.tagged``); the helper never receives it. Each owner's session 0
-   writes P into its job directory (mode 0600, node-local IPC), where its siblings at the
-   same node read it; the helper's siblings never need it.
-3. Each session keeps the keys x with ``partition(P, x) = PRF_P(x) mod k = s``
-   (:func:`assign`: the route's CBC-MAC-over-AES PRF under a key derived from P with its
-   own label, so P's partition tags are unrelated to any session's join tags). The
-   owners' per-key pre-aggregation runs over all rows; a key's rows are never split.
+   ``protocols.join.tagged``); the helper never receives it. P stays in session 0's
+   memory.
+3. Each owner reads and pre-aggregates its data once, in session 0, and puts each
+   distinct key x in partition ``PRF_P(x) mod k`` (:func:`assign`: the route's
+   CBC-MAC-over-AES PRF under a key derived from P with its own label, so the partition
+   tags are unrelated to any session's join tags); a key's rows are never split.
+   Session 0 keeps partition 0 and hands partition s to sibling s through a pipe to
+   the forked process (:func:`owner_input`; node memory, never the disk). In every
+   session A pads its vector to one public length (:func:`padding`, below).
 4. Every session computes its outputs as secret shares and opens nothing. A sibling
    gathers its own shares of its partial outputs (a local step: a party's share of a
    secure value is its own) and writes them to its directory (:func:`write_partials`);
