@@ -23,7 +23,12 @@ import numpy as np
 
 from ensnif_mpc.errors import FailedPrecondition, InvalidArgument
 
-KINDS = {"linear_regression": "linear", "logistic_regression": "logistic", "kmeans": "kmeans"}
+KINDS = {
+    "linear_regression": "linear",
+    "logistic_regression": "logistic",
+    "join_logistic": "logistic",  # the same outputs: coef[j] (both owners'), intercept
+    "kmeans": "kmeans",
+}
 
 
 @dataclass(frozen=True)
