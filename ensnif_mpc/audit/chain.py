@@ -35,7 +35,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -279,41 +280,86 @@ class AuditLog:
         self._signer = signer
         self._lock = threading.Lock()
         self._trusted: tuple[int, str, bytes] | None = None  # the last anchor this log signed
+        self._sql: dict[str, Any] | None = None  # the append's statements (_statements)
 
     def append(self, event: str, details: dict[str, Any], at: str) -> None:
-        from sqlalchemy import select, update
+        with self.writing() as (_, record):
+            record(event, details, at)
 
-        details = json.loads(json.dumps(details))
-        with self._lock, self._sessions.begin() as s:
-            if self._signer is not None:
-                self._signer.refresh()
-            a = self._anchor
-            s.execute(update(a).where(a.id == ANCHOR_ID).values(seq=a.seq))  # take the lock
-            anchor = s.scalars(select(a).where(a.id == ANCHOR_ID)).first()
-            last = s.scalars(select(self._row).order_by(self._row.seq.desc()).limit(1)).first()
-            head = (last.seq, last.hash) if last else (0, GENESIS)
-            finding = self._inspect(anchor, head)
-            if finding is not None:
-                head = self._add(s, head, finding[0], finding[1], at)
-            head = self._add(s, head, event, details, at)
-            signature = self._signer.sign(anchor_message(*head, at)) if self._signer else b""
-            if anchor is None:
-                anchor = self._anchor(id=ANCHOR_ID)
-                s.add(anchor)
-            anchor.seq, anchor.hash, anchor.at = head[0], head[1], at
-            anchor.key_id = self._signer.key_id if self._signer else ""
-            anchor.signature = signature
-        self._trusted = (head[0], head[1], signature)
+    @contextmanager
+    def writing(self) -> Iterator[tuple[Session, Callable[[str, dict[str, Any], str], None]]]:
+        """One transaction for a store's own change and the audit records it makes:
+        ``with log.writing() as (session, record): ...; record(event, details, at)``.
 
-    def _add(
-        self, s: Any, head: tuple[int, str], event: str, details: dict[str, Any], at: str
-    ) -> tuple[int, str]:
-        seq, digest = head[0] + 1, record_hash(head[1], head[0] + 1, at, event, details)
-        s.add(
-            self._row(seq=seq, at=at, event=event, details=details, prev_hash=head[1], hash=digest)
-        )
-        s.flush()
-        return seq, digest
+        The records join the chain (and the anchor is re-signed, once for all of them)
+        in the same transaction as the change, when the block ends: a change and its
+        records commit together or not at all, with one commit and one signature
+        instead of one each per record. Nothing is dropped: every record is chained."""
+        pending: list[tuple[str, dict[str, Any], str]] = []
+
+        def record(event: str, details: dict[str, Any], at: str) -> None:
+            pending.append((event, json.loads(json.dumps(details)), at))
+
+        with self._lock:
+            with self._sessions.begin() as s:
+                yield s, record
+                signed = self._chain(s, pending) if pending else None
+            if signed is not None:
+                self._trusted = signed
+
+    def _chain(
+        self, s: Any, pending: list[tuple[str, dict[str, Any], str]]
+    ) -> tuple[int, str, bytes]:
+        """Extend the chain by ``pending`` inside ``s`` and re-sign the anchor; Core
+        statements (no ORM unit of work): the anchor row is locked first."""
+        if self._signer is not None:
+            self._signer.refresh()
+        sql = self._statements()
+        s.execute(sql["lock"])  # take the anchor row's lock first
+        anchor = s.execute(sql["anchor"]).first()
+        last = s.execute(sql["last"]).first()
+        head = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        rows: list[dict[str, Any]] = []
+        finding = self._inspect(anchor, head)
+        at = pending[-1][2]
+        if finding is not None:
+            head = _extend(rows, head, finding[0], finding[1], pending[0][2])
+        for event, details, when in pending:
+            head = _extend(rows, head, event, details, when)
+        s.execute(sql["insert"], rows)
+        signature = self._signer.sign(anchor_message(*head, at)) if self._signer else b""
+        values = {
+            "seq": head[0],
+            "hash": head[1],
+            "at": at,
+            "key_id": self._signer.key_id if self._signer else "",
+            "signature": signature,
+        }
+        if anchor is None:
+            s.execute(sql["new_anchor"], {"id": ANCHOR_ID, **values})
+        else:
+            s.execute(sql["set_anchor"], {f"new_{k}": v for k, v in values.items()})
+        return head[0], head[1], signature
+
+    def _statements(self) -> dict[str, Any]:
+        """The append's SQL, built once per log on the tables themselves (SQLAlchemy
+        Core: building statements and the ORM's bulk paths cost more than running them)."""
+        if self._sql is None:
+            from sqlalchemy import bindparam, insert, select, update
+
+            a, r = self._anchor.__table__, self._row.__table__
+            named = ("seq", "hash", "at", "key_id", "signature")
+            self._sql = {
+                "lock": update(a).where(a.c.id == ANCHOR_ID).values(seq=a.c.seq),
+                "anchor": select(*(a.c[n] for n in named)).where(a.c.id == ANCHOR_ID),
+                "last": select(r.c.seq, r.c.hash).order_by(r.c.seq.desc()).limit(1),
+                "insert": insert(r),
+                "new_anchor": insert(a),
+                "set_anchor": update(a)
+                .where(a.c.id == ANCHOR_ID)
+                .values({n: bindparam(f"new_{n}") for n in named}),
+            }
+        return self._sql
 
     def _inspect(self, anchor: Any, head: tuple[int, str]) -> tuple[str, dict[str, Any]] | None:
         """What to record before extending ``head``: nothing, a broken or an adopted anchor."""
@@ -344,6 +390,18 @@ class AuditLog:
         if anchor.key_id != signer.key_id:
             return ROTATED, {"from": anchor.key_id[:16], "to": signer.key_id[:16]}
         return None
+
+
+def _extend(
+    rows: list[dict[str, Any]], head: tuple[int, str], event: str, details: dict[str, Any], at: str
+) -> tuple[int, str]:
+    """Append the record after ``head`` to ``rows``; its (seq, hash) is the new head."""
+    seq, digest = head[0] + 1, record_hash(head[1], head[0] + 1, at, event, details)
+    rows.append(
+        {"seq": seq, "at": at, "event": event, "details": details, "prev_hash": head[1]}
+        | {"hash": digest}
+    )
+    return seq, digest
 
 
 def adopt(session: Any, row_cls: Any, anchor_cls: Any, at: str) -> None:
