@@ -233,6 +233,20 @@ def test_exact_fit_is_its_mirror_and_within_a_point_of_scikit_learn(runs, kind):
     assert len(y) == 240  # the matched customers, every one of them
 
 
+@pytest.mark.parametrize("kind", ["exact", "dp"])
+def test_the_sdk_reads_the_released_model_as_a_scikit_learn_estimator(runs, kind):
+    from ensnif_mpc.sdk.models import from_values
+
+    values = {k: float(v) for k, v in runs[kind].outputs.items()}
+    coef, intercept = _coefs(runs[kind])
+    x, _ = vertical_logistic_defs.joined(_tables(A, B), RUNS[kind][2], DECIMALS)
+
+    estimator = from_values("join_logistic", values).to_sklearn()
+
+    want = lr.predict_proba(coef, intercept, x)
+    np.testing.assert_allclose(estimator.predict_proba(x)[:, 1], want)
+
+
 def test_a_kept_model_opens_nothing_and_holds_the_released_weights(runs):
     kept, released = runs["kept"], runs["exact"]
     coef, intercept = _coefs(released)
