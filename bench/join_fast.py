@@ -309,6 +309,7 @@ def measure_group_by(keys: int, per_key: int, prf_up_to: int, timeout_s: float) 
         job = {
             "protocol": "join_group_by",
             "decimals": DECIMALS,
+            "bit_length": harness.bit_length_for([a, b, None], DECIMALS),  # the ring's size
             "params": GROUP_PARAMS,
             "owners": [
                 {"file": str(a.path), "key": "customer", "value": "basket"},

@@ -35,25 +35,40 @@ async def transfer(obj, sender, receiver):
     return await mpc.transfer(obj, senders=[sender], receivers=[receiver])
 
 
-async def into_mpc(shares: list[int]):
-    """Three additive shares in Z_2^64 (A's with the offset) to secints: A sends B its
-    share + e and H e; B and H input theirs and their top bits; the wrap is their OR."""
-    count = len(shares)
-    ring = np.array([s % (1 << 64) for s in shares], dtype=np.uint64)
-    e = np.frombuffer(secrets.token_bytes(8 * count), "<u8") if mpc.pid == A else None
+async def into_mpc(shares: list[int], bits: int = 64):
+    """Three additive shares in Z_2^bits (A's with the offset 2^(bits-2)) to secints: A
+    sends B its share + e and H e; B and H input theirs and their top bits; the wrap is
+    their OR."""
+    count, low = len(shares), np.uint64((1 << bits) - 1)
+    ring = np.array([s % (1 << bits) for s in shares], dtype=np.uint64)
+    e = np.frombuffer(secrets.token_bytes(8 * count), "<u8") & low if mpc.pid == A else None
     e_got = await transfer(None if e is None else e.tobytes(), A, H)
     with np.errstate(over="ignore"):
-        a_got = await transfer(None if e is None else (ring + e).tobytes(), A, B)
+        a_got = await transfer(None if e is None else ((ring + e) & low).tobytes(), A, B)
         mine = np.zeros(count, dtype=np.uint64)
         if mpc.pid == B:
-            mine = ring + np.frombuffer(a_got[0], "<u8")
+            mine = (ring + np.frombuffer(a_got[0], "<u8")) & low
         elif mpc.pid == H:
-            mine = ring - np.frombuffer(e_got[0], "<u8")
-    secint = mpc.SecInt(68)
-    values = [int(v) for v in mine] + [int(v) >> 63 for v in mine]
+            mine = (ring - np.frombuffer(e_got[0], "<u8")) & low
+    secint = mpc.SecInt(bits + 4)
+    values = [int(v) for v in mine] + [int(v) >> (bits - 1) for v in mine]
     x_b, x_h = mpc.input(secint.array(np.array(values, dtype=object)), senders=[B, H])
     wraps = x_b[count:] + x_h[count:] - x_b[count:] * x_h[count:]
-    return x_b[:count] + x_h[:count] - wraps * (1 << 64) - tagging.OFFSET
+    return x_b[:count] + x_h[:count] - wraps * (1 << bits) - (1 << (bits - 2))
+
+
+def narrow(x, width: int):
+    """Ring elements as sent in Z_2^(8·width): each uint64's low ``width`` bytes."""
+    rows, cols = x.shape
+    return np.ascontiguousarray(x.view(np.uint8).reshape(rows, cols, 8)[..., :width])
+
+
+def widen(x, width: int):
+    """The inverse of :func:`narrow`: (rows, cols) uint64 with the top bytes zero."""
+    rows, cols = x.shape[:2]
+    full = np.zeros((rows, cols, 8), dtype=np.uint8)
+    full[..., :width] = x
+    return full.view("<u8").reshape(rows, cols)
 
 
 def per_key(owner: dict, value: bool):
@@ -169,7 +184,8 @@ def pivot_b(owner: dict, groups: list[str]):
 
 async def group_by_main() -> None:
     """σ1 (A, H) then σ2 = σ1⁻¹∘τ (H, B) carry A's flags to B's keys; one product with
-    B's pivoted table in Z_2^64; 2·|groups| outputs into MPyC and opened."""
+    B's pivoted table in Z_2^k (k the whole bytes of the job's bit_length, as the protocol:
+    k/8 bytes an element sent); 2·|groups| outputs into MPyC and opened."""
     import hashlib
 
     from protocols.shuffle import permutation
@@ -179,6 +195,8 @@ async def group_by_main() -> None:
     me = mpc.pid
     groups = sorted(str(g) for g in job["params"]["groups"])
     ring = tagging.Ring64()
+    bits = min(64, 8 * -(-int(job.get("bit_length", 64)) // 8))
+    width = bits // 8  # bytes an element on the wire
     keys, flags, table = None, None, None
     if me == A:
         t = per_key(A_SPEC, True)
@@ -210,7 +228,7 @@ async def group_by_main() -> None:
     z = None
     if me == A:
         padded = np.concatenate([ring.encode(flags[order]), ring.zeros((n_b, 1))])
-        z = ring.sub(padded[sigma1], mask_r)
+        z = narrow(ring.sub(padded[sigma1], mask_r), width)
     z_got = await transfer(z, A, B)
     to_b = None
     if me == H:
@@ -219,27 +237,29 @@ async def group_by_main() -> None:
         inverse = np.empty(n, dtype=np.int64)
         inverse[sigma1] = np.arange(n)
         sigma2 = inverse[tau].astype(np.uint32)
-        to_b = (sigma2, ring.sub(mask_r[sigma2], mask_c))
+        to_b = (sigma2, narrow(ring.sub(mask_r[sigma2], mask_c), width))
     got = await transfer(to_b, H, B)
     clock.lap("align")
-    width = 2 * len(groups)
-    mask_m = ring.mask(seeds["HB"], b"M", (n_b, width)) if me in (B, H) else None
+    columns = 2 * len(groups)
+    mask_m = ring.mask(seeds["HB"], b"M", (n_b, columns)) if me in (B, H) else None
     w = None
     if me == B:
         w = ring.encode(table[order])
-    w_got = await transfer(ring.sub(w, mask_m) if me == B else None, B, A)
+    sent = narrow(ring.sub(w, mask_m), width) if me == B else None
+    w_got = await transfer(sent, B, A)
     if me == B:
         sigma2, correction = got[0]
-        share = ring.cross(ring.add(z_got[0][sigma2], correction), w)
+        y_b = ring.add(widen(z_got[0], width)[sigma2], widen(correction, width))
+        share = ring.cross(y_b, w)
     elif me == A:
-        share = ring.cross(mask_c, w_got[0])
+        share = ring.cross(mask_c, widen(w_got[0], width))
     else:
         share = ring.cross(mask_c, mask_m)
-    shares = ring.ints(share[0])
+    shares = [v % (1 << bits) for v in ring.ints(share[0])]
     if me == A:
-        shares = [(s + tagging.OFFSET) % (1 << 64) for s in shares]
+        shares = [(s + (1 << (bits - 2))) % (1 << bits) for s in shares]
     clock.lap("products")
-    opened = [int(x) for x in await mpc.output(await into_mpc(shares))]
+    opened = [int(x) for x in await mpc.output(await into_mpc(shares, bits))]
     clock.lap("into MPyC and open")
     sent = rawkit.bytes_sent(mpc)
     await mpc.shutdown()
