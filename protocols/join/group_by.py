@@ -187,8 +187,9 @@ async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     if me == a:
         keys, flags = _side_a(ctx)
     elif me == b:
-        keys, table = pivot(*_side_b(ctx, groups), len(groups))
-        _fits_ring(table, bits)
+        rows = _side_b(ctx, groups)
+        _fits_ring(rows[2], rows[3], bits)
+        keys, table = pivot(*rows, len(groups))
     n_a, n_b = await aligned.sizes(ctx, None if keys is None else len(keys))
     if not (n_a and n_b):
         secint = ctx.mpc.SecInt(ctx.bit_length)
@@ -213,21 +214,25 @@ async def _tagged_group_by(ctx: Context) -> list[SecureOutput]:
     return _group_outputs(groups, await tagged._into_mpc(ctx, totals, bits=bits))
 
 
-def _fits_ring(table: np.ndarray, bits: int) -> None:
-    """B's own check that any selection of its table sums below 2^(bits − 2) in
-    magnitude, as the session's size promises (the node checks the same against the
-    catalog before the job; this guards the ring's exactness, not privacy)."""
-    if not len(table):
-        return
-    magnitude = np.abs(table).astype(np.uint64)
-    rough = magnitude.sum(axis=0, dtype=np.float64).max()  # no wrap, to rule one out
-    exact = int(magnitude.sum(axis=0, dtype=np.uint64).max())  # exact below 2^64
-    if rough >= 2.0**63 or exact >= 1 << (bits - 2):
-        raise FailedPrecondition(
-            "join_group_by: the second input's counts or sums outgrow the session's "
-            "integer size; restart the node to republish its catalog",
-            reason="catalog_stale",
-        )
+def _fits_ring(counts: np.ndarray, sums: np.ndarray, bits: int) -> None:
+    """B's own check that its counts and its sums, each in total over all its rows, stay
+    below 2^(bits − 2) in magnitude, as the session's size promises (so does every output,
+    a part of one of those totals). The node checks the same against the catalog before
+    the job; this guards the ring's exactness, not privacy."""
+    limit = 1 << (bits - 2)
+    for column in (counts, sums):  # (key, group) rows: one entry each, not the pivot's 2·G
+        try:
+            values = np.abs(np.asarray(column).astype(np.int64))
+            big = float(values.sum(dtype=np.float64)) >= 2.0**62  # where int64 could wrap
+            over = big or int(values.sum()) >= limit
+        except OverflowError:  # an entry beyond int64
+            over = True
+        if over:
+            raise FailedPrecondition(
+                "join_group_by: the second input's counts or sums outgrow the session's "
+                "integer size; restart the node to republish its catalog",
+                reason="catalog_stale",
+            )
 
 
 def _group_outputs(groups: list[str], totals: list[Any]) -> list[SecureOutput]:

@@ -101,3 +101,15 @@ def test_the_ring_sends_k_over_8_bytes_an_element_and_keeps_values_mod_2_to_the_
     assert [aligned.ring_bits(b) for b in (32, 33, 37, 40, 41, 62)] == [32, 40, 40, 40, 48, 64]
     with pytest.raises(ValueError):
         aligned.Ring2k(36)
+
+
+def test_b_refuses_a_table_the_session_s_ring_cannot_hold() -> None:
+    from ensnif_mpc.errors import FailedPrecondition
+    from protocols.join.group_by import _fits_ring
+
+    counts = np.array([3, 4], dtype=object)
+    _fits_ring(counts, np.array([-(2**37), 2**37 - 1], dtype=object), 40)  # |Σ| < 2^38
+    for sums in ([2**37, 2**37], [2**70, 0]):
+        with pytest.raises(FailedPrecondition) as refused:
+            _fits_ring(counts, np.array(sums, dtype=object), 40)
+        assert refused.value.reason == "catalog_stale"
