@@ -124,7 +124,7 @@ def _policy(raw: dict[str, Any], remaining: float) -> PrivacyPolicy:
 # -- jobs over outsourced datasets, checked at submit -------------------------------------
 # The private joins a helper serves with an outsourced side: only on the PRF route
 # (protocols/he_join.py says why), so a job must ask for it and its manifest names it.
-OUTSOURCED_JOINS = frozenset({"intersection_sum", "join_regression"})
+OUTSOURCED_JOINS = frozenset({"intersection_size", "intersection_sum", "join_regression"})
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
 
 

@@ -45,7 +45,7 @@ BINNED = ("histogram",)
 ROWS = ("linear_regression", "logistic_regression")
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
-JOINS = ("intersection_sum", "join_regression")
+JOINS = ("intersection_size", "intersection_sum", "join_regression")
 CONVERTIBLE = (*TOTALS, *BINNED, *ROWS, *JOINS)
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
 KEY_LIMBS, KEY_LIMB_BOUND = 8, 2**16 - 1  # ensnif_mpc.he.outsource_keys (no TenSEAL here)
@@ -265,7 +265,9 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
         )
     protocol = p.spec.protocol
     lists: list[set[str]] = [set()]
-    if protocol == "intersection_sum":
+    if protocol == "intersection_size":
+        wanted = {"key"}
+    elif protocol == "intersection_sum":
         wanted = {"key", "value"} if position == 0 else {"key"}
     else:  # join_regression: A key and features, B key, label and optional features
         wanted = {"key"} if position == 0 else {"key", "label"}

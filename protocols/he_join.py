@@ -74,7 +74,7 @@ def _hashed(keys: np.ndarray) -> np.ndarray:
     return outsource_keys.key_hashes(keys)
 
 
-def _live_side(ctx: Context, first: bool) -> tuple[np.ndarray, ...] | None:
+def _live_side(ctx: Context, first: bool) -> tuple[np.ndarray, ...]:
     """The live owner's distinct keys (hashed), with per key (first side) its value sum
     and row count, capped under DP as the live join caps them."""
     from protocols.join.common import capped, keyed, row_cap
@@ -269,3 +269,34 @@ async def join_regression(ctx: Context) -> list[SecureOutput]:
         return _noisy(ctx, total, w) + joint_cohort.markers([None], secint)
     await vertical._hold_cohort(ctx, total[0], secint)
     return await solved(ctx, total, rows, bounds)
+
+
+# -- intersection_size with an outsourced side ----------------------------------------------
+async def intersection_size(ctx: Context) -> list[SecureOutput]:
+    """``protocols.join.intersection._intersection_size`` when one side is outsourced: the
+    number of keys both sides hold (the caller adds the minimum cohort's marker)."""
+    from protocols.join.common import _announce, _input, _pseudonymize, _secfld, match
+    from protocols.shuffle import Shuffler
+
+    mpc, hosted = ctx.mpc, ctx.outsourced
+    side = ctx.owners.index(hosted.position)
+    live = 1 - side
+    secfld, secint = _secfld(ctx), mpc.SecInt(ctx.bit_length)
+    mine = None
+    if ctx.local is not None and ctx.index == ctx.owners[live]:
+        mine = _live_side(ctx, first=False)[0]
+    n_live = await _announce(ctx, live, None if mine is None else len(mine))
+    n_out = await _announce(ctx, side, hosted.rows if ctx.index == hosted.position else None)
+    if not (n_live and n_out):
+        return [SecureOutput("count", secint(0), on_value_scale=False)]
+    ctx.progress("converting", 0.1)
+    keys: list[Any] = [None, None]
+    keys[side], _ = await converted_side(ctx, hosted, n_out, 0, secfld, secint)
+    keys[live] = _input(ctx, live, secfld, mine, (n_live,))
+    ctx.progress("shuffling", 0.3)
+    (ka,) = await Shuffler(mpc).apply([keys[0]])
+    (kb,) = await Shuffler(mpc).apply([keys[1]])
+    ctx.progress("pseudonyms", 0.5)
+    ps_a, ps_b = await _pseudonymize(ctx, ka, kb)
+    ia, _ = match(ps_a, ps_b)
+    return [SecureOutput("count", secint(len(ia)), on_value_scale=False)]

@@ -121,7 +121,7 @@ def _holder_input(
     """The ``outsourced`` session input the helper's admission writes
     (party_node/outsourced_admission.check_input)."""
     declared = {c.name: c for c in table.columns}
-    if protocol in ("intersection_sum", "join_regression"):
+    if protocol in ("intersection_size", "intersection_sum", "join_regression"):
         key = table.roles["key"]
         names = [table.roles[r] for r in ("value",) if r in table.roles]
         names += [*table.lists.get("features", ()), *(

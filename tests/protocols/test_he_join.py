@@ -275,3 +275,21 @@ def test_a_dp_join_regression_with_an_outsourced_side_is_within_six_sigma(tmp_pa
         scale = 10**REG_DECIMALS if name.startswith("sum[") else 1
         off = abs(float(got.outputs[name]) - value) * scale
         assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
+
+
+@pytest.mark.timeout(900)
+def test_intersection_size_with_an_outsourced_first_side_is_pandas_s(tmp_path):
+    rng = np.random.default_rng(5)
+    ids = np.array([f"U{i:05d}" for i in rng.permutation(4000)[:1400]], dtype=object)
+    outsourced = OutsourcedTable(
+        {"cust": ids}, (Column("cust", "string"),), {"key": "cust"}, keys=("cust",)
+    )
+    live_ids = np.array([f"U{i:05d}" for i in rng.integers(0, 4000, 900)], dtype=object)
+    live = OwnerTable({"cust": live_ids}, (Column("cust", "string"),), {"key": "cust"})
+    got = run(
+        tmp_path, "intersection_size", live, outsourced, PRF, decimals=0,
+        job_id="hejoinsize", timeout=600.0, holder=0,
+    )  # fmt: skip
+    want = len(set(ids.tolist()) & set(live_ids.tolist()))
+    assert 100 < want < 900
+    assert got.outputs["count"] == want

@@ -137,6 +137,9 @@ def test_the_helper_serves_a_join_side_only_on_the_prf_route_and_with_an_encrypt
     assert not_a_key.value.reason == "outsourced_key_not_encrypted"
     with pytest.raises(InvalidArgument, match="gives key$"):
         adm._check_join(*_proposal(PRF, 1, {"key": "cust", "value": "x"}), "shop/cust")
+    size = _proposal(PRF, 0, {"key": "cust"})
+    size[0].spec.protocol = "intersection_size"  # keys only, on either side
+    adm._check_join(*size, "shop/cust")
 
 
 def test_a_join_side_converts_the_key_limbs_and_the_value_row_by_row():
