@@ -45,6 +45,10 @@ async def _intersection_size(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 
+    if ctx.outsourced is not None:  # an outsourced side: its keys converted from BFV
+        from protocols import he_join
+
+        return await he_join.intersection_size(ctx)
     if tagged.takes_route(ctx, "intersection_size"):  # two owners, one helper, t = 1
         return await tagged.intersection_size(ctx)
 
