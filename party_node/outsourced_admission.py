@@ -18,8 +18,8 @@ owner's ``protocols``: a column's totals (``sum``, ``count``, ``mean``), its per
 (``linear_regression``: features and label converted row by row, ``outsource_rows.py``),
 and a side of a private join (``intersection_sum``: the key column the owner encrypted as
 a key, and on the first side the value column, row by row, on the PRF route only:
-``protocols/he_join.py`` says why; ``join_regression``: the key and the side's features
-and label, likewise).
+``protocols/he_join.py`` says why; ``intersection_size``: the key; ``join_regression``: the
+key and the side's features and label, likewise).
 Every check here reads the signed schema and the job, never a value (the node holds
 ciphertexts only), so whether and why a job is refused does not depend on the data.
 """

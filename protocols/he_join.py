@@ -1,6 +1,9 @@
-"""A private join with an outsourced side: ``intersection_sum`` where one of the two owners
-runs no node and its table sits, BFV-encrypted, at a helper node that plays its position
-(called by ``protocols.join.intersection`` when the job has an outsourced input).
+"""A private join with an outsourced side: ``intersection_size``, ``intersection_sum`` and
+``join_regression`` (the vertical ridge) where one of the two owners runs no node and its
+table sits, BFV-encrypted, at a helper node that plays its position (called by
+``protocols.join.intersection`` and ``protocols.models.vertical`` when the job has an
+outsourced input). The description below is intersection_sum's; the others differ only in
+what the matched rows feed (a count; the ridge's statistics, its section below).
 
 Why the PRF route (``params.join_path = "prf-shuffle"``, required at the helper's
 admission, so the signed spec and the manifest name it). The tagged-helper route has each
