@@ -28,12 +28,18 @@ def job_hash(spec: JobSpec, protocol_version: int, job_id: str) -> str:
 
 
 def question_key(spec: JobSpec, protocol_version: int, recipient: str) -> str:
-    """What makes two jobs "the same question": everything signed but the nonce and the
-    name (protocol and version, inputs by role, helpers, parameters, privacy), and who
-    receives the answer. Used for a policy's repeat limit and for the answer cache."""
+    """What makes two jobs "the same question": everything signed but the nonce, the name
+    and the parameters that only say how it runs, not what it asks (``sessions``: how
+    many parallel MPC sessions; the answer is the same) — protocol and version, inputs by
+    role, helpers, the other parameters, privacy — and who receives the answer. Used for
+    a policy's repeat limit (which varying ``sessions`` must not get around) and for the
+    answer cache."""
     import dataclasses
 
-    same = dataclasses.replace(spec, nonce="", name="", signature=b"")
+    from ensnif_mpc.jobs import sessions
+
+    asked = {k: v for k, v in spec.params.items() if k != sessions.PARAM}
+    same = dataclasses.replace(spec, nonce="", name="", signature=b"", params=asked)
     body = jobspec.canonical(same, protocol_version) + b"\0" + recipient.encode()
     return hashlib.sha256(body).hexdigest()
 
