@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordinator import outsourced
@@ -82,6 +83,8 @@ class Coordinator:
         return owned
 
     def party_kind(self, name: str) -> str | None:
+        """A member's kind as validation reads it (``_kinds`` answers the same from one
+        catalog snapshot, for a submission)."""
         if self.store.get_party(name) is None:
             # An outsourced dataset's owner has no node: the node holding it serves its input.
             return "data_owner" if self.store.host_of(name) else None
@@ -92,8 +95,10 @@ class Coordinator:
             raise PermissionDenied(f"{who.name!r} is a {who.role}; only analysts submit jobs")
         # Refuse early what every node would refuse: the nodes verify it again themselves.
         jobspec.verify(spec, cert_pem, registry.for_spec(spec).version)
-        datasets = {(d.party, d.name): d for d in self.store.list_datasets()}
-        sizing = validate(spec, self.party_kind, lambda p, n: datasets.get((p, n)))
+        listed = self.store.list_datasets()
+        datasets = {(d.party, d.name): d for d in listed}
+        kind = _kinds(listed, {p.name for p in self.store.list_parties()})
+        sizing = validate(spec, kind, lambda p, n: datasets.get((p, n)))
         outsourced.check_job(spec, self.store.host_of)  # one outsourced input, PRF joins
         job = self.store.create_job(
             uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
@@ -205,3 +210,20 @@ class Coordinator:
     def _may_see(self, who: Identity, job: JobRecord) -> None:
         if not self._visible(who, job):
             raise PermissionDenied(f"job {job.id} is not visible to {who.name!r} ({who.role})")
+
+
+def _kinds(datasets: list[DatasetSchema], registered: set[str]) -> Callable[[str], str | None]:
+    """``Coordinator.party_kind`` over one snapshot of the catalog and the registered parties:
+    one read of each per submission instead of two queries per party named. A registered
+    party with a dataset (its own or one it hosts under its own name) is a data owner, one
+    without is compute; an owner without a node is a data owner if a node holds an
+    outsourced dataset of it, else unknown."""
+    owners = {d.party for d in datasets}
+    entrusted = {d.party for d in datasets if d.host}
+
+    def kind(name: str) -> str | None:
+        if name not in registered:
+            return "data_owner" if name in entrusted else None
+        return "data_owner" if name in owners else "compute"
+
+    return kind
