@@ -8,8 +8,9 @@ party H is the dealer) runs this; any other session runs the all-MPyC iterations
 What is computed, per iteration, with the rows on the box grid (integers in [0, 2^12],
 ``kmeans.FK``) and the centroids at 2^-(FK+FC) of the box, secret-shared between A and B:
 
-1. Scores ‖c_j‖² − 2^(FC+1)·x·c_j for every row and centroid (|score| < d·2^42 ≪ 2^63, so
-   no difference wraps the ring). x is an owner's own plaintext row; its product with
+1. Scores ‖c_j‖² − 2^(FC+1)·x·c_j for every row and centroid (a difference of two lies
+   within ±2^(ℓ−1), ℓ = :func:`score_bits` (d) ≤ 64, so none wraps the ring and the sign
+   test needs only ℓ bits). x is an owner's own plaintext row; its product with
    the other owner's centroid share uses a matrix triple whose big side is the rows'
    mask: once per job, A sends B E_A = X_A − U_A (U_A pseudorandom from s_AH, so E_A is
    uniform to B), and B sends A E_B likewise. Each iteration a fresh small mask V (d × k,
@@ -45,10 +46,13 @@ collusion of H with an owner reconstructs everything (every row's assignment inc
 a deviating party changes the result undetectably; an owner colluding with the other
 sees the rows — beyond t = 1, as on every route.
 
-Cost per iteration, n = n_A + n_B rows: (k − 1)·n comparisons of 123 ANDs each, packed 64
-to a word; A ↔ B about (k − 1)·(8 + 31 + 17)·n + 8·k·n bytes each way, H → B about
-(k − 1)·(8 + 16 + 16)·n + 8·k·(n + …) bytes; 3·⌈log2 k⌉ + 8 ring rounds plus MPyC's
-division of k·d values. Per-element Python loops: none.
+Cost per iteration, n = n_A + n_B rows: (k − 1)·n comparisons on ℓ = :func:`score_bits`
+bits (46 at d = 5: 89 ANDs each, packed 64 to a word); at d = k = 5 about 175 bytes per
+row each way between the owners and 210 from H to B (measured); 9·⌈log2 k⌉ + 2 ring
+rounds (the sign test's opening and six AND levels and the select per tournament level,
+⌈log2 k⌉ − 1 AND levels and one conversion for the one-hot, the scores' and the sums'
+exchanges) plus about 65 of MPyC's division. Per-element Python loops: none; memory is
+linear in n (nothing is chunked).
 """
 
 from __future__ import annotations
