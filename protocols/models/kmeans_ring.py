@@ -47,7 +47,7 @@ a deviating party changes the result undetectably; an owner colluding with the o
 sees the rows — beyond t = 1, as on every route.
 
 Cost per iteration, n = n_A + n_B rows: (k − 1)·n comparisons on ℓ = :func:`score_bits`
-bits (46 at d = 5: 89 ANDs each, packed 64 to a word); at d = k = 5 about 175 bytes per
+bits (46 at d = 5: 87 ANDs each, packed 64 to a word); at d = k = 5 about 175 bytes per
 row each way between the owners and 210 from H to B (measured); 9·⌈log2 k⌉ + 2 ring
 rounds (the sign test's opening and six AND levels and the select per tournament level,
 ⌈log2 k⌉ − 1 AND levels and one conversion for the one-hot, the scores' and the sums'
