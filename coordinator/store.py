@@ -190,7 +190,8 @@ def _spec_dict(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def _job(row: JobRow) -> JobRecord:
+def _job(row: Any) -> JobRecord:
+    """A job's record from its ORM row or a Core row of the jobs table (same names)."""
     return JobRecord(
         id=row.id,
         state=JobState(row.state),
@@ -220,6 +221,10 @@ def _job_update(names: tuple[str, ...], by_state: bool) -> Any:
     values: dict[str, Any] = {n: bindparam(f"v_{n}") for n in names}
     values["version"] = jobs.c.version + 1
     return update(jobs).where(*where).values(values)
+
+
+_JOBS = Base.metadata.tables[JobRow.__tablename__]
+_JOB_BY_ID = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
 
 
 def _bound(values: dict[str, Any]) -> dict[str, Any]:
@@ -424,11 +429,13 @@ class Store:
         return rec
 
     def get_job(self, job_id: str) -> JobRecord:
-        with self._sessions() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise UnknownJob(f"no job {job_id!r}; `ensnif job list` shows the jobs")
-            return _job(row)
+        # A prebuilt Core SELECT on a plain connection: the hot read (every watcher's update,
+        # every scheduler step), where the ORM's identity map and loading cost more than SQLite.
+        with self.engine.connect() as conn:
+            row = conn.execute(_JOB_BY_ID, {"b_id": job_id}).first()
+        if row is None:
+            raise UnknownJob(f"no job {job_id!r}; `ensnif job list` shows the jobs")
+        return _job(row)
 
     def list_jobs(
         self, limit: int = 100, states: frozenset[JobState] | None = None
