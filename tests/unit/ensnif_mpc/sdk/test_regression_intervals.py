@@ -50,27 +50,40 @@ def _outputs(z: np.ndarray) -> list[tuple[str, int, int]]:
     return out
 
 
-def test_coefficient_intervals_cover_the_exact_fit_about_95_percent_of_the_time():
-    z = _rows()
-    outputs = _outputs(z)
+def _noise_plan(epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """TRIALS draws of the nodes' noise for the release plan at ``epsilon``, and each
+    output's noise standard deviation."""
     bounds = {"features": (100, 100), "label": (500,)}
     blocks = registry.get("linear_regression").dp_sensitivity(
         [OwnerBounds(1, bounds), OwnerBounds(1, bounds)], {"ridge": 0.0}
     )
-    plan = dp.plan(2.0, blocks, PARTIES, 1)
-    noise, sds = release_noise(plan, TRIALS, np.random.default_rng(11))
+    plan = dp.plan(epsilon, blocks, PARTIES, 1)
+    return release_noise(plan, TRIALS, np.random.default_rng(11))
+
+
+def _release(
+    outputs: list[tuple[str, int, int]], noise: np.ndarray, sds: np.ndarray, job_id: str
+) -> result.Result:
+    """One noisy release of ``outputs`` built as a job's combined shares are."""
     laws = {
         name: NoiseLaw(sd / scale, 1 / scale, "gaussian", PARTIES)
         for (name, _, scale), sd in zip(outputs, sds, strict=True)
     }
+    combined = {
+        name: Fraction(int(value + noise[i]), scale)
+        for i, (name, value, scale) in enumerate(outputs)
+    }
+    return result.build(combined, "linear_regression", laws, job_id=job_id)
+
+
+def test_coefficient_intervals_cover_the_exact_fit_about_95_percent_of_the_time():
+    z = _rows()
+    outputs = _outputs(z)
+    noise, sds = _noise_plan(2.0)
     truth = solve.from_rows(z[:, :2], z[:, 2])["coef"]
     hits = np.zeros(3)
     for k in range(TRIALS):
-        combined = {
-            name: Fraction(int(value + noise[k, i]), scale)
-            for i, (name, value, scale) in enumerate(outputs)
-        }
-        answer = result.build(combined, "linear_regression", laws, job_id=f"t{k}")
+        answer = _release(outputs, noise[k], sds, f"t{k}")
         for j in range(3):
             ci = answer.ci(f"coef[{j}]")
             assert ci.method == "simulation"
@@ -88,12 +101,7 @@ def test_population_intervals_cover_the_generating_coefficients_about_95_percent
     sampling-aware interval covers the generating β about 95% of the time, while the
     noise-only interval, which covers the exact fit on the rows, misses β far more often
     (at ε = 8 on 20,000 rows the sampling error is larger than the noise's)."""
-    bounds = {"features": (100, 100), "label": (500,)}
-    blocks = registry.get("linear_regression").dp_sensitivity(
-        [OwnerBounds(1, bounds), OwnerBounds(1, bounds)], {"ridge": 0.0}
-    )
-    plan = dp.plan(8.0, blocks, PARTIES, 1)
-    noise, sds = release_noise(plan, TRIALS, np.random.default_rng(11))
+    noise, sds = _noise_plan(8.0)
     rng = np.random.default_rng(5)
     hits, noise_only = np.zeros(3), np.zeros(3)
     for k in range(TRIALS):
@@ -101,16 +109,7 @@ def test_population_intervals_cover_the_generating_coefficients_about_95_percent
         y = np.round(
             np.clip(x @ POPULATION[1:] + POPULATION[0] + rng.normal(0, 3, ROWS), -50, 50), 1
         )
-        outputs = _outputs(np.column_stack([x, y]))
-        laws = {
-            name: NoiseLaw(sd / scale, 1 / scale, "gaussian", PARTIES)
-            for (name, _, scale), sd in zip(outputs, sds, strict=True)
-        }
-        combined = {
-            name: Fraction(int(value + noise[k, i]), scale)
-            for i, (name, value, scale) in enumerate(outputs)
-        }
-        answer = result.build(combined, "linear_regression", laws, job_id=f"p{k}")
+        answer = _release(_outputs(np.column_stack([x, y])), noise[k], sds, f"p{k}")
         for j in range(3):
             ci = answer.population_ci(f"coef[{j}]")
             assert ci.method == "simulation"
