@@ -15,7 +15,8 @@ helper cannot spend the budget behind the owner's back either.
 Which jobs: the protocols whose input the HE → shares conversion supports, narrowed by the
 owner's ``protocols``: a column's totals (``sum``, ``count``, ``mean``), its per-bin counts
 (``histogram`` over the bins the owner declared), and the rows themselves
-(``linear_regression``: features and label converted row by row, ``outsource_rows.py``),
+(``linear_regression``, ``logistic_regression``: features and label converted row by
+row, ``outsource_rows.py``; ``kmeans``: the features, exact or DP, ``protocols/he_kmeans.py``),
 and a side of a private join (``intersection_sum``: the key column the owner encrypted as
 a key, and on the first side the value column, row by row, on the PRF route only:
 ``protocols/he_join.py`` says why; ``intersection_size``: the key; ``join_regression``: the
@@ -42,7 +43,8 @@ from party_node.policy import Verdict
 # its per-bin counts (histogram), its rows (the horizontal regression).
 TOTALS = ("sum", "count", "mean")
 BINNED = ("histogram",)
-ROWS = ("linear_regression", "logistic_regression")
+ROWS = ("linear_regression", "logistic_regression", "kmeans")
+UNLABELLED = ("kmeans",)  # rows of features only
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
 JOINS = ("intersection_size", "intersection_sum", "join_regression")
@@ -165,10 +167,11 @@ def check_input(
             )
     if protocol in ROWS:
         roles = {**inp.columns, **inp.column_lists}
-        if set(roles) != {"features", "label"} or isinstance(roles["features"], str):
+        wanted = {"features"} if protocol in UNLABELLED else {"features", "label"}
+        if set(roles) != wanted or isinstance(roles["features"], str):
             raise InvalidArgument(
-                f"{where} is outsourced: {protocol} reads its rows as features = [columns…] "
-                "and one label column"
+                f"{where} is outsourced: {protocol} reads its rows as features = [columns…]"
+                + ("" if protocol in UNLABELLED else " and one label column")
             )
     elif protocol in JOINS:
         _check_join(p, inp, dataset, position, where)
@@ -187,7 +190,7 @@ def check_input(
             raise InvalidArgument(
                 f"session keeps {p.decimals} decimals; column {col.name!r} declares {col.decimals}"
             )
-    if protocol == "logistic_regression":
+    if protocol in ("logistic_regression", "kmeans"):
         _check_box(p.spec.params, read, where)
     out = _conversion(p, inp, dataset, read, where)
     out["min_cohort"] = _min_cohort(dataset.policy, definition, dataset.rows, where)
@@ -235,9 +238,9 @@ def _min_cohort(policy: OwnerPolicy, definition: Any, rows: int, where: str) -> 
 def _check_box(
     params: Mapping[str, Any], read: Mapping[str, tuple[Column, ...]], where: str
 ) -> None:
-    """The logistic fit's box (params.lower/upper) must contain every outsourced feature's
-    declared bounds, and the label be declared an integer in [0, 1]: the helper cannot
-    clamp or check ciphertexts, the live owners clamp and check in the clear."""
+    """The logistic fit's or k-means' box (params.lower/upper) must contain every outsourced
+    feature's declared bounds, and a label be declared an integer in [0, 1]: the helper
+    cannot clamp or check ciphertexts, the live owners clamp and check in the clear."""
     lower, upper = params.get("lower") or [], params.get("upper") or []
     features = read.get("features", ())
     if len(lower) != len(features) or len(upper) != len(features):
@@ -312,7 +315,7 @@ def _conversion(
             + [math.ceil(c.abs_bound * 10**p.decimals) for c in values],
         }
     if protocol in ROWS:
-        cols = [*read["features"], *read["label"]]
+        cols = [*read["features"], *read.get("label", ())]
         _check_row_bounds(cols, where)
         return {
             "mode": "rows",

@@ -137,8 +137,9 @@ def _holder_input(
             + [math.ceil(c.abs_bound * 10**decimals) for c in values],
         }
         return out_join | _common(table, directory, manifest, key)
-    if protocol in ("linear_regression", "logistic_regression"):
-        cols = [declared[n] for n in [*table.lists["features"], table.roles["label"]]]
+    if protocol in ("linear_regression", "logistic_regression", "kmeans"):
+        label = [table.roles["label"]] if "label" in table.roles else []
+        cols = [declared[n] for n in [*table.lists["features"], *label]]
         out: dict[str, Any] = {
             "mode": "rows",
             "columns": [c.name for c in cols],
