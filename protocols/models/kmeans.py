@@ -13,7 +13,8 @@ and the division sums/counts in fixed point (a cluster left empty keeps its cent
 Two routes (``ensnif_mpc.jobs.join_path.choose``, named in the manifest): a session of two
 owners and one helper with t = 1 runs the iterations in Z_2^64 between the owners with the
 helper as dealer (``protocols.models.kmeans_ring``: the same scores, argmin, sums and, in
-MPyC, the same :func:`divide`); any other session runs them here, all in MPyC.
+MPyC, the same :func:`divide`); any other session runs them here, all in MPyC, and so
+does a job with an outsourced owner (``protocols.he_kmeans`` says why), exact or DP.
 
 DP release: the centroids are public at every iteration. Each owner assigns its own rows
 to the nearest public centroid locally and sums counts and features per cluster; MPC adds
@@ -150,6 +151,10 @@ def to_units(mpc: Any, c: Any, lower: np.ndarray, upper: np.ndarray) -> Any:
 async def kmeans(ctx: Context) -> list[SecureOutput]:
     from protocols.models import kmeans_ring  # it imports this module
 
+    if ctx.outsourced is not None:  # an outsourced owner's rows: converted, all in MPyC
+        from protocols import he_kmeans
+
+        return await he_kmeans.kmeans(ctx)
     lower, upper = feature_box(ctx.params)
     d = lower.size
     c0 = initial_centroids(ctx.params, lower, upper)

@@ -155,7 +155,10 @@ _KMEANS_LEAKAGE = (
     "release: each iteration's noisy per-cluster counts and sums, opened to every party "
     "and the analyst (owners assign their own rows to the public noisy centroids "
     "locally), and the centroids from them. The owners' row counts (public in the "
-    "catalog) are announced in the clear; no row's cluster is ever opened."
+    "catalog) are announced in the clear; no row's cluster is ever opened. A job that "
+    "reads an outsourced dataset runs the exact iterations all in MPyC whatever the "
+    "session (never the two-owner dealer route: the helper plays the outsourced owner), and "
+    "under DP assigns the outsourced rows to the public centroids inside MPC."
 )
 
 DEFINITIONS: tuple[ProtocolDef, ...] = (
