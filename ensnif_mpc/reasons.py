@@ -216,6 +216,17 @@ _ALL: tuple[Reason, ...] = (
         group=REQUESTS,
     ),
     Reason(
+        "model_vertical",
+        "A predict or model_accuracy job lists a model trained across a private join "
+        "(join_regression, join_logistic): its features are split between two owners, "
+        "and these jobs score one owner's rows (scoring across the join is not built).",
+        "Train the model on one owner's rows (linear_regression, logistic_regression) to "
+        "score them, or release the vertical model and score in the clear.",
+        _S.FAILED_PRECONDITION,
+        ends=_REJECTED,
+        group=REQUESTS,
+    ),
+    Reason(
         "model_mismatch",
         "The artifact a predict or model_accuracy job lists is not a trained model (a "
         'linear or logistic regression run with keep = "artifact").',

@@ -6,6 +6,11 @@ A model protocol run with ``keep = "artifact"`` exports one secure fixed-point v
 metadata alone, never from its shares: the producing protocol names the model's kind, the
 vector's length its feature count, the type's fractional bits its precision. The nodes
 check a predict job against it at Propose (:func:`check_fits`), before anything runs.
+
+A model trained across a private join (``join_regression``, ``join_logistic``) is kept in
+the same layout, its weights A's features then B's, and is listed, shown and deleted like
+any other; ``predict`` and ``model_accuracy`` refuse it (``model_vertical``): they score
+one owner's whole rows, and a vertical model's rows exist only inside the join.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from ensnif_mpc.errors import FailedPrecondition
 
 MODEL_NAME = "model"
 # The model protocols that keep a model artifact, and the kind each trains.
-KINDS = {"linear_regression": "linear", "logistic_regression": "logistic"}
+KINDS = {
+    "linear_regression": "linear",
+    "logistic_regression": "logistic",
+    "join_regression": "linear",
+    "join_logistic": "logistic",
+}
+# Those trained across a private join (vertically partitioned): their features are split
+# between two owners, A's then B's, so no one owner's rows can be scored with them.
+VERTICAL = frozenset({"join_regression", "join_logistic"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,11 @@ class ModelArtifact:
     protocol: str
     owners: tuple[str, ...]  # whose rows trained it (their policies decide who uses it)
     parties: tuple[str, ...]  # the session order a predict job must repeat
+
+    @property
+    def vertical(self) -> bool:
+        """Trained across a private join: its weights are A's features, then B's."""
+        return self.protocol in VERTICAL
 
     @property
     def layout(self) -> str:
@@ -55,8 +73,8 @@ def from_metadata(meta: Mapping[str, Any]) -> ModelArtifact:
     if not is_model(meta):
         ident = meta.get("artifact_id", meta.get("id", "?"))
         raise FailedPrecondition(
-            f"artifact {ident!r} is not a trained model (a linear or logistic regression "
-            'run with keep = "artifact")',
+            f"artifact {ident!r} is not a trained model (a linear or logistic regression, "
+            'horizontal or across a join, run with keep = "artifact")',
             reason="model_mismatch",
         )
     return ModelArtifact(
@@ -81,6 +99,13 @@ def check_fits(definition: Any, spec: Any, held: Sequence[Mapping[str, Any]]) ->
     dp = spec.privacy is None or not spec.privacy.exact  # no table: the owners default to DP
     for meta in held:
         model = from_metadata(meta)
+        if model.vertical:
+            raise FailedPrecondition(
+                f"{model.artifact_id!r} was trained across a join ({model.protocol}): its "
+                "features are split between two owners, and predict and model_accuracy "
+                "score one owner's rows; scoring across the join is not built",
+                reason="model_vertical",
+            )
         if dp and model.kind != "logistic" and definition.name == "model_accuracy":
             raise FailedPrecondition(
                 f"model_accuracy has a DP release for a logistic model only; "
