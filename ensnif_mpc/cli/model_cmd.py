@@ -6,7 +6,9 @@ scoring: `ensnif model register|remove --config`, ensnif_mpc/cli/score_cmd.py) a
 every party of its session; ensnif_mpc/results/model_artifacts.py) are listed together.
 An artifact is described from its metadata only (kind, feature count, precision,
 producing job, owners, party order); its weights are never seen here, nor by the
-coordinator. `delete` removes an artifact at every node that holds a share (the analyst
+coordinator. A model trained across a private join (join_regression, join_logistic) is
+listed as ``vertical``: its weights are A's features then B's, and no predict job scores
+with it (model_vertical). `delete` removes an artifact at every node that holds a share (the analyst
 who made it only); a registered model is removed by its owner with `model remove`.
 """
 
@@ -47,6 +49,11 @@ def trained_rows(artifacts: list[Any]) -> list[dict[str, Any]]:
                 "kind": m.kind,
                 "features": m.features,
                 "layout": m.layout,
+                "partition": "vertical" if m.vertical else "horizontal",
+                "scoring": "none: trained across a join (predict and model_accuracy refuse "
+                "it, model_vertical)"
+                if m.vertical
+                else "predict, model_accuracy",
                 "precision_bits": m.frac_bits,
                 "job_id": m.job_id,
                 "protocol": m.protocol,
@@ -89,12 +96,13 @@ def list_models(ctx: click.Context, party: str, as_json: bool) -> None:
         )
     console.print(t)
     k = Table(title="Trained models kept secret-shared (predict, model_accuracy)")
-    for col in ("id", "kind", "features", "precision", "owners", "parties"):
+    for col in ("id", "kind", "partition", "features", "precision", "owners", "parties"):
         k.add_column(col)
     for r in trained:
         k.add_row(
             escape(r["id"]),
             r["kind"],
+            r["partition"],
             str(r["features"]),
             f"2^-{r['precision_bits']}",
             escape(", ".join(r["owners"])),

@@ -151,8 +151,10 @@ def joined_rows(
 def _check_vertical(spec: Any) -> None:
     from ensnif_mpc.errors import InvalidJobSpec
     from protocols.join.declarations import _check_correlation
+    from protocols.models import keep
 
     _check_correlation(spec)  # per_key, the row cap, the route
+    keep.check_keep(spec)  # release, to:<member>, or kept (exact only) as the artifact model
     ridge = spec.params.get("ridge", 0.0)
     if ridge < 0:
         raise InvalidJobSpec(f"params.ridge: must be at least 0, got {ridge!r}")
@@ -178,6 +180,7 @@ def _definitions() -> tuple[Any, ...]:
     from ensnif_mpc.jobs import join_path
     from protocols.join.common import KEY
     from protocols.join.declarations import _ROUTE_PARAM, _cap
+    from protocols.models import keep
     from protocols.models.declarations import LABEL
     from protocols.registry import NUMERIC, Example, Param, ProtocolDef, Role, positional
 
@@ -199,9 +202,13 @@ def _definitions() -> tuple[Any, ...]:
         "feature over the matched keys, or no more matched keys than coefficients), which "
         "then fails the job with nothing else opened. DP release: the noisy n (matched "
         "keys), Σz, XᵀX (ridge penalty on its diagonal), Xᵀy and yᵀy. No party learns which "
-        "keys matched or any value. The owners' catalog row counts and declared bounds "
-        "(public) are announced in the clear. Routes (ensnif_mpc.jobs.join_path; the "
-        "manifest names the one taken): a session of two owners and one helper with t = 1 "
+        'keys matched or any value. With keep = "artifact" (exact only) nothing but the '
+        "cohort and singular bits is opened: [intercept, A's weights, B's weights] stay "
+        "secret-shared as the artifact `model` (listed by `ensnif model list`; predict and "
+        "model_accuracy refuse it, model_vertical). The owners' catalog row counts and "
+        "declared bounds (public) are announced in the clear. Routes "
+        "(ensnif_mpc.jobs.join_path; the manifest names the one taken): a session of two "
+        "owners and one helper with t = 1 "
         f"takes the {join_path.DESCRIPTIONS[join_path.ALIGNED]}; any other session, or "
         "params.join_path = 'prf-shuffle', takes the "
         f"{join_path.DESCRIPTIONS[join_path.PRF]}."
@@ -235,7 +242,9 @@ def _definitions() -> tuple[Any, ...]:
                 ),
                 _cap("an owner's (with per_key = sum)"),
                 _ROUTE_PARAM,
+                keep.KEEP_PARAM,
             ),
+            destinations=keep.DESTINATIONS,
             min_data_owners=2,
             max_data_owners=2,
             finalize=_finalize_vertical,
