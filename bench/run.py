@@ -6,21 +6,20 @@ seeing the data), CPU time, bytes sent, and checks every answer against the plai
 
 Not a test: it prints numbers and asserts nothing about speed. Sizes are rows per data owner
 (grocery and logistics each); a compute-only helper is the third party. After the families, the
-private-join tables (bench/join_fast.py: intersection_sum and join_group_by at 33k, 330k,
-1M distinct keys a side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak
-memory), the
-throughput programs (bench/throughput.py: secure products, comparisons and random bits per
-second, numpy vs raw MPyC vs the worker), the models table (bench/models.py: horizontal
-ridge regression at 1,000,000 rows per owner × 10 features, numpy vs raw MPyC vs the
-protocol's workers; bench/vertical.py: ridge across a private join, 100,000 rows per owner,
-5 + 5 features), encrypted scoring (bench/he_scoring.py: numpy vs
-a hand-written TenSEAL script vs `ensnif score`, and the packing table), the
-outsourced-dataset job (bench/he_outsource.py:
-100,000 BFV-encrypted values at the helper joined with a live owner's, numpy vs raw TenSEAL
-vs the job, and the extra time over the same job with live owners only), then the load
-section (bench/load.py): 50 small jobs submitted at once (12 with --quick, none when the run
-is narrowed with --only, --protocol or --rows, unless --load N asks for it), and as root the
-WAN table (bench/wan.py: the canonical jobs across network namespaces at 0, 10 and 50 ms RTT).
+private-join tables (bench/join_fast.py: intersection_sum and join_group_by at 33k, 330k, 1M
+distinct keys a side, pandas vs raw MPyC vs the protocol's workers, bytes per key, peak
+memory), the throughput programs (bench/throughput.py: secure products, comparisons and random
+bits per second, numpy vs raw MPyC vs the worker), the models table (bench/models.py:
+horizontal ridge regression at 1,000,000 rows per owner × 10 features, numpy vs raw MPyC vs the
+protocol's workers; bench/vertical.py: ridge across a private join, 100,000 rows per owner, 5 +
+5 features, and join_logistic exact and DP at 10,000 rows per owner), encrypted scoring
+(bench/he_scoring.py: numpy vs a hand-written TenSEAL script vs `ensnif score`, and the packing
+table), the outsourced-dataset job (bench/he_outsource.py: 100,000 BFV-encrypted values at the
+helper joined with a live owner's, numpy vs raw TenSEAL vs the job, and the extra time over the
+same job with live owners only), then the load section (bench/load.py): 50 small jobs submitted
+at once (12 with --quick, none when the run is narrowed with --only, --protocol or --rows,
+unless --load N asks for it), and as root the WAN table (bench/wan.py: the canonical jobs
+across network namespaces at 0, 10 and 50 ms RTT).
 """
 
 from __future__ import annotations
@@ -254,6 +253,9 @@ def main() -> int:
         import vertical  # ridge regression across a private join (join_regression)
 
         vertical_ok = vertical.run(vertical.QUICK_ROWS if args.quick else vertical.ROWS)
+        # logistic regression across the same kind of join (join_logistic: exact and DP)
+        rows = vertical.QUICK_LOGISTIC_ROWS if args.quick else vertical.LOGISTIC_ROWS
+        vertical_ok = vertical.logistic_run(rows) and vertical_ok
         models_ok = models_ok and vertical_ok
     he_ok = True
     if not narrowed:
