@@ -152,12 +152,6 @@ def check_input(
     where = f"{inp.party}/{inp.dataset}"
     protocol = p.spec.protocol
     charge = dataset.policy.check(protocol, p.release)
-    if protocol == "logistic_regression" and not p.release.exact:
-        raise InvalidArgument(
-            f"{where} is outsourced: the DP logistic regression clips every row's gradient "
-            "in the clear at its owner, which an outsourced owner cannot; ask for an exact "
-            "release (the owner's policy must allow it)"
-        )
     if protocol not in JOINS:
         read_keys = [c for c in _columns_of(inp) if c in dataset.keys]
         if read_keys:
