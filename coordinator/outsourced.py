@@ -128,12 +128,29 @@ OUTSOURCED_JOINS = frozenset({"intersection_size", "intersection_sum", "join_reg
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
 
 
+# The model protocols no helper serves with an outsourced input, and why (the others a
+# helper does not serve it refuses at Propose, ``protocol_not_allowed``: the owner's signed
+# list holds only protocols whose input the conversion gives, party_node/outsourced_admission).
+NOT_SERVED = {
+    "predict": "predict delivers the scores to the rows' owner, and an outsourced owner has "
+    "no node to receive them; score its rows under encryption with `ensnif score` instead",
+    "model_accuracy": "the accuracy of a kept model on an outsourced owner's rows would need "
+    "its rows converted and scored in MPC, which is not built",
+}
+
+
 def check_job(spec: Any, host_of: Any) -> None:
-    """Refuse at submit, before any node is asked, what no helper could serve: more than one
-    outsourced input (``outsourced_one_per_job``), and a private join with an outsourced
-    side off the PRF route (``outsourced_join_path``; the helper refuses it too). Reads the
-    catalog's hosts only, never data."""
+    """Refuse at submit, before any node is asked, what no helper could serve: a model
+    protocol that takes no outsourced input (``outsourced_not_served``), more than one outsourced
+    input (``outsourced_one_per_job``), and a private join with an outsourced side off the
+    PRF route (``outsourced_join_path``; the helper refuses it too). Reads the catalog's
+    hosts only, never data."""
     outsourced = sorted({i.party for i in spec.inputs if host_of(i.party)})
+    if outsourced and spec.protocol in NOT_SERVED:
+        raise InvalidArgument(
+            f"{outsourced[0]}'s dataset is outsourced: {NOT_SERVED[spec.protocol]}",
+            reason="outsourced_not_served",
+        )
     if len(outsourced) > 1:
         raise InvalidArgument(
             f"a job reads at most one outsourced dataset; this one reads {len(outsourced)} "

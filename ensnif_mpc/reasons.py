@@ -908,6 +908,15 @@ _ALL: tuple[Reason, ...] = (
         ends=_REJECTED,
         group=HE,
     ),
+    Reason(
+        "outsourced_not_served",
+        "The job's model protocol takes no outsourced input (predict, model_accuracy: "
+        'docs/homomorphic.md, "Models over outsourced rows"); the message says why; '
+        "refused at submit, nothing was proposed.",
+        "Score an outsourced owner's rows with `ensnif score`, or ask the owner to run a node.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
     # -- generic -----------------------------------------------------------------------
     Reason(
         "failed_precondition",
