@@ -1,7 +1,8 @@
-"""The horizontal logistic regression (exact release) with an outsourced owner: its rows
-converted from BFV into secret shares (``ensnif_mpc/he/outsource_rows.py``), put on the
-fit's unit grid and its Gram matrix computed inside MPC, then the same fixed-Hessian Newton
-fit as every owner's (``protocols.models.logistic.fit_exact``; called from
+"""The horizontal logistic regression with an outsourced owner (exact release; DP in
+``he_logistic_dp``): its rows converted from BFV into secret shares
+(``ensnif_mpc/he/outsource_rows.py``), put on the fit's unit grid and its Gram matrix
+computed inside MPC, then the same fixed-Hessian Newton fit as every owner's
+(``protocols.models.logistic.fit_exact``; called from
 ``protocols.models.logistic.logistic_regression`` when the job has an outsourced input).
 
 Who provides what: every live owner, as in ``protocols.models.logistic``, its rows clamped
@@ -16,11 +17,8 @@ and its Gram UᵀU is one secure matrix product. No clamp is needed: the helper'
 requires the job's box to contain the outsourced columns' declared bounds (it cannot clamp
 ciphertexts), and the label to be declared an integer in [0, 1].
 
-Why exact only: the DP release is noisy gradient descent whose per-row gradients each owner
-computes and clips in the clear at public weights; the outsourced owner's rows exist in the
-clear nowhere but at the owner, whose client decrypts masked values only. Clipping every
-row's gradient inside MPC (a norm and a comparison per row and step) is not built; the
-helper refuses a DP release of this protocol over an outsourced dataset.
+The DP release (noisy gradient descent) is ``protocols.he_logistic_dp``: the same
+converted rows, their clipped gradient sum computed inside MPC at every step.
 
 What is revealed: what ``logistic_regression`` reveals (the coefficients and the intercept;
 to every party the one bit "the weights left the fixed point's range").
@@ -42,11 +40,11 @@ from protocols.io import Context, SecureOutput
 PRECISION = 32  # extra bits of the public unit-grid constants before the truncation
 
 
-async def _outsourced_design(
+async def _outsourced_rows(
     ctx: Context, sint: Any, hosted: OutsourcedInput, d: int, lower: np.ndarray, upper: np.ndarray
-) -> tuple[Any, Any, Any, int]:
-    """The outsourced rows as the fit takes them: X (n × (d+1), unit grid at 2^FX with the
-    intercept column), y (n), XᵀX, and n (public: the signed row count)."""
+) -> tuple[Any, Any, int]:
+    """The outsourced rows as the fits take them: X (n × (d+1), unit grid at 2^FX with the
+    intercept column), y (n, 0/1), and n (public: the signed row count); converted once."""
     from protocols.models.logistic import FX
     from protocols.models.secure_math import shift
 
@@ -70,8 +68,15 @@ async def _outsourced_design(
     unit = shift(mpc, features, PRECISION)  # d × n at 2^FX, within [−2^FX − 1, 2^FX + 1]
     ones = sint.array(np.full((1, rows), 1 << FX, dtype=object))
     x = mpc.np_transpose(mpc.np_vstack([unit, ones]))
-    y = z[d]  # declared an integer in [0, 1]: its own grid is the label itself
-    return x, y, mpc.np_matmul(mpc.np_transpose(x), x), rows
+    return x, z[d], rows  # the label is declared an integer in [0, 1]: its own grid
+
+
+async def _outsourced_design(
+    ctx: Context, sint: Any, hosted: OutsourcedInput, d: int, lower: np.ndarray, upper: np.ndarray
+) -> tuple[Any, Any, Any, int]:
+    """The exact fit's outsourced input: X, y, XᵀX (one secure product) and n."""
+    x, y, rows = await _outsourced_rows(ctx, sint, hosted, d, lower, upper)
+    return x, y, ctx.mpc.np_matmul(ctx.mpc.np_transpose(x), x), rows
 
 
 async def logistic_regression(ctx: Context) -> list[SecureOutput]:
@@ -89,12 +94,12 @@ async def logistic_regression(ctx: Context) -> list[SecureOutput]:
     )
     from protocols.models.secure_math import as_fixed, feature_box
 
-    if ctx.dp:
-        raise ValueError(
-            "the DP logistic regression takes no outsourced input (the helper refuses it)"
-        )
     mpc, hosted = ctx.mpc, ctx.outsourced
     lower, upper = feature_box(ctx.params)
+    if ctx.dp:
+        from protocols import he_logistic_dp
+
+        return await he_logistic_dp.noisy_descent(ctx, lower, upper)
     sint = mpc.SecInt(BITS)
     d = lower.size + 1
     xs, ys, grams, rows = [], [], [], 0
