@@ -29,7 +29,10 @@ MPC in fixed point by ``regression.solved`` (a singular system opens one bit and
 the analyst's client.
 
 What is revealed: as ``linear_regression`` (exact: coefficients, squared standard errors,
-R², and the one singular bit; DP: the noisy n, Σz, XᵀX, Xᵀy, yᵀy), and the owners'
+R², and the one singular bit; with ``keep = "artifact"`` only that bit, the model
+``[intercept, A's weights, B's weights]`` kept secret-shared by ``regression.solved``, a
+vertical model that ``predict`` refuses, ``model_vertical``; DP: the noisy n, Σz, XᵀX, Xᵀy,
+yᵀy), and the owners'
 joint minimum cohort on the matched set (``protocols.joint_cohort``): exact, one bit
 "n < k" opened before anything else (set: the job fails ``cohort_too_small``); DP, the
 public ``withheld`` marker, a function of the noisy n (every block then opens as 0).
