@@ -1,9 +1,12 @@
-"""A private join with an outsourced side: ``intersection_size``, ``intersection_sum`` and
-``join_regression`` (the vertical ridge) where one of the two owners runs no node and its
-table sits, BFV-encrypted, at a helper node that plays its position (called by
-``protocols.join.intersection`` and ``protocols.models.vertical`` when the job has an
-outsourced input). The description below is intersection_sum's; the others differ only in
-what the matched rows feed (a count; the ridge's statistics, its section below).
+"""A private join with an outsourced side: ``intersection_size``, ``intersection_sum``,
+``join_regression`` (the vertical ridge), ``join_group_by``, ``join_correlation`` and
+``join_moments`` where one of the two owners runs no node and its table sits,
+BFV-encrypted, at a helper node that plays its position (called by
+``protocols.join.intersection``, ``.group_by``, ``.correlation`` (so ``.moments``) and
+``protocols.models.vertical`` when the job has an outsourced input). The description
+below is intersection_sum's; the others differ only in what the matched rows feed (a
+count; the ridge's statistics; the group-by's per-group counts and sums; the six moments),
+each in its section below.
 
 Why the PRF route (``params.join_path = "prf-shuffle"``, required at the helper's
 admission, so the signed spec and the manifest name it). The tagged-helper route has each
@@ -98,10 +101,17 @@ def _live_side(ctx: Context, first: bool) -> tuple[np.ndarray, ...]:
 
 
 async def converted_side(
-    ctx: Context, hosted: OutsourcedInput, rows: int, columns: int, secfld: Any, secint: Any
+    ctx: Context,
+    hosted: OutsourcedInput,
+    rows: int,
+    columns: int,
+    secfld: Any,
+    secint: Any,
+    value_type: Any = None,
 ) -> tuple[Any, Any]:
     """The outsourced side from its rows conversion: the keys h (GF(q), one per row) and its
-    ``columns`` value columns on the session's grid (``columns`` × rows; None for none)."""
+    ``columns`` value columns on the session's grid (``columns`` × rows; None for none), as
+    ``value_type`` (default ``secint``; a SecFxp type gets them as integral fixed point)."""
     mpc = ctx.mpc
     mine = await own_share(mpc, hosted.position, hosted.staged, hosted.key_pem, hosted.job_id, True)
     flat = np.asarray(mine, dtype=object)
@@ -122,10 +132,30 @@ async def converted_side(
     scales = [int(v) for v in got[0]]  # one sender: a list of its one message
     if len(scales) != columns:
         raise ValueError("the holder's conversion does not carry the job's value columns")
-    values = (await outsourced_rows(mpc, flat[width:], secint)).reshape(columns, rows)
-    if any(f != 1 for f in scales):
-        values = values * np.array(scales, dtype=object).reshape(columns, 1)
-    return keys, values
+    if value_type is None or value_type is secint:
+        values = (await outsourced_rows(mpc, flat[width:], secint)).reshape(columns, rows)
+        if any(f != 1 for f in scales):
+            values = values * np.array(scales, dtype=object).reshape(columns, 1)
+        return keys, values
+    # Any other type: each party scales its own additive shares (linear, so they still add
+    # up to the scaled value, exact as |x| < p/2) and encodes them as that type's integers.
+    parts = flat[width:].reshape(columns, rows) * np.array(scales, dtype=object).reshape(-1, 1)
+    return keys, _shares_as(mpc, parts, value_type)
+
+
+def _shares_as(mpc: Any, mine: np.ndarray, sectype: Any) -> Any:
+    """Every party's additive shares of integers (any shape) as one secure array of
+    ``sectype``: reduced modulo its field's prime and, for fixed point, times 2^f there
+    (integral values: a product needs no truncation), input by every party and added."""
+    one = 1 << int(getattr(sectype, "frac_length", 0))
+    field = sectype.field
+    encoded = field.array(np.mod(np.asarray(mine, dtype=object) * one, int(field.modulus)))
+    own = sectype.array(encoded) if one == 1 else sectype.array(encoded, integral=True)
+    shared = mpc.input(own, senders=list(range(len(mpc.parties))))
+    total = shared[0]
+    for part in shared[1:]:
+        total = total + part
+    return total
 
 
 async def intersection_sum(ctx: Context) -> list[SecureOutput]:
@@ -303,3 +333,156 @@ async def intersection_size(ctx: Context) -> list[SecureOutput]:
     ps_a, ps_b = await _pseudonymize(ctx, ka, kb)
     ia, _ = match(ps_a, ps_b)
     return [SecureOutput("count", secint(len(ia)), on_value_scale=False)]
+
+
+# -- join_group_by with an outsourced side --------------------------------------------------
+def group_targets(groups: list[str]) -> tuple[list[int], np.ndarray]:
+    """The listed groups an outsourced int group column can hold: their columns and their
+    values (a label that is not an integer's text, "01" or "a", matches no row of an int
+    column, as in the live join, which compares the column's text)."""
+    columns, values = [], []
+    for j, g in enumerate(groups):
+        try:
+            value = int(g)
+        except ValueError:
+            continue
+        if str(value) == g:
+            columns.append(j)
+            values.append(value)
+    return columns, np.array(values, dtype=object)
+
+
+async def join_group_by(ctx: Context) -> list[SecureOutput]:
+    """``protocols.join.group_by._join_group_by`` when one side is outsourced (the caller
+    adds the per-group minimum cohort's markers, as for two live owners).
+
+    The outsourced owner holds one row per key (distinct keys, checked at encryption): as
+    the first side its keys and, with ``params.threshold``, its ``filter`` column, whose
+    row is the key's total: the flag [filter > T] is one secure comparison per MATCHED
+    key; as the second side its keys, its int ``group`` column (not scaled: a label) and
+    its value on the session's grid: a matched row's group indicators are one secure
+    equality per matched row and listed group, and the counts and sums two products of
+    the matched rows' weights with them. A row is one (key, group) row of the live join,
+    with a count of 1 (≤ max_rows_per_key, so the DP cap holds as it stands). Which
+    shuffled positions matched is what the PRF route reveals anyway; nothing else is."""
+    from protocols.io import scaled_bound
+    from protocols.join.common import (
+        _announce,
+        _input,
+        _pseudonymize,
+        _secfld,
+        match,
+        row_cap,
+    )
+    from protocols.join.group_by import (
+        _group_outputs,
+        _groups,
+        _side_a,
+        selected_totals,
+        side_b_weights,
+    )
+    from protocols.shuffle import Shuffler
+
+    mpc, hosted = ctx.mpc, ctx.outsourced
+    side = ctx.owners.index(hosted.position)  # 0: keys (+ filter); 1: keys, group, value
+    live = 1 - side
+    row_cap(ctx.params)  # the parameter is checked as in the live join
+    groups = _groups(ctx.params)
+    width = 2 * len(groups)
+    threshold = ctx.params.get("threshold")
+    secfld, secint = _secfld(ctx), mpc.SecInt(ctx.bit_length)
+    mine: tuple[np.ndarray, np.ndarray] | None = None
+    if ctx.local is not None and ctx.index == ctx.owners[live]:
+        if live == 0:
+            keys, flags = _side_a(ctx)
+            mine = (_hashed(keys), flags)
+        else:
+            keys, weights = side_b_weights(ctx, groups)
+            mine = (_hashed(keys), weights)
+    n_live = await _announce(ctx, live, None if mine is None else len(mine[0]))
+    n_out = await _announce(ctx, side, hosted.rows if ctx.index == hosted.position else None)
+    if not (n_live and n_out):
+        return _group_outputs(groups, [secint(0)] * width)
+    columns = (0 if threshold is None else 1) if side == 0 else 2
+    ctx.progress("converting", 0.1)
+    key_out, values = await converted_side(ctx, hosted, n_out, columns, secfld, secint)
+    ctx.progress("shuffling", 0.3)
+    if side == 0:
+        got = await Shuffler(mpc).apply([key_out, *(values[j] for j in range(columns))])
+        key_b = _input(ctx, 1, secfld, None if mine is None else mine[0], (n_live,))
+        weights_b = _input(ctx, 1, secint, None if mine is None else mine[1], (n_live, width))
+        shuffle_b = Shuffler(mpc)
+        (key_b,) = await shuffle_b.apply([key_b])
+        ctx.progress("pseudonyms", 0.5)
+        ps_a, ps_b = await _pseudonymize(ctx, got[0], key_b)
+        ctx.progress("aggregating", 0.8)
+        ia, ib = match(ps_a, ps_b)
+        selected: Any = None
+        if len(ia) and threshold is not None:  # on the session's grid, as converted
+            selected = got[1][ia] > scaled_bound(threshold, ctx.decimals, upper=True)
+        elif len(ia):
+            selected = secint.array(np.ones(len(ia), dtype=object))
+        by_b = await selected_totals(ctx, secint, selected, ib, shuffle_b, weights_b, n_live)
+        return _group_outputs(groups, by_b)
+    key_a = _input(ctx, 0, secfld, None if mine is None else mine[0], (n_live,))
+    flag_a = _input(ctx, 0, secint, None if mine is None else mine[1], (n_live,))
+    key_a, flag_a = await Shuffler(mpc).apply([key_a, flag_a])
+    key_b, group_b, value_b = await Shuffler(mpc).apply([key_out, values[0], values[1]])
+    ctx.progress("pseudonyms", 0.5)
+    ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)
+    ctx.progress("aggregating", 0.8)
+    ia, ib = match(ps_a, ps_b)
+    listed, targets = group_targets(groups)
+    totals: list[Any] = [secint(0)] * width
+    if len(ia) and listed:
+        m = len(ia)
+        g = group_b[ib].reshape(m, 1)
+        hits = mpc.np_equal(g, np.tile(targets.reshape(1, -1), (m, 1)))  # m × listed groups
+        w = flag_a[ia]
+        counts = mpc.np_matmul(w, hits)
+        sums = mpc.np_matmul(w * value_b[ib], hits)
+        for i, j in enumerate(listed):
+            totals[j], totals[len(groups) + j] = counts[i], sums[i]
+    return _group_outputs(groups, totals)
+
+
+# -- join_correlation / join_moments with an outsourced side --------------------------------
+async def correlation_outputs(ctx: Context) -> list[SecureOutput]:
+    """``protocols.join.correlation.correlation_outputs`` when one side is outsourced (so
+    also ``join_moments``, which runs its DP branch): the outsourced owner's one row per
+    key is its per-key value (its mean and its sum alike, within any DP row cap), converted
+    into the correlation's own secure type (fixed point exact, integers under DP); the live
+    side, the shuffles, the PRF matching and the moments are the live join's."""
+    from protocols.join.common import _announce, _input, _secfld
+    from protocols.join.correlation import (
+        MOMENTS,
+        _no_correlation,
+        _own_values,
+        _sectype,
+        matched_moments,
+    )
+    from protocols.shuffle import Shuffler
+
+    mpc, hosted = ctx.mpc, ctx.outsourced
+    side = ctx.owners.index(hosted.position)
+    live = 1 - side
+    secfld, secint, sectype = _secfld(ctx), mpc.SecInt(ctx.bit_length), _sectype(ctx)
+    mine = None
+    if ctx.local is not None and ctx.index == ctx.owners[live]:
+        keys, values = _own_values(ctx)
+        mine = (_hashed(keys), values)
+    n_live = await _announce(ctx, live, None if mine is None else len(mine[0]))
+    n_out = await _announce(ctx, side, hosted.rows if ctx.index == hosted.position else None)
+    if min(n_live, n_out) < 2 and not ctx.dp:
+        return _no_correlation(sectype, 0)
+    if not (n_live and n_out):
+        return [SecureOutput(name, sectype(0), on_value_scale=False) for name in MOMENTS]
+    ctx.progress("converting", 0.1)
+    key_out, converted = await converted_side(ctx, hosted, n_out, 1, secfld, secint, sectype)
+    ctx.progress("shuffling", 0.3)
+    shared: list[Any] = [None, None]
+    shared[side] = await Shuffler(mpc).apply([key_out, converted[0]])
+    key = _input(ctx, live, secfld, None if mine is None else mine[0], (n_live,))
+    value = _input(ctx, live, sectype, None if mine is None else mine[1], (n_live,))
+    shared[live] = await Shuffler(mpc).apply([key, value])
+    return await matched_moments(ctx, sectype, shared)

@@ -82,6 +82,10 @@ async def correlation_outputs(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 
+    if ctx.outsourced is not None:  # an outsourced side: its keys and values from BFV
+        from protocols import he_join
+
+        return await he_join.correlation_outputs(ctx)
     if tagged.takes_route(ctx, "join_correlation"):  # two owners, one helper, t = 1
         return await _tagged_correlation(ctx)
 
@@ -106,6 +110,13 @@ async def correlation_outputs(ctx: Context) -> list[SecureOutput]:
         key = _input(ctx, position, secfld, None if mine is None else mine[0], (n,))
         value = _input(ctx, position, sectype, None if mine is None else mine[1], (n,))
         shared.append(await Shuffler(mpc).apply([key, value]))
+    return await matched_moments(ctx, sectype, shared)
+
+
+async def matched_moments(ctx: Context, sectype: Any, shared: list[Any]) -> list[SecureOutput]:
+    """The PRF route after the shuffles: [(keys, values)] of A and B, secret-shared and
+    shuffled, pseudonymized and matched; the six moments (DP) or r (exact) of the pairs."""
+    mpc = ctx.mpc
     ctx.progress("pseudonyms", 0.45)
     (key_a, x), (key_b, y) = shared
     ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)

@@ -107,6 +107,10 @@ async def _join_group_by(ctx: Context) -> list[SecureOutput]:
     from protocols.join import tagged
     from protocols.shuffle import Shuffler
 
+    if ctx.outsourced is not None:  # an outsourced side: its keys and columns from BFV
+        from protocols import he_join
+
+        return await he_join.join_group_by(ctx)
     if tagged.takes_route(ctx, "join_group_by"):  # two owners, one helper, t = 1
         return await _tagged_group_by(ctx)
 
@@ -119,11 +123,7 @@ async def _join_group_by(ctx: Context) -> list[SecureOutput]:
         keys, flags = _side_a(ctx)
         mine_a = (_hashed(keys), flags)
     if ctx.local is not None and ctx.index == ctx.owners[1]:
-        keys, cols, counts, sums = _side_b(ctx, groups)
-        weights = np.zeros((len(keys), width), dtype=object)
-        rows = np.arange(len(cols))
-        weights[rows, cols] = counts
-        weights[rows, cols + len(groups)] = sums
+        keys, weights = side_b_weights(ctx, groups)
         mine_b = (_hashed(keys), weights)
     n_a = await _announce(ctx, 0, None if mine_a is None else len(mine_a[0]))
     n_b = await _announce(ctx, 1, None if mine_b is None else len(mine_b[0]))
@@ -141,17 +141,39 @@ async def _join_group_by(ctx: Context) -> list[SecureOutput]:
     ps_a, ps_b = await _pseudonymize(ctx, key_a, key_b)
     ctx.progress("aggregating", 0.75)
     ia, ib = match(ps_a, ps_b)
-    if len(ib) == 0:
-        totals = [secint(0)] * width
-    else:
-        # The secret weight of every B row (its A partner's flag, 0 if unmatched), in B's
-        # shuffled order; the inverse shuffle takes it back to B's own row order, where
-        # one matrix-vector product with B's per-row weights aggregates every group.
-        selector = mpc.np_update(secint.array(np.zeros(n_b, dtype=object)), ib, flag_a[ia])
-        (selector,) = await shuffle_b.apply([selector], inverse=True)
-        product = mpc.np_matmul(selector, weights_b)
-        totals = [product[i] for i in range(width)]
+    selected = flag_a[ia] if len(ia) else None
+    totals = await selected_totals(ctx, secint, selected, ib, shuffle_b, weights_b, n_b)
     return _group_outputs(groups, totals)
+
+
+def side_b_weights(ctx: Context, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The second owner's (key, group) rows as PRF-route inputs: their keys (not hashed:
+    the caller hashes as its route does) and per row [counts by group | sums by group]
+    (zero outside its own group)."""
+    keys, cols, counts, sums = _side_b(ctx, groups)
+    weights = np.zeros((len(keys), 2 * len(groups)), dtype=object)
+    rows = np.arange(len(cols))
+    weights[rows, cols] = counts
+    weights[rows, cols + len(groups)] = sums
+    return keys, weights
+
+
+async def selected_totals(
+    ctx: Context, secint: Any, flags: Any, ib: np.ndarray, shuffle_b: Any, weights_b: Any, n_b: int
+) -> list[Any]:
+    """Every group's count and sum over B's rows whose shuffled position ``ib`` matched
+    (weighted by the matched A key's secret flag), with B's weights in B's own order."""
+    mpc = ctx.mpc
+    width = weights_b.shape[1]
+    if len(ib) == 0:
+        return [secint(0)] * width
+    # The secret weight of every B row (its A partner's flag, 0 if unmatched), in B's
+    # shuffled order; the inverse shuffle takes it back to B's own row order, where
+    # one matrix-vector product with B's per-row weights aggregates every group.
+    selector = mpc.np_update(secint.array(np.zeros(n_b, dtype=object)), ib, flags)
+    (selector,) = await shuffle_b.apply([selector], inverse=True)
+    product = mpc.np_matmul(selector, weights_b)
+    return [product[i] for i in range(width)]
 
 
 def pivot(
