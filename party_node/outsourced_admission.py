@@ -20,7 +20,9 @@ row, ``outsource_rows.py``; ``kmeans``: the features, exact or DP, ``protocols/h
 and a side of a private join (``intersection_sum``: the key column the owner encrypted as
 a key, and on the first side the value column, row by row, on the PRF route only:
 ``protocols/he_join.py`` says why; ``intersection_size``: the key; ``join_regression``: the
-key and the side's features and label, likewise).
+key and the side's features and label, likewise; ``join_group_by``: the key, and on the
+second side its int group code, unscaled, and value, on the first its filter with a
+threshold; ``join_correlation``, ``join_moments``: the key and the value, either side).
 Every check here reads the signed schema and the job, never a value (the node holds
 ciphertexts only), so whether and why a job is refused does not depend on the data.
 """
@@ -47,7 +49,14 @@ ROWS = ("linear_regression", "logistic_regression", "kmeans")
 UNLABELLED = ("kmeans",)  # rows of features only
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
-JOINS = ("intersection_size", "intersection_sum", "join_regression")
+JOINS = (
+    "intersection_size",
+    "intersection_sum",
+    "join_regression",
+    "join_group_by",
+    "join_correlation",
+    "join_moments",
+)
 CONVERTIBLE = (*TOTALS, *BINNED, *ROWS, *JOINS)
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
 KEY_LIMBS, KEY_LIMB_BOUND = 8, 2**16 - 1  # ensnif_mpc.he.outsource_keys (no TenSEAL here)
@@ -266,6 +275,12 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
         wanted = {"key"}
     elif protocol == "intersection_sum":
         wanted = {"key", "value"} if position == 0 else {"key"}
+    elif protocol == "join_group_by":  # A key (and filter with a threshold); B key, group, value
+        wanted = {"key", "group", "value"}
+        if position == 0:
+            wanted = {"key"} if p.spec.params.get("threshold") is None else {"key", "filter"}
+    elif protocol in ("join_correlation", "join_moments"):
+        wanted = {"key", "value"}
     else:  # join_regression: A key and features, B key, label and optional features
         wanted = {"key"} if position == 0 else {"key", "label"}
         lists = [{"features"}] if position == 0 else [set(), {"features"}]
@@ -286,6 +301,20 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
     used += [c for cols in inp.column_lists.values() for c in cols]
     if any(c in dataset.keys for c in used):
         raise InvalidArgument(f"{where}: a key column cannot be a value, feature or label")
+    declared = {c.name: c for c in dataset.columns}
+    group = declared.get(inp.columns.get("group", ""))
+    if group is not None and (group.type != "int" or group.decimals):
+        raise InvalidArgument(
+            f"{where}.{group.name} is outsourced as a {group.type} column: a join_group_by "
+            "group converted from BFV is an int column (a label, compared in MPC with the "
+            "listed groups); the owner encrypts an int code for each group"
+        )
+    scaled = declared.get(inp.columns.get("filter", ""))
+    if scaled is not None and scaled.decimals > p.decimals:
+        raise InvalidArgument(
+            f"session keeps {p.decimals} decimals; column {scaled.name!r} declares "
+            f"{scaled.decimals}"
+        )
 
 
 def _conversion(
@@ -297,15 +326,20 @@ def _conversion(
     if protocol in JOINS:
         key = inp.columns["key"]
         limbs = [f"{key}@key{j}" for j in range(KEY_LIMBS)]
-        # in the join's order of the side's columns: the value, or features then label
-        values = [*read.get("value", ()), *read.get("features", ()), *read.get("label", ())]
-        _check_row_bounds(values, where)
+        # in the join's order of the side's columns: the group (a label: never scaled),
+        # the filter, the value, or features then label
+        groups = list(read.get("group", ()))
+        values = [*read.get("filter", ()), *read.get("value", ())]
+        values += [*read.get("features", ()), *read.get("label", ())]
+        _check_row_bounds([*groups, *values], where)
         return {
             "mode": "rows",
-            "columns": [key, *(c.name for c in values)],
-            "outputs": [*limbs, *(c.name for c in values)],
-            "scales": [1] * KEY_LIMBS + [10 ** (p.decimals - c.decimals) for c in values],
+            "columns": [key, *(c.name for c in [*groups, *values])],
+            "outputs": [*limbs, *(c.name for c in [*groups, *values])],
+            "scales": [1] * (KEY_LIMBS + len(groups))
+            + [10 ** (p.decimals - c.decimals) for c in values],
             "bounds": [KEY_LIMB_BOUND] * KEY_LIMBS
+            + [math.ceil(c.abs_bound) for c in groups]
             + [math.ceil(c.abs_bound * 10**p.decimals) for c in values],
         }
     if protocol in ROWS:

@@ -46,6 +46,14 @@ from tests.protocols.harness import (
 )
 
 OWNER = "cityoffice"
+JOINS = (  # party_node/outsourced_admission.JOINS: a join side converted row by row
+    "intersection_size",
+    "intersection_sum",
+    "join_regression",
+    "join_group_by",
+    "join_correlation",
+    "join_moments",
+)
 HOLDER = 1  # the outsourced owner's position, played by the helper
 
 
@@ -121,19 +129,22 @@ def _holder_input(
     """The ``outsourced`` session input the helper's admission writes
     (party_node/outsourced_admission.check_input)."""
     declared = {c.name: c for c in table.columns}
-    if protocol in ("intersection_size", "intersection_sum", "join_regression"):
+    if protocol in JOINS:
         key = table.roles["key"]
-        names = [table.roles[r] for r in ("value",) if r in table.roles]
+        groups = [declared[table.roles["group"]]] if "group" in table.roles else []
+        names = [table.roles[r] for r in ("filter", "value") if r in table.roles]
         names += [*table.lists.get("features", ()), *(
             [table.roles["label"]] if "label" in table.roles else []
         )]  # fmt: skip
         values = [declared[n] for n in names]
         out_join: dict[str, Any] = {
             "mode": "rows",
-            "columns": [key, *(c.name for c in values)],
-            "outputs": [*outsource_keys.series_names(key), *(c.name for c in values)],
-            "scales": [1] * outsource_keys.LIMBS + [10 ** (decimals - c.decimals) for c in values],
+            "columns": [key, *(c.name for c in [*groups, *values])],
+            "outputs": [*outsource_keys.series_names(key), *(c.name for c in [*groups, *values])],
+            "scales": [1] * (outsource_keys.LIMBS + len(groups))
+            + [10 ** (decimals - c.decimals) for c in values],
             "bounds": [outsource_keys.LIMB_BOUND] * outsource_keys.LIMBS
+            + [math.ceil(c.abs_bound) for c in groups]
             + [math.ceil(c.abs_bound * 10**decimals) for c in values],
         }
         return out_join | _common(table, directory, manifest, key)
