@@ -25,6 +25,7 @@ from typing import Any
 
 from ensnif_mpc.data.schema import Column, DatasetSchema, PrivacyPolicy
 from ensnif_mpc.errors import CryptoError, InvalidArgument, InvalidConfig, PermissionDenied
+from ensnif_mpc.jobs import join_path
 from ensnif_mpc.security import pki
 
 OWNER_ROLES = ("analyst", "party")  # as ensnif_mpc.he.outsource_table.OWNER_ROLES
@@ -124,8 +125,24 @@ def _policy(raw: dict[str, Any], remaining: float) -> PrivacyPolicy:
 # -- jobs over outsourced datasets, checked at submit -------------------------------------
 # The private joins a helper serves with an outsourced side: only on the PRF route
 # (protocols/he_join.py says why), so a job must ask for it and its manifest names it.
-OUTSOURCED_JOINS = frozenset({"intersection_size", "intersection_sum", "join_regression"})
+OUTSOURCED_JOINS = frozenset(
+    {
+        "intersection_size",
+        "intersection_sum",
+        "join_regression",
+        "join_group_by",
+        "join_correlation",
+        "join_moments",
+    }
+)
 PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
+# Why each private join not in OUTSOURCED_JOINS takes no outsourced side (refused at
+# submit, ``outsourced_join_unsupported``, before a helper or an owner is asked).
+UNSERVED_JOINS = {
+    "join_logistic": "each owner clamps its per-key rows into the public feature box and "
+    "maps them onto the unit grid in the clear before they enter MPC, which a helper holding "
+    "ciphertexts cannot do, and no conversion of an outsourced side into the fit is built",
+}
 
 
 # The model protocols no helper serves with an outsourced input, and why (the others a
@@ -157,6 +174,14 @@ def check_job(spec: Any, host_of: Any) -> None:
             f"({', '.join(outsourced)}): each conversion is one owner's masked batch at one "
             "helper, and the programs take one converted input",
             reason="outsourced_one_per_job",
+        )
+    if outsourced and spec.protocol in join_path.TAGGED_PROTOCOLS - OUTSOURCED_JOINS:
+        why = UNSERVED_JOINS.get(spec.protocol, "no conversion of an outsourced side into it")
+        raise InvalidArgument(
+            f"{outsourced[0]}'s dataset is outsourced: {spec.protocol} cannot take an "
+            f"outsourced side ({why}); the private joins that can: "
+            f"{', '.join(sorted(OUTSOURCED_JOINS))}",
+            reason="outsourced_join_unsupported",
         )
     if (
         outsourced

@@ -909,6 +909,17 @@ _ALL: tuple[Reason, ...] = (
         group=HE,
     ),
     Reason(
+        "outsourced_join_unsupported",
+        "The job's private join cannot take an outsourced side (`join_logistic`: no "
+        "conversion of an outsourced owner's rows into it exists); refused at submit, "
+        "nothing was proposed.",
+        "Use a join that takes an outsourced side (intersection_size, intersection_sum, "
+        "join_group_by, join_correlation, join_moments, join_regression), or ask the "
+        "owner to run a node.",
+        _S.INVALID_ARGUMENT,
+        group=HE,
+    ),
+    Reason(
         "outsourced_not_served",
         "The job's model protocol takes no outsourced input (predict, model_accuracy: "
         'docs/homomorphic.md, "Models over outsourced rows"); the message says why; '
