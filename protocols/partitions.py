@@ -15,15 +15,24 @@ How, at every party (``protocols.worker`` drives it; this module holds the piece
    (imports paid, nothing of the job's data in memory yet), in its own process group.
 2. The partition key P (:func:`agree_key`): in session 0, owner A draws a fresh 256-bit P
    and sends it to owner B only (``mpc.transfer``, as the tag key K of
-   ``protocols.join.tagged``); the helper never receives it. P stays in session 0's
-   memory.
-3. Each owner reads and pre-aggregates its data once, in session 0, and puts each
-   distinct key x in partition ``PRF_P(x) mod k`` (:func:`assign`: the route's
-   CBC-MAC-over-AES PRF under a key derived from P with its own label, so the partition
-   tags are unrelated to any session's join tags); a key's rows are never split.
-   Session 0 keeps partition 0 and hands partition s to sibling s through a pipe to
-   the forked process (:func:`owner_input`; node memory, never the disk). In every
-   session A pads its vector to one public length (:func:`padding`, below).
+   ``protocols.join.tagged``); the helper never receives it. At each owner, session 0
+   hands P to its own siblings through node-local pipes (never a network link, never
+   the disk).
+3. Each owner puts each distinct key x in partition ``PRF_P(x) mod k`` (:func:`assign`:
+   the route's CBC-MAC-over-AES PRF under a key derived from P with its own label, so
+   the partition tags are unrelated to any session's join tags); a key's rows are never
+   split. How the owner's sessions read (:func:`owner_input`; session 0 decides and
+   tells its siblings): a file source is read split (``ensnif_mpc.data.split``): each
+   session reads one row slice of the file, filters, checks and scales it, and hands
+   each row to its key's partition's session through the pipes; each session then
+   pre-aggregates only its partition's rows, so the reading, the hash grouping and the
+   sorting fall to about 1/k per session. A source that does not split (SQL and Spark
+   push the aggregation down; a CSV with quoted fields; a dataset with a row bound per
+   person) is read and pre-aggregated once, in session 0, which keeps partition 0 and
+   hands partition s to sibling s through its pipe. Either way the owner's rows move
+   only between its own processes on its own node, and each session's keys are exactly
+   its partition's. The sessions then add up their key counts to A's total n, and in
+   every session A pads its vector to one public length (:func:`padding`, below).
 4. Every session computes its outputs as secret shares and opens nothing. A sibling
    gathers its own shares of its partial outputs (a local step: a party's share of a
    secure value is its own) and writes them to its directory (:func:`write_partials`);
@@ -39,18 +48,19 @@ How, at every party (``protocols.worker`` drives it; this module holds the piece
 What each party learns, per session and over the k sessions (semi-honest, t = 1, the
 tagged route's roles; the proofs per session are in ``protocols.join.tagged``):
 
-- Owners A and B: P (both hold it; it selects partitions of their own keys, which they
-  know anyway). A learns nothing new in any session. In one session B learns the length
-  of A's vector, |A| (A's distinct keys). Unpadded, k sessions would show B the split
-  (|A_0|, …, |A_{k−1}|) of A's keys by a hash B can evaluate (B holds P) — for a guess of
-  A's key set, evidence beyond |A|. So A pads its vector in every session
-  (:func:`padding`) to the one public length m = n/k + 8·sqrt(n/k) + 8, n = |A|, with
-  zero-valued entries under fresh random tags (they match none of B's tags but with the
-  route's tag-collision probability, so the sums and the match count are unchanged):
-  B sees m in each session, a function of |A|, which one session reveals. A partition
-  larger than m (Binomial(n, 1/k) above its mean by 8 sd: probability below e^-32)
-  ends the job at A instead of showing its size. Cost: about 8/sqrt(n/k) more entries
-  (2.8 % at 330,000 keys and k = 4).
+- Owners A and B: P (both hold it, in each of their sessions; it selects partitions of
+  their own keys, which they know anyway; a split read moves an owner's rows between its
+  own processes, which see nothing another owner sent). A learns nothing new in any
+  session. In one session B learns the length of A's vector, |A| (A's distinct keys).
+  Unpadded, k sessions would show B the split (|A_0|, …, |A_{k−1}|) of A's keys by a hash
+  B can evaluate (B holds P) — for a guess of A's key set, evidence beyond |A|. So A pads
+  its vector in every session (:func:`padding`) to the one public length m = n/k +
+  8·sqrt(n/k) + 8, n = |A|, with zero-valued entries under fresh random tags (they match
+  none of B's tags but with the route's tag-collision probability, so the sums and the
+  match count are unchanged): B sees m in each session, a function of |A|, which one
+  session reveals. A partition larger than m (Binomial(n, 1/k) above its mean by 8 sd:
+  probability below e^-32) ends the job at A instead of showing its size. Cost: about
+  8/sqrt(n/k) more entries (2.8 % at 330,000 keys and k = 4).
 - Helper H: per session, m (A's padded length), |B_s| (B's keys in partition s) and the
   match count c_s. H never sees P. Under the PRF (P uniform and unknown to H), each
   distinct key's partition is an independent uniform draw from {0, …, k − 1},
@@ -78,9 +88,13 @@ A reused P would let B link partition splits across jobs: P is fresh per job and
 only in the job directory until the job ends (the node scrubs it with the MPC keys).
 
 Faults: a sibling that fails or dies ends its node's session 0 with ``partition_failed``
-(session 0 polls its siblings while it waits for their partials), which fails the job at
-that node; the peers' sessions lose their links and end; no session opens anything
-before session 0's final step, which needs every party's totals, so nothing is released.
+(session 0 polls its siblings while it waits for their partials; an owner's sessions also
+read an end of file on the pipes of a session that ended while they exchange rows), which
+fails the job at that node; a row that fails its checks in one session's slice fails every
+session of that owner with the error an unpartitioned read gives (the same reason, the
+file's first offending line: ``ensnif_mpc.data.split``); the peers' sessions lose their
+links and end; no session opens anything before session 0's final step, which needs
+every party's totals, so nothing is released.
 """
 
 from __future__ import annotations
@@ -135,17 +149,75 @@ def _partition_aes_key(key: bytes) -> bytes:
     return hashlib.sha256(b"ensnif-partition\x00" + key).digest()
 
 
-def assign(key: bytes, keys: Sequence[Any] | np.ndarray, count: int) -> np.ndarray:
+def assign(key: bytes, keys: Any, count: int) -> np.ndarray:
     """Each key's partition in {0, …, count − 1}: PRF_P(key) mod count, all keys at once.
 
     The PRF is ``protocols.tagging.tags`` (CBC-MAC over AES-256, 64-bit output) under a
-    key derived from P; the modulo bias is below count / 2^64."""
+    key derived from P; the modulo bias is below count / 2^64. ``keys``: a sequence or
+    numpy array of ints or strs, or an Arrow array of them (a split read's distinct keys:
+    tagged from Arrow's buffers, with no Python object per key, to the same tags)."""
     from protocols.tagging import tags
 
     if count < 1:
         raise ValueError("a job has at least one partition")
-    hashed = tags(_partition_aes_key(key), keys)
+    if _is_arrow(keys):
+        hashed = _arrow_tags(_partition_aes_key(key), keys)
+    else:
+        hashed = tags(_partition_aes_key(key), keys)
     return (hashed % np.uint64(count)).astype(np.int64)
+
+
+def _is_arrow(keys: Any) -> bool:
+    return type(keys).__module__.startswith("pyarrow")
+
+
+def _arrow_tags(tag_key: bytes, keys: Any) -> np.ndarray:
+    """``protocols.tagging.tags`` of an Arrow array of ints or strings, the string keys'
+    blocks gathered from the array's offsets and bytes (the same prefix-free encoding:
+    the kind and length block, then the UTF-8 bytes zero-padded to whole blocks)."""
+    import pyarrow as pa
+
+    from protocols.tagging import _CHUNK, STR_KIND, _aes, _blocks, _int_tags, tags
+
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    if len(keys) == 0:
+        return np.zeros(0, dtype="<u8")
+    if pa.types.is_integer(keys.type):
+        return _int_tags(_aes(tag_key), keys.to_numpy(zero_copy_only=False).astype(np.int64))
+    if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
+        return tags(tag_key, keys.to_pylist())  # tags' own TypeError for other kinds
+    wide = pa.types.is_large_string(keys.type)
+    _, offsets_buf, data_buf = keys.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32)
+    offsets = offsets[keys.offset : keys.offset + len(keys) + 1].astype(np.int64)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    aes = _aes(tag_key)
+    first = np.empty((len(keys), 2), dtype=">u8")
+    first[:, 0] = np.frombuffer(STR_KIND, dtype=">u8")[0]
+    first[:, 1] = lengths
+    head = first.view(np.uint8).reshape(-1, 16)
+    nblocks = (lengths + 15) // 16
+    out = np.empty(len(keys), dtype="<u8")
+    for at in range(0, len(keys), _CHUNK):
+        rows = slice(at, at + _CHUNK)
+        most = int(nblocks[rows].max())
+        state = _blocks(aes, head[rows]).copy()
+        if most:
+            width = np.arange(16 * most, dtype=np.int64)
+            index: np.ndarray = np.add(starts[rows, None], width)
+            inside = width < lengths[rows, None]
+            padded = np.where(inside, data[np.minimum(index, max(len(data) - 1, 0))], 0)
+            padded = padded.astype(np.uint8)
+            for j in range(most):
+                live = nblocks[rows] > j
+                block = padded[live, 16 * j : 16 * (j + 1)]
+                state[live] = _blocks(aes, state[live] ^ block)
+        out[rows] = state[:, :8].copy().view("<u8")[:, 0]
+    return out
 
 
 _APPLIED = [False]
@@ -181,9 +253,12 @@ def padding(total: int, held: int) -> int:
     return size - held
 
 
-# -- the owners' inputs, read once ------------------------------------------------------------
-_TO_SIBLINGS: dict[int, int] = {}  # session 0: sibling index -> write end of its pipe
-_FROM_PARENT: list[int] = []  # a sibling: the read end of its pipe from session 0
+# -- the owners' inputs --------------------------------------------------------------------
+# One pipe per ordered pair of this node's sessions of the job, made before the forks:
+# session s writes to t through _OUT[t] and reads what t wrote to it from _IN[t].
+_OUT: dict[int, int] = {}
+_IN: dict[int, int] = {}
+SPLIT, WHOLE = "split", "whole"  # how an owner's sessions read its source (session 0 says)
 
 
 def _frame(obj: Any) -> bytes:
@@ -204,55 +279,140 @@ def _read_exactly(fd: int, count: int) -> bytes:
     while left:
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
-            raise PartitionFailed("session 0 ended before it handed this session its keys")
+            raise PartitionFailed("another session of this job at this node has ended")
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
 
 
-def _receive(fd: int) -> Any:
+def _send(to: int, obj: Any) -> None:
+    try:
+        _write_all(_OUT[to], _frame(obj))
+    except OSError as exc:
+        raise PartitionFailed(f"session {to} is gone ({exc.strerror})") from exc
+
+
+def _receive(frm: int) -> Any:
     import pickle
 
-    size = int.from_bytes(_read_exactly(fd, 8), "little")
-    return pickle.loads(_read_exactly(fd, size))  # from session 0 of this job, this node
+    size = int.from_bytes(_read_exactly(_IN[frm], 8), "little")
+    return pickle.loads(_read_exactly(_IN[frm], size))  # this job's sessions at this node
+
+
+def exchange(me: int, items: list[Any]) -> list[Any]:
+    """Hands ``items[t]`` to session t and returns what each session handed to this one
+    (session order; ``items[me]`` in its own place). Blocking; every session of the node
+    calls it at the same step. Sends and receives run at once (one thread each), so big
+    items cannot fill the pipes both ways and wait on each other. A session that has
+    ended (its pipe closed) raises :class:`PartitionFailed` here."""
+    import threading
+
+    got: list[Any] = [None] * len(items)
+    got[me] = items[me]
+    errors: list[BaseException] = []
+
+    def run(step: Any, *args: Any) -> None:
+        try:
+            step(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller
+            errors.append(exc)
+
+    def receive(frm: int) -> None:
+        got[frm] = _receive(frm)
+
+    threads = []
+    for t in range(len(items)):
+        if t != me:
+            threads.append(threading.Thread(target=run, args=(_send, t, items[t]), daemon=True))
+            threads.append(threading.Thread(target=run, args=(receive, t), daemon=True))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        failed = next((e for e in errors if isinstance(e, PartitionFailed)), errors[0])
+        raise failed
+    return got
+
+
+def _split_mode(local: Any) -> str:
+    """Session 0's choice for this owner: a split read when its source allows one
+    (``ensnif_mpc.data.split.splittable``), else a whole read in session 0."""
+    from ensnif_mpc.data.split import splittable
+
+    if local is None:
+        return WHOLE
+    source = local.source
+    ok = splittable(source.spec.kind, source.spec.path, source.bound is not None)
+    return SPLIT if ok and "key" in local.columns else WHOLE
 
 
 async def owner_input(
-    build: Any, columns: bool = False
+    build: Any, columns: bool = False, local: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """An owner's distinct keys of this session (and their columns), and its total n of
-    distinct keys. The owner reads and pre-aggregates its data once, in session 0
-    (``build()``: (keys, columns or None) over all its rows); session 0 keeps partition 0
-    and hands each sibling its partition through a pipe to the forked sibling (node-local
-    memory: nothing is written to disk), so the reading, the aggregation and the
-    partition function are not repeated per session. Unpartitioned: ``build()``."""
-    import asyncio
+    distinct keys over all sessions. ``build()``: (keys, columns or None) from the owner's
+    pre-aggregation of its ``local`` data. Unpartitioned: ``build()``.
 
+    Partitioned, session 0 tells its siblings (with P, over the node-local pipes) how
+    the sessions read: split, when the source allows it (``ensnif_mpc.data.split``): every
+    session runs ``build()`` on its own row slice, the rows going to their key's
+    partition's session, so each session's keys are exactly its partition's and the
+    reading and the aggregation are split k ways; then the sessions add up their key
+    counts to n. Otherwise whole: session 0 runs ``build()`` over all rows, keeps
+    partition 0 and hands partition s to sibling s."""
     part = current()
     if part is None or part.count == 1:
         keys, cols = build()
         return keys, cols, len(keys)
     _APPLIED[0] = True
+    siblings = range(1, part.count)
     if part.sibling:
-        keys, cols, total = await asyncio.to_thread(_receive, _FROM_PARENT[0])
+        mode, key = await asyncio.to_thread(_receive, 0)
+        part = Partition(part.index, part.count, key)
+    else:
+        if part.key is None:
+            raise RuntimeError("this session's partition key was not agreed")
+        mode, key = _split_mode(local), part.key
+        for s in siblings:
+            await asyncio.to_thread(_send, s, (mode, key))
+    if mode == SPLIT:
+        return await _split_input(part, key, build, local)
+    if part.sibling:
+        keys, cols, total = await asyncio.to_thread(_receive, 0)
         return keys, cols, int(total)
-    if part.key is None:
-        raise RuntimeError("this session's partition key was not agreed")
     keys, cols = build()
     keys = np.asarray(keys)
-    which = assign(part.key, keys, part.count)
-    for s, fd in sorted(_TO_SIBLINGS.items()):
+    which = assign(key, keys, part.count)
+    for s in siblings:
         mask = which == s
-        frame = _frame((keys[mask], None if cols is None else cols[:, mask], len(keys)))
-        try:
-            await asyncio.to_thread(_write_all, fd, frame)
-        except OSError as exc:
-            raise PartitionFailed(f"session {s} is gone ({exc.strerror})") from exc
-        finally:
-            os.close(fd)
-        del _TO_SIBLINGS[s]
+        frame = (keys[mask], None if cols is None else cols[:, mask], len(keys))
+        await asyncio.to_thread(_send, s, frame)
     mask = which == 0
     return keys[mask], None if cols is None else cols[:, mask], len(keys)
+
+
+async def _split_input(
+    part: Partition, key: bytes, build: Any, local: Any
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """:func:`owner_input`'s split read at this session."""
+    from ensnif_mpc.data.split import RowSplit
+
+    me, count = part.index, part.count
+    source = local.source
+    source.split = RowSplit(
+        me,
+        count,
+        local.name("key"),
+        lambda values: assign(key, values, count),
+        lambda items: exchange(me, items),
+    )
+    try:
+        keys, cols = await asyncio.to_thread(build)
+    finally:
+        source.split = None
+    counts = await asyncio.to_thread(exchange, me, [len(keys)] * count)
+    return np.asarray(keys), cols, int(sum(counts))
 
 
 # -- the partition key ------------------------------------------------------------------------
@@ -435,7 +595,8 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
 
     count = sessions_of(session.extra)
     siblings: list[tuple[Path, Any]] = []
-    pipes = {s: os.pipe() for s in range(1, count)}  # session 0 -> s: the owner's keys
+    # (s, t) -> (read, write): session s writes to session t (the owners' inputs)
+    pipes = {(s, t): os.pipe() for s in range(count) for t in range(count) if s != t}
     for s in range(1, count):
         sib = directory / f"{SIBLING_PREFIX}{s}"
         sib.mkdir(mode=0o700, exist_ok=True)
@@ -452,11 +613,7 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
         if pid == 0:
             code = 1
             try:
-                for t, (r, w) in pipes.items():  # keep only the read end of its own pipe
-                    os.close(w)
-                    if t != s:
-                        os.close(r)
-                _FROM_PARENT[:] = [pipes[s][0]]
+                _keep_pipes(pipes, s)
                 code = _run_sibling(sib, parent)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
@@ -466,10 +623,25 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
                 os._exit(code)
         (sib / PID_FILE).write_text(str(pid))  # for the operator (and the tests)
         siblings.append((sib, _Forked(pid)))
-    for s, (r, w) in pipes.items():
-        os.close(r)
-        _TO_SIBLINGS[s] = w
+    _keep_pipes(pipes, 0)
     return siblings
+
+
+def _keep_pipes(pipes: dict[tuple[int, int], tuple[int, int]], me: int) -> None:
+    """Session ``me`` keeps the write ends of its pipes to the others and the read ends
+    of theirs to it, and closes every other end (so a session that ends closes the last
+    write end of its pipes: the others read an end of file, never wait)."""
+    _OUT.clear()
+    _IN.clear()
+    for (frm, to), (r, w) in pipes.items():
+        if frm == me:
+            _OUT[to] = w
+        else:
+            os.close(w)
+        if to == me:
+            _IN[frm] = r
+        else:
+            os.close(r)
 
 
 def session_stats(directory: Path, own: dict[str, Any]) -> list[dict[str, Any]]:

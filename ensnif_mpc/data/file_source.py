@@ -27,7 +27,8 @@ from ensnif_mpc.data.sources import (
     _group_arrays,
     _scale_values,
 )
-from ensnif_mpc.errors import DataError, SourceFailed
+from ensnif_mpc.data.split import RowSplit, csv_slice, fail, parquet_slice, route
+from ensnif_mpc.errors import DataError, EnsnifError, SourceFailed
 
 
 def _first_failing_cast(arr: Any, to: Any) -> int | None:
@@ -50,7 +51,13 @@ def _first_failing_cast(arr: Any, to: Any) -> int | None:
 
 
 class FileSource(Source):
-    """CSV (``pyarrow.csv``) or Parquet (``pyarrow.parquet``); every call reads the file afresh."""
+    """CSV (``pyarrow.csv``) or Parquet (``pyarrow.parquet``); every call reads the file afresh.
+
+    ``split``: set by a partitioned job's session (``ensnif_mpc.data.split``): then
+    :meth:`aggregate` reads only this session's row slice and returns the groups of its
+    key partition; the whole-column reads refuse (they do not split)."""
+
+    split: RowSplit | None = None
 
     @property
     def _path(self) -> Path:
@@ -118,14 +125,21 @@ class FileSource(Source):
                 start = reader.line_num + 1
         return None
 
-    def _read(self, names: Sequence[str], types: dict[str, Any]) -> Any:
-        """An Arrow table of ``names`` with the given types; errors name line and column."""
+    def _read(
+        self, names: Sequence[str], types: dict[str, Any], part: tuple[int, int] | None = None
+    ) -> Any:
+        """An Arrow table of ``names`` with the given types; errors name line and column.
+        ``part`` = (s, k): only row slice s of k (its errors' rows are the slice's: the
+        caller re-reads the whole file to name them)."""
         bad_rows: list[int] = []
         try:
             if self.spec.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                table = pq.read_table(self._path, columns=list(names))
+                if part is not None:
+                    table = parquet_slice(self.spec.path, names, *part)
+                else:
+                    table = pq.read_table(self._path, columns=list(names))
                 return self._cast(table, types)
             import pyarrow.csv as pcsv
 
@@ -136,7 +150,7 @@ class FileSource(Source):
                 return "error"
 
             return pcsv.read_csv(
-                self._path,
+                self._path if part is None else pa.BufferReader(csv_slice(self.spec.path, *part)),
                 parse_options=pcsv.ParseOptions(invalid_row_handler=invalid),
                 convert_options=pcsv.ConvertOptions(
                     include_columns=list(names), column_types=types
@@ -208,12 +222,12 @@ class FileSource(Source):
                 return DataError(f"{self.label}: {self._where_row(i)}, column {n!r}: not a number")
         return DataError(f"{self.label}: cannot read {', '.join(numeric)} as numbers")
 
-    def _table(self, names: Sequence[str]) -> Any:
+    def _table(self, names: Sequence[str], part: tuple[int, int] | None = None) -> Any:
         """Declared columns with their types: numeric as float64 (checked later), strings."""
         names = list(dict.fromkeys(names))
         self._present(names)
         types = {n: pa.float64() if self._col(n).numeric else pa.string() for n in names}
-        return self._read(names, types)
+        return self._read(names, types, part)
 
     # -- checking
 
@@ -264,7 +278,12 @@ class FileSource(Source):
         self._validate(table, numeric)
         return int(table.num_rows)
 
+    def _whole(self) -> None:
+        if self.split is not None:
+            raise RuntimeError("a split read serves aggregate() only")
+
     def column(self, name: str, scale: int | None = None) -> np.ndarray:
+        self._whole()
         col = self._col(name)
         table = keep_first(self._table([name, *self._person()]), self.bound, self.label)
         arr = table.column(name)
@@ -279,6 +298,7 @@ class FileSource(Source):
     def read_columns(self, names: Sequence[str], scale: int | None = None) -> list[np.ndarray]:
         """Numeric columns (a model's features) in one read of the file, not one per column:
         the same rows, checks and first offending row as :meth:`column` column by column."""
+        self._whole()
         names = list(names)
         cols = [self._col(n) for n in names]
         if not all(c.numeric for c in cols):
@@ -297,6 +317,8 @@ class FileSource(Source):
         where: Sequence[Where] = (),
         scale: dict[str, int] | None = None,
     ) -> Aggregate:
+        if self.split is not None:
+            return self._split_aggregate(self.split, by, measures, where, scale)
         by_cols, scaled, checked = self._prepare(by, measures, where, scale)
         full = self._table([*by, *scaled, *(w.column for w in where), *self._person()])
         table = full
@@ -310,6 +332,13 @@ class FileSource(Source):
         for n in checked:
             if self._violation(table.column(n), self._col(n)) is not None:
                 self._validate(full, [n])  # names the first offending row of the whole file
+        keys, xs = self._rows(table, by_cols, scaled)
+        return _group_arrays(keys, xs, measures, by_cols, int(table.num_rows))
+
+    def _rows(
+        self, table: Any, by_cols: list[Column], scaled: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, tuple[Any, np.ndarray]]]:
+        """The key columns (Arrow) and scaled measure columns of checked, filtered rows."""
         xs = {
             n: (s, _scale_values(s, table.column(n).to_numpy(zero_copy_only=False), self.clamp))
             for n, s in scaled.items()
@@ -318,7 +347,59 @@ class FileSource(Source):
         for b in by_cols:
             arr = table.column(b.name)
             keys.append(pc.cast(arr, pa.int64()) if b.type == "int" else arr)
-        return _group_arrays(keys, xs, measures, by_cols, int(table.num_rows))
+        return keys, xs
+
+    def _split_aggregate(
+        self,
+        split: RowSplit,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where],
+        scale: dict[str, int] | None,
+    ) -> Aggregate:
+        """:meth:`aggregate` of this session's key partition, from its row slice and the
+        other sessions' rows of its partition (``ensnif_mpc.data.split``)."""
+        if self.bound is not None or split.column not in by:
+            raise RuntimeError("a split read needs the partition column and no row bound")
+        by_cols, scaled, checked = self._prepare(by, measures, where, scale)
+        try:
+            part = (split.index, split.count)
+            table = self._table([*by, *scaled, *(w.column for w in where)], part)
+            if where:
+                table = table.filter(_arrow_filter(where))
+            bad = any(b.type == "string" and table.column(b.name).null_count for b in by_cols)
+            if bad or any(self._violation(table.column(n), self._col(n)) for n in checked):
+                raise DataError(f"{self.label}: a row fails its checks")  # named below
+            keys, xs = self._rows(table, by_cols, scaled)
+        except EnsnifError as exc:
+            raise fail(split, self._canonical(exc, by, measures, where, scale)) from None
+        first = by.index(split.column)  # the partition column leads the routed keys
+        order = [first, *(i for i in range(len(by)) if i != first)]
+        (routed, moved), n = route(
+            split, [keys[i] for i in order], {m: x for m, (_, x) in xs.items()}
+        )
+        back = [routed[order.index(i)] for i in range(len(by))]
+        return _group_arrays(
+            back, {m: (s, moved[m]) for m, (s, _) in xs.items()}, measures, by_cols, n
+        )
+
+    def _canonical(
+        self,
+        exc: EnsnifError,
+        by: Sequence[str],
+        measures: Sequence[Measure],
+        where: Sequence[Where],
+        scale: dict[str, int] | None,
+    ) -> EnsnifError:
+        """The error an unsplit read gives (it names the file's first offending row)."""
+        split, self.split = self.split, None
+        try:
+            self.aggregate(by, measures, where, scale)
+        except EnsnifError as whole:
+            return whole
+        finally:
+            self.split = split
+        return exc
 
 
 def _arrow_filter(where: Sequence[Where]) -> Any:
