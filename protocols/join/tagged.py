@@ -250,9 +250,11 @@ def _owner_a_columns(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
 
 async def _owner_a_input(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     """A's keys and columns of this session: all of them, or, in a partitioned job
-    (``protocols.partitions.owner_input``: read once in session 0), its partition's with
+    (``protocols.partitions.owner_input``: each session reads its own share), its partition's with
     the columns padded with zeros to the partition's public length."""
-    keys, columns, total = await partitions.owner_input(lambda: _owner_a_columns(ctx))
+    keys, columns, total = await partitions.owner_input(
+        lambda: _owner_a_columns(ctx), local=ctx.local
+    )
     assert columns is not None
     if partitions.current() is not None:
         pad = partitions.padding(total, len(keys))
@@ -264,7 +266,7 @@ async def _owner_keys(ctx: Context) -> Any:
     """An owner's distinct keys of this session (all, or its partition's)."""
     assert ctx.local is not None
     local = ctx.local
-    keys, _, _ = await partitions.owner_input(lambda: (_keys_of(local), None))
+    keys, _, _ = await partitions.owner_input(lambda: (_keys_of(local), None), local=local)
     return keys
 
 
