@@ -16,8 +16,13 @@ Who decides what:
 
 Which protocols: :data:`PARTITIONABLE`, on the tagged-helper route only (two owners, one
 helper, t = 1; ``ensnif_mpc.jobs.join_path``), where a sum over keys is a sum of sums
-over disjoint key partitions. The PRF route, the aligned joins (their outputs are not
-sums over keys) and every other protocol run as one session.
+over disjoint key partitions. The PRF route and every other protocol run as one session.
+The aligned joins (``join_group_by``, ``join_correlation``) are sums over keys too, but
+not partitioned yet: each session would have to pad B's keyed table as well as A's
+vector (H sees both lengths and aligns them; unpadded, the per-session sizes would show
+B's split to A and A's to B) and read both owners' inputs through
+``protocols.partitions.owner_input``, changes to ``protocols.join.aligned`` and its
+cohort and group checks that are not made.
 """
 
 from __future__ import annotations
