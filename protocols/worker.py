@@ -15,7 +15,6 @@ the result; the analyst interpolates the shares (``ensnif_mpc.results.shares``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import json
 import logging
@@ -23,7 +22,6 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -46,7 +44,7 @@ from ensnif_mpc.jobs.worker_session import (
 )
 from ensnif_mpc.procs import die_with_parent
 from ensnif_mpc.results.shares import OutputShare
-from protocols import delivery
+from protocols import connect, delivery
 from protocols.partitions import PartitionFailed
 
 # For annotations only: the worker imports these where it uses them. MPyC has no type
@@ -382,8 +380,7 @@ async def _run(
     finished = False
     waiting = asyncio.ensure_future(_report_connecting(mpc, session, report))
     try:
-        with consortium_ca_only():
-            await mpc.start()
+        await connect.start(mpc)  # every higher peer dialled at once, the job's CA only
     finally:
         waiting.cancel()
     state = {"finishing": False}
@@ -466,43 +463,6 @@ async def _run(
     return delivery.seal_parts(session, shares, destinations, modulus), kept
 
 
-@contextlib.contextmanager
-def consortium_ca_only() -> Iterator[None]:
-    """While MPyC connects: its TLS contexts trust the job's CA only, not the system's.
-
-    MPyC's ``start()`` builds each context with ``ssl.create_default_context(purpose)``,
-    which loads every certificate of the system's trust store (a few hundred, parsed per
-    context: tens of milliseconds of CPU per context and worker), and then adds the job's
-    CA from ``.config``. A peer's certificate must chain to the consortium (DESIGN §3), so
-    the system's CAs are never wanted on an MPC link: without them a context costs
-    nothing to build, and a certificate from a public CA is refused. Other callers (and
-    contexts that name their own CAs) get the standard function."""
-    import ssl
-
-    standard = ssl.create_default_context
-
-    def without_system_cas(
-        purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
-        *,
-        cafile: str | None = None,
-        capath: str | None = None,
-        cadata: Any = None,
-    ) -> ssl.SSLContext:
-        if cafile or capath or cadata:
-            return standard(purpose, cafile=cafile, capath=capath, cadata=cadata)
-        # As create_default_context, without load_default_certs: TLS 1.2 at least, and a
-        # client that requires and checks the server's certificate and name.
-        if purpose == ssl.Purpose.SERVER_AUTH:
-            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-
-    ssl.create_default_context = without_system_cas  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        ssl.create_default_context = standard
-
-
 def bind_peer_indices() -> None:
     """Accept an MPC peer only at the index its certificate names.
 
@@ -559,40 +519,6 @@ def session_runtime() -> Any:
     if preloaded:
         runtime.mpc = runtime.setup()
     return runtime.mpc
-
-
-class _QuickRetries:
-    """MPyC's runtime module's view of ``asyncio``: the real module, except that the 0.1 s
-    pause after a refused MPC connection starts at 5 ms and doubles back up to 0.1 s in
-    each task (see :func:`quick_connect_retries`)."""
-
-    def __init__(self) -> None:
-        self._pauses: dict[Any, float] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-    async def sleep(self, delay: float, result: Any = None) -> Any:
-        if delay == 0.1:  # MPyC's pause between connection attempts in start(), only that
-            task = asyncio.current_task()
-            delay = min(self._pauses.get(task, 0.0025) * 2, 0.1)
-            self._pauses[task] = delay
-        return await asyncio.sleep(delay, result)
-
-
-def quick_connect_retries() -> None:
-    """Retry a refused MPC connection soon, then less often.
-
-    MPyC's ``start()`` pauses 0.1 s after every refused connection, so a worker whose peer
-    starts listening a few milliseconds after its first attempt waits the whole 0.1 s, on
-    the job's path (the three workers of a job start within milliseconds of each other).
-    Here the pauses go 5, 10, 20, 40, 80 ms and then MPyC's 0.1 s: a peer that takes long
-    costs four attempts more, not ten times as many.
-    """
-    from mpyc import runtime as mpyc_runtime
-
-    if not isinstance(mpyc_runtime.asyncio, _QuickRetries):
-        mpyc_runtime.asyncio = _QuickRetries()
 
 
 OPENINGS_FILE = "openings.log"
@@ -681,7 +607,6 @@ def main(argv: list[str] | None = None) -> int:
             transport_stats.install()  # messages and rounds, reported with the bytes
             _trace_openings(mpc, directory)
             bind_peer_indices()
-            quick_connect_retries()
             sealed, kept = mpc.run(_run(mpc, session, directory, report, siblings))
     except PartitionFailed as exc:  # another session of this job at this node ended
         log.error("job %s failed: %s", session.job_id, exc)
