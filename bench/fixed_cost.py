@@ -32,6 +32,7 @@ Every answer is checked against the plaintext sum. Not a test: it prints numbers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -172,12 +173,36 @@ def consortium_runs(root: Path, standby: int, runs: int) -> list[dict[str, Any]]
             # bench also measures commits from before that option: the "before" figures).
             calls = grpc.intercept_channel(client._channel, counter)
             client._stub = coordinator_pb2_grpc.CoordinatorServiceStub(calls)
+            cpu0: dict[str, float] = {}
             for n in range(runs + 1):
+                if n == 1:
+                    cpu0 = daemon_cpu(lc)
                 got = one_job(client, counter, spec)
                 got["mpc_s"] = mpc_seconds(root, got["id"])
                 if n:  # the first job warms the coordinator's and nodes' connections
                     out.append(got)
                 time.sleep(0.3)  # as between real jobs
+            cpu1 = daemon_cpu(lc)
+    # The daemons' own CPU per job over the counted jobs (and their idle pauses between).
+    per_job = {name: (cpu1[name] - cpu0.get(name, 0.0)) / max(runs, 1) for name in cpu1}
+    for got in out:
+        got["daemon_cpu"] = per_job
+    return out
+
+
+def daemon_cpu(lc: LocalConsortium) -> dict[str, float]:
+    """CPU seconds (user + system) each daemon process used so far, its workers excluded
+    (they are the fork server's children, and report their own)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, member in lc.members.items():
+        if member.proc is None:
+            continue
+        try:
+            fields = Path(f"/proc/{member.proc.pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -224,6 +249,15 @@ def print_table(rows: dict[int, list[dict[str, Any]]]) -> None:
         )
     )
     for standby, r in rows.items():
+        cpu = r[-1]["daemon_cpu"]
+        nodes = [v for k, v in cpu.items() if k != "coordinator"]
+        print(
+            f"standby {standby}: daemon CPU per job: coordinator "
+            f"{cpu.get('coordinator', float('nan')) * 1000:.0f} ms, nodes "
+            + "/".join(f"{v * 1000:.0f}" for v in nodes)
+            + " ms (from /proc, workers excluded)"
+        )
+    for standby, r in rows.items():
         trips = r[-1]["round_trips"]
         print(
             f"standby {standby}: analyst round trips in sequence {len(trips)}: "
@@ -234,15 +268,24 @@ def print_table(rows: dict[int, list[dict[str, Any]]]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument(
+        "--standby", type=int, nargs="+", default=[0, 1], help="standby_workers to run: 0, 1"
+    )
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw MPyC program")
+    ap.add_argument("--keep", type=Path, help="run in this directory and keep it (logs)")
     args = ap.parse_args()
     print("== a job's fixed cost (exact sum, 1,000 rows per owner, 3 node daemons)", flush=True)
     print(f"   load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="ensnif-fixed-") as tmp:
-        root = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            root = args.keep.resolve()
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ensnif-fixed-")))
         rows: dict[int, list[dict[str, Any]]] = {}
-        for standby in (0, 1):
+        for standby in args.standby:
             rows[standby] = consortium_runs(root / f"standby{standby}", standby, args.runs)
-        data = root / "standby1"
+        data = root / f"standby{args.standby[-1]}"
         files = {
             "grocery": next(data.rglob("orders*.csv")),
             "logistics": next(data.rglob("deliveries*.csv")),
@@ -259,11 +302,13 @@ def main() -> int:
                     print(f"PROBLEM: standby {standby} gave {float(r['answer'])}, pandas {want}")
                     return 1
         print_table(rows)
-        raw_wall, raw_mpc, raw_cpu = raw_sum(root, files)
-        print(
-            f"raw MPyC sum (3 processes over TLS): launch to exit {raw_wall:.3f} s, of it "
-            f"connect to end {raw_mpc:.3f} s; CPU {raw_cpu:.3f} s per party"
-        )
+        raw_wall = float("nan")
+        if not args.no_raw:
+            raw_wall, raw_mpc, raw_cpu = raw_sum(root, files)
+            print(
+                f"raw MPyC sum (3 processes over TLS): launch to exit {raw_wall:.3f} s, of it "
+                f"connect to end {raw_mpc:.3f} s; CPU {raw_cpu:.3f} s per party"
+            )
         for standby, runs in rows.items():
             total = _median(runs, lambda x: x["phases"]["result"])
             mpc = _median(runs, lambda x: x["mpc_s"])
