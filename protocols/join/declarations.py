@@ -67,6 +67,14 @@ _ALIGNED_ROUTES = (
     "params.join_path = 'prf-shuffle'. A session of two owners and one helper with t = 1 "
     f"takes the {join_path.DESCRIPTIONS[join_path.ALIGNED]}."
 )
+OUTSOURCED = (
+    " An outsourced side (a member without a node whose BFV-encrypted table a helper "
+    "holds, docs/homomorphic.md): prf-shuffle route only (params.join_path = "
+    "'prf-shuffle'); its one row per key (its hashed key, its columns) is converted into "
+    "shares by the helper, which sees only ciphertexts and its masks, and the owner's "
+    "client, which sees only masked values; then every party learns what that route "
+    "reveals, the outsourced table's size being its catalog row count."
+)
 _ROUTE_PARAM = Param(
     join_path.PARAM,
     "string",
@@ -133,6 +141,7 @@ DEFINITIONS = (
             f"Leaks {_SIZES}; the count is therefore known to the parties too.{_NOT}{_DP}"
             + _COHORT.format(what="a count", marker="withheld")
             + _ROUTES
+            + OUTSOURCED
         ),
         program="protocols.join.intersection:intersection_size",
         reference=_ref_intersection_size,
@@ -165,6 +174,7 @@ DEFINITIONS = (
             "(its sum scaled to keep its mean), so `rows` and `sum` are of the capped rows."
             + _COHORT.format(what="a release whose matched keys (`keys`) are", marker="withheld")
             + _ROUTES
+            + OUTSOURCED
         ),
         program="protocols.join.intersection:intersection_sum",
         reference=_ref_intersection_sum,
@@ -214,6 +224,7 @@ DEFINITIONS = (
                 what="a group whose joined rows (count[<group>]) are", marker="withheld[<group>]"
             )
             + _ALIGNED_ROUTES
+            + OUTSOURCED
         ),
         program="protocols.join.group_by:join_group_by",
         reference=_ref_join_group_by,
@@ -262,6 +273,7 @@ DEFINITIONS = (
             "most max_rows_per_key rows (scaled to keep its mean)."
             + _COHORT.format(what="a release whose matched pairs are", marker="withheld")
             + _ALIGNED_ROUTES
+            + OUTSOURCED
         ),
         program="protocols.join.correlation:join_correlation",
         reference=_ref_join_correlation,

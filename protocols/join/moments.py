@@ -135,7 +135,7 @@ def _definitions() -> tuple[Any, ...]:
     from ensnif_mpc.privacy.withheld import finalizing
     from protocols import joint_cohort
     from protocols.join.correlation import _dp_correlation
-    from protocols.join.declarations import _cap, _check_correlation
+    from protocols.join.declarations import _ROUTE_PARAM, OUTSOURCED, _cap, _check_correlation
     from protocols.registry import VALUE, Example, Param, ProtocolDef, positional
 
     return (
@@ -156,7 +156,7 @@ def _definitions() -> tuple[Any, ...]:
                 "Minimum cohort: held inside MPC on the matched pairs against the largest of "
                 "the owners' secret min_cohort; below it every output opens as 0 and the "
                 "public `withheld` marker as 1 (exact: says only that pairs < k; DP: decided "
-                "by the noisy pair count, no extra budget)."
+                "by the noisy pair count, no extra budget)." + OUTSOURCED
             ),
             program="protocols.join.moments:join_moments",
             reference=reference,
@@ -169,6 +169,7 @@ def _definitions() -> tuple[Any, ...]:
                     default="mean",
                 ),
                 _cap("an owner's (with per_key = sum)"),
+                _ROUTE_PARAM,  # join_correlation's routes
             ),
             min_data_owners=2,
             max_data_owners=2,

@@ -240,3 +240,83 @@ def test_a_dp_join_moments_with_an_outsourced_second_side_is_within_six_sigma(tm
         unit = 10**DECIMALS if name in ("sum_x", "sum_y") else 1  # the rest opens raw
         off = abs(float(got.outputs[name]) - float(value)) * unit
         assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
+
+
+@pytest.mark.timeout(900)
+def test_a_dp_join_group_by_with_an_outsourced_second_side_is_within_six_sigma(tmp_path):
+    """ρ = 4 over the counts and sums (the live join's blocks, c = 1, no threshold): every
+    listed group's noisy count and sum within 6σ of pandas', σ from the release plan."""
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from protocols.registry import catalog
+
+    rng = np.random.default_rng(142)
+    b_keys = rng.permutation(3000)[:1000] + 10**6
+    grp = rng.choice([1, 2, 3], size=len(b_keys))
+    amount = rng.integers(0, 50_000, size=len(b_keys)) / 100
+    outsourced = OutsourcedTable(
+        {"cust": b_keys, "grp": grp, "amount": amount},
+        (KEY, Column("grp", "int", 0, 10), AMOUNT),
+        {"key": "cust", "group": "grp", "value": "amount"},
+        keys=("cust",),
+    )
+    a_keys = rng.integers(0, 3000, size=1200) + 10**6
+    live = OwnerTable({"cust": a_keys}, (KEY,), {"key": "cust"})
+    groups = ["1", "2", "3"]
+    params = {**PRF, "groups": groups}
+    owners = [OwnerBounds(1), OwnerBounds(1, {"value": (50_000,)})]
+    plan = dp.plan(4.0, catalog()["join_group_by"].dp_sensitivity(owners, params), 3, 1)
+    got = run(
+        tmp_path, "join_group_by", live, outsourced, params, decimals=DECIMALS,
+        job_id="hejgbdp", timeout=600.0, holder=1, release=plan.to_dict(),
+    )  # fmt: skip
+    frame = pd.DataFrame({"cust": b_keys, "grp": grp, "v": _grid(amount)})
+    hit = frame[frame["cust"].isin(set(a_keys))]
+    sigmas = {p.name: p.noise_sd for p in got.parts[0].outputs}
+    exact = {}
+    for g in groups:
+        rows = hit[hit["grp"] == int(g)]
+        exact[f"count[{g}]"] = (len(rows), 1)
+        exact[f"sum[{g}]"] = (int(rows["v"].sum()), 10**DECIMALS)  # σ on the grid
+    assert any(got.outputs[name] != Fraction(v, u) for name, (v, u) in exact.items())
+    for name, (value, unit) in exact.items():
+        off = abs(float(got.outputs[name]) * unit - value)
+        assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
+
+
+@pytest.mark.timeout(900)
+def test_a_dp_join_correlation_with_an_outsourced_first_side_is_within_six_sigma(tmp_path):
+    """ρ = 8 over the six moments (per_key = sum, c = 2: the live side's sums capped at two
+    rows, its mean kept): every noisy moment within 6σ of the one on the capped pandas
+    join; r from the noisy moments."""
+    from ensnif_mpc.jobs.protocol import OwnerBounds
+    from ensnif_mpc.privacy import dp
+    from ensnif_mpc.results.shares import combine
+    from protocols.join.correlation import MOMENTS
+    from protocols.registry import catalog
+
+    rng = np.random.default_rng(151)
+    live, out, frames = _correlation_sides(rng, 0)
+    params = {**PRF, "per_key": "sum", "max_rows_per_key": 2}
+    owners = [OwnerBounds(1, {"value": (50_000,)}), OwnerBounds(1, {"value": (50_000,)})]
+    plan = dp.plan(8.0, catalog()["join_correlation"].dp_sensitivity(owners, params), 3, 1)
+    got = run(
+        tmp_path, "join_correlation", live, out, params, decimals=DECIMALS,
+        job_id="hejcordp", timeout=600.0, holder=0, release=plan.to_dict(),
+    )  # fmt: skip
+    a, b = frames
+    g = b.groupby("cust")["v"]
+    sums, counts = g.sum(), g.size()
+    kept = np.minimum(counts, 2)
+    capped = (2 * sums * kept + counts) // (2 * counts)  # s·a/n half up, as the live cap
+    joined = pd.concat([a.set_index("cust")["v"], capped], axis=1, join="inner")
+    z = joined.to_numpy(dtype=np.int64).astype(object)
+    x, y = z[:, 0], z[:, 1]
+    exact = [len(z), x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()]
+    assert len(z) == 500
+    sigmas = {p.name: p.noise_sd for p in got.parts[0].outputs}
+    opened = combine(got.parts)  # the noisy moments, on the grid
+    for name, value in zip(MOMENTS, exact, strict=True):
+        off = abs(float(opened[name]) - float(value))
+        assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
+    assert -1.0 <= got.outputs["r"] <= 1.0
