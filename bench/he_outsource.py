@@ -32,6 +32,13 @@ both sides live (tests/protocols/harness.py), with the same time split, CPU seco
 party and the load average.
 
     python bench/he_outsource.py --join-only [--join-rows 10000]
+
+``--join-protocol join_group_by | join_correlation | join_moments`` runs that join instead
+(the outsourced second side one row per key: its key, an int group code 1–4 and its value
+for the group-by, its value for the others; groups 1–3 listed), checked against the same
+job with both sides live (equal outputs; r within 1e-6) and pandas' matched count.
+
+    python bench/he_outsource.py --join-only --join-protocol join_group_by [--join-rows 10000]
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ ROWS = 100_000
 QUICK_ROWS = 20_000
 RIDGE_ROWS = 100_000
 JOIN_ROWS = 10_000
+JOIN_PROTOCOL = "intersection_sum"
+OTHER_JOINS = ("join_group_by", "join_correlation", "join_moments")
+GROUPS = ["1", "2", "3"]
 
 
 def edges_for(bins: int) -> tuple[float, ...]:
@@ -116,10 +126,16 @@ def main() -> int:
     ap.add_argument("--join-only", action="store_true", help="only the outsourced join case")
     ap.add_argument("--no-join", action="store_true", help="skip the outsourced join case")
     ap.add_argument("--join-rows", type=int, default=JOIN_ROWS, help="rows per side")
+    ap.add_argument(
+        "--join-protocol", default="intersection_sum", choices=(JOIN_PROTOCOL, *OTHER_JOINS)
+    )
     args = ap.parse_args()
     code = 0
     if args.join_only:
-        return join_report(QUICK_ROWS // 10 if args.quick else args.join_rows)
+        rows = QUICK_ROWS // 10 if args.quick else args.join_rows
+        if args.join_protocol != JOIN_PROTOCOL:
+            return other_join_report(args.join_protocol, rows)
+        return join_report(rows)
     if not args.ridge_only:
         code |= report(
             QUICK_ROWS if args.quick else args.rows, args.bins, 1 if args.quick else args.repeat
@@ -356,6 +372,97 @@ def join_report(rows: int) -> int:
         print(
             f"       party {i}: CPU {got.cpu_s[i]:7.2f} s (live job {live_cpu:6.2f} s), "
             f"sent {got.bytes_sent[i] / 1e6:7.1f} MB, peak RSS {got.peak_rss_mb[i]:6.0f} MB"
+        )
+    for p in problems:
+        print(f"   PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+def _other_tables(protocol: str, rows: int, seed: int) -> tuple[Any, Any, int]:
+    """A live first side (``rows`` rows over rows/2 customers, several per customer) and
+    an outsourced second side (``rows`` distinct customers, about half the live side's);
+    returns them and pandas' number of matched keys."""
+    from ensnif_mpc.data.schema import Column
+    from tests.protocols.harness import OwnerTable
+    from tests.protocols.he_rows_run import OutsourcedTable
+
+    live, _, cust, amount, ids = _join_tables(rows, seed)
+    rng = np.random.default_rng(seed + 1)
+    key = Column("cust", "int", 0, 2 * 10**9)
+    value = Column("amount", "float", 0.0, 1000.0, DECIMALS)
+    out_amount = rng.integers(0, 100_000, size=len(ids)) / 100
+    if protocol == "join_group_by":
+        live = OwnerTable({"cust": cust}, (key,), {"key": "cust"})
+        data = {"cust": ids, "grp": rng.integers(1, 5, size=len(ids)), "amount": out_amount}
+        columns = (key, Column("grp", "int", 0, 9), value)
+        roles = {"key": "cust", "group": "grp", "value": "amount"}
+    else:
+        data, columns, roles = {"cust": ids, "amount": out_amount}, (key, value), live.roles
+    outsourced = OutsourcedTable(data, columns, roles, keys=("cust",))
+    return live, outsourced, len(set(cust.tolist()) & set(ids.tolist()))
+
+
+def other_join_report(protocol: str, rows: int) -> int:
+    """``--join-protocol``: join_group_by, join_correlation or join_moments with an
+    outsourced second side against the same job with both sides live (exact, PRF route)."""
+    import os
+
+    from tests.protocols.harness import run_parties
+    from tests.protocols.he_rows_run import run as run_outsourced
+
+    live, outsourced, matched = _other_tables(protocol, rows, 37)
+    params: dict[str, Any] = {"join_path": "prf-shuffle"}
+    if protocol == "join_group_by":
+        params["groups"] = GROUPS
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ensnif-he-join-") as tmp:
+        got = run_outsourced(
+            Path(tmp), protocol, live, outsourced, params,
+            decimals=DECIMALS, job_id="benchjoin", timeout=1800.0,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        base = run_parties(
+            Path(tmp), protocol, [live, live_copy(outsourced), None], params,
+            decimals=DECIMALS, job_id="benchjoinlive", timeout=1800.0,
+        )  # fmt: skip
+        base_wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
+    problems = []
+    for k, v in base.outputs.items():
+        mine = got.outputs.get(k)
+        if k == "r":
+            same = mine is not None and abs(float(mine) - float(v)) < 1e-6
+        else:
+            same = mine == v or (isinstance(v, float) and np.isnan(v) and np.isnan(mine))
+        if not same:
+            problems.append(f"{k}: outsourced {mine} vs live {v}")
+    counted = None
+    if protocol == "join_group_by":
+        counted = sum(int(got.outputs[f"count[{g}]"]) for g in GROUPS)
+    if protocol != "join_group_by" and int(got.outputs["pairs"]) != matched:
+        problems.append(f"pairs {got.outputs['pairs']} vs pandas {matched}")
+    print(
+        f"== outsourced join: {protocol}, {rows:,} live rows and {rows:,} outsourced rows "
+        f"({matched:,} matching keys), exact release, PRF route"
+    )
+    if counted is not None:
+        print(f"   matched rows in the listed groups: {counted:,}")
+    print(f"   load average before / after: {load[0]:.1f} / {load_after[0]:.1f} (2 cores)")
+    print(f"   owner's encryption (one-off)                  {got.encrypt_s:10.2f} s")
+    print(f"   helper: verify, mask, flood                   {got.helper_mask_s:10.2f} s")
+    print(
+        f"   owner's client: decrypt, share, seal          {got.owner_s:10.2f} s "
+        f"(CPU {got.owner_cpu_s:.2f} s)"
+    )
+    print(f"   masked batch to the owner                     {got.batch_bytes / 1e6:10.1f} MB")
+    print(f"   MPC after the owner answered                  {got.mpc_s:10.2f} s")
+    print(f"   whole job, outsourced                         {got.wall_s:10.2f} s")
+    print(f"   same job, both sides live                     {base_wall:10.2f} s")
+    for i in sorted(got.cpu_s):
+        print(
+            f"   party {i}: CPU {got.cpu_s[i]:7.2f} s (live job "
+            f"{base.statuses[i].cpu_seconds:6.2f} s), sent {got.bytes_sent[i] / 1e6:7.1f} MB, "
+            f"peak RSS {got.peak_rss_mb[i]:6.0f} MB"
         )
     for p in problems:
         print(f"   PROBLEM: {p}")
