@@ -7,7 +7,9 @@ MPyC over TLS) whose nodes offer ``parallel_sessions = max(k)``.
 Per run: the wall time from SubmitJob to the combined result, each party's worker CPU
 seconds summed over its k sessions and per session (``sessions.json`` in the node's job
 directory), the bytes sent per party (summed over its sessions), rounds (the largest
-session's), and the answer checked against pandas.
+session's), the answer checked against pandas, and the load average before and after.
+The owners' CSV files are read split over their sessions (``ensnif_mpc.data.split``), so
+an owner's CPU per session should fall about as 1/k plus each session's fixed cost.
 
     python bench/join_partitions.py [--rows 1000000 3000000] [--k 1 2 4]
 
@@ -140,6 +142,7 @@ def main() -> int:
                         },
                         "matches_pandas": ok,
                         "load_before": [round(x, 1) for x in load],
+                        "load_after": [round(x, 1) for x in os.getloadavg()],
                     }
                     rows_out.append(row)
                     print(json.dumps(row), flush=True)
