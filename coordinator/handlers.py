@@ -98,8 +98,9 @@ class Coordinator:
         listed = self.store.list_datasets()
         datasets = {(d.party, d.name): d for d in listed}
         kind = _kinds(listed, {p.name for p in self.store.list_parties()})
-        sizing = validate(spec, kind, lambda p, n: datasets.get((p, n)))
+        # Before the policy checks: what no helper serves says so, whatever the owner signed.
         outsourced.check_job(spec, self.store.host_of)  # one outsourced input, PRF joins
+        sizing = validate(spec, kind, lambda p, n: datasets.get((p, n)))
         job = self.store.create_job(
             uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
         )
