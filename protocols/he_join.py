@@ -352,6 +352,48 @@ def group_targets(groups: list[str]) -> tuple[list[int], np.ndarray]:
     return columns, np.array(values, dtype=object)
 
 
+LAGRANGE_POINTS = 64  # the most codes −B..B for which indicators are one polynomial each
+
+
+def lagrange_matrix(bound: int, targets: np.ndarray, modulus: int) -> np.ndarray:
+    """Coefficients (N × listed, N = 2·bound + 1, ascending powers) modulo ``modulus`` of
+    the polynomials L_c with L_c(c) = 1 and L_c(j) = 0 at every other integer j in
+    [−bound, bound]; a target outside the range gets the zero polynomial (no code has it)."""
+    points = list(range(-bound, bound + 1))
+    out = np.zeros((len(points), len(targets)), dtype=object)
+    for col, c in enumerate(int(t) for t in targets):
+        if not -bound <= c <= bound:
+            continue
+        poly = [1]  # Π_{j ≠ c} (x − j), ascending coefficients (a public table, not data)
+        scale = 1
+        for j in points:
+            if j == c:
+                continue
+            poly = [(a - j * b) % modulus for a, b in zip([0, *poly], [*poly, 0], strict=True)]
+            scale = scale * (c - j) % modulus
+        inverse = pow(scale, -1, modulus)
+        out[:, col] = [a * inverse % modulus for a in poly]
+    return out
+
+
+async def group_indicators(mpc: Any, codes: Any, targets: np.ndarray, bound: int) -> Any:
+    """m × listed secure indicators [code_i == target_j] for codes known to lie in
+    [−bound, bound] (declared bounds, checked at encryption). For at most
+    :data:`LAGRANGE_POINTS` codes: the powers code^0..code^(N−1) (N − 2 products per row,
+    log N rounds) times the public Lagrange table, exact in the field; else one secure
+    equality per row and target."""
+    sectype = type(codes).sectype if hasattr(type(codes), "sectype") else type(codes)
+    m, n = len(codes), 2 * bound + 1
+    if n > LAGRANGE_POINTS:
+        return mpc.np_equal(codes.reshape(m, 1), np.tile(targets.reshape(1, -1), (m, 1)))
+    powers = mpc.np_stack([sectype.array(np.ones(m, dtype=object)), codes], axis=1)
+    while powers.shape[1] < n:  # [p_0..p_(k−1)] → [p_0..p_(2k−1)]: one round
+        top = powers[:, -1:] * codes.reshape(m, 1)  # p_k
+        powers = mpc.np_hstack((powers, powers * top))
+    table = lagrange_matrix(bound, targets, int(sectype.field.modulus))
+    return mpc.np_matmul(powers[:, :n], sectype.field.array(table))
+
+
 async def join_group_by(ctx: Context) -> list[SecureOutput]:
     """``protocols.join.group_by._join_group_by`` when one side is outsourced (the caller
     adds the per-group minimum cohort's markers, as for two live owners).
@@ -433,11 +475,15 @@ async def join_group_by(ctx: Context) -> list[SecureOutput]:
     ctx.progress("aggregating", 0.8)
     ia, ib = match(ps_a, ps_b)
     listed, targets = group_targets(groups)
+    # The group code's declared bound |g| <= B (public in the catalog), from the holder.
+    got_bound = await mpc.transfer(
+        int(hosted.bounds[outsource_keys.LIMBS]) if ctx.index == hosted.position else None,
+        senders=[hosted.position],
+    )
+    bound = int(got_bound[0])
     totals: list[Any] = [secint(0)] * width
     if len(ia) and listed:
-        m = len(ia)
-        g = group_b[ib].reshape(m, 1)
-        hits = mpc.np_equal(g, np.tile(targets.reshape(1, -1), (m, 1)))  # m × listed groups
+        hits = await group_indicators(mpc, group_b[ib], targets, bound)
         w = flag_a[ia]
         counts = mpc.np_matmul(w, hits)
         sums = mpc.np_matmul(w * value_b[ib], hits)

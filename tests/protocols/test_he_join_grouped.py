@@ -54,16 +54,19 @@ def _group_by_pandas(
 
 
 @pytest.mark.timeout(900)
-def test_join_group_by_with_an_outsourced_second_side_is_pandas_s(tmp_path):
+@pytest.mark.parametrize("upper", [10, 100])
+def test_join_group_by_with_an_outsourced_second_side_is_pandas_s(tmp_path, upper):
     """B outsourced (key, int group, value), one row per key; the live A thresholds its
-    filter totals over repeated keys."""
+    filter totals over repeated keys. Group codes declared within [0, 10]: the indicators
+    by the Lagrange table; within [0, 100] (201 points > LAGRANGE_POINTS): by secure
+    equalities."""
     rng = np.random.default_rng(140)
     b_keys = rng.permutation(3000)[:900] + 10**6
     grp = rng.choice([1, 2, 3, 4], size=len(b_keys))  # 4 is not listed
     amount = rng.integers(0, 50_000, size=len(b_keys)) / 100
     outsourced = OutsourcedTable(
         {"cust": b_keys, "grp": grp, "amount": amount},
-        (KEY, Column("grp", "int", 0, 10), AMOUNT),
+        (KEY, Column("grp", "int", 0, upper), AMOUNT),
         {"key": "cust", "group": "grp", "value": "amount"},
         keys=("cust",),
     )
@@ -77,7 +80,7 @@ def test_join_group_by_with_an_outsourced_second_side_is_pandas_s(tmp_path):
     params = {**PRF, "groups": GROUPS, "threshold": 4.0}
     got = run(
         tmp_path, "join_group_by", live, outsourced, params, decimals=DECIMALS,
-        job_id="hejgb1", timeout=600.0, holder=1,
+        job_id=f"hejgb1u{upper}", timeout=600.0, holder=1,
     )  # fmt: skip
     want = _group_by_pandas(
         pd.DataFrame({"cust": a_keys, "filter": filt}),
