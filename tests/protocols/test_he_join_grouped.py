@@ -323,3 +323,41 @@ def test_a_dp_join_correlation_with_an_outsourced_first_side_is_within_six_sigma
         off = abs(float(opened[name]) - float(value))
         assert sigmas[name] > 0 and off <= 6 * sigmas[name], (name, off, sigmas[name])
     assert -1.0 <= got.outputs["r"] <= 1.0
+
+
+@pytest.mark.timeout(900)
+def test_the_outsourced_owner_s_min_cohort_withholds_its_small_groups(tmp_path):
+    """The outsourced second side signed min_cohort = 60: of the groups over the matched
+    keys, those with fewer joined rows open as 0 with their marker set, the others equal
+    pandas (the live owner's own minimum is 0)."""
+    from ensnif_mpc.results.shares import combine
+
+    rng = np.random.default_rng(143)
+    b_keys = rng.permutation(2000)[:600] + 10**6
+    grp = rng.choice([1, 2, 3], size=len(b_keys), p=[0.7, 0.25, 0.05])
+    amount = rng.integers(0, 50_000, size=len(b_keys)) / 100
+    outsourced = OutsourcedTable(
+        {"cust": b_keys, "grp": grp, "amount": amount},
+        (KEY, Column("grp", "int", 0, 10), AMOUNT),
+        {"key": "cust", "group": "grp", "value": "amount"},
+        keys=("cust",),
+    )
+    a_keys = np.concatenate([b_keys[:400], rng.permutation(np.arange(3000, 3500)) + 10**6])
+    live = OwnerTable({"cust": a_keys}, (KEY,), {"key": "cust"})
+    groups = ["1", "2", "3"]
+    got = run(
+        tmp_path, "join_group_by", live, outsourced, {**PRF, "groups": groups},
+        decimals=DECIMALS, job_id="hejgbmc", timeout=600.0, holder=1,
+        policy={"min_cohort": 60},
+    )  # fmt: skip
+    raw = combine(got.parts)
+    hit = pd.DataFrame({"cust": b_keys, "grp": grp, "v": _grid(amount)})[:400]
+    sizes = {g: int((hit["grp"] == int(g)).sum()) for g in groups}
+    assert sizes["1"] >= 60 > sizes["3"]  # one group answered, one withheld at least
+    for g in groups:
+        withheld = sizes[g] < 60
+        assert raw[f"withheld[{g}]"] == int(withheld), g
+        rows = hit[hit["grp"] == int(g)]
+        assert raw[f"count[{g}]"] == (0 if withheld else len(rows)), g
+        want_sum = 0 if withheld else Fraction(int(rows["v"].sum()), 10**DECIMALS)
+        assert raw[f"sum[{g}]"] == want_sum, g
