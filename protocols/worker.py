@@ -570,6 +570,27 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _lost_peer(mpc: Any) -> int | None:
+    """The first peer whose MPC link is closed, or None.
+
+    Why: when a peer ends (a failed parallel session, a killed process) while this party is
+    sending to it, MPyC's send fails inside the program with whatever the torn-down link
+    raises (an ``AttributeError`` on a transport already gone) before the peer watch's next
+    look. That failure is the peer's loss, not this worker's bug: it ends as ``peer_lost``,
+    as the watch would have said a moment later.
+    """
+    if mpc is None or mpc.start_time is None:  # not connected yet: a connect failure
+        return None
+    for peer in mpc.parties:
+        if peer.pid == mpc.pid:
+            continue
+        proto = getattr(peer, "protocol", None)
+        transport = getattr(proto, "transport", None)
+        if proto is None or transport is None or transport.is_closing():
+            return int(peer.pid)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     args = sys.argv[1:] if argv is None else argv
@@ -590,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Reporter(directory)
     report("starting", 0.0)
     siblings: list[tuple[Path, Any]] = []
+    mpc: Any = None
     try:
         definition = delivery.backend_definition(session)
         if definition is not None:  # another backend than MPyC: no MPC session, no MPyC
@@ -625,6 +647,11 @@ def main(argv: list[str] | None = None) -> int:
         return _leave(EXIT_FAILED)
     except Exception as exc:  # the worker's one boundary: record why, exit non-zero
         log.error("job %s failed: %s\n%s", session.job_id, exc, traceback.format_exc())
+        lost = _lost_peer(mpc)
+        if lost is not None:  # a send on a link the peer just closed: the peer's loss
+            msg = f"lost the MPC connection to party {lost} ({session.addresses[lost]})"
+            WorkerStatus("failed", 0.0, msg, report.bytes_sent, "peer_lost").write(directory)
+            return _leave(EXIT_FAILED)
         WorkerStatus(
             "failed",
             0.0,
