@@ -34,7 +34,7 @@ class EnsnifRun:
     # party -> worker phase -> seconds after submit when first seen (polled every 50 ms)
     phases: dict[str, dict[str, float]] = field(default_factory=dict)
     states: dict[str, float] = field(default_factory=dict)  # job state -> first seen
-    # party -> the worker's peak resident memory, sampled every 0.5 s (0 if never seen)
+    # party -> the worker's peak resident memory, sampled every 0.05 s (0 if never seen)
     max_rss_mb: list[float] = field(default_factory=list)
 
 
@@ -59,26 +59,33 @@ def _peak_memory_mb(pid: int) -> float:
 
 
 def _workers(dirs: dict[str, Path]) -> dict[str, int]:
-    """party -> pid of its worker process for this job (found by its command line)."""
-    wanted = {str(d): party for party, d in dirs.items()}
+    """party -> pid of its worker process for this job, found by its working directory.
+
+    A worker runs in its job's directory: a cold start is ``python -m protocols.worker
+    JOB_DIR``, a worker forked by the node's fork server keeps the server's command line
+    (``python -m protocols.standby``) and moves there, so the command line alone missed
+    every forked worker (the default) and their peak memory read 0."""
+    wanted = {str(d.resolve()): party for party, d in dirs.items()}
     found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            argv = (proc / "cmdline").read_bytes()
+            if b"protocols.worker" not in argv and b"protocols.standby" not in argv:
+                continue
+            cwd = str((proc / "cwd").readlink())
         except OSError:
             continue
-        if b"protocols.worker" in argv and len(argv) > 3:
-            party = wanted.get(argv[3].decode(errors="replace"))
-            if party is not None:
-                found[party] = int(proc.name)
+        party = wanted.get(cwd)
+        if party is not None:
+            found[party] = int(proc.name)
     return found
 
 
 class _PhaseWatcher(threading.Thread):
     """Polls every worker's status.json and notes when each phase first shows; samples the
-    workers' peak memory twice a second."""
+    workers' peak memory every 0.05 s."""
 
     def __init__(self, dirs: dict[str, Path], t0: float) -> None:
         super().__init__(daemon=True)
@@ -97,11 +104,13 @@ class _PhaseWatcher(threading.Thread):
                 except (OSError, ValueError, KeyError):
                     continue
                 self.seen[party].setdefault(phase, time.perf_counter() - self.t0)
-            if tick % 10 == 0:
-                if len(pids) < len(self.dirs):
-                    pids.update(_workers(self.dirs))
-                for party, pid in pids.items():
-                    self.memory[party] = max(self.memory[party], _peak_memory_mb(pid))
+            # Every 0.1 s until each party's worker is found, and each found worker's
+            # high-water mark every 0.05 s: a small job's workers live for a fraction of
+            # a second (three small reads of /proc per look).
+            if len(pids) < len(self.dirs) and tick % 2 == 0:
+                pids.update(_workers(self.dirs))
+            for party, pid in pids.items():
+                self.memory[party] = max(self.memory[party], _peak_memory_mb(pid))
             tick += 1
             self.done.wait(0.05)
 
