@@ -301,6 +301,8 @@ def _check_join(p: Any, inp: Any, dataset: Any, position: int, where: str) -> No
     used += [c for cols in inp.column_lists.values() for c in cols]
     if any(c in dataset.keys for c in used):
         raise InvalidArgument(f"{where}: a key column cannot be a value, feature or label")
+    if not {"group", "filter"} & set(inp.columns):
+        return
     declared = {c.name: c for c in dataset.columns}
     group = declared.get(inp.columns.get("group", ""))
     if group is not None and (group.type != "int" or group.decimals):
