@@ -493,7 +493,9 @@ class _Following:
             failed = self.reports.failed
             if self.reports.has_cause or self.ended >= set(self.order):
                 self.settled.set()
-        store.update_job(self.job_id, progress=snapshot)
+        # Shown at once, written at most once a second and with the job's state change
+        # (Store.set_progress: about 8 statuses per node per job were one commit each).
+        store.set_progress(self.job_id, snapshot)
         self.s.notify(self.job_id)
         if failed or all_delivered:
             self.done.set()

@@ -12,6 +12,8 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,12 +221,15 @@ def _job_update(names: tuple[str, ...], by_state: bool) -> Any:
     if by_state:
         where.append(jobs.c.state == bindparam("b_state"))
     values: dict[str, Any] = {n: bindparam(f"v_{n}") for n in names}
-    values["version"] = jobs.c.version + 1
+    values["version"] = jobs.c.version + bindparam("b_bump")
     return update(jobs).where(*where).values(values)
 
 
 _JOBS = Base.metadata.tables[JobRow.__tablename__]
 _JOB_BY_ID = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
+
+
+PROGRESS_WRITE_S = 1.0  # a running job's progress is written at most this often (set_progress)
 
 
 def _bound(values: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +248,12 @@ class Store:
         upgrade_schema(self.engine, Base.metadata, MIGRATIONS, BASELINE, marker="jobs")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._audit = audit.AuditLog(self._sessions, AuditRow, AuditAnchorRow, signer)
+        # A running job's latest progress, not yet written: job id -> (progress, updates
+        # since the last write), and when its progress was last written. See set_progress.
+        self._live: dict[str, tuple[dict[str, Any], int]] = {}
+        self._written_at: dict[str, float] = {}
+        self._live_lock = threading.Lock()
+        self._progress_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -435,7 +446,16 @@ class Store:
             row = conn.execute(_JOB_BY_ID, {"b_id": job_id}).first()
         if row is None:
             raise UnknownJob(f"no job {job_id!r}; `ensnif job list` shows the jobs")
-        return _job(row)
+        return self._with_live(_job(row))
+
+    def _with_live(self, rec: JobRecord) -> JobRecord:
+        """The record with its unwritten progress, and a version counting those updates
+        (so a watcher following versions sees every one)."""
+        with self._live_lock:
+            live = self._live.get(rec.id)
+        if live is None:
+            return rec
+        return dataclasses.replace(rec, progress=dict(live[0]), version=rec.version + live[1])
 
     def list_jobs(
         self, limit: int = 100, states: frozenset[JobState] | None = None
@@ -444,7 +464,7 @@ class Store:
             q = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit or 100)
             if states:
                 q = q.where(JobRow.state.in_([st.value for st in states]))
-            return [_job(r) for r in s.scalars(q).all()]
+            return [self._with_live(_job(r)) for r in s.scalars(q).all()]
 
     def transition(
         self,
@@ -462,13 +482,20 @@ class Store:
         values: dict[str, Any] = {"state": new.value, "updated_at": utcnow()}
         if reason or new.final:
             values.update(reason=reason, reason_code=reason_code)
+        with self._live_lock:  # the latest progress goes with the state change
+            live = self._live.pop(job_id, None)
+            if new.final:
+                self._written_at.pop(job_id, None)
+        bump = 1
+        if live is not None and "progress" not in fields:
+            values["progress"], bump = live[0], 1 + live[1]
         values.update(fields)
         # The state change and its audit record commit together (one transaction, one
         # commit): after a crash either both are there or neither.
         with self._audit.writing() as (s, record):
             res = s.execute(
                 _job_update(tuple(sorted(values)), by_state=True),
-                {"b_id": job_id, "b_state": old.value, **_bound(values)},
+                {"b_id": job_id, "b_state": old.value, "b_bump": bump, **_bound(values)},
             )
             changed = bool(res.rowcount)  # type: ignore[attr-defined]
             if changed:
@@ -479,16 +506,57 @@ class Store:
                     "reason_code": reason_code,
                 }
                 record("job_state", details, values["updated_at"].isoformat())
+        if not changed and live is not None:  # not this job's state any more: keep it
+            with self._live_lock:
+                self._live.setdefault(job_id, live)
         return changed
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Update non-state fields (progress, session) and bump the version watchers follow."""
         values = {"updated_at": utcnow(), **fields}
+        bump = 1
+        with self._live_lock:
+            if "progress" in fields:  # written now: no older unwritten progress may win
+                live = self._live.pop(job_id, None)
+                bump += live[1] if live else 0
         with self._sessions.begin() as s:
             s.execute(
                 _job_update(tuple(sorted(values)), by_state=False),
-                {"b_id": job_id, **_bound(values)},
+                {"b_id": job_id, "b_bump": bump, **_bound(values)},
             )
+
+    def set_progress(
+        self, job_id: str, progress: dict[str, Any], write_every_s: float = PROGRESS_WRITE_S
+    ) -> None:
+        """A running job's progress (every node's status), shown at once and written at
+        most every ``write_every_s``, and with the job's next state change.
+
+        Why: the scheduler hears about 8 statuses per node per job; written one commit
+        each, they were most of the coordinator's SQLite writes. Readers of this store
+        (``get_job``, ``list_jobs``: the watchers, the CLI) see the latest progress and a
+        version bumped per update either way. What a crash loses is only the progress heard
+        since the last write (phases, fractions, bytes, CPU seconds: display), never a job's
+        state, its audit record or a delivered share (``put_share`` commits at once); after
+        a restart the nodes' Watch streams send each party's current status again."""
+        with self._progress_lock:  # one writer at a time: a newer update never loses
+            now = time.monotonic()
+            if now - self._written_at.get(job_id, float("-inf")) < write_every_s:
+                with self._live_lock:
+                    before = self._live.get(job_id)
+                    self._live[job_id] = (dict(progress), (before[1] if before else 0) + 1)
+                return
+            self._written_at[job_id] = now
+            # The first update of a job, and then one per interval, is written.
+            self.update_job(job_id, progress=progress)
+            # Jobs not heard from for a while (ended, or quiet): their last progress is
+            # written and they are forgotten, so nothing stays here for long.
+            stale = [j for j, t in self._written_at.items() if now - t > 30 * write_every_s]
+            for other in stale:
+                del self._written_at[other]
+                with self._live_lock:
+                    last = self._live.get(other)
+                if last is not None:
+                    self.update_job(other, progress=last[0])
 
     def put_share(
         self, job_id: str, party: str, blob: bytes, signature: bytes, certificate_pem: str = ""

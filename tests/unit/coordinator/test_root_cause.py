@@ -56,6 +56,9 @@ class FakeStore:
     def update_job(self, job_id: str, **fields: Any) -> None:
         pass
 
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        pass
+
     def get_party(self, name: str) -> None:
         return None
 
