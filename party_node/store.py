@@ -195,7 +195,8 @@ class NodeStore:
         reason: str = "",
         reason_code: str = "",
     ) -> NodeJob:
-        with self._sessions.begin() as s:
+        now = utcnow()
+        with self._audit.writing() as (s, record):  # the job and its record, one commit
             row = NodeJobRow(
                 job_id=job_id,
                 state=str(state),  # the enum's value: the database holds plain strings
@@ -207,12 +208,13 @@ class NodeStore:
                 progress={},
                 sealed_share=b"",
                 version=0,
-                updated_at=utcnow(),
+                updated_at=now,
             )
             s.add(row)
             s.flush()
             rec = _rec(row)
-        self.audit(f"proposal_{state}", {"job": job_id, "reason_code": reason_code})
+            details = {"job": job_id, "reason_code": reason_code}
+            record(f"proposal_{state}", details, now.isoformat())
         return rec
 
     def live(self) -> list[NodeJob]:
@@ -243,15 +245,18 @@ class NodeStore:
         }
         if reason:
             values.update(reason=reason, reason_code=reason_code)
-        with self._sessions.begin() as s:
+        # The state change and its audit record in one transaction (one commit, where
+        # there were two on every job's path): after a crash both are there or neither.
+        with self._audit.writing() as (s, record):
             res = s.execute(
                 update(NodeJobRow)
                 .where(NodeJobRow.job_id == job_id, NodeJobRow.state == str(old))
                 .values(**values)
             )
             changed = bool(res.rowcount)  # type: ignore[attr-defined]
-        if changed:
-            self.audit(f"job_{new}", {"job": job_id, "from": str(old), "reason_code": reason_code})
+            if changed:
+                details = {"job": job_id, "from": str(old), "reason_code": reason_code}
+                record(f"job_{new}", details, values["updated_at"].isoformat())
         return changed
 
     # -- questions and approvals --------------------------------------------
