@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import re
 import statistics
@@ -118,6 +119,75 @@ def mpc_seconds(root: Path, job_id: str) -> float:
     return longest
 
 
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
+STEPS = (
+    ("submit → scheduled", "coordinator: awaiting approval .. scheduled (Propose everywhere)"),
+    ("scheduled → forked", "Start sent, the last node's fork server forked its worker"),
+    ("forked → MPyC start", "the last worker from its fork to its connect"),
+    ("MPyC start → connected", "first worker's connect until the last one is linked"),
+    ("connected → stop", "the sum, resharing (the MPyC session)"),
+    ("stop → done", "shutdown barrier, sealing, the result written"),
+    ("done → delivered", "worker exit until the last node delivered its share"),
+    ("delivered → succeeded", "the coordinator's last report to its final state"),
+)
+
+
+def _stamp(line: str) -> float | None:
+    m = _STAMP.match(line)
+    if m is None:
+        return None
+    return dt.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def log_steps(root: Path, job_id: str) -> dict[str, float] | None:
+    """One job's steps from the daemons' and workers' log stamps (ms resolution)."""
+    coord: dict[str, float] = {}
+    for line in (root / "logs" / "coordinator.log").read_text(errors="replace").splitlines():
+        m = re.search(rf"job {job_id} is (\w+)", line)
+        t = _stamp(line)
+        if m and t is not None:
+            coord.setdefault(m[1], t)
+    forked, delivered = [], []
+    for log in (root / "logs").glob("*.log"):
+        if log.name == "coordinator.log":
+            continue
+        for line in log.read_text(errors="replace").splitlines():
+            t = _stamp(line)
+            if t is None or job_id not in line:
+                continue
+            if "worker" in line and "started" in line:
+                forked.append(t)
+            elif "delivered" in line:
+                delivered.append(t)
+    worker: dict[str, list[float]] = {"start": [], "conn": [], "stop": [], "done": []}
+    marks = {"Start MPyC": "start", "parties connected": "conn", "Stop MPyC": "stop"}
+    for log in root.glob(f"state/*/jobs/{job_id}/worker.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            t = _stamp(line)
+            key = next((k for m, k in marks.items() if m in line), None)
+            if key is None and " done, " in line:
+                key = "done"
+            if t is not None and key is not None:
+                worker[key].append(t)
+    try:
+        at = [
+            coord["awaiting_approval"],
+            coord["scheduled"],
+            max(forked),
+            max(worker["start"]),
+            max(worker["conn"]),
+            max(worker["stop"]),
+            max(worker["done"]),
+            max(delivered),
+            coord["succeeded"],
+        ]
+    except (KeyError, ValueError):
+        return None
+    steps = {name: b - a for (name, _), a, b in zip(STEPS, at, at[1:], strict=True)}
+    steps["MPyC start → connected"] = max(worker["conn"]) - min(worker["start"])
+    return steps
+
+
 def one_job(client: Client, counter: RoundTrips, spec: jobspec.JobSpec) -> dict[str, Any]:
     counter.take()
     seen: dict[str, float] = {}
@@ -179,6 +249,7 @@ def consortium_runs(root: Path, standby: int, runs: int) -> list[dict[str, Any]]
                     cpu0 = daemon_cpu(lc)
                 got = one_job(client, counter, spec)
                 got["mpc_s"] = mpc_seconds(root, got["id"])
+                got["steps"] = log_steps(root, got["id"])
                 if n:  # the first job warms the coordinator's and nodes' connections
                     out.append(got)
                 time.sleep(0.3)  # as between real jobs
@@ -248,6 +319,14 @@ def print_table(rows: dict[int, list[dict[str, Any]]]) -> None:
             f"{_median(r, lambda x: statistics.median(x['cpu'])):>12.3f}" for r in rows.values()
         )
     )
+    for standby, r in rows.items():
+        logged = [x["steps"] for x in r if x.get("steps")]
+        if not logged:
+            continue
+        print(f"standby {standby}: from the log stamps (medians of {len(logged)} jobs, ms):")
+        for name, what in STEPS:
+            ms = statistics.median(x[name] for x in logged) * 1000
+            print(f"  {name:<24}{ms:>7.0f}  {what}")
     for standby, r in rows.items():
         cpu = r[-1]["daemon_cpu"]
         nodes = [v for k, v in cpu.items() if k != "coordinator"]
