@@ -183,7 +183,7 @@ def log_steps(root: Path, job_id: str) -> dict[str, float] | None:
         ]
     except (KeyError, ValueError):
         return None
-    steps = {name: b - a for (name, _), a, b in zip(STEPS, at, at[1:], strict=True)}
+    steps = {name: b - a for (name, _), a, b in zip(STEPS, at[:-1], at[1:], strict=True)}
     steps["MPyC start → connected"] = max(worker["conn"]) - min(worker["start"])
     return steps
 
