@@ -33,9 +33,9 @@ catalog's) and enters the count in the clear.
 What leaks, and to whom: as ``protocols.he_logistic`` (the helper the row count, the
 owner's client its masked rows, every party its shares); nothing about a row's gradient or
 whether it was clipped is opened.
-Cost: per step 2 comparisons, 5 truncations and 4 products per outsourced row (n·D
-multiplications of shares by public values are local), plus once ~3 truncations a row per
-Newton step.
+Cost per outsourced row and step: 2 comparisons (4 when Σ|w| > 8), 3 truncations and
+D + 4 products of shares (z = X·w is local); once per job, 3 truncations and 3 products per
+Newton step; the sum's truncation is one per coordinate, not per row.
 """
 
 from __future__ import annotations
