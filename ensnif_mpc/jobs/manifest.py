@@ -64,6 +64,11 @@ def build(
                 f" (The {join_path.PRF} route is taken instead if the session's integers "
                 f"need more than {limit} bits.)"
             )
+        if path == join_path.DEALER:  # only the helper node knows, at Start, that it is one
+            leakage += (
+                " (If an owner's rows are outsourced, the helper plays that owner and cannot "
+                f"also deal: the {join_path.MPC_ONLY} route is taken instead.)"
+            )
     try:
         parallel = sessions.requested(spec.params)
     except ValueError:

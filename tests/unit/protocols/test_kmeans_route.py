@@ -31,6 +31,7 @@ def test_two_owners_and_a_helper_take_the_dealer_route_and_the_manifest_says_so(
     m = _manifest(2, ["helper"])
     assert m["join_path"] == join_path.DEALER == kmeans_ring.route(3, 1, 2)
     assert "helper deals correlated randomness" in m["leakage"]
+    assert "outsourced, the helper plays that owner" in m["leakage"]  # then all in MPyC
     assert "route      two-owner-dealer" in manifest.render(m)
 
 
@@ -38,3 +39,4 @@ def test_three_owners_run_all_in_mpyc() -> None:
     m = _manifest(3, [])
     assert m["join_path"] == join_path.MPC_ONLY == kmeans_ring.route(3, 1, 3)
     assert kmeans_ring.route(5, 2, 2) == join_path.MPC_ONLY
+    assert "outsourced, the helper plays that owner" not in m["leakage"]
