@@ -368,41 +368,38 @@ class Supervisor:
     def _watch(self, job: NodeJob, handle: JobHandle) -> None:
         """A running worker: relay its progress, deliver its share, or end it on time."""
         directory = self.workspace.path(job.job_id)
-        status = WorkerStatus.read(directory)
-        if status is not None:
-            progress = {
-                "phase": status.phase,
-                "fraction": status.fraction,
-                # A failure's message is the job's reason, filtered with its code at the end.
-                "message": "" if status.phase == "failed" else status.message,
-                "bytes_sent": status.bytes_sent,
-                "messages_sent": status.messages_sent,
-                "rounds": status.rounds,
-                "cpu_seconds": status.cpu_seconds,
-            }
-            if progress != job.progress:
-                self.store.set_progress(job.job_id, progress)
-                self.hub.notify(job.job_id)
         rc = handle.poll()
+        # Read after the poll: a worker that exited wrote its last status before it did, so
+        # its reason is never a stale phase's (read before the poll, a worker that failed in
+        # between ended as worker_failed with its own reason lost).
+        status = WorkerStatus.read(directory)
+        progress = _progress(status)
+        changed = progress is not None and progress != job.progress
+        if changed and rc is None:
+            self.store.set_progress(job.job_id, progress or {})
+            self.hub.notify(job.job_id)
         if rc is not None:
+            # An ended worker's last progress goes with the job's end, in its one commit
+            # and one push (it was a commit and a push of its own on every job's path).
+            last = {"progress": progress} if changed else {}
             result = directory / RESULT_FILE
             if rc == 0 and result.exists():
                 blob = result.read_bytes()
                 try:
                     self._keep_artifacts(job, directory)
                 except EnsnifError as exc:
-                    self.end(job, S.FAILED, exc.message, exc.reason)
+                    self.end(job, S.FAILED, exc.message, exc.reason, **last)
                     return
                 # Signed for its position: this node's own, or an outsourced owner's it plays.
                 position = job.data["party_order"][job.party_index]
                 signature = delivery.sign_share(self.key_pem, job.job_id, position, blob)
                 data = {**job.data, "share_signature": signature.hex()}
-                self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data)
+                self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data, **last)
                 log.info("job %s: delivered", job.job_id)
             else:
                 msg = status.message if status and status.phase == "failed" else ""
                 code = status.reason_code if status and status.reason_code else "worker_failed"
-                self.end(job, S.FAILED, msg or f"worker exited with code {rc}", code)
+                self.end(job, S.FAILED, msg or f"worker exited with code {rc}", code, **last)
             return
         elapsed = time.monotonic() - self._started.get(job.job_id, time.monotonic())
         phase = status.phase if status else "starting"
@@ -425,3 +422,19 @@ class Supervisor:
                 f"job exceeded the node's limit of {self.cfg.job_timeout_s:.0f}s",
                 "timeout",
             )
+
+
+def _progress(status: WorkerStatus | None) -> dict[str, Any] | None:
+    """What a worker's status shows of its progress (None before its first status)."""
+    if status is None:
+        return None
+    return {
+        "phase": status.phase,
+        "fraction": status.fraction,
+        # A failure's message is the job's reason, filtered with its code at the end.
+        "message": "" if status.phase == "failed" else status.message,
+        "bytes_sent": status.bytes_sent,
+        "messages_sent": status.messages_sent,
+        "rounds": status.rounds,
+        "cpu_seconds": status.cpu_seconds,
+    }
