@@ -59,26 +59,31 @@ def _cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
-    """smallshop's profile and key, its amounts, uploaded to the helper and published."""
-    root = tmp_path_factory.mktemp("smallshop")
+def owner_profile(consortium: Consortium, root: Path) -> Path:
+    """smallshop, a member without a node: its consortium certificate and a CLI profile
+    (no coordinator: it talks to the helper node only)."""
     files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
     profile = root / "profile.toml"
     profile.write_text(
         f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
         f'cert = "{files.cert}"\nkey = "{files.key}"\n'
     )
-    amounts = np.random.default_rng(11).integers(0, 100_000, size=700, endpoint=True)
-    (root / "payments.csv").write_text(
-        "amount\n" + "\n".join(f"{v / 100:.2f}" for v in amounts) + "\n"
-    )
-    (root / "schema.toml").write_text(SCHEMA)
+    return profile
+
+
+def entrust(
+    consortium: Consortium, profile: Path, table: Path, name: str, schema: str
+) -> tuple[str, str]:
+    """The owner's real CLI: a BFV key made in its directory, ``table`` encrypted under it as
+    dataset ``name`` with ``schema``, uploaded to the helper node; (key directory, helper's
+    address)."""
+    root = table.parent
+    (root / "schema.toml").write_text(schema)
     key = str(root / "key")
     assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
     enc = _cli(
-        profile, "outsource", "encrypt", "--dataset", str(root / "payments.csv"),
-        "--name", "payments", "--schema", str(root / "schema.toml"), "--key", key,
+        profile, "outsource", "encrypt", "--dataset", str(table),
+        "--name", name, "--schema", str(root / "schema.toml"), "--key", key,
         "--out", str(root / "up"), "--helper", "helper",
     )  # fmt: skip
     assert enc.returncode == 0, enc.stderr
@@ -86,6 +91,19 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
               "--node-name", "helper")  # fmt: skip
     assert up.returncode == 0, up.stderr
+    return key, node
+
+
+@pytest.fixture(scope="module")
+def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
+    """smallshop's profile and key, its amounts, uploaded to the helper and published."""
+    root = tmp_path_factory.mktemp("smallshop")
+    profile = owner_profile(consortium, root)
+    amounts = np.random.default_rng(11).integers(0, 100_000, size=700, endpoint=True)
+    (root / "payments.csv").write_text(
+        "amount\n" + "\n".join(f"{v / 100:.2f}" for v in amounts) + "\n"
+    )
+    key, node = entrust(consortium, profile, root / "payments.csv", "payments", SCHEMA)
     return profile, key, node, amounts
 
 

@@ -18,10 +18,9 @@ import pytest
 
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import state_name
-from ensnif_mpc.security import pki
 from tests.consortium import Consortium
 from tests.helpers import wait_for
-from tests.integration.test_outsourced_jobs import ROOT, _cli, _env
+from tests.integration.test_outsourced_jobs import ROOT, _env, entrust, owner_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300, connect_timeout_s=12.0)]
 SCHEMA = """
@@ -58,12 +57,7 @@ def _orders(consortium: Consortium) -> pd.DataFrame:
 def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     """smallshop's customers: about half of grocery's, and as many others, uploaded."""
     root = tmp_path_factory.mktemp("smallshop")
-    files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
-    profile = root / "profile.toml"
-    profile.write_text(
-        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
-        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
-    )
+    profile = owner_profile(consortium, root)
     rng = np.random.default_rng(23)
     grocery = sorted(set(_orders(consortium)["customer_id"]))
     mine = [c for c in grocery if rng.random() < 0.5] + [f"X{i:07d}" for i in range(200)]
@@ -72,19 +66,7 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     (root / "customers.csv").write_text(
         "customer_id,visits\n" + "".join(f"{c},{v}\n" for c, v in zip(ids, visits, strict=True))
     )
-    (root / "schema.toml").write_text(SCHEMA)
-    key = str(root / "key")
-    assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
-    enc = _cli(
-        profile, "outsource", "encrypt", "--dataset", str(root / "customers.csv"),
-        "--name", "customers", "--schema", str(root / "schema.toml"), "--key", key,
-        "--out", str(root / "up"), "--helper", "helper",
-    )  # fmt: skip
-    assert enc.returncode == 0, enc.stderr
-    node = f"127.0.0.1:{consortium.nodes['helper'].port}"
-    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
-              "--node-name", "helper")  # fmt: skip
-    assert up.returncode == 0, up.stderr
+    key, node = entrust(consortium, profile, root / "customers.csv", "customers", SCHEMA)
     with consortium.client() as client:
         wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 5, "published")
     return profile, key, node, ids, visits

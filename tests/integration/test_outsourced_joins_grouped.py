@@ -20,10 +20,9 @@ import pytest
 
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import state_name
-from ensnif_mpc.security import pki
 from tests.consortium import Consortium
 from tests.helpers import wait_for
-from tests.integration.test_outsourced_jobs import ROOT, _cli, _env
+from tests.integration.test_outsourced_jobs import ROOT, _env, entrust, owner_profile
 from tests.integration.test_outsourced_joins import _orders, _owner_line, _run
 
 pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300, connect_timeout_s=12.0)]
@@ -65,12 +64,7 @@ max_rho = 0.5
 def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     """smallshop's customers: about half of grocery's, and as many others, uploaded."""
     root = tmp_path_factory.mktemp("smallshop")
-    files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
-    profile = root / "profile.toml"
-    profile.write_text(
-        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
-        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
-    )
+    profile = owner_profile(consortium, root)
     rng = np.random.default_rng(29)
     grocery = sorted(set(_orders(consortium)["customer_id"]))
     mine = [c for c in grocery if rng.random() < 0.5] + [f"X{i:07d}" for i in range(200)]
@@ -81,19 +75,7 @@ def owner(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     (root / "customers.csv").write_text(
         "customer_id,segment,visits,member\n" + "".join(f"{c},{s},{v},{m}\n" for c, s, v, m in rows)
     )
-    (root / "schema.toml").write_text(SCHEMA)
-    key = str(root / "key")
-    assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
-    enc = _cli(
-        profile, "outsource", "encrypt", "--dataset", str(root / "customers.csv"),
-        "--name", "customers", "--schema", str(root / "schema.toml"), "--key", key,
-        "--out", str(root / "up"), "--helper", "helper",
-    )  # fmt: skip
-    assert enc.returncode == 0, enc.stderr
-    node = f"127.0.0.1:{consortium.nodes['helper'].port}"
-    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
-              "--node-name", "helper")  # fmt: skip
-    assert up.returncode == 0, up.stderr
+    key, node = entrust(consortium, profile, root / "customers.csv", "customers", SCHEMA)
     with consortium.client() as client:
         wait_for(lambda: any(d.party == "smallshop" for d in client.datasets()), 5, "published")
     table = pd.DataFrame({"segment": segment, "visits": visits}, index=ids.tolist())

@@ -21,9 +21,8 @@ from sklearn.cluster import KMeans
 
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.sdk.client import state_name
-from ensnif_mpc.security import pki
 from tests.consortium import Consortium
-from tests.integration.test_outsourced_jobs import ROOT, _cli, _env
+from tests.integration.test_outsourced_jobs import ROOT, _env, entrust, owner_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.consortium(rows=300, connect_timeout_s=12.0)]
 SCHEMA = """
@@ -63,12 +62,7 @@ def shop(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     """smallshop's profile, key and rows (three clusters; a label from a logistic model),
     encrypted, uploaded to the helper and published."""
     root = tmp_path_factory.mktemp("smallshop")
-    files = pki.issue(consortium.lc.pki_dir, "smallshop", "analyst")
-    profile = root / "profile.toml"
-    profile.write_text(
-        f'coordinator = "127.0.0.1:1"\n[tls]\nca = "{files.ca}"\n'
-        f'cert = "{files.cert}"\nkey = "{files.key}"\n'
-    )
+    profile = owner_profile(consortium, root)
     rng = np.random.default_rng(21)
     centers = np.array([[15.0, 25.0], [45.0, 85.0], [85.0, 35.0]])
     x = np.round(
@@ -77,19 +71,7 @@ def shop(consortium: Consortium, tmp_path_factory: pytest.TempPathFactory):
     y = (rng.uniform(size=ROWS) < 1 / (1 + np.exp(-(x @ [0.06, -0.04] - 0.5)))).astype(int)
     lines = [f"{a:.1f},{b:.1f},{c}" for (a, b), c in zip(x, y, strict=True)]
     (root / "rows.csv").write_text("x0,x1,y\n" + "\n".join(lines) + "\n")
-    (root / "schema.toml").write_text(SCHEMA)
-    key = str(root / "key")
-    assert _cli(profile, "outsource", "keygen", "--key", key).returncode == 0
-    enc = _cli(
-        profile, "outsource", "encrypt", "--dataset", str(root / "rows.csv"),
-        "--name", "visits", "--schema", str(root / "schema.toml"), "--key", key,
-        "--out", str(root / "up"), "--helper", "helper",
-    )  # fmt: skip
-    assert enc.returncode == 0, enc.stderr
-    node = f"127.0.0.1:{consortium.nodes['helper'].port}"
-    up = _cli(profile, "outsource", "upload", "--dir", str(root / "up"), "--node", node,
-              "--node-name", "helper")  # fmt: skip
-    assert up.returncode == 0, up.stderr
+    key, node = entrust(consortium, profile, root / "rows.csv", "visits", SCHEMA)
     return profile, key, node, x, y
 
 
