@@ -177,7 +177,7 @@ def _arrow_tags(tag_key: bytes, keys: Any) -> np.ndarray:
     the kind and length block, then the UTF-8 bytes zero-padded to whole blocks)."""
     import pyarrow as pa
 
-    from protocols.tagging import _CHUNK, STR_KIND, _aes, _blocks, _int_tags, tags
+    from protocols.tagging import _aes, _int_tags, packed_str_tags, tags
 
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
@@ -194,30 +194,7 @@ def _arrow_tags(tag_key: bytes, keys: Any) -> np.ndarray:
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    aes = _aes(tag_key)
-    first = np.empty((len(keys), 2), dtype=">u8")
-    first[:, 0] = np.frombuffer(STR_KIND, dtype=">u8")[0]
-    first[:, 1] = lengths
-    head = first.view(np.uint8).reshape(-1, 16)
-    nblocks = (lengths + 15) // 16
-    out = np.empty(len(keys), dtype="<u8")
-    for at in range(0, len(keys), _CHUNK):
-        rows = slice(at, at + _CHUNK)
-        most = int(nblocks[rows].max())
-        state = _blocks(aes, head[rows]).copy()
-        if most:
-            width = np.arange(16 * most, dtype=np.int64)
-            index: np.ndarray = np.add(starts[rows, None], width)
-            inside = width < lengths[rows, None]
-            padded = np.where(inside, data[np.minimum(index, max(len(data) - 1, 0))], 0)
-            padded = padded.astype(np.uint8)
-            for j in range(most):
-                live = nblocks[rows] > j
-                block = padded[live, 16 * j : 16 * (j + 1)]
-                state[live] = _blocks(aes, state[live] ^ block)
-        out[rows] = state[:, :8].copy().view("<u8")[:, 0]
-    return out
+    return packed_str_tags(_aes(tag_key), data, offsets)
 
 
 _APPLIED = [False]

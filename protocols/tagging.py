@@ -55,19 +55,33 @@ def _int_tags(aes: Any, keys: np.ndarray) -> np.ndarray:
 def _str_tags(aes: Any, keys: list[str]) -> np.ndarray:
     encoded = list(map(str.encode, keys))  # TypeError for anything but a str
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    first = np.empty((len(encoded), 2), dtype=">u8")
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return packed_str_tags(aes, np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
+
+
+def packed_str_tags(aes: Any, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The tags of string keys held packed: key i's UTF-8 bytes are
+    ``data[offsets[i]:offsets[i + 1]]`` (Arrow's layout, so an Arrow column is tagged from its
+    buffers without a Python string per key). Each key's MAC runs over its kind-and-length
+    block, then its bytes zero-padded to whole blocks, stopping after its own last block."""
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    first = np.empty((len(lengths), 2), dtype=">u8")
     first[:, 0] = np.frombuffer(STR_KIND, dtype=">u8")[0]
     first[:, 1] = lengths
     head = first.view(np.uint8).reshape(-1, 16)
     nblocks = (lengths + 15) // 16
-    out = np.empty(len(encoded), dtype="<u8")
-    for at in range(0, len(encoded), _CHUNK):
+    out = np.empty(len(lengths), dtype="<u8")
+    last = max(len(data) - 1, 0)
+    for at in range(0, len(lengths), _CHUNK):
         rows = slice(at, at + _CHUNK)
         most = int(nblocks[rows].max())
         state = _blocks(aes, head[rows]).copy()  # written in place below
-        if most:  # numpy pads every key's bytes with zeros to the chunk's widest
-            padded = np.array(encoded[rows], dtype=f"S{16 * most}").view(np.uint8)
-            padded = padded.reshape(-1, 16 * most)
+        if most:  # every key's bytes gathered into the chunk's widest, zero-padded
+            width = np.arange(16 * most, dtype=np.int64)
+            index: np.ndarray = np.add(starts[rows, None], width)
+            inside = width < lengths[rows, None]
+            padded = np.where(inside, data[np.minimum(index, last)], 0).astype(np.uint8)
             for j in range(most):
                 live = nblocks[rows] > j  # a key's MAC stops after its own last block
                 block = padded[live, 16 * j : 16 * (j + 1)]
