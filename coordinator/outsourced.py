@@ -125,17 +125,8 @@ def _policy(raw: dict[str, Any], remaining: float) -> PrivacyPolicy:
 # -- jobs over outsourced datasets, checked at submit -------------------------------------
 # The private joins a helper serves with an outsourced side: only on the PRF route
 # (protocols/he_join.py says why), so a job must ask for it and its manifest names it.
-OUTSOURCED_JOINS = frozenset(
-    {
-        "intersection_size",
-        "intersection_sum",
-        "join_regression",
-        "join_group_by",
-        "join_correlation",
-        "join_moments",
-    }
-)
-PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
+OUTSOURCED_JOINS = join_path.OUTSOURCED_JOINS
+PRF_ROUTE = join_path.PRF
 # Why each private join not in OUTSOURCED_JOINS takes no outsourced side (refused at
 # submit, ``outsourced_join_unsupported``, before a helper or an owner is asked).
 UNSERVED_JOINS = {

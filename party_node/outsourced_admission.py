@@ -37,7 +37,7 @@ from typing import Any
 
 from ensnif_mpc.data.schema import Column, PrivacyPolicy
 from ensnif_mpc.errors import InvalidArgument, InvalidConfig, PolicyViolation
-from ensnif_mpc.jobs import checks
+from ensnif_mpc.jobs import checks, join_path
 from ensnif_mpc.privacy.dp import ReleasePlan
 from party_node.policy import Verdict
 
@@ -49,16 +49,9 @@ ROWS = ("linear_regression", "logistic_regression", "kmeans")
 UNLABELLED = ("kmeans",)  # rows of features only
 # A private join with an outsourced side (protocols/he_join.py): the key column's hash limbs
 # and, on the first side, the value column, converted row by row, on the PRF route only.
-JOINS = (
-    "intersection_size",
-    "intersection_sum",
-    "join_regression",
-    "join_group_by",
-    "join_correlation",
-    "join_moments",
-)
+JOINS = tuple(sorted(join_path.OUTSOURCED_JOINS))
 CONVERTIBLE = (*TOTALS, *BINNED, *ROWS, *JOINS)
-PRF_ROUTE = "prf-shuffle"  # ensnif_mpc.jobs.join_path.PRF
+PRF_ROUTE = join_path.PRF
 KEY_LIMBS, KEY_LIMB_BOUND = 8, 2**16 - 1  # ensnif_mpc.he.outsource_keys (no TenSEAL here)
 # The 2^-40 row hiding of ``ensnif_mpc/he/outsource_rows.py`` needs every converted
 # column's bound below this on its grid (2^(57 − 40); the same constant, no TenSEAL here).

@@ -45,6 +45,18 @@ ALIGNED_PROTOCOLS = frozenset(
 TAGGED_PROTOCOLS = SELECTION_PROTOCOLS | ALIGNED_PROTOCOLS
 # These sum in the ring Z_2^64 (signed): the session's integers must fit. The correlation
 # sums in the MPyC field itself (Z_p), where every session's integers fit.
+# The private joins that take one outsourced side (protocols/he_join.py): on the PRF route
+# only. The coordinator refuses the others at submit; the helper node serves these.
+OUTSOURCED_JOINS = frozenset(
+    {
+        "intersection_size",
+        "intersection_sum",
+        "join_regression",
+        "join_group_by",
+        "join_correlation",
+        "join_moments",
+    }
+)
 RING_PROTOCOLS = frozenset({"intersection_size", "intersection_sum", "join_group_by"})
 MAX_BITS = 62
 # Models whose exact release has a two-owner route with the helper as dealer

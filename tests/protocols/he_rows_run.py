@@ -31,6 +31,7 @@ from ensnif_mpc.he import (
     outsource_table,
 )
 from ensnif_mpc.he.keys import KeyDir
+from ensnif_mpc.jobs import join_path
 from ensnif_mpc.jobs.worker_session import SESSION_FILE
 from ensnif_mpc.results.shares import combine
 from ensnif_mpc.security import mpc_session, pki
@@ -46,14 +47,7 @@ from tests.protocols.harness import (
 )
 
 OWNER = "cityoffice"
-JOINS = (  # party_node/outsourced_admission.JOINS: a join side converted row by row
-    "intersection_size",
-    "intersection_sum",
-    "join_regression",
-    "join_group_by",
-    "join_correlation",
-    "join_moments",
-)
+JOINS = join_path.OUTSOURCED_JOINS  # a join side converted row by row
 HOLDER = 1  # the outsourced owner's position, played by the helper
 
 
