@@ -5,15 +5,20 @@ the protocol programs), about 0.5–1 s of CPU per party per job. A standby proc
 imports them and then *becomes* one job's worker (the first design) takes that time off the
 job's path but not off the machine: every job still pays one import per party, which capped
 a loaded 2-core machine near 20 small jobs a minute. This server imports once per node and
-forks one child per job. A fork copies the imported modules copy-on-write in well under
-10 ms; the child then becomes that job's worker exactly as ``python -m protocols.worker
-JOB_DIR`` would (same session file, same log, same exit codes).
+forks one child per job. A fork copies the imported modules copy-on-write in a few ms; the
+child then becomes that job's worker exactly as ``python -m protocols.worker JOB_DIR`` would
+(same session file, same log, same exit codes). Even those ms are taken off the job's path:
+the server keeps one child forked ahead (idle, detached, nothing of any job in it) that
+blocks on a pipe until the next job's directory arrives, and forks the next idle child only
+after the job's worker ended and its share was delivered (or half a second after a hand-off
+on a busy node), so that fork does not compete for CPU with a job on its path. A job that
+finds no idle child gets one forked at once.
 
 What it may hold: code only. The server never reads a session, data or a key: it reads
-job directories from its stdin, one per line, and for each forks a child that reads its
-own job's files. A child serves exactly one job and exits; nothing flows back from a child
-to the server but its exit status, so no child's data can reach the next child. MPyC's
-runtime module is the one import left for the child, because importing it parses
+job directories from its stdin, one per line, and hands each to the idle child (or forks
+one), which reads its own job's files. A child serves exactly one job and exits; nothing
+flows back from a child to the server but its exit status, so no child's data can reach the
+next child. MPyC's runtime module is the one import left for the child, because importing it parses
 ``sys.argv`` and builds the runtime from the session's options (about 0.06 s). What the
 children do share with each other is the server's memory layout (as Android's zygote
 children do): the same addresses for the same code. That weakens address randomization
@@ -27,7 +32,8 @@ The wire, line by line (paths contain no newline: job ids are alphanumeric):
 
 - node → server (stdin): ``JOB_DIR``; closing stdin asks the server to exit once its
   running children have ended;
-- server → node (stdout): ``ready`` once the imports are done; ``started PID`` for every
+- server → node (stdout): ``ready`` once the imports are done and the first idle child is
+  forked; ``started PID`` for every
   directory in the order received (a directory sent before ``ready`` waits for it); and
   ``exit PID RC`` when that child ends (RC as ``subprocess`` reports it: negative for a
   signal), pushed the moment it is reaped (a pidfd per child), so the node learns a job's end
@@ -45,7 +51,9 @@ import importlib
 import os
 import select
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 # MPyC's modules that import without building a runtime (mpyc.runtime parses sys.argv).
@@ -71,12 +79,15 @@ _LATE = (
     "ensnif_mpc.data.file_source",
     "ensnif_mpc.data.sources",
     "ensnif_mpc.results.envelope",
+    "protocols.he_outsourced",
     "protocols.transport_stats",
     "protocols.rounds",
     "pandas",
     "pyarrow.csv",
     "pyarrow.dataset",
     "pyarrow.fs",
+    "pyarrow.acero",
+    "encodings.utf_8_sig",
     "configparser",
     "concurrent.futures.thread",
     "encodings.idna",
@@ -121,9 +132,10 @@ def prepare() -> None:
             importlib.import_module(module)
 
 
-def _run_child(directory: Path, server_pid: int, inherited: list[int]) -> int:
-    """In the forked child: cut every tie to the server but the exit status, then run the
-    job's worker."""
+def _detach(server_pid: int, inherited: list[int]) -> None:
+    """In a forked child: cut every tie to the server but the exit status (and, for an idle
+    child, the pipe its job directory comes on): its own session, death with the server,
+    none of the server's pipes or pidfds, and no output to the server's report stream."""
     from ensnif_mpc.procs import PARENT_ENV, die_with_parent
 
     os.setsid()  # its own process group: the node stops the worker and what it forks
@@ -132,24 +144,42 @@ def _run_child(directory: Path, server_pid: int, inherited: list[int]) -> int:
     for fd in inherited:  # the server's other pipes and pidfds are not the job's
         with contextlib.suppress(OSError):
             os.close(fd)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
     os.close(null)
+    import numpy as np
+
+    np.random.seed()  # the legacy global generator, from the OS (a fork copied the server's)
+
+
+def _run_job(directory: Path) -> int:
+    """In a detached child: become ``directory``'s worker."""
     # Its output goes where a cold-started worker's does (worker.out in the job directory).
     out = os.open(directory / "worker.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(out)
-    import numpy as np
-
-    np.random.seed()  # the legacy global generator, from the OS (a fork copied the server's)
     from protocols.worker import main as run_job
 
     return run_job([str(directory)])
 
 
-def _fork_job(directory: Path, inherited: list[int]) -> int:
-    server_pid = os.getpid()
+def _await_job(source: int) -> Path | None:
+    """In an idle child: block until the server sends the one job directory this child will
+    serve (None: the server closed the pipe without one, so the child has nothing to do)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(source, 4096)
+        if not chunk:
+            return None
+        line += chunk
+    os.close(source)
+    return Path(line.decode().strip())
+
+
+def _fork(body: Callable[[], int]) -> int:
+    """Fork a child that runs ``body`` and exits with its code; the child's pid."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -157,7 +187,7 @@ def _fork_job(directory: Path, inherited: list[int]) -> int:
         return pid
     code = 1
     try:
-        code = _run_child(directory, server_pid, inherited)
+        code = body()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -167,6 +197,76 @@ def _fork_job(directory: Path, inherited: list[int]) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _fork_job(directory: Path, inherited: list[int]) -> int:
+    """A child forked for ``directory`` now (no idle child was ready)."""
+    server_pid = os.getpid()
+
+    def body() -> int:
+        _detach(server_pid, inherited)
+        return _run_job(directory)
+
+    return _fork(body)
+
+
+class _Idle:
+    """One pre-forked child, detached and waiting on a pipe for its job directory.
+
+    Why: the fork (copying the server's page tables) and the child's own set-up are done
+    before any job arrives, so a job's worker starts the moment its directory is written to
+    the pipe. The child holds nothing of any job until then, and serves exactly that one
+    job: once handed a directory it is an ordinary job child. An idle child that died is
+    never handed a job: its pidfd shows its end and it is replaced."""
+
+    def __init__(self, inherited: list[int]) -> None:
+        server_pid = os.getpid()
+        source, self.pipe = os.pipe()
+
+        def body() -> int:
+            _detach(server_pid, [*inherited, self.pipe])
+            directory = _await_job(source)
+            return 0 if directory is None else _run_job(directory)
+
+        self.pid = _fork(body)
+        os.close(source)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except OSError:  # no pidfd (old kernel): its end is noticed at hand-off instead
+            self.pidfd = -1
+
+    def fds(self) -> list[int]:
+        return [fd for fd in (self.pipe, self.pidfd) if fd >= 0]
+
+    def alive(self) -> bool:
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+        except ChildProcessError:
+            return False
+
+    def hand(self, directory: Path) -> bool:
+        """Give the child its job; False if it died while idle (it is then reaped)."""
+        if not self.alive():
+            self.close()
+            return False
+        try:
+            os.write(self.pipe, f"{directory}\n".encode())  # < PIPE_BUF: one atomic write
+        except OSError:  # it died between the check and the write
+            self.close()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            return False
+        os.close(self.pipe)
+        if self.pidfd >= 0:
+            os.close(self.pidfd)  # the job's children table opens its own
+        return True
+
+    def close(self) -> None:
+        """No job for it (the server stops, or it died): closing its pipe ends it."""
+        for fd in self.fds():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.pipe = self.pidfd = -1
 
 
 class _Children:
@@ -203,22 +303,49 @@ class _Children:
         return ended
 
 
-def serve(stdin: int = 0, stdout: int = 1) -> int:
-    """Fork one worker per job directory read from ``stdin``; report on ``stdout``."""
+# The next idle child is forked this long after the last job child ended (past the node's
+# delivery of that job's share), or this long after the last hand-off on a node that is never
+# without a job: never at once, so its fork takes no CPU from a job while it starts, connects
+# and delivers.
+REFILL_AFTER_EXIT_S = 0.05
+REFILL_S = 0.5
+
+
+def serve(stdin: int = 0, stdout: int = 1, prefork: bool = True) -> int:
+    """Fork one worker per job directory read from ``stdin``; report on ``stdout``.
+
+    With ``prefork``, one idle child waits for the next job (:class:`_Idle`); a job that
+    finds none gets a child forked for it at once."""
 
     def say(line: str) -> None:
         with contextlib.suppress(OSError):  # the node went: pdeathsig ends us anyway
             os.write(stdout, f"{line}\n".encode())
 
-    say("ready")
     children = _Children()
+
+    def inherited() -> list[int]:
+        # fds 0-2 are replaced in a child; any other pipe or pidfd of the server is closed.
+        return [*(fd for fd in (stdin, stdout) if fd > 2), *children.fds()]
+
+    idle = _Idle(inherited()) if prefork else None
+    refill_at: float | None = None
+    say("ready")
     pending = b""
     reading = True
     while reading or children.by_fd:
         watched = ([stdin] if reading else []) + children.fds()
-        # Only children without a pidfd need a timeout (a periodic reap).
-        timeout = 0.2 if any(fd < 0 for fd in children.by_fd) else None
-        ready, _, _ = select.select(watched, [], [], timeout)
+        if idle is not None and idle.pidfd >= 0:
+            watched.append(idle.pidfd)
+        # A periodic reap for children without a pidfd; the idle child's refill time.
+        waits = [0.2] if any(fd < 0 for fd in children.by_fd) else []
+        if refill_at is not None:
+            waits.append(max(0.0, refill_at - time.monotonic()))
+        ready, _, _ = select.select(watched, [], [], min(waits) if waits else None)
+        if idle is not None and idle.pidfd in ready:  # it died while idle: replaced later
+            idle.close()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(idle.pid, 0)
+            idle, refill_at = None, time.monotonic() + REFILL_S
         if stdin in ready:
             chunk = os.read(stdin, 4096)
             if not chunk:
@@ -229,13 +356,26 @@ def serve(stdin: int = 0, stdout: int = 1) -> int:
                 line = raw.decode().strip()
                 if not line:
                     continue
-                # fds 0-2 are replaced in the child; any other pipe or pidfd is closed.
-                extra = [fd for fd in (stdin, stdout) if fd > 2]
-                pid = _fork_job(Path(line), [*extra, *children.fds()])
+                if idle is not None and idle.hand(Path(line)):
+                    pid = idle.pid
+                else:
+                    pid = _fork_job(Path(line), inherited())
+                idle = None
                 children.add(pid)
                 say(f"started {pid}")
+                if prefork:
+                    refill_at = time.monotonic() + REFILL_S
         for pid, code in children.reap(ready):
             say(f"exit {pid} {code}")
+            if not children.by_fd and refill_at is not None:
+                refill_at = min(refill_at, time.monotonic() + REFILL_AFTER_EXIT_S)
+        if not reading:
+            if idle is not None:  # no more jobs: the idle child ends
+                idle.close()
+                idle = None
+            refill_at = None
+        elif idle is None and refill_at is not None and time.monotonic() >= refill_at:
+            idle, refill_at = _Idle(inherited()), None
     return 0
 
 

@@ -1,7 +1,7 @@
 """The pre-started fork server (protocols/standby.py, party_node.executor.Executor): each job
 runs the real worker in a fresh child forked from one server that imported once, no child is
-ever handed a second job, a server that died while idle is never handed one, and a worker's
-end is pushed to the node."""
+ever handed a second job, a server or an idle pre-forked child that died while idle is never
+handed one, and a worker's end is pushed to the node."""
 
 from __future__ import annotations
 
@@ -145,3 +145,50 @@ def test_close_ends_the_server():
     server = ex.server
     ex.close()
     assert server.proc.poll() is not None
+
+
+def _children_of(pid: int) -> set[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(c) for c in text.split()}
+
+
+def _idle_child(server_pid: int) -> int:
+    """The server's one child while no job runs: the idle pre-forked one."""
+    found: list[int] = []
+
+    def one() -> bool:
+        found[:] = [p for p in _children_of(server_pid) if not _gone(p)]
+        return len(found) == 1
+
+    wait_for(one, timeout=30, what="the server's idle child")
+    return found[0]
+
+
+def test_a_job_goes_to_the_child_forked_before_it_arrived(tmp_path, executor):
+    server = executor.server.proc.pid
+    idle = _idle_child(server)
+    # Idle: detached in its own session, its output nowhere near the server's report pipe,
+    # and in no job's directory.
+    assert os.getsid(idle) == idle
+    assert os.readlink(f"/proc/{idle}/fd/1") == os.devnull
+
+    handle = executor.launch(job_dir(tmp_path, "i"))
+
+    assert handle.pid == idle
+    assert handle.wait(timeout=60) == EXIT_BAD_SESSION
+    assert "unreadable session" in (tmp_path / "i" / LOG_FILE).read_text()
+    # Once no job runs, the next idle child is forked: a fresh process, never this one.
+    assert _idle_child(server) != idle
+
+
+def test_an_idle_child_that_died_is_never_handed_a_job(tmp_path, executor):
+    server = executor.server.proc.pid
+    idle = _idle_child(server)
+    os.kill(idle, signal.SIGKILL)
+    wait_for(lambda: idle not in _children_of(server), timeout=10, what="the idle child reaped")
+
+    handle = executor.launch(job_dir(tmp_path, "x"))
+
+    assert handle.pid != idle
+    assert handle.wait(timeout=60) == EXIT_BAD_SESSION
+    assert executor.server.proc.pid == server  # the server itself carried on
