@@ -73,12 +73,24 @@ def mpyc_argv(session: WorkerSession) -> list[str]:
 class Reporter:
     """Writes this worker's status. In session 0 of a partitioned job (``others``: the
     sibling sessions' last figures) the bytes, messages and CPU seconds are summed over
-    the sessions and the rounds are the largest session's (they run at once)."""
+    the sessions and the rounds are the largest session's (they run at once).
+
+    At most one write per ``MIN_INTERVAL_S``: a small job passes half a dozen phases in a
+    few ms, and each write is a file and a rename on the job's path (the node reads the
+    status no more often than its monitor ticks, every 0.2 s). A report that comes sooner
+    is held and written when the interval is up (by the event loop, if one runs), unless a
+    later one replaces it first; ``done`` and ``failed`` are written at once, always."""
+
+    MIN_INTERVAL_S = 0.1
+    _FINAL = ("done", "failed")
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.bytes_sent = 0
         self.others: list[dict[str, Any]] = []
+        self._written_at = -1.0
+        self._held: WorkerStatus | None = None
+        self._flush: asyncio.TimerHandle | None = None
 
     def __call__(self, phase: str, fraction: float, message: str = "") -> None:
         from protocols.transport_stats import COUNTS
@@ -98,7 +110,30 @@ class Reporter:
             messages_sent=messages,
             rounds=rounds,
         )
+        wait = self._written_at + self.MIN_INTERVAL_S - time.monotonic()
+        if phase in self._FINAL or wait <= 0:
+            self._write(status)
+            return
+        self._held = status
+        if self._flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (before MPyC's): the next report writes it
+                return
+            self._flush = loop.call_later(wait, self._write_held)
+
+    def _write_held(self) -> None:
+        self._flush = None
+        if self._held is not None:
+            self._write(self._held)
+
+    def _write(self, status: WorkerStatus) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._held = None
         status.write(self.directory)
+        self._written_at = time.monotonic()
 
     def own(self, mpc: Any) -> dict[str, Any]:
         """This session's own figures (for ``sessions.json``)."""
