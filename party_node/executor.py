@@ -3,9 +3,10 @@ process and returns a JobHandle (poll / terminate / wait) - the launcher/handle 
 
 Workers die with their node (``ensnif_mpc.procs``): the kernel sends SIGKILL when
 the launching thread exits, so a node killed with SIGKILL leaves no worker behind.
-Launches therefore happen on one long-lived thread of the node (its job monitor).
+Processes are therefore started on one long-lived thread of the node (its job monitor).
 A worker forked by the node's pre-started fork server (protocols/standby.py) dies with
-that server, which dies with the monitor thread that started it.
+that server, which dies with the monitor thread that started it; handing a job to that
+server is only a line on its pipe, so any thread may do it (the Start call does).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class ForkServer:
         self._handles: dict[int, ForkedHandle] = {}
         self._waiting: list[Path] = []  # directories sent, in order, awaiting "started"
         self._lock = threading.Lock()
+        self._forking = threading.Lock()  # one hand-off at a time: replies come in order
         self._eof = threading.Event()
         self.ready = threading.Event()  # its imports are done
         assert self.proc.stdout is not None
@@ -174,19 +176,20 @@ class ForkServer:
     def fork(self, directory: Path, timeout_s: float = 30.0) -> ForkedHandle | None:
         """The worker forked for ``directory``, or None if the server is gone or does not
         answer (the caller starts the worker cold)."""
-        if not self.alive or self.proc.stdin is None:
-            return None
-        with self._lock:
-            self._waiting.append(directory)
-        try:
-            self.proc.stdin.write(f"{directory}\n".encode())
-            self.proc.stdin.flush()
-            handle = self._started.get(timeout=timeout_s)
-        except (OSError, ValueError, queue.Empty):
-            handle = None
-        if handle is None:  # no answer: this server is broken; it must not get another job
-            self.kill()
-        return handle
+        with self._forking:
+            if not self.alive or self.proc.stdin is None:
+                return None
+            with self._lock:
+                self._waiting.append(directory)
+            try:
+                self.proc.stdin.write(f"{directory}\n".encode())
+                self.proc.stdin.flush()
+                handle = self._started.get(timeout=timeout_s)
+            except (OSError, ValueError, queue.Empty):
+                handle = None
+            if handle is None:  # no answer: this server is broken; it must not get another
+                self.kill()
+            return handle
 
     def _read(self, out: IO[bytes]) -> None:
         try:
@@ -253,7 +256,8 @@ class Executor:
     :meth:`warm` and :meth:`launch`, both called on the node's job-monitor thread: a child
     dies with the thread that started it (``ensnif_mpc.procs``). A server that died while
     idle is replaced, never handed a job; one started under another environment is
-    retired (it ends once its running workers have) and replaced. Each forked worker
+    retired (it ends once its running workers have) and replaced. :meth:`launch_warm`
+    hands a job to a ready server from any thread. Each forked worker
     serves exactly one job. ``on_exit`` is called (on another thread) when a worker ends,
     so the node need not poll for it.
     """
@@ -297,6 +301,21 @@ class Executor:
         self._server, self._retired = None, []
         for server in servers:
             server.close()
+
+    def launch_warm(self, directory: Path) -> JobHandle | None:
+        """Hand the job to the running fork server, from any thread; None when there is no
+        ready one under the node's current environment (then :meth:`launch`, on the
+        monitor thread, starts it: a process dies with the thread that started it, so only
+        that long-lived thread starts servers and cold workers)."""
+        server = self._server
+        if server is None or not server.alive or not server.ready.is_set():
+            return None
+        if server.env != self._base_env():
+            return None
+        handle = server.fork(directory)
+        if handle is not None:
+            self.launched_warm += 1
+        return handle
 
     def launch(self, directory: Path) -> JobHandle:
         self.warm()

@@ -76,6 +76,7 @@ class Supervisor:
         self._handles: dict[str, JobHandle] = {}
         self._started: dict[str, float] = {}
         self._reserved: set[int] = set()  # ports handed out, maybe not yet in the store
+        self._launching: set[str] = set()  # jobs stage() is handing to a worker
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stage() so a new worker launches at once
@@ -232,8 +233,20 @@ class Supervisor:
             artifacts=[dict(a) for a in artifacts],
             **(job.data["input"] or {}),
         ).write(directory)
-        self.store.transition(job_id, S.APPROVED, S.STARTING)
-        self.hub.notify(job_id)
+        with self._lock:
+            self._launching.add(job_id)  # the monitor leaves it to this thread
+        try:
+            self.store.transition(job_id, S.APPROVED, S.STARTING)
+            self.hub.notify(job_id)
+            # A pre-forked worker takes the job at once, on this thread: no wait for the
+            # monitor's next turn. Without one the monitor starts it (cold, or after
+            # replacing the fork server: only the monitor thread starts processes).
+            handle = self.executor.launch_warm(directory)
+            if handle is not None:
+                self._launched(job_id, handle)
+        finally:
+            with self._lock:
+                self._launching.discard(job_id)
         self._wake.set()
 
     def abort(self, job: NodeJob, reason: str) -> None:
@@ -322,17 +335,22 @@ class Supervisor:
         with self._lock:
             handle = self._handles.get(job.job_id)
         if job.state == S.STARTING and handle is None:
-            handle = self.executor.launch(directory)
             with self._lock:
-                self._handles[job.job_id] = handle
-                self._started[job.job_id] = time.monotonic()
-            self.store.transition(job.job_id, S.STARTING, S.RUNNING)
-            self.hub.notify(job.job_id)
-            log.info("job %s: worker %d started", job.job_id, handle.pid)
+                if job.job_id in self._launching:  # stage() is handing it over right now
+                    return
+            self._launched(job.job_id, self.executor.launch(directory))
             return
         if job.state != S.RUNNING or handle is None:
             return
         self._watch(job, handle)
+
+    def _launched(self, job_id: str, handle: JobHandle) -> None:
+        with self._lock:
+            self._handles[job_id] = handle
+            self._started[job_id] = time.monotonic()
+        self.store.transition(job_id, S.STARTING, S.RUNNING)
+        self.hub.notify(job_id)
+        log.info("job %s: worker %d started", job_id, handle.pid)
 
     def _keep_artifacts(self, job: NodeJob, directory: Path) -> None:
         """Store this node's shares of the artifacts the worker kept (before the job is

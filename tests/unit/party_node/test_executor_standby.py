@@ -192,3 +192,31 @@ def test_an_idle_child_that_died_is_never_handed_a_job(tmp_path, executor):
     assert handle.pid != idle
     assert handle.wait(timeout=60) == EXIT_BAD_SESSION
     assert executor.server.proc.pid == server  # the server itself carried on
+
+
+def test_a_job_is_handed_to_the_ready_server_from_any_thread(tmp_path, executor):
+    server = executor.server
+    handed: list[tuple[Path, object]] = []
+
+    def hand(name: str) -> None:
+        d = job_dir(tmp_path, name)
+        handed.append((d, executor.launch_warm(d)))
+
+    threads = [threading.Thread(target=hand, args=(n,)) for n in ("w1", "w2", "w3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert executor.server is server  # handing over never starts or replaces a server
+    assert len({h.pid for _, h in handed}) == 3
+    for d, h in handed:  # each handle is its own directory's worker, whatever the order
+        assert h.directory == d
+        assert h.wait(timeout=60) == EXIT_BAD_SESSION
+        assert "unreadable session" in (d / LOG_FILE).read_text()
+
+
+def test_without_a_ready_server_a_job_is_not_handed_over(tmp_path, executor, monkeypatch):
+    assert Executor(standby=0).launch_warm(job_dir(tmp_path, "n0")) is None
+    monkeypatch.setenv("ENSNIF_PEER_SILENCE_SECONDS", "9")  # the server's env is stale now
+    assert executor.launch_warm(job_dir(tmp_path, "n1")) is None
