@@ -9,8 +9,10 @@ store each time. Here the same links are made as MPyC makes them, so the rest of
 resolving this party's future once every peer is there, ``shutdown()``) works unchanged:
 
 - party i listens on its own port for the parties below it (only if i > 0) and dials
-  every party above it, all at once, each dial retried on refusal after 5 ms, doubling up
-  to MPyC's 0.1 s (the parties of a job start within milliseconds of each other);
+  every party above it, all at once, each dial retried on refusal after 2 ms, doubling up
+  to 20 ms for the first second and to MPyC's 0.1 s after it: the parties of a job start
+  within tens of ms of each other, and a refused dial costs a fraction of a ms, while a
+  long pause is paid in full by every party waiting for the last listener;
 - two TLS contexts per worker, built once: both present this party's per-job certificate
   and trust only the job's CA (``.config/mpyc_ca.crt``), never the system's (DESIGN §3: a
   peer's certificate must chain to the consortium); the server requires a client
@@ -34,7 +36,9 @@ from typing import Any
 
 log = logging.getLogger("ensnif.worker")
 
-FIRST_RETRY_S = 0.005
+FIRST_RETRY_S = 0.002
+EARLY_RETRY_S = 0.02  # the longest pause in the first EARLY_S of dialling
+EARLY_S = 1.0
 LAST_RETRY_S = 0.1  # MPyC's pause between attempts
 
 
@@ -62,6 +66,7 @@ async def _dial(mpc: Any, peer: Any, context: ssl.SSLContext | None) -> None:
     loop = asyncio.get_running_loop()
     name = f"MPyC party {peer.pid}" if context is not None else None
     pause = FIRST_RETRY_S
+    early_until = loop.time() + EARLY_S
     while True:
         try:
             await loop.create_connection(
@@ -77,7 +82,7 @@ async def _dial(mpc: Any, peer: Any, context: ssl.SSLContext | None) -> None:
         except Exception as exc:  # refused, reset, or a handshake the peer dropped
             log.debug("connecting to party %d: %s", peer.pid, exc)
         await asyncio.sleep(pause)
-        pause = min(pause * 2, LAST_RETRY_S)
+        pause = min(pause * 2, EARLY_RETRY_S if loop.time() < early_until else LAST_RETRY_S)
 
 
 async def start(mpc: Any) -> None:
