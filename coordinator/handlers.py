@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from coordinator import outsourced
 from coordinator.outsourced import EntrustmentProof
@@ -100,35 +101,39 @@ class Coordinator:
         kind = _kinds(listed, {p.name for p in self.store.list_parties()})
         # Before the policy checks: what no helper serves says so, whatever the owner signed.
         outsourced.check_job(spec, self.store.host_of)  # one outsourced input, PRF joins
-        sizing = validate(spec, kind, lambda p, n: datasets.get((p, n)))
-        job = self.store.create_job(
-            uuid.uuid4().hex[:12], spec, who.name, cert_pem, sizing.as_dict()
-        )
-        earlier = None if fresh else self._answered_before(job)
+        sizing = validate(spec, kind, lambda p, n: datasets.get((p, n))).as_dict()
+        job_id = uuid.uuid4().hex[:12]
+        earlier = None if fresh else self._answered_before(spec, who.name, sizing)
         if earlier is not None:
+            job = self.store.create_job(job_id, spec, who.name, cert_pem, sizing)
             return self._answer_from(job, earlier)
-        self.store.transition(job.id, JobState.SUBMITTED, JobState.VALIDATED)
+        # Validated above: stored validated, both steps audited, in one commit.
+        job = self.store.create_job(
+            job_id, spec, who.name, cert_pem, sizing, then=(JobState.VALIDATED,)
+        )
         self.scheduler.drive(job.id)
-        return self.store.get_job(job.id)
+        return job
 
-    def _answered_before(self, job: JobRecord) -> JobRecord | None:
-        """The latest earlier job that asked the same DP question with the same release.
+    def _answered_before(
+        self, spec: JobSpec, submitter: str, sizing_of: dict[str, Any]
+    ) -> JobRecord | None:
+        """The latest earlier job that asked the same DP question with the same release
+        (asked before the new job is stored, so it is never among them).
 
         Serving its result again releases nothing new, so it costs no budget; the
         nodes are not asked (they would see no computation to approve). Exact releases
         are never cached: they cost nothing, and the data may have changed.
         """
-        release = job.sizing.get("release") or {}
+        release = sizing_of.get("release") or {}
         if self.cache_seconds <= 0 or not release or release.get("exact", True):
             return None
-        version = registry.for_spec(job.spec).version
-        key = approvals.question_key(job.spec, version, job.submitter)
+        version = registry.for_spec(spec).version
+        key = approvals.question_key(spec, version, submitter)
         since = utcnow() - dt.timedelta(seconds=self.cache_seconds)
-        sizing = json.dumps(job.sizing, sort_keys=True)  # as stored: tuples become lists
+        sizing = json.dumps(sizing_of, sort_keys=True)  # as stored: tuples become lists
         for old in self.store.list_jobs(500, frozenset({JobState.SUCCEEDED})):
             if (
-                old.id != job.id
-                and old.submitter == job.submitter
+                old.submitter == submitter
                 and old.created_at >= since
                 and not old.session.get("cached_from")
                 and json.dumps(old.sizing, sort_keys=True) == sizing

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from coordinator import root_cause
@@ -35,6 +34,7 @@ from coordinator.node_client import (
     UnknownNode,
 )
 from coordinator.store import JobRecord, Store
+from coordinator.threads import DaemonThreads
 from coordinator.validation import honest_majority_threshold
 from ensnif_mpc import logs
 from ensnif_mpc.jobs import sessions
@@ -80,7 +80,10 @@ class Scheduler:
         # How long a job may wait for data owners' administrators (manual approval).
         self.approval_timeout_s = approval_timeout_s
         self.admission = Admission(max_jobs_per_party)
-        self._threads: dict[str, threading.Thread] = {}
+        # Jobs with a driver running (drive() starts none for those); the drivers and the
+        # jobs' watchers run on threads reused across jobs (coordinator/threads.py).
+        self._driving: set[str] = set()
+        self.threads = DaemonThreads("scheduler")
         # Parties whose in-flight slots each driven job holds (see Admission).
         self._holding: dict[str, list[str]] = {}
         self._lock = threading.Lock()
@@ -89,14 +92,17 @@ class Scheduler:
     # -- public --------------------------------------------------------------
     def drive(self, job_id: str) -> None:
         with self._lock:
-            t = self._threads.get(job_id)
-            if t is not None and t.is_alive():
+            if job_id in self._driving:
                 return
-            t = threading.Thread(
-                target=self._run, args=(job_id,), name=f"job-{job_id}", daemon=True
-            )
-            self._threads[job_id] = t
-            t.start()
+            self._driving.add(job_id)
+        self.threads.run(self._drive, job_id)
+
+    def _drive(self, job_id: str) -> None:
+        try:
+            self._run(job_id)
+        finally:
+            with self._lock:
+                self._driving.discard(job_id)
 
     def resume(self) -> int:
         jobs = self.store.list_jobs(limit=10_000, states=LIVE)
@@ -190,7 +196,8 @@ class Scheduler:
     ) -> JobRecord:
         if not self.store.transition(job.id, job.state, new, reason, code, **fields):
             raise JobEnded(job.id)
-        log.info("job %s is %s", job.id, new.value)
+        for state in (new, *fields.get("then", ())):
+            log.info("job %s is %s", job.id, state.value)
         self.notify(job.id)
         return self.store.get_job(job.id)
 
@@ -264,8 +271,8 @@ class Scheduler:
             if job.state.final:
                 raise JobEnded(job.id)
         session = self._session(order, approved, _requested_sessions(job))
-        job = self._move(job, JobState.APPROVED, session=session)
-        return job
+        # Approved and scheduled in one commit (two audited steps): nothing happens between.
+        return self._move(job, JobState.APPROVED, session=session, then=(JobState.SCHEDULED,))
 
     def _session(
         self, order: list[str], approved: dict[str, Approved], requested: int = 1
@@ -340,12 +347,7 @@ class Scheduler:
             self.notify(job.id)
 
     def _propose_all(self, job: JobRecord, order: list[str]) -> dict[str, ProposeAnswer]:
-        def one(i_party: tuple[int, str]) -> tuple[str, ProposeAnswer]:
-            i, party = i_party
-            return party, self.nodes.propose(party, job, i, order, self.propose_timeout_s)
-
-        with ThreadPoolExecutor(max_workers=len(order)) as pool:
-            return dict(pool.map(one, enumerate(order)))
+        return self.nodes.propose_all(job, order, self.propose_timeout_s)
 
     def _start(self, job: JobRecord) -> JobRecord:
         if job.state == JobState.APPROVED:
@@ -366,19 +368,11 @@ class Scheduler:
         threshold = int(session["threshold"])
         parallel = int(session.get("sessions", 1))
 
-        def start_one(party: str) -> tuple[str, NodeCallFailed | None]:
-            try:
-                self.nodes.start(party, job.id, peers, threshold, sessions=parallel)
-                return party, None
-            except NodeCallFailed as exc:
-                return party, exc
-
         order = session["party_order"]
-        with ThreadPoolExecutor(max_workers=len(order)) as pool:
-            failures = [(p, e) for p, e in pool.map(start_one, order) if e is not None]
-        if failures:
-            party, exc = failures[0]
-            err = exc.error
+        failed = self.nodes.start_all(order, job.id, peers, threshold, sessions=parallel)
+        if failed:
+            party = next(p for p in order if p in failed)
+            err = failed[party].error
             self._fail(
                 job.id,
                 f"{party} could not start the job: {err.message}",
@@ -450,7 +444,7 @@ class _Following:
 
     def begin(self) -> None:
         for party in self.order:
-            threading.Thread(target=self._watch, args=(party,), daemon=True).start()
+            self.s.threads.run(self._watch, party)
 
     def _record(self, party: str, st: NodeStatus) -> None:
         store = self.s.store
