@@ -139,6 +139,64 @@ def test_transition_writes_extra_fields(store):
     assert store.get_job("job-1").session == {"order": ["grocery", "pharmacy", "helper"]}
 
 
+def test_transition_then_takes_every_step_in_one_change_each_audited(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.VALIDATED)
+    store.transition("job-1", JobState.VALIDATED, JobState.AWAITING_APPROVAL)
+
+    changed = store.transition(
+        "job-1",
+        JobState.AWAITING_APPROVAL,
+        JobState.APPROVED,
+        session={"party_order": ["grocery", "pharmacy", "helper"]},
+        then=(JobState.SCHEDULED,),
+    )
+
+    rec = store.get_job("job-1")
+    assert changed and rec.state is JobState.SCHEDULED
+    assert rec.session == {"party_order": ["grocery", "pharmacy", "helper"]}
+    steps = [(r[3]["from"], r[3]["to"]) for r in store.audit_rows() if r[2] == "job_state"]
+    assert steps[-2:] == [("awaiting_approval", "approved"), ("approved", "scheduled")]
+    assert _verify(store).records == 5
+
+
+def test_transition_then_with_an_illegal_step_writes_nothing(store):
+    _create(store)
+
+    with pytest.raises(InvalidTransition):
+        store.transition(
+            "job-1", JobState.SUBMITTED, JobState.VALIDATED, then=(JobState.SUCCEEDED,)
+        )
+
+    assert store.get_job("job-1").state is JobState.SUBMITTED
+    assert [r[2] for r in store.audit_rows()] == ["job_submitted"]
+
+
+def test_transition_then_from_a_state_the_job_left_changes_nothing(store):
+    _create(store)
+    store.transition("job-1", JobState.SUBMITTED, JobState.CANCELLED)
+
+    changed = store.transition(
+        "job-1", JobState.SUBMITTED, JobState.VALIDATED, then=(JobState.AWAITING_APPROVAL,)
+    )
+
+    assert not changed and store.get_job("job-1").state is JobState.CANCELLED
+    assert [r[2] for r in store.audit_rows()] == ["job_submitted", "job_state"]
+
+
+def test_create_job_then_stores_the_last_state_with_each_step_audited(store):
+    rec = store.create_job(
+        "job-1", SPEC, "alice", "-----CERT-----", SIZING, then=(JobState.VALIDATED,)
+    )
+
+    assert rec.state is JobState.VALIDATED
+    assert store.get_job("job-1").state is JobState.VALIDATED
+    rows = store.audit_rows()
+    assert [r[2] for r in rows] == ["job_submitted", "job_state"]
+    assert (rows[1][3]["from"], rows[1][3]["to"]) == ("submitted", "validated")
+    assert _verify(store).records == 2
+
+
 def test_update_job_bumps_the_version_without_changing_state(store):
     _create(store)
 
@@ -342,6 +400,32 @@ def test_upsert_dataset_says_whether_the_entry_changed(store):
 
     assert (first, again, grown) == (True, False, True)
     assert store.list_datasets("grocery")[0].row_count == 13
+
+
+def test_parties_and_catalog_read_before_a_change_show_the_change(store, url):
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:1", "pem")
+    schema = DatasetSchema("grocery", "orders", (Column("basket_total", "float", 0, 500, 2),), 12)
+    store.upsert_dataset(schema)
+    assert store.get_party("grocery").address == "127.0.0.1:1"  # read (and kept) once
+    assert store.list_datasets() == [schema]
+
+    store.upsert_party("grocery", "data_owner", "127.0.0.1:2", "pem")
+    store.upsert_party("helper", "compute", "127.0.0.1:3", "pem")
+    store.upsert_dataset(dataclasses.replace(schema, row_count=13))
+    store.upsert_dataset(dataclasses.replace(schema, name="returns"))
+
+    assert store.get_party("grocery").address == "127.0.0.1:2"
+    assert [p.name for p in store.list_parties()] == ["grocery", "helper"]
+    assert [(d.name, d.row_count) for d in store.list_datasets("grocery")] == [
+        ("orders", 13),
+        ("returns", 12),
+    ]
+    reopened = Store(url)  # what this store shows is what it wrote
+    try:
+        assert reopened.list_parties() == store.list_parties()
+        assert reopened.list_datasets() == store.list_datasets()
+    finally:
+        reopened.close()
 
 
 def test_a_state_database_that_cannot_be_opened_is_one_clear_error(tmp_path):

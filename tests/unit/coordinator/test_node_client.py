@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -341,6 +342,45 @@ def test_a_party_without_an_address_is_an_unknown_node(node: FakeNode) -> None:
     assert node.requests == []
 
 
+def test_propose_all_asks_every_party_at_its_place_before_any_answers(
+    client: NodeClient, node: FakeNode
+) -> None:
+    node.reply = ppb.ProposeResponse(decision=ppb.DECISION_APPROVED)
+    node.hold = threading.Event()  # no node answers until all three were asked
+    answers: dict[str, Any] = {}
+    asking = threading.Thread(target=lambda: answers.update(client.propose_all(JOB, ORDER, WAIT_S)))
+    asking.start()
+
+    all_asked = _wait_until(lambda: len(node.requests) == len(ORDER))
+    node.hold.set()
+    asking.join(WAIT_S)
+
+    assert all_asked  # the three calls were in flight together
+    assert sorted(r.party_index for r in node.requests) == [0, 1, 2]
+    assert all(list(r.party_order) == ORDER for r in node.requests)
+    assert sorted(answers) == sorted(ORDER)
+    assert all(isinstance(a, Approved) for a in answers.values())
+
+
+def test_propose_all_with_an_unregistered_party_sends_nothing(address: str, node: FakeNode) -> None:
+    client = NodeClient(Dialer(), Directory({"grocery": address, "helper": address}))
+
+    with pytest.raises(UnknownNode) as raised:
+        client.propose_all(JOB, ORDER, WAIT_S)
+
+    assert raised.value.party == "logistics"
+    assert node.requests == []
+
+
+def _wait_until(condition: Any, timeout_s: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 # -- start, abort, status -----------------------------------------------------------------
 
 
@@ -376,6 +416,30 @@ def test_a_start_the_node_refuses_raises_with_its_reason(
     assert raised.value.status == "PERMISSION_DENIED"
     assert raised.value.error.reason == "crypto_verification_failed"
     assert raised.value.error.message == "binding of peer 2 does not verify"
+
+
+def test_start_all_names_each_party_that_could_not_start(
+    client: NodeClient, node: FakeNode
+) -> None:
+    node.error = errors.CryptoError("binding of peer 2 does not verify")
+
+    failed = client.start_all(ORDER, "job-1", [], threshold=1)
+
+    assert sorted(failed) == sorted(ORDER)
+    assert {f.party for f in failed.values()} == set(ORDER)
+    assert all(f.error.reason == "crypto_verification_failed" for f in failed.values())
+    assert len(node.requests) == len(ORDER)
+
+
+def test_start_all_returns_nothing_when_every_party_started(
+    client: NodeClient, node: FakeNode
+) -> None:
+    node.reply = ppb.StartResponse(state="starting")
+
+    failed = client.start_all(ORDER, "job-1", [], threshold=1, sessions=2)
+
+    assert failed == {}
+    assert [r.sessions for r in node.requests] == [2, 2, 2]
 
 
 def test_abort_sends_the_reason(client: NodeClient, node: FakeNode) -> None:
