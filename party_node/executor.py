@@ -91,12 +91,18 @@ class JobHandle:
 
 class ForkedHandle(JobHandle):
     """A worker forked by the fork server: the server reaps it and pushes its exit status
-    (``exit PID RC``), which :meth:`poll` and :meth:`wait` read; no polling of the process."""
+    (``exit PID RC``), which :meth:`poll` and :meth:`wait` read; no polling of the process.
+
+    A worker that said ``done`` (its result and last status written) polls as exited with
+    0 at once: its share is complete and its MPC session over (the result is written after
+    MPyC's shutdown barrier), so the node delivers it without waiting for the process to be
+    torn down and reaped."""
 
     def __init__(self, pid: int, directory: Path) -> None:
         self._pid = pid
         self.directory = directory
         self._code: int | None = None
+        self._done = False
         self._ended = threading.Event()
 
     @property
@@ -108,8 +114,13 @@ class ForkedHandle(JobHandle):
             self._code = code
         self._ended.set()
 
+    def finished(self) -> None:
+        """The worker said its result is written (``done PID``)."""
+        self._done = True
+
     def poll(self) -> int | None:
-        return self._code
+        # Done stands whatever the process's own end (wait() gives that): its share is whole.
+        return 0 if self._done else self._code
 
     def terminate(self, grace_s: float = 2.0) -> None:
         """SIGTERM the worker's process group, SIGKILL after the grace period."""
@@ -203,6 +214,12 @@ class ForkServer:
                         handle = ForkedHandle(pid, self._waiting.pop(0))
                         self._handles[pid] = handle
                     self._started.put(handle)
+                elif word == "done":
+                    with self._lock:
+                        finished = self._handles.get(int(rest[0]))
+                    if finished is not None:
+                        finished.finished()
+                        self._on_exit()
                 elif word == "exit":
                     with self._lock:
                         ended = self._handles.pop(int(rest[0]), None)

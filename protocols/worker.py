@@ -33,6 +33,7 @@ from ensnif_mpc.jobs.member_program import MEMBER_PROTOCOL
 from ensnif_mpc.jobs.protocol import ARTIFACT
 from ensnif_mpc.jobs.worker_session import (
     ARTIFACTS_FILE,
+    DONE_FD_ENV,
     EXIT_BAD_SESSION,
     EXIT_FAILED,
     EXIT_OK,
@@ -706,7 +707,21 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(directory / RESULT_FILE, sealed)
     log.info("job %s done, %d bytes sent", session.job_id, report.bytes_sent)
     report("done", 1.0, _sessions_summary(directory) if siblings else "")
+    _say_done()
     return EXIT_OK
+
+
+def _say_done() -> None:
+    """Tell the fork server this worker's result and last status are written (a forked
+    worker only; the node then delivers without waiting for this process to end)."""
+    fd = os.environ.pop(DONE_FD_ENV, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"done\n")
+        os.close(int(fd))
+    except (OSError, ValueError):  # the server went: the exit report still ends the job
+        log.warning("could not report the result to the fork server")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ RESULT_FILE = "result.sealed"
 # This party's shares of the artifacts the job kept secret-shared, for the node's store.
 ARTIFACTS_FILE = "artifacts.out.json"
 LOG_FILE = "worker.log"
+# A worker forked by a node's fork server finds here the pipe on which it says ``done`` once
+# its result and its last status are written (protocols/standby.py): its share is delivered
+# then, not after its process was torn down and reaped.
+DONE_FD_ENV = "ENSNIF_WORKER_DONE_FD"
 
 # Exit codes of the worker, so the node can tell failures apart without parsing logs.
 EXIT_OK = 0

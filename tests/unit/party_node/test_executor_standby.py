@@ -220,3 +220,59 @@ def test_without_a_ready_server_a_job_is_not_handed_over(tmp_path, executor, mon
     assert Executor(standby=0).launch_warm(job_dir(tmp_path, "n0")) is None
     monkeypatch.setenv("ENSNIF_PEER_SILENCE_SECONDS", "9")  # the server's env is stale now
     assert executor.launch_warm(job_dir(tmp_path, "n1")) is None
+
+
+_SLOW_EXIT = """
+import os, sys, time
+from protocols import standby
+
+def job(directory):
+    fd = int(os.environ[standby.DONE_FD_ENV])
+    os.write(fd, b"done\\n")
+    time.sleep(1.5)  # a worker whose process takes long to go after its result is written
+    return 0
+
+standby._run_job = job
+sys.exit(standby.serve())
+"""
+
+
+def test_a_worker_that_said_done_is_reported_before_its_process_ends(tmp_path):
+    """The server's ``done PID`` line comes as soon as the worker writes ``done`` on its
+    pipe, well before ``exit PID 0``: the node delivers on the first."""
+    import subprocess
+    import sys
+    import time
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_EXIT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        assert server.stdout.readline() == b"ready\n"
+        server.stdin.write(f"{job_dir(tmp_path, 'slow')}\n".encode())
+        server.stdin.flush()
+        word, pid = server.stdout.readline().split()
+        assert word == b"started"
+        t0 = time.monotonic()
+        assert server.stdout.readline().split() == [b"done", pid]
+        said = time.monotonic() - t0
+        assert server.stdout.readline().split() == [b"exit", pid, b"0"]
+        ended = time.monotonic() - t0
+        assert said < 1.0 <= ended  # done came first, the exit after the job's 1.5 s
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+def test_a_handle_whose_worker_said_done_polls_as_exited_ok(tmp_path):
+    from party_node.executor import ForkedHandle
+
+    handle = ForkedHandle(12345, tmp_path)
+    assert handle.poll() is None
+    handle.finished()
+    assert handle.poll() == 0
+    handle.ended(-signal.SIGKILL)  # the process's own end after it: the share stands
+    assert handle.poll() == 0
