@@ -195,11 +195,10 @@ class Coordinator:
             )
         out = {}
         source = str(job.session.get("cached_from") or job_id)
-        signed_under = self.store.share_certificates(source)
-        for party, (blob, signature) in self.store.get_shares(source).items():
+        for party, (blob, signature, signed_under) in self.store.shares(source).items():
             rec = self.store.get_party(party)
             # The certificate the share was signed under (the node may have rotated since).
-            cert = signed_under.get(party) or (rec.certificate_pem if rec else "")
+            cert = signed_under or (rec.certificate_pem if rec else "")
             out[party] = (blob, signature, cert)
         self.store.audit("result_released", {"job": job_id, "to": who.name, "shares": sorted(out)})
         return out

@@ -418,7 +418,7 @@ class Scheduler:
             self._fail(job.id, reason, code)
             return
         order: list[str] = job.session["party_order"]
-        missing = [p for p in order if p not in self.store.get_shares(job.id)]
+        missing = [p for p in order if p not in self.store.share_parties(job.id)]
         if missing:
             self._fail(job.id, f"no result share from {', '.join(missing)}", "result_incomplete")
             return

@@ -260,12 +260,18 @@ def test_a_share_keeps_the_certificate_it_was_signed_under(store):
     store.put_share("job-1", "helper", b"h", b"sig-h")  # recorded before revision 3
 
     assert store.share_certificates("job-1") == {"grocery": "PEM-then"}
+    assert store.shares("job-1") == {
+        "grocery": (b"g", b"sig-g", "PEM-then"),
+        "helper": (b"h", b"sig-h", ""),
+    }
+    assert store.share_parties("job-1") == {"grocery", "helper"}
 
 
 def test_get_shares_of_a_job_without_shares_is_empty(store):
     _create(store)
 
     assert store.get_shares("job-1") == {}
+    assert store.shares("job-1") == {} and store.share_parties("job-1") == set()
 
 
 def _verify(store):

@@ -65,6 +65,9 @@ class FakeStore:
     def get_shares(self, job_id: str) -> dict[str, Any]:
         return {}
 
+    def share_parties(self, job_id: str) -> set[str]:
+        return set()
+
 
 class FakeNodes:
     """Each party's Watch stream: (seconds after the start, status) pairs; None as a status
