@@ -415,6 +415,7 @@ class Supervisor:
                 self.end(job, S.SUCCEEDED, "", "", sealed_share=blob, data=data, **last)
                 log.info("job %s: delivered", job.job_id)
             else:
+                handle.terminate()  # gone already, unless it said done without a result
                 msg = status.message if status and status.phase == "failed" else ""
                 code = status.reason_code if status and status.reason_code else "worker_failed"
                 self.end(job, S.FAILED, msg or f"worker exited with code {rc}", code, **last)

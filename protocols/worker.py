@@ -629,6 +629,8 @@ def _lost_peer(mpc: Any) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
+    global _DONE_FD  # taken out of the environment before any job code runs
+    _DONE_FD = os.environ.pop(DONE_FD_ENV, None)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m protocols.worker JOB_DIR", file=sys.stderr)
@@ -711,10 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+_DONE_FD: str | None = None  # a forked worker's done pipe (protocols/standby.py), or None
+
+
 def _say_done() -> None:
     """Tell the fork server this worker's result and last status are written (a forked
     worker only; the node then delivers without waiting for this process to end)."""
-    fd = os.environ.pop(DONE_FD_ENV, None)
+    fd = _DONE_FD
     if fd is None:
         return
     try:
