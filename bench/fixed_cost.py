@@ -63,7 +63,10 @@ _BEFORE_MPC = {"", "approved", "awaiting approval", "starting", "loading", "conn
 _ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
 
 
-class RoundTrips(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+class RoundTrips(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+):
     """Every call the client makes, with when it was sent and when it completed."""
 
     def __init__(self) -> None:
@@ -122,12 +125,12 @@ def mpc_seconds(root: Path, job_id: str) -> float:
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 STEPS = (
     ("submit → scheduled", "coordinator: awaiting approval .. scheduled (Propose everywhere)"),
-    ("scheduled → forked", "Start sent, the last node's fork server forked its worker"),
+    ("scheduled → forked", "Start sent, the last node handed its pre-forked worker the job"),
     ("forked → MPyC start", "the last worker from its fork to its connect"),
     ("MPyC start → connected", "first worker's connect until the last one is linked"),
     ("connected → stop", "the sum, resharing (the MPyC session)"),
     ("stop → done", "shutdown barrier, sealing, the result written"),
-    ("done → delivered", "worker exit until the last node delivered its share"),
+    ("done → delivered", "the worker's result written until the last node delivered it"),
     ("delivered → succeeded", "the coordinator's last report to its final state"),
 )
 
@@ -302,12 +305,14 @@ def _median(rows: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float])
     return statistics.median(pick(r) for r in rows)
 
 
+def _phase_of(name: str) -> Callable[[dict[str, Any]], float]:
+    return lambda row: float(row["phases"][name])
+
+
 def print_table(rows: dict[int, list[dict[str, Any]]]) -> None:
     print(f"{'phase (s after submit)':<24}" + "".join(f"{f'standby {s}':>12}" for s in rows))
     for name in PHASES:
-        cells = "".join(
-            f"{_median(r, lambda x, n=name: x['phases'][n]):>12.3f}" for r in rows.values()
-        )
+        cells = "".join(f"{_median(r, _phase_of(name)):>12.3f}" for r in rows.values())
         print(f"{name:<24}{cells}")
     print(
         f"{'MPyC session (longest)':<24}"
