@@ -130,33 +130,18 @@ def _warm_crypto() -> None:
     sealed, TLS contexts made): its first use in a process builds tables and seeds its random
     generator, about 10 ms of each child's CPU per job when left to the children.
 
-    Nothing of it is kept or secret: a throwaway key and certificate. Random state is not
-    shared by the children: OpenSSL (1.1.1 and later) reseeds its generator in a forked
-    child, and ``secrets`` reads the OS."""
-    import datetime as dt
+    Nothing of it is kept or secret: a throwaway key and per-job certificate for no job.
+    Random state is not shared by the children: OpenSSL (1.1.1 and later) reseeds its
+    generator in a forked child, and ``secrets`` reads the OS."""
     import ssl
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    from ensnif_mpc.security import sealing
+    from ensnif_mpc.security import mpc_session, pki, sealing
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ensnif fork server warm-up")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(minutes=1))
-        .sign(key, hashes.SHA256())
-    )
-    sealing.seal(cert.public_bytes(serialization.Encoding.PEM), b"warm-up", b"warm-up")
+    throwaway = pki.key_pem(ec.generate_private_key(ec.SECP256R1()))
+    credential = mpc_session.mint("warmup", 0, throwaway, hours=1)
+    sealing.seal(credential.cert_pem, b"warm-up", b"warm-up")
     for protocol in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
         ssl.SSLContext(protocol)
 
