@@ -116,11 +116,27 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
     )
 
 
+# WatchJob sends a change of progress alone (the same state) at most this often; a state
+# change, and the job's first and last message, at once. Why: a job's nodes report about
+# 8 statuses each, and each was a message of its own (a read, a conversion, a send here and
+# a parse at the analyst's), about 16 per job on the small-job path; a live display needs
+# no more than 20 a second. The interval is a constant, the same for every job: it adds
+# nothing a watcher could learn about the data (DESIGN §11).
+WATCH_PROGRESS_EVERY_S = 0.05
+
+
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    def __init__(self, coordinator: Coordinator, hub: Hub, watch_poll_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        hub: Hub,
+        watch_poll_s: float = 2.0,
+        progress_every_s: float = WATCH_PROGRESS_EVERY_S,
+    ) -> None:
         self.c = coordinator
         self.hub = hub
         self.watch_poll_s = watch_poll_s
+        self.progress_every_s = progress_every_s
         self.relay = ScoreRelay(coordinator.store, coordinator.scheduler.nodes)
         self.artifacts = ArtifactDirectory(coordinator.store, coordinator.scheduler.nodes)
 
@@ -215,14 +231,20 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         with grpc_errors(context, "WatchJob"):
             who = peer_identity(context)
             job = self.c.job(who, request.job_id)
-            tick, last_version = 0, -1
+            tick, last_version, last_state, due = 0, -1, None, 0.0
             while context.is_active():
+                wait_s = self.watch_poll_s
                 if job.version != last_version:
-                    last_version = job.version
-                    yield cpb.WatchJobResponse(job=job_to_pb(job))
+                    now = time.monotonic()
+                    if job.state != last_state or job.state.final or now >= due:
+                        last_version, last_state = job.version, job.state
+                        due = now + self.progress_every_s
+                        yield cpb.WatchJobResponse(job=job_to_pb(job))
+                    else:  # progress alone, soon after the last message: send it when due
+                        wait_s = due - now
                 if job.state.final:
                     return
-                tick = self.hub.wait(job.id, tick, self.watch_poll_s)
+                tick = self.hub.wait(job.id, tick, wait_s)
                 job = self.c.store.get_job(job.id)
 
     def CancelJob(
