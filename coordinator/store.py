@@ -228,6 +228,12 @@ def _job_update(names: tuple[str, ...], by_state: bool) -> Any:
 
 _JOBS = Base.metadata.tables[JobRow.__tablename__]
 _SHARES = Base.metadata.tables[ShareRow.__tablename__]
+_SHARE_UPDATE = (
+    update(_SHARES)
+    .where(_SHARES.c.job_id == bindparam("b_job"), _SHARES.c.party == bindparam("b_party"))
+    .values({n: bindparam(f"v_{n}") for n in ("blob", "signature", "certificate_pem")})
+)
+_SHARE_INSERT = insert(_SHARES)
 _JOB_BY_ID = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
 
 
@@ -594,11 +600,11 @@ class Store:
         # The state change and its audit record commit together (one transaction, one
         # commit): after a crash either both are there or neither.
         with self._audit.writing() as (s, record):
-            res = s.execute(
+            res = s.connection().execute(  # Core on the session's connection: no ORM step
                 _job_update(tuple(sorted(values)), by_state=True),
                 {"b_id": job_id, "b_state": old.value, "b_bump": bump, **_bound(values)},
             )
-            changed = bool(res.rowcount)  # type: ignore[attr-defined]
+            changed = bool(res.rowcount)
             if changed:
                 at = values["updated_at"].isoformat()
                 for a, b in zip(path, path[1:], strict=False):
@@ -620,8 +626,8 @@ class Store:
             if "progress" in fields:  # written now: no older unwritten progress may win
                 live = self._live.pop(job_id, None)
                 bump += live[1] if live else 0
-        with self._sessions.begin() as s:
-            s.execute(
+        with self.engine.begin() as conn:
+            conn.execute(
                 _job_update(tuple(sorted(values)), by_state=False),
                 {"b_id": job_id, "b_bump": bump, **_bound(values)},
             )
@@ -668,12 +674,10 @@ class Store:
         values = {"blob": blob, "signature": signature, "certificate_pem": certificate_pem}
         with self.engine.begin() as conn:
             replaced = conn.execute(
-                update(_SHARES)
-                .where(_SHARES.c.job_id == job_id, _SHARES.c.party == party)
-                .values(values)
+                _SHARE_UPDATE, {"b_job": job_id, "b_party": party, **_bound(values)}
             ).rowcount
             if not replaced:
-                conn.execute(insert(_SHARES).values(job_id=job_id, party=party, **values))
+                conn.execute(_SHARE_INSERT, {"job_id": job_id, "party": party, **values})
 
     def shares(self, job_id: str) -> dict[str, tuple[bytes, bytes, str]]:
         """Per party: sealed share, node signature, and the certificate it was signed under

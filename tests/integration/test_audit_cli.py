@@ -160,6 +160,21 @@ def test_records_cut_while_the_daemon_runs_stay_evident_after_it_appends(coordin
     assert "broken at record 4: the store found its anchor broken" in err
 
 
+def test_a_deleted_anchor_is_recorded_by_the_next_append_and_fails_verification(
+    coordinator, capsys
+):
+    store, config = coordinator
+    _sql(store, "DELETE FROM audit_anchor")
+
+    store.audit("job_state", {"job": "job-1"})  # the store notices before appending
+    code, _, err = ensnif(capsys, "audit", "verify", "--config", str(config))
+
+    events = [(r[0], r[2], r[3].get("problem")) for r in store.audit_rows()[-2:]]
+    assert events == [(5, "audit_anchor_broken", "anchor missing"), (6, "job_state", None)]
+    assert code == 5
+    assert "broken at record 5: the store found its anchor broken" in err
+
+
 def test_verify_without_a_certificate_checks_the_chain_and_says_so(coordinator, capsys):
     store, _ = coordinator
 
