@@ -391,8 +391,15 @@ def serve(stdin: int = 0, stdout: int = 1, prefork: bool = True) -> int:
         # fds 0-2 are replaced in a child; any other pipe or pidfd of the server is closed.
         return [*(fd for fd in (stdin, stdout) if fd > 2), *children.fds()]
 
-    idle = _Idle(inherited()) if prefork else None
-    refill_at: float | None = None
+    def fork_idle() -> _Idle | None:
+        try:
+            return _Idle(inherited())
+        except OSError:  # no fork now (memory, process limits): jobs get theirs on demand
+            traceback.print_exc()
+            return None
+
+    idle = fork_idle() if prefork else None
+    refill_at = None if idle is not None or not prefork else time.monotonic() + REFILL_S
     say("ready")
     pending = b""
     reading = True
@@ -443,7 +450,8 @@ def serve(stdin: int = 0, stdout: int = 1, prefork: bool = True) -> int:
                 idle = None
             refill_at = None
         elif idle is None and refill_at is not None and time.monotonic() >= refill_at:
-            idle, refill_at = _Idle(inherited()), None
+            idle = fork_idle()
+            refill_at = None if idle is not None else time.monotonic() + REFILL_S
     return 0
 
 
