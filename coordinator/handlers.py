@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from ensnif_mpc.jobs.jobspec import JobSpec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.security.pki import Identity
 from protocols import registry
+
+log = logging.getLogger(__name__)
 
 # The walk a job answered from the cache takes: every state is still passed (and audited).
 _CACHED_PATH = (
@@ -107,11 +110,20 @@ class Coordinator:
         if earlier is not None:
             job = self.store.create_job(job_id, spec, who.name, cert_pem, sizing)
             return self._answer_from(job, earlier)
-        # Validated above: stored validated, both steps audited, in one commit.
-        job = self.store.create_job(
-            job_id, spec, who.name, cert_pem, sizing, then=(JobState.VALIDATED,)
-        )
-        self.scheduler.drive(job.id)
+        # Validated above: stored validated, and awaiting approval if it may go at once
+        # (its places in flight taken now), every step audited, in one commit.
+        parties = list(spec.party_order)
+        admitted = self.scheduler.admit_now(job_id, parties)
+        then = (JobState.VALIDATED, *((JobState.AWAITING_APPROVAL,) if admitted else ()))
+        try:
+            job = self.store.create_job(job_id, spec, who.name, cert_pem, sizing, then=then)
+        except BaseException:
+            if admitted:
+                self.scheduler.release_admission(parties)
+            raise
+        for state in then:
+            log.info("job %s is %s", job_id, state.value)
+        self.scheduler.drive(job.id, admitted=parties if admitted else None)
         return job
 
     def _answered_before(

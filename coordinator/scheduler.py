@@ -90,11 +90,31 @@ class Scheduler:
         self._stopping = threading.Event()
 
     # -- public --------------------------------------------------------------
-    def drive(self, job_id: str) -> None:
+    def admit_now(self, job_id: str, parties: list[str]) -> bool:
+        """Take a new job's place in flight at each of its parties if it may go at once
+        (room at every party, no earlier job waiting for one of them), without waiting.
+
+        Why: a job admitted at its submission is stored ``awaiting_approval`` with its
+        creation (three audited steps, one commit) and its driver proposes at once, instead
+        of a commit of its own for that step first. The caller hands the places to
+        :meth:`drive` (``admitted=True``), or gives them back if it could not store the job
+        (:meth:`release_admission`)."""
+        return self.admission.acquire(job_id, parties, give_up=lambda: True)
+
+    def release_admission(self, parties: list[str]) -> None:
+        self.admission.release(parties)
+
+    def drive(self, job_id: str, admitted: list[str] | None = None) -> None:
+        """Drive the job on a thread of its own, unless one drives it already.
+        ``admitted``: the parties whose places :meth:`admit_now` took for it."""
         with self._lock:
             if job_id in self._driving:
+                if admitted:  # cannot happen for a new job; never keep places twice
+                    self.admission.release(admitted)
                 return
             self._driving.add(job_id)
+            if admitted:
+                self._holding[job_id] = list(admitted)
         self.threads.run(self._drive, job_id)
 
     def _drive(self, job_id: str) -> None:
@@ -133,11 +153,13 @@ class Scheduler:
             job = self.store.get_job(job_id)
             if job.state.final:
                 return
-            admitted = self._admit(job)
-            if admitted is None:  # ended while it waited its turn: nothing was proposed
-                return
-            self._holding[job_id] = admitted
-            job = self.store.get_job(job_id)
+            admitted = self._holding.get(job_id)  # taken at its submission (admit_now)
+            if admitted is None:
+                admitted = self._admit(job)
+                if admitted is None:  # ended while it waited its turn: nothing was proposed
+                    return
+                self._holding[job_id] = admitted
+                job = self.store.get_job(job_id)
             if job.state in (JobState.SUBMITTED, JobState.VALIDATED, JobState.AWAITING_APPROVAL):
                 job = self._approve(job)
             if job.state in (JobState.APPROVED, JobState.SCHEDULED):
