@@ -599,8 +599,8 @@ class Store:
         values.update(fields)
         # The state change and its audit record commit together (one transaction, one
         # commit): after a crash either both are there or neither.
-        with self._audit.writing() as (s, record):
-            res = s.connection().execute(  # Core on the session's connection: no ORM step
+        with self._audit.writing_core() as (conn, record):
+            res = conn.execute(
                 _job_update(tuple(sorted(values)), by_state=True),
                 {"b_id": job_id, "b_state": old.value, "b_bump": bump, **_bound(values)},
             )
