@@ -213,18 +213,21 @@ def _job(row: Any) -> JobRecord:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _job_update(names: tuple[str, ...], by_state: bool) -> Any:
+@functools.lru_cache(maxsize=128)
+def _job_update(names: tuple[str, ...], by_state: bool, returning: bool = False) -> Any:
     """``UPDATE jobs SET <names>…, version = version + 1 WHERE id = :b_id [AND state =
-    :b_state]``, built once per set of column names (SQLAlchemy Core on the table: building
-    a statement, and the ORM's bulk-update path, cost more CPU than running it)."""
+    :b_state] [RETURNING *]``, built once per set of column names (SQLAlchemy Core on the
+    table: building a statement, and the ORM's bulk-update path, cost more CPU than running
+    it). ``returning``: the row as written comes back (where the database can say so), so
+    the store keeps the job's new record without reading it again."""
     jobs = Base.metadata.tables[JobRow.__tablename__]
     where = [jobs.c.id == bindparam("b_id")]
     if by_state:
         where.append(jobs.c.state == bindparam("b_state"))
     values: dict[str, Any] = {n: bindparam(f"v_{n}") for n in names}
     values["version"] = jobs.c.version + bindparam("b_bump")
-    return update(jobs).where(*where).values(values)
+    statement = update(jobs).where(*where).values(values)
+    return statement.returning(*jobs.c) if returning else statement
 
 
 _JOBS = Base.metadata.tables[JobRow.__tablename__]
@@ -271,6 +274,8 @@ class Store:
         # Job records as committed, by id, and how many job writes this store made (get_job).
         self._jobs: dict[str, JobRecord] = {}
         self._jobs_written = 0
+        # UPDATE … RETURNING where the database has it (SQLite 3.35+, PostgreSQL).
+        self._returning = bool(getattr(self.engine.dialect, "update_returning", False))
         self._jobs_lock = threading.Lock()
         self._parties: dict[str, PartyRecord] | None = None
         self._catalog: tuple[DatasetSchema, ...] | None = None
@@ -541,11 +546,21 @@ class Store:
             while len(self._jobs) > JOBS_KEPT:  # the oldest kept first
                 del self._jobs[next(iter(self._jobs))]
 
-    def _forget(self, job_id: str) -> None:
-        """This store just committed a change to the job: read it again next time."""
+    def _forget(self, job_id: str, written: Any = None) -> None:
+        """This store just committed a change to the job: keep ``written`` (the row as the
+        change wrote it, from RETURNING) unless a newer version is kept already (another
+        change committed after it), else read the job again next time. Versions only grow
+        (every write adds to them), so the highest one seen is the committed one."""
+        rec = _job(written) if written is not None else None
         with self._jobs_lock:
-            self._jobs.pop(job_id, None)
             self._jobs_written += 1
+            kept = self._jobs.get(job_id)
+            if rec is None:
+                self._jobs.pop(job_id, None)
+            elif kept is None or kept.version < rec.version:
+                self._jobs[job_id] = rec
+                while len(self._jobs) > JOBS_KEPT:
+                    del self._jobs[next(iter(self._jobs))]
 
     def _with_live(self, rec: JobRecord) -> JobRecord:
         """The record with its unwritten progress, and a version counting those updates
@@ -603,11 +618,12 @@ class Store:
         # The state change and its audit record commit together (one transaction, one
         # commit): after a crash either both are there or neither.
         with self._audit.writing_core() as (conn, record):
-            res = conn.execute(
-                _job_update(tuple(sorted(values)), by_state=True),
+            written = conn.execute(
+                _job_update(tuple(sorted(values)), by_state=True, returning=self._returning),
                 {"b_id": job_id, "b_state": old.value, "b_bump": bump, **_bound(values)},
             )
-            changed = bool(res.rowcount)
+            row = written.first() if self._returning else None
+            changed = row is not None if self._returning else bool(written.rowcount)
             if changed:
                 at = values["updated_at"].isoformat()
                 for a, b in zip(path, path[1:], strict=False):
@@ -615,7 +631,7 @@ class Store:
                     details = {"job": job_id, "from": a.value, "to": b.value, "reason_code": code}
                     record("job_state", details, at)
         if changed:
-            self._forget(job_id)
+            self._forget(job_id, row)
         if not changed and live is not None:  # not this job's state any more: keep it
             with self._live_lock:
                 self._live.setdefault(job_id, live)
@@ -630,11 +646,12 @@ class Store:
                 live = self._live.pop(job_id, None)
                 bump += live[1] if live else 0
         with self.engine.begin() as conn:
-            conn.execute(
-                _job_update(tuple(sorted(values)), by_state=False),
+            written = conn.execute(
+                _job_update(tuple(sorted(values)), by_state=False, returning=self._returning),
                 {"b_id": job_id, "b_bump": bump, **_bound(values)},
             )
-        self._forget(job_id)
+            row = written.first() if self._returning else None
+        self._forget(job_id, row)
 
     def set_progress(
         self, job_id: str, progress: dict[str, Any], write_every_s: float = PROGRESS_WRITE_S

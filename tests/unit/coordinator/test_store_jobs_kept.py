@@ -69,6 +69,34 @@ def test_every_write_is_seen_by_the_next_read(store):
     assert updated.version == moved.version + 1
 
 
+def test_a_write_keeps_the_record_it_wrote(store):
+    store.get_job("job1")
+    selects = _selects(store)
+
+    store.transition("job1", JobState.SUBMITTED, JobState.VALIDATED)
+    moved = store.get_job("job1")
+    store.update_job("job1", session={"party_order": ["a", "b", "c"]})
+    updated = store.get_job("job1")
+
+    assert [s for s in selects if "FROM jobs" in s] == []  # both from the rows written
+    assert (moved.state, updated.session) == (JobState.VALIDATED, {"party_order": ["a", "b", "c"]})
+    fresh = Store(str(store.engine.url))  # the database says the same
+    try:
+        assert fresh.get_job("job1") == updated
+    finally:
+        fresh.close()
+
+
+def test_an_earlier_write_arriving_late_never_replaces_a_later_one(store):
+    with store.engine.connect() as conn:  # the row as the first write would return it
+        first_row = conn.execute(store_module._JOB_BY_ID, {"b_id": "job1"}).first()
+    store.transition("job1", JobState.SUBMITTED, JobState.VALIDATED)
+
+    store._forget("job1", first_row)  # its thread reports after the later write's
+
+    assert store.get_job("job1").state is JobState.VALIDATED
+
+
 def test_a_read_that_may_predate_a_write_is_not_kept(store):
     generation = store._jobs_written
     stale = store.get_job("job1")  # read, and kept
