@@ -76,11 +76,13 @@ class Reporter:
     sibling sessions' last figures) the bytes, messages and CPU seconds are summed over
     the sessions and the rounds are the largest session's (they run at once).
 
-    At most one write per ``MIN_INTERVAL_S``: a small job passes half a dozen phases in a
-    few ms, and each write is a file and a rename on the job's path (the node reads the
-    status no more often than its monitor ticks, every 0.2 s). A report that comes sooner
-    is held and written when the interval is up (by the event loop, if one runs), unless a
-    later one replaces it first; ``done`` and ``failed`` are written at once, always."""
+    A new phase is written at once: the node acts on it (a worker still starting or
+    connecting is held to the connect timeout, any later phase to the job's), and a phase
+    written late would show an old one while a long synchronous step holds the event loop.
+    Within one phase, updates (a fraction, a message) are written at most once per
+    ``MIN_INTERVAL_S`` (a file and a rename each; the node reads the status no more often
+    than its monitor ticks, every 0.2 s): one that comes sooner is held and written when
+    the interval is up (by the event loop, if one runs), unless a later one replaces it."""
 
     MIN_INTERVAL_S = 0.1
     _FINAL = ("done", "failed")
@@ -90,6 +92,7 @@ class Reporter:
         self.bytes_sent = 0
         self.others: list[dict[str, Any]] = []
         self._written_at = -1.0
+        self._written_phase = ""
         self._held: WorkerStatus | None = None
         self._flush: asyncio.TimerHandle | None = None
 
@@ -112,7 +115,7 @@ class Reporter:
             rounds=rounds,
         )
         wait = self._written_at + self.MIN_INTERVAL_S - time.monotonic()
-        if phase in self._FINAL or wait <= 0:
+        if phase in self._FINAL or phase != self._written_phase or wait <= 0:
             self._write(status)
             return
         self._held = status
@@ -135,6 +138,7 @@ class Reporter:
         self._held = None
         status.write(self.directory)
         self._written_at = time.monotonic()
+        self._written_phase = status.phase
 
     def own(self, mpc: Any) -> dict[str, Any]:
         """This session's own figures (for ``sessions.json``)."""
