@@ -121,6 +121,10 @@ class Ledger:
         # Per dataset, the δ all its jobs may add up to (DEFAULT_MAX_DELTA where unnamed).
         self.delta_caps = {k: Fraction(v) for k, v in (delta_caps or {}).items()}
         self._lock = threading.Lock()
+        # Jobs this process reserved nothing for (an exact release): their commit or release
+        # has no row to move, so it skips the database (lost on a restart, when the
+        # database is asked instead, as before).
+        self._free: set[str] = set()
         create_schema(_Base.metadata, engine)
         _add_delta_column(engine)
 
@@ -196,6 +200,10 @@ class Ledger:
                 spread[dataset] = check_delta(delta)
             except (ValueError, OverflowError):
                 raise InvalidArgument(f"invalid δ for {dataset!r}: {delta!r}") from None
+        if not costs:  # nothing to reserve or to refuse (an exact release)
+            with self._lock:
+                self._free.add(job_id)
+            return
         with self._lock, Session(self.engine) as session, session.begin():
             existing = session.scalars(select(ChargeRow).where(ChargeRow.job_id == job_id)).all()
             if existing:
@@ -216,6 +224,10 @@ class Ledger:
                 )
 
     def _move(self, job_id: str, to: str) -> int:
+        with self._lock:
+            if job_id in self._free:
+                self._free.discard(job_id)
+                return 0
         with self._lock, Session(self.engine) as session, session.begin():
             result = session.execute(
                 update(ChargeRow)

@@ -176,3 +176,17 @@ def test_a_job_s_delta_is_the_laplace_sampler_s_and_discovery_s_threshold() -> N
     assert job_delta(laplace, {}, {}) == Fraction(1e-10)
     assert job_delta(gaussian, discovery, {}) == Fraction(1e-6)  # its default δ
     assert job_delta(laplace, discovery, {"delta": 1e-9}) == Fraction(1e-10) + Fraction(1e-9)
+
+
+def test_an_exact_job_reserves_and_moves_nothing_and_leaves_the_others_alone(
+    ledger: Ledger,
+) -> None:
+    ledger.reserve("dp", {"orders": Fraction(1, 4)})
+    ledger.reserve("exact", {})
+
+    assert ledger.commit("exact") == 0  # nothing reserved, nothing spent
+    assert ledger.release("exact") == 0
+    assert ledger.state_of("exact") == {}
+    assert ledger.commit("dp") == 1  # a job with a charge still moves its row
+    lines = {line.dataset: line for line in ledger.show()}
+    assert lines["orders"].spent == Fraction(1, 4) and lines["orders"].reserved == 0
