@@ -19,7 +19,7 @@ from ensnif_mpc.gen.ensnif.v1 import (
     coordinator_pb2_grpc,
     scoring_pb2 as spb,
 )
-from ensnif_mpc.rpc import convert
+from ensnif_mpc.rpc import convert, pacing
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security.tls import peer_certificate_pem, peer_identity
 from protocols import registry
@@ -116,13 +116,8 @@ def protocol_to_pb(d: registry.ProtocolDef) -> pb.ProtocolInfo:
     )
 
 
-# WatchJob sends a change of progress alone (the same state) at most this often; a state
-# change, and the job's first and last message, at once. Why: a job's nodes report about
-# 8 statuses each, and each was a message of its own (a read, a conversion, a send here and
-# a parse at the analyst's), about 16 per job on the small-job path; a live display needs
-# no more than 20 a second. The interval is a constant, the same for every job: it adds
-# nothing a watcher could learn about the data (DESIGN §11).
-WATCH_PROGRESS_EVERY_S = 0.05
+# WatchJob's pacing of progress alone (ensnif_mpc.rpc.pacing says why).
+WATCH_PROGRESS_EVERY_S = pacing.EVERY_S
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
@@ -231,21 +226,22 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         with grpc_errors(context, "WatchJob"):
             who = peer_identity(context)
             job = self.c.job(who, request.job_id)
-            tick, last_version, last_state, due = 0, -1, None, 0.0
-            while context.is_active():
-                wait_s = self.watch_poll_s
-                if job.version != last_version:
-                    now = time.monotonic()
-                    if job.state != last_state or job.state.final or now >= due:
-                        last_version, last_state = job.version, job.state
-                        due = now + self.progress_every_s
-                        yield cpb.WatchJobResponse(job=job_to_pb(job))
-                    else:  # progress alone, soon after the last message: send it when due
-                        wait_s = due - now
-                if job.state.final:
-                    return
-                tick = self.hub.wait(job.id, tick, wait_s)
-                job = self.c.store.get_job(job.id)
+            tick = [0]
+
+            def wait(timeout: float) -> None:
+                tick[0] = self.hub.wait(job.id, tick[0], timeout)
+
+            for update in pacing.paced(
+                job,
+                lambda: self.c.store.get_job(job.id),
+                wait,
+                state=lambda j: j.state,
+                final=lambda j: j.state.final,
+                active=context.is_active,
+                poll_s=self.watch_poll_s,
+                every_s=self.progress_every_s,
+            ):
+                yield cpb.WatchJobResponse(job=job_to_pb(update))
 
     def CancelJob(
         self, request: cpb.CancelJobRequest, context: grpc.ServicerContext

@@ -15,7 +15,7 @@ from ensnif_mpc.gen.ensnif.v1 import (
     party_pb2_grpc,
     scoring_pb2 as spb,
 )
-from ensnif_mpc.rpc import convert
+from ensnif_mpc.rpc import convert, pacing
 from ensnif_mpc.security.mpc_session import PeerBinding
 from ensnif_mpc.security.tls import peer_identity
 from party_node import scoring_rpc
@@ -163,15 +163,22 @@ class PartyServicer(party_pb2_grpc.PartyServiceServicer):
         with self.node.disclosure.grpc_errors(context, "Watch"):
             self.node.check_coordinator(peer_identity(context))
             job = self.node.store.get(request.job_id)
-            tick, last = 0, -1
-            while context.is_active():
-                if job.version != last:
-                    last = job.version
-                    yield ppb.WatchResponse(status=status_to_pb(job, self.node.disclosure))
-                if job.state not in NODE_LIVE:
-                    return
-                tick = self.node.hub.wait(job.job_id, tick, self.watch_poll_s)
-                job = self.node.store.get(job.job_id)
+            tick = [0]
+
+            def wait(timeout: float) -> None:
+                tick[0] = self.node.hub.wait(job.job_id, tick[0], timeout)
+
+            # A state change at once, progress alone at most every 50 ms (pacing says why).
+            for update in pacing.paced(
+                job,
+                lambda: self.node.store.get(job.job_id),
+                wait,
+                state=lambda j: j.state,
+                final=lambda j: j.state not in NODE_LIVE,
+                active=context.is_active,
+                poll_s=self.watch_poll_s,
+            ):
+                yield ppb.WatchResponse(status=status_to_pb(update, self.node.disclosure))
 
     def Abort(self, request: ppb.AbortRequest, context: grpc.ServicerContext) -> ppb.AbortResponse:
         with self.node.disclosure.grpc_errors(context, "Abort"):
