@@ -1,4 +1,4 @@
-"""The tests' one wait and one way to issue a consortium's certificates.
+"""The tests' one wait, one way to issue a consortium's certificates, and one small job.
 
 Light on imports (no server, no MPyC): the protocol harness and the unit tests use it too.
 """
@@ -10,9 +10,31 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.security import pki
 
 T = TypeVar("T")
+
+
+def sum_spec(
+    second: tuple[str, str, str] = ("logistics", "deliveries", "fee"), **extra: object
+) -> jobspec.JobSpec:
+    """A small sum over grocery's basket totals and one other owner's
+    column (party, dataset, column), with the helper: the job a store or a stream test
+    needs when the job itself is not what it tests."""
+    party, dataset, column = second
+    return jobspec.from_dict(
+        {
+            "name": "total",
+            "protocol": "sum",
+            "inputs": [
+                {"party": "grocery", "dataset": "orders", "column": "basket_total"},
+                {"party": party, "dataset": dataset, "column": column},
+            ],
+            "helpers": ["helper"],
+            **extra,
+        }
+    )
 
 
 def wait_for(

@@ -19,22 +19,11 @@ from coordinator.store import Store
 from ensnif_mpc.audit import chain as audit
 from ensnif_mpc.data.schema import Column, DatasetSchema
 from ensnif_mpc.errors import InvalidConfig, InvalidTransition, UnknownJob
-from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.jobs.jobstate import JobState
+from tests.helpers import sum_spec
 
 SIZING = {"bit_length": 64, "decimals": 2}
-SPEC = jobspec.from_dict(
-    {
-        "name": "total",
-        "protocol": "sum",
-        "inputs": [
-            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-            {"party": "pharmacy", "dataset": "sales", "column": "amount"},
-        ],
-        "helpers": ["helper"],
-        "params": {"min": 1.5},
-    }
-)
+SPEC = sum_spec(("pharmacy", "sales", "amount"), params={"min": 1.5})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

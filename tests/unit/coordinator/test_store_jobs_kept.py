@@ -9,20 +9,10 @@ from sqlalchemy import event
 
 from coordinator import store as store_module
 from coordinator.store import Store
-from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.jobs.jobstate import JobState
+from tests.helpers import sum_spec
 
-SPEC = jobspec.from_dict(
-    {
-        "name": "total",
-        "protocol": "sum",
-        "inputs": [
-            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-            {"party": "pharmacy", "dataset": "sales", "column": "amount"},
-        ],
-        "helpers": ["helper"],
-    }
-)
+SPEC = sum_spec(("pharmacy", "sales", "amount"))
 SIZING = {"bit_length": 64, "decimals": 2}
 
 

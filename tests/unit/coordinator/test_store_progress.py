@@ -8,20 +8,10 @@ from __future__ import annotations
 import pytest
 
 from coordinator.store import Store
-from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.jobs.jobstate import JobState
+from tests.helpers import sum_spec
 
-SPEC = jobspec.from_dict(
-    {
-        "name": "total",
-        "protocol": "sum",
-        "inputs": [
-            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-            {"party": "pharmacy", "dataset": "sales", "column": "amount"},
-        ],
-        "helpers": ["helper"],
-    }
-)
+SPEC = sum_spec(("pharmacy", "sales", "amount"))
 
 
 @pytest.fixture

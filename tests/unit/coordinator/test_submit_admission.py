@@ -25,20 +25,10 @@ from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.security import pki
 from ensnif_mpc.security.pki import Identity
 from protocols import registry
+from tests.helpers import sum_spec
 
 WAIT_S = 10.0
-SPEC = jobspec.from_dict(
-    {
-        "name": "total",
-        "protocol": "sum",
-        "inputs": [
-            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-            {"party": "logistics", "dataset": "deliveries", "column": "fee"},
-        ],
-        "helpers": ["helper"],
-        "privacy": {"exact": True},
-    }
-)
+SPEC = sum_spec(privacy={"exact": True})
 ANALYST = Identity("alice", "analyst")
 
 

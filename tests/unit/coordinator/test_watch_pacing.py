@@ -19,23 +19,13 @@ from coordinator import servicer as servicer_module
 from coordinator.handlers import Coordinator
 from coordinator.servicer import CoordinatorServicer
 from coordinator.store import Store
-from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.rpc.hub import Hub
 from ensnif_mpc.security.pki import Identity
+from tests.helpers import sum_spec
 
 WAIT_S = 10.0
-SPEC = jobspec.from_dict(
-    {
-        "name": "total",
-        "protocol": "sum",
-        "inputs": [
-            {"party": "grocery", "dataset": "orders", "column": "basket_total"},
-            {"party": "logistics", "dataset": "deliveries", "column": "fee"},
-        ],
-        "helpers": ["helper"],
-    }
-)
+SPEC = sum_spec()
 
 
 class Context:
