@@ -15,6 +15,7 @@ from coordinator.outsourced import EntrustmentProof
 from coordinator.scheduler import Scheduler
 from coordinator.store import JobRecord, PartyRecord, Store
 from coordinator.validation import validate
+from ensnif_mpc import logs
 from ensnif_mpc.data.schema import DatasetSchema
 from ensnif_mpc.db import utcnow
 from ensnif_mpc.errors import InvalidArgument, PermissionDenied, ResultNotReady
@@ -121,8 +122,9 @@ class Coordinator:
             if admitted:
                 self.scheduler.release_admission(parties)
             raise
-        for state in then:
-            log.info("job %s is %s", job_id, state.value)
+        with logs.job_context(job_id):  # the job's id on these lines, as on its driver's
+            for state in then:
+                log.info("job %s is %s", job_id, state.value)
         self.scheduler.drive(job.id, admitted=parties if admitted else None)
         return job
 

@@ -78,7 +78,9 @@ def test_every_line_of_a_job_carries_its_id(consortium: Consortium, server_lines
 
     about_job = [line for line in server_lines.lines if job.id in line["message"]]
     assert about_job, "no line about the job was logged"
-    assert all(line.get("job_id") == job.id for line in about_job), about_job
+    assert all(line.get("job_id") == job.id for line in about_job), [
+        (line["logger"], line["message"]) for line in about_job if line.get("job_id") != job.id
+    ]
     loggers = {line["logger"] for line in about_job}
     assert {"coordinator.scheduler", "party_node.supervisor"} <= loggers
     delivered = [line for line in about_job if line["message"].endswith(": delivered")]
