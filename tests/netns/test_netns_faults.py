@@ -33,7 +33,10 @@ PARTIES = ("grocery", "logistics", "helper")
 
 @pytest.fixture(scope="module")
 def net(make_netns: Callable[..., NetnsConsortium]) -> NetnsConsortium:
-    return make_netns(rtt_ms=None, rows=1000, connect_timeout_s=10)
+    # 10,000 rows per owner: the PRF route's join then holds every worker inside MPC for
+    # about a second (0.18 s at 1,000 rows once a job's fixed cost fell: a test polling its
+    # workers' phases on a loaded machine could miss that window, and the job was done).
+    return make_netns(rtt_ms=None, rows=10_000, connect_timeout_s=10)
 
 
 FINAL = ("failed", "aborted")
@@ -56,8 +59,8 @@ def test_a_job_runs_across_the_namespaces_on_direct_links(net: NetnsConsortium) 
 
 
 def test_member_cut_off_mid_job_ends_it_for_everyone_in_bounded_time(net: NetnsConsortium) -> None:
-    # The PRF route: seconds of MPC at these sizes, so the link goes down mid-job (the
-    # tagged route's join is over in a few milliseconds, before the test sees it start).
+    # The PRF route: about a second of MPC at these sizes, so the link goes down mid-job
+    # (the tagged route's join is over in a few milliseconds, before the test sees it start).
     job = (net.root / "jobs" / "shared-customers.toml").read_text()
     slow = job.replace(
         'helpers = ["helper"]', 'helpers = ["helper"]\nparams = { join_path = "prf-shuffle" }'
