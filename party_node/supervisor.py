@@ -356,7 +356,15 @@ class Supervisor:
         with self._lock:
             self._handles[job_id] = handle
             self._started[job_id] = time.monotonic()
-        self.store.transition(job_id, S.STARTING, S.RUNNING)
+        if not self.store.transition(job_id, S.STARTING, S.RUNNING):
+            # The job ended while its worker was handed over (an abort between the
+            # session's commit and the hand-off): that worker must not run on untracked.
+            handle.terminate()
+            with self._lock:
+                self._handles.pop(job_id, None)
+                self._started.pop(job_id, None)
+            log.info("job %s ended as its worker %d started; stopped it", job_id, handle.pid)
+            return
         self.hub.notify(job_id)
         log.info("job %s: worker %d started", job_id, handle.pid)
 

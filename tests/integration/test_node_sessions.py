@@ -352,3 +352,29 @@ def test_an_approved_job_that_never_starts_gives_its_port_back(
     assert job.state == "aborted" and job.reason_code == "start_timeout"
     assert port not in node.store.ports_in_use()
     assert "mpc_key" not in job.data
+
+
+def test_a_worker_handed_a_job_that_ended_meanwhile_is_stopped(
+    setup: tuple[LocalConsortium, Node], tmp_path: Path
+) -> None:
+    """The Start call hands the job to a worker after committing its session; an abort that
+    lands between the two ends the job first. The worker it then hands over is stopped, never
+    left running untracked."""
+    import os
+    import signal
+
+    from ensnif_mpc.jobs.worker_session import SESSION_FILE
+
+    lc, node = setup
+    propose(lc, node, "endedmeanwhile")
+    node.abort(COORDINATOR, "endedmeanwhile", "cancelled by the analyst")
+    blocked = tmp_path / "blocked"  # a live worker: it blocks reading its session (a FIFO)
+    blocked.mkdir()
+    os.mkfifo(blocked / SESSION_FILE)
+    handle = node.supervisor.executor.launch(blocked)
+
+    node.supervisor._launched("endedmeanwhile", handle)
+
+    assert handle.wait(timeout=10) == -signal.SIGTERM
+    assert node.running_jobs() == 0
+    assert node.store.get("endedmeanwhile").state == "aborted"
