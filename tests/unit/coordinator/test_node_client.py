@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from ensnif_mpc.gen.ensnif.v1 import common_pb2 as pb, party_pb2 as ppb, party_p
 from ensnif_mpc.jobs import jobspec
 from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.security.mpc_session import PeerBinding
+from tests.helpers import wait_for
 
 WAIT_S = 10.0
 
@@ -351,11 +351,12 @@ def test_propose_all_asks_every_party_at_its_place_before_any_answers(
     asking = threading.Thread(target=lambda: answers.update(client.propose_all(JOB, ORDER, WAIT_S)))
     asking.start()
 
-    all_asked = _wait_until(lambda: len(node.requests) == len(ORDER))
-    node.hold.set()
-    asking.join(WAIT_S)
+    try:  # the three calls in flight together, before any was answered
+        wait_for(lambda: len(node.requests) == len(ORDER), WAIT_S, "all three calls in flight")
+    finally:
+        node.hold.set()
+        asking.join(WAIT_S)
 
-    assert all_asked  # the three calls were in flight together
     assert sorted(r.party_index for r in node.requests) == [0, 1, 2]
     assert all(list(r.party_order) == ORDER for r in node.requests)
     assert sorted(answers) == sorted(ORDER)
@@ -370,15 +371,6 @@ def test_propose_all_with_an_unregistered_party_sends_nothing(address: str, node
 
     assert raised.value.party == "logistics"
     assert node.requests == []
-
-
-def _wait_until(condition: Any, timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # -- start, abort, status -----------------------------------------------------------------

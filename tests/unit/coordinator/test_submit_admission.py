@@ -10,7 +10,6 @@ their answers).
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from ensnif_mpc.jobs.jobstate import JobState
 from ensnif_mpc.security import pki
 from ensnif_mpc.security.pki import Identity
 from protocols import registry
-from tests.helpers import sum_spec
+from tests.helpers import sum_spec, wait_for
 
 WAIT_S = 10.0
 SPEC = sum_spec(privacy={"exact": True})
@@ -110,14 +109,5 @@ def test_a_job_beyond_the_limit_is_stored_validated_and_waits(world, analyst) ->
     assert second.state is JobState.VALIDATED
     assert _steps(c, second.id) == [("submitted", "validated")]
     assert [c.scheduler.admission.in_flight(p) for p in SPEC.party_order] == [1, 1, 1]
-    assert _wait_until(lambda: c.scheduler.admission.waiting() == 1)  # its driver waits
+    wait_for(lambda: c.scheduler.admission.waiting() == 1, WAIT_S, "its driver waiting")
     assert c.store.get_job(second.id).state is JobState.VALIDATED
-
-
-def _wait_until(condition: Any, timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
