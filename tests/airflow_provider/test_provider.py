@@ -82,7 +82,13 @@ def dag_run(lc: LocalConsortium) -> dict[str, Any]:
 
 
 def _xcom(dr: Any, task_id: str, key: str) -> Any:
+    """The XCom as a task reads it: the Task SDK's decoding of the stored JSON.
+
+    Not XComModel.deserialize_value: it json-decodes the column's already decoded value a
+    second time, so a job id such as ``68403e193805`` came back as the float ``inf``.
+    """
     from airflow.models.xcom import XComModel
+    from airflow.sdk.bases.xcom import BaseXCom
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -91,7 +97,7 @@ def _xcom(dr: Any, task_id: str, key: str) -> Any:
                 run_id=dr.run_id, key=key, dag_ids=dr.dag_id, task_ids=task_id
             ).with_only_columns(XComModel.value)
         ).first()
-    return XComModel.deserialize_value(type("Row", (), {"value": row})) if row else None
+    return BaseXCom.deserialize_value(type("Row", (), {"value": row})) if row else None
 
 
 def test_the_example_dag_succeeds(dag_run: dict[str, Any]) -> None:
