@@ -52,7 +52,7 @@ exact_protocols = ["kmeans"]
 budget_rho = 1.0
 max_rho = 0.6
 """
-ROWS = 600
+ROWS = 300
 BOX = {"lower": [0, 0], "upper": [100, 100]}
 START = [[20.0, 20.0], [50.0, 80.0], [80.0, 30.0]]
 
@@ -119,7 +119,7 @@ def _line(consortium: Consortium):
 def test_models_train_on_an_outsourced_owners_rows_and_charge_its_budget(consortium, shop):
     x = shop[3]
     kmeans = _spec(
-        "kmeans", {**BOX, "k": 3, "iterations": 4, "initial": sum(START, [])}, {"exact": True}
+        "kmeans", {**BOX, "k": 3, "iterations": 3, "initial": sum(START, [])}, {"exact": True}
     )
     logistic = _spec("logistic_regression", {**BOX, "steps": 5}, {"rho": 0.5}, label=True)
     over = _spec("logistic_regression", {**BOX, "steps": 5}, {"rho": 0.6}, label=True)
@@ -139,7 +139,7 @@ def test_models_train_on_an_outsourced_owners_rows_and_charge_its_budget(consort
     centroids = np.array(
         [[float(Fraction(got[f"centroid[{j},{i}]"])) for i in range(2)] for j in range(3)]
     )
-    sk = KMeans(3, init=np.array(START), n_init=1, max_iter=4, algorithm="lloyd", tol=0).fit(x)
+    sk = KMeans(3, init=np.array(START), n_init=1, max_iter=3, algorithm="lloyd", tol=0).fit(x)
     quantum = 100 / 2**12  # the box grid the rows are mapped onto
     assert np.allclose(centroids, sk.cluster_centers_, atol=2 * quantum)
     sizes = [int(Fraction(got[f"size[{j}]"])) for j in range(3)]
