@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    bindparam,
+    insert,
     select,
     update,
 )
@@ -128,7 +131,8 @@ def _approval(r: ApprovalRow) -> Approval:
     return Approval(r.job_id, r.decision, r.approver, r.at, r.job_hash, r.signature, r.reason)
 
 
-def _rec(r: NodeJobRow) -> NodeJob:
+def _rec(r: Any) -> NodeJob:
+    """A NodeJob from a job row's columns: an ORM row, a Core row or a namespace."""
     return NodeJob(
         r.job_id,
         NodeState(r.state),
@@ -153,6 +157,8 @@ class NodeStore:
         create_schema(_Base.metadata, self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._audit = audit.AuditLog(self._sessions, NodeAuditRow, NodeAuditAnchorRow, signer)
+        table = NodeJobRow.__table__
+        self._by_id = select(table).where(table.c.job_id == bindparam("job_id"))
         if not had_anchor:  # a node.db from before anchors: anchor its chain as it is
             with self._sessions.begin() as s:
                 audit.adopt(s, NodeAuditRow, NodeAuditAnchorRow, utcnow().isoformat())
@@ -161,15 +167,16 @@ class NodeStore:
         self.engine.dispose()
 
     def get(self, job_id: str) -> NodeJob:
-        with self._sessions() as s:
-            r = s.get(NodeJobRow, job_id)
-            if r is None:
-                raise UnknownJob(f"this node has no job {job_id!r}")
-            return _rec(r)
+        job = self.find(job_id)
+        if job is None:
+            raise UnknownJob(f"this node has no job {job_id!r}")
+        return job
 
     def find(self, job_id: str) -> NodeJob | None:
-        with self._sessions() as s:
-            r = s.get(NodeJobRow, job_id)
+        # A Core read (the row's columns by name, as _rec reads them): no ORM session, no
+        # identity map, a dozen times per job on the node's Propose, Start and Watch paths.
+        with self.engine.connect() as conn:
+            r = conn.execute(self._by_id, {"job_id": job_id}).first()
             return None if r is None else _rec(r)
 
     def claim_nonce(self, nonce: str, job_id: str) -> str:
@@ -196,31 +203,36 @@ class NodeStore:
         reason_code: str = "",
     ) -> NodeJob:
         now = utcnow()
-        with self._audit.writing() as (s, record):  # the job and its record, one commit
-            row = NodeJobRow(
-                job_id=job_id,
-                state=str(state),  # the enum's value: the database holds plain strings
-                party_index=index,
-                data=data,
-                mpc_port=port,
-                reason=reason,
-                reason_code=reason_code,
-                progress={},
-                sealed_share=b"",
-                version=0,
-                updated_at=now,
-            )
-            s.add(row)
-            s.flush()
-            rec = _rec(row)
+        values: dict[str, Any] = {
+            "job_id": job_id,
+            "state": str(state),  # the enum's value: the database holds plain strings
+            "party_index": index,
+            "data": data,
+            "mpc_port": port,
+            "reason": reason,
+            "reason_code": reason_code,
+            "progress": {},
+            "sealed_share": b"",
+            "version": 0,
+            "updated_at": now,
+        }
+        # The job and its record, one commit; a Core insert, the record built from the values.
+        with self._audit.writing_core() as (conn, record):
+            conn.execute(insert(NodeJobRow).values(**values))
             details = {"job": job_id, "reason_code": reason_code}
             record(f"proposal_{state}", details, now.isoformat())
-        return rec
+        return _rec(SimpleNamespace(**values))
 
     def live(self) -> list[NodeJob]:
-        with self._sessions() as s:
-            live = sorted(str(state) for state in NODE_LIVE)
-            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state.in_(live))).all()
+        return self._in_states(NODE_LIVE)
+
+    def _in_states(self, states: Any) -> list[NodeJob]:
+        """The jobs in any of ``states``, read with Core (the monitor asks 1 to 5 times a
+        second)."""
+        table = NodeJobRow.__table__
+        wanted = sorted(str(state) for state in states)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.state.in_(wanted))).all()
             return [_rec(r) for r in rows]
 
     def ports_in_use(self) -> set[int]:
@@ -247,13 +259,13 @@ class NodeStore:
             values.update(reason=reason, reason_code=reason_code)
         # The state change and its audit record in one transaction (one commit, where
         # there were two on every job's path): after a crash both are there or neither.
-        with self._audit.writing() as (s, record):
-            res = s.execute(
+        with self._audit.writing_core() as (conn, record):
+            res = conn.execute(
                 update(NodeJobRow)
                 .where(NodeJobRow.job_id == job_id, NodeJobRow.state == str(old))
                 .values(**values)
             )
-            changed = bool(res.rowcount)  # type: ignore[attr-defined]
+            changed = bool(res.rowcount)
             if changed:
                 details = {"job": job_id, "from": str(old), "reason_code": reason_code}
                 record(f"job_{new}", details, values["updated_at"].isoformat())
@@ -317,9 +329,7 @@ class NodeStore:
             s.execute(update(ApprovalRow).where(ApprovalRow.job_id == job_id).values(applied=True))
 
     def by_state(self, state: NodeState) -> list[NodeJob]:
-        with self._sessions() as s:
-            rows = s.scalars(select(NodeJobRow).where(NodeJobRow.state == str(state))).all()
-            return [_rec(r) for r in rows]
+        return self._in_states((state,))
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self._sessions.begin() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 
@@ -238,3 +239,28 @@ def test_the_state_table_covers_every_node_state():
     from party_node.states import NodeState
 
     assert set(NODE_ALLOWED) == set(NodeState)
+
+
+def test_create_returns_what_a_read_gives_and_a_read_is_the_whole_row(store, db_path):
+    created = _create(store, state="approved")
+    assert store.get("job-1") == created
+
+    store.transition("job-1", "approved", "starting", sealed_share=b"\x00sealed\xff")
+    store.set_progress("job-1", {"phase": "connecting", "bytes": 12})
+    store.close()
+    reopened = NodeStore(db_path)
+    try:
+        read = reopened.get("job-1")
+    finally:
+        reopened.close()
+
+    assert read == dataclasses.replace(
+        created,
+        state="starting",
+        sealed_share=b"\x00sealed\xff",
+        progress={"phase": "connecting", "bytes": 12},
+        version=2,
+        updated_at=read.updated_at,
+    )
+    assert read.data == DATA and read.updated_at.tzinfo is not None
+    assert read.updated_at >= created.updated_at
