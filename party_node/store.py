@@ -300,18 +300,25 @@ class NodeStore:
             )
 
     def add_approval(self, approval: Approval, applied: bool = False) -> bool:
-        """Store a decision; False when the job already has one (the first decision stands)."""
+        """Store a decision; False when the job already has one (the first decision stands).
+
+        The decision and its audit record commit together (a Core insert on the audit's
+        connection): a crash never leaves a decision without its record."""
         from sqlalchemy.exc import IntegrityError
 
         try:
-            with self._sessions.begin() as s:
-                s.add(ApprovalRow(**dataclasses.asdict(approval), applied=applied))
+            with self._audit.writing_core() as (conn, record):
+                conn.execute(
+                    insert(ApprovalRow).values(**dataclasses.asdict(approval), applied=applied)
+                )
+                details = {
+                    "job": approval.job_id,
+                    "by": approval.approver,
+                    "reason": approval.reason,
+                }
+                record("approval_" + approval.decision, details, utcnow().isoformat())
         except IntegrityError:
             return False
-        self.audit(
-            "approval_" + approval.decision,
-            {"job": approval.job_id, "by": approval.approver, "reason": approval.reason},
-        )
         return True
 
     def approval(self, job_id: str) -> Approval | None:

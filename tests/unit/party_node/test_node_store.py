@@ -264,3 +264,21 @@ def test_create_returns_what_a_read_gives_and_a_read_is_the_whole_row(store, db_
     )
     assert read.data == DATA and read.updated_at.tzinfo is not None
     assert read.updated_at >= created.updated_at
+
+
+def test_a_decision_and_its_audit_record_commit_together_and_the_first_stands(store):
+    from party_node.store import Approval
+
+    first = Approval("job-1", "approved", "policy", "2026-12-03T10:00:00+00:00", "h", "s1", "")
+    second = Approval("job-1", "rejected", "admin", "2026-12-03T10:00:01+00:00", "h", "s2", "no")
+
+    assert store.add_approval(first, applied=True) is True
+    assert store.add_approval(second) is False
+
+    assert store.approval("job-1") == first
+    events = [(event, details) for _, _, event, details, _, _ in store.audit_rows()]
+    assert [e for e in events if e[0].startswith("approval_")] == [
+        ("approval_approved", {"job": "job-1", "by": "policy", "reason": ""})
+    ]
+    assert store.unapplied_approvals() == []
+    assert audit.verify_chain(store.audit_rows()) == 1
