@@ -186,13 +186,16 @@ def test_a_reopened_store_sees_the_jobs(store, db_path):
     _create(store)
     store.close()
 
+    assert _read_reopened(db_path, "job-1").state == "approved"
+
+
+def _read_reopened(db_path, job_id):
+    """The job as a fresh store over the same file reads it."""
     reopened = NodeStore(db_path)
     try:
-        rec = reopened.get("job-1")
+        return reopened.get(job_id)
     finally:
         reopened.close()
-
-    assert rec.state == "approved"
 
 
 def test_racing_transitions_have_exactly_one_winner(store):
@@ -248,11 +251,7 @@ def test_create_returns_what_a_read_gives_and_a_read_is_the_whole_row(store, db_
     store.transition("job-1", "approved", "starting", sealed_share=b"\x00sealed\xff")
     store.set_progress("job-1", {"phase": "connecting", "bytes": 12})
     store.close()
-    reopened = NodeStore(db_path)
-    try:
-        read = reopened.get("job-1")
-    finally:
-        reopened.close()
+    read = _read_reopened(db_path, "job-1")
 
     assert read == dataclasses.replace(
         created,
