@@ -50,8 +50,8 @@ def test_the_newton_count_reaches_the_inverse_norm_for_every_row():
 @pytest.mark.timeout(900)
 def test_outsourced_rows_join_the_dp_logistic_regression(tmp_path):
     rng = np.random.default_rng(2051)
-    x, y = _rows(rng, 700)
-    live_n, steps = 300, 6
+    x, y = _rows(rng, 500)
+    live_n, steps = 250, 4
     params = {"lower": [LOWER] * D, "upper": [UPPER] * D, "steps": steps, "clip": 1.0}
     blocks = catalog()["logistic_regression"].dp_sensitivity([OwnerBounds(1)] * 2, params)
     release = dp.plan(40.0, blocks, 3, 1).to_dict()
