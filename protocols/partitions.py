@@ -570,6 +570,8 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
     import sys
     import traceback
 
+    from ensnif_mpc.jobs.worker_session import atomic_write
+
     count = sessions_of(session.extra)
     siblings: list[tuple[Path, Any]] = []
     # (s, t) -> (read, write): session s writes to session t (the owners' inputs)
@@ -598,7 +600,8 @@ def launch_siblings(directory: Path, session: Any) -> list[tuple[Path, Any]]:
                 traceback.print_exc()
             finally:
                 os._exit(code)
-        (sib / PID_FILE).write_text(str(pid))  # for the operator (and the tests)
+        # For the operator (and the tests); whole or absent, never read half-written.
+        atomic_write(sib / PID_FILE, str(pid).encode())
         siblings.append((sib, _Forked(pid)))
     _keep_pipes(pipes, 0)
     return siblings
